@@ -1,0 +1,220 @@
+/*
+ * fsutil: file-system helpers (see fsutil.h).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return log_error("open '%s': %s", path, strerror(errno));
+	if (fsync(fd) < 0) {
+		int e = errno;
+		close(fd);
+		return log_error("fsync '%s': %s", path, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+int fsync_parent(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int r;
+
+	if (!slash)
+		r = fsync_dir(".");
+	else if (slash == dir)
+		r = fsync_dir("/");
+	else {
+		*slash = '\0';
+		r = fsync_dir(dir);
+	}
+	free(dir);
+	return r;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	char *p = xstrdup(path);
+	int r = 0;
+
+	for (char *s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, mode) == 0) {
+			if (fsync_parent(p) < 0) {
+				r = E_FAIL;
+				break;
+			}
+		} else if (errno != EEXIST) {
+			r = log_error("mkdir '%s': %s", p, strerror(errno));
+			break;
+		} else if (!is_dir(p)) {
+			r = log_error("'%s' exists and is not a directory", p);
+			break;
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	free(p);
+	return r;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len,
+		      mode_t mode)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	const char *d = data;
+	int fd, r = E_FAIL;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		log_error("open '%s': %s", tmp, strerror(errno));
+		goto done;
+	}
+	while (len) {
+		ssize_t n = write(fd, d, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_error("write '%s': %s", tmp, strerror(errno));
+			close(fd);
+			goto fail;
+		}
+		d += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		log_error("fsync '%s': %s", tmp, strerror(errno));
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		log_error("close '%s': %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (rename(tmp, path) < 0) {
+		log_error("rename '%s': %s", tmp, strerror(errno));
+		goto fail;
+	}
+	r = fsync_parent(path);
+	goto done;
+fail:
+	unlink(tmp);
+done:
+	free(tmp);
+	return r;
+}
+
+int check_safe_owner(const char *path, uid_t uid)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return E_NOTFOUND;
+		log_error("stat '%s': %s", path, strerror(errno));
+		return E_TEMP;
+	}
+	if (S_ISLNK(st.st_mode) && stat(path, &st) < 0) {
+		log_error("stat '%s': %s", path, strerror(errno));
+		return E_TEMP;
+	}
+	if (st.st_uid != uid) {
+		log_error("'%s' is owned by uid %u, not %u", path,
+			  (unsigned)st.st_uid, (unsigned)uid);
+		return E_PERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		log_error("'%s' is writable by %s", path,
+			  st.st_mode & S_IWOTH ? "others" : "its group");
+		return E_PERM;
+	}
+	return 0;
+}
+
+int read_file(char **out, size_t *len, const char *path, size_t max)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*out = NULL;
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return E_NOTFOUND;
+		return log_error("open '%s': %s", path, strerror(errno));
+	}
+	strbuf_init(&sb, 0);
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			strbuf_release(&sb);
+			return log_error("read '%s': %s", path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		if (sb.len + (size_t)n > max) {
+			close(fd);
+			strbuf_release(&sb);
+			return log_error("'%s' is larger than %zu bytes", path, max);
+		}
+		strbuf_add(&sb, buf, (size_t)n);
+	}
+	close(fd);
+	*out = strbuf_detach(&sb, len);
+	return 0;
+}
+
+bool path_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+bool is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		return log_error("remove '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+int rm_rf(const char *path)
+{
+	if (!path_exists(path))
+		return 0;
+	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) ? E_FAIL : 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * fsutil: small file-system helpers with the durability rules of
+ * STYLE.md (write to x.tmp, fsync, rename, fsync the directory).
+ */
+#ifndef FSUTIL_H
+#define FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* fsync the directory at path. */
+int fsync_dir(const char *path);
+/* fsync the directory that holds path. */
+int fsync_parent(const char *path);
+
+/*
+ * Create path and its missing parents with mode (each created directory's
+ * parent is fsynced).  Existing directories are left as they are.
+ */
+int mkdir_p(const char *path, mode_t mode);
+
+/* Write data to path atomically and durably (tmp file, fsync, rename). */
+int write_file_atomic(const char *path, const void *data, size_t len,
+		      mode_t mode);
+
+/*
+ * Check that path is owned by uid and not writable by group or others.
+ * Returns 0, E_NOTFOUND if it does not exist, or E_PERM with a logged
+ * reason naming what is wrong.
+ */
+int check_safe_owner(const char *path, uid_t uid);
+
+/* Read a whole small file into a new NUL-terminated buffer. */
+int read_file(char **out, size_t *len, const char *path, size_t max);
+
+/* Remove path and everything below it (as rm -rf); missing is fine. */
+int rm_rf(const char *path);
+
+bool path_exists(const char *path);
+bool is_dir(const char *path);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * log: diagnostics (see log.h).  Never allocates, so it is safe on the
+ * out-of-memory path.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "log.h"
+
+static const char *progname = "maildag";
+static unsigned log_sinks = LOG_TO_STDERR;
+static enum log_level log_level = LOG_LVL_INFO;
+static char last_error[1024];
+
+void log_init(const char *prog, unsigned sinks, enum log_level level)
+{
+	progname = prog;
+	log_sinks = sinks;
+	log_level = level;
+	if (sinks & LOG_TO_SYSLOG)
+		openlog(prog, LOG_PID, LOG_MAIL);
+}
+
+void log_set_level(enum log_level level)
+{
+	log_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return log_level;
+}
+
+static void vlog(enum log_level level, const char *fmt, va_list ap)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char msg[1024];
+	int n;
+
+	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	if (n < 0)
+		return;
+	/* a truncated line is still worth printing; mark it */
+	if ((size_t)n >= sizeof msg)
+		memcpy(msg + sizeof msg - 4, "...", 4);
+	/* never let a control character from a file name reach a log line */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (level == LOG_LVL_ERROR)
+		snprintf(last_error, sizeof last_error, "%s", msg);
+	if (level > log_level)
+		return;
+	if (log_sinks & LOG_TO_STDERR)
+		fprintf(stderr, "%s: %s: %s\n", progname, names[level], msg);
+	if (log_sinks & LOG_TO_SYSLOG)
+		syslog(prio[level], "%s: %s", names[level], msg);
+}
+
+int log_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_ERROR, fmt, ap);
+	va_end(ap);
+	return E_FAIL;
+}
+
+void log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_WARN, fmt, ap);
+	va_end(ap);
+}
+
+void log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < LOG_LVL_DEBUG)
+		return;
+	va_start(ap, fmt);
+	vlog(LOG_LVL_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void log_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_ERROR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+const char *log_last_error(void)
+{
+	return last_error;
+}

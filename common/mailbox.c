@@ -1,0 +1,131 @@
+/*
+ * mailbox: the user's mailbox parts and layout (see mailbox.h).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "mailbox.h"
+#include "maildir_name.h"
+#include "xalloc.h"
+
+static bool home_usable(const char *home, uid_t uid)
+{
+	struct stat st;
+
+	return home && home[0] == '/' && stat(home, &st) == 0 &&
+	       S_ISDIR(st.st_mode) && st.st_uid == uid &&
+	       !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
+int mailbox_open(struct mailbox **out, const char *config_file,
+		 unsigned flags)
+{
+	struct mailbox *mb;
+	struct passwd *pw;
+	const char *env_home = getenv("HOME");
+	uid_t uid = getuid();
+	int r;
+
+	*out = NULL;
+	errno = 0;
+	pw = getpwuid(uid);
+	if (!pw) {
+		if (errno)
+			return log_error("cannot look up uid %u: %s",
+					 (unsigned)uid, strerror(errno)), E_TEMP;
+		log_error("uid %u has no password entry", (unsigned)uid);
+		return E_NOTFOUND;
+	}
+	mb = xcalloc(1, sizeof *mb);
+	mb->user = xstrdup(pw->pw_name);
+	mb->uid = uid;
+	mb->gid = getgid();
+	if (home_usable(env_home, uid))
+		mb->home = xstrdup(env_home);
+	else if (home_usable(pw->pw_dir, uid))
+		mb->home = xstrdup(pw->pw_dir);
+	else {
+		log_error("home directory '%s' of '%s' is missing or unsafe",
+			  pw->pw_dir, pw->pw_name);
+		mailbox_free(mb);
+		return E_NOTFOUND;
+	}
+	r = config_load(&mb->cfg, mb->user, uid, mb->home, config_file, NULL,
+			flags & MAILBOX_NO_SYSTEM_CONFIG ? CONFIG_NO_SYSTEM : 0);
+	if (r < 0) {
+		mailbox_free(mb);
+		return r;
+	}
+	mb->maildir = mb->cfg->maildir;
+	mb->repository = mb->cfg->repository;
+	*out = mb;
+	return 0;
+}
+
+void mailbox_free(struct mailbox *mb)
+{
+	if (!mb)
+		return;
+	config_free(mb->cfg);
+	free(mb->user);
+	free(mb->home);
+	free(mb);
+}
+
+char *mailbox_folder_path(const struct mailbox *mb, const char *folder)
+{
+	return *folder ? xasprintf("%s/%s", mb->maildir, folder)
+		       : xstrdup(mb->maildir);
+}
+
+int mailbox_create_folder(const struct mailbox *mb, const char *folder)
+{
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	char *dir = mailbox_folder_path(mb, folder);
+	int r = 0;
+
+	for (size_t i = 0; i < 3 && r == 0; i++) {
+		char *sub = xasprintf("%s/%s", dir, subs[i]);
+		r = mkdir_p(sub, 0700);
+		free(sub);
+	}
+	if (r == 0 && *folder) {
+		char *marker = xasprintf("%s/maildirfolder", dir);
+		if (!path_exists(marker))
+			r = write_file_atomic(marker, "", 0, 0600);
+		free(marker);
+	}
+	free(dir);
+	return r;
+}
+
+bool mailbox_folder_exists(const struct mailbox *mb, const char *folder)
+{
+	char *dir = mailbox_folder_path(mb, folder);
+	char *cur = xasprintf("%s/cur", dir), *new = xasprintf("%s/new", dir);
+	bool ok = is_dir(cur) && is_dir(new);
+
+	free(cur);
+	free(new);
+	free(dir);
+	return ok;
+}
+
+void tree_message_path(struct strbuf *out, const char *folder,
+		       const char *sub, const char *name)
+{
+	char shard[3];
+
+	maildir_shard_hex(shard, name, maildir_key_len(name));
+	if (*folder)
+		strbuf_addf(out, "%s/", folder);
+	strbuf_addf(out, "%s/%s/%s", sub, shard, name);
+}

@@ -1,0 +1,65 @@
+/*
+ * mailbox: who the mailbox belongs to and where its parts live.
+ *
+ * A struct mailbox ties the running user to their configuration, their
+ * Maildir and their repository, and knows the layout rules shared by the
+ * LDA, the daemon and the admin tool: folder directories on disk and the
+ * matching paths in the git tree ("<folder>/<cur|new>/<shard>/<name>").
+ *
+ * Every environment value is treated as hostile: $HOME is used only when
+ * it is an absolute directory owned by the user and not writable by
+ * others; otherwise the password database decides.
+ */
+#ifndef MAILBOX_H
+#define MAILBOX_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "strbuf.h"
+
+struct mailbox {
+	char *user;
+	uid_t uid;
+	gid_t gid;
+	char *home;
+	struct config *cfg;
+	const char *maildir;	/* cfg->maildir */
+	const char *repository;	/* cfg->repository */
+};
+
+enum mailbox_flags {
+	MAILBOX_NO_SYSTEM_CONFIG = 1 << 0,
+};
+
+/*
+ * Resolve the running user and load their configuration (config_file may
+ * be NULL for the default).  Returns 0, E_NOTFOUND when the user or home
+ * does not exist, or what config_load() returned.  Free with
+ * mailbox_free().
+ */
+int mailbox_open(struct mailbox **out, const char *config_file,
+		 unsigned flags);
+void mailbox_free(struct mailbox *mb);
+
+/* The directory of a folder ("" is INBOX); the caller frees it. */
+char *mailbox_folder_path(const struct mailbox *mb, const char *folder);
+
+/*
+ * Create the folder's cur/ new/ tmp/ (mode 0700) and, for a folder other
+ * than INBOX, its maildirfolder marker.  Existing parts are kept.
+ */
+int mailbox_create_folder(const struct mailbox *mb, const char *folder);
+
+/* Does the folder exist (its cur/ and new/ are directories)? */
+bool mailbox_folder_exists(const struct mailbox *mb, const char *folder);
+
+/*
+ * Append the tree path of message name in folder's sub ("cur" or "new"):
+ * "[<folder>/]<sub>/<shard>/<name>".
+ */
+void tree_message_path(struct strbuf *out, const char *folder,
+		       const char *sub, const char *name);
+
+#endif

@@ -1,0 +1,511 @@
+/*
+ * repo: the bare repository (see repo.h).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "repo.h"
+#include "xalloc.h"
+
+#define LOCK_NAME "lock"
+
+const char *repo_git_error(void)
+{
+	const git_error *e = git_error_last();
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+void repo_set_fsync(bool on)
+{
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
+}
+
+int repo_global_init(void)
+{
+	static const int levels[] = {
+		GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
+		GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA,
+	};
+	static int done;
+
+	if (done)
+		return 0;
+	if (git_libgit2_init() < 0)
+		return log_error("libgit2: %s", repo_git_error());
+	/* ~/.gitconfig and /etc/gitconfig must not change how mail is stored */
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+		git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+	/* maildag checks ownership itself, also when root inspects a repo */
+	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	repo_set_fsync(true);
+	done = 1;
+	return 0;
+}
+
+char *repo_state_path(const struct repo *r, const char *name)
+{
+	return xasprintf("%s/maildag/%s", r->path, name);
+}
+
+static int write_initial(git_repository *git)
+{
+	git_treebuilder *tb = NULL;
+	git_signature *sig = NULL;
+	git_tree *tree = NULL;
+	git_reference *ref = NULL;
+	git_oid blob, tree_id, commit;
+	int err;
+
+	if ((err = git_blob_create_from_buffer(&blob, git, FORMAT_CONTENT,
+					       strlen(FORMAT_CONTENT))) < 0 ||
+	    (err = git_treebuilder_new(&tb, git, NULL)) < 0 ||
+	    (err = git_treebuilder_insert(NULL, tb, FORMAT_PATH, &blob,
+					  GIT_FILEMODE_BLOB)) < 0 ||
+	    (err = git_treebuilder_write(&tree_id, tb)) < 0 ||
+	    (err = git_tree_lookup(&tree, git, &tree_id)) < 0 ||
+	    (err = git_signature_new(&sig, "maildag", "maildag@localhost",
+				     time(NULL), 0)) < 0 ||
+	    (err = git_commit_create(&commit, git, NULL, sig, sig, NULL,
+				     "new mailbox\n", tree, 0, NULL)) < 0)
+		goto done;
+	if ((err = git_reference_create(&ref, git, REF_MAIL, &commit, 0,
+					"maildag: new mailbox")) < 0)
+		goto done;
+	git_reference_free(ref);
+	ref = NULL;
+	if ((err = git_reference_create(&ref, git, REF_WORKTREE, &commit, 0,
+					"maildag: new mailbox")) < 0)
+		goto done;
+	git_reference_free(ref);
+	ref = NULL;
+	err = git_reference_symbolic_create(&ref, git, "HEAD", REF_MAIL, 1,
+					    "maildag: new mailbox");
+done:
+	git_reference_free(ref);
+	git_signature_free(sig);
+	git_tree_free(tree);
+	git_treebuilder_free(tb);
+	return err;
+}
+
+/* Build a new repository at tmp, ready to be renamed into place. */
+static int create_at(const char *tmp)
+{
+	git_repository_init_options opts;
+	git_repository *git = NULL;
+	char *state;
+	int r = E_FAIL;
+
+	git_repository_init_options_init(&opts,
+					 GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+
+	opts.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
+		     GIT_REPOSITORY_INIT_NO_REINIT;
+	opts.mode = GIT_REPOSITORY_INIT_SHARED_UMASK;
+	opts.initial_head = "mail";
+	if (git_repository_init_ext(&git, tmp, &opts) < 0) {
+		log_error("create repository '%s': %s", tmp, repo_git_error());
+		return E_TEMP;
+	}
+	if (write_initial(git) < 0) {
+		log_error("initialise repository '%s': %s", tmp, repo_git_error());
+		r = E_TEMP;
+		goto done;
+	}
+	state = xasprintf("%s/maildag", tmp);
+	if (mkdir(state, 0700) < 0)
+		log_error("mkdir '%s': %s", state, strerror(errno));
+	else if (fsync_dir(state) == 0 && fsync_dir(tmp) == 0)
+		r = 0;
+	free(state);
+done:
+	git_repository_free(git);
+	return r;
+}
+
+static int create_repo(const char *path)
+{
+	char *tmp, *parent = xstrdup(path), *slash;
+	int r;
+
+	/* the parent of a repository is private: it holds mail */
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (mkdir_p(parent, 0700) < 0) {
+			free(parent);
+			return E_TEMP;
+		}
+	}
+	free(parent);
+	tmp = xasprintf("%s.new-%ld-%ld", path, (long)getpid(), (long)random());
+	r = create_at(tmp);
+	if (r == 0 && rename(tmp, path) < 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY) {
+			r = 0;	/* a concurrent creator won; use theirs */
+		} else {
+			log_error("rename '%s': %s", tmp, strerror(errno));
+			r = E_TEMP;
+		}
+	} else if (r == 0) {
+		r = fsync_parent(path);
+		free(tmp);
+		return r;
+	}
+	rm_rf(tmp);
+	free(tmp);
+	return r;
+}
+
+int repo_open(struct repo **out, const char *path, unsigned flags)
+{
+	struct repo *r;
+	git_repository *git;
+
+	*out = NULL;
+	if (repo_global_init() < 0)
+		return E_TEMP;
+	if (flags & REPO_NO_FSYNC)
+		repo_set_fsync(false);
+	if (!path_exists(path)) {
+		if (!(flags & REPO_CREATE))
+			return E_NOTFOUND;
+		if (create_repo(path) < 0)
+			return E_TEMP;
+	}
+	if (git_repository_open_bare(&git, path) < 0) {
+		log_error("open repository '%s': %s", path, repo_git_error());
+		return E_TEMP;
+	}
+	r = xcalloc(1, sizeof *r);
+	r->git = git;
+	r->path = xstrdup(path);
+	r->lock_fd = -1;
+	*out = r;
+	return 0;
+}
+
+void repo_free(struct repo *r)
+{
+	if (!r)
+		return;
+	repo_unlock(r);
+	git_repository_free(r->git);
+	free(r->path);
+	free(r);
+}
+
+static void remove_stale_ref_locks(struct repo *r)
+{
+	static const char *const refs[] = { REF_MAIL, REF_WORKTREE };
+
+	for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+		char *lock = xasprintf("%s/%s.lock", r->path, refs[i]);
+		if (unlink(lock) == 0)
+			log_warn("removed stale lock '%s'", lock);
+		free(lock);
+	}
+}
+
+int repo_lock(struct repo *r, int timeout_ms)
+{
+	char *path;
+	struct timespec start, now;
+	long waited_ms = 0, nap_us = 500;
+	int fd;
+
+	if (r->lock_fd >= 0)
+		return 0;
+	path = repo_state_path(r, LOCK_NAME);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		/* a repository made by plain git: add our state directory */
+		char *dir = repo_state_path(r, "");
+		mkdir(dir, 0700);
+		free(dir);
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	}
+	if (fd < 0) {
+		log_error("open '%s': %s", path, strerror(errno));
+		free(path);
+		return E_TEMP;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			log_error("lock '%s': %s", path, strerror(errno));
+			goto fail;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		waited_ms = (now.tv_sec - start.tv_sec) * 1000 +
+			    (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (waited_ms >= timeout_ms) {
+			log_error("'%s' is still locked after %ld ms", path,
+				  waited_ms);
+			goto fail;
+		}
+		/* back off, but stay responsive: holders keep it briefly */
+		usleep((useconds_t)nap_us);
+		if (nap_us < 8000)
+			nap_us *= 2;
+	}
+	free(path);
+	r->lock_fd = fd;
+	remove_stale_ref_locks(r);
+	return 0;
+fail:
+	close(fd);
+	free(path);
+	return E_TEMP;
+}
+
+void repo_unlock(struct repo *r)
+{
+	if (r->lock_fd < 0)
+		return;
+	close(r->lock_fd);	/* releases the flock */
+	r->lock_fd = -1;
+}
+
+int repo_ref_read(git_oid *out, struct repo *r, const char *ref)
+{
+	int err = git_reference_name_to_id(out, r->git, ref);
+
+	if (err == GIT_ENOTFOUND)
+		return E_NOTFOUND;
+	if (err < 0)
+		return log_error("read ref '%s': %s", ref, repo_git_error());
+	return 0;
+}
+
+int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
+		 const git_oid *old, const char *why)
+{
+	git_reference *out = NULL;
+	int err;
+
+	if (old)
+		err = git_reference_create_matching(&out, r->git, ref, id, 1,
+						    old, why);
+	else
+		err = git_reference_create(&out, r->git, ref, id, 0, why);
+	git_reference_free(out);
+	if (err == GIT_EMODIFIED || err == GIT_EEXISTS || err == GIT_ELOCKED) {
+		log_warn("ref '%s' moved under us: %s", ref, repo_git_error());
+		return E_RACE;
+	}
+	if (err < 0)
+		return log_error("update ref '%s': %s", ref, repo_git_error());
+	return 0;
+}
+
+int repo_blob_hash_file(git_oid *out, const char *path)
+{
+	if (git_odb_hashfile(out, path, GIT_OBJECT_BLOB) < 0)
+		return log_error("hash '%s': %s", path, repo_git_error());
+	return 0;
+}
+
+int repo_blob_from_file(git_oid *out, struct repo *r, const char *path)
+{
+	git_odb *odb = NULL;
+	git_odb_stream *stream = NULL;
+	struct stat st;
+	char *buf = NULL;
+	int fd, ret = E_FAIL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error("open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		log_error("stat '%s': %s", path, strerror(errno));
+		goto done;
+	}
+	if (git_repository_odb(&odb, r->git) < 0 ||
+	    git_odb_open_wstream(&stream, odb, (git_object_size_t)st.st_size,
+				 GIT_OBJECT_BLOB) < 0) {
+		log_error("write blob: %s", repo_git_error());
+		goto done;
+	}
+	buf = xmalloc(65536);
+	for (off_t left = st.st_size; left > 0;) {
+		ssize_t n = read(fd, buf, left < 65536 ? (size_t)left : 65536);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("read '%s': %s", path,
+				  n < 0 ? strerror(errno) : "file shrank");
+			goto done;
+		}
+		if (git_odb_stream_write(stream, buf, (size_t)n) < 0) {
+			log_error("write blob: %s", repo_git_error());
+			goto done;
+		}
+		left -= n;
+	}
+	if (git_odb_stream_finalize_write(out, stream) < 0) {
+		log_error("write blob: %s", repo_git_error());
+		goto done;
+	}
+	ret = 0;
+done:
+	free(buf);
+	git_odb_stream_free(stream);
+	git_odb_free(odb);
+	close(fd);
+	return ret;
+}
+
+int repo_blob_from_buffer(git_oid *out, struct repo *r, const void *data,
+			  size_t len)
+{
+	if (git_blob_create_from_buffer(out, r->git, data, len) < 0)
+		return log_error("write blob: %s", repo_git_error());
+	return 0;
+}
+
+bool repo_object_exists(struct repo *r, const git_oid *id)
+{
+	git_odb *odb;
+	bool found;
+
+	if (git_repository_odb(&odb, r->git) < 0)
+		return false;
+	found = git_odb_exists(odb, id);
+	git_odb_free(odb);
+	return found;
+}
+
+int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
+		     const struct repo_update *ups, size_t n)
+{
+	git_tree_update *gu = xcalloc(n, sizeof *gu);
+	git_tree *tree = NULL;
+	int ret = E_FAIL;
+
+	if (base && git_tree_lookup(&tree, r->git, base) < 0) {
+		log_error("read tree: %s", repo_git_error());
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		gu[i].path = ups[i].path;
+		if (ups[i].blob) {
+			gu[i].action = GIT_TREE_UPDATE_UPSERT;
+			git_oid_cpy(&gu[i].id, ups[i].blob);
+			gu[i].filemode = GIT_FILEMODE_BLOB;
+		} else {
+			gu[i].action = GIT_TREE_UPDATE_REMOVE;
+		}
+	}
+	if (!tree) {
+		/* libgit2 wants a baseline: start from the empty tree */
+		git_treebuilder *tb;
+		git_oid empty;
+		if (git_treebuilder_new(&tb, r->git, NULL) < 0)
+			goto fail;
+		if (git_treebuilder_write(&empty, tb) < 0) {
+			git_treebuilder_free(tb);
+			goto fail;
+		}
+		git_treebuilder_free(tb);
+		if (git_tree_lookup(&tree, r->git, &empty) < 0)
+			goto fail;
+	}
+	if (git_tree_create_updated(out, r->git, tree, n, gu) < 0)
+		goto fail;
+	ret = 0;
+	goto done;
+fail:
+	log_error("write tree: %s", repo_git_error());
+done:
+	git_tree_free(tree);
+	free(gu);
+	return ret;
+}
+
+int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit)
+{
+	git_commit *c;
+
+	if (git_commit_lookup(&c, r->git, commit) < 0)
+		return log_error("read commit: %s", repo_git_error());
+	git_oid_cpy(out, git_commit_tree_id(c));
+	git_commit_free(c);
+	return 0;
+}
+
+int repo_commit_time(git_time_t *out, struct repo *r, const git_oid *commit)
+{
+	git_commit *c;
+
+	if (git_commit_lookup(&c, r->git, commit) < 0)
+		return log_error("read commit: %s", repo_git_error());
+	*out = git_commit_time(c);
+	git_commit_free(c);
+	return 0;
+}
+
+int repo_commit(git_oid *out, struct repo *r, const git_oid *tree,
+		const git_oid *parents, size_t nparents, const char *message,
+		git_time_t when, const char *name, const char *email)
+{
+	git_signature *sig = NULL;
+	git_tree *t = NULL;
+	git_commit **pc = xcalloc(nparents ? nparents : 1, sizeof *pc);
+	int ret = E_FAIL;
+
+	if (git_signature_new(&sig, name ? name : "maildag",
+			      email ? email : "maildag@localhost",
+			      when < 0 ? time(NULL) : when, 0) < 0 ||
+	    git_tree_lookup(&t, r->git, tree) < 0)
+		goto fail;
+	for (size_t i = 0; i < nparents; i++)
+		if (git_commit_lookup(&pc[i], r->git, &parents[i]) < 0)
+			goto fail;
+	if (git_commit_create(out, r->git, NULL, sig, sig, NULL, message, t,
+			      nparents, (const git_commit **)pc) < 0)
+		goto fail;
+	ret = 0;
+	goto done;
+fail:
+	log_error("write commit: %s", repo_git_error());
+done:
+	for (size_t i = 0; i < nparents; i++)
+		git_commit_free(pc[i]);
+	free(pc);
+	git_tree_free(t);
+	git_signature_free(sig);
+	return ret;
+}
+
+int repo_tree_lookup(git_oid *out, struct repo *r, const git_oid *tree,
+		     const char *path)
+{
+	git_tree *t = NULL;
+	git_tree_entry *e = NULL;
+	int err;
+
+	if (git_tree_lookup(&t, r->git, tree) < 0)
+		return log_error("read tree: %s", repo_git_error());
+	err = git_tree_entry_bypath(&e, t, path);
+	if (err == 0)
+		git_oid_cpy(out, git_tree_entry_id(e));
+	git_tree_entry_free(e);
+	git_tree_free(t);
+	if (err == GIT_ENOTFOUND)
+		return E_NOTFOUND;
+	if (err < 0)
+		return log_error("read tree: %s", repo_git_error());
+	return 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * repo: the bare git repository that holds a Maildir's history
+ * (DESIGN sections 1 and 2).  Every libgit2 call of maildag lives behind
+ * this module and the other common/ modules, so the programs speak in
+ * Maildir terms.
+ *
+ * Invariants:
+ * - maildag never uses git's index or checkout: trees are written
+ *   directly (repo_tree_update) and refs move by compare-and-swap only
+ *   (repo_ref_cas), by a process holding the writer lock (repo_lock).
+ * - Objects and refs are fsynced before the call that wrote them returns
+ *   (libgit2's GIT_OPT_ENABLE_FSYNC_GITDIR, set by repo_global_init).
+ * - Global and system git configuration is never read: what a hostile
+ *   ~/.gitconfig says cannot change how a message is stored.
+ */
+#ifndef REPO_H
+#define REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <git2.h>
+
+#define REF_MAIL "refs/heads/mail"
+#define REF_WORKTREE "refs/maildag/worktree"
+#define FORMAT_PATH "FORMAT"
+#define FORMAT_CONTENT "maildag 1\n"
+
+struct repo {
+	git_repository *git;
+	char *path;		/* the bare repository directory */
+	int lock_fd;		/* the writer lock while held, else -1 */
+};
+
+enum repo_open_flags {
+	REPO_CREATE = 1 << 0,	/* create the repository if absent */
+	REPO_NO_FSYNC = 1 << 1,	/* bulk import: caller syncs at the end */
+};
+
+/* Initialise libgit2 once per process, with maildag's settings. */
+int repo_global_init(void);
+/* Turn libgit2's fsync of objects and refs on or off (bulk imports). */
+void repo_set_fsync(bool on);
+
+/*
+ * Open the repository at path; with REPO_CREATE make it (bare, mode 0700,
+ * an initial commit holding FORMAT on refs/heads/mail and
+ * refs/maildag/worktree) if it does not exist.  Creation is atomic: the
+ * repository is built beside its final place and renamed there, so
+ * concurrent first deliveries agree on one.  E_NOTFOUND when absent and
+ * not created.  The caller frees *out with repo_free().
+ */
+int repo_open(struct repo **out, const char *path, unsigned flags);
+void repo_free(struct repo *r);
+
+/*
+ * Take the writer lock (flock on <repo>/maildag/lock), waiting at most
+ * timeout_ms; E_TEMP on timeout.  Holding it, stale libgit2 lock files of
+ * the refs maildag writes are removed (their writer is dead: it would
+ * hold the lock).
+ */
+int repo_lock(struct repo *r, int timeout_ms);
+void repo_unlock(struct repo *r);
+
+/* A file or directory under <repo>/maildag/; the caller frees it. */
+char *repo_state_path(const struct repo *r, const char *name);
+
+/* The commit a ref points at; E_NOTFOUND if the ref does not exist. */
+int repo_ref_read(git_oid *out, struct repo *r, const char *ref);
+/*
+ * Move ref to id if it still points at old (old NULL: only if it does
+ * not exist yet).  E_RACE if it moved meanwhile.
+ */
+int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
+		 const git_oid *old, const char *why);
+
+/* Write a file's bytes as a blob, streaming, with no filters. */
+int repo_blob_from_file(git_oid *out, struct repo *r, const char *path);
+/* The blob id a file's bytes would have, without writing anything. */
+int repo_blob_hash_file(git_oid *out, const char *path);
+int repo_blob_from_buffer(git_oid *out, struct repo *r, const void *data,
+			  size_t len);
+bool repo_object_exists(struct repo *r, const git_oid *id);
+
+/* One change of a tree: blob at path, or path removed when blob is NULL. */
+struct repo_update {
+	const char *path;
+	const git_oid *blob;
+};
+
+/*
+ * The tree of base (NULL: the empty tree) with the updates applied; only
+ * the trees on the changed paths are written.
+ */
+int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
+		     const struct repo_update *ups, size_t n);
+/* The tree id of a commit. */
+int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit);
+/* The commit time of a commit, in seconds. */
+int repo_commit_time(git_time_t *out, struct repo *r, const git_oid *commit);
+
+/*
+ * Write a commit of tree with parents.  when < 0 means now; name/email
+ * NULL give maildag's own identity.
+ */
+int repo_commit(git_oid *out, struct repo *r, const git_oid *tree,
+		const git_oid *parents, size_t nparents, const char *message,
+		git_time_t when, const char *name, const char *email);
+
+/* The blob id at path in tree, or E_NOTFOUND. */
+int repo_tree_lookup(git_oid *out, struct repo *r, const git_oid *tree,
+		     const char *path);
+
+/* The last libgit2 error as text (never NULL). */
+const char *repo_git_error(void);
+
+#endif

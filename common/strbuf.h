@@ -1,0 +1,34 @@
+/*
+ * strbuf: a growable, always NUL-terminated byte buffer (git's strbuf).
+ *
+ * buf is never NULL after strbuf_init(); len excludes the terminating NUL;
+ * the buffer may hold NUL bytes.
+ */
+#ifndef STRBUF_H
+#define STRBUF_H
+
+#include <stddef.h>
+
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t alloc;
+};
+
+#define STRBUF_INIT { NULL, 0, 0 }
+
+void strbuf_init(struct strbuf *sb, size_t hint);
+/* Free the contents; the struct may be reused after strbuf_init(). */
+void strbuf_release(struct strbuf *sb);
+/* Hand the buffer to the caller, who frees it; sb is left empty. */
+char *strbuf_detach(struct strbuf *sb, size_t *len);
+void strbuf_grow(struct strbuf *sb, size_t extra);
+void strbuf_reset(struct strbuf *sb);
+void strbuf_setlen(struct strbuf *sb, size_t len);
+void strbuf_add(struct strbuf *sb, const void *data, size_t len);
+void strbuf_addstr(struct strbuf *sb, const char *s);
+void strbuf_addch(struct strbuf *sb, int c);
+void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif
