@@ -38,9 +38,11 @@ int mailbox_open(struct mailbox **out, const char *config_file,
 	errno = 0;
 	pw = getpwuid(uid);
 	if (!pw) {
-		if (errno)
-			return log_error("cannot look up uid %u: %s",
-					 (unsigned)uid, strerror(errno)), E_TEMP;
+		if (errno) {
+			log_error("cannot look up uid %u: %s", (unsigned)uid,
+				  strerror(errno));
+			return E_TEMP;
+		}
 		log_error("uid %u has no password entry", (unsigned)uid);
 		return E_NOTFOUND;
 	}
@@ -57,6 +59,11 @@ int mailbox_open(struct mailbox **out, const char *config_file,
 			  pw->pw_dir, pw->pw_name);
 		mailbox_free(mb);
 		return E_NOTFOUND;
+	}
+	if (config_file && !path_exists(config_file)) {
+		log_error("configuration file '%s' does not exist", config_file);
+		mailbox_free(mb);
+		return E_INVALID;
 	}
 	r = config_load(&mb->cfg, mb->user, uid, mb->home, config_file, NULL,
 			flags & MAILBOX_NO_SYSTEM_CONFIG ? CONFIG_NO_SYSTEM : 0);

@@ -826,8 +826,23 @@ int main(int argc, char **argv)
 			fail_temp("cannot sync new/");
 		free(newdir);
 	}
-	if (commit_delivery(repo, mb, folder, "new", name, dest) < 0)
-		fail_temp("cannot commit the message");
+	if (commit_delivery(repo, mb, folder, "new", name, dest) < 0) {
+		git_oid head, tree;
+		/*
+		 * Not committed: take the message back out of new/ so the
+		 * retry is the only copy.  Only if the ref really did not
+		 * move (a failed fsync after the update still moved it).
+		 */
+		if (repo_ref_read(&head, repo, REF_MAIL) == 0 &&
+		    repo_commit_tree(&tree, repo, &head) == 0 &&
+		    !tree_has_key(repo, &tree, folder, key)) {
+			unlink(dest);
+			unlink(entry);
+			fail_temp("cannot commit the message");
+		}
+		log_warn("commit reported an error but the message is "
+			 "committed");
+	}
 	if (unlink(entry) < 0)
 		log_warn("unlink '%s': %s", entry, strerror(errno));
 	free(entry);

@@ -1,0 +1,1017 @@
+/*
+ * config: load maildag's JSON configuration (see config.h).
+ *
+ * Loading starts from the defaults and applies the system file, then the
+ * user's, with one parser.  Every value is checked as it is read, so an
+ * error names its file and key path; the checks that involve two keys
+ * (backoff_min against backoff_max, the Maildir against the repository)
+ * run after each file, so they name the file that broke them.
+ *
+ * What a loaded config guarantees: strings are owned by it, free of
+ * control characters; paths are absolute and normalised (no "//", "/./"
+ * or trailing "/"); names are safe to put in a git ref name; a peer URL
+ * parses as ssh://[user@]host[:port]/path or file:///path; a host key is
+ * always kept as its "SHA256:" fingerprint.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#define SYSTEM_CONFIG "/etc/maildag/config.json"
+#define NAME_MAX_LEN 64
+
+/* Where the parser is: for messages, and what %u and ~ expand to. */
+struct ctx {
+	struct config *cfg;
+	const char *file;
+	const char *user;
+	const char *home;
+};
+
+static __attribute__((format(printf, 4, 5)))
+int fail(const struct ctx *c, const char *pre, const char *key,
+	 const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		msg[0] = '\0';
+	else if ((size_t)n >= sizeof msg)
+		memcpy(msg + sizeof msg - 4, "...", 4);
+	log_error("%s: %s%s: %s", c->file, pre, key, msg);
+	return E_INVALID;
+}
+
+/* --- names, paths, URLs ------------------------------------------------ */
+
+static bool is_alnum(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9');
+}
+
+/*
+ * A node or peer name: [A-Za-z0-9_.-]{1,64}.  It becomes a component of
+ * refs/peers/<name>/mail, so also what git refuses there (a leading ".",
+ * "..", a trailing ".lock"), and a leading "-" that a command line would
+ * take for an option.
+ */
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > NAME_MAX_LEN || s[0] == '.' || s[0] == '-')
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!is_alnum(*p) && *p != '_' && *p != '.' && *p != '-')
+			return false;
+	if (strstr(s, ".."))
+		return false;
+	return !(n >= 5 && !strcmp(s + n - 5, ".lock"));
+}
+
+/* Collapse "//" and "/./" and drop a trailing "/"; s is absolute. */
+static char *normalize_path(const char *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	while (*s) {
+		size_t n;
+
+		while (*s == '/')
+			s++;
+		n = strcspn(s, "/");
+		if (n && !(n == 1 && s[0] == '.')) {
+			strbuf_addch(&sb, '/');
+			strbuf_add(&sb, s, n);
+		}
+		s += n;
+	}
+	if (!sb.len)
+		strbuf_addch(&sb, '/');
+	return strbuf_detach(&sb, NULL);
+}
+
+/* "~" and "~/..." under home; NULL unless the result is absolute. */
+static char *expand_path(const char *s, const char *home)
+{
+	char *joined, *res;
+
+	if (s[0] == '~' && (s[1] == '\0' || s[1] == '/')) {
+		joined = xasprintf("%s/%s", home, s + 1);
+		res = normalize_path(joined);
+		free(joined);
+		return res;
+	}
+	if (s[0] != '/')
+		return NULL;
+	return normalize_path(s);
+}
+
+/* inner is outer or below it; both normalised. */
+static bool path_within(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	if (!strcmp(outer, "/"))
+		return true;
+	return !strncmp(inner, outer, n) &&
+	       (inner[n] == '\0' || inner[n] == '/');
+}
+
+/* Every "%u" replaced by user; any other "%" (percent-encoding) kept. */
+static char *expand_user(const char *s, const char *user)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (; *s; s++) {
+		if (s[0] == '%' && s[1] == 'u') {
+			strbuf_addstr(&sb, user);
+			s++;
+		} else {
+			strbuf_addch(&sb, *s);
+		}
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
+enum scheme { SCHEME_SSH, SCHEME_FILE };
+
+/* NULL if url is a peer URL we can use, else why not. */
+static const char *check_url(const char *url, enum scheme *scheme)
+{
+	const char *a, *slash, *at, *host, *hend;
+
+	if (!strncmp(url, "file://", 7)) {
+		*scheme = SCHEME_FILE;
+		if (url[7] != '/')
+			return "a file URL must be file:///absolute/path";
+		if (!url[8])
+			return "missing the repository path";
+		return NULL;
+	}
+	if (strncmp(url, "ssh://", 6))
+		return "expected an ssh:// or file:// URL";
+	*scheme = SCHEME_SSH;
+	a = url + 6;
+	slash = strchr(a, '/');
+	if (!slash)
+		return "missing the repository path";
+	at = memchr(a, '@', (size_t)(slash - a));
+	host = a;
+	if (at) {
+		if (at == a)
+			return "empty user name";
+		if (*a == '-')
+			return "user name must not begin with '-'";
+		for (const char *p = a; p < at; p++)
+			if (*p == ':' || *p == ' ')
+				return "the user name must not contain ':' or spaces (no passwords)";
+		host = at + 1;
+	}
+	if (*host == '[') {
+		for (hend = host + 1; hend < slash && *hend != ']'; hend++)
+			if (!is_alnum(*hend) && *hend != ':' && *hend != '.')
+				return "bad character in the host address";
+		if (hend == slash)
+			return "unterminated '[' in the host";
+		if (hend == host + 1)
+			return "missing the host name";
+		hend++;
+	} else {
+		for (hend = host; hend < slash && *hend != ':'; hend++)
+			if (!is_alnum(*hend) && *hend != '.' && *hend != '-' &&
+			    *hend != '_')
+				return "bad character in the host name";
+		if (hend == host)
+			return "missing the host name";
+		if (*host == '-')
+			return "host name must not begin with '-'";
+	}
+	if (hend < slash) {
+		long port = 0;
+
+		if (*hend != ':')
+			return "unexpected character after the host";
+		if (hend + 1 == slash)
+			return "empty port";
+		for (const char *p = hend + 1; p < slash; p++) {
+			if (*p < '0' || *p > '9')
+				return "the port must be a number";
+			port = port * 10 + (*p - '0');
+			if (port > 65535)
+				break;
+		}
+		if (port < 1 || port > 65535)
+			return "the port must be from 1 to 65535";
+	}
+	if (!slash[1])
+		return "missing the repository path";
+	return NULL;
+}
+
+static const char *check_webhook(const char *url)
+{
+	const char *host;
+
+	if (!strncmp(url, "https://", 8))
+		host = url + 8;
+	else if (!strncmp(url, "http://", 7))
+		host = url + 7;
+	else
+		return "expected an http:// or https:// URL";
+	if (!*host || *host == '/')
+		return "missing the host name";
+	if (strchr(url, ' '))
+		return "must not contain spaces";
+	return NULL;
+}
+
+/* --- host keys ----------------------------------------------------------- */
+
+/* SHA-256 (FIPS 180-4), only to turn a public key into its fingerprint. */
+static const uint32_t sha256_k[64] = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+	0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+	0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+	0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(uint32_t h[8], const unsigned char *b)
+{
+	uint32_t w[64], s[8];
+	int i;
+
+	for (i = 0; i < 16; i++)
+		w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
+		       (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
+	for (; i < 64; i++)
+		w[i] = w[i - 16] + w[i - 7] +
+		       (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) +
+		       (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
+	memcpy(s, h, sizeof s);
+	for (i = 0; i < 64; i++) {
+		uint32_t t1 = s[7] + (ROR(s[4], 6) ^ ROR(s[4], 11) ^ ROR(s[4], 25)) +
+			      ((s[4] & s[5]) ^ (~s[4] & s[6])) + sha256_k[i] + w[i];
+		uint32_t t2 = (ROR(s[0], 2) ^ ROR(s[0], 13) ^ ROR(s[0], 22)) +
+			      ((s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]));
+
+		memmove(s + 1, s, 7 * sizeof s[0]);
+		s[4] += t1;
+		s[0] = t1 + t2;
+	}
+	for (i = 0; i < 8; i++)
+		h[i] += s[i];
+}
+
+static void sha256(const unsigned char *d, size_t n, unsigned char out[32])
+{
+	uint32_t h[8] = {
+		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+		0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+	};
+	unsigned char last[128] = { 0 };
+	size_t rest = n % 64, tail = rest < 56 ? 64 : 128;
+	uint64_t bits = (uint64_t)n * 8;
+
+	for (size_t i = 0; i + 64 <= n; i += 64)
+		sha256_block(h, d + i);
+	memcpy(last, d + n - rest, rest);
+	last[rest] = 0x80;
+	for (int i = 0; i < 8; i++)
+		last[tail - 1 - i] = (unsigned char)(bits >> (8 * i));
+	sha256_block(h, last);
+	if (tail == 128)
+		sha256_block(h, last + 64);
+	for (int i = 0; i < 32; i++)
+		out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+static const char b64_chars[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_value(int ch)
+{
+	const char *p = ch ? strchr(b64_chars, ch) : NULL;
+
+	return p ? (int)(p - b64_chars) : -1;
+}
+
+/* Decode standard base64, "=" padding optional; NULL if malformed. */
+static unsigned char *b64_decode(const char *s, size_t *outlen)
+{
+	size_t n = strlen(s), pad = 0, o = 0;
+	unsigned char *out;
+	uint32_t acc = 0;
+
+	while (n && s[n - 1] == '=' && pad < 2) {
+		n--;
+		pad++;
+	}
+	if (n % 4 == 1 || (pad && (n + pad) % 4))
+		return NULL;
+	out = xmalloc(n / 4 * 3 + 3);
+	for (size_t i = 0; i < n; i++) {
+		int v = b64_value(s[i]);
+
+		if (v < 0) {
+			free(out);
+			return NULL;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		if (i % 4 == 3) {
+			out[o++] = (unsigned char)(acc >> 16);
+			out[o++] = (unsigned char)(acc >> 8);
+			out[o++] = (unsigned char)acc;
+		}
+	}
+	if (n % 4 == 2) {
+		out[o++] = (unsigned char)(acc >> 4);
+	} else if (n % 4 == 3) {
+		out[o++] = (unsigned char)(acc >> 10);
+		out[o++] = (unsigned char)(acc >> 2);
+	}
+	*outlen = o;
+	return out;
+}
+
+/* Unpadded, as OpenSSH prints fingerprints. */
+static void b64_encode(struct strbuf *sb, const unsigned char *d, size_t n)
+{
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)d[i] << 16;
+		size_t left = n - i;
+
+		if (left > 1)
+			v |= (uint32_t)d[i + 1] << 8;
+		if (left > 2)
+			v |= d[i + 2];
+		strbuf_addch(sb, b64_chars[v >> 18 & 63]);
+		strbuf_addch(sb, b64_chars[v >> 12 & 63]);
+		if (left > 1)
+			strbuf_addch(sb, b64_chars[v >> 6 & 63]);
+		if (left > 2)
+			strbuf_addch(sb, b64_chars[v & 63]);
+	}
+}
+
+static const char *const key_types[] = {
+	"ssh-ed25519",
+	"ecdsa-sha2-nistp256",
+	"ecdsa-sha2-nistp384",
+	"ecdsa-sha2-nistp521",
+	"ssh-rsa",
+	"sk-ssh-ed25519@openssh.com",
+	"sk-ecdsa-sha2-nistp256@openssh.com",
+};
+
+static bool is_key_type(const char *s)
+{
+	for (size_t i = 0; i < sizeof key_types / sizeof key_types[0]; i++)
+		if (!strcmp(s, key_types[i]))
+			return true;
+	return false;
+}
+
+static bool fingerprint_ok(const char *s)
+{
+	size_t n;
+
+	if (strncmp(s, "SHA256:", 7))
+		return false;
+	s += 7;
+	n = strlen(s);
+	if (n != 43 || strspn(s, b64_chars) != n)
+		return false;
+	/* 43 characters carry 258 bits: the last 2 must be zero */
+	return (b64_value(s[42]) & 3) == 0;
+}
+
+/*
+ * A host key pin: "SHA256:<43 base64>" as ssh-keygen -l prints it, or an
+ * OpenSSH public key "<type> <base64> [comment]", optionally after the
+ * host field of a known_hosts or ssh-keyscan line.  The fingerprint is
+ * what libgit2's certificate check compares; the key itself is kept too
+ * when given, for whoever needs a known_hosts line.
+ */
+static const char *parse_host_key(const char *s, char **fp, char **pub)
+{
+	char *copy, *tok[3] = { NULL, NULL, NULL }, *save = NULL, *p;
+	const char *why = NULL, *type, *data;
+	unsigned char *blob = NULL, digest[32];
+	size_t len = 0, i = 0;
+	struct strbuf sb = STRBUF_INIT;
+
+	*fp = *pub = NULL;
+	if (!strncmp(s, "SHA256:", 7)) {
+		if (!fingerprint_ok(s))
+			return "expected \"SHA256:\" and 43 base64 characters";
+		*fp = xstrdup(s);
+		return NULL;
+	}
+	copy = xstrdup(s);
+	for (p = strtok_r(copy, " ", &save); p && i < 3;
+	     p = strtok_r(NULL, " ", &save))
+		tok[i++] = p;
+	if (tok[0] && !is_key_type(tok[0]) && tok[1] && is_key_type(tok[1])) {
+		type = tok[1];
+		data = tok[2];
+	} else {
+		type = tok[0];
+		data = tok[1];
+	}
+	if (!type || !is_key_type(type)) {
+		why = "expected \"SHA256:<fingerprint>\" or an OpenSSH public key";
+		goto done;
+	}
+	if (!data || !(blob = b64_decode(data, &len))) {
+		why = "the public key is not valid base64";
+		goto done;
+	}
+	/* the key blob starts with its own type: catches a mangled paste */
+	if (len < 4 ||
+	    ((size_t)blob[0] << 24 | (size_t)blob[1] << 16 |
+	     (size_t)blob[2] << 8 | blob[3]) != strlen(type) ||
+	    len < 4 + strlen(type) || memcmp(blob + 4, type, strlen(type))) {
+		why = "the public key does not match its type";
+		goto done;
+	}
+	sha256(blob, len, digest);
+	strbuf_addstr(&sb, "SHA256:");
+	b64_encode(&sb, digest, sizeof digest);
+	*fp = strbuf_detach(&sb, NULL);
+	*pub = xasprintf("%s %s", type, data);
+done:
+	free(blob);
+	free(copy);
+	return why;
+}
+
+/* --- values -------------------------------------------------------------- */
+
+static int get_string(const struct ctx *c, const char *pre, const char *key,
+		      json_t *v, const char **out)
+{
+	const char *s;
+
+	if (!json_is_string(v))
+		return fail(c, pre, key, "expected a string");
+	s = json_string_value(v);
+	if (!*s)
+		return fail(c, pre, key, "must not be empty");
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return fail(c, pre, key,
+				    "must not contain control characters");
+	*out = s;
+	return 0;
+}
+
+static int get_path(const struct ctx *c, const char *pre, const char *key,
+		    json_t *v, char **out)
+{
+	const char *s;
+	char *path;
+
+	if (get_string(c, pre, key, v, &s) < 0)
+		return E_INVALID;
+	if (!(path = expand_path(s, c->home)))
+		return fail(c, pre, key,
+			    "'%s' is not an absolute path (nor starts with ~/)",
+			    s);
+	free(*out);
+	*out = path;
+	return 0;
+}
+
+static int get_bool(const struct ctx *c, const char *pre, const char *key,
+		    json_t *v, bool *out)
+{
+	if (!json_is_boolean(v))
+		return fail(c, pre, key, "expected a boolean");
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int get_int(const struct ctx *c, const char *pre, const char *key,
+		   json_t *v, long long min, long long max, long long *out)
+{
+	long long n;
+
+	if (!json_is_integer(v))
+		return fail(c, pre, key, "expected an integer");
+	n = json_integer_value(v);
+	if (n < min)
+		return fail(c, pre, key, "must be at least %lld", min);
+	if (n > max)
+		return fail(c, pre, key, "must be at most %lld", max);
+	*out = n;
+	return 0;
+}
+
+/* --- peers --------------------------------------------------------------- */
+
+static void peer_release(struct config_peer *p)
+{
+	free(p->name);
+	free(p->url);
+	free(p->host_key);
+	free(p->host_key_pub);
+	free(p->identity);
+	memset(p, 0, sizeof *p);
+}
+
+static void remove_peer(struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		if (strcmp(cfg->peers[i].name, name))
+			continue;
+		peer_release(&cfg->peers[i]);
+		memmove(&cfg->peers[i], &cfg->peers[i + 1],
+			(cfg->npeers - i - 1) * sizeof cfg->peers[0]);
+		cfg->npeers--;
+		return;
+	}
+}
+
+static int parse_peer(const struct ctx *c, const char *name, json_t *obj,
+		      struct config_peer *p)
+{
+	char *pre = xasprintf("peers.%s.", name);
+	enum scheme scheme = SCHEME_FILE;
+	const char *key, *s, *why;
+	json_t *v;
+	int err = 0;
+
+	memset(p, 0, sizeof *p);
+	p->name = xstrdup(name);
+	p->push = p->fetch = true;
+	json_object_foreach(obj, key, v) {
+		if (!strcmp(key, "url")) {
+			char *url;
+
+			if ((err = get_string(c, pre, key, v, &s)) < 0)
+				goto done;
+			url = expand_user(s, c->user);
+			if ((why = check_url(url, &scheme))) {
+				err = fail(c, pre, key, "'%s': %s", url, why);
+				free(url);
+				goto done;
+			}
+			p->url = url;
+		} else if (!strcmp(key, "push")) {
+			if ((err = get_bool(c, pre, key, v, &p->push)) < 0)
+				goto done;
+		} else if (!strcmp(key, "fetch")) {
+			if ((err = get_bool(c, pre, key, v, &p->fetch)) < 0)
+				goto done;
+		} else if (!strcmp(key, "host_key")) {
+			if ((err = get_string(c, pre, key, v, &s)) < 0)
+				goto done;
+			if ((why = parse_host_key(s, &p->host_key,
+						  &p->host_key_pub))) {
+				err = fail(c, pre, key, "%s", why);
+				goto done;
+			}
+		} else if (!strcmp(key, "identity")) {
+			if ((err = get_path(c, pre, key, v, &p->identity)) < 0)
+				goto done;
+		} else {
+			err = fail(c, pre, key, "unknown key");
+			goto done;
+		}
+	}
+	if (!p->url)
+		err = fail(c, pre, "url", "missing (every peer needs one)");
+	else if (scheme != SCHEME_SSH && p->host_key)
+		err = fail(c, pre, "host_key", "only meaningful for an ssh:// peer");
+	else if (scheme != SCHEME_SSH && p->identity)
+		err = fail(c, pre, "identity", "only meaningful for an ssh:// peer");
+done:
+	if (err < 0)
+		peer_release(p);
+	free(pre);
+	return err;
+}
+
+static int apply_peers(const struct ctx *c, json_t *obj)
+{
+	struct config *cfg = c->cfg;
+	const char *name;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return fail(c, "", "peers", "expected an object");
+	json_object_foreach(obj, name, v) {
+		struct config_peer p;
+
+		if (!name_ok(name))
+			return fail(c, "peers.", name,
+				    "not a valid peer name (see maildag.conf(5))");
+		if (json_is_null(v)) {
+			remove_peer(cfg, name);
+			continue;
+		}
+		if (!json_is_object(v))
+			return fail(c, "peers.", name, "expected an object or null");
+		if (parse_peer(c, name, v, &p) < 0)
+			return E_INVALID;
+		remove_peer(cfg, name);
+		cfg->peers = xrealloc(cfg->peers,
+				      (cfg->npeers + 1) * sizeof cfg->peers[0]);
+		cfg->peers[cfg->npeers++] = p;
+	}
+	return 0;
+}
+
+/* --- hooks --------------------------------------------------------------- */
+
+static void free_strv(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int apply_hooks(const struct ctx *c, json_t *obj)
+{
+	struct config *cfg = c->cfg;
+	const char *key, *s, *why;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return fail(c, "", "hooks", "expected an object");
+	json_object_foreach(obj, key, v) {
+		if (!strcmp(key, "command")) {
+			/* null lets a user turn off the system's hook */
+			if (json_is_null(v)) {
+				free(cfg->hook_command);
+				cfg->hook_command = NULL;
+				continue;
+			}
+			if (!json_is_string(v))
+				return fail(c, "hooks.", key,
+					    "expected a string or null");
+			if (get_string(c, "hooks.", key, v, &s) < 0)
+				return E_INVALID;
+			free(cfg->hook_command);
+			cfg->hook_command = xstrdup(s);
+		} else if (!strcmp(key, "webhooks")) {
+			size_t i, n;
+			char **list;
+			json_t *e;
+
+			if (!json_is_array(v))
+				return fail(c, "hooks.", key,
+					    "expected an array of strings");
+			n = json_array_size(v);
+			list = xcalloc(n + 1, sizeof *list);
+			json_array_foreach(v, i, e) {
+				char elem[32];
+
+				snprintf(elem, sizeof elem, "webhooks[%zu]", i);
+				if (get_string(c, "hooks.", elem, e, &s) < 0) {
+					free_strv(list);
+					return E_INVALID;
+				}
+				if ((why = check_webhook(s))) {
+					free_strv(list);
+					return fail(c, "hooks.", elem, "'%s': %s",
+						    s, why);
+				}
+				list[i] = xstrdup(s);
+			}
+			free_strv(cfg->webhooks);
+			cfg->webhooks = list;
+		} else {
+			return fail(c, "hooks.", key, "unknown key");
+		}
+	}
+	return 0;
+}
+
+/* --- the top level ------------------------------------------------------- */
+
+enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS };
+
+static const struct key {
+	const char *name;
+	enum kind kind;
+	size_t off;
+	long long min, max;
+} keys[] = {
+	{ "node", K_NODE, offsetof(struct config, node), 0, 0 },
+	{ "maildir", K_PATH, offsetof(struct config, maildir), 0, 0 },
+	{ "repository", K_PATH, offsetof(struct config, repository), 0, 0 },
+	{ "quorum", K_INT, offsetof(struct config, quorum), 1, INT_MAX },
+	{ "create", K_BOOL, offsetof(struct config, create), 0, 0 },
+	{ "size_limit", K_LLONG, offsetof(struct config, size_limit), 0, LLONG_MAX },
+	{ "lda_deadline", K_INT, offsetof(struct config, lda_deadline), 1, INT_MAX },
+	{ "fetch_interval", K_INT, offsetof(struct config, fetch_interval), 1, INT_MAX },
+	{ "debounce_ms", K_INT, offsetof(struct config, debounce_ms), 1, INT_MAX },
+	{ "backoff_min", K_INT, offsetof(struct config, backoff_min), 1, INT_MAX },
+	{ "backoff_max", K_INT, offsetof(struct config, backoff_max), 1, INT_MAX },
+	{ "net_timeout", K_INT, offsetof(struct config, net_timeout), 1, INT_MAX },
+	{ "peers", K_PEERS, 0, 0, 0 },
+	{ "hooks", K_HOOKS, 0, 0, 0 },
+};
+
+static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
+{
+	char *field = (char *)c->cfg + k->off;
+	const char *s;
+	long long n;
+
+	switch (k->kind) {
+	case K_NODE:
+		if (get_string(c, "", k->name, v, &s) < 0)
+			return E_INVALID;
+		if (!name_ok(s))
+			return fail(c, "", k->name,
+				    "'%s' is not a valid node name (see maildag.conf(5))",
+				    s);
+		free(*(char **)field);
+		*(char **)field = xstrdup(s);
+		return 0;
+	case K_PATH:
+		return get_path(c, "", k->name, v, (char **)field);
+	case K_BOOL:
+		return get_bool(c, "", k->name, v, (bool *)field);
+	case K_INT:
+		if (get_int(c, "", k->name, v, k->min, k->max, &n) < 0)
+			return E_INVALID;
+		*(int *)field = (int)n;
+		return 0;
+	case K_LLONG:
+		return get_int(c, "", k->name, v, k->min, k->max,
+			       (long long *)field);
+	case K_PEERS:
+		return apply_peers(c, v);
+	case K_HOOKS:
+		return apply_hooks(c, v);
+	}
+	return E_INVALID;
+}
+
+static int apply(const struct ctx *c, json_t *root)
+{
+	struct config *cfg = c->cfg;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(root))
+		return log_error("%s: expected a JSON object at the top level",
+				 c->file), E_INVALID;
+	json_object_foreach(root, key, v) {
+		const struct key *k = NULL;
+
+		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+			if (!strcmp(key, keys[i].name))
+				k = &keys[i];
+		if (!k)
+			return fail(c, "", key, "unknown key");
+		if (apply_key(c, k, v) < 0)
+			return E_INVALID;
+	}
+	/* the checks across keys, after each file, so they name it */
+	if (cfg->backoff_min > cfg->backoff_max)
+		return log_error("%s: backoff_min (%d) is greater than backoff_max (%d)",
+				 c->file, cfg->backoff_min, cfg->backoff_max),
+		       E_INVALID;
+	if (path_within(cfg->repository, cfg->maildir) ||
+	    path_within(cfg->maildir, cfg->repository))
+		return log_error("%s: repository '%s' and maildir '%s' must not be inside one another",
+				 c->file, cfg->repository, cfg->maildir),
+		       E_INVALID;
+	return 0;
+}
+
+/*
+ * Read one file onto cfg.  Returns 0 when it was applied or is absent
+ * (*found tells which), E_PERM or E_INVALID after logging.
+ */
+static int apply_file(struct ctx *c, const char *path, uid_t uid,
+		      bool system, bool *found)
+{
+	json_error_t jerr;
+	struct stat st;
+	json_t *root;
+	int fd, err, w;
+
+	*found = false;
+	/* O_NONBLOCK: a FIFO put there must not hang us; fstat refuses it */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		if (err == ENOENT)
+			return 0;
+		log_error("cannot open '%s': %s", path, strerror(err));
+		return err == EACCES || err == EPERM ? E_PERM : E_INVALID;
+	}
+	/* check what we opened, not what the name pointed to a moment ago */
+	if (fstat(fd, &st) < 0) {
+		err = errno;
+		close(fd);
+		return log_error("stat '%s': %s", path, strerror(err)), E_INVALID;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return log_error("'%s' is not a regular file", path), E_INVALID;
+	}
+	if (st.st_uid != uid && !(system && st.st_uid == 0)) {
+		close(fd);
+		return log_error("refusing '%s': owned by uid %lu, not %s%lu",
+				 path, (unsigned long)st.st_uid,
+				 system ? "root or uid " : "uid ",
+				 (unsigned long)uid), E_PERM;
+	}
+	if ((w = st.st_mode & (S_IWGRP | S_IWOTH))) {
+		close(fd);
+		return log_error("refusing '%s': writable by %s (mode %04o)", path,
+				 w == S_IWGRP ? "its group" :
+				 w == S_IWOTH ? "others" : "group and others",
+				 (unsigned)(st.st_mode & 07777)), E_PERM;
+	}
+	*found = true;
+	if (system) {
+		free(c->cfg->system_file);
+		c->cfg->system_file = xstrdup(path);
+	} else {
+		free(c->cfg->user_file);
+		c->cfg->user_file = xstrdup(path);
+	}
+	/* an empty file (just touched) is an empty configuration */
+	if (st.st_size == 0) {
+		close(fd);
+		return 0;
+	}
+	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+	close(fd);
+	if (!root)
+		return log_error("%s:%d:%d: %s", path, jerr.line, jerr.column,
+				 jerr.text), E_INVALID;
+	c->file = path;
+	err = apply(c, root);
+	json_decref(root);
+	return err;
+}
+
+static int cmp_peer(const void *a, const void *b)
+{
+	return strcmp(((const struct config_peer *)a)->name,
+		      ((const struct config_peer *)b)->name);
+}
+
+/* --- the API ------------------------------------------------------------- */
+
+static char *default_node(void)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof host) < 0)
+		return xstrdup("localhost");
+	host[sizeof host - 1] = '\0';
+	host[strcspn(host, ".")] = '\0';
+	return xstrdup(host[0] ? host : "localhost");
+}
+
+struct config *config_defaults(const char *user, const char *home)
+{
+	struct config *cfg = xcalloc(1, sizeof *cfg);
+
+	(void)user;
+	if (!home || home[0] != '/')
+		home = "/";
+	cfg->node = default_node();
+	cfg->maildir = expand_path("~/Maildir", home);
+	cfg->repository = expand_path("~/.local/share/maildag/mail.git", home);
+	cfg->quorum = 1;
+	cfg->create = true;
+	cfg->size_limit = 0;
+	cfg->lda_deadline = 600;
+	cfg->fetch_interval = 300;
+	cfg->debounce_ms = 200;
+	cfg->backoff_min = 1;
+	cfg->backoff_max = 300;
+	cfg->net_timeout = 60;
+	cfg->hook_command = NULL;
+	cfg->webhooks = xcalloc(1, sizeof *cfg->webhooks);
+	return cfg;
+}
+
+int config_load(struct config **out, const char *user, uid_t uid,
+		const char *home, const char *user_file,
+		const char *system_file, unsigned flags)
+{
+	struct ctx c = { NULL, NULL, user, home };
+	char *upath = NULL;
+	const char *xdg;
+	bool found;
+	int err;
+
+	*out = NULL;
+	if (!user || !*user)
+		return log_error("no user name to load the configuration for"),
+		       E_INVALID;
+	if (!home || home[0] != '/')
+		return log_error("home directory '%s' is not an absolute path",
+				 home ? home : ""), E_INVALID;
+	if (!user_file) {
+		xdg = getenv("XDG_CONFIG_HOME");
+		/* the XDG spec: a relative value is to be ignored */
+		if (xdg && xdg[0] == '/')
+			upath = xasprintf("%s/maildag/config.json", xdg);
+		else
+			upath = xasprintf("%s/.config/maildag/config.json", home);
+		user_file = upath;
+	}
+	if (!system_file)
+		system_file = SYSTEM_CONFIG;
+
+	c.cfg = config_defaults(user, home);
+	if (!(flags & CONFIG_NO_SYSTEM) &&
+	    (err = apply_file(&c, system_file, uid, true, &found)) < 0)
+		goto done;
+	if ((err = apply_file(&c, user_file, uid, false, &found)) < 0)
+		goto done;
+
+	/* only the host name can give a bad node name: files are checked */
+	if (!name_ok(c.cfg->node)) {
+		log_error("host name '%s' is not a valid node name; set \"node\" in '%s'",
+			  c.cfg->node, user_file);
+		err = E_INVALID;
+		goto done;
+	}
+	/*
+	 * A peer named after this node is this replica: dropping it lets one
+	 * system file list every server and serve on all of them.
+	 */
+	remove_peer(c.cfg, c.cfg->node);
+	if (c.cfg->npeers)
+		qsort(c.cfg->peers, c.cfg->npeers, sizeof c.cfg->peers[0],
+		      cmp_peer);
+	*out = c.cfg;
+	c.cfg = NULL;
+	err = 0;
+done:
+	config_free(c.cfg);
+	free(upath);
+	return err;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->node);
+	free(cfg->maildir);
+	free(cfg->repository);
+	free(cfg->hook_command);
+	free_strv(cfg->webhooks);
+	for (size_t i = 0; i < cfg->npeers; i++)
+		peer_release(&cfg->peers[i]);
+	free(cfg->peers);
+	free(cfg->system_file);
+	free(cfg->user_file);
+	free(cfg);
+}
+
+const struct config_peer *config_peer(const struct config *cfg,
+				      const char *name)
+{
+	for (size_t i = 0; i < cfg->npeers; i++)
+		if (!strcmp(cfg->peers[i].name, name))
+			return &cfg->peers[i];
+	return NULL;
+}
