@@ -63,12 +63,6 @@ static struct {
 /* what the deadline handler may clean up: set before the rename only */
 static char tmp_path_for_signal[PATH_MAX];
 
-static void usage(void)
-{
-	fputs("usage: maildag-lda [-f sender] [-a recipient] [-m folder] "
-	      "[-c config] [-d seconds] [-N] [-v]\n", stderr);
-}
-
 /* Print the diagnostic line and exit; never returns. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
 fail(int status, const char *code, const char *fmt, ...)
@@ -143,20 +137,17 @@ static void parse_args(int argc, char **argv)
 			char *end;
 			long v = strtol(optarg, &end, 10);
 			if (*end || v <= 0 || v > 86400) {
-				usage();
 				fail(EX_USAGE, "5.3.5", "bad deadline '%s'", optarg);
 			}
 			opt.deadline = (int)v;
 			break;
 		}
 		default:
-			usage();
 			fail(EX_USAGE, "5.3.5", "bad command line option '-%c'",
 			     optopt);
 		}
 	}
 	if (optind != argc) {
-		usage();
 		fail(EX_USAGE, "5.3.5", "unexpected argument '%s'", argv[optind]);
 	}
 }
@@ -684,9 +675,12 @@ int main(int argc, char **argv)
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
 	xalloc_die = oom_exit;
+	/* stderr is the bounce text: only the one diagnostic line goes there */
+	log_init("maildag-lda", LOG_TO_SYSLOG, LOG_LVL_INFO);
 	parse_args(argc, argv);
-	log_init("maildag-lda", LOG_TO_SYSLOG | (opt.verbose ? LOG_TO_STDERR : 0),
-		 opt.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	if (opt.verbose)
+		log_init("maildag-lda", LOG_TO_SYSLOG | LOG_TO_STDERR,
+			 LOG_LVL_DEBUG);
 
 	if (getuid() == 0 || geteuid() == 0)
 		fail(EX_TEMPFAIL, "4.3.0", "refusing to deliver as root; "

@@ -60,7 +60,7 @@ test_expect_success() {
 		test_failures=$((test_failures + 1))
 		printf 'not ok %d - %s\n' "$test_count" "$1"
 		printf '%s\n' "$2" | sed 's/^/#	/'
-		tail -n 40 "$TRASH/.out.$test_count" | sed 's/^/# > /'
+		tail -n 40 "$TRASH/.out.$test_count" | cut -c 1-300 | sed 's/^/# > /'
 	fi
 	rm -f "$TRASH/.out.$test_count"
 	return 0

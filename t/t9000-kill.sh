@@ -1,0 +1,99 @@
+#!/bin/sh
+test_description='maildag-lda killed at each step, then retried: one copy, clean repository'
+. "$abs_top_srcdir/t/test-lib.sh"
+
+command -v strace >/dev/null 2>&1 || test_skip_all 'strace is not installed (it injects the kills)'
+
+# kill_at NAME STRACE-ARGS...: deliver message NAME (no sender, so the
+# stored bytes are the input) under strace, which sends SIGKILL at the
+# chosen system call; the delivery must not report success
+kill_at() {
+	name=$1
+	shift
+	test_message "$name" >"$name.msg"
+	got=0
+	out=$STRACE_DIR/$name.strace
+	as_user strace -f -o "$out" -qq "$@" maildag-lda <"$name.msg" || got=$?
+	test "$got" != 0 || { echo "delivery was not killed" >&2; return 1; }
+	grep -q "killed by SIGKILL" "$out" || {
+		echo "strace did not kill it" >&2; tail "$out" >&2; return 1; }
+}
+
+# retry_once NAME: the MTA's retry succeeds and leaves exactly one copy
+retry_once() {
+	as_user maildag-lda <"$1.msg" &&
+	test "$(grep -l "^Subject: test message $1\$" $(mail_files) | wc -l)" = 1 &&
+	test "$(for p in $(tree_files); do mgit cat-file blob "refs/heads/mail:$p"; done |
+		grep -c "^Subject: test message $1\$")" = 1 &&
+	mgit fsck --strict --no-dangling &&
+	test_repo_consistent &&
+	test -z "$(ls -A "$REPO/maildag/pending")"
+}
+
+STRACE_DIR=$TRASH/strace
+mkdir -p "$STRACE_DIR" && chown "$TEST_USER" "$STRACE_DIR"
+
+test_expect_success 'setup: a first delivery' '
+	test_message first | as_user maildag-lda
+'
+
+test_expect_success 'killed after the tmp/ write, before the rename' '
+	kill_at tmpwrite -e trace=symlink -e inject=symlink:signal=KILL:when=1 &&
+	test -z "$(grep -l "test message tmpwrite" $(mail_files))" &&
+	retry_once tmpwrite
+'
+
+test_expect_success 'killed right after the rename into new/' '
+	kill_at renamed -P "$MAILDIR/new" -e trace=openat -e inject=openat:signal=KILL:when=1 &&
+	test "$(grep -l "test message renamed" $(mail_files) | wc -l)" = 1 &&
+	test -n "$(ls -A "$REPO/maildag/pending")" &&
+	retry_once renamed
+'
+
+# libgit2 moves each new loose object into place with link(2)
+for n in 1 2 3 4 5; do
+	test_expect_success "killed during the commit (object write $n)" "
+		kill_at commit$n -e trace=link -e inject=link:signal=KILL:when=$n &&
+		retry_once commit$n
+	"
+done
+
+test_expect_success 'killed while refs/heads/mail.lock is held: the stale lock does not block' '
+	kill_at reflock -P "$REPO/refs/heads/mail" -e trace=link -e inject=link:signal=KILL:when=1 &&
+	test -e "$REPO/refs/heads/mail.lock" &&
+	retry_once reflock &&
+	! test -e "$REPO/refs/heads/mail.lock"
+'
+
+test_expect_success 'killed after the ref update, before the work tree ref' '
+	kill_at wtref -P "$REPO/refs/maildag/worktree" -e trace=link -e inject=link:signal=KILL:when=1 &&
+	mgit show refs/heads/mail --stat | grep -q "deliver to INBOX" &&
+	retry_once wtref
+'
+
+test_expect_success 'killed after both refs moved, before the journal entry is removed' '
+	test_message journal >journal.msg &&
+	oid=$(git hash-object --stdin <journal.msg) &&
+	kill_at journal -P "$REPO/maildag/pending/$oid" -e trace=unlink -e inject=unlink:signal=KILL:when=2 &&
+	test -L "$REPO/maildag/pending/$oid" &&
+	retry_once journal
+'
+
+test_expect_success 'a killed delivery that is never retried is finished by the next one' '
+	kill_at orphan -P "$MAILDIR/new" -e trace=openat -e inject=openat:signal=KILL:when=1 &&
+	test_message other | as_user maildag-lda &&
+	test "$(grep -l "test message orphan" $(mail_files) | wc -l)" = 1 &&
+	tree_files >tree && test "$(wc -l <tree)" = "$(mail_files | wc -l)" &&
+	test_repo_consistent &&
+	test -z "$(ls -A "$REPO/maildag/pending")"
+'
+
+test_expect_success 'the mail client moved the orphan to cur/ before the recovery' '
+	kill_at moved -P "$MAILDIR/new" -e trace=openat -e inject=openat:signal=KILL:when=1 &&
+	f=$(grep -l "test message moved" "$MAILDIR"/new/*) &&
+	mv "$f" "$MAILDIR/cur/$(basename "$f"):2,S" &&
+	retry_once moved &&
+	tree_files | grep -q "^cur/.*:2,S$"
+'
+
+test_done
