@@ -242,7 +242,14 @@ int repo_lock(struct repo *r, int timeout_ms)
 		return E_TEMP;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	/* no timeout: block; the caller has its own deadline */
+	while (timeout_ms < 0 && flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			log_error("lock '%s': %s", path, strerror(errno));
+			goto fail;
+		}
+	}
+	while (timeout_ms >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR) {
 			log_error("lock '%s': %s", path, strerror(errno));
 			goto fail;

@@ -56,7 +56,7 @@ void repo_free(struct repo *r);
 
 /*
  * Take the writer lock (flock on <repo>/maildag/lock), waiting at most
- * timeout_ms; E_TEMP on timeout.  Holding it, stale libgit2 lock files of
+ * timeout_ms (< 0: as long as it takes); E_TEMP on timeout.  Holding it, stale libgit2 lock files of
  * the refs maildag writes are removed (their writer is dead: it would
  * hold the lock).
  */

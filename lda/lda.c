@@ -443,7 +443,8 @@ static bool tree_has_key(struct repo *r, const git_oid *tree,
  */
 static int commit_delivery(struct repo *r, const struct mailbox *mb,
 			   const char *folder, const char *sub,
-			   const char *name, const char *file)
+			   const char *name, const char *file,
+			   const git_oid *written)
 {
 	struct strbuf path = STRBUF_INIT, msg = STRBUF_INIT;
 	char hex[GIT_OID_HEXSZ + 1];
@@ -453,7 +454,9 @@ static int commit_delivery(struct repo *r, const struct mailbox *mb,
 	int ret = E_FAIL, attempt;
 
 	tree_message_path(&path, folder, sub, name);
-	if (repo_blob_from_file(&blob, r, file) < 0)
+	if (written)
+		git_oid_cpy(&blob, written);
+	else if (repo_blob_from_file(&blob, r, file) < 0)
 		goto done;
 	up.path = path.buf;
 	up.blob = &blob;
@@ -582,12 +585,13 @@ static int recover_entry(struct repo *r, const struct mailbox *mb,
 		/* committed before the crash, or by syncd since */
 	} else if (path_exists(file)) {
 		log_info("recovering interrupted delivery of %s", name);
-		ret = commit_delivery(r, mb, folder, "new", name, file);
+		ret = commit_delivery(r, mb, folder, "new", name, file, NULL);
 	} else if ((cur_name = find_in_cur(mb, folder, key))) {
 		free(file);
 		file = xasprintf("%s/cur/%s", dir, cur_name);
 		log_info("recovering interrupted delivery of %s", cur_name);
-		ret = commit_delivery(r, mb, folder, "cur", cur_name, file);
+		ret = commit_delivery(r, mb, folder, "cur", cur_name, file,
+				      NULL);
 		free(cur_name);
 	} else {
 		/* killed before the rename: drop its tmp/ file */
@@ -647,22 +651,10 @@ static void clean_tmp(const char *tmpdir)
 		closedir(d);
 }
 
-static int remaining_ms(const struct timespec *end)
-{
-	struct timespec now;
-	long long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (end->tv_sec - now.tv_sec) * 1000LL +
-	     (end->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
 int main(int argc, char **argv)
 {
 	struct mailbox *mb = NULL;
 	struct repo *repo = NULL;
-	struct timespec end;
 	struct timeval tv;
 	struct sigaction sa;
 	char *sender, *folder, *fdir, *key, *name, *tmp, *dest, *journal,
@@ -670,6 +662,7 @@ int main(int argc, char **argv)
 	char hex[GIT_OID_HEXSZ + 1];
 	long long size;
 	git_oid blob;
+	bool seen_before;
 	int fd, r, deadline;
 
 	umask(077);
@@ -694,8 +687,6 @@ int main(int argc, char **argv)
 
 	/* our own deadline, below the MTA's: nothing is promised before it */
 	deadline = opt.deadline > 0 ? opt.deadline : mb->cfg->lda_deadline;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += deadline;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_deadline;
 	sigaction(SIGALRM, &sa, NULL);
@@ -776,7 +767,24 @@ int main(int argc, char **argv)
 		fail_temp("cannot read the message back");
 	}
 	git_oid_tostr(hex, sizeof hex, &blob);
-	if (repo_lock(repo, remaining_ms(&end)) < 0) {
+	/*
+	 * Write the blob before taking the lock, so a big message does not
+	 * hold up other deliveries; an existing blob may be a retry.
+	 */
+	seen_before = repo_object_exists(repo, &blob);
+	if (!seen_before) {
+		git_oid written;
+		if (repo_blob_from_file(&written, repo, tmp) < 0) {
+			unlink(tmp);
+			fail_temp("cannot store the message");
+		}
+		if (!git_oid_equal(&written, &blob)) {
+			unlink(tmp);
+			fail(EX_TEMPFAIL, "4.3.0", "message changed while stored");
+		}
+	}
+	/* the deadline alarm bounds the wait */
+	if (repo_lock(repo, -1) < 0) {
 		unlink(tmp);
 		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
 	}
@@ -785,7 +793,7 @@ int main(int argc, char **argv)
 		unlink(tmp);
 		fail_temp("cannot finish an interrupted delivery");
 	}
-	if (repo_object_exists(repo, &blob) && delivered_recently(repo, &blob)) {
+	if (seen_before && delivered_recently(repo, &blob)) {
 		unlink(tmp);
 		log_info("already delivered (blob %.12s); not stored again", hex);
 		goto delivered;
@@ -820,7 +828,7 @@ int main(int argc, char **argv)
 			fail_temp("cannot sync new/");
 		free(newdir);
 	}
-	if (commit_delivery(repo, mb, folder, "new", name, dest) < 0) {
+	if (commit_delivery(repo, mb, folder, "new", name, dest, &blob) < 0) {
 		git_oid head, tree;
 		/*
 		 * Not committed: take the message back out of new/ so the
