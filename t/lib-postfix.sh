@@ -5,7 +5,7 @@
 #	. "$abs_top_srcdir/t/lib-postfix.sh"
 #	pf_setup                    # main.cf + master.cf in $PF_CONF
 #	pf_set mailbox_command="$BIN/maildag-lda -f \"\$SENDER\" -a \"\$RECIPIENT\""
-#	pf_start                    # master, smtpd on 127.0.0.1:$PF_PORT
+#	pf_start                    # master, smtpd on 127.0.0.1:$(pf_port)
 #	qid=$(mta_msg 1 | pf_send "$TEST_USER@localhost")
 #	pf_wait_status "$qid" && test "$(pf_status "$qid")" = sent
 #
@@ -25,8 +25,8 @@
 [ "$(id -u)" = 0 ] ||
 	test_skip_all "a private Postfix instance needs root"
 PF_SBIN=
-for d in /usr/sbin /usr/local/sbin /sbin; do
-	[ -x "$d/postfix" ] && [ -x "$d/postconf" ] && { PF_SBIN=$d; break; }
+for pf_d in /usr/sbin /usr/local/sbin /sbin; do
+	[ -x "$pf_d/postfix" ] && [ -x "$pf_d/postconf" ] && { PF_SBIN=$pf_d; break; }
 done
 [ -n "$PF_SBIN" ] || test_skip_all "postfix is not installed (Debian: postfix)"
 command -v swaks >/dev/null 2>&1 ||
@@ -46,9 +46,12 @@ PF_DIR=$TRASH/postfix
 PF_CONF=$PF_DIR/etc
 PF_QUEUE=$PF_DIR/queue
 PF_LOG=$PF_DIR/maillog
-PF_PORT=
 PF_NAME=postfix-$(printf '%s' "$test_name" | cut -d- -f1)
 export PF_DIR PF_CONF PF_LOG
+# test bodies run in subshells: the instance's state lives in files.  The
+# instance stops when the script exits, whatever the outcome.
+test_at_end pf_stop
+mta_at_exit pf_stop
 
 pf() { "$PF_SBIN/postfix" -c "$PF_CONF" "$@"; }
 pf_postconf() { "$PF_SBIN/postconf" -c "$PF_CONF" "$@"; }
@@ -119,26 +122,26 @@ pf_setup() {
 	EOF
 }
 
-# pf_set NAME=VALUE...: set main.cf parameters (before or after pf_start;
-# after, call pf_reload)
+# pf_set NAME=VALUE...: set main.cf parameters (before pf_start)
 pf_set() { pf_postconf -e "$@"; }
 
 # pf_master_add: append stdin (a service and its -o/argument lines) to
-# master.cf
+# master.cf (before pf_start)
 pf_master_add() { cat >>"$PF_CONF/master.cf"; }
 
-# pf_start: start the instance with smtpd on a free port of 127.0.0.1,
-# which it puts in PF_PORT; a port taken meanwhile is retried
+# pf_start: start the instance with smtpd on a free port of 127.0.0.1
+# (pf_port prints it); a port taken meanwhile is retried
 pf_start() {
-	local try=0
-	cp "$PF_CONF/master.cf" "$PF_CONF/master.cf.base" || return 1
-	test_at_end pf_stop
+	local try=0 port
+	[ -f "$PF_CONF/master.cf.base" ] ||
+		cp "$PF_CONF/master.cf" "$PF_CONF/master.cf.base" || return 1
 	while [ $try -lt 5 ]; do
 		try=$((try + 1))
-		PF_PORT=$(mta_free_port "$try") || return 1
+		port=$(mta_free_port "$try") || return 1
+		echo "$port" >"$PF_DIR/port"
 		{
 			cat "$PF_CONF/master.cf.base"
-			printf '127.0.0.1:%s inet n - n - - smtpd\n' "$PF_PORT"
+			printf '127.0.0.1:%s inet n - n - - smtpd\n' "$port"
 		} >"$PF_CONF/master.cf"
 		pf check >>"$PF_DIR/start.out" 2>&1 || {
 			echo "postfix check failed:" >&2
@@ -147,10 +150,9 @@ pf_start() {
 		}
 		if pf start >>"$PF_DIR/start.out" 2>&1 &&
 		   mta_wait_for 10 pf_smtp_ready; then
-			export PF_PORT
 			return 0
 		fi
-		say "postfix did not come up on port $PF_PORT (try $try)"
+		say "postfix did not come up on port $port (try $try)"
 		pf_stop
 	done
 	echo "cannot start postfix:" >&2
@@ -159,21 +161,22 @@ pf_start() {
 	return 1
 }
 
+# pf_port: the port smtpd listens on
+pf_port() { cat "$PF_DIR/port"; }
+
 # pf_smtp_ready: smtpd answers with our banner
 pf_smtp_ready() {
-	local line
-	exec 3<>"/dev/tcp/127.0.0.1/$PF_PORT" || return 1
-	IFS= read -r -t 5 line <&3
-	printf 'QUIT\r\n' >&3
-	exec 3<&- 3>&-
-	case "$line" in 220*"ESMTP $PF_NAME"*) return 0;; esac
-	return 1
+	local port
+	port=$(pf_port) || return 1
+	timeout 20 swaks --server 127.0.0.1 --port "$port" --quit-after banner \
+		--timeout 10 2>&1 | grep -q "^<-  220 .*ESMTP $PF_NAME\$"
 }
 
 pf_master_pid() {
 	local pid
-	pid=$(tr -d ' ' <"$PF_QUEUE/pid/master.pid" 2>/dev/null) || return 1
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+	[ -f "$PF_QUEUE/pid/master.pid" ] || return 1
+	pid=$(tr -d ' ' <"$PF_QUEUE/pid/master.pid") || return 1
+	[ -n "$pid" ] && mta_alive "$pid" && echo "$pid"
 }
 
 # pf_stop: stop the instance and wait (bounded) for its master to exit
@@ -181,47 +184,51 @@ pf_stop() {
 	local pid
 	pid=$(pf_master_pid) || return 0
 	pf stop >/dev/null 2>&1 || pf abort >/dev/null 2>&1 || :
-	mta_wait_for 15 sh -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null
+	mta_wait_for 15 test_must_fail mta_alive "$pid" ||
+		kill -9 "$pid" 2>/dev/null
 	return 0
 }
-
-pf_reload() { pf reload >/dev/null 2>&1; }
 
 # pf_send RCPT [FROM]: send the message on stdin over SMTP to the
 # instance; print the queue id Postfix gave it.  FROM "" sends with the
 # null sender (as a bounce would).
 pf_send() {
-	local rcpt=$1 from=${2-alice@example.org} out qid
-	out=$PF_DIR/swaks.$$.$(date +%s%N)
-	swaks --server 127.0.0.1 --port "$PF_PORT" --helo client.maildag.test \
+	local rcpt=$1 from=${2-alice@example.org} out qid port
+	[ -n "$from" ] || from='<>'
+	port=$(pf_port) && [ -n "$port" ] || { echo "postfix is not started" >&2; return 1; }
+	out=$PF_DIR/swaks.$(date +%s%N)
+	# swaks ends DATA with CRLF "." CRLF after the text as given: drop the
+	# text's own last newline, or the message gains an empty last line
+	printf '%s' "$(cat)" >"$out.msg" || return 1
+	timeout 60 swaks --server 127.0.0.1 --port "$port" \
+		--helo client.maildag.test \
 		--from "$from" --to "$rcpt" --data - --timeout 30 \
-		>"$out" 2>&1 || {
+		<"$out.msg" >"$out" 2>&1 || {
 		echo "swaks failed:" >&2; cat "$out" >&2; return 1; }
 	qid=$(sed -n 's/.*250 2\.0\.0 Ok: queued as \([0-9A-Za-z]*\).*/\1/p' "$out")
 	[ -n "$qid" ] || { echo "no queue id in:" >&2; cat "$out" >&2; return 1; }
 	echo "$qid"
 }
 
-# pf_status_lines QID [RCPT]: the delivery attempts Postfix logged for QID
-# (to RCPT, when given), oldest first
+# pf_status_lines QID: the delivery attempts Postfix logged for QID,
+# oldest first
 pf_status_lines() {
-	grep -E " $PF_NAME/[a-z]+\[[0-9]+\]: $1: to=<${2:-[^>]*}>.* status=" \
-		"$PF_LOG"
+	grep -E " $PF_NAME/[a-z]+\[[0-9]+\]: $1: to=<[^>]*>.* status=" "$PF_LOG"
 }
 
-# pf_status QID [RCPT]: the status of the last attempt logged for QID:
+# pf_status QID: the status of the last attempt logged for QID:
 # sent, deferred, bounced; empty if none yet
 pf_status() {
-	pf_status_lines "$@" | tail -n 1 | sed -n 's/.* status=\([a-z]*\).*/\1/p'
+	pf_status_lines "$1" | tail -n 1 | sed -n 's/.* status=\([a-z]*\).*/\1/p'
 }
 
-# pf_dsn QID [RCPT]: the DSN code of the last attempt (2.0.0, 4.3.0, ...)
+# pf_dsn QID: the DSN code of the last attempt (2.0.0, 4.3.0, ...)
 pf_dsn() {
-	pf_status_lines "$@" | tail -n 1 | sed -n 's/.* dsn=\([0-9.]*\),.*/\1/p'
+	pf_status_lines "$1" | tail -n 1 | sed -n 's/.* dsn=\([0-9.]*\),.*/\1/p'
 }
 
-# pf_attempts QID [RCPT]: how many attempts were logged for QID
-pf_attempts() { pf_status_lines "$@" | wc -l; }
+# pf_attempts QID: how many attempts were logged for QID
+pf_attempts() { pf_status_lines "$1" | wc -l; }
 
 # pf_wait_status QID [N]: wait (30 s at most) until Postfix has logged N
 # (default 1) delivery attempts for QID
@@ -254,3 +261,53 @@ pf_queue_empty() { pf_postqueue -p 2>/dev/null | grep -q '^Mail queue is empty';
 
 # pf_flush: ask Postfix to retry every deferred message now
 pf_flush() { pf_postqueue -f; }
+
+# pf_send_msg ID [RCPT [FROM]]: send mta_msg ID over SMTP (to the test
+# user by default); remember its queue id for pf_qid
+pf_send_msg() {
+	mta_msg "$1" | pf_send "${2:-$TEST_USER@localhost}" ${3+"$3"} >"$PF_DIR/qid.$1" &&
+	test -s "$PF_DIR/qid.$1"
+}
+
+# pf_qid ID: the queue id of the message pf_send_msg sent as ID
+pf_qid() { cat "$PF_DIR/qid.$1"; }
+
+# pf_sent_ids: the IDs pf_send_msg sent, one per line
+pf_sent_ids() { ls "$PF_DIR" | sed -n 's/^qid\.//p'; }
+
+# pf_delivered_once ID [FOLDER]: Postfix logged status=sent, dsn=2.0.0
+# for message ID, and it is stored once (mta_stored_once)
+pf_delivered_once() {
+	local qid
+	qid=$(pf_qid "$1") && pf_wait_status "$qid" &&
+	test "$(pf_status "$qid")" = sent &&
+	test "$(pf_dsn "$qid")" = 2.0.0 &&
+	mta_stored_once "$@"
+}
+
+# pf_check_all [MIN]: every message pf_send_msg sent that Postfix logged
+# as sent is stored once, every bounced one not at all, none is still
+# queued, the Maildir holds nothing else and matches refs/heads/mail; at
+# least MIN were sent
+pf_check_all() {
+	local id st sent=0
+	mta_wait_for 10 pf_queue_empty || { pf_postqueue -p >&2; return 1; }
+	for id in $(pf_sent_ids); do
+		st=$(pf_status "$(pf_qid "$id")")
+		case "$st" in
+		sent)
+			sent=$((sent + 1))
+			[ "$(mta_count_messages_matching "Message-ID: <$id.$$@")" = 1 ] &&
+			mta_in_repo_once "Message-ID: <$id.$$@" || {
+				echo "$id: sent but not stored once" >&2; return 1; };;
+		bounced)
+			mta_not_delivered "$id" || return 1;;
+		*)
+			echo "$id: status '$st'" >&2; return 1;;
+		esac
+	done
+	[ "$sent" -ge "${1:-1}" ] || { echo "only $sent sent" >&2; return 1; }
+	[ "$(mail_files | wc -l)" = "$sent" ] || {
+		echo "$sent sent, $(mail_files | wc -l) in the Maildir" >&2; return 1; }
+	test_repo_consistent
+}

@@ -68,14 +68,13 @@ test_expect_success() {
 
 test_done() {
 	printf '1..%d\n' "$test_count"
-	if [ "$test_failures" = 0 ]; then
-		test_cleanup
-	else
+	[ "$test_failures" = 0 ] ||
 		say "failed $test_failures of $test_count; trash kept in $TRASH"
-	fi
+	test_cleanup
 	exit 0
 }
 
+# stop what test_at_end registered, always; keep the trash after a failure
 test_cleanup() {
 	for f in ${test_cleanup_cmds:-}; do "$f" || :; done
 	if [ "${MAILDAG_TEST_KEEP:-}" != 1 ] && [ "$test_failures" = 0 ]; then
