@@ -11,11 +11,11 @@
 #include "strbuf.h"
 #include "xalloc.h"
 
-static char empty[1];
+char strbuf_slopbuf[1];
 
 void strbuf_init(struct strbuf *sb, size_t hint)
 {
-	sb->buf = empty;
+	sb->buf = strbuf_slopbuf;
 	sb->len = 0;
 	sb->alloc = 0;
 	if (hint)
@@ -46,7 +46,7 @@ void strbuf_grow(struct strbuf *sb, size_t extra)
 {
 	size_t want = sb->len + extra + 1;
 
-	if (!sb->buf || sb->buf == empty) {
+	if (!sb->alloc) {
 		size_t alloc = 0;
 		char *p = NULL;
 		xgrow((void **)&p, &alloc, want, 1);
@@ -97,13 +97,14 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	if (!sb->alloc)
+		strbuf_grow(sb, 64);
 	va_start(ap, fmt);
-	n = vsnprintf(sb->buf + sb->len, sb->alloc ? sb->alloc - sb->len : 0,
-		      fmt, ap);
+	n = vsnprintf(sb->buf + sb->len, sb->alloc - sb->len, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if (!sb->alloc || (size_t)n >= sb->alloc - sb->len) {
+	if ((size_t)n >= sb->alloc - sb->len) {
 		strbuf_grow(sb, (size_t)n);
 		va_start(ap, fmt);
 		vsnprintf(sb->buf + sb->len, sb->alloc - sb->len, fmt, ap);

@@ -15,7 +15,9 @@ struct strbuf {
 	size_t alloc;
 };
 
-#define STRBUF_INIT { NULL, 0, 0 }
+/* Never written to: what an empty buffer's buf points at. */
+extern char strbuf_slopbuf[];
+#define STRBUF_INIT { strbuf_slopbuf, 0, 0 }
 
 void strbuf_init(struct strbuf *sb, size_t hint);
 /* Free the contents; the struct may be reused after strbuf_init(). */

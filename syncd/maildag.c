@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "folder.h"
 #include "fsutil.h"
 #include "log.h"
@@ -35,6 +36,7 @@ static void usage(FILE *f)
 	fputs("usage: maildag [-c config] [-v] <command> [<args>]\n"
 	      "\n"
 	      "commands:\n"
+	      "  fsck [--all-refs]  check the repository against the format\n"
 	      "  init           create the repository and import the Maildir\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
 	      "  version        print the version\n", f);
@@ -378,6 +380,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "init", cmd_init },
 		{ "log", cmd_log },
+		{ "fsck", cmd_fsck },
 	};
 	struct mailbox *mb;
 	int c, r;

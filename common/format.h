@@ -1,0 +1,136 @@
+/*
+ * format: the repository format, version 1 (DESIGN section 2,
+ * maildag-format(5)), and the validator every tree passes before maildag
+ * merges it, writes it to the Maildir, or calls it healthy.
+ *
+ * A valid root tree holds exactly:
+ *
+ *	FORMAT				blob "maildag 1\n"
+ *	subscriptions			blob, optional
+ *	mtimes/<xx>			blobs of "<key> <seconds>\n" lines
+ *	[<folder>/]maildirfolder	empty blob, folders only, optional
+ *	[<folder>/](cur|new)/<xx>/<name>	message blobs
+ *
+ * where <folder> passes folder_dir_valid(), <name> passes
+ * maildir_name_valid(), <xx> is maildir_shard_hex() of the key, every
+ * blob has mode 100644 and every tree 40000 (written canonically), tree
+ * entries are in git's order, no key appears twice in the whole tree,
+ * and every mtimes record names a message of the tree.
+ * The validator reads raw objects itself rather than trusting libgit2's
+ * tree parser, which accepts unsorted and duplicate entries, modes such as
+ * "0100644" or "100664", and any name.
+ *
+ * Invariants: the validator only reads (no object or ref is written), and
+ * a tree is refused whole: callers never use part of a refused tree.
+ */
+#ifndef FORMAT_H
+#define FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <git2.h>
+
+#include "repo.h"
+#include "strbuf.h"
+
+#define FORMAT_VERSION 1
+#define FORMAT_MTIMES_DIR "mtimes"
+#define FORMAT_MTIMES_MAX (16 << 20)	/* bytes in one mtimes/<xx> blob */
+
+/*
+ * Check the tree with id tree.  0 when it is valid; E_INVALID when it is
+ * not, with one line appended to err naming the first offending entry and
+ * why ("'.Sent/cur/3f/..': forbidden name"; control characters and bytes
+ * >= 0x80 shown as \xNN); E_TEMP when an object could not be read for a
+ * reason that may pass (the line in err says which).
+ *
+ * trusted, when not NULL, is the tree of a commit already known valid
+ * (our own refs/heads/mail, say).  Then only what differs from it is
+ * checked: subtrees whose id equals trusted's at the same path are
+ * skipped, and the duplicate-key check looks only at the shards <xx> that
+ * changed somewhere, where it compares the keys of the changed shard
+ * trees with each other and with every other tree of the same shard
+ * number (a duplicate key always shares its shard, and two entries both
+ * in unchanged trees were both in trusted).  Likewise the records of
+ * mtimes/<xx> are matched against the messages only for those shard
+ * numbers, and for the ones that lost a whole shard tree.  The cost is
+ * O(changed shard trees x folders), not O(mailbox).  The answer is the
+ * same as without trusted only when trusted really is valid.
+ *
+ * Every blob in what is checked must exist and be a blob (one object
+ * header read each, skipped for an entry trusted holds at the same path
+ * with the same id).
+ */
+int format_check_tree(struct repo *r, const git_oid *tree,
+		      const git_oid *trusted, struct strbuf *err);
+
+/*
+ * format_check_tree() on the tree of a commit; trusted_commit (or NULL) is
+ * a commit whose tree is known valid.  Use it on refs/peers/<node>/mail
+ * before merging it, and on the merge bases: a base is an ancestor that
+ * may never have been checked.
+ */
+int format_check_commit(struct repo *r, const git_oid *commit,
+			const git_oid *trusted_commit, struct strbuf *err);
+
+/* What a full check saw, for reports. */
+struct format_stats {
+	size_t messages;
+	size_t folders;		/* INBOX counts when it holds cur/ or new/ */
+	size_t mtimes;		/* lines in mtimes/ */
+};
+
+/*
+ * Called once per problem: path is the escaped entry path ("" for the
+ * root tree), reason a short lowercase phrase.
+ */
+typedef void format_problem_fn(const char *path, const char *reason,
+			       void *data);
+
+/*
+ * Check the whole tree (no trusted tree) and report every problem rather
+ * than the first, for `maildag fsck`.  Returns the number of problems
+ * (0: valid), or E_TEMP.  stats may be NULL.
+ */
+int format_fsck_tree(struct repo *r, const git_oid *tree,
+		     format_problem_fn *fn, void *data,
+		     struct format_stats *stats);
+
+/*
+ * Called for each message of a tree: folder is "" for INBOX, sub "cur"
+ * or "new", path the full tree path.  A non-zero return stops the walk
+ * and is returned by format_foreach_message().
+ */
+typedef int format_message_fn(const char *path, const char *folder,
+			      const char *sub, const char *name,
+			      const git_oid *blob, void *data);
+
+/*
+ * Walk every message of a tree in tree order.  Entries that do not fit
+ * the format are skipped silently: validate first when that matters.
+ * 0, fn's non-zero return, or E_FAIL/E_TEMP when a tree cannot be read.
+ */
+int format_foreach_message(struct repo *r, const git_oid *tree,
+			   format_message_fn *fn, void *data);
+
+/*
+ * Check the bytes of the mtimes record of shard xx (two hex digits), the
+ * form common/mtimes.c writes: one or more lines "<key> <seconds>\n",
+ * split at the first space; keys valid message keys of shard xx, sorted
+ * bytewise and unique; seconds "-?[0-9]{1,18}" without leading zero or
+ * "-0", and not the key's own time (such a record is never written).  0,
+ * or E_INVALID with the reason appended to err ("line 3: keys not
+ * sorted").  That every key names a message of the tree is checked by
+ * format_check_tree(), not here.
+ */
+int format_mtimes_check(const char *buf, size_t len, const char *xx,
+			struct strbuf *err);
+
+/*
+ * Append s (len bytes) to out with control characters, DEL, bytes >= 0x80
+ * and backslashes escaped as \xNN, so any name prints as one safe line.
+ */
+void format_escape(struct strbuf *out, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,444 @@
+/*
+ * maildag fsck [--all-refs]: check the repository against the format
+ * (maildag-format(5)) and the Maildir against the repository.
+ *
+ *  1. refs/heads/mail (with --all-refs also refs/maildag/worktree and
+ *     every refs/peers/<node>/mail): the commit exists and its tree is
+ *     valid format version 1, every blob it names present.  One line per
+ *     problem on standard output, "<ref>: '<path>': <reason>".
+ *  2. Warnings, which do not change the exit status: messages on disk
+ *     that refs/maildag/worktree lacks or names differently, and the
+ *     other way round (syncd commits the first kind when it runs); files
+ *     in cur/ and new/ that are not tracked; unfinished LDA journal
+ *     entries.
+ *
+ * Exit status: 0 clean, 1 problems found, 64 bad usage, 66 no
+ * repository, 75 an object could not be read for a reason that may pass.
+ * fsck only reads: it takes no lock and moves no ref.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "folder.h"
+#include "format.h"
+#include "fsutil.h"
+#include "log.h"
+#include "mailbox.h"
+#include "maildir_name.h"
+#include "repo.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+struct fsck {
+	struct repo *repo;
+	const char *ref;	/* the ref being checked */
+	size_t problems;
+	size_t warnings;
+};
+
+static void problem(const char *path, const char *reason, void *data)
+{
+	struct fsck *f = data;
+
+	if (*path)
+		printf("%s: '%s': %s\n", f->ref, path, reason);
+	else
+		printf("%s: root tree: %s\n", f->ref, reason);
+	f->problems++;
+}
+
+/* Check one ref; 0, or E_TEMP when something could not be read. */
+static int check_ref(struct fsck *f, const char *ref)
+{
+	struct format_stats st;
+	git_commit *commit;
+	git_oid id;
+	int r;
+
+	f->ref = ref;
+	r = repo_ref_read(&id, f->repo, ref);
+	if (r == E_NOTFOUND) {
+		printf("%s: missing\n", ref);
+		f->problems++;
+		return 0;
+	}
+	if (r < 0) {
+		/* a corrupt ref file is a problem of the repository */
+		printf("%s: unreadable: %s\n", ref, log_last_error());
+		f->problems++;
+		return 0;
+	}
+	if (git_commit_lookup(&commit, f->repo->git, &id) < 0) {
+		printf("%s: commit %s: %s\n", ref, git_oid_tostr_s(&id),
+		       repo_git_error());
+		f->problems++;
+		return 0;
+	}
+	r = format_fsck_tree(f->repo, git_commit_tree_id(commit), problem, f, &st);
+	git_commit_free(commit);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		printf("%s %.10s: ok, %zu message%s in %zu folder%s, "
+		       "%zu mtimes record%s\n", ref, git_oid_tostr_s(&id),
+		       st.messages, st.messages == 1 ? "" : "s",
+		       st.folders, st.folders == 1 ? "" : "s",
+		       st.mtimes, st.mtimes == 1 ? "" : "s");
+	return 0;
+}
+
+static int add_peer_ref(const char *name, void *data)
+{
+	struct strbuf *names = data;
+
+	strbuf_addstr(names, name);
+	strbuf_addch(names, '\n');
+	return 0;
+}
+
+/*
+ * Add the loose refs/peers/<node>/mail files to names: libgit2's
+ * iterator skips a ref file it cannot parse, and fsck must not.
+ */
+static void add_loose_peer_refs(struct fsck *f, struct strbuf *names)
+{
+	char *dir = xasprintf("%s/refs/peers", f->repo->path);
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	while (d && (de = readdir(d))) {
+		char *file;
+		if (de->d_name[0] == '.')
+			continue;
+		file = xasprintf("%s/%s/mail", dir, de->d_name);
+		if (path_exists(file))
+			strbuf_addf(names, "refs/peers/%s/mail\n", de->d_name);
+		free(file);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Check every refs/peers/<node>/mail of the list names, in order. */
+static int check_peers(struct fsck *f, struct strbuf *names)
+{
+	char **v = NULL;
+	size_t n = 0, alloc = 0;
+	int r = 0;
+
+	for (char *p = names->buf, *nl; p && *p; p = nl + 1) {
+		const char *slash;
+		nl = strchr(p, '\n');
+		*nl = '\0';
+		slash = strncmp(p, "refs/peers/", 11) ? NULL : strchr(p + 11, '/');
+		if (slash && slash > p + 11 && !strcmp(slash, "/mail")) {
+			xgrow((void **)&v, &alloc, n + 1, sizeof *v);
+			v[n++] = p;
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof *v, str_cmp);
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (!i || strcmp(v[i - 1], v[i]))
+			r = check_ref(f, v[i]);
+	free(v);
+	return r;
+}
+
+/* --- the Maildir against refs/maildag/worktree ------------------------- */
+
+struct msg {
+	char *key;
+	char *place;	/* "[<folder>/]<sub>/<name>", as on disk */
+	bool matched;
+};
+
+struct msgs {
+	struct msg *v;
+	size_t n, alloc;
+};
+
+static void msgs_add(struct msgs *m, const char *folder, const char *sub,
+		     const char *name)
+{
+	xgrow((void **)&m->v, &m->alloc, m->n + 1, sizeof *m->v);
+	m->v[m->n].key = xstrndup(name, maildir_key_len(name));
+	m->v[m->n].place = xasprintf("%s%s%s/%s", folder, *folder ? "/" : "",
+				     sub, name);
+	m->v[m->n].matched = false;
+	m->n++;
+}
+
+static void msgs_release(struct msgs *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->v[i].key);
+		free(m->v[i].place);
+	}
+	free(m->v);
+}
+
+static int msg_cmp(const void *a, const void *b)
+{
+	const struct msg *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : strcmp(x->place, y->place);
+}
+
+/* An escaped copy of s, safe to print; the caller frees it. */
+static char *esc(const char *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	format_escape(&sb, s, strlen(s));
+	return strbuf_detach(&sb, NULL);
+}
+
+static __attribute__((format(printf, 2, 3)))
+void warn(struct fsck *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("warning: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	f->warnings++;
+}
+
+/* A warning about one place: "'<place>'<what>". */
+static void warn_place(struct fsck *f, const char *place, const char *what)
+{
+	char *e = esc(place);
+
+	warn(f, "'%s'%s", e, what);
+	free(e);
+}
+
+static void scan_sub(struct fsck *f, struct msgs *disk, const char *dir,
+		     const char *folder, const char *sub)
+{
+	char *path = xasprintf("%s/%s", dir, sub);
+	struct dirent *de;
+	DIR *d = opendir(path);
+
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		char *place;
+
+		if (de->d_name[0] == '.')
+			continue;
+		place = xasprintf("%s%s%s/%s", folder, *folder ? "/" : "", sub,
+				  de->d_name);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			warn_place(f, place, ": not a regular file, not tracked");
+		else if (!maildir_name_valid(de->d_name))
+			warn_place(f, place, ": not a valid message name, not tracked");
+		else
+			msgs_add(disk, folder, sub, de->d_name);
+		free(place);
+	}
+	if (d)
+		closedir(d);
+	free(path);
+}
+
+static void scan_folder(struct fsck *f, struct msgs *disk,
+			const struct mailbox *mb, const char *folder)
+{
+	char *dir = mailbox_folder_path(mb, folder);
+
+	scan_sub(f, disk, dir, folder, "cur");
+	scan_sub(f, disk, dir, folder, "new");
+	free(dir);
+}
+
+static int tree_message(const char *path, const char *folder, const char *sub,
+			const char *name, const git_oid *blob, void *data)
+{
+	msgs_add(data, folder, sub, name);
+	return 0;
+}
+
+/* Compare the Maildir with the tree of refs/maildag/worktree. */
+static int compare_disk(struct fsck *f, const struct mailbox *mb)
+{
+	struct msgs disk = { 0 }, tree = { 0 };
+	git_oid commit, tid;
+	struct dirent *de;
+	size_t i, j;
+	DIR *d;
+
+	if (!is_dir(mb->maildir)) {
+		char *e = esc(mb->maildir);
+		warn(f, "no Maildir at '%s'", e);
+		free(e);
+		return 0;
+	}
+	if (repo_ref_read(&commit, f->repo, REF_WORKTREE) < 0 ||
+	    repo_commit_tree(&tid, f->repo, &commit) < 0)
+		return 0;	/* reported with the refs, or not asked for */
+	if (format_foreach_message(f->repo, &tid, tree_message, &tree) < 0) {
+		msgs_release(&tree);
+		return E_TEMP;
+	}
+	scan_folder(f, &disk, mb, "");
+	if ((d = opendir(mb->maildir))) {
+		while ((de = readdir(d))) {
+			if (de->d_name[0] != '.' || !strcmp(de->d_name, ".") ||
+			    !strcmp(de->d_name, ".."))
+				continue;
+			if (!mailbox_folder_exists(mb, de->d_name))
+				continue;
+			if (!folder_dir_valid(de->d_name)) {
+				warn_place(f, de->d_name,
+					   ": not a valid folder name, not tracked");
+				continue;
+			}
+			scan_folder(f, &disk, mb, de->d_name);
+		}
+		closedir(d);
+	}
+	qsort(disk.v, disk.n, sizeof *disk.v, msg_cmp);
+	qsort(tree.v, tree.n, sizeof *tree.v, msg_cmp);
+	/* the same place on both sides first, then what remains per key */
+	for (i = 0, j = 0; i < disk.n && j < tree.n;) {
+		int c = msg_cmp(&disk.v[i], &tree.v[j]);
+		if (c == 0) {
+			disk.v[i++].matched = true;
+			tree.v[j++].matched = true;
+		} else if (c < 0) {
+			i++;
+		} else {
+			j++;
+		}
+	}
+	for (i = 0, j = 0; i < disk.n || j < tree.n;) {
+		int c;
+
+		if (i < disk.n && disk.v[i].matched) {
+			i++;
+			continue;
+		}
+		if (j < tree.n && tree.v[j].matched) {
+			j++;
+			continue;
+		}
+		c = i >= disk.n ? 1 : j >= tree.n ? -1 :
+		    strcmp(disk.v[i].key, tree.v[j].key);
+		if (c == 0) {
+			char *a = esc(disk.v[i].place), *b = esc(tree.v[j].place);
+			warn(f, "'%s' on disk is '%s' in " REF_WORKTREE, a, b);
+			free(a);
+			free(b);
+			i++;
+			j++;
+		} else if (c < 0) {
+			warn_place(f, disk.v[i++].place,
+				   " on disk, not in " REF_WORKTREE);
+		} else {
+			warn_place(f, tree.v[j++].place,
+				   " in " REF_WORKTREE ", not on disk");
+		}
+	}
+	msgs_release(&disk);
+	msgs_release(&tree);
+	return 0;
+}
+
+/* Deliveries the LDA journalled and did not finish (maildag-lda(8)). */
+static void check_journal(struct fsck *f)
+{
+	char *dir = repo_state_path(f->repo, "pending");
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	while (d && (de = readdir(d))) {
+		char target[4096];
+		ssize_t n;
+		char *p;
+
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", dir, de->d_name);
+		n = readlink(p, target, sizeof target - 1);
+		target[n < 0 ? 0 : n] = '\0';
+		warn_place(f, n > 0 ? target : p, ": delivery unfinished in the "
+			   "journal (the next delivery finishes it)");
+		free(p);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
+int cmd_fsck(struct mailbox *mb, int argc, char **argv)
+{
+	struct fsck f = { 0 };
+	struct strbuf peers = STRBUF_INIT;
+	bool all = false;
+	int r, ret = EX_TEMPFAIL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--all-refs")) {
+			all = true;
+		} else {
+			fprintf(stderr, "usage: maildag fsck [--all-refs]\n");
+			return EX_USAGE;
+		}
+	}
+	r = repo_open(&f.repo, mb->repository, 0);
+	if (r == E_NOTFOUND) {
+		log_error("no repository at '%s' (run 'maildag init')",
+			  mb->repository);
+		return EX_NOINPUT;
+	}
+	if (r < 0)
+		return EX_TEMPFAIL;
+	if (check_ref(&f, REF_MAIL) < 0)
+		goto done;
+	if (all) {
+		if (check_ref(&f, REF_WORKTREE) < 0)
+			goto done;
+		strbuf_init(&peers, 256);
+		if (git_reference_foreach_name(f.repo->git, add_peer_ref, &peers) < 0) {
+			log_error("list refs: %s", repo_git_error());
+			goto done;
+		}
+		add_loose_peer_refs(&f, &peers);
+		if (check_peers(&f, &peers) < 0)
+			goto done;
+	}
+	if (compare_disk(&f, mb) < 0)
+		goto done;
+	check_journal(&f);
+	ret = f.problems ? 1 : EX_OK;
+	if (f.problems)
+		printf("%zu problem%s found\n", f.problems,
+		       f.problems == 1 ? "" : "s");
+done:
+	strbuf_release(&peers);
+	repo_free(f.repo);
+	fflush(stdout);
+	return ret;
+}

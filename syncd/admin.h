@@ -1,0 +1,21 @@
+/*
+ * admin: the verbs of the admin tool `maildag` that live in files of
+ * their own (syncd/admin-*.c).  Each takes the user's mailbox and the
+ * verb's own argv (argv[0] is the verb) and returns a sysexits(3) status,
+ * or what its manual page says.
+ */
+#ifndef ADMIN_H
+#define ADMIN_H
+
+#include "mailbox.h"
+
+/* maildag fsck [--all-refs]: check the repository (admin-fsck.c). */
+int cmd_fsck(struct mailbox *mb, int argc, char **argv);
+
+/*
+ * maildag merge [-n] [-u] [-q] [-v] <commit-a> <commit-b>: merge two
+ * commits with the Maildir merge, print the result (admin-merge.c).
+ */
+int cmd_merge(struct mailbox *mb, int argc, char **argv);
+
+#endif
