@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -60,8 +61,15 @@ static struct {
 	bool verbose;
 } opt = { .deadline = -1 };
 
-/* what the deadline handler may clean up: set before the rename only */
+/*
+ * What the deadline handler may take back: the tmp/ file before the
+ * rename; after it, the message in new/ and its journal entry, unless a
+ * committer has claimed the entry (see the journal comment below).
+ */
 static char tmp_path_for_signal[PATH_MAX];
+static char dest_for_signal[PATH_MAX];
+static char entry_for_signal[PATH_MAX];
+static char withdrawn_for_signal[PATH_MAX + 2];
 
 /* Print the diagnostic line and exit; never returns. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -107,6 +115,13 @@ static void on_deadline(int sig)
 	/* nothing durable has been promised: the MTA will retry */
 	if (tmp_path_for_signal[0])
 		unlink(tmp_path_for_signal);
+	if (entry_for_signal[0] &&
+	    rename(entry_for_signal, withdrawn_for_signal) == 0) {
+		/* not claimed by a committer: take the message back */
+		if (dest_for_signal[0])
+			unlink(dest_for_signal);
+		unlink(withdrawn_for_signal);
+	}
 	r = write(STDERR_FILENO, msg, sizeof msg - 1);
 	(void)r;
 	_exit(EX_TEMPFAIL);
@@ -437,97 +452,57 @@ static bool tree_has_key(struct repo *r, const git_oid *tree,
 }
 
 /*
- * Commit the message file at file (which is folder/sub/name in the
- * Maildir) onto refs/heads/mail, and record it in refs/maildag/worktree.
- * The caller holds the writer lock.
+ * The delivery journal and group commit.
+ *
+ * Every delivery, before it renames its message into new/, publishes an
+ * entry <repo>/maildag/pending/<blob id>-<key> holding "<path in the
+ * Maildir>\n", and keeps an flock on it for as long as it lives.  The
+ * entry is written as a dot-file and renamed into place with the lock
+ * already held, so an unlocked entry always means its writer is dead.
+ *
+ * Whoever holds the writer lock commits every entry whose message is in
+ * the Maildir, in one commit, and removes those entries: deliveries that
+ * queue behind the lock are committed together (group commit).  It first
+ * claims each entry by renaming it to "<entry>.c"; a delivery whose
+ * deadline passes while it waits withdraws its entry by renaming it to
+ * "<entry>.w" and then removes its message.  Exactly one of the two
+ * renames succeeds, so a message is either committed or taken back,
+ * never half of each.  A delivery that gets the lock and finds neither
+ * its entry nor its claim was committed by someone else; a claim left
+ * behind (its committer died) is committed by the next one.  An entry whose message is not in the Maildir is left
+ * alone while its writer lives (it is about to rename); a dead writer's
+ * entry is finished (the mail client may have moved the message to cur/)
+ * or, if the message never reached new/, dropped with its tmp/ file.
  */
-static int commit_delivery(struct repo *r, const struct mailbox *mb,
-			   const char *folder, const char *sub,
-			   const char *name, const char *file,
-			   const git_oid *written)
-{
-	struct strbuf path = STRBUF_INIT, msg = STRBUF_INIT;
-	char hex[GIT_OID_HEXSZ + 1];
-	git_oid blob, head, tree, new_tree, commit, wt, wt_tree;
-	struct repo_update up;
-	char *email = xasprintf("lda@%s", mb->cfg->node);
-	int ret = E_FAIL, attempt;
+struct pending {
+	char *entry;		/* path of the journal entry */
+	char *folder;		/* "" for INBOX */
+	char *sub;		/* "new" or "cur" */
+	char *name;		/* file name in the Maildir */
+	char *file;		/* full path of the message */
+	git_oid blob;
+};
 
-	tree_message_path(&path, folder, sub, name);
-	if (written)
-		git_oid_cpy(&blob, written);
-	else if (repo_blob_from_file(&blob, r, file) < 0)
-		goto done;
-	up.path = path.buf;
-	up.blob = &blob;
-	git_oid_tostr(hex, sizeof hex, &blob);
-	strbuf_addf(&msg, "deliver to %s\n\nPath: %s\nBlob: %s\n",
-		    folder_display(folder), path.buf, hex);
-	for (attempt = 0; attempt < 5; attempt++) {
-		if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
-		    repo_commit_tree(&tree, r, &head) < 0 ||
-		    repo_tree_update(&new_tree, r, &tree, &up, 1) < 0 ||
-		    repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
-				"maildag-lda", email) < 0)
-			goto done;
-		ret = repo_ref_cas(r, REF_MAIL, &commit, &head,
-				   "maildag-lda: deliver");
-		if (ret != E_RACE)
-			break;
-	}
-	if (ret < 0)
-		goto done;
-	/* the disk now also holds this one file: say so, and no more */
-	if (repo_ref_read(&wt, r, REF_WORKTREE) == 0 &&
-	    repo_commit_tree(&wt_tree, r, &wt) == 0) {
-		git_oid wt_new = commit, t;
-		if (!git_oid_equal(&wt_tree, &tree) &&
-		    (repo_tree_update(&t, r, &wt_tree, &up, 1) < 0 ||
-		     repo_commit(&wt_new, r, &t, &wt, 1, "worktree: delivery\n",
-				 -1, "maildag-lda", email) < 0))
-			log_warn("could not record the delivery in '%s'",
-				 REF_WORKTREE);
-		else if (repo_ref_cas(r, REF_WORKTREE, &wt_new, &wt,
-				      "maildag-lda: deliver") < 0)
-			log_warn("could not move '%s'", REF_WORKTREE);
-	}
-	ret = 0;
-	log_info("delivered %s to %s as %.12s", name, folder_display(folder),
-		 git_oid_tostr_s(&commit));
-done:
-	free(email);
-	strbuf_release(&msg);
-	strbuf_release(&path);
-	return ret;
+static void pending_release(struct pending *p)
+{
+	free(p->entry);
+	free(p->folder);
+	free(p->sub);
+	free(p->name);
+	free(p->file);
 }
 
-/*
- * Find a message with key in folder's cur/ (the mail client may have
- * moved a recovered delivery there).  Returns its name or NULL.
- */
-static char *find_in_cur(const struct mailbox *mb, const char *folder,
-			 const char *key)
+/* Is the entry's writer alive (does it still hold its flock)? */
+static bool entry_owner_alive(const char *entry)
 {
-	char *dir = mailbox_folder_path(mb, folder);
-	char *cur = xasprintf("%s/cur", dir);
-	size_t klen = strlen(key);
-	char *found = NULL;
-	struct dirent *de;
-	DIR *d = opendir(cur);
+	int fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool alive;
 
-	while (d && (de = readdir(d))) {
-		if (!strncmp(de->d_name, key, klen) &&
-		    (de->d_name[klen] == ',' || de->d_name[klen] == ':' ||
-		     de->d_name[klen] == '\0')) {
-			found = xstrdup(de->d_name);
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	free(cur);
-	free(dir);
-	return found;
+	if (fd < 0)
+		return false;
+	alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return alive;
 }
 
 /*
@@ -557,78 +532,294 @@ static int parse_target(char **folder, char **name, const char *target)
 	return 0;
 }
 
-/* Finish one journal entry left by a dead delivery; see the top. */
-static int recover_entry(struct repo *r, const struct mailbox *mb,
-			 const char *entry_path)
+/*
+ * Find a message with key in folder's cur/ (the mail client may have
+ * moved an interrupted delivery there).  Returns its name or NULL.
+ */
+static char *find_in_cur(const struct mailbox *mb, const char *folder,
+			 const char *key)
 {
-	char target[PATH_MAX];
-	ssize_t n = readlink(entry_path, target, sizeof target - 1);
-	char *folder, *name, *key, *dir, *file, *cur_name;
-	git_oid head, tree;
-	int ret = 0;
+	char *dir = mailbox_folder_path(mb, folder);
+	char *cur = xasprintf("%s/cur", dir);
+	size_t klen = strlen(key);
+	char *found = NULL;
+	struct dirent *de;
+	DIR *d = opendir(cur);
 
-	if (n < 0)
-		return log_error("readlink '%s': %s", entry_path, strerror(errno));
-	target[n] = '\0';
-	if (parse_target(&folder, &name, target) < 0) {
-		log_warn("dropping malformed journal entry '%s'", entry_path);
-		unlink(entry_path);
+	while (d && (de = readdir(d))) {
+		if (!strncmp(de->d_name, key, klen) &&
+		    (de->d_name[klen] == ',' || de->d_name[klen] == ':' ||
+		     de->d_name[klen] == '\0')) {
+			found = xstrdup(de->d_name);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	free(cur);
+	free(dir);
+	return found;
+}
+
+/*
+ * Read journal entry name (in dir) into *out.  Returns 1 when it is to
+ * be committed, 0 when it is to be left (its writer is still at work) or
+ * was dropped, < 0 on error.
+ */
+static int load_entry(struct pending *out, const struct mailbox *mb,
+		      struct repo *r, const git_oid *tree, const char *dir,
+		      const char *ename)
+{
+	char buf[PATH_MAX], *nl, *key, *fdir;
+	struct pending p = { 0 };
+	ssize_t n;
+	int fd, ret = 0;
+
+	size_t elen = strlen(ename);
+	bool claimed = elen > 2 && !strcmp(ename + elen - 2, ".c");
+	char *unclaimed;
+
+	if (elen <= GIT_OID_HEXSZ + 1 || ename[GIT_OID_HEXSZ] != '-' ||
+	    git_oid_fromstrn(&p.blob, ename, GIT_OID_HEXSZ) < 0 ||
+	    (elen > 2 && ename[elen - 2] == '.' && !claimed))
+		return 0;	/* not an entry, or withdrawn */
+	unclaimed = xstrndup(ename, claimed ? elen - 2 : elen);
+	p.entry = xasprintf("%s/%s.c", dir, unclaimed);
+	if (!claimed) {
+		char *e = xasprintf("%s/%s", dir, unclaimed);
+		int rc = rename(e, p.entry);
+		free(e);
+		if (rc < 0) {
+			free(unclaimed);
+			pending_release(&p);
+			return 0;	/* withdrawn meanwhile */
+		}
+	}
+	fd = open(p.entry, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		free(unclaimed);
+		pending_release(&p);
 		return 0;
 	}
-	key = xstrndup(name, maildir_key_len(name));
-	dir = mailbox_folder_path(mb, folder);
-	file = xasprintf("%s/new/%s", dir, name);
-	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
-	    repo_commit_tree(&tree, r, &head) < 0) {
-		ret = E_TEMP;
-	} else if (tree_has_key(r, &tree, folder, key)) {
-		/* committed before the crash, or by syncd since */
-	} else if (path_exists(file)) {
-		log_info("recovering interrupted delivery of %s", name);
-		ret = commit_delivery(r, mb, folder, "new", name, file, NULL);
-	} else if ((cur_name = find_in_cur(mb, folder, key))) {
-		free(file);
-		file = xasprintf("%s/cur/%s", dir, cur_name);
-		log_info("recovering interrupted delivery of %s", cur_name);
-		ret = commit_delivery(r, mb, folder, "cur", cur_name, file,
-				      NULL);
-		free(cur_name);
-	} else {
-		/* killed before the rename: drop its tmp/ file */
-		free(file);
-		file = xasprintf("%s/tmp/%s", dir, key);
-		unlink(file);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0 || !(nl = memchr(buf, '\n', (size_t)n)) ||
+	    (*nl = '\0', parse_target(&p.folder, &p.name, buf) < 0)) {
+		log_warn("dropping malformed journal entry '%s'", p.entry);
+		unlink(p.entry);
+		pending_release(&p);
+		return 0;
 	}
-	if (ret == 0 && unlink(entry_path) < 0 && errno != ENOENT)
-		ret = log_error("unlink '%s': %s", entry_path, strerror(errno));
-	free(file);
-	free(dir);
+	key = xstrndup(p.name, maildir_key_len(p.name));
+	fdir = mailbox_folder_path(mb, p.folder);
+	p.sub = xstrdup("new");
+	p.file = xasprintf("%s/new/%s", fdir, p.name);
+	if (tree_has_key(r, tree, p.folder, key)) {
+		/* committed before its writer died, or by syncd since */
+		unlink(p.entry);
+	} else if (path_exists(p.file)) {
+		ret = 1;
+	} else if (entry_owner_alive(p.entry)) {
+		/* about to rename its message into new/: give it back */
+		char *e = xasprintf("%s/%s", dir, unclaimed);
+		rename(p.entry, e);
+		free(e);
+	} else {
+		char *cur_name = find_in_cur(mb, p.folder, key);
+		if (cur_name) {
+			free(p.sub);
+			free(p.name);
+			free(p.file);
+			p.sub = xstrdup("cur");
+			p.name = cur_name;
+			p.file = xasprintf("%s/cur/%s", fdir, cur_name);
+			ret = 1;
+		} else {
+			/* died before the rename: drop its tmp/ file */
+			char *tmp = xasprintf("%s/tmp/%s", fdir, key);
+			unlink(tmp);
+			free(tmp);
+			unlink(p.entry);
+		}
+	}
+	if (ret == 1) {
+		log_debug("committing %s", p.name);
+		*out = p;
+	} else {
+		pending_release(&p);
+	}
+	free(fdir);
 	free(key);
-	free(name);
-	free(folder);
+	free(unclaimed);
 	return ret;
 }
 
-static int recover_journal(struct repo *r, const struct mailbox *mb,
-			   const char *journal)
+/*
+ * Commit every pending delivery whose message is in the Maildir, in one
+ * commit on refs/heads/mail, record them in refs/maildag/worktree, and
+ * remove their journal entries.  The caller holds the writer lock.
+ */
+static int commit_pending(struct repo *r, const struct mailbox *mb,
+			  const char *journal)
+{
+	struct pending *ps = NULL;
+	struct repo_update *ups = NULL;
+	struct strbuf msg = STRBUF_INIT, *paths = NULL;
+	size_t n = 0, alloc = 0;
+	git_oid head, tree, new_tree, commit, wt, wt_tree;
+	char *email = xasprintf("lda@%s", mb->cfg->node);
+	struct dirent *de;
+	DIR *d;
+	int ret = E_FAIL;
+
+	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
+	    repo_commit_tree(&tree, r, &head) < 0)
+		goto done;
+	d = opendir(journal);
+	if (!d) {
+		ret = errno == ENOENT ? 0 :
+		      log_error("opendir '%s': %s", journal, strerror(errno));
+		goto done;
+	}
+	while ((de = readdir(d))) {
+		struct pending p;
+		if (de->d_name[0] == '.')
+			continue;
+		if (load_entry(&p, mb, r, &tree, journal, de->d_name) != 1)
+			continue;
+		xgrow((void **)&ps, &alloc, n + 1, sizeof *ps);
+		ps[n++] = p;
+	}
+	closedir(d);
+	if (n == 0) {
+		ret = 0;
+		goto done;
+	}
+
+	ups = xcalloc(n, sizeof *ups);
+	paths = xcalloc(n, sizeof *paths);
+	if (n == 1)
+		strbuf_addf(&msg, "deliver to %s\n\n", folder_display(ps[0].folder));
+	else
+		strbuf_addf(&msg, "deliver %zu messages\n\n", n);
+	for (size_t i = 0; i < n; i++) {
+		char hex[GIT_OID_HEXSZ + 1];
+		char *dir = xstrdup(ps[i].file);
+
+		/* a message whose writer died may not be synced into new/ yet */
+		*strrchr(dir, '/') = '\0';
+		if ((i == 0 || strcmp(ps[i].folder, ps[i - 1].folder)) &&
+		    fsync_dir(dir) < 0) {
+			free(dir);
+			goto done;
+		}
+		free(dir);
+		/* a writer that died early may not have stored the blob */
+		if (!repo_object_exists(r, &ps[i].blob) &&
+		    repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
+			goto done;
+		strbuf_init(&paths[i], 0);
+		tree_message_path(&paths[i], ps[i].folder, ps[i].sub, ps[i].name);
+		ups[i].path = paths[i].buf;
+		ups[i].blob = &ps[i].blob;
+		git_oid_tostr(hex, sizeof hex, &ps[i].blob);
+		strbuf_addf(&msg, "Path: %s\nBlob: %s\n", paths[i].buf, hex);
+	}
+	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0 ||
+	    repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
+			"maildag-lda", email) < 0 ||
+	    repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0)
+		goto done;
+
+	/*
+	 * The disk now also holds these files: say so, and no more.  Not
+	 * synced: if this is lost, maildag-syncd finds the files on disk
+	 * and commits them again, which changes nothing.
+	 */
+	repo_set_fsync(false);
+	if (repo_ref_read(&wt, r, REF_WORKTREE) == 0 &&
+	    repo_commit_tree(&wt_tree, r, &wt) == 0) {
+		git_oid wt_new = commit, t;
+		if (!git_oid_equal(&wt_tree, &tree) &&
+		    (repo_tree_update(&t, r, &wt_tree, ups, n) < 0 ||
+		     repo_commit(&wt_new, r, &t, &wt, 1, "worktree: delivery\n",
+				 -1, "maildag-lda", email) < 0))
+			log_warn("could not record the delivery in '%s'",
+				 REF_WORKTREE);
+		else if (repo_ref_cas(r, REF_WORKTREE, &wt_new, &wt,
+				      "maildag-lda: deliver") < 0)
+			log_warn("could not move '%s'", REF_WORKTREE);
+	}
+	repo_set_fsync(true);
+	for (size_t i = 0; i < n; i++) {
+		log_info("delivered %s to %s as %.12s", ps[i].name,
+			 folder_display(ps[i].folder), git_oid_tostr_s(&commit));
+		if (unlink(ps[i].entry) < 0 && errno != ENOENT)
+			log_warn("unlink '%s': %s", ps[i].entry, strerror(errno));
+	}
+	ret = 0;
+done:
+	for (size_t i = 0; i < n; i++) {
+		pending_release(&ps[i]);
+		if (paths)
+			strbuf_release(&paths[i]);
+	}
+	free(paths);
+	free(ps);
+	free(ups);
+	free(email);
+	strbuf_release(&msg);
+	return ret;
+}
+
+/*
+ * Is a delivery of this blob still in the journal (a retry of a delivery
+ * that was interrupted)?
+ */
+static bool blob_pending(const char *journal, const char *hex)
 {
 	struct dirent *de;
 	DIR *d = opendir(journal);
-	int ret = 0;
+	bool found = false;
 
-	if (!d)
-		return errno == ENOENT ? 0 :
-		       log_error("opendir '%s': %s", journal, strerror(errno));
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char *p = xasprintf("%s/%s", journal, de->d_name);
-		if (recover_entry(r, mb, p) < 0)
-			ret = E_TEMP;
-		free(p);
+	while (d && !found && (de = readdir(d)))
+		found = !strncmp(de->d_name, hex, GIT_OID_HEXSZ) &&
+			de->d_name[GIT_OID_HEXSZ] == '-';
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/*
+ * Publish the journal entry for a delivery: written and locked under a
+ * dot-name, then renamed into place.  Returns the open, locked fd.
+ */
+static int publish_entry(const char *journal, const char *entry,
+			 const char *target)
+{
+	char *tmp = xasprintf("%s/.new-%ld", journal, (long)getpid());
+	char *line = xasprintf("%s\n", target);
+	int fd;
+
+	if (mkdir(journal, 0700) < 0 && errno != EEXIST) {
+		log_error("mkdir '%s': %s", journal, strerror(errno));
+		fd = -1;
+		goto done;
 	}
-	closedir(d);
-	return ret;
+	unlink(tmp);
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
+	    write_all(fd, line, strlen(line)) < 0 || rename(tmp, entry) < 0) {
+		log_error("journal '%s': %s", entry, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		fd = -1;
+	}
+done:
+	free(line);
+	free(tmp);
+	return fd;
 }
 
 /* Remove tmp/ files older than 36 hours (the Maildir rule). */
@@ -658,12 +849,11 @@ int main(int argc, char **argv)
 	struct timeval tv;
 	struct sigaction sa;
 	char *sender, *folder, *fdir, *key, *name, *tmp, *dest, *journal,
-	     *entry, *target;
+	     *entry, *target, *claim;
 	char hex[GIT_OID_HEXSZ + 1];
 	long long size;
 	git_oid blob;
-	bool seen_before;
-	int fd, r, deadline;
+	int fd, entry_fd, r, deadline;
 
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
@@ -750,7 +940,7 @@ int main(int argc, char **argv)
 		fail_temp("cannot write the message");
 	}
 
-	/* 2. under the writer lock: recover, de-duplicate, rename, commit */
+	/* 2. the blob, then the journal entry, then the rename into new/ */
 	r = repo_open(&repo, mb->repository,
 		      opt.no_create || !mb->cfg->create ? 0 : REPO_CREATE);
 	if (r == E_NOTFOUND) {
@@ -767,55 +957,61 @@ int main(int argc, char **argv)
 		fail_temp("cannot read the message back");
 	}
 	git_oid_tostr(hex, sizeof hex, &blob);
-	/*
-	 * Write the blob before taking the lock, so a big message does not
-	 * hold up other deliveries; an existing blob may be a retry.
-	 */
-	seen_before = repo_object_exists(repo, &blob);
-	if (!seen_before) {
-		git_oid written;
-		if (repo_blob_from_file(&written, repo, tmp) < 0) {
-			unlink(tmp);
-			fail_temp("cannot store the message");
-		}
-		if (!git_oid_equal(&written, &blob)) {
-			unlink(tmp);
-			fail(EX_TEMPFAIL, "4.3.0", "message changed while stored");
-		}
-	}
-	/* the deadline alarm bounds the wait */
-	if (repo_lock(repo, -1) < 0) {
-		unlink(tmp);
-		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
-	}
 	journal = repo_state_path(repo, "pending");
-	if (recover_journal(repo, mb, journal) < 0) {
-		unlink(tmp);
-		fail_temp("cannot finish an interrupted delivery");
-	}
-	if (seen_before && delivered_recently(repo, &blob)) {
-		unlink(tmp);
-		log_info("already delivered (blob %.12s); not stored again", hex);
-		goto delivered;
+	/*
+	 * The same bytes again: a delivery interrupted after it reached the
+	 * journal (finish it), or one committed within the last days.
+	 */
+	if (repo_object_exists(repo, &blob)) {
+		if (blob_pending(journal, hex)) {
+			if (repo_lock(repo, -1) < 0 ||
+			    commit_pending(repo, mb, journal) < 0) {
+				unlink(tmp);
+				fail_temp("cannot finish an interrupted delivery");
+			}
+			repo_unlock(repo);
+		}
+		if (delivered_recently(repo, &blob)) {
+			unlink(tmp);
+			tmp_path_for_signal[0] = '\0';
+			log_info("already delivered (blob %.12s); not stored "
+				 "again", hex);
+			goto delivered;
+		}
 	}
 	name = xasprintf("%s,S=%lld", key, size);
 	dest = xasprintf("%s/new/%s", fdir, name);
 	target = *folder ? xasprintf("%s/new/%s", folder, name)
 			 : xasprintf("new/%s", name);
-	entry = xasprintf("%s/%s", journal, hex);
-	if (mkdir(journal, 0700) < 0 && errno != EEXIST) {
-		log_error("mkdir '%s': %s", journal, strerror(errno));
+	entry = xasprintf("%s/%s-%s", journal, hex, key);
+	entry_fd = publish_entry(journal, entry, target);
+	if (entry_fd < 0) {
 		unlink(tmp);
 		fail_temp("cannot write the journal");
 	}
-	unlink(entry);
-	if (symlink(target, entry) < 0 || fsync_dir(journal) < 0) {
-		log_error("journal '%s': %s", entry, strerror(errno));
-		unlink(tmp);
-		fail_temp("cannot write the journal");
+	/* before the lock, so a big message does not hold up the others */
+	{
+		git_oid written;
+		if (repo_blob_from_file(&written, repo, tmp) < 0 ||
+		    !git_oid_equal(&written, &blob)) {
+			unlink(tmp);
+			unlink(entry);
+			fail_temp("cannot store the message");
+		}
 	}
+	if (strlen(dest) >= sizeof dest_for_signal ||
+	    strlen(entry) >= sizeof entry_for_signal) {
+		unlink(tmp);
+		unlink(entry);
+		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
+	}
+	strcpy(dest_for_signal, dest);
+	snprintf(withdrawn_for_signal, sizeof withdrawn_for_signal, "%s.w",
+		 entry);
+	strcpy(entry_for_signal, entry);
 	if (rename(tmp, dest) < 0) {
 		log_error("rename '%s': %s", tmp, strerror(errno));
+		entry_for_signal[0] = '\0';
 		unlink(tmp);
 		unlink(entry);
 		fail_temp("cannot move the message into new/");
@@ -828,7 +1024,17 @@ int main(int argc, char **argv)
 			fail_temp("cannot sync new/");
 		free(newdir);
 	}
-	if (commit_delivery(repo, mb, folder, "new", name, dest, &blob) < 0) {
+
+	/* 3. under the writer lock: commit ours and whatever else waits */
+	if (repo_lock(repo, -1) < 0)
+		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
+	/* the deadline can no longer take it back: we are the committer */
+	entry_for_signal[0] = '\0';
+	claim = xasprintf("%s.c", entry);
+	if (!path_exists(entry) && !path_exists(claim)) {
+		log_debug("committed by another delivery");
+	} else if (commit_pending(repo, mb, journal) < 0 ||
+		   path_exists(entry) || path_exists(claim)) {
 		git_oid head, tree;
 		/*
 		 * Not committed: take the message back out of new/ so the
@@ -840,13 +1046,16 @@ int main(int argc, char **argv)
 		    !tree_has_key(repo, &tree, folder, key)) {
 			unlink(dest);
 			unlink(entry);
+			unlink(claim);
 			fail_temp("cannot commit the message");
 		}
+		unlink(entry);
+		unlink(claim);
 		log_warn("commit reported an error but the message is "
 			 "committed");
 	}
-	if (unlink(entry) < 0)
-		log_warn("unlink '%s': %s", entry, strerror(errno));
+	close(entry_fd);
+	free(claim);
 	free(entry);
 	free(target);
 	free(dest);

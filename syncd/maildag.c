@@ -279,17 +279,22 @@ static void header_value(struct strbuf *out, const char *msg, size_t len,
 	}
 }
 
-static void describe_delivery(struct strbuf *out, struct repo *r,
-			      const char *message)
+/* "delivered to FOLDER: from ..., "subject", N bytes" for one message */
+static void describe_message(struct strbuf *out, struct repo *r,
+			     const char *path, size_t plen, const char *hex)
 {
-	const char *folder = message + strlen("deliver to ");
-	const char *b = strstr(message, "\nBlob: ");
-	size_t flen = strcspn(folder, "\n");
+	const char *sub = memmem(path, plen, "/new/", 5);
 	git_oid id;
 	git_blob *blob;
 
-	strbuf_addf(out, "delivered to %.*s", (int)flen, folder);
-	if (!b || git_oid_fromstrn(&id, b + 7, GIT_OID_HEXSZ) < 0 ||
+	if (!sub)
+		sub = memmem(path, plen, "/cur/", 5);
+	if (!strncmp(path, "new/", 4) || !strncmp(path, "cur/", 4) || !sub)
+		strbuf_addstr(out, "delivered to INBOX");
+	else
+		strbuf_addf(out, "delivered to %.*s", (int)(sub - path - 1),
+			    path + 1);
+	if (git_oid_fromstrn(&id, hex, GIT_OID_HEXSZ) < 0 ||
 	    git_blob_lookup(&blob, r->git, &id) < 0)
 		return;
 	{
@@ -305,6 +310,28 @@ static void describe_delivery(struct strbuf *out, struct repo *r,
 		strbuf_release(&subject);
 	}
 	git_blob_free(blob);
+}
+
+/*
+ * Print a delivery commit (maildag-lda's "deliver ..." message with one
+ * "Path:"/"Blob:" pair per message), a line per message.
+ */
+static void print_delivery(const char *prefix, struct repo *r,
+			   const char *message)
+{
+	const char *p = message;
+
+	while ((p = strstr(p, "\nPath: "))) {
+		const char *path = p + 8, *b;
+		size_t plen = strcspn(path, "\n");
+		struct strbuf line = STRBUF_INIT;
+
+		p = path + plen;
+		b = strncmp(p, "\nBlob: ", 7) ? NULL : p + 7;
+		describe_message(&line, r, path, plen, b ? b : "");
+		printf("%s  %s\n", prefix, line.buf);
+		strbuf_release(&line);
+	}
 }
 
 static int cmd_log(struct mailbox *mb, int argc, char **argv)
@@ -347,7 +374,7 @@ static int cmd_log(struct mailbox *mb, int argc, char **argv)
 		struct strbuf line = STRBUF_INIT;
 		git_commit *commit;
 		const char *msg;
-		char when[32];
+		char when[32], prefix[64];
 		time_t t;
 
 		if (git_commit_lookup(&commit, r->git, &id) < 0)
@@ -356,11 +383,14 @@ static int cmd_log(struct mailbox *mb, int argc, char **argv)
 		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S",
 			 localtime(&t));
 		msg = git_commit_message(commit);
-		if (!strncmp(msg, "deliver to ", 11))
-			describe_delivery(&line, r, msg);
-		else
+		snprintf(prefix, sizeof prefix, "%s  %.10s", when,
+			 git_oid_tostr_s(&id));
+		if (!strncmp(msg, "deliver ", 8) && strstr(msg, "\nPath: ")) {
+			print_delivery(prefix, r, msg);
+		} else {
 			strbuf_add(&line, msg, strcspn(msg, "\n"));
-		printf("%s  %.10s  %s\n", when, git_oid_tostr_s(&id), line.buf);
+			printf("%s  %s\n", prefix, line.buf);
+		}
 		strbuf_release(&line);
 		git_commit_free(commit);
 		shown++;

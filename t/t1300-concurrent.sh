@@ -13,13 +13,29 @@ test_expect_success "$N deliveries started at once into a new mailbox" '
 	echo "     $N 0" >expect && test_cmp expect statuses
 '
 
-test_expect_success "$N messages, each once, $N commits on refs/heads/mail" '
+# deliveries that wait for the writer lock are committed together
+test_expect_success "$N messages, each once, each recorded by one commit" '
 	test "$(find "$MAILDIR/new" -type f | wc -l)" = $N &&
 	for i in $(seq $N); do
 		test "$(grep -l "^Subject: test message c$i\$" "$MAILDIR"/new/* | wc -l)" = 1 || exit 1
 	done &&
-	test "$(mgit log --format=%s refs/heads/mail | grep -c "^deliver to INBOX")" = $N &&
-	test "$(tree_files | wc -l)" = $N
+	test "$(tree_files | wc -l)" = $N &&
+	mgit log --format=%B refs/heads/mail | grep "^Blob: " | sort >blobs &&
+	test "$(wc -l <blobs)" = $N && test "$(sort -u blobs | wc -l)" = $N &&
+	for f in "$MAILDIR"/new/*; do
+		grep -qx "Blob: $(git hash-object "$f")" blobs || exit 1
+	done &&
+	commits=$(mgit rev-list --count refs/heads/mail) &&
+	test "$commits" -ge 2 && test "$commits" -le $((N + 1)) &&
+	echo "$N deliveries in $((commits - 1)) commits"
+'
+
+test_expect_success 'maildag log shows every delivery once' '
+	as_user maildag log >log &&
+	test "$(grep -c "delivered to INBOX: from Alice" log)" = $N &&
+	for i in $(seq $N); do
+		test "$(grep -c "\"test message c$i\"" log)" = 1 || exit 1
+	done
 '
 
 test_expect_success 'fsck is clean and the work tree ref agrees' '

@@ -37,8 +37,10 @@ test_expect_success 'setup: a first delivery' '
 	test_message first | as_user maildag-lda
 '
 
-test_expect_success 'killed after the tmp/ write, before the rename' '
-	kill_at tmpwrite -e trace=symlink -e inject=symlink:signal=KILL:when=1 &&
+test_expect_success 'killed after the tmp/ write and the journal, before the rename' '
+	# rename 1 publishes the journal entry, rename 2 moves the message
+	kill_at tmpwrite -e trace=rename -e inject=rename:signal=KILL:when=2 &&
+	test -n "$(ls -A "$REPO/maildag/pending")" &&
 	test -z "$(grep -l "test message tmpwrite" $(mail_files))" &&
 	retry_once tmpwrite
 '
@@ -72,11 +74,25 @@ test_expect_success 'killed after the ref update, before the work tree ref' '
 '
 
 test_expect_success 'killed after both refs moved, before the journal entry is removed' '
-	test_message journal >journal.msg &&
-	oid=$(git hash-object --stdin <journal.msg) &&
-	kill_at journal -P "$REPO/maildag/pending/$oid" -e trace=unlink -e inject=unlink:signal=KILL:when=2 &&
-	test -L "$REPO/maildag/pending/$oid" &&
+	# which unlink(2) removes the journal entry: count them in a dry run
+	# (twice: the first may also finish what earlier kills left)
+	test_message probe1 | as_user strace -f -qq -o "$STRACE_DIR/probe" -e trace=unlink maildag-lda &&
+	test_message probe2 | as_user strace -f -qq -o "$STRACE_DIR/probe" -e trace=unlink maildag-lda &&
+	n=$(grep -n "maildag/pending/[0-9a-f]\{40\}-" "$STRACE_DIR/probe" | head -n 1 | cut -d: -f1) &&
+	test -n "$n" &&
+	kill_at journal -e trace=unlink -e inject=unlink:signal=KILL:when=$n &&
+	ls "$REPO/maildag/pending" | grep -q "^[0-9a-f]\{40\}-" &&
+	mgit log -1 --format=%B refs/heads/mail | grep -q "^Blob: " &&
 	retry_once journal
+'
+
+test_expect_success 'killed before the rename, never retried: the next delivery cleans up' '
+	kill_at lost -e trace=rename -e inject=rename:signal=KILL:when=2 &&
+	test_message after-lost | as_user maildag-lda &&
+	test -z "$(ls -A "$REPO/maildag/pending")" &&
+	test -z "$(ls -A "$MAILDIR/tmp")" &&
+	test -z "$(grep -l "test message lost" $(mail_files))" &&
+	test_repo_consistent
 '
 
 test_expect_success 'a killed delivery that is never retried is finished by the next one' '
