@@ -39,6 +39,8 @@ static void usage(FILE *f)
 	      "  fsck [--all-refs]  check the repository against the format\n"
 	      "  init           create the repository and import the Maildir\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
+	      "  merge [-n] [-u] [-q] [-v] A B\n"
+	      "                 merge two commits with the Maildir merge\n"
 	      "  version        print the version\n", f);
 }
 
@@ -411,6 +413,7 @@ int main(int argc, char **argv)
 		{ "init", cmd_init },
 		{ "log", cmd_log },
 		{ "fsck", cmd_fsck },
+		{ "merge", cmd_merge },
 	};
 	struct mailbox *mb;
 	int c, r;
