@@ -1900,14 +1900,17 @@ int merge_trees(git_oid *out, struct repo *r, const git_oid *base,
 	size_t nckeys = 0, s, e;
 	int ret;
 
+	bool counting = opts && (opts->notify || (opts->flags & MERGE_COUNT));
+
 	if (stats)
 		memset(stats, 0, sizeof *stats);
 	/* one side did nothing: the other side is the answer */
-	if (git_oid_equal(ours, theirs) || (base && git_oid_equal(base, theirs))) {
+	if (git_oid_equal(ours, theirs) ||
+	    (!counting && base && git_oid_equal(base, theirs))) {
 		git_oid_cpy(out, ours);
 		return 0;
 	}
-	if (base && git_oid_equal(base, ours)) {
+	if (!counting && base && git_oid_equal(base, ours)) {
 		git_oid_cpy(out, theirs);
 		return 0;
 	}
