@@ -101,7 +101,9 @@ int mailbox_create_folder(const struct mailbox *mb, const char *folder)
 
 	for (size_t i = 0; i < 3 && r == 0; i++) {
 		char *sub = xasprintf("%s/%s", dir, subs[i]);
-		r = mkdir_p(sub, 0700);
+		/* the usual case, on every delivery: one stat, no mkdir walk */
+		if (!is_dir(sub))
+			r = mkdir_p(sub, 0700);
 		free(sub);
 	}
 	if (r == 0 && *folder) {
