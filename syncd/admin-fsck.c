@@ -407,14 +407,8 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	r = repo_open(&f.repo, mb->repository, 0);
-	if (r == E_NOTFOUND) {
-		log_error("no repository at '%s' (run 'maildag init')",
-			  mb->repository);
-		return EX_NOINPUT;
-	}
-	if (r < 0)
-		return EX_TEMPFAIL;
+	if ((r = admin_open_repo(&f.repo, mb)))
+		return r;
 	if (check_ref(&f, REF_MAIL) < 0)
 		goto done;
 	if (all) {

@@ -129,14 +129,8 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 		merge_usage(stderr);
 		return EX_USAGE;
 	}
-	c = repo_open(&r, mb->repository, 0);
-	if (c == E_NOTFOUND) {
-		log_error("no repository at '%s' (run 'maildag init')",
-			  mb->repository);
-		return EX_NOINPUT;
-	}
-	if (c < 0)
-		return EX_TEMPFAIL;
+	if ((c = admin_open_repo(&r, mb)))
+		return c;
 	if (dry && merge_objects_in_memory(r) < 0)
 		goto done;
 	if (update && repo_lock(r, 10000) < 0)

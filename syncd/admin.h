@@ -8,6 +8,15 @@
 #define ADMIN_H
 
 #include "mailbox.h"
+#include "repo.h"
+
+/*
+ * Open the user's repository for a verb.  Returns 0, or the sysexits(3)
+ * status the verb exits with (EX_NOINPUT when there is none, after saying
+ * to run 'maildag init'; EX_TEMPFAIL otherwise).  The caller frees *out
+ * with repo_free().
+ */
+int admin_open_repo(struct repo **out, const struct mailbox *mb);
 
 /* maildag fsck [--all-refs]: check the repository (admin-fsck.c). */
 int cmd_fsck(struct mailbox *mb, int argc, char **argv);

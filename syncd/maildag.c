@@ -233,6 +233,18 @@ done:
 	return r;
 }
 
+int admin_open_repo(struct repo **out, const struct mailbox *mb)
+{
+	int r = repo_open(out, mb->repository, 0);
+
+	if (r == E_NOTFOUND) {
+		log_error("no repository at '%s' (run 'maildag init')",
+			  mb->repository);
+		return EX_NOINPUT;
+	}
+	return r < 0 ? EX_TEMPFAIL : 0;
+}
+
 /* --- log -------------------------------------------------------------- */
 
 /*
@@ -358,14 +370,8 @@ static int cmd_log(struct mailbox *mb, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	c = repo_open(&r, mb->repository, 0);
-	if (c == E_NOTFOUND) {
-		log_error("no repository at '%s' (run 'maildag init')",
-			  mb->repository);
-		return EX_NOINPUT;
-	}
-	if (c < 0)
-		return EX_TEMPFAIL;
+	if ((c = admin_open_repo(&r, mb)))
+		return c;
 	if (git_revwalk_new(&walk, r->git) < 0 ||
 	    git_revwalk_push_ref(walk, REF_MAIL) < 0) {
 		log_error("read '%s': %s", REF_MAIL, repo_git_error());
