@@ -106,6 +106,23 @@ static void __attribute__((noreturn)) fail_temp(const char *what)
 	fail(EX_TEMPFAIL, "4.3.0", "%s", e);
 }
 
+/*
+ * Take back what this delivery wrote, unless a committer has claimed it
+ * already (then it will be committed, and the MTA's retry finds it).
+ * Async-signal-safe: the deadline handler calls it.
+ */
+static void withdraw(void)
+{
+	if (tmp_path_for_signal[0])
+		unlink(tmp_path_for_signal);
+	if (entry_for_signal[0] &&
+	    rename(entry_for_signal, withdrawn_for_signal) == 0) {
+		if (dest_for_signal[0])
+			unlink(dest_for_signal);
+		unlink(withdrawn_for_signal);
+	}
+}
+
 static void on_deadline(int sig)
 {
 	static const char msg[] = "4.4.7 delivery deadline passed\n";
@@ -113,15 +130,7 @@ static void on_deadline(int sig)
 
 	(void)sig;
 	/* nothing durable has been promised: the MTA will retry */
-	if (tmp_path_for_signal[0])
-		unlink(tmp_path_for_signal);
-	if (entry_for_signal[0] &&
-	    rename(entry_for_signal, withdrawn_for_signal) == 0) {
-		/* not claimed by a committer: take the message back */
-		if (dest_for_signal[0])
-			unlink(dest_for_signal);
-		unlink(withdrawn_for_signal);
-	}
+	withdraw();
 	r = write(STDERR_FILENO, msg, sizeof msg - 1);
 	(void)r;
 	_exit(EX_TEMPFAIL);
@@ -1020,8 +1029,10 @@ int main(int argc, char **argv)
 	tmp_path_for_signal[0] = '\0';
 	{
 		char *newdir = xasprintf("%s/new", fdir);
-		if (fsync_dir(newdir) < 0)
+		if (fsync_dir(newdir) < 0) {
+			withdraw();
 			fail_temp("cannot sync new/");
+		}
 		free(newdir);
 	}
 
