@@ -516,3 +516,84 @@ int repo_tree_lookup(git_oid *out, struct repo *r, const git_oid *tree,
 		return log_error("read tree: %s", repo_git_error());
 	return 0;
 }
+
+static int oid_cmp(const void *a, const void *b)
+{
+	return git_oid_cmp(a, b);
+}
+
+int repo_sync_objects(struct repo *r, const git_oid *ids, size_t n)
+{
+	char dirs[256] = { 0 };
+	int ret = 0;
+
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		char hex[GIT_OID_HEXSZ + 1], *path;
+		int fd;
+
+		git_oid_tostr(hex, sizeof hex, &ids[i]);
+		path = xasprintf("%s/objects/%.2s/%s", r->path, hex, hex + 2);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			/* in a pack already, which is durable */
+			if (errno != ENOENT)
+				ret = log_error("open '%s': %s", path,
+						strerror(errno));
+		} else {
+			if (fsync(fd) < 0)
+				ret = log_error("fsync '%s': %s", path,
+						strerror(errno));
+			close(fd);
+			dirs[ids[i].id[0]] = 1;
+		}
+		free(path);
+	}
+	for (int d = 0; d < 256 && ret == 0; d++) {
+		char *dir;
+		if (!dirs[d])
+			continue;
+		dir = xasprintf("%s/objects/%02x", r->path, d);
+		ret = fsync_dir(dir);
+		free(dir);
+	}
+	return ret;
+}
+
+int repo_tree_path_ids(git_oid **ids, size_t *n, size_t *alloc,
+		       struct repo *r, const git_oid *tree,
+		       const struct repo_update *ups, size_t nups)
+{
+	size_t start = *n;
+	git_tree *t;
+
+	if (git_tree_lookup(&t, r->git, tree) < 0)
+		return log_error("read tree: %s", repo_git_error());
+	xgrow((void **)ids, alloc, *n + 1, sizeof **ids);
+	git_oid_cpy(&(*ids)[(*n)++], tree);
+	for (size_t i = 0; i < nups; i++) {
+		char *path = xstrdup(ups[i].path);
+		for (char *slash = strchr(path, '/'); slash;
+		     slash = strchr(slash + 1, '/')) {
+			git_tree_entry *e;
+			*slash = '\0';
+			if (git_tree_entry_bypath(&e, t, path) == 0) {
+				xgrow((void **)ids, alloc, *n + 1, sizeof **ids);
+				git_oid_cpy(&(*ids)[(*n)++], git_tree_entry_id(e));
+				git_tree_entry_free(e);
+			}
+			*slash = '/';
+		}
+		free(path);
+	}
+	git_tree_free(t);
+	/* one entry per tree */
+	qsort(*ids + start, *n - start, sizeof **ids, oid_cmp);
+	{
+		size_t w = start;
+		for (size_t i = start; i < *n; i++)
+			if (w == start || !git_oid_equal(&(*ids)[w - 1], &(*ids)[i]))
+				git_oid_cpy(&(*ids)[w++], &(*ids)[i]);
+		*n = w;
+	}
+	return 0;
+}

@@ -95,6 +95,24 @@ struct repo_update {
  */
 int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
 		     const struct repo_update *ups, size_t n);
+/*
+ * Make written loose objects durable: fsync each one that is loose, then
+ * each of their directories.  Writing a batch of objects with fsync off
+ * (repo_set_fsync) and then calling this makes every object as durable
+ * as per-object fsync does, but on a journalling file system the first
+ * fsync commits them all at once instead of one journal commit each.
+ */
+int repo_sync_objects(struct repo *r, const git_oid *ids, size_t n);
+
+/*
+ * Append to *ids (grown as by xgrow, *alloc its size) the ids of tree
+ * and of every directory on the paths of ups in tree: the trees
+ * repo_tree_update() wrote for those updates.
+ */
+int repo_tree_path_ids(git_oid **ids, size_t *n, size_t *alloc,
+		       struct repo *r, const git_oid *tree,
+		       const struct repo_update *ups, size_t nups);
+
 /* The tree id of a commit. */
 int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit);
 /* The commit time of a commit, in seconds. */

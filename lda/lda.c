@@ -734,18 +734,38 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		git_oid_tostr(hex, sizeof hex, &ps[i].blob);
 		strbuf_addf(&msg, "Path: %s\nBlob: %s\n", paths[i].buf, hex);
 	}
-	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0 ||
-	    repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
-			"maildag-lda", email) < 0 ||
-	    repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0)
-		goto done;
-
 	/*
-	 * The disk now also holds these files: say so, and no more.  Not
-	 * synced: if this is lost, maildag-syncd finds the files on disk
-	 * and commits them again, which changes nothing.
+	 * Write the trees and the commit first, then sync them: one journal
+	 * commit for all of them on ext4, not one each, while we hold the
+	 * lock that every other delivery waits for.
 	 */
 	repo_set_fsync(false);
+	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0 ||
+	    repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
+			"maildag-lda", email) < 0) {
+		repo_set_fsync(true);
+		goto done;
+	}
+	repo_set_fsync(true);
+	{
+		git_oid *ids = NULL;
+		size_t nids = 0, idalloc = 0;
+		int sr;
+
+		xgrow((void **)&ids, &idalloc, 1, sizeof *ids);
+		git_oid_cpy(&ids[nids++], &commit);
+		sr = repo_tree_path_ids(&ids, &nids, &idalloc, r, &new_tree,
+					ups, n);
+		if (sr == 0)
+			sr = repo_sync_objects(r, ids, nids);
+		free(ids);
+		if (sr < 0)
+			goto done;
+	}
+	if (repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0)
+		goto done;
+
+	/* the disk now also holds these files: say so, and no more */
 	if (repo_ref_read(&wt, r, REF_WORKTREE) == 0 &&
 	    repo_commit_tree(&wt_tree, r, &wt) == 0) {
 		git_oid wt_new = commit, t;
@@ -759,7 +779,6 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 				      "maildag-lda: deliver") < 0)
 			log_warn("could not move '%s'", REF_WORKTREE);
 	}
-	repo_set_fsync(true);
 	for (size_t i = 0; i < n; i++) {
 		log_info("delivered %s to %s as %.12s", ps[i].name,
 			 folder_display(ps[i].folder), git_oid_tostr_s(&commit));
