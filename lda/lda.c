@@ -577,7 +577,7 @@ static char *find_in_cur(const struct mailbox *mb, const char *folder,
  */
 static int load_entry(struct pending *out, const struct mailbox *mb,
 		      struct repo *r, const git_oid *tree, const char *dir,
-		      const char *ename)
+		      const char *ename, const char *own)
 {
 	char buf[PATH_MAX], *nl, *key, *fdir;
 	struct pending p = { 0 };
@@ -628,7 +628,8 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 		unlink(p.entry);
 	} else if (path_exists(p.file)) {
 		ret = 1;
-	} else if (entry_owner_alive(p.entry)) {
+	} else if ((!own || strcmp(unclaimed, own)) &&
+		   entry_owner_alive(p.entry)) {
 		/* about to rename its message into new/: give it back */
 		char *e = xasprintf("%s/%s", dir, unclaimed);
 		rename(p.entry, e);
@@ -666,10 +667,11 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 /*
  * Commit every pending delivery whose message is in the Maildir, in one
  * commit on refs/heads/mail, record them in refs/maildag/worktree, and
- * remove their journal entries.  The caller holds the writer lock.
+ * remove their journal entries.  The caller holds the writer lock; own
+ * is the name of its own entry (its flock says nothing), or NULL.
  */
 static int commit_pending(struct repo *r, const struct mailbox *mb,
-			  const char *journal)
+			  const char *journal, const char *own)
 {
 	struct pending *ps = NULL;
 	struct repo_update *ups = NULL;
@@ -694,7 +696,7 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		struct pending p;
 		if (de->d_name[0] == '.')
 			continue;
-		if (load_entry(&p, mb, r, &tree, journal, de->d_name) != 1)
+		if (load_entry(&p, mb, r, &tree, journal, de->d_name, own) != 1)
 			continue;
 		xgrow((void **)&ps, &alloc, n + 1, sizeof *ps);
 		ps[n++] = p;
@@ -993,7 +995,7 @@ int main(int argc, char **argv)
 	if (repo_object_exists(repo, &blob)) {
 		if (blob_pending(journal, hex)) {
 			if (repo_lock(repo, -1) < 0 ||
-			    commit_pending(repo, mb, journal) < 0) {
+			    commit_pending(repo, mb, journal, NULL) < 0) {
 				unlink(tmp);
 				fail_temp("cannot finish an interrupted delivery");
 			}
@@ -1063,7 +1065,8 @@ int main(int argc, char **argv)
 	claim = xasprintf("%s.c", entry);
 	if (!path_exists(entry) && !path_exists(claim)) {
 		log_debug("committed by another delivery");
-	} else if (commit_pending(repo, mb, journal) < 0 ||
+	} else if (commit_pending(repo, mb, journal,
+				  entry + strlen(journal) + 1) < 0 ||
 		   path_exists(entry) || path_exists(claim)) {
 		git_oid head, tree;
 		/*

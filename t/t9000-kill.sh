@@ -112,4 +112,21 @@ test_expect_success 'the mail client moved the orphan to cur/ before the recover
 	tree_files | grep -q "^cur/.*:2,S$"
 '
 
+test_expect_success 'the mail client moves the message to cur/ while the LDA waits for the lock' '
+	as_user flock "$REPO/maildag/lock" sleep 3 &
+	sleep 0.5 &&
+	test_message waiting >waiting.msg &&
+	{ as_user maildag-lda <waiting.msg; echo $? >waiting.status; } &
+	for i in $(seq 50); do
+		f=$(grep -l "test message waiting" "$MAILDIR"/new/* 2>/dev/null) && break
+		sleep 0.1
+	done &&
+	test -n "$f" &&
+	mv "$f" "$MAILDIR/cur/$(basename "$f"):2,S" &&
+	wait &&
+	test "$(cat waiting.status)" = 0 &&
+	retry_once waiting &&
+	tree_files | grep -q "^cur/.*:2,S$"
+'
+
 test_done
