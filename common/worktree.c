@@ -1,0 +1,2577 @@
+/*
+ * worktree: the Maildir on disk and refs/maildag/worktree (see worktree.h).
+ *
+ * Two invariants carry everything here:
+ *  - the worktree tree says what the disk holds, no more: it moves only
+ *    after the disk (fsynced) holds what it will say;
+ *  - local changes are diff(worktree, disk) and go on top of mail; changes
+ *    from mail reach the disk as diff(worktree, mail), one file operation
+ *    per message, each checked against the name the worktree gives.
+ *
+ * A scan collects three lists: messages the worktree has and the disk
+ * has not (rm), messages on disk the worktree lacks (add), and messages
+ * whose mtime changed (mt).  A key both removed and added is a rename
+ * (flags, new/ -> cur/, another folder) and keeps its blob.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "folder.h"
+#include "fsutil.h"
+#include "log.h"
+#include "maildir_name.h"
+#include "merge.h"
+#include "mtimes.h"
+#include "strbuf.h"
+#include "worktree.h"
+#include "xalloc.h"
+
+#define MARKER "maildirfolder"
+#define SUBSCRIPTIONS "subscriptions"
+#define DIRTY_MAX 500000	/* more dirty names than this: rescan all */
+#define COPY_SETTLE 2		/* seconds a duplicate key may be half a move */
+
+static const char *const subs[2] = { "cur", "new" };
+
+/* --- small vectors ------------------------------------------------------ */
+
+struct strvec {
+	char **v;
+	size_t n, alloc;
+};
+
+static void strvec_push(struct strvec *sv, const char *s)
+{
+	xgrow((void **)&sv->v, &sv->alloc, sv->n + 1, sizeof *sv->v);
+	sv->v[sv->n++] = xstrdup(s);
+}
+
+static void strvec_clear(struct strvec *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = sv->alloc = 0;
+}
+
+static bool strvec_has(const struct strvec *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (!strcmp(sv->v[i], s))
+			return true;
+	return false;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* --- the worktree ------------------------------------------------------- */
+
+struct worktree {
+	struct repo *r;
+	char *maildir;
+	char *email;		/* commit identity */
+	bool full;		/* everything must be looked at */
+	bool root;		/* the root: subscriptions, folder list */
+	struct strvec folders;	/* folders to look at whole */
+	struct strvec names;	/* "<folder>/<sub>/<name>" to look at */
+	struct strvec later;	/* names held back (maybe half a move) */
+	double later_due;
+	bool ensured;		/* every folder's cur/ new/ tmp/ checked */
+	unsigned long gen;	/* counts dirty marks: did anything happen? */
+	worktree_poll_fn *poll;	/* read pending events (they mark us) */
+	void *poll_data;
+};
+
+void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data)
+{
+	wt->poll = fn;
+	wt->poll_data = data;
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct worktree *worktree_new(struct repo *r, const char *maildir,
+			      const char *node)
+{
+	struct worktree *wt = xcalloc(1, sizeof *wt);
+
+	wt->r = r;
+	wt->maildir = xstrdup(maildir);
+	wt->email = xasprintf("syncd@%s", node && *node ? node : "localhost");
+	return wt;
+}
+
+void worktree_free(struct worktree *wt)
+{
+	if (!wt)
+		return;
+	strvec_clear(&wt->folders);
+	strvec_clear(&wt->names);
+	strvec_clear(&wt->later);
+	free(wt->email);
+	free(wt->maildir);
+	free(wt);
+}
+
+void worktree_dirty_all(struct worktree *wt)
+{
+	wt->gen++;
+	wt->full = true;
+	wt->root = true;
+	strvec_clear(&wt->names);
+	strvec_clear(&wt->folders);
+}
+
+void worktree_dirty_root(struct worktree *wt)
+{
+	wt->gen++;
+	wt->root = true;
+}
+
+void worktree_dirty_folder(struct worktree *wt, const char *folder)
+{
+	wt->gen++;
+	if (wt->full || !folder_dir_valid(folder) ||
+	    strvec_has(&wt->folders, folder))
+		return;
+	strvec_push(&wt->folders, folder);
+}
+
+void worktree_dirty_name(struct worktree *wt, const char *folder,
+			 const char *sub, const char *name)
+{
+	char *s;
+
+	wt->gen++;
+	if (wt->full || !folder_dir_valid(folder) || !maildir_name_valid(name))
+		return;
+	if (wt->names.n >= DIRTY_MAX) {
+		log_info("more than %d changed names: rescanning everything",
+			 DIRTY_MAX);
+		worktree_dirty_all(wt);
+		return;
+	}
+	s = xasprintf("%s/%s/%s", folder, sub, name);
+	xgrow((void **)&wt->names.v, &wt->names.alloc, wt->names.n + 1,
+	      sizeof *wt->names.v);
+	wt->names.v[wt->names.n++] = s;
+}
+
+bool worktree_is_dirty(const struct worktree *wt)
+{
+	return wt->full || wt->root || wt->folders.n || wt->names.n ||
+	       (wt->later.n && mono_now() >= wt->later_due);
+}
+
+double worktree_deferred_due(const struct worktree *wt)
+{
+	return wt->later.n ? wt->later_due : 0;
+}
+
+/* --- names and paths ---------------------------------------------------- */
+
+bool worktree_ignored_name(const char *name)
+{
+	static const char *const exact[] = {
+		"tmp", "maildirsize", "mailboxes.lock", "subscriptions.lock",
+		"dovecot-keywords",
+	};
+	static const char *const prefixes[] = { "dovecot", "courier", "." };
+
+	for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+		if (!strcmp(name, exact[i]))
+			return true;
+	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
+/* The directory of folder's sub on disk, or of the folder when sub is NULL. */
+static char *disk_dir(const struct worktree *wt, const char *folder,
+		      const char *sub)
+{
+	if (!sub)
+		return *folder ? xasprintf("%s/%s", wt->maildir, folder)
+			       : xstrdup(wt->maildir);
+	return *folder ? xasprintf("%s/%s/%s", wt->maildir, folder, sub)
+		       : xasprintf("%s/%s", wt->maildir, sub);
+}
+
+static void msg_path(struct strbuf *out, const char *folder, const char *sub,
+		     const char *name)
+{
+	char shard[3];
+
+	maildir_shard_hex(shard, name, maildir_key_len(name));
+	if (*folder)
+		strbuf_addf(out, "%s/", folder);
+	strbuf_addf(out, "%s/%s/%s", sub, shard, name);
+}
+
+/*
+ * Split a tree path "[<folder>/](cur|new)/<xx>/<name>" into new strings;
+ * E_INVALID when it is not a message path.
+ */
+static int parse_msg_path(const char *path, char **folder, const char **sub,
+			  char **name)
+{
+	const char *p = path, *slash;
+	size_t flen = 0;
+
+	if (path[0] == '.') {
+		slash = strchr(path, '/');
+		if (!slash)
+			return E_INVALID;
+		flen = (size_t)(slash - path);
+		p = slash + 1;
+	}
+	if (!strncmp(p, "cur/", 4))
+		*sub = subs[0];
+	else if (!strncmp(p, "new/", 4))
+		*sub = subs[1];
+	else
+		return E_INVALID;
+	p += 4;
+	if (strlen(p) < 4 || p[2] != '/' || strchr(p + 3, '/'))
+		return E_INVALID;
+	*folder = xstrndup(path, flen);
+	*name = xstrdup(p + 3);
+	return 0;
+}
+
+static bool folder_on_disk(const struct worktree *wt, const char *folder)
+{
+	bool ok = false;
+
+	for (size_t i = 0; i < 2 && !ok; i++) {
+		char *d = disk_dir(wt, folder, subs[i]);
+		ok = is_dir(d);
+		free(d);
+	}
+	return ok;
+}
+
+int worktree_disk_folders(char ***out, size_t *n, const char *maildir)
+{
+	struct strvec sv = { 0 };
+	struct dirent *de;
+	DIR *d = opendir(maildir);
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 :
+		       log_error("opendir '%s': %s", maildir, strerror(errno));
+	strvec_push(&sv, "");
+	while ((de = readdir(d))) {
+		struct stat st;
+		char *cur, *new;
+		bool ok;
+
+		if (de->d_name[0] != '.' || !folder_dir_valid(de->d_name))
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		cur = xasprintf("%s/%s/cur", maildir, de->d_name);
+		new = xasprintf("%s/%s/new", maildir, de->d_name);
+		ok = (stat(cur, &st) == 0 && S_ISDIR(st.st_mode)) ||
+		     (stat(new, &st) == 0 && S_ISDIR(st.st_mode));
+		free(cur);
+		free(new);
+		if (ok)
+			strvec_push(&sv, de->d_name);
+	}
+	closedir(d);
+	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
+	*out = sv.v;
+	*n = sv.n;
+	return 0;
+}
+
+void worktree_folders_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* --- reading trees ------------------------------------------------------ */
+
+/*
+ * The tree at path under root (path "" or NULL: root itself); *out NULL
+ * when there is none.  The caller frees *out.
+ */
+static int subtree(git_tree **out, struct repo *r, const git_oid *root,
+		   const char *path)
+{
+	git_tree *t = NULL;
+	git_tree_entry *e = NULL;
+	int err;
+
+	*out = NULL;
+	if (git_tree_lookup(&t, r->git, root) < 0)
+		return log_error("read tree: %s", repo_git_error());
+	if (!path || !*path) {
+		*out = t;
+		return 0;
+	}
+	err = git_tree_entry_bypath(&e, t, path);
+	if (err == 0 && git_tree_entry_type(e) == GIT_OBJECT_TREE &&
+	    git_tree_lookup(out, r->git, git_tree_entry_id(e)) < 0)
+		err = -1;
+	git_tree_entry_free(e);
+	git_tree_free(t);
+	if (err < 0 && err != GIT_ENOTFOUND)
+		return log_error("read tree '%s': %s", path, repo_git_error());
+	return 0;
+}
+
+/* A message found in a tree. */
+struct hit {
+	char *folder;
+	const char *sub;
+	char *name;
+	git_oid oid;
+};
+
+struct hitv {
+	struct hit *v;
+	size_t n, alloc;
+};
+
+static void hitv_clear(struct hitv *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		free(h->v[i].folder);
+		free(h->v[i].name);
+	}
+	free(h->v);
+	h->v = NULL;
+	h->n = h->alloc = 0;
+}
+
+/* Append the entries of shard tree t whose key is key. */
+static void shard_find(struct hitv *out, git_tree *t, const char *folder,
+		       const char *sub, const char *key, size_t klen)
+{
+	size_t lo = 0, hi = git_tree_entrycount(t);
+
+	/* entries are sorted: binary search for the first name >= key */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *n = git_tree_entry_name(git_tree_entry_byindex(t, mid));
+		if (strncmp(n, key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < git_tree_entrycount(t); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const char *n = git_tree_entry_name(e);
+		if (strncmp(n, key, klen))
+			break;
+		if (n[klen] != '\0' && n[klen] != ',' && n[klen] != ':')
+			continue;
+		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB)
+			continue;
+		xgrow((void **)&out->v, &out->alloc, out->n + 1, sizeof *out->v);
+		out->v[out->n].folder = xstrdup(folder);
+		out->v[out->n].sub = sub;
+		out->v[out->n].name = xstrdup(n);
+		git_oid_cpy(&out->v[out->n].oid, git_tree_entry_id(e));
+		out->n++;
+	}
+}
+
+/* Every message with key in the tree root, in any folder. */
+static int tree_find_key(struct hitv *out, struct repo *r, const git_oid *root,
+			 const char *key, size_t klen)
+{
+	git_tree *rt;
+	char shard[3];
+	int ret = 0;
+
+	if (subtree(&rt, r, root, NULL) < 0)
+		return E_TEMP;
+	maildir_shard_hex(shard, key, klen);
+	for (size_t i = 0; i <= git_tree_entrycount(rt) && ret == 0; i++) {
+		const char *folder = "";
+
+		if (i > 0) {
+			const git_tree_entry *e = git_tree_entry_byindex(rt, i - 1);
+			folder = git_tree_entry_name(e);
+			if (folder[0] != '.' ||
+			    git_tree_entry_type(e) != GIT_OBJECT_TREE)
+				continue;
+		}
+		for (size_t s = 0; s < 2; s++) {
+			struct strbuf p = STRBUF_INIT;
+			git_tree *t;
+			if (*folder)
+				strbuf_addf(&p, "%s/", folder);
+			strbuf_addf(&p, "%s/%s", subs[s], shard);
+			if (subtree(&t, r, root, p.buf) < 0)
+				ret = E_TEMP;
+			else if (t) {
+				shard_find(out, t, folder, subs[s], key, klen);
+				git_tree_free(t);
+			}
+			strbuf_release(&p);
+		}
+	}
+	git_tree_free(rt);
+	return ret;
+}
+
+/* mtime records of a tree, read a shard at a time as needed. */
+struct mtcache {
+	const git_oid *tree;
+	struct mtimes m[256];
+	bool loaded[256];
+};
+
+static void mtcache_init(struct mtcache *c, const git_oid *tree)
+{
+	memset(c, 0, sizeof *c);
+	c->tree = tree;
+}
+
+static void mtcache_release(struct mtcache *c)
+{
+	for (size_t i = 0; i < 256; i++)
+		mtimes_release(&c->m[i]);
+}
+
+/* The mtime the tree gives key (MTIME_NONE when it gives none). */
+static long long mtcache_get(struct mtcache *c, struct repo *r,
+			     const char *key, size_t klen)
+{
+	unsigned s = maildir_shard(key, klen);
+	char k[MAILDIR_NAME_MAX + 1];
+
+	if (!c->loaded[s]) {
+		if (mtimes_read_shard(&c->m[s], r, c->tree, s) < 0)
+			log_warn("ignoring the mtime records of shard %02x", s);
+		c->loaded[s] = true;
+	}
+	if (klen > MAILDIR_NAME_MAX)
+		return MTIME_NONE;
+	memcpy(k, key, klen);
+	k[klen] = '\0';
+	return mtimes_get(&c->m[s], k);
+}
+
+/* --- scanning ----------------------------------------------------------- */
+
+/* One message at one place. */
+struct ent {
+	char *folder;
+	const char *sub;
+	char *name;
+	size_t klen;
+	git_oid oid;
+	bool have_oid;
+	bool claimed;		/* rm: its key was added elsewhere (a rename) */
+	bool rehash;		/* add: new bytes under a known name */
+	long long mtime;	/* on disk (add); MTIME_NONE when unknown */
+	time_t ctime;
+};
+
+struct entv {
+	struct ent *v;
+	size_t n, alloc;
+};
+
+static struct ent *entv_push(struct entv *ev, const char *folder,
+			     const char *sub, const char *name)
+{
+	struct ent *e;
+
+	xgrow((void **)&ev->v, &ev->alloc, ev->n + 1, sizeof *ev->v);
+	e = &ev->v[ev->n++];
+	memset(e, 0, sizeof *e);
+	e->folder = xstrdup(folder);
+	e->sub = sub;
+	e->name = xstrdup(name);
+	e->klen = maildir_key_len(name);
+	e->mtime = MTIME_NONE;
+	return e;
+}
+
+static void ent_release(struct ent *e)
+{
+	free(e->folder);
+	free(e->name);
+	e->folder = e->name = NULL;
+}
+
+static void entv_clear(struct entv *ev)
+{
+	for (size_t i = 0; i < ev->n; i++)
+		ent_release(&ev->v[i]);
+	free(ev->v);
+	ev->v = NULL;
+	ev->n = ev->alloc = 0;
+}
+
+/* Order by key, then folder, sub and name: deterministic everywhere. */
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct ent *x = a, *y = b;
+	size_t k = x->klen < y->klen ? x->klen : y->klen;
+	int c = memcmp(x->name, y->name, k);
+
+	if (c)
+		return c;
+	if (x->klen != y->klen)
+		return x->klen < y->klen ? -1 : 1;
+	if ((c = strcmp(x->folder, y->folder)))
+		return c;
+	if ((c = strcmp(x->sub, y->sub)))
+		return c;
+	return strcmp(x->name, y->name);
+}
+
+struct mtch {
+	char *key;
+	long long mtime;
+};
+
+struct scan {
+	struct repo *r;
+	const git_oid *wtree;	/* the worktree's tree */
+	const git_oid *mtree;	/* mail's tree when it differs, else NULL */
+	struct entv rm, add;
+	struct mtch *mt;
+	size_t nmt, amt;
+	struct strvec mk_add, mk_rm;	/* folders whose marker comes, goes */
+	int subs;			/* 1 set to subs_oid, -1 removed */
+	git_oid subs_oid;
+	struct strvec scanned;		/* folders looked at whole */
+	struct strvec later;		/* names held back */
+	struct mtcache wmt;
+	size_t seen;			/* files listed */
+	bool temp_error;
+};
+
+static void scan_init(struct scan *sc, struct repo *r, const git_oid *wtree)
+{
+	memset(sc, 0, sizeof *sc);
+	sc->r = r;
+	sc->wtree = wtree;
+	mtcache_init(&sc->wmt, wtree);
+}
+
+static void scan_release(struct scan *sc)
+{
+	entv_clear(&sc->rm);
+	entv_clear(&sc->add);
+	for (size_t i = 0; i < sc->nmt; i++)
+		free(sc->mt[i].key);
+	free(sc->mt);
+	strvec_clear(&sc->mk_add);
+	strvec_clear(&sc->mk_rm);
+	strvec_clear(&sc->scanned);
+	strvec_clear(&sc->later);
+	mtcache_release(&sc->wmt);
+}
+
+static void scan_mtime(struct scan *sc, const char *name, size_t klen,
+		       long long disk)
+{
+	long long known = mtcache_get(&sc->wmt, sc->r, name, klen);
+
+	if (known == disk)
+		return;
+	xgrow((void **)&sc->mt, &sc->amt, sc->nmt + 1, sizeof *sc->mt);
+	sc->mt[sc->nmt].key = xstrndup(name, klen);
+	sc->mt[sc->nmt].mtime = disk;
+	sc->nmt++;
+}
+
+/*
+ * A file the worktree has under the same name: only its mtime can have
+ * changed, or (a client that rewrites in place) its bytes, which always
+ * moves the mtime too; so only then are the bytes read again.
+ */
+static int scan_both(struct worktree *wt, struct scan *sc, const char *folder,
+		     const char *sub, const char *name, const git_oid *woid,
+		     const struct stat *st)
+{
+	size_t klen = maildir_key_len(name);
+	char *dir, *p;
+	git_oid now;
+	int ret = 0;
+
+	if (mtcache_get(&sc->wmt, sc->r, name, klen) == st->st_mtime)
+		return 0;
+	dir = disk_dir(wt, folder, sub);
+	p = xasprintf("%s/%s", dir, name);
+	if (repo_blob_hash_file(&now, p) < 0) {
+		if (path_exists(p)) {
+			sc->temp_error = true;
+			ret = E_TEMP;
+		}
+		/* gone meanwhile: its own event follows */
+	} else if (!git_oid_equal(&now, woid)) {
+		struct ent *e = entv_push(&sc->rm, folder, sub, name);
+		git_oid_cpy(&e->oid, woid);
+		e->have_oid = true;
+		e = entv_push(&sc->add, folder, sub, name);
+		e->mtime = st->st_mtime;
+		e->ctime = st->st_ctime;
+		e->rehash = true;
+	} else {
+		scan_mtime(sc, name, klen, st->st_mtime);
+	}
+	free(p);
+	free(dir);
+	return ret;
+}
+
+/* Is there a regular file at dirfd/name?  Its stat in *st. */
+static int disk_file(int dirfd, const char *name, struct stat *st)
+{
+	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return log_error("stat '%s': %s", name, strerror(errno));
+	}
+	return S_ISREG(st->st_mode) ? 1 : 0;
+}
+
+/* Look at one name in folder/sub. */
+static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
+		     const char *sub, const char *name)
+{
+	struct strbuf path = STRBUF_INIT;
+	char *dir = disk_dir(wt, folder, sub);
+	struct stat st;
+	git_oid oid;
+	int dfd, on_disk = 0, known;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		on_disk = disk_file(dfd, name, &st);
+		close(dfd);
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		on_disk = log_error("open '%s': %s", dir, strerror(errno));
+	}
+	free(dir);
+	if (on_disk < 0) {
+		sc->temp_error = true;
+		return E_TEMP;
+	}
+	msg_path(&path, folder, sub, name);
+	known = repo_tree_lookup(&oid, sc->r, sc->wtree, path.buf);
+	strbuf_release(&path);
+	if (known < 0 && known != E_NOTFOUND) {
+		sc->temp_error = true;
+		return E_TEMP;
+	}
+	if (known == 0 && !on_disk) {
+		struct ent *e = entv_push(&sc->rm, folder, sub, name);
+		git_oid_cpy(&e->oid, &oid);
+		e->have_oid = true;
+	} else if (known != 0 && on_disk) {
+		struct ent *e = entv_push(&sc->add, folder, sub, name);
+		e->mtime = st.st_mtime;
+		e->ctime = st.st_ctime;
+	} else if (on_disk) {
+		return scan_both(wt, sc, folder, sub, name, &oid, &st);
+	}
+	return 0;
+}
+
+struct dent {
+	char *name;
+	unsigned shard;
+};
+
+static int dent_cmp(const void *a, const void *b)
+{
+	const struct dent *x = a, *y = b;
+
+	if (x->shard != y->shard)
+		return x->shard < y->shard ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Compare all of folder/sub on disk with the worktree. */
+static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
+		    const char *sub)
+{
+	char *dir = disk_dir(wt, folder, sub);
+	struct dent *d = NULL;
+	size_t nd = 0, ad = 0, di = 0;
+	struct strbuf tp = STRBUF_INIT;
+	git_tree *st = NULL;
+	struct dirent *de;
+	DIR *dh = opendir(dir);
+	int ret = 0;
+
+	if (!dh && errno != ENOENT && errno != ENOTDIR) {
+		ret = log_error("opendir '%s': %s", dir, strerror(errno));
+		goto done;
+	}
+	while (dh && (de = readdir(dh))) {
+		if (!maildir_name_valid(de->d_name))
+			continue;	/* ".", "..", dot files, odd names */
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		xgrow((void **)&d, &ad, nd + 1, sizeof *d);
+		d[nd].name = xstrdup(de->d_name);
+		d[nd].shard = maildir_shard(de->d_name,
+					    maildir_key_len(de->d_name));
+		nd++;
+	}
+	qsort(d, nd, sizeof *d, dent_cmp);
+	sc->seen += nd;
+
+	if (*folder)
+		strbuf_addf(&tp, "%s/", folder);
+	strbuf_addstr(&tp, sub);
+	if (subtree(&st, sc->r, sc->wtree, tp.buf) < 0) {
+		ret = E_TEMP;
+		goto done;
+	}
+	for (unsigned s = 0; s < 256; s++) {
+		char hex[3];
+		git_tree *sh = NULL;
+		size_t dn = di, wi = 0, wn = 0;
+
+		snprintf(hex, sizeof hex, "%02x", s);
+		if (st) {
+			const git_tree_entry *e = git_tree_entry_byname(st, hex);
+			if (e && git_tree_entry_type(e) == GIT_OBJECT_TREE &&
+			    git_tree_lookup(&sh, sc->r->git,
+					    git_tree_entry_id(e)) < 0) {
+				ret = log_error("read tree: %s", repo_git_error());
+				goto done;
+			}
+		}
+		wn = sh ? git_tree_entrycount(sh) : 0;
+		while (dn < nd && d[dn].shard == s)
+			dn++;
+		while (di < dn || wi < wn) {
+			const git_tree_entry *we =
+				wi < wn ? git_tree_entry_byindex(sh, wi) : NULL;
+			const char *wname = we ? git_tree_entry_name(we) : NULL;
+			int c = !wname ? -1 : di >= dn ? 1 :
+				strcmp(d[di].name, wname);
+			struct stat sb;
+			int f;
+
+			if (c > 0) {
+				struct ent *e = entv_push(&sc->rm, folder, sub, wname);
+				git_oid_cpy(&e->oid, git_tree_entry_id(we));
+				e->have_oid = true;
+				wi++;
+				continue;
+			}
+			f = disk_file(dirfd(dh), d[di].name, &sb);
+			if (f < 0) {
+				ret = E_TEMP;
+				git_tree_free(sh);
+				goto done;
+			}
+			if (c < 0 && f) {
+				struct ent *e = entv_push(&sc->add, folder, sub,
+							  d[di].name);
+				e->mtime = sb.st_mtime;
+				e->ctime = sb.st_ctime;
+			} else if (c == 0 && f) {
+				scan_both(wt, sc, folder, sub, d[di].name,
+					  git_tree_entry_id(we), &sb);
+			} else if (c == 0) {
+				/* gone since readdir, or not a file */
+				struct ent *e = entv_push(&sc->rm, folder, sub, wname);
+				git_oid_cpy(&e->oid, git_tree_entry_id(we));
+				e->have_oid = true;
+			}
+			if (c == 0)
+				wi++;
+			di++;
+		}
+		git_tree_free(sh);
+	}
+done:
+	if (ret < 0)
+		sc->temp_error = true;
+	git_tree_free(st);
+	strbuf_release(&tp);
+	if (dh)
+		closedir(dh);
+	for (size_t i = 0; i < nd; i++)
+		free(d[i].name);
+	free(d);
+	free(dir);
+	return ret;
+}
+
+static int tree_has(struct scan *sc, const char *path, git_oid *oid)
+{
+	git_oid tmp;
+	int r = repo_tree_lookup(oid ? oid : &tmp, sc->r, sc->wtree, path);
+
+	if (r < 0 && r != E_NOTFOUND) {
+		sc->temp_error = true;
+		return r;
+	}
+	return r == 0;
+}
+
+/* Compare a whole folder with the worktree. */
+static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder)
+{
+	int ret = 0;
+
+	if (strvec_has(&sc->scanned, folder))
+		return 0;
+	strvec_push(&sc->scanned, folder);
+	if (*folder) {
+		char *mp = xasprintf("%s/" MARKER, folder);
+		bool disk = folder_on_disk(wt, folder);
+		int known = tree_has(sc, mp, NULL);
+		free(mp);
+		if (known < 0)
+			return E_TEMP;
+		if (disk && !known)
+			strvec_push(&sc->mk_add, folder);
+		else if (!disk && known)
+			strvec_push(&sc->mk_rm, folder);
+	}
+	for (size_t i = 0; i < 2 && ret == 0; i++)
+		ret = scan_sub(wt, sc, folder, subs[i]);
+	return ret;
+}
+
+/* The folders the worktree tree knows. */
+static int tree_folders(struct strvec *out, struct repo *r, const git_oid *tree)
+{
+	git_tree *t;
+
+	if (subtree(&t, r, tree, NULL) < 0)
+		return E_TEMP;
+	strvec_push(out, "");
+	for (size_t i = 0; i < git_tree_entrycount(t); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const char *n = git_tree_entry_name(e);
+		if (n[0] == '.' && git_tree_entry_type(e) == GIT_OBJECT_TREE)
+			strvec_push(out, n);
+	}
+	git_tree_free(t);
+	return 0;
+}
+
+/* The subscriptions file, and folders that came or went. */
+static int scan_root(struct worktree *wt, struct scan *sc, bool all)
+{
+	char *sp = xasprintf("%s/" SUBSCRIPTIONS, wt->maildir);
+	struct strvec known = { 0 };
+	char **disk = NULL;
+	size_t ndisk = 0;
+	struct stat st;
+	git_oid cur, w;
+	int has, ret = 0;
+
+	has = tree_has(sc, SUBSCRIPTIONS, &w);
+	if (has < 0) {
+		ret = E_TEMP;
+		goto done;
+	}
+	if (lstat(sp, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (repo_blob_hash_file(&cur, sp) < 0) {
+			ret = E_TEMP;
+			goto done;
+		}
+		if (!has || !git_oid_equal(&cur, &w)) {
+			if (repo_blob_from_file(&sc->subs_oid, sc->r, sp) < 0) {
+				ret = E_TEMP;
+				goto done;
+			}
+			sc->subs = 1;
+		}
+	} else if (has) {
+		sc->subs = -1;
+	}
+
+	if (worktree_disk_folders(&disk, &ndisk, wt->maildir) < 0 ||
+	    tree_folders(&known, sc->r, sc->wtree) < 0) {
+		ret = E_TEMP;
+		goto done;
+	}
+	for (size_t i = 0; i < ndisk && ret == 0; i++)
+		if (all || !strvec_has(&known, disk[i]))
+			ret = scan_folder(wt, sc, disk[i]);
+	for (size_t i = 0; i < known.n && ret == 0; i++) {
+		bool found = false;
+		for (size_t j = 0; j < ndisk && !found; j++)
+			found = !strcmp(disk[j], known.v[i]);
+		if (all || !found)
+			ret = scan_folder(wt, sc, known.v[i]);
+	}
+done:
+	if (ret < 0)
+		sc->temp_error = true;
+	worktree_folders_free(disk, ndisk);
+	strvec_clear(&known);
+	free(sp);
+	return ret;
+}
+
+/* --- resolving what the scan found -------------------------------------- */
+
+static int key_cmp(const struct ent *e, const char *key, size_t klen)
+{
+	size_t k = e->klen < klen ? e->klen : klen;
+	int c = memcmp(e->name, key, k);
+
+	if (!c && e->klen != klen)
+		c = e->klen < klen ? -1 : 1;
+	return c;
+}
+
+/* Do two entries name the same file (a rewrite in place)? */
+static bool same_place(const struct ent *a, const struct ent *b)
+{
+	return a && b && a->sub == b->sub && !strcmp(a->folder, b->folder) &&
+	       !strcmp(a->name, b->name);
+}
+
+/* The first unclaimed removal of key (sc->rm sorted by key), or NULL. */
+static struct ent *find_rm(struct scan *sc, const char *key, size_t klen)
+{
+	size_t lo = 0, hi = sc->rm.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_cmp(&sc->rm.v[mid], key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < sc->rm.n && !key_cmp(&sc->rm.v[lo], key, klen); lo++)
+		if (!sc->rm.v[lo].claimed)
+			return &sc->rm.v[lo];
+	return NULL;
+}
+
+static bool in_rm(struct scan *sc, const struct hit *h)
+{
+	for (size_t i = 0; i < sc->rm.n; i++) {
+		struct ent *e = &sc->rm.v[i];
+		if (e->sub == h->sub && !strcmp(e->name, h->name) &&
+		    !strcmp(e->folder, h->folder))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * rename(2) that never replaces an existing name (EEXIST instead); where
+ * renameat2 flags are not supported, a check then a rename, which is
+ * what other Maildir writers do there too.
+ */
+static int rename_noreplace(const char *from, const char *to)
+{
+	struct stat st;
+
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (lstat(to, &st) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return rename(from, to);
+}
+
+/*
+ * A second file with a key the mailbox already has (a COPY that kept the
+ * name, as Dovecot's does, or two replicas' messages with one key).  The
+ * format holds a key once, so this file gets a key of its own,
+ * "<key>.c<8 hex>", by a rename done here under the writer lock.
+ */
+static int rekey(struct worktree *wt, struct ent *e)
+{
+	char *dir = disk_dir(wt, e->folder, e->sub);
+	struct strbuf nn = STRBUF_INIT;
+	uint32_t rnd;
+	char *from, *to;
+	int ret = 0;
+
+	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+		rnd = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+	strbuf_add(&nn, e->name, e->klen);
+	strbuf_addf(&nn, ".c%08x", rnd);
+	strbuf_addstr(&nn, e->name + e->klen);
+	from = xasprintf("%s/%s", dir, e->name);
+	to = xasprintf("%s/%s", dir, nn.buf);
+	if (nn.len > MAILDIR_NAME_MAX)
+		ret = log_error("cannot give '%s' a key of its own: name too "
+				"long", e->name);
+	else if (rename_noreplace(from, to) < 0)
+		ret = errno == ENOENT ? E_NOTFOUND :
+		      log_error("rename '%s': %s", from, strerror(errno));
+	else {
+		log_info("'%s' in %s repeats a key; renamed to '%s'", e->name,
+			 folder_display(e->folder), nn.buf);
+		free(e->name);
+		e->name = strbuf_detach(&nn, NULL);
+		e->klen = maildir_key_len(e->name);
+		e->have_oid = false;
+	}
+	strbuf_release(&nn);
+	free(from);
+	free(to);
+	free(dir);
+	return ret;
+}
+
+/* Read the file of an addition into the object database. */
+static int hash_add(struct worktree *wt, struct ent *e)
+{
+	char *dir = disk_dir(wt, e->folder, e->sub);
+	char *p = xasprintf("%s/%s", dir, e->name);
+	int ret = 0;
+
+	if (!path_exists(p))
+		ret = E_NOTFOUND;	/* gone again: its event will follow */
+	else if (repo_blob_from_file(&e->oid, wt->r, p) < 0)
+		ret = path_exists(p) ? E_TEMP : E_NOTFOUND;
+	else
+		e->have_oid = true;
+	free(p);
+	free(dir);
+	return ret;
+}
+
+static void hold_back(struct scan *sc, const struct ent *e)
+{
+	char *s = xasprintf("%s/%s/%s", e->folder, e->sub, e->name);
+
+	strvec_push(&sc->later, s);
+	free(s);
+}
+
+/*
+ * Give one addition its blob: 0 keep it, 1 drop it, < 0 failed.  The blob
+ * of the same key removed in this batch (a rename), else of the same key
+ * elsewhere in the worktree when that file is gone (a move whose other
+ * half was missed), else the file's bytes.  A key still on disk
+ * elsewhere is a copy: held back a moment (it may be the first half of a
+ * move), then given a key of its own.
+ */
+static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
+		       const struct ent *prev, time_t now, struct entv *extra)
+{
+	struct ent *rm = find_rm(sc, a->name, a->klen);
+	struct hitv hits = { 0 };
+	bool dup, settled = now - a->ctime >= COPY_SETTLE;
+	int r;
+
+	if (rm) {
+		rm->claimed = true;
+		if (a->rehash) {
+			r = hash_add(wt, a);
+			return r == E_NOTFOUND ? 1 : r < 0 ? E_TEMP : 0;
+		}
+		git_oid_cpy(&a->oid, &rm->oid);
+		a->have_oid = true;
+		return 0;
+	}
+	dup = prev && !key_cmp(prev, a->name, a->klen);
+	if (!dup && tree_find_key(&hits, sc->r, sc->wtree, a->name, a->klen) < 0)
+		return E_TEMP;
+	for (size_t h = 0; h < hits.n && !dup; h++) {
+		char *dir, *p;
+		if (in_rm(sc, &hits.v[h])) {
+			dup = true;	/* its removal went to another file */
+			continue;
+		}
+		dir = disk_dir(wt, hits.v[h].folder, hits.v[h].sub);
+		p = xasprintf("%s/%s", dir, hits.v[h].name);
+		if (path_exists(p)) {
+			dup = true;
+		} else {
+			struct ent *x = entv_push(extra, hits.v[h].folder,
+						  hits.v[h].sub, hits.v[h].name);
+			git_oid_cpy(&x->oid, &hits.v[h].oid);
+			x->have_oid = x->claimed = true;
+			git_oid_cpy(&a->oid, &hits.v[h].oid);
+			a->have_oid = true;
+		}
+		free(p);
+		free(dir);
+	}
+	hitv_clear(&hits);
+	if (!dup && !a->have_oid && sc->mtree) {
+		/* new here; mail may hold another message with this key */
+		if (tree_find_key(&hits, sc->r, sc->mtree, a->name, a->klen) < 0)
+			return E_TEMP;
+		if (hits.n) {
+			r = hash_add(wt, a);
+			if (r < 0) {
+				hitv_clear(&hits);
+				return r == E_NOTFOUND ? 1 : E_TEMP;
+			}
+			for (size_t h = 0; h < hits.n; h++)
+				if (!git_oid_equal(&hits.v[h].oid, &a->oid))
+					dup = settled = true;
+		}
+		hitv_clear(&hits);
+	}
+	if (dup && !settled) {
+		hold_back(sc, a);
+		return 1;
+	}
+	if (dup) {
+		r = rekey(wt, a);
+		if (r == E_NOTFOUND)
+			return 1;
+		if (r < 0)
+			return E_TEMP;
+	}
+	if (!a->have_oid) {
+		r = hash_add(wt, a);
+		if (r == E_NOTFOUND)
+			return 1;
+		if (r < 0)
+			return E_TEMP;
+	}
+	return 0;
+}
+
+static int resolve(struct worktree *wt, struct scan *sc)
+{
+	struct entv extra = { 0 };
+	time_t now = time(NULL);
+	size_t w = 0, i;
+	int ret = 0;
+
+	qsort(sc->rm.v, sc->rm.n, sizeof *sc->rm.v, ent_cmp);
+	qsort(sc->add.v, sc->add.n, sizeof *sc->add.v, ent_cmp);
+	for (i = 0; i < sc->add.n; i++) {
+		struct ent a = sc->add.v[i];
+		int r = resolve_one(wt, sc, &a, w ? &sc->add.v[w - 1] : NULL,
+				    now, &extra);
+		if (r < 0) {
+			ret = r;
+			sc->add.v[w++] = a;
+			i++;
+			break;
+		}
+		if (r == 1)
+			ent_release(&a);
+		else
+			sc->add.v[w++] = a;
+	}
+	for (; i < sc->add.n; i++)
+		sc->add.v[w++] = sc->add.v[i];
+	sc->add.n = w;
+	for (i = 0; i < extra.n; i++) {
+		struct ent *x = entv_push(&sc->rm, extra.v[i].folder,
+					  extra.v[i].sub, extra.v[i].name);
+		git_oid_cpy(&x->oid, &extra.v[i].oid);
+		x->have_oid = x->claimed = true;
+	}
+	entv_clear(&extra);
+	qsort(sc->rm.v, sc->rm.n, sizeof *sc->rm.v, ent_cmp);
+	/* a rekeyed addition moved in the order */
+	qsort(sc->add.v, sc->add.n, sizeof *sc->add.v, ent_cmp);
+	if (ret < 0)
+		sc->temp_error = true;
+	return ret;
+}
+
+/* --- committing --------------------------------------------------------- */
+
+/* mtime changes with owned keys, for mtimes_update(). */
+struct mlist {
+	struct mtime_change *v;
+	size_t n, alloc;
+	struct strvec keys;
+};
+
+static void mlist_add(struct mlist *l, const char *key, size_t klen,
+		      long long mtime)
+{
+	char *k = xstrndup(key, klen);
+
+	xgrow((void **)&l->keys.v, &l->keys.alloc, l->keys.n + 1,
+	      sizeof *l->keys.v);
+	l->keys.v[l->keys.n++] = k;
+	xgrow((void **)&l->v, &l->alloc, l->n + 1, sizeof *l->v);
+	l->v[l->n].key = k;
+	l->v[l->n].mtime = mtime;
+	l->n++;
+}
+
+static void mlist_release(struct mlist *l)
+{
+	free(l->v);
+	strvec_clear(&l->keys);
+	memset(l, 0, sizeof *l);
+}
+
+static void counts_add(struct worktree_counts *c, const struct ent *from,
+		       const struct ent *to)
+{
+	if (!from)
+		c->added++;
+	else if (!to)
+		c->expunged++;
+	else if (strcmp(from->folder, to->folder) || from->sub != to->sub)
+		c->moved++;
+	else
+		c->flagged++;
+}
+
+static void counts_text(struct strbuf *out, const struct worktree_counts *c)
+{
+	size_t before = out->len;
+	const struct { size_t n; const char *what; } parts[] = {
+		{ c->added, "added" }, { c->expunged, "expunged" },
+		{ c->moved, "moved" }, { c->flagged, "flags changed" },
+		{ c->mtimes, "mtimes changed" },
+		{ c->folders_added, "folders created" },
+		{ c->folders_removed, "folders deleted" },
+		{ c->other, "subscriptions changed" },
+	};
+
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		if (!parts[i].n)
+			continue;
+		if (out->len > before)
+			strbuf_addstr(out, ", ");
+		strbuf_addf(out, "%zu %s", parts[i].n, parts[i].what);
+	}
+	if (out->len == before)
+		strbuf_addstr(out, "no change");
+}
+
+/* One key's change: where the worktree had it, where the disk has it. */
+struct pair {
+	struct ent *from, *to;
+};
+
+/* Pair removals and additions by key (both sorted by key). */
+static struct pair *pairs_of(struct scan *sc, size_t *n)
+{
+	struct pair *p = NULL;
+	size_t np = 0, ap = 0, i = 0, j = 0;
+
+	while (i < sc->rm.n || j < sc->add.n) {
+		struct ent *a = i < sc->rm.n ? &sc->rm.v[i] : NULL;
+		struct ent *b = j < sc->add.n ? &sc->add.v[j] : NULL;
+		int c = !a ? 1 : !b ? -1 : key_cmp(a, b->name, b->klen);
+
+		xgrow((void **)&p, &ap, np + 1, sizeof *p);
+		p[np].from = c <= 0 ? a : NULL;
+		p[np].to = c >= 0 ? b : NULL;
+		np++;
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			j++;
+	}
+	*n = np;
+	return p;
+}
+
+static bool mt_paired(const struct pair *p, size_t np, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (size_t j = 0; j < np; j++) {
+		const struct ent *any = p[j].to ? p[j].to : p[j].from;
+		if (!key_cmp(any, key, klen))
+			return true;
+	}
+	return false;
+}
+
+static void add_path(struct update_list *ups, const char *folder,
+		     const char *sub, const char *name, const git_oid *oid)
+{
+	struct strbuf path = STRBUF_INIT;
+
+	msg_path(&path, folder, sub, name);
+	update_list_add(ups, path.buf, oid);
+	strbuf_release(&path);
+}
+
+/* Folder markers and the subscriptions file, as the scan found them. */
+static int other_updates(struct scan *sc, struct update_list *ups,
+			 struct worktree_counts *counts)
+{
+	struct strbuf path = STRBUF_INIT;
+	git_oid empty;
+
+	if ((sc->mk_add.n || sc->mk_rm.n) &&
+	    repo_blob_from_buffer(&empty, sc->r, "", 0) < 0)
+		return E_TEMP;
+	for (size_t i = 0; i < sc->mk_add.n; i++) {
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/" MARKER, sc->mk_add.v[i]);
+		update_list_add(ups, path.buf, &empty);
+	}
+	for (size_t i = 0; i < sc->mk_rm.n; i++) {
+		strbuf_reset(&path);
+		strbuf_addf(&path, "%s/" MARKER, sc->mk_rm.v[i]);
+		update_list_add(ups, path.buf, NULL);
+	}
+	if (sc->subs)
+		update_list_add(ups, SUBSCRIPTIONS,
+				sc->subs > 0 ? &sc->subs_oid : NULL);
+	if (counts) {
+		counts->folders_added += sc->mk_add.n;
+		counts->folders_removed += sc->mk_rm.n;
+		counts->other += sc->subs != 0;
+	}
+	strbuf_release(&path);
+	return 0;
+}
+
+/* The local changes as they are: the disk's tree from the worktree's. */
+static void local_updates(struct scan *sc, struct pair *p, size_t np,
+			  struct update_list *ups, struct mlist *ml,
+			  struct worktree_counts *counts)
+{
+	for (size_t i = 0; i < np; i++) {
+		const struct ent *any = p[i].to ? p[i].to : p[i].from;
+		if (p[i].from && !same_place(p[i].from, p[i].to))
+			add_path(ups, p[i].from->folder, p[i].from->sub,
+				 p[i].from->name, NULL);
+		if (p[i].to)
+			add_path(ups, p[i].to->folder, p[i].to->sub,
+				 p[i].to->name, &p[i].to->oid);
+		mlist_add(ml, any->name, any->klen,
+			  p[i].to ? p[i].to->mtime : MTIME_NONE);
+		counts_add(counts, p[i].from, p[i].to);
+	}
+	for (size_t i = 0; i < sc->nmt; i++) {
+		if (mt_paired(p, np, sc->mt[i].key))
+			continue;
+		mlist_add(ml, sc->mt[i].key, strlen(sc->mt[i].key),
+			  sc->mt[i].mtime);
+		counts->mtimes++;
+	}
+}
+
+static int read_refs(struct worktree *wt, git_oid *w, git_oid *wtree,
+		     git_oid *m, git_oid *mtree)
+{
+	int r = repo_ref_read(m, wt->r, REF_MAIL);
+
+	if (r < 0)
+		return r == E_NOTFOUND ?
+		       log_error("'%s' does not exist", REF_MAIL) : E_TEMP;
+	if (repo_commit_tree(mtree, wt->r, m) < 0)
+		return E_TEMP;
+	r = repo_ref_read(w, wt->r, REF_WORKTREE);
+	if (r == E_NOTFOUND) {
+		/*
+		 * No record of the disk (a repository made by other means):
+		 * say the disk is empty, so everything on it is committed and
+		 * nothing is committed as deleted.
+		 */
+		git_oid empty;
+		log_warn("'%s' is missing; reading the Maildir as new",
+			 REF_WORKTREE);
+		if (repo_tree_update(&empty, wt->r, NULL, NULL, 0) < 0 ||
+		    repo_commit(w, wt->r, &empty, NULL, 0, "worktree: start\n",
+				-1, "maildag-syncd", wt->email) < 0 ||
+		    repo_ref_cas(wt->r, REF_WORKTREE, w, NULL,
+				 "maildag-syncd: start") < 0)
+			return E_TEMP;
+	} else if (r < 0) {
+		return E_TEMP;
+	}
+	if (repo_commit_tree(wtree, wt->r, w) < 0)
+		return E_TEMP;
+	return 0;
+}
+
+int worktree_pending(struct worktree *wt, bool *out)
+{
+	git_oid w, wtree, m, mtree;
+	int r = read_refs(wt, &w, &wtree, &m, &mtree);
+
+	*out = r == 0 && !git_oid_equal(&wtree, &mtree);
+	return r;
+}
+
+/*
+ * Make every object written so far durable with one syncfs(2) instead of
+ * one fsync per object: a commit of 20,000 renames writes hundreds of
+ * trees.  Refs move only after this.
+ */
+static int sync_objects(struct repo *r)
+{
+	int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return log_error("open '%s': %s", r->path, strerror(errno));
+#ifdef HAVE_SYNCFS
+	if (syncfs(fd) < 0)
+		ret = log_error("syncfs '%s': %s", r->path, strerror(errno));
+#else
+	sync();
+#endif
+	close(fd);
+	return ret;
+}
+
+/* Give back the marks a failed commit took, for the retry. */
+static void restore_marks(struct worktree *wt, bool full, bool root,
+			  struct strvec *folders, struct strvec *names)
+{
+	if (full)
+		worktree_dirty_all(wt);
+	if (root)
+		wt->root = true;
+	for (size_t i = 0; i < folders->n; i++)
+		worktree_dirty_folder(wt, folders->v[i]);
+	for (size_t i = 0; i < names->n && !wt->full; i++) {
+		xgrow((void **)&wt->names.v, &wt->names.alloc, wt->names.n + 1,
+		      sizeof *wt->names.v);
+		wt->names.v[wt->names.n++] = names->v[i];
+		names->v[i] = NULL;
+	}
+}
+
+/* Look at everything the marks name. */
+static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
+			bool root, struct strvec *folders, struct strvec *names)
+{
+	if (full || root)
+		scan_root(wt, sc, full);
+	for (size_t i = 0; i < folders->n && !sc->temp_error; i++)
+		scan_folder(wt, sc, folders->v[i]);
+	qsort(names->v, names->n, sizeof *names->v, cmp_str);
+	for (size_t i = 0; i < names->n && !sc->temp_error; i++) {
+		char *f, *sub, *n;
+		if (i && !strcmp(names->v[i], names->v[i - 1]))
+			continue;
+		f = xstrdup(names->v[i]);
+		sub = strchr(f, '/');
+		n = sub ? strchr(sub + 1, '/') : NULL;
+		if (n) {
+			*sub++ = '\0';
+			*n++ = '\0';
+			if (!strvec_has(&sc->scanned, f))
+				scan_name(wt, sc, f, !strcmp(sub, "cur") ?
+					  subs[0] : subs[1], n);
+		}
+		free(f);
+	}
+}
+
+/*
+ * maildag-lda's journal (lda.c): a delivery publishes
+ * <repo>/maildag/pending/<blob id>-<key> before it renames its message
+ * into new/, then waits for the writer lock; whoever holds the lock
+ * commits the message after claiming the entry (renaming it to
+ * "<entry>.c"), and removes it.  A delivery whose deadline passes while
+ * it waits withdraws instead ("<entry>.w") and takes its message back:
+ * exactly one of the two renames succeeds.  So an addition with an entry
+ * is claimed here and committed as the delivery it is ("Path:" and
+ * "Blob:" lines, which let the MTA's retry of the same bytes find it);
+ * one being withdrawn is left out, its removal follows.
+ */
+static void claim_deliveries(struct worktree *wt, struct scan *sc,
+			     struct strvec *claims, struct strbuf *body)
+{
+	char *dir = repo_state_path(wt->r, "pending");
+	struct strvec names = { 0 };
+	struct dirent *de;
+	size_t w = 0;
+	DIR *d = opendir(dir);
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			strvec_push(&names, de->d_name);
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < sc->add.n; i++) {
+		struct ent *a = &sc->add.v[i];
+		char hex[GIT_OID_HEXSZ + 1];
+		char *e, *c, *wd;
+		bool keep = true, mine = false;
+
+		if (!names.n) {
+			sc->add.v[w++] = *a;
+			continue;
+		}
+		git_oid_tostr(hex, sizeof hex, &a->oid);
+		e = xasprintf("%s-%.*s", hex, (int)a->klen, a->name);
+		c = xasprintf("%s.c", e);
+		wd = xasprintf("%s.w", e);
+		if (strvec_has(&names, wd)) {
+			keep = false;
+		} else if (strvec_has(&names, e)) {
+			char *from = xasprintf("%s/%s", dir, e);
+			char *to = xasprintf("%s/%s", dir, c);
+			if (rename(from, to) == 0)
+				mine = true;
+			else
+				keep = false;	/* withdrawn just now */
+			free(from);
+			free(to);
+		} else if (strvec_has(&names, c)) {
+			mine = true;	/* claimed by a committer that died */
+		}
+		if (mine) {
+			struct strbuf p = STRBUF_INIT;
+			msg_path(&p, a->folder, a->sub, a->name);
+			strbuf_addf(body, "Path: %s\nBlob: %s\n", p.buf, hex);
+			strbuf_release(&p);
+			strvec_push(claims, "");
+			free(claims->v[claims->n - 1]);
+			claims->v[claims->n - 1] = xasprintf("%s/%s", dir, c);
+		}
+		if (keep) {
+			sc->add.v[w++] = *a;
+		} else {
+			log_info("'%s' is being taken back by maildag-lda",
+				 a->name);
+			worktree_dirty_name(wt, a->folder, a->sub, a->name);
+			ent_release(a);
+		}
+		free(e);
+		free(c);
+		free(wd);
+	}
+	sc->add.n = w;
+	strvec_clear(&names);
+	free(dir);
+}
+
+/*
+ * The disk changed while it was being looked at: a listing may have
+ * missed a file in the middle of a rename, and a name may have moved on
+ * before its event was read.  What looks deleted (a removal no addition
+ * of the same key explains, a folder gone) is not committed now but
+ * looked at again once things are quiet; renames and additions stand.
+ * Returns how many were held back.
+ */
+static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
+{
+	size_t w = 0, held = 0;
+
+	for (size_t i = 0; i < sc->rm.n; i++) {
+		struct ent *e = &sc->rm.v[i];
+		if (e->claimed) {
+			sc->rm.v[w++] = *e;
+			continue;
+		}
+		worktree_dirty_name(wt, e->folder, e->sub, e->name);
+		ent_release(e);
+		held++;
+	}
+	sc->rm.n = w;
+	for (size_t i = 0; i < sc->mk_rm.n; i++) {
+		worktree_dirty_folder(wt, sc->mk_rm.v[i]);
+		held++;
+	}
+	strvec_clear(&sc->mk_rm);
+	if (held)
+		log_debug("the Maildir changed while it was read: %zu removals "
+			  "wait for a second look", held);
+	return held;
+}
+
+int worktree_commit(struct worktree *wt, struct worktree_result *res)
+{
+	struct worktree_result dummy;
+	struct strvec names = wt->names, folders = wt->folders, claims = { 0 };
+	struct strbuf deliveries = STRBUF_INIT;
+	bool full = wt->full, root = wt->root;
+	struct update_list wu = UPDATE_LIST_INIT;
+	struct mlist wm = { 0 };
+	struct strbuf msg = STRBUF_INIT;
+	struct pair *p = NULL;
+	size_t np = 0;
+	struct scan sc;
+	git_oid w, wtree, m, mtree, wtree2, mtree2, m2, w2;
+	unsigned long gen;
+	double t0;
+	int ret;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	/* every change that happened so far is in the marks we take */
+	if (wt->poll) {
+		wt->poll(wt->poll_data);
+		names = wt->names;
+		folders = wt->folders;
+		full = wt->full;
+		root = wt->root;
+	}
+	/* take the marks: events read meanwhile make new ones */
+	memset(&wt->names, 0, sizeof wt->names);
+	memset(&wt->folders, 0, sizeof wt->folders);
+	wt->full = wt->root = false;
+	if (wt->later.n && mono_now() >= wt->later_due) {
+		for (size_t i = 0; i < wt->later.n; i++)
+			strvec_push(&names, wt->later.v[i]);
+		strvec_clear(&wt->later);
+	}
+	scan_init(&sc, wt->r, &wtree);
+
+	if ((ret = read_refs(wt, &w, &wtree, &m, &mtree)) < 0)
+		goto fail;
+	git_oid_cpy(&res->mail, &m);
+	sc.mtree = git_oid_equal(&wtree, &mtree) ? NULL : &mtree;
+	gen = wt->gen;
+	/*
+	 * A Maildir without cur/ and new/ is one that is not there (moved,
+	 * not mounted): nothing in it is committed as deleted
+	 */
+	if (!folder_on_disk(wt, "")) {
+		log_error("'%s' holds no cur/ or new/: is the Maildir there?",
+			  wt->maildir);
+		ret = E_TEMP;
+		goto fail;
+	}
+	/* the objects of this commit are synced once, before a ref moves */
+	repo_set_fsync(false);
+	t0 = mono_now();
+	scan_marked(wt, &sc, full, root, &folders, &names);
+	if (full && !sc.temp_error)
+		log_info("full rescan: %zu files in %.0f ms", sc.seen,
+			 (mono_now() - t0) * 1000);
+	if (sc.temp_error || resolve(wt, &sc) < 0) {
+		ret = E_TEMP;
+		goto fail;
+	}
+	if (wt->poll) {
+		wt->poll(wt->poll_data);
+		if (wt->gen != gen)
+			res->deferred += hold_unpaired(wt, &sc);
+	}
+	claim_deliveries(wt, &sc, &claims, &deliveries);
+
+	p = pairs_of(&sc, &np);
+	local_updates(&sc, p, np, &wu, &wm, &res->counts);
+	if (other_updates(&sc, &wu, &res->counts) < 0 ||
+	    mtimes_update(&wu, wt->r, &wtree, wm.v, wm.n) < 0 ||
+	    repo_tree_update(&wtree2, wt->r, &wtree, wu.v, wu.n) < 0) {
+		ret = E_TEMP;
+		goto fail;
+	}
+	res->deferred += sc.later.n;
+	if (git_oid_equal(&wtree2, &wtree))
+		goto held;
+
+	if (!sc.mtree) {
+		git_oid_cpy(&mtree2, &wtree2);
+	} else if (merge_trees(&mtree2, wt->r, &wtree, &mtree, &wtree2, NULL,
+			       NULL) < 0) {
+		/*
+		 * mail moved on since the disk was written (an apply is
+		 * pending or was cut short): the local changes are merged
+		 * into it three ways, against the worktree, by the rules
+		 * every replica uses
+		 */
+		ret = E_TEMP;
+		goto fail;
+	}
+
+	counts_text(&msg, &res->counts);
+	git_oid_cpy(&m2, &m);
+	if (!git_oid_equal(&mtree2, &mtree)) {
+		struct strbuf cm = STRBUF_INIT;
+		const struct worktree_counts *k = &res->counts;
+		if (claims.n && claims.n == np && claims.n == k->added &&
+		    !k->mtimes && !k->folders_added && !k->folders_removed &&
+		    !k->other) {
+			/* deliveries alone: told as maildag-lda tells them */
+			if (claims.n == 1)
+				strbuf_addf(&cm, "deliver to %s\n",
+					    folder_display(sc.add.v[0].folder));
+			else
+				strbuf_addf(&cm, "deliver %zu messages\n",
+					    claims.n);
+		} else
+			strbuf_addf(&cm, "mail client: %s\n", msg.buf);
+		if (deliveries.len)
+			strbuf_addf(&cm, "\n%s", deliveries.buf);
+		ret = repo_commit(&m2, wt->r, &mtree2, &m, 1, cm.buf, -1,
+				  "maildag-syncd", wt->email);
+		strbuf_release(&cm);
+		if (ret < 0)
+			goto fail;
+	}
+	if (git_oid_equal(&wtree2, &mtree2)) {
+		git_oid_cpy(&w2, &m2);
+	} else if (repo_commit(&w2, wt->r, &wtree2, &w, 1,
+			       "worktree: local changes\n", -1,
+			       "maildag-syncd", wt->email) < 0) {
+		ret = E_TEMP;
+		goto fail;
+	}
+	if (sync_objects(wt->r) < 0) {
+		ret = E_TEMP;
+		goto fail;
+	}
+	repo_set_fsync(true);
+	if (!git_oid_equal(&m2, &m)) {
+		if ((ret = repo_ref_cas(wt->r, REF_MAIL, &m2, &m,
+					"maildag-syncd: local changes")) < 0) {
+			ret = ret == E_RACE ? E_RACE : E_TEMP;
+			goto fail;
+		}
+		res->committed = true;
+		git_oid_cpy(&res->mail, &m2);
+		log_info("committed %.12s: %s", git_oid_tostr_s(&m2), msg.buf);
+	}
+	if ((ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
+				"maildag-syncd: local changes")) < 0) {
+		ret = ret == E_RACE ? E_RACE : E_TEMP;
+		goto fail;
+	}
+	/* the claimed deliveries are in: their journal entries go */
+	for (size_t i = 0; i < claims.n; i++)
+		if (unlink(claims.v[i]) < 0 && errno != ENOENT)
+			log_warn("unlink '%s': %s", claims.v[i], strerror(errno));
+held:
+	if (sc.later.n) {
+		if (!wt->later.n)
+			wt->later_due = mono_now() + COPY_SETTLE + 0.1;
+		for (size_t i = 0; i < sc.later.n; i++)
+			strvec_push(&wt->later, sc.later.v[i]);
+	}
+	ret = 0;
+	goto done;
+fail:
+	restore_marks(wt, full, root, &folders, &names);
+	if (ret != E_RACE)
+		ret = E_TEMP;
+done:
+	repo_set_fsync(true);
+	scan_release(&sc);
+	free(p);
+	mlist_release(&wm);
+	update_list_release(&wu);
+	strbuf_release(&msg);
+	strvec_clear(&names);
+	strvec_clear(&folders);
+	strvec_clear(&claims);
+	strbuf_release(&deliveries);
+	return ret;
+}
+
+/* --- applying ----------------------------------------------------------- */
+
+/* One path that differs between two trees. */
+struct dchange {
+	char *path;
+	git_oid old, new;
+	bool has_old, has_new;
+};
+
+struct dchv {
+	struct dchange *v;
+	size_t n, alloc;
+};
+
+static void dchv_push(struct dchv *d, const char *path, const git_oid *old,
+		      const git_oid *new)
+{
+	struct dchange *c;
+
+	xgrow((void **)&d->v, &d->alloc, d->n + 1, sizeof *d->v);
+	c = &d->v[d->n++];
+	memset(c, 0, sizeof *c);
+	c->path = xstrdup(path);
+	if (old) {
+		git_oid_cpy(&c->old, old);
+		c->has_old = true;
+	}
+	if (new) {
+		git_oid_cpy(&c->new, new);
+		c->has_new = true;
+	}
+}
+
+static void dchv_clear(struct dchv *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i].path);
+	free(d->v);
+	memset(d, 0, sizeof *d);
+}
+
+static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
+		     struct strbuf *prefix, struct dchv *out);
+
+/* Every blob under tree id as added (side 1) or removed (side 0). */
+static int diff_one(struct repo *r, const git_oid *id, int side,
+		    struct strbuf *prefix, struct dchv *out)
+{
+	return side ? diff_walk(r, NULL, id, prefix, out)
+		    : diff_walk(r, id, NULL, prefix, out);
+}
+
+/*
+ * The blobs that differ between trees a and b (either may be NULL: the
+ * empty tree).  Subtrees with equal ids are never read, so the cost is
+ * that of the changed shards.
+ */
+static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
+		     struct strbuf *prefix, struct dchv *out)
+{
+	git_tree *ta = NULL, *tb = NULL;
+	size_t plen = prefix->len;
+	int ret = 0;
+
+	if ((a && git_tree_lookup(&ta, r->git, a) < 0) ||
+	    (b && git_tree_lookup(&tb, r->git, b) < 0)) {
+		ret = log_error("read tree: %s", repo_git_error());
+		goto done;
+	}
+	for (size_t i = 0; ta && i < git_tree_entrycount(ta) && !ret; i++) {
+		const git_tree_entry *ea = git_tree_entry_byindex(ta, i);
+		const char *name = git_tree_entry_name(ea);
+		const git_tree_entry *eb = tb ? git_tree_entry_byname(tb, name) : NULL;
+		bool at = git_tree_entry_type(ea) == GIT_OBJECT_TREE;
+		bool bt = eb && git_tree_entry_type(eb) == GIT_OBJECT_TREE;
+
+		if (eb && at == bt &&
+		    git_oid_equal(git_tree_entry_id(ea), git_tree_entry_id(eb)))
+			continue;
+		strbuf_setlen(prefix, plen);
+		strbuf_addf(prefix, "%s%s", plen ? "/" : "", name);
+		if (at && bt)
+			ret = diff_walk(r, git_tree_entry_id(ea),
+					git_tree_entry_id(eb), prefix, out);
+		else if (!at && eb && !bt)
+			dchv_push(out, prefix->buf, git_tree_entry_id(ea),
+				  git_tree_entry_id(eb));
+		else {
+			if (at)
+				ret = diff_one(r, git_tree_entry_id(ea), 0,
+					       prefix, out);
+			else
+				dchv_push(out, prefix->buf,
+					  git_tree_entry_id(ea), NULL);
+			if (eb && !ret && bt)
+				ret = diff_one(r, git_tree_entry_id(eb), 1,
+					       prefix, out);
+			else if (eb && !ret)
+				dchv_push(out, prefix->buf, NULL,
+					  git_tree_entry_id(eb));
+		}
+	}
+	for (size_t i = 0; tb && i < git_tree_entrycount(tb) && !ret; i++) {
+		const git_tree_entry *eb = git_tree_entry_byindex(tb, i);
+		const char *name = git_tree_entry_name(eb);
+
+		if (ta && git_tree_entry_byname(ta, name))
+			continue;
+		strbuf_setlen(prefix, plen);
+		strbuf_addf(prefix, "%s%s", plen ? "/" : "", name);
+		if (git_tree_entry_type(eb) == GIT_OBJECT_TREE)
+			ret = diff_one(r, git_tree_entry_id(eb), 1, prefix, out);
+		else
+			dchv_push(out, prefix->buf, NULL, git_tree_entry_id(eb));
+	}
+done:
+	strbuf_setlen(prefix, plen);
+	git_tree_free(ta);
+	git_tree_free(tb);
+	return ret;
+}
+
+/* What applying found and did, and the worktree's changes from it. */
+struct apply {
+	struct worktree *wt;
+	struct repo *r;
+	struct mtcache mmt;		/* mail's mtime records */
+	struct update_list wu;		/* on the worktree tree */
+	struct mlist wm;		/* mtimes on the worktree tree */
+	struct strvec touched;		/* directories to fsync */
+	struct worktree_result *res;
+};
+
+static void touch_dir(struct apply *ap, const char *dir)
+{
+	if (!strvec_has(&ap->touched, dir))
+		strvec_push(&ap->touched, dir);
+}
+
+/* Make folder's cur/ new/ tmp/ (and marker) when missing. */
+static int ensure_folder(struct worktree *wt, const char *folder)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < 3 && ret == 0; i++) {
+		char *d = disk_dir(wt, folder, i < 2 ? subs[i] : "tmp");
+		if (!is_dir(d))
+			ret = mkdir_p(d, 0700);
+		free(d);
+	}
+	if (ret == 0 && *folder) {
+		char *mk = xasprintf("%s/%s/" MARKER, wt->maildir, folder);
+		if (!path_exists(mk)) {
+			int fd = open(mk, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+			if (fd < 0)
+				ret = log_error("create '%s': %s", mk,
+						strerror(errno));
+			else
+				close(fd);
+		}
+		free(mk);
+	}
+	return ret < 0 ? E_TEMP : 0;
+}
+
+static void set_mtime(const char *path, long long mtime)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { (time_t)mtime, 0 } };
+
+	if (mtime != MTIME_NONE && utimensat(AT_FDCWD, path, ts, 0) < 0 &&
+	    errno != ENOENT)
+		log_warn("set mtime of '%s': %s", path, strerror(errno));
+}
+
+/*
+ * Write blob oid as the message folder/sub/name: into tmp/, fsync, then
+ * renamed into place, so a reader never sees part of it.  over: the name
+ * may exist and is replaced.  E_EXISTS when the name is taken.
+ */
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Copy blob oid into fd.  Streamed when the object database can (loose
+ * objects), so a big message does not sit in memory whole; else read at
+ * once.  0, or < 0 logged.
+ */
+static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
+		      const char *path)
+{
+	git_odb *odb = NULL;
+	git_odb_stream *st = NULL;
+	git_object_t type;
+	git_blob *blob = NULL;
+	size_t len;
+	int ret = 0;
+
+	if (git_repository_odb(&odb, r->git) == 0 &&
+	    git_odb_open_rstream(&st, &len, &type, odb, oid) == 0 &&
+	    type == GIT_OBJECT_BLOB) {
+		char *buf = xmalloc(65536);
+		ssize_t n;
+		while ((n = git_odb_stream_read(st, buf, 65536)) > 0)
+			if (write_all(fd, buf, (size_t)n) < 0) {
+				ret = log_error("write '%s': %s", path,
+						strerror(errno));
+				break;
+			}
+		if (n < 0 && ret == 0)
+			ret = log_error("read blob %s: %s", git_oid_tostr_s(oid),
+					repo_git_error());
+		free(buf);
+	} else if (git_blob_lookup(&blob, r->git, oid) < 0) {
+		ret = log_error("read blob %s: %s", git_oid_tostr_s(oid),
+				repo_git_error());
+	} else if (write_all(fd, git_blob_rawcontent(blob),
+			     (size_t)git_blob_rawsize(blob)) < 0) {
+		ret = log_error("write '%s': %s", path, strerror(errno));
+	}
+	git_blob_free(blob);
+	git_odb_stream_free(st);
+	git_odb_free(odb);
+	return ret;
+}
+
+/*
+ * Write blob oid as the message folder/sub/name: into tmp/, fsync, then
+ * renamed into place, so a reader never sees part of it.  over: the name
+ * may exist and is replaced.  E_EXISTS when the name is taken.
+ */
+static int write_message(struct apply *ap, const char *folder,
+			 const char *sub, const char *name, const git_oid *oid,
+			 long long mtime, bool over)
+{
+	struct worktree *wt = ap->wt;
+	char *tmpdir = disk_dir(wt, folder, "tmp"), *dir = disk_dir(wt, folder, sub);
+	char *tmp = NULL, *dest = xasprintf("%s/%s", dir, name);
+	uint32_t rnd = 0;
+	int fd = -1, ret = E_TEMP;
+
+	if (ensure_folder(wt, folder) < 0)
+		goto done;
+	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+		rnd = (uint32_t)time(NULL);
+	tmp = xasprintf("%s/%.*s.%ld.%08x.maildag", tmpdir,
+			(int)maildir_key_len(name), name, (long)getpid(), rnd);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("open '%s': %s", tmp, strerror(errno));
+		goto done;
+	}
+	if (blob_to_fd(ap->r, oid, fd, tmp) < 0)
+		goto fail;
+	if (mtime != MTIME_NONE) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { (time_t)mtime, 0 } };
+		futimens(fd, ts);
+	}
+	if (fsync(fd) < 0) {
+		log_error("fsync '%s': %s", tmp, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if ((over ? rename(tmp, dest) : rename_noreplace(tmp, dest)) < 0) {
+		ret = errno == EEXIST ? E_EXISTS :
+		      log_error("rename '%s': %s", tmp, strerror(errno));
+		if (ret != E_EXISTS)
+			ret = E_TEMP;
+		goto fail;
+	}
+	touch_dir(ap, dir);
+	ret = 0;
+	goto done;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+done:
+	free(tmp);
+	free(dest);
+	free(dir);
+	free(tmpdir);
+	return ret;
+}
+
+/* One message's change from the worktree to mail. */
+struct op {
+	struct ent *from, *to;	/* from: in the worktree; to: in mail */
+};
+
+/*
+ * Apply one message's change.  1 applied (or found already done), 0
+ * skipped because the disk no longer holds what the worktree says, < 0
+ * failed.
+ */
+static int apply_op(struct apply *ap, const struct op *op)
+{
+	struct worktree *wt = ap->wt;
+	const struct ent *f = op->from, *t = op->to;
+	char *fd_ = f ? disk_dir(wt, f->folder, f->sub) : NULL;
+	char *td = t ? disk_dir(wt, t->folder, t->sub) : NULL;
+	char *fp = f ? xasprintf("%s/%s", fd_, f->name) : NULL;
+	char *tp = t ? xasprintf("%s/%s", td, t->name) : NULL;
+	long long mtime = t ? mtcache_get(&ap->mmt, ap->r, t->name, t->klen)
+			    : MTIME_NONE;
+	int ret;
+
+	if (!f) {
+		/* new: written unless a crashed apply already did */
+		ret = path_exists(tp) ? 1 :
+		      write_message(ap, t->folder, t->sub, t->name, &t->oid,
+				    mtime, false);
+		if (ret == E_EXISTS)
+			ret = 1;
+		else if (ret == 0)
+			ret = 1;
+	} else if (!t) {
+		if (unlink(fp) == 0) {
+			touch_dir(ap, fd_);
+			ret = 1;
+		} else {
+			ret = errno == ENOENT ? 0 :
+			      log_error("unlink '%s': %s", fp, strerror(errno));
+		}
+	} else if (!strcmp(fp, tp)) {
+		/* same name, other bytes: replace it, if it is still there */
+		ret = !path_exists(fp) ? 0 :
+		      write_message(ap, t->folder, t->sub, t->name, &t->oid,
+				    mtime, true) == 0 ? 1 : E_TEMP;
+	} else if (ensure_folder(wt, t->folder) < 0) {
+		ret = E_TEMP;
+	} else if (rename_noreplace(fp, tp) == 0) {
+		touch_dir(ap, fd_);
+		touch_dir(ap, td);
+		if (mtime != MTIME_NONE)
+			set_mtime(tp, mtime);
+		ret = 1;
+	} else if (errno == ENOENT) {
+		ret = path_exists(tp) && !path_exists(fp) ? 1 : 0;
+	} else if (errno == EEXIST) {
+		ret = 0;
+	} else {
+		ret = log_error("rename '%s': %s", fp, strerror(errno));
+	}
+	if (ret < 0)
+		ret = E_TEMP;
+	free(fp);
+	free(tp);
+	free(fd_);
+	free(td);
+	return ret;
+}
+
+/* Record an applied change in the worktree's new tree. */
+static void applied(struct apply *ap, const struct op *op)
+{
+	const struct ent *any = op->to ? op->to : op->from;
+
+	if (op->from && !same_place(op->from, op->to))
+		add_path(&ap->wu, op->from->folder, op->from->sub,
+			 op->from->name, NULL);
+	if (op->to)
+		add_path(&ap->wu, op->to->folder, op->to->sub, op->to->name,
+			 &op->to->oid);
+	mlist_add(&ap->wm, any->name, any->klen,
+		  op->to ? mtcache_get(&ap->mmt, ap->r, op->to->name,
+				       op->to->klen) : MTIME_NONE);
+	counts_add(&ap->res->counts, op->from, op->to);
+}
+
+static void skipped(struct apply *ap, const struct op *op)
+{
+	/* the client's version may have any name: look at whole folders */
+	if (op->from)
+		worktree_dirty_folder(ap->wt, op->from->folder);
+	if (op->to)
+		worktree_dirty_folder(ap->wt, op->to->folder);
+	ap->res->skipped++;
+	log_info("left '%s' as the mail client changed it",
+		 op->from ? op->from->name : op->to->name);
+}
+
+/* Remove an empty folder from disk: E_EXISTS when it holds messages. */
+static int remove_folder(struct worktree *wt, const char *folder)
+{
+	char *dir = disk_dir(wt, folder, NULL);
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		char *s = disk_dir(wt, folder, subs[i]);
+		if (rmdir(s) < 0 && errno != ENOENT)
+			ret = errno == ENOTEMPTY || errno == EEXIST ? E_EXISTS :
+			      log_error("rmdir '%s': %s", s, strerror(errno));
+		free(s);
+	}
+	if (ret < 0)
+		goto done;
+	/* then what only a server kept there: tmp/, indexes, the marker */
+	{
+		char *t = disk_dir(wt, folder, "tmp");
+		rm_rf(t);
+		free(t);
+	}
+	if ((d = opendir(dir))) {
+		while ((de = readdir(d)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+			    (worktree_ignored_name(de->d_name) ||
+			     !strcmp(de->d_name, MARKER)))
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		ret = errno == ENOTEMPTY || errno == EEXIST ? E_EXISTS :
+		      log_error("rmdir '%s': %s", dir, strerror(errno));
+	else
+		fsync_parent(dir);
+done:
+	if (ret == E_EXISTS)
+		log_info("folder %s is not empty on disk; kept",
+			 folder_display(folder));
+	free(dir);
+	return ret == E_EXISTS ? E_EXISTS : ret < 0 ? E_TEMP : 0;
+}
+
+/* mtime records changed in mail for messages that did not move. */
+static int apply_mtimes(struct apply *ap, const struct dchv *d,
+			const git_oid *wtree, const git_oid *mtree,
+			const struct op *ops, size_t nops)
+{
+	struct mtcache wmt;
+	int ret = 0;
+
+	mtcache_init(&wmt, wtree);
+	for (size_t i = 0; i < d->n && ret == 0; i++) {
+		const char *p = d->v[i].path;
+		unsigned s;
+		struct strvec keys = { 0 };
+
+		if (strncmp(p, MTIMES_DIR "/", sizeof MTIMES_DIR) ||
+		    sscanf(p + sizeof MTIMES_DIR, "%2x", &s) != 1 || s > 255)
+			continue;
+		/* both sides of the shard (mail's may be read already) */
+		if (mtimes_read_shard(&wmt.m[s], ap->r, wtree, s) < 0 ||
+		    (!ap->mmt.loaded[s] &&
+		     mtimes_read_shard(&ap->mmt.m[s], ap->r, mtree, s) < 0)) {
+			ret = E_TEMP;
+			break;
+		}
+		wmt.loaded[s] = ap->mmt.loaded[s] = true;
+		for (size_t j = 0; j < wmt.m[s].n; j++)
+			strvec_push(&keys, wmt.m[s].v[j].key);
+		for (size_t j = 0; j < ap->mmt.m[s].n; j++)
+			strvec_push(&keys, ap->mmt.m[s].v[j].key);
+		for (size_t j = 0; j < keys.n && ret == 0; j++) {
+			const char *k = keys.v[j];
+			long long want = mtimes_get(&ap->mmt.m[s], k);
+			struct hitv h = { 0 };
+			bool moved = false;
+
+			if (mtimes_get(&wmt.m[s], k) == want)
+				continue;
+			for (size_t o = 0; o < nops && !moved; o++) {
+				const struct ent *e = ops[o].to ? ops[o].to
+								: ops[o].from;
+				moved = !key_cmp(e, k, strlen(k));
+			}
+			if (moved)
+				continue;
+			if (tree_find_key(&h, ap->r, mtree, k, strlen(k)) < 0) {
+				ret = E_TEMP;
+				break;
+			}
+			if (h.n) {
+				char *dir = disk_dir(ap->wt, h.v[0].folder,
+						     h.v[0].sub);
+				char *fp = xasprintf("%s/%s", dir, h.v[0].name);
+				struct stat st;
+				if (stat(fp, &st) == 0) {
+					set_mtime(fp, want);
+					mlist_add(&ap->wm, k, strlen(k), want);
+					ap->res->counts.mtimes++;
+				}
+				free(fp);
+				free(dir);
+			}
+			hitv_clear(&h);
+		}
+		strvec_clear(&keys);
+	}
+	mtcache_release(&wmt);
+	return ret;
+}
+
+static int apply_ops(struct apply *ap, struct op *ops, size_t nops,
+		     size_t limit)
+{
+	size_t done = 0;
+
+	for (size_t i = 0; i < nops; i++) {
+		int r;
+		if (limit && done >= limit) {
+			ap->res->more = true;
+			break;
+		}
+		r = apply_op(ap, &ops[i]);
+		if (r < 0)
+			return r;
+		if (r)
+			applied(ap, &ops[i]);
+		else
+			skipped(ap, &ops[i]);
+		done++;
+	}
+	return 0;
+}
+
+/* Pair mail's additions and removals by key into operations. */
+static struct op *ops_of(struct entv *olds, struct entv *news, size_t *n)
+{
+	struct op *ops = NULL;
+	size_t no = 0, ao = 0, i = 0, j = 0;
+
+	qsort(olds->v, olds->n, sizeof *olds->v, ent_cmp);
+	qsort(news->v, news->n, sizeof *news->v, ent_cmp);
+	while (i < olds->n || j < news->n) {
+		struct ent *a = i < olds->n ? &olds->v[i] : NULL;
+		struct ent *b = j < news->n ? &news->v[j] : NULL;
+		int c = !a ? 1 : !b ? -1 : key_cmp(a, b->name, b->klen);
+
+		xgrow((void **)&ops, &ao, no + 1, sizeof *ops);
+		ops[no].from = c <= 0 ? a : NULL;
+		ops[no].to = c >= 0 ? b : NULL;
+		no++;
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			j++;
+	}
+	*n = no;
+	return ops;
+}
+
+static int ensure_all_folders(struct worktree *wt, const git_oid *mtree)
+{
+	struct strvec folders = { 0 };
+	int ret = tree_folders(&folders, wt->r, mtree);
+
+	for (size_t i = 0; i < folders.n && ret == 0; i++)
+		if (folder_dir_valid(folders.v[i]))
+			ret = ensure_folder(wt, folders.v[i]);
+	strvec_clear(&folders);
+	return ret;
+}
+
+int worktree_apply(struct worktree *wt, size_t limit,
+		   struct worktree_result *res)
+{
+	struct worktree_result dummy;
+	struct strbuf prefix = STRBUF_INIT;
+	struct dchv d = { 0 };
+	struct entv olds = { 0 }, news = { 0 };
+	struct strvec mk_add = { 0 }, mk_rm = { 0 };
+	struct op *ops = NULL;
+	size_t nops = 0;
+	struct apply ap;
+	const struct dchange *subsc = NULL;
+	git_oid w, wtree, m, mtree, wtree2, w2, empty;
+	int ret;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	memset(&ap, 0, sizeof ap);
+	ap.wt = wt;
+	ap.r = wt->r;
+	ap.res = res;
+	mtcache_init(&ap.mmt, &mtree);
+	if ((ret = read_refs(wt, &w, &wtree, &m, &mtree)) < 0)
+		goto done;
+	git_oid_cpy(&res->mail, &m);
+	if (git_oid_equal(&wtree, &mtree)) {
+		if (!git_oid_equal(&w, &m))
+			ret = repo_ref_cas(wt->r, REF_WORKTREE, &m, &w,
+					   "maildag-syncd: same tree");
+		goto done;
+	}
+	if ((ret = diff_walk(wt->r, &wtree, &mtree, &prefix, &d)) < 0)
+		goto done;
+	for (size_t i = 0; i < d.n; i++) {
+		const struct dchange *c = &d.v[i];
+		char *folder, *name;
+		const char *sub;
+		size_t plen = strlen(c->path);
+
+		if (parse_msg_path(c->path, &folder, &sub, &name) == 0) {
+			if (folder_dir_valid(folder) && maildir_name_valid(name)) {
+				if (c->has_old) {
+					struct ent *e = entv_push(&olds, folder, sub, name);
+					git_oid_cpy(&e->oid, &c->old);
+				}
+				if (c->has_new) {
+					struct ent *e = entv_push(&news, folder, sub, name);
+					git_oid_cpy(&e->oid, &c->new);
+				}
+			}
+			free(folder);
+			free(name);
+		} else if (!strcmp(c->path, SUBSCRIPTIONS)) {
+			subsc = c;
+		} else if (plen > strlen("/" MARKER) &&
+			   !strcmp(c->path + plen - strlen("/" MARKER), "/" MARKER)) {
+			char *f = xstrndup(c->path, plen - strlen("/" MARKER));
+			if (folder_dir_valid(f) && *f && !strchr(f, '/'))
+				strvec_push(c->has_new ? &mk_add : &mk_rm, f);
+			free(f);
+		}
+	}
+	ops = ops_of(&olds, &news, &nops);
+
+	/* folders first, so moves and new messages have somewhere to go */
+	if (!wt->ensured) {
+		if ((ret = ensure_all_folders(wt, &mtree)) < 0)
+			goto done;
+		wt->ensured = true;
+	}
+	if (mk_add.n && (ret = repo_blob_from_buffer(&empty, wt->r, "", 0)) < 0)
+		goto done;
+	for (size_t i = 0; i < mk_add.n; i++) {
+		struct strbuf p = STRBUF_INIT;
+		if ((ret = ensure_folder(wt, mk_add.v[i])) < 0)
+			goto done;
+		strbuf_addf(&p, "%s/" MARKER, mk_add.v[i]);
+		update_list_add(&ap.wu, p.buf, &empty);
+		strbuf_release(&p);
+		res->counts.folders_added++;
+	}
+	if ((ret = apply_ops(&ap, ops, nops, limit)) < 0)
+		goto done;
+	if (!res->more) {
+		for (size_t i = 0; i < mk_rm.n; i++) {
+			struct strbuf p = STRBUF_INIT;
+			git_tree *t;
+			/* a folder mail still has messages in stays */
+			if ((ret = subtree(&t, wt->r, &mtree, mk_rm.v[i])) < 0)
+				goto done;
+			if (t) {
+				git_tree_free(t);
+				continue;
+			}
+			ret = remove_folder(wt, mk_rm.v[i]);
+			if (ret == E_EXISTS) {
+				worktree_dirty_folder(wt, mk_rm.v[i]);
+				res->skipped++;
+				ret = 0;
+				continue;
+			}
+			if (ret < 0)
+				goto done;
+			strbuf_addf(&p, "%s/" MARKER, mk_rm.v[i]);
+			update_list_add(&ap.wu, p.buf, NULL);
+			strbuf_release(&p);
+			res->counts.folders_removed++;
+		}
+		if (subsc) {
+			char *sp = xasprintf("%s/" SUBSCRIPTIONS, wt->maildir);
+			git_blob *b = NULL;
+			if (!subsc->has_new)
+				ret = unlink(sp) < 0 && errno != ENOENT ?
+				      log_error("unlink '%s': %s", sp,
+						strerror(errno)) : 0;
+			else if (git_blob_lookup(&b, wt->r->git, &subsc->new) < 0)
+				ret = log_error("read blob: %s", repo_git_error());
+			else
+				ret = write_file_atomic(sp, git_blob_rawcontent(b),
+					(size_t)git_blob_rawsize(b), 0600);
+			git_blob_free(b);
+			free(sp);
+			if (ret < 0) {
+				ret = E_TEMP;
+				goto done;
+			}
+			update_list_add(&ap.wu, SUBSCRIPTIONS,
+					subsc->has_new ? &subsc->new : NULL);
+			res->counts.other++;
+		}
+		if ((ret = apply_mtimes(&ap, &d, &wtree, &mtree, ops, nops)) < 0)
+			goto done;
+	}
+
+	/* what the worktree may now say: only what the disk surely holds */
+	for (size_t i = 0; i < ap.touched.n; i++)
+		if (fsync_dir(ap.touched.v[i]) < 0) {
+			ret = E_TEMP;
+			goto done;
+		}
+	if (!res->skipped && !res->more) {
+		git_oid_cpy(&w2, &m);
+	} else if ((ret = mtimes_update(&ap.wu, wt->r, &wtree, ap.wm.v,
+					ap.wm.n)) < 0 ||
+		   (ret = repo_tree_update(&wtree2, wt->r, &wtree, ap.wu.v,
+					   ap.wu.n)) < 0) {
+		ret = E_TEMP;
+		goto done;
+	} else if (git_oid_equal(&wtree2, &wtree)) {
+		git_oid_cpy(&w2, &w);
+	} else if ((ret = repo_commit(&w2, wt->r, &wtree2, &w, 1,
+				      "worktree: applied in part\n", -1,
+				      "maildag-syncd", wt->email)) < 0) {
+		ret = E_TEMP;
+		goto done;
+	}
+	if (!git_oid_equal(&w2, &w) &&
+	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
+				"maildag-syncd: applied")) < 0)
+		goto done;
+	{
+		struct strbuf t = STRBUF_INIT;
+		counts_text(&t, &res->counts);
+		log_info("applied %.12s: %s%s", git_oid_tostr_s(&m), t.buf,
+			 res->skipped ? " (some left to the mail client)" :
+			 res->more ? " (more to come)" : "");
+		strbuf_release(&t);
+	}
+	ret = 0;
+done:
+	if (ret < 0 && ret != E_RACE)
+		ret = E_TEMP;
+	free(ops);
+	entv_clear(&olds);
+	entv_clear(&news);
+	strvec_clear(&mk_add);
+	strvec_clear(&mk_rm);
+	dchv_clear(&d);
+	strbuf_release(&prefix);
+	mtcache_release(&ap.mmt);
+	update_list_release(&ap.wu);
+	mlist_release(&ap.wm);
+	strvec_clear(&ap.touched);
+	return ret;
+}
+
+/* --- tmp/ --------------------------------------------------------------- */
+
+void worktree_clean_tmp(const char *maildir, time_t max_age)
+{
+	char **folders;
+	size_t n;
+	time_t cutoff = time(NULL) - max_age;
+
+	if (worktree_disk_folders(&folders, &n, maildir) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char *tmp = *folders[i] ? xasprintf("%s/%s/tmp", maildir, folders[i])
+					: xasprintf("%s/tmp", maildir);
+		struct dirent *de;
+		DIR *d = opendir(tmp);
+
+		while (d && (de = readdir(d))) {
+			struct stat st;
+			if (de->d_name[0] == '.')
+				continue;
+			if (fstatat(dirfd(d), de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
+			    st.st_atime < cutoff &&
+			    unlinkat(dirfd(d), de->d_name, 0) == 0)
+				log_info("removed '%s/%s', older than %ld hours",
+					 tmp, de->d_name, (long)max_age / 3600);
+		}
+		if (d)
+			closedir(d);
+		free(tmp);
+	}
+	worktree_folders_free(folders, n);
+}

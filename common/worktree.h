@@ -1,0 +1,168 @@
+/*
+ * worktree: the Maildir on disk and its picture in the repository
+ * (DESIGN sections 2 and 5).
+ *
+ * refs/maildag/worktree names a commit whose tree is what the Maildir
+ * holds: every message file of every folder's cur/ and new/ at its tree
+ * path, a maildirfolder marker for every folder but INBOX, the
+ * subscriptions file, and an mtimes/ record for every message whose mtime
+ * is not the time in its name.  This module keeps that true:
+ *
+ *  - worktree_commit() looks at what changed on disk since (the names the
+ *    watcher reported, whole folders, or everything), compares it with the
+ *    worktree tree -- diff(worktree, disk), never diff(mail, disk) -- and
+ *    makes one commit of it on refs/heads/mail, then moves worktree to a
+ *    commit whose tree is exactly the disk.  A file whose key the worktree
+ *    already knows reuses that blob (Maildir messages are immutable); only
+ *    new keys are read.  When mail has moved on since the disk was last
+ *    written (an apply pending or cut short), the local change is merged
+ *    into it three ways against the worktree tree (merge_trees(), the
+ *    rules every replica uses).  A message maildag-lda renamed into new/
+ *    and has not committed yet is claimed through its journal and
+ *    committed as a delivery (lda.c).  A second file with a key the
+ *    mailbox already holds (Dovecot's COPY keeps the name) is given a key
+ *    of its own, "<key>.c<8 hex>", once it is clearly not half of a move.
+ *  - worktree_apply() writes diff(worktree, mail) to disk as a mail server
+ *    would: new messages through tmp/, fsync and rename, flag changes and
+ *    moves as renames, expunges as unlinks, each only when the file is
+ *    still the one the worktree names.  Then worktree moves to what the
+ *    disk now holds.  A change the mail client beat us to is left alone;
+ *    the client's version is committed by the next worktree_commit() and
+ *    merged.
+ *
+ * Crash safety: worktree moves only after the disk (and its directories,
+ * fsynced) holds what it will say.  After a crash in the middle of an
+ * apply the disk holds part of diff(worktree, mail); the next commit sees
+ * those parts as local changes equal to what mail already has, which
+ * change nothing in mail, and the apply finishes the rest.  A message the
+ * apply has not written yet is absent from both the disk and the worktree,
+ * so it is never committed as deleted.
+ *
+ * Both calls must be made holding the writer lock (repo_lock), as
+ * maildag-lda holds it when it commits deliveries and records them in the
+ * worktree (a delivery it renamed into new/ before taking the lock has a
+ * journal entry, which whoever holds the lock claims and commits).  The
+ * dirty-marking calls need no lock.
+ *
+ * Folders are named by their directory: "" for INBOX, ".Name" otherwise
+ * (folder.h).
+ */
+#ifndef WORKTREE_H
+#define WORKTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "repo.h"
+
+struct worktree;
+
+/* What one step did, for logs and tests. */
+struct worktree_counts {
+	size_t added;		/* messages that are new */
+	size_t expunged;	/* messages that are gone */
+	size_t moved;		/* to another folder or between new/ and cur/ */
+	size_t flagged;		/* same place, another name */
+	size_t mtimes;		/* mtime changes alone */
+	size_t folders_added;
+	size_t folders_removed;
+	size_t other;		/* subscriptions */
+};
+
+struct worktree_result {
+	bool committed;		/* commit: refs/heads/mail moved */
+	git_oid mail;		/* refs/heads/mail after the step */
+	struct worktree_counts counts;
+	size_t skipped;		/* apply: changes the disk no longer allowed */
+	size_t deferred;	/* commit: names to look at again later */
+	bool more;		/* apply: stopped at the limit; call again */
+};
+
+/*
+ * A worktree for the Maildir at maildir, committing into r (which the
+ * caller keeps open and frees after worktree_free()).  node names this
+ * replica in commit identities.  Nothing is read yet.
+ */
+struct worktree *worktree_new(struct repo *r, const char *maildir,
+			      const char *node);
+void worktree_free(struct worktree *wt);
+
+/* --- what may have changed (no lock needed) ---------------------------- */
+
+/*
+ * A function that reads the change notifications pending right now,
+ * without blocking, and marks wt with them (the daemon's inotify reader).
+ * worktree_commit() calls it before it looks at the disk and again after:
+ * when something changed meanwhile, a listing may have missed a file that
+ * was being renamed, so what looks deleted is not committed in that round
+ * but looked at again.  Without one, the disk is taken to be still.
+ */
+typedef void worktree_poll_fn(void *data);
+void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data);
+
+/* The file name in folder's sub ("cur" or "new") changed in some way. */
+void worktree_dirty_name(struct worktree *wt, const char *folder,
+			 const char *sub, const char *name);
+/* Anything in folder may have changed, or the folder came or went. */
+void worktree_dirty_folder(struct worktree *wt, const char *folder);
+/* The Maildir root changed: the subscriptions file, the folder list. */
+void worktree_dirty_root(struct worktree *wt);
+/* Anything may have changed (start, inotify queue overflow, doubt). */
+void worktree_dirty_all(struct worktree *wt);
+/* Is there anything to look at? */
+bool worktree_is_dirty(const struct worktree *wt);
+/*
+ * When names held back (a copy that may be half of a move) are due again,
+ * in CLOCK_MONOTONIC seconds; 0 when none is held back.
+ */
+double worktree_deferred_due(const struct worktree *wt);
+
+/* --- the two steps (writer lock held) ---------------------------------- */
+
+/*
+ * Commit what changed on disk: one commit on refs/heads/mail (parent: the
+ * current mail) holding the change, then refs/maildag/worktree to the
+ * disk's tree.  With nothing changed nothing is written.  res may be
+ * NULL.  E_TEMP when a file or object could not be read or written (the
+ * dirty marks are kept for a retry), E_RACE when a ref moved without the
+ * lock.
+ */
+int worktree_commit(struct worktree *wt, struct worktree_result *res);
+
+/*
+ * Apply diff(worktree, mail) to the disk, at most limit message changes
+ * (0: no limit; res->more says whether some are left), and move
+ * refs/maildag/worktree to what the disk then holds.  Changes the mail
+ * client made first are skipped and their names marked dirty, so the next
+ * worktree_commit() records the client's version.  res may be NULL.
+ */
+int worktree_apply(struct worktree *wt, size_t limit,
+		   struct worktree_result *res);
+
+/* Does the worktree differ from refs/heads/mail (is there work to apply)? */
+int worktree_pending(struct worktree *wt, bool *out);
+
+/* --- the Maildir ------------------------------------------------------- */
+
+/*
+ * The folders on disk: "" and every valid ".Name" directory holding cur/
+ * and new/.  *out is a new array of new strings; free with
+ * worktree_folders_free().
+ */
+int worktree_disk_folders(char ***out, size_t *n, const char *maildir);
+void worktree_folders_free(char **v, size_t n);
+
+/*
+ * Is name (a file in the Maildir root or in a folder directory, beside
+ * cur/ and new/) per-server state that is never tracked: Dovecot's and
+ * Courier's indexes and lists, dovecot-keywords, maildirsize, lock files,
+ * tmp/, dot files?  (Folders are never ignored by name: a user may call
+ * one anything valid.)
+ */
+bool worktree_ignored_name(const char *name);
+
+/* Remove files in every folder's tmp/ older than max_age seconds. */
+void worktree_clean_tmp(const char *maildir, time_t max_age);
+
+#endif

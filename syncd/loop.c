@@ -1,0 +1,249 @@
+/*
+ * loop: the poll loop (see loop.h).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "xalloc.h"
+
+#define NSIG_MAX 65
+
+struct loop_fd {
+	int fd;
+	short events;
+	loop_fd_fn *fn;
+	void *data;
+};
+
+struct loop_timer {
+	double when;		/* 0: disarmed */
+	loop_timer_fn *fn;
+	void *data;
+};
+
+struct loop {
+	struct loop_fd *fds;
+	size_t nfds, afds;
+	struct loop_timer **timers;
+	size_t ntimers, atimers;
+	loop_signal_fn *sig_fn[NSIG_MAX];
+	void *sig_data[NSIG_MAX];
+	bool stop;
+};
+
+/* the self-pipe: one per process, as signals are */
+static int sig_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char c = (unsigned char)sig;
+	ssize_t r = write(sig_pipe[1], &c, 1);
+
+	(void)r;	/* a full pipe already says "signals pending" */
+	errno = saved;
+}
+
+double loop_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct loop *loop_new(void)
+{
+	return xcalloc(1, sizeof(struct loop));
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->ntimers; i++)
+		free(l->timers[i]);
+	free(l->timers);
+	free(l->fds);
+	free(l);
+}
+
+void loop_add_fd(struct loop *l, int fd, short events, loop_fd_fn *fn,
+		 void *data)
+{
+	for (size_t i = 0; i < l->nfds; i++)
+		if (l->fds[i].fd == fd) {
+			l->fds[i].events = events;
+			l->fds[i].fn = fn;
+			l->fds[i].data = data;
+			return;
+		}
+	xgrow((void **)&l->fds, &l->afds, l->nfds + 1, sizeof *l->fds);
+	l->fds[l->nfds].fd = fd;
+	l->fds[l->nfds].events = events;
+	l->fds[l->nfds].fn = fn;
+	l->fds[l->nfds].data = data;
+	l->nfds++;
+}
+
+void loop_del_fd(struct loop *l, int fd)
+{
+	for (size_t i = 0; i < l->nfds; i++)
+		if (l->fds[i].fd == fd) {
+			l->fds[i] = l->fds[--l->nfds];
+			return;
+		}
+}
+
+struct loop_timer *loop_timer_new(struct loop *l, loop_timer_fn *fn,
+				  void *data)
+{
+	struct loop_timer *t = xcalloc(1, sizeof *t);
+
+	t->fn = fn;
+	t->data = data;
+	xgrow((void **)&l->timers, &l->atimers, l->ntimers + 1,
+	      sizeof *l->timers);
+	l->timers[l->ntimers++] = t;
+	return t;
+}
+
+void loop_timer_at(struct loop_timer *t, double when)
+{
+	t->when = when > 0 ? when : 1e-9;
+}
+
+void loop_timer_in(struct loop_timer *t, double secs)
+{
+	loop_timer_at(t, loop_now() + (secs > 0 ? secs : 0));
+}
+
+void loop_timer_at_latest(struct loop_timer *t, double when)
+{
+	if (!t->when || when < t->when)
+		loop_timer_at(t, when);
+}
+
+void loop_timer_stop(struct loop_timer *t)
+{
+	t->when = 0;
+}
+
+bool loop_timer_armed(const struct loop_timer *t)
+{
+	return t->when != 0;
+}
+
+double loop_timer_when(const struct loop_timer *t)
+{
+	return t->when;
+}
+
+static void drain_signals(void *data, int fd, short revents)
+{
+	struct loop *l = data;
+	unsigned char buf[64];
+	ssize_t n;
+
+	(void)revents;
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] < NSIG_MAX && l->sig_fn[buf[i]])
+				l->sig_fn[buf[i]](l->sig_data[buf[i]], buf[i]);
+}
+
+int loop_signal(struct loop *l, int sig, loop_signal_fn *fn, void *data)
+{
+	struct sigaction sa;
+
+	if (sig <= 0 || sig >= NSIG_MAX)
+		return log_error("signal %d out of range", sig);
+	if (sig_pipe[0] < 0) {
+		if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+			return log_error("pipe: %s", strerror(errno));
+		loop_add_fd(l, sig_pipe[0], POLLIN, drain_signals, l);
+	}
+	l->sig_fn[sig] = fn;
+	l->sig_data[sig] = data;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(sig, &sa, NULL) < 0)
+		return log_error("sigaction %d: %s", sig, strerror(errno));
+	return 0;
+}
+
+void loop_stop(struct loop *l)
+{
+	l->stop = true;
+}
+
+int loop_run(struct loop *l)
+{
+	struct pollfd *pfd = NULL;
+	size_t apfd = 0;
+
+	l->stop = false;
+	while (!l->stop) {
+		double now = loop_now(), next = 0;
+		size_t n = l->nfds;
+		int timeout = -1, r;
+
+		/* due timers first, each once per turn */
+		for (size_t i = 0; i < l->ntimers && !l->stop; i++) {
+			struct loop_timer *t = l->timers[i];
+			if (t->when && t->when <= now) {
+				t->when = 0;
+				t->fn(t->data);
+				now = loop_now();
+			}
+		}
+		if (l->stop)
+			break;
+		for (size_t i = 0; i < l->ntimers; i++)
+			if (l->timers[i]->when && (!next || l->timers[i]->when < next))
+				next = l->timers[i]->when;
+		if (next) {
+			double ms = (next - loop_now()) * 1000.0 + 0.999;
+			timeout = ms <= 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
+		}
+		xgrow((void **)&pfd, &apfd, n ? n : 1, sizeof *pfd);
+		for (size_t i = 0; i < n; i++) {
+			pfd[i].fd = l->fds[i].fd;
+			pfd[i].events = l->fds[i].events;
+			pfd[i].revents = 0;
+		}
+		r = poll(pfd, n, timeout);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			free(pfd);
+			return log_error("poll: %s", strerror(errno));
+		}
+		for (size_t i = 0; i < n && r > 0 && !l->stop; i++) {
+			if (!pfd[i].revents)
+				continue;
+			/* the table may have changed under an earlier callback */
+			for (size_t j = 0; j < l->nfds; j++)
+				if (l->fds[j].fd == pfd[i].fd) {
+					l->fds[j].fn(l->fds[j].data, pfd[i].fd,
+						     pfd[i].revents);
+					break;
+				}
+		}
+	}
+	free(pfd);
+	return 0;
+}
