@@ -597,3 +597,19 @@ int repo_tree_path_ids(git_oid **ids, size_t *n, size_t *alloc,
 	}
 	return 0;
 }
+
+int repo_syncfs(struct repo *r)
+{
+	int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return log_error("open '%s': %s", r->path, strerror(errno));
+#ifdef HAVE_SYNCFS
+	if (syncfs(fd) < 0)
+		ret = log_error("syncfs '%s': %s", r->path, strerror(errno));
+#else
+	sync();
+#endif
+	close(fd);
+	return ret;
+}

@@ -105,6 +105,13 @@ int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
 int repo_sync_objects(struct repo *r, const git_oid *ids, size_t n);
 
 /*
+ * Make everything written so far on the repository's file system durable
+ * with one syncfs(2): for bulk writes (an import, a merge, a commit of
+ * thousands of renames) written with fsync off.  Refs move only after.
+ */
+int repo_syncfs(struct repo *r);
+
+/*
  * Append to *ids (grown as by xgrow, *alloc its size) the ids of tree
  * and of every directory on the paths of ups in tree: the trees
  * repo_tree_update() wrote for those updates.

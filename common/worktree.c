@@ -1425,27 +1425,6 @@ int worktree_pending(struct worktree *wt, bool *out)
 	return r;
 }
 
-/*
- * Make every object written so far durable with one syncfs(2) instead of
- * one fsync per object: a commit of 20,000 renames writes hundreds of
- * trees.  Refs move only after this.
- */
-static int sync_objects(struct repo *r)
-{
-	int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return log_error("open '%s': %s", r->path, strerror(errno));
-#ifdef HAVE_SYNCFS
-	if (syncfs(fd) < 0)
-		ret = log_error("syncfs '%s': %s", r->path, strerror(errno));
-#else
-	sync();
-#endif
-	close(fd);
-	return ret;
-}
-
 /* Give back the marks a failed commit took, for the retry. */
 static void restore_marks(struct worktree *wt, bool full, bool root,
 			  struct strvec *folders, struct strvec *names)
@@ -1736,7 +1715,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		ret = E_TEMP;
 		goto fail;
 	}
-	if (sync_objects(wt->r) < 0) {
+	if (repo_syncfs(wt->r) < 0) {
 		ret = E_TEMP;
 		goto fail;
 	}

@@ -82,17 +82,6 @@ static int check_commit(struct repo *r, const char *spec, const git_oid *id,
 	return ret;
 }
 
-static int sync_repo(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0 || syncfs(fd) < 0)
-		ret = log_error("sync '%s': failed", path);
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
 int cmd_merge(struct mailbox *mb, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -204,7 +193,7 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 				printf("%s: already at %.10s\n", REF_MAIL,
 				       git_oid_tostr_s(&out));
 		} else {
-			if (sync_repo(r->path) < 0)
+			if (repo_syncfs(r) < 0)
 				goto done;
 			repo_set_fsync(true);
 			if (repo_ref_cas(r, REF_MAIL, &out, &mail,

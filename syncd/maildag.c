@@ -202,16 +202,8 @@ static int cmd_init(struct mailbox *mb, int argc, char **argv)
 			NULL, NULL) < 0)
 		goto done;
 	/* every object reaches the disk before a ref names it */
-	{
-		int fd = open(mb->repository, O_RDONLY | O_DIRECTORY);
-		if (fd < 0 || syncfs(fd) < 0) {
-			log_error("sync '%s': %s", mb->repository, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			goto done;
-		}
-		close(fd);
-	}
+	if (repo_syncfs(im.repo) < 0)
+		goto done;
 	repo_set_fsync(true);
 	if (repo_ref_cas(im.repo, REF_MAIL, &commit, &head, "maildag init") < 0 ||
 	    repo_ref_cas(im.repo, REF_WORKTREE, &commit, &head,
