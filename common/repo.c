@@ -124,10 +124,18 @@ static int create_at(const char *tmp)
 		goto done;
 	}
 	state = xasprintf("%s/maildag", tmp);
-	if (mkdir(state, 0700) < 0)
+	if (mkdir(state, 0700) < 0) {
 		log_error("mkdir '%s': %s", state, strerror(errno));
-	else if (fsync_dir(state) == 0 && fsync_dir(tmp) == 0)
-		r = 0;
+	} else {
+		/* whatever libgit2 synced or not: all of it, once */
+		int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 && syncfs(fd) == 0)
+			r = 0;
+		else
+			log_error("sync '%s': %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
 	free(state);
 done:
 	git_repository_free(git);
@@ -611,5 +619,23 @@ int repo_syncfs(struct repo *r)
 	sync();
 #endif
 	close(fd);
+	return ret;
+}
+
+int repo_sync_ref(struct repo *r, const char *ref)
+{
+	char *path = xasprintf("%s/%s", r->path, ref);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0) {
+		ret = log_error("open '%s': %s", path, strerror(errno));
+	} else {
+		if (fsync(fd) < 0)
+			ret = log_error("fsync '%s': %s", path, strerror(errno));
+		close(fd);
+		if (ret == 0)
+			ret = fsync_parent(path);
+	}
+	free(path);
 	return ret;
 }

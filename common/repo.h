@@ -35,7 +35,11 @@ struct repo {
 
 enum repo_open_flags {
 	REPO_CREATE = 1 << 0,	/* create the repository if absent */
-	REPO_NO_FSYNC = 1 << 1,	/* bulk import: caller syncs at the end */
+	/*
+	 * libgit2 syncs nothing; the caller makes what it wrote durable
+	 * with repo_sync_objects(), repo_sync_ref() or repo_syncfs().
+	 */
+	REPO_NO_FSYNC = 1 << 1,
 };
 
 /* Initialise libgit2 once per process, with maildag's settings. */
@@ -103,6 +107,9 @@ int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
  * fsync commits them all at once instead of one journal commit each.
  */
 int repo_sync_objects(struct repo *r, const git_oid *ids, size_t n);
+
+/* fsync a loose ref's file and its directory (for REPO_NO_FSYNC). */
+int repo_sync_ref(struct repo *r, const char *ref);
 
 /*
  * Make everything written so far on the repository's file system durable

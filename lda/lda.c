@@ -490,6 +490,7 @@ struct pending {
 	char *name;		/* file name in the Maildir */
 	char *file;		/* full path of the message */
 	git_oid blob;
+	bool own;		/* the committing delivery's own entry */
 };
 
 static void pending_release(struct pending *p)
@@ -653,6 +654,7 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 		}
 	}
 	if (ret == 1) {
+		p.own = own && !strcmp(unclaimed, own);
 		log_debug("committing %s", p.name);
 		*out = p;
 	} else {
@@ -715,16 +717,20 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		strbuf_addf(&msg, "deliver %zu messages\n\n", n);
 	for (size_t i = 0; i < n; i++) {
 		char hex[GIT_OID_HEXSZ + 1];
-		char *dir = xstrdup(ps[i].file);
 
-		/* a message whose writer died may not be synced into new/ yet */
-		*strrchr(dir, '/') = '\0';
-		if ((i == 0 || strcmp(ps[i].folder, ps[i - 1].folder)) &&
-		    fsync_dir(dir) < 0) {
+		/*
+		 * Another writer may not have synced its rename into new/
+		 * yet (or died before it did); ours is synced.
+		 */
+		if (!ps[i].own) {
+			char *dir = xstrdup(ps[i].file);
+			*strrchr(dir, '/') = '\0';
+			if (fsync_dir(dir) < 0) {
+				free(dir);
+				goto done;
+			}
 			free(dir);
-			goto done;
 		}
-		free(dir);
 		/* a writer that died early may not have stored the blob */
 		if (!repo_object_exists(r, &ps[i].blob) &&
 		    repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
@@ -737,25 +743,23 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		strbuf_addf(&msg, "Path: %s\nBlob: %s\n", paths[i].buf, hex);
 	}
 	/*
-	 * Write the trees and the commit first, then sync them: one journal
-	 * commit for all of them on ext4, not one each, while we hold the
-	 * lock that every other delivery waits for.
+	 * Write the trees and the commit first, then sync them with the
+	 * blobs: one journal commit for all of them on ext4, not one each,
+	 * while we hold the lock that every other delivery waits for.
 	 */
-	repo_set_fsync(false);
 	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0 ||
 	    repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
-			"maildag-lda", email) < 0) {
-		repo_set_fsync(true);
+			"maildag-lda", email) < 0)
 		goto done;
-	}
-	repo_set_fsync(true);
 	{
 		git_oid *ids = NULL;
 		size_t nids = 0, idalloc = 0;
 		int sr;
 
-		xgrow((void **)&ids, &idalloc, 1, sizeof *ids);
+		xgrow((void **)&ids, &idalloc, n + 1, sizeof *ids);
 		git_oid_cpy(&ids[nids++], &commit);
+		for (size_t i = 0; i < n; i++)
+			git_oid_cpy(&ids[nids++], &ps[i].blob);
 		sr = repo_tree_path_ids(&ids, &nids, &idalloc, r, &new_tree,
 					ups, n);
 		if (sr == 0)
@@ -764,10 +768,15 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		if (sr < 0)
 			goto done;
 	}
-	if (repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0)
+	if (repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0 ||
+	    repo_sync_ref(r, REF_MAIL) < 0)
 		goto done;
 
-	/* the disk now also holds these files: say so, and no more */
+	/*
+	 * The disk now also holds these files: say so, and no more.  Not
+	 * synced: if this is lost, maildag-syncd finds the files on disk
+	 * and commits them again, which changes nothing.
+	 */
 	if (repo_ref_read(&wt, r, REF_WORKTREE) == 0 &&
 	    repo_commit_tree(&wt_tree, r, &wt) == 0) {
 		git_oid wt_new = commit, t;
@@ -971,8 +980,12 @@ int main(int argc, char **argv)
 	}
 
 	/* 2. the blob, then the journal entry, then the rename into new/ */
-	r = repo_open(&repo, mb->repository,
-		      opt.no_create || !mb->cfg->create ? 0 : REPO_CREATE);
+	/*
+	 * libgit2 syncs nothing here: the LDA syncs what it wrote in
+	 * batches (see commit_pending), far fewer journal commits.
+	 */
+	r = repo_open(&repo, mb->repository, REPO_NO_FSYNC |
+		      (opt.no_create || !mb->cfg->create ? 0 : REPO_CREATE));
 	if (r == E_NOTFOUND) {
 		unlink(tmp);
 		fail(EX_NOUSER, "5.1.1", "repository '%s' does not exist",
