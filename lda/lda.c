@@ -490,7 +490,6 @@ struct pending {
 	char *name;		/* file name in the Maildir */
 	char *file;		/* full path of the message */
 	git_oid blob;
-	bool own;		/* the committing delivery's own entry */
 };
 
 static void pending_release(struct pending *p)
@@ -654,7 +653,6 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 		}
 	}
 	if (ret == 1) {
-		p.own = own && !strcmp(unclaimed, own);
 		log_debug("committing %s", p.name);
 		*out = p;
 	} else {
@@ -718,11 +716,9 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 	for (size_t i = 0; i < n; i++) {
 		char hex[GIT_OID_HEXSZ + 1];
 
-		/*
-		 * Another writer may not have synced its rename into new/
-		 * yet (or died before it did); ours is synced.
-		 */
-		if (!ps[i].own) {
+		/* the rename into new/ (or cur/) is not synced yet */
+		if (i == 0 || strcmp(ps[i].folder, ps[i - 1].folder) ||
+		    strcmp(ps[i].sub, ps[i - 1].sub)) {
 			char *dir = xstrdup(ps[i].file);
 			*strrchr(dir, '/') = '\0';
 			if (fsync_dir(dir) < 0) {
@@ -1059,16 +1055,12 @@ int main(int argc, char **argv)
 		unlink(entry);
 		fail_temp("cannot move the message into new/");
 	}
-	/* from here a retry finds the journal entry, not the tmp file */
+	/*
+	 * From here a retry finds the journal entry, not the tmp file.  The
+	 * rename is synced by whoever commits it, with the objects, in one
+	 * journal commit: nothing is promised before that.
+	 */
 	tmp_path_for_signal[0] = '\0';
-	{
-		char *newdir = xasprintf("%s/new", fdir);
-		if (fsync_dir(newdir) < 0) {
-			withdraw();
-			fail_temp("cannot sync new/");
-		}
-		free(newdir);
-	}
 
 	/* 3. under the writer lock: commit ours and whatever else waits */
 	if (repo_lock(repo, -1) < 0)
