@@ -17,6 +17,22 @@
 #include "strbuf.h"
 #include "xalloc.h"
 
+int write_full(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -92,17 +108,10 @@ int write_file_atomic(const char *path, const void *data, size_t len,
 		log_error("open '%s': %s", tmp, strerror(errno));
 		goto done;
 	}
-	while (len) {
-		ssize_t n = write(fd, d, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log_error("write '%s': %s", tmp, strerror(errno));
-			close(fd);
-			goto fail;
-		}
-		d += n;
-		len -= (size_t)n;
+	if (write_full(fd, d, len) < 0) {
+		log_error("write '%s': %s", tmp, strerror(errno));
+		close(fd);
+		goto fail;
 	}
 	if (fsync(fd) < 0) {
 		log_error("fsync '%s': %s", tmp, strerror(errno));

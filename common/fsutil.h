@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* write(2) all of p, through short writes and EINTR; -1 with errno set. */
+int write_full(int fd, const void *p, size_t n);
+
 /* fsync the directory at path. */
 int fsync_dir(const char *path);
 /* fsync the directory that holds path. */

@@ -1941,25 +1941,6 @@ static void set_mtime(const char *path, long long mtime)
 }
 
 /*
- * Write blob oid as the message folder/sub/name: into tmp/, fsync, then
- * renamed into place, so a reader never sees part of it.  over: the name
- * may exist and is replaced.  E_EXISTS when the name is taken.
- */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/*
  * Copy blob oid into fd.  Streamed when the object database can (loose
  * objects), so a big message does not sit in memory whole; else read at
  * once.  0, or < 0 logged.
@@ -1980,7 +1961,7 @@ static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
 		char *buf = xmalloc(65536);
 		ssize_t n;
 		while ((n = git_odb_stream_read(st, buf, 65536)) > 0)
-			if (write_all(fd, buf, (size_t)n) < 0) {
+			if (write_full(fd, buf, (size_t)n) < 0) {
 				ret = log_error("write '%s': %s", path,
 						strerror(errno));
 				break;
@@ -1992,7 +1973,7 @@ static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
 	} else if (git_blob_lookup(&blob, r->git, oid) < 0) {
 		ret = log_error("read blob %s: %s", git_oid_tostr_s(oid),
 				repo_git_error());
-	} else if (write_all(fd, git_blob_rawcontent(blob),
+	} else if (write_full(fd, git_blob_rawcontent(blob),
 			     (size_t)git_blob_rawsize(blob)) < 0) {
 		ret = log_error("write '%s': %s", path, strerror(errno));
 	}

@@ -281,20 +281,6 @@ static char *new_key(struct timeval *tv)
 	return strbuf_detach(&sb, NULL);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Read at least want bytes into buf (less only at end of input). */
 static ssize_t read_at_least(char *buf, size_t have, size_t want, size_t cap)
 {
@@ -358,7 +344,7 @@ static int copy_message(int fd, const char *sender, long long limit,
 	if (sender && !(have >= 12 && !strncasecmp(buf, "Return-Path:", 12))) {
 		char *rp = xasprintf("Return-Path: <%s>\n", sender);
 		size_t len = strlen(rp);
-		int w = write_all(fd, rp, len);
+		int w = write_full(fd, rp, len);
 		free(rp);
 		if (w < 0)
 			goto done;
@@ -370,7 +356,7 @@ static int copy_message(int fd, const char *sender, long long limit,
 				r = E_PERM;
 				goto done;
 			}
-			if (write_all(fd, buf, have) < 0)
+			if (write_full(fd, buf, have) < 0)
 				goto done;
 			*size += (long long)have;
 		}
@@ -844,7 +830,7 @@ static int publish_entry(const char *journal, const char *entry,
 	unlink(tmp);
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
-	    write_all(fd, line, strlen(line)) < 0 || rename(tmp, entry) < 0) {
+	    write_full(fd, line, strlen(line)) < 0 || rename(tmp, entry) < 0) {
 		log_error("journal '%s': %s", entry, strerror(errno));
 		if (fd >= 0)
 			close(fd);
