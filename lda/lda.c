@@ -571,7 +571,7 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 	int fd, ret = 0;
 
 	size_t elen = strlen(ename);
-	bool claimed = elen > 2 && !strcmp(ename + elen - 2, ".c");
+	bool claimed = elen > 2 && !strcmp(ename + elen - 2, ".c"), alive, mine;
 	char *unclaimed;
 
 	if (elen <= GIT_OID_HEXSZ + 1 || ename[GIT_OID_HEXSZ] != '-' ||
@@ -609,18 +609,28 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 	fdir = mailbox_folder_path(mb, p.folder);
 	p.sub = xstrdup("new");
 	p.file = xasprintf("%s/new/%s", fdir, p.name);
-	if (tree_has_key(r, tree, p.folder, key)) {
+	/*
+	 * Only a dead writer's entry can name a message that is committed
+	 * already (it died after the ref moved): look in the tree for
+	 * those alone, so the usual delivery reads no shard tree here.
+	 */
+	mine = own && !strcmp(unclaimed, own);
+	alive = mine || entry_owner_alive(p.entry);
+	if (!alive && tree_has_key(r, tree, p.folder, key)) {
 		/* committed before its writer died, or by syncd since */
 		unlink(p.entry);
 	} else if (path_exists(p.file)) {
 		ret = 1;
-	} else if ((!own || strcmp(unclaimed, own)) &&
-		   entry_owner_alive(p.entry)) {
+	} else if (alive && !mine) {
 		/* about to rename its message into new/: give it back */
 		char *e = xasprintf("%s/%s", dir, unclaimed);
 		rename(p.entry, e);
 		free(e);
+	} else if (mine && tree_has_key(r, tree, p.folder, key)) {
+		/* moved by the client and committed by syncd meanwhile */
+		unlink(p.entry);
 	} else {
+		/* the mail client may have moved it to cur/ already */
 		char *cur_name = find_in_cur(mb, p.folder, key);
 		if (cur_name) {
 			free(p.sub);
@@ -631,7 +641,7 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 			p.file = xasprintf("%s/cur/%s", fdir, cur_name);
 			ret = 1;
 		} else {
-			/* died before the rename: drop its tmp/ file */
+			/* died before the rename, or expunged already */
 			char *tmp = xasprintf("%s/tmp/%s", fdir, key);
 			unlink(tmp);
 			free(tmp);
@@ -729,8 +739,16 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 	 * blobs: one journal commit for all of them on ext4, not one each,
 	 * while we hold the lock that every other delivery waits for.
 	 */
-	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0 ||
-	    repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
+	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0)
+		goto done;
+	if (git_oid_equal(&new_tree, &tree)) {
+		/* all committed already, by a committer that then died */
+		for (size_t i = 0; i < n; i++)
+			unlink(ps[i].entry);
+		ret = 0;
+		goto done;
+	}
+	if (repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
 			"maildag-lda", email) < 0)
 		goto done;
 	{
