@@ -476,6 +476,7 @@ struct pending {
 	char *name;		/* file name in the Maildir */
 	char *file;		/* full path of the message */
 	git_oid blob;
+	bool written;		/* its blob was written by this committer */
 };
 
 static void pending_release(struct pending *p)
@@ -724,9 +725,11 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 			free(dir);
 		}
 		/* a writer that died early may not have stored the blob */
-		if (!repo_object_exists(r, &ps[i].blob) &&
-		    repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
-			goto done;
+		if (!repo_object_exists(r, &ps[i].blob)) {
+			if (repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
+				goto done;
+			ps[i].written = true;
+		}
 		strbuf_init(&paths[i], 0);
 		tree_message_path(&paths[i], ps[i].folder, ps[i].sub, ps[i].name);
 		ups[i].path = paths[i].buf;
@@ -758,8 +761,10 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 
 		xgrow((void **)&ids, &idalloc, n + 1, sizeof *ids);
 		git_oid_cpy(&ids[nids++], &commit);
+		/* the writers synced their own blobs, unless they died first */
 		for (size_t i = 0; i < n; i++)
-			git_oid_cpy(&ids[nids++], &ps[i].blob);
+			if (ps[i].written || !entry_owner_alive(ps[i].entry))
+				git_oid_cpy(&ids[nids++], &ps[i].blob);
 		sr = repo_tree_path_ids(&ids, &nids, &idalloc, r, &new_tree,
 					ups, n);
 		if (sr == 0)
@@ -1032,11 +1037,15 @@ int main(int argc, char **argv)
 		unlink(tmp);
 		fail_temp("cannot write the journal");
 	}
-	/* before the lock, so a big message does not hold up the others */
+	/*
+	 * Before the lock, and synced here, so a big message does not hold
+	 * up the others: deliveries sync their blobs in parallel.
+	 */
 	{
 		git_oid written;
 		if (repo_blob_from_file(&written, repo, tmp) < 0 ||
-		    !git_oid_equal(&written, &blob)) {
+		    !git_oid_equal(&written, &blob) ||
+		    repo_sync_objects(repo, &blob, 1) < 0) {
 			unlink(tmp);
 			unlink(entry);
 			fail_temp("cannot store the message");
