@@ -476,6 +476,7 @@ struct pending {
 	char *name;		/* file name in the Maildir */
 	char *file;		/* full path of the message */
 	git_oid blob;
+	bool alive;		/* its writer still runs (or is the committer) */
 	bool written;		/* its blob was written by this committer */
 };
 
@@ -650,6 +651,7 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 		}
 	}
 	if (ret == 1) {
+		p.alive = alive;
 		log_debug("committing %s", p.name);
 		*out = p;
 	} else {
@@ -763,7 +765,7 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		git_oid_cpy(&ids[nids++], &commit);
 		/* the writers synced their own blobs, unless they died first */
 		for (size_t i = 0; i < n; i++)
-			if (ps[i].written || !entry_owner_alive(ps[i].entry))
+			if (ps[i].written || !ps[i].alive)
 				git_oid_cpy(&ids[nids++], &ps[i].blob);
 		sr = repo_tree_path_ids(&ids, &nids, &idalloc, r, &new_tree,
 					ups, n);
