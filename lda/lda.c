@@ -559,6 +559,43 @@ static char *find_in_cur(const struct mailbox *mb, const char *folder,
 }
 
 /*
+ * Remove what a dead delivery left half-way: a ".new-<pid>" entry it did
+ * not publish, or a ".w" entry it withdrew without removing its message
+ * (it was killed between the two steps).  A live writer's files stay.
+ */
+static void clean_dead_entry(const struct mailbox *mb, const char *dir,
+			     const char *ename)
+{
+	size_t elen = strlen(ename);
+	char *path = xasprintf("%s/%s", dir, ename);
+
+	if (!strncmp(ename, ".new-", 5)) {
+		if (!entry_owner_alive(path))
+			unlink(path);
+	} else if (elen > 2 && !strcmp(ename + elen - 2, ".w") &&
+		   !entry_owner_alive(path)) {
+		char buf[PATH_MAX], *nl, *folder, *name;
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+
+		if (fd >= 0)
+			close(fd);
+		if (n > 0 && (nl = memchr(buf, '\n', (size_t)n)) &&
+		    (*nl = '\0', parse_target(&folder, &name, buf) == 0)) {
+			char *fdir = mailbox_folder_path(mb, folder);
+			char *file = xasprintf("%s/new/%s", fdir, name);
+			unlink(file);
+			free(file);
+			free(fdir);
+			free(folder);
+			free(name);
+		}
+		unlink(path);
+	}
+	free(path);
+}
+
+/*
  * Read journal entry name (in dir) into *out.  Returns 1 when it is to
  * be committed, 0 when it is to be left (its writer is still at work) or
  * was dropped, < 0 on error.
@@ -693,8 +730,12 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 	}
 	while ((de = readdir(d))) {
 		struct pending p;
-		if (de->d_name[0] == '.')
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' ||
+		    (len > 2 && !strcmp(de->d_name + len - 2, ".w"))) {
+			clean_dead_entry(mb, journal, de->d_name);
 			continue;
+		}
 		if (load_entry(&p, mb, r, &tree, journal, de->d_name, own) != 1)
 			continue;
 		xgrow((void **)&ps, &alloc, n + 1, sizeof *ps);

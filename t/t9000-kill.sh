@@ -112,6 +112,18 @@ test_expect_success 'the mail client moved the orphan to cur/ before the recover
 	tree_files | grep -q "^cur/.*:2,S$"
 '
 
+test_expect_success 'what a killed delivery left half-way in the journal is cleaned up' '
+	name=1700000000.M1P1R0000000000000000Q1.test,S=5 &&
+	hex=0123456789abcdef0123456789abcdef01234567 &&
+	as_user sh -c "echo half >\"$MAILDIR/new/$name\" &&
+		echo new/$name >\"$REPO/maildag/pending/$hex-1700000000.M1P1R0000000000000000Q1.test.w\" &&
+		echo x >\"$REPO/maildag/pending/.new-99999999\"" &&
+	test_message after-half | as_user maildag-lda &&
+	! test -e "$MAILDIR/new/$name" &&
+	test -z "$(ls -A "$REPO/maildag/pending")" &&
+	test_repo_consistent
+'
+
 test_expect_success 'the mail client moves the message to cur/ while the LDA waits for the lock' '
 	as_user flock "$REPO/maildag/lock" sleep 3 &
 	sleep 0.5 &&
