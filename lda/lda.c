@@ -570,7 +570,10 @@ static void clean_dead_entry(const struct mailbox *mb, const char *dir,
 	char *path = xasprintf("%s/%s", dir, ename);
 
 	if (!strncmp(ename, ".new-", 5)) {
-		if (!entry_owner_alive(path))
+		/* its writer locks it just after creating it: give it time */
+		struct stat st;
+		if (lstat(path, &st) == 0 && st.st_mtime < time(NULL) - 600 &&
+		    !entry_owner_alive(path))
 			unlink(path);
 	} else if (elen > 2 && !strcmp(ename + elen - 2, ".w") &&
 		   !entry_owner_alive(path)) {

@@ -117,7 +117,8 @@ test_expect_success 'what a killed delivery left half-way in the journal is clea
 	hex=0123456789abcdef0123456789abcdef01234567 &&
 	as_user sh -c "echo half >\"$MAILDIR/new/$name\" &&
 		echo new/$name >\"$REPO/maildag/pending/$hex-1700000000.M1P1R0000000000000000Q1.test.w\" &&
-		echo x >\"$REPO/maildag/pending/.new-99999999\"" &&
+		echo x >\"$REPO/maildag/pending/.new-99999999\" &&
+		touch -d \"1 hour ago\" \"$REPO/maildag/pending/.new-99999999\"" &&
 	test_message after-half | as_user maildag-lda &&
 	! test -e "$MAILDIR/new/$name" &&
 	test -z "$(ls -A "$REPO/maildag/pending")" &&
