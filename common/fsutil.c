@@ -14,7 +14,6 @@
 
 #include "fsutil.h"
 #include "log.h"
-#include "strbuf.h"
 #include "xalloc.h"
 
 int write_full(int fd, const void *p, size_t n)
@@ -159,43 +158,6 @@ int check_safe_owner(const char *path, uid_t uid)
 			  st.st_mode & S_IWOTH ? "others" : "its group");
 		return E_PERM;
 	}
-	return 0;
-}
-
-int read_file(char **out, size_t *len, const char *path, size_t max)
-{
-	struct strbuf sb = STRBUF_INIT;
-	char buf[8192];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	*out = NULL;
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return E_NOTFOUND;
-		return log_error("open '%s': %s", path, strerror(errno));
-	}
-	strbuf_init(&sb, 0);
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			close(fd);
-			strbuf_release(&sb);
-			return log_error("read '%s': %s", path, strerror(e));
-		}
-		if (n == 0)
-			break;
-		if (sb.len + (size_t)n > max) {
-			close(fd);
-			strbuf_release(&sb);
-			return log_error("'%s' is larger than %zu bytes", path, max);
-		}
-		strbuf_add(&sb, buf, (size_t)n);
-	}
-	close(fd);
-	*out = strbuf_detach(&sb, len);
 	return 0;
 }
 

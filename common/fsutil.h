@@ -34,9 +34,6 @@ int write_file_atomic(const char *path, const void *data, size_t len,
  */
 int check_safe_owner(const char *path, uid_t uid);
 
-/* Read a whole small file into a new NUL-terminated buffer. */
-int read_file(char **out, size_t *len, const char *path, size_t max);
-
 /* Remove path and everything below it (as rm -rf); missing is fine. */
 int rm_rf(const char *path);
 

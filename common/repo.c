@@ -15,6 +15,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "maildir_name.h"
 #include "repo.h"
 #include "xalloc.h"
 
@@ -638,4 +639,69 @@ int repo_sync_ref(struct repo *r, const char *ref)
 	}
 	free(path);
 	return ret;
+}
+
+/* See repo.h.  Only asked when the blob exists at all, which is rare. */
+bool repo_delivered_recently(struct repo *r, const git_oid *blob, long window)
+{
+	char hex[GIT_OID_HEXSZ + 1], needle[GIT_OID_HEXSZ + 16];
+	git_revwalk *walk = NULL;
+	git_oid id;
+	bool found = false;
+	time_t cutoff = time(NULL) - window;
+
+	git_oid_tostr(hex, sizeof hex, blob);
+	snprintf(needle, sizeof needle, "\nBlob: %s\n", hex);
+	if (git_revwalk_new(&walk, r->git) < 0)
+		return false;
+	git_revwalk_sorting(walk, GIT_SORT_TIME);
+	if (git_revwalk_push_ref(walk, REF_MAIL) < 0)
+		goto done;
+	while (!found && git_revwalk_next(&id, walk) == 0) {
+		git_commit *c;
+		if (git_commit_lookup(&c, r->git, &id) < 0)
+			break;
+		if (git_commit_time(c) < cutoff) {
+			git_commit_free(c);
+			break;
+		}
+		found = strstr(git_commit_message(c), needle) != NULL;
+		git_commit_free(c);
+	}
+done:
+	git_revwalk_free(walk);
+	return found;
+}
+
+bool repo_tree_has_key(struct repo *r, const git_oid *tree,
+			 const char *folder, const char *key)
+{
+	static const char *const subs[] = { "new", "cur" };
+	size_t klen = strlen(key);
+	char shard[3];
+	bool found = false;
+
+	maildir_shard_hex(shard, key, klen);
+	for (size_t i = 0; i < 2 && !found; i++) {
+		char *path = *folder ? xasprintf("%s/%s/%s", folder, subs[i], shard)
+				     : xasprintf("%s/%s", subs[i], shard);
+		git_oid sub;
+		git_tree *t;
+		if (repo_tree_lookup(&sub, r, tree, path) == 0 &&
+		    git_tree_lookup(&t, r->git, &sub) == 0) {
+			for (size_t j = 0; j < git_tree_entrycount(t); j++) {
+				const char *n = git_tree_entry_name(
+					git_tree_entry_byindex(t, j));
+				if (!strncmp(n, key, klen) &&
+				    (n[klen] == '\0' || n[klen] == ',' ||
+				     n[klen] == ':')) {
+					found = true;
+					break;
+				}
+			}
+			git_tree_free(t);
+		}
+		free(path);
+	}
+	return found;
 }

@@ -144,6 +144,21 @@ int repo_commit(git_oid *out, struct repo *r, const git_oid *tree,
 int repo_tree_lookup(git_oid *out, struct repo *r, const git_oid *tree,
 		     const char *path);
 
+/*
+ * Does tree hold a message with this key in folder's ("" for INBOX) new/
+ * or cur/ (format version 1, maildag-format(5))?
+ */
+bool repo_tree_has_key(struct repo *r, const git_oid *tree,
+		       const char *folder, const char *key);
+
+/*
+ * Does a commit on refs/heads/mail from the last window seconds record
+ * a delivery of blob (a "Blob: <id>" line, as maildag-lda and
+ * maildag-syncd write for deliveries)?
+ */
+bool repo_delivered_recently(struct repo *r, const git_oid *blob,
+			     long window);
+
 /* The last libgit2 error as text (never NULL). */
 const char *repo_git_error(void);
 

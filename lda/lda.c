@@ -378,75 +378,6 @@ done:
 }
 
 /*
- * Does a delivery commit within the window already record this blob?
- * Only asked when the blob exists at all, which is rare.
- */
-static bool delivered_recently(struct repo *r, const git_oid *blob)
-{
-	char hex[GIT_OID_HEXSZ + 1], needle[GIT_OID_HEXSZ + 16];
-	git_revwalk *walk = NULL;
-	git_oid id;
-	bool found = false;
-	time_t cutoff = time(NULL) - DEDUP_WINDOW;
-
-	git_oid_tostr(hex, sizeof hex, blob);
-	snprintf(needle, sizeof needle, "\nBlob: %s\n", hex);
-	if (git_revwalk_new(&walk, r->git) < 0)
-		return false;
-	git_revwalk_sorting(walk, GIT_SORT_TIME);
-	if (git_revwalk_push_ref(walk, REF_MAIL) < 0)
-		goto done;
-	while (!found && git_revwalk_next(&id, walk) == 0) {
-		git_commit *c;
-		if (git_commit_lookup(&c, r->git, &id) < 0)
-			break;
-		if (git_commit_time(c) < cutoff) {
-			git_commit_free(c);
-			break;
-		}
-		found = strstr(git_commit_message(c), needle) != NULL;
-		git_commit_free(c);
-	}
-done:
-	git_revwalk_free(walk);
-	return found;
-}
-
-/* Does tree hold a message with this key in folder's new/ or cur/? */
-static bool tree_has_key(struct repo *r, const git_oid *tree,
-			 const char *folder, const char *key)
-{
-	static const char *const subs[] = { "new", "cur" };
-	size_t klen = strlen(key);
-	char shard[3];
-	bool found = false;
-
-	maildir_shard_hex(shard, key, klen);
-	for (size_t i = 0; i < 2 && !found; i++) {
-		char *path = *folder ? xasprintf("%s/%s/%s", folder, subs[i], shard)
-				     : xasprintf("%s/%s", subs[i], shard);
-		git_oid sub;
-		git_tree *t;
-		if (repo_tree_lookup(&sub, r, tree, path) == 0 &&
-		    git_tree_lookup(&t, r->git, &sub) == 0) {
-			for (size_t j = 0; j < git_tree_entrycount(t); j++) {
-				const char *n = git_tree_entry_name(
-					git_tree_entry_byindex(t, j));
-				if (!strncmp(n, key, klen) &&
-				    (n[klen] == '\0' || n[klen] == ',' ||
-				     n[klen] == ':')) {
-					found = true;
-					break;
-				}
-			}
-			git_tree_free(t);
-		}
-		free(path);
-	}
-	return found;
-}
-
-/*
  * The delivery journal and group commit.
  *
  * Every delivery, before it renames its message into new/, publishes an
@@ -658,7 +589,7 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 	 */
 	mine = own && !strcmp(unclaimed, own);
 	alive = mine || entry_owner_alive(p.entry);
-	if (!alive && tree_has_key(r, tree, p.folder, key)) {
+	if (!alive && repo_tree_has_key(r, tree, p.folder, key)) {
 		/* committed before its writer died, or by syncd since */
 		unlink(p.entry);
 	} else if (path_exists(p.file)) {
@@ -668,7 +599,7 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 		char *e = xasprintf("%s/%s", dir, unclaimed);
 		rename(p.entry, e);
 		free(e);
-	} else if (mine && tree_has_key(r, tree, p.folder, key)) {
+	} else if (mine && repo_tree_has_key(r, tree, p.folder, key)) {
 		/* moved by the client and committed by syncd meanwhile */
 		unlink(p.entry);
 	} else {
@@ -1065,7 +996,7 @@ int main(int argc, char **argv)
 			}
 			repo_unlock(repo);
 		}
-		if (delivered_recently(repo, &blob)) {
+		if (repo_delivered_recently(repo, &blob, DEDUP_WINDOW)) {
 			unlink(tmp);
 			tmp_path_for_signal[0] = '\0';
 			log_info("already delivered (blob %.12s); not stored "
@@ -1140,7 +1071,7 @@ int main(int argc, char **argv)
 		 */
 		if (repo_ref_read(&head, repo, REF_MAIL) == 0 &&
 		    repo_commit_tree(&tree, repo, &head) == 0 &&
-		    !tree_has_key(repo, &tree, folder, key)) {
+		    !repo_tree_has_key(repo, &tree, folder, key)) {
 			unlink(dest);
 			unlink(entry);
 			unlink(claim);
