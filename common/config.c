@@ -10,8 +10,8 @@
  * What a loaded config guarantees: strings are owned by it, free of
  * control characters; paths are absolute and normalised (no "//", "/./"
  * or trailing "/"); names are safe to put in a git ref name; a peer URL
- * parses as ssh://[user@]host[:port]/path or file:///path; a host key is
- * always kept as its "SHA256:" fingerprint.
+ * parses as ssh://[user@]host[:port]/path or file:///path; an ssh:// peer
+ * has a host key, always kept as its "SHA256:" fingerprint.
  */
 #include "autoconf.h"
 
@@ -618,6 +618,9 @@ static int parse_peer(const struct ctx *c, const char *name, json_t *obj,
 		err = fail(c, pre, "host_key", "only meaningful for an ssh:// peer");
 	else if (scheme != SCHEME_SSH && p->identity)
 		err = fail(c, pre, "identity", "only meaningful for an ssh:// peer");
+	else if (scheme == SCHEME_SSH && !p->host_key)
+		/* a host key is pinned, never learnt on first use (DESIGN 6) */
+		err = fail(c, pre, "host_key", "required for an ssh:// peer");
 done:
 	if (err < 0)
 		peer_release(p);

@@ -32,15 +32,16 @@ void repo_set_fsync(bool on)
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
 }
 
+static int global_done;
+
 int repo_global_init(void)
 {
 	static const int levels[] = {
 		GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
 		GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA,
 	};
-	static int done;
 
-	if (done)
+	if (global_done)
 		return 0;
 	if (git_libgit2_init() < 0)
 		return log_error("libgit2: %s", repo_git_error());
@@ -50,8 +51,19 @@ int repo_global_init(void)
 	/* maildag checks ownership itself, also when root inspects a repo */
 	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
 	repo_set_fsync(true);
-	done = 1;
+	global_done = 1;
 	return 0;
+}
+
+int repo_global_reinit(void)
+{
+	/* init first, so the count is above zero whether or not it was */
+	if (git_libgit2_init() < 0)
+		return log_error("libgit2: %s", repo_git_error());
+	while (git_libgit2_shutdown() > 0)
+		;
+	global_done = 0;
+	return repo_global_init();
 }
 
 char *repo_state_path(const struct repo *r, const char *name)
@@ -100,6 +112,47 @@ done:
 	return err;
 }
 
+/*
+ * The git settings of a new repository, for the git CLI that serves it
+ * to peers (git-receive-pack and git-upload-pack over ssh); libgit2 does
+ * not read them.  Written to the repository's own config file only.
+ */
+static int write_git_config(const char *dir)
+{
+	static const struct {
+		const char *key, *value;
+	} settings[] = {
+		/* a pushed object or ref is on disk before the peer says ok */
+		{ "core.fsync", "committed" },
+		{ "core.fsyncMethod", "fsync" },
+		/* maintenance is maildag-syncd's job, not a push's side effect */
+		{ "receive.autogc", "false" },
+		{ "gc.auto", "0" },
+		/*
+		 * git's object checks on what peers push: malformed objects
+		 * stay out of the repository.  maildag's own format checks
+		 * (stricter, on trees) run when a peer's history is merged.
+		 */
+		{ "receive.fsckObjects", "true" },
+	};
+	char *path = xasprintf("%s/config", dir);
+	git_config *cfg = NULL;
+	int err;
+
+	if ((err = git_config_open_ondisk(&cfg, path)) < 0)
+		goto done;
+	for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+		if ((err = git_config_set_string(cfg, settings[i].key,
+						 settings[i].value)) < 0)
+			goto done;
+done:
+	if (err < 0)
+		log_error("write '%s': %s", path, repo_git_error());
+	git_config_free(cfg);
+	free(path);
+	return err < 0 ? E_TEMP : 0;
+}
+
 /* Build a new repository at tmp, ready to be renamed into place. */
 static int create_at(const char *tmp)
 {
@@ -121,6 +174,10 @@ static int create_at(const char *tmp)
 	}
 	if (write_initial(git) < 0) {
 		log_error("initialise repository '%s': %s", tmp, repo_git_error());
+		r = E_TEMP;
+		goto done;
+	}
+	if (write_git_config(tmp) < 0) {
 		r = E_TEMP;
 		goto done;
 	}
@@ -290,7 +347,12 @@ void repo_unlock(struct repo *r)
 {
 	if (r->lock_fd < 0)
 		return;
-	close(r->lock_fd);	/* releases the flock */
+	/*
+	 * Unlock first: a forked child that still holds a copy of the
+	 * descriptor would otherwise keep the lock until it exits.
+	 */
+	flock(r->lock_fd, LOCK_UN);
+	close(r->lock_fd);
 	r->lock_fd = -1;
 }
 
@@ -704,4 +766,53 @@ bool repo_tree_has_key(struct repo *r, const git_oid *tree,
 		free(path);
 	}
 	return found;
+}
+
+int repo_delivery_commit(git_oid *out, struct repo *r, const git_oid *blob,
+			 long window)
+{
+	char hex[GIT_OID_HEXSZ + 1], needle[GIT_OID_HEXSZ + 16];
+	git_revwalk *walk = NULL;
+	git_oid id;
+	int ret = E_NOTFOUND;
+	time_t cutoff = time(NULL) - window;
+
+	git_oid_tostr(hex, sizeof hex, blob);
+	snprintf(needle, sizeof needle, "\nBlob: %s\n", hex);
+	if (git_revwalk_new(&walk, r->git) < 0)
+		return log_error("revwalk: %s", repo_git_error());
+	git_revwalk_sorting(walk, GIT_SORT_TIME);
+	if (git_revwalk_push_ref(walk, REF_MAIL) < 0) {
+		ret = log_error("read '%s': %s", REF_MAIL, repo_git_error());
+		goto done;
+	}
+	while (ret == E_NOTFOUND && git_revwalk_next(&id, walk) == 0) {
+		git_commit *c;
+		if (git_commit_lookup(&c, r->git, &id) < 0) {
+			ret = log_error("read commit %s: %s",
+					git_oid_tostr_s(&id), repo_git_error());
+			break;
+		}
+		if (git_commit_time(c) < cutoff) {
+			git_commit_free(c);
+			break;
+		}
+		if (strstr(git_commit_message(c), needle)) {
+			git_oid_cpy(out, &id);
+			ret = 0;
+		}
+		git_commit_free(c);
+	}
+done:
+	git_revwalk_free(walk);
+	return ret;
+}
+
+int repo_ahead_behind(size_t *ahead, size_t *behind, struct repo *r,
+		      const git_oid *local, const git_oid *upstream)
+{
+	if (git_graph_ahead_behind(ahead, behind, r->git, local, upstream) < 0)
+		return log_error("ahead/behind of %s: %s",
+				 git_oid_tostr_s(local), repo_git_error());
+	return 0;
 }

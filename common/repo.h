@@ -44,6 +44,14 @@ enum repo_open_flags {
 
 /* Initialise libgit2 once per process, with maildag's settings. */
 int repo_global_init(void);
+/*
+ * In a forked child: shut libgit2 down for good and start it again with
+ * maildag's settings.  libgit2 shares open pack files between all the
+ * repositories of a process; after fork() the child must not use the
+ * parent's (their descriptors may be closed or shared offsets).
+ */
+int repo_global_reinit(void);
+
 /* Turn libgit2's fsync of objects and refs on or off (bulk imports). */
 void repo_set_fsync(bool on);
 
@@ -161,5 +169,21 @@ bool repo_delivered_recently(struct repo *r, const git_oid *blob,
 
 /* The last libgit2 error as text (never NULL). */
 const char *repo_git_error(void);
+
+/*
+ * The commit on refs/heads/mail from the last window seconds that records
+ * a delivery of blob (what repo_delivered_recently() looks for): 0 with
+ * *out set, or E_NOTFOUND.  maildag-lda waits for quorum on it when a
+ * retry finds its message delivered already.
+ */
+int repo_delivery_commit(git_oid *out, struct repo *r, const git_oid *blob,
+			 long window);
+
+/*
+ * How many commits of local's history upstream's lacks (*ahead), and the
+ * other way round (*behind); libgit2's git_graph_ahead_behind().
+ */
+int repo_ahead_behind(size_t *ahead, size_t *behind, struct repo *r,
+		      const git_oid *local, const git_oid *upstream);
 
 #endif

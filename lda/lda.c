@@ -16,12 +16,20 @@
  * recent delivery commit ("Blob: <id>" in its message) stores nothing and
  * exits 0.  So a delivery killed at any point, or timed out with 75, and
  * retried by the MTA, ends with exactly one copy.
+ *
+ * Quorum delivery (DESIGN section 7): with a quorum N > 1, once the
+ * message is committed (or found committed by an earlier attempt) the
+ * LDA asks maildag-syncd over its control socket to wait until N-1 peers
+ * have accepted a push of that commit, and exits 0 only if they have.
+ * Otherwise it exits 75; the message stays committed, and the MTA's
+ * retry finds it through the recent-delivery check and waits again.
  */
 #include "autoconf.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "folder.h"
 #include "fsutil.h"
 #include "log.h"
@@ -50,6 +59,9 @@
 #define DEDUP_WINDOW (7 * 24 * 3600)	/* how far back a retry is recognised */
 #define TMP_MAX_AGE (36 * 3600)		/* the Maildir rule for tmp/ */
 #define COPY_BUF 65536
+#define QUORUM_MAX 1000
+/* seconds kept back from the deadline while waiting for quorum */
+#define QUORUM_MARGIN (CONTROL_WAIT_GRACE + 2)
 
 static struct {
 	const char *sender;
@@ -58,6 +70,7 @@ static struct {
 	const char *config;
 	bool no_create;
 	int deadline;
+	int quorum;		/* -q; 0: the configuration's */
 	bool verbose;
 } opt = { .deadline = -1 };
 
@@ -143,10 +156,15 @@ static void oom_exit(void)
 
 static void parse_args(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "quorum", required_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
 	int c;
 
 	opterr = 0;
-	while ((c = getopt(argc, argv, "f:a:m:c:d:NvV")) != -1) {
+	while ((c = getopt_long(argc, argv, "f:a:m:c:d:q:NvV", longopts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'f': opt.sender = optarg; break;
 		case 'a': opt.recipient = optarg; break;
@@ -166,9 +184,20 @@ static void parse_args(int argc, char **argv)
 			opt.deadline = (int)v;
 			break;
 		}
+		case 'q': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > QUORUM_MAX)
+				fail(EX_USAGE, "5.3.5", "bad quorum '%s'", optarg);
+			opt.quorum = (int)v;
+			break;
+		}
 		default:
-			fail(EX_USAGE, "5.3.5", "bad command line option '-%c'",
-			     optopt);
+			if (optopt)
+				fail(EX_USAGE, "5.3.5",
+				     "bad command line option '-%c'", optopt);
+			fail(EX_USAGE, "5.3.5", "bad command line option '%s'",
+			     argv[optind - 1]);
 		}
 	}
 	if (optind != argc) {
@@ -863,6 +892,80 @@ static void clean_tmp(const char *tmpdir)
 		closedir(d);
 }
 
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Quorum delivery: ask maildag-syncd to wait until acks peers accepted
+ * commit (or a commit that contains it), for at most what is left until
+ * deadline_at (mono_now() time) less QUORUM_MARGIN.  Returns when they
+ * have; otherwise exits 75 with the reason.  The message is committed
+ * already either way.
+ */
+static void wait_quorum(const struct mailbox *mb, const git_oid *commit,
+			int quorum, double deadline_at)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	int acks = quorum - 1, timeout, fd, r;
+	json_t *req, *ans = NULL, *acked, *err;
+	size_t nacked;
+
+	timeout = (int)(deadline_at - mono_now()) - QUORUM_MARGIN;
+	if (timeout < 1)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: no time left "
+		     "before the deadline to wait for peers", quorum);
+	fd = control_connect(mb);
+	if (fd == E_NOTFOUND)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: "
+		     "maildag-syncd is not running", quorum);
+	if (fd == E_TEMP)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: "
+		     "maildag-syncd does not accept connections", quorum);
+	if (fd < 0)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
+		     why("cannot reach maildag-syncd"));
+	git_oid_tostr(hex, sizeof hex, commit);
+	log_debug("waiting up to %d s for %d peers to acknowledge %s",
+		  timeout, acks, hex);
+	req = json_pack("{s:s, s:s, s:i, s:i}", "cmd", "wait", "commit", hex,
+			"acks", acks, "timeout", timeout);
+	r = control_request(fd, req, &ans, (timeout + CONTROL_WAIT_GRACE) * 1000);
+	json_decref(req);
+	close(fd);
+	if (r == E_TEMP)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: no answer "
+		     "from maildag-syncd within %d s", quorum,
+		     timeout + CONTROL_WAIT_GRACE);
+	if (r < 0)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
+		     why("maildag-syncd did not answer"));
+	acked = json_object_get(ans, "acked");
+	nacked = json_is_array(acked) ? json_array_size(acked) : 0;
+	if (json_is_true(json_object_get(ans, "ok"))) {
+		struct strbuf names = STRBUF_INIT;
+		for (size_t i = 0; i < nacked; i++) {
+			const char *nm = json_string_value(json_array_get(acked, i));
+			strbuf_addf(&names, "%s%s", i ? ", " : "", nm ? nm : "?");
+		}
+		log_info("quorum %d reached for %.12s%s%s", quorum, hex,
+			 names.len ? ": " : "", names.buf);
+		strbuf_release(&names);
+		json_decref(ans);
+		return;
+	}
+	err = json_object_get(ans, "error");
+	if (json_is_string(err) && *json_string_value(err))
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
+		     json_string_value(err));
+	fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %zu of %d peers "
+	     "acknowledged within %d s", quorum, nacked, acks, timeout);
+}
+
 int main(int argc, char **argv)
 {
 	struct mailbox *mb = NULL;
@@ -873,8 +976,9 @@ int main(int argc, char **argv)
 	     *entry, *target, *claim;
 	char hex[GIT_OID_HEXSZ + 1];
 	long long size;
-	git_oid blob;
-	int fd, entry_fd, r, deadline;
+	git_oid blob, wait_for;
+	int fd, entry_fd, r, deadline, quorum;
+	double deadline_at;
 
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
@@ -901,7 +1005,9 @@ int main(int argc, char **argv)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_deadline;
 	sigaction(SIGALRM, &sa, NULL);
+	deadline_at = mono_now() + deadline;
 	alarm((unsigned)deadline);
+	quorum = opt.quorum > 0 ? opt.quorum : mb->cfg->quorum;
 
 	if (opt.recipient)
 		log_debug("recipient %s", opt.recipient);
@@ -996,7 +1102,9 @@ int main(int argc, char **argv)
 			}
 			repo_unlock(repo);
 		}
-		if (repo_delivered_recently(repo, &blob, DEDUP_WINDOW)) {
+		/* and the commit that holds it, to wait for quorum on */
+		if (repo_delivery_commit(&wait_for, repo, &blob,
+					 DEDUP_WINDOW) == 0) {
 			unlink(tmp);
 			tmp_path_for_signal[0] = '\0';
 			log_info("already delivered (blob %.12s); not stored "
@@ -1082,6 +1190,10 @@ int main(int argc, char **argv)
 		log_warn("commit reported an error but the message is "
 			 "committed");
 	}
+	/* still under the lock: mail holds our message, however it came */
+	if (quorum > 1 && repo_ref_read(&wait_for, repo, REF_MAIL) < 0)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
+		     why("cannot read the commit to wait for"));
 	close(entry_fd);
 	free(claim);
 	free(entry);
@@ -1095,10 +1207,9 @@ delivered:
 		clean_tmp(tmpdir);
 		free(tmpdir);
 	}
-	if (mb->cfg->quorum > 1)
-		fail(EX_TEMPFAIL, "4.4.3", "quorum of %d not reached: "
-		     "this version of maildag cannot replicate yet",
-		     mb->cfg->quorum);
+	/* no lock held while we wait */
+	if (quorum > 1)
+		wait_quorum(mb, &wait_for, quorum, deadline_at);
 	free(journal);
 	free(tmp);
 	free(key);

@@ -27,4 +27,28 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv);
  */
 int cmd_merge(struct mailbox *mb, int argc, char **argv);
 
+/*
+ * maildag push [-t seconds] [peer...] and maildag fetch [-t seconds]
+ * [peer...]: replicate with peers by hand, all at once, one line per
+ * peer (admin-net.c).
+ */
+int cmd_push(struct mailbox *mb, int argc, char **argv);
+int cmd_fetch(struct mailbox *mb, int argc, char **argv);
+
+/* maildag status exits with this when no maildag-syncd answers. */
+#define STATUS_NOT_RUNNING 3
+
+/*
+ * maildag status [--json]: ask maildag-syncd how replication goes, per
+ * peer; without a daemon, what the repository alone says, and exit
+ * STATUS_NOT_RUNNING (admin-status.c).
+ */
+int cmd_status(struct mailbox *mb, int argc, char **argv);
+
+/*
+ * maildag sync: have maildag-syncd push and fetch now; 0 when it took
+ * the request, 69 (EX_UNAVAILABLE) when no daemon runs (admin-status.c).
+ */
+int cmd_sync(struct mailbox *mb, int argc, char **argv);
+
 #endif

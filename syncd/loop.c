@@ -119,6 +119,20 @@ struct loop_timer *loop_timer_new(struct loop *l, loop_timer_fn *fn,
 	return t;
 }
 
+void loop_timer_free(struct loop *l, struct loop_timer *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < l->ntimers; i++)
+		if (l->timers[i] == t) {
+			memmove(&l->timers[i], &l->timers[i + 1],
+				(l->ntimers - i - 1) * sizeof *l->timers);
+			l->ntimers--;
+			break;
+		}
+	free(t);
+}
+
 void loop_timer_at(struct loop_timer *t, double when)
 {
 	t->when = when > 0 ? when : 1e-9;

@@ -36,6 +36,11 @@ void loop_del_fd(struct loop *l, int fd);
 /* A timer, disarmed; owned by the loop (freed with it). */
 struct loop_timer *loop_timer_new(struct loop *l, loop_timer_fn *fn,
 				  void *data);
+/*
+ * Remove and free a timer (not one whose callback is running: that one
+ * may stop itself, or be freed by another callback).
+ */
+void loop_timer_free(struct loop *l, struct loop_timer *t);
 /* Fire at when (loop_now() seconds); replaces an earlier arming. */
 void loop_timer_at(struct loop_timer *t, double when);
 /* Fire in secs seconds. */

@@ -4,6 +4,8 @@
  *
  *	maildag [-c config] init	create the repository, import the Maildir
  *	maildag [-c config] log [-n N]	the mailbox history in mail terms
+ *
+ * and dispatches the others to syncd/admin-*.c (admin.h).
  */
 #include "autoconf.h"
 
@@ -36,11 +38,17 @@ static void usage(FILE *f)
 	fputs("usage: maildag [-c config] [-v] <command> [<args>]\n"
 	      "\n"
 	      "commands:\n"
+	      "  fetch [-t seconds] [peer...]\n"
+	      "                 fetch peers' histories into refs/peers/ (no merge)\n"
 	      "  fsck [--all-refs]  check the repository against the format\n"
 	      "  init           create the repository and import the Maildir\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
 	      "  merge [-n] [-u] [-q] [-v] A B\n"
 	      "                 merge two commits with the Maildir merge\n"
+	      "  push [-t seconds] [peer...]\n"
+	      "                 push refs/heads/mail to peers\n"
+	      "  status [--json]  replication state per peer, from maildag-syncd\n"
+	      "  sync           have maildag-syncd push and fetch now\n"
 	      "  version        print the version\n", f);
 }
 
@@ -412,6 +420,10 @@ int main(int argc, char **argv)
 		{ "log", cmd_log },
 		{ "fsck", cmd_fsck },
 		{ "merge", cmd_merge },
+		{ "push", cmd_push },
+		{ "fetch", cmd_fetch },
+		{ "status", cmd_status },
+		{ "sync", cmd_sync },
 	};
 	struct mailbox *mb;
 	int c, r;

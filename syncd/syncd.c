@@ -8,17 +8,23 @@
  *  - refs/heads/mail moving (maildag-lda, `maildag merge`, a peer) runs a
  *    sync at once;
  *  - a sync takes the writer lock, commits what the mail client did
- *    (worktree_commit) and writes what mail has that the disk has not
+ *    (worktree_commit), merges what peers pushed or we fetched
+ *    (peers_merge) and writes what mail has that the disk has not
  *    (worktree_apply), a bounded slice at a time so deliveries never wait
  *    long for the lock;
+ *  - every time refs/heads/mail moves (mail_moved), by our commit or by
+ *    anyone's, it is pushed to every peer (peers.h) and the hook and
+ *    webhooks are told (notify.h); pushes and fetches run in child
+ *    processes whose pipes the loop polls;
+ *  - the control socket (control.h) answers maildag status, maildag sync
+ *    and maildag-lda's quorum waits;
  *  - timers: the retry after a failure (with backoff), a periodic check
- *    of refs/heads/mail in case an event was missed, the hourly tmp/
- *    cleaning.
- * Replication (issue 5) plugs in at mail_moved(): every time
- * refs/heads/mail moves, by our commit or by anyone's.
+ *    of refs/heads/mail and refs/peers/ in case an event was missed, the
+ *    hourly tmp/ cleaning, each peer's fetch and retry.
  *
  * It runs in the foreground (systemd --user, Type=simple) and logs to
- * stderr.  SIGTERM and SIGINT stop it between syncs; SIGHUP rescans
+ * stderr.  SIGTERM and SIGINT stop it between syncs; SIGHUP reloads the
+ * configuration (a bad one is refused and the old one kept) and rescans
  * everything.  A crash at any point is repaired by the next start: it
  * rescans the whole Maildir and finishes any pending apply.
  */
@@ -31,14 +37,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "fsutil.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
+#include "maint.h"
+#include "notify.h"
+#include "peers.h"
 #include "repo.h"
 #include "watch.h"
 #include "worktree.h"
@@ -51,7 +63,10 @@
 #define RETRY_MAX 60.0
 #define CHECK_EVERY 60.0	/* look at refs/heads/mail even without events */
 #define TMP_EVERY 3600.0
+#define MAINT_EVERY 300.0	/* look at the loose objects */
 #define TMP_MAX_AGE (36 * 3600)
+#define CLIENT_LINE_MAX 65536	/* a control request longer is refused */
+#define CLIENTS_MAX 64
 
 static struct {
 	const char *config;
@@ -72,6 +87,21 @@ struct syncd {
 	bool urgent;		/* a sync is due now: do not debounce it */
 	double started;		/* loop_now() at start, until the first sync */
 	git_oid last_mail;
+	struct peers *peers;
+	struct notify *notify;
+	struct loop_timer *notify_timer, *maint_timer;
+	pid_t maint_pid;	/* packing loose objects (maint.h) */
+	int control_fd;		/* the listening socket, -1 if none */
+	char *control_path;
+	size_t nclients;
+};
+
+/* A connection on the control socket. */
+struct client {
+	struct syncd *s;
+	int fd;
+	struct strbuf in;
+	bool waiting;		/* a "wait" is pending: answer it first */
 };
 
 static void usage(FILE *f)
@@ -83,9 +113,16 @@ static void usage(FILE *f)
  * refs/heads/mail moved.  Replication (issue 5) hooks in here: push to
  * the peers, run the hook and webhooks.
  */
-static void mail_moved(struct syncd *s, const git_oid *mail)
+static void mail_moved(struct syncd *s, const git_oid *old,
+		       const git_oid *mail)
 {
 	log_debug("refs/heads/mail is now %.12s", git_oid_tostr_s(mail));
+	if (s->peers)
+		peers_mail_moved(s->peers, mail);
+	if (s->notify) {
+		notify_change(s->notify, old, mail);
+		loop_timer_at_latest(s->notify_timer, loop_now() + 0.1);
+	}
 }
 
 static void schedule_sync(struct syncd *s, double when)
@@ -133,6 +170,9 @@ static void sync_now(void *data)
 		return;
 	}
 	r = worktree_commit(s->wt, &cr);
+	/* what peers sent, once the client's changes are in */
+	if (r == 0 && s->peers && peers_merge(s->peers) < 0)
+		r = E_FAIL;
 	if (r == 0)
 		r = worktree_apply(s->wt, APPLY_SLICE, &ar);
 	repo_unlock(s->repo);
@@ -150,8 +190,10 @@ static void sync_now(void *data)
 		s->started = 0;
 	}
 	if (!git_oid_equal(&ar.mail, &s->last_mail)) {
+		git_oid old;
+		git_oid_cpy(&old, &s->last_mail);
 		git_oid_cpy(&s->last_mail, &ar.mail);
-		mail_moved(s, &ar.mail);
+		mail_moved(s, &old, &ar.mail);
 	}
 	if (ar.more)
 		schedule_sync(s, loop_now());
@@ -171,7 +213,9 @@ static void poll_events(void *data)
 	unsigned what = 0;
 
 	watch_read(s->watch, &what);
-	if (what & WATCH_MAIL)
+	if (what & WATCH_PEERS)
+		peers_refs_changed(s->peers);
+	if (what & (WATCH_MAIL | WATCH_PEERS))
 		schedule_sync(s, loop_now());
 }
 
@@ -183,6 +227,10 @@ static void on_inotify(void *data, int fd, short revents)
 	(void)fd;
 	(void)revents;
 	watch_read(s->watch, &what);
+	if (what & WATCH_PEERS) {
+		peers_refs_changed(s->peers);
+		schedule_sync(s, loop_now());
+	}
 	if (what & WATCH_MAIL)
 		schedule_sync(s, loop_now());
 	if (what & WATCH_CHANGED)
@@ -203,6 +251,9 @@ static void check_mail(void *data)
 	if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
 	    !git_oid_equal(&m, &s->last_mail))
 		schedule_sync(s, loop_now());
+	/* a peer's push whose event was missed */
+	peers_refs_changed(s->peers);
+	schedule_sync(s, loop_now() + s->debounce);
 	loop_timer_in(s->check_timer, CHECK_EVERY);
 }
 
@@ -222,14 +273,271 @@ static void on_stop(void *data, int sig)
 	loop_stop(s->loop);
 }
 
+/*
+ * SIGHUP: read the configuration again.  A file that does not load, or
+ * that moves the Maildir or the repository (that needs a restart), is
+ * refused and the old configuration stays.
+ */
+static void reload_config(struct syncd *s)
+{
+	struct config *cfg, *old = s->mb->cfg;
+	int r;
+
+	r = config_load(&cfg, s->mb->user, s->mb->uid, s->mb->home,
+			opt.config, NULL, 0);
+	if (r < 0) {
+		log_error("reloading the configuration failed: keeping the "
+			  "old one");
+		return;
+	}
+	if (strcmp(cfg->maildir, old->maildir) ||
+	    strcmp(cfg->repository, old->repository) ||
+	    strcmp(cfg->node, old->node)) {
+		log_error("the new configuration changes the Maildir, the "
+			  "repository or the node name: that needs a restart; "
+			  "keeping the old one");
+		config_free(cfg);
+		return;
+	}
+	s->mb->cfg = cfg;
+	s->mb->maildir = cfg->maildir;
+	s->mb->repository = cfg->repository;
+	s->debounce = cfg->debounce_ms / 1000.0;
+	peers_set_config(s->peers, cfg);
+	notify_set_config(s->notify, cfg);
+	config_free(old);
+	log_info("configuration reloaded: %zu peers", cfg->npeers);
+}
+
 static void on_hup(void *data, int sig)
 {
 	struct syncd *s = data;
 
 	(void)sig;
+	reload_config(s);
 	log_info("rescanning everything");
 	worktree_dirty_all(s->wt);
 	watch_sync_folders(s->watch);
+	schedule_sync(s, loop_now());
+}
+
+/* --- the control socket (control.h) ------------------------------------ */
+
+static void client_close(struct client *c)
+{
+	if (c->waiting)
+		peers_wait_cancel(c->s->peers, c);
+	loop_del_fd(c->s->loop, c->fd);
+	close(c->fd);
+	strbuf_release(&c->in);
+	c->s->nclients--;
+	free(c);
+}
+
+/* Write one answer line; false when the client is gone or stuck. */
+static bool client_send(struct client *c, json_t *answer)
+{
+	char *text = json_dumps(answer, JSON_COMPACT);
+	size_t len, off = 0;
+	bool ok = true;
+
+	json_decref(answer);
+	if (!text)
+		return false;
+	len = strlen(text);
+	text[len++] = '\n';	/* json_dumps' NUL becomes the newline */
+	while (off < len) {
+		ssize_t n = write(c->fd, text + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+		} else if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = { c->fd, POLLOUT, 0 };
+			if (poll(&pfd, 1, 1000) <= 0) {
+				ok = false;
+				break;
+			}
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else {
+			ok = false;
+			break;
+		}
+	}
+	free(text);
+	return ok;
+}
+
+static json_t *error_answer(const char *msg)
+{
+	json_t *a = json_object();
+
+	json_object_set_new(a, "ok", json_false());
+	json_object_set_new(a, "error", json_string(msg));
+	return a;
+}
+
+static void wait_done(void *data, bool ok, json_t *acked, const char *error)
+{
+	struct client *c = data;
+	json_t *a = json_object();
+
+	c->waiting = false;
+	json_object_set_new(a, "ok", json_boolean(ok));
+	json_object_set_new(a, "acked", acked);
+	if (error)
+		json_object_set_new(a, "error", json_string(error));
+	if (!client_send(c, a))
+		log_debug("control: a waiting client went away");
+}
+
+/* One request; false when the connection should close. */
+static bool client_request(struct client *c, const char *line)
+{
+	struct syncd *s = c->s;
+	json_error_t jerr;
+	json_t *req = json_loads(line, 0, &jerr), *a;
+	const char *cmd;
+	bool ok = true;
+
+	if (!json_is_object(req) ||
+	    !(cmd = json_string_value(json_object_get(req, "cmd")))) {
+		json_decref(req);
+		return client_send(c, error_answer("expected a JSON object with "
+						   "\"cmd\""));
+	}
+	if (!strcmp(cmd, "status")) {
+		a = json_object();
+		json_object_set_new(a, "ok", json_true());
+		json_object_set_new(a, "node", json_string(s->mb->cfg->node));
+		json_object_set_new(a, "mail", git_oid_is_zero(&s->last_mail) ?
+				    json_null() :
+				    json_string(git_oid_tostr_s(&s->last_mail)));
+		json_object_set_new(a, "pid", json_integer(getpid()));
+		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
+		json_object_set_new(a, "peers", peers_status(s->peers));
+		ok = client_send(c, a);
+	} else if (!strcmp(cmd, "sync")) {
+		peers_sync_now(s->peers);
+		a = json_object();
+		json_object_set_new(a, "ok", json_true());
+		ok = client_send(c, a);
+	} else if (!strcmp(cmd, "wait")) {
+		const char *hex = json_string_value(json_object_get(req, "commit"));
+		json_t *acks = json_object_get(req, "acks");
+		json_t *t = json_object_get(req, "timeout");
+		git_oid id;
+		if (!hex || git_oid_fromstr(&id, hex) < 0 || strlen(hex) != 40 ||
+		    !json_is_integer(acks) || json_integer_value(acks) < 0 ||
+		    json_integer_value(acks) > 1000 || !json_is_number(t) ||
+		    json_number_value(t) < 0) {
+			ok = client_send(c, error_answer("wait: expected \"commit\" "
+				"(40 hex digits), \"acks\" (a count) and "
+				"\"timeout\" (seconds)"));
+		} else if (c->waiting) {
+			ok = client_send(c, error_answer("wait: one at a time"));
+		} else {
+			c->waiting = true;
+			peers_wait(s->peers, &id, (int)json_integer_value(acks),
+				   json_number_value(t), wait_done, c);
+		}
+	} else {
+		char *msg = xasprintf("unknown command \"%.64s\"", cmd);
+		ok = client_send(c, error_answer(msg));
+		free(msg);
+	}
+	json_decref(req);
+	return ok;
+}
+
+static void on_client(void *data, int fd, short revents)
+{
+	struct client *c = data;
+	char buf[4096];
+	ssize_t n;
+	char *nl;
+
+	(void)revents;
+	n = read(fd, buf, sizeof buf);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(c);
+		return;
+	}
+	strbuf_add(&c->in, buf, (size_t)n);
+	while ((nl = memchr(c->in.buf, '\n', c->in.len))) {
+		size_t used = (size_t)(nl - c->in.buf) + 1;
+		*nl = '\0';
+		if (c->waiting || !client_request(c, c->in.buf)) {
+			/* a request while a wait is pending: protocol error */
+			client_close(c);
+			return;
+		}
+		memmove(c->in.buf, c->in.buf + used, c->in.len - used);
+		strbuf_setlen(&c->in, c->in.len - used);
+	}
+	if (c->in.len > CLIENT_LINE_MAX) {
+		log_warn("control: request too long; closing");
+		client_close(c);
+	}
+}
+
+static void on_accept(void *data, int fd, short revents)
+{
+	struct syncd *s = data;
+	struct client *c;
+	int cfd;
+
+	(void)revents;
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	if (!control_peer_ok(cfd, s->mb->uid) || s->nclients >= CLIENTS_MAX) {
+		close(cfd);
+		return;
+	}
+	c = xcalloc(1, sizeof *c);
+	c->s = s;
+	c->fd = cfd;
+	strbuf_init(&c->in, 0);
+	s->nclients++;
+	loop_add_fd(s->loop, cfd, POLLIN, on_client, c);
+}
+
+static void on_notify_timer(void *data)
+{
+	struct syncd *s = data;
+	double again = notify_poll(s->notify);
+
+	if (again > 0)
+		loop_timer_in(s->notify_timer, again);
+}
+
+static void maintain(void *data)
+{
+	struct syncd *s = data;
+	int st;
+
+	if (s->maint_pid > 0) {
+		pid_t r = waitpid(s->maint_pid, &st, WNOHANG);
+		if (r == 0) {
+			loop_timer_in(s->maint_timer, 10);
+			return;
+		}
+		if (r == s->maint_pid && !(WIFEXITED(st) && !WEXITSTATUS(st)))
+			log_warn("packing loose objects failed");
+		s->maint_pid = 0;
+	}
+	s->maint_pid = maint_start(s->repo->path);
+	if (s->maint_pid < 0)
+		s->maint_pid = 0;
+	loop_timer_in(s->maint_timer, s->maint_pid ? 10 : MAINT_EVERY);
+}
+
+static void want_sync(void *data)
+{
+	struct syncd *s = data;
+
 	schedule_sync(s, loop_now());
 }
 
@@ -335,6 +643,7 @@ int main(int argc, char **argv)
 	int status;
 
 	memset(&s, 0, sizeof s);
+	s.control_fd = -1;
 	s.started = loop_now();
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
@@ -364,6 +673,22 @@ int main(int argc, char **argv)
 		status = EX_OSERR;
 		goto done;
 	}
+	s.control_fd = control_listen(s.mb, &s.control_path);
+	if (s.control_fd == E_EXISTS) {
+		log_error("another maildag-syncd runs for this mailbox");
+		status = EX_TEMPFAIL;
+		goto done;
+	}
+	if (s.control_fd < 0)
+		log_warn("no control socket: maildag status and quorum "
+			 "delivery will not reach this daemon");
+	else
+		loop_add_fd(s.loop, s.control_fd, POLLIN, on_accept, &s);
+	s.peers = peers_new(s.loop, s.repo, s.mb->cfg, want_sync, &s);
+	s.notify = notify_new(s.mb->cfg, s.mb->user);
+	s.notify_timer = loop_timer_new(s.loop, on_notify_timer, &s);
+	s.maint_timer = loop_timer_new(s.loop, maintain, &s);
+	loop_timer_in(s.maint_timer, 30);
 	s.sync_timer = loop_timer_new(s.loop, sync_now, &s);
 	s.check_timer = loop_timer_new(s.loop, check_mail, &s);
 	s.tmp_timer = loop_timer_new(s.loop, clean_tmp, &s);
@@ -372,6 +697,11 @@ int main(int argc, char **argv)
 	loop_timer_in(s.tmp_timer, 0);
 	status = loop_run(s.loop) < 0 ? EX_OSERR : 0;
 done:
+	peers_free(s.peers);
+	notify_free(s.notify);
+	if (s.control_fd >= 0)
+		control_unlisten(s.control_fd, s.control_path);
+	free(s.control_path);
 	watch_free(s.watch);
 	loop_free(s.loop);
 	worktree_free(s.wt);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <inotifytools/inotify.h>
@@ -32,7 +33,7 @@
 #include "watch.h"
 #include "xalloc.h"
 
-enum wkind { W_ROOT, W_FOLDER, W_SUB, W_REFS, W_REPO };
+enum wkind { W_ROOT, W_FOLDER, W_SUB, W_REFS, W_REPO, W_PEERS, W_PEER };
 
 #define MASK_ROOT (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
 		   IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
@@ -42,6 +43,7 @@ enum wkind { W_ROOT, W_FOLDER, W_SUB, W_REFS, W_REPO };
 		  IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | \
 		  IN_ONLYDIR)
 #define MASK_REFS (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR)
+#define MASK_PEERS (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
 
 struct wdir {
 	int wd;
@@ -189,6 +191,28 @@ static void drop_folder(struct watch *w, const char *folder, const char *sub,
 	}
 }
 
+/* Watch every refs/peers/<node>/ there is. */
+static int add_peer_dirs(struct watch *w, const char *peers)
+{
+	DIR *dir = opendir(peers);
+	struct dirent *de;
+	int r = 0;
+
+	if (!dir)
+		return errno == ENOENT ? 0 : E_FAIL;
+	while ((de = readdir(dir))) {
+		char *p;
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", peers, de->d_name);
+		if (is_dir(p) && add(w, p, W_PEER, NULL, NULL, MASK_REFS) < 0)
+			r = E_FAIL;
+		free(p);
+	}
+	closedir(dir);
+	return r;
+}
+
 int watch_sync_folders(struct watch *w)
 {
 	char **folders, *refs, *rp;
@@ -202,10 +226,18 @@ int watch_sync_folders(struct watch *w)
 	else if (x > 0 && w->started)
 		worktree_dirty_all(w->wt);
 	refs = xasprintf("%s/refs/heads", w->repo);
-	rp = xasprintf("%s/", w->repo);
+	rp = xasprintf("%s/refs/peers", w->repo);
 	if (add(w, refs, W_REFS, NULL, NULL, MASK_REFS) < 0 ||
 	    add(w, w->repo, W_REPO, NULL, NULL, IN_MOVED_TO | IN_ONLYDIR) < 0)
 		r = E_FAIL;
+	/* refs/peers/<node>/mail: what peers push (DESIGN section 6) */
+	if (mkdir(rp, 0700) < 0 && errno != EEXIST)
+		log_warn("mkdir '%s': %s", rp, strerror(errno));
+	x = add(w, rp, W_PEERS, NULL, NULL, MASK_PEERS);
+	if (x < 0)
+		r = E_FAIL;
+	else
+		r = add_peer_dirs(w, rp) < 0 ? E_FAIL : r;
 	free(refs);
 	free(rp);
 	if (worktree_disk_folders(&folders, &n, w->maildir) < 0)
@@ -319,7 +351,7 @@ static void handle(struct watch *w, const struct inotify_event *ev,
 	if (ev->mask & IN_Q_OVERFLOW) {
 		log_warn("inotify queue overflow: rescanning everything");
 		worktree_dirty_all(w->wt);
-		*what |= WATCH_OVERFLOW | WATCH_CHANGED | WATCH_MAIL;
+		*what |= WATCH_OVERFLOW | WATCH_CHANGED | WATCH_MAIL | WATCH_PEERS;
 		return;
 	}
 	if (!(d = find_wd(w, ev->wd)))
@@ -399,7 +431,20 @@ static void handle(struct watch *w, const struct inotify_event *ev,
 		break;
 	case W_REPO:
 		if (!strcmp(name, "packed-refs"))
-			*what |= WATCH_MAIL;
+			*what |= WATCH_MAIL | WATCH_PEERS;
+		break;
+	case W_PEERS:
+		/* refs/peers/<node>/: a peer that pushed for the first time */
+		if ((ev->mask & IN_ISDIR) && *name) {
+			char *p = xasprintf("%s/%s", d->path, name);
+			add(w, p, W_PEER, NULL, NULL, MASK_REFS);
+			free(p);
+			*what |= WATCH_PEERS;
+		}
+		break;
+	case W_PEER:
+		if (!strcmp(name, "mail"))
+			*what |= WATCH_PEERS;
 		break;
 	}
 }

@@ -4,7 +4,8 @@
  * Watched: the Maildir root (folders that come and go, the subscriptions
  * file), every folder directory (its cur/ and new/ appearing), every
  * folder's cur/ and new/ (each message name that changes), and the
- * repository's refs/heads/ and packed-refs (refs/heads/mail moving).
+ * repository's refs/heads/ and packed-refs (refs/heads/mail moving), and
+ * refs/peers/ and each refs/peers/<node>/ (a peer's push arriving).
  * Every event is turned into a dirty mark on the worktree (worktree.h):
  * a name, a whole folder, or everything.  IN_Q_OVERFLOW, a watched
  * directory vanishing or any other doubt marks everything.
@@ -28,6 +29,7 @@ enum watch_what {
 	WATCH_CHANGED = 1 << 0,		/* the Maildir changed (dirty marks made) */
 	WATCH_MAIL = 1 << 1,		/* refs/heads/mail may have moved */
 	WATCH_OVERFLOW = 1 << 2,	/* events were lost: everything marked */
+	WATCH_PEERS = 1 << 3,		/* a refs/peers/<node>/mail may have moved */
 };
 
 /*

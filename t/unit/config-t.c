@@ -169,7 +169,8 @@ static void test_every_key(void)
 		 "           \"host_key\": \"" ED_FP "\",\n"
 		 "           \"identity\": \"~/.ssh/id_ed25519\" },\n"
 		 "  \"usb\": { \"url\": \"file:///media/backup/%u.git\", \"fetch\": false },\n"
-		 "  \"v6\": { \"url\": \"ssh://[2001:db8::1]/~/mail.git\" }\n"
+		 "  \"v6\": { \"url\": \"ssh://[2001:db8::1]/~/mail.git\",\n"
+		 "          \"host_key\": \"" EC_KEY "\" }\n"
 		 " },\n"
 		 " \"hooks\": { \"command\": \"/usr/local/bin/on-mail-change --quiet\",\n"
 		 "            \"webhooks\": [ \"https://hooks.example.org/mail\",\n"
@@ -223,6 +224,8 @@ static void test_every_key(void)
 	   "usb: no host key, no identity");
 	is_str(config_peer(cfg, "v6")->url, "ssh://[2001:db8::1]/~/mail.git",
 	       "v6.url: bracketed IPv6 address");
+	is_str(config_peer(cfg, "v6")->host_key, EC_FP,
+	       "v6.host_key: the public key's fingerprint");
 	ok(config_peer(cfg, "mx3") == NULL, "config_peer: unknown name");
 	config_free(cfg);
 }
@@ -232,10 +235,12 @@ static void test_layering(void)
 	static const char sys[] =
 		"{ \"node\": \"mx1\", \"quorum\": 2, \"size_limit\": 1000,\n"
 		"  \"peers\": {\n"
-		"    \"mx1\": { \"url\": \"ssh://mx1.example.org/home/%u/mail.git\" },\n"
+		"    \"mx1\": { \"url\": \"ssh://mx1.example.org/home/%u/mail.git\",\n"
+		"             \"host_key\": \"" RSA_FP "\" },\n"
 		"    \"mx2\": { \"url\": \"ssh://mx2.example.org/home/%u/mail.git\",\n"
 		"             \"host_key\": \"" ED_FP "\", \"push\": true },\n"
-		"    \"mx3\": { \"url\": \"ssh://mx3.example.org/home/%u/mail.git\" },\n"
+		"    \"mx3\": { \"url\": \"ssh://mx3.example.org/home/%u/mail.git\",\n"
+		"             \"host_key\": \"" EC_FP "\" },\n"
 		"    \"gone\": null },\n"
 		"  \"hooks\": { \"command\": \"/bin/sys-hook\",\n"
 		"             \"webhooks\": [\"https://a.example/\"] } }\n";
@@ -258,7 +263,8 @@ static void test_layering(void)
 		 "{ \"quorum\": 3,\n"
 		 "  \"peers\": { \"mx2\": { \"url\": \"file:///srv/mx2.git\", \"push\": false },\n"
 		 "             \"mx3\": null,\n"
-		 "             \"laptop\": { \"url\": \"ssh://%u@laptop/mail.git\" } },\n"
+		 "             \"laptop\": { \"url\": \"ssh://%u@laptop/mail.git\",\n"
+		 "                         \"host_key\": \"" ED_FP "\" } },\n"
 		 "  \"hooks\": { \"command\": null } }\n");
 	if (!is_int(r, 0, "system + user loads")) {
 		diag("%s", log_last_error());
@@ -582,6 +588,13 @@ static const struct {
 	{ "host_key on a file peer", NULL,
 	  "{ \"peers\": { \"usb\": { \"host_key\": \"" ED_FP "\", \"url\": \"file:///x\" } } }",
 	  E_INVALID, "$D/user.json: peers.usb.host_key: only meaningful for an ssh:// peer" },
+	{ "ssh peer without a host_key", NULL,
+	  "{ \"peers\": { \"mx2\": { \"url\": \"ssh://mx2/y\", \"identity\": \"~/.ssh/id\" } } }",
+	  E_INVALID, "$D/user.json: peers.mx2.host_key: required for an ssh:// peer" },
+	{ "ssh peer replaced without its host_key",
+	  "{ \"peers\": { \"mx2\": { \"url\": \"ssh://mx2/y\", \"host_key\": \"" ED_FP "\" } } }",
+	  "{ \"peers\": { \"mx2\": { \"url\": \"ssh://mail@mx2/y\" } } }",
+	  E_INVALID, "$D/user.json: peers.mx2.host_key: required for an ssh:// peer" },
 	{ "identity on a file peer", NULL,
 	  "{ \"peers\": { \"usb\": { \"url\": \"file:///x\", \"identity\": \"~/.ssh/id\" } } }",
 	  E_INVALID, "$D/user.json: peers.usb.identity: only meaningful for an ssh:// peer" },

@@ -1,0 +1,1028 @@
+/*
+ * net: push and fetch with one peer, in a child process (see net.h).
+ *
+ * The child reports on one line, the only thing it writes to the pipe:
+ *
+ *	<status> <id> <changed> <error>\n
+ *
+ * <status> is net_status_name(), <id> 40 hex digits (all zero for
+ * none), <changed> "0" or "1", <error> the rest of the line with "\"
+ * written as "\\" and any control character as "\xHH".  Anything else
+ * (a child killed half-way, a line that does not parse) is NET_FAILED.
+ *
+ * Invariants: nothing here prompts, and nothing here writes the
+ * repository's config; every error text is one line; a callback that
+ * refuses (host key, credentials) records why in the context, and that
+ * reason wins over libgit2's own message for the failure it causes.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "net.h"
+#include "xalloc.h"
+
+/* A result line longer than this is not one a child of ours wrote. */
+#define RESULT_MAX 4096
+
+static const char *const status_names[] = {
+	[NET_OK] = "ok",
+	[NET_UNREACHABLE] = "unreachable",
+	[NET_HOSTKEY] = "hostkey",
+	[NET_AUTH] = "auth",
+	[NET_REJECTED] = "rejected",
+	[NET_INVALID] = "invalid",
+	[NET_TIMEOUT] = "timeout",
+	[NET_FAILED] = "failed",
+};
+
+const char *net_status_name(enum net_status s)
+{
+	if ((size_t)s < sizeof status_names / sizeof status_names[0] &&
+	    status_names[s])
+		return status_names[s];
+	return "failed";
+}
+
+/* --- one-line error texts ---------------------------------------------- */
+
+/*
+ * Make s one line in place: each line trimmed, empty ones dropped, the
+ * rest joined with "; ", other control characters made spaces.  A remote
+ * git's stderr ("fatal: ...\nfatal: ...\n") arrives this way.
+ */
+static void one_line(char *s)
+{
+	char *out = s, *p = s;
+
+	while (*p) {
+		char *eol = p + strcspn(p, "\r\n"), *b = p, *e = eol;
+
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > b) {
+			if (out != s) {
+				*out++ = ';';
+				*out++ = ' ';
+			}
+			for (; b < e; b++)
+				*out++ = (unsigned char)*b < 0x20 || *b == 0x7f
+					 ? ' ' : *b;
+		}
+		p = eol;
+		while (*p == '\r' || *p == '\n')
+			p++;
+	}
+	*out = '\0';
+}
+
+static __attribute__((format(printf, 3, 4)))
+void set_result(struct net_result *res, enum net_status status,
+		const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	res->status = status;
+	va_start(ap, fmt);
+	n = vsnprintf(res->error, sizeof res->error, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		res->error[0] = '\0';
+	else if ((size_t)n >= sizeof res->error)
+		memcpy(res->error + sizeof res->error - 4, "...", 4);
+	one_line(res->error);
+}
+
+/* --- what a callback decided ------------------------------------------- */
+
+enum key_kind { KEY_FILE, KEY_AGENT };
+
+struct key {
+	enum key_kind kind;
+	char *path;		/* KEY_FILE */
+};
+
+struct ctx {
+	enum net_op op;
+	const struct config_peer *peer;
+	const char *dst_ref;	/* the ref the update goes to */
+	char *user;		/* the local user name */
+	char *home;
+
+	/* the ssh keys to offer, in order; next is the one to offer next */
+	struct key *keys;
+	size_t nkeys, next;
+	bool keys_ready;
+
+	/* a callback's refusal, which explains the failure it causes */
+	enum net_status status;
+	char error[512];
+
+	/* push: the update libgit2 negotiated, and what the peer said */
+	bool negotiated;
+	git_oid accepted;
+	bool moves;		/* the update changes the peer's ref */
+	bool rejected;
+	char reject_msg[256];
+};
+
+static __attribute__((format(printf, 3, 4)))
+void ctx_refuse(struct ctx *c, enum net_status status, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (c->status != NET_OK)
+		return;		/* the first reason is the one */
+	c->status = status;
+	va_start(ap, fmt);
+	n = vsnprintf(c->error, sizeof c->error, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		c->error[0] = '\0';
+	one_line(c->error);
+}
+
+/* --- host keys --------------------------------------------------------- */
+
+static void base64_unpadded(char *out, const unsigned char *d, size_t n)
+{
+	static const char chars[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)d[i] << 16;
+		size_t left = n - i;
+
+		if (left > 1)
+			v |= (unsigned)d[i + 1] << 8;
+		if (left > 2)
+			v |= d[i + 2];
+		*out++ = chars[v >> 18 & 63];
+		*out++ = chars[v >> 12 & 63];
+		if (left > 1)
+			*out++ = chars[v >> 6 & 63];
+		if (left > 2)
+			*out++ = chars[v & 63];
+	}
+	*out = '\0';
+}
+
+/*
+ * The host key must be the pinned one.  Returning an error here makes
+ * libgit2 drop the connection before it authenticates: nothing is sent.
+ */
+static int cb_certificate(git_cert *cert, int valid, const char *host,
+			  void *payload)
+{
+	struct ctx *c = payload;
+	const git_cert_hostkey *hk;
+	char fp[7 + 44];
+
+	(void)valid;	/* libgit2's own opinion (known_hosts) is not ours */
+	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) {
+		ctx_refuse(c, NET_HOSTKEY, "peer %s (%s): not an ssh host key",
+			   c->peer->name, host);
+		return GIT_ECERTIFICATE;
+	}
+	hk = (const git_cert_hostkey *)cert;
+	if (!(hk->type & GIT_CERT_SSH_SHA256)) {
+		ctx_refuse(c, NET_HOSTKEY,
+			   "peer %s (%s): no SHA256 fingerprint of its host key",
+			   c->peer->name, host);
+		return GIT_ECERTIFICATE;
+	}
+	memcpy(fp, "SHA256:", 7);
+	base64_unpadded(fp + 7, hk->hash_sha256, sizeof hk->hash_sha256);
+	if (!c->peer->host_key) {
+		ctx_refuse(c, NET_HOSTKEY,
+			   "peer %s (%s) presented host key %s, but no host_key is pinned for it",
+			   c->peer->name, host, fp);
+		return GIT_ECERTIFICATE;
+	}
+	if (strcmp(fp, c->peer->host_key)) {
+		ctx_refuse(c, NET_HOSTKEY,
+			   "peer %s (%s) presented host key %s, expected %s",
+			   c->peer->name, host, fp, c->peer->host_key);
+		return GIT_ECERTIFICATE;
+	}
+	log_debug("peer %s: host key %s", c->peer->name, fp);
+	return 0;
+}
+
+/* --- credentials -------------------------------------------------------- */
+
+static void add_key(struct ctx *c, enum key_kind kind, char *path)
+{
+	c->keys = xrealloc(c->keys, (c->nkeys + 1) * sizeof *c->keys);
+	c->keys[c->nkeys].kind = kind;
+	c->keys[c->nkeys].path = path;
+	c->nkeys++;
+}
+
+/* The configured identity alone; else the agent, then the default keys. */
+static void list_keys(struct ctx *c)
+{
+	static const char *const defaults[] = {
+		"id_ed25519", "id_ecdsa", "id_rsa",
+	};
+	const char *sock = getenv("SSH_AUTH_SOCK");
+	struct stat st;
+
+	c->keys_ready = true;
+	if (c->peer->identity) {
+		add_key(c, KEY_FILE, xstrdup(c->peer->identity));
+		return;
+	}
+	/* a stale $SSH_AUTH_SOCK would end the login before the key files */
+	if (sock && *sock && stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+		add_key(c, KEY_AGENT, NULL);
+	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+		char *path = xasprintf("%s/.ssh/%s", c->home, defaults[i]);
+
+		if (access(path, R_OK) == 0)
+			add_key(c, KEY_FILE, path);
+		else
+			free(path);
+	}
+}
+
+/*
+ * libgit2 asks again after every refusal: each call offers the next key,
+ * and when none is left the refusal is final (NET_AUTH), not a loop.
+ */
+static int cb_credentials(git_credential **out, const char *url,
+			  const char *user_from_url, unsigned int allowed,
+			  void *payload)
+{
+	struct ctx *c = payload;
+	const char *user = user_from_url && *user_from_url ? user_from_url
+							   : c->user;
+	const struct key *k;
+
+	(void)url;
+	if (allowed & GIT_CREDENTIAL_USERNAME)
+		return git_credential_username_new(out, user);
+	if (!(allowed & GIT_CREDENTIAL_SSH_KEY)) {
+		ctx_refuse(c, NET_AUTH,
+			   "peer %s does not accept public-key authentication",
+			   c->peer->name);
+		return GIT_EAUTH;
+	}
+	if (!c->keys_ready)
+		list_keys(c);
+	if (c->next >= c->nkeys) {
+		if (!c->nkeys)
+			ctx_refuse(c, NET_AUTH,
+				   "no ssh key to log in to peer %s as '%s' (set its identity, run an agent or create ~/.ssh/id_ed25519)",
+				   c->peer->name, user);
+		else if (c->peer->identity)
+			ctx_refuse(c, NET_AUTH,
+				   "peer %s refused the key '%s' for user '%s'",
+				   c->peer->name, c->peer->identity, user);
+		else
+			ctx_refuse(c, NET_AUTH,
+				   "peer %s refused every key offered for user '%s' (%zu tried)",
+				   c->peer->name, user, c->nkeys);
+		return GIT_EAUTH;
+	}
+	k = &c->keys[c->next++];
+	if (k->kind == KEY_AGENT) {
+		log_debug("peer %s: offering the agent's keys as '%s'",
+			  c->peer->name, user);
+		return git_credential_ssh_key_from_agent(out, user);
+	}
+	if (access(k->path, R_OK) < 0) {
+		ctx_refuse(c, NET_AUTH, "cannot read the ssh key '%s': %s",
+			   k->path, strerror(errno));
+		return GIT_EAUTH;
+	}
+	log_debug("peer %s: offering '%s' as '%s'", c->peer->name, k->path,
+		  user);
+	/* libssh2 derives the public key from the private one */
+	return git_credential_ssh_key_new(out, user, NULL, k->path, NULL);
+}
+
+/* --- push reports -------------------------------------------------------- */
+
+static int cb_negotiation(const git_push_update **updates, size_t len,
+			  void *payload)
+{
+	struct ctx *c = payload;
+
+	for (size_t i = 0; i < len; i++) {
+		if (strcmp(updates[i]->dst_refname, c->dst_ref))
+			continue;
+		c->negotiated = true;
+		git_oid_cpy(&c->accepted, &updates[i]->dst);
+		/* libgit2 sends an update even when the peer is up to date */
+		c->moves = !git_oid_equal(&updates[i]->src, &updates[i]->dst);
+	}
+	return 0;
+}
+
+/* git_remote_upload() returns 0 even when the peer refused the ref */
+static int cb_update_reference(const char *refname, const char *status,
+			       void *payload)
+{
+	struct ctx *c = payload;
+
+	if (!status)
+		return 0;
+	c->rejected = true;
+	snprintf(c->reject_msg, sizeof c->reject_msg, "%s: %s", refname,
+		 status);
+	one_line(c->reject_msg);
+	return 0;
+}
+
+/* --- errors --------------------------------------------------------------- */
+
+/*
+ * A failed libgit2 call: a callback's reason if it gave one, else what
+ * libgit2 said, sorted into a status.
+ */
+static void git_failure(struct net_result *res, const struct ctx *c, int err)
+{
+	const git_error *e = git_error_last();
+	const char *msg = e && e->message ? e->message : "unknown libgit2 error";
+	int klass = e ? e->klass : GIT_ERROR_NONE;
+	enum net_status st = NET_FAILED;
+
+	if (c->status != NET_OK) {
+		set_result(res, c->status, "%s", c->error);
+		return;
+	}
+	if (err == GIT_EAUTH || strstr(msg, "authenticat"))
+		st = NET_AUTH;
+	else if (err == GIT_ECERTIFICATE)
+		st = NET_HOSTKEY;
+	else if (c->op == NET_FETCH &&
+		 (err == GIT_EMISMATCH || klass == GIT_ERROR_INDEXER ||
+		  klass == GIT_ERROR_ZLIB || klass == GIT_ERROR_OBJECT ||
+		  strstr(msg, "invalid pack") || strstr(msg, "corrupt") ||
+		  strstr(msg, "does not match the type")))
+		/* what we read while fetching is the peer's */
+		st = NET_INVALID;
+	else if (strstr(msg, "failed to connect") ||
+		 strstr(msg, "failed to resolve") ||
+		 strstr(msg, "Connection refused") ||
+		 strstr(msg, "No route to host") ||
+		 strstr(msg, "Network is unreachable") ||
+		 strstr(msg, "Host is unreachable"))
+		st = NET_UNREACHABLE;
+	set_result(res, st, "%s", msg);
+}
+
+/* --- locks against a killed predecessor --------------------------------- */
+
+/*
+ * Take <repo>/maildag/<name> (flock, waiting: the caller's deadline
+ * bounds it) and remove the ref lock a killed run of the same operation
+ * left.  Returns the lock's descriptor, or -1 when the repository has no
+ * maildag/ directory or it cannot be opened (then nothing is removed).
+ */
+static int take_net_lock(const char *repo, const char *name,
+			 const char *ref)
+{
+	char *dir = xasprintf("%s/maildag", repo);
+	char *path = xasprintf("%s/%s", dir, name);
+	char *reflock = xasprintf("%s/%s.lock", repo, ref);
+	int fd = -1;
+
+	if (!is_dir(dir))
+		goto done;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_debug("open '%s': %s", path, strerror(errno));
+		goto done;
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			log_debug("lock '%s': %s", path, strerror(errno));
+			close(fd);
+			fd = -1;
+			goto done;
+		}
+	}
+	/* we hold the lock: whoever made this file is gone */
+	if (unlink(reflock) == 0)
+		log_warn("removed stale lock '%s'", reflock);
+done:
+	free(reflock);
+	free(path);
+	free(dir);
+	return fd;
+}
+
+/* --- the operation -------------------------------------------------------- */
+
+static int hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* The path of a file:// URL, %XX decoded as libgit2 does; NULL if not one. */
+static char *file_url_path(const char *url)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	if (strncmp(url, "file://", 7))
+		return NULL;
+	for (const char *p = url + 7; *p; p++) {
+		int hi, lo;
+
+		if (p[0] == '%' && (hi = hexval(p[1])) >= 0 &&
+		    (lo = hexval(p[2])) >= 0) {
+			strbuf_addch(&sb, hi << 4 | lo);
+			p += 2;
+		} else {
+			strbuf_addch(&sb, *p);
+		}
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
+/* Who we are: the password database, else the environment. */
+static void local_user(char **user, char **home)
+{
+	struct passwd *pw = getpwuid(getuid());
+	const char *u = getenv("USER"), *h = getenv("HOME");
+
+	*user = xstrdup(pw ? pw->pw_name : u ? u : "nobody");
+	*home = xstrdup(pw && pw->pw_dir ? pw->pw_dir : h ? h : "/");
+}
+
+static bool ref_component_ok(const char *name)
+{
+	char *ref;
+	int valid = 0;
+
+	if (!name || !*name || strchr(name, '/'))
+		return false;
+	ref = xasprintf("refs/peers/%s/mail", name);
+	if (git_reference_name_is_valid(&valid, ref) < 0)
+		valid = 0;
+	free(ref);
+	return valid;
+}
+
+/* The value the peer advertises for ref (zero if it has none). */
+static int remote_ref(git_oid *out, git_remote *remote, const char *ref)
+{
+	const git_remote_head **heads;
+	size_t n;
+	int err;
+
+	memset(out, 0, sizeof *out);
+	if ((err = git_remote_ls(&heads, &n, remote)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(heads[i]->name, ref))
+			git_oid_cpy(out, &heads[i]->oid);
+	return 0;
+}
+
+static void init_callbacks(git_remote_callbacks *cbs, struct ctx *c)
+{
+	git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
+	cbs->credentials = cb_credentials;
+	cbs->certificate_check = cb_certificate;
+	cbs->push_negotiation = cb_negotiation;
+	cbs->push_update_reference = cb_update_reference;
+	cbs->payload = c;
+}
+
+static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
+		   const char *node, struct net_result *res)
+{
+	git_remote_callbacks cbs;
+	git_push_options opts;
+	char *spec = xasprintf("+%s:%s", REF_MAIL, c->dst_ref);
+	git_strarray specs = { &spec, 1 };
+	git_oid local, before;
+	char *lock_repo = NULL;
+	int lock = -1, err;
+
+	if ((err = repo_ref_read(&local, r, REF_MAIL)) < 0) {
+		set_result(res, NET_FAILED, "nothing to push: %s",
+			   err == E_NOTFOUND ? "no " REF_MAIL : log_last_error());
+		goto done;
+	}
+	/* a file:// peer's ref is written by this process: guard it */
+	if ((lock_repo = file_url_path(c->peer->url))) {
+		char *name = xasprintf("push-%s.lock", node);
+		lock = take_net_lock(lock_repo, name, c->dst_ref);
+		free(name);
+	}
+	init_callbacks(&cbs, c);
+	if ((err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &cbs, NULL,
+				      NULL)) < 0 ||
+	    (err = remote_ref(&before, remote, c->dst_ref)) < 0) {
+		git_failure(res, c, err);
+		goto done;
+	}
+	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
+	opts.callbacks = cbs;
+	if ((err = git_remote_upload(remote, &specs, &opts)) < 0) {
+		git_failure(res, c, err);
+		goto done;
+	}
+	if (c->rejected) {
+		set_result(res, NET_REJECTED, "peer %s refused %s",
+			   c->peer->name, c->reject_msg);
+		goto done;
+	}
+	if (c->negotiated) {
+		git_oid_cpy(&res->id, &c->accepted);
+		res->changed = c->moves;
+	} else {
+		/* up to date: the peer already holds what we have */
+		git_oid_cpy(&res->id, git_oid_is_zero(&before) ? &local : &before);
+	}
+	res->status = NET_OK;
+done:
+	if (lock >= 0)
+		close(lock);
+	free(lock_repo);
+	free(spec);
+	return res->status == NET_OK ? 0 : E_FAIL;
+}
+
+/*
+ * libgit2's fetch (git_remote_fetch, git_remote_update_tips) always
+ * writes FETCH_HEAD, even with update_fetchhead off: download the objects
+ * only, then move the one ref ourselves.
+ */
+static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
+		    struct net_result *res)
+{
+	git_remote_callbacks cbs;
+	git_fetch_options opts;
+	char *spec = xasprintf("+%s:%s", REF_MAIL, c->dst_ref);
+	char *why = xasprintf("maildag: fetch from %s", c->peer->name);
+	char *lock_name = xasprintf("fetch-%s.lock", c->peer->name);
+	git_strarray specs = { &spec, 1 };
+	git_oid theirs, before;
+	bool had;
+	int lock, err;
+
+	/* one fetch from a peer at a time; a killed one's ref lock goes */
+	lock = take_net_lock(r->path, lock_name, c->dst_ref);
+	err = repo_ref_read(&before, r, c->dst_ref);
+	if (err < 0 && err != E_NOTFOUND) {
+		set_result(res, NET_FAILED, "%s", log_last_error());
+		goto done;
+	}
+	had = err == 0;
+	init_callbacks(&cbs, c);
+	if ((err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL,
+				      NULL)) < 0 ||
+	    (err = remote_ref(&theirs, remote, REF_MAIL)) < 0) {
+		git_failure(res, c, err);
+		goto done;
+	}
+	if (git_oid_is_zero(&theirs)) {
+		/* a peer without a mailbox yet: nothing to fetch, no error */
+		log_debug("peer %s has no %s", c->peer->name, REF_MAIL);
+		res->status = NET_OK;
+		goto done;
+	}
+	if (had && git_oid_equal(&before, &theirs)) {
+		git_oid_cpy(&res->id, &theirs);
+		res->status = NET_OK;
+		goto done;
+	}
+	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
+	opts.callbacks = cbs;
+	opts.prune = GIT_FETCH_NO_PRUNE;
+	opts.update_fetchhead = 0;
+	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	if ((err = git_remote_download(remote, &specs, &opts)) < 0) {
+		git_failure(res, c, err);
+		goto done;
+	}
+	if (!repo_object_exists(r, &theirs)) {
+		set_result(res, NET_INVALID, "peer %s did not send %s",
+			   c->peer->name, git_oid_tostr_s(&theirs));
+		goto done;
+	}
+	/*
+	 * The peer's own push writes this ref too (DESIGN section 6): when
+	 * it moved meanwhile, both values come from the peer's history, so
+	 * keep whichever contains the other.
+	 */
+	for (int tries = 0;; tries++) {
+		git_oid now;
+		err = repo_ref_cas(r, c->dst_ref, &theirs, had ? &before : NULL,
+				   why);
+		if (err != E_RACE || tries == 3)
+			break;
+		if (repo_ref_read(&now, r, c->dst_ref) < 0)
+			break;
+		if (git_oid_equal(&now, &theirs) ||
+		    git_graph_descendant_of(r->git, &now, &theirs) == 1) {
+			git_oid_cpy(&theirs, &now);
+			err = 0;
+			break;
+		}
+		had = true;
+		git_oid_cpy(&before, &now);
+	}
+	if (err < 0) {
+		set_result(res, NET_FAILED, "update %s: %s", c->dst_ref,
+			   *log_last_error() ? log_last_error() : "failed");
+		goto done;
+	}
+	git_oid_cpy(&res->id, &theirs);
+	res->changed = true;
+	res->status = NET_OK;
+done:
+	if (lock >= 0)
+		close(lock);
+	free(lock_name);
+	free(why);
+	free(spec);
+	return res->status == NET_OK ? 0 : E_FAIL;
+}
+
+int net_run(enum net_op op, const char *repo_path, const struct config_peer *p,
+	    const char *node, struct net_result *res)
+{
+	struct ctx c;
+	struct repo *r = NULL;
+	git_remote *remote = NULL;
+	char *path = NULL, *dst = NULL;
+	int err;
+
+	memset(res, 0, sizeof *res);
+	memset(&c, 0, sizeof c);
+	res->status = NET_FAILED;
+	c.op = op;
+	c.peer = p;
+	if (repo_global_init() < 0) {
+		set_result(res, NET_FAILED, "cannot start libgit2");
+		return E_FAIL;
+	}
+	if (!ref_component_ok(p->name) || !ref_component_ok(node)) {
+		set_result(res, NET_FAILED, "'%s' or '%s' cannot name a ref",
+			   p->name, node);
+		return E_FAIL;
+	}
+	dst = xasprintf("refs/peers/%s/mail", op == NET_PUSH ? node : p->name);
+	c.dst_ref = dst;
+	local_user(&c.user, &c.home);
+
+	/* a drive not mounted: say so, and never let anything create it */
+	if ((path = file_url_path(p->url)) && !path_exists(path)) {
+		set_result(res, NET_UNREACHABLE,
+			   "%s: no repository there (not mounted?)", p->url);
+		goto done;
+	}
+	if ((err = repo_open(&r, repo_path, 0)) < 0) {
+		set_result(res, NET_FAILED, "%s",
+			   err == E_NOTFOUND ? "no repository" : log_last_error());
+		goto done;
+	}
+	if ((err = git_remote_create_anonymous(&remote, r->git, p->url)) < 0) {
+		git_failure(res, &c, err);
+		goto done;
+	}
+	log_debug("peer %s: %s %s", p->name, op == NET_PUSH ? "push to" :
+		  "fetch from", p->url);
+	if (op == NET_PUSH)
+		do_push(r, remote, &c, node, res);
+	else
+		do_fetch(r, remote, &c, res);
+	git_remote_disconnect(remote);
+done:
+	if (res->status == NET_OK)
+		res->error[0] = '\0';
+	else
+		memset(&res->id, 0, sizeof res->id);
+	git_remote_free(remote);
+	repo_free(r);
+	for (size_t i = 0; i < c.nkeys; i++)
+		free(c.keys[i].path);
+	free(c.keys);
+	free(c.user);
+	free(c.home);
+	free(path);
+	free(dst);
+	return res->status == NET_OK ? 0 : E_FAIL;
+}
+
+/* --- the child ------------------------------------------------------------- */
+
+/* "status hex changed error\n", error escaped (see the top) */
+static void format_result(struct strbuf *out, const struct net_result *res)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof hex, &res->id);
+	strbuf_addf(out, "%s %s %d ", net_status_name(res->status), hex,
+		    res->changed ? 1 : 0);
+	for (const char *p = res->error; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch == '\\')
+			strbuf_addstr(out, "\\\\");
+		else if (ch < 0x20 || ch == 0x7f)
+			strbuf_addf(out, "\\x%02x", ch);
+		else
+			strbuf_addch(out, ch);
+	}
+	strbuf_addch(out, '\n');
+}
+
+static int parse_result(const char *line, size_t len, struct net_result *res)
+{
+	const char *p = line, *end = line + len, *sp;
+	size_t o = 0;
+	int i;
+
+	memset(res, 0, sizeof *res);
+	if (!len || line[len - 1] != '\n' || memchr(line, '\0', len))
+		return -1;
+	end--;
+	if (!(sp = memchr(p, ' ', (size_t)(end - p))))
+		return -1;
+	for (i = 0; i < (int)(sizeof status_names / sizeof status_names[0]); i++)
+		if (strlen(status_names[i]) == (size_t)(sp - p) &&
+		    !memcmp(p, status_names[i], (size_t)(sp - p)))
+			break;
+	if (i == (int)(sizeof status_names / sizeof status_names[0]))
+		return -1;
+	res->status = (enum net_status)i;
+	p = sp + 1;
+	if (end - p < GIT_OID_HEXSZ + 3 || p[GIT_OID_HEXSZ] != ' ' ||
+	    git_oid_fromstrn(&res->id, p, GIT_OID_HEXSZ) < 0)
+		return -1;
+	p += GIT_OID_HEXSZ + 1;
+	if ((p[0] != '0' && p[0] != '1') || p[1] != ' ')
+		return -1;
+	res->changed = p[0] == '1';
+	for (p += 2; p < end && o + 1 < sizeof res->error; p++) {
+		int hi, lo;
+
+		if (*p != '\\') {
+			res->error[o++] = *p;
+		} else if (p + 1 < end && p[1] == '\\') {
+			res->error[o++] = '\\';
+			p++;
+		} else if (p + 3 < end && p[1] == 'x' &&
+			   (hi = hexval(p[2])) >= 0 && (lo = hexval(p[3])) >= 0) {
+			int ch = hi << 4 | lo;
+			res->error[o++] = ch ? (char)ch : ' ';
+			p += 3;
+		} else {
+			return -1;
+		}
+	}
+	res->error[o] = '\0';
+	one_line(res->error);
+	return 0;
+}
+
+/*
+ * libgit2 keeps process-wide state that points at the caller's open pack
+ * files (one cache shared by every repository), whose descriptors the
+ * child has closed: a repository opened in the child would read a closed
+ * or reused descriptor.  So the child shuts libgit2 down and starts it
+ * again, then puts back repo_global_init()'s settings, which the restart
+ * dropped (repo_global_init() itself runs once per process).
+ */
+static void close_from(int lowfd)
+{
+	struct rlimit rl;
+	long max = 65536;
+
+	if (close_range((unsigned)lowfd, UINT_MAX, 0) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long)rl.rlim_cur < max)
+		max = (long)rl.rlim_cur;
+	for (long fd = lowfd; fd < max; fd++)
+		close((int)fd);
+}
+
+/* The result goes to fd 3; 0 and 1 are /dev/null; 2 stays. */
+static void child_fds(int wfd)
+{
+	int w = fcntl(wfd, F_DUPFD, 3), null = open("/dev/null", O_RDWR);
+
+	if (w < 0)
+		_exit(70);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		if (wfd == 2 || fcntl(2, F_GETFD) < 0)
+			dup2(null, 2);
+	}
+	if (w != 3 && dup2(w, 3) < 0)
+		_exit(70);
+	close_from(4);
+}
+
+static void child_signals(void)
+{
+	sigset_t all;
+
+	/* a caller's handler could write to a descriptor now reused */
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static __attribute__((noreturn))
+void child_main(int wfd, enum net_op op, const char *repo_path,
+		const struct config_peer *p, const char *node)
+{
+	struct strbuf line = STRBUF_INIT;
+	struct net_result res;
+
+	child_signals();
+	child_fds(wfd);
+	if (repo_global_reinit() < 0) {
+		memset(&res, 0, sizeof res);
+		set_result(&res, NET_FAILED, "cannot start libgit2");
+	} else {
+		net_run(op, repo_path, p, node, &res);
+	}
+	format_result(&line, &res);
+	write_full(3, line.buf, line.len);
+	_exit(0);
+}
+
+int net_spawn(pid_t *pid, int *fd, enum net_op op, const char *repo_path,
+	      const struct config_peer *p, const char *node)
+{
+	int pfd[2];
+	pid_t child;
+
+	*pid = 0;
+	*fd = -1;
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return log_error("pipe: %s", strerror(errno));
+	/* what the caller buffered must not be written twice */
+	fflush(stdout);
+	fflush(stderr);
+	child = fork();
+	if (child < 0) {
+		int e = errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return log_error("fork: %s", strerror(e));
+	}
+	if (child == 0) {
+		close(pfd[0]);
+		child_main(pfd[1], op, repo_path, p, node);
+	}
+	close(pfd[1]);
+	if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0)
+		log_warn("pipe: %s", strerror(errno));
+	*pid = child;
+	*fd = pfd[0];
+	return 0;
+}
+
+/* Reap the child; its wait status, or -1 if someone else reaped it. */
+static int reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return st;
+}
+
+int net_collect(pid_t pid, int fd, struct strbuf *buf, struct net_result *res)
+{
+	char chunk[1024];
+	int st;
+
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof chunk);
+
+		if (n > 0) {
+			/* keep reading to EOF, but no more than a result */
+			if (buf->len < RESULT_MAX)
+				strbuf_add(buf, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		break;		/* EOF, or an error that ends it */
+	}
+	close(fd);
+	st = reap(pid);
+	if (buf->len && buf->len < RESULT_MAX &&
+	    memchr(buf->buf, '\n', buf->len) == buf->buf + buf->len - 1 &&
+	    parse_result(buf->buf, buf->len, res) == 0) {
+		strbuf_reset(buf);
+		return 1;
+	}
+	memset(res, 0, sizeof *res);
+	if (st >= 0 && WIFSIGNALED(st))
+		set_result(res, NET_FAILED, "the child process died of signal %d (%s)",
+			   WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else if (st >= 0 && WIFEXITED(st) && !buf->len)
+		set_result(res, NET_FAILED,
+			   "the child process exited with status %d without a result",
+			   WEXITSTATUS(st));
+	else
+		set_result(res, NET_FAILED, "the child process gave no usable result");
+	strbuf_reset(buf);
+	return 1;
+}
+
+void net_kill(pid_t pid, int fd, int timeout_s, struct net_result *res)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		reap(pid);
+	}
+	if (fd >= 0)
+		close(fd);
+	memset(res, 0, sizeof *res);
+	set_result(res, NET_TIMEOUT, "no answer within %d s", timeout_s);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int net_run_deadline(enum net_op op, const char *repo_path,
+		     const struct config_peer *p, const char *node,
+		     int timeout_s, struct net_result *res)
+{
+	struct strbuf buf = STRBUF_INIT;
+	long long deadline;
+	pid_t pid;
+	int fd;
+
+	if (net_spawn(&pid, &fd, op, repo_path, p, node) < 0) {
+		memset(res, 0, sizeof *res);
+		set_result(res, NET_FAILED, "cannot start a child process: %s",
+			   log_last_error());
+		return E_FAIL;
+	}
+	deadline = now_ms() + (long long)timeout_s * 1000;
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		long long left = deadline - now_ms();
+		int n;
+
+		if (left <= 0) {
+			net_kill(pid, fd, timeout_s, res);
+			break;
+		}
+		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n < 0 && errno != EINTR) {
+			int e = errno;
+			net_kill(pid, fd, timeout_s, res);
+			set_result(res, NET_FAILED, "poll: %s", strerror(e));
+			break;
+		}
+		if (n > 0 && net_collect(pid, fd, &buf, res))
+			break;
+	}
+	strbuf_release(&buf);
+	return res->status == NET_OK ? 0 : E_FAIL;
+}

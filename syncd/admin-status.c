@@ -1,0 +1,357 @@
+/*
+ * admin-status: the admin tool's verbs that talk to maildag-syncd over
+ * its control socket (control.h).
+ *
+ *	maildag status [--json]	per peer: last push and fetch, errors,
+ *				retries, commits ahead on either side
+ *	maildag sync		push and fetch now, whatever the backoff
+ *
+ * When no daemon answers, status still shows what the repository alone
+ * tells (refs/peers/<peer>/mail against refs/heads/mail), in the same
+ * shape as the daemon's answer, and exits STATUS_NOT_RUNNING.  Every
+ * string from the answer is printed with control characters replaced.
+ */
+#include "autoconf.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "control.h"
+#include "log.h"
+#include "mailbox.h"
+#include "repo.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#define REQUEST_TIMEOUT_MS 10000
+
+/* --- what the repository alone says ----------------------------------- */
+
+static json_t *oid_json(const git_oid *id)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof hex, id);
+	return json_string(hex);
+}
+
+/*
+ * The status the daemon would give, from the configuration and the
+ * repository only: no push or fetch state ("push"/"fetch" null), and
+ * "running": false.
+ */
+static json_t *local_status(const struct mailbox *mb)
+{
+	json_t *st = json_pack("{s:b, s:b, s:s}", "ok", 0, "running", 0,
+			       "node", mb->cfg->node);
+	json_t *peers = json_array();
+	struct repo *r = NULL;
+	git_oid mail;
+	bool have_mail = false;
+
+	if (repo_open(&r, mb->repository, 0) == 0)
+		have_mail = repo_ref_read(&mail, r, REF_MAIL) == 0;
+	else
+		r = NULL;
+	json_object_set_new(st, "mail", have_mail ? oid_json(&mail)
+						  : json_null());
+	if (!r)
+		json_object_set_new(st, "error", json_string("no repository"));
+	for (size_t i = 0; i < mb->cfg->npeers; i++) {
+		const struct config_peer *p = &mb->cfg->peers[i];
+		json_t *pj = json_pack("{s:s, s:s, s:n, s:n}", "name", p->name,
+				       "url", p->url, "push", "fetch");
+		char *ref = xasprintf("refs/peers/%s/mail", p->name);
+		git_oid theirs;
+		size_t ahead, behind;
+
+		if (r && repo_ref_read(&theirs, r, ref) == 0) {
+			json_object_set_new(pj, "peer_ref", oid_json(&theirs));
+			if (have_mail && repo_ahead_behind(&ahead, &behind, r,
+							   &mail, &theirs) == 0) {
+				json_object_set_new(pj, "ahead",
+						    json_integer((json_int_t)ahead));
+				json_object_set_new(pj, "behind",
+						    json_integer((json_int_t)behind));
+			}
+		} else {
+			json_object_set_new(pj, "peer_ref", json_null());
+		}
+		json_array_append_new(peers, pj);
+		free(ref);
+	}
+	json_object_set_new(st, "peers", peers);
+	repo_free(r);
+	return st;
+}
+
+/* --- printing --------------------------------------------------------- */
+
+/* A string of the answer, or NULL; control characters become '?'. */
+static char *str_of(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	char *c;
+
+	if (!s)
+		return NULL;
+	c = xstrdup(s);
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return c;
+}
+
+/* An epoch time of the answer, or -1. */
+static long long time_of(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* "2026-11-22 10:00:01 (12 s ago)", "(in 47 s)" or "(now)" */
+static void add_when(struct strbuf *sb, long long t, time_t now)
+{
+	time_t tt = (time_t)t;
+	char buf[64];
+
+	if (!strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", localtime(&tt)))
+		strcpy(buf, "?");
+	if (t < now)
+		strbuf_addf(sb, "%s (%lld s ago)", buf, (long long)now - t);
+	else if (t > now)
+		strbuf_addf(sb, "%s (in %lld s)", buf, t - (long long)now);
+	else
+		strbuf_addf(sb, "%s (now)", buf);
+}
+
+/* One direction (push or fetch) as the daemon reports it. */
+static void print_op(const char *what, json_t *op, bool configured_on,
+		     bool running_daemon, time_t now)
+{
+	const char *indent = "            ";
+	struct strbuf sb = STRBUF_INIT;
+	long long t;
+	char *s;
+
+	printf("  %-8s  ", what);
+	if (!running_daemon) {
+		printf("%s\n", configured_on ? "on (state unknown)" : "off");
+		return;
+	}
+	if (!json_is_object(op)) {
+		printf("off\n");
+		return;
+	}
+	strbuf_addstr(&sb, "last ok ");
+	if ((t = time_of(op, "last_ok")) >= 0)
+		add_when(&sb, t, now);
+	else
+		strbuf_addstr(&sb, "never");
+	if ((s = str_of(op, "id"))) {
+		strbuf_addf(&sb, ", %s %.10s",
+			    !strcmp(what, "push:") ? "accepted" : "fetched", s);
+		free(s);
+	}
+	if (json_is_true(json_object_get(op, "running")))
+		strbuf_addstr(&sb, "; running now");
+	printf("%s\n", sb.buf);
+
+	if ((s = str_of(op, "last_error"))) {
+		json_int_t n = json_integer_value(json_object_get(op, "failures"));
+		strbuf_reset(&sb);
+		strbuf_addstr(&sb, "last error ");
+		if ((t = time_of(op, "error_at")) >= 0)
+			add_when(&sb, t, now);
+		else
+			strbuf_addstr(&sb, "(time unknown)");
+		if (n > 0)
+			strbuf_addf(&sb, ", %lld failure%s in a row",
+				    (long long)n, n == 1 ? "" : "s");
+		printf("%s%s: %s\n", indent, sb.buf, s);
+		free(s);
+	}
+	if ((t = time_of(op, "next_try")) >= 0) {
+		strbuf_reset(&sb);
+		strbuf_addstr(&sb, "next try ");
+		add_when(&sb, t, now);
+		printf("%s%s\n", indent, sb.buf);
+	}
+	strbuf_release(&sb);
+}
+
+static void print_status(json_t *st, const struct mailbox *mb, bool running)
+{
+	json_t *peers = json_object_get(st, "peers"), *p;
+	char *node = str_of(st, "node"), *mail = str_of(st, "mail");
+	time_t now = time(NULL);
+	size_t i;
+
+	printf("node %s: refs/heads/mail at %.10s", node ? node : "?",
+	       mail ? mail : "(none)");
+	if (running && json_is_integer(json_object_get(st, "pid")))
+		printf(", maildag-syncd pid %lld",
+		       (long long)json_integer_value(json_object_get(st, "pid")));
+	printf("\n");
+	if (!json_array_size(peers))
+		printf("no peers configured\n");
+	json_array_foreach(peers, i, p) {
+		char *name = str_of(p, "name"), *url = str_of(p, "url");
+		char *ref = str_of(p, "peer_ref");
+		const struct config_peer *cp = name ? config_peer(mb->cfg, name)
+						    : NULL;
+		json_t *a = json_object_get(p, "ahead"),
+		       *b = json_object_get(p, "behind");
+
+		printf("\npeer %s  %s\n", name ? name : "?", url ? url : "");
+		if (!ref)
+			printf("  %-8s  nothing from %s yet (no refs/peers/%s/mail)\n",
+			       "commits:", name ? name : "?", name ? name : "?");
+		else if (json_is_integer(a) && json_is_integer(b))
+			printf("  %-8s  ours %lld ahead, theirs %lld ahead "
+			       "(refs/peers/%s/mail at %.10s)\n", "commits:",
+			       (long long)json_integer_value(a),
+			       (long long)json_integer_value(b), name, ref);
+		else
+			printf("  %-8s  refs/peers/%s/mail at %.10s\n",
+			       "commits:", name ? name : "?", ref);
+		print_op("push:", json_object_get(p, "push"), cp && cp->push,
+			 running, now);
+		print_op("fetch:", json_object_get(p, "fetch"), cp && cp->fetch,
+			 running, now);
+		free(name);
+		free(url);
+		free(ref);
+	}
+	free(node);
+	free(mail);
+}
+
+static void print_json(json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	if (text)
+		puts(text);
+	free(text);
+}
+
+/* --- the verbs -------------------------------------------------------- */
+
+/*
+ * Ask the daemon {"cmd": cmd}.  0 with *ans; or the failure, with
+ * *connected telling a connection that failed (E_NOTFOUND: no daemon)
+ * from a request that did.
+ */
+static int ask(const struct mailbox *mb, const char *cmd, json_t **ans,
+	       bool *connected)
+{
+	json_t *req;
+	int fd = control_connect(mb), r;
+
+	*ans = NULL;
+	*connected = fd >= 0;
+	if (fd < 0)
+		return fd;
+	req = json_pack("{s:s}", "cmd", cmd);
+	r = control_request(fd, req, ans, REQUEST_TIMEOUT_MS);
+	close(fd);
+	json_decref(req);
+	return r;
+}
+
+int cmd_status(struct mailbox *mb, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool as_json = false, connected;
+	json_t *ans;
+	int c, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "j", longopts, NULL)) != -1) {
+		if (c != 'j') {
+			fputs("usage: maildag status [--json]\n", stderr);
+			return EX_USAGE;
+		}
+		as_json = true;
+	}
+	if (optind != argc) {
+		fputs("usage: maildag status [--json]\n", stderr);
+		return EX_USAGE;
+	}
+	r = ask(mb, "status", &ans, &connected);
+	if (r < 0) {
+		json_t *st;
+
+		if (r == E_NOTFOUND)
+			fputs("maildag-syncd is not running\n", stderr);
+		else if (r == E_TEMP && !connected)
+			fputs("maildag-syncd does not accept connections\n",
+			      stderr);
+		else
+			fputs("maildag-syncd does not answer\n", stderr);
+		st = local_status(mb);
+		if (as_json)
+			print_json(st);
+		else
+			print_status(st, mb, false);
+		json_decref(st);
+		return STATUS_NOT_RUNNING;
+	}
+	r = json_is_true(json_object_get(ans, "ok")) ? EX_OK : EX_TEMPFAIL;
+	if (as_json) {
+		print_json(ans);
+	} else if (r != EX_OK) {
+		char *e = str_of(ans, "error");
+		log_error("maildag-syncd: %s", e ? e : "status refused");
+		free(e);
+	} else {
+		print_status(ans, mb, true);
+	}
+	json_decref(ans);
+	return r;
+}
+
+int cmd_sync(struct mailbox *mb, int argc, char **argv)
+{
+	bool connected;
+	json_t *ans;
+	int r;
+
+	(void)argv;
+	if (argc > 1) {
+		fputs("usage: maildag sync\n", stderr);
+		return EX_USAGE;
+	}
+	r = ask(mb, "sync", &ans, &connected);
+	if (r == E_NOTFOUND) {
+		log_error("maildag-syncd is not running");
+		return EX_UNAVAILABLE;
+	}
+	if (r == E_TEMP && !connected) {
+		log_error("maildag-syncd does not accept connections");
+		return EX_TEMPFAIL;
+	}
+	if (r < 0)	/* said by control.c */
+		return connected ? EX_TEMPFAIL : EX_UNAVAILABLE;
+	if (!json_is_true(json_object_get(ans, "ok"))) {
+		char *e = str_of(ans, "error");
+		log_error("maildag-syncd: %s", e ? e : "sync refused");
+		free(e);
+		json_decref(ans);
+		return EX_TEMPFAIL;
+	}
+	json_decref(ans);
+	return EX_OK;
+}

@@ -1,0 +1,164 @@
+/*
+ * maint: pack loose objects (see maint.h).
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "maint.h"
+#include "repo.h"
+#include "xalloc.h"
+
+static bool is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("0123456789abcdef", s[i]) || !s[i])
+			return false;
+	return true;
+}
+
+/*
+ * Call fn for every loose object (its id and path); stops at the first
+ * non-zero return.
+ */
+static int each_loose(const char *repo_path,
+		      int (*fn)(const git_oid *, const char *, void *),
+		      void *data)
+{
+	char dir[4096];
+	int r = 0;
+
+	for (int i = 0; i < 256 && r == 0; i++) {
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(dir, sizeof dir, "%s/objects/%02x", repo_path, i);
+		if (!(d = opendir(dir))) {
+			if (errno == ENOENT)
+				continue;
+			return log_error("open '%s': %s", dir, strerror(errno));
+		}
+		while (r == 0 && (de = readdir(d))) {
+			char hex[GIT_OID_HEXSZ + 1], path[4200];
+			git_oid id;
+			if (strlen(de->d_name) != GIT_OID_HEXSZ - 2 ||
+			    !is_hex(de->d_name, GIT_OID_HEXSZ - 2))
+				continue;	/* tmp_obj_* and the like */
+			snprintf(hex, sizeof hex, "%02x%s", i, de->d_name);
+			if (git_oid_fromstr(&id, hex) < 0)
+				continue;
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+			r = fn(&id, path, data);
+		}
+		closedir(d);
+	}
+	return r;
+}
+
+static int count_one(const git_oid *id, const char *path, void *data)
+{
+	(void)id;
+	(void)path;
+	(*(size_t *)data)++;
+	return 0;
+}
+
+int maint_count_loose(const char *repo_path, size_t *n)
+{
+	*n = 0;
+	return each_loose(repo_path, count_one, n) < 0 ? E_FAIL : 0;
+}
+
+struct packing {
+	git_packbuilder *pb;
+	git_oid *ids;
+	size_t n, alloc;
+};
+
+static int insert_one(const git_oid *id, const char *path, void *data)
+{
+	struct packing *p = data;
+
+	(void)path;
+	if (git_packbuilder_insert(p->pb, id, NULL) < 0)
+		return log_error("pack %s: %s", git_oid_tostr_s(id),
+				 repo_git_error());
+	xgrow((void **)&p->ids, &p->alloc, p->n + 1, sizeof *p->ids);
+	git_oid_cpy(&p->ids[p->n++], id);
+	return 0;
+}
+
+int maint_pack_loose(const char *repo_path, size_t *packed)
+{
+	struct repo *r = NULL;
+	struct packing p = { NULL, NULL, 0, 0 };
+	size_t removed = 0;
+	int err;
+
+	if (packed)
+		*packed = 0;
+	if ((err = repo_open(&r, repo_path, 0)) < 0)
+		return err;
+	if (git_packbuilder_new(&p.pb, r->git) < 0) {
+		err = log_error("packbuilder: %s", repo_git_error());
+		goto done;
+	}
+	git_packbuilder_set_threads(p.pb, 1);
+	if ((err = each_loose(repo_path, insert_one, &p)) < 0)
+		goto done;
+	if (!p.n)
+		goto done;
+	/* the indexer fsyncs the pack and its index (repo_global_init) */
+	if (git_packbuilder_write(p.pb, NULL, 0, NULL, NULL) < 0) {
+		err = log_error("write pack: %s", repo_git_error());
+		goto done;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		char hex[GIT_OID_HEXSZ + 1], path[4200];
+		git_oid_tostr(hex, sizeof hex, &p.ids[i]);
+		snprintf(path, sizeof path, "%s/objects/%.2s/%s", repo_path, hex,
+			 hex + 2);
+		if (unlink(path) == 0)
+			removed++;
+	}
+	log_info("packed %zu loose objects into pack-%s", p.n,
+		 git_oid_tostr_s(git_packbuilder_hash(p.pb)));
+	if (packed)
+		*packed = removed;
+done:
+	git_packbuilder_free(p.pb);
+	free(p.ids);
+	repo_free(r);
+	return err;
+}
+
+pid_t maint_start(const char *repo_path)
+{
+	size_t n;
+	pid_t pid;
+
+	if (maint_count_loose(repo_path, &n) < 0 || n <= MAINT_LOOSE_MAX)
+		return 0;
+	pid = fork();
+	if (pid < 0)
+		return log_error("fork: %s", strerror(errno));
+	if (pid == 0) {
+		/* hold nothing of the daemon's: its sockets, its lock */
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+		if (repo_global_reinit() < 0)	/* its packs' fds are closed */
+			_exit(1);
+		_exit(maint_pack_loose(repo_path, NULL) < 0 ? 1 : 0);
+	}
+	log_debug("packing %zu loose objects (pid %d)", n, (int)pid);
+	return pid;
+}

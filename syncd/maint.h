@@ -1,0 +1,40 @@
+/*
+ * maint: keep the repository's loose objects bounded (DESIGN section 6:
+ * maintenance is maildag-syncd's job, never the LDA's).
+ *
+ * Every delivery and every commit of the client's changes writes loose
+ * objects.  When there are more than MAINT_LOOSE_MAX of them, they are
+ * written into one new pack (fsynced), and then removed.  Only objects
+ * that are in the new pack are removed, so a concurrent writer's new
+ * object is never lost; readers that miss a removed loose object find it
+ * in the pack (libgit2 looks at new packs on a miss).
+ *
+ * The packing runs in a child process so the daemon's loop never waits
+ * for it.  Packs are never combined or deleted here.
+ */
+#ifndef MAINT_H
+#define MAINT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define MAINT_LOOSE_MAX 2000
+
+/* How many loose objects the repository holds (*n); 0 or E_FAIL. */
+int maint_count_loose(const char *repo_path, size_t *n);
+
+/*
+ * Pack every loose object of the repository into one new pack and remove
+ * the loose copies.  *packed (may be NULL) is how many.  0, or < 0 with
+ * nothing removed.
+ */
+int maint_pack_loose(const char *repo_path, size_t *packed);
+
+/*
+ * maint_pack_loose() in a child when more than MAINT_LOOSE_MAX loose
+ * objects are there.  Returns the child's pid, 0 when nothing was
+ * needed, < 0 when the child could not start.  The caller reaps it.
+ */
+pid_t maint_start(const char *repo_path);
+
+#endif

@@ -1,0 +1,815 @@
+/*
+ * peers: replication with every configured peer (see peers.h).
+ *
+ * Each peer has two struct op, push and fetch.  An op is idle, waiting
+ * (its timer armed for the next try) or running (a child of net_spawn,
+ * its pipe in the loop and its timer armed at the deadline).  Only the
+ * loop's callbacks touch them, one at a time.
+ *
+ * Peers removed by a config reload are kept, disabled, until the daemon
+ * ends: the loop owns their timers, which cannot be freed.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "log.h"
+#include "merge.h"
+#include "net.h"
+#include "peers.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+struct peer;
+
+struct op {
+	struct peer *peer;
+	enum net_op kind;
+	bool enabled;
+	pid_t pid;		/* the child while running, else 0 */
+	int fd;
+	struct strbuf buf;
+	struct loop_timer *timer;
+	bool again;		/* run once more when this run ends */
+	unsigned failures;	/* in a row */
+	time_t last_ok, error_at;
+	char *last_error;	/* "<status>: <error>" */
+	char *last_raw;		/* the error alone, to log changes only */
+	git_oid id;		/* accepted (push) or fetched (fetch) */
+	bool have_id;
+};
+
+struct peer {
+	struct peers *owner;
+	struct config_peer cfg;	/* our own copy */
+	bool alive;		/* in the current config */
+	struct op push, fetch;
+	char *merge_error;	/* a refused commit of theirs */
+	time_t merge_error_at;
+};
+
+/* What refs/peers/<name>/mail held when we last merged or refused it. */
+struct seen {
+	char *name;
+	git_oid id;
+	bool bad;
+};
+
+struct wait {
+	struct wait *next;
+	struct peers *owner;
+	git_oid commit;
+	int acks;
+	double timeout;
+	struct loop_timer *timer;
+	peers_wait_fn *done;
+	void *data;
+	bool over;
+};
+
+struct peers {
+	struct loop *loop;
+	struct repo *repo;
+	const struct config *cfg;
+	void (*want_sync)(void *data);
+	void *data;
+	struct peer **v;
+	size_t n, alloc;
+	struct seen *seen;
+	size_t nseen, seen_alloc;
+	bool refs_dirty;
+	git_oid mail;
+	bool have_mail;
+	struct wait *waits;
+	struct loop_timer *sweep;	/* ends the waits that timed out */
+};
+
+static const char *op_name(const struct op *op)
+{
+	return op->kind == NET_PUSH ? "push" : "fetch";
+}
+
+static void op_start(struct op *op);
+static void check_waits(struct peers *p);
+static void sweep_waits(void *data);
+
+/* backoff_min * 2^(failures-1), at most backoff_max, times [0.5, 1). */
+static double backoff(const struct peers *p, unsigned failures)
+{
+	double d = p->cfg->backoff_min;
+
+	for (unsigned i = 1; i < failures && d < p->cfg->backoff_max; i++)
+		d *= 2;
+	if (d > p->cfg->backoff_max)
+		d = p->cfg->backoff_max;
+	return d * (0.5 + 0.5 * ((double)random() / ((double)RAND_MAX + 1)));
+}
+
+static void op_finish(struct op *op, const struct net_result *res)
+{
+	struct peer *pe = op->peer;
+	struct peers *p = pe->owner;
+	double delay;
+
+	op->pid = 0;
+	op->fd = -1;
+	loop_timer_stop(op->timer);
+	if (res->status == NET_OK) {
+		if (op->failures)
+			log_info("peer %s: %s works again", pe->cfg.name,
+				 op_name(op));
+		op->failures = 0;
+		op->last_ok = time(NULL);
+		if (!git_oid_is_zero(&res->id)) {
+			git_oid_cpy(&op->id, &res->id);
+			op->have_id = true;
+		}
+		if (op->kind == NET_PUSH) {
+			log_debug("peer %s: pushed %.12s", pe->cfg.name,
+				  git_oid_tostr_s(&res->id));
+			check_waits(p);
+			if (pe->alive && p->have_mail &&
+			    (op->again || !op->have_id ||
+			     !git_oid_equal(&op->id, &p->mail)))
+				op_start(op);
+		} else {
+			if (res->changed) {
+				log_debug("peer %s: fetched %.12s", pe->cfg.name,
+					  git_oid_tostr_s(&res->id));
+				p->refs_dirty = true;
+				p->want_sync(p->data);
+			}
+			check_waits(p);
+			if (pe->alive && op->again)
+				op_start(op);
+			else if (pe->alive)
+				loop_timer_in(op->timer, p->cfg->fetch_interval);
+		}
+		return;
+	}
+	op->failures++;
+	delay = backoff(p, op->failures);
+	if (op->failures == 1 || !op->last_raw ||
+	    strcmp(op->last_raw, res->error))
+		log_warn("peer %s: %s failed: %s: %s; trying again in %.0f s",
+			 pe->cfg.name, op_name(op), net_status_name(res->status),
+			 res->error, delay);
+	else
+		log_debug("peer %s: %s failed again (%u in a row): %s",
+			  pe->cfg.name, op_name(op), op->failures, res->error);
+	free(op->last_error);
+	free(op->last_raw);
+	op->last_error = xasprintf("%s: %s", net_status_name(res->status),
+				   res->error);
+	op->last_raw = xstrdup(res->error);
+	op->error_at = time(NULL);
+	op->again = false;
+	if (pe->alive)
+		loop_timer_in(op->timer, delay);
+}
+
+static void on_child(void *data, int fd, short revents)
+{
+	struct op *op = data;
+	struct net_result res;
+
+	(void)revents;
+	if (net_collect(op->pid, fd, &op->buf, &res) == 0)
+		return;
+	loop_del_fd(op->peer->owner->loop, fd);
+	op_finish(op, &res);
+}
+
+static void on_timer(void *data)
+{
+	struct op *op = data;
+	struct net_result res;
+
+	if (op->pid) {
+		/* the deadline */
+		loop_del_fd(op->peer->owner->loop, op->fd);
+		net_kill(op->pid, op->fd, op->peer->owner->cfg->net_timeout,
+			 &res);
+		op_finish(op, &res);
+		return;
+	}
+	op_start(op);
+}
+
+static void op_start(struct op *op)
+{
+	struct peer *pe = op->peer;
+	struct peers *p = pe->owner;
+	struct net_result res;
+
+	if (!op->enabled || !pe->alive)
+		return;
+	if (op->pid) {
+		op->again = true;
+		return;
+	}
+	op->again = false;
+	strbuf_reset(&op->buf);
+	if (net_spawn(&op->pid, &op->fd, op->kind, p->repo->path, &pe->cfg,
+		      p->cfg->node) < 0) {
+		memset(&res, 0, sizeof res);
+		res.status = NET_FAILED;
+		snprintf(res.error, sizeof res.error,
+			 "cannot start a child process");
+		op->pid = 0;
+		op_finish(op, &res);
+		return;
+	}
+	loop_add_fd(p->loop, op->fd, POLLIN, on_child, op);
+	loop_timer_in(op->timer, p->cfg->net_timeout);
+}
+
+static void op_stop(struct op *op)
+{
+	struct net_result res;
+
+	if (op->pid) {
+		loop_del_fd(op->peer->owner->loop, op->fd);
+		net_kill(op->pid, op->fd, 0, &res);
+		op->pid = 0;
+		op->fd = -1;
+	}
+	loop_timer_stop(op->timer);
+}
+
+static void copy_peer(struct config_peer *to, const struct config_peer *from)
+{
+	to->name = xstrdup(from->name);
+	to->url = xstrdup(from->url);
+	to->push = from->push;
+	to->fetch = from->fetch;
+	to->host_key = from->host_key ? xstrdup(from->host_key) : NULL;
+	to->host_key_pub = from->host_key_pub ? xstrdup(from->host_key_pub)
+					      : NULL;
+	to->identity = from->identity ? xstrdup(from->identity) : NULL;
+}
+
+static void free_peer_cfg(struct config_peer *c)
+{
+	free(c->name);
+	free(c->url);
+	free(c->host_key);
+	free(c->host_key_pub);
+	free(c->identity);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static bool same_peer(const struct config_peer *a, const struct config_peer *b)
+{
+	return !strcmp(a->url, b->url) && same_str(a->host_key, b->host_key) &&
+	       same_str(a->identity, b->identity);
+}
+
+static void op_init(struct op *op, struct peer *pe, enum net_op kind)
+{
+	op->peer = pe;
+	op->kind = kind;
+	op->fd = -1;
+	strbuf_init(&op->buf, 0);
+	op->timer = loop_timer_new(pe->owner->loop, on_timer, op);
+}
+
+static struct peer *find_peer(struct peers *p, const char *name)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i]->alive && !strcmp(p->v[i]->cfg.name, name))
+			return p->v[i];
+	return NULL;
+}
+
+void peers_set_config(struct peers *p, const struct config *cfg)
+{
+	p->cfg = cfg;
+	/* peers gone or changed: stopped */
+	for (size_t i = 0; i < p->n; i++) {
+		struct peer *pe = p->v[i];
+		const struct config_peer *c;
+		if (!pe->alive)
+			continue;
+		c = config_peer(cfg, pe->cfg.name);
+		if (!c || !strcmp(c->name, cfg->node) || !same_peer(c, &pe->cfg)) {
+			pe->alive = false;
+			op_stop(&pe->push);
+			op_stop(&pe->fetch);
+			continue;
+		}
+		pe->cfg.push = pe->push.enabled = c->push;
+		pe->cfg.fetch = pe->fetch.enabled = c->fetch;
+		if (!c->push)
+			op_stop(&pe->push);
+		if (!c->fetch)
+			op_stop(&pe->fetch);
+		else if (!pe->fetch.pid && !loop_timer_armed(pe->fetch.timer))
+			op_start(&pe->fetch);
+	}
+	/* new peers: start */
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *c = &cfg->peers[i];
+		struct peer *pe;
+		if (!strcmp(c->name, cfg->node) || find_peer(p, c->name))
+			continue;
+		pe = xcalloc(1, sizeof *pe);
+		pe->owner = p;
+		pe->alive = true;
+		copy_peer(&pe->cfg, c);
+		op_init(&pe->push, pe, NET_PUSH);
+		op_init(&pe->fetch, pe, NET_FETCH);
+		pe->push.enabled = c->push;
+		pe->fetch.enabled = c->fetch;
+		xgrow((void **)&p->v, &p->alloc, p->n + 1, sizeof *p->v);
+		p->v[p->n++] = pe;
+		op_start(&pe->fetch);
+		if (p->have_mail)
+			op_start(&pe->push);
+	}
+}
+
+struct peers *peers_new(struct loop *l, struct repo *r,
+			const struct config *cfg,
+			void (*want_sync)(void *data), void *data)
+{
+	struct peers *p = xcalloc(1, sizeof *p);
+
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+	p->loop = l;
+	p->repo = r;
+	p->want_sync = want_sync;
+	p->data = data;
+	p->refs_dirty = true;	/* look at what came while we were away */
+	p->sweep = loop_timer_new(l, sweep_waits, p);
+	peers_set_config(p, cfg);
+	return p;
+}
+
+static void wait_free(struct wait *w)
+{
+	loop_timer_free(w->owner->loop, w->timer);
+	free(w);
+}
+
+void peers_free(struct peers *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		struct peer *pe = p->v[i];
+		op_stop(&pe->push);
+		op_stop(&pe->fetch);
+		strbuf_release(&pe->push.buf);
+		strbuf_release(&pe->fetch.buf);
+		free(pe->push.last_error);
+		free(pe->fetch.last_error);
+		free(pe->push.last_raw);
+		free(pe->fetch.last_raw);
+		free(pe->merge_error);
+		free_peer_cfg(&pe->cfg);
+		free(pe);
+	}
+	free(p->v);
+	for (size_t i = 0; i < p->nseen; i++)
+		free(p->seen[i].name);
+	free(p->seen);
+	while (p->waits) {
+		struct wait *w = p->waits;
+		p->waits = w->next;
+		wait_free(w);
+	}
+	free(p);
+}
+
+void peers_mail_moved(struct peers *p, const git_oid *mail)
+{
+	git_oid_cpy(&p->mail, mail);
+	p->have_mail = true;
+	for (size_t i = 0; i < p->n; i++) {
+		struct op *op = &p->v[i]->push;
+		/* a peer backing off is tried when its timer says */
+		if (op->failures && !op->pid)
+			continue;
+		op_start(op);
+	}
+	check_waits(p);
+}
+
+void peers_sync_now(struct peers *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct peer *pe = p->v[i];
+		if (!pe->alive)
+			continue;
+		loop_timer_stop(pe->fetch.timer);
+		op_start(&pe->fetch);
+		if (p->have_mail) {
+			loop_timer_stop(pe->push.timer);
+			op_start(&pe->push);
+		}
+	}
+	p->refs_dirty = true;
+	p->want_sync(p->data);
+}
+
+void peers_refs_changed(struct peers *p)
+{
+	p->refs_dirty = true;
+}
+
+static struct seen *find_seen(struct peers *p, const char *name)
+{
+	for (size_t i = 0; i < p->nseen; i++)
+		if (!strcmp(p->seen[i].name, name))
+			return &p->seen[i];
+	xgrow((void **)&p->seen, &p->seen_alloc, p->nseen + 1, sizeof *p->seen);
+	memset(&p->seen[p->nseen], 0, sizeof *p->seen);
+	p->seen[p->nseen].name = xstrdup(name);
+	return &p->seen[p->nseen++];
+}
+
+/* The node name of "refs/peers/<node>/mail", or NULL. */
+static char *ref_node(const char *ref)
+{
+	const char *s = ref + strlen("refs/peers/");
+	size_t n = strcspn(s, "/");
+
+	if (strncmp(ref, "refs/peers/", 11) || !n || strcmp(s + n, "/mail"))
+		return NULL;
+	return xstrndup(s, n);
+}
+
+/*
+ * Check theirs and its merge bases with ours against the format.  0, or
+ * E_INVALID with err saying why.
+ */
+static int check_peer_commit(struct peers *p, const git_oid *ours,
+			     const git_oid *theirs, struct strbuf *err)
+{
+	git_oidarray bases = { NULL, 0 };
+	int r;
+
+	if ((r = format_check_commit(p->repo, theirs, ours, err)) < 0)
+		return E_INVALID;
+	if (git_merge_bases(&bases, p->repo->git, ours, theirs) < 0)
+		return 0;	/* no common history: nothing more to check */
+	for (size_t i = 0; i < bases.count && r == 0; i++) {
+		struct strbuf why = STRBUF_INIT;
+		if (format_check_commit(p->repo, &bases.ids[i], ours, &why) < 0) {
+			strbuf_addf(err, "merge base %.12s: %s",
+				    git_oid_tostr_s(&bases.ids[i]), why.buf);
+			r = E_INVALID;
+		}
+		strbuf_release(&why);
+	}
+	git_oidarray_dispose(&bases);
+	return r;
+}
+
+static void refuse(struct peers *p, const char *node, const git_oid *id,
+		   const char *why)
+{
+	struct peer *pe = find_peer(p, node);
+
+	log_error("peer %s: refusing %.12s: %s", node, git_oid_tostr_s(id),
+		  why);
+	if (pe) {
+		free(pe->merge_error);
+		pe->merge_error = xasprintf("refused %.12s: %s",
+					    git_oid_tostr_s(id), why);
+		pe->merge_error_at = time(NULL);
+	}
+}
+
+int peers_merge(struct peers *p)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *ref;
+	struct strbuf err = STRBUF_INIT;
+	int moved = 0, r = 0;
+
+	if (!p->refs_dirty)
+		return 0;
+	p->refs_dirty = false;
+	if (git_reference_iterator_glob_new(&it, p->repo->git,
+					    "refs/peers/*/mail") < 0) {
+		p->refs_dirty = true;
+		return log_error("list refs/peers/: %s", repo_git_error());
+	}
+	while (git_reference_next(&ref, it) == 0) {
+		char *node = ref_node(git_reference_name(ref));
+		git_oid theirs, mail, out;
+		struct merge_stats st;
+		struct seen *s;
+		int x;
+
+		if (!node || !strcmp(node, p->cfg->node) ||
+		    git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
+			free(node);
+			git_reference_free(ref);
+			continue;
+		}
+		git_oid_cpy(&theirs, git_reference_target(ref));
+		git_reference_free(ref);
+		s = find_seen(p, node);
+		if (git_oid_equal(&s->id, &theirs)) {
+			free(node);
+			continue;
+		}
+		if ((r = repo_ref_read(&mail, p->repo, REF_MAIL)) < 0)
+			break;
+		x = merge_is_ancestor(p->repo, &theirs, &mail);
+		if (x == 0) {
+			strbuf_reset(&err);
+			if (check_peer_commit(p, &mail, &theirs, &err) < 0) {
+				refuse(p, node, &theirs, err.buf);
+				git_oid_cpy(&s->id, &theirs);
+				s->bad = true;
+				free(node);
+				continue;
+			}
+			x = merge_into_ref(&out, p->repo, REF_MAIL, &theirs,
+					   NULL, &st);
+			if (x < 0) {
+				/* ours (a race) or a broken object of theirs */
+				log_warn("merging %s's %.12s failed", node,
+					 git_oid_tostr_s(&theirs));
+				p->refs_dirty = true;
+				r = x;
+				free(node);
+				break;
+			}
+			if (st.kind != MERGE_SAME) {
+				moved = 1;
+				log_info("peer %s: %s %.12s: now %.12s (%zu added, "
+					 "%zu expunged, %zu moved, %zu flagged)",
+					 node, st.kind == MERGE_MERGED ? "merged"
+								       : "fast-forward to",
+					 git_oid_tostr_s(&theirs),
+					 git_oid_tostr_s(&out), st.ours.added,
+					 st.ours.expunged, st.ours.moved,
+					 st.ours.flagged);
+			}
+		} else if (x < 0) {
+			log_warn("peer %s: %.12s: %s", node,
+				 git_oid_tostr_s(&theirs), repo_git_error());
+			free(node);
+			continue;
+		}
+		git_oid_cpy(&s->id, &theirs);
+		s->bad = false;
+		{
+			/* they are alive: retry a push that is backing off */
+			struct peer *pe = find_peer(p, node);
+			if (pe && pe->push.failures && !pe->push.pid) {
+				loop_timer_stop(pe->push.timer);
+				op_start(&pe->push);
+			}
+			if (pe && pe->merge_error) {
+				free(pe->merge_error);
+				pe->merge_error = NULL;
+			}
+		}
+		free(node);
+	}
+	git_reference_iterator_free(it);
+	strbuf_release(&err);
+	check_waits(p);
+	return r < 0 ? r : moved;
+}
+
+/* --- status -------------------------------------------------------------- */
+
+static json_t *json_time(time_t t)
+{
+	return t ? json_integer((json_int_t)t) : json_null();
+}
+
+static json_t *op_status(const struct op *op)
+{
+	double when = loop_timer_when(op->timer);
+	json_t *o;
+
+	if (!op->enabled)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "last_ok", json_time(op->last_ok));
+	json_object_set_new(o, "last_error", op->last_error ?
+			    json_string(op->last_error) : json_null());
+	json_object_set_new(o, "error_at", json_time(op->error_at));
+	json_object_set_new(o, "failures", json_integer(op->failures));
+	json_object_set_new(o, "running", json_boolean(op->pid != 0));
+	json_object_set_new(o, "next_try", !op->pid && when ?
+			    json_time(time(NULL) + (time_t)(when - loop_now() + 0.5)) :
+			    json_null());
+	json_object_set_new(o, "id", op->have_id ?
+			    json_string(git_oid_tostr_s(&op->id)) : json_null());
+	return o;
+}
+
+/* refs/peers/<name>/mail, or false. */
+static bool peer_ref(struct peers *p, const char *name, git_oid *out)
+{
+	char *ref = xasprintf("refs/peers/%s/mail", name);
+	bool ok = repo_ref_read(out, p->repo, ref) == 0;
+
+	free(ref);
+	return ok;
+}
+
+json_t *peers_status(struct peers *p)
+{
+	json_t *a = json_array();
+	git_oid mail, theirs;
+	bool have_mail = repo_ref_read(&mail, p->repo, REF_MAIL) == 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct peer *pe = p->v[i];
+		json_t *o;
+		size_t ahead = 0, behind = 0;
+		bool have;
+
+		if (!pe->alive)
+			continue;
+		o = json_object();
+		json_object_set_new(o, "name", json_string(pe->cfg.name));
+		json_object_set_new(o, "url", json_string(pe->cfg.url));
+		have = peer_ref(p, pe->cfg.name, &theirs);
+		json_object_set_new(o, "peer_ref", have ?
+				    json_string(git_oid_tostr_s(&theirs)) :
+				    json_null());
+		if (have && have_mail &&
+		    repo_ahead_behind(&ahead, &behind, p->repo, &mail,
+				      &theirs) == 0) {
+			json_object_set_new(o, "ahead", json_integer((json_int_t)ahead));
+			json_object_set_new(o, "behind", json_integer((json_int_t)behind));
+		} else {
+			json_object_set_new(o, "ahead", json_null());
+			json_object_set_new(o, "behind", json_null());
+		}
+		json_object_set_new(o, "push", op_status(&pe->push));
+		json_object_set_new(o, "fetch", op_status(&pe->fetch));
+		json_object_set_new(o, "merge_error", pe->merge_error ?
+				    json_string(pe->merge_error) : json_null());
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+/* --- quorum waits -------------------------------------------------------- */
+
+/* Does pe hold commit? */
+static bool holds(struct peers *p, struct peer *pe, const git_oid *commit)
+{
+	git_oid theirs;
+
+	if (pe->push.have_id &&
+	    merge_is_ancestor(p->repo, commit, &pe->push.id) == 1)
+		return true;
+	return peer_ref(p, pe->cfg.name, &theirs) &&
+	       merge_is_ancestor(p->repo, commit, &theirs) == 1;
+}
+
+static json_t *holders(struct peers *p, const git_oid *commit, int *count)
+{
+	json_t *a = json_array();
+
+	*count = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		struct peer *pe = p->v[i];
+		if (pe->alive && holds(p, pe, commit)) {
+			json_array_append_new(a, json_string(pe->cfg.name));
+			(*count)++;
+		}
+	}
+	return a;
+}
+
+static void wait_end(struct peers *p, struct wait *w, bool ok, json_t *acked,
+		     const char *error)
+{
+	struct wait **pp;
+
+	for (pp = &p->waits; *pp && *pp != w; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = w->next;
+	w->done(w->data, ok, acked, error);
+	wait_free(w);
+}
+
+static void check_waits(struct peers *p)
+{
+	struct wait *w, *next;
+
+	for (w = p->waits; w; w = next) {
+		int count;
+		json_t *acked;
+		next = w->next;
+		acked = holders(p, &w->commit, &count);
+		if (count >= w->acks)
+			wait_end(p, w, true, acked, NULL);
+		else
+			json_decref(acked);
+	}
+}
+
+static void on_wait_timeout(void *data)
+{
+	struct wait *w = data;
+
+	/* its own timer cannot be freed while it runs: end it from sweep */
+	w->over = true;
+	loop_timer_in(w->owner->sweep, 0);
+}
+
+static void wait_timed_out(struct wait *w)
+{
+	struct peers *p = w->owner;
+	int count;
+	json_t *acked = holders(p, &w->commit, &count);
+	char *err;
+
+	if (count >= w->acks) {
+		wait_end(p, w, true, acked, NULL);
+		return;
+	}
+	err = xasprintf("%d of %d peers acknowledged within %.0f s", count,
+			w->acks, w->timeout);
+	wait_end(p, w, false, acked, err);
+	free(err);
+}
+
+static void sweep_waits(void *data)
+{
+	struct peers *p = data;
+	struct wait *w, *next;
+
+	for (w = p->waits; w; w = next) {
+		next = w->next;
+		if (w->over)
+			wait_timed_out(w);
+	}
+}
+
+void peers_wait(struct peers *p, const git_oid *commit, int acks,
+		double timeout, peers_wait_fn *done, void *data)
+{
+	struct wait *w = xcalloc(1, sizeof *w);
+	int count;
+	json_t *acked;
+
+	w->owner = p;
+	git_oid_cpy(&w->commit, commit);
+	w->acks = acks;
+	w->timeout = timeout;
+	w->done = done;
+	w->data = data;
+	w->timer = loop_timer_new(p->loop, on_wait_timeout, w);
+	acked = holders(p, commit, &count);
+	if (count >= acks) {
+		done(data, true, acked, NULL);
+		wait_free(w);
+		return;
+	}
+	json_decref(acked);
+	w->next = p->waits;
+	p->waits = w;
+	loop_timer_in(w->timer, timeout);
+	/* make sure it travels */
+	for (size_t i = 0; i < p->n; i++) {
+		struct op *op = &p->v[i]->push;
+		if (p->v[i]->alive && !op->pid && !holds(p, p->v[i], commit)) {
+			loop_timer_stop(op->timer);
+			op_start(op);
+		}
+	}
+}
+
+void peers_wait_cancel(struct peers *p, void *data)
+{
+	struct wait **pp = &p->waits;
+
+	while (*pp) {
+		struct wait *w = *pp;
+		if (w->data == data) {
+			*pp = w->next;
+			wait_free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}

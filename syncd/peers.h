@@ -1,0 +1,91 @@
+/*
+ * peers: maildag-syncd's replication (DESIGN section 6).
+ *
+ * Per configured peer, two operations, each with its own state: a push
+ * of refs/heads/mail to refs/peers/<our node>/mail on the peer, and a
+ * fetch of the peer's refs/heads/mail into our refs/peers/<peer>/mail.
+ * Each runs in a child process (net.h) with the config's net_timeout as
+ * deadline, so a hung peer costs a child, never the loop's time.
+ *
+ *  - A push starts as soon as refs/heads/mail moves (peers_mail_moved),
+ *    for every push peer not already pushing; one that is pushing pushes
+ *    again when it ends if mail moved meanwhile.
+ *  - A fetch runs at start, every fetch_interval seconds, and on demand
+ *    (peers_sync_now).
+ *  - A failure (an error, a rejected ref, the deadline) is retried after
+ *    backoff_min * 2^(failures-1) seconds, at most backoff_max, times a
+ *    random factor in [0.5, 1) (jitter), forever.  A push from a peer
+ *    whose own push is backing off retries that push at once: the peer
+ *    is back.
+ *  - peers_merge (called by the sync, under the writer lock) merges every
+ *    refs/peers/<node>/mail that moved into refs/heads/mail after
+ *    checking its tree and its merge bases against the format
+ *    (format_check_commit); a commit that fails the check is refused,
+ *    reported in the status and not looked at again.
+ *
+ * Quorum delivery: peers_wait answers when enough peers hold a commit: a
+ * peer holds it when it accepted a push of it or of a descendant, or
+ * when its refs/heads/mail (as last fetched) contains it.
+ */
+#ifndef PEERS_H
+#define PEERS_H
+
+#include <stdbool.h>
+
+#include <git2.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "loop.h"
+#include "repo.h"
+
+struct peers;
+
+/*
+ * want_sync is called when a fetch or a peer's push brought something to
+ * merge: the daemon runs a sync (which calls peers_merge) soon.
+ */
+struct peers *peers_new(struct loop *l, struct repo *r,
+			const struct config *cfg,
+			void (*want_sync)(void *data), void *data);
+void peers_free(struct peers *p);	/* kills running children */
+
+/*
+ * A reloaded config (borrowed, like the first): peers keep their state
+ * when name and URL are unchanged; removed peers' children are killed.
+ */
+void peers_set_config(struct peers *p, const struct config *cfg);
+
+/* refs/heads/mail is now mail: push it. */
+void peers_mail_moved(struct peers *p, const git_oid *mail);
+
+/* Fetch from and push to every peer now, whatever the backoff says. */
+void peers_sync_now(struct peers *p);
+
+/* A refs/peers/ change was seen (inotify): look at them at the next sync. */
+void peers_refs_changed(struct peers *p);
+
+/*
+ * Merge every refs/peers/<node>/mail that changed into refs/heads/mail;
+ * the caller holds the writer lock.  1 when refs/heads/mail moved, 0 when
+ * not, < 0 on an error of our own (a refused peer commit is not one).
+ */
+int peers_merge(struct peers *p);
+
+/* The "status" answer's "peers" array (control.h). */
+json_t *peers_status(struct peers *p);
+
+/*
+ * Call done when acks peers hold commit, or after timeout seconds with
+ * ok false.  acked is a new JSON array of peer names (the callee takes
+ * it); error is NULL when ok.
+ */
+typedef void peers_wait_fn(void *data, bool ok, json_t *acked,
+			   const char *error);
+void peers_wait(struct peers *p, const git_oid *commit, int acks,
+		double timeout, peers_wait_fn *done, void *data);
+
+/* Forget the waits whose data is data (the client went away). */
+void peers_wait_cancel(struct peers *p, void *data);
+
+#endif
