@@ -544,13 +544,15 @@ int peers_merge(struct peers *p)
 			x = merge_into_ref(&out, p->repo, REF_MAIL, &theirs,
 					   NULL, &st);
 			if (x < 0) {
-				/* ours (a race) or a broken object of theirs */
-				log_warn("merging %s's %.12s failed", node,
-					 git_oid_tostr_s(&theirs));
-				p->refs_dirty = true;
-				r = x;
+				/*
+				 * A broken object of theirs, or trouble of
+				 * ours (a full disk): either way the others
+				 * and the local commits go on, and this one
+				 * is tried again at the next periodic check.
+				 */
+				refuse(p, node, &theirs, "the merge failed");
 				free(node);
-				break;
+				continue;
 			}
 			if (st.kind != MERGE_SAME) {
 				moved = 1;

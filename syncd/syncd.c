@@ -688,7 +688,7 @@ int main(int argc, char **argv)
 	s.notify = notify_new(s.mb->cfg, s.mb->user);
 	s.notify_timer = loop_timer_new(s.loop, on_notify_timer, &s);
 	s.maint_timer = loop_timer_new(s.loop, maintain, &s);
-	loop_timer_in(s.maint_timer, 30);
+	loop_timer_in(s.maint_timer, 5);
 	s.sync_timer = loop_timer_new(s.loop, sync_now, &s);
 	s.check_timer = loop_timer_new(s.loop, check_mail, &s);
 	s.tmp_timer = loop_timer_new(s.loop, clean_tmp, &s);

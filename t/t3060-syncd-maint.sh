@@ -1,0 +1,46 @@
+#!/bin/sh
+test_description='maildag-syncd packs loose objects when they pile up'
+. "$abs_top_srcdir/t/test-lib.sh"
+. "$abs_top_srcdir/t/lib-dovecot.sh"
+
+loose_count() {
+	find "$REPO/objects" -path '*/objects/[0-9a-f][0-9a-f]/*' -type f | wc -l
+}
+
+test_expect_success 'setup: a Maildir of 2100 messages imported loose' '
+	mkdir -p "$MAILDIR/cur" "$MAILDIR/new" "$MAILDIR/tmp" &&
+	i=0 &&
+	while [ $i -lt 2100 ]; do
+		test_message "m$i" >"$MAILDIR/cur/1700000000.M${i}P1Q1.test,S=200:2,S"
+		i=$((i + 1))
+	done &&
+	chown -R "$TEST_USER:" "$MAILDIR" &&
+	as_user maildag init &&
+	test "$(loose_count)" -gt 2000 &&
+	test "$(find "$REPO/objects/pack" -name "*.pack" | wc -l)" = 0
+'
+
+test_expect_success 'the daemon packs them and removes the loose copies' '
+	syncd_start &&
+	wait_for "[ \$(loose_count) -lt 100 ]" 60 &&
+	grep "packed [0-9]* loose objects" "$SYNCD_LOG" &&
+	test "$(find "$REPO/objects/pack" -name "*.pack" | wc -l)" = 1
+'
+
+test_expect_success 'nothing was lost: every object of the history is there' '
+	mgit fsck --strict --no-dangling &&
+	mgit ls-tree -r refs/heads/mail | awk "{print \$3}" |
+		mgit cat-file --batch-check >objects &&
+	! grep missing objects &&
+	test "$(grep -c " blob " objects)" -ge 2100 &&
+	test "$(tree_files | wc -l)" = 2100
+'
+
+test_expect_success 'deliveries and the daemon go on after packing' '
+	test_message after | as_user maildag-lda &&
+	syncd_idle &&
+	test "$(tree_files | wc -l)" = 2101 &&
+	test_repo_consistent
+'
+
+test_done
