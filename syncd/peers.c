@@ -99,6 +99,16 @@ static const char *op_name(const struct op *op)
 
 static void op_start(struct op *op);
 static void check_waits(struct peers *p);
+static bool peer_ref(struct peers *p, const char *name, git_oid *out);
+
+/* Does the peer's last known refs/heads/mail contain our mail? */
+static bool peer_has_mail(struct peers *p, struct peer *pe)
+{
+	git_oid theirs;
+
+	return peer_ref(p, pe->cfg.name, &theirs) &&
+	       merge_is_ancestor(p->repo, &p->mail, &theirs) == 1;
+}
 static void sweep_waits(void *data);
 
 /* backoff_min * 2^(failures-1), at most backoff_max, times [0.5, 1). */
@@ -148,6 +158,11 @@ static void op_finish(struct op *op, const struct net_result *res)
 				p->want_sync(p->data);
 			}
 			check_waits(p);
+			/* behind us (restored from a backup, say): catch up */
+			if (pe->alive && p->have_mail && pe->push.enabled &&
+			    !pe->push.pid && !pe->push.failures &&
+			    !peer_has_mail(p, pe))
+				op_start(&pe->push);
 			if (pe->alive && op->again)
 				op_start(op);
 			else if (pe->alive)
@@ -214,6 +229,17 @@ static void op_start(struct op *op)
 		return;
 	if (op->pid) {
 		op->again = true;
+		return;
+	}
+	/*
+	 * A peer whose own refs/heads/mail (as it pushed it to us, or as we
+	 * fetched it) already contains ours has nothing to learn: the usual
+	 * case right after we fast-forwarded to what it sent.
+	 */
+	if (op->kind == NET_PUSH && p->have_mail && !op->failures &&
+	    peer_has_mail(p, pe)) {
+		log_debug("peer %s: holds %.12s already; no push", pe->cfg.name,
+			  git_oid_tostr_s(&p->mail));
 		return;
 	}
 	op->again = false;
