@@ -555,8 +555,17 @@ static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
 		goto done;
 	}
 	if (c->rejected) {
-		set_result(res, NET_REJECTED, "peer %s refused %s",
-			   c->peer->name, c->reject_msg);
+		/*
+		 * The peer's own fetch from us writes the same ref: a ref
+		 * that is locked or could not be written is a passing
+		 * failure, tried again; anything else (a hook, a policy) is
+		 * a refusal.
+		 */
+		bool busy = strstr(c->reject_msg, "lock") ||
+			    strstr(c->reject_msg, "failed to update ref");
+		set_result(res, busy ? NET_FAILED : NET_REJECTED,
+			   "peer %s %s %s", c->peer->name,
+			   busy ? "could not update" : "refused", c->reject_msg);
 		goto done;
 	}
 	if (c->negotiated) {
