@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <git2.h>
@@ -104,6 +105,9 @@ int maint_pack_loose(const char *repo_path, size_t *packed)
 	size_t removed = 0;
 	int err;
 
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (packed)
 		*packed = 0;
 	if ((err = repo_open(&r, repo_path, 0)) < 0)
@@ -130,8 +134,11 @@ int maint_pack_loose(const char *repo_path, size_t *packed)
 		if (unlink(path) == 0)
 			removed++;
 	}
-	log_info("packed %zu loose objects into pack-%s", p.n,
-		 git_oid_tostr_s(git_packbuilder_hash(p.pb)));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("packed %zu loose objects into pack-%s in %.0f ms", p.n,
+		 git_oid_tostr_s(git_packbuilder_hash(p.pb)),
+		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+		 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if (packed)
 		*packed = removed;
 done:
