@@ -541,28 +541,40 @@ static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
 		lock = take_net_lock(lock_repo, name, c->dst_ref);
 		free(name);
 	}
-	init_callbacks(&cbs, c);
-	if ((err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &cbs, NULL,
-				      NULL)) < 0 ||
-	    (err = remote_ref(&before, remote, c->dst_ref)) < 0) {
-		git_failure(res, c, err);
-		goto done;
-	}
-	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
-	opts.callbacks = cbs;
-	if ((err = git_remote_upload(remote, &specs, &opts)) < 0) {
-		git_failure(res, c, err);
-		goto done;
-	}
-	if (c->rejected) {
+	for (int attempt = 0;; attempt++) {
+		bool busy;
+		if (attempt) {
+			/* a moment for the peer's fetch to let go of the ref */
+			git_remote_disconnect(remote);
+			usleep(100000U * (unsigned)attempt);
+			c->rejected = c->negotiated = false;
+			c->moves = false;
+		}
+		init_callbacks(&cbs, c);
+		if ((err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &cbs,
+					      NULL, NULL)) < 0 ||
+		    (err = remote_ref(&before, remote, c->dst_ref)) < 0) {
+			git_failure(res, c, err);
+			goto done;
+		}
+		git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
+		opts.callbacks = cbs;
+		if ((err = git_remote_upload(remote, &specs, &opts)) < 0) {
+			git_failure(res, c, err);
+			goto done;
+		}
+		if (!c->rejected)
+			break;
 		/*
 		 * The peer's own fetch from us writes the same ref: a ref
 		 * that is locked or could not be written is a passing
-		 * failure, tried again; anything else (a hook, a policy) is
-		 * a refusal.
+		 * failure, tried again at once (then later); anything else
+		 * (a hook, a policy) is a refusal.
 		 */
-		bool busy = strstr(c->reject_msg, "lock") ||
-			    strstr(c->reject_msg, "failed to update ref");
+		busy = strstr(c->reject_msg, "lock") ||
+		       strstr(c->reject_msg, "failed to update ref");
+		if (busy && attempt < 3)
+			continue;
 		set_result(res, busy ? NET_FAILED : NET_REJECTED,
 			   "peer %s %s %s", c->peer->name,
 			   busy ? "could not update" : "refused", c->reject_msg);
