@@ -402,6 +402,8 @@ static void git_failure(struct net_result *res, const struct ctx *c, int err)
  * left.  Returns the lock's descriptor, or -1 when the repository has no
  * maildag/ directory or it cannot be opened (then nothing is removed).
  */
+#define STALE_REF_LOCK 60	/* seconds */
+
 static int take_net_lock(const char *repo, const char *name,
 			 const char *ref)
 {
@@ -425,9 +427,18 @@ static int take_net_lock(const char *repo, const char *name,
 			goto done;
 		}
 	}
-	/* we hold the lock: whoever made this file is gone */
-	if (unlink(reflock) == 0)
-		log_warn("removed stale lock '%s'", reflock);
+	/*
+	 * We hold the lock every maildag writer of this ref takes, but a
+	 * git-receive-pack serving the peer's ssh push does not take it: a
+	 * ref lock is stale only when it is older than any live one can be.
+	 */
+	{
+		struct stat st;
+		if (lstat(reflock, &st) == 0 &&
+		    time(NULL) - st.st_mtime > STALE_REF_LOCK &&
+		    unlink(reflock) == 0)
+			log_warn("removed stale lock '%s'", reflock);
+	}
 done:
 	free(reflock);
 	free(path);
@@ -537,7 +548,7 @@ static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
 	}
 	/* a file:// peer's ref is written by this process: guard it */
 	if ((lock_repo = file_url_path(c->peer->url))) {
-		char *name = xasprintf("push-%s.lock", node);
+		char *name = xasprintf("peerref-%s.lock", node);
 		lock = take_net_lock(lock_repo, name, c->dst_ref);
 		free(name);
 	}
@@ -608,7 +619,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	git_fetch_options opts;
 	char *spec = xasprintf("+%s:%s", REF_MAIL, c->dst_ref);
 	char *why = xasprintf("maildag: fetch from %s", c->peer->name);
-	char *lock_name = xasprintf("fetch-%s.lock", c->peer->name);
+	char *lock_name = xasprintf("peerref-%s.lock", c->peer->name);
 	git_strarray specs = { &spec, 1 };
 	git_oid theirs, before;
 	bool had;
@@ -989,11 +1000,46 @@ int net_collect(pid_t pid, int fd, struct strbuf *buf, struct net_result *res)
 	return 1;
 }
 
+/*
+ * Children killed but not dead yet (stuck in uninterruptible I/O on a
+ * failing drive): reaped later, so the caller never waits for them.
+ */
+static pid_t dying[64];
+static size_t ndying;
+
+void net_reap(void)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < ndying; i++) {
+		int st;
+		pid_t r = waitpid(dying[i], &st, WNOHANG);
+		if (r == 0 || (r < 0 && errno == EINTR))
+			dying[w++] = dying[i];
+	}
+	ndying = w;
+}
+
 void net_kill(pid_t pid, int fd, int timeout_s, struct net_result *res)
 {
 	if (pid > 0) {
+		int st;
+		pid_t r;
 		kill(pid, SIGKILL);
-		reap(pid);
+		/* a SIGKILLed child is usually gone at once */
+		for (int i = 0; i < 50; i++) {
+			r = waitpid(pid, &st, WNOHANG);
+			if (r != 0 && !(r < 0 && errno == EINTR))
+				break;
+			usleep(1000);
+		}
+		if (r == 0) {
+			net_reap();
+			if (ndying < sizeof dying / sizeof dying[0])
+				dying[ndying++] = pid;
+			else
+				reap(pid);	/* too many: wait after all */
+		}
 	}
 	if (fd >= 0)
 		close(fd);

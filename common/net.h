@@ -17,11 +17,12 @@
  * is used in it), opens the repository itself and ends with _exit(), so
  * no atexit handler or stdio buffer of the caller runs twice.
  *
- * A child killed at its deadline can leave a ref lock behind.  The next
- * operation removes it: a fetch holds <repo>/maildag/fetch-<peer>.lock
- * (flock) while it runs, a push to a file:// peer holds
- * <peer repo>/maildag/push-<node>.lock, so a ref lock found under them is
- * known to be stale.
+ * A child killed at its deadline can leave a ref lock behind.  Every
+ * maildag writer of refs/peers/<x>/mail (our fetch from x, x's push to a
+ * file:// repository) holds <repo>/maildag/peerref-<x>.lock (flock)
+ * while it runs; a ref lock found under it that is more than a minute
+ * old is stale and removed (a git-receive-pack serving x's ssh push
+ * takes no flock, but holds its ref lock for milliseconds).
  *
  * ssh peers: the host key must match the peer's pinned "SHA256:"
  * fingerprint (config.h), else NET_HOSTKEY and nothing is sent or
@@ -109,10 +110,14 @@ int net_spawn(pid_t *pid, int *fd, enum net_op op, const char *repo_path,
 int net_collect(pid_t pid, int fd, struct strbuf *buf, struct net_result *res);
 
 /*
- * The deadline passed: kill (SIGKILL) and reap the child, close fd, and
- * fill res with NET_TIMEOUT ("no answer within <timeout_s> s").
+ * The deadline passed: kill (SIGKILL) the child, close fd, and fill res
+ * with NET_TIMEOUT ("no answer within <timeout_s> s").  A child that does
+ * not die at once (stuck in uninterruptible I/O on a failing drive) is
+ * not waited for: net_reap(), which the caller runs now and then, reaps
+ * it later.
  */
 void net_kill(pid_t pid, int fd, int timeout_s, struct net_result *res);
+void net_reap(void);
 
 /*
  * net_spawn(), then wait for it at most timeout_s seconds: for the admin

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,9 +160,20 @@ pid_t maint_start(const char *repo_path)
 	if (pid < 0)
 		return log_error("fork: %s", strerror(errno));
 	if (pid == 0) {
+		sigset_t none;
+		/*
+		 * The daemon's handlers would write into a descriptor number
+		 * this child reuses (the pack being written): defaults.
+		 */
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		/* hold nothing of the daemon's: its sockets, its lock */
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
+		if (close_range(3, ~0U, 0) < 0)
+			for (int fd = 3; fd < 65536; fd++)
+				close(fd);
 		if (repo_global_reinit() < 0)	/* its packs' fds are closed */
 			_exit(1);
 		_exit(maint_pack_loose(repo_path, NULL) < 0 ? 1 : 0);

@@ -146,9 +146,11 @@ static void op_finish(struct op *op, const struct net_result *res)
 			log_debug("peer %s: pushed %.12s", pe->cfg.name,
 				  git_oid_tostr_s(&res->id));
 			check_waits(p);
+			/* mail moved on meanwhile: push again (containment,
+			 * not equality: the child pushes the ref as it was) */
 			if (pe->alive && p->have_mail &&
 			    (op->again || !op->have_id ||
-			     !git_oid_equal(&op->id, &p->mail)))
+			     merge_is_ancestor(p->repo, &p->mail, &op->id) != 1))
 				op_start(op);
 		} else {
 			if (res->changed) {
@@ -207,6 +209,8 @@ static void on_timer(void *data)
 {
 	struct op *op = data;
 	struct net_result res;
+
+	net_reap();	/* children killed earlier that took their time */
 
 	if (op->pid) {
 		/* the deadline */
@@ -335,6 +339,10 @@ void peers_set_config(struct peers *p, const struct config *cfg)
 			op_stop(&pe->push);
 			op_stop(&pe->fetch);
 			continue;
+		}
+		if (c->push && !pe->push.enabled && p->have_mail) {
+			pe->push.enabled = true;
+			op_start(&pe->push);
 		}
 		pe->cfg.push = pe->push.enabled = c->push;
 		pe->cfg.fetch = pe->fetch.enabled = c->fetch;

@@ -173,15 +173,26 @@ test_expect_success 'without names: every peer that has push (fetch) on' '
 
 test_expect_success 'stale ref locks a killed push or fetch left are removed' '
 	test_message 4 | u1 maildag-lda &&
-	u1 sh -c ": >\"$USB/refs/peers/mx1/mail.lock\"" &&
+	u1 touch -d "-2 minutes" "$USB/refs/peers/mx1/mail.lock" &&
 	u1 maildag push usb >out &&
 	grep "^usb: pushed " out &&
 	! test -e "$USB/refs/peers/mx1/mail.lock" &&
-	test -e "$USB/maildag/push-mx1.lock" &&
-	u1 sh -c ": >\"$R1/refs/peers/usb/mail.lock\"" &&
+	test -e "$USB/maildag/peerref-mx1.lock" &&
+	u1 touch -d "-2 minutes" "$R1/refs/peers/usb/mail.lock" &&
 	u1 maildag fetch usb >out &&
 	grep "^usb: up to date" out &&
 	! test -e "$R1/refs/peers/usb/mail.lock"
+'
+
+test_expect_success 'a fresh ref lock (a live writer, git-receive-pack) is left alone' '
+	test_message 4b | u1 maildag-lda &&
+	u1 touch "$USB/refs/peers/mx1/mail.lock" &&
+	test_expect_code 75 u1 maildag push usb >out &&
+	grep "^usb: failed: peer usb could not update refs/peers/mx1/mail" out &&
+	test -e "$USB/refs/peers/mx1/mail.lock" &&
+	rm "$USB/refs/peers/mx1/mail.lock" &&
+	u1 maildag push usb >out &&
+	grep "^usb: pushed " out
 '
 
 test_expect_success SSHD 'a wrong pinned host key is refused, and nothing arrives' '
