@@ -386,6 +386,12 @@ static void b64_encode(struct strbuf *sb, const unsigned char *d, size_t n)
 	}
 }
 
+void config_fingerprint(struct strbuf *out, const unsigned char sha256[32])
+{
+	strbuf_addstr(out, "SHA256:");
+	b64_encode(out, sha256, 32);
+}
+
 static const char *const key_types[] = {
 	"ssh-ed25519",
 	"ecdsa-sha2-nistp256",
@@ -468,8 +474,7 @@ static const char *parse_host_key(const char *s, char **fp, char **pub)
 		goto done;
 	}
 	sha256(blob, len, digest);
-	strbuf_addstr(&sb, "SHA256:");
-	b64_encode(&sb, digest, sizeof digest);
+	config_fingerprint(&sb, digest);
 	*fp = strbuf_detach(&sb, NULL);
 	*pub = xasprintf("%s %s", type, data);
 done:

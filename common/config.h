@@ -23,12 +23,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "strbuf.h"
+
 struct config_peer {
 	char *name;		/* [A-Za-z0-9_.-]{1,64}, not "." or ".." */
 	char *url;		/* ssh://[user@]host[:port]/path or file:///path, %u expanded */
 	bool push;		/* default true */
 	bool fetch;		/* default true */
-	char *host_key;		/* "SHA256:<base64>" pin, ssh only; NULL if unset */
+	char *host_key;		/* "SHA256:<base64>" pin; required for ssh://,
+				   NULL for file:// */
 	char *host_key_pub;	/* "<type> <base64>" when the whole public key
 				   was given (for a known_hosts line); NULL
 				   when only the fingerprint was */
@@ -80,6 +83,13 @@ int config_load(struct config **out, const char *user, uid_t uid,
 struct config *config_defaults(const char *user, const char *home);
 
 void config_free(struct config *cfg);
+
+/*
+ * Append a host key's fingerprint, "SHA256:" and the unpadded base64 of
+ * the SHA-256 of its key blob, as ssh-keygen -l prints it and as
+ * host_key pins it.
+ */
+void config_fingerprint(struct strbuf *out, const unsigned char sha256[32]);
 
 /* The peer called name, or NULL. */
 const struct config_peer *config_peer(const struct config *cfg,

@@ -165,29 +165,6 @@ void ctx_refuse(struct ctx *c, enum net_status status, const char *fmt, ...)
 
 /* --- host keys --------------------------------------------------------- */
 
-static void base64_unpadded(char *out, const unsigned char *d, size_t n)
-{
-	static const char chars[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)d[i] << 16;
-		size_t left = n - i;
-
-		if (left > 1)
-			v |= (unsigned)d[i + 1] << 8;
-		if (left > 2)
-			v |= d[i + 2];
-		*out++ = chars[v >> 18 & 63];
-		*out++ = chars[v >> 12 & 63];
-		if (left > 1)
-			*out++ = chars[v >> 6 & 63];
-		if (left > 2)
-			*out++ = chars[v & 63];
-	}
-	*out = '\0';
-}
-
 /*
  * The host key must be the pinned one.  Returning an error here makes
  * libgit2 drop the connection before it authenticates: nothing is sent.
@@ -197,6 +174,7 @@ static int cb_certificate(git_cert *cert, int valid, const char *host,
 {
 	struct ctx *c = payload;
 	const git_cert_hostkey *hk;
+	struct strbuf fps = STRBUF_INIT;
 	char fp[7 + 44];
 
 	(void)valid;	/* libgit2's own opinion (known_hosts) is not ours */
@@ -212,8 +190,9 @@ static int cb_certificate(git_cert *cert, int valid, const char *host,
 			   c->peer->name, host);
 		return GIT_ECERTIFICATE;
 	}
-	memcpy(fp, "SHA256:", 7);
-	base64_unpadded(fp + 7, hk->hash_sha256, sizeof hk->hash_sha256);
+	config_fingerprint(&fps, hk->hash_sha256);
+	snprintf(fp, sizeof fp, "%s", fps.buf);
+	strbuf_release(&fps);
 	if (!c->peer->host_key) {
 		ctx_refuse(c, NET_HOSTKEY,
 			   "peer %s (%s) presented host key %s, but no host_key is pinned for it",

@@ -111,6 +111,28 @@
 #				and nothing else is
 #   replica_fsck I		git fsck --strict and maildag fsck clean
 
+# PYTHON: a python3 for reading JSON (maildag status --json), empty when
+# there is none (scripts that need it skip).
+PYTHON=
+for p in /usr/bin/python3 /usr/local/bin/python3; do
+	[ -x "$p" ] && PYTHON=$p && break
+done
+
+# json_get EXPR: EXPR (Python, over d, the JSON object on stdin, and
+# peer(NAME), that peer's entry in d["peers"]) printed: a string as it
+# is, None as "null", anything else as JSON
+json_get() {
+	"$PYTHON" -c 'import json, sys
+d = json.loads(sys.stdin.read())
+def peer(n):
+    for p in d.get("peers") or []:
+        if p.get("name") == n:
+            return p
+    return None
+v = eval(sys.argv[1])
+print("null" if v is None else v if isinstance(v, str) else json.dumps(v))' "$1"
+}
+
 if ! command -v daemon_start >/dev/null 2>&1; then
 	. "$abs_top_srcdir/t/lib-dovecot.sh"
 fi

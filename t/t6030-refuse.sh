@@ -4,16 +4,12 @@ test_description='what a replica must not trust, with real daemons: a peer that 
 . "$abs_top_srcdir/t/lib-dovecot.sh"
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
 	test_skip_all "maildag's programs are not built"
-PYTHON=
-for p in /usr/bin/python3 /usr/local/bin/python3; do
-	[ -x "$p" ] && PYTHON=$p && break
-done
-[ -n "$PYTHON" ] || test_skip_all "no python3 to read maildag status --json"
 if [ -e "$abs_top_srcdir/t/lib-sshd.sh" ] && test_have_prereq ROOT; then
 	. "$abs_top_srcdir/t/lib-sshd.sh"
 	sshd_start || say "no test sshd: the host key cases are skipped"
 fi
 . "$abs_top_srcdir/t/lib-replica.sh"
+[ -n "$PYTHON" ] || test_skip_all "no python3 to read maildag status --json"
 
 # Users of this script's own (test_user_setup moves their homes, and
 # scripts run in parallel): maildagh1..3 for the ssh set, maildagh4 for
@@ -24,20 +20,6 @@ else
 	H4=$(id -un)
 fi
 
-# json_get EXPR: EXPR (Python, over d, the JSON object on stdin, and
-# peer(NAME), that peer's entry in d["peers"]) printed: a string as it
-# is, None as "null", anything else as JSON
-json_get() {
-	"$PYTHON" -c 'import json, sys
-d = json.loads(sys.stdin.read())
-def peer(n):
-    for p in d.get("peers") or []:
-        if p.get("name") == n:
-            return p
-    return None
-v = eval(sys.argv[1])
-print("null" if v is None else v if isinstance(v, str) else json.dumps(v))' "$1"
-}
 # ere TEXT: TEXT quoted for grep -E (fingerprints hold "+" and "/")
 ere() { printf '%s\n' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'; }
 

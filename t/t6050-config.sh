@@ -6,12 +6,8 @@ test_description='maildag-syncd and a broken configuration: refused at start wit
 	test_skip_all "maildag's programs are not built"
 test_have_prereq ROOT ||
 	test_skip_all "needs root (users of its own; a file owned by another user)"
-PYTHON=
-for p in /usr/bin/python3 /usr/local/bin/python3; do
-	[ -x "$p" ] && PYTHON=$p && break
-done
-[ -n "$PYTHON" ] || test_skip_all "no python3 to read maildag status --json"
 . "$abs_top_srcdir/t/lib-replica.sh"
+[ -n "$PYTHON" ] || test_skip_all "no python3 to read maildag status --json"
 
 # Three replicas of maildagc1 over file://; maildagc2 only owns a file.
 C1=maildagc1 C2=maildagc2
@@ -96,18 +92,6 @@ bad_error() {
 	esac
 }
 
-# json_get EXPR: as in t6030, over the JSON object on stdin
-json_get() {
-	"$PYTHON" -c 'import json, sys
-d = json.loads(sys.stdin.read())
-def peer(n):
-    for p in d.get("peers") or []:
-        if p.get("name") == n:
-            return p
-    return None
-v = eval(sys.argv[1])
-print("null" if v is None else v if isinstance(v, str) else json.dumps(v))' "$1"
-}
 
 # r1's own view, whatever its configuration file says now: through a
 # good copy of its configuration (the LDA and maildag read the file too)

@@ -4,12 +4,8 @@ test_description='the hook command and the webhooks of a running maildag-syncd: 
 . "$abs_top_srcdir/t/lib-dovecot.sh"
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
 	test_skip_all "maildag's programs are not built"
-PYTHON=
-for p in /usr/bin/python3 /usr/local/bin/python3; do
-	[ -x "$p" ] && PYTHON=$p && break
-done
-[ -n "$PYTHON" ] || test_skip_all "no python3 for the HTTP server"
 . "$abs_top_srcdir/t/lib-replica.sh"
+[ -n "$PYTHON" ] || test_skip_all "no python3 for the HTTP server"
 
 # Two replicas of maildagw1 over file://; r1 has the hooks.
 if test_have_prereq ROOT; then W=maildagw1; else W=$(id -un); fi
