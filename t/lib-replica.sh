@@ -111,13 +111,6 @@
 #				and nothing else is
 #   replica_fsck I		git fsck --strict and maildag fsck clean
 
-# PYTHON: a python3 for reading JSON (maildag status --json), empty when
-# there is none (scripts that need it skip).
-PYTHON=
-for p in /usr/bin/python3 /usr/local/bin/python3; do
-	[ -x "$p" ] && PYTHON=$p && break
-done
-
 # json_get EXPR: EXPR (Python, over d, the JSON object on stdin, and
 # peer(NAME), that peer's entry in d["peers"]) printed: a string as it
 # is, None as "null", anything else as JSON

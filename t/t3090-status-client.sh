@@ -6,84 +6,8 @@ test_description='maildag status and maildag sync: without a daemon, and against
 # elsewhere; here a stand-in answers as the control socket's protocol
 # (common/control.h) says, so that what the admin tool prints, and its
 # exit statuses, are checked for every kind of answer.
-PYTHON=
-for p in /usr/bin/python3 /usr/local/bin/python3; do
-	[ -x "$p" ] && PYTHON=$p && break
-done
+. "$abs_top_srcdir/t/lib-fake-syncd.sh"
 [ -n "$PYTHON" ] && test_set_prereq PYTHON
-
-cat >"$TRASH/fake-syncd.py" <<'EOF'
-import json, os, socket, sys, time
-path, answers, log, pidfile = sys.argv[1:5]
-with open(pidfile, "w") as f:
-    f.write("%d\n" % os.getpid())
-try:
-    os.unlink(path)
-except FileNotFoundError:
-    pass
-os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-s.listen(8)
-while True:
-    c, _ = s.accept()
-    line = c.makefile("rb").readline()
-    if not line:
-        c.close()
-        continue
-    with open(log, "ab") as f:
-        f.write(line)
-    cmd = json.loads(line)["cmd"]
-    with open(answers) as f:
-        ans = json.load(f).get(cmd, {"ok": False, "error": "unknown command"})
-    now = int(time.time())
-    # times in the answer file are relative to now
-    for p in ans.get("peers", []):
-        for d in ("push", "fetch"):
-            for k in ("last_ok", "error_at", "next_try"):
-                if p.get(d) and isinstance(p[d].get(k), int):
-                    p[d][k] += now
-    c.sendall((json.dumps(ans) + "\n").encode())
-    c.close()
-EOF
-chmod 644 "$TRASH/fake-syncd.py"
-: >"$TRASH/requests"
-: >"$TRASH/fake.pid"
-chown "$TEST_USER" "$TRASH/requests" "$TRASH/fake.pid"
-
-sock_path() {
-	local uid
-	uid=$(id -u "$TEST_USER")
-	if [ -d "/run/user/$uid" ] && [ "$(stat -c %u "/run/user/$uid")" = "$uid" ]; then
-		echo "/run/user/$uid/maildag/control"
-	else
-		echo "$REPO/maildag/control"
-	fi
-}
-
-fake_start() {
-	local path
-	path=$(sock_path)
-	rm -f "$path"
-	as_user "$PYTHON" "$TRASH/fake-syncd.py" "$path" "$TRASH/answers.json" \
-		"$TRASH/requests" "$TRASH/fake.pid" &
-	for i in $(seq 50); do
-		[ -S "$path" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-fake_stop() {
-	local pid
-	pid=$(cat "$TRASH/fake.pid" 2>/dev/null)
-	[ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-	: >"$TRASH/fake.pid"
-	return 0
-}
-test_at_end fake_stop
 
 # run_status WANT-STATUS args...: maildag as the user, stdout in out,
 # stderr in err
@@ -182,7 +106,7 @@ test_expect_success PYTHON 'status from a daemon: every field printed' '
 	  "sync": { "ok": true } }
 	EOF
 	chmod 644 "$TRASH/answers.json" &&
-	fake_start &&
+	fake_start "answers=$TRASH/answers.json" &&
 	run_maildag 0 status &&
 	test ! -s err &&
 	grep -q "^node mx1: refs/heads/mail at $(mgit rev-parse --short=10 refs/heads/mail), maildag-syncd pid 4242\$" out &&

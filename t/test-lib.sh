@@ -173,6 +173,13 @@ as_user() {
 	fi
 }
 
+# PYTHON: a python3 for what the shell cannot do well (reading JSON, a
+# stand-in server); empty when there is none: scripts that need it skip
+PYTHON=
+for p in /usr/bin/python3 /usr/local/bin/python3; do
+	[ -x "$p" ] && PYTHON=$p && break
+done
+
 # mgit: git on a user's repository, whoever runs it
 mgit() { git -c safe.directory='*' --git-dir="$REPO" "$@"; }
 
