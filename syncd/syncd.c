@@ -101,6 +101,7 @@ struct client {
 	struct syncd *s;
 	int fd;
 	struct strbuf in;
+	struct strbuf out;	/* answers the socket did not take yet */
 	bool waiting;		/* a "wait" is pending: answer it first */
 };
 
@@ -330,41 +331,55 @@ static void client_close(struct client *c)
 	loop_del_fd(c->s->loop, c->fd);
 	close(c->fd);
 	strbuf_release(&c->in);
+	strbuf_release(&c->out);
 	c->s->nclients--;
 	free(c);
 }
 
-/* Write one answer line; false when the client is gone or stuck. */
+static void on_client(void *data, int fd, short revents);
+
+/*
+ * Write what is queued, never waiting: what the socket does not take now
+ * waits for POLLOUT (answers may be sent while the writer lock is held).
+ * false when the client is gone.
+ */
+static bool client_flush(struct client *c)
+{
+	size_t off = 0;
+
+	while (off < c->out.len) {
+		ssize_t n = write(c->fd, c->out.buf + off, c->out.len - off);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno == EINTR)
+			continue;
+		else if (n < 0 && errno == EAGAIN)
+			break;
+		else
+			return false;
+	}
+	memmove(c->out.buf, c->out.buf + off, c->out.len - off);
+	strbuf_setlen(&c->out, c->out.len - off);
+	loop_add_fd(c->s->loop, c->fd, c->out.len ? POLLIN | POLLOUT : POLLIN,
+		    on_client, c);
+	return true;
+}
+
+/* Queue one answer line and send what can be; false when the client is gone. */
 static bool client_send(struct client *c, json_t *answer)
 {
 	char *text = json_dumps(answer, JSON_COMPACT);
-	size_t len, off = 0;
-	bool ok = true;
 
 	json_decref(answer);
 	if (!text)
 		return false;
-	len = strlen(text);
-	text[len++] = '\n';	/* json_dumps' NUL becomes the newline */
-	while (off < len) {
-		ssize_t n = write(c->fd, text + off, len - off);
-		if (n > 0) {
-			off += (size_t)n;
-		} else if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { c->fd, POLLOUT, 0 };
-			if (poll(&pfd, 1, 1000) <= 0) {
-				ok = false;
-				break;
-			}
-		} else if (n < 0 && errno == EINTR) {
-			continue;
-		} else {
-			ok = false;
-			break;
-		}
-	}
+	strbuf_addstr(&c->out, text);
+	strbuf_addch(&c->out, '\n');
 	free(text);
-	return ok;
+	/* a client that reads nothing while asking more is dropped */
+	if (c->out.len > CLIENT_LINE_MAX * 16)
+		return false;
+	return client_flush(c);
 }
 
 static json_t *error_answer(const char *msg)
@@ -456,7 +471,12 @@ static void on_client(void *data, int fd, short revents)
 	ssize_t n;
 	char *nl;
 
-	(void)revents;
+	if ((revents & POLLOUT) && !client_flush(c)) {
+		client_close(c);
+		return;
+	}
+	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+		return;
 	n = read(fd, buf, sizeof buf);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -500,6 +520,7 @@ static void on_accept(void *data, int fd, short revents)
 	c->s = s;
 	c->fd = cfd;
 	strbuf_init(&c->in, 0);
+	strbuf_init(&c->out, 0);
 	s->nclients++;
 	loop_add_fd(s->loop, cfd, POLLIN, on_client, c);
 }
