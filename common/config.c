@@ -822,16 +822,6 @@ static int apply(const struct ctx *c, json_t *root)
 		return log_error("%s: repository '%s' and maildir '%s' must not be inside one another",
 				 c->file, cfg->repository, cfg->maildir),
 		       E_INVALID;
-	/* one repository under two names would count twice for a quorum */
-	for (size_t i = 0; i < cfg->npeers; i++)
-		for (size_t j = i + 1; j < cfg->npeers; j++)
-			if (!strcmp(cfg->peers[i].url, cfg->peers[j].url) &&
-			    (!cfg->node || (strcmp(cfg->peers[i].name, cfg->node) &&
-					    strcmp(cfg->peers[j].name, cfg->node))))
-				return log_error("%s: peers.%s.url: the same as peers.%s.url",
-						 c->file, cfg->peers[j].name,
-						 cfg->peers[i].name),
-				       E_INVALID;
 	return 0;
 }
 

@@ -598,13 +598,6 @@ static const struct {
 	{ "identity on a file peer", NULL,
 	  "{ \"peers\": { \"usb\": { \"url\": \"file:///x\", \"identity\": \"~/.ssh/id\" } } }",
 	  E_INVALID, "$D/user.json: peers.usb.identity: only meaningful for an ssh:// peer" },
-	{ "two peers, one repository", NULL,
-	  "{ \"peers\": { \"a\": { \"url\": \"file:///r.git\" }, \"b\": { \"url\": \"file:///r.git\" } } }",
-	  E_INVALID, "$D/user.json: peers.b.url: the same as peers.a.url" },
-	{ "a user's peer names a system peer's repository",
-	  "{ \"peers\": { \"a\": { \"url\": \"file:///home/%u.git\" } } }",
-	  "{ \"peers\": { \"b\": { \"url\": \"file:///home/alice.git\" } } }",
-	  E_INVALID, "$D/user.json: peers.b.url: the same as peers.a.url" },
 	/* paths */
 	{ "relative maildir", NULL, "{ \"maildir\": \"Maildir\" }", E_INVALID,
 	  "$D/user.json: maildir: 'Maildir' is not an absolute path (nor starts with ~/)" },
