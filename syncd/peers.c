@@ -726,10 +726,18 @@ static json_t *holders(struct peers *p, const git_oid *commit, int *count)
 	*count = 0;
 	for (size_t i = 0; i < p->n; i++) {
 		struct peer *pe = p->v[i];
-		if (pe->alive && holds(p, pe, commit)) {
-			json_array_append_new(a, json_string(pe->cfg.name));
-			(*count)++;
-		}
+		bool counted = false;
+		if (!pe->alive || !holds(p, pe, commit))
+			continue;
+		/* one repository under two names is one store */
+		for (size_t j = 0; j < i && !counted; j++)
+			counted = p->v[j]->alive &&
+				  !strcmp(p->v[j]->cfg.url, pe->cfg.url) &&
+				  holds(p, p->v[j], commit);
+		if (counted)
+			continue;
+		json_array_append_new(a, json_string(pe->cfg.name));
+		(*count)++;
 	}
 	return a;
 }

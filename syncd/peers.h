@@ -25,7 +25,8 @@
  *
  * Quorum delivery: peers_wait answers when enough peers hold a commit: a
  * peer holds it when it accepted a push of it or of a descendant, or
- * when its refs/heads/mail (as last fetched) contains it.
+ * when its refs/heads/mail (as last fetched) contains it.  Peers with
+ * the same URL are one store and count once.
  */
 #ifndef PEERS_H
 #define PEERS_H
