@@ -351,7 +351,8 @@ static void handle(struct watch *w, const struct inotify_event *ev,
 	if (ev->mask & IN_Q_OVERFLOW) {
 		log_warn("inotify queue overflow: rescanning everything");
 		worktree_dirty_all(w->wt);
-		*what |= WATCH_OVERFLOW | WATCH_CHANGED | WATCH_MAIL | WATCH_PEERS;
+		*what |= WATCH_OVERFLOW | WATCH_CHANGED | WATCH_MAIL |
+			 WATCH_PEERS;
 		return;
 	}
 	if (!(d = find_wd(w, ev->wd)))
