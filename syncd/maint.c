@@ -6,9 +6,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,6 +149,59 @@ done:
 	free(p.ids);
 	repo_free(r);
 	return err;
+}
+
+/* Remove dir's files whose name starts with one of prefixes, if old. */
+static size_t clean_dir(const char *dir, const char *const *prefixes,
+			time_t max_age)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	time_t now = time(NULL);
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[4200];
+		struct stat st;
+		bool match = false;
+		for (size_t i = 0; prefixes[i] && !match; i++)
+			match = !strncmp(de->d_name, prefixes[i],
+					 strlen(prefixes[i]));
+		if (!match)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    now - st.st_mtime > max_age && unlink(path) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+size_t maint_clean_tmp(const char *repo_path, long max_age)
+{
+	/* libgit2's (<prefix>_git2_XXXXXX) and the git CLI's (on ssh peers) */
+	static const char *const pack_tmp[] = { "pack_git2_", "tmp_pack_",
+						"tmp_idx_", "tmp_rev_", NULL };
+	static const char *const obj_tmp[] = { "tmp_object_git2_", "tmp_obj_",
+					       NULL };
+	char dir[4096];
+	size_t n;
+
+	snprintf(dir, sizeof dir, "%s/objects/pack", repo_path);
+	n = clean_dir(dir, pack_tmp, max_age);
+	snprintf(dir, sizeof dir, "%s/objects", repo_path);
+	n += clean_dir(dir, obj_tmp, max_age);
+	for (int i = 0; i < 256; i++) {
+		snprintf(dir, sizeof dir, "%s/objects/%02x", repo_path, i);
+		n += clean_dir(dir, obj_tmp, max_age);
+	}
+	if (n)
+		log_info("removed %zu temporary object files left by killed "
+			 "transfers or writers", n);
+	return n;
 }
 
 pid_t maint_start(const char *repo_path)

@@ -10,7 +10,9 @@
  * in the pack (libgit2 looks at new packs on a miss).
  *
  * The packing runs in a child process so the daemon's loop never waits
- * for it.  Packs are never combined or deleted here.
+ * for it.  Packs are never combined or deleted here.  Temporary files of
+ * killed transfers are removed once they are old (a peer that times out
+ * again and again must not fill the disk with partial packs).
  */
 #ifndef MAINT_H
 #define MAINT_H
@@ -29,6 +31,14 @@ int maint_count_loose(const char *repo_path, size_t *n);
  * nothing removed.
  */
 int maint_pack_loose(const char *repo_path, size_t *packed);
+
+/*
+ * Remove the temporary files that a killed fetch (objects/pack/pack_git2_*
+ * from libgit2, tmp_pack_* and tmp_idx_* from git-receive-pack) or a
+ * killed object writer (tmp_object_git2_*, tmp_obj_*) left, when older
+ * than max_age seconds: no live transfer is that old.  Returns how many.
+ */
+size_t maint_clean_tmp(const char *repo_path, long max_age);
 
 /*
  * maint_pack_loose() in a child when more than MAINT_LOOSE_MAX loose

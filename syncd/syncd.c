@@ -64,6 +64,7 @@
 #define CHECK_EVERY 60.0	/* look at refs/heads/mail even without events */
 #define TMP_EVERY 3600.0
 #define MAINT_EVERY 300.0	/* look at the loose objects */
+#define TMP_OBJ_MAX_AGE 3600	/* a killed transfer's temporary files */
 #define TMP_MAX_AGE (36 * 3600)
 #define CLIENT_LINE_MAX 65536	/* a control request longer is refused */
 #define CLIENTS_MAX 64
@@ -549,6 +550,7 @@ static void maintain(void *data)
 			log_warn("packing loose objects failed");
 		s->maint_pid = 0;
 	}
+	maint_clean_tmp(s->repo->path, TMP_OBJ_MAX_AGE);
 	s->maint_pid = maint_start(s->repo->path);
 	if (s->maint_pid < 0)
 		s->maint_pid = 0;

@@ -1,5 +1,5 @@
 #!/bin/sh
-test_description='maildag-syncd packs loose objects when they pile up'
+test_description='maildag-syncd packs loose objects when they pile up, and removes what killed transfers left'
 . "$abs_top_srcdir/t/test-lib.sh"
 . "$abs_top_srcdir/t/lib-dovecot.sh"
 
@@ -21,13 +21,26 @@ test_expect_success 'setup: a Maildir of 2100 messages imported loose' '
 '
 
 test_expect_success 'the daemon packs them and removes the loose copies' '
+	# what killed transfers leave: old ones go, a fresh one (live) stays
+	mkdir -p "$REPO/objects/pack" "$REPO/objects/ab" &&
+	for f in pack/pack_git2_AbCdEf pack/tmp_pack_XyZ ab/tmp_obj_Q tmp_object_git2_R; do
+		echo partial >"$REPO/objects/$f" &&
+		touch -d "-2 hours" "$REPO/objects/$f" || return 1
+	done &&
+	echo live >"$REPO/objects/pack/pack_git2_live" &&
+	chown -R "$TEST_USER:" "$REPO/objects" &&
 	syncd_start &&
 	wait_for "grep -q \"packed [0-9]* loose objects\" \"\$SYNCD_LOG\"" 120 &&
 	syncd_idle &&
 	# what the first sync commits may come after the packing (its
 	# mtimes/ records: a few hundred objects), the 2100 messages not
 	test "$(loose_count)" -lt 1000 &&
-	test "$(find "$REPO/objects/pack" -name "*.pack" | wc -l)" = 1
+	test "$(find "$REPO/objects/pack" -name "*.pack" | wc -l)" = 1 &&
+	grep "removed 4 temporary object files" "$SYNCD_LOG" &&
+	test -z "$(find "$REPO/objects" -name "*_git2_*" ! -name pack_git2_live)" &&
+	! test -e "$REPO/objects/pack/tmp_pack_XyZ" &&
+	! test -e "$REPO/objects/ab/tmp_obj_Q" &&
+	test -e "$REPO/objects/pack/pack_git2_live"
 '
 
 test_expect_success 'nothing was lost: every object of the history is there' '
