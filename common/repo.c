@@ -703,38 +703,6 @@ int repo_sync_ref(struct repo *r, const char *ref)
 	return ret;
 }
 
-/* See repo.h.  Only asked when the blob exists at all, which is rare. */
-bool repo_delivered_recently(struct repo *r, const git_oid *blob, long window)
-{
-	char hex[GIT_OID_HEXSZ + 1], needle[GIT_OID_HEXSZ + 16];
-	git_revwalk *walk = NULL;
-	git_oid id;
-	bool found = false;
-	time_t cutoff = time(NULL) - window;
-
-	git_oid_tostr(hex, sizeof hex, blob);
-	snprintf(needle, sizeof needle, "\nBlob: %s\n", hex);
-	if (git_revwalk_new(&walk, r->git) < 0)
-		return false;
-	git_revwalk_sorting(walk, GIT_SORT_TIME);
-	if (git_revwalk_push_ref(walk, REF_MAIL) < 0)
-		goto done;
-	while (!found && git_revwalk_next(&id, walk) == 0) {
-		git_commit *c;
-		if (git_commit_lookup(&c, r->git, &id) < 0)
-			break;
-		if (git_commit_time(c) < cutoff) {
-			git_commit_free(c);
-			break;
-		}
-		found = strstr(git_commit_message(c), needle) != NULL;
-		git_commit_free(c);
-	}
-done:
-	git_revwalk_free(walk);
-	return found;
-}
-
 bool repo_tree_has_key(struct repo *r, const git_oid *tree,
 			 const char *folder, const char *key)
 {
@@ -768,6 +736,7 @@ bool repo_tree_has_key(struct repo *r, const git_oid *tree,
 	return found;
 }
 
+/* See repo.h.  Only asked when the blob exists at all, which is rare. */
 int repo_delivery_commit(git_oid *out, struct repo *r, const git_oid *blob,
 			 long window)
 {

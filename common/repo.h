@@ -159,22 +159,14 @@ int repo_tree_lookup(git_oid *out, struct repo *r, const git_oid *tree,
 bool repo_tree_has_key(struct repo *r, const git_oid *tree,
 		       const char *folder, const char *key);
 
-/*
- * Does a commit on refs/heads/mail from the last window seconds record
- * a delivery of blob (a "Blob: <id>" line, as maildag-lda and
- * maildag-syncd write for deliveries)?
- */
-bool repo_delivered_recently(struct repo *r, const git_oid *blob,
-			     long window);
-
 /* The last libgit2 error as text (never NULL). */
 const char *repo_git_error(void);
 
 /*
  * The commit on refs/heads/mail from the last window seconds that records
- * a delivery of blob (what repo_delivered_recently() looks for): 0 with
- * *out set, or E_NOTFOUND.  maildag-lda waits for quorum on it when a
- * retry finds its message delivered already.
+ * a delivery of blob (a "Blob: <id>" line, as maildag-lda and
+ * maildag-syncd write for deliveries): 0 with *out set, or E_NOTFOUND.
+ * maildag-lda's retry check, and the commit it waits for quorum on.
  */
 int repo_delivery_commit(git_oid *out, struct repo *r, const git_oid *blob,
 			 long window);

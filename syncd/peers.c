@@ -101,13 +101,19 @@ static void op_start(struct op *op);
 static void check_waits(struct peers *p);
 static bool peer_ref(struct peers *p, const char *name, git_oid *out);
 
-/* Does the peer's last known refs/heads/mail contain our mail? */
-static bool peer_has_mail(struct peers *p, struct peer *pe)
+/* Does the peer's last known refs/heads/mail contain commit? */
+static bool peer_ref_contains(struct peers *p, struct peer *pe,
+			      const git_oid *commit)
 {
 	git_oid theirs;
 
 	return peer_ref(p, pe->cfg.name, &theirs) &&
-	       merge_is_ancestor(p->repo, &p->mail, &theirs) == 1;
+	       merge_is_ancestor(p->repo, commit, &theirs) == 1;
+}
+
+static bool peer_has_mail(struct peers *p, struct peer *pe)
+{
+	return peer_ref_contains(p, pe, &p->mail);
 }
 static void sweep_waits(void *data);
 
@@ -710,13 +716,9 @@ json_t *peers_status(struct peers *p)
 /* Does pe hold commit? */
 static bool holds(struct peers *p, struct peer *pe, const git_oid *commit)
 {
-	git_oid theirs;
-
-	if (pe->push.have_id &&
-	    merge_is_ancestor(p->repo, commit, &pe->push.id) == 1)
-		return true;
-	return peer_ref(p, pe->cfg.name, &theirs) &&
-	       merge_is_ancestor(p->repo, commit, &theirs) == 1;
+	return (pe->push.have_id &&
+		merge_is_ancestor(p->repo, commit, &pe->push.id) == 1) ||
+	       peer_ref_contains(p, pe, commit);
 }
 
 static json_t *holders(struct peers *p, const git_oid *commit, int *count)

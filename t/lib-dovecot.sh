@@ -14,20 +14,26 @@
 DOVECOT_IMAP=/usr/lib/dovecot/imap
 [ -x "$DOVECOT_IMAP" ] || test_skip_all "Dovecot's imap is not installed"
 
-DOVECOT_DIR=$TRASH/dovecot
-mkdir -p "$DOVECOT_DIR/run" "$DOVECOT_DIR/state"
-DOVECOT_CONF=$DOVECOT_DIR/dovecot.conf
-cat >"$DOVECOT_CONF" <<EOF
+# dovecot_setup DIR USER: a private Dovecot configuration in DIR (its
+# logs and state there too), owned by USER when run as root
+dovecot_setup() {
+	mkdir -p "$1/run" "$1/state" &&
+	cat >"$1/dovecot.conf" <<EOF &&
 mail_location = maildir:~/Maildir
-log_path = $DOVECOT_DIR/dovecot.log
-info_log_path = $DOVECOT_DIR/dovecot.log
-base_dir = $DOVECOT_DIR/run
-state_dir = $DOVECOT_DIR/state
+log_path = $1/dovecot.log
+info_log_path = $1/dovecot.log
+base_dir = $1/run
+state_dir = $1/state
 ssl = no
 EOF
-: >"$DOVECOT_DIR/dovecot.log"
-[ "$(id -u)" = 0 ] && chown -R "$TEST_USER:" "$DOVECOT_DIR"
-chmod 644 "$DOVECOT_CONF"
+	: >"$1/dovecot.log" &&
+	{ [ "$(id -u)" != 0 ] || chown -R "$2:" "$1"; } &&
+	chmod 644 "$1/dovecot.conf"
+}
+
+DOVECOT_DIR=$TRASH/dovecot
+DOVECOT_CONF=$DOVECOT_DIR/dovecot.conf
+dovecot_setup "$DOVECOT_DIR" "$TEST_USER"
 
 # imap CMD...: one session running the commands (tags a1, a2, ...), then
 # LOGOUT; the whole dialogue on stdout.  Fails if a command is not OK.

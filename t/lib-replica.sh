@@ -271,7 +271,7 @@ replica_keypair() {
 }
 
 replica_setup() {
-	local set=$1 i=0 u h j d any_ssh=
+	local set=$1 i=0 u h j any_ssh=
 	shift
 	[ $# -ge 1 ] || { echo "replica_setup: no users" >&2; return 1; }
 	case $set in ''|*[!a-z0-9]*)
@@ -306,19 +306,7 @@ replica_setup() {
 		test_user_setup "$u" "$h" || return 1
 		replica_run "$i" mkdir -p -m 700 "$h/.config/maildag" "$h/run" || return 1
 		# Dovecot of its own, as lib-dovecot.sh makes for $TEST_USER
-		d=$TRASH/$set/dovecot-r$i
-		mkdir -p "$d/run" "$d/state" &&
-		cat >"$d/dovecot.conf" <<EOF &&
-mail_location = maildir:~/Maildir
-log_path = $d/dovecot.log
-info_log_path = $d/dovecot.log
-base_dir = $d/run
-state_dir = $d/state
-ssl = no
-EOF
-		: >"$d/dovecot.log" &&
-		{ [ "$(id -u)" != 0 ] || chown -R "$u:" "$d"; } &&
-		chmod 644 "$d/dovecot.conf" || return 1
+		dovecot_setup "$TRASH/$set/dovecot-r$i" "$u" || return 1
 	done
 	if [ -n "$any_ssh" ]; then
 		for i in $(replica_all); do
