@@ -22,7 +22,7 @@
  *    that is what makes the merge commutative.  Then give a new key to
  *    the second message of every key two messages claim.
  * 4. Write: the result as changes to ours, through
- *    git_tree_create_updated() (only the trees on changed paths are
+ *    repo_tree_update() (only the trees on changed paths are
  *    written; a shard directory whose changes are exactly theirs is
  *    theirs' tree, reused), the mtimes shards touched re-written in
  *    canonical form, then a marker for every folder of the result that
@@ -1765,8 +1765,7 @@ static int leaf_path_cmp(const void *a, const void *b)
 static int write_result(git_oid *out, struct mctx *m)
 {
 	const struct update_list *l = &m->ups;
-	git_tree_update *gu = xcalloc(l->n + m->ntups + 1, sizeof *gu);
-	git_tree *base = NULL;
+	struct repo_update *gu = xcalloc(l->n + m->ntups + 1, sizeof *gu);
 	size_t n = 0;
 	int ret = 0;
 
@@ -1791,42 +1790,21 @@ static int write_result(git_oid *out, struct mctx *m)
 		    (t = dir_find(m, l->v[i].path, dl, DIFF_THEIRS)) &&
 		    same_as_theirs(m, l->v, i, j, t->path, dl)) {
 			gu[n].path = t->path;
-			if (t->present) {
-				gu[n].action = GIT_TREE_UPDATE_UPSERT;
-				gu[n].filemode = GIT_FILEMODE_TREE;
-				git_oid_cpy(&gu[n].id, &t->id);
-			} else {
-				gu[n].action = GIT_TREE_UPDATE_REMOVE;
-			}
+			gu[n].blob = t->present ? &t->id : NULL;
+			gu[n].tree = true;
 			n++;
 			i = j;
 			continue;
 		}
-		for (; i < j; i++, n++) {
-			gu[n].path = l->v[i].path;
-			if (l->v[i].blob) {
-				gu[n].action = GIT_TREE_UPDATE_UPSERT;
-				gu[n].filemode = GIT_FILEMODE_BLOB;
-				git_oid_cpy(&gu[n].id, l->v[i].blob);
-			} else {
-				gu[n].action = GIT_TREE_UPDATE_REMOVE;
-			}
-		}
+		for (; i < j; i++)
+			gu[n++] = l->v[i];
 	}
 	for (size_t i = 0; i < m->ntups; i++, n++) {
 		gu[n].path = m->tups[i].path;
-		if (m->tups[i].present) {
-			gu[n].action = GIT_TREE_UPDATE_UPSERT;
-			gu[n].filemode = GIT_FILEMODE_TREE;
-			git_oid_cpy(&gu[n].id, &m->tups[i].id);
-		} else {
-			gu[n].action = GIT_TREE_UPDATE_REMOVE;
-		}
+		gu[n].blob = m->tups[i].present ? &m->tups[i].id : NULL;
+		gu[n].tree = true;
 	}
-	if (git_tree_lookup(&base, m->r->git, m->tree[O]) < 0 ||
-	    git_tree_create_updated(out, m->r->git, base, n, gu) < 0)
-		ret = log_error("write tree: %s", repo_git_error());
-	git_tree_free(base);
+	ret = repo_tree_update(out, m->r, m->tree[O], gu, n);
 	free(gu);
 	return ret;
 }

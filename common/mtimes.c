@@ -259,8 +259,7 @@ void update_list_add(struct update_list *l, const char *path,
 		git_oid_cpy(id, blob);
 	}
 	xgrow((void **)&l->v, &l->alloc, l->n + 1, sizeof *l->v);
-	l->v[l->n].path = xstrdup(path);
-	l->v[l->n].blob = id;
+	l->v[l->n] = (struct repo_update){ xstrdup(path), id, false };
 	l->n++;
 }
 

@@ -32,6 +32,11 @@ void repo_set_fsync(bool on)
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
 }
 
+void repo_verify_reads(bool on)
+{
+	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, on ? 1 : 0);
+}
+
 static int global_done;
 
 int repo_global_init(void)
@@ -50,6 +55,15 @@ int repo_global_init(void)
 		git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
 	/* maildag checks ownership itself, also when root inspects a repo */
 	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	/*
+	 * Objects are not hashed again on every read (git does not either):
+	 * a third of a merge's time went there.  Every object that enters
+	 * the repository is hashed on the way in (written here, or indexed
+	 * by a fetch; receive.fsckObjects for pushes); zlib's checksum still
+	 * catches damage on each read, and maildag fsck turns the check back
+	 * on (repo_verify_reads).
+	 */
+	repo_verify_reads(false);
 	repo_set_fsync(true);
 	global_done = 1;
 	return 0;
@@ -463,53 +477,6 @@ bool repo_object_exists(struct repo *r, const git_oid *id)
 	found = git_odb_exists(odb, id);
 	git_odb_free(odb);
 	return found;
-}
-
-int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
-		     const struct repo_update *ups, size_t n)
-{
-	git_tree_update *gu = xcalloc(n, sizeof *gu);
-	git_tree *tree = NULL;
-	int ret = E_FAIL;
-
-	if (base && git_tree_lookup(&tree, r->git, base) < 0) {
-		log_error("read tree: %s", repo_git_error());
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		gu[i].path = ups[i].path;
-		if (ups[i].blob) {
-			gu[i].action = GIT_TREE_UPDATE_UPSERT;
-			git_oid_cpy(&gu[i].id, ups[i].blob);
-			gu[i].filemode = GIT_FILEMODE_BLOB;
-		} else {
-			gu[i].action = GIT_TREE_UPDATE_REMOVE;
-		}
-	}
-	if (!tree) {
-		/* libgit2 wants a baseline: start from the empty tree */
-		git_treebuilder *tb;
-		git_oid empty;
-		if (git_treebuilder_new(&tb, r->git, NULL) < 0)
-			goto fail;
-		if (git_treebuilder_write(&empty, tb) < 0) {
-			git_treebuilder_free(tb);
-			goto fail;
-		}
-		git_treebuilder_free(tb);
-		if (git_tree_lookup(&tree, r->git, &empty) < 0)
-			goto fail;
-	}
-	if (git_tree_create_updated(out, r->git, tree, n, gu) < 0)
-		goto fail;
-	ret = 0;
-	goto done;
-fail:
-	log_error("write tree: %s", repo_git_error());
-done:
-	git_tree_free(tree);
-	free(gu);
-	return ret;
 }
 
 int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit)

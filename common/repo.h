@@ -54,6 +54,11 @@ int repo_global_reinit(void);
 
 /* Turn libgit2's fsync of objects and refs on or off (bulk imports). */
 void repo_set_fsync(bool on);
+/*
+ * Hash every object read again and refuse one whose content does not
+ * match its id (off by default, as in git; maildag fsck turns it on).
+ */
+void repo_verify_reads(bool on);
 
 /*
  * Open the repository at path; with REPO_CREATE make it (bare, mode 0700,
@@ -95,15 +100,21 @@ int repo_blob_from_buffer(git_oid *out, struct repo *r, const void *data,
 			  size_t len);
 bool repo_object_exists(struct repo *r, const git_oid *id);
 
-/* One change of a tree: blob at path, or path removed when blob is NULL. */
+/*
+ * One change of a tree: blob at path, or path removed when blob is NULL;
+ * with tree set, blob is the id of a tree put at path whole.
+ */
 struct repo_update {
 	const char *path;
 	const git_oid *blob;
+	bool tree;
 };
 
 /*
- * The tree of base (NULL: the empty tree) with the updates applied; only
- * the trees on the changed paths are written.
+ * The tree of base (NULL: the empty tree) with the updates applied, in
+ * order (of two updates of one path the later wins); only the trees on
+ * the changed paths are written, and a directory left empty is removed.
+ * The ids given are not checked to exist.  See treeedit.c.
  */
 int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
 		     const struct repo_update *ups, size_t n);

@@ -409,6 +409,7 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 	}
 	if ((r = admin_open_repo(&f.repo, mb)))
 		return r;
+	repo_verify_reads(true);	/* a damaged object is a problem here */
 	if (check_ref(&f, REF_MAIL) < 0)
 		goto done;
 	if (all) {

@@ -67,8 +67,7 @@ static void import_add(struct import *im, char *path, const git_oid *blob)
 
 	git_oid_cpy(id, blob);
 	xgrow((void **)&im->ups, &im->alloc, im->n + 1, sizeof *im->ups);
-	im->ups[im->n].path = path;
-	im->ups[im->n].blob = id;
+	im->ups[im->n] = (struct repo_update){ path, id, false };
 	im->n++;
 }
 
