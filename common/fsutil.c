@@ -32,6 +32,40 @@ int write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
+ssize_t read_full(int fd, void *p, size_t n)
+{
+	char *c = p;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = read(fd, c + done, n - done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+int syncfs_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return log_error("open '%s': %s", path, strerror(errno));
+#ifdef HAVE_SYNCFS
+	if (syncfs(fd) < 0)
+		ret = log_error("syncfs '%s': %s", path, strerror(errno));
+#else
+	sync();
+#endif
+	close(fd);
+	return ret;
+}
+
 int fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

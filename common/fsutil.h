@@ -11,6 +11,10 @@
 
 /* write(2) all of p, through short writes and EINTR; -1 with errno set. */
 int write_full(int fd, const void *p, size_t n);
+/* Flush the whole file system that holds path (syncfs(2)). */
+int syncfs_path(const char *path);
+/* Read n bytes, fewer only at end of file; -1 on error. */
+ssize_t read_full(int fd, void *p, size_t n);
 
 /* fsync the directory at path. */
 int fsync_dir(const char *path);

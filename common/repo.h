@@ -127,6 +127,16 @@ int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
  */
 int repo_sync_objects(struct repo *r, const git_oid *ids, size_t n);
 
+/*
+ * Check a loose object left by a writer that may have crashed before
+ * syncing it: it must inflate whole and hold the bytes of file expect
+ * (a blob whose id was computed from that file) or, with expect NULL,
+ * hash to id.  0 when it is whole (or packed); E_NOTFOUND when absent;
+ * E_INVALID when it was damaged, and is now removed so that it can be
+ * written again; E_FAIL when it could not be read.
+ */
+int repo_object_check(struct repo *r, const git_oid *id, const char *expect);
+
 /* fsync a loose ref's file and its directory (for REPO_NO_FSYNC). */
 int repo_sync_ref(struct repo *r, const char *ref);
 

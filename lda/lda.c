@@ -437,7 +437,7 @@ struct pending {
 	char *file;		/* full path of the message */
 	git_oid blob;
 	bool alive;		/* its writer still runs (or is the committer) */
-	bool written;		/* its blob was written by this committer */
+	bool dropped;		/* cut short by a crash: not committed */
 };
 
 static void pending_release(struct pending *p)
@@ -664,6 +664,37 @@ static int load_entry(struct pending *out, const struct mailbox *mb,
 }
 
 /*
+ * Check the objects a commit just written names on the paths of ups
+ * (repo_object_check): 0, or E_INVALID when one was damaged and removed.
+ */
+static int check_written(struct repo *r, const git_oid *commit,
+			 const git_oid *tree, const struct repo_update *ups,
+			 size_t n)
+{
+	int ret = 0, c;
+
+	if ((c = repo_object_check(r, commit, NULL)) < 0 ||
+	    (c = repo_object_check(r, tree, NULL)) < 0)
+		return c;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		char *path = xstrdup(ups[i].path);
+		/* from the top down: a tree is read only once it is checked */
+		for (char *slash = strchr(path, '/'); slash && ret == 0;
+		     slash = strchr(slash + 1, '/')) {
+			git_oid id;
+			*slash = '\0';
+			if (repo_tree_lookup(&id, r, tree, path) < 0)
+				ret = E_FAIL;
+			else if ((c = repo_object_check(r, &id, NULL)) < 0)
+				ret = c;
+			*slash = '/';
+		}
+		free(path);
+	}
+	return ret;
+}
+
+/*
  * Commit every pending delivery whose message is in the Maildir, in one
  * commit on refs/heads/mail, record them in refs/maildag/worktree, and
  * remove their journal entries.  The caller holds the writer lock; own
@@ -680,6 +711,7 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 	char *email = xasprintf("lda@%s", mb->cfg->node);
 	struct dirent *de;
 	DIR *d;
+	bool recovering = false;	/* a writer died: a crash, maybe */
 	int ret = E_FAIL;
 
 	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
@@ -710,6 +742,43 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		goto done;
 	}
 
+	/*
+	 * A dead writer's message and blob were maybe never synced: after
+	 * a crash either can be cut short.  Such a message was never
+	 * acknowledged, so the MTA will bring it again: drop it.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		git_oid id;
+		if (ps[i].alive)
+			continue;
+		recovering = true;
+		if (repo_blob_hash_file(&id, ps[i].file) < 0)
+			goto done;
+		if (!git_oid_equal(&id, &ps[i].blob)) {
+			log_warn("dropping '%s': its content is not what was "
+				 "delivered (cut short by a crash?)", ps[i].file);
+			unlink(ps[i].file);
+			unlink(ps[i].entry);
+			ps[i].dropped = true;
+		} else if (repo_object_check(r, &ps[i].blob, ps[i].file) == E_FAIL) {
+			goto done;
+		}
+	}
+	{
+		size_t w = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (ps[i].dropped)
+				pending_release(&ps[i]);
+			else
+				ps[w++] = ps[i];
+		}
+		n = w;
+	}
+	if (n == 0) {
+		ret = 0;
+		goto done;
+	}
+
 	ups = xcalloc(n, sizeof *ups);
 	paths = xcalloc(n, sizeof *paths);
 	if (n == 1)
@@ -719,23 +788,10 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 	for (size_t i = 0; i < n; i++) {
 		char hex[GIT_OID_HEXSZ + 1];
 
-		/* the rename into new/ (or cur/) is not synced yet */
-		if (i == 0 || strcmp(ps[i].folder, ps[i - 1].folder) ||
-		    strcmp(ps[i].sub, ps[i - 1].sub)) {
-			char *dir = xstrdup(ps[i].file);
-			*strrchr(dir, '/') = '\0';
-			if (fsync_dir(dir) < 0) {
-				free(dir);
-				goto done;
-			}
-			free(dir);
-		}
 		/* a writer that died early may not have stored the blob */
-		if (!repo_object_exists(r, &ps[i].blob)) {
-			if (repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
-				goto done;
-			ps[i].written = true;
-		}
+		if (!repo_object_exists(r, &ps[i].blob) &&
+		    repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
+			goto done;
 		strbuf_init(&paths[i], 0);
 		tree_message_path(&paths[i], ps[i].folder, ps[i].sub, ps[i].name);
 		ups[i].path = paths[i].buf;
@@ -744,39 +800,45 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		strbuf_addf(&msg, "Path: %s\nBlob: %s\n", paths[i].buf, hex);
 	}
 	/*
-	 * Write the trees and the commit first, then sync them with the
-	 * blobs: one journal commit for all of them on ext4, not one each,
-	 * while we hold the lock that every other delivery waits for.
+	 * Write the trees and the commit, then make everything durable
+	 * with one syncfs(2): the messages and their renames into new/, the
+	 * blobs, the trees and the commit, of every delivery in this group.
+	 * One flush for all, while the others wait for the lock, where
+	 * syncing each file would cost one journal commit each.  After a
+	 * crash, a tree or commit of the same content may have been left
+	 * by the attempt that died, cut short: those are checked first.
 	 */
-	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0)
-		goto done;
-	if (git_oid_equal(&new_tree, &tree)) {
-		/* all committed already, by a committer that then died */
-		for (size_t i = 0; i < n; i++)
-			unlink(ps[i].entry);
-		ret = 0;
-		goto done;
+	for (int pass = 0;; pass++) {
+		int c = 0;
+		if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0)
+			goto done;
+		if (git_oid_equal(&new_tree, &tree)) {
+			/* all committed already, by a committer that then died */
+			for (size_t i = 0; i < n; i++)
+				unlink(ps[i].entry);
+			ret = 0;
+			goto done;
+		}
+		if (repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
+				"maildag-lda", email) < 0)
+			goto done;
+		if (!recovering ||
+		    (c = check_written(r, &commit, &new_tree, ups, n)) == 0)
+			break;
+		if (c != E_INVALID || pass == 3)
+			goto done;
+		/* a damaged object was removed: write it again */
 	}
-	if (repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
-			"maildag-lda", email) < 0)
+	if (repo_syncfs(r) < 0)
 		goto done;
 	{
-		git_oid *ids = NULL;
-		size_t nids = 0, idalloc = 0;
-		int sr;
-
-		xgrow((void **)&ids, &idalloc, n + 1, sizeof *ids);
-		git_oid_cpy(&ids[nids++], &commit);
-		/* the writers synced their own blobs, unless they died first */
-		for (size_t i = 0; i < n; i++)
-			if (ps[i].written || !ps[i].alive)
-				git_oid_cpy(&ids[nids++], &ps[i].blob);
-		sr = repo_tree_path_ids(&ids, &nids, &idalloc, r, &new_tree,
-					ups, n);
-		if (sr == 0)
-			sr = repo_sync_objects(r, ids, nids);
-		free(ids);
-		if (sr < 0)
+		struct stat rs, ms;
+		/* the messages are in the Maildir: its file system too */
+		if (stat(r->path, &rs) < 0 || stat(mb->maildir, &ms) < 0) {
+			log_error("stat '%s': %s", mb->maildir, strerror(errno));
+			goto done;
+		}
+		if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
 			goto done;
 	}
 	if (repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0 ||
@@ -1032,7 +1094,10 @@ int main(int argc, char **argv)
 		fail_temp("cannot create the folder");
 	fdir = mailbox_folder_path(mb, folder);
 
-	/* 1. the message into tmp/, durably */
+	/*
+	 * 1. the message into tmp/.  Not synced here: whoever commits it
+	 * syncs it with everything else of the commit (see commit_pending).
+	 */
 	key = new_key(&tv);
 	tmp = xasprintf("%s/tmp/%s", fdir, key);
 	if (strlen(tmp) >= sizeof tmp_path_for_signal)
@@ -1061,8 +1126,8 @@ int main(int argc, char **argv)
 		struct timespec ts[2] = { { tv.tv_sec, 0 }, { tv.tv_sec, 0 } };
 		futimens(fd, ts);
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		log_error("fsync '%s': %s", tmp, strerror(errno));
+	if (close(fd) < 0) {
+		log_error("close '%s': %s", tmp, strerror(errno));
 		unlink(tmp);
 		fail_temp("cannot write the message");
 	}
@@ -1092,24 +1157,39 @@ int main(int argc, char **argv)
 	/*
 	 * The same bytes again: a delivery interrupted after it reached the
 	 * journal (finish it), or one committed within the last days.
+	 * Under the lock, so that a commit seen is a synced one.
 	 */
 	if (repo_object_exists(repo, &blob)) {
-		if (blob_pending(journal, hex)) {
-			if (repo_lock(repo, -1) < 0 ||
-			    commit_pending(repo, mb, journal, NULL) < 0) {
-				unlink(tmp);
-				fail_temp("cannot finish an interrupted delivery");
-			}
-			repo_unlock(repo);
+		bool done;
+		if (repo_lock(repo, -1) < 0) {
+			unlink(tmp);
+			fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
+		}
+		if (blob_pending(journal, hex) &&
+		    commit_pending(repo, mb, journal, NULL) < 0) {
+			unlink(tmp);
+			fail_temp("cannot finish an interrupted delivery");
 		}
 		/* and the commit that holds it, to wait for quorum on */
-		if (repo_delivery_commit(&wait_for, repo, &blob,
-					 DEDUP_WINDOW) == 0) {
+		done = repo_delivery_commit(&wait_for, repo, &blob,
+					    DEDUP_WINDOW) == 0;
+		repo_unlock(repo);
+		if (done) {
 			unlink(tmp);
 			tmp_path_for_signal[0] = '\0';
 			log_info("already delivered (blob %.12s); not stored "
 				 "again", hex);
 			goto delivered;
+		}
+		/*
+		 * Not committed: a blob left by a delivery that never
+		 * finished, which a crash may have cut short before the
+		 * sync.  Checked, and removed if damaged, so it is written
+		 * again below.
+		 */
+		if (repo_object_check(repo, &blob, tmp) == E_FAIL) {
+			unlink(tmp);
+			fail_temp("cannot read the repository");
 		}
 	}
 	name = xasprintf("%s,S=%lld", key, size);
@@ -1123,14 +1203,14 @@ int main(int argc, char **argv)
 		fail_temp("cannot write the journal");
 	}
 	/*
-	 * Before the lock, and synced here, so a big message does not hold
-	 * up the others: deliveries sync their blobs in parallel.
+	 * Before the lock, so a big message does not hold up the others:
+	 * deliveries compress their blobs in parallel.  Synced with the
+	 * commit.
 	 */
 	{
 		git_oid written;
 		if (repo_blob_from_file(&written, repo, tmp) < 0 ||
-		    !git_oid_equal(&written, &blob) ||
-		    repo_sync_objects(repo, &blob, 1) < 0) {
+		    !git_oid_equal(&written, &blob)) {
 			unlink(tmp);
 			unlink(entry);
 			fail_temp("cannot store the message");
@@ -1155,8 +1235,8 @@ int main(int argc, char **argv)
 	}
 	/*
 	 * From here a retry finds the journal entry, not the tmp file.  The
-	 * rename is synced by whoever commits it, with the objects, in one
-	 * journal commit: nothing is promised before that.
+	 * message, its blob and the rename are synced by whoever commits
+	 * it, with the commit's objects: nothing is promised before that.
 	 */
 	tmp_path_for_signal[0] = '\0';
 

@@ -46,7 +46,8 @@ test_expect_success 'killed after the tmp/ write and the journal, before the ren
 '
 
 test_expect_success 'killed right after the rename into new/' '
-	kill_at renamed -P "$MAILDIR/new" -e trace=openat -e inject=openat:signal=KILL:when=1 &&
+	# rename 3 claims the journal entry, under the writer lock
+	kill_at renamed -e trace=rename -e inject=rename:signal=KILL:when=3 &&
 	test "$(grep -l "test message renamed" $(mail_files) | wc -l)" = 1 &&
 	test -n "$(ls -A "$REPO/maildag/pending")" &&
 	retry_once renamed
@@ -96,7 +97,7 @@ test_expect_success 'killed before the rename, never retried: the next delivery 
 '
 
 test_expect_success 'a killed delivery that is never retried is finished by the next one' '
-	kill_at orphan -P "$MAILDIR/new" -e trace=openat -e inject=openat:signal=KILL:when=1 &&
+	kill_at orphan -e trace=rename -e inject=rename:signal=KILL:when=3 &&
 	test_message other | as_user maildag-lda &&
 	test "$(grep -l "test message orphan" $(mail_files) | wc -l)" = 1 &&
 	tree_files >tree && test "$(wc -l <tree)" = "$(mail_files | wc -l)" &&
@@ -105,7 +106,7 @@ test_expect_success 'a killed delivery that is never retried is finished by the 
 '
 
 test_expect_success 'the mail client moved the orphan to cur/ before the recovery' '
-	kill_at moved -P "$MAILDIR/new" -e trace=openat -e inject=openat:signal=KILL:when=1 &&
+	kill_at moved -e trace=rename -e inject=rename:signal=KILL:when=3 &&
 	f=$(grep -l "test message moved" "$MAILDIR"/new/*) &&
 	mv "$f" "$MAILDIR/cur/$(basename "$f"):2,S" &&
 	retry_once moved &&
@@ -140,6 +141,52 @@ test_expect_success 'the mail client moves the message to cur/ while the LDA wai
 	test "$(cat waiting.status)" = 0 &&
 	retry_once waiting &&
 	tree_files | grep -q "^cur/.*:2,S$"
+'
+
+# A crash (power loss, not a kill) can cut short what was written but
+# not yet synced: the message file, its blob, or the trees and commit of
+# a commit that never reached the ref.  cut_short FILE... does that.
+cut_short() {
+	for f in "$@"; do
+		truncate -s 5 "$f" || return 1
+	done
+}
+
+test_expect_success 'a message cut short by a crash before the sync is dropped; the retry stores it once' '
+	kill_at cutmsg -e trace=rename -e inject=rename:signal=KILL:when=3 &&
+	f=$(grep -l "test message cutmsg" "$MAILDIR"/new/*) &&
+	cut_short "$f" &&
+	test_message after-cutmsg | as_user maildag-lda &&
+	! test -e "$f" &&
+	test -z "$(ls -A "$REPO/maildag/pending")" &&
+	test_repo_consistent &&
+	retry_once cutmsg
+'
+
+test_expect_success 'a blob cut short by a crash is written again, not reused' '
+	kill_at cutblob -e trace=rename -e inject=rename:signal=KILL:when=2 &&
+	hex=$(git hash-object cutblob.msg) &&
+	obj=$REPO/objects/$(echo "$hex" | cut -c1-2)/$(echo "$hex" | cut -c3-) &&
+	test -f "$obj" &&
+	cut_short "$obj" &&
+	! mgit cat-file blob "$hex" >/dev/null 2>&1 &&
+	retry_once cutblob &&
+	mgit cat-file blob "$hex" | cmp - cutblob.msg
+'
+
+test_expect_success 'trees a crashed commit left cut short are written again, not reused' '
+	touch "$TRASH/before-cuttree" &&
+	# links: the blob, then the shard tree, new/ and the root; killed
+	# before the root tree, so the retry writes the same two trees again
+	kill_at cuttree -e trace=link -e inject=link:signal=KILL:when=4 &&
+	trees=$(find "$REPO/objects" -type f -newer "$TRASH/before-cuttree" |
+		while read -r o; do
+			h=$(echo "$o" | sed "s|.*/objects/\(..\)/|\1|")
+			test "$(mgit cat-file -t "$h")" != tree || echo "$o"
+		done) &&
+	test "$(echo "$trees" | wc -l)" = 2 &&
+	cut_short $trees &&
+	retry_once cuttree
 '
 
 test_done
