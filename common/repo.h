@@ -37,7 +37,7 @@ enum repo_open_flags {
 	REPO_CREATE = 1 << 0,	/* create the repository if absent */
 	/*
 	 * libgit2 syncs nothing; the caller makes what it wrote durable
-	 * with repo_sync_objects(), repo_sync_ref() or repo_syncfs().
+	 * with repo_syncfs() and repo_sync_ref().
 	 */
 	REPO_NO_FSYNC = 1 << 1,
 };
@@ -119,15 +119,6 @@ struct repo_update {
 int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
 		     const struct repo_update *ups, size_t n);
 /*
- * Make written loose objects durable: fsync each one that is loose, then
- * each of their directories.  Writing a batch of objects with fsync off
- * (repo_set_fsync) and then calling this makes every object as durable
- * as per-object fsync does, but on a journalling file system the first
- * fsync commits them all at once instead of one journal commit each.
- */
-int repo_sync_objects(struct repo *r, const git_oid *ids, size_t n);
-
-/*
  * Check a loose object left by a writer that may have crashed before
  * syncing it: it must inflate whole and hold the bytes of file expect
  * (a blob whose id was computed from that file) or, with expect NULL,
@@ -146,15 +137,6 @@ int repo_sync_ref(struct repo *r, const char *ref);
  * thousands of renames) written with fsync off.  Refs move only after.
  */
 int repo_syncfs(struct repo *r);
-
-/*
- * Append to *ids (grown as by xgrow, *alloc its size) the ids of tree
- * and of every directory on the paths of ups in tree: the trees
- * repo_tree_update() wrote for those updates.
- */
-int repo_tree_path_ids(git_oid **ids, size_t *n, size_t *alloc,
-		       struct repo *r, const git_oid *tree,
-		       const struct repo_update *ups, size_t nups);
 
 /* The tree id of a commit. */
 int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit);
