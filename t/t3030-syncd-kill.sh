@@ -173,8 +173,9 @@ done
 test_expect_success 'a delivery maildag-lda did not live to commit: syncd commits it, the retry adds nothing' '
 	test_message orphan >orphan.msg &&
 	: >lda.strace && chmod 666 lda.strace &&
-	{ as_user strace -f -qq -o "$TRASH/lda.strace" -P "$MAILDIR/new" \
-		-e trace=openat -e inject=openat:signal=KILL:when=1 \
+	# killed after the rename into new/, claiming its journal entry
+	{ as_user strace -f -qq -o "$TRASH/lda.strace" \
+		-e trace=rename -e inject=rename:signal=KILL:when=3 \
 		maildag-lda <orphan.msg; test $? != 0; } &&
 	grep -q "killed by SIGKILL" lda.strace &&
 	wait_for "test -z \"\$(ls -A \"\$REPO/maildag/pending\")\"" &&
