@@ -596,7 +596,8 @@ static int loose_check(int fd, const git_oid *id, int expect)
 		}
 		zs.next_in = in;
 		zs.avail_in = (uInt)n;
-		while (ret == LOOSE_OK && !end && zs.avail_in > 0) {
+		/* until this input is used up and no output is held back */
+		do {
 			unsigned char *p = out;
 			size_t len;
 			zs.next_out = out;
@@ -645,18 +646,19 @@ static int loose_check(int fd, const git_oid *id, int expect)
 				continue;
 			}
 			if (read_full(expect, cmp, len) != (ssize_t)len) {
-				ret = LOOSE_DAMAGED;	/* the file is longer */
+				ret = LOOSE_DAMAGED;	/* the file is shorter */
 				break;
 			}
 			if (memcmp(cmp, p, len))
 				ret = LOOSE_DAMAGED;
-		}
+		} while (ret == LOOSE_OK && !end &&
+			 (zs.avail_in > 0 || zs.avail_out == 0));
 	}
 	inflateEnd(&zs);
 	if (ret == LOOSE_OK && (in_header || got != size))
 		ret = LOOSE_DAMAGED;
 	if (ret == LOOSE_OK && expect >= 0 && read_full(expect, cmp, 1) != 0)
-		ret = LOOSE_DAMAGED;	/* the object is shorter than the file */
+		ret = LOOSE_DAMAGED;	/* the file is longer */
 	if (ret == LOOSE_OK && expect < 0) {
 		git_oid h;
 		if (git_odb_hash(&h, content.buf, content.len, type) < 0 ||

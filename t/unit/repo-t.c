@@ -1,0 +1,178 @@
+/*
+ * repo-t: repo_object_check(), the check of loose objects a crash may
+ * have cut short (maildag-lda runs it on what a dead delivery left).
+ * libgit2 1.5.1 itself loops forever on such a file, so each case here
+ * also shows that the check returns.
+ */
+#include "autoconf.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "fsutil.h"
+#include "log.h"
+#include "repo.h"
+#include "xalloc.h"
+
+static struct repo *repo;
+static char *dir;
+
+static char *loose_path(const git_oid *id)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof hex, id);
+	return xasprintf("%s/objects/%.2s/%s", repo->path, hex, hex + 2);
+}
+
+/* A file of n bytes: compressible when pattern, else pseudo-random. */
+static char *make_file(const char *name, size_t n, unsigned seed, bool pattern)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	char *buf = xmalloc(n);
+	unsigned x = seed | 1;
+	int fd;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = pattern ? "Received: from mx\r\n"[i % 19] : (char)x;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write_full(fd, buf, n) < 0 || close(fd) < 0)
+		log_fatal("cannot write '%s'", path);
+	free(buf);
+	return path;
+}
+
+static void cut(const git_oid *id, off_t to)
+{
+	char *p = loose_path(id);
+
+	if (truncate(p, to) < 0)
+		log_fatal("truncate '%s'", p);
+	free(p);
+}
+
+static bool loose(const git_oid *id)
+{
+	char *p = loose_path(id);
+	bool there = access(p, F_OK) == 0;
+
+	free(p);
+	return there;
+}
+
+static void test_blob(const char *what, size_t n, bool pattern)
+{
+	char *f = make_file("m", n, (unsigned)n, pattern);
+	char *other = make_file("o", n, (unsigned)n + 1, !pattern);
+	char *shorter = make_file("s", n - 1, (unsigned)n, pattern);
+	git_oid id;
+
+	if (repo_blob_from_file(&id, repo, f) < 0)
+		log_fatal("cannot write a blob");
+	is_int(repo_object_check(repo, &id, f), 0, "%s: whole, against its file", what);
+	is_int(repo_object_check(repo, &id, NULL), 0, "%s: whole, hashed", what);
+	is_int(repo_object_check(repo, &id, other), E_INVALID,
+	       "%s: against other bytes of the same size: damaged", what);
+	ok(!loose(&id), "%s: and removed", what);
+	repo_blob_from_file(&id, repo, f);
+	is_int(repo_object_check(repo, &id, shorter), E_INVALID,
+	       "%s: against a file one byte shorter: damaged", what);
+	repo_blob_from_file(&id, repo, f);
+	{
+		char *p = loose_path(&id);
+		struct stat st;
+		stat(p, &st);
+		cut(&id, st.st_size / 2);
+		free(p);
+	}
+	is_int(repo_object_check(repo, &id, f), E_INVALID,
+	       "%s: cut to half: damaged", what);
+	ok(!loose(&id) && !repo_object_exists(repo, &id), "%s: and removed", what);
+	repo_blob_from_file(&id, repo, f);
+	cut(&id, 0);
+	is_int(repo_object_check(repo, &id, NULL), E_INVALID,
+	       "%s: cut to nothing: damaged", what);
+	repo_blob_from_file(&id, repo, f);
+	is_int(repo_object_check(repo, &id, f), 0, "%s: written again: whole", what);
+	unlink(f);
+	unlink(other);
+	unlink(shorter);
+	free(f);
+	free(other);
+	free(shorter);
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/repo-t.XXXXXX";
+	char *path;
+	git_oid a, b, tree, absent;
+
+	log_init("repo-t", LOG_TO_STDERR, LOG_LVL_ERROR);
+	if (!mkdtemp(tmpl))
+		log_fatal("mkdtemp: failed");
+	dir = tmpl;
+	path = xasprintf("%s/repo.git", dir);
+	if (repo_open(&repo, path, REPO_CREATE) < 0)
+		log_fatal("cannot create '%s'", path);
+	repo_set_fsync(false);
+
+	test_blob("a small message", 700, true);
+	/* inflates to more than one 64 KB buffer per read */
+	test_blob("a 1 MB compressible message", (size_t)1 << 20, true);
+	test_blob("a 300 KB message", 300000, false);
+
+	{
+		struct repo_update up = { "cur/00/x", NULL, false };
+		if (repo_blob_from_buffer(&a, repo, "A", 1) < 0 ||
+		    repo_blob_from_buffer(&b, repo, "B", 1) < 0)
+			log_fatal("cannot write blobs");
+		up.blob = &a;
+		if (repo_tree_update(&tree, repo, NULL, &up, 1) < 0)
+			log_fatal("cannot write a tree");
+	}
+	is_int(repo_object_check(repo, &tree, NULL), 0, "a tree, whole");
+	{
+		/* the file of one object under another's name */
+		char *pa = loose_path(&a), *pb = loose_path(&b);
+		unlink(pb);
+		if (link(pa, pb) < 0)
+			log_fatal("link");
+		is_int(repo_object_check(repo, &b, NULL), E_INVALID,
+		       "another object's bytes under its name: damaged");
+		free(pa);
+		free(pb);
+	}
+	{
+		char *p = loose_path(&a);
+		int fd = open(p, O_WRONLY | O_TRUNC);
+		chmod(p, 0600);
+		fd = fd < 0 ? open(p, O_WRONLY | O_TRUNC) : fd;
+		if (fd < 0 || write_full(fd, "not zlib at all", 15) < 0)
+			log_fatal("cannot overwrite '%s'", p);
+		close(fd);
+		is_int(repo_object_check(repo, &a, NULL), E_INVALID,
+		       "a file that is not zlib: damaged");
+		free(p);
+	}
+	git_oid_fromstr(&absent, "0123456789abcdef0123456789abcdef01234567");
+	is_int(repo_object_check(repo, &absent, NULL), E_NOTFOUND, "absent");
+
+	repo_free(repo);
+	git_libgit2_shutdown();
+	if (!tap_failed)
+		rm_rf(dir);
+	else
+		diag("repository kept in %s", dir);
+	free(path);
+	return tap_done();
+}
