@@ -1095,8 +1095,8 @@ int main(int argc, char **argv)
 	fdir = mailbox_folder_path(mb, folder);
 
 	/*
-	 * 1. the message into tmp/.  Not synced here: whoever commits it
-	 * syncs it with everything else of the commit (see commit_pending).
+	 * 1. the message into tmp/, synced: a name in new/ only ever shows
+	 * a whole message, also after a crash, to the mail client too.
 	 */
 	key = new_key(&tv);
 	tmp = xasprintf("%s/tmp/%s", fdir, key);
@@ -1126,8 +1126,8 @@ int main(int argc, char **argv)
 		struct timespec ts[2] = { { tv.tv_sec, 0 }, { tv.tv_sec, 0 } };
 		futimens(fd, ts);
 	}
-	if (close(fd) < 0) {
-		log_error("close '%s': %s", tmp, strerror(errno));
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		log_error("fsync '%s': %s", tmp, strerror(errno));
 		unlink(tmp);
 		fail_temp("cannot write the message");
 	}

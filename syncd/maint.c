@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -80,6 +81,60 @@ int maint_count_loose(const char *repo_path, size_t *n)
 {
 	*n = 0;
 	return each_loose(repo_path, count_one, n) < 0 ? E_FAIL : 0;
+}
+
+struct checking {
+	struct repo *r;
+	size_t checked, damaged;
+};
+
+static int check_one(const git_oid *id, const char *path, void *data)
+{
+	struct checking *c = data;
+	int r = repo_object_check(c->r, id, NULL);
+
+	(void)path;
+	c->checked++;
+	if (r == E_INVALID)
+		c->damaged++;
+	/* one that cannot be read now is looked at again next start */
+	return r == E_FAIL ? E_FAIL : 0;
+}
+
+#define BOOT_ID "/proc/sys/kernel/random/boot_id"
+
+int maint_check_after_boot(struct repo *r, size_t *damaged)
+{
+	struct checking c = { r, 0, 0 };
+	char boot[64] = "", seen[64] = "", *mark = repo_state_path(r, "boot-id");
+	int fd, ret = 0;
+	ssize_t n;
+
+	*damaged = 0;
+	if ((fd = open(BOOT_ID, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read_full(fd, boot, sizeof boot - 1);
+		boot[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	if ((fd = open(mark, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read_full(fd, seen, sizeof seen - 1);
+		seen[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	if (*boot && !strcmp(boot, seen))
+		goto done;	/* checked since this machine started */
+	if (each_loose(r->path, check_one, &c) < 0) {
+		ret = E_FAIL;
+		goto done;
+	}
+	*damaged = c.damaged;
+	log_info("checked %zu loose objects after a restart of the machine: "
+		 "%zu damaged, removed", c.checked, c.damaged);
+	if (*boot && write_file_atomic(mark, boot, strlen(boot), 0600) < 0)
+		ret = E_FAIL;
+done:
+	free(mark);
+	return ret;
 }
 
 struct packing {

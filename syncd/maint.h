@@ -22,6 +22,20 @@
 
 #define MAINT_LOOSE_MAX 2000
 
+struct repo;
+
+/*
+ * Once after each start of the machine (its boot id differs from the
+ * one <repo>/maildag/boot-id recorded): check every loose object and
+ * remove the damaged ones (repo_object_check).  maildag-lda syncs what
+ * it writes once per commit, so a crash can leave a loose object cut
+ * short under its name; no ref names it, but a later commit of the same
+ * content would reuse it, and libgit2 1.5.1 hangs reading it.  To be
+ * run before anything writes or packs objects.  *damaged: how many were
+ * removed.  0, or E_FAIL.
+ */
+int maint_check_after_boot(struct repo *r, size_t *damaged);
+
 /* How many loose objects the repository holds (*n); 0 or E_FAIL. */
 int maint_count_loose(const char *repo_path, size_t *n);
 

@@ -603,6 +603,7 @@ static void parse_args(int argc, char **argv)
 /* Everything up to the loop; an exit status on failure, else 0. */
 static int start(struct syncd *s)
 {
+	size_t damaged;
 	int r;
 
 	if (getuid() == 0 || geteuid() == 0) {
@@ -634,6 +635,9 @@ static int start(struct syncd *s)
 	}
 	if (r < 0)
 		return EX_TEMPFAIL;
+	/* what a crash cut short, before a commit could reuse it */
+	if (maint_check_after_boot(s->repo, &damaged) < 0)
+		log_warn("could not check every loose object after a restart");
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
 	/* a start is a doubt: whatever happened while we were away */
 	worktree_dirty_all(s->wt);

@@ -188,6 +188,35 @@ test_expect_success 'a delivery maildag-lda did not live to commit: syncd commit
 	test_repo_consistent
 '
 
+test_expect_success 'a restart of syncd alone does not check the loose objects again' '
+	grep -q "after a restart of the machine: 0 damaged" "$SYNCD_LOG" &&
+	before=$(grep -c "after a restart of the machine" "$SYNCD_LOG") &&
+	daemon_stop syncd &&
+	syncd_start && syncd_idle &&
+	test "$(grep -c "after a restart of the machine" "$SYNCD_LOG")" = "$before"
+'
+
+test_expect_success 'after a restart of the machine, a blob a crash cut short is not reused' '
+	daemon_stop syncd &&
+	test_message cutblob >cutblob.msg &&
+	: >lda.strace && chmod 666 lda.strace &&
+	{ as_user strace -f -qq -o "$TRASH/lda.strace" \
+		-e trace=rename -e inject=rename:signal=KILL:when=3 \
+		maildag-lda <cutblob.msg; test $? != 0; } &&
+	hex=$(git hash-object cutblob.msg) &&
+	obj=$REPO/objects/$(echo "$hex" | cut -c1-2)/$(echo "$hex" | cut -c3-) &&
+	truncate -s 5 "$obj" &&
+	# another boot id: the machine restarted (after the crash)
+	echo 00000000-0000-0000-0000-000000000000 >"$REPO/maildag/boot-id" &&
+	syncd_start && syncd_idle &&
+	grep "after a restart of the machine: 1 damaged" "$SYNCD_LOG" &&
+	mgit cat-file blob "$hex" | cmp - cutblob.msg &&
+	as_user maildag-lda <cutblob.msg &&
+	test "$(grep -l "test message cutblob" $(mail_files) | wc -l)" = 1 &&
+	syncd_idle &&
+	test_repo_consistent
+'
+
 test_expect_success 'a killed syncd left no stale lock behind' '
 	! test -e "$REPO/refs/heads/mail.lock" &&
 	! test -e "$REPO/refs/maildag/worktree.lock" &&

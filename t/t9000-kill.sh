@@ -144,15 +144,16 @@ test_expect_success 'the mail client moves the message to cur/ while the LDA wai
 '
 
 # A crash (power loss, not a kill) can cut short what was written but
-# not yet synced: the message file, its blob, or the trees and commit of
-# a commit that never reached the ref.  cut_short FILE... does that.
+# not yet synced: a blob, or the trees and commit of a commit that never
+# reached the ref (the message file is synced before its rename, but a
+# damaged one is caught too).  cut_short FILE... does that.
 cut_short() {
 	for f in "$@"; do
 		truncate -s 5 "$f" || return 1
 	done
 }
 
-test_expect_success 'a message cut short by a crash before the sync is dropped; the retry stores it once' '
+test_expect_success 'a dead delivery whose message is not the bytes its journal names is dropped; the retry stores it once' '
 	kill_at cutmsg -e trace=rename -e inject=rename:signal=KILL:when=3 &&
 	f=$(grep -l "test message cutmsg" "$MAILDIR"/new/*) &&
 	cut_short "$f" &&
