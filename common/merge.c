@@ -2068,11 +2068,25 @@ int merge_into_ref(git_oid *out, struct repo *r, const char *ref,
 		   struct merge_stats *stats)
 {
 	git_oid cur, res;
+	bool was;
 	int ret;
 
 	if ((ret = repo_ref_read(&cur, r, ref)) < 0)
 		return ret;
-	if ((ret = merge_commits(&res, r, &cur, other, 0, opts, stats)) < 0)
+	/*
+	 * The merge's objects (~50 for 100 changes a side) are written
+	 * unsynced and made durable by one syncfs(2) before the ref moves,
+	 * not by one fsync each: 20 ms less on ext4 (bench/merge).  What a
+	 * crash cuts short meanwhile no ref names, and maildag-syncd checks
+	 * loose objects after the machine restarts (maint.h).
+	 */
+	was = repo_set_fsync(false);
+	ret = merge_commits(&res, r, &cur, other, 0, opts, stats);
+	repo_set_fsync(was);
+	if (ret < 0)
+		return ret;
+	if (!git_oid_equal(&res, &cur) && !git_oid_equal(&res, other) &&
+	    (ret = repo_syncfs(r)) < 0)
 		return ret;
 	if (!git_oid_equal(&res, &cur) &&
 	    (ret = repo_ref_cas(r, ref, &res, &cur, "maildag: merge")) < 0)

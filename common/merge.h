@@ -156,6 +156,8 @@ int merge_commits(git_oid *out, struct repo *r, const git_oid *a,
 /*
  * Merge commit other into ref (REF_MAIL, say) and move ref to the result
  * by compare-and-swap; the caller holds the writer lock (repo_lock).
+ * What the merge writes is synced with one syncfs(2) before the ref
+ * moves; the ref itself is synced as libgit2 writes it.
  * *out (may be NULL) is the ref's new value.  E_RACE if the ref moved
  * meanwhile, E_NOTFOUND if it does not exist.
  */

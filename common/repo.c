@@ -29,9 +29,15 @@ const char *repo_git_error(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
-void repo_set_fsync(bool on)
+static bool fsync_on;
+
+bool repo_set_fsync(bool on)
 {
+	bool was = fsync_on;
+
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
+	fsync_on = on;
+	return was;
 }
 
 void repo_verify_reads(bool on)

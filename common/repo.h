@@ -8,8 +8,11 @@
  * - maildag never uses git's index or checkout: trees are written
  *   directly (repo_tree_update) and refs move by compare-and-swap only
  *   (repo_ref_cas), by a process holding the writer lock (repo_lock).
- * - Objects and refs are fsynced before the call that wrote them returns
- *   (libgit2's GIT_OPT_ENABLE_FSYNC_GITDIR, set by repo_global_init).
+ * - Objects and refs are durable before a ref names them: fsynced as
+ *   they are written (libgit2's GIT_OPT_ENABLE_FSYNC_GITDIR, set by
+ *   repo_global_init), or written unsynced in a batch (REPO_NO_FSYNC,
+ *   repo_set_fsync) that one repo_syncfs() makes durable before the ref
+ *   moves (maildag-lda's group commit, merge_into_ref).
  * - Global and system git configuration is never read: what a hostile
  *   ~/.gitconfig says cannot change how a message is stored.
  */
@@ -53,7 +56,7 @@ int repo_global_init(void);
 int repo_global_reinit(void);
 
 /* Turn libgit2's fsync of objects and refs on or off (bulk imports). */
-void repo_set_fsync(bool on);
+bool repo_set_fsync(bool on);	/* returns the setting it replaced */
 /*
  * Hash every object read again and refuse one whose content does not
  * match its id (off by default, as in git; maildag fsck turns it on).
