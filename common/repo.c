@@ -206,15 +206,9 @@ static int create_at(const char *tmp)
 	state = xasprintf("%s/maildag", tmp);
 	if (mkdir(state, 0700) < 0) {
 		log_error("mkdir '%s': %s", state, strerror(errno));
-	} else {
+	} else if (syncfs_path(tmp) == 0) {
 		/* whatever libgit2 synced or not: all of it, once */
-		int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0 && syncfs(fd) == 0)
-			r = 0;
-		else
-			log_error("sync '%s': %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		r = 0;
 	}
 	free(state);
 done:

@@ -103,24 +103,26 @@ static int check_one(const git_oid *id, const char *path, void *data)
 
 #define BOOT_ID "/proc/sys/kernel/random/boot_id"
 
+/* The start of a small file as a string; "" when it cannot be read. */
+static void read_small(char *buf, size_t size, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read_full(fd, buf, size - 1) : -1;
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
 int maint_check_after_boot(struct repo *r, size_t *damaged)
 {
 	struct checking c = { r, 0, 0 };
-	char boot[64] = "", seen[64] = "", *mark = repo_state_path(r, "boot-id");
-	int fd, ret = 0;
-	ssize_t n;
+	char boot[64], seen[64], *mark = repo_state_path(r, "boot-id");
+	int ret = 0;
 
 	*damaged = 0;
-	if ((fd = open(BOOT_ID, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read_full(fd, boot, sizeof boot - 1);
-		boot[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
-	if ((fd = open(mark, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read_full(fd, seen, sizeof seen - 1);
-		seen[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
+	read_small(boot, sizeof boot, BOOT_ID);
+	read_small(seen, sizeof seen, mark);
 	if (*boot && !strcmp(boot, seen))
 		goto done;	/* checked since this machine started */
 	if (each_loose(r->path, check_one, &c) < 0) {
