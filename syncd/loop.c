@@ -212,7 +212,7 @@ int loop_run(struct loop *l)
 	l->stop = false;
 	while (!l->stop) {
 		double now = loop_now(), next = 0;
-		size_t n = l->nfds;
+		size_t n;
 		int timeout = -1, r;
 
 		/* due timers first, each once per turn */
@@ -233,6 +233,12 @@ int loop_run(struct loop *l)
 			double ms = (next - loop_now()) * 1000.0 + 0.999;
 			timeout = ms <= 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
 		}
+		/*
+		 * The table as it is now, after the timers: a child a timer
+		 * just started is polled in this turn, and an entry a timer
+		 * removed is not.
+		 */
+		n = l->nfds;
 		xgrow((void **)&pfd, &apfd, n ? n : 1, sizeof *pfd);
 		for (size_t i = 0; i < n; i++) {
 			pfd[i].fd = l->fds[i].fd;

@@ -7,7 +7,10 @@
  * one-shot and re-armed by their owner; times are CLOCK_MONOTONIC seconds.
  *
  * Invariants: callbacks run one at a time; a callback may add or remove
- * descriptors and arm timers, including its own.
+ * descriptors and arm timers, including its own.  Every poll(2) call
+ * polls exactly the descriptors that exist when it is made: one a timer
+ * added (a child a periodic fetch or a retry started) is polled in that
+ * same turn, one a timer removed is not.
  */
 #ifndef LOOP_H
 #define LOOP_H
