@@ -30,10 +30,13 @@
  *                     "push": <op>|null, "fetch": <op>|null }, ... ] }
  *     where <op> = { "last_ok":T|null, "last_error":"..."|null,
  *                    "error_at":T|null, "failures":N, "next_try":T|null,
- *                    "running":bool, "id":"<hex>"|null }
+ *                    "running":bool, "id":"<hex>"|null,
+ *                    "runs":N, "timeouts":N }
  *     T is seconds since the epoch (a JSON integer); "id" is the last
  *     commit the peer accepted (push) or the last fetched (fetch); a null
- *     <op> means that direction is off for the peer.  "ahead" counts the
+ *     <op> means that direction is off for the peer; "runs" counts the
+ *     attempts that ended since the daemon started, "timeouts" those of
+ *     them killed at the deadline.  "ahead" counts the
  *     commits of mail that peer_ref lacks, "behind" those of peer_ref
  *     that mail lacks.
  *

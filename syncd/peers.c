@@ -40,6 +40,8 @@ struct op {
 	struct loop_timer *timer;
 	bool again;		/* run once more when this run ends */
 	unsigned failures;	/* in a row */
+	unsigned long runs;	/* ended since the daemon started */
+	unsigned long timeouts;	/* of those, killed at the deadline */
 	time_t last_ok, error_at;
 	char *last_error;	/* "<status>: <error>" */
 	char *last_raw;		/* the error alone, to log changes only */
@@ -138,6 +140,9 @@ static void op_finish(struct op *op, const struct net_result *res)
 	op->pid = 0;
 	op->fd = -1;
 	loop_timer_stop(op->timer);
+	op->runs++;
+	if (res->status == NET_TIMEOUT)
+		op->timeouts++;
 	if (res->status == NET_OK) {
 		if (op->failures)
 			log_info("peer %s: %s works again", pe->cfg.name,
@@ -654,6 +659,8 @@ static json_t *op_status(const struct op *op)
 	json_object_set_new(o, "error_at", json_time(op->error_at));
 	json_object_set_new(o, "failures", json_integer(op->failures));
 	json_object_set_new(o, "running", json_boolean(op->pid != 0));
+	json_object_set_new(o, "runs", json_integer((json_int_t)op->runs));
+	json_object_set_new(o, "timeouts", json_integer((json_int_t)op->timeouts));
 	json_object_set_new(o, "next_try", !op->pid && when ?
 			    json_time(time(NULL) + (time_t)(when - loop_now() + 0.5)) :
 			    json_null());

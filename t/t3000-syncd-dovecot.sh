@@ -103,6 +103,19 @@ test_expect_success 'APPEND with INTERNALDATE: the message and its mtime record'
 	fetch_flags Work | grep "01-Jan-2020 10:00:00 +0000 \\\\Seen"
 '
 
+# Dovecot's RENAME first syncs the folder it renames: what is in its new/
+# moves to cur/, and only then is the directory renamed.  syncd commits
+# those two steps together or apart, as its debounce happens to see them
+# (apart on a busy machine), so the new/ messages are moved first, in a
+# step of their own, and RENAME is then the rename alone.
+test_expect_success 'SELECT a folder moves its new/ to cur/' '
+	k=$(ls "$MAILDIR/.Work/new" | wc -l) &&
+	test "$k" -gt 0 &&
+	step "SELECT Work" &&
+	only_change "D${TAB}\.Work/new/.*" $k "A${TAB}\.Work/cur/.*" $k &&
+	test -z "$(ls "$MAILDIR/.Work/new")"
+'
+
 test_expect_success 'RENAME a folder: everything moves, nothing else' '
 	n=$(tree_state | grep -c "^\.Work/") &&
 	step "RENAME Work Archive" &&
