@@ -270,7 +270,8 @@ static char *install_hook(const char *repo)
 		while ((n = read_full(fd, buf, sizeof buf)) > 0)
 			strbuf_add(&have, buf, (size_t)n);
 		close(fd);
-		if (have.len == want.len && !memcmp(have.buf, want.buf, want.len)) {
+		if (have.len == want.len && !memcmp(have.buf, want.buf, want.len) &&
+		    access(hook, X_OK) == 0) {
 			ok = 1;
 			goto done;
 		}
@@ -296,6 +297,14 @@ static char *install_hook(const char *repo)
 	}
 	ok = 1;
 done:
+	/*
+	 * git skips a hook it cannot execute (a noexec mount, say) and
+	 * takes the push: refuse to serve instead
+	 */
+	if (ok && access(hook, X_OK) < 0) {
+		log_error("cannot run the hook '%s': %s", hook, strerror(errno));
+		ok = 0;
+	}
 	strbuf_release(&want);
 	strbuf_release(&have);
 	free(self);

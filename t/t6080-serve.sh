@@ -253,6 +253,18 @@ test_expect_success 'hooks of the repository are not run, nor the global git con
 	rm -f "$r2/hooks/post-update" "$r2/hooks/pre-receive" "$(replica_home 2)/.gitconfig"
 '
 
+test_expect_success 'a hook of ours that was changed or made not executable is written again' '
+	hook=$(replica_repo 2)/maildag/hooks/pre-receive &&
+	cp "$hook" hook.orig &&
+	printf "#!/bin/sh\nexit 0\n" >"$hook" &&
+	c=$(evil hook) &&
+	refused_push "+$c:refs/heads/mail" &&
+	test_cmp hook.orig "$hook" &&
+	chmod 600 "$hook" &&
+	refused_push "+$c:refs/heads/mail" &&
+	test -x "$hook"
+'
+
 test_expect_success 'no shell, no other command through sshd' '
 	for cmd in "id" "sh -c '\''touch $TRASH/pwned'\''" \
 		"git-upload-pack '\''$(replica_repo 2)'\''; touch $TRASH/pwned" \
