@@ -1023,3 +1023,8 @@ const struct config_peer *config_peer(const struct config *cfg,
 			return &cfg->peers[i];
 	return NULL;
 }
+
+bool config_name_valid(const char *name)
+{
+	return name_ok(name);
+}

@@ -91,6 +91,12 @@ void config_free(struct config *cfg);
  */
 void config_fingerprint(struct strbuf *out, const unsigned char sha256[32]);
 
+/*
+ * Is name a valid node or peer name ([A-Za-z0-9_.-]{1,64}, and a
+ * component git takes in refs/peers/<name>/mail)?
+ */
+bool config_name_valid(const char *name);
+
 /* The peer called name, or NULL. */
 const struct config_peer *config_peer(const struct config *cfg,
 				      const char *name);

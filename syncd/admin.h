@@ -7,6 +7,8 @@
 #ifndef ADMIN_H
 #define ADMIN_H
 
+#include <stdio.h>
+
 #include "mailbox.h"
 #include "repo.h"
 
@@ -50,5 +52,28 @@ int cmd_status(struct mailbox *mb, int argc, char **argv);
  * the request, 69 (EX_UNAVAILABLE) when no daemon runs (admin-status.c).
  */
 int cmd_sync(struct mailbox *mb, int argc, char **argv);
+
+/*
+ * maildag serve --peer NAME: the forced command of peer NAME's key in
+ * ~/.ssh/authorized_keys; runs git-upload-pack, or git-receive-pack that
+ * may change refs/peers/NAME/mail only, on the user's repository, and
+ * nothing else (admin-serve.c).  Returns a sysexits(3) status when it
+ * refuses; when it serves, git's status is the process's.
+ */
+int cmd_serve(struct mailbox *mb, int argc, char **argv);
+
+/*
+ * maildag serve --pre-receive: git's pre-receive hook that cmd_serve()
+ * installs; needs no configuration.  0 when every ref of the push is the
+ * peer's own, else 1.
+ */
+int cmd_serve_pre_receive(int argc, char **argv);
+
+/*
+ * Print the authorized_keys line(s) the other servers need to let this
+ * replica push there: one per ssh identity configured, with its public
+ * key when it can be read, else a placeholder naming the key.
+ */
+void serve_print_authorized_keys(FILE *out, const struct mailbox *mb);
 
 #endif

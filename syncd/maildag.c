@@ -47,6 +47,8 @@ static void usage(FILE *f)
 	      "                 merge two commits with the Maildir merge\n"
 	      "  push [-t seconds] [peer...]\n"
 	      "                 push refs/heads/mail to peers\n"
+	      "  serve --peer NAME\n"
+	      "                 serve one ssh peer's git (authorized_keys command=)\n"
 	      "  status [--json]  replication state per peer, from maildag-syncd\n"
 	      "  sync           have maildag-syncd push and fetch now\n"
 	      "  version        print the version\n", f);
@@ -221,6 +223,7 @@ static int cmd_init(struct mailbox *mb, int argc, char **argv)
 	if (im.skipped)
 		printf(", %zu files skipped", im.skipped);
 	printf("\n");
+	serve_print_authorized_keys(stdout, mb);
 	r = EX_OK;
 done:
 	for (size_t i = 0; i < im.n; i++) {
@@ -423,6 +426,7 @@ int main(int argc, char **argv)
 		{ "fetch", cmd_fetch },
 		{ "status", cmd_status },
 		{ "sync", cmd_sync },
+		{ "serve", cmd_serve },
 	};
 	struct mailbox *mb;
 	int c, r;
@@ -449,6 +453,10 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return EX_OK;
 	}
+	/* git's hook of 'maildag serve': runs with no configuration */
+	if (!strcmp(argv[optind], "serve") && optind + 1 < argc &&
+	    !strcmp(argv[optind + 1], "--pre-receive"))
+		return cmd_serve_pre_receive(argc - optind, argv + optind);
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(argv[optind], cmds[i].name))
 			continue;
