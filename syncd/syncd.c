@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "loop.h"
@@ -305,6 +306,7 @@ static void reload_config(struct syncd *s)
 	s->mb->maildir = cfg->maildir;
 	s->mb->repository = cfg->repository;
 	s->debounce = cfg->debounce_ms / 1000.0;
+	format_use_config(cfg);
 	peers_set_config(s->peers, cfg);
 	notify_set_config(s->notify, cfg);
 	config_free(old);
