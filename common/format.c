@@ -1490,7 +1490,7 @@ static void ignore_problem(const char *path, const char *reason, void *data)
 	(void)data;
 }
 
-int format_added_bytes(unsigned long long *out, struct repo *r,
+static int added_bytes(unsigned long long *out, struct repo *r,
 		       const git_oid *tree, const git_oid *trusted)
 {
 	struct format_limits saved = limits;
@@ -1530,6 +1530,22 @@ int format_added_bytes(unsigned long long *out, struct repo *r,
 	strset_release(&ck.seen);
 	free(ck.add);
 	return ret < 0 ? ret : 0;
+}
+
+int format_added_bytes(unsigned long long *out, struct repo *r,
+		       const git_oid *commit, const git_oid *trusted_commit)
+{
+	git_oid tree, trusted;
+	int e;
+
+	*out = 0;
+	if (trusted_commit && git_oid_equal(commit, trusted_commit))
+		return 0;
+	if ((e = commit_tree(&tree, r, commit, NULL)) < 0)
+		return e;
+	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL) < 0)
+		trusted_commit = NULL;	/* count everything */
+	return added_bytes(out, r, &tree, trusted_commit ? &trusted : NULL);
 }
 
 int format_fsck_tree(struct repo *r, const git_oid *tree,

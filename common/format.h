@@ -75,13 +75,14 @@ struct config;
 void format_use_config(const struct config *cfg);
 
 /*
- * Bytes of the message blobs in tree that are not in trusted (NULL: an
- * empty tree) under the same key and blob id, by object headers: what
- * applying diff(trusted, tree) writes at most.  Both trees are assumed
- * valid.  0, or E_TEMP/E_FAIL when an object cannot be read.
+ * Bytes of the message blobs in commit's tree that trusted_commit's tree
+ * (NULL: an empty tree) does not hold with the same blob id in a shard of
+ * the same number, by object headers: what applying diff(trusted_commit,
+ * commit) writes at most.  The limits are not applied.  0, or
+ * E_TEMP/E_INVALID when a commit or object cannot be read.
  */
 int format_added_bytes(unsigned long long *out, struct repo *r,
-		       const git_oid *tree, const git_oid *trusted);
+		       const git_oid *commit, const git_oid *trusted_commit);
 
 /*
  * Check the tree with id tree.  0 when it is valid; E_INVALID when it is
