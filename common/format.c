@@ -513,7 +513,8 @@ static int read_tree(struct checker *ck, struct rtree *out,
 		       git_oid_tostr_s(id), git_object_type2string(type));
 		return 1;
 	}
-	if (size / ENTRY_MAX >= limits.tree_entries) {
+	if (limits.tree_entries < SIZE_MAX / ENTRY_MAX &&
+	    size > limits.tree_entries * ENTRY_MAX) {
 		report(ck, name, nlen,
 		       "tree of %zu bytes: more entries than tree_entries_limit "
 		       "(%zu) allows", size, limits.tree_entries);
