@@ -734,7 +734,7 @@ static int apply_hooks(const struct ctx *c, json_t *obj)
 
 enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS };
 
-#define LIMIT_MIN 1024		/* the least byte limit that makes sense */
+#define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
 #define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
 
 static const struct key {

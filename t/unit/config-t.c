@@ -484,7 +484,7 @@ static const struct {
 	{ "quorum 0", NULL, "{ \"quorum\": 0 }", E_INVALID,
 	  "$D/user.json: quorum: must be at least 1" },
 	{ "size_limit negative", NULL, "{ \"size_limit\": -1 }", E_INVALID,
-	  "$D/user.json: size_limit: must be at least 1024" },
+	  "$D/user.json: size_limit: must be at least 1" },
 	{ "size_limit 0, no limit once", NULL, "{ \"size_limit\": 0 }", E_INVALID,
 	  "$D/user.json: size_limit: 0 (no limit) is no longer allowed: a peer "
 	  "could send a message of any size; give the largest message in bytes "
@@ -492,8 +492,8 @@ static const struct {
 	{ "size_limit over 1 GiB", NULL, "{ \"size_limit\": 1073741825 }",
 	  E_INVALID, "$D/user.json: size_limit: must be at most 1073741824" },
 	{ "subscriptions_limit too small", NULL,
-	  "{ \"subscriptions_limit\": 1023 }", E_INVALID,
-	  "$D/user.json: subscriptions_limit: must be at least 1024" },
+	  "{ \"subscriptions_limit\": 0 }", E_INVALID,
+	  "$D/user.json: subscriptions_limit: must be at least 1" },
 	{ "subscriptions_limit too big", NULL,
 	  "{ \"subscriptions_limit\": 67108865 }", E_INVALID,
 	  "$D/user.json: subscriptions_limit: must be at most 67108864" },
@@ -507,8 +507,8 @@ static const struct {
 	  "$D/user.json: folder_limit: must be at least 1" },
 	{ "folder_limit a string", NULL, "{ \"folder_limit\": \"many\" }",
 	  E_INVALID, "$D/user.json: folder_limit: expected an integer" },
-	{ "merge_limit too small", NULL, "{ \"merge_limit\": 1000 }", E_INVALID,
-	  "$D/user.json: merge_limit: must be at least 1024" },
+	{ "merge_limit too small", NULL, "{ \"merge_limit\": 0 }", E_INVALID,
+	  "$D/user.json: merge_limit: must be at least 1" },
 	{ "folder_limit above tree_entries_limit", NULL,
 	  "{ \"folder_limit\": 65532 }", E_INVALID,
 	  "$D/user.json: folder_limit (65532) needs a tree_entries_limit of at "
