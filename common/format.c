@@ -265,7 +265,6 @@ static const char *rtree_parse(struct rtree *t, const char *p, size_t len,
 
 		if (t->n == max)
 			return too_many;
-
 		if (!(sp = memchr(p, ' ', (size_t)(end - p))))
 			return "corrupt tree object: no space after mode";
 		if (!(nul = memchr(sp + 1, '\0', (size_t)(end - sp - 1))))
@@ -496,11 +495,9 @@ static int read_tree(struct checker *ck, struct rtree *out,
 		     const struct rentry *e, const git_oid *id)
 {
 	const char *name = e ? e->name : NULL, *why;
-	size_t nlen = e ? e->nlen : 0;
-	int err;
-
+	size_t nlen = e ? e->nlen : 0, size;
 	git_object_t type;
-	size_t size;
+	int err;
 
 	memset(out, 0, sizeof *out);
 	if (e)
@@ -1295,6 +1292,17 @@ static int new_bytes(struct checker *ck)
 	return 0;
 }
 
+/* Is the n-th folder one too many?  Said once, at the first. */
+static bool too_many_folders(struct checker *ck, size_t n)
+{
+	if (n <= limits.folders)
+		return false;
+	if (n == limits.folders + 1)
+		report(ck, NULL, 0, "more than folder_limit (%zu) folders",
+		       limits.folders);
+	return true;
+}
+
 static int check_root(struct checker *ck, const git_oid *id,
 		      const git_oid *trusted)
 {
@@ -1342,11 +1350,8 @@ static int check_root(struct checker *ck, const git_oid *id,
 		} else if (name_is(e, "cur") || name_is(e, "new")) {
 			if (!want_tree(ck, e))
 				continue;
-			if (!inbox++ && ++folders > limits.folders) {
-				report(ck, NULL, 0, "more than folder_limit (%zu) folders",
-				       limits.folders);
+			if (!inbox++ && too_many_folders(ck, ++folders))
 				continue;
-			}
 			if (inbox == 1)
 				ck->st.folders++;
 			if (te && git_oid_equal(&te->id, &e->id))
@@ -1360,11 +1365,8 @@ static int check_root(struct checker *ck, const git_oid *id,
 			}
 			if (!want_tree(ck, e))
 				continue;
-			if (++folders > limits.folders) {
-				report(ck, NULL, 0, "more than folder_limit (%zu) folders",
-				       limits.folders);
+			if (too_many_folders(ck, ++folders))
 				continue;
-			}
 			if (te && git_oid_equal(&te->id, &e->id))
 				continue;
 			if (check_folder(ck, e, te ? &te->id : NULL) < 0)

@@ -266,8 +266,35 @@ test_expect_success 'each was refused once; fsck clean; r2 mended, the two conve
 	test "$(hwm)" -lt $RSS_MAX
 '
 
+# r1's Maildir on a file system of 70 MiB: an 8 MiB message from r2 needs
+# 8.5 MiB and the 64 MiB kept for deliveries
+test_expect_success ROOT 'no room for an apply: put off, said in the log, done once there is room' '
+	replica_stop 1 &&
+	md=$(replica_maildir 1) &&
+	cp -a "$md" maildir.copy &&
+	mount -t tmpfs -o size=70m,mode=700 tmpfs "$md" &&
+	echo "$md" >"$TRASH/mounted" &&
+	chown "$U:" "$md" &&
+	cp -a maildir.copy/. "$md"/ &&
+	replica_start 1 &&
+	{ test_message big; head -c 8388608 /dev/zero | tr "\\0" x | fold -w 76; } |
+		replica_run 2 maildag-lda &&
+	echo big >>"$REPLICAS/delivered" &&
+	replica_wait_log 1 "not enough space for the messages to apply in .$md.: needs [0-9]+ bytes" 1 60 &&
+	test -z "$(replica_where 1 big)" &&
+	test -z "$(find "$md" -type f -size +1M)" &&
+	deliver_fast small &&
+	mount -o remount,size=300m "$md" &&
+	wait_for "test -n \"\$(replica_where 1 big)\"" 90 &&
+	wait_converged 60 &&
+	replica_expect_messages &&
+	test "$(hwm)" -lt $RSS_MAX
+'
+
 test_expect_success 'stop' '
 	replica_stop_all
 '
+
+! test -s "$TRASH/mounted" || umount "$(cat "$TRASH/mounted")"
 
 test_done
