@@ -1292,14 +1292,14 @@ static int new_bytes(struct checker *ck)
 	return 0;
 }
 
-/* Is the n-th folder one too many?  Said once, at the first. */
+/* Is the n-th folder one too many?  Then say so and check no further. */
 static bool too_many_folders(struct checker *ck, size_t n)
 {
 	if (n <= limits.folders)
 		return false;
-	if (n == limits.folders + 1)
-		report(ck, NULL, 0, "more than folder_limit (%zu) folders",
-		       limits.folders);
+	report(ck, NULL, 0, "more than folder_limit (%zu) folders",
+	       limits.folders);
+	ck->stop = true;	/* what follows would only be noise */
 	return true;
 }
 

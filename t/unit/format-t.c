@@ -1051,6 +1051,21 @@ static void test_limits(const git_oid *base_tree)
 	lim_case(&l, base_tree, NULL, "root tree: more than folder_limit (2) folders",
 		 "folder_limit: one folder over");
 
+	/* fsck: said once, and merge_limit is not fsck's */
+	{
+		struct strbuf out = STRBUF_INIT;
+		l = def;
+		l.folders = 1;
+		l.merge_bytes = 1;
+		format_set_limits(&l);
+		is_int(format_fsck_tree(repo, base_tree, problem_count, &out, NULL), 1,
+		       "fsck: two folders over folder_limit, one problem");
+		is_str(out.buf, "'': more than folder_limit (1) folders\n",
+		       "... the folder limit");
+		format_set_limits(&def);
+		strbuf_release(&out);
+	}
+
 	/* merge_limit: 10 new bytes; a moved message adds none */
 	l = def;
 	l.merge_bytes = 10;
