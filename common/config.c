@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "format.h"
 #include "log.h"
 #include "strbuf.h"
 #include "xalloc.h"
@@ -733,6 +734,9 @@ static int apply_hooks(const struct ctx *c, json_t *obj)
 
 enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS };
 
+#define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
+#define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
+
 static const struct key {
 	const char *name;
 	enum kind kind;
@@ -744,7 +748,16 @@ static const struct key {
 	{ "repository", K_PATH, offsetof(struct config, repository), 0, 0 },
 	{ "quorum", K_INT, offsetof(struct config, quorum), 1, INT_MAX },
 	{ "create", K_BOOL, offsetof(struct config, create), 0, 0 },
-	{ "size_limit", K_LLONG, offsetof(struct config, size_limit), 0, LLONG_MAX },
+	{ "size_limit", K_LLONG, offsetof(struct config, size_limit),
+	  LIMIT_MIN, 1ll << 30 },
+	{ "subscriptions_limit", K_LLONG,
+	  offsetof(struct config, subscriptions_limit), LIMIT_MIN, 64ll << 20 },
+	{ "tree_entries_limit", K_LLONG,
+	  offsetof(struct config, tree_entries_limit), 256, 1ll << 20 },
+	{ "folder_limit", K_LLONG, offsetof(struct config, folder_limit),
+	  1, 1ll << 20 },
+	{ "merge_limit", K_LLONG, offsetof(struct config, merge_limit),
+	  LIMIT_MIN, LLONG_MAX },
 	{ "lda_deadline", K_INT, offsetof(struct config, lda_deadline), 1, INT_MAX },
 	{ "fetch_interval", K_INT, offsetof(struct config, fetch_interval), 1, INT_MAX },
 	{ "debounce_ms", K_INT, offsetof(struct config, debounce_ms), 1, INT_MAX },
@@ -782,6 +795,14 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		*(int *)field = (int)n;
 		return 0;
 	case K_LLONG:
+		/* it meant "no limit" once: say why that is gone */
+		if (!strcmp(k->name, "size_limit") && json_is_integer(v) &&
+		    json_integer_value(v) == 0)
+			return fail(c, "", k->name,
+				    "0 (no limit) is no longer allowed: a peer "
+				    "could send a message of any size; give the "
+				    "largest message in bytes (default %llu)",
+				    FORMAT_DEFAULT_MESSAGE_BYTES);
 		return get_int(c, "", k->name, v, k->min, k->max,
 			       (long long *)field);
 	case K_PEERS:
@@ -817,6 +838,13 @@ static int apply(const struct ctx *c, json_t *root)
 		return log_error("%s: backoff_min (%d) is greater than backoff_max (%d)",
 				 c->file, cfg->backoff_min, cfg->backoff_max),
 		       E_INVALID;
+	if (cfg->folder_limit + ROOT_ENTRIES > cfg->tree_entries_limit)
+		return log_error("%s: folder_limit (%lld) needs a tree_entries_limit "
+				 "of at least %lld (it is %lld): the folders are "
+				 "entries of the root tree",
+				 c->file, cfg->folder_limit,
+				 cfg->folder_limit + ROOT_ENTRIES,
+				 cfg->tree_entries_limit), E_INVALID;
 	if (path_within(cfg->repository, cfg->maildir) ||
 	    path_within(cfg->maildir, cfg->repository))
 		return log_error("%s: repository '%s' and maildir '%s' must not be inside one another",
@@ -926,7 +954,11 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->repository = expand_path("~/.local/share/maildag/mail.git", home);
 	cfg->quorum = 1;
 	cfg->create = true;
-	cfg->size_limit = 0;
+	cfg->size_limit = (long long)FORMAT_DEFAULT_MESSAGE_BYTES;
+	cfg->subscriptions_limit = (long long)FORMAT_DEFAULT_SUBSCRIPTIONS_BYTES;
+	cfg->tree_entries_limit = FORMAT_DEFAULT_TREE_ENTRIES;
+	cfg->folder_limit = FORMAT_DEFAULT_FOLDERS;
+	cfg->merge_limit = (long long)FORMAT_DEFAULT_MERGE_BYTES;
 	cfg->lda_deadline = 600;
 	cfg->fetch_interval = 300;
 	cfg->debounce_ms = 200;

@@ -44,7 +44,13 @@ struct config {
 	char *repository;	/* default ~/.local/share/maildag/mail.git */
 	int quorum;		/* stores that must hold a delivery; default 1 (this one) */
 	bool create;		/* LDA may create Maildir and repository; default true */
-	long long size_limit;	/* bytes; 0 = no limit; default 0 */
+	long long size_limit;	/* largest message, bytes: what maildag-lda
+				   takes and a peer may send; default 64 MiB */
+	long long subscriptions_limit;	/* bytes of subscriptions; 1 MiB */
+	long long tree_entries_limit;	/* entries of one tree; 65536 */
+	long long folder_limit;	/* folders, INBOX counted; 10000 */
+	long long merge_limit;	/* message bytes one peer merge may add;
+				   8 GiB */
 	int lda_deadline;	/* seconds; default 600 (below Postfix's 1000) */
 	int fetch_interval;	/* seconds; default 300 */
 	int debounce_ms;	/* syncd commit debounce; default 200 */

@@ -18,9 +18,19 @@
  * blobs that changed and of shard trees that disappeared, are the ones
  * whose records are matched against the messages: a record can only lose
  * its message where something of its shard changed.
+ *
+ * Limits (struct format_limits) are checked from object headers before
+ * any object is read whole: a blob's size, and a tree's size against what
+ * its allowed number of entries could take (an entry of a valid tree is
+ * at most ENTRY_MAX bytes), then its entries as they are parsed.  The
+ * message blobs a check reads the header of are the ones new against the
+ * trusted tree by path; those whose key and id the trusted tree holds
+ * elsewhere (a flag change, a move) are not added bytes, which a last
+ * pass over the trusted trees of the changed shard numbers settles.
  */
 #include "autoconf.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +38,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "config.h"
 #include "folder.h"
 #include "format.h"
 #include "log.h"
@@ -38,6 +49,33 @@
 #define FORMAT_MAX 64			/* bytes worth reading of FORMAT */
 #define SHOW_MAX 512			/* bytes of a path shown in a message */
 #define EMPTY_BLOB_HEX "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+/* the largest entry of a valid tree: "100644 " <255 bytes> NUL <id> */
+#define ENTRY_MAX (7 + NAME_MAX_BYTES + 1 + GIT_OID_RAWSZ)
+
+static struct format_limits limits = {
+	FORMAT_DEFAULT_MESSAGE_BYTES, FORMAT_DEFAULT_SUBSCRIPTIONS_BYTES,
+	FORMAT_DEFAULT_TREE_ENTRIES, FORMAT_DEFAULT_FOLDERS,
+	FORMAT_DEFAULT_MERGE_BYTES,
+};
+
+void format_set_limits(const struct format_limits *l)
+{
+	limits = *l;
+}
+
+const struct format_limits *format_get_limits(void)
+{
+	return &limits;
+}
+
+void format_use_config(const struct config *cfg)
+{
+	limits.message_bytes = (unsigned long long)cfg->size_limit;
+	limits.subscriptions_bytes = (unsigned long long)cfg->subscriptions_limit;
+	limits.tree_entries = (size_t)cfg->tree_entries_limit;
+	limits.folders = (size_t)cfg->folder_limit;
+	limits.merge_bytes = (unsigned long long)cfg->merge_limit;
+}
 
 /*
  * Append a formatted line to a caller's buffer.  Through a local buffer:
@@ -210,8 +248,14 @@ static bool mode_dir(const char *m, size_t mlen)
 	return (v & 0170000) == 0040000;
 }
 
-/* Parse a tree object's bytes; NULL, or why they are not a tree. */
-static const char *rtree_parse(struct rtree *t, const char *p, size_t len)
+static const char too_many[] = "too many entries";
+
+/*
+ * Parse a tree object's bytes, at most max entries; NULL, or why they
+ * are not a tree (too_many when there are more than max).
+ */
+static const char *rtree_parse(struct rtree *t, const char *p, size_t len,
+			       size_t max)
 {
 	const char *end = p + len;
 
@@ -219,6 +263,8 @@ static const char *rtree_parse(struct rtree *t, const char *p, size_t len)
 		const char *sp, *nul;
 		struct rentry *e;
 
+		if (t->n == max)
+			return too_many;
 		if (!(sp = memchr(p, ' ', (size_t)(end - p))))
 			return "corrupt tree object: no space after mode";
 		if (!(nul = memchr(sp + 1, '\0', (size_t)(end - sp - 1))))
@@ -302,6 +348,14 @@ struct checker {
 	bool bad_records[256];		/* mtimes/<xx> refused already */
 	struct strset seen;		/* keys of unchanged trees of them */
 	struct format_stats st;
+	bool merge;			/* check limits.merge_bytes */
+	const git_oid *trusted;		/* the trusted root, or NULL */
+	struct added {			/* message blobs new by path */
+		git_oid id;
+		unsigned long long size;
+	} *add;
+	size_t nadd, aladd;
+	unsigned long long added;	/* their sizes summed */
 };
 
 void format_escape(struct strbuf *out, const char *s, size_t len)
@@ -441,12 +495,28 @@ static int read_tree(struct checker *ck, struct rtree *out,
 		     const struct rentry *e, const git_oid *id)
 {
 	const char *name = e ? e->name : NULL, *why;
-	size_t nlen = e ? e->nlen : 0;
+	size_t nlen = e ? e->nlen : 0, size;
+	git_object_t type;
 	int err;
 
 	memset(out, 0, sizeof *out);
 	if (e)
 		id = &e->id;
+	/* the header first: a huge tree is refused without being inflated */
+	if ((err = git_odb_read_header(&size, &type, ck->odb, id)) < 0)
+		return read_failed(ck, name, nlen, id, err, "tree");
+	if (type != GIT_OBJECT_TREE) {
+		report(ck, name, nlen, "object %s is a %s, not a tree",
+		       git_oid_tostr_s(id), git_object_type2string(type));
+		return 1;
+	}
+	if (limits.tree_entries < SIZE_MAX / ENTRY_MAX &&
+	    size > limits.tree_entries * ENTRY_MAX) {
+		report(ck, name, nlen,
+		       "tree of %zu bytes: more entries than tree_entries_limit "
+		       "(%zu) allows", size, limits.tree_entries);
+		return 1;
+	}
 	if ((err = git_odb_read(&out->obj, ck->odb, id)) < 0)
 		return read_failed(ck, name, nlen, id, err, "tree");
 	if (git_odb_object_type(out->obj) != GIT_OBJECT_TREE) {
@@ -457,9 +527,14 @@ static int read_tree(struct checker *ck, struct rtree *out,
 		return 1;
 	}
 	why = rtree_parse(out, git_odb_object_data(out->obj),
-			  git_odb_object_size(out->obj));
-	if (why) {
+			  git_odb_object_size(out->obj), limits.tree_entries);
+	if (why == too_many)
+		report(ck, name, nlen,
+		       "more than tree_entries_limit (%zu) entries",
+		       limits.tree_entries);
+	else if (why)
 		report(ck, name, nlen, "%s", why);
+	if (why) {
 		rtree_release(out);
 		return 1;
 	}
@@ -475,7 +550,7 @@ static void read_trusted(struct checker *ck, struct rtree *out,
 		return;
 	if (git_odb_object_type(out->obj) != GIT_OBJECT_TREE ||
 	    rtree_parse(out, git_odb_object_data(out->obj),
-			git_odb_object_size(out->obj)))
+			git_odb_object_size(out->obj), SIZE_MAX))
 		rtree_release(out);
 }
 
@@ -769,7 +844,7 @@ static int check_shard(struct checker *ck, const char *loc,
 		const struct rentry *e = &t.e[i];
 		const char *other;
 		char shard[3];
-		size_t klen;
+		size_t klen, size;
 
 		if (!check_entry(ck, e, prev))
 			continue;
@@ -801,8 +876,23 @@ static int check_shard(struct checker *ck, const char *loc,
 			continue;
 		}
 		ck->st.messages++;
-		if (!unchanged(&tt, e) && (r = check_blob_object(ck, e, NULL)) < 0)
+		if (unchanged(&tt, e))
+			continue;
+		if ((r = check_blob_object(ck, e, &size)) < 0)
 			break;
+		if (r)
+			continue;
+		if (size > limits.message_bytes) {
+			report(ck, e->name, e->nlen,
+			       "message of %zu bytes, more than size_limit (%llu)",
+			       size, limits.message_bytes);
+			continue;
+		}
+		xgrow((void **)&ck->add, &ck->aladd, ck->nadd + 1,
+		      sizeof *ck->add);
+		git_oid_cpy(&ck->add[ck->nadd].id, &e->id);
+		ck->add[ck->nadd++].size = size;
+		ck->added += size;
 	}
 	path_pop(ck, old);
 	rtree_release(&tt);
@@ -1136,12 +1226,90 @@ static void cross_check(struct checker *ck, const struct rtree *root)
 	}
 }
 
+/* Add the ids of the message blobs of tree (a cur/ or new/) in shards affected. */
+static void have_sub(struct checker *ck, struct strset *have,
+		     const git_oid *tree)
+{
+	struct rtree t;
+
+	read_trusted(ck, &t, tree);
+	for (size_t i = 0; i < t.n; i++) {
+		struct rtree s;
+
+		if (!is_shard_name(&t.e[i]) || !is_tree(&t.e[i]) ||
+		    !ck->affected[shard_value(t.e[i].name)])
+			continue;
+		read_trusted(ck, &s, &t.e[i].id);
+		for (size_t j = 0; j < s.n; j++)
+			if (is_blob(&s.e[j]))
+				strset_add(have, git_oid_tostr_s(&s.e[j].id),
+					   GIT_OID_HEXSZ, "");
+		rtree_release(&s);
+	}
+	rtree_release(&t);
+}
+
+/*
+ * Settle ck->added: drop the blobs the trusted tree holds in a shard of
+ * the same number (a message moved or renamed, its bytes already here).
+ * Every shard number of ck->add is affected[], so those trees are all
+ * that need reading.  0, or E_TEMP when the odb fails us.
+ */
+static int new_bytes(struct checker *ck)
+{
+	struct strset have = { NULL, 0, 0 };
+	struct rtree root;
+
+	if (!ck->trusted || !ck->nadd)
+		return 0;
+	read_trusted(ck, &root, ck->trusted);
+	for (size_t i = 0; i < root.n; i++) {
+		const struct rentry *e = &root.e[i];
+		struct rtree f;
+
+		if (!is_tree(e))
+			continue;
+		if (name_is(e, "cur") || name_is(e, "new")) {
+			have_sub(ck, &have, &e->id);
+			continue;
+		}
+		if (e->name[0] != '.')
+			continue;
+		read_trusted(ck, &f, &e->id);
+		for (size_t j = 0; j < f.n; j++)
+			if (is_tree(&f.e[j]) && (name_is(&f.e[j], "cur") ||
+						 name_is(&f.e[j], "new")))
+				have_sub(ck, &have, &f.e[j].id);
+		rtree_release(&f);
+	}
+	rtree_release(&root);
+	ck->added = 0;
+	for (size_t i = 0; i < ck->nadd; i++)
+		if (!strset_get(&have, git_oid_tostr_s(&ck->add[i].id),
+				GIT_OID_HEXSZ))
+			ck->added += ck->add[i].size;
+	strset_release(&have);
+	return 0;
+}
+
+/* Is the n-th folder one too many?  Then say so and check no further. */
+static bool too_many_folders(struct checker *ck, size_t n)
+{
+	if (n <= limits.folders)
+		return false;
+	report(ck, NULL, 0, "more than folder_limit (%zu) folders",
+	       limits.folders);
+	ck->stop = true;	/* what follows would only be noise */
+	return true;
+}
+
 static int check_root(struct checker *ck, const git_oid *id,
 		      const git_oid *trusted)
 {
 	struct rtree t, tt;
 	const struct rentry *prev = NULL, *fmt;
 	int r, inbox = 0;
+	size_t folders = 0;
 
 	if (trusted && git_oid_equal(id, trusted))
 		return 0;
@@ -1165,9 +1333,15 @@ static int check_root(struct checker *ck, const git_oid *id,
 		if (name_is(e, FORMAT_PATH)) {
 			want_blob(ck, e);	/* its content is checked above */
 		} else if (name_is(e, "subscriptions")) {
-			if (want_blob(ck, e) && !unchanged(&tt, e) &&
-			    check_blob_object(ck, e, NULL) < 0)
+			size_t size;
+			if (!want_blob(ck, e) || unchanged(&tt, e))
+				continue;
+			if ((r = check_blob_object(ck, e, &size)) < 0)
 				break;
+			if (!r && size > limits.subscriptions_bytes)
+				report(ck, e->name, e->nlen,
+				       "%zu bytes, more than subscriptions_limit (%llu)",
+				       size, limits.subscriptions_bytes);
 		} else if (name_is(e, FORMAT_MTIMES_DIR)) {
 			if (!want_tree(ck, e) || (te && git_oid_equal(&te->id, &e->id)))
 				continue;
@@ -1176,7 +1350,9 @@ static int check_root(struct checker *ck, const git_oid *id,
 		} else if (name_is(e, "cur") || name_is(e, "new")) {
 			if (!want_tree(ck, e))
 				continue;
-			if (!inbox++)
+			if (!inbox++ && too_many_folders(ck, ++folders))
+				continue;
+			if (inbox == 1)
 				ck->st.folders++;
 			if (te && git_oid_equal(&te->id, &e->id))
 				continue;
@@ -1187,7 +1363,11 @@ static int check_root(struct checker *ck, const git_oid *id,
 				report(ck, e->name, e->nlen, "not a valid folder name");
 				continue;
 			}
-			if (!want_tree(ck, e) || (te && git_oid_equal(&te->id, &e->id)))
+			if (!want_tree(ck, e))
+				continue;
+			if (too_many_folders(ck, ++folders))
+				continue;
+			if (te && git_oid_equal(&te->id, &e->id))
 				continue;
 			if (check_folder(ck, e, te ? &te->id : NULL) < 0)
 				break;
@@ -1201,6 +1381,11 @@ static int check_root(struct checker *ck, const git_oid *id,
 	}
 	if (!ck->stop && !ck->fatal)
 		check_records(ck, &t);
+	if (ck->merge && limits.merge_bytes && !ck->stop && !ck->fatal &&
+	    ck->added > limits.merge_bytes &&
+	    (r = new_bytes(ck)) >= 0 && ck->added > limits.merge_bytes)
+		report(ck, NULL, 0, "adds %llu bytes of messages, more than "
+		       "merge_limit (%llu)", ck->added, limits.merge_bytes);
 done:
 	rtree_release(&tt);
 	rtree_release(&t);
@@ -1221,12 +1406,15 @@ static int run(struct checker *ck, struct repo *r, const git_oid *tree,
 		return E_TEMP;
 	}
 	ck->incremental = trusted != NULL;
+	ck->trusted = trusted;
 	err = check_root(ck, tree, trusted);
 	git_odb_free(ck->odb);
 	strbuf_release(&ck->path);
 	strset_release(&ck->keys);
 	strset_release(&ck->changed);
 	strset_release(&ck->seen);
+	free(ck->add);
+	ck->add = NULL;
 	return err < 0 ? err : ck->fatal;
 }
 
@@ -1258,6 +1446,7 @@ int format_check_tree(struct repo *r, const git_oid *tree,
 	memset(&ck, 0, sizeof ck);
 	ck.fn = first_problem;
 	ck.data = &f;
+	ck.merge = true;
 	ret = run(&ck, r, tree, trusted);
 	if (ret < 0)
 		return ret;
@@ -1295,6 +1484,71 @@ int format_check_commit(struct repo *r, const git_oid *commit,
 	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL) < 0)
 		trusted_commit = NULL;	/* check everything */
 	return format_check_tree(r, &tree, trusted_commit ? &trusted : NULL, err);
+}
+
+static void ignore_problem(const char *path, const char *reason, void *data)
+{
+	(void)path;
+	(void)reason;
+	(void)data;
+}
+
+static int added_bytes(unsigned long long *out, struct repo *r,
+		       const git_oid *tree, const git_oid *trusted)
+{
+	struct format_limits saved = limits;
+	struct checker ck;
+	int ret;
+
+	*out = 0;
+	if (trusted && git_oid_equal(tree, trusted))
+		return 0;
+	/* every blob counts here, whatever the limits say */
+	limits.message_bytes = ULLONG_MAX;
+	limits.subscriptions_bytes = ULLONG_MAX;
+	limits.tree_entries = SIZE_MAX;
+	limits.folders = SIZE_MAX;
+	memset(&ck, 0, sizeof ck);
+	ck.all = true;
+	ck.fn = ignore_problem;
+	strbuf_init(&ck.path, 64);
+	if (git_repository_odb(&ck.odb, r->git) < 0) {
+		limits = saved;
+		strbuf_release(&ck.path);
+		return log_error("open object database: %s", git_error_text());
+	}
+	ck.incremental = trusted != NULL;
+	ck.trusted = trusted;
+	ret = check_root(&ck, tree, trusted);
+	if (ret >= 0)
+		ret = new_bytes(&ck);
+	if (ret >= 0 && ck.fatal)
+		ret = ck.fatal;
+	*out = ck.added;
+	limits = saved;
+	git_odb_free(ck.odb);
+	strbuf_release(&ck.path);
+	strset_release(&ck.keys);
+	strset_release(&ck.changed);
+	strset_release(&ck.seen);
+	free(ck.add);
+	return ret < 0 ? ret : 0;
+}
+
+int format_added_bytes(unsigned long long *out, struct repo *r,
+		       const git_oid *commit, const git_oid *trusted_commit)
+{
+	git_oid tree, trusted;
+	int e;
+
+	*out = 0;
+	if (trusted_commit && git_oid_equal(commit, trusted_commit))
+		return 0;
+	if ((e = commit_tree(&tree, r, commit, NULL)) < 0)
+		return e;
+	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL) < 0)
+		trusted_commit = NULL;	/* count everything */
+	return added_bytes(out, r, &tree, trusted_commit ? &trusted : NULL);
 }
 
 int format_fsck_tree(struct repo *r, const git_oid *tree,

@@ -39,6 +39,52 @@
 #define FORMAT_MTIMES_MAX (16 << 20)	/* bytes in one mtimes/<xx> blob */
 
 /*
+ * Limits on what a tree may hold (maildag.conf(5) names them; the
+ * defaults below are config.c's and are justified there).  Sizes are
+ * taken from object headers (git_odb_read_header), so an object over a
+ * limit is refused without being inflated; a tree object is refused
+ * unread when its size alone says it could hold more entries than
+ * allowed, and its entries are counted while its bytes are parsed.
+ */
+struct format_limits {
+	unsigned long long message_bytes;	/* one message blob (size_limit) */
+	unsigned long long subscriptions_bytes;	/* the subscriptions blob */
+	size_t tree_entries;			/* entries of any one tree */
+	size_t folders;				/* folders, INBOX counted */
+	unsigned long long merge_bytes;		/* message bytes one check may
+						   add to its trusted tree;
+						   0: not checked */
+};
+
+#define FORMAT_DEFAULT_MESSAGE_BYTES (64ull << 20)
+#define FORMAT_DEFAULT_SUBSCRIPTIONS_BYTES (1ull << 20)
+#define FORMAT_DEFAULT_TREE_ENTRIES 65536
+#define FORMAT_DEFAULT_FOLDERS 10000
+#define FORMAT_DEFAULT_MERGE_BYTES (8ull << 30)
+
+/*
+ * The limits every check of this process uses: the defaults until
+ * format_set_limits() (mailbox_open() calls it with the configuration's,
+ * so every program that validates uses them).  A copy is kept.
+ */
+void format_set_limits(const struct format_limits *l);
+const struct format_limits *format_get_limits(void);
+
+/* format_set_limits() with the limits a configuration names. */
+struct config;
+void format_use_config(const struct config *cfg);
+
+/*
+ * Bytes of the message blobs in commit's tree that trusted_commit's tree
+ * (NULL: an empty tree) does not hold with the same blob id in a shard of
+ * the same number, by object headers: what applying diff(trusted_commit,
+ * commit) writes at most.  The limits are not applied.  0, or
+ * E_TEMP/E_INVALID when a commit or object cannot be read.
+ */
+int format_added_bytes(unsigned long long *out, struct repo *r,
+		       const git_oid *commit, const git_oid *trusted_commit);
+
+/*
  * Check the tree with id tree.  0 when it is valid; E_INVALID when it is
  * not, with one line appended to err naming the first offending entry and
  * why ("'.Sent/cur/3f/..': forbidden name"; control characters and bytes
@@ -61,6 +107,14 @@
  * Every blob in what is checked must exist and be a blob (one object
  * header read each, skipped for an entry trusted holds at the same path
  * with the same id).
+ *
+ * The limits of format_get_limits() hold: no message blob larger than
+ * message_bytes, no subscriptions larger than subscriptions_bytes, no
+ * tree with more than tree_entries entries, no more than folders
+ * folders, and (merge_bytes not 0) the message blobs that are new
+ * against trusted (format_added_bytes()) sum to at most merge_bytes.
+ * Each is refused like any other problem ("'.Sent/cur/3f/...': message
+ * of 2147483648 bytes, more than size_limit (67108864)").
  */
 int format_check_tree(struct repo *r, const git_oid *tree,
 		      const git_oid *trusted, struct strbuf *err);
@@ -90,7 +144,7 @@ typedef void format_problem_fn(const char *path, const char *reason,
 
 /*
  * Check the whole tree (no trusted tree) and report every problem rather
- * than the first, for `maildag fsck`.  Returns the number of problems
+ * than the first, for `maildag fsck`; the limits hold but merge_bytes.  Returns the number of problems
  * (0: valid), or E_TEMP.  stats may be NULL.
  */
 int format_fsck_tree(struct repo *r, const git_oid *tree,

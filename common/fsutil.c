@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -222,4 +224,26 @@ int rm_rf(const char *path)
 	if (!path_exists(path))
 		return 0;
 	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) ? E_FAIL : 0;
+}
+
+int fs_space_check(const char *path, unsigned long long need,
+		   const char *what, unsigned long long *avail)
+{
+	unsigned long long have, want;
+	struct statvfs sv;
+
+	if (statvfs(path, &sv) < 0)
+		return log_error("statvfs '%s': %s", path, strerror(errno));
+	have = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	if (avail)
+		*avail = have;
+	want = need + need / 16 + FS_SPACE_RESERVE;
+	if (want < need)	/* wrapped */
+		want = ULLONG_MAX;
+	if (have >= want)
+		return 0;
+	log_error("not enough space for %s in '%s': needs %llu bytes and "
+		  "%llu in reserve, %llu free", what, path, need,
+		  want - need, have);
+	return E_TEMP;
 }

@@ -41,6 +41,18 @@ int check_safe_owner(const char *path, uid_t uid);
 /* Remove path and everything below it (as rm -rf); missing is fine. */
 int rm_rf(const char *path);
 
+/*
+ * Is there room for need more bytes on the file system holding path,
+ * with FS_SPACE_RESERVE bytes (and 1/16 of need, for directory blocks and
+ * rounding) left over for deliveries?  0 when there is; E_TEMP after
+ * logging "not enough space for <what> in '<path>': needs N bytes, M
+ * free"; E_FAIL when statvfs(2) fails.  *avail (may be NULL) gets the
+ * bytes an unprivileged user may still write there.
+ */
+#define FS_SPACE_RESERVE (64ull << 20)
+int fs_space_check(const char *path, unsigned long long need,
+		   const char *what, unsigned long long *avail);
+
 bool path_exists(const char *path);
 bool is_dir(const char *path);
 

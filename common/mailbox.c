@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mailbox.h"
@@ -73,6 +74,7 @@ int mailbox_open(struct mailbox **out, const char *config_file,
 	}
 	mb->maildir = mb->cfg->maildir;
 	mb->repository = mb->cfg->repository;
+	format_use_config(mb->cfg);	/* what every check here refuses */
 	*out = mb;
 	return 0;
 }

@@ -10,6 +10,11 @@
  * written as "\\" and any control character as "\xHH".  Anything else
  * (a child killed half-way, a line that does not parse) is NET_FAILED.
  *
+ * A fetch child's memory is bounded (RLIMIT_DATA, net_fetch_memory()):
+ * what a hostile pack makes libgit2 allocate (an object inflated whole,
+ * a delta base) fails the fetch with an error saying so, instead of
+ * taking the machine's memory; what the limits let through fits.
+ *
  * Invariants: nothing here prompts, and nothing here writes the
  * repository's config; every error text is one line; a callback that
  * refuses (host key, credentials) records why in the context, and that
@@ -34,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "net.h"
@@ -350,6 +356,14 @@ static void git_failure(struct net_result *res, const struct ctx *c, int err)
 
 	if (c->status != NET_OK) {
 		set_result(res, c->status, "%s", c->error);
+		return;
+	}
+	if (c->op == NET_FETCH && klass == GIT_ERROR_NOMEMORY) {
+		/* the cap of child_main(): most likely an object too large */
+		set_result(res, NET_INVALID, "%s: the fetch is limited to %llu "
+			   "MiB of memory (sized from size_limit and "
+			   "tree_entries_limit): the peer sent an object larger "
+			   "than the limits allow", msg, net_fetch_memory() >> 20);
 		return;
 	}
 	if (err == GIT_EAUTH || strstr(msg, "authenticat"))
@@ -751,6 +765,21 @@ done:
 
 /* --- the child ------------------------------------------------------------- */
 
+unsigned long long net_fetch_memory(void)
+{
+	const struct format_limits *l = format_get_limits();
+	unsigned long long big = l->message_bytes,
+			   tree = (unsigned long long)l->tree_entries * 300;
+
+	/*
+	 * The indexer holds an object whole while it hashes or resolves it
+	 * (a delta's base and result both); local fetches pack it too.
+	 */
+	if (tree > big)
+		big = tree;
+	return 3 * big + NET_FETCH_BASE_MEMORY;
+}
+
 /* "status hex changed error\n", error escaped (see the top) */
 static void format_result(struct strbuf *out, const struct net_result *res)
 {
@@ -883,6 +912,12 @@ void child_main(int wfd, enum net_op op, const char *repo_path,
 
 	child_signals();
 	child_fds(wfd);
+	if (op == NET_FETCH) {
+		struct rlimit rl;
+		rl.rlim_cur = rl.rlim_max = (rlim_t)net_fetch_memory();
+		if (setrlimit(RLIMIT_DATA, &rl) < 0)
+			log_warn("setrlimit: %s", strerror(errno));
+	}
 	if (repo_global_reinit() < 0) {
 		memset(&res, 0, sizeof res);
 		set_result(&res, NET_FAILED, "cannot start libgit2");

@@ -90,9 +90,18 @@ int net_run(enum net_op op, const char *repo_path, const struct config_peer *p,
 	    const char *node, struct net_result *res);
 
 /*
+ * The data-segment limit (RLIMIT_DATA) of a fetch child: three times the
+ * largest object the limits (format_get_limits()) let through, plus
+ * NET_FETCH_BASE_MEMORY for libgit2 and the process it was forked from.
+ */
+#define NET_FETCH_BASE_MEMORY (256ull << 20)
+unsigned long long net_fetch_memory(void);
+
+/*
  * Fork a child that runs net_run() and writes the result to a pipe.
  * *pid is the child, *fd the read end (non-blocking, close-on-exec) to
- * poll for POLLIN.  In the child, stdin and stdout are /dev/null, stderr
+ * poll for POLLIN.  A fetch child's memory is capped (net_fetch_memory();
+ * going over it is NET_INVALID, saying so).  In the child, stdin and stdout are /dev/null, stderr
  * is kept, every other descriptor is closed but the pipe, and signal
  * handlers are back to their defaults (SIGPIPE ignored).  E_FAIL when the
  * fork or pipe fails.

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "loop.h"
@@ -95,6 +96,7 @@ struct syncd {
 	int control_fd;		/* the listening socket, -1 if none */
 	char *control_path;
 	size_t nclients;
+	git_oid space_for;	/* the mail commit an apply has room for */
 };
 
 /* A connection on the control socket. */
@@ -158,6 +160,35 @@ static void failed(struct syncd *s, const char *what)
 	loop_timer_in(s->sync_timer, s->retry);
 }
 
+/*
+ * Before applying: is there room on the Maildir's file system for the
+ * bytes diff(worktree, mail) writes?  Counted once per mail commit (the
+ * slices that follow go towards the same one).  0, or E_TEMP (logged)
+ * to postpone the apply.
+ */
+static int space_for_apply(struct syncd *s)
+{
+	git_oid mail, wt;
+	unsigned long long need;
+	bool have_wt;
+	int r;
+
+	if (repo_ref_read(&mail, s->repo, REF_MAIL) < 0 ||
+	    git_oid_equal(&mail, &s->space_for))
+		return 0;
+	have_wt = repo_ref_read(&wt, s->repo, REF_WORKTREE) == 0;
+	if (have_wt && git_oid_equal(&mail, &wt))
+		return 0;
+	if ((r = format_added_bytes(&need, s->repo, &mail,
+				    have_wt ? &wt : NULL)) < 0)
+		return r;
+	if (need && (r = fs_space_check(s->mb->maildir, need,
+					 "the messages to apply", NULL)) < 0)
+		return r;
+	git_oid_cpy(&s->space_for, &mail);
+	return 0;
+}
+
 /* One sync: commit the disk's changes, then apply mail's. */
 static void sync_now(void *data)
 {
@@ -175,6 +206,8 @@ static void sync_now(void *data)
 	/* what peers sent, once the client's changes are in */
 	if (r == 0 && s->peers && peers_merge(s->peers) < 0)
 		r = E_FAIL;
+	if (r == 0)
+		r = space_for_apply(s);
 	if (r == 0)
 		r = worktree_apply(s->wt, APPLY_SLICE, &ar);
 	repo_unlock(s->repo);
@@ -305,6 +338,7 @@ static void reload_config(struct syncd *s)
 	s->mb->maildir = cfg->maildir;
 	s->mb->repository = cfg->repository;
 	s->debounce = cfg->debounce_ms / 1000.0;
+	format_use_config(cfg);
 	peers_set_config(s->peers, cfg);
 	notify_set_config(s->notify, cfg);
 	config_free(old);

@@ -109,7 +109,11 @@ static void test_defaults(void)
 	free(want);
 	is_int(cfg->quorum, 1, "defaults: quorum");
 	is_int(cfg->create, 1, "defaults: create");
-	is_int(cfg->size_limit, 0, "defaults: size_limit");
+	is_int(cfg->size_limit, 64ll << 20, "defaults: size_limit");
+	is_int(cfg->subscriptions_limit, 1 << 20, "defaults: subscriptions_limit");
+	is_int(cfg->tree_entries_limit, 65536, "defaults: tree_entries_limit");
+	is_int(cfg->folder_limit, 10000, "defaults: folder_limit");
+	is_int(cfg->merge_limit, 8ll << 30, "defaults: merge_limit");
 	is_int(cfg->lda_deadline, 600, "defaults: lda_deadline");
 	is_int(cfg->fetch_interval, 300, "defaults: fetch_interval");
 	is_int(cfg->debounce_ms, 200, "defaults: debounce_ms");
@@ -157,6 +161,8 @@ static void test_every_key(void)
 		 " \"quorum\": 2,\n"
 		 " \"create\": false,\n"
 		 " \"size_limit\": 52428800,\n"
+		 " \"subscriptions_limit\": 2048, \"tree_entries_limit\": 300,\n"
+		 " \"folder_limit\": 295, \"merge_limit\": 1048576,\n"
 		 " \"lda_deadline\": 900,\n"
 		 " \"fetch_interval\": 60,\n"
 		 " \"debounce_ms\": 50,\n"
@@ -189,6 +195,10 @@ static void test_every_key(void)
 	is_int(cfg->quorum, 2, "quorum");
 	is_int(cfg->create, 0, "create");
 	is_int(cfg->size_limit, 52428800, "size_limit");
+	is_int(cfg->subscriptions_limit, 2048, "subscriptions_limit");
+	is_int(cfg->tree_entries_limit, 300, "tree_entries_limit");
+	is_int(cfg->folder_limit, 295, "folder_limit (tree_entries_limit - 5)");
+	is_int(cfg->merge_limit, 1048576, "merge_limit");
 	is_int(cfg->lda_deadline, 900, "lda_deadline");
 	is_int(cfg->fetch_interval, 60, "fetch_interval");
 	is_int(cfg->debounce_ms, 50, "debounce_ms");
@@ -233,7 +243,7 @@ static void test_every_key(void)
 static void test_layering(void)
 {
 	static const char sys[] =
-		"{ \"node\": \"mx1\", \"quorum\": 2, \"size_limit\": 1000,\n"
+		"{ \"node\": \"mx1\", \"quorum\": 2, \"size_limit\": 4096,\n"
 		"  \"peers\": {\n"
 		"    \"mx1\": { \"url\": \"ssh://mx1.example.org/home/%u/mail.git\",\n"
 		"             \"host_key\": \"" RSA_FP "\" },\n"
@@ -271,7 +281,7 @@ static void test_layering(void)
 		return;
 	}
 	is_int(cfg->quorum, 3, "user scalar replaces the system's");
-	is_int(cfg->size_limit, 1000, "system scalar kept when the user's file lacks it");
+	is_int(cfg->size_limit, 4096, "system scalar kept when the user's file lacks it");
 	is_str(cfg->node, "mx1", "system node kept");
 	is_int((long long)cfg->npeers, 2, "two peers left");
 	is_str(cfg->peers[0].name, "laptop", "sorted: laptop first");
@@ -474,7 +484,35 @@ static const struct {
 	{ "quorum 0", NULL, "{ \"quorum\": 0 }", E_INVALID,
 	  "$D/user.json: quorum: must be at least 1" },
 	{ "size_limit negative", NULL, "{ \"size_limit\": -1 }", E_INVALID,
-	  "$D/user.json: size_limit: must be at least 0" },
+	  "$D/user.json: size_limit: must be at least 1" },
+	{ "size_limit 0, no limit once", NULL, "{ \"size_limit\": 0 }", E_INVALID,
+	  "$D/user.json: size_limit: 0 (no limit) is no longer allowed: a peer "
+	  "could send a message of any size; give the largest message in bytes "
+	  "(default 67108864)" },
+	{ "size_limit over 1 GiB", NULL, "{ \"size_limit\": 1073741825 }",
+	  E_INVALID, "$D/user.json: size_limit: must be at most 1073741824" },
+	{ "subscriptions_limit too small", NULL,
+	  "{ \"subscriptions_limit\": 0 }", E_INVALID,
+	  "$D/user.json: subscriptions_limit: must be at least 1" },
+	{ "subscriptions_limit too big", NULL,
+	  "{ \"subscriptions_limit\": 67108865 }", E_INVALID,
+	  "$D/user.json: subscriptions_limit: must be at most 67108864" },
+	{ "tree_entries_limit too small", NULL,
+	  "{ \"tree_entries_limit\": 255 }", E_INVALID,
+	  "$D/user.json: tree_entries_limit: must be at least 256" },
+	{ "tree_entries_limit too big", NULL,
+	  "{ \"tree_entries_limit\": 1048577 }", E_INVALID,
+	  "$D/user.json: tree_entries_limit: must be at most 1048576" },
+	{ "folder_limit 0", NULL, "{ \"folder_limit\": 0 }", E_INVALID,
+	  "$D/user.json: folder_limit: must be at least 1" },
+	{ "folder_limit a string", NULL, "{ \"folder_limit\": \"many\" }",
+	  E_INVALID, "$D/user.json: folder_limit: expected an integer" },
+	{ "merge_limit too small", NULL, "{ \"merge_limit\": 0 }", E_INVALID,
+	  "$D/user.json: merge_limit: must be at least 1" },
+	{ "folder_limit above tree_entries_limit", NULL,
+	  "{ \"folder_limit\": 65532 }", E_INVALID,
+	  "$D/user.json: folder_limit (65532) needs a tree_entries_limit of at "
+	  "least 65537 (it is 65536): the folders are entries of the root tree" },
 	{ "lda_deadline 0", NULL, "{ \"lda_deadline\": 0 }", E_INVALID,
 	  "$D/user.json: lda_deadline: must be at least 1" },
 	{ "fetch_interval negative", NULL, "{ \"fetch_interval\": -5 }",

@@ -942,6 +942,159 @@ static void test_fresh_err_buffer(const git_oid *base_tree)
 	strbuf_release(&err);
 }
 
+/* Check tree against trusted under limits l; the first problem, or "". */
+static char *check_lim(const struct format_limits *l, const git_oid *tree,
+		       const git_oid *trusted, int *ret)
+{
+	struct format_limits saved = *format_get_limits();
+	char *msg;
+
+	format_set_limits(l);
+	msg = check(tree, trusted, ret);
+	format_set_limits(&saved);
+	return msg;
+}
+
+static void lim_case(const struct format_limits *l, const git_oid *tree,
+		     const git_oid *trusted, const char *want, const char *title)
+{
+	char *msg, *w = want ? expand(want) : NULL;
+	int r;
+
+	msg = check_lim(l, tree, trusted, &r);
+	is_int(r, want ? E_INVALID : 0, "%s", title);
+	if (want && want_match(msg, w))
+		ok(1, "... %s", w);
+	else if (want)
+		is_str(msg, w, "... %s", w);
+	free(w);
+	free(msg);
+}
+
+static void test_limits(const git_oid *base_tree)
+{
+	static const struct fent ten[] = {
+		{ "new/{S:" K5 "}/" K5, NULL, "0123456789" }, { NULL, NULL, NULL },
+	};
+	static const struct fent moved[] = {
+		{ ".Sent/cur/{S:" K1 "}/" K1 ",S=5:2,ST", NULL, "msg1" },
+		{ NULL, NULL, NULL },
+	};
+	static const struct fent folder[] = {
+		{ ".New/maildirfolder", NULL, "" }, { NULL, NULL, NULL },
+	};
+	const struct format_limits def = *format_get_limits();
+	struct format_limits l;
+	git_oid t, mv, nf, huge, c0, c1, c2;
+	unsigned long long n;
+	char *name;
+
+	is_int((long long)def.message_bytes, 64ll << 20, "default size_limit 64 MiB");
+	make_tree(&t, NULL, ten);
+	make_tree(&mv, "cur/{S:" K1 "}/" K1 ",S=5:2,S", moved);
+	make_tree(&nf, NULL, folder);
+
+	/* size_limit: the new message has 10 bytes */
+	l = def;
+	l.message_bytes = 10;
+	lim_case(&l, &t, NULL, NULL, "size_limit: a message at the limit");
+	lim_case(&l, &t, base_tree, NULL, "... against a trusted tree");
+	l.message_bytes = 9;
+	lim_case(&l, &t, NULL, "'new/{S:" K5 "}/" K5 "': message of 10 bytes, "
+		 "more than size_limit (9)", "size_limit: one byte over");
+	lim_case(&l, &t, base_tree, "'new/{S:" K5 "}/" K5 "': message of 10 bytes, "
+		 "more than size_limit (9)", "... against a trusted tree");
+
+	/* subscriptions_limit: "Sent\nLists.dev\n" is 15 bytes */
+	l = def;
+	l.subscriptions_bytes = 15;
+	lim_case(&l, base_tree, NULL, NULL, "subscriptions_limit: at the limit");
+	l.subscriptions_bytes = 14;
+	lim_case(&l, base_tree, NULL, "'subscriptions': 15 bytes, more than "
+		 "subscriptions_limit (14)", "subscriptions_limit: one byte over");
+
+	/* tree_entries_limit: the root holds 7 entries */
+	l = def;
+	l.tree_entries = 7;
+	lim_case(&l, base_tree, NULL, NULL, "tree_entries_limit: at the limit");
+	l.tree_entries = 6;
+	lim_case(&l, base_tree, NULL, "root tree: more than tree_entries_limit "
+		 "(6) entries", "tree_entries_limit: one entry over");
+	/* the header alone: bytes no 7 valid entries can take */
+	{
+		struct raw e[2];
+		git_oid blob;
+		/* FORMAT's entry is 34 bytes, this one's 28 and its name */
+		size_t len = 7 * (7 + 255 + 1 + 20) + 1 - 34 - 28;
+		name = xmalloc(len + 1);
+		memset(name, 'a', len);
+		name[len] = '\0';
+		write_blob(&blob, "x");
+		raw_entry(&e[0], "100644", name, len, &blob);
+		raw_root(&huge, e, 1, 0);
+		l.tree_entries = 7;
+		lim_case(&l, &huge, NULL, "root tree: tree of 1982 bytes: more "
+			 "entries than tree_entries_limit (7) allows",
+			 "tree_entries_limit: a tree too large for it, by its header");
+		l = def;
+		lim_case(&l, &huge, NULL, "'aaaa*", "... else refused for its name");
+		free(name);
+	}
+
+	/* folder_limit: INBOX, .Sent, .Lists.dev */
+	l = def;
+	l.folders = 3;
+	lim_case(&l, base_tree, NULL, NULL, "folder_limit: at the limit");
+	lim_case(&l, &nf, base_tree, "root tree: more than folder_limit (3) folders",
+		 "folder_limit: one folder over, against a trusted tree");
+	l.folders = 2;
+	lim_case(&l, base_tree, NULL, "root tree: more than folder_limit (2) folders",
+		 "folder_limit: one folder over");
+
+	/* fsck: said once, and merge_limit is not fsck's */
+	{
+		struct strbuf out = STRBUF_INIT;
+		l = def;
+		l.folders = 1;
+		l.merge_bytes = 1;
+		format_set_limits(&l);
+		is_int(format_fsck_tree(repo, base_tree, problem_count, &out, NULL), 1,
+		       "fsck: two folders over folder_limit, one problem");
+		is_str(out.buf, "'': more than folder_limit (1) folders\n",
+		       "... the folder limit");
+		format_set_limits(&def);
+		strbuf_release(&out);
+	}
+
+	/* merge_limit: 10 new bytes; a moved message adds none */
+	l = def;
+	l.merge_bytes = 10;
+	lim_case(&l, &t, base_tree, NULL, "merge_limit: at the limit");
+	l.merge_bytes = 9;
+	lim_case(&l, &t, base_tree, "root tree: adds 10 bytes of messages, more "
+		 "than merge_limit (9)", "merge_limit: one byte over");
+	l.merge_bytes = 15;
+	lim_case(&l, base_tree, NULL, "root tree: adds 16 bytes of messages, more "
+		 "than merge_limit (15)", "merge_limit: without a trusted tree, every message");
+	l.merge_bytes = 1;
+	lim_case(&l, &mv, base_tree, NULL,
+		 "merge_limit: a message moved and its flags changed adds nothing");
+
+	/* format_added_bytes(), by commits */
+	if (repo_commit(&c0, repo, base_tree, NULL, 0, "base\n", 1, NULL, NULL) < 0 ||
+	    repo_commit(&c1, repo, &t, &c0, 1, "ten\n", 2, NULL, NULL) < 0 ||
+	    repo_commit(&c2, repo, &mv, &c0, 1, "moved\n", 2, NULL, NULL) < 0)
+		log_fatal("commit");
+	is_int(format_added_bytes(&n, repo, &c1, &c0), 0, "added bytes: a message");
+	is_int((long long)n, 10, "... 10");
+	is_int(format_added_bytes(&n, repo, &c2, &c0), 0, "added bytes: a move");
+	is_int((long long)n, 0, "... 0");
+	is_int(format_added_bytes(&n, repo, &c1, NULL), 0, "added bytes: all");
+	is_int((long long)n, 26, "... 26");
+	is_int(format_added_bytes(&n, repo, &c0, &c0), 0, "added bytes: none");
+	is_int((long long)n, 0, "... 0");
+}
+
 static void test_escape(void)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -994,6 +1147,7 @@ int main(void)
 	after = refs_snapshot();
 	is_str(after, before, "validation leaves the refs untouched");
 	test_commit(&base_tree);
+	test_limits(&base_tree);
 
 	free(before);
 	free(after);
