@@ -795,14 +795,21 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		*(int *)field = (int)n;
 		return 0;
 	case K_LLONG:
-		/* it meant "no limit" once: say why that is gone */
+		/*
+		 * It meant "no limit" once.  A config that loaded before
+		 * must not stop delivery now (every message would wait in
+		 * the MTA's queue), so it means the largest limit there is,
+		 * and the log says so.
+		 */
 		if (!strcmp(k->name, "size_limit") && json_is_integer(v) &&
-		    json_integer_value(v) == 0)
-			return fail(c, "", k->name,
-				    "0 (no limit) is no longer allowed: a peer "
-				    "could send a message of any size; give the "
-				    "largest message in bytes (default %llu)",
-				    FORMAT_DEFAULT_MESSAGE_BYTES);
+		    json_integer_value(v) == 0) {
+			log_warn("%s: size_limit: 0 (no limit) now means the "
+				 "largest limit, %lld bytes: a peer could "
+				 "otherwise send a message of any size",
+				 c->file, k->max);
+			*(long long *)field = k->max;
+			return 0;
+		}
 		return get_int(c, "", k->name, v, k->min, k->max,
 			       (long long *)field);
 	case K_PEERS:

@@ -240,6 +240,20 @@ static void test_every_key(void)
 	config_free(cfg);
 }
 
+/* size_limit 0 meant "no limit": it still loads, as the largest limit */
+static void test_size_limit_zero(void)
+{
+	struct config *cfg = NULL;
+	int r = load(&cfg, NULL, "{ \"size_limit\": 0 }");
+
+	if (!is_int(r, 0, "size_limit 0 still loads (it meant no limit once)")) {
+		diag("%s", log_last_error());
+		return;
+	}
+	is_int(cfg->size_limit, 1ll << 30, "size_limit 0 is the largest limit, 1 GiB");
+	config_free(cfg);
+}
+
 static void test_layering(void)
 {
 	static const char sys[] =
@@ -485,10 +499,6 @@ static const struct {
 	  "$D/user.json: quorum: must be at least 1" },
 	{ "size_limit negative", NULL, "{ \"size_limit\": -1 }", E_INVALID,
 	  "$D/user.json: size_limit: must be at least 1" },
-	{ "size_limit 0, no limit once", NULL, "{ \"size_limit\": 0 }", E_INVALID,
-	  "$D/user.json: size_limit: 0 (no limit) is no longer allowed: a peer "
-	  "could send a message of any size; give the largest message in bytes "
-	  "(default 67108864)" },
 	{ "size_limit over 1 GiB", NULL, "{ \"size_limit\": 1073741825 }",
 	  E_INVALID, "$D/user.json: size_limit: must be at most 1073741824" },
 	{ "subscriptions_limit too small", NULL,
@@ -773,6 +783,7 @@ int main(void)
 	test_defaults();
 	test_every_key();
 	test_layering();
+	test_size_limit_zero();
 	test_default_paths();
 	test_host_keys();
 	test_errors();
