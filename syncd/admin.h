@@ -25,7 +25,7 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb);
  */
 int admin_refuse_root(const char *verb);
 
-/* maildag fsck [--all-refs]: check the repository (admin-fsck.c). */
+/* maildag fsck [--all-refs] [--hash]: check the repository (admin-fsck.c). */
 int cmd_fsck(struct mailbox *mb, int argc, char **argv);
 
 /*
