@@ -10,7 +10,7 @@
  *     that refs/maildag/worktree lacks or names differently, and the
  *     other way round (syncd commits the first kind when it runs); files
  *     in cur/ and new/ that are not tracked; unfinished LDA journal
- *     entries.
+ *     entries; a repository directory open to other users.
  *  3. The bytes of every message file refs/maildag/worktree names at the
  *     same place: its size against the blob's (always), its contents
  *     (with --hash, which reads the whole Maildir).  A difference whose
@@ -426,6 +426,23 @@ static int compare_disk(struct fsck *f, const struct mailbox *mb, bool hash)
 	return 0;
 }
 
+/*
+ * A repository other local users may enter (made by an older maildag
+ * under umask 022, or by hand) lets them read every message.
+ */
+static void check_private(struct fsck *f)
+{
+	struct stat st;
+
+	if (stat(f->repo->path, &st) == 0 && (st.st_mode & 077)) {
+		char *e = esc(f->repo->path);
+		warn(f, "'%s' is open to other users (mode %04o): every message "
+		     "in it is readable; 'chmod -R go= %s' closes it", e,
+		     (unsigned)(st.st_mode & 07777), e);
+		free(e);
+	}
+}
+
 /* Deliveries the LDA journalled and did not finish (maildag-lda(8)). */
 static void check_journal(struct fsck *f)
 {
@@ -489,6 +506,7 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 	if (compare_disk(&f, mb, hash) < 0)
 		goto done;
 	check_journal(&f);
+	check_private(&f);
 	ret = f.problems ? 1 : EX_OK;
 	if (f.problems)
 		printf("%zu problem%s found\n", f.problems,

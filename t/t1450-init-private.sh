@@ -107,6 +107,15 @@ test_expect_success ROOT 'another local user can read no object' '
 		git -c safe.directory="*" --git-dir="$home2/mail.git" cat-file -p refs/heads/mail
 '
 
+test_expect_success ROOT 'maildag fsck warns of a repository open to others' '
+	as_user -h "$home2" maildag fsck >out 2>&1 &&
+	! grep -q "open to other users" out &&
+	chmod 755 "$home2/mail.git" &&
+	as_user -h "$home2" maildag fsck >out 2>&1 &&
+	chmod 700 "$home2/mail.git" &&
+	grep -q "^warning: .*mail.git. is open to other users (mode 0755)" out
+'
+
 # --- root -------------------------------------------------------------------
 
 test_expect_success ROOT 'every verb that writes a repository refuses root, in one line' '
