@@ -11,7 +11,9 @@
  * A scan collects three lists: messages the worktree has and the disk
  * has not (rm), messages on disk the worktree lacks (add), and messages
  * whose mtime changed (mt).  A key both removed and added is a rename
- * (flags, new/ -> cur/, another folder) and keeps its blob.
+ * (flags, new/ -> cur/, another folder) and keeps its blob.  A file that
+ * cannot be read is in none of them: it is logged once, kept in
+ * wt->unreadable and looked at again by every commit.
  */
 #include "autoconf.h"
 
@@ -618,21 +620,21 @@ static void scan_release(struct scan *sc)
 
 /*
  * Can path be opened for reading?  0 yes; E_NOTFOUND gone; E_PERM it
- * cannot be read (permissions, a symlink put there, ...), with errno
- * set; E_TEMP when this process is short of something.  Logs nothing.
+ * cannot be read (permissions, a symlink put there, ...), the reason in
+ * *err; E_TEMP when this process is short of something.  Logs nothing.
  */
-static int readable(const char *path)
+static int readable(const char *path, int *err)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
+	*err = errno;
 	if (fd >= 0) {
 		close(fd);
 		return 0;
 	}
-	if (errno == ENOENT || errno == ENOTDIR)
+	if (*err == ENOENT || *err == ENOTDIR)
 		return E_NOTFOUND;
-	if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
-	    errno == EINTR)
+	if (*err == EMFILE || *err == ENFILE || *err == ENOMEM || *err == EINTR)
 		return E_TEMP;
 	return E_PERM;
 }
@@ -643,10 +645,9 @@ static int readable(const char *path)
  * stays unreadable), and looked at again by every commit until it can
  * be read.  what: "<folder>/<sub>/<name>" or "subscriptions".
  */
-static void unreadable(struct scan *sc, const char *what, const char *path)
+static void unreadable(struct scan *sc, const char *what, const char *path,
+		       int err)
 {
-	int err = errno;
-
 	if (strvec_has(&sc->unreadable, what))
 		return;
 	if (!sc->was_unreadable || !strvec_has(sc->was_unreadable, what))
@@ -680,17 +681,17 @@ static int scan_both(struct worktree *wt, struct scan *sc, const char *folder,
 	size_t klen = maildir_key_len(name);
 	char *dir, *p;
 	git_oid now;
-	int ret = 0;
+	int ret = 0, err;
 
 	if (mtcache_get(&sc->wmt, sc->r, name, klen) == st->st_mtime)
 		return 0;
 	dir = disk_dir(wt, folder, sub);
 	p = xasprintf("%s/%s", dir, name);
-	ret = readable(p);
+	ret = readable(p, &err);
 	if (ret == E_PERM) {
 		/* unknown bytes: left as the worktree says, for now */
 		char *what = xasprintf("%s/%s/%s", folder, sub, name);
-		unreadable(sc, what, p);
+		unreadable(sc, what, p, err);
 		free(what);
 		ret = 0;
 	} else if (ret == E_NOTFOUND) {
@@ -971,7 +972,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		goto done;
 	}
 	if (lstat(sp, &st) == 0 && S_ISREG(st.st_mode)) {
-		int rd = readable(sp);
+		int err, rd = readable(sp, &err);
 		if (rd == E_TEMP) {
 			ret = E_TEMP;
 			goto done;
@@ -979,7 +980,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		if (rd < 0) {
 			/* left as the worktree says; gone: its event follows */
 			if (rd == E_PERM)
-				unreadable(sc, SUBSCRIPTIONS, sp);
+				unreadable(sc, SUBSCRIPTIONS, sp, err);
 		} else if (repo_blob_hash_file(&cur, sp) < 0) {
 			ret = E_TEMP;
 			goto done;
@@ -1136,18 +1137,18 @@ static int hash_add(struct worktree *wt, struct scan *sc, struct ent *e)
 {
 	char *dir = disk_dir(wt, e->folder, e->sub);
 	char *p = xasprintf("%s/%s", dir, e->name);
-	int ret = readable(p);
+	int err, ret = readable(p, &err);
 
+	/* E_NOTFOUND: gone again, its event will follow */
 	if (ret == E_PERM) {
 		char *what = xasprintf("%s/%s/%s", e->folder, e->sub, e->name);
-		unreadable(sc, what, p);
+		unreadable(sc, what, p, err);
 		free(what);
-	} else if (ret < 0)
-		;	/* gone again (its event will follow), or E_TEMP */
-	else if (repo_blob_from_file(&e->oid, wt->r, p) < 0)
+	} else if (ret == 0 && repo_blob_from_file(&e->oid, wt->r, p) < 0) {
 		ret = path_exists(p) ? E_TEMP : E_NOTFOUND;
-	else
+	} else if (ret == 0) {
 		e->have_oid = true;
+	}
 	free(p);
 	free(dir);
 	return ret;
