@@ -138,9 +138,9 @@ int admin_refuse_root(const char *verb)
 {
 	if (getuid() != 0 && geteuid() != 0)
 		return 0;
-	log_error("refusing to run 'maildag %s' as root: it would leave files "
-		  "of root's in the user's repository; run it as the mailbox's "
-		  "user (for instance with 'sudo -u <user>')", verb);
+	log_error("refusing to run 'maildag %s' as root: what it writes into "
+		  "the user's repository would belong to root; run it as the "
+		  "mailbox's user ('sudo -u <user> maildag %s')", verb, verb);
 	return EX_NOPERM;
 }
 
