@@ -56,6 +56,13 @@ int repo_global_init(void)
 
 	if (global_done)
 		return 0;
+	/*
+	 * Everything written into a repository is the user's alone, whatever
+	 * umask we were started with: libgit2 makes objects 0444 and their
+	 * directories 0777 less the umask, and holds no setting of its own
+	 * for it.  Every maildag program comes through here before it writes.
+	 */
+	umask(umask(077) | 077);
 	if (git_libgit2_init() < 0)
 		return log_error("libgit2: %s", repo_git_error());
 	/* ~/.gitconfig and /etc/gitconfig must not change how mail is stored */
@@ -156,6 +163,12 @@ static int write_git_config(const char *dir)
 		 * (stricter, on trees) run when a peer's history is merged.
 		 */
 		{ "receive.fsckObjects", "true" },
+		/*
+		 * what git itself writes (a push over ssh, whose session may
+		 * have umask 022) is the user's alone: files 0600 (objects
+		 * 0400), directories 0700
+		 */
+		{ "core.sharedRepository", "0600" },
 	};
 	char *path = xasprintf("%s/config", dir);
 	git_config *cfg = NULL;

@@ -45,7 +45,12 @@ enum repo_open_flags {
 	REPO_NO_FSYNC = 1 << 1,
 };
 
-/* Initialise libgit2 once per process, with maildag's settings. */
+/*
+ * Initialise libgit2 once per process, with maildag's settings.  Also
+ * masks group and other out of the process's umask (umask |= 077): what
+ * libgit2 writes into a repository follows the umask alone, and a
+ * repository holds mail.
+ */
 int repo_global_init(void);
 /*
  * In a forked child: shut libgit2 down for good and start it again with

@@ -11,7 +11,9 @@
  * A scan collects three lists: messages the worktree has and the disk
  * has not (rm), messages on disk the worktree lacks (add), and messages
  * whose mtime changed (mt).  A key both removed and added is a rename
- * (flags, new/ -> cur/, another folder) and keeps its blob.
+ * (flags, new/ -> cur/, another folder) and keeps its blob.  A file that
+ * cannot be read is in none of them: it is logged once, kept in
+ * wt->unreadable and looked at again by every commit.
  */
 #include "autoconf.h"
 
@@ -94,6 +96,8 @@ struct worktree {
 	unsigned long gen;	/* counts dirty marks: did anything happen? */
 	worktree_poll_fn *poll;	/* read pending events (they mark us) */
 	void *poll_data;
+	char *origin;		/* commit messages: "<origin>: ..." */
+	struct strvec unreadable;	/* files skipped: cannot be read */
 };
 
 void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data)
@@ -128,9 +132,23 @@ void worktree_free(struct worktree *wt)
 	strvec_clear(&wt->folders);
 	strvec_clear(&wt->names);
 	strvec_clear(&wt->later);
+	strvec_clear(&wt->unreadable);
+	free(wt->origin);
 	free(wt->email);
 	free(wt->maildir);
 	free(wt);
+}
+
+void worktree_set_origin(struct worktree *wt, const char *origin)
+{
+	free(wt->origin);
+	wt->origin = xstrdup(origin);
+}
+
+const char *const *worktree_unreadable(const struct worktree *wt, size_t *n)
+{
+	*n = wt->unreadable.n;
+	return (const char *const *)wt->unreadable.v;
 }
 
 void worktree_dirty_all(struct worktree *wt)
@@ -573,6 +591,8 @@ struct scan {
 	struct mtcache wmt;
 	size_t seen;			/* files listed */
 	bool temp_error;
+	struct strvec unreadable;	/* files that could not be read */
+	const struct strvec *was_unreadable;	/* the last commit's */
 };
 
 static void scan_init(struct scan *sc, struct repo *r, const git_oid *wtree)
@@ -594,7 +614,46 @@ static void scan_release(struct scan *sc)
 	strvec_clear(&sc->mk_rm);
 	strvec_clear(&sc->scanned);
 	strvec_clear(&sc->later);
+	strvec_clear(&sc->unreadable);
 	mtcache_release(&sc->wmt);
+}
+
+/*
+ * Can path be opened for reading?  0 yes; E_NOTFOUND gone; E_PERM it
+ * cannot be read (permissions, a symlink put there, ...), the reason in
+ * *err; E_TEMP when this process is short of something.  Logs nothing.
+ */
+static int readable(const char *path, int *err)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	*err = errno;
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (*err == ENOENT || *err == ENOTDIR)
+		return E_NOTFOUND;
+	if (*err == EMFILE || *err == ENFILE || *err == ENOMEM || *err == EINTR)
+		return E_TEMP;
+	return E_PERM;
+}
+
+/*
+ * A file that cannot be read is skipped, never a reason to stop: the
+ * rest is committed without it.  It is logged once (not again while it
+ * stays unreadable), and looked at again by every commit until it can
+ * be read.  what: "<folder>/<sub>/<name>" or "subscriptions".
+ */
+static void unreadable(struct scan *sc, const char *what, const char *path,
+		       int err)
+{
+	if (strvec_has(&sc->unreadable, what))
+		return;
+	if (!sc->was_unreadable || !strvec_has(sc->was_unreadable, what))
+		log_warn("cannot read '%s': %s; skipped until it can be read",
+			 path, strerror(err));
+	strvec_push(&sc->unreadable, what);
 }
 
 static void scan_mtime(struct scan *sc, const char *name, size_t klen,
@@ -622,13 +681,24 @@ static int scan_both(struct worktree *wt, struct scan *sc, const char *folder,
 	size_t klen = maildir_key_len(name);
 	char *dir, *p;
 	git_oid now;
-	int ret = 0;
+	int ret = 0, err;
 
 	if (mtcache_get(&sc->wmt, sc->r, name, klen) == st->st_mtime)
 		return 0;
 	dir = disk_dir(wt, folder, sub);
 	p = xasprintf("%s/%s", dir, name);
-	if (repo_blob_hash_file(&now, p) < 0) {
+	ret = readable(p, &err);
+	if (ret == E_PERM) {
+		/* unknown bytes: left as the worktree says, for now */
+		char *what = xasprintf("%s/%s/%s", folder, sub, name);
+		unreadable(sc, what, p, err);
+		free(what);
+		ret = 0;
+	} else if (ret == E_NOTFOUND) {
+		ret = 0;	/* gone meanwhile: its own event follows */
+	} else if (ret < 0) {
+		sc->temp_error = true;
+	} else if (repo_blob_hash_file(&now, p) < 0) {
 		if (path_exists(p)) {
 			sc->temp_error = true;
 			ret = E_TEMP;
@@ -902,11 +972,19 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		goto done;
 	}
 	if (lstat(sp, &st) == 0 && S_ISREG(st.st_mode)) {
-		if (repo_blob_hash_file(&cur, sp) < 0) {
+		int err, rd = readable(sp, &err);
+		if (rd == E_TEMP) {
 			ret = E_TEMP;
 			goto done;
 		}
-		if (!has || !git_oid_equal(&cur, &w)) {
+		if (rd < 0) {
+			/* left as the worktree says; gone: its event follows */
+			if (rd == E_PERM)
+				unreadable(sc, SUBSCRIPTIONS, sp, err);
+		} else if (repo_blob_hash_file(&cur, sp) < 0) {
+			ret = E_TEMP;
+			goto done;
+		} else if (!has || !git_oid_equal(&cur, &w)) {
 			if (repo_blob_from_file(&sc->subs_oid, sc->r, sp) < 0) {
 				ret = E_TEMP;
 				goto done;
@@ -1051,19 +1129,26 @@ static int rekey(struct worktree *wt, struct ent *e)
 	return ret;
 }
 
-/* Read the file of an addition into the object database. */
-static int hash_add(struct worktree *wt, struct ent *e)
+/*
+ * Read the file of an addition into the object database.  E_NOTFOUND
+ * when it is gone, E_PERM when it cannot be read (noted in sc).
+ */
+static int hash_add(struct worktree *wt, struct scan *sc, struct ent *e)
 {
 	char *dir = disk_dir(wt, e->folder, e->sub);
 	char *p = xasprintf("%s/%s", dir, e->name);
-	int ret = 0;
+	int err, ret = readable(p, &err);
 
-	if (!path_exists(p))
-		ret = E_NOTFOUND;	/* gone again: its event will follow */
-	else if (repo_blob_from_file(&e->oid, wt->r, p) < 0)
+	/* E_NOTFOUND: gone again, its event will follow */
+	if (ret == E_PERM) {
+		char *what = xasprintf("%s/%s/%s", e->folder, e->sub, e->name);
+		unreadable(sc, what, p, err);
+		free(what);
+	} else if (ret == 0 && repo_blob_from_file(&e->oid, wt->r, p) < 0) {
 		ret = path_exists(p) ? E_TEMP : E_NOTFOUND;
-	else
+	} else if (ret == 0) {
 		e->have_oid = true;
+	}
 	free(p);
 	free(dir);
 	return ret;
@@ -1096,7 +1181,8 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 	if (rm) {
 		rm->claimed = true;
 		if (a->rehash) {
-			r = hash_add(wt, a);
+			/* unreadable now: the next look skips it (scan_both) */
+			r = hash_add(wt, sc, a);
 			return r == E_NOTFOUND ? 1 : r < 0 ? E_TEMP : 0;
 		}
 		git_oid_cpy(&a->oid, &rm->oid);
@@ -1133,10 +1219,10 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 		if (tree_find_key(&hits, sc->r, sc->mtree, a->name, a->klen) < 0)
 			return E_TEMP;
 		if (hits.n) {
-			r = hash_add(wt, a);
+			r = hash_add(wt, sc, a);
 			if (r < 0) {
 				hitv_clear(&hits);
-				return r == E_NOTFOUND ? 1 : E_TEMP;
+				return r == E_NOTFOUND || r == E_PERM ? 1 : E_TEMP;
 			}
 			for (size_t h = 0; h < hits.n; h++)
 				if (!git_oid_equal(&hits.v[h].oid, &a->oid))
@@ -1156,8 +1242,8 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 			return E_TEMP;
 	}
 	if (!a->have_oid) {
-		r = hash_add(wt, a);
-		if (r == E_NOTFOUND)
+		r = hash_add(wt, sc, a);
+		if (r == E_NOTFOUND || r == E_PERM)
 			return 1;
 		if (r < 0)
 			return E_TEMP;
@@ -1625,6 +1711,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 {
 	struct worktree_result dummy;
 	struct strvec names = wt->names, folders = wt->folders, claims = { 0 };
+	struct strvec was_unreadable = wt->unreadable;
 	struct strbuf deliveries = STRBUF_INIT;
 	bool full = wt->full, root = wt->root;
 	struct update_list wu = UPDATE_LIST_INIT;
@@ -1660,7 +1747,15 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	} else if (wt->later.n) {
 		take_later_halves(wt, &names);
 	}
+	/* what could not be read last time is looked at again */
+	memset(&wt->unreadable, 0, sizeof wt->unreadable);
+	for (size_t i = 0; i < was_unreadable.n; i++)
+		if (strchr(was_unreadable.v[i], '/'))
+			strvec_push(&names, was_unreadable.v[i]);
+		else
+			root = true;
 	scan_init(&sc, wt->r, &wtree);
+	sc.was_unreadable = &was_unreadable;
 
 	if ((ret = read_refs(wt, &w, &wtree, &m, &mtree)) < 0)
 		goto fail;
@@ -1737,7 +1832,8 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 				strbuf_addf(&cm, "deliver %zu messages\n",
 					    claims.n);
 		} else
-			strbuf_addf(&cm, "mail client: %s\n", msg.buf);
+			strbuf_addf(&cm, "%s: %s\n", wt->origin ? wt->origin :
+				    "mail client", msg.buf);
 		if (deliveries.len)
 			strbuf_addf(&cm, "\n%s", deliveries.buf);
 		ret = repo_commit(&m2, wt->r, &mtree2, &m, 1, cm.buf, -1,
@@ -1785,13 +1881,25 @@ held:
 		for (size_t i = 0; i < sc.later.n; i++)
 			strvec_push(&wt->later, sc.later.v[i]);
 	}
+	for (size_t i = 0; i < was_unreadable.n; i++)
+		if (!strvec_has(&sc.unreadable, was_unreadable.v[i]))
+			log_info("'%s' is no longer unreadable",
+				 was_unreadable.v[i]);
+	wt->unreadable = sc.unreadable;
+	memset(&sc.unreadable, 0, sizeof sc.unreadable);
+	res->unreadable = wt->unreadable.n;
 	ret = 0;
 	goto done;
 fail:
 	restore_marks(wt, full, root, &folders, &names);
+	/* the names are marked again: looked at, and logged, as before */
+	wt->unreadable = was_unreadable;
+	memset(&was_unreadable, 0, sizeof was_unreadable);
+	res->unreadable = wt->unreadable.n;
 	if (ret != E_RACE)
 		ret = E_TEMP;
 done:
+	strvec_clear(&was_unreadable);
 	repo_set_fsync(true);
 	scan_release(&sc);
 	free(p);
@@ -2088,6 +2196,40 @@ struct op {
 };
 
 /*
+ * A key with other bytes under another name: the new bytes are written
+ * under the new name (tmp/, fsync, rename), then the old file goes.  A
+ * rename would leave the old bytes under the new name, which no rescan
+ * notices (same mtime).  1 done (or found done by an apply cut short),
+ * 0 the disk no longer holds what the worktree names, < 0 failed.
+ */
+static int apply_rewrite(struct apply *ap, const struct ent *t,
+			 const char *fdir, const char *fp, const char *tp,
+			 long long mtime)
+{
+	git_oid now;
+	int r;
+
+	if (!path_exists(fp))
+		/* gone: done before a crash, or the client took it */
+		return path_exists(tp) && repo_blob_hash_file(&now, tp) == 0 &&
+		       git_oid_equal(&now, &t->oid) ? 1 : 0;
+	r = write_message(ap, t->folder, t->sub, t->name, &t->oid, mtime,
+			  false);
+	if (r == E_EXISTS) {
+		/* written before a crash, or a name the client made */
+		if (repo_blob_hash_file(&now, tp) < 0 ||
+		    !git_oid_equal(&now, &t->oid))
+			return 0;
+	} else if (r < 0) {
+		return E_TEMP;
+	}
+	if (unlink(fp) < 0 && errno != ENOENT)
+		return log_error("unlink '%s': %s", fp, strerror(errno));
+	touch_dir(ap, fdir);
+	return 1;
+}
+
+/*
  * Apply one message's change.  1 applied (or found already done), 0
  * skipped because the disk no longer holds what the worktree says, < 0
  * failed.
@@ -2128,6 +2270,8 @@ static int apply_op(struct apply *ap, const struct op *op)
 				    mtime, true) == 0 ? 1 : E_TEMP;
 	} else if (ensure_folder(wt, t->folder) < 0) {
 		ret = E_TEMP;
+	} else if (!git_oid_equal(&f->oid, &t->oid)) {
+		ret = apply_rewrite(ap, t, fd_, fp, tp, mtime);
 	} else if (rename_noreplace(fp, tp) == 0) {
 		touch_dir(ap, fd_);
 		touch_dir(ap, td);

@@ -22,10 +22,14 @@
  *    committed as a delivery (lda.c).  A second file with a key the
  *    mailbox already holds (Dovecot's COPY keeps the name) is given a key
  *    of its own, "<key>.c<8 hex>", once it is clearly not half of a move.
+ *    A file that cannot be read is left out, logged once, and looked at
+ *    again by every commit (worktree_unreadable()).
  *  - worktree_apply() writes diff(worktree, mail) to disk as a mail server
  *    would: new messages through tmp/, fsync and rename, flag changes and
  *    moves as renames, expunges as unlinks, each only when the file is
- *    still the one the worktree names.  Then worktree moves to what the
+ *    still the one the worktree names.  A key whose bytes changed is
+ *    written anew (tmp/, fsync, rename), the old file then removed: never
+ *    renamed, which would leave the old bytes under the new name.  Then worktree moves to what the
  *    disk now holds.  A change the mail client beat us to is left alone;
  *    the client's version is committed by the next worktree_commit() and
  *    merged.
@@ -76,6 +80,7 @@ struct worktree_result {
 	struct worktree_counts counts;
 	size_t skipped;		/* apply: changes the disk no longer allowed */
 	size_t deferred;	/* commit: names to look at again later */
+	size_t unreadable;	/* commit: files skipped, unreadable */
 	bool more;		/* apply: stopped at the limit; call again */
 };
 
@@ -87,6 +92,22 @@ struct worktree_result {
 struct worktree *worktree_new(struct repo *r, const char *maildir,
 			      const char *node);
 void worktree_free(struct worktree *wt);
+
+/*
+ * Commits of local changes say "<origin>: 3 added, ..." ("mail client"
+ * unless set; maildag init says "import existing Maildir").
+ */
+void worktree_set_origin(struct worktree *wt, const char *origin);
+
+/*
+ * The files the last worktree_commit() could not read (permissions, a
+ * symlink put in place of a message): "<folder>/<sub>/<name>", or
+ * "subscriptions".  Such a file is skipped, never a reason to stop
+ * committing the rest; it is logged once, looked at again by every
+ * commit, and committed once it can be read.  Valid until the next
+ * commit.
+ */
+const char *const *worktree_unreadable(const struct worktree *wt, size_t *n);
 
 /* --- what may have changed (no lock needed) ---------------------------- */
 

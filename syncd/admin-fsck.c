@@ -1,6 +1,6 @@
 /*
- * maildag fsck [--all-refs]: check the repository against the format
- * (maildag-format(5)) and the Maildir against the repository.
+ * maildag fsck [--all-refs] [--hash]: check the repository against the
+ * format (maildag-format(5)) and the Maildir against the repository.
  *
  *  1. refs/heads/mail (with --all-refs also refs/maildag/worktree and
  *     every refs/peers/<node>/mail): the commit exists and its tree is
@@ -10,7 +10,14 @@
  *     that refs/maildag/worktree lacks or names differently, and the
  *     other way round (syncd commits the first kind when it runs); files
  *     in cur/ and new/ that are not tracked; unfinished LDA journal
- *     entries.
+ *     entries; a repository directory open to other users.
+ *  3. The bytes of every message file refs/maildag/worktree names at the
+ *     same place: its size against the blob's (always), its contents
+ *     (with --hash, which reads the whole Maildir).  A difference whose
+ *     file still has the mtime the worktree records is a problem
+ *     (maildag-syncd looks at a known file again only when its mtime
+ *     moves, so it never sees it); with another mtime it is a change
+ *     syncd has yet to commit, a warning.
  *
  * Exit status: 0 clean, 1 problems found, 64 bad usage, 66 no
  * repository, 75 an object could not be read for a reason that may pass.
@@ -36,6 +43,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
+#include "mtimes.h"
 #include "repo.h"
 #include "strbuf.h"
 #include "xalloc.h"
@@ -168,6 +176,7 @@ struct msg {
 	char *key;
 	char *place;	/* "[<folder>/]<sub>/<name>", as on disk */
 	bool matched;
+	git_oid blob;	/* in the tree (zero for the disk's) */
 };
 
 struct msgs {
@@ -183,6 +192,7 @@ static void msgs_add(struct msgs *m, const char *folder, const char *sub,
 	m->v[m->n].place = xasprintf("%s%s%s/%s", folder, *folder ? "/" : "",
 				     sub, name);
 	m->v[m->n].matched = false;
+	memset(&m->v[m->n].blob, 0, sizeof m->v[m->n].blob);
 	m->n++;
 }
 
@@ -276,12 +286,61 @@ static void scan_folder(struct fsck *f, struct msgs *disk,
 static int tree_message(const char *path, const char *folder, const char *sub,
 			const char *name, const git_oid *blob, void *data)
 {
-	msgs_add(data, folder, sub, name);
+	struct msgs *m = data;
+
+	msgs_add(m, folder, sub, name);
+	git_oid_cpy(&m->v[m->n - 1].blob, blob);
 	return 0;
 }
 
+/*
+ * Does the file at t's place hold t's blob?  Sizes always (the object's
+ * header), the bytes with hash.  See the top of the file for what a
+ * difference is.
+ */
+static void check_bytes(struct fsck *f, const struct mailbox *mb,
+			const struct msg *t, const git_oid *tree, bool hash)
+{
+	char *path = xasprintf("%s/%s", mb->maildir, t->place);
+	struct mtimes mt = MTIMES_INIT;
+	git_odb *odb = NULL;
+	git_object_t type;
+	struct stat st;
+	git_oid now;
+	size_t len;
+	bool differ = false;
+
+	if (stat(path, &st) < 0)
+		goto done;	/* gone meanwhile */
+	if (git_repository_odb(&odb, f->repo->git) == 0 &&
+	    git_odb_read_header(&len, &type, odb, &t->blob) == 0 &&
+	    (off_t)len != st.st_size)
+		differ = true;
+	if (!differ && hash && repo_blob_hash_file(&now, path) == 0 &&
+	    !git_oid_equal(&now, &t->blob))
+		differ = true;
+	if (!differ)
+		goto done;
+	if (mtimes_read_shard(&mt, f->repo, tree,
+			      maildir_shard(t->key, strlen(t->key))) == 0 &&
+	    mtimes_get(&mt, t->key) == (long long)st.st_mtime) {
+		char *e = esc(t->place);
+		printf("%s: '%s': bytes on disk differ from blob %.10s, at the "
+		       "mtime recorded (maildag-syncd will not see it)\n",
+		       REF_WORKTREE, e, git_oid_tostr_s(&t->blob));
+		free(e);
+		f->problems++;
+	} else {
+		warn_place(f, t->place, ": changed on disk, not committed yet");
+	}
+done:
+	mtimes_release(&mt);
+	git_odb_free(odb);
+	free(path);
+}
+
 /* Compare the Maildir with the tree of refs/maildag/worktree. */
-static int compare_disk(struct fsck *f, const struct mailbox *mb)
+static int compare_disk(struct fsck *f, const struct mailbox *mb, bool hash)
 {
 	struct msgs disk = { 0 }, tree = { 0 };
 	git_oid commit, tid;
@@ -325,6 +384,7 @@ static int compare_disk(struct fsck *f, const struct mailbox *mb)
 	for (i = 0, j = 0; i < disk.n && j < tree.n;) {
 		int c = msg_cmp(&disk.v[i], &tree.v[j]);
 		if (c == 0) {
+			check_bytes(f, mb, &tree.v[j], &tid, hash);
 			disk.v[i++].matched = true;
 			tree.v[j++].matched = true;
 		} else if (c < 0) {
@@ -366,6 +426,23 @@ static int compare_disk(struct fsck *f, const struct mailbox *mb)
 	return 0;
 }
 
+/*
+ * A repository other local users may enter (made by an older maildag
+ * under umask 022, or by hand) lets them read every message.
+ */
+static void check_private(struct fsck *f)
+{
+	struct stat st;
+
+	if (stat(f->repo->path, &st) == 0 && (st.st_mode & 077)) {
+		char *e = esc(f->repo->path);
+		warn(f, "'%s' is open to other users (mode %04o): every message "
+		     "in it is readable; 'chmod -R go= %s' closes it", e,
+		     (unsigned)(st.st_mode & 07777), e);
+		free(e);
+	}
+}
+
 /* Deliveries the LDA journalled and did not finish (maildag-lda(8)). */
 static void check_journal(struct fsck *f)
 {
@@ -396,14 +473,16 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 {
 	struct fsck f = { 0 };
 	struct strbuf peers = STRBUF_INIT;
-	bool all = false;
+	bool all = false, hash = false;
 	int r, ret = EX_TEMPFAIL;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--all-refs")) {
 			all = true;
+		} else if (!strcmp(argv[i], "--hash")) {
+			hash = true;
 		} else {
-			fprintf(stderr, "usage: maildag fsck [--all-refs]\n");
+			fprintf(stderr, "usage: maildag fsck [--all-refs] [--hash]\n");
 			return EX_USAGE;
 		}
 	}
@@ -424,9 +503,10 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 		if (check_peers(&f, &peers) < 0)
 			goto done;
 	}
-	if (compare_disk(&f, mb) < 0)
+	if (compare_disk(&f, mb, hash) < 0)
 		goto done;
 	check_journal(&f);
+	check_private(&f);
 	ret = f.problems ? 1 : EX_OK;
 	if (f.problems)
 		printf("%zu problem%s found\n", f.problems,

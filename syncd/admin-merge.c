@@ -118,6 +118,9 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 		merge_usage(stderr);
 		return EX_USAGE;
 	}
+	/* a merge writes its objects, unless -n */
+	if (!dry && (c = admin_refuse_root("merge")))
+		return c;
 	if ((c = admin_open_repo(&r, mb)))
 		return c;
 	if (dry && merge_objects_in_memory(r) < 0)

@@ -187,6 +187,31 @@ static void print_op(const char *what, json_t *op, bool configured_on,
 	strbuf_release(&sb);
 }
 
+/* The Maildir's files maildag-syncd cannot read, and so skips. */
+static void print_unreadable(json_t *list)
+{
+	size_t i, n = json_array_size(list);
+	json_t *v;
+
+	if (!n)
+		return;
+	printf("%zu file%s cannot be read: skipped, not replicated until %s\n",
+	       n, n == 1 ? "" : "s", n == 1 ? "it can be" : "they can be");
+	json_array_foreach(list, i, v) {
+		json_t *o = json_pack("{s:O}", "s", v);
+		char *name = str_of(o, "s");
+		if (i == 10) {
+			printf("  (%zu more)\n", n - i);
+			json_decref(o);
+			free(name);
+			break;
+		}
+		printf("  %s\n", name ? name : "?");
+		json_decref(o);
+		free(name);
+	}
+}
+
 static void print_status(json_t *st, const struct mailbox *mb, bool running)
 {
 	json_t *peers = json_object_get(st, "peers"), *p;
@@ -200,6 +225,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 		printf(", maildag-syncd pid %lld",
 		       (long long)json_integer_value(json_object_get(st, "pid")));
 	printf("\n");
+	print_unreadable(json_object_get(st, "unreadable"));
 	if (!json_array_size(peers))
 		printf("no peers configured\n");
 	json_array_foreach(peers, i, p) {

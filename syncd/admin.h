@@ -20,7 +20,14 @@
  */
 int admin_open_repo(struct repo **out, const struct mailbox *mb);
 
-/* maildag fsck [--all-refs]: check the repository (admin-fsck.c). */
+/*
+ * A verb that writes a repository (its own, or a file:// peer's) refuses
+ * root: what it wrote would belong to root, in the user's repository.
+ * Returns 0 when not root, else EX_NOPERM after one line saying so.
+ */
+int admin_refuse_root(const char *verb);
+
+/* maildag fsck [--all-refs] [--hash]: check the repository (admin-fsck.c). */
 int cmd_fsck(struct mailbox *mb, int argc, char **argv);
 
 /*

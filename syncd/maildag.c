@@ -3,6 +3,7 @@
  * here; the daemon's verbs (status) will talk to maildag-syncd.
  *
  *	maildag [-c config] init	create the repository, import the Maildir
+ *					(as maildag-syncd commits it: worktree.h)
  *	maildag [-c config] log [-n N]	the mailbox history in mail terms
  *
  * and dispatches the others to syncd/admin-*.c (admin.h).
@@ -29,6 +30,7 @@
 #include "maildir_name.h"
 #include "repo.h"
 #include "strbuf.h"
+#include "worktree.h"
 #include "xalloc.h"
 
 static const char *config_file;
@@ -40,7 +42,9 @@ static void usage(FILE *f)
 	      "commands:\n"
 	      "  fetch [-t seconds] [peer...]\n"
 	      "                 fetch peers' histories into refs/peers/ (no merge)\n"
-	      "  fsck [--all-refs]  check the repository against the format\n"
+	      "  fsck [--all-refs] [--hash]\n"
+	      "                 check the repository against the format, the\n"
+	      "                 Maildir against the repository\n"
 	      "  init           create the repository and import the Maildir\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
 	      "  merge [-n] [-u] [-q] [-v] A B\n"
@@ -56,99 +60,37 @@ static void usage(FILE *f)
 
 /* --- init ------------------------------------------------------------- */
 
-struct import {
-	struct repo *repo;
-	struct repo_update *ups;
-	size_t n, alloc;
-	size_t messages, folders, skipped;
-};
-
-static void import_add(struct import *im, char *path, const git_oid *blob)
+static void sleep_until(double due)
 {
-	git_oid *id = xmalloc(sizeof *id);
+	struct timespec ts;
+	double now;
 
-	git_oid_cpy(id, blob);
-	xgrow((void **)&im->ups, &im->alloc, im->n + 1, sizeof *im->ups);
-	im->ups[im->n] = (struct repo_update){ path, id, false };
-	im->n++;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	if (due <= now)
+		return;
+	ts.tv_sec = (time_t)(due - now);
+	ts.tv_nsec = (long)((due - now - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
-static int import_sub(struct import *im, const char *folder,
-		      const char *dir, const char *sub)
-{
-	char *path = xasprintf("%s/%s", dir, sub);
-	struct dirent *de;
-	DIR *d = opendir(path);
-	int ret = 0;
-
-	if (!d) {
-		ret = errno == ENOENT ? 0 :
-		      log_error("opendir '%s': %s", path, strerror(errno));
-		free(path);
-		return ret;
-	}
-	while ((de = readdir(d))) {
-		struct strbuf tp = STRBUF_INIT;
-		struct stat st;
-		git_oid blob;
-		char *file;
-
-		if (de->d_name[0] == '.')
-			continue;
-		file = xasprintf("%s/%s", path, de->d_name);
-		if (lstat(file, &st) < 0 || !S_ISREG(st.st_mode) ||
-		    !maildir_name_valid(de->d_name)) {
-			log_warn("skipping '%s': not a message file", file);
-			im->skipped++;
-			free(file);
-			continue;
-		}
-		if (repo_blob_from_file(&blob, im->repo, file) < 0) {
-			free(file);
-			ret = E_FAIL;
-			break;
-		}
-		tree_message_path(&tp, folder, sub, de->d_name);
-		import_add(im, strbuf_detach(&tp, NULL), &blob);
-		im->messages++;
-		free(file);
-	}
-	closedir(d);
-	free(path);
-	return ret;
-}
-
-static int import_folder(struct import *im, const struct mailbox *mb,
-			 const char *folder)
-{
-	char *dir = mailbox_folder_path(mb, folder);
-	int r;
-
-	r = import_sub(im, folder, dir, "cur");
-	if (r == 0)
-		r = import_sub(im, folder, dir, "new");
-	if (r == 0 && *folder) {
-		static const git_oid *empty;
-		static git_oid empty_id;
-		if (!empty) {
-			if (repo_blob_from_buffer(&empty_id, im->repo, "", 0) < 0)
-				return E_FAIL;
-			empty = &empty_id;
-		}
-		import_add(im, xasprintf("%s/maildirfolder", folder), empty);
-	}
-	im->folders++;
-	free(dir);
-	return r;
-}
-
+/*
+ * Create the repository, then commit the Maildir the way maildag-syncd
+ * commits it (worktree_commit, under the writer lock): one way of
+ * turning a disk into a tree, so the first commit holds what any later
+ * one would (copies under keys of their own, mtimes recorded).  A copy
+ * made a moment ago may be half of a move: it is looked at again once
+ * settled, as syncd does.
+ */
 static int cmd_init(struct mailbox *mb, int argc, char **argv)
 {
-	struct import im = { 0 };
-	git_oid head, tree, new_tree, commit;
-	struct dirent *de;
-	char *subs, msg[256];
-	DIR *d;
+	struct worktree_result res;
+	struct worktree_counts total = { 0 };
+	struct worktree *wt = NULL;
+	struct repo *repo = NULL;
+	size_t unreadable = 0;
+	double due;
 	int r = EX_TEMPFAIL;
 
 	(void)argv;
@@ -164,75 +106,45 @@ static int cmd_init(struct mailbox *mb, int argc, char **argv)
 		return EX_TEMPFAIL;
 	if (check_safe_owner(mb->maildir, mb->uid) < 0)
 		return EX_NOPERM;
-	if (repo_open(&im.repo, mb->repository, REPO_CREATE) < 0)
+	if (repo_open(&repo, mb->repository, REPO_CREATE) < 0)
 		return EX_TEMPFAIL;
-	if (repo_lock(im.repo, 10000) < 0)
+	if (repo_lock(repo, 10000) < 0)
 		goto done;
-	/* one sync at the end is enough for a bulk import */
-	repo_set_fsync(false);
-	if (import_folder(&im, mb, "") < 0)
-		goto done;
-	d = opendir(mb->maildir);
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] != '.' || !strcmp(de->d_name, ".") ||
-		    !strcmp(de->d_name, ".."))
-			continue;
-		if (!folder_dir_valid(de->d_name)) {
-			log_warn("skipping '%s': not a valid folder name",
-				 de->d_name);
-			continue;
-		}
-		if (!mailbox_folder_exists(mb, de->d_name))
-			continue;
-		if (import_folder(&im, mb, de->d_name) < 0) {
-			closedir(d);
+	wt = worktree_new(repo, mb->maildir, mb->cfg->node);
+	worktree_set_origin(wt, "import existing Maildir");
+	worktree_dirty_all(wt);
+	do {
+		if (worktree_commit(wt, &res) < 0)
 			goto done;
-		}
-	}
-	if (d)
-		closedir(d);
-	subs = xasprintf("%s/subscriptions", mb->maildir);
-	if (path_exists(subs)) {
-		git_oid blob;
-		if (repo_blob_from_file(&blob, im.repo, subs) < 0) {
-			free(subs);
-			goto done;
-		}
-		import_add(&im, xstrdup("subscriptions"), &blob);
-	}
-	free(subs);
-	if (repo_ref_read(&head, im.repo, REF_MAIL) < 0 ||
-	    repo_commit_tree(&tree, im.repo, &head) < 0 ||
-	    repo_tree_update(&new_tree, im.repo, &tree, im.ups, im.n) < 0)
-		goto done;
-	snprintf(msg, sizeof msg, "import existing Maildir\n\n"
-		 "%zu messages in %zu folders\n", im.messages, im.folders);
-	if (repo_commit(&commit, im.repo, &new_tree, &head, 1, msg, -1,
-			NULL, NULL) < 0)
-		goto done;
-	/* every object reaches the disk before a ref names it */
-	if (repo_syncfs(im.repo) < 0)
-		goto done;
-	repo_set_fsync(true);
-	if (repo_ref_cas(im.repo, REF_MAIL, &commit, &head, "maildag init") < 0 ||
-	    repo_ref_cas(im.repo, REF_WORKTREE, &commit, &head,
-			 "maildag init") < 0)
-		goto done;
+		total.added += res.counts.added;
+		total.folders_added += res.counts.folders_added;
+		unreadable = res.unreadable;
+		due = worktree_deferred_due(wt);
+		if (due)
+			sleep_until(due);
+	} while (due);
 	printf("initialised '%s': %zu messages in %zu folders imported from '%s'",
-	       mb->repository, im.messages, im.folders, mb->maildir);
-	if (im.skipped)
-		printf(", %zu files skipped", im.skipped);
+	       mb->repository, total.added, total.folders_added + 1,
+	       mb->maildir);
+	if (unreadable)
+		printf(", %zu unreadable files skipped", unreadable);
 	printf("\n");
 	serve_print_authorized_keys(stdout, mb);
 	r = EX_OK;
 done:
-	for (size_t i = 0; i < im.n; i++) {
-		free((char *)im.ups[i].path);
-		free((git_oid *)im.ups[i].blob);
-	}
-	free(im.ups);
-	repo_free(im.repo);
+	worktree_free(wt);
+	repo_free(repo);
 	return r;
+}
+
+int admin_refuse_root(const char *verb)
+{
+	if (getuid() != 0 && geteuid() != 0)
+		return 0;
+	log_error("refusing to run 'maildag %s' as root: what it writes into "
+		  "the user's repository would belong to root; run it as the "
+		  "mailbox's user ('sudo -u <user> maildag %s')", verb, verb);
+	return EX_NOPERM;
 }
 
 int admin_open_repo(struct repo **out, const struct mailbox *mb)
@@ -414,24 +326,33 @@ done:
 
 int main(int argc, char **argv)
 {
+	/*
+	 * writes: the verb writes a repository (ours, or a file:// peer's),
+	 * so root may not run it: the files it made would be root's in the
+	 * user's repository.  merge decides for itself (-n writes nothing).
+	 */
 	static const struct {
 		const char *name;
 		int (*fn)(struct mailbox *, int, char **);
+		bool writes;
 	} cmds[] = {
-		{ "init", cmd_init },
-		{ "log", cmd_log },
-		{ "fsck", cmd_fsck },
-		{ "merge", cmd_merge },
-		{ "push", cmd_push },
-		{ "fetch", cmd_fetch },
-		{ "status", cmd_status },
-		{ "sync", cmd_sync },
-		{ "serve", cmd_serve },
+		{ "init", cmd_init, true },
+		{ "log", cmd_log, false },
+		{ "fsck", cmd_fsck, false },
+		{ "merge", cmd_merge, false },
+		{ "push", cmd_push, true },
+		{ "fetch", cmd_fetch, true },
+		{ "status", cmd_status, false },
+		{ "sync", cmd_sync, false },
+		/* refuses root itself, in words the peer and syslog see */
+		{ "serve", cmd_serve, false },
 	};
 	struct mailbox *mb;
 	int c, r;
 	enum log_level level = LOG_LVL_WARN;
 
+	/* what a verb writes is the user's alone (repo_global_init too) */
+	umask(077);
 	log_init("maildag", LOG_TO_STDERR, level);
 	while ((c = getopt(argc, argv, "+c:vh")) != -1) {
 		switch (c) {
@@ -460,6 +381,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(argv[optind], cmds[i].name))
 			continue;
+		if (cmds[i].writes && (r = admin_refuse_root(cmds[i].name)))
+			return r;
 		r = mailbox_open(&mb, config_file, 0);
 		if (r < 0)
 			return r == E_NOTFOUND ? EX_NOUSER : EX_CONFIG;

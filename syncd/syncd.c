@@ -69,6 +69,7 @@
 #define TMP_MAX_AGE (36 * 3600)
 #define CLIENT_LINE_MAX 65536	/* a control request longer is refused */
 #define CLIENTS_MAX 64
+#define UNREADABLE_SHOWN 100	/* file names in a status answer */
 
 static struct {
 	const char *config;
@@ -212,8 +213,17 @@ static void sync_now(void *data)
 		r = worktree_apply(s->wt, APPLY_SLICE, &ar);
 	repo_unlock(s->repo);
 	if (r < 0) {
+		git_oid m;
 		watch_sync_folders(s->watch);
 		failed(s, "sync");
+		/* what others committed (a delivery) is pushed all the same */
+		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
+		    !git_oid_equal(&m, &s->last_mail)) {
+			git_oid old;
+			git_oid_cpy(&old, &s->last_mail);
+			git_oid_cpy(&s->last_mail, &m);
+			mail_moved(s, &old, &m);
+		}
 		return;
 	}
 	if (s->retry)
@@ -440,6 +450,22 @@ static void wait_done(void *data, bool ok, json_t *acked, const char *error)
 		log_debug("control: a waiting client went away");
 }
 
+/*
+ * The Maildir's files the last commit could not read, skipped until they
+ * can be (worktree_unreadable()): "<folder>/<sub>/<name>", the first
+ * UNREADABLE_SHOWN of them.
+ */
+static json_t *unreadable_json(struct syncd *s)
+{
+	size_t n;
+	const char *const *v = worktree_unreadable(s->wt, &n);
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n && i < UNREADABLE_SHOWN; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
 /* One request; false when the connection should close. */
 static bool client_request(struct client *c, const char *line)
 {
@@ -465,6 +491,7 @@ static bool client_request(struct client *c, const char *line)
 		json_object_set_new(a, "pid", json_integer(getpid()));
 		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
 		json_object_set_new(a, "peers", peers_status(s->peers));
+		json_object_set_new(a, "unreadable", unreadable_json(s));
 		ok = client_send(c, a);
 	} else if (!strcmp(cmd, "sync")) {
 		peers_sync_now(s->peers);

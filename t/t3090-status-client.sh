@@ -9,6 +9,13 @@ test_description='maildag status and maildag sync: without a daemon, and against
 . "$abs_top_srcdir/t/lib-fake-syncd.sh"
 [ -n "$PYTHON" ] && test_set_prereq PYTHON
 
+# ugit ARGS: git writing the user's repository, as the user (what root
+# writes there is root's alone: core.sharedRepository is 0600)
+ugit() {
+	as_user git -c safe.directory='*' -c user.name=t -c user.email=t@t \
+		--git-dir="$REPO" "$@"
+}
+
 # run_status WANT-STATUS args...: maildag as the user, stdout in out,
 # stderr in err
 run_maildag() {
@@ -45,16 +52,14 @@ test_expect_success 'status without a daemon: says so, exits 3, shows the peers'
 '
 
 test_expect_success 'status without a daemon: commits ahead on either side' '
-	mgit update-ref refs/peers/mx2/mail refs/heads/mail &&
+	ugit update-ref refs/peers/mx2/mail refs/heads/mail &&
 	test_message second | as_user maildag-lda &&
 	run_maildag 3 status &&
 	grep -q "^  commits:  ours 1 ahead, theirs 0 ahead (refs/peers/mx2/mail at $(mgit rev-parse --short=10 refs/peers/mx2/mail))\$" out &&
 	tree=$(mgit rev-parse refs/peers/mx2/mail^{tree}) &&
-	theirs=$(GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t \
-		GIT_COMMITTER_EMAIL=t@t mgit commit-tree -p refs/peers/mx2/mail -m peer "$tree") &&
-	theirs2=$(GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t \
-		GIT_COMMITTER_EMAIL=t@t mgit commit-tree -p "$theirs" -m peer2 "$tree") &&
-	mgit update-ref refs/peers/mx2/mail "$theirs2" &&
+	theirs=$(ugit commit-tree -p refs/peers/mx2/mail -m peer "$tree") &&
+	theirs2=$(ugit commit-tree -p "$theirs" -m peer2 "$tree") &&
+	ugit update-ref refs/peers/mx2/mail "$theirs2" &&
 	run_maildag 3 status &&
 	grep -q "^  commits:  ours 1 ahead, theirs 2 ahead " out
 '

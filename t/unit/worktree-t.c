@@ -593,6 +593,33 @@ int main(void)
 		free(away);
 	}
 
+	/* 15. mail gives a key another name and other bytes: written anew */
+	{
+		struct repo_update ups[2];
+		char *from = tpath("", "new", K4);
+		char *to = tpath("", "cur", K4 ":2,F");
+		char *p = xasprintf("%s/cur/" K4 ":2,F", maildir);
+		char buf[64] = "";
+		FILE *f;
+		repo_blob_from_buffer(&blob, repo, "four, other bytes\n", 18);
+		ups[0] = (struct repo_update){ from, NULL };
+		ups[1] = (struct repo_update){ to, &blob };
+		mail_change(ups, 2);
+		ok(sync_apply(0, &res) == 0 && !res.skipped,
+		   "a key with a new name and new bytes is applied");
+		f = fopen(p, "r");
+		if (f) {
+			if (!fgets(buf, sizeof buf, f))
+				buf[0] = '\0';
+			fclose(f);
+		}
+		is_str(buf, "four, other bytes\n", "the file holds the new bytes");
+		agree("/cur/" K3 ",S=6:2,S /cur/" K4 ":2,F", "new bytes, new name");
+		free(from);
+		free(to);
+		free(p);
+	}
+
 	worktree_free(wt);
 	repo_free(repo);
 	if (getenv("WORKTREE_T_KEEP"))
