@@ -275,6 +275,19 @@ static void on_stop(void *data, int sig)
 	loop_stop(s->loop);
 }
 
+/* Only the configured peers' refs/peers/<node>/ are watched. */
+static void watch_peers(struct syncd *s, const struct config *cfg)
+{
+	char **names = xcalloc(cfg->npeers ? cfg->npeers : 1, sizeof *names);
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->npeers; i++)
+		if (strcmp(cfg->peers[i].name, cfg->node))
+			names[n++] = cfg->peers[i].name;
+	watch_set_peers(s->watch, names, n);
+	free(names);
+}
+
 /*
  * SIGHUP: read the configuration again.  A file that does not load, or
  * that moves the Maildir or the repository (that needs a restart), is
@@ -306,6 +319,7 @@ static void reload_config(struct syncd *s)
 	s->mb->repository = cfg->repository;
 	s->debounce = cfg->debounce_ms / 1000.0;
 	peers_set_config(s->peers, cfg);
+	watch_peers(s, cfg);
 	notify_set_config(s->notify, cfg);
 	config_free(old);
 	log_info("configuration reloaded: %zu peers", cfg->npeers);
@@ -691,6 +705,7 @@ int main(int argc, char **argv)
 		status = EX_OSERR;
 		goto done;
 	}
+	watch_peers(&s, s.mb->cfg);
 	worktree_set_poll(s.wt, poll_events, &s);
 	log_info("watching %d directories", watch_count(s.watch));
 	loop_add_fd(s.loop, watch_fd(s.watch), POLLIN, on_inotify, &s);
