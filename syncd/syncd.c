@@ -334,6 +334,8 @@ static void on_hup(void *data, int sig)
 	log_info("rescanning everything");
 	worktree_dirty_all(s->wt);
 	watch_sync_folders(s->watch);
+	/* a peer watched again may have pushed while it was not */
+	peers_refs_changed(s->peers);
 	schedule_sync(s, loop_now());
 }
 
