@@ -614,7 +614,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	char *why = xasprintf("maildag: fetch from %s", c->peer->name);
 	char *lock_name = xasprintf("peerref-%s.lock", c->peer->name);
 	git_strarray specs = { &spec, 1 };
-	git_oid theirs, before;
+	git_oid theirs, before, advertised;
 	bool had;
 	int lock, err;
 
@@ -658,6 +658,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 			   c->peer->name, git_oid_tostr_s(&theirs));
 		goto done;
 	}
+	git_oid_cpy(&advertised, &theirs);
 	/*
 	 * The peer's own push writes this ref too (DESIGN section 6): when
 	 * it moved meanwhile, both values come from the peer's history, so
@@ -685,7 +686,8 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 			   *log_last_error() ? log_last_error() : "failed");
 		goto done;
 	}
-	git_oid_cpy(&res->id, &theirs);
+	/* what the peer said it holds, not what our ref kept (net.h) */
+	git_oid_cpy(&res->id, &advertised);
 	res->changed = true;
 	res->status = NET_OK;
 done:

@@ -64,7 +64,10 @@ struct net_result {
 	/*
 	 * NET_PUSH: the commit the peer accepted as refs/peers/<node>/mail
 	 * (or already held there, when the push was up to date).
-	 * NET_FETCH: our refs/peers/<peer>/mail after the fetch.
+	 * NET_FETCH: the peer's refs/heads/mail as the peer advertised it
+	 * (our refs/peers/<peer>/mail now holds it, or a descendant that
+	 * was pushed meanwhile): what the peer itself says it holds, which
+	 * quorum counts (peers.h).
 	 * Zero when there is none (the peer has no refs/heads/mail yet) and
 	 * on every failure.
 	 */

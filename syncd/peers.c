@@ -8,6 +8,14 @@
  *
  * Peers removed by a config reload are kept, disabled, until the daemon
  * ends: the loop owns their timers, which cannot be freed.
+ *
+ * What a peer holds is known from our own operations alone: the id our
+ * push child says the peer accepted, and the id our fetch child read
+ * from the peer (op->id, in memory).  refs/peers/<name>/mail in our
+ * repository is never taken as the peer's word: anyone who can write
+ * our repository (a file:// peer, another process of the user) can
+ * write it.  It is only what we merge, after the whole-history check.
+ * Only configured peers' refs are looked at.
  */
 #include "autoconf.h"
 
@@ -20,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format.h"
+#include "history.h"
 #include "log.h"
 #include "merge.h"
 #include "net.h"
@@ -100,22 +108,20 @@ static const char *op_name(const struct op *op)
 }
 
 static void op_start(struct op *op);
+static void op_run(struct op *op);
 static void check_waits(struct peers *p);
-static bool peer_ref(struct peers *p, const char *name, git_oid *out);
 
-/* Does the peer's last known refs/heads/mail contain commit? */
-static bool peer_ref_contains(struct peers *p, struct peer *pe,
-			      const git_oid *commit)
+/*
+ * Does pe hold commit, as far as our own operations know: it accepted
+ * our push of it (or of a descendant), or its refs/heads/mail, as our
+ * fetch read it from the peer, contains it.
+ */
+static bool holds(struct peers *p, struct peer *pe, const git_oid *commit)
 {
-	git_oid theirs;
-
-	return peer_ref(p, pe->cfg.name, &theirs) &&
-	       merge_is_ancestor(p->repo, commit, &theirs) == 1;
-}
-
-static bool peer_has_mail(struct peers *p, struct peer *pe)
-{
-	return peer_ref_contains(p, pe, &p->mail);
+	return (pe->push.have_id &&
+		merge_is_ancestor(p->repo, commit, &pe->push.id) == 1) ||
+	       (pe->fetch.have_id &&
+		merge_is_ancestor(p->repo, commit, &pe->fetch.id) == 1);
 }
 static void sweep_waits(void *data);
 
@@ -174,7 +180,7 @@ static void op_finish(struct op *op, const struct net_result *res)
 			/* behind us (restored from a backup, say): catch up */
 			if (pe->alive && p->have_mail && pe->push.enabled &&
 			    !pe->push.pid && !pe->push.failures &&
-			    !peer_has_mail(p, pe))
+			    !holds(p, pe, &p->mail))
 				op_start(&pe->push);
 			if (pe->alive && op->again)
 				op_start(op);
@@ -234,7 +240,8 @@ static void on_timer(void *data)
 	op_start(op);
 }
 
-static void op_start(struct op *op)
+/* Start op now (or once more when it ends, if it runs). */
+static void op_run(struct op *op)
 {
 	struct peer *pe = op->peer;
 	struct peers *p = pe->owner;
@@ -244,17 +251,6 @@ static void op_start(struct op *op)
 		return;
 	if (op->pid) {
 		op->again = true;
-		return;
-	}
-	/*
-	 * A peer whose own refs/heads/mail (as it pushed it to us, or as we
-	 * fetched it) already contains ours has nothing to learn: the usual
-	 * case right after we fast-forwarded to what it sent.
-	 */
-	if (op->kind == NET_PUSH && p->have_mail && !op->failures &&
-	    peer_has_mail(p, pe)) {
-		log_debug("peer %s: holds %.12s already; no push", pe->cfg.name,
-			  git_oid_tostr_s(&p->mail));
 		return;
 	}
 	op->again = false;
@@ -271,6 +267,28 @@ static void op_start(struct op *op)
 	}
 	loop_add_fd(p->loop, op->fd, POLLIN, on_child, op);
 	loop_timer_in(op->timer, p->cfg->net_timeout);
+}
+
+/* op_run, but no push to a peer that we know holds our mail already. */
+static void op_start(struct op *op)
+{
+	struct peer *pe = op->peer;
+	struct peers *p = pe->owner;
+
+	/*
+	 * A peer whose refs/heads/mail, as we fetched it, already contains
+	 * ours (the usual case right after we fast-forwarded to it), or
+	 * that accepted it from us, has nothing to learn.  What it pushed
+	 * into our refs/peers/ does not count: a third party could have
+	 * written that (peers.h).
+	 */
+	if (op->kind == NET_PUSH && op->enabled && pe->alive && !op->pid &&
+	    p->have_mail && !op->failures && holds(p, pe, &p->mail)) {
+		log_debug("peer %s: holds %.12s already; no push", pe->cfg.name,
+			  git_oid_tostr_s(&p->mail));
+		return;
+	}
+	op_run(op);
 }
 
 static void op_stop(struct op *op)
@@ -486,153 +504,143 @@ static struct seen *find_seen(struct peers *p, const char *name)
 	return &p->seen[p->nseen++];
 }
 
-/* The node name of "refs/peers/<node>/mail", or NULL. */
-static char *ref_node(const char *ref)
-{
-	const char *s = ref + strlen("refs/peers/");
-	size_t n = strcspn(s, "/");
-
-	if (strncmp(ref, "refs/peers/", 11) || !n || strcmp(s + n, "/mail"))
-		return NULL;
-	return xstrndup(s, n);
-}
-
 /*
- * Check theirs and its merge bases with ours against the format.  0, or
- * E_INVALID with err saying why.
+ * Check theirs and every commit of its history that ours does not hold
+ * (history.h).  0, or E_INVALID / E_TEMP with err saying why.
  */
-static int check_peer_commit(struct peers *p, const git_oid *ours,
-			     const git_oid *theirs, struct strbuf *err)
+static int check_peer_commit(struct peers *p, struct peer *pe,
+			     const git_oid *ours, const git_oid *theirs,
+			     struct strbuf *err)
 {
-	git_oidarray bases = { NULL, 0 };
-	int r;
+	double t0 = loop_now();
+	size_t n = 0;
+	int r = history_check(p->repo, ours, theirs, err, &n);
 
-	if ((r = format_check_commit(p->repo, theirs, ours, err)) < 0)
-		return E_INVALID;
-	if (git_merge_bases(&bases, p->repo->git, ours, theirs) < 0)
-		return 0;	/* no common history: nothing more to check */
-	for (size_t i = 0; i < bases.count && r == 0; i++) {
-		struct strbuf why = STRBUF_INIT;
-		if (format_check_commit(p->repo, &bases.ids[i], ours, &why) < 0) {
-			strbuf_addf(err, "merge base %.12s: %s",
-				    git_oid_tostr_s(&bases.ids[i]), why.buf);
-			r = E_INVALID;
-		}
-		strbuf_release(&why);
-	}
-	git_oidarray_dispose(&bases);
+	log_debug("peer %s: %zu commits of %.12s checked in %.0f ms",
+		  pe->cfg.name, n, git_oid_tostr_s(theirs),
+		  (loop_now() - t0) * 1000);
 	return r;
 }
 
-static void refuse(struct peers *p, const char *node, const git_oid *id,
-		   const char *why)
+static void refuse(struct peer *pe, const git_oid *id, const char *why)
 {
-	struct peer *pe = find_peer(p, node);
+	log_error("peer %s: refusing %.12s: %s", pe->cfg.name,
+		  git_oid_tostr_s(id), why);
+	free(pe->merge_error);
+	pe->merge_error = xasprintf("refused %.12s: %s", git_oid_tostr_s(id),
+				    why);
+	pe->merge_error_at = time(NULL);
+}
 
-	log_error("peer %s: refusing %.12s: %s", node, git_oid_tostr_s(id),
-		  why);
-	if (pe) {
-		free(pe->merge_error);
-		pe->merge_error = xasprintf("refused %.12s: %s",
-					    git_oid_tostr_s(id), why);
-		pe->merge_error_at = time(NULL);
+/*
+ * refs/peers/<name>/mail of a configured peer: 1 with its value, 0 when
+ * there is none (or it is not a plain ref), < 0 on an error.
+ */
+static int read_peer_ref(struct peers *p, struct peer *pe, git_oid *out)
+{
+	char *name = xasprintf("refs/peers/%s/mail", pe->cfg.name);
+	git_reference *ref = NULL;
+	int err = git_reference_lookup(&ref, p->repo->git, name), r = 0;
+
+	if (err == GIT_ENOTFOUND) {
+		r = 0;
+	} else if (err < 0) {
+		r = log_error("read '%s': %s", name, repo_git_error());
+	} else if (git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
+		log_debug("'%s' is not a plain ref: ignored", name);
+	} else {
+		git_oid_cpy(out, git_reference_target(ref));
+		r = 1;
 	}
+	git_reference_free(ref);
+	free(name);
+	return r;
+}
+
+/* Merge one peer's ref if it moved: 1 when mail moved, 0, < 0 on error. */
+static int merge_peer(struct peers *p, struct peer *pe, struct strbuf *err)
+{
+	const char *node = pe->cfg.name;
+	git_oid theirs, mail, out;
+	struct merge_stats st;
+	struct seen *s;
+	int x, moved = 0;
+
+	/* none yet, or unreadable (logged): the next check looks again */
+	if (read_peer_ref(p, pe, &theirs) <= 0)
+		return 0;
+	s = find_seen(p, node);
+	if (git_oid_equal(&s->id, &theirs))
+		return 0;
+	if ((x = repo_ref_read(&mail, p->repo, REF_MAIL)) < 0)
+		return x;
+	x = merge_is_ancestor(p->repo, &theirs, &mail);
+	if (x == 0) {
+		strbuf_reset(err);
+		if (check_peer_commit(p, pe, &mail, &theirs, err) < 0) {
+			/* refused whole: not looked at again until it moves */
+			refuse(pe, &theirs, err->buf);
+			git_oid_cpy(&s->id, &theirs);
+			s->bad = true;
+			return 0;
+		}
+		x = merge_into_ref(&out, p->repo, REF_MAIL, &theirs, NULL, &st);
+		if (x < 0) {
+			/*
+			 * A broken object of theirs, or trouble of ours (a
+			 * full disk): either way the others and the local
+			 * commits go on, and this one is tried again at the
+			 * next periodic check.
+			 */
+			refuse(pe, &theirs, "the merge failed");
+			return 0;
+		}
+		if (st.kind != MERGE_SAME) {
+			moved = 1;
+			log_info("peer %s: %s %.12s: now %.12s (%zu added, "
+				 "%zu expunged, %zu moved, %zu flagged)",
+				 node, st.kind == MERGE_MERGED ? "merged"
+							       : "fast-forward to",
+				 git_oid_tostr_s(&theirs), git_oid_tostr_s(&out),
+				 st.ours.added, st.ours.expunged, st.ours.moved,
+				 st.ours.flagged);
+		}
+	} else if (x < 0) {
+		log_warn("peer %s: %.12s: %s", node, git_oid_tostr_s(&theirs),
+			 repo_git_error());
+		return 0;
+	}
+	git_oid_cpy(&s->id, &theirs);
+	s->bad = false;
+	/* they are alive: retry a push that is backing off */
+	if (pe->push.failures && !pe->push.pid) {
+		loop_timer_stop(pe->push.timer);
+		op_start(&pe->push);
+	}
+	free(pe->merge_error);
+	pe->merge_error = NULL;
+	return moved;
 }
 
 int peers_merge(struct peers *p)
 {
-	git_reference_iterator *it = NULL;
-	git_reference *ref;
 	struct strbuf err = STRBUF_INIT;
 	int moved = 0, r = 0;
 
 	if (!p->refs_dirty)
 		return 0;
 	p->refs_dirty = false;
-	if (git_reference_iterator_glob_new(&it, p->repo->git,
-					    "refs/peers/*/mail") < 0) {
-		p->refs_dirty = true;
-		return log_error("list refs/peers/: %s", repo_git_error());
-	}
-	while (git_reference_next(&ref, it) == 0) {
-		char *node = ref_node(git_reference_name(ref));
-		git_oid theirs, mail, out;
-		struct merge_stats st;
-		struct seen *s;
+	/* configured peers only: refs/peers/ may hold any name (peers.h) */
+	for (size_t i = 0; i < p->n && r >= 0; i++) {
 		int x;
-
-		if (!node || !strcmp(node, p->cfg->node) ||
-		    git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
-			free(node);
-			git_reference_free(ref);
+		if (!p->v[i]->alive)
 			continue;
-		}
-		git_oid_cpy(&theirs, git_reference_target(ref));
-		git_reference_free(ref);
-		s = find_seen(p, node);
-		if (git_oid_equal(&s->id, &theirs)) {
-			free(node);
-			continue;
-		}
-		if ((r = repo_ref_read(&mail, p->repo, REF_MAIL)) < 0)
-			break;
-		x = merge_is_ancestor(p->repo, &theirs, &mail);
-		if (x == 0) {
-			strbuf_reset(&err);
-			if (check_peer_commit(p, &mail, &theirs, &err) < 0) {
-				refuse(p, node, &theirs, err.buf);
-				git_oid_cpy(&s->id, &theirs);
-				s->bad = true;
-				free(node);
-				continue;
-			}
-			x = merge_into_ref(&out, p->repo, REF_MAIL, &theirs,
-					   NULL, &st);
-			if (x < 0) {
-				/*
-				 * A broken object of theirs, or trouble of
-				 * ours (a full disk): either way the others
-				 * and the local commits go on, and this one
-				 * is tried again at the next periodic check.
-				 */
-				refuse(p, node, &theirs, "the merge failed");
-				free(node);
-				continue;
-			}
-			if (st.kind != MERGE_SAME) {
-				moved = 1;
-				log_info("peer %s: %s %.12s: now %.12s (%zu added, "
-					 "%zu expunged, %zu moved, %zu flagged)",
-					 node, st.kind == MERGE_MERGED ? "merged"
-								       : "fast-forward to",
-					 git_oid_tostr_s(&theirs),
-					 git_oid_tostr_s(&out), st.ours.added,
-					 st.ours.expunged, st.ours.moved,
-					 st.ours.flagged);
-			}
-		} else if (x < 0) {
-			log_warn("peer %s: %.12s: %s", node,
-				 git_oid_tostr_s(&theirs), repo_git_error());
-			free(node);
-			continue;
-		}
-		git_oid_cpy(&s->id, &theirs);
-		s->bad = false;
-		{
-			/* they are alive: retry a push that is backing off */
-			struct peer *pe = find_peer(p, node);
-			if (pe && pe->push.failures && !pe->push.pid) {
-				loop_timer_stop(pe->push.timer);
-				op_start(&pe->push);
-			}
-			if (pe && pe->merge_error) {
-				free(pe->merge_error);
-				pe->merge_error = NULL;
-			}
-		}
-		free(node);
+		x = merge_peer(p, p->v[i], &err);
+		if (x < 0)
+			r = x;
+		else if (x > 0)
+			moved = 1;
 	}
-	git_reference_iterator_free(it);
 	strbuf_release(&err);
 	check_waits(p);
 	return r < 0 ? r : moved;
@@ -719,14 +727,6 @@ json_t *peers_status(struct peers *p)
 }
 
 /* --- quorum waits -------------------------------------------------------- */
-
-/* Does pe hold commit? */
-static bool holds(struct peers *p, struct peer *pe, const git_oid *commit)
-{
-	return (pe->push.have_id &&
-		merge_is_ancestor(p->repo, commit, &pe->push.id) == 1) ||
-	       peer_ref_contains(p, pe, commit);
-}
 
 static json_t *holders(struct peers *p, const git_oid *commit, int *count)
 {
@@ -842,12 +842,17 @@ void peers_wait(struct peers *p, const git_oid *commit, int acks,
 	w->next = p->waits;
 	p->waits = w;
 	loop_timer_in(w->timer, timeout);
-	/* make sure it travels */
+	/*
+	 * Make sure it travels: push to every peer not known to hold it,
+	 * whatever its backoff says (a push under way pushes once more
+	 * when it ends: it may have read refs/heads/mail before the commit).
+	 */
 	for (size_t i = 0; i < p->n; i++) {
 		struct op *op = &p->v[i]->push;
-		if (p->v[i]->alive && !op->pid && !holds(p, p->v[i], commit)) {
-			loop_timer_stop(op->timer);
-			op_start(op);
+		if (p->v[i]->alive && !holds(p, p->v[i], commit)) {
+			if (!op->pid)
+				loop_timer_stop(op->timer);
+			op_run(op);
 		}
 	}
 }

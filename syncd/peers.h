@@ -17,16 +17,21 @@
  *    random factor in [0.5, 1) (jitter), forever.  A push from a peer
  *    whose own push is backing off retries that push at once: the peer
  *    is back.
- *  - peers_merge (called by the sync, under the writer lock) merges every
- *    refs/peers/<node>/mail that moved into refs/heads/mail after
- *    checking its tree and its merge bases against the format
- *    (format_check_commit); a commit that fails the check is refused,
- *    reported in the status and not looked at again.
+ *  - peers_merge (called by the sync, under the writer lock) merges the
+ *    refs/peers/<node>/mail of every configured peer that moved into
+ *    refs/heads/mail after checking every commit of it that
+ *    refs/heads/mail does not hold (history.h); one commit that fails
+ *    refuses the whole history, which is reported in the status and not
+ *    looked at again until the ref moves.  Refs of other names are
+ *    never looked at: anyone who can push can make them.
  *
  * Quorum delivery: peers_wait answers when enough peers hold a commit: a
- * peer holds it when it accepted a push of it or of a descendant, or
- * when its refs/heads/mail (as last fetched) contains it.  Peers with
- * the same URL are one store and count once.
+ * peer holds it when it accepted our push of it or of a descendant, or
+ * when its refs/heads/mail, as our own fetch read it from the peer,
+ * contains it.  Both are what our children reported, kept in memory;
+ * refs/peers/<peer>/mail in our repository never counts (anyone who can
+ * write the repository can write it), nor does it keep a push from
+ * starting.  Peers with the same URL are one store and count once.
  */
 #ifndef PEERS_H
 #define PEERS_H
@@ -67,7 +72,8 @@ void peers_sync_now(struct peers *p);
 void peers_refs_changed(struct peers *p);
 
 /*
- * Merge every refs/peers/<node>/mail that changed into refs/heads/mail;
+ * Merge every configured peer's refs/peers/<node>/mail that changed into
+ * refs/heads/mail;
  * the caller holds the writer lock.  1 when refs/heads/mail moved, 0 when
  * not, < 0 on an error of our own (a refused peer commit is not one).
  */

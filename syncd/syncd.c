@@ -318,6 +318,19 @@ static void on_stop(void *data, int sig)
 	loop_stop(s->loop);
 }
 
+/* Only the configured peers' refs/peers/<node>/ are watched. */
+static void watch_peers(struct syncd *s, const struct config *cfg)
+{
+	char **names = xcalloc(cfg->npeers ? cfg->npeers : 1, sizeof *names);
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->npeers; i++)
+		if (strcmp(cfg->peers[i].name, cfg->node))
+			names[n++] = cfg->peers[i].name;
+	watch_set_peers(s->watch, names, n);
+	free(names);
+}
+
 /*
  * SIGHUP: read the configuration again.  A file that does not load, or
  * that moves the Maildir or the repository (that needs a restart), is
@@ -350,6 +363,7 @@ static void reload_config(struct syncd *s)
 	s->debounce = cfg->debounce_ms / 1000.0;
 	format_use_config(cfg);
 	peers_set_config(s->peers, cfg);
+	watch_peers(s, cfg);
 	notify_set_config(s->notify, cfg);
 	config_free(old);
 	log_info("configuration reloaded: %zu peers", cfg->npeers);
@@ -364,6 +378,8 @@ static void on_hup(void *data, int sig)
 	log_info("rescanning everything");
 	worktree_dirty_all(s->wt);
 	watch_sync_folders(s->watch);
+	/* a peer watched again may have pushed while it was not */
+	peers_refs_changed(s->peers);
 	schedule_sync(s, loop_now());
 }
 
@@ -752,6 +768,7 @@ int main(int argc, char **argv)
 		status = EX_OSERR;
 		goto done;
 	}
+	watch_peers(&s, s.mb->cfg);
 	worktree_set_poll(s.wt, poll_events, &s);
 	log_info("watching %d directories", watch_count(s.watch));
 	loop_add_fd(s.loop, watch_fd(s.watch), POLLIN, on_inotify, &s);

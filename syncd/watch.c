@@ -11,6 +11,10 @@
  * is (root, folder, cur/ or new/ of a folder, the repository's refs).
  * The row, not the library's file name, says what an event is about, so
  * a renamed directory's late events cannot be taken for the old name's.
+ *
+ * refs/peers/<node>/ is watched for configured peers only (w->peers):
+ * whoever can push can make any number of other names there, and a watch
+ * each would cost kernel memory, our memory and a sync per push.
  */
 #include "autoconf.h"
 
@@ -61,7 +65,10 @@ struct watch {
 	struct wdir *v;
 	size_t n, alloc;
 	bool warned_limit;
+	bool warned_stranger;	/* an unconfigured refs/peers/<x>/ was logged */
 	bool started;		/* the first sync_folders is done */
+	char **peers;		/* configured peers' node names */
+	size_t npeers;
 };
 
 static const char *const subs[2] = { "cur", "new" };
@@ -191,26 +198,53 @@ static void drop_folder(struct watch *w, const char *folder, const char *sub,
 	}
 }
 
-/* Watch every refs/peers/<node>/ there is. */
+static bool is_peer(const struct watch *w, const char *name)
+{
+	for (size_t i = 0; i < w->npeers; i++)
+		if (!strcmp(w->peers[i], name))
+			return true;
+	return false;
+}
+
+/* Watch refs/peers/<node>/ of every configured peer that has one. */
 static int add_peer_dirs(struct watch *w, const char *peers)
 {
-	DIR *dir = opendir(peers);
-	struct dirent *de;
 	int r = 0;
 
-	if (!dir)
-		return errno == ENOENT ? 0 : E_FAIL;
-	while ((de = readdir(dir))) {
-		char *p;
-		if (de->d_name[0] == '.')
-			continue;
-		p = xasprintf("%s/%s", peers, de->d_name);
+	for (size_t i = 0; i < w->npeers; i++) {
+		char *p = xasprintf("%s/%s", peers, w->peers[i]);
 		if (is_dir(p) && add(w, p, W_PEER, NULL, NULL, MASK_REFS) < 0)
 			r = E_FAIL;
 		free(p);
 	}
-	closedir(dir);
 	return r;
+}
+
+void watch_set_peers(struct watch *w, char *const *names, size_t n)
+{
+	char *rp;
+
+	for (size_t i = 0; i < w->npeers; i++)
+		free(w->peers[i]);
+	free(w->peers);
+	w->peers = xcalloc(n ? n : 1, sizeof *w->peers);
+	for (size_t i = 0; i < n; i++)
+		w->peers[i] = xstrdup(names[i]);
+	w->npeers = n;
+	/* a peer no longer configured: its directory is not watched */
+	for (size_t i = 0; i < w->n;) {
+		struct wdir *d = &w->v[i];
+		const char *name = strrchr(d->path, '/');
+		if (d->kind == W_PEER && !is_peer(w, name + 1)) {
+			inotifytools_remove_watch_by_wd(d->wd);
+			drop_row(w, d);
+			continue;
+		}
+		i++;
+	}
+	rp = xasprintf("%s/refs/peers", w->repo);
+	add_peer_dirs(w, rp);
+	free(rp);
 }
 
 int watch_sync_folders(struct watch *w)
@@ -318,6 +352,9 @@ void watch_free(struct watch *w)
 	free(w->v);
 	free(w->maildir);
 	free(w->repo);
+	for (size_t i = 0; i < w->npeers; i++)
+		free(w->peers[i]);
+	free(w->peers);
 	free(w);
 	inotifytools_cleanup();
 }
@@ -436,11 +473,16 @@ static void handle(struct watch *w, const struct inotify_event *ev,
 		break;
 	case W_PEERS:
 		/* refs/peers/<node>/: a peer that pushed for the first time */
-		if ((ev->mask & IN_ISDIR) && *name) {
+		if ((ev->mask & IN_ISDIR) && *name && is_peer(w, name)) {
 			char *p = xasprintf("%s/%s", d->path, name);
 			add(w, p, W_PEER, NULL, NULL, MASK_REFS);
 			free(p);
 			*what |= WATCH_PEERS;
+		} else if ((ev->mask & IN_ISDIR) && *name &&
+			   !w->warned_stranger) {
+			w->warned_stranger = true;
+			log_debug("refs/peers/%s/: not a configured peer; "
+				  "ignored (such names are logged once)", name);
 		}
 		break;
 	case W_PEER:

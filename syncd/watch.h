@@ -5,7 +5,9 @@
  * file), every folder directory (its cur/ and new/ appearing), every
  * folder's cur/ and new/ (each message name that changes), and the
  * repository's refs/heads/ and packed-refs (refs/heads/mail moving), and
- * refs/peers/ and each refs/peers/<node>/ (a peer's push arriving).
+ * refs/peers/ and refs/peers/<node>/ of each configured peer (a peer's
+ * push arriving).  refs/peers/ of any other name is not watched and its
+ * events are ignored: anyone who can push may make thousands of them.
  * Every event is turned into a dirty mark on the worktree (worktree.h):
  * a name, a whole folder, or everything.  IN_Q_OVERFLOW, a watched
  * directory vanishing or any other doubt marks everything.
@@ -55,6 +57,13 @@ int watch_read(struct watch *w, unsigned *what);
  * adds what is missing.
  */
 int watch_sync_folders(struct watch *w);
+
+/*
+ * The configured peers' node names (n of them; copied): only their
+ * refs/peers/<name>/ are watched from now on, watches of names no longer
+ * in the list are removed.  Until the first call, no peer is watched.
+ */
+void watch_set_peers(struct watch *w, char *const *names, size_t n);
 
 /* How many directories are watched. */
 int watch_count(const struct watch *w);

@@ -392,6 +392,170 @@ test_expect_success 'bad tree: r2 mended and back: all converge, the error is go
 	done
 '
 
+# --- 3. names that are not peers ---------------------------------------
+#
+# Anyone who can write refs/peers/ (any file:// peer, another process of
+# the user) can make any number of refs/peers/<name>/mail.  Only the
+# configured peers' are watched, merged or counted: 1,000 strangers
+# pointing at a commit with a message of its own cost r1 no inotify watch
+# and bring nothing in.
+
+# inotify_watches PID: the inotify watches the process PID holds
+inotify_watches() {
+	local f n=0
+	for f in /proc/$1/fd/*; do
+		[ "$(readlink "$f" 2>/dev/null)" = "anon_inode:inotify" ] || continue
+		n=$((n + $(grep -c "^inotify wd" "/proc/$1/fdinfo/${f##*/}")))
+	done
+	echo $n
+}
+r1_watches() { inotify_watches "$(daemon_pid "$(replica_set)-r1")"; }
+
+test_expect_success 'strangers: 1,000 refs/peers/n*/mail of names not configured' '
+	wait_converged 30 &&
+	r1_watches >watches.before &&
+	test "$(cat watches.before)" -gt 5 &&
+	test "$(cat watches.before)" -lt 100 &&
+	# a valid commit on top of r2'"'"'s head with a folder of its own
+	g=$(g2 rev-parse refs/heads/mail) &&
+	f=$(blob_tree 100644 "$(evil_path 5)" "stranger") &&
+	bad_commit $g .Stranger $f >stranger &&
+	s=$(cat stranger) &&
+	g2 push -q "file://$(replica_repo 1)" "$s:refs/peers/n0000/mail" &&
+	replica_run 1 maildag merge -n -q "$g" "$s" >merged &&
+	test "$(cat merged)" = "$s" &&
+	for i in $(seq 1 999); do
+		printf "create refs/peers/n%04d/mail %s\n" $i $s
+	done | replica_ugit 1 update-ref --stdin &&
+	test "$(replica_git 1 for-each-ref "refs/peers/n*/mail" | wc -l)" = 1000
+'
+
+test_expect_success 'strangers: none is watched or merged; mail still travels between r1 and r3' '
+	s=$(cat stranger) &&
+	replica_deliver 1 n1 &&
+	wait_for "has_message 3 n1" 30 &&
+	replica_deliver 3 n2 &&
+	wait_for "has_message 1 n2" 30 &&
+	replica_sync 1 &&
+	wait_converged 30 &&
+	r1_watches >watches.after &&
+	cat watches.before watches.after &&
+	test "$(cat watches.after)" -le "$(cat watches.before)" &&
+	! contains 1 $s && ! contains 2 $s && ! contains 3 $s &&
+	test -z "$(find "$(replica_home 1)" "$(replica_home 3)" -name .Stranger)" &&
+	test "$(replica_log_count 1 "peer n[0-9]")" = 0 &&
+	kill -0 "$(daemon_pid "$(replica_set)-r1")"
+'
+
+test_expect_success 'strangers: a reload (SIGHUP) without r3 stops watching refs/peers/r3/, with it again watches it' '
+	test -d "$(replica_repo 1)/refs/peers/r3" &&
+	w=$(r1_watches) &&
+	n=$(replica_log_count 1 "configuration reloaded") &&
+	conf 1 2 &&
+	replica_reload 1 &&
+	replica_wait_log 1 "configuration reloaded" $((n + 1)) &&
+	wait_for "test \$(r1_watches) = $((w - 1))" &&
+	replica_config 1 &&
+	replica_reload 1 &&
+	replica_wait_log 1 "configuration reloaded" $((n + 2)) &&
+	wait_for "test \$(r1_watches) = $w" &&
+	# r3 is merged again: mail from it arrives
+	replica_deliver 3 n3 &&
+	wait_for "has_message 1 n3" 30
+'
+
+test_expect_success 'strangers: gone' '
+	replica_git 1 for-each-ref --format="delete %(refname)" "refs/peers/n*/mail" |
+		replica_ugit 1 update-ref --stdin &&
+	test -z "$(replica_git 1 for-each-ref "refs/peers/n*/mail")" &&
+	wait_converged 30 &&
+	replica_expect_messages
+'
+
+# --- 4. a poisoned history ----------------------------------------------
+#
+# r2 (stopped) sends c1, a child of its good head that holds a symbolic
+# link, and c2 on top that removes it again: c2's tree is good.  Checking
+# the tip and the merge bases alone let c1 in by fast-forward, and an
+# honest replica whose history held c1 was then refused for good.  Every
+# commit of theirs ^ ours is checked: the batch is refused whole, and r1
+# and r3 never hold c1 and go on converging.  c3, a merge of r2's good
+# head and c1 (the good tree), hides c1 behind its second parent.
+
+test_expect_success 'poisoned history: c1 (a symbolic link), c2 on top (good tree), c3 (a merge with c1 as second parent)' '
+	replica_stop 2 &&
+	g=$(g2 rev-parse refs/heads/mail) && echo $g >good.2 &&
+	wait_for "contains 1 $g && contains 3 $g" 30 &&
+	l=$(blob_tree 120000 "$(evil_path 4)" "/etc/shadow") &&
+	bad_commit $g .Evil $l >c1 &&
+	g2 ls-tree -r "$(cat c1)" | grep -q "^120000 blob .*	\.Evil/cur/" &&
+	echo "good again" | g2 commit-tree "$g^{tree}" -p "$(cat c1)" >c2 &&
+	echo "a merge" | g2 commit-tree "$g^{tree}" -p $g -p "$(cat c1)" >c3 &&
+	test "$(g2 rev-parse "$(cat c2)^{tree}")" = "$(g2 rev-parse "$g^{tree}")" &&
+	test "$(g2 rev-parse "$(cat c3)^2")" = "$(cat c1)" &&
+	replica_head 1 >head.1
+'
+
+# refused_history CASE: r2's refs/heads/mail becomes the commit in the
+# file CASE, pushed to r1 as r2 would; r1 refuses it for c1, whole, once
+refused_history() {
+	local b b12 c12
+	b=$(cat "$1") && b12=$(echo $b | cut -c1-12) && c12=$(cut -c1-12 c1) &&
+	g2 update-ref refs/heads/mail $b &&
+	# r1's own fetch from r2 may be writing the same ref meanwhile
+	{ g2 push -q "file://$(replica_repo 1)" "+$b:refs/peers/r2/mail" ||
+		wait_for "test \"\$(replica_git 1 rev-parse refs/peers/r2/mail)\" = $b"; } &&
+	replica_wait_log 1 "peer r2: refusing $b12: commit $c12 of its history: .*symbolic link" &&
+	test "$(replica_log_count 1 "refusing $b12")" = 1 &&
+	replica_status 1 >st.$1 &&
+	json_get "peer(\"r2\")[\"merge_error\"]" <st.$1 >merge_error.$1 &&
+	cat merge_error.$1 &&
+	grep -q "^refused $b12: commit $c12 of its history: .*symbolic link" merge_error.$1 &&
+	! contains 1 "$(cat c1)" && ! contains 1 $b
+}
+
+test_expect_success 'poisoned history: c2 is refused whole, for c1; r1 never holds c1' '
+	refused_history c2 &&
+	test "$(replica_head 1)" = "$(cat head.1)"
+'
+
+test_expect_success 'poisoned history: c3 (c1 behind a merge'"'"'s second parent) is refused whole too' '
+	refused_history c3 &&
+	test "$(replica_head 1)" = "$(cat head.1)"
+'
+
+test_expect_success 'poisoned history: r3 (fetching from r2) refuses it as well; r1 and r3 go on converging' '
+	c1=$(cat c1) &&
+	replica_sync 3 &&
+	replica_wait_log 3 "peer r2: refusing $(cut -c1-12 c3): commit $(cut -c1-12 c1) of its history" &&
+	replica_deliver 1 p1 &&
+	wait_for "has_message 3 p1" 30 &&
+	replica_deliver 3 p2 &&
+	wait_for "has_message 1 p2" 30 &&
+	wait_converged 30 1 3 &&
+	! contains 1 $c1 && ! contains 3 $c1 &&
+	! replica_git 1 merge-base --is-ancestor $c1 refs/maildag/worktree &&
+	test -z "$(find "$(replica_maildir 1)" "$(replica_maildir 3)" -type l)" &&
+	test -z "$(find "$(replica_home 1)" "$(replica_home 3)" -name .Evil)" &&
+	replica_run 1 maildag fsck &&
+	replica_run 3 maildag fsck &&
+	# refused once each, never tried again while the ref stays
+	test "$(replica_log_count 1 "refusing $(cut -c1-12 c3)")" = 1 &&
+	test "$(replica_log_count 1 "refusing $(cut -c1-12 c2)")" = 1
+'
+
+test_expect_success 'poisoned history: r2 mended and back: all converge, the error is gone' '
+	g2 update-ref refs/heads/mail "$(cat good.2)" &&
+	replica_start 2 &&
+	wait_converged 30 &&
+	replica_expect_messages &&
+	wait_for "test \"\$(status_get 1 \"peer(\\\"r2\\\")[\\\"merge_error\\\"]\")\" = null" &&
+	for i in 1 2 3; do
+		! contains $i "$(cat c1)" &&
+		replica_run $i maildag fsck || return 1
+	done
+'
+
 test_expect_success 'bad tree: stop' '
 	replica_stop_all
 '

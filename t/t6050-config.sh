@@ -15,8 +15,9 @@ C1=maildagc1 C2=maildagc2
 # ere TEXT: TEXT quoted for grep -E
 ere() { printf '%s\n' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'; }
 
-# conf_text I PEERS [EXTRA]: a good configuration for replica I with only
-# the peers listed (file:// URLs) and EXTRA top-level members
+# conf_text I PEERS [EXTRA [PEER-EXTRA]]: a good configuration for
+# replica I with only the peers listed (file:// URLs, each with the
+# members PEER-EXTRA) and EXTRA top-level members
 conf_text() {
 	local i=$1 j sep=
 	printf '{ "node": "%s",\n' "$(replica_node "$i")"
@@ -25,8 +26,8 @@ conf_text() {
 	[ -z "${3:-}" ] || printf '  %s,\n' "$3"
 	printf '  "peers": {'
 	for j in $2; do
-		printf '%s\n    "%s": { "url": "%s" }' "$sep" "$(replica_node "$j")" \
-			"$(replica_url "$j" "$i")"
+		printf '%s\n    "%s": { "url": "%s"%s }' "$sep" "$(replica_node "$j")" \
+			"$(replica_url "$j" "$i")" "${4:+, $4}"
 		sep=,
 	done
 	printf '\n  } }\n'
@@ -111,13 +112,18 @@ contains() {
 }
 r1_pid() { daemon_pid "$(replica_set)-r1"; }
 
-test_expect_success 'setup: three replicas; r1 with r2 as its only peer, r2 and r3 with none' '
+# r2 and r3 merge only what a configured peer pushes: r1 is a peer of
+# theirs that they neither push to nor fetch from
+test_expect_success 'setup: three replicas; r1 with r2 as its only peer, r2 and r3 only take what r1 pushes' '
 	id -u $C2 >/dev/null 2>&1 || useradd --system --no-create-home \
 		--shell /bin/sh --home-dir "$TRASH/c2" $C2 >/dev/null 2>&1 &&
 	id -u $C2 >/dev/null &&
 	replica_setup conf $C1 $C1 $C1 &&
 	conf 1 2 && save_good1 &&
-	conf 2 "" && conf 3 ""
+	conf 2 1 "" "\"push\": false, \"fetch\": false" &&
+	conf 3 1 "" "\"push\": false, \"fetch\": false" &&
+	grep -q "\"r1\": { \"url\": \"file://.*\"push\": false, \"fetch\": false }" \
+		"$(replica_config_file 3)"
 '
 
 # --- (a) at start --------------------------------------------------------

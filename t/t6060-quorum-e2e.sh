@@ -160,6 +160,50 @@ test_expect_success 'no daemon running: 75 naming that, committed once; the retr
 	done
 '
 
+# A faked acknowledgement: refs/peers/r2/mail in r1's repository is
+# written by r2's pushes, but also by anyone else who can write r1's
+# repository (a file:// peer, another process of the user).  r2 away,
+# our own commit written there by such a third party must not count.
+test_expect_success 'a faked acknowledgement (our commit in refs/peers/r2/mail while r2 is away): 75, not 0' '
+	replica_stop 2 &&
+	mv "$(replica_repo 2)" "$(replica_repo 2).away" &&
+	n=$(replica_log_count 1 "configuration reloaded") &&
+	replica_config 1 --peers 2 --extra "\"quorum\": 2, \"lda_deadline\": 12" &&
+	replica_reload 1 &&
+	replica_wait_log 1 "configuration reloaded" $((n + 1)) &&
+	test_message q6 >q6.eml &&
+	lda 1 q6.eml &&
+	test "$(cat st)" = 75 &&
+	grep -Ex "4\.4\.0 quorum 2 not reached: 0 of 1 peers acknowledged within [0-9]+ s" err &&
+	c=$(delivery_commit 1 q6) && test -n "$c" &&
+	# the third party: what a file:// peer "evil" could push
+	replica_ugit 1 update-ref refs/peers/r2/mail $c &&
+	test "$(replica_git 1 rev-parse refs/peers/r2/mail)" = $c &&
+	lda 1 q6.eml &&
+	test "$(cat st)" = 75 &&
+	grep -Ex "4\.4\.0 quorum 2 not reached: 0 of 1 peers acknowledged within [0-9]+ s" err &&
+	test "$(copies 1 q6)" = "1 1" &&
+	! test -e "$(replica_repo 2)"
+'
+
+test_expect_success 'r2 back, the same delivery again: 0, r2 holds it' '
+	c=$(delivery_commit 1 q6) &&
+	mv "$(replica_repo 2).away" "$(replica_repo 2)" &&
+	! holds 2 $c &&
+	replica_start 2 &&
+	lda 1 q6.eml &&
+	test "$(cat st)" = 0 &&
+	holds 2 $c &&
+	test "$(copies 1 q6)" = "1 1" &&
+	delivered q6 &&
+	n=$(replica_log_count 1 "configuration reloaded") &&
+	replica_config 1 --extra "\"quorum\": 2" &&
+	replica_reload 1 &&
+	replica_wait_log 1 "configuration reloaded" $((n + 1)) &&
+	wait_converged 30 &&
+	replica_expect_messages
+'
+
 test_expect_success 'stop' '
 	replica_stop_all
 '
