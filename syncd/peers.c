@@ -64,6 +64,13 @@ struct peer {
 	struct op push, fetch;
 	char *merge_error;	/* a refused commit of theirs */
 	time_t merge_error_at;
+	/*
+	 * A ref of theirs whose whole history passed history_check before
+	 * the lock was taken (peers_check), against our mail of then: while
+	 * mail has only moved on from that, the merge need not check again.
+	 */
+	git_oid checked, checked_base;
+	bool have_checked;
 };
 
 /* What refs/peers/<name>/mail held when we last merged or refused it. */
@@ -576,8 +583,19 @@ static int merge_peer(struct peers *p, struct peer *pe, struct strbuf *err)
 		return x;
 	x = merge_is_ancestor(p->repo, &theirs, &mail);
 	if (x == 0) {
+		bool checked = pe->have_checked &&
+			       git_oid_equal(&pe->checked, &theirs) &&
+			       merge_is_ancestor(p->repo, &pe->checked_base,
+						 &mail) == 1;
 		strbuf_reset(err);
-		if (check_peer_commit(p, pe, &mail, &theirs, err) < 0) {
+		if (!checked &&
+		    (x = check_peer_commit(p, pe, &mail, &theirs, err)) < 0) {
+			if (x == E_TEMP) {
+				/* an object we could not read: try again */
+				log_warn("peer %s: %.12s: %s", node,
+					 git_oid_tostr_s(&theirs), err->buf);
+				return 0;
+			}
 			/* refused whole: not looked at again until it moves */
 			refuse(pe, &theirs, err->buf);
 			git_oid_cpy(&s->id, &theirs);
@@ -620,6 +638,40 @@ static int merge_peer(struct peers *p, struct peer *pe, struct strbuf *err)
 	free(pe->merge_error);
 	pe->merge_error = NULL;
 	return moved;
+}
+
+void peers_check(struct peers *p)
+{
+	struct strbuf err = STRBUF_INIT;
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct peer *pe = p->v[i];
+		git_oid theirs, mail;
+		struct seen *s;
+		int x;
+
+		if (!pe->alive || read_peer_ref(p, pe, &theirs) <= 0)
+			continue;
+		s = find_seen(p, pe->cfg.name);
+		if (git_oid_equal(&s->id, &theirs) ||
+		    (pe->have_checked && git_oid_equal(&pe->checked, &theirs)) ||
+		    repo_ref_read(&mail, p->repo, REF_MAIL) < 0 ||
+		    merge_is_ancestor(p->repo, &theirs, &mail) != 0)
+			continue;
+		strbuf_reset(&err);
+		x = check_peer_commit(p, pe, &mail, &theirs, &err);
+		if (x == 0) {
+			git_oid_cpy(&pe->checked, &theirs);
+			git_oid_cpy(&pe->checked_base, &mail);
+			pe->have_checked = true;
+		} else if (x != E_TEMP) {
+			refuse(pe, &theirs, err.buf);
+			git_oid_cpy(&s->id, &theirs);
+			s->bad = true;
+		}
+		/* E_TEMP: the merge under the lock checks it again */
+	}
+	strbuf_release(&err);
 }
 
 int peers_merge(struct peers *p)

@@ -79,6 +79,15 @@ void peers_refs_changed(struct peers *p);
  */
 int peers_merge(struct peers *p);
 
+/*
+ * Before the writer lock: check the whole history of every configured
+ * peer's ref that moved (history.h), so that peers_merge, under the lock,
+ * need not (a new replica's first sync may check thousands of commits:
+ * seconds that deliveries must not wait).  A refused history is reported
+ * as peers_merge would.  Reads only.
+ */
+void peers_check(struct peers *p);
+
 /* The "status" answer's "peers" array (control.h). */
 json_t *peers_status(struct peers *p);
 

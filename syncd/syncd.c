@@ -199,6 +199,9 @@ static void sync_now(void *data)
 
 	s->first_event = 0;
 	s->urgent = false;
+	/* the long part of a peer's merge, without the lock */
+	if (s->peers)
+		peers_check(s->peers);
 	if (repo_lock(s->repo, LOCK_WAIT_MS) < 0) {
 		failed(s, "taking the writer lock");
 		return;
