@@ -76,7 +76,7 @@ struct worktree_result {
 	struct worktree_counts counts;
 	size_t skipped;		/* apply: changes the disk no longer allowed */
 	size_t deferred;	/* commit: names to look at again later */
-	bool more;		/* apply: stopped at the limit; call again */
+	bool more;		/* stopped at the limit or the slice; call again */
 };
 
 /*
@@ -100,6 +100,18 @@ void worktree_free(struct worktree *wt);
  */
 typedef void worktree_poll_fn(void *data);
 void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data);
+
+/*
+ * Bound each step to about seconds of work (0, the default: no bound), so
+ * that a caller holding the writer lock can let it go between steps.  A
+ * full rescan then looks at the folders a slice at a time (the rest stay
+ * marked; res->more says so), and an apply stops after that long.  Each
+ * slice commits what it saw, holding back every removal that no addition
+ * in the slices so far explains: it may be half of a move into a folder
+ * the rescan has not reached yet, and is looked at again after the last
+ * folder.
+ */
+void worktree_set_slice(struct worktree *wt, double seconds);
 
 /* The file name in folder's sub ("cur" or "new") changed in some way. */
 void worktree_dirty_name(struct worktree *wt, const char *folder,

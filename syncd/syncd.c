@@ -11,7 +11,10 @@
  *    (worktree_commit), merges what peers pushed or we fetched
  *    (peers_merge) and writes what mail has that the disk has not
  *    (worktree_apply), a bounded slice at a time so deliveries never wait
- *    long for the lock;
+ *    long for the lock: a full rescan and an apply each stop after SLICE
+ *    seconds of work (or APPLY_SLICE messages), let the lock go, and the
+ *    next slice runs from the loop SLICE_GAP later, after the control
+ *    socket has been answered and a waiting maildag-lda has had its turn;
  *  - every time refs/heads/mail moves (mail_moved), by our commit or by
  *    anyone's, it is pushed to every peer (peers.h) and the hook and
  *    webhooks are told (notify.h); pushes and fetches run in child
@@ -58,6 +61,8 @@
 
 #define DEBOUNCE_CAP 10		/* a sync waits at most 10 x debounce */
 #define APPLY_SLICE 2000	/* message changes per lock hold */
+#define SLICE 0.3		/* seconds of work per lock hold */
+#define SLICE_GAP 0.02		/* between slices: the lock is free */
 #define LOCK_WAIT_MS 5000
 #define RETRY_MIN 0.5
 #define RETRY_MAX 60.0
@@ -158,6 +163,13 @@ static void failed(struct syncd *s, const char *what)
 	loop_timer_in(s->sync_timer, s->retry);
 }
 
+/* The next slice of a rescan or an apply, once others had the lock. */
+static void next_slice(struct syncd *s)
+{
+	s->urgent = true;
+	loop_timer_at(s->sync_timer, loop_now() + SLICE_GAP);
+}
+
 /* One sync: commit the disk's changes, then apply mail's. */
 static void sync_now(void *data)
 {
@@ -171,7 +183,21 @@ static void sync_now(void *data)
 		failed(s, "taking the writer lock");
 		return;
 	}
+	memset(&ar, 0, sizeof ar);
 	r = worktree_commit(s->wt, &cr);
+	if (r == 0 && cr.more) {
+		/* a slice of a rescan: the lock goes, the rest comes next */
+		repo_unlock(s->repo);
+		s->retry = 0;
+		if (!git_oid_equal(&cr.mail, &s->last_mail)) {
+			git_oid old;
+			git_oid_cpy(&old, &s->last_mail);
+			git_oid_cpy(&s->last_mail, &cr.mail);
+			mail_moved(s, &old, &cr.mail);
+		}
+		next_slice(s);
+		return;
+	}
 	/* what peers sent, once the client's changes are in */
 	if (r == 0 && s->peers && peers_merge(s->peers) < 0)
 		r = E_FAIL;
@@ -186,7 +212,7 @@ static void sync_now(void *data)
 	if (s->retry)
 		log_info("sync works again");
 	s->retry = 0;
-	if (s->started) {
+	if (s->started && !ar.more) {
 		log_info("in sync with the Maildir, %.0f ms after start",
 			 (loop_now() - s->started) * 1000);
 		s->started = 0;
@@ -198,7 +224,7 @@ static void sync_now(void *data)
 		mail_moved(s, &old, &ar.mail);
 	}
 	if (ar.more)
-		schedule_sync(s, loop_now());
+		next_slice(s);
 	else if (ar.skipped)
 		/* the client was busy with those messages: let it finish */
 		schedule_sync(s, loop_now() + s->debounce);
@@ -639,6 +665,8 @@ static int start(struct syncd *s)
 	if (maint_check_after_boot(s->repo, &damaged) < 0)
 		log_warn("could not check every loose object after a restart");
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
+	if (!opt.once)
+		worktree_set_slice(s->wt, SLICE);
 	/* a start is a doubt: whatever happened while we were away */
 	worktree_dirty_all(s->wt);
 	log_info("maildag-syncd %s: Maildir '%s', repository '%s'",

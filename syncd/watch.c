@@ -30,6 +30,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "strmap.h"
 #include "watch.h"
 #include "xalloc.h"
 
@@ -60,33 +61,57 @@ struct watch {
 	struct worktree *wt;
 	struct wdir *v;
 	size_t n, alloc;
+	struct strmap by_path, by_wd;	/* row index of a path, of a wd */
 	bool warned_limit;
 	bool started;		/* the first sync_folders is done */
 };
 
 static const char *const subs[2] = { "cur", "new" };
 
+/* rows are found through the two maps: 30,000 folders make 90,000 rows */
+static void wd_key(char out[16], int wd)
+{
+	snprintf(out, 16, "%d", wd);
+}
+
 static struct wdir *find_wd(struct watch *w, int wd)
 {
-	for (size_t i = 0; i < w->n; i++)
-		if (w->v[i].wd == wd)
-			return &w->v[i];
-	return NULL;
+	char k[16];
+	size_t i;
+
+	wd_key(k, wd);
+	return strmap_get(&w->by_wd, k, &i) ? &w->v[i] : NULL;
 }
 
 static struct wdir *find_path(struct watch *w, const char *path)
 {
-	for (size_t i = 0; i < w->n; i++)
-		if (!strcmp(w->v[i].path, path))
-			return &w->v[i];
-	return NULL;
+	size_t i;
+
+	return strmap_get(&w->by_path, path, &i) ? &w->v[i] : NULL;
+}
+
+static void index_row(struct watch *w, size_t i)
+{
+	char k[16];
+
+	wd_key(k, w->v[i].wd);
+	strmap_put(&w->by_wd, k, i);
+	strmap_put(&w->by_path, w->v[i].path, i);
 }
 
 static void drop_row(struct watch *w, struct wdir *d)
 {
+	char k[16];
+	size_t i = (size_t)(d - w->v);
+
+	wd_key(k, d->wd);
+	strmap_del(&w->by_wd, k);
+	strmap_del(&w->by_path, d->path);
 	free(d->path);
 	free(d->folder);
 	*d = w->v[--w->n];
+	if (i < w->n)
+		index_row(w, i);
 }
 
 /*
@@ -128,6 +153,7 @@ static int add(struct watch *w, const char *path, enum wkind kind,
 	d->path = xstrdup(path);
 	d->folder = folder ? xstrdup(folder) : NULL;
 	d->sub = sub;
+	index_row(w, w->n - 1);
 	log_debug("watching '%s'", path);
 	return 1;
 }
@@ -314,7 +340,9 @@ void watch_free(struct watch *w)
 	if (!w)
 		return;
 	while (w->n)
-		drop_row(w, &w->v[0]);
+		drop_row(w, &w->v[w->n - 1]);
+	strmap_clear(&w->by_path);
+	strmap_clear(&w->by_wd);
 	free(w->v);
 	free(w->maildir);
 	free(w->repo);
