@@ -100,6 +100,7 @@ struct worktree {
 	worktree_poll_fn *poll;	/* read pending events (they mark us) */
 	void *poll_data;
 	double slice;		/* seconds one step may take; 0: no bound */
+	double add_cost;	/* seconds one new file took to commit, lately */
 	double rescan_t0;	/* a sliced full rescan began; 0: none */
 	size_t rescan_seen, rescan_slices;
 	struct kidx *kidx;	/* the worktree tree's keys (find_key) */
@@ -134,6 +135,7 @@ struct worktree *worktree_new(struct repo *r, const char *maildir,
 	wt->r = r;
 	wt->maildir = xstrdup(maildir);
 	wt->email = xasprintf("syncd@%s", node && *node ? node : "localhost");
+	wt->add_cost = 0.001;	/* a first guess; measured from then on */
 	return wt;
 }
 
@@ -1535,8 +1537,10 @@ static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 	for (i = 0; i < folders->n; i++)
 		strvec_push(&todo, folders->v[i]);
 	for (i = 0; i < todo.n && !sc->temp_error; i++) {
-		if (wt->slice && i && (mono_now() - t0 >= wt->slice ||
-				       sc->add.n >= SCAN_SLICE_ADDS))
+		/* what is found is read and committed after: count it in */
+		if (wt->slice && i &&
+		    (mono_now() - t0 + sc->add.n * wt->add_cost >= wt->slice ||
+		     sc->add.n >= SCAN_SLICE_ADDS))
 			break;
 		scan_folder(wt, sc, todo.v[i]);
 	}
@@ -1875,6 +1879,10 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		goto fail;
 	}
 	repo_set_fsync(true);
+	if (sc.add.n >= 16) {
+		double c = (t3 - t1) / (double)sc.add.n;
+		wt->add_cost = wt->add_cost ? (wt->add_cost + c) / 2 : c;
+	}
 	log_debug("commit: scan %.0f ms, resolve %.0f ms, write %.0f ms, "
 		  "sync %.0f ms", (t1 - t0) * 1000, (t2 - t1) * 1000,
 		  (t3 - t2) * 1000, (mono_now() - t3) * 1000);
@@ -2205,6 +2213,7 @@ struct apply {
 	struct mlist wm;		/* mtimes on the worktree tree */
 	struct strvec touched;		/* directories to fsync */
 	struct strmap touched_set;
+	struct strvec staged;		/* new messages: tmp path, then dest */
 	struct worktree_result *res;
 };
 
@@ -2352,6 +2361,81 @@ done:
 	return ret;
 }
 
+/*
+ * A new message for a slice: written into tmp/ without its own fsync and
+ * staged; stage_flush() makes every staged file durable with one
+ * syncfs(2) and only then renames them into place, so a reader still
+ * never sees part of one, at one flush per slice instead of one per
+ * message.
+ */
+static int stage_message(struct apply *ap, const char *folder, const char *sub,
+			 const char *name, const git_oid *oid, long long mtime)
+{
+	struct worktree *wt = ap->wt;
+	char *tmpdir = disk_dir(wt, folder, "tmp"), *dir = disk_dir(wt, folder, sub);
+	char *tmp = NULL;
+	uint32_t rnd = 0;
+	int fd = -1, ret = E_TEMP;
+
+	if (ensure_folder(wt, folder) < 0)
+		goto done;
+	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+		rnd = (uint32_t)time(NULL);
+	tmp = xasprintf("%s/%.*s.%ld.%08x.maildag", tmpdir,
+			(int)maildir_key_len(name), name, (long)getpid(), rnd);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("open '%s': %s", tmp, strerror(errno));
+		goto done;
+	}
+	if (blob_to_fd(ap->r, oid, fd, tmp) < 0) {
+		close(fd);
+		unlink(tmp);
+		goto done;
+	}
+	if (mtime != MTIME_NONE) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { (time_t)mtime, 0 } };
+		futimens(fd, ts);
+	}
+	close(fd);
+	strvec_push(&ap->staged, tmp);
+	free(tmp);
+	tmp = xasprintf("%s/%s", dir, name);
+	strvec_push(&ap->staged, tmp);
+	ret = 0;
+done:
+	free(tmp);
+	free(dir);
+	free(tmpdir);
+	return ret;
+}
+
+/* Make the staged messages durable, then rename them into place. */
+static int stage_flush(struct apply *ap)
+{
+	int ret = 0;
+
+	if (ap->staged.n && syncfs_path(ap->wt->maildir) < 0)
+		ret = E_TEMP;
+	for (size_t i = 0; i + 1 < ap->staged.n; i += 2) {
+		const char *tmp = ap->staged.v[i], *dest = ap->staged.v[i + 1];
+		char *dir;
+		if (ret < 0 || rename_noreplace(tmp, dest) < 0) {
+			/* EEXIST: a crashed apply or the client put it there */
+			if (ret == 0 && errno != EEXIST)
+				ret = log_error("rename '%s': %s", tmp,
+						strerror(errno));
+			unlink(tmp);
+			continue;
+		}
+		dir = xstrndup(dest, (size_t)(strrchr(dest, '/') - dest));
+		touch_dir(ap, dir);
+		free(dir);
+	}
+	strvec_clear(&ap->staged);
+	return ret < 0 ? E_TEMP : 0;
+}
+
 /* One message's change from the worktree to mail. */
 struct op {
 	struct ent *from, *to;	/* from: in the worktree; to: in mail */
@@ -2377,8 +2461,8 @@ static int apply_op(struct apply *ap, const struct op *op)
 	if (!f) {
 		/* new: written unless a crashed apply already did */
 		ret = path_exists(tp) ? 1 :
-		      write_message(ap, t->folder, t->sub, t->name, &t->oid,
-				    mtime, false);
+		      stage_message(ap, t->folder, t->sub, t->name, &t->oid,
+				    mtime);
 		if (ret == E_EXISTS)
 			ret = 1;
 		else if (ret == 0)
@@ -2580,15 +2664,17 @@ static int apply_ops(struct apply *ap, struct op *ops, size_t nops,
 			break;
 		}
 		r = apply_op(ap, &ops[i]);
-		if (r < 0)
+		if (r < 0) {
+			stage_flush(ap);
 			return r;
+		}
 		if (r)
 			applied(ap, &ops[i]);
 		else
 			skipped(ap, &ops[i]);
 		done++;
 	}
-	return 0;
+	return stage_flush(ap);
 }
 
 /* Pair mail's additions and removals by key into operations. */
@@ -2712,6 +2798,8 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		strbuf_release(&p);
 		res->counts.folders_added++;
 	}
+	/* the diff above is not bounded yet: each slice still redoes it */
+	t0 = mono_now();
 	if ((ret = apply_ops(&ap, ops, nops, limit,
 			     wt->slice ? t0 + wt->slice : 0)) < 0)
 		goto done;
@@ -2816,6 +2904,7 @@ done:
 	mlist_release(&ap.wm);
 	strvec_clear(&ap.touched);
 	strmap_clear(&ap.touched_set);
+	strvec_clear(&ap.staged);
 	return ret;
 }
 

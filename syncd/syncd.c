@@ -61,7 +61,7 @@
 
 #define DEBOUNCE_CAP 10		/* a sync waits at most 10 x debounce */
 #define APPLY_SLICE 2000	/* message changes per lock hold */
-#define SLICE 0.3		/* seconds of work per lock hold */
+#define SLICE 0.2		/* seconds of work per lock hold */
 #define SLICE_GAP 0.02		/* between slices: the lock is free */
 #define LOCK_WAIT_MS 5000
 #define RETRY_MIN 0.5
