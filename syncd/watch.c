@@ -272,6 +272,9 @@ int watch_sync_folders(struct watch *w)
 		x = add_folder(w, folders[i]);
 		if (x < 0)
 			r = E_FAIL;
+		/* not watched (the watch limit): looked at on every call */
+		if (x < 0 && w->started)
+			worktree_dirty_folder(w->wt, folders[i]);
 		else if (x > 0 && w->started)
 			worktree_dirty_folder(w->wt, folders[i]);
 	}
