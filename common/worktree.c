@@ -103,10 +103,14 @@ struct worktree {
 	double add_cost;	/* seconds one new file took to commit, lately */
 	double rescan_t0;	/* a sliced full rescan began; 0: none */
 	size_t rescan_seen, rescan_slices;
+	struct strvec queue;	/* folders a sliced rescan has yet to see, */
+	size_t qpos;		/* from queue.v[qpos] on */
 	struct kidx *kidx;	/* the worktree tree's keys (find_key) */
+	struct plan *plan;	/* an apply cut short, to go on with */
 };
 
 static void kidx_free(struct kidx *k);
+static void plan_free(struct plan *pl);
 
 void worktree_set_slice(struct worktree *wt, double seconds)
 {
@@ -147,7 +151,9 @@ void worktree_free(struct worktree *wt)
 	strmap_clear(&wt->folder_set);
 	strvec_clear(&wt->names);
 	strvec_clear(&wt->later);
+	strvec_clear(&wt->queue);
 	kidx_free(wt->kidx);
+	plan_free(wt->plan);
 	free(wt->email);
 	free(wt->maildir);
 	free(wt);
@@ -161,6 +167,8 @@ void worktree_dirty_all(struct worktree *wt)
 	strvec_clear(&wt->names);
 	strvec_clear(&wt->folders);
 	strmap_clear(&wt->folder_set);
+	strvec_clear(&wt->queue);
+	wt->qpos = 0;
 }
 
 void worktree_dirty_root(struct worktree *wt)
@@ -201,7 +209,7 @@ void worktree_dirty_name(struct worktree *wt, const char *folder,
 bool worktree_is_dirty(const struct worktree *wt)
 {
 	return wt->full || wt->root || wt->folders.n || wt->names.n ||
-	       (wt->later.n && mono_now() >= wt->later_due);
+	       wt->qpos < wt->queue.n || (wt->later.n && mono_now() >= wt->later_due);
 }
 
 double worktree_deferred_due(const struct worktree *wt)
@@ -1519,41 +1527,40 @@ static void restore_marks(struct worktree *wt, bool full, bool root,
 }
 
 /*
- * Look at everything the marks name.  With a slice set, folders are
- * looked at until it is used up (or SCAN_SLICE_ADDS new files are
- * found); the folders left, and all names, are marked again for the next
- * call and sc->partial is set.  Names wait for the last folder: a name's
- * removal may be explained by a folder not reached yet.
+ * Look at everything the marks name.  The folders a look at the root
+ * finds go to wt->queue; the marked folders are looked at, then those of
+ * the queue, and with a slice set only until it is used up (or
+ * SCAN_SLICE_ADDS new files are found): then sc->partial is set, the
+ * queue keeps the rest and the names are marked again.  Names wait for
+ * the last folder: a name's removal may be explained by a folder not
+ * reached yet.
  */
 static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 			bool root, struct strvec *folders, struct strvec *names,
 			double t0)
 {
-	struct strvec todo = { 0 };
-	size_t i;
+	size_t i, nq = 0;
 
 	if (full || root)
-		scan_root(wt, sc, full, &todo);
-	for (i = 0; i < folders->n; i++)
-		strvec_push(&todo, folders->v[i]);
-	for (i = 0; i < todo.n && !sc->temp_error; i++) {
+		scan_root(wt, sc, full, &wt->queue);
+	for (i = 0; i < folders->n && !sc->temp_error; i++)
+		scan_folder(wt, sc, folders->v[i]);
+	while (wt->qpos < wt->queue.n && !sc->temp_error) {
 		/* what is found is read and committed after: count it in */
-		if (wt->slice && i &&
-		    (mono_now() - t0 + sc->add.n * wt->add_cost >= wt->slice ||
-		     sc->add.n >= SCAN_SLICE_ADDS))
+		if (wt->slice && nq++ && (mono_now() - t0 +
+		    sc->add.n * wt->add_cost >= wt->slice ||
+		    sc->add.n >= SCAN_SLICE_ADDS))
 			break;
-		scan_folder(wt, sc, todo.v[i]);
+		scan_folder(wt, sc, wt->queue.v[wt->qpos++]);
 	}
-	if (i < todo.n && !sc->temp_error) {
+	if (wt->qpos < wt->queue.n && !sc->temp_error) {
 		sc->partial = true;
-		for (; i < todo.n; i++)
-			worktree_dirty_folder(wt, todo.v[i]);
 		for (i = 0; i < names->n; i++)
 			strvec_push(&wt->names, names->v[i]);
-		strvec_clear(&todo);
 		return;
 	}
-	strvec_clear(&todo);
+	strvec_clear(&wt->queue);
+	wt->qpos = 0;
 	qsort(names->v, names->n, sizeof *names->v, cmp_str);
 	for (i = 0; i < names->n && !sc->temp_error; i++) {
 		char *f, *sub, *n;
@@ -1739,6 +1746,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	git_oid w, wtree, m, mtree, wtree2, mtree2, m2, w2;
 	unsigned long gen;
 	double t0, t1, t2, t3;
+	bool queued = wt->queue.n > 0;
 	int ret;
 
 	if (!res)
@@ -1880,7 +1888,8 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	}
 	repo_set_fsync(true);
 	if (sc.add.n >= 16) {
-		double c = (t3 - t1) / (double)sc.add.n;
+		/* reading new files: the trees and commits cost per slice */
+		double c = (t2 - t1) / (double)sc.add.n;
 		wt->add_cost = wt->add_cost ? (wt->add_cost + c) / 2 : c;
 	}
 	log_debug("commit: scan %.0f ms, resolve %.0f ms, write %.0f ms, "
@@ -1916,6 +1925,8 @@ held:
 	goto done;
 fail:
 	restore_marks(wt, full, root, &folders, &names);
+	if (queued || wt->queue.n)
+		worktree_dirty_all(wt);	/* a sliced rescan starts again */
 	if (ret != E_RACE)
 		ret = E_TEMP;
 done:
@@ -2652,10 +2663,11 @@ static int apply_mtimes(struct apply *ap, const struct dchv *d,
  * left.
  */
 static int apply_ops(struct apply *ap, struct op *ops, size_t nops,
-		     size_t limit, double deadline)
+		     size_t limit, double deadline, size_t *next)
 {
 	size_t done = 0;
 
+	*next = 0;
 	for (size_t i = 0; i < nops; i++) {
 		int r;
 		if ((limit && done >= limit) ||
@@ -2663,6 +2675,7 @@ static int apply_ops(struct apply *ap, struct op *ops, size_t nops,
 			ap->res->more = true;
 			break;
 		}
+		*next = i + 1;
 		r = apply_op(ap, &ops[i]);
 		if (r < 0) {
 			stage_flush(ap);
@@ -2715,9 +2728,39 @@ static int ensure_all_folders(struct worktree *wt, const git_oid *mtree)
 	return ret;
 }
 
+/*
+ * What a slice of an apply leaves for the next: the diff, its operations
+ * and how far they went, valid while the worktree is the commit that
+ * slice wrote and mail has not moved.  Then the next slice needs no
+ * second diff, so a slice costs what it applies, not what is pending.
+ */
+struct plan {
+	git_oid w, m;
+	struct dchv d;
+	struct entv olds, news;
+	struct strvec mk_rm;
+	struct op *ops;
+	size_t nops, next;
+	const struct dchange *subsc;
+};
+
+static void plan_free(struct plan *pl)
+{
+	if (!pl)
+		return;
+	dchv_clear(&pl->d);
+	entv_clear(&pl->olds);
+	entv_clear(&pl->news);
+	strvec_clear(&pl->mk_rm);
+	free(pl->ops);
+	free(pl);
+}
+
 int worktree_apply(struct worktree *wt, size_t limit,
 		   struct worktree_result *res)
 {
+	struct plan *pl = wt->plan;
+	size_t first = 0, next = 0;
 	struct worktree_result dummy;
 	struct strbuf prefix = STRBUF_INIT;
 	struct dchv d = { 0 };
@@ -2748,6 +2791,21 @@ int worktree_apply(struct worktree *wt, size_t limit,
 					   "maildag-syncd: same tree");
 		goto done;
 	}
+	wt->plan = NULL;
+	if (pl && git_oid_equal(&pl->w, &w) && git_oid_equal(&pl->m, &m)) {
+		/* the next slice: the first one made the folders */
+		d = pl->d;
+		olds = pl->olds;
+		news = pl->news;
+		mk_rm = pl->mk_rm;
+		ops = pl->ops;
+		nops = pl->nops;
+		first = pl->next;
+		subsc = pl->subsc;
+		free(pl);
+		goto slice;
+	}
+	plan_free(pl);
 	if ((ret = diff_walk(wt->r, &wtree, &mtree, &prefix, &d)) < 0)
 		goto done;
 	for (size_t i = 0; i < d.n; i++) {
@@ -2780,6 +2838,26 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		}
 	}
 	ops = ops_of(&olds, &news, &nops);
+	/* the message paths are in olds and news now: keep the rest only */
+	{
+		size_t k = 0;
+		for (size_t i = 0; i < d.n; i++) {
+			char *folder, *name;
+			const char *sub;
+			if (parse_msg_path(d.v[i].path, &folder, &sub, &name) == 0) {
+				free(folder);
+				free(name);
+				free(d.v[i].path);
+				continue;
+			}
+			d.v[k++] = d.v[i];
+		}
+		d.n = k;
+		subsc = NULL;
+		for (size_t i = 0; i < d.n; i++)
+			if (!strcmp(d.v[i].path, SUBSCRIPTIONS))
+				subsc = &d.v[i];
+	}
 
 	/* folders first, so moves and new messages have somewhere to go */
 	if (!wt->ensured) {
@@ -2798,10 +2876,9 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		strbuf_release(&p);
 		res->counts.folders_added++;
 	}
-	/* the diff above is not bounded yet: each slice still redoes it */
-	t0 = mono_now();
-	if ((ret = apply_ops(&ap, ops, nops, limit,
-			     wt->slice ? t0 + wt->slice : 0)) < 0)
+slice:
+	if ((ret = apply_ops(&ap, ops + first, nops - first, limit,
+			     wt->slice ? t0 + wt->slice : 0, &next)) < 0)
 		goto done;
 	if (!res->more) {
 		for (size_t i = 0; i < mk_rm.n; i++) {
@@ -2880,6 +2957,25 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: applied")) < 0)
 		goto done;
+	if (res->more) {
+		pl = xcalloc(1, sizeof *pl);
+		git_oid_cpy(&pl->w, &w2);
+		git_oid_cpy(&pl->m, &m);
+		pl->d = d;
+		pl->olds = olds;
+		pl->news = news;
+		pl->mk_rm = mk_rm;
+		pl->ops = ops;
+		pl->nops = nops;
+		pl->next = first + next;
+		pl->subsc = subsc;
+		wt->plan = pl;
+		memset(&d, 0, sizeof d);
+		memset(&olds, 0, sizeof olds);
+		memset(&news, 0, sizeof news);
+		memset(&mk_rm, 0, sizeof mk_rm);
+		ops = NULL;
+	}
 	{
 		struct strbuf t = STRBUF_INIT;
 		counts_text(&t, &res->counts);
