@@ -43,6 +43,7 @@
 #define DIRTY_MAX 500000	/* more dirty names than this: rescan all */
 #define COPY_SETTLE 2		/* seconds a duplicate key may be half a move */
 #define SCAN_SLICE_ADDS 5000	/* new files one slice of a rescan reads */
+#define SCAN_SLICE_MIN 32	/* folders a slice looks at, at least */
 #define KIDX_FOLDERS 64		/* more folders than this: index keys */
 
 static const char *const subs[2] = { "cur", "new" };
@@ -1547,7 +1548,7 @@ static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 		scan_folder(wt, sc, folders->v[i]);
 	while (wt->qpos < wt->queue.n && !sc->temp_error) {
 		/* what is found is read and committed after: count it in */
-		if (wt->slice && nq++ && (mono_now() - t0 +
+		if (wt->slice && nq++ >= SCAN_SLICE_MIN && (mono_now() - t0 +
 		    sc->add.n * wt->add_cost >= wt->slice ||
 		    sc->add.n >= SCAN_SLICE_ADDS))
 			break;
@@ -1888,8 +1889,8 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	}
 	repo_set_fsync(true);
 	if (sc.add.n >= 16) {
-		/* reading new files: the trees and commits cost per slice */
-		double c = (t2 - t1) / (double)sc.add.n;
+		/* reading new files and writing their trees */
+		double c = (t3 - t1) / (double)sc.add.n;
 		wt->add_cost = wt->add_cost ? (wt->add_cost + c) / 2 : c;
 	}
 	log_debug("commit: scan %.0f ms, resolve %.0f ms, write %.0f ms, "

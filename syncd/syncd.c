@@ -61,7 +61,7 @@
 
 #define DEBOUNCE_CAP 10		/* a sync waits at most 10 x debounce */
 #define APPLY_SLICE 2000	/* message changes per lock hold */
-#define SLICE 0.2		/* seconds of work per lock hold */
+#define SLICE 0.25		/* seconds of work per lock hold */
 #define SLICE_GAP 0.02		/* between slices: the lock is free */
 #define LOCK_WAIT_MS 5000
 #define RETRY_MIN 0.5
@@ -91,6 +91,7 @@ struct syncd {
 	double first_event;	/* of the batch waiting, 0 when none */
 	double retry;		/* current backoff, 0 when healthy */
 	bool urgent;		/* a sync is due now: do not debounce it */
+	bool slicing;		/* the next slice waits SLICE_GAP */
 	double started;		/* loop_now() at start, until the first sync */
 	git_oid last_mail;
 	struct peers *peers;
@@ -134,6 +135,10 @@ static void mail_moved(struct syncd *s, const git_oid *old,
 
 static void schedule_sync(struct syncd *s, double when)
 {
+	/* between slices the socket is answered first (our own commit's
+	 * event would run the next slice at once) */
+	if (s->slicing && when < loop_now() + SLICE_GAP)
+		when = loop_now() + SLICE_GAP;
 	if (when <= loop_now())
 		s->urgent = true;
 	loop_timer_at_latest(s->sync_timer, when);
@@ -167,6 +172,7 @@ static void failed(struct syncd *s, const char *what)
 static void next_slice(struct syncd *s)
 {
 	s->urgent = true;
+	s->slicing = true;
 	loop_timer_at(s->sync_timer, loop_now() + SLICE_GAP);
 }
 
@@ -179,6 +185,7 @@ static void sync_now(void *data)
 
 	s->first_event = 0;
 	s->urgent = false;
+	s->slicing = false;
 	if (repo_lock(s->repo, LOCK_WAIT_MS) < 0) {
 		failed(s, "taking the writer lock");
 		return;
