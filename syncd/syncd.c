@@ -464,6 +464,9 @@ static bool client_request(struct client *c, const char *line)
 		json_object_set_new(a, "pid", json_integer(getpid()));
 		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
 		json_object_set_new(a, "peers", peers_status(s->peers));
+		if (watch_unwatched(s->watch))
+			json_object_set_new(a, "unwatched_folders",
+				json_integer((json_int_t)watch_unwatched(s->watch)));
 		ok = client_send(c, a);
 	} else if (!strcmp(cmd, "sync")) {
 		peers_sync_now(s->peers);

@@ -63,6 +63,7 @@ struct watch {
 	size_t n, alloc;
 	struct strmap by_path, by_wd;	/* row index of a path, of a wd */
 	bool warned_limit;
+	size_t unwatched;	/* folders the watch limit left out */
 	bool started;		/* the first sync_folders is done */
 };
 
@@ -133,7 +134,9 @@ static int add(struct watch *w, const char *path, enum wkind kind,
 		if (e == ENOSPC && !w->warned_limit) {
 			w->warned_limit = true;
 			log_error("cannot watch '%s': the inotify watch limit "
-				  "(fs.inotify.max_user_watches) is reached", path);
+				  "(fs.inotify.max_user_watches) is reached; "
+				  "folders without a watch are looked at every "
+				  "minute", path);
 		} else if (e != ENOSPC) {
 			log_error("watch '%s': %s", path, strerror(e));
 		}
@@ -268,10 +271,13 @@ int watch_sync_folders(struct watch *w)
 	free(rp);
 	if (worktree_disk_folders(&folders, &n, w->maildir) < 0)
 		return E_FAIL;
+	w->unwatched = 0;
 	for (size_t i = 0; i < n; i++) {
 		x = add_folder(w, folders[i]);
-		if (x < 0)
+		if (x < 0) {
 			r = E_FAIL;
+			w->unwatched++;
+		}
 		/* not watched (the watch limit): looked at on every call */
 		if (x < 0 && w->started)
 			worktree_dirty_folder(w->wt, folders[i]);
@@ -361,6 +367,11 @@ int watch_fd(const struct watch *w)
 int watch_count(const struct watch *w)
 {
 	return (int)w->n;
+}
+
+size_t watch_unwatched(const struct watch *w)
+{
+	return w->unwatched;
 }
 
 static const char *sub_of(const char *name)

@@ -59,4 +59,10 @@ int watch_sync_folders(struct watch *w);
 /* How many directories are watched. */
 int watch_count(const struct watch *w);
 
+/*
+ * How many folders have no watch (the inotify watch limit is reached):
+ * each call of watch_sync_folders() marks them to be looked at whole.
+ */
+size_t watch_unwatched(const struct watch *w);
+
 #endif
