@@ -3010,12 +3010,25 @@ done:
 void worktree_clean_tmp(const char *maildir, time_t max_age)
 {
 	char **folders;
-	size_t n;
-	time_t cutoff = time(NULL) - max_age;
+	size_t n, pos = 0;
 
 	if (worktree_disk_folders(&folders, &n, maildir) < 0)
 		return;
-	for (size_t i = 0; i < n; i++) {
+	worktree_clean_tmp_some(maildir, folders, n, &pos, max_age, 0);
+	worktree_folders_free(folders, n);
+}
+
+void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
+			     size_t *pos, time_t max_age, double seconds)
+{
+	time_t cutoff = time(NULL) - max_age;
+	double t0 = mono_now();
+
+	for (size_t i = *pos; i < n; i++) {
+		if (seconds && i > *pos && mono_now() - t0 >= seconds) {
+			*pos = i;
+			return;
+		}
 		char *tmp = *folders[i] ? xasprintf("%s/%s/tmp", maildir, folders[i])
 					: xasprintf("%s/tmp", maildir);
 		struct dirent *de;
@@ -3037,5 +3050,5 @@ void worktree_clean_tmp(const char *maildir, time_t max_age)
 			closedir(d);
 		free(tmp);
 	}
-	worktree_folders_free(folders, n);
+	*pos = n;
 }

@@ -176,5 +176,11 @@ bool worktree_ignored_name(const char *name);
 
 /* Remove files in every folder's tmp/ older than max_age seconds. */
 void worktree_clean_tmp(const char *maildir, time_t max_age);
+/*
+ * The same for folders[*pos] on (folders as worktree_disk_folders()
+ * gives them), for about seconds; *pos moves past what was done.
+ */
+void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
+			     size_t *pos, time_t max_age, double seconds);
 
 #endif

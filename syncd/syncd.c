@@ -101,6 +101,8 @@ struct syncd {
 	int control_fd;		/* the listening socket, -1 if none */
 	char *control_path;
 	size_t nclients;
+	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
+	size_t tmp_n, tmp_pos;
 };
 
 /* A connection on the control socket. */
@@ -292,11 +294,27 @@ static void check_mail(void *data)
 	loop_timer_in(s->check_timer, CHECK_EVERY);
 }
 
+/* The hourly tmp/ cleaning, in slices: 30,000 folders take a while. */
 static void clean_tmp(void *data)
 {
 	struct syncd *s = data;
 
-	worktree_clean_tmp(s->mb->maildir, TMP_MAX_AGE);
+	if (!s->tmp_folders &&
+	    worktree_disk_folders(&s->tmp_folders, &s->tmp_n,
+				  s->mb->maildir) < 0) {
+		loop_timer_in(s->tmp_timer, TMP_EVERY);
+		return;
+	}
+	s->tmp_pos = s->tmp_pos < s->tmp_n ? s->tmp_pos : 0;
+	worktree_clean_tmp_some(s->mb->maildir, s->tmp_folders, s->tmp_n,
+				&s->tmp_pos, TMP_MAX_AGE, SLICE / 2);
+	if (s->tmp_pos < s->tmp_n) {
+		loop_timer_in(s->tmp_timer, SLICE_GAP);
+		return;
+	}
+	worktree_folders_free(s->tmp_folders, s->tmp_n);
+	s->tmp_folders = NULL;
+	s->tmp_n = s->tmp_pos = 0;
 	loop_timer_in(s->tmp_timer, TMP_EVERY);
 }
 
@@ -759,7 +777,8 @@ int main(int argc, char **argv)
 	s.tmp_timer = loop_timer_new(s.loop, clean_tmp, &s);
 	loop_timer_in(s.sync_timer, 0);
 	loop_timer_in(s.check_timer, CHECK_EVERY);
-	loop_timer_in(s.tmp_timer, 0);
+	/* after the first sync has begun: a start has enough to do */
+	loop_timer_in(s.tmp_timer, 1);
 	status = loop_run(s.loop) < 0 ? EX_OSERR : 0;
 done:
 	peers_free(s.peers);
@@ -768,6 +787,7 @@ done:
 		control_unlisten(s.control_fd, s.control_path);
 	free(s.control_path);
 	watch_free(s.watch);
+	worktree_folders_free(s.tmp_folders, s.tmp_n);
 	loop_free(s.loop);
 	worktree_free(s.wt);
 	repo_free(s.repo);
