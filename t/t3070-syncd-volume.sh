@@ -138,4 +138,9 @@ test_expect_success "an apply of $MESSAGES messages: status answers, a delivery 
 	added_once
 '
 
+# bench/syncd-volume reads the daemon's log
+test_expect_success 'the log, for bench/syncd-volume' '
+	if [ -n "${T3070_KEEP_LOG:-}" ]; then cp "$SYNCD_LOG" "$T3070_KEEP_LOG"; fi
+'
+
 test_done
