@@ -689,6 +689,8 @@ static int start(struct syncd *s)
 	}
 	if (r < 0)
 		return EX_TEMPFAIL;
+	/* a rescan of 30,000 folders reads many small trees once each */
+	repo_set_cache_max((size_t)32 << 20);
 	/* what a crash cut short, before a commit could reuse it */
 	if (maint_check_after_boot(s->repo, &damaged) < 0)
 		log_warn("could not check every loose object after a restart");
