@@ -2938,6 +2938,8 @@ slice:
 			ret = E_TEMP;
 			goto done;
 		}
+	/* the worktree's objects are synced once, before the ref moves */
+	repo_set_fsync(false);
 	if (!res->skipped && !res->more) {
 		git_oid_cpy(&w2, &m);
 	} else if ((ret = mtimes_update(&ap.wu, wt->r, &wtree, ap.wm.v,
@@ -2954,6 +2956,12 @@ slice:
 		ret = E_TEMP;
 		goto done;
 	}
+	if (!git_oid_equal(&w2, &w) && !git_oid_equal(&w2, &m) &&
+	    repo_syncfs(wt->r) < 0) {
+		ret = E_TEMP;
+		goto done;
+	}
+	repo_set_fsync(true);
 	if (!git_oid_equal(&w2, &w) &&
 	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: applied")) < 0)
@@ -2987,6 +2995,7 @@ slice:
 	}
 	ret = 0;
 done:
+	repo_set_fsync(true);
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
 	free(ops);
