@@ -824,3 +824,8 @@ int repo_ahead_behind(size_t *ahead, size_t *behind, struct repo *r,
 				 git_oid_tostr_s(local), repo_git_error());
 	return 0;
 }
+
+void repo_set_cache_max(size_t bytes)
+{
+	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)bytes);
+}

@@ -63,6 +63,11 @@ int repo_global_reinit(void);
 /* Turn libgit2's fsync of objects and refs on or off (bulk imports). */
 bool repo_set_fsync(bool on);	/* returns the setting it replaced */
 /*
+ * Bound libgit2's object cache (process-wide; libgit2's default is
+ * 256 MB), for a daemon that reads many trees over a long life.
+ */
+void repo_set_cache_max(size_t bytes);
+/*
  * Hash every object read again and refuse one whose content does not
  * match its id (off by default, as in git; maildag fsck turns it on).
  */

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "folder.h"
 #include "fsutil.h"
 #include "log.h"
@@ -35,6 +36,7 @@
 #include "merge.h"
 #include "mtimes.h"
 #include "strbuf.h"
+#include "strmap.h"
 #include "worktree.h"
 #include "xalloc.h"
 
@@ -42,6 +44,9 @@
 #define SUBSCRIPTIONS "subscriptions"
 #define DIRTY_MAX 500000	/* more dirty names than this: rescan all */
 #define COPY_SETTLE 2		/* seconds a duplicate key may be half a move */
+#define SCAN_SLICE_ADDS 5000	/* new files one slice of a rescan reads */
+#define SCAN_SLICE_MIN 32	/* folders a slice looks at, at least */
+#define KIDX_FOLDERS 64		/* more folders than this: index keys */
 
 static const char *const subs[2] = { "cur", "new" };
 
@@ -89,6 +94,7 @@ struct worktree {
 	bool full;		/* everything must be looked at */
 	bool root;		/* the root: subscriptions, folder list */
 	struct strvec folders;	/* folders to look at whole */
+	struct strmap folder_set;	/* the same, to find one at once */
 	struct strvec names;	/* "<folder>/<sub>/<name>" to look at */
 	struct strvec later;	/* names held back (maybe half a move) */
 	double later_due;
@@ -98,7 +104,23 @@ struct worktree {
 	void *poll_data;
 	char *origin;		/* commit messages: "<origin>: ..." */
 	struct strvec unreadable;	/* files skipped: cannot be read */
+	double slice;		/* seconds one step may take; 0: no bound */
+	double add_cost;	/* seconds one new file took to commit, lately */
+	double rescan_t0;	/* a sliced full rescan began; 0: none */
+	size_t rescan_seen, rescan_slices;
+	struct strvec queue;	/* folders a sliced rescan has yet to see, */
+	size_t qpos;		/* from queue.v[qpos] on */
+	struct kidx *kidx;	/* the worktree tree's keys (find_key) */
+	struct plan *plan;	/* an apply cut short, to go on with */
 };
+
+static void kidx_free(struct kidx *k);
+static void plan_free(struct plan *pl);
+
+void worktree_set_slice(struct worktree *wt, double seconds)
+{
+	wt->slice = seconds;
+}
 
 void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data)
 {
@@ -122,6 +144,7 @@ struct worktree *worktree_new(struct repo *r, const char *maildir,
 	wt->r = r;
 	wt->maildir = xstrdup(maildir);
 	wt->email = xasprintf("syncd@%s", node && *node ? node : "localhost");
+	wt->add_cost = 0.001;	/* a first guess; measured from then on */
 	return wt;
 }
 
@@ -130,10 +153,14 @@ void worktree_free(struct worktree *wt)
 	if (!wt)
 		return;
 	strvec_clear(&wt->folders);
+	strmap_clear(&wt->folder_set);
 	strvec_clear(&wt->names);
 	strvec_clear(&wt->later);
 	strvec_clear(&wt->unreadable);
 	free(wt->origin);
+	strvec_clear(&wt->queue);
+	kidx_free(wt->kidx);
+	plan_free(wt->plan);
 	free(wt->email);
 	free(wt->maildir);
 	free(wt);
@@ -158,6 +185,9 @@ void worktree_dirty_all(struct worktree *wt)
 	wt->root = true;
 	strvec_clear(&wt->names);
 	strvec_clear(&wt->folders);
+	strmap_clear(&wt->folder_set);
+	strvec_clear(&wt->queue);
+	wt->qpos = 0;
 }
 
 void worktree_dirty_root(struct worktree *wt)
@@ -170,7 +200,7 @@ void worktree_dirty_folder(struct worktree *wt, const char *folder)
 {
 	wt->gen++;
 	if (wt->full || !folder_dir_valid(folder) ||
-	    strvec_has(&wt->folders, folder))
+	    !strmap_put(&wt->folder_set, folder, 0))
 		return;
 	strvec_push(&wt->folders, folder);
 }
@@ -198,7 +228,7 @@ void worktree_dirty_name(struct worktree *wt, const char *folder,
 bool worktree_is_dirty(const struct worktree *wt)
 {
 	return wt->full || wt->root || wt->folders.n || wt->names.n ||
-	       (wt->later.n && mono_now() >= wt->later_due);
+	       wt->qpos < wt->queue.n || (wt->later.n && mono_now() >= wt->later_due);
 }
 
 double worktree_deferred_due(const struct worktree *wt)
@@ -365,6 +395,27 @@ static int subtree(git_tree **out, struct repo *r, const git_oid *root,
 	return 0;
 }
 
+/*
+ * The tree at path under the open tree root; *out NULL when there is
+ * none.  The caller frees *out.
+ */
+static int subtree_of(git_tree **out, struct repo *r, git_tree *root,
+		      const char *path)
+{
+	git_tree_entry *e = NULL;
+	int err;
+
+	*out = NULL;
+	err = git_tree_entry_bypath(&e, root, path);
+	if (err == 0 && git_tree_entry_type(e) == GIT_OBJECT_TREE &&
+	    git_tree_lookup(out, r->git, git_tree_entry_id(e)) < 0)
+		err = -1;
+	git_tree_entry_free(e);
+	if (err < 0 && err != GIT_ENOTFOUND)
+		return log_error("read tree '%s': %s", path, repo_git_error());
+	return 0;
+}
+
 /* A message found in a tree. */
 struct hit {
 	char *folder;
@@ -449,7 +500,7 @@ static int tree_find_key(struct hitv *out, struct repo *r, const git_oid *root,
 			if (*folder)
 				strbuf_addf(&p, "%s/", folder);
 			strbuf_addf(&p, "%s/%s", subs[s], shard);
-			if (subtree(&t, r, root, p.buf) < 0)
+			if (subtree_of(&t, r, rt, p.buf) < 0)
 				ret = E_TEMP;
 			else if (t) {
 				shard_find(out, t, folder, subs[s], key, klen);
@@ -461,6 +512,9 @@ static int tree_find_key(struct hitv *out, struct repo *r, const git_oid *root,
 	git_tree_free(rt);
 	return ret;
 }
+
+static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
+		    git_tree *root, const char *key, size_t klen);
 
 /* mtime records of a tree, read a shard at a time as needed. */
 struct mtcache {
@@ -586,13 +640,15 @@ struct scan {
 	struct strvec mk_add, mk_rm;	/* folders whose marker comes, goes */
 	int subs;			/* 1 set to subs_oid, -1 removed */
 	git_oid subs_oid;
-	struct strvec scanned;		/* folders looked at whole */
+	struct strmap scanned;		/* folders looked at whole */
 	struct strvec later;		/* names held back */
 	struct mtcache wmt;
+	git_tree *root;			/* the worktree's tree, once read */
 	size_t seen;			/* files listed */
 	bool temp_error;
 	struct strvec unreadable;	/* files that could not be read */
 	const struct strvec *was_unreadable;	/* the last commit's */
+	bool partial;			/* a slice: some folders are left */
 };
 
 static void scan_init(struct scan *sc, struct repo *r, const git_oid *wtree)
@@ -612,10 +668,21 @@ static void scan_release(struct scan *sc)
 	free(sc->mt);
 	strvec_clear(&sc->mk_add);
 	strvec_clear(&sc->mk_rm);
-	strvec_clear(&sc->scanned);
+	strmap_clear(&sc->scanned);
 	strvec_clear(&sc->later);
 	strvec_clear(&sc->unreadable);
 	mtcache_release(&sc->wmt);
+	git_tree_free(sc->root);
+}
+
+/* The worktree's tree, read once per scan; NULL when it cannot be. */
+static git_tree *scan_root_tree(struct scan *sc)
+{
+	if (!sc->root && git_tree_lookup(&sc->root, sc->r->git, sc->wtree) < 0) {
+		log_error("read tree: %s", repo_git_error());
+		sc->root = NULL;
+	}
+	return sc->root;
 }
 
 /*
@@ -822,7 +889,8 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 	if (*folder)
 		strbuf_addf(&tp, "%s/", folder);
 	strbuf_addstr(&tp, sub);
-	if (subtree(&st, sc->r, sc->wtree, tp.buf) < 0) {
+	if (!scan_root_tree(sc) ||
+	    subtree_of(&st, sc->r, sc->root, tp.buf) < 0) {
 		ret = E_TEMP;
 		goto done;
 	}
@@ -902,12 +970,21 @@ done:
 
 static int tree_has(struct scan *sc, const char *path, git_oid *oid)
 {
-	git_oid tmp;
-	int r = repo_tree_lookup(oid ? oid : &tmp, sc->r, sc->wtree, path);
+	git_tree_entry *e = NULL;
+	int r;
 
-	if (r < 0 && r != E_NOTFOUND) {
+	if (!scan_root_tree(sc)) {
 		sc->temp_error = true;
-		return r;
+		return E_TEMP;
+	}
+	r = git_tree_entry_bypath(&e, sc->root, path);
+	if (r == 0 && oid)
+		git_oid_cpy(oid, git_tree_entry_id(e));
+	git_tree_entry_free(e);
+	if (r < 0 && r != GIT_ENOTFOUND) {
+		log_error("read tree: %s", repo_git_error());
+		sc->temp_error = true;
+		return E_TEMP;
 	}
 	return r == 0;
 }
@@ -917,9 +994,8 @@ static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder)
 {
 	int ret = 0;
 
-	if (strvec_has(&sc->scanned, folder))
+	if (!strmap_put(&sc->scanned, folder, 0))
 		return 0;
-	strvec_push(&sc->scanned, folder);
 	if (*folder) {
 		char *mp = xasprintf("%s/" MARKER, folder);
 		bool disk = folder_on_disk(wt, folder);
@@ -955,11 +1031,16 @@ static int tree_folders(struct strvec *out, struct repo *r, const git_oid *tree)
 	return 0;
 }
 
-/* The subscriptions file, and folders that came or went. */
-static int scan_root(struct worktree *wt, struct scan *sc, bool all)
+/*
+ * The subscriptions file, and the folders to look at whole, appended to
+ * todo: those that came or went, or all of them.
+ */
+static int scan_root(struct worktree *wt, struct scan *sc, bool all,
+		     struct strvec *todo)
 {
 	char *sp = xasprintf("%s/" SUBSCRIPTIONS, wt->maildir);
 	struct strvec known = { 0 };
+	struct strmap on_disk = STRMAP_INIT, in_tree = STRMAP_INIT;
 	char **disk = NULL;
 	size_t ndisk = 0;
 	struct stat st;
@@ -1000,21 +1081,23 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		ret = E_TEMP;
 		goto done;
 	}
-	for (size_t i = 0; i < ndisk && ret == 0; i++)
-		if (all || !strvec_has(&known, disk[i]))
-			ret = scan_folder(wt, sc, disk[i]);
-	for (size_t i = 0; i < known.n && ret == 0; i++) {
-		bool found = false;
-		for (size_t j = 0; j < ndisk && !found; j++)
-			found = !strcmp(disk[j], known.v[i]);
-		if (all || !found)
-			ret = scan_folder(wt, sc, known.v[i]);
-	}
+	for (size_t i = 0; i < ndisk; i++)
+		strmap_put(&on_disk, disk[i], 0);
+	for (size_t i = 0; i < known.n; i++)
+		strmap_put(&in_tree, known.v[i], 0);
+	for (size_t i = 0; i < ndisk; i++)
+		if (all || !strmap_has(&in_tree, disk[i]))
+			strvec_push(todo, disk[i]);
+	for (size_t i = 0; i < known.n; i++)
+		if (!strmap_has(&on_disk, known.v[i]))
+			strvec_push(todo, known.v[i]);
 done:
 	if (ret < 0)
 		sc->temp_error = true;
 	worktree_folders_free(disk, ndisk);
 	strvec_clear(&known);
+	strmap_clear(&on_disk);
+	strmap_clear(&in_tree);
 	free(sp);
 	return ret;
 }
@@ -1190,7 +1273,8 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 		return 0;
 	}
 	dup = prev && !key_cmp(prev, a->name, a->klen);
-	if (!dup && tree_find_key(&hits, sc->r, sc->wtree, a->name, a->klen) < 0)
+	if (!dup && find_key(wt, &hits, sc->wtree, scan_root_tree(sc), a->name,
+			     a->klen) < 0)
 		return E_TEMP;
 	for (size_t h = 0; h < hits.n && !dup; h++) {
 		char *dir, *p;
@@ -1529,16 +1613,43 @@ static void restore_marks(struct worktree *wt, bool full, bool root,
 	}
 }
 
-/* Look at everything the marks name. */
+/*
+ * Look at everything the marks name.  The folders a look at the root
+ * finds go to wt->queue; the marked folders are looked at, then those of
+ * the queue, and with a slice set only until it is used up (or
+ * SCAN_SLICE_ADDS new files are found): then sc->partial is set, the
+ * queue keeps the rest and the names are marked again.  Names wait for
+ * the last folder: a name's removal may be explained by a folder not
+ * reached yet.
+ */
 static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
-			bool root, struct strvec *folders, struct strvec *names)
+			bool root, struct strvec *folders, struct strvec *names,
+			double t0)
 {
+	size_t i, nq = 0;
+
 	if (full || root)
-		scan_root(wt, sc, full);
-	for (size_t i = 0; i < folders->n && !sc->temp_error; i++)
+		scan_root(wt, sc, full, &wt->queue);
+	for (i = 0; i < folders->n && !sc->temp_error; i++)
 		scan_folder(wt, sc, folders->v[i]);
+	while (wt->qpos < wt->queue.n && !sc->temp_error) {
+		/* what is found is read and committed after: count it in */
+		if (wt->slice && nq++ >= SCAN_SLICE_MIN && (mono_now() - t0 +
+		    sc->add.n * wt->add_cost >= wt->slice ||
+		    sc->add.n >= SCAN_SLICE_ADDS))
+			break;
+		scan_folder(wt, sc, wt->queue.v[wt->qpos++]);
+	}
+	if (wt->qpos < wt->queue.n && !sc->temp_error) {
+		sc->partial = true;
+		for (i = 0; i < names->n; i++)
+			strvec_push(&wt->names, names->v[i]);
+		return;
+	}
+	strvec_clear(&wt->queue);
+	wt->qpos = 0;
 	qsort(names->v, names->n, sizeof *names->v, cmp_str);
-	for (size_t i = 0; i < names->n && !sc->temp_error; i++) {
+	for (i = 0; i < names->n && !sc->temp_error; i++) {
 		char *f, *sub, *n;
 		if (i && !strcmp(names->v[i], names->v[i - 1]))
 			continue;
@@ -1548,7 +1659,7 @@ static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 		if (n) {
 			*sub++ = '\0';
 			*n++ = '\0';
-			if (!strvec_has(&sc->scanned, f))
+			if (!strmap_has(&sc->scanned, f))
 				scan_name(wt, sc, f, !strcmp(sub, "cur") ?
 					  subs[0] : subs[1], n);
 		}
@@ -1722,7 +1833,8 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	struct scan sc;
 	git_oid w, wtree, m, mtree, wtree2, mtree2, m2, w2;
 	unsigned long gen;
-	double t0;
+	double t0, t1, t2, t3;
+	bool queued = wt->queue.n > 0;
 	int ret;
 
 	if (!res)
@@ -1739,6 +1851,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	/* take the marks: events read meanwhile make new ones */
 	memset(&wt->names, 0, sizeof wt->names);
 	memset(&wt->folders, 0, sizeof wt->folders);
+	strmap_clear(&wt->folder_set);
 	wt->full = wt->root = false;
 	if (wt->later.n && mono_now() >= wt->later_due) {
 		for (size_t i = 0; i < wt->later.n; i++)
@@ -1775,19 +1888,34 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	/* the objects of this commit are synced once, before a ref moves */
 	repo_set_fsync(false);
 	t0 = mono_now();
-	scan_marked(wt, &sc, full, root, &folders, &names);
-	if (full && !sc.temp_error)
-		log_info("full rescan: %zu files in %.0f ms", sc.seen,
-			 (mono_now() - t0) * 1000);
+	if (full) {
+		wt->rescan_t0 = t0;
+		wt->rescan_seen = wt->rescan_slices = 0;
+	}
+	scan_marked(wt, &sc, full, root, &folders, &names, t0);
+	if (wt->rescan_t0 && !sc.temp_error) {
+		wt->rescan_seen += sc.seen;
+		wt->rescan_slices++;
+		if (!sc.partial) {
+			log_info("full rescan: %zu files in %.0f ms (%zu slices)",
+				 wt->rescan_seen,
+				 (mono_now() - wt->rescan_t0) * 1000,
+				 wt->rescan_slices);
+			wt->rescan_t0 = 0;
+		}
+	}
+	res->more = sc.partial;
+	t1 = mono_now();
 	if (sc.temp_error || resolve(wt, &sc) < 0) {
 		ret = E_TEMP;
 		goto fail;
 	}
-	if (wt->poll) {
+	t2 = mono_now();
+	if (wt->poll)
 		wt->poll(wt->poll_data);
-		if (wt->gen != gen)
-			res->deferred += hold_unpaired(wt, &sc);
-	}
+	/* a slice holds back removals a later folder may explain */
+	if (wt->gen != gen || sc.partial)
+		res->deferred += hold_unpaired(wt, &sc);
 	claim_deliveries(wt, &sc, &claims, &deliveries);
 
 	p = pairs_of(&sc, &np);
@@ -1850,11 +1978,20 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		ret = E_TEMP;
 		goto fail;
 	}
+	t3 = mono_now();
 	if (repo_syncfs(wt->r) < 0) {
 		ret = E_TEMP;
 		goto fail;
 	}
 	repo_set_fsync(true);
+	if (sc.add.n >= 16) {
+		/* reading new files and writing their trees */
+		double c = (t3 - t1) / (double)sc.add.n;
+		wt->add_cost = wt->add_cost ? (wt->add_cost + c) / 2 : c;
+	}
+	log_debug("commit: scan %.0f ms, resolve %.0f ms, write %.0f ms, "
+		  "sync %.0f ms", (t1 - t0) * 1000, (t2 - t1) * 1000,
+		  (t3 - t2) * 1000, (mono_now() - t3) * 1000);
 	if (!git_oid_equal(&m2, &m)) {
 		if ((ret = repo_ref_cas(wt->r, REF_MAIL, &m2, &m,
 					"maildag-syncd: local changes")) < 0) {
@@ -1896,6 +2033,8 @@ fail:
 	wt->unreadable = was_unreadable;
 	memset(&was_unreadable, 0, sizeof was_unreadable);
 	res->unreadable = wt->unreadable.n;
+	if (queued || wt->queue.n)
+		worktree_dirty_all(wt);	/* a sliced rescan starts again */
 	if (ret != E_RACE)
 		ret = E_TEMP;
 done:
@@ -2035,6 +2174,156 @@ done:
 	return ret;
 }
 
+/*
+ * The messages of the worktree tree by key, for a mailbox with many
+ * folders, where tree_find_key() would read two trees per folder for
+ * every key.  Kept across calls and brought up to date by a diff from
+ * the tree it describes, which reads only the subtrees that changed.
+ */
+struct kent {
+	struct kent *next;
+	git_oid oid;
+	const char *sub;
+	size_t klen;
+	char *name;		/* into buf, after the folder */
+	char buf[];		/* "<folder>\0<name>\0" */
+};
+
+struct kidx {
+	git_oid tree;
+	struct kent **b;
+	size_t nb, n;
+};
+
+static void kidx_free(struct kidx *k)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < k->nb; i++)
+		while (k->b[i]) {
+			struct kent *e = k->b[i];
+			k->b[i] = e->next;
+			free(e);
+		}
+	free(k->b);
+	free(k);
+}
+
+static struct kent **kidx_bucket(struct kidx *k, const char *key, size_t klen)
+{
+	return &k->b[fnv1a32(key, klen) & (k->nb - 1)];
+}
+
+static void kidx_add(struct kidx *k, const char *folder, const char *sub,
+		     const char *name, const git_oid *oid)
+{
+	size_t fl = strlen(folder), nl = strlen(name);
+	struct kent *e = xmalloc(sizeof *e + fl + nl + 2), **b;
+
+	if (k->n + 1 > k->nb) {
+		struct kent **old = k->b;
+		size_t onb = k->nb;
+		k->nb = onb ? onb * 2 : 1024;
+		k->b = xcalloc(k->nb, sizeof *k->b);
+		for (size_t i = 0; i < onb; i++)
+			while (old[i]) {
+				struct kent *x = old[i];
+				old[i] = x->next;
+				b = kidx_bucket(k, x->name, x->klen);
+				x->next = *b;
+				*b = x;
+			}
+		free(old);
+	}
+	memcpy(e->buf, folder, fl + 1);
+	e->name = e->buf + fl + 1;
+	memcpy(e->name, name, nl + 1);
+	e->sub = sub;
+	e->klen = maildir_key_len(name);
+	git_oid_cpy(&e->oid, oid);
+	b = kidx_bucket(k, name, e->klen);
+	e->next = *b;
+	*b = e;
+	k->n++;
+}
+
+static void kidx_del(struct kidx *k, const char *folder, const char *sub,
+		     const char *name)
+{
+	struct kent **p = kidx_bucket(k, name, maildir_key_len(name));
+
+	for (; *p; p = &(*p)->next)
+		if ((*p)->sub == sub && !strcmp((*p)->name, name) &&
+		    !strcmp((*p)->buf, folder)) {
+			struct kent *e = *p;
+			*p = e->next;
+			free(e);
+			k->n--;
+			return;
+		}
+}
+
+/* Bring wt's key index to tree (read whole the first time). */
+static int kidx_sync(struct worktree *wt, const git_oid *tree)
+{
+	struct kidx *k = wt->kidx;
+	struct strbuf prefix = STRBUF_INIT;
+	struct dchv d = { 0 };
+	int ret;
+
+	if (k && git_oid_equal(&k->tree, tree))
+		return 0;
+	ret = diff_walk(wt->r, k ? &k->tree : NULL, tree, &prefix, &d);
+	if (ret < 0) {
+		kidx_free(wt->kidx);
+		wt->kidx = NULL;
+		goto done;
+	}
+	if (!k)
+		k = wt->kidx = xcalloc(1, sizeof *k);
+	for (size_t i = 0; i < d.n; i++) {
+		char *folder, *name;
+		const char *sub;
+		if (parse_msg_path(d.v[i].path, &folder, &sub, &name) < 0)
+			continue;
+		if (d.v[i].has_old)
+			kidx_del(k, folder, sub, name);
+		if (d.v[i].has_new)
+			kidx_add(k, folder, sub, name, &d.v[i].new);
+		free(folder);
+		free(name);
+	}
+	git_oid_cpy(&k->tree, tree);
+done:
+	dchv_clear(&d);
+	strbuf_release(&prefix);
+	return ret < 0 ? E_TEMP : 0;
+}
+
+/*
+ * tree_find_key() on the worktree's tree: through the index when the tree
+ * has many folders, else directly.
+ */
+static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
+		    git_tree *root, const char *key, size_t klen)
+{
+	if (root && git_tree_entrycount(root) <= KIDX_FOLDERS && !wt->kidx)
+		return tree_find_key(out, wt->r, tree, key, klen);
+	if (kidx_sync(wt, tree) < 0)
+		return E_TEMP;
+	for (struct kent *e = *kidx_bucket(wt->kidx, key, klen); e; e = e->next) {
+		if (e->klen != klen || memcmp(e->name, key, klen))
+			continue;
+		xgrow((void **)&out->v, &out->alloc, out->n + 1, sizeof *out->v);
+		out->v[out->n].folder = xstrdup(e->buf);
+		out->v[out->n].sub = e->sub;
+		out->v[out->n].name = xstrdup(e->name);
+		git_oid_cpy(&out->v[out->n].oid, &e->oid);
+		out->n++;
+	}
+	return 0;
+}
+
 /* What applying found and did, and the worktree's changes from it. */
 struct apply {
 	struct worktree *wt;
@@ -2043,12 +2332,14 @@ struct apply {
 	struct update_list wu;		/* on the worktree tree */
 	struct mlist wm;		/* mtimes on the worktree tree */
 	struct strvec touched;		/* directories to fsync */
+	struct strmap touched_set;
+	struct strvec staged;		/* new messages: tmp path, then dest */
 	struct worktree_result *res;
 };
 
 static void touch_dir(struct apply *ap, const char *dir)
 {
-	if (!strvec_has(&ap->touched, dir))
+	if (strmap_put(&ap->touched_set, dir, 0))
 		strvec_push(&ap->touched, dir);
 }
 
@@ -2190,6 +2481,81 @@ done:
 	return ret;
 }
 
+/*
+ * A new message for a slice: written into tmp/ without its own fsync and
+ * staged; stage_flush() makes every staged file durable with one
+ * syncfs(2) and only then renames them into place, so a reader still
+ * never sees part of one, at one flush per slice instead of one per
+ * message.
+ */
+static int stage_message(struct apply *ap, const char *folder, const char *sub,
+			 const char *name, const git_oid *oid, long long mtime)
+{
+	struct worktree *wt = ap->wt;
+	char *tmpdir = disk_dir(wt, folder, "tmp"), *dir = disk_dir(wt, folder, sub);
+	char *tmp = NULL;
+	uint32_t rnd = 0;
+	int fd = -1, ret = E_TEMP;
+
+	if (ensure_folder(wt, folder) < 0)
+		goto done;
+	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+		rnd = (uint32_t)time(NULL);
+	tmp = xasprintf("%s/%.*s.%ld.%08x.maildag", tmpdir,
+			(int)maildir_key_len(name), name, (long)getpid(), rnd);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("open '%s': %s", tmp, strerror(errno));
+		goto done;
+	}
+	if (blob_to_fd(ap->r, oid, fd, tmp) < 0) {
+		close(fd);
+		unlink(tmp);
+		goto done;
+	}
+	if (mtime != MTIME_NONE) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { (time_t)mtime, 0 } };
+		futimens(fd, ts);
+	}
+	close(fd);
+	strvec_push(&ap->staged, tmp);
+	free(tmp);
+	tmp = xasprintf("%s/%s", dir, name);
+	strvec_push(&ap->staged, tmp);
+	ret = 0;
+done:
+	free(tmp);
+	free(dir);
+	free(tmpdir);
+	return ret;
+}
+
+/* Make the staged messages durable, then rename them into place. */
+static int stage_flush(struct apply *ap)
+{
+	int ret = 0;
+
+	if (ap->staged.n && syncfs_path(ap->wt->maildir) < 0)
+		ret = E_TEMP;
+	for (size_t i = 0; i + 1 < ap->staged.n; i += 2) {
+		const char *tmp = ap->staged.v[i], *dest = ap->staged.v[i + 1];
+		char *dir;
+		if (ret < 0 || rename_noreplace(tmp, dest) < 0) {
+			/* EEXIST: a crashed apply or the client put it there */
+			if (ret == 0 && errno != EEXIST)
+				ret = log_error("rename '%s': %s", tmp,
+						strerror(errno));
+			unlink(tmp);
+			continue;
+		}
+		dir = xstrndup(dest, (size_t)(strrchr(dest, '/') - dest));
+		touch_dir(ap, dir);
+		free(dir);
+	}
+	strvec_clear(&ap->staged);
+	return ret < 0 ? E_TEMP : 0;
+}
+
 /* One message's change from the worktree to mail. */
 struct op {
 	struct ent *from, *to;	/* from: in the worktree; to: in mail */
@@ -2249,8 +2615,8 @@ static int apply_op(struct apply *ap, const struct op *op)
 	if (!f) {
 		/* new: written unless a crashed apply already did */
 		ret = path_exists(tp) ? 1 :
-		      write_message(ap, t->folder, t->sub, t->name, &t->oid,
-				    mtime, false);
+		      stage_message(ap, t->folder, t->sub, t->name, &t->oid,
+				    mtime);
 		if (ret == E_EXISTS)
 			ret = 1;
 		else if (ret == 0)
@@ -2436,27 +2802,37 @@ static int apply_mtimes(struct apply *ap, const struct dchv *d,
 	return ret;
 }
 
+/*
+ * Apply ops in order, at most limit of them (0: all) and, with a slice
+ * set, until deadline (CLOCK_MONOTONIC seconds); res->more when some are
+ * left.
+ */
 static int apply_ops(struct apply *ap, struct op *ops, size_t nops,
-		     size_t limit)
+		     size_t limit, double deadline, size_t *next)
 {
 	size_t done = 0;
 
+	*next = 0;
 	for (size_t i = 0; i < nops; i++) {
 		int r;
-		if (limit && done >= limit) {
+		if ((limit && done >= limit) ||
+		    (deadline && done && mono_now() >= deadline)) {
 			ap->res->more = true;
 			break;
 		}
+		*next = i + 1;
 		r = apply_op(ap, &ops[i]);
-		if (r < 0)
+		if (r < 0) {
+			stage_flush(ap);
 			return r;
+		}
 		if (r)
 			applied(ap, &ops[i]);
 		else
 			skipped(ap, &ops[i]);
 		done++;
 	}
-	return 0;
+	return stage_flush(ap);
 }
 
 /* Pair mail's additions and removals by key into operations. */
@@ -2497,9 +2873,39 @@ static int ensure_all_folders(struct worktree *wt, const git_oid *mtree)
 	return ret;
 }
 
+/*
+ * What a slice of an apply leaves for the next: the diff, its operations
+ * and how far they went, valid while the worktree is the commit that
+ * slice wrote and mail has not moved.  Then the next slice needs no
+ * second diff, so a slice costs what it applies, not what is pending.
+ */
+struct plan {
+	git_oid w, m;
+	struct dchv d;
+	struct entv olds, news;
+	struct strvec mk_rm;
+	struct op *ops;
+	size_t nops, next;
+	const struct dchange *subsc;
+};
+
+static void plan_free(struct plan *pl)
+{
+	if (!pl)
+		return;
+	dchv_clear(&pl->d);
+	entv_clear(&pl->olds);
+	entv_clear(&pl->news);
+	strvec_clear(&pl->mk_rm);
+	free(pl->ops);
+	free(pl);
+}
+
 int worktree_apply(struct worktree *wt, size_t limit,
 		   struct worktree_result *res)
 {
+	struct plan *pl = wt->plan;
+	size_t first = 0, next = 0;
 	struct worktree_result dummy;
 	struct strbuf prefix = STRBUF_INIT;
 	struct dchv d = { 0 };
@@ -2510,6 +2916,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	struct apply ap;
 	const struct dchange *subsc = NULL;
 	git_oid w, wtree, m, mtree, wtree2, w2, empty;
+	double t0 = mono_now();
 	int ret;
 
 	if (!res)
@@ -2529,6 +2936,21 @@ int worktree_apply(struct worktree *wt, size_t limit,
 					   "maildag-syncd: same tree");
 		goto done;
 	}
+	wt->plan = NULL;
+	if (pl && git_oid_equal(&pl->w, &w) && git_oid_equal(&pl->m, &m)) {
+		/* the next slice: the first one made the folders */
+		d = pl->d;
+		olds = pl->olds;
+		news = pl->news;
+		mk_rm = pl->mk_rm;
+		ops = pl->ops;
+		nops = pl->nops;
+		first = pl->next;
+		subsc = pl->subsc;
+		free(pl);
+		goto slice;
+	}
+	plan_free(pl);
 	if ((ret = diff_walk(wt->r, &wtree, &mtree, &prefix, &d)) < 0)
 		goto done;
 	for (size_t i = 0; i < d.n; i++) {
@@ -2561,6 +2983,26 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		}
 	}
 	ops = ops_of(&olds, &news, &nops);
+	/* the message paths are in olds and news now: keep the rest only */
+	{
+		size_t k = 0;
+		for (size_t i = 0; i < d.n; i++) {
+			char *folder, *name;
+			const char *sub;
+			if (parse_msg_path(d.v[i].path, &folder, &sub, &name) == 0) {
+				free(folder);
+				free(name);
+				free(d.v[i].path);
+				continue;
+			}
+			d.v[k++] = d.v[i];
+		}
+		d.n = k;
+		subsc = NULL;
+		for (size_t i = 0; i < d.n; i++)
+			if (!strcmp(d.v[i].path, SUBSCRIPTIONS))
+				subsc = &d.v[i];
+	}
 
 	/* folders first, so moves and new messages have somewhere to go */
 	if (!wt->ensured) {
@@ -2579,7 +3021,9 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		strbuf_release(&p);
 		res->counts.folders_added++;
 	}
-	if ((ret = apply_ops(&ap, ops, nops, limit)) < 0)
+slice:
+	if ((ret = apply_ops(&ap, ops + first, nops - first, limit,
+			     wt->slice ? t0 + wt->slice : 0, &next)) < 0)
 		goto done;
 	if (!res->more) {
 		for (size_t i = 0; i < mk_rm.n; i++) {
@@ -2638,6 +3082,8 @@ int worktree_apply(struct worktree *wt, size_t limit,
 			ret = E_TEMP;
 			goto done;
 		}
+	/* the worktree's objects are synced once, before the ref moves */
+	repo_set_fsync(false);
 	if (!res->skipped && !res->more) {
 		git_oid_cpy(&w2, &m);
 	} else if ((ret = mtimes_update(&ap.wu, wt->r, &wtree, ap.wm.v,
@@ -2654,10 +3100,35 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		ret = E_TEMP;
 		goto done;
 	}
+	if (!git_oid_equal(&w2, &w) && !git_oid_equal(&w2, &m) &&
+	    repo_syncfs(wt->r) < 0) {
+		ret = E_TEMP;
+		goto done;
+	}
+	repo_set_fsync(true);
 	if (!git_oid_equal(&w2, &w) &&
 	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: applied")) < 0)
 		goto done;
+	if (res->more) {
+		pl = xcalloc(1, sizeof *pl);
+		git_oid_cpy(&pl->w, &w2);
+		git_oid_cpy(&pl->m, &m);
+		pl->d = d;
+		pl->olds = olds;
+		pl->news = news;
+		pl->mk_rm = mk_rm;
+		pl->ops = ops;
+		pl->nops = nops;
+		pl->next = first + next;
+		pl->subsc = subsc;
+		wt->plan = pl;
+		memset(&d, 0, sizeof d);
+		memset(&olds, 0, sizeof olds);
+		memset(&news, 0, sizeof news);
+		memset(&mk_rm, 0, sizeof mk_rm);
+		ops = NULL;
+	}
 	{
 		struct strbuf t = STRBUF_INIT;
 		counts_text(&t, &res->counts);
@@ -2668,6 +3139,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	}
 	ret = 0;
 done:
+	repo_set_fsync(true);
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
 	free(ops);
@@ -2681,6 +3153,8 @@ done:
 	update_list_release(&ap.wu);
 	mlist_release(&ap.wm);
 	strvec_clear(&ap.touched);
+	strmap_clear(&ap.touched_set);
+	strvec_clear(&ap.staged);
 	return ret;
 }
 
@@ -2689,12 +3163,25 @@ done:
 void worktree_clean_tmp(const char *maildir, time_t max_age)
 {
 	char **folders;
-	size_t n;
-	time_t cutoff = time(NULL) - max_age;
+	size_t n, pos = 0;
 
 	if (worktree_disk_folders(&folders, &n, maildir) < 0)
 		return;
-	for (size_t i = 0; i < n; i++) {
+	worktree_clean_tmp_some(maildir, folders, n, &pos, max_age, 0);
+	worktree_folders_free(folders, n);
+}
+
+void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
+			     size_t *pos, time_t max_age, double seconds)
+{
+	time_t cutoff = time(NULL) - max_age;
+	double t0 = mono_now();
+
+	for (size_t i = *pos; i < n; i++) {
+		if (seconds && i > *pos && mono_now() - t0 >= seconds) {
+			*pos = i;
+			return;
+		}
 		char *tmp = *folders[i] ? xasprintf("%s/%s/tmp", maildir, folders[i])
 					: xasprintf("%s/tmp", maildir);
 		struct dirent *de;
@@ -2716,5 +3203,5 @@ void worktree_clean_tmp(const char *maildir, time_t max_age)
 			closedir(d);
 		free(tmp);
 	}
-	worktree_folders_free(folders, n);
+	*pos = n;
 }

@@ -81,7 +81,7 @@ struct worktree_result {
 	size_t skipped;		/* apply: changes the disk no longer allowed */
 	size_t deferred;	/* commit: names to look at again later */
 	size_t unreadable;	/* commit: files skipped, unreadable */
-	bool more;		/* apply: stopped at the limit; call again */
+	bool more;		/* stopped at the limit or the slice; call again */
 };
 
 /*
@@ -121,6 +121,18 @@ const char *const *worktree_unreadable(const struct worktree *wt, size_t *n);
  */
 typedef void worktree_poll_fn(void *data);
 void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data);
+
+/*
+ * Bound each step to about seconds of work (0, the default: no bound), so
+ * that a caller holding the writer lock can let it go between steps.  A
+ * full rescan then looks at the folders a slice at a time (the rest stay
+ * marked; res->more says so), and an apply stops after that long.  Each
+ * slice commits what it saw, holding back every removal that no addition
+ * in the slices so far explains: it may be half of a move into a folder
+ * the rescan has not reached yet, and is looked at again after the last
+ * folder.
+ */
+void worktree_set_slice(struct worktree *wt, double seconds);
 
 /* The file name in folder's sub ("cur" or "new") changed in some way. */
 void worktree_dirty_name(struct worktree *wt, const char *folder,
@@ -185,5 +197,11 @@ bool worktree_ignored_name(const char *name);
 
 /* Remove files in every folder's tmp/ older than max_age seconds. */
 void worktree_clean_tmp(const char *maildir, time_t max_age);
+/*
+ * The same for folders[*pos] on (folders as worktree_disk_folders()
+ * gives them), for about seconds; *pos moves past what was done.
+ */
+void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
+			     size_t *pos, time_t max_age, double seconds);
 
 #endif

@@ -11,7 +11,10 @@
  *    (worktree_commit), merges what peers pushed or we fetched
  *    (peers_merge) and writes what mail has that the disk has not
  *    (worktree_apply), a bounded slice at a time so deliveries never wait
- *    long for the lock;
+ *    long for the lock: a full rescan and an apply each stop after SLICE
+ *    seconds of work (or APPLY_SLICE messages), let the lock go, and the
+ *    next slice runs from the loop SLICE_GAP later, after the control
+ *    socket has been answered and a waiting maildag-lda has had its turn;
  *  - every time refs/heads/mail moves (mail_moved), by our commit or by
  *    anyone's, it is pushed to every peer (peers.h) and the hook and
  *    webhooks are told (notify.h); pushes and fetches run in child
@@ -59,6 +62,8 @@
 
 #define DEBOUNCE_CAP 10		/* a sync waits at most 10 x debounce */
 #define APPLY_SLICE 2000	/* message changes per lock hold */
+#define SLICE 0.25		/* seconds of work per lock hold */
+#define SLICE_GAP 0.02		/* between slices: the lock is free */
 #define LOCK_WAIT_MS 5000
 #define RETRY_MIN 0.5
 #define RETRY_MAX 60.0
@@ -88,6 +93,7 @@ struct syncd {
 	double first_event;	/* of the batch waiting, 0 when none */
 	double retry;		/* current backoff, 0 when healthy */
 	bool urgent;		/* a sync is due now: do not debounce it */
+	bool slicing;		/* the next slice waits SLICE_GAP */
 	double started;		/* loop_now() at start, until the first sync */
 	git_oid last_mail;
 	struct peers *peers;
@@ -98,6 +104,8 @@ struct syncd {
 	char *control_path;
 	size_t nclients;
 	git_oid space_for;	/* the mail commit an apply has room for */
+	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
+	size_t tmp_n, tmp_pos;
 };
 
 /* A connection on the control socket. */
@@ -132,6 +140,10 @@ static void mail_moved(struct syncd *s, const git_oid *old,
 
 static void schedule_sync(struct syncd *s, double when)
 {
+	/* between slices the socket is answered first (our own commit's
+	 * event would run the next slice at once) */
+	if (s->slicing && when < loop_now() + SLICE_GAP)
+		when = loop_now() + SLICE_GAP;
 	if (when <= loop_now())
 		s->urgent = true;
 	loop_timer_at_latest(s->sync_timer, when);
@@ -190,6 +202,14 @@ static int space_for_apply(struct syncd *s)
 	return 0;
 }
 
+/* The next slice of a rescan or an apply, once others had the lock. */
+static void next_slice(struct syncd *s)
+{
+	s->urgent = true;
+	s->slicing = true;
+	loop_timer_at(s->sync_timer, loop_now() + SLICE_GAP);
+}
+
 /* One sync: commit the disk's changes, then apply mail's. */
 static void sync_now(void *data)
 {
@@ -202,11 +222,26 @@ static void sync_now(void *data)
 	/* the long part of a peer's merge, without the lock */
 	if (s->peers)
 		peers_check(s->peers);
+	s->slicing = false;
 	if (repo_lock(s->repo, LOCK_WAIT_MS) < 0) {
 		failed(s, "taking the writer lock");
 		return;
 	}
+	memset(&ar, 0, sizeof ar);
 	r = worktree_commit(s->wt, &cr);
+	if (r == 0 && cr.more) {
+		/* a slice of a rescan: the lock goes, the rest comes next */
+		repo_unlock(s->repo);
+		s->retry = 0;
+		if (!git_oid_equal(&cr.mail, &s->last_mail)) {
+			git_oid old;
+			git_oid_cpy(&old, &s->last_mail);
+			git_oid_cpy(&s->last_mail, &cr.mail);
+			mail_moved(s, &old, &cr.mail);
+		}
+		next_slice(s);
+		return;
+	}
 	/* what peers sent, once the client's changes are in */
 	if (r == 0 && s->peers && peers_merge(s->peers) < 0)
 		r = E_FAIL;
@@ -232,7 +267,7 @@ static void sync_now(void *data)
 	if (s->retry)
 		log_info("sync works again");
 	s->retry = 0;
-	if (s->started) {
+	if (s->started && !ar.more) {
 		log_info("in sync with the Maildir, %.0f ms after start",
 			 (loop_now() - s->started) * 1000);
 		s->started = 0;
@@ -244,7 +279,7 @@ static void sync_now(void *data)
 		mail_moved(s, &old, &ar.mail);
 	}
 	if (ar.more)
-		schedule_sync(s, loop_now());
+		next_slice(s);
 	else if (ar.skipped)
 		/* the client was busy with those messages: let it finish */
 		schedule_sync(s, loop_now() + s->debounce);
@@ -305,11 +340,27 @@ static void check_mail(void *data)
 	loop_timer_in(s->check_timer, CHECK_EVERY);
 }
 
+/* The hourly tmp/ cleaning, in slices: 30,000 folders take a while. */
 static void clean_tmp(void *data)
 {
 	struct syncd *s = data;
 
-	worktree_clean_tmp(s->mb->maildir, TMP_MAX_AGE);
+	if (!s->tmp_folders &&
+	    worktree_disk_folders(&s->tmp_folders, &s->tmp_n,
+				  s->mb->maildir) < 0) {
+		loop_timer_in(s->tmp_timer, TMP_EVERY);
+		return;
+	}
+	s->tmp_pos = s->tmp_pos < s->tmp_n ? s->tmp_pos : 0;
+	worktree_clean_tmp_some(s->mb->maildir, s->tmp_folders, s->tmp_n,
+				&s->tmp_pos, TMP_MAX_AGE, SLICE / 2);
+	if (s->tmp_pos < s->tmp_n) {
+		loop_timer_in(s->tmp_timer, SLICE_GAP);
+		return;
+	}
+	worktree_folders_free(s->tmp_folders, s->tmp_n);
+	s->tmp_folders = NULL;
+	s->tmp_n = s->tmp_pos = 0;
 	loop_timer_in(s->tmp_timer, TMP_EVERY);
 }
 
@@ -511,6 +562,9 @@ static bool client_request(struct client *c, const char *line)
 		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
 		json_object_set_new(a, "peers", peers_status(s->peers));
 		json_object_set_new(a, "unreadable", unreadable_json(s));
+		if (watch_unwatched(s->watch))
+			json_object_set_new(a, "unwatched_folders",
+				json_integer((json_int_t)watch_unwatched(s->watch)));
 		ok = client_send(c, a);
 	} else if (!strcmp(cmd, "sync")) {
 		peers_sync_now(s->peers);
@@ -715,10 +769,14 @@ static int start(struct syncd *s)
 	}
 	if (r < 0)
 		return EX_TEMPFAIL;
+	/* a rescan of 30,000 folders reads many small trees once each */
+	repo_set_cache_max((size_t)32 << 20);
 	/* what a crash cut short, before a commit could reuse it */
 	if (maint_check_after_boot(s->repo, &damaged) < 0)
 		log_warn("could not check every loose object after a restart");
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
+	if (!opt.once)
+		worktree_set_slice(s->wt, SLICE);
 	/* a start is a doubt: whatever happened while we were away */
 	worktree_dirty_all(s->wt);
 	log_info("maildag-syncd %s: Maildir '%s', repository '%s'",
@@ -802,7 +860,8 @@ int main(int argc, char **argv)
 	s.tmp_timer = loop_timer_new(s.loop, clean_tmp, &s);
 	loop_timer_in(s.sync_timer, 0);
 	loop_timer_in(s.check_timer, CHECK_EVERY);
-	loop_timer_in(s.tmp_timer, 0);
+	/* after the first sync has begun: a start has enough to do */
+	loop_timer_in(s.tmp_timer, 1);
 	status = loop_run(s.loop) < 0 ? EX_OSERR : 0;
 done:
 	peers_free(s.peers);
@@ -811,6 +870,7 @@ done:
 		control_unlisten(s.control_fd, s.control_path);
 	free(s.control_path);
 	watch_free(s.watch);
+	worktree_folders_free(s.tmp_folders, s.tmp_n);
 	loop_free(s.loop);
 	worktree_free(s.wt);
 	repo_free(s.repo);

@@ -34,6 +34,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "strmap.h"
 #include "watch.h"
 #include "xalloc.h"
 
@@ -64,8 +65,10 @@ struct watch {
 	struct worktree *wt;
 	struct wdir *v;
 	size_t n, alloc;
+	struct strmap by_path, by_wd;	/* row index of a path, of a wd */
 	bool warned_limit;
 	bool warned_stranger;	/* an unconfigured refs/peers/<x>/ was logged */
+	size_t unwatched;	/* folders the watch limit left out */
 	bool started;		/* the first sync_folders is done */
 	char **peers;		/* configured peers' node names */
 	size_t npeers;
@@ -73,27 +76,50 @@ struct watch {
 
 static const char *const subs[2] = { "cur", "new" };
 
+/* rows are found through the two maps: 30,000 folders make 90,000 rows */
+static void wd_key(char out[16], int wd)
+{
+	snprintf(out, 16, "%d", wd);
+}
+
 static struct wdir *find_wd(struct watch *w, int wd)
 {
-	for (size_t i = 0; i < w->n; i++)
-		if (w->v[i].wd == wd)
-			return &w->v[i];
-	return NULL;
+	char k[16];
+	size_t i;
+
+	wd_key(k, wd);
+	return strmap_get(&w->by_wd, k, &i) ? &w->v[i] : NULL;
 }
 
 static struct wdir *find_path(struct watch *w, const char *path)
 {
-	for (size_t i = 0; i < w->n; i++)
-		if (!strcmp(w->v[i].path, path))
-			return &w->v[i];
-	return NULL;
+	size_t i;
+
+	return strmap_get(&w->by_path, path, &i) ? &w->v[i] : NULL;
+}
+
+static void index_row(struct watch *w, size_t i)
+{
+	char k[16];
+
+	wd_key(k, w->v[i].wd);
+	strmap_put(&w->by_wd, k, i);
+	strmap_put(&w->by_path, w->v[i].path, i);
 }
 
 static void drop_row(struct watch *w, struct wdir *d)
 {
+	char k[16];
+	size_t i = (size_t)(d - w->v);
+
+	wd_key(k, d->wd);
+	strmap_del(&w->by_wd, k);
+	strmap_del(&w->by_path, d->path);
 	free(d->path);
 	free(d->folder);
 	*d = w->v[--w->n];
+	if (i < w->n)
+		index_row(w, i);
 }
 
 /*
@@ -115,7 +141,9 @@ static int add(struct watch *w, const char *path, enum wkind kind,
 		if (e == ENOSPC && !w->warned_limit) {
 			w->warned_limit = true;
 			log_error("cannot watch '%s': the inotify watch limit "
-				  "(fs.inotify.max_user_watches) is reached", path);
+				  "(fs.inotify.max_user_watches) is reached; "
+				  "folders without a watch are looked at every "
+				  "minute", path);
 		} else if (e != ENOSPC) {
 			log_error("watch '%s': %s", path, strerror(e));
 		}
@@ -135,6 +163,7 @@ static int add(struct watch *w, const char *path, enum wkind kind,
 	d->path = xstrdup(path);
 	d->folder = folder ? xstrdup(folder) : NULL;
 	d->sub = sub;
+	index_row(w, w->n - 1);
 	log_debug("watching '%s'", path);
 	return 1;
 }
@@ -276,10 +305,16 @@ int watch_sync_folders(struct watch *w)
 	free(rp);
 	if (worktree_disk_folders(&folders, &n, w->maildir) < 0)
 		return E_FAIL;
+	w->unwatched = 0;
 	for (size_t i = 0; i < n; i++) {
 		x = add_folder(w, folders[i]);
-		if (x < 0)
+		if (x < 0) {
 			r = E_FAIL;
+			w->unwatched++;
+		}
+		/* not watched (the watch limit): looked at on every call */
+		if (x < 0 && w->started)
+			worktree_dirty_folder(w->wt, folders[i]);
 		else if (x > 0 && w->started)
 			worktree_dirty_folder(w->wt, folders[i]);
 	}
@@ -348,7 +383,9 @@ void watch_free(struct watch *w)
 	if (!w)
 		return;
 	while (w->n)
-		drop_row(w, &w->v[0]);
+		drop_row(w, &w->v[w->n - 1]);
+	strmap_clear(&w->by_path);
+	strmap_clear(&w->by_wd);
 	free(w->v);
 	free(w->maildir);
 	free(w->repo);
@@ -367,6 +404,11 @@ int watch_fd(const struct watch *w)
 int watch_count(const struct watch *w)
 {
 	return (int)w->n;
+}
+
+size_t watch_unwatched(const struct watch *w)
+{
+	return w->unwatched;
 }
 
 static const char *sub_of(const char *name)

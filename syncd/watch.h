@@ -68,4 +68,10 @@ void watch_set_peers(struct watch *w, char *const *names, size_t n);
 /* How many directories are watched. */
 int watch_count(const struct watch *w);
 
+/*
+ * How many folders have no watch (the inotify watch limit is reached):
+ * each call of watch_sync_folders() marks them to be looked at whole.
+ */
+size_t watch_unwatched(const struct watch *w);
+
 #endif
