@@ -2422,6 +2422,50 @@ static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
 }
 
 /*
+ * Write blob oid, with mtime (MTIME_NONE: now), into a new file of
+ * folder's tmp/ named after name's key: 0 with *tmp (the caller frees it)
+ * and *fd open for more, or E_TEMP (logged, nothing left behind).
+ */
+static int tmp_message(char **tmp, int *fd, struct apply *ap,
+		       const char *folder, const char *name, const git_oid *oid,
+		       long long mtime)
+{
+	char *tmpdir;
+	uint32_t rnd = 0;
+
+	*tmp = NULL;
+	*fd = -1;
+	if (ensure_folder(ap->wt, folder) < 0)
+		return E_TEMP;
+	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+		rnd = (uint32_t)time(NULL);
+	tmpdir = disk_dir(ap->wt, folder, "tmp");
+	*tmp = xasprintf("%s/%.*s.%ld.%08x.maildag", tmpdir,
+			 (int)maildir_key_len(name), name, (long)getpid(), rnd);
+	free(tmpdir);
+	*fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		log_error("open '%s': %s", *tmp, strerror(errno));
+		goto fail;
+	}
+	if (blob_to_fd(ap->r, oid, *fd, *tmp) < 0) {
+		close(*fd);
+		unlink(*tmp);
+		goto fail;
+	}
+	if (mtime != MTIME_NONE) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { (time_t)mtime, 0 } };
+		futimens(*fd, ts);
+	}
+	return 0;
+fail:
+	*fd = -1;
+	free(*tmp);
+	*tmp = NULL;
+	return E_TEMP;
+}
+
+/*
  * Write blob oid as the message folder/sub/name: into tmp/, fsync, then
  * renamed into place, so a reader never sees part of it.  over: the name
  * may exist and is replaced.  E_EXISTS when the name is taken.
@@ -2430,29 +2474,12 @@ static int write_message(struct apply *ap, const char *folder,
 			 const char *sub, const char *name, const git_oid *oid,
 			 long long mtime, bool over)
 {
-	struct worktree *wt = ap->wt;
-	char *tmpdir = disk_dir(wt, folder, "tmp"), *dir = disk_dir(wt, folder, sub);
+	char *dir = disk_dir(ap->wt, folder, sub);
 	char *tmp = NULL, *dest = xasprintf("%s/%s", dir, name);
-	uint32_t rnd = 0;
 	int fd = -1, ret = E_TEMP;
 
-	if (ensure_folder(wt, folder) < 0)
+	if (tmp_message(&tmp, &fd, ap, folder, name, oid, mtime) < 0)
 		goto done;
-	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-		rnd = (uint32_t)time(NULL);
-	tmp = xasprintf("%s/%.*s.%ld.%08x.maildag", tmpdir,
-			(int)maildir_key_len(name), name, (long)getpid(), rnd);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		log_error("open '%s': %s", tmp, strerror(errno));
-		goto done;
-	}
-	if (blob_to_fd(ap->r, oid, fd, tmp) < 0)
-		goto fail;
-	if (mtime != MTIME_NONE) {
-		struct timespec ts[2] = { { 0, UTIME_OMIT }, { (time_t)mtime, 0 } };
-		futimens(fd, ts);
-	}
 	if (fsync(fd) < 0) {
 		log_error("fsync '%s': %s", tmp, strerror(errno));
 		goto fail;
@@ -2477,7 +2504,6 @@ done:
 	free(tmp);
 	free(dest);
 	free(dir);
-	free(tmpdir);
 	return ret;
 }
 
@@ -2491,43 +2517,20 @@ done:
 static int stage_message(struct apply *ap, const char *folder, const char *sub,
 			 const char *name, const git_oid *oid, long long mtime)
 {
-	struct worktree *wt = ap->wt;
-	char *tmpdir = disk_dir(wt, folder, "tmp"), *dir = disk_dir(wt, folder, sub);
-	char *tmp = NULL;
-	uint32_t rnd = 0;
-	int fd = -1, ret = E_TEMP;
+	char *dir, *tmp;
+	int fd;
 
-	if (ensure_folder(wt, folder) < 0)
-		goto done;
-	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-		rnd = (uint32_t)time(NULL);
-	tmp = xasprintf("%s/%.*s.%ld.%08x.maildag", tmpdir,
-			(int)maildir_key_len(name), name, (long)getpid(), rnd);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		log_error("open '%s': %s", tmp, strerror(errno));
-		goto done;
-	}
-	if (blob_to_fd(ap->r, oid, fd, tmp) < 0) {
-		close(fd);
-		unlink(tmp);
-		goto done;
-	}
-	if (mtime != MTIME_NONE) {
-		struct timespec ts[2] = { { 0, UTIME_OMIT }, { (time_t)mtime, 0 } };
-		futimens(fd, ts);
-	}
+	if (tmp_message(&tmp, &fd, ap, folder, name, oid, mtime) < 0)
+		return E_TEMP;
 	close(fd);
 	strvec_push(&ap->staged, tmp);
 	free(tmp);
+	dir = disk_dir(ap->wt, folder, sub);
 	tmp = xasprintf("%s/%s", dir, name);
 	strvec_push(&ap->staged, tmp);
-	ret = 0;
-done:
 	free(tmp);
 	free(dir);
-	free(tmpdir);
-	return ret;
+	return 0;
 }
 
 /* Make the staged messages durable, then rename them into place. */
