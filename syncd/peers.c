@@ -198,6 +198,14 @@ static void op_finish(struct op *op, const struct net_result *res)
 	}
 	op->failures++;
 	delay = backoff(p, op->failures);
+	/*
+	 * Asked for while this run was under way (a quorum wait, new
+	 * mail): this run began before the request and does not answer it,
+	 * so it is tried once more at once (a peer that has just come
+	 * back); a failure of that one backs off as usual.
+	 */
+	if (op->again)
+		delay = 0;
 	if (op->failures == 1 || !op->last_raw ||
 	    strcmp(op->last_raw, res->error))
 		log_warn("peer %s: %s failed: %s: %s; trying again in %.0f s",
