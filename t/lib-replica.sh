@@ -126,6 +126,15 @@ v = eval(sys.argv[1])
 print("null" if v is None else v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
+# shard KEY (for trees built by hand): the key's shard, fnv1a32(key) & 0xff in two hex digits
+shard() {
+	"$PYTHON" -c 'import sys
+h = 2166136261
+for b in sys.argv[1].encode():
+    h = ((h ^ b) * 16777619) & 0xffffffff
+print("%02x" % (h & 0xff))' "$1"
+}
+
 if ! command -v daemon_start >/dev/null 2>&1; then
 	. "$abs_top_srcdir/t/lib-dovecot.sh"
 fi

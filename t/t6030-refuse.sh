@@ -186,15 +186,6 @@ test_expect_success SSHD 'host key: stop' '
 # g2 ARGS: git as r2's user on its repository
 g2() { replica_ugit 2 "$@"; }
 
-# shard KEY: the key's shard, fnv1a32(key) & 0xff in two hex digits
-shard() {
-	"$PYTHON" -c 'import sys
-h = 2166136261
-for b in sys.argv[1].encode():
-    h = ((h ^ b) * 16777619) & 0xffffffff
-print("%02x" % (h & 0xff))' "$1"
-}
-
 # blob_tree MODE PATH CONTENT: in r2's repository, a tree holding one
 # blob at PATH (a path git takes); its id
 blob_tree() {

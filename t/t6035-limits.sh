@@ -25,15 +25,6 @@ REPLICA_NET_TIMEOUT=20
 
 g2() { replica_ugit 2 "$@"; }
 
-# shard KEY: the key's shard, fnv1a32(key) & 0xff in two hex digits
-shard() {
-	"$PYTHON" -c 'import sys
-h = 2166136261
-for b in sys.argv[1].encode():
-    h = ((h ^ b) * 16777619) & 0xffffffff
-print("%02x" % (h & 0xff))' "$1"
-}
-
 # objects GITDIR blob SIZE: a loose blob of SIZE zero bytes, streamed
 # (never whole in memory); objects GITDIR tree [N MODE ID PREFIX]: a loose
 # tree of the "MODE TYPE ID<TAB>NAME" lines on stdin (git ls-tree's) and
