@@ -99,14 +99,24 @@ with_blob() {
 syncd_pid() { daemon_pid "$(replica_set)-r1"; }
 hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$(syncd_pid)/status"; }
 
-# probe_start: in the background, `maildag status` on r1 again and again,
-# each given 1 s to answer; one that does not is written to probe.slow
+# How fast the daemon answered is a figure, not a verdict (a test asserts
+# behaviour; a loaded machine stretches any time): every `maildag status`
+# must answer and every delivery exit 0, and the latencies are printed as
+# "# figure" lines for bench/limits, which holds them against the promises
+# of maildag-syncd(8) (status within 1 s, a delivery within 2 s).  HANG
+# only tells a hung daemon from a slow one.
+HANG=60
+now_ms() { date +%s%3N; }
+
+# probe_start: in the background, `maildag status` on r1 again and again;
+# the time of each answer goes to probe.ms, a failure to probe.bad
 probe_start() {
-	rm -f probe.stop probe.slow probe.n
+	rm -f probe.stop probe.bad probe.ms
 	( while ! test -e probe.stop; do
-		replica_run 1 timeout 1 maildag status >/dev/null 2>&1 ||
-			echo "status: exit $?" >>probe.slow
-		echo . >>probe.n
+		t0=$(now_ms)
+		replica_run 1 timeout $HANG maildag status >/dev/null 2>&1 ||
+			echo "status: exit $?" >>probe.bad
+		echo $(($(now_ms) - t0)) >>probe.ms
 	done ) &
 	echo $! >probe.pid
 }
@@ -114,15 +124,18 @@ probe_start() {
 # probe_stop: end the probe; it must have answered every time
 probe_stop() {
 	touch probe.stop &&
-	wait_for "! kill -0 $(cat probe.pid) 2>/dev/null" 10 &&
-	test -s probe.n &&
-	echo "maildag status answered $(wc -l <probe.n) times" &&
-	{ ! test -e probe.slow || { cat probe.slow >&2; false; }; }
+	wait_for "! kill -0 $(cat probe.pid) 2>/dev/null" $((HANG + 10)) &&
+	test -s probe.ms &&
+	echo "# figure: maildag status answered $(wc -l <probe.ms) times, slowest $(sort -n probe.ms | tail -n 1) ms" &&
+	{ ! test -e probe.bad || { cat probe.bad >&2; false; }; }
 }
 
-# deliver_fast ID: maildag-lda on r1, which must exit 0 within 2 s
+# deliver_fast ID: maildag-lda on r1, which must exit 0 (its time is
+# printed as a figure)
 deliver_fast() {
-	test_message "$1" | replica_run 1 timeout 2 maildag-lda &&
+	local t0=$(now_ms)
+	test_message "$1" | replica_run 1 timeout $HANG maildag-lda &&
+	echo "# figure: delivery $1 took $(($(now_ms) - t0)) ms" &&
 	echo "$1" >>"$REPLICAS/delivered"
 }
 
