@@ -49,6 +49,7 @@
 #include "merge.h"
 #include "mtimes.h"
 #include "strbuf.h"
+#include "strmap.h"
 #include "xalloc.h"
 
 enum { B = 0, O = 1, T = 2 };		/* base, ours, theirs */
@@ -1978,21 +1979,65 @@ int merge_is_ancestor(struct repo *r, const git_oid *ancestor,
 	return d;
 }
 
+/*
+ * The virtual bases of one merge_commits() call.  Three replicas that
+ * merge each other all day make criss-cross histories whose merge bases
+ * have several merge bases of their own, level after level; merged anew
+ * at each level the same pairs come back again and again, and the work
+ * doubles with every level (a syncd at 100% CPU for minutes on a
+ * three-replica test).  A virtual merge is a pure function of its pair,
+ * so each pair is merged once per call and looked up after.
+ */
+struct vbases {
+	struct strmap pairs;	/* "<lesser id><greater id>" -> index in ids */
+	git_oid *ids;
+	size_t n, cap;
+	size_t made;		/* virtual merges written */
+};
+
+static void vbases_key(char key[2 * GIT_OID_HEXSZ + 1], const git_oid *a,
+		       const git_oid *b)
+{
+	if (git_oid_cmp(a, b) > 0) {
+		const git_oid *t = a;
+		a = b;
+		b = t;
+	}
+	git_oid_fmt(key, a);
+	git_oid_fmt(key + GIT_OID_HEXSZ, b);
+	key[2 * GIT_OID_HEXSZ] = '\0';
+}
+
+static void vbases_put(struct vbases *vb, const char *key, const git_oid *id)
+{
+	xgrow((void **)&vb->ids, &vb->cap, vb->n + 1, sizeof *vb->ids);
+	git_oid_cpy(&vb->ids[vb->n], id);
+	strmap_put(&vb->pairs, key, vb->n++);
+}
+
 static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
 			     const git_oid *b, int depth,
 			     const struct merge_opts *opts,
-			     struct merge_stats *st)
+			     struct merge_stats *st, struct vbases *vb)
 {
 	git_oidarray bases = { NULL, 0 };
 	git_oid base_tree, ta, tb, tree, parents[2], v;
 	git_time_t wa, wb;
 	bool have_base = false;
+	char key[2 * GIT_OID_HEXSZ + 1];
+	size_t at;
 	int err, ret = E_FAIL;
 
 	if (git_oid_equal(a, b)) {
 		git_oid_cpy(out, a);
 		if (st)
 			st->kind = MERGE_SAME;
+		return 0;
+	}
+	/* a virtual base (depth > 0) merged before in this call */
+	vbases_key(key, a, b);
+	if (depth > 0 && strmap_get(&vb->pairs, key, &at)) {
+		git_oid_cpy(out, &vb->ids[at]);
 		return 0;
 	}
 	for (int k = 0; k < 2; k++) {
@@ -2004,6 +2049,8 @@ static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
 			git_oid_cpy(out, y);
 			if (st)
 				st->kind = MERGE_FAST_FORWARD;
+			if (depth > 0)
+				vbases_put(vb, key, out);
 			return 0;
 		}
 	}
@@ -2022,7 +2069,7 @@ static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
 		for (size_t i = 1; i < bases.count && depth < MAX_BASE_DEPTH; i++)
 			/* a virtual base: the bases merged, recursively */
 			if (merge_commits_rec(&v, r, &v, &bases.ids[i], depth + 1,
-					      NULL, NULL) < 0)
+					      NULL, NULL, vb) < 0)
 				goto done;
 		if (repo_commit_tree(&base_tree, r, &v) < 0)
 			goto done;
@@ -2048,6 +2095,10 @@ static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
 	}
 	ret = repo_commit(out, r, &tree, parents, 2, MERGE_MESSAGE,
 			  wa > wb ? wa : wb, MERGE_NAME, MERGE_EMAIL);
+	if (ret == 0 && depth > 0) {
+		vb->made++;
+		vbases_put(vb, key, out);
+	}
 done:
 	git_oidarray_dispose(&bases);
 	return ret;
@@ -2057,10 +2108,18 @@ int merge_commits(git_oid *out, struct repo *r, const git_oid *a,
 		  const git_oid *b, unsigned flags,
 		  const struct merge_opts *opts, struct merge_stats *stats)
 {
+	struct vbases vb = { STRMAP_INIT, NULL, 0, 0, 0 };
+	int ret;
+
 	(void)flags;
 	if (stats)
 		memset(stats, 0, sizeof *stats);
-	return merge_commits_rec(out, r, a, b, 0, opts, stats);
+	ret = merge_commits_rec(out, r, a, b, 0, opts, stats, &vb);
+	if (stats)
+		stats->virtual_merges = vb.made;
+	strmap_clear(&vb.pairs);
+	free(vb.ids);
+	return ret;
 }
 
 int merge_into_ref(git_oid *out, struct repo *r, const char *ref,

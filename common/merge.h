@@ -79,6 +79,7 @@ enum merge_kind {
 struct merge_stats {
 	enum merge_kind kind;		/* merge_commits() only */
 	size_t bases;			/* merge bases found (merge_commits) */
+	size_t virtual_merges;	/* merges of bases written (merge_commits) */
 	struct merge_counts ours;	/* changes the merge makes to ours */
 	struct merge_counts theirs;	/* ... and to theirs */
 	size_t messages;	/* messages looked at (changed on a side) */
@@ -146,7 +147,9 @@ int merge_trees(git_oid *out, struct repo *r, const git_oid *base,
  * (+0000), its message MERGE_MESSAGE.  merge_commits(a, b) and
  * merge_commits(b, a) write the same commit.  With several merge bases
  * (criss-cross histories) the bases, sorted by id, are merged into a
- * virtual base first (recursively, writing those commits as well).
+ * virtual base first (recursively, writing those commits as well; each
+ * pair of bases is merged once per call, so the work grows with the
+ * history, not with 2^levels).  stats->virtual_merges counts them.
  * Notes and stats.ours describe a ("ours"); flags is 0 (reserved).
  */
 int merge_commits(git_oid *out, struct repo *r, const git_oid *a,
