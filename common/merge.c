@@ -2137,7 +2137,7 @@ int merge_into_ref(git_oid *out, struct repo *r, const char *ref,
 	 * unsynced and made durable by one syncfs(2) before the ref moves,
 	 * not by one fsync each: 20 ms less on ext4 (bench/merge).  What a
 	 * crash cuts short meanwhile no ref names, and maildag-syncd checks
-	 * loose objects after the machine restarts (maint.h).
+	 * loose objects after the machine restarts (objects.h).
 	 */
 	was = repo_set_fsync(false);
 	ret = merge_commits(&res, r, &cur, other, 0, opts, stats);

@@ -1,272 +1,24 @@
 /*
- * maint: pack loose objects (see maint.h).
+ * maint: the daemon's packing child (see maint.h).
  */
 #include "autoconf.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <git2.h>
-
-#include "fsutil.h"
 #include "log.h"
 #include "maint.h"
+#include "objects.h"
 #include "repo.h"
-#include "xalloc.h"
-
-static bool is_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strchr("0123456789abcdef", s[i]) || !s[i])
-			return false;
-	return true;
-}
-
-/*
- * Call fn for every loose object (its id and path); stops at the first
- * non-zero return.
- */
-static int each_loose(const char *repo_path,
-		      int (*fn)(const git_oid *, const char *, void *),
-		      void *data)
-{
-	char dir[4096];
-	int r = 0;
-
-	for (int i = 0; i < 256 && r == 0; i++) {
-		DIR *d;
-		struct dirent *de;
-
-		snprintf(dir, sizeof dir, "%s/objects/%02x", repo_path, i);
-		if (!(d = opendir(dir))) {
-			if (errno == ENOENT)
-				continue;
-			return log_error("open '%s': %s", dir, strerror(errno));
-		}
-		while (r == 0 && (de = readdir(d))) {
-			char hex[GIT_OID_HEXSZ + 1], path[4200];
-			git_oid id;
-			if (strlen(de->d_name) != GIT_OID_HEXSZ - 2 ||
-			    !is_hex(de->d_name, GIT_OID_HEXSZ - 2))
-				continue;	/* tmp_obj_* and the like */
-			snprintf(hex, sizeof hex, "%02x%s", i, de->d_name);
-			if (git_oid_fromstr(&id, hex) < 0)
-				continue;
-			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-			r = fn(&id, path, data);
-		}
-		closedir(d);
-	}
-	return r;
-}
-
-static int count_one(const git_oid *id, const char *path, void *data)
-{
-	(void)id;
-	(void)path;
-	(*(size_t *)data)++;
-	return 0;
-}
-
-int maint_count_loose(const char *repo_path, size_t *n)
-{
-	*n = 0;
-	return each_loose(repo_path, count_one, n) < 0 ? E_FAIL : 0;
-}
-
-struct checking {
-	struct repo *r;
-	size_t checked, damaged;
-};
-
-static int check_one(const git_oid *id, const char *path, void *data)
-{
-	struct checking *c = data;
-	int r = repo_object_check(c->r, id, NULL);
-
-	(void)path;
-	c->checked++;
-	if (r == E_INVALID)
-		c->damaged++;
-	/* one that cannot be read now is looked at again next start */
-	return r == E_FAIL ? E_FAIL : 0;
-}
-
-#define BOOT_ID "/proc/sys/kernel/random/boot_id"
-
-/* The start of a small file as a string; "" when it cannot be read. */
-static void read_small(char *buf, size_t size, const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read_full(fd, buf, size - 1) : -1;
-
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
-int maint_check_after_boot(struct repo *r, size_t *damaged)
-{
-	struct checking c = { r, 0, 0 };
-	char boot[64], seen[64], *mark = repo_state_path(r, "boot-id");
-	int ret = 0;
-
-	*damaged = 0;
-	read_small(boot, sizeof boot, BOOT_ID);
-	read_small(seen, sizeof seen, mark);
-	if (*boot && !strcmp(boot, seen))
-		goto done;	/* checked since this machine started */
-	if (each_loose(r->path, check_one, &c) < 0) {
-		ret = E_FAIL;
-		goto done;
-	}
-	*damaged = c.damaged;
-	log_info("checked %zu loose objects after a restart of the machine: "
-		 "%zu damaged, removed", c.checked, c.damaged);
-	if (*boot && write_file_atomic(mark, boot, strlen(boot), 0600) < 0)
-		ret = E_FAIL;
-done:
-	free(mark);
-	return ret;
-}
-
-struct packing {
-	git_packbuilder *pb;
-	git_oid *ids;
-	size_t n, alloc;
-};
-
-static int insert_one(const git_oid *id, const char *path, void *data)
-{
-	struct packing *p = data;
-
-	(void)path;
-	if (git_packbuilder_insert(p->pb, id, NULL) < 0)
-		return log_error("pack %s: %s", git_oid_tostr_s(id),
-				 repo_git_error());
-	xgrow((void **)&p->ids, &p->alloc, p->n + 1, sizeof *p->ids);
-	git_oid_cpy(&p->ids[p->n++], id);
-	return 0;
-}
-
-int maint_pack_loose(const char *repo_path, size_t *packed)
-{
-	struct repo *r = NULL;
-	struct packing p = { NULL, NULL, 0, 0 };
-	size_t removed = 0;
-	int err;
-
-	struct timespec t0, t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (packed)
-		*packed = 0;
-	if ((err = repo_open(&r, repo_path, 0)) < 0)
-		return err;
-	if (git_packbuilder_new(&p.pb, r->git) < 0) {
-		err = log_error("packbuilder: %s", repo_git_error());
-		goto done;
-	}
-	git_packbuilder_set_threads(p.pb, 1);
-	if ((err = each_loose(repo_path, insert_one, &p)) < 0)
-		goto done;
-	if (!p.n)
-		goto done;
-	/* the indexer fsyncs the pack and its index (repo_global_init) */
-	if (git_packbuilder_write(p.pb, NULL, 0, NULL, NULL) < 0) {
-		err = log_error("write pack: %s", repo_git_error());
-		goto done;
-	}
-	for (size_t i = 0; i < p.n; i++) {
-		char hex[GIT_OID_HEXSZ + 1], path[4200];
-		git_oid_tostr(hex, sizeof hex, &p.ids[i]);
-		snprintf(path, sizeof path, "%s/objects/%.2s/%s", repo_path, hex,
-			 hex + 2);
-		if (unlink(path) == 0)
-			removed++;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("packed %zu loose objects into pack-%s in %.0f ms", p.n,
-		 git_oid_tostr_s(git_packbuilder_hash(p.pb)),
-		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-		 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-	if (packed)
-		*packed = removed;
-done:
-	git_packbuilder_free(p.pb);
-	free(p.ids);
-	repo_free(r);
-	return err;
-}
-
-/* Remove dir's files whose name starts with one of prefixes, if old. */
-static size_t clean_dir(const char *dir, const char *const *prefixes,
-			time_t max_age)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	time_t now = time(NULL);
-	size_t n = 0;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		char path[4200];
-		struct stat st;
-		bool match = false;
-		for (size_t i = 0; prefixes[i] && !match; i++)
-			match = !strncmp(de->d_name, prefixes[i],
-					 strlen(prefixes[i]));
-		if (!match)
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    now - st.st_mtime > max_age && unlink(path) == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-size_t maint_clean_tmp(const char *repo_path, long max_age)
-{
-	/* libgit2's (<prefix>_git2_XXXXXX) and the git CLI's (on ssh peers) */
-	static const char *const pack_tmp[] = { "pack_git2_", "tmp_pack_",
-						"tmp_idx_", "tmp_rev_", NULL };
-	static const char *const obj_tmp[] = { "tmp_object_git2_", "tmp_obj_",
-					       NULL };
-	char dir[4096];
-	size_t n;
-
-	snprintf(dir, sizeof dir, "%s/objects/pack", repo_path);
-	n = clean_dir(dir, pack_tmp, max_age);
-	snprintf(dir, sizeof dir, "%s/objects", repo_path);
-	n += clean_dir(dir, obj_tmp, max_age);
-	for (int i = 0; i < 256; i++) {
-		snprintf(dir, sizeof dir, "%s/objects/%02x", repo_path, i);
-		n += clean_dir(dir, obj_tmp, max_age);
-	}
-	if (n)
-		log_info("removed %zu temporary object files left by killed "
-			 "transfers or writers", n);
-	return n;
-}
 
 pid_t maint_start(const char *repo_path)
 {
 	size_t n;
 	pid_t pid;
 
-	if (maint_count_loose(repo_path, &n) < 0 || n <= MAINT_LOOSE_MAX)
+	if (objects_count_loose(repo_path, &n) < 0 || n <= OBJECTS_LOOSE_MAX)
 		return 0;
 	pid = fork();
 	if (pid < 0)
@@ -288,7 +40,7 @@ pid_t maint_start(const char *repo_path)
 				close(fd);
 		if (repo_global_reinit() < 0)	/* its packs' fds are closed */
 			_exit(1);
-		_exit(maint_pack_loose(repo_path, NULL) < 0 ? 1 : 0);
+		_exit(objects_pack_loose(repo_path, NULL) < 0 ? 1 : 0);
 	}
 	log_debug("packing %zu loose objects (pid %d)", n, (int)pid);
 	return pid;

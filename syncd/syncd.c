@@ -53,6 +53,7 @@
 #include "loop.h"
 #include "mailbox.h"
 #include "maint.h"
+#include "objects.h"
 #include "notify.h"
 #include "peers.h"
 #include "repo.h"
@@ -684,7 +685,7 @@ static void maintain(void *data)
 			log_warn("packing loose objects failed");
 		s->maint_pid = 0;
 	}
-	maint_clean_tmp(s->repo->path, TMP_OBJ_MAX_AGE);
+	objects_clean_tmp(s->repo->path, TMP_OBJ_MAX_AGE);
 	s->maint_pid = maint_start(s->repo->path);
 	if (s->maint_pid < 0)
 		s->maint_pid = 0;
@@ -772,7 +773,7 @@ static int start(struct syncd *s)
 	/* a rescan of 30,000 folders reads many small trees once each */
 	repo_set_cache_max((size_t)32 << 20);
 	/* what a crash cut short, before a commit could reuse it */
-	if (maint_check_after_boot(s->repo, &damaged) < 0)
+	if (objects_check_after_boot(s->repo, &damaged) < 0)
 		log_warn("could not check every loose object after a restart");
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
 	if (!opt.once)
