@@ -27,6 +27,18 @@ test_failures=0
 test_prereqs=" "
 test_name=$(basename "$0" .sh)
 
+# One run of a script at a time on this machine: a script's system users
+# (its replicas', sshd's) have fixed names, and two checkouts running the
+# same script at once would move each other's homes.  A second run waits
+# here for the first (the lock goes when the first run's shell and what
+# it started have ended; a daemon it failed to stop would hold it, hence
+# the bound).
+if [ "$(id -u)" = 0 ] && command -v flock >/dev/null 2>&1; then
+	exec 9>"/run/lock/maildag-test-$test_name.lock"
+	flock -w 1200 9 ||
+		echo "# $test_name: another run held its lock for 20 minutes; going on" >&2
+fi
+
 say() { printf '# %s\n' "$*"; }
 
 test_set_prereq() { test_prereqs="$test_prereqs$1 "; }
