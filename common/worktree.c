@@ -31,6 +31,7 @@
 #include "fnv.h"
 #include "folder.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "merge.h"
@@ -1668,69 +1669,39 @@ static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 }
 
 /*
- * maildag-lda's journal (lda.c): a delivery publishes
- * <repo>/maildag/pending/<blob id>-<key> before it renames its message
- * into new/, then waits for the writer lock; whoever holds the lock
- * commits the message after claiming the entry (renaming it to
- * "<entry>.c"), and removes it.  A delivery whose deadline passes while
- * it waits withdraws instead ("<entry>.w") and takes its message back:
- * exactly one of the two renames succeeds.  So an addition with an entry
- * is claimed here and committed as the delivery it is ("Path:" and
- * "Blob:" lines, which let the MTA's retry of the same bytes find it);
- * one being withdrawn is left out, its removal follows.
+ * A message added on disk may be a delivery of maildag-lda still in its
+ * journal (common/journal.c): one claimed here is committed as the
+ * delivery it is ("Path:" and "Blob:" lines, which let the MTA's retry
+ * of the same bytes find it); one being withdrawn is left out, its
+ * removal follows.
  */
 static void claim_deliveries(struct worktree *wt, struct scan *sc,
 			     struct strvec *claims, struct strbuf *body)
 {
-	char *dir = repo_state_path(wt->r, "pending");
-	struct strvec names = { 0 };
-	struct dirent *de;
+	char *dir = journal_dir(wt->r);
+	struct journal_snapshot js;
 	size_t w = 0;
-	DIR *d = opendir(dir);
 
-	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.')
-			strvec_push(&names, de->d_name);
-	if (d)
-		closedir(d);
+	journal_snapshot_read(&js, dir);
 	for (size_t i = 0; i < sc->add.n; i++) {
 		struct ent *a = &sc->add.v[i];
-		char hex[GIT_OID_HEXSZ + 1];
-		char *e, *c, *wd;
-		bool keep = true, mine = false;
+		char *claim = NULL;
+		enum journal_found f = journal_snapshot_claim(&claim, &js,
+							     &a->oid, a->name,
+							     a->klen);
 
-		if (!names.n) {
-			sc->add.v[w++] = *a;
-			continue;
-		}
-		git_oid_tostr(hex, sizeof hex, &a->oid);
-		e = xasprintf("%s-%.*s", hex, (int)a->klen, a->name);
-		c = xasprintf("%s.c", e);
-		wd = xasprintf("%s.w", e);
-		if (strvec_has(&names, wd)) {
-			keep = false;
-		} else if (strvec_has(&names, e)) {
-			char *from = xasprintf("%s/%s", dir, e);
-			char *to = xasprintf("%s/%s", dir, c);
-			if (rename(from, to) == 0)
-				mine = true;
-			else
-				keep = false;	/* withdrawn just now */
-			free(from);
-			free(to);
-		} else if (strvec_has(&names, c)) {
-			mine = true;	/* claimed by a committer that died */
-		}
-		if (mine) {
+		if (f == JOURNAL_FOUND_CLAIMED) {
+			char hex[GIT_OID_HEXSZ + 1];
 			struct strbuf p = STRBUF_INIT;
+			git_oid_tostr(hex, sizeof hex, &a->oid);
 			msg_path(&p, a->folder, a->sub, a->name);
 			strbuf_addf(body, "Path: %s\nBlob: %s\n", p.buf, hex);
 			strbuf_release(&p);
 			strvec_push(claims, "");
 			free(claims->v[claims->n - 1]);
-			claims->v[claims->n - 1] = xasprintf("%s/%s", dir, c);
+			claims->v[claims->n - 1] = claim;
 		}
-		if (keep) {
+		if (f != JOURNAL_FOUND_WITHDRAWN) {
 			sc->add.v[w++] = *a;
 		} else {
 			log_info("'%s' is being taken back by maildag-lda",
@@ -1738,12 +1709,9 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 			worktree_dirty_name(wt, a->folder, a->sub, a->name);
 			ent_release(a);
 		}
-		free(e);
-		free(c);
-		free(wd);
 	}
 	sc->add.n = w;
-	strvec_clear(&names);
+	journal_snapshot_release(&js);
 	free(dir);
 }
 
@@ -2009,8 +1977,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	}
 	/* the claimed deliveries are in: their journal entries go */
 	for (size_t i = 0; i < claims.n; i++)
-		if (unlink(claims.v[i]) < 0 && errno != ENOENT)
-			log_warn("unlink '%s': %s", claims.v[i], strerror(errno));
+		journal_done(claims.v[i]);
 held:
 	if (sc.later.n) {
 		if (!wt->later.n)

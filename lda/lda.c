@@ -8,14 +8,14 @@
  * an RFC 3463 code; message content is never echoed.
  *
  * Crash safety rests on two things.  Before the message is renamed into
- * new/, a journal entry <repo>/maildag/pending/<blob id> (a symlink whose
- * target is the message's path in the Maildir) is written under the
- * writer lock; it is removed once the commit is durable.  Every delivery
- * first finishes the entries it finds (their writers are dead: they would
- * hold the lock).  And a delivery whose bytes are already recorded by a
- * recent delivery commit ("Blob: <id>" in its message) stores nothing and
- * exits 0.  So a delivery killed at any point, or timed out with 75, and
- * retried by the MTA, ends with exactly one copy.
+ * new/, an entry naming it is published in the delivery journal (see
+ * common/journal.c for the protocol); whoever commits it under the
+ * writer lock removes the entry once the commit is durable, and every
+ * delivery commits all the entries it finds (group commit), finishing
+ * those of writers that died.  And a delivery whose bytes are already
+ * recorded by a recent delivery commit stores nothing and exits 0.  So a
+ * delivery killed at any point, or timed out with 75, and retried by the
+ * MTA, ends with exactly one copy.
  *
  * Quorum delivery (DESIGN section 7): with a quorum N > 1, once the
  * message is committed (or found committed by an earlier attempt) the
@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -49,6 +48,7 @@
 #include "control.h"
 #include "folder.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
@@ -77,12 +77,12 @@ static struct {
 /*
  * What the deadline handler may take back: the tmp/ file before the
  * rename; after it, the message in new/ and its journal entry, unless a
- * committer has claimed the entry (see the journal comment below).
+ * committer has claimed the entry (see common/journal.c).
  */
 static char tmp_path_for_signal[PATH_MAX];
 static char dest_for_signal[PATH_MAX];
-static char entry_for_signal[PATH_MAX];
-static char withdrawn_for_signal[PATH_MAX + 2];
+static struct journal_entry entry;		/* this delivery's */
+static volatile sig_atomic_t withdrawable;	/* entry, by the deadline */
 
 /* Print the diagnostic line and exit; never returns. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -128,12 +128,9 @@ static void withdraw(void)
 {
 	if (tmp_path_for_signal[0])
 		unlink(tmp_path_for_signal);
-	if (entry_for_signal[0] &&
-	    rename(entry_for_signal, withdrawn_for_signal) == 0) {
-		if (dest_for_signal[0])
-			unlink(dest_for_signal);
-		unlink(withdrawn_for_signal);
-	}
+	if (withdrawable)
+		journal_withdraw(&entry, dest_for_signal[0] ? dest_for_signal
+							    : NULL);
 }
 
 static void on_deadline(int sig)
@@ -407,30 +404,14 @@ done:
 }
 
 /*
- * The delivery journal and group commit.
- *
- * Every delivery, before it renames its message into new/, publishes an
- * entry <repo>/maildag/pending/<blob id>-<key> holding "<path in the
- * Maildir>\n", and keeps an flock on it for as long as it lives.  The
- * entry is written as a dot-file and renamed into place with the lock
- * already held, so an unlocked entry always means its writer is dead.
- *
- * Whoever holds the writer lock commits every entry whose message is in
- * the Maildir, in one commit, and removes those entries: deliveries that
- * queue behind the lock are committed together (group commit).  It first
- * claims each entry by renaming it to "<entry>.c"; a delivery whose
- * deadline passes while it waits withdraws its entry by renaming it to
- * "<entry>.w" and then removes its message.  Exactly one of the two
- * renames succeeds, so a message is either committed or taken back,
- * never half of each.  A delivery that gets the lock and finds neither
- * its entry nor its claim was committed by someone else; a claim left
- * behind (its committer died) is committed by the next one.  An entry whose message is not in the Maildir is left
- * alone while its writer lives (it is about to rename); a dead writer's
- * entry is finished (the mail client may have moved the message to cur/)
- * or, if the message never reached new/, dropped with its tmp/ file.
+ * The group commit.  Whoever holds the writer lock commits every
+ * journalled delivery whose message is in the Maildir, in one commit,
+ * and removes those entries: deliveries that queue behind the lock are
+ * committed together.  The journal's protocol is described in
+ * common/journal.c; what is decided here is each entry's fate.
  */
 struct pending {
-	char *entry;		/* path of the journal entry */
+	char *entry;		/* path of the claimed journal entry */
 	char *folder;		/* "" for INBOX */
 	char *sub;		/* "new" or "cur" */
 	char *name;		/* file name in the Maildir */
@@ -447,46 +428,6 @@ static void pending_release(struct pending *p)
 	free(p->sub);
 	free(p->name);
 	free(p->file);
-}
-
-/* Is the entry's writer alive (does it still hold its flock)? */
-static bool entry_owner_alive(const char *entry)
-{
-	int fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	bool alive;
-
-	if (fd < 0)
-		return false;
-	alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	close(fd);
-	return alive;
-}
-
-/*
- * Parse a journal target "[<folder>/]new/<name>" into its folder and
- * name (new strings); E_INVALID if it is not of that form.
- */
-static int parse_target(char **folder, char **name, const char *target)
-{
-	const char *slash = strrchr(target, '/');
-	size_t flen;
-
-	if (!slash || slash - target < 3 || strncmp(slash - 3, "new", 3))
-		return E_INVALID;
-	if (slash - 3 == target)
-		flen = 0;
-	else if (slash - target >= 5 && slash[-4] == '/')
-		flen = (size_t)(slash - 4 - target);
-	else
-		return E_INVALID;
-	*folder = xstrndup(target, flen);
-	*name = xstrdup(slash + 1);
-	if (!folder_dir_valid(*folder) || !maildir_name_valid(*name)) {
-		free(*folder);
-		free(*name);
-		return E_INVALID;
-	}
-	return 0;
 }
 
 /*
@@ -518,149 +459,72 @@ static char *find_in_cur(const struct mailbox *mb, const char *folder,
 	return found;
 }
 
-/*
- * Remove what a dead delivery left half-way: a ".new-<pid>" entry it did
- * not publish, or a ".w" entry it withdrew without removing its message
- * (it was killed between the two steps).  A live writer's files stay.
- */
-static void clean_dead_entry(const struct mailbox *mb, const char *dir,
-			     const char *ename)
-{
-	size_t elen = strlen(ename);
-	char *path = xasprintf("%s/%s", dir, ename);
-
-	if (!strncmp(ename, ".new-", 5)) {
-		/* its writer locks it just after creating it: give it time */
-		struct stat st;
-		if (lstat(path, &st) == 0 && st.st_mtime < time(NULL) - 600 &&
-		    !entry_owner_alive(path))
-			unlink(path);
-	} else if (elen > 2 && !strcmp(ename + elen - 2, ".w") &&
-		   !entry_owner_alive(path)) {
-		char buf[PATH_MAX], *nl, *folder, *name;
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-
-		if (fd >= 0)
-			close(fd);
-		if (n > 0 && (nl = memchr(buf, '\n', (size_t)n)) &&
-		    (*nl = '\0', parse_target(&folder, &name, buf) == 0)) {
-			char *fdir = mailbox_folder_path(mb, folder);
-			char *file = xasprintf("%s/new/%s", fdir, name);
-			unlink(file);
-			free(file);
-			free(fdir);
-			free(folder);
-			free(name);
-		}
-		unlink(path);
-	}
-	free(path);
-}
+/* What the group commit collects: the entries it is to commit. */
+struct group {
+	const struct mailbox *mb;
+	struct repo *r;
+	const git_oid *tree;	/* of refs/heads/mail */
+	struct pending *ps;
+	size_t n, alloc;
+};
 
 /*
- * Read journal entry name (in dir) into *out.  Returns 1 when it is to
- * be committed, 0 when it is to be left (its writer is still at work) or
- * was dropped, < 0 on error.
+ * Decide the fate of a claimed journal entry (journal_claim_fn): commit
+ * it (where is its message?), give it back to its writer, or drop it.
  */
-static int load_entry(struct pending *out, const struct mailbox *mb,
-		      struct repo *r, const git_oid *tree, const char *dir,
-		      const char *ename, const char *own)
+static enum journal_verdict decide(struct journal_claim *c, void *data)
 {
-	char buf[PATH_MAX], *nl, *key, *fdir;
+	struct group *g = data;
 	struct pending p = { 0 };
-	ssize_t n;
-	int fd, ret = 0;
+	enum journal_verdict v = JOURNAL_DROP;
+	char *key = xstrndup(c->name, maildir_key_len(c->name));
+	char *fdir = mailbox_folder_path(g->mb, c->folder);
 
-	size_t elen = strlen(ename);
-	bool claimed = elen > 2 && !strcmp(ename + elen - 2, ".c"), alive, mine;
-	char *unclaimed;
-
-	if (elen <= GIT_OID_HEXSZ + 1 || ename[GIT_OID_HEXSZ] != '-' ||
-	    git_oid_fromstrn(&p.blob, ename, GIT_OID_HEXSZ) < 0 ||
-	    (elen > 2 && ename[elen - 2] == '.' && !claimed))
-		return 0;	/* not an entry, or withdrawn */
-	unclaimed = xstrndup(ename, claimed ? elen - 2 : elen);
-	p.entry = xasprintf("%s/%s.c", dir, unclaimed);
-	if (!claimed) {
-		char *e = xasprintf("%s/%s", dir, unclaimed);
-		int rc = rename(e, p.entry);
-		free(e);
-		if (rc < 0) {
-			free(unclaimed);
-			pending_release(&p);
-			return 0;	/* withdrawn meanwhile */
-		}
-	}
-	fd = open(p.entry, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		free(unclaimed);
-		pending_release(&p);
-		return 0;
-	}
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0 || !(nl = memchr(buf, '\n', (size_t)n)) ||
-	    (*nl = '\0', parse_target(&p.folder, &p.name, buf) < 0)) {
-		log_warn("dropping malformed journal entry '%s'", p.entry);
-		unlink(p.entry);
-		pending_release(&p);
-		return 0;
-	}
-	key = xstrndup(p.name, maildir_key_len(p.name));
-	fdir = mailbox_folder_path(mb, p.folder);
-	p.sub = xstrdup("new");
-	p.file = xasprintf("%s/new/%s", fdir, p.name);
+	p.file = xasprintf("%s/new/%s", fdir, c->name);
 	/*
 	 * Only a dead writer's entry can name a message that is committed
 	 * already (it died after the ref moved): look in the tree for
 	 * those alone, so the usual delivery reads no shard tree here.
 	 */
-	mine = own && !strcmp(unclaimed, own);
-	alive = mine || entry_owner_alive(p.entry);
-	if (!alive && repo_tree_has_key(r, tree, p.folder, key)) {
+	if (!c->alive && repo_tree_has_key(g->r, g->tree, c->folder, key)) {
 		/* committed before its writer died, or by syncd since */
-		unlink(p.entry);
 	} else if (path_exists(p.file)) {
-		ret = 1;
-	} else if (alive && !mine) {
+		p.sub = xstrdup("new");
+		p.name = xstrdup(c->name);
+		v = JOURNAL_COMMIT;
+	} else if (c->alive && !c->mine) {
 		/* about to rename its message into new/: give it back */
-		char *e = xasprintf("%s/%s", dir, unclaimed);
-		rename(p.entry, e);
-		free(e);
-	} else if (mine && repo_tree_has_key(r, tree, p.folder, key)) {
+		v = JOURNAL_GIVE_BACK;
+	} else if (c->mine && repo_tree_has_key(g->r, g->tree, c->folder,
+						key)) {
 		/* moved by the client and committed by syncd meanwhile */
-		unlink(p.entry);
+	} else if ((p.name = find_in_cur(g->mb, c->folder, key))) {
+		/* the mail client moved it to cur/ already */
+		free(p.file);
+		p.sub = xstrdup("cur");
+		p.file = xasprintf("%s/cur/%s", fdir, p.name);
+		v = JOURNAL_COMMIT;
 	} else {
-		/* the mail client may have moved it to cur/ already */
-		char *cur_name = find_in_cur(mb, p.folder, key);
-		if (cur_name) {
-			free(p.sub);
-			free(p.name);
-			free(p.file);
-			p.sub = xstrdup("cur");
-			p.name = cur_name;
-			p.file = xasprintf("%s/cur/%s", fdir, cur_name);
-			ret = 1;
-		} else {
-			/* died before the rename, or expunged already */
-			char *tmp = xasprintf("%s/tmp/%s", fdir, key);
-			unlink(tmp);
-			free(tmp);
-			unlink(p.entry);
-		}
+		/* died before the rename, or expunged already */
+		char *tmp = xasprintf("%s/tmp/%s", fdir, key);
+		unlink(tmp);
+		free(tmp);
 	}
-	if (ret == 1) {
-		p.alive = alive;
+	if (v == JOURNAL_COMMIT) {
+		p.entry = c->path;
+		p.folder = c->folder;
+		git_oid_cpy(&p.blob, &c->blob);
+		p.alive = c->alive;
+		free(c->name);
 		log_debug("committing %s", p.name);
-		*out = p;
+		xgrow((void **)&g->ps, &g->alloc, g->n + 1, sizeof *g->ps);
+		g->ps[g->n++] = p;
 	} else {
 		pending_release(&p);
 	}
 	free(fdir);
 	free(key);
-	free(unclaimed);
-	return ret;
+	return v;
 }
 
 /*
@@ -698,45 +562,31 @@ static int check_written(struct repo *r, const git_oid *commit,
  * Commit every pending delivery whose message is in the Maildir, in one
  * commit on refs/heads/mail, record them in refs/maildag/worktree, and
  * remove their journal entries.  The caller holds the writer lock; own
- * is the name of its own entry (its flock says nothing), or NULL.
+ * is its own entry (its flock says nothing), or NULL.
  */
 static int commit_pending(struct repo *r, const struct mailbox *mb,
-			  const char *journal, const char *own)
+			  const char *journal, const struct journal_entry *own)
 {
+	struct group g = { .mb = mb, .r = r };
 	struct pending *ps = NULL;
 	struct repo_update *ups = NULL;
 	struct strbuf msg = STRBUF_INIT, *paths = NULL;
-	size_t n = 0, alloc = 0;
+	size_t n = 0;
 	git_oid head, tree, new_tree, commit, wt, wt_tree;
 	char *email = xasprintf("lda@%s", mb->cfg->node);
-	struct dirent *de;
-	DIR *d;
 	bool recovering = false;	/* a writer died: a crash, maybe */
 	int ret = E_FAIL;
 
 	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
 	    repo_commit_tree(&tree, r, &head) < 0)
 		goto done;
-	d = opendir(journal);
-	if (!d) {
-		ret = errno == ENOENT ? 0 :
-		      log_error("opendir '%s': %s", journal, strerror(errno));
+	g.tree = &tree;
+	ret = journal_claim_all(journal, mb->maildir, own, decide, &g);
+	ps = g.ps;
+	n = g.n;
+	if (ret < 0)
 		goto done;
-	}
-	while ((de = readdir(d))) {
-		struct pending p;
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' ||
-		    (len > 2 && !strcmp(de->d_name + len - 2, ".w"))) {
-			clean_dead_entry(mb, journal, de->d_name);
-			continue;
-		}
-		if (load_entry(&p, mb, r, &tree, journal, de->d_name, own) != 1)
-			continue;
-		xgrow((void **)&ps, &alloc, n + 1, sizeof *ps);
-		ps[n++] = p;
-	}
-	closedir(d);
+	ret = E_FAIL;
 	if (n == 0) {
 		ret = 0;
 		goto done;
@@ -758,7 +608,7 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 			log_warn("dropping '%s': its content is not what was "
 				 "delivered (cut short by a crash?)", ps[i].file);
 			unlink(ps[i].file);
-			unlink(ps[i].entry);
+			journal_done(ps[i].entry);
 			ps[i].dropped = true;
 		} else if (repo_object_check(r, &ps[i].blob, ps[i].file) == E_FAIL) {
 			goto done;
@@ -815,7 +665,7 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 		if (git_oid_equal(&new_tree, &tree)) {
 			/* all committed already, by a committer that then died */
 			for (size_t i = 0; i < n; i++)
-				unlink(ps[i].entry);
+				journal_done(ps[i].entry);
 			ret = 0;
 			goto done;
 		}
@@ -866,8 +716,7 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 	for (size_t i = 0; i < n; i++) {
 		log_info("delivered %s to %s as %.12s", ps[i].name,
 			 folder_display(ps[i].folder), git_oid_tostr_s(&commit));
-		if (unlink(ps[i].entry) < 0 && errno != ENOENT)
-			log_warn("unlink '%s': %s", ps[i].entry, strerror(errno));
+		journal_done(ps[i].entry);
 	}
 	ret = 0;
 done:
@@ -882,56 +731,6 @@ done:
 	free(email);
 	strbuf_release(&msg);
 	return ret;
-}
-
-/*
- * Is a delivery of this blob still in the journal (a retry of a delivery
- * that was interrupted)?
- */
-static bool blob_pending(const char *journal, const char *hex)
-{
-	struct dirent *de;
-	DIR *d = opendir(journal);
-	bool found = false;
-
-	while (d && !found && (de = readdir(d)))
-		found = !strncmp(de->d_name, hex, GIT_OID_HEXSZ) &&
-			de->d_name[GIT_OID_HEXSZ] == '-';
-	if (d)
-		closedir(d);
-	return found;
-}
-
-/*
- * Publish the journal entry for a delivery: written and locked under a
- * dot-name, then renamed into place.  Returns the open, locked fd.
- */
-static int publish_entry(const char *journal, const char *entry,
-			 const char *target)
-{
-	char *tmp = xasprintf("%s/.new-%ld", journal, (long)getpid());
-	char *line = xasprintf("%s\n", target);
-	int fd;
-
-	if (mkdir(journal, 0700) < 0 && errno != EEXIST) {
-		log_error("mkdir '%s': %s", journal, strerror(errno));
-		fd = -1;
-		goto done;
-	}
-	unlink(tmp);
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
-	    write_full(fd, line, strlen(line)) < 0 || rename(tmp, entry) < 0) {
-		log_error("journal '%s': %s", entry, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		fd = -1;
-	}
-done:
-	free(line);
-	free(tmp);
-	return fd;
 }
 
 /* Remove tmp/ files older than 36 hours (the Maildir rule). */
@@ -1034,12 +833,11 @@ int main(int argc, char **argv)
 	struct repo *repo = NULL;
 	struct timeval tv;
 	struct sigaction sa;
-	char *sender, *folder, *fdir, *key, *name, *tmp, *dest, *journal,
-	     *entry, *target, *claim;
+	char *sender, *folder, *fdir, *key, *name, *tmp, *dest, *journal;
 	char hex[GIT_OID_HEXSZ + 1];
 	long long size;
 	git_oid blob, wait_for;
-	int fd, entry_fd, r, deadline, quorum;
+	int fd, r, deadline, quorum;
 	double deadline_at;
 
 	umask(077);
@@ -1153,7 +951,7 @@ int main(int argc, char **argv)
 		fail_temp("cannot read the message back");
 	}
 	git_oid_tostr(hex, sizeof hex, &blob);
-	journal = repo_state_path(repo, "pending");
+	journal = journal_dir(repo);
 	/*
 	 * The same bytes again: a delivery interrupted after it reached the
 	 * journal (finish it), or one committed within the last days.
@@ -1165,7 +963,7 @@ int main(int argc, char **argv)
 			unlink(tmp);
 			fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
 		}
-		if (blob_pending(journal, hex) &&
+		if (journal_has_blob(journal, &blob) &&
 		    commit_pending(repo, mb, journal, NULL) < 0) {
 			unlink(tmp);
 			fail_temp("cannot finish an interrupted delivery");
@@ -1194,14 +992,14 @@ int main(int argc, char **argv)
 	}
 	name = xasprintf("%s,S=%lld", key, size);
 	dest = xasprintf("%s/new/%s", fdir, name);
-	target = *folder ? xasprintf("%s/new/%s", folder, name)
-			 : xasprintf("new/%s", name);
-	entry = xasprintf("%s/%s-%s", journal, hex, key);
-	entry_fd = publish_entry(journal, entry, target);
-	if (entry_fd < 0) {
+	r = strlen(dest) >= sizeof dest_for_signal ? E_INVALID :
+	    journal_publish(&entry, journal, &blob, key, folder, name);
+	if (r < 0)
 		unlink(tmp);
+	if (r == E_INVALID)
+		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
+	if (r < 0)
 		fail_temp("cannot write the journal");
-	}
 	/*
 	 * Before the lock, so a big message does not hold up the others:
 	 * deliveries compress their blobs in parallel.  Synced with the
@@ -1212,25 +1010,17 @@ int main(int argc, char **argv)
 		if (repo_blob_from_file(&written, repo, tmp) < 0 ||
 		    !git_oid_equal(&written, &blob)) {
 			unlink(tmp);
-			unlink(entry);
+			journal_entry_remove(&entry);
 			fail_temp("cannot store the message");
 		}
 	}
-	if (strlen(dest) >= sizeof dest_for_signal ||
-	    strlen(entry) >= sizeof entry_for_signal) {
-		unlink(tmp);
-		unlink(entry);
-		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
-	}
 	strcpy(dest_for_signal, dest);
-	snprintf(withdrawn_for_signal, sizeof withdrawn_for_signal, "%s.w",
-		 entry);
-	strcpy(entry_for_signal, entry);
+	withdrawable = 1;
 	if (rename(tmp, dest) < 0) {
 		log_error("rename '%s': %s", tmp, strerror(errno));
-		entry_for_signal[0] = '\0';
+		withdrawable = 0;
 		unlink(tmp);
-		unlink(entry);
+		journal_entry_remove(&entry);
 		fail_temp("cannot move the message into new/");
 	}
 	/*
@@ -1244,13 +1034,11 @@ int main(int argc, char **argv)
 	if (repo_lock(repo, -1) < 0)
 		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
 	/* the deadline can no longer take it back: we are the committer */
-	entry_for_signal[0] = '\0';
-	claim = xasprintf("%s.c", entry);
-	if (!path_exists(entry) && !path_exists(claim)) {
+	withdrawable = 0;
+	if (!journal_entry_present(&entry)) {
 		log_debug("committed by another delivery");
-	} else if (commit_pending(repo, mb, journal,
-				  entry + strlen(journal) + 1) < 0 ||
-		   path_exists(entry) || path_exists(claim)) {
+	} else if (commit_pending(repo, mb, journal, &entry) < 0 ||
+		   journal_entry_present(&entry)) {
 		git_oid head, tree;
 		/*
 		 * Not committed: take the message back out of new/ so the
@@ -1261,12 +1049,10 @@ int main(int argc, char **argv)
 		    repo_commit_tree(&tree, repo, &head) == 0 &&
 		    !repo_tree_has_key(repo, &tree, folder, key)) {
 			unlink(dest);
-			unlink(entry);
-			unlink(claim);
+			journal_entry_remove(&entry);
 			fail_temp("cannot commit the message");
 		}
-		unlink(entry);
-		unlink(claim);
+		journal_entry_remove(&entry);
 		log_warn("commit reported an error but the message is "
 			 "committed");
 	}
@@ -1274,10 +1060,7 @@ int main(int argc, char **argv)
 	if (quorum > 1 && repo_ref_read(&wait_for, repo, REF_MAIL) < 0)
 		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
 		     why("cannot read the commit to wait for"));
-	close(entry_fd);
-	free(claim);
-	free(entry);
-	free(target);
+	journal_entry_close(&entry);
 	free(dest);
 	free(name);
 delivered:

@@ -133,6 +133,24 @@ test_expect_success 'hostile extensions never become paths' '
 	test_repo_consistent
 '
 
+# a host name of one letter gives keys that end in ".<letter>", as the
+# journal's own suffixes do: a delivery is still committed (root only:
+# the name is set in a UTS namespace of its own)
+if [ "$(id -u)" = 0 ] && unshare --uts true 2>/dev/null; then
+	test_set_prereq UTSNS
+fi
+test_expect_success UTSNS 'a delivery on a host named with one letter is committed' '
+	test_message shorthost >short.msg &&
+	unshare --uts sh -c '\''hostname w && exec "$@"'\'' - \
+		setpriv --reuid="$TEST_USER" --regid="$TEST_USER" --init-groups \
+		env HOME="$USER_HOME" USER="$TEST_USER" LOGNAME="$TEST_USER" \
+		PATH="$PATH" maildag-lda <short.msg &&
+	f=$(grep -l "test message shorthost" $(new_files)) &&
+	case "$f" in *Q1.w,S=*) ;; *) false;; esac &&
+	tree_files | grep -q "/$(basename "$f")\$" &&
+	test -z "$(ls -A "$REPO/maildag/pending")"
+'
+
 test_expect_success 'maildag init refuses an existing repository' '
 	test_expect_code 73 as_user maildag init
 '
