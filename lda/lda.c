@@ -13,9 +13,9 @@
  * writer lock removes the entry once the commit is durable, and every
  * delivery commits all the entries it finds (group commit), finishing
  * those of writers that died.  And a delivery whose bytes are already
- * recorded by a recent delivery commit stores nothing and exits 0.  So a
- * delivery killed at any point, or timed out with 75, and retried by the
- * MTA, ends with exactly one copy.
+ * recorded by a recent delivery commit (common/delivery.c) stores
+ * nothing and exits 0.  So a delivery killed at any point, or timed out
+ * with 75, and retried by the MTA, ends with exactly one copy.
  *
  * Quorum delivery (DESIGN section 7): with a quorum N > 1, once the
  * message is committed (or found committed by an earlier attempt) the
@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "delivery.h"
 #include "folder.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -54,6 +55,7 @@
 #include "maildir_name.h"
 #include "repo.h"
 #include "strbuf.h"
+#include "worktree.h"
 #include "xalloc.h"
 
 #define DEDUP_WINDOW (7 * 24 * 3600)	/* how far back a retry is recognised */
@@ -459,14 +461,30 @@ static char *find_in_cur(const struct mailbox *mb, const char *folder,
 	return found;
 }
 
-/* What the group commit collects: the entries it is to commit. */
+/* What the group commit collects, then writes. */
 struct group {
 	const struct mailbox *mb;
 	struct repo *r;
-	const git_oid *tree;	/* of refs/heads/mail */
-	struct pending *ps;
+	git_oid head, tree;	/* refs/heads/mail before, and its tree */
+	struct pending *ps;	/* the deliveries to commit */
 	size_t n, alloc;
+	bool recovering;	/* a writer died: a crash, maybe */
+	struct repo_update *ups;	/* their tree paths and blobs */
+	struct strbuf *paths;
+	git_oid new_tree, commit;	/* what was written */
 };
+
+static void group_release(struct group *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		pending_release(&g->ps[i]);
+		if (g->paths)
+			strbuf_release(&g->paths[i]);
+	}
+	free(g->paths);
+	free(g->ps);
+	free(g->ups);
+}
 
 /*
  * Decide the fate of a claimed journal entry (journal_claim_fn): commit
@@ -486,7 +504,7 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
 	 * already (it died after the ref moved): look in the tree for
 	 * those alone, so the usual delivery reads no shard tree here.
 	 */
-	if (!c->alive && repo_tree_has_key(g->r, g->tree, c->folder, key)) {
+	if (!c->alive && repo_tree_has_key(g->r, &g->tree, c->folder, key)) {
 		/* committed before its writer died, or by syncd since */
 	} else if (path_exists(p.file)) {
 		p.sub = xstrdup("new");
@@ -495,7 +513,7 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
 	} else if (c->alive && !c->mine) {
 		/* about to rename its message into new/: give it back */
 		v = JOURNAL_GIVE_BACK;
-	} else if (c->mine && repo_tree_has_key(g->r, g->tree, c->folder,
+	} else if (c->mine && repo_tree_has_key(g->r, &g->tree, c->folder,
 						key)) {
 		/* moved by the client and committed by syncd meanwhile */
 	} else if ((p.name = find_in_cur(g->mb, c->folder, key))) {
@@ -559,6 +577,120 @@ static int check_written(struct repo *r, const git_oid *commit,
 }
 
 /*
+ * A dead writer's message and blob were maybe never synced: after a
+ * crash either can be cut short.  Such a message was never acknowledged,
+ * so the MTA will bring it again: drop it.
+ */
+static int drop_cut_short(struct group *g)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < g->n; i++) {
+		struct pending *p = &g->ps[i];
+		git_oid id;
+		if (p->alive)
+			continue;
+		g->recovering = true;
+		if (repo_blob_hash_file(&id, p->file) < 0)
+			return E_FAIL;
+		if (!git_oid_equal(&id, &p->blob)) {
+			log_warn("dropping '%s': its content is not what was "
+				 "delivered (cut short by a crash?)", p->file);
+			unlink(p->file);
+			journal_done(p->entry);
+			p->dropped = true;
+		} else if (repo_object_check(g->r, &p->blob, p->file) == E_FAIL) {
+			return E_FAIL;
+		}
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->ps[i].dropped)
+			pending_release(&g->ps[i]);
+		else
+			g->ps[w++] = g->ps[i];
+	}
+	g->n = w;
+	return 0;
+}
+
+#define ALL_COMMITTED 1
+
+/*
+ * Write the trees and the commit of the group: 0, ALL_COMMITTED when the
+ * tree already holds every message (a committer died after its commit),
+ * or E_FAIL.  After a crash, a tree or commit of the same content may
+ * have been left by the attempt that died, cut short: when recovering,
+ * what was written is checked, and written again if it was damaged.
+ */
+static int write_group(struct group *g, const char *email)
+{
+	struct delivery_record rec = DELIVERY_RECORD_INIT;
+	struct strbuf msg = STRBUF_INIT;
+	int ret = E_FAIL;
+
+	g->ups = xcalloc(g->n, sizeof *g->ups);
+	g->paths = xcalloc(g->n, sizeof *g->paths);
+	for (size_t i = 0; i < g->n; i++) {
+		struct pending *p = &g->ps[i];
+		strbuf_init(&g->paths[i], 0);
+		/* a writer that died early may not have stored the blob */
+		if (!repo_object_exists(g->r, &p->blob) &&
+		    repo_blob_from_file(&p->blob, g->r, p->file) < 0)
+			goto done;
+		tree_message_path(&g->paths[i], p->folder, p->sub, p->name);
+		g->ups[i].path = g->paths[i].buf;
+		g->ups[i].blob = &p->blob;
+		delivery_record_add(&rec, p->folder, g->paths[i].buf, &p->blob);
+	}
+	delivery_record_message(&msg, &rec, NULL);
+	for (int pass = 0;; pass++) {
+		int c = 0;
+		if (repo_tree_update(&g->new_tree, g->r, &g->tree, g->ups,
+				     g->n) < 0)
+			goto done;
+		if (git_oid_equal(&g->new_tree, &g->tree)) {
+			ret = ALL_COMMITTED;
+			goto done;
+		}
+		if (repo_commit(&g->commit, g->r, &g->new_tree, &g->head, 1,
+				msg.buf, -1, "maildag-lda", email) < 0)
+			goto done;
+		if (!g->recovering ||
+		    (c = check_written(g->r, &g->commit, &g->new_tree, g->ups,
+				       g->n)) == 0)
+			break;
+		if (c != E_INVALID || pass == 3)
+			goto done;
+		/* a damaged object was removed: write it again */
+	}
+	ret = 0;
+done:
+	delivery_record_release(&rec);
+	strbuf_release(&msg);
+	return ret;
+}
+
+/*
+ * Make everything durable with one syncfs(2): the messages and their
+ * renames into new/, the blobs, the trees and the commit, of every
+ * delivery in the group.  One flush for all, while the others wait for
+ * the lock, where syncing each file would cost one journal commit each.
+ */
+static int make_durable(struct repo *r, const struct mailbox *mb)
+{
+	struct stat rs, ms;
+
+	if (repo_syncfs(r) < 0)
+		return E_FAIL;
+	/* the messages are in the Maildir: its file system too */
+	if (stat(r->path, &rs) < 0 || stat(mb->maildir, &ms) < 0)
+		return log_error("stat '%s': %s", mb->maildir, strerror(errno));
+	if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
+		return E_FAIL;
+	return 0;
+}
+
+/*
  * Commit every pending delivery whose message is in the Maildir, in one
  * commit on refs/heads/mail, record them in refs/maildag/worktree, and
  * remove their journal entries.  The caller holds the writer lock; own
@@ -568,168 +700,43 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 			  const char *journal, const struct journal_entry *own)
 {
 	struct group g = { .mb = mb, .r = r };
-	struct pending *ps = NULL;
-	struct repo_update *ups = NULL;
-	struct strbuf msg = STRBUF_INIT, *paths = NULL;
-	size_t n = 0;
-	git_oid head, tree, new_tree, commit, wt, wt_tree;
 	char *email = xasprintf("lda@%s", mb->cfg->node);
-	bool recovering = false;	/* a writer died: a crash, maybe */
 	int ret = E_FAIL;
 
-	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
-	    repo_commit_tree(&tree, r, &head) < 0)
+	if (repo_ref_read(&g.head, r, REF_MAIL) < 0 ||
+	    repo_commit_tree(&g.tree, r, &g.head) < 0)
 		goto done;
-	g.tree = &tree;
-	ret = journal_claim_all(journal, mb->maildir, own, decide, &g);
-	ps = g.ps;
-	n = g.n;
-	if (ret < 0)
+	if ((ret = journal_claim_all(journal, mb->maildir, own, decide,
+				     &g)) < 0 ||
+	    (ret = drop_cut_short(&g)) < 0 || g.n == 0)
+		goto done;
+	ret = write_group(&g, email);
+	if (ret == ALL_COMMITTED) {
+		for (size_t i = 0; i < g.n; i++)
+			journal_done(g.ps[i].entry);
+		ret = 0;
+		goto done;
+	}
+	if (ret < 0 || (ret = make_durable(r, mb)) < 0)
 		goto done;
 	ret = E_FAIL;
-	if (n == 0) {
-		ret = 0;
-		goto done;
-	}
-
-	/*
-	 * A dead writer's message and blob were maybe never synced: after
-	 * a crash either can be cut short.  Such a message was never
-	 * acknowledged, so the MTA will bring it again: drop it.
-	 */
-	for (size_t i = 0; i < n; i++) {
-		git_oid id;
-		if (ps[i].alive)
-			continue;
-		recovering = true;
-		if (repo_blob_hash_file(&id, ps[i].file) < 0)
-			goto done;
-		if (!git_oid_equal(&id, &ps[i].blob)) {
-			log_warn("dropping '%s': its content is not what was "
-				 "delivered (cut short by a crash?)", ps[i].file);
-			unlink(ps[i].file);
-			journal_done(ps[i].entry);
-			ps[i].dropped = true;
-		} else if (repo_object_check(r, &ps[i].blob, ps[i].file) == E_FAIL) {
-			goto done;
-		}
-	}
-	{
-		size_t w = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (ps[i].dropped)
-				pending_release(&ps[i]);
-			else
-				ps[w++] = ps[i];
-		}
-		n = w;
-	}
-	if (n == 0) {
-		ret = 0;
-		goto done;
-	}
-
-	ups = xcalloc(n, sizeof *ups);
-	paths = xcalloc(n, sizeof *paths);
-	if (n == 1)
-		strbuf_addf(&msg, "deliver to %s\n\n", folder_display(ps[0].folder));
-	else
-		strbuf_addf(&msg, "deliver %zu messages\n\n", n);
-	for (size_t i = 0; i < n; i++) {
-		char hex[GIT_OID_HEXSZ + 1];
-
-		/* a writer that died early may not have stored the blob */
-		if (!repo_object_exists(r, &ps[i].blob) &&
-		    repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
-			goto done;
-		strbuf_init(&paths[i], 0);
-		tree_message_path(&paths[i], ps[i].folder, ps[i].sub, ps[i].name);
-		ups[i].path = paths[i].buf;
-		ups[i].blob = &ps[i].blob;
-		git_oid_tostr(hex, sizeof hex, &ps[i].blob);
-		strbuf_addf(&msg, "Path: %s\nBlob: %s\n", paths[i].buf, hex);
-	}
-	/*
-	 * Write the trees and the commit, then make everything durable
-	 * with one syncfs(2): the messages and their renames into new/, the
-	 * blobs, the trees and the commit, of every delivery in this group.
-	 * One flush for all, while the others wait for the lock, where
-	 * syncing each file would cost one journal commit each.  After a
-	 * crash, a tree or commit of the same content may have been left
-	 * by the attempt that died, cut short: those are checked first.
-	 */
-	for (int pass = 0;; pass++) {
-		int c = 0;
-		if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0)
-			goto done;
-		if (git_oid_equal(&new_tree, &tree)) {
-			/* all committed already, by a committer that then died */
-			for (size_t i = 0; i < n; i++)
-				journal_done(ps[i].entry);
-			ret = 0;
-			goto done;
-		}
-		if (repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
-				"maildag-lda", email) < 0)
-			goto done;
-		if (!recovering ||
-		    (c = check_written(r, &commit, &new_tree, ups, n)) == 0)
-			break;
-		if (c != E_INVALID || pass == 3)
-			goto done;
-		/* a damaged object was removed: write it again */
-	}
-	if (repo_syncfs(r) < 0)
-		goto done;
-	{
-		struct stat rs, ms;
-		/* the messages are in the Maildir: its file system too */
-		if (stat(r->path, &rs) < 0 || stat(mb->maildir, &ms) < 0) {
-			log_error("stat '%s': %s", mb->maildir, strerror(errno));
-			goto done;
-		}
-		if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
-			goto done;
-	}
-	if (repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0 ||
+	if (repo_ref_cas(r, REF_MAIL, &g.commit, &g.head,
+			 "maildag-lda: deliver") < 0 ||
 	    repo_sync_ref(r, REF_MAIL) < 0)
 		goto done;
-
-	/*
-	 * The disk now also holds these files: say so, and no more.  Not
-	 * synced: if this is lost, maildag-syncd finds the files on disk
-	 * and commits them again, which changes nothing.
-	 */
-	if (repo_ref_read(&wt, r, REF_WORKTREE) == 0 &&
-	    repo_commit_tree(&wt_tree, r, &wt) == 0) {
-		git_oid wt_new = commit, t;
-		if (!git_oid_equal(&wt_tree, &tree) &&
-		    (repo_tree_update(&t, r, &wt_tree, ups, n) < 0 ||
-		     repo_commit(&wt_new, r, &t, &wt, 1, "worktree: delivery\n",
-				 -1, "maildag-lda", email) < 0))
-			log_warn("could not record the delivery in '%s'",
-				 REF_WORKTREE);
-		else if (repo_ref_cas(r, REF_WORKTREE, &wt_new, &wt,
-				      "maildag-lda: deliver") < 0)
-			log_warn("could not move '%s'", REF_WORKTREE);
-	}
-	for (size_t i = 0; i < n; i++) {
-		log_info("delivered %s to %s as %.12s", ps[i].name,
-			 folder_display(ps[i].folder), git_oid_tostr_s(&commit));
-		journal_done(ps[i].entry);
+	/* the disk now also holds these files: say so, and no more */
+	worktree_record_added(r, &g.tree, &g.commit, g.ups, g.n,
+			      "maildag-lda", email);
+	for (size_t i = 0; i < g.n; i++) {
+		log_info("delivered %s to %s as %.12s", g.ps[i].name,
+			 folder_display(g.ps[i].folder),
+			 git_oid_tostr_s(&g.commit));
+		journal_done(g.ps[i].entry);
 	}
 	ret = 0;
 done:
-	for (size_t i = 0; i < n; i++) {
-		pending_release(&ps[i]);
-		if (paths)
-			strbuf_release(&paths[i]);
-	}
-	free(paths);
-	free(ps);
-	free(ups);
+	group_release(&g);
 	free(email);
-	strbuf_release(&msg);
 	return ret;
 }
 
@@ -827,18 +834,29 @@ static void wait_quorum(const struct mailbox *mb, const git_oid *commit,
 	     "acknowledged within %d s", quorum, nacked, acks, timeout);
 }
 
-int main(int argc, char **argv)
-{
-	struct mailbox *mb = NULL;
-	struct repo *repo = NULL;
-	struct timeval tv;
-	struct sigaction sa;
-	char *sender, *folder, *fdir, *key, *name, *tmp, *dest, *journal;
-	char hex[GIT_OID_HEXSZ + 1];
+/* One delivery, as main's steps carry it on. */
+struct lda {
+	struct mailbox *mb;
+	struct repo *repo;
+	char *sender;		/* for Return-Path, or NULL */
+	char *folder;		/* where to deliver: "" INBOX, ".Name" */
+	char *fdir;		/* its directory */
+	char *key;		/* the message's unique part */
+	struct timeval tv;	/* the time in the key */
+	char *tmp;		/* its file in tmp/ */
 	long long size;
-	git_oid blob, wait_for;
-	int fd, r, deadline, quorum;
-	double deadline_at;
+	git_oid blob;		/* its bytes */
+	char *journal;
+	int quorum;
+	double deadline_at;	/* mono_now() time */
+	git_oid wait_for;	/* the commit quorum waits on */
+};
+
+/* Before the message: options, the mailbox, the deadline, the folder. */
+static void start(struct lda *d, int argc, char **argv)
+{
+	struct sigaction sa;
+	int r, deadline;
 
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
@@ -854,148 +872,178 @@ int main(int argc, char **argv)
 		fail(EX_TEMPFAIL, "4.3.0", "refusing to deliver as root; "
 		     "configure the MTA to run maildag-lda as the recipient");
 
-	r = mailbox_open(&mb, opt.config, 0);
+	r = mailbox_open(&d->mb, opt.config, 0);
 	if (r == E_NOTFOUND)
 		fail(EX_NOUSER, "5.1.1", "%s", why("no such mailbox"));
 	if (r < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("configuration error"));
 
 	/* our own deadline, below the MTA's: nothing is promised before it */
-	deadline = opt.deadline > 0 ? opt.deadline : mb->cfg->lda_deadline;
+	deadline = opt.deadline > 0 ? opt.deadline : d->mb->cfg->lda_deadline;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_deadline;
 	sigaction(SIGALRM, &sa, NULL);
-	deadline_at = mono_now() + deadline;
+	d->deadline_at = mono_now() + deadline;
 	alarm((unsigned)deadline);
-	quorum = opt.quorum > 0 ? opt.quorum : mb->cfg->quorum;
+	d->quorum = opt.quorum > 0 ? opt.quorum : d->mb->cfg->quorum;
 
 	if (opt.recipient)
 		log_debug("recipient %s", opt.recipient);
-	sender = envelope_sender();
+	d->sender = envelope_sender();
 
-	if (!path_exists(mb->maildir)) {
-		if (opt.no_create || !mb->cfg->create)
+	if (!path_exists(d->mb->maildir)) {
+		if (opt.no_create || !d->mb->cfg->create)
 			fail(EX_NOUSER, "5.1.1", "mailbox '%s' does not exist",
-			     mb->maildir);
-		if (mailbox_create_folder(mb, "") < 0)
+			     d->mb->maildir);
+		if (mailbox_create_folder(d->mb, "") < 0)
 			fail_temp("cannot create the Maildir");
 	}
-	r = check_safe_owner(mb->maildir, mb->uid);
-	if (r < 0)
+	if (check_safe_owner(d->mb->maildir, d->mb->uid) < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("unsafe Maildir"));
-	if (path_exists(mb->repository) &&
-	    check_safe_owner(mb->repository, mb->uid) < 0)
+	if (path_exists(d->mb->repository) &&
+	    check_safe_owner(d->mb->repository, d->mb->uid) < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("unsafe repository"));
 
-	folder = choose_folder(mb);
-	if (mailbox_create_folder(mb, folder) < 0)
+	d->folder = choose_folder(d->mb);
+	if (mailbox_create_folder(d->mb, d->folder) < 0)
 		fail_temp("cannot create the folder");
-	fdir = mailbox_folder_path(mb, folder);
+	d->fdir = mailbox_folder_path(d->mb, d->folder);
+}
 
-	/*
-	 * 1. the message into tmp/, synced: a name in new/ only ever shows
-	 * a whole message, also after a crash, to the mail client too.
-	 */
-	key = new_key(&tv);
-	tmp = xasprintf("%s/tmp/%s", fdir, key);
-	if (strlen(tmp) >= sizeof tmp_path_for_signal)
+/*
+ * 1. The message into tmp/, synced: a name in new/ only ever shows a
+ * whole message, also after a crash, to the mail client too.
+ */
+static void write_tmp(struct lda *d)
+{
+	int fd, r;
+
+	d->key = new_key(&d->tv);
+	d->tmp = xasprintf("%s/tmp/%s", d->fdir, d->key);
+	if (strlen(d->tmp) >= sizeof tmp_path_for_signal)
 		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = open(d->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("open '%s': %s", tmp, strerror(errno));
+		log_error("open '%s': %s", d->tmp, strerror(errno));
 		fail_temp("cannot write the message");
 	}
-	strcpy(tmp_path_for_signal, tmp);
-	r = copy_message(fd, sender, mb->cfg->size_limit, &size);
+	strcpy(tmp_path_for_signal, d->tmp);
+	r = copy_message(fd, d->sender, d->mb->cfg->size_limit, &d->size);
 	if (r == E_PERM) {
 		close(fd);
-		unlink(tmp);
+		unlink(d->tmp);
 		fail(EX_NOPERM, "5.2.3", "message larger than the limit of %lld "
-		     "bytes", mb->cfg->size_limit);
+		     "bytes", d->mb->cfg->size_limit);
 	}
 	if (r < 0) {
-		log_error("write '%s': %s", tmp, strerror(errno));
+		log_error("write '%s': %s", d->tmp, strerror(errno));
 		close(fd);
-		unlink(tmp);
+		unlink(d->tmp);
 		fail_temp("cannot write the message");
 	}
 	{
 		/* the name's time is the message's time (IMAP INTERNALDATE) */
-		struct timespec ts[2] = { { tv.tv_sec, 0 }, { tv.tv_sec, 0 } };
+		struct timespec ts[2] = { { d->tv.tv_sec, 0 },
+					  { d->tv.tv_sec, 0 } };
 		futimens(fd, ts);
 	}
 	if (fsync(fd) < 0 || close(fd) < 0) {
-		log_error("fsync '%s': %s", tmp, strerror(errno));
-		unlink(tmp);
+		log_error("fsync '%s': %s", d->tmp, strerror(errno));
+		unlink(d->tmp);
 		fail_temp("cannot write the message");
 	}
+}
 
-	/* 2. the blob, then the journal entry, then the rename into new/ */
+/* The repository, and the id of the message's bytes. */
+static void open_repo(struct lda *d)
+{
+	const struct config *cfg = d->mb->cfg;
+	int r;
+
 	/*
 	 * libgit2 syncs nothing here: the LDA syncs what it wrote in
 	 * batches (see commit_pending), far fewer journal commits.
 	 */
-	r = repo_open(&repo, mb->repository, REPO_NO_FSYNC |
-		      (opt.no_create || !mb->cfg->create ? 0 : REPO_CREATE));
+	r = repo_open(&d->repo, d->mb->repository, REPO_NO_FSYNC |
+		      (opt.no_create || !cfg->create ? 0 : REPO_CREATE));
 	if (r == E_NOTFOUND) {
-		unlink(tmp);
+		unlink(d->tmp);
 		fail(EX_NOUSER, "5.1.1", "repository '%s' does not exist",
-		     mb->repository);
+		     d->mb->repository);
 	}
 	if (r < 0) {
-		unlink(tmp);
+		unlink(d->tmp);
 		fail_temp("cannot open the repository");
 	}
-	if (repo_blob_hash_file(&blob, tmp) < 0) {
-		unlink(tmp);
+	if (repo_blob_hash_file(&d->blob, d->tmp) < 0) {
+		unlink(d->tmp);
 		fail_temp("cannot read the message back");
 	}
-	git_oid_tostr(hex, sizeof hex, &blob);
-	journal = journal_dir(repo);
-	/*
-	 * The same bytes again: a delivery interrupted after it reached the
-	 * journal (finish it), or one committed within the last days.
-	 * Under the lock, so that a commit seen is a synced one.
-	 */
-	if (repo_object_exists(repo, &blob)) {
-		bool done;
-		if (repo_lock(repo, -1) < 0) {
-			unlink(tmp);
-			fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
-		}
-		if (journal_has_blob(journal, &blob) &&
-		    commit_pending(repo, mb, journal, NULL) < 0) {
-			unlink(tmp);
-			fail_temp("cannot finish an interrupted delivery");
-		}
-		/* and the commit that holds it, to wait for quorum on */
-		done = repo_delivery_commit(&wait_for, repo, &blob,
-					    DEDUP_WINDOW) == 0;
-		repo_unlock(repo);
-		if (done) {
-			unlink(tmp);
-			tmp_path_for_signal[0] = '\0';
-			log_info("already delivered (blob %.12s); not stored "
-				 "again", hex);
-			goto delivered;
-		}
-		/*
-		 * Not committed: a blob left by a delivery that never
-		 * finished, which a crash may have cut short before the
-		 * sync.  Checked, and removed if damaged, so it is written
-		 * again below.
-		 */
-		if (repo_object_check(repo, &blob, tmp) == E_FAIL) {
-			unlink(tmp);
-			fail_temp("cannot read the repository");
-		}
+	d->journal = journal_dir(d->repo);
+}
+
+/*
+ * Before 2: the same bytes again?  A delivery interrupted after it
+ * reached the journal (finish it), or one committed within the last days
+ * (then nothing is stored, and true is returned).  Under the lock, so
+ * that a commit seen is a synced one.
+ */
+static bool already_delivered(struct lda *d)
+{
+	bool done;
+
+	if (!repo_object_exists(d->repo, &d->blob))
+		return false;
+	if (repo_lock(d->repo, -1) < 0) {
+		unlink(d->tmp);
+		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
 	}
-	name = xasprintf("%s,S=%lld", key, size);
-	dest = xasprintf("%s/new/%s", fdir, name);
+	if (journal_has_blob(d->journal, &d->blob) &&
+	    commit_pending(d->repo, d->mb, d->journal, NULL) < 0) {
+		unlink(d->tmp);
+		fail_temp("cannot finish an interrupted delivery");
+	}
+	/* and the commit that holds it, to wait for quorum on */
+	done = delivery_find_recent(&d->wait_for, d->repo, &d->blob,
+				    DEDUP_WINDOW) == 0;
+	repo_unlock(d->repo);
+	if (done) {
+		unlink(d->tmp);
+		tmp_path_for_signal[0] = '\0';
+		log_info("already delivered (blob %.12s); not stored again",
+			 git_oid_tostr_s(&d->blob));
+		return true;
+	}
+	/*
+	 * Not committed: a blob left by a delivery that never finished,
+	 * which a crash may have cut short before the sync.  Checked, and
+	 * removed if damaged, so it is written again.
+	 */
+	if (repo_object_check(d->repo, &d->blob, d->tmp) == E_FAIL) {
+		unlink(d->tmp);
+		fail_temp("cannot read the repository");
+	}
+	return false;
+}
+
+/*
+ * 2. The journal entry, the blob, then the rename into new/.  From then
+ * a retry finds the journal entry, not the tmp file.  The message, its
+ * blob and the rename are synced by whoever commits it, with the
+ * commit's objects: nothing is promised before that.
+ */
+static void publish(struct lda *d)
+{
+	char *name = xasprintf("%s,S=%lld", d->key, d->size);
+	char *dest = xasprintf("%s/new/%s", d->fdir, name);
+	git_oid written;
+	int r;
+
 	r = strlen(dest) >= sizeof dest_for_signal ? E_INVALID :
-	    journal_publish(&entry, journal, &blob, key, folder, name);
+	    journal_publish(&entry, d->journal, &d->blob, d->key, d->folder,
+			    name);
 	if (r < 0)
-		unlink(tmp);
+		unlink(d->tmp);
 	if (r == E_INVALID)
 		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
 	if (r < 0)
@@ -1005,39 +1053,39 @@ int main(int argc, char **argv)
 	 * deliveries compress their blobs in parallel.  Synced with the
 	 * commit.
 	 */
-	{
-		git_oid written;
-		if (repo_blob_from_file(&written, repo, tmp) < 0 ||
-		    !git_oid_equal(&written, &blob)) {
-			unlink(tmp);
-			journal_entry_remove(&entry);
-			fail_temp("cannot store the message");
-		}
+	if (repo_blob_from_file(&written, d->repo, d->tmp) < 0 ||
+	    !git_oid_equal(&written, &d->blob)) {
+		unlink(d->tmp);
+		journal_entry_remove(&entry);
+		fail_temp("cannot store the message");
 	}
 	strcpy(dest_for_signal, dest);
 	withdrawable = 1;
-	if (rename(tmp, dest) < 0) {
-		log_error("rename '%s': %s", tmp, strerror(errno));
+	if (rename(d->tmp, dest) < 0) {
+		log_error("rename '%s': %s", d->tmp, strerror(errno));
 		withdrawable = 0;
-		unlink(tmp);
+		unlink(d->tmp);
 		journal_entry_remove(&entry);
 		fail_temp("cannot move the message into new/");
 	}
-	/*
-	 * From here a retry finds the journal entry, not the tmp file.  The
-	 * message, its blob and the rename are synced by whoever commits
-	 * it, with the commit's objects: nothing is promised before that.
-	 */
 	tmp_path_for_signal[0] = '\0';
+	free(dest);
+	free(name);
+}
 
-	/* 3. under the writer lock: commit ours and whatever else waits */
-	if (repo_lock(repo, -1) < 0)
+/*
+ * 3. Under the writer lock: commit ours and whatever else waits, unless
+ * another delivery did already.  The lock is left held.
+ */
+static void commit(struct lda *d)
+{
+	if (repo_lock(d->repo, -1) < 0)
 		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
 	/* the deadline can no longer take it back: we are the committer */
 	withdrawable = 0;
 	if (!journal_entry_present(&entry)) {
 		log_debug("committed by another delivery");
-	} else if (commit_pending(repo, mb, journal, &entry) < 0 ||
+	} else if (commit_pending(d->repo, d->mb, d->journal, &entry) < 0 ||
 		   journal_entry_present(&entry)) {
 		git_oid head, tree;
 		/*
@@ -1045,10 +1093,10 @@ int main(int argc, char **argv)
 		 * retry is the only copy.  Only if the ref really did not
 		 * move (a failed fsync after the update still moved it).
 		 */
-		if (repo_ref_read(&head, repo, REF_MAIL) == 0 &&
-		    repo_commit_tree(&tree, repo, &head) == 0 &&
-		    !repo_tree_has_key(repo, &tree, folder, key)) {
-			unlink(dest);
+		if (repo_ref_read(&head, d->repo, REF_MAIL) == 0 &&
+		    repo_commit_tree(&tree, d->repo, &head) == 0 &&
+		    !repo_tree_has_key(d->repo, &tree, d->folder, d->key)) {
+			unlink(dest_for_signal);
 			journal_entry_remove(&entry);
 			fail_temp("cannot commit the message");
 		}
@@ -1057,30 +1105,50 @@ int main(int argc, char **argv)
 			 "committed");
 	}
 	/* still under the lock: mail holds our message, however it came */
-	if (quorum > 1 && repo_ref_read(&wait_for, repo, REF_MAIL) < 0)
-		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
-		     why("cannot read the commit to wait for"));
+	if (d->quorum > 1 && repo_ref_read(&d->wait_for, d->repo, REF_MAIL) < 0)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s",
+		     d->quorum, why("cannot read the commit to wait for"));
 	journal_entry_close(&entry);
-	free(dest);
-	free(name);
-delivered:
-	repo_unlock(repo);
-	{
-		char *tmpdir = xasprintf("%s/tmp", fdir);
-		clean_tmp(tmpdir);
-		free(tmpdir);
-	}
+}
+
+/* 4. After the commit: tmp/ cleaned, then quorum waited for. */
+static void finish(struct lda *d)
+{
+	char *tmpdir = xasprintf("%s/tmp", d->fdir);
+
+	repo_unlock(d->repo);
+	clean_tmp(tmpdir);
+	free(tmpdir);
 	/* no lock held while we wait */
-	if (quorum > 1)
-		wait_quorum(mb, &wait_for, quorum, deadline_at);
-	free(journal);
-	free(tmp);
-	free(key);
-	free(fdir);
-	free(folder);
-	free(sender);
-	repo_free(repo);
-	mailbox_free(mb);
+	if (d->quorum > 1)
+		wait_quorum(d->mb, &d->wait_for, d->quorum, d->deadline_at);
+}
+
+static void lda_release(struct lda *d)
+{
+	free(d->journal);
+	free(d->tmp);
+	free(d->key);
+	free(d->fdir);
+	free(d->folder);
+	free(d->sender);
+	repo_free(d->repo);
+	mailbox_free(d->mb);
+}
+
+int main(int argc, char **argv)
+{
+	struct lda d = { 0 };
+
+	start(&d, argc, argv);		/* options, mailbox, deadline, folder */
+	write_tmp(&d);			/* 1. the message into tmp/ */
+	open_repo(&d);
+	if (!already_delivered(&d)) {	/* a retry of committed bytes */
+		publish(&d);		/* 2. journal, blob, rename into new/ */
+		commit(&d);		/* 3. under the lock, with the others */
+	}
+	finish(&d);			/* 4. tmp/ cleaned, quorum */
+	lda_release(&d);
 	git_libgit2_shutdown();
 	return EX_OK;
 }

@@ -20,4 +20,9 @@ test_expect_success 'the journal file names are spelled in journal.c alone' '
 	only_in common/journal.c "\"\\.new-|\\.[cw]\""
 '
 
+test_expect_success 'the delivery record is written and read in delivery.c alone' '
+	only_in common/delivery.c "(^|[^-])(Path|Blob): " &&
+	only_in common/delivery.c "deliver (to |%)"
+'
+
 test_done

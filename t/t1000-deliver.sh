@@ -111,6 +111,13 @@ test_expect_success '-m delivers into an existing folder, else INBOX' '
 	test_repo_consistent
 '
 
+test_expect_success 'maildag log names the folder a message was delivered to' '
+	as_user maildag log >out &&
+	cat out &&
+	grep "delivered to Lists.debian: from Alice <alice@example.org>, \"test message 6\"" out &&
+	grep "delivered to INBOX: from Alice <alice@example.org>, \"test message 8\"" out
+'
+
 test_expect_success 'EXTENSION and LOCAL_PART_SUFFIX pick an existing folder' '
 	test_message 9 | as_user env EXTENSION=Lists.debian maildag-lda &&
 	grep -q "test message 9" "$MAILDIR"/.Lists.debian/new/* &&
