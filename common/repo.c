@@ -775,40 +775,27 @@ bool repo_tree_has_key(struct repo *r, const git_oid *tree,
 	return found;
 }
 
-/* See repo.h.  Only asked when the blob exists at all, which is rare. */
-int repo_delivery_commit(git_oid *out, struct repo *r, const git_oid *blob,
-			 long window)
+int repo_log(struct repo *r, const char *ref, repo_log_fn *fn, void *data)
 {
-	char hex[GIT_OID_HEXSZ + 1], needle[GIT_OID_HEXSZ + 16];
 	git_revwalk *walk = NULL;
 	git_oid id;
-	int ret = E_NOTFOUND;
-	time_t cutoff = time(NULL) - window;
+	int ret = 0;
 
-	git_oid_tostr(hex, sizeof hex, blob);
-	snprintf(needle, sizeof needle, "\nBlob: %s\n", hex);
 	if (git_revwalk_new(&walk, r->git) < 0)
 		return log_error("revwalk: %s", repo_git_error());
 	git_revwalk_sorting(walk, GIT_SORT_TIME);
-	if (git_revwalk_push_ref(walk, REF_MAIL) < 0) {
-		ret = log_error("read '%s': %s", REF_MAIL, repo_git_error());
+	if (git_revwalk_push_ref(walk, ref) < 0) {
+		ret = log_error("read '%s': %s", ref, repo_git_error());
 		goto done;
 	}
-	while (ret == E_NOTFOUND && git_revwalk_next(&id, walk) == 0) {
+	while (ret == 0 && git_revwalk_next(&id, walk) == 0) {
 		git_commit *c;
 		if (git_commit_lookup(&c, r->git, &id) < 0) {
 			ret = log_error("read commit %s: %s",
 					git_oid_tostr_s(&id), repo_git_error());
 			break;
 		}
-		if (git_commit_time(c) < cutoff) {
-			git_commit_free(c);
-			break;
-		}
-		if (strstr(git_commit_message(c), needle)) {
-			git_oid_cpy(out, &id);
-			ret = 0;
-		}
+		ret = fn(&id, git_commit_time(c), git_commit_message(c), data);
 		git_commit_free(c);
 	}
 done:

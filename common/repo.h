@@ -179,13 +179,19 @@ bool repo_tree_has_key(struct repo *r, const git_oid *tree,
 const char *repo_git_error(void);
 
 /*
- * The commit on refs/heads/mail from the last window seconds that records
- * a delivery of blob (a "Blob: <id>" line, as maildag-lda and
- * maildag-syncd write for deliveries): 0 with *out set, or E_NOTFOUND.
- * maildag-lda's retry check, and the commit it waits for quorum on.
+ * Called by repo_log() for each commit, with its id, commit time and
+ * message (valid for the call only); a non-zero return stops the walk.
  */
-int repo_delivery_commit(git_oid *out, struct repo *r, const git_oid *blob,
-			 long window);
+typedef int repo_log_fn(const git_oid *id, git_time_t time,
+			const char *message, void *data);
+
+/*
+ * Walk the history of ref newest first (by commit time), calling fn for
+ * each commit until it returns non-zero.  Returns fn's non-zero value,
+ * 0 at the end of the history, or E_FAIL (logged) when ref or a commit
+ * cannot be read.
+ */
+int repo_log(struct repo *r, const char *ref, repo_log_fn *fn, void *data);
 
 /*
  * How many commits of local's history upstream's lacks (*ahead), and the

@@ -28,9 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delivery.h"
 #include "fnv.h"
 #include "folder.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "merge.h"
@@ -1668,69 +1670,38 @@ static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 }
 
 /*
- * maildag-lda's journal (lda.c): a delivery publishes
- * <repo>/maildag/pending/<blob id>-<key> before it renames its message
- * into new/, then waits for the writer lock; whoever holds the lock
- * commits the message after claiming the entry (renaming it to
- * "<entry>.c"), and removes it.  A delivery whose deadline passes while
- * it waits withdraws instead ("<entry>.w") and takes its message back:
- * exactly one of the two renames succeeds.  So an addition with an entry
- * is claimed here and committed as the delivery it is ("Path:" and
- * "Blob:" lines, which let the MTA's retry of the same bytes find it);
- * one being withdrawn is left out, its removal follows.
+ * A message added on disk may be a delivery of maildag-lda still in its
+ * journal (journal.h): one claimed here is committed as the delivery it
+ * is, in a delivery record (delivery.h, which lets the MTA's retry of the
+ * same bytes find it); one being withdrawn is left out, its removal
+ * follows.
  */
 static void claim_deliveries(struct worktree *wt, struct scan *sc,
-			     struct strvec *claims, struct strbuf *body)
+			     struct strvec *claims,
+			     struct delivery_record *rec)
 {
-	char *dir = repo_state_path(wt->r, "pending");
-	struct strvec names = { 0 };
-	struct dirent *de;
+	char *dir = journal_dir(wt->r);
+	struct journal_snapshot js;
 	size_t w = 0;
-	DIR *d = opendir(dir);
 
-	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.')
-			strvec_push(&names, de->d_name);
-	if (d)
-		closedir(d);
+	journal_snapshot_read(&js, dir);
 	for (size_t i = 0; i < sc->add.n; i++) {
 		struct ent *a = &sc->add.v[i];
-		char hex[GIT_OID_HEXSZ + 1];
-		char *e, *c, *wd;
-		bool keep = true, mine = false;
+		char *claim = NULL;
+		enum journal_found f = journal_snapshot_claim(&claim, &js,
+							     &a->oid, a->name,
+							     a->klen);
 
-		if (!names.n) {
-			sc->add.v[w++] = *a;
-			continue;
-		}
-		git_oid_tostr(hex, sizeof hex, &a->oid);
-		e = xasprintf("%s-%.*s", hex, (int)a->klen, a->name);
-		c = xasprintf("%s.c", e);
-		wd = xasprintf("%s.w", e);
-		if (strvec_has(&names, wd)) {
-			keep = false;
-		} else if (strvec_has(&names, e)) {
-			char *from = xasprintf("%s/%s", dir, e);
-			char *to = xasprintf("%s/%s", dir, c);
-			if (rename(from, to) == 0)
-				mine = true;
-			else
-				keep = false;	/* withdrawn just now */
-			free(from);
-			free(to);
-		} else if (strvec_has(&names, c)) {
-			mine = true;	/* claimed by a committer that died */
-		}
-		if (mine) {
+		if (f == JOURNAL_FOUND_CLAIMED) {
 			struct strbuf p = STRBUF_INIT;
 			msg_path(&p, a->folder, a->sub, a->name);
-			strbuf_addf(body, "Path: %s\nBlob: %s\n", p.buf, hex);
+			delivery_record_add(rec, a->folder, p.buf, &a->oid);
 			strbuf_release(&p);
 			strvec_push(claims, "");
 			free(claims->v[claims->n - 1]);
-			claims->v[claims->n - 1] = xasprintf("%s/%s", dir, c);
+			claims->v[claims->n - 1] = claim;
 		}
-		if (keep) {
+		if (f != JOURNAL_FOUND_WITHDRAWN) {
 			sc->add.v[w++] = *a;
 		} else {
 			log_info("'%s' is being taken back by maildag-lda",
@@ -1738,13 +1709,39 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 			worktree_dirty_name(wt, a->folder, a->sub, a->name);
 			ent_release(a);
 		}
-		free(e);
-		free(c);
-		free(wd);
 	}
 	sc->add.n = w;
-	strvec_clear(&names);
+	journal_snapshot_release(&js);
 	free(dir);
+}
+
+/* See worktree.h: the worktree invariant, kept for maildag-lda. */
+int worktree_record_added(struct repo *r, const git_oid *before,
+			  const git_oid *commit, const struct repo_update *ups,
+			  size_t n, const char *who, const char *email)
+{
+	git_oid wt, wt_tree, wt_new, t;
+	char *why;
+	int ret = 0;
+
+	if (repo_ref_read(&wt, r, REF_WORKTREE) < 0 ||
+	    repo_commit_tree(&wt_tree, r, &wt) < 0)
+		return E_FAIL;
+	git_oid_cpy(&wt_new, commit);
+	if (!git_oid_equal(&wt_tree, before) &&
+	    (repo_tree_update(&t, r, &wt_tree, ups, n) < 0 ||
+	     repo_commit(&wt_new, r, &t, &wt, 1, "worktree: delivery\n", -1,
+			 who, email) < 0)) {
+		log_warn("could not record the delivery in '%s'", REF_WORKTREE);
+		return E_FAIL;
+	}
+	why = xasprintf("%s: deliver", who);
+	if (repo_ref_cas(r, REF_WORKTREE, &wt_new, &wt, why) < 0) {
+		log_warn("could not move '%s'", REF_WORKTREE);
+		ret = E_FAIL;
+	}
+	free(why);
+	return ret;
 }
 
 /*
@@ -1823,7 +1820,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	struct worktree_result dummy;
 	struct strvec names = wt->names, folders = wt->folders, claims = { 0 };
 	struct strvec was_unreadable = wt->unreadable;
-	struct strbuf deliveries = STRBUF_INIT;
+	struct delivery_record deliveries = DELIVERY_RECORD_INIT;
 	bool full = wt->full, root = wt->root;
 	struct update_list wu = UPDATE_LIST_INIT;
 	struct mlist wm = { 0 };
@@ -1947,25 +1944,19 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	counts_text(&msg, &res->counts);
 	git_oid_cpy(&m2, &m);
 	if (!git_oid_equal(&mtree2, &mtree)) {
-		struct strbuf cm = STRBUF_INIT;
+		struct strbuf cm = STRBUF_INIT, subject = STRBUF_INIT;
 		const struct worktree_counts *k = &res->counts;
-		if (claims.n && claims.n == np && claims.n == k->added &&
-		    !k->mtimes && !k->folders_added && !k->folders_removed &&
-		    !k->other) {
-			/* deliveries alone: told as maildag-lda tells them */
-			if (claims.n == 1)
-				strbuf_addf(&cm, "deliver to %s\n",
-					    folder_display(sc.add.v[0].folder));
-			else
-				strbuf_addf(&cm, "deliver %zu messages\n",
-					    claims.n);
-		} else
-			strbuf_addf(&cm, "%s: %s\n", wt->origin ? wt->origin :
+		/* deliveries alone are told as maildag-lda tells them */
+		if (!(claims.n && claims.n == np && claims.n == k->added &&
+		      !k->mtimes && !k->folders_added && !k->folders_removed &&
+		      !k->other))
+			strbuf_addf(&subject, "%s: %s", wt->origin ? wt->origin :
 				    "mail client", msg.buf);
-		if (deliveries.len)
-			strbuf_addf(&cm, "\n%s", deliveries.buf);
+		delivery_record_message(&cm, &deliveries,
+					subject.len ? subject.buf : NULL);
 		ret = repo_commit(&m2, wt->r, &mtree2, &m, 1, cm.buf, -1,
 				  "maildag-syncd", wt->email);
+		strbuf_release(&subject);
 		strbuf_release(&cm);
 		if (ret < 0)
 			goto fail;
@@ -2009,8 +2000,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	}
 	/* the claimed deliveries are in: their journal entries go */
 	for (size_t i = 0; i < claims.n; i++)
-		if (unlink(claims.v[i]) < 0 && errno != ENOENT)
-			log_warn("unlink '%s': %s", claims.v[i], strerror(errno));
+		journal_done(claims.v[i]);
 held:
 	if (sc.later.n) {
 		if (!wt->later.n)
@@ -2048,7 +2038,7 @@ done:
 	strvec_clear(&names);
 	strvec_clear(&folders);
 	strvec_clear(&claims);
-	strbuf_release(&deliveries);
+	delivery_record_release(&deliveries);
 	return ret;
 }
 

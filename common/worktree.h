@@ -19,7 +19,7 @@
  *    into it three ways against the worktree tree (merge_trees(), the
  *    rules every replica uses).  A message maildag-lda renamed into new/
  *    and has not committed yet is claimed through its journal and
- *    committed as a delivery (lda.c).  A second file with a key the
+ *    committed as a delivery (journal.h, delivery.h).  A second file with a key the
  *    mailbox already holds (Dovecot's COPY keeps the name) is given a key
  *    of its own, "<key>.c<8 hex>", once it is clearly not half of a move.
  *    A file that cannot be read is left out, logged once, and looked at
@@ -175,6 +175,21 @@ int worktree_apply(struct worktree *wt, size_t limit,
 
 /* Does the worktree differ from refs/heads/mail (is there work to apply)? */
 int worktree_pending(struct worktree *wt, bool *out);
+
+/*
+ * maildag-lda put the n messages of ups on disk and committed them:
+ * commit on refs/heads/mail, whose parent has the tree before.  Record
+ * them in refs/maildag/worktree, and no more: the worktree moves to
+ * commit when its tree was before, else the n entries are added to its
+ * tree in a commit of its own.  Never pointed at a commit whose other
+ * changes the caller did not put on disk.  Not synced: if it is lost,
+ * maildag-syncd finds the files on disk and commits them again, which
+ * changes nothing.  who and email name the committer.  Returns 0, or
+ * E_FAIL after a warning (the delivery stands either way).
+ */
+int worktree_record_added(struct repo *r, const git_oid *before,
+			  const git_oid *commit, const struct repo_update *ups,
+			  size_t n, const char *who, const char *email);
 
 /* --- the Maildir ------------------------------------------------------- */
 

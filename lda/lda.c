@@ -8,14 +8,14 @@
  * an RFC 3463 code; message content is never echoed.
  *
  * Crash safety rests on two things.  Before the message is renamed into
- * new/, a journal entry <repo>/maildag/pending/<blob id> (a symlink whose
- * target is the message's path in the Maildir) is written under the
- * writer lock; it is removed once the commit is durable.  Every delivery
- * first finishes the entries it finds (their writers are dead: they would
- * hold the lock).  And a delivery whose bytes are already recorded by a
- * recent delivery commit ("Blob: <id>" in its message) stores nothing and
- * exits 0.  So a delivery killed at any point, or timed out with 75, and
- * retried by the MTA, ends with exactly one copy.
+ * new/, an entry naming it is published in the delivery journal (see
+ * common/journal.c for the protocol); whoever commits it under the
+ * writer lock removes the entry once the commit is durable, and every
+ * delivery commits all the entries it finds (group commit), finishing
+ * those of writers that died.  And a delivery whose bytes are already
+ * recorded by a recent delivery commit (common/delivery.c) stores
+ * nothing and exits 0.  So a delivery killed at any point, or timed out
+ * with 75, and retried by the MTA, ends with exactly one copy.
  *
  * Quorum delivery (DESIGN section 7): with a quorum N > 1, once the
  * message is committed (or found committed by an earlier attempt) the
@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -47,13 +46,16 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "delivery.h"
 #include "folder.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
 #include "repo.h"
 #include "strbuf.h"
+#include "worktree.h"
 #include "xalloc.h"
 
 #define DEDUP_WINDOW (7 * 24 * 3600)	/* how far back a retry is recognised */
@@ -77,12 +79,12 @@ static struct {
 /*
  * What the deadline handler may take back: the tmp/ file before the
  * rename; after it, the message in new/ and its journal entry, unless a
- * committer has claimed the entry (see the journal comment below).
+ * committer has claimed the entry (see common/journal.c).
  */
 static char tmp_path_for_signal[PATH_MAX];
 static char dest_for_signal[PATH_MAX];
-static char entry_for_signal[PATH_MAX];
-static char withdrawn_for_signal[PATH_MAX + 2];
+static struct journal_entry entry;		/* this delivery's */
+static volatile sig_atomic_t withdrawable;	/* entry, by the deadline */
 
 /* Print the diagnostic line and exit; never returns. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -128,12 +130,9 @@ static void withdraw(void)
 {
 	if (tmp_path_for_signal[0])
 		unlink(tmp_path_for_signal);
-	if (entry_for_signal[0] &&
-	    rename(entry_for_signal, withdrawn_for_signal) == 0) {
-		if (dest_for_signal[0])
-			unlink(dest_for_signal);
-		unlink(withdrawn_for_signal);
-	}
+	if (withdrawable)
+		journal_withdraw(&entry, dest_for_signal[0] ? dest_for_signal
+							    : NULL);
 }
 
 static void on_deadline(int sig)
@@ -407,30 +406,14 @@ done:
 }
 
 /*
- * The delivery journal and group commit.
- *
- * Every delivery, before it renames its message into new/, publishes an
- * entry <repo>/maildag/pending/<blob id>-<key> holding "<path in the
- * Maildir>\n", and keeps an flock on it for as long as it lives.  The
- * entry is written as a dot-file and renamed into place with the lock
- * already held, so an unlocked entry always means its writer is dead.
- *
- * Whoever holds the writer lock commits every entry whose message is in
- * the Maildir, in one commit, and removes those entries: deliveries that
- * queue behind the lock are committed together (group commit).  It first
- * claims each entry by renaming it to "<entry>.c"; a delivery whose
- * deadline passes while it waits withdraws its entry by renaming it to
- * "<entry>.w" and then removes its message.  Exactly one of the two
- * renames succeeds, so a message is either committed or taken back,
- * never half of each.  A delivery that gets the lock and finds neither
- * its entry nor its claim was committed by someone else; a claim left
- * behind (its committer died) is committed by the next one.  An entry whose message is not in the Maildir is left
- * alone while its writer lives (it is about to rename); a dead writer's
- * entry is finished (the mail client may have moved the message to cur/)
- * or, if the message never reached new/, dropped with its tmp/ file.
+ * The group commit.  Whoever holds the writer lock commits every
+ * journalled delivery whose message is in the Maildir, in one commit,
+ * and removes those entries: deliveries that queue behind the lock are
+ * committed together.  The journal's protocol is described in
+ * common/journal.c; what is decided here is each entry's fate.
  */
 struct pending {
-	char *entry;		/* path of the journal entry */
+	char *entry;		/* path of the claimed journal entry */
 	char *folder;		/* "" for INBOX */
 	char *sub;		/* "new" or "cur" */
 	char *name;		/* file name in the Maildir */
@@ -447,46 +430,6 @@ static void pending_release(struct pending *p)
 	free(p->sub);
 	free(p->name);
 	free(p->file);
-}
-
-/* Is the entry's writer alive (does it still hold its flock)? */
-static bool entry_owner_alive(const char *entry)
-{
-	int fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	bool alive;
-
-	if (fd < 0)
-		return false;
-	alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	close(fd);
-	return alive;
-}
-
-/*
- * Parse a journal target "[<folder>/]new/<name>" into its folder and
- * name (new strings); E_INVALID if it is not of that form.
- */
-static int parse_target(char **folder, char **name, const char *target)
-{
-	const char *slash = strrchr(target, '/');
-	size_t flen;
-
-	if (!slash || slash - target < 3 || strncmp(slash - 3, "new", 3))
-		return E_INVALID;
-	if (slash - 3 == target)
-		flen = 0;
-	else if (slash - target >= 5 && slash[-4] == '/')
-		flen = (size_t)(slash - 4 - target);
-	else
-		return E_INVALID;
-	*folder = xstrndup(target, flen);
-	*name = xstrdup(slash + 1);
-	if (!folder_dir_valid(*folder) || !maildir_name_valid(*name)) {
-		free(*folder);
-		free(*name);
-		return E_INVALID;
-	}
-	return 0;
 }
 
 /*
@@ -518,149 +461,88 @@ static char *find_in_cur(const struct mailbox *mb, const char *folder,
 	return found;
 }
 
-/*
- * Remove what a dead delivery left half-way: a ".new-<pid>" entry it did
- * not publish, or a ".w" entry it withdrew without removing its message
- * (it was killed between the two steps).  A live writer's files stay.
- */
-static void clean_dead_entry(const struct mailbox *mb, const char *dir,
-			     const char *ename)
+/* What the group commit collects, then writes. */
+struct group {
+	const struct mailbox *mb;
+	struct repo *r;
+	git_oid head, tree;	/* refs/heads/mail before, and its tree */
+	struct pending *ps;	/* the deliveries to commit */
+	size_t n, alloc;
+	bool recovering;	/* a writer died: a crash, maybe */
+	struct repo_update *ups;	/* their tree paths and blobs */
+	struct strbuf *paths;
+	git_oid new_tree, commit;	/* what was written */
+};
+
+static void group_release(struct group *g)
 {
-	size_t elen = strlen(ename);
-	char *path = xasprintf("%s/%s", dir, ename);
-
-	if (!strncmp(ename, ".new-", 5)) {
-		/* its writer locks it just after creating it: give it time */
-		struct stat st;
-		if (lstat(path, &st) == 0 && st.st_mtime < time(NULL) - 600 &&
-		    !entry_owner_alive(path))
-			unlink(path);
-	} else if (elen > 2 && !strcmp(ename + elen - 2, ".w") &&
-		   !entry_owner_alive(path)) {
-		char buf[PATH_MAX], *nl, *folder, *name;
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-
-		if (fd >= 0)
-			close(fd);
-		if (n > 0 && (nl = memchr(buf, '\n', (size_t)n)) &&
-		    (*nl = '\0', parse_target(&folder, &name, buf) == 0)) {
-			char *fdir = mailbox_folder_path(mb, folder);
-			char *file = xasprintf("%s/new/%s", fdir, name);
-			unlink(file);
-			free(file);
-			free(fdir);
-			free(folder);
-			free(name);
-		}
-		unlink(path);
+	for (size_t i = 0; i < g->n; i++) {
+		pending_release(&g->ps[i]);
+		if (g->paths)
+			strbuf_release(&g->paths[i]);
 	}
-	free(path);
+	free(g->paths);
+	free(g->ps);
+	free(g->ups);
 }
 
 /*
- * Read journal entry name (in dir) into *out.  Returns 1 when it is to
- * be committed, 0 when it is to be left (its writer is still at work) or
- * was dropped, < 0 on error.
+ * Decide the fate of a claimed journal entry (journal_claim_fn): commit
+ * it (where is its message?), give it back to its writer, or drop it.
  */
-static int load_entry(struct pending *out, const struct mailbox *mb,
-		      struct repo *r, const git_oid *tree, const char *dir,
-		      const char *ename, const char *own)
+static enum journal_verdict decide(struct journal_claim *c, void *data)
 {
-	char buf[PATH_MAX], *nl, *key, *fdir;
+	struct group *g = data;
 	struct pending p = { 0 };
-	ssize_t n;
-	int fd, ret = 0;
+	enum journal_verdict v = JOURNAL_DROP;
+	char *key = xstrndup(c->name, maildir_key_len(c->name));
+	char *fdir = mailbox_folder_path(g->mb, c->folder);
 
-	size_t elen = strlen(ename);
-	bool claimed = elen > 2 && !strcmp(ename + elen - 2, ".c"), alive, mine;
-	char *unclaimed;
-
-	if (elen <= GIT_OID_HEXSZ + 1 || ename[GIT_OID_HEXSZ] != '-' ||
-	    git_oid_fromstrn(&p.blob, ename, GIT_OID_HEXSZ) < 0 ||
-	    (elen > 2 && ename[elen - 2] == '.' && !claimed))
-		return 0;	/* not an entry, or withdrawn */
-	unclaimed = xstrndup(ename, claimed ? elen - 2 : elen);
-	p.entry = xasprintf("%s/%s.c", dir, unclaimed);
-	if (!claimed) {
-		char *e = xasprintf("%s/%s", dir, unclaimed);
-		int rc = rename(e, p.entry);
-		free(e);
-		if (rc < 0) {
-			free(unclaimed);
-			pending_release(&p);
-			return 0;	/* withdrawn meanwhile */
-		}
-	}
-	fd = open(p.entry, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		free(unclaimed);
-		pending_release(&p);
-		return 0;
-	}
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0 || !(nl = memchr(buf, '\n', (size_t)n)) ||
-	    (*nl = '\0', parse_target(&p.folder, &p.name, buf) < 0)) {
-		log_warn("dropping malformed journal entry '%s'", p.entry);
-		unlink(p.entry);
-		pending_release(&p);
-		return 0;
-	}
-	key = xstrndup(p.name, maildir_key_len(p.name));
-	fdir = mailbox_folder_path(mb, p.folder);
-	p.sub = xstrdup("new");
-	p.file = xasprintf("%s/new/%s", fdir, p.name);
+	p.file = xasprintf("%s/new/%s", fdir, c->name);
 	/*
 	 * Only a dead writer's entry can name a message that is committed
 	 * already (it died after the ref moved): look in the tree for
 	 * those alone, so the usual delivery reads no shard tree here.
 	 */
-	mine = own && !strcmp(unclaimed, own);
-	alive = mine || entry_owner_alive(p.entry);
-	if (!alive && repo_tree_has_key(r, tree, p.folder, key)) {
+	if (!c->alive && repo_tree_has_key(g->r, &g->tree, c->folder, key)) {
 		/* committed before its writer died, or by syncd since */
-		unlink(p.entry);
 	} else if (path_exists(p.file)) {
-		ret = 1;
-	} else if (alive && !mine) {
+		p.sub = xstrdup("new");
+		p.name = xstrdup(c->name);
+		v = JOURNAL_COMMIT;
+	} else if (c->alive && !c->mine) {
 		/* about to rename its message into new/: give it back */
-		char *e = xasprintf("%s/%s", dir, unclaimed);
-		rename(p.entry, e);
-		free(e);
-	} else if (mine && repo_tree_has_key(r, tree, p.folder, key)) {
+		v = JOURNAL_GIVE_BACK;
+	} else if (c->mine && repo_tree_has_key(g->r, &g->tree, c->folder,
+						key)) {
 		/* moved by the client and committed by syncd meanwhile */
-		unlink(p.entry);
+	} else if ((p.name = find_in_cur(g->mb, c->folder, key))) {
+		/* the mail client moved it to cur/ already */
+		free(p.file);
+		p.sub = xstrdup("cur");
+		p.file = xasprintf("%s/cur/%s", fdir, p.name);
+		v = JOURNAL_COMMIT;
 	} else {
-		/* the mail client may have moved it to cur/ already */
-		char *cur_name = find_in_cur(mb, p.folder, key);
-		if (cur_name) {
-			free(p.sub);
-			free(p.name);
-			free(p.file);
-			p.sub = xstrdup("cur");
-			p.name = cur_name;
-			p.file = xasprintf("%s/cur/%s", fdir, cur_name);
-			ret = 1;
-		} else {
-			/* died before the rename, or expunged already */
-			char *tmp = xasprintf("%s/tmp/%s", fdir, key);
-			unlink(tmp);
-			free(tmp);
-			unlink(p.entry);
-		}
+		/* died before the rename, or expunged already */
+		char *tmp = xasprintf("%s/tmp/%s", fdir, key);
+		unlink(tmp);
+		free(tmp);
 	}
-	if (ret == 1) {
-		p.alive = alive;
+	if (v == JOURNAL_COMMIT) {
+		p.entry = c->path;
+		p.folder = c->folder;
+		git_oid_cpy(&p.blob, &c->blob);
+		p.alive = c->alive;
+		free(c->name);
 		log_debug("committing %s", p.name);
-		*out = p;
+		xgrow((void **)&g->ps, &g->alloc, g->n + 1, sizeof *g->ps);
+		g->ps[g->n++] = p;
 	} else {
 		pending_release(&p);
 	}
 	free(fdir);
 	free(key);
-	free(unclaimed);
-	return ret;
+	return v;
 }
 
 /*
@@ -695,243 +577,167 @@ static int check_written(struct repo *r, const git_oid *commit,
 }
 
 /*
- * Commit every pending delivery whose message is in the Maildir, in one
- * commit on refs/heads/mail, record them in refs/maildag/worktree, and
- * remove their journal entries.  The caller holds the writer lock; own
- * is the name of its own entry (its flock says nothing), or NULL.
+ * A dead writer's message and blob were maybe never synced: after a
+ * crash either can be cut short.  Such a message was never acknowledged,
+ * so the MTA will bring it again: drop it.
  */
-static int commit_pending(struct repo *r, const struct mailbox *mb,
-			  const char *journal, const char *own)
+static int drop_cut_short(struct group *g)
 {
-	struct pending *ps = NULL;
-	struct repo_update *ups = NULL;
-	struct strbuf msg = STRBUF_INIT, *paths = NULL;
-	size_t n = 0, alloc = 0;
-	git_oid head, tree, new_tree, commit, wt, wt_tree;
-	char *email = xasprintf("lda@%s", mb->cfg->node);
-	struct dirent *de;
-	DIR *d;
-	bool recovering = false;	/* a writer died: a crash, maybe */
+	size_t w = 0;
+
+	for (size_t i = 0; i < g->n; i++) {
+		struct pending *p = &g->ps[i];
+		git_oid id;
+		if (p->alive)
+			continue;
+		g->recovering = true;
+		if (repo_blob_hash_file(&id, p->file) < 0)
+			return E_FAIL;
+		if (!git_oid_equal(&id, &p->blob)) {
+			log_warn("dropping '%s': its content is not what was "
+				 "delivered (cut short by a crash?)", p->file);
+			unlink(p->file);
+			journal_done(p->entry);
+			p->dropped = true;
+		} else if (repo_object_check(g->r, &p->blob, p->file) == E_FAIL) {
+			return E_FAIL;
+		}
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->ps[i].dropped)
+			pending_release(&g->ps[i]);
+		else
+			g->ps[w++] = g->ps[i];
+	}
+	g->n = w;
+	return 0;
+}
+
+#define ALL_COMMITTED 1
+
+/*
+ * Write the trees and the commit of the group: 0, ALL_COMMITTED when the
+ * tree already holds every message (a committer died after its commit),
+ * or E_FAIL.  After a crash, a tree or commit of the same content may
+ * have been left by the attempt that died, cut short: when recovering,
+ * what was written is checked, and written again if it was damaged.
+ */
+static int write_group(struct group *g, const char *email)
+{
+	struct delivery_record rec = DELIVERY_RECORD_INIT;
+	struct strbuf msg = STRBUF_INIT;
 	int ret = E_FAIL;
 
-	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
-	    repo_commit_tree(&tree, r, &head) < 0)
-		goto done;
-	d = opendir(journal);
-	if (!d) {
-		ret = errno == ENOENT ? 0 :
-		      log_error("opendir '%s': %s", journal, strerror(errno));
-		goto done;
-	}
-	while ((de = readdir(d))) {
-		struct pending p;
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' ||
-		    (len > 2 && !strcmp(de->d_name + len - 2, ".w"))) {
-			clean_dead_entry(mb, journal, de->d_name);
-			continue;
-		}
-		if (load_entry(&p, mb, r, &tree, journal, de->d_name, own) != 1)
-			continue;
-		xgrow((void **)&ps, &alloc, n + 1, sizeof *ps);
-		ps[n++] = p;
-	}
-	closedir(d);
-	if (n == 0) {
-		ret = 0;
-		goto done;
-	}
-
-	/*
-	 * A dead writer's message and blob were maybe never synced: after
-	 * a crash either can be cut short.  Such a message was never
-	 * acknowledged, so the MTA will bring it again: drop it.
-	 */
-	for (size_t i = 0; i < n; i++) {
-		git_oid id;
-		if (ps[i].alive)
-			continue;
-		recovering = true;
-		if (repo_blob_hash_file(&id, ps[i].file) < 0)
-			goto done;
-		if (!git_oid_equal(&id, &ps[i].blob)) {
-			log_warn("dropping '%s': its content is not what was "
-				 "delivered (cut short by a crash?)", ps[i].file);
-			unlink(ps[i].file);
-			unlink(ps[i].entry);
-			ps[i].dropped = true;
-		} else if (repo_object_check(r, &ps[i].blob, ps[i].file) == E_FAIL) {
-			goto done;
-		}
-	}
-	{
-		size_t w = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (ps[i].dropped)
-				pending_release(&ps[i]);
-			else
-				ps[w++] = ps[i];
-		}
-		n = w;
-	}
-	if (n == 0) {
-		ret = 0;
-		goto done;
-	}
-
-	ups = xcalloc(n, sizeof *ups);
-	paths = xcalloc(n, sizeof *paths);
-	if (n == 1)
-		strbuf_addf(&msg, "deliver to %s\n\n", folder_display(ps[0].folder));
-	else
-		strbuf_addf(&msg, "deliver %zu messages\n\n", n);
-	for (size_t i = 0; i < n; i++) {
-		char hex[GIT_OID_HEXSZ + 1];
-
+	g->ups = xcalloc(g->n, sizeof *g->ups);
+	g->paths = xcalloc(g->n, sizeof *g->paths);
+	for (size_t i = 0; i < g->n; i++) {
+		struct pending *p = &g->ps[i];
+		strbuf_init(&g->paths[i], 0);
 		/* a writer that died early may not have stored the blob */
-		if (!repo_object_exists(r, &ps[i].blob) &&
-		    repo_blob_from_file(&ps[i].blob, r, ps[i].file) < 0)
+		if (!repo_object_exists(g->r, &p->blob) &&
+		    repo_blob_from_file(&p->blob, g->r, p->file) < 0)
 			goto done;
-		strbuf_init(&paths[i], 0);
-		tree_message_path(&paths[i], ps[i].folder, ps[i].sub, ps[i].name);
-		ups[i].path = paths[i].buf;
-		ups[i].blob = &ps[i].blob;
-		git_oid_tostr(hex, sizeof hex, &ps[i].blob);
-		strbuf_addf(&msg, "Path: %s\nBlob: %s\n", paths[i].buf, hex);
+		tree_message_path(&g->paths[i], p->folder, p->sub, p->name);
+		g->ups[i].path = g->paths[i].buf;
+		g->ups[i].blob = &p->blob;
+		delivery_record_add(&rec, p->folder, g->paths[i].buf, &p->blob);
 	}
-	/*
-	 * Write the trees and the commit, then make everything durable
-	 * with one syncfs(2): the messages and their renames into new/, the
-	 * blobs, the trees and the commit, of every delivery in this group.
-	 * One flush for all, while the others wait for the lock, where
-	 * syncing each file would cost one journal commit each.  After a
-	 * crash, a tree or commit of the same content may have been left
-	 * by the attempt that died, cut short: those are checked first.
-	 */
+	delivery_record_message(&msg, &rec, NULL);
 	for (int pass = 0;; pass++) {
 		int c = 0;
-		if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0)
+		if (repo_tree_update(&g->new_tree, g->r, &g->tree, g->ups,
+				     g->n) < 0)
 			goto done;
-		if (git_oid_equal(&new_tree, &tree)) {
-			/* all committed already, by a committer that then died */
-			for (size_t i = 0; i < n; i++)
-				unlink(ps[i].entry);
-			ret = 0;
+		if (git_oid_equal(&g->new_tree, &g->tree)) {
+			ret = ALL_COMMITTED;
 			goto done;
 		}
-		if (repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
-				"maildag-lda", email) < 0)
+		if (repo_commit(&g->commit, g->r, &g->new_tree, &g->head, 1,
+				msg.buf, -1, "maildag-lda", email) < 0)
 			goto done;
-		if (!recovering ||
-		    (c = check_written(r, &commit, &new_tree, ups, n)) == 0)
+		if (!g->recovering ||
+		    (c = check_written(g->r, &g->commit, &g->new_tree, g->ups,
+				       g->n)) == 0)
 			break;
 		if (c != E_INVALID || pass == 3)
 			goto done;
 		/* a damaged object was removed: write it again */
 	}
-	if (repo_syncfs(r) < 0)
-		goto done;
-	{
-		struct stat rs, ms;
-		/* the messages are in the Maildir: its file system too */
-		if (stat(r->path, &rs) < 0 || stat(mb->maildir, &ms) < 0) {
-			log_error("stat '%s': %s", mb->maildir, strerror(errno));
-			goto done;
-		}
-		if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
-			goto done;
-	}
-	if (repo_ref_cas(r, REF_MAIL, &commit, &head, "maildag-lda: deliver") < 0 ||
-	    repo_sync_ref(r, REF_MAIL) < 0)
-		goto done;
-
-	/*
-	 * The disk now also holds these files: say so, and no more.  Not
-	 * synced: if this is lost, maildag-syncd finds the files on disk
-	 * and commits them again, which changes nothing.
-	 */
-	if (repo_ref_read(&wt, r, REF_WORKTREE) == 0 &&
-	    repo_commit_tree(&wt_tree, r, &wt) == 0) {
-		git_oid wt_new = commit, t;
-		if (!git_oid_equal(&wt_tree, &tree) &&
-		    (repo_tree_update(&t, r, &wt_tree, ups, n) < 0 ||
-		     repo_commit(&wt_new, r, &t, &wt, 1, "worktree: delivery\n",
-				 -1, "maildag-lda", email) < 0))
-			log_warn("could not record the delivery in '%s'",
-				 REF_WORKTREE);
-		else if (repo_ref_cas(r, REF_WORKTREE, &wt_new, &wt,
-				      "maildag-lda: deliver") < 0)
-			log_warn("could not move '%s'", REF_WORKTREE);
-	}
-	for (size_t i = 0; i < n; i++) {
-		log_info("delivered %s to %s as %.12s", ps[i].name,
-			 folder_display(ps[i].folder), git_oid_tostr_s(&commit));
-		if (unlink(ps[i].entry) < 0 && errno != ENOENT)
-			log_warn("unlink '%s': %s", ps[i].entry, strerror(errno));
-	}
 	ret = 0;
 done:
-	for (size_t i = 0; i < n; i++) {
-		pending_release(&ps[i]);
-		if (paths)
-			strbuf_release(&paths[i]);
-	}
-	free(paths);
-	free(ps);
-	free(ups);
-	free(email);
+	delivery_record_release(&rec);
 	strbuf_release(&msg);
 	return ret;
 }
 
 /*
- * Is a delivery of this blob still in the journal (a retry of a delivery
- * that was interrupted)?
+ * Make everything durable with one syncfs(2): the messages and their
+ * renames into new/, the blobs, the trees and the commit, of every
+ * delivery in the group.  One flush for all, while the others wait for
+ * the lock, where syncing each file would cost one journal commit each.
  */
-static bool blob_pending(const char *journal, const char *hex)
+static int make_durable(struct repo *r, const struct mailbox *mb)
 {
-	struct dirent *de;
-	DIR *d = opendir(journal);
-	bool found = false;
+	struct stat rs, ms;
 
-	while (d && !found && (de = readdir(d)))
-		found = !strncmp(de->d_name, hex, GIT_OID_HEXSZ) &&
-			de->d_name[GIT_OID_HEXSZ] == '-';
-	if (d)
-		closedir(d);
-	return found;
+	if (repo_syncfs(r) < 0)
+		return E_FAIL;
+	/* the messages are in the Maildir: its file system too */
+	if (stat(r->path, &rs) < 0 || stat(mb->maildir, &ms) < 0)
+		return log_error("stat '%s': %s", mb->maildir, strerror(errno));
+	if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
+		return E_FAIL;
+	return 0;
 }
 
 /*
- * Publish the journal entry for a delivery: written and locked under a
- * dot-name, then renamed into place.  Returns the open, locked fd.
+ * Commit every pending delivery whose message is in the Maildir, in one
+ * commit on refs/heads/mail, record them in refs/maildag/worktree, and
+ * remove their journal entries.  The caller holds the writer lock; own
+ * is its own entry (its flock says nothing), or NULL.
  */
-static int publish_entry(const char *journal, const char *entry,
-			 const char *target)
+static int commit_pending(struct repo *r, const struct mailbox *mb,
+			  const char *journal, const struct journal_entry *own)
 {
-	char *tmp = xasprintf("%s/.new-%ld", journal, (long)getpid());
-	char *line = xasprintf("%s\n", target);
-	int fd;
+	struct group g = { .mb = mb, .r = r };
+	char *email = xasprintf("lda@%s", mb->cfg->node);
+	int ret = E_FAIL;
 
-	if (mkdir(journal, 0700) < 0 && errno != EEXIST) {
-		log_error("mkdir '%s': %s", journal, strerror(errno));
-		fd = -1;
+	if (repo_ref_read(&g.head, r, REF_MAIL) < 0 ||
+	    repo_commit_tree(&g.tree, r, &g.head) < 0)
+		goto done;
+	if ((ret = journal_claim_all(journal, mb->maildir, own, decide,
+				     &g)) < 0 ||
+	    (ret = drop_cut_short(&g)) < 0 || g.n == 0)
+		goto done;
+	ret = write_group(&g, email);
+	if (ret == ALL_COMMITTED) {
+		for (size_t i = 0; i < g.n; i++)
+			journal_done(g.ps[i].entry);
+		ret = 0;
 		goto done;
 	}
-	unlink(tmp);
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
-	    write_full(fd, line, strlen(line)) < 0 || rename(tmp, entry) < 0) {
-		log_error("journal '%s': %s", entry, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		fd = -1;
+	if (ret < 0 || (ret = make_durable(r, mb)) < 0)
+		goto done;
+	ret = E_FAIL;
+	if (repo_ref_cas(r, REF_MAIL, &g.commit, &g.head,
+			 "maildag-lda: deliver") < 0 ||
+	    repo_sync_ref(r, REF_MAIL) < 0)
+		goto done;
+	/* the disk now also holds these files: say so, and no more */
+	worktree_record_added(r, &g.tree, &g.commit, g.ups, g.n,
+			      "maildag-lda", email);
+	for (size_t i = 0; i < g.n; i++) {
+		log_info("delivered %s to %s as %.12s", g.ps[i].name,
+			 folder_display(g.ps[i].folder),
+			 git_oid_tostr_s(&g.commit));
+		journal_done(g.ps[i].entry);
 	}
+	ret = 0;
 done:
-	free(line);
-	free(tmp);
-	return fd;
+	group_release(&g);
+	free(email);
+	return ret;
 }
 
 /* Remove tmp/ files older than 36 hours (the Maildir rule). */
@@ -1028,19 +834,29 @@ static void wait_quorum(const struct mailbox *mb, const git_oid *commit,
 	     "acknowledged within %d s", quorum, nacked, acks, timeout);
 }
 
-int main(int argc, char **argv)
-{
-	struct mailbox *mb = NULL;
-	struct repo *repo = NULL;
-	struct timeval tv;
-	struct sigaction sa;
-	char *sender, *folder, *fdir, *key, *name, *tmp, *dest, *journal,
-	     *entry, *target, *claim;
-	char hex[GIT_OID_HEXSZ + 1];
+/* One delivery, as main's steps carry it on. */
+struct lda {
+	struct mailbox *mb;
+	struct repo *repo;
+	char *sender;		/* for Return-Path, or NULL */
+	char *folder;		/* where to deliver: "" INBOX, ".Name" */
+	char *fdir;		/* its directory */
+	char *key;		/* the message's unique part */
+	struct timeval tv;	/* the time in the key */
+	char *tmp;		/* its file in tmp/ */
 	long long size;
-	git_oid blob, wait_for;
-	int fd, entry_fd, r, deadline, quorum;
-	double deadline_at;
+	git_oid blob;		/* its bytes */
+	char *journal;
+	int quorum;
+	double deadline_at;	/* mono_now() time */
+	git_oid wait_for;	/* the commit quorum waits on */
+};
+
+/* Before the message: options, the mailbox, the deadline, the folder. */
+static void start(struct lda *d, int argc, char **argv)
+{
+	struct sigaction sa;
+	int r, deadline;
 
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
@@ -1056,248 +872,283 @@ int main(int argc, char **argv)
 		fail(EX_TEMPFAIL, "4.3.0", "refusing to deliver as root; "
 		     "configure the MTA to run maildag-lda as the recipient");
 
-	r = mailbox_open(&mb, opt.config, 0);
+	r = mailbox_open(&d->mb, opt.config, 0);
 	if (r == E_NOTFOUND)
 		fail(EX_NOUSER, "5.1.1", "%s", why("no such mailbox"));
 	if (r < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("configuration error"));
 
 	/* our own deadline, below the MTA's: nothing is promised before it */
-	deadline = opt.deadline > 0 ? opt.deadline : mb->cfg->lda_deadline;
+	deadline = opt.deadline > 0 ? opt.deadline : d->mb->cfg->lda_deadline;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_deadline;
 	sigaction(SIGALRM, &sa, NULL);
-	deadline_at = mono_now() + deadline;
+	d->deadline_at = mono_now() + deadline;
 	alarm((unsigned)deadline);
-	quorum = opt.quorum > 0 ? opt.quorum : mb->cfg->quorum;
+	d->quorum = opt.quorum > 0 ? opt.quorum : d->mb->cfg->quorum;
 
 	if (opt.recipient)
 		log_debug("recipient %s", opt.recipient);
-	sender = envelope_sender();
+	d->sender = envelope_sender();
 
-	if (!path_exists(mb->maildir)) {
-		if (opt.no_create || !mb->cfg->create)
+	if (!path_exists(d->mb->maildir)) {
+		if (opt.no_create || !d->mb->cfg->create)
 			fail(EX_NOUSER, "5.1.1", "mailbox '%s' does not exist",
-			     mb->maildir);
-		if (mailbox_create_folder(mb, "") < 0)
+			     d->mb->maildir);
+		if (mailbox_create_folder(d->mb, "") < 0)
 			fail_temp("cannot create the Maildir");
 	}
-	r = check_safe_owner(mb->maildir, mb->uid);
-	if (r < 0)
+	if (check_safe_owner(d->mb->maildir, d->mb->uid) < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("unsafe Maildir"));
-	if (path_exists(mb->repository) &&
-	    check_safe_owner(mb->repository, mb->uid) < 0)
+	if (path_exists(d->mb->repository) &&
+	    check_safe_owner(d->mb->repository, d->mb->uid) < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("unsafe repository"));
 
-	folder = choose_folder(mb);
-	if (mailbox_create_folder(mb, folder) < 0)
+	d->folder = choose_folder(d->mb);
+	if (mailbox_create_folder(d->mb, d->folder) < 0)
 		fail_temp("cannot create the folder");
-	fdir = mailbox_folder_path(mb, folder);
+	d->fdir = mailbox_folder_path(d->mb, d->folder);
+}
 
-	/*
-	 * 1. the message into tmp/, synced: a name in new/ only ever shows
-	 * a whole message, also after a crash, to the mail client too.
-	 */
-	key = new_key(&tv);
-	tmp = xasprintf("%s/tmp/%s", fdir, key);
-	if (strlen(tmp) >= sizeof tmp_path_for_signal)
+/*
+ * 1. The message into tmp/, synced: a name in new/ only ever shows a
+ * whole message, also after a crash, to the mail client too.
+ */
+static void write_tmp(struct lda *d)
+{
+	int fd, r;
+
+	d->key = new_key(&d->tv);
+	d->tmp = xasprintf("%s/tmp/%s", d->fdir, d->key);
+	if (strlen(d->tmp) >= sizeof tmp_path_for_signal)
 		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = open(d->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("open '%s': %s", tmp, strerror(errno));
+		log_error("open '%s': %s", d->tmp, strerror(errno));
 		fail_temp("cannot write the message");
 	}
-	strcpy(tmp_path_for_signal, tmp);
-	r = copy_message(fd, sender, mb->cfg->size_limit, &size);
+	strcpy(tmp_path_for_signal, d->tmp);
+	r = copy_message(fd, d->sender, d->mb->cfg->size_limit, &d->size);
 	if (r == E_PERM) {
 		close(fd);
-		unlink(tmp);
+		unlink(d->tmp);
 		fail(EX_NOPERM, "5.2.3", "message larger than the limit of %lld "
-		     "bytes", mb->cfg->size_limit);
+		     "bytes", d->mb->cfg->size_limit);
 	}
 	if (r < 0) {
-		log_error("write '%s': %s", tmp, strerror(errno));
+		log_error("write '%s': %s", d->tmp, strerror(errno));
 		close(fd);
-		unlink(tmp);
+		unlink(d->tmp);
 		fail_temp("cannot write the message");
 	}
 	{
 		/* the name's time is the message's time (IMAP INTERNALDATE) */
-		struct timespec ts[2] = { { tv.tv_sec, 0 }, { tv.tv_sec, 0 } };
+		struct timespec ts[2] = { { d->tv.tv_sec, 0 },
+					  { d->tv.tv_sec, 0 } };
 		futimens(fd, ts);
 	}
 	if (fsync(fd) < 0 || close(fd) < 0) {
-		log_error("fsync '%s': %s", tmp, strerror(errno));
-		unlink(tmp);
+		log_error("fsync '%s': %s", d->tmp, strerror(errno));
+		unlink(d->tmp);
 		fail_temp("cannot write the message");
 	}
+}
 
-	/* 2. the blob, then the journal entry, then the rename into new/ */
+/* The repository, and the id of the message's bytes. */
+static void open_repo(struct lda *d)
+{
+	const struct config *cfg = d->mb->cfg;
+	int r;
+
 	/*
 	 * libgit2 syncs nothing here: the LDA syncs what it wrote in
 	 * batches (see commit_pending), far fewer journal commits.
 	 */
-	r = repo_open(&repo, mb->repository, REPO_NO_FSYNC |
-		      (opt.no_create || !mb->cfg->create ? 0 : REPO_CREATE));
+	r = repo_open(&d->repo, d->mb->repository, REPO_NO_FSYNC |
+		      (opt.no_create || !cfg->create ? 0 : REPO_CREATE));
 	if (r == E_NOTFOUND) {
-		unlink(tmp);
+		unlink(d->tmp);
 		fail(EX_NOUSER, "5.1.1", "repository '%s' does not exist",
-		     mb->repository);
+		     d->mb->repository);
 	}
 	if (r < 0) {
-		unlink(tmp);
+		unlink(d->tmp);
 		fail_temp("cannot open the repository");
 	}
-	if (repo_blob_hash_file(&blob, tmp) < 0) {
-		unlink(tmp);
+	if (repo_blob_hash_file(&d->blob, d->tmp) < 0) {
+		unlink(d->tmp);
 		fail_temp("cannot read the message back");
 	}
-	git_oid_tostr(hex, sizeof hex, &blob);
-	journal = repo_state_path(repo, "pending");
+	d->journal = journal_dir(d->repo);
+}
+
+/*
+ * Before 2: the same bytes again?  A delivery interrupted after it
+ * reached the journal (finish it), or one committed within the last days
+ * (then nothing is stored, and true is returned).  Under the lock, so
+ * that a commit seen is a synced one.
+ */
+static bool already_delivered(struct lda *d)
+{
+	bool done;
+
+	if (!repo_object_exists(d->repo, &d->blob))
+		return false;
+	if (repo_lock(d->repo, -1) < 0) {
+		unlink(d->tmp);
+		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
+	}
+	if (journal_has_blob(d->journal, &d->blob) &&
+	    commit_pending(d->repo, d->mb, d->journal, NULL) < 0) {
+		unlink(d->tmp);
+		fail_temp("cannot finish an interrupted delivery");
+	}
+	/* and the commit that holds it, to wait for quorum on */
+	done = delivery_find_recent(&d->wait_for, d->repo, &d->blob,
+				    DEDUP_WINDOW) == 0;
+	repo_unlock(d->repo);
+	if (done) {
+		unlink(d->tmp);
+		tmp_path_for_signal[0] = '\0';
+		log_info("already delivered (blob %.12s); not stored again",
+			 git_oid_tostr_s(&d->blob));
+		return true;
+	}
 	/*
-	 * The same bytes again: a delivery interrupted after it reached the
-	 * journal (finish it), or one committed within the last days.
-	 * Under the lock, so that a commit seen is a synced one.
+	 * Not committed: a blob left by a delivery that never finished,
+	 * which a crash may have cut short before the sync.  Checked, and
+	 * removed if damaged, so it is written again.
 	 */
-	if (repo_object_exists(repo, &blob)) {
-		bool done;
-		if (repo_lock(repo, -1) < 0) {
-			unlink(tmp);
-			fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
-		}
-		if (blob_pending(journal, hex) &&
-		    commit_pending(repo, mb, journal, NULL) < 0) {
-			unlink(tmp);
-			fail_temp("cannot finish an interrupted delivery");
-		}
-		/* and the commit that holds it, to wait for quorum on */
-		done = repo_delivery_commit(&wait_for, repo, &blob,
-					    DEDUP_WINDOW) == 0;
-		repo_unlock(repo);
-		if (done) {
-			unlink(tmp);
-			tmp_path_for_signal[0] = '\0';
-			log_info("already delivered (blob %.12s); not stored "
-				 "again", hex);
-			goto delivered;
-		}
-		/*
-		 * Not committed: a blob left by a delivery that never
-		 * finished, which a crash may have cut short before the
-		 * sync.  Checked, and removed if damaged, so it is written
-		 * again below.
-		 */
-		if (repo_object_check(repo, &blob, tmp) == E_FAIL) {
-			unlink(tmp);
-			fail_temp("cannot read the repository");
-		}
+	if (repo_object_check(d->repo, &d->blob, d->tmp) == E_FAIL) {
+		unlink(d->tmp);
+		fail_temp("cannot read the repository");
 	}
-	name = xasprintf("%s,S=%lld", key, size);
-	dest = xasprintf("%s/new/%s", fdir, name);
-	target = *folder ? xasprintf("%s/new/%s", folder, name)
-			 : xasprintf("new/%s", name);
-	entry = xasprintf("%s/%s-%s", journal, hex, key);
-	entry_fd = publish_entry(journal, entry, target);
-	if (entry_fd < 0) {
-		unlink(tmp);
+	return false;
+}
+
+/*
+ * 2. The journal entry, the blob, then the rename into new/.  From then
+ * a retry finds the journal entry, not the tmp file.  The message, its
+ * blob and the rename are synced by whoever commits it, with the
+ * commit's objects: nothing is promised before that.
+ */
+static void publish(struct lda *d)
+{
+	char *name = xasprintf("%s,S=%lld", d->key, d->size);
+	char *dest = xasprintf("%s/new/%s", d->fdir, name);
+	git_oid written;
+	int r;
+
+	r = strlen(dest) >= sizeof dest_for_signal ? E_INVALID :
+	    journal_publish(&entry, d->journal, &d->blob, d->key, d->folder,
+			    name);
+	if (r < 0)
+		unlink(d->tmp);
+	if (r == E_INVALID)
+		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
+	if (r < 0)
 		fail_temp("cannot write the journal");
-	}
 	/*
 	 * Before the lock, so a big message does not hold up the others:
 	 * deliveries compress their blobs in parallel.  Synced with the
 	 * commit.
 	 */
-	{
-		git_oid written;
-		if (repo_blob_from_file(&written, repo, tmp) < 0 ||
-		    !git_oid_equal(&written, &blob)) {
-			unlink(tmp);
-			unlink(entry);
-			fail_temp("cannot store the message");
-		}
-	}
-	if (strlen(dest) >= sizeof dest_for_signal ||
-	    strlen(entry) >= sizeof entry_for_signal) {
-		unlink(tmp);
-		unlink(entry);
-		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
+	if (repo_blob_from_file(&written, d->repo, d->tmp) < 0 ||
+	    !git_oid_equal(&written, &d->blob)) {
+		unlink(d->tmp);
+		journal_entry_remove(&entry);
+		fail_temp("cannot store the message");
 	}
 	strcpy(dest_for_signal, dest);
-	snprintf(withdrawn_for_signal, sizeof withdrawn_for_signal, "%s.w",
-		 entry);
-	strcpy(entry_for_signal, entry);
-	if (rename(tmp, dest) < 0) {
-		log_error("rename '%s': %s", tmp, strerror(errno));
-		entry_for_signal[0] = '\0';
-		unlink(tmp);
-		unlink(entry);
+	withdrawable = 1;
+	if (rename(d->tmp, dest) < 0) {
+		log_error("rename '%s': %s", d->tmp, strerror(errno));
+		withdrawable = 0;
+		unlink(d->tmp);
+		journal_entry_remove(&entry);
 		fail_temp("cannot move the message into new/");
 	}
-	/*
-	 * From here a retry finds the journal entry, not the tmp file.  The
-	 * message, its blob and the rename are synced by whoever commits
-	 * it, with the commit's objects: nothing is promised before that.
-	 */
 	tmp_path_for_signal[0] = '\0';
+	free(dest);
+	free(name);
+}
 
-	/* 3. under the writer lock: commit ours and whatever else waits */
-	if (repo_lock(repo, -1) < 0)
+/*
+ * 3. Under the writer lock: commit ours and whatever else waits, unless
+ * another delivery did already.  The lock is left held.
+ */
+static void commit(struct lda *d)
+{
+	if (repo_lock(d->repo, -1) < 0)
 		fail(EX_TEMPFAIL, "4.3.0", "repository is busy");
 	/* the deadline can no longer take it back: we are the committer */
-	entry_for_signal[0] = '\0';
-	claim = xasprintf("%s.c", entry);
-	if (!path_exists(entry) && !path_exists(claim)) {
+	withdrawable = 0;
+	if (!journal_entry_present(&entry)) {
 		log_debug("committed by another delivery");
-	} else if (commit_pending(repo, mb, journal,
-				  entry + strlen(journal) + 1) < 0 ||
-		   path_exists(entry) || path_exists(claim)) {
+	} else if (commit_pending(d->repo, d->mb, d->journal, &entry) < 0 ||
+		   journal_entry_present(&entry)) {
 		git_oid head, tree;
 		/*
 		 * Not committed: take the message back out of new/ so the
 		 * retry is the only copy.  Only if the ref really did not
 		 * move (a failed fsync after the update still moved it).
 		 */
-		if (repo_ref_read(&head, repo, REF_MAIL) == 0 &&
-		    repo_commit_tree(&tree, repo, &head) == 0 &&
-		    !repo_tree_has_key(repo, &tree, folder, key)) {
-			unlink(dest);
-			unlink(entry);
-			unlink(claim);
+		if (repo_ref_read(&head, d->repo, REF_MAIL) == 0 &&
+		    repo_commit_tree(&tree, d->repo, &head) == 0 &&
+		    !repo_tree_has_key(d->repo, &tree, d->folder, d->key)) {
+			unlink(dest_for_signal);
+			journal_entry_remove(&entry);
 			fail_temp("cannot commit the message");
 		}
-		unlink(entry);
-		unlink(claim);
+		journal_entry_remove(&entry);
 		log_warn("commit reported an error but the message is "
 			 "committed");
 	}
 	/* still under the lock: mail holds our message, however it came */
-	if (quorum > 1 && repo_ref_read(&wait_for, repo, REF_MAIL) < 0)
-		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
-		     why("cannot read the commit to wait for"));
-	close(entry_fd);
-	free(claim);
-	free(entry);
-	free(target);
-	free(dest);
-	free(name);
-delivered:
-	repo_unlock(repo);
-	{
-		char *tmpdir = xasprintf("%s/tmp", fdir);
-		clean_tmp(tmpdir);
-		free(tmpdir);
-	}
+	if (d->quorum > 1 && repo_ref_read(&d->wait_for, d->repo, REF_MAIL) < 0)
+		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s",
+		     d->quorum, why("cannot read the commit to wait for"));
+	journal_entry_close(&entry);
+}
+
+/* 4. After the commit: tmp/ cleaned, then quorum waited for. */
+static void finish(struct lda *d)
+{
+	char *tmpdir = xasprintf("%s/tmp", d->fdir);
+
+	repo_unlock(d->repo);
+	clean_tmp(tmpdir);
+	free(tmpdir);
 	/* no lock held while we wait */
-	if (quorum > 1)
-		wait_quorum(mb, &wait_for, quorum, deadline_at);
-	free(journal);
-	free(tmp);
-	free(key);
-	free(fdir);
-	free(folder);
-	free(sender);
-	repo_free(repo);
-	mailbox_free(mb);
+	if (d->quorum > 1)
+		wait_quorum(d->mb, &d->wait_for, d->quorum, d->deadline_at);
+}
+
+static void lda_release(struct lda *d)
+{
+	free(d->journal);
+	free(d->tmp);
+	free(d->key);
+	free(d->fdir);
+	free(d->folder);
+	free(d->sender);
+	repo_free(d->repo);
+	mailbox_free(d->mb);
+}
+
+int main(int argc, char **argv)
+{
+	struct lda d = { 0 };
+
+	start(&d, argc, argv);		/* options, mailbox, deadline, folder */
+	write_tmp(&d);			/* 1. the message into tmp/ */
+	open_repo(&d);
+	if (!already_delivered(&d)) {	/* a retry of committed bytes */
+		publish(&d);		/* 2. journal, blob, rename into new/ */
+		commit(&d);		/* 3. under the lock, with the others */
+	}
+	finish(&d);			/* 4. tmp/ cleaned, quorum */
+	lda_release(&d);
 	git_libgit2_shutdown();
 	return EX_OK;
 }

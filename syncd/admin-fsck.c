@@ -40,6 +40,7 @@
 #include "folder.h"
 #include "format.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
@@ -443,29 +444,35 @@ static void check_private(struct fsck *f)
 	}
 }
 
+/* One entry of the delivery journal: a warning naming its message. */
+static void journal_entry(const struct journal_item *it, void *data)
+{
+	struct fsck *f = data;
+	const char *what;
+
+	if (!it->target) {
+		warn_place(f, it->path, ": malformed entry in the journal");
+		return;
+	}
+	if (it->state == JOURNAL_WITHDRAWN)
+		what = it->alive ? ": withdrawn delivery in the journal "
+				   "(maildag-lda is taking it back)"
+				 : ": withdrawn delivery in the journal "
+				   "(the next delivery removes it)";
+	else
+		what = it->alive ? ": delivery under way in the journal "
+				   "(maildag-lda is running)"
+				 : ": delivery unfinished in the journal "
+				   "(the next delivery finishes it)";
+	warn_place(f, it->target, what);
+}
+
 /* Deliveries the LDA journalled and did not finish (maildag-lda(8)). */
 static void check_journal(struct fsck *f)
 {
-	char *dir = repo_state_path(f->repo, "pending");
-	struct dirent *de;
-	DIR *d = opendir(dir);
+	char *dir = journal_dir(f->repo);
 
-	while (d && (de = readdir(d))) {
-		char target[4096];
-		ssize_t n;
-		char *p;
-
-		if (de->d_name[0] == '.')
-			continue;
-		p = xasprintf("%s/%s", dir, de->d_name);
-		n = readlink(p, target, sizeof target - 1);
-		target[n < 0 ? 0 : n] = '\0';
-		warn_place(f, n > 0 ? target : p, ": delivery unfinished in the "
-			   "journal (the next delivery finishes it)");
-		free(p);
-	}
-	if (d)
-		closedir(d);
+	journal_list(dir, journal_entry, f);
 	free(dir);
 }
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "delivery.h"
 #include "folder.h"
 #include "fsutil.h"
 #include "log.h"
@@ -240,42 +241,61 @@ static void describe_message(struct strbuf *out, struct repo *r,
 	git_blob_free(blob);
 }
 
-/*
- * Print a delivery commit (maildag-lda's "deliver ..." message with one
- * "Path:"/"Blob:" pair per message), a line per message.
- */
+/* Print a delivery commit (delivery.h) a line per message. */
 static void print_delivery(const char *prefix, struct repo *r,
 			   const char *message)
 {
-	const char *p = message;
+	struct delivery_item it;
+	const char *pos = message;
 
-	while ((p = strstr(p, "\nPath: "))) {
-		const char *path = p + 8, *b;
-		size_t plen = strcspn(path, "\n");
+	while (delivery_record_next(&it, &pos)) {
 		struct strbuf line = STRBUF_INIT;
+		char hex[GIT_OID_HEXSZ + 1] = "";
 
-		p = path + plen;
-		b = strncmp(p, "\nBlob: ", 7) ? NULL : p + 7;
-		describe_message(&line, r, path, plen, b ? b : "");
+		if (it.has_blob)
+			git_oid_tostr(hex, sizeof hex, &it.blob);
+		describe_message(&line, r, it.path, it.path_len, hex);
 		printf("%s  %s\n", prefix, line.buf);
 		strbuf_release(&line);
 	}
 }
 
+struct log_walk {
+	struct repo *r;
+	long max, shown;
+};
+
+/* One commit of the history (repo_log_fn): its lines. */
+static int log_one(const git_oid *id, git_time_t time, const char *msg,
+		   void *data)
+{
+	struct log_walk *w = data;
+	char when[32], prefix[64];
+	time_t t = (time_t)time;
+
+	if (w->max >= 0 && w->shown >= w->max)
+		return 1;
+	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
+	snprintf(prefix, sizeof prefix, "%s  %.10s", when, git_oid_tostr_s(id));
+	if (delivery_message_is_delivery(msg))
+		print_delivery(prefix, w->r, msg);
+	else
+		printf("%s  %.*s\n", prefix, (int)strcspn(msg, "\n"), msg);
+	w->shown++;
+	return 0;
+}
+
 static int cmd_log(struct mailbox *mb, int argc, char **argv)
 {
-	struct repo *r;
-	git_revwalk *walk = NULL;
-	git_oid id;
-	long max = -1, shown = 0;
+	struct log_walk w = { .max = -1 };
 	int c, ret = EX_TEMPFAIL;
 
 	optind = 1;
 	while ((c = getopt(argc, argv, "n:")) != -1) {
 		if (c == 'n') {
 			char *end;
-			max = strtol(optarg, &end, 10);
-			if (*end || max < 0) {
+			w.max = strtol(optarg, &end, 10);
+			if (*end || w.max < 0) {
 				log_error("bad count '%s'", optarg);
 				return EX_USAGE;
 			}
@@ -284,43 +304,11 @@ static int cmd_log(struct mailbox *mb, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if ((c = admin_open_repo(&r, mb)))
+	if ((c = admin_open_repo(&w.r, mb)))
 		return c;
-	if (git_revwalk_new(&walk, r->git) < 0 ||
-	    git_revwalk_push_ref(walk, REF_MAIL) < 0) {
-		log_error("read '%s': %s", REF_MAIL, repo_git_error());
-		goto done;
-	}
-	git_revwalk_sorting(walk, GIT_SORT_TIME);
-	while ((max < 0 || shown < max) && git_revwalk_next(&id, walk) == 0) {
-		struct strbuf line = STRBUF_INIT;
-		git_commit *commit;
-		const char *msg;
-		char when[32], prefix[64];
-		time_t t;
-
-		if (git_commit_lookup(&commit, r->git, &id) < 0)
-			break;
-		t = (time_t)git_commit_time(commit);
-		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S",
-			 localtime(&t));
-		msg = git_commit_message(commit);
-		snprintf(prefix, sizeof prefix, "%s  %.10s", when,
-			 git_oid_tostr_s(&id));
-		if (!strncmp(msg, "deliver ", 8) && strstr(msg, "\nPath: ")) {
-			print_delivery(prefix, r, msg);
-		} else {
-			strbuf_add(&line, msg, strcspn(msg, "\n"));
-			printf("%s  %s\n", prefix, line.buf);
-		}
-		strbuf_release(&line);
-		git_commit_free(commit);
-		shown++;
-	}
-	ret = EX_OK;
-done:
-	git_revwalk_free(walk);
-	repo_free(r);
+	if (repo_log(w.r, REF_MAIL, log_one, &w) >= 0)
+		ret = EX_OK;
+	repo_free(w.r);
 	return ret;
 }
 

@@ -111,6 +111,13 @@ test_expect_success '-m delivers into an existing folder, else INBOX' '
 	test_repo_consistent
 '
 
+test_expect_success 'maildag log names the folder a message was delivered to' '
+	as_user maildag log >out &&
+	cat out &&
+	grep "delivered to Lists.debian: from Alice <alice@example.org>, \"test message 6\"" out &&
+	grep "delivered to INBOX: from Alice <alice@example.org>, \"test message 8\"" out
+'
+
 test_expect_success 'EXTENSION and LOCAL_PART_SUFFIX pick an existing folder' '
 	test_message 9 | as_user env EXTENSION=Lists.debian maildag-lda &&
 	grep -q "test message 9" "$MAILDIR"/.Lists.debian/new/* &&
@@ -131,6 +138,24 @@ test_expect_success 'hostile extensions never become paths' '
 	test "$(grep -l "test message hostile" $(new_files) | wc -l)" = 10 &&
 	! test -e "$USER_HOME/x" && ! test -e "$MAILDIR/.git" &&
 	test_repo_consistent
+'
+
+# a host name of one letter gives keys that end in ".<letter>", as the
+# journal's own suffixes do: a delivery is still committed (root only:
+# the name is set in a UTS namespace of its own)
+if [ "$(id -u)" = 0 ] && unshare --uts true 2>/dev/null; then
+	test_set_prereq UTSNS
+fi
+test_expect_success UTSNS 'a delivery on a host named with one letter is committed' '
+	test_message shorthost >short.msg &&
+	unshare --uts sh -c '\''hostname w && exec "$@"'\'' - \
+		setpriv --reuid="$TEST_USER" --regid="$TEST_USER" --init-groups \
+		env HOME="$USER_HOME" USER="$TEST_USER" LOGNAME="$TEST_USER" \
+		PATH="$PATH" maildag-lda <short.msg &&
+	f=$(grep -l "test message shorthost" $(new_files)) &&
+	case "$f" in *Q1.w,S=*) ;; *) false;; esac &&
+	tree_files | grep -q "/$(basename "$f")\$" &&
+	test -z "$(ls -A "$REPO/maildag/pending")"
 '
 
 test_expect_success 'maildag init refuses an existing repository' '

@@ -178,6 +178,94 @@ test_expect_success 'the Maildir and the worktree ref are compared (warnings)' '
 	test "$(grep -c "^warning" out)" = 4
 '
 
+# wait_until COMMAND...: poll until COMMAND succeeds (a guard against a
+# hang, not a timing: it gives up after a minute)
+wait_until() {
+	local i=0
+	until "$@"; do
+		i=$((i + 1))
+		test $i -lt 600 || { echo "gave up waiting for: $*" >&2; return 1; }
+		sleep 0.1
+	done
+}
+
+# The writer lock held as another delivery or maildag-syncd holds it,
+# until release_lock: a delivery started meanwhile stops with its
+# journal entry published and its message in new/, waiting for it.
+LOCKDIR=$TRASH/lockholder
+hold_lock() {
+	rm -rf "$LOCKDIR" && mkdir "$LOCKDIR" && chown "$TEST_USER" "$LOCKDIR" &&
+	{ as_user flock "$REPO/maildag/lock" sh -c '
+		: >"$1/held"; while ! test -e "$1/release"; do sleep 0.1; done' \
+		- "$LOCKDIR" & } &&
+	wait_until test -e "$LOCKDIR/held"
+}
+release_lock() { ! test -d "$LOCKDIR" || : >"$LOCKDIR/release"; }
+test_at_end release_lock
+
+# pending_message: the file in new/ of the delivery that waits
+pending_message() {
+	find "$MAILDIR/new" -type f -exec grep -l "test message pending" {} + |
+		grep .
+}
+
+# journal_lines: fsck's warnings about the delivery journal
+journal_lines() { grep -F "in the journal" out || :; }
+
+test_expect_success 'a delivery waiting for the writer lock is listed by its message' '
+	hold_lock &&
+	{ test_message pending | as_user maildag-lda; echo $? >lda.status; } &
+	lda=$! &&
+	wait_until pending_message &&
+	f=$(pending_message) &&
+	name=$(basename "$f") && echo "$name" >pending.name &&
+	ls "$REPO/maildag/pending" | grep -q "^[0-9a-f]\{40\}-" &&
+	as_user maildag fsck >out &&
+	cat out &&
+	journal_lines >lines &&
+	echo "warning: '\''new/$name'\'': delivery under way in the journal (maildag-lda is running)" >expect &&
+	test_cmp expect lines &&
+	! grep -F "maildag/pending" out &&
+	# killed while it waits: its entry stays, with no writer
+	pid=$(echo "$name" | sed "s/^[0-9]*\.M[0-9]*P\([0-9]*\)R.*/\1/") &&
+	as_user kill -KILL "$pid" &&
+	wait $lda &&
+	test "$(cat lda.status)" = 137 &&
+	as_user maildag fsck >out &&
+	cat out &&
+	journal_lines >lines &&
+	echo "warning: '\''new/$name'\'': delivery unfinished in the journal (the next delivery finishes it)" >expect &&
+	test_cmp expect lines
+'
+
+test_expect_success 'the next delivery finishes it; fsck lists nothing more' '
+	release_lock &&
+	wait &&
+	name=$(cat pending.name) &&
+	test_message after-pending | as_user maildag-lda &&
+	tree_files | grep -q "/$name\$" &&
+	test -z "$(ls -A "$REPO/maildag/pending")" &&
+	as_user maildag fsck >out &&
+	cat out &&
+	test -z "$(journal_lines)"
+'
+
+test_expect_success 'a withdrawal left half-way and a malformed entry are listed' '
+	name=1700000000.M1P1R0000000000000000Q1.test,S=5 &&
+	hex=0123456789abcdef0123456789abcdef01234567 &&
+	as_user sh -c "echo new/$name >\"$REPO/maildag/pending/$hex-${name%,*}.w\" &&
+		echo junk >\"$REPO/maildag/pending/junk\"" &&
+	as_user maildag fsck >out &&
+	cat out &&
+	journal_lines >lines &&
+	{
+		echo "warning: '\''new/$name'\'': withdrawn delivery in the journal (the next delivery removes it)" &&
+		echo "warning: '\''$REPO/maildag/pending/junk'\'': malformed entry in the journal"
+	} >expect &&
+	test_cmp expect lines &&
+	rm "$REPO/maildag/pending/junk" "$REPO/maildag/pending/$hex-${name%,*}.w"
+'
+
 test_expect_success 'fsck with a bad argument is a usage error' '
 	test_expect_code 64 as_user maildag fsck --bogus
 '

@@ -1,0 +1,127 @@
+/*
+ * delivery: the delivery record (see delivery.h).  A commit that
+ * delivers messages says so in its message, which this file alone
+ * writes and reads:
+ *
+ *	deliver to <folder>		one message ("INBOX", "Sent", ...)
+ *	deliver <n> messages		more than one
+ *
+ *	Path: <tree path>		one pair per message, in the order
+ *	Blob: <blob id>			they were added
+ *
+ * A commit that holds other changes too (maildag-syncd committing what
+ * the mail client did together with a delivery it found in the journal)
+ * has its own subject and the same pairs after it.  The Blob line is
+ * what lets maildag-lda recognise a retry of bytes it delivered already
+ * (DESIGN section 4): only the commits of the last days are looked at.
+ */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "delivery.h"
+#include "folder.h"
+#include "log.h"
+#include "repo.h"
+#include "xalloc.h"
+
+#define PATH_LINE "\nPath: "
+#define BLOB_LINE "\nBlob: "
+#define LINE_LEN 7		/* of either, newline included */
+
+void delivery_record_add(struct delivery_record *d, const char *folder,
+			 const char *path, const git_oid *blob)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof hex, blob);
+	if (!d->n++)
+		d->folder = xstrdup(folder);
+	/* each line after the newline that ends the one before */
+	strbuf_addf(&d->lines, "%s%s%s%s\n", PATH_LINE + 1, path,
+		    BLOB_LINE, hex);
+}
+
+void delivery_record_message(struct strbuf *out,
+			     const struct delivery_record *d,
+			     const char *subject)
+{
+	if (subject)
+		strbuf_addf(out, "%s\n", subject);
+	else if (d->n == 1)
+		strbuf_addf(out, "deliver to %s\n", folder_display(d->folder));
+	else
+		strbuf_addf(out, "deliver %zu messages\n", d->n);
+	if (d->n)
+		strbuf_addf(out, "\n%s", d->lines.buf);
+}
+
+void delivery_record_release(struct delivery_record *d)
+{
+	strbuf_release(&d->lines);
+	free(d->folder);
+	d->folder = NULL;
+	d->n = 0;
+}
+
+bool delivery_message_is_delivery(const char *message)
+{
+	return !strncmp(message, "deliver ", 8) && strstr(message, PATH_LINE);
+}
+
+bool delivery_record_next(struct delivery_item *out, const char **pos)
+{
+	const char *p = strstr(*pos, PATH_LINE), *b;
+
+	if (!p)
+		return false;
+	out->path = p + LINE_LEN;
+	out->path_len = strcspn(out->path, "\n");
+	p = out->path + out->path_len;
+	b = p + LINE_LEN;
+	out->has_blob = !strncmp(p, BLOB_LINE, LINE_LEN) &&
+			strlen(b) >= GIT_OID_HEXSZ &&
+			(b[GIT_OID_HEXSZ] == '\n' || !b[GIT_OID_HEXSZ]) &&
+			git_oid_fromstrn(&out->blob, b, GIT_OID_HEXSZ) == 0;
+	*pos = p;
+	return true;
+}
+
+struct find {
+	const git_oid *blob;
+	git_time_t cutoff;
+	git_oid *out;
+};
+
+enum { FOUND = 1, TOO_OLD = 2 };
+
+static int find_one(const git_oid *id, git_time_t time, const char *message,
+		    void *data)
+{
+	struct find *f = data;
+	struct delivery_item it;
+	const char *pos = message;
+
+	if (time < f->cutoff)
+		return TOO_OLD;
+	while (delivery_record_next(&it, &pos))
+		if (it.has_blob && git_oid_equal(&it.blob, f->blob)) {
+			git_oid_cpy(f->out, id);
+			return FOUND;
+		}
+	return 0;
+}
+
+/* Only asked when the blob exists at all, which is rare. */
+int delivery_find_recent(git_oid *out, struct repo *r, const git_oid *blob,
+			 long window)
+{
+	struct find f = { blob, (git_time_t)(time(NULL) - window), out };
+	int ret = repo_log(r, REF_MAIL, find_one, &f);
+
+	if (ret < 0)
+		return ret;
+	return ret == FOUND ? 0 : E_NOTFOUND;
+}

@@ -1,0 +1,28 @@
+#!/bin/sh
+test_description='each fact data safety rests on is spelled out in one source file'
+. "$abs_top_srcdir/t/test-lib.sh"
+
+# only_in FILE PATTERN: the sources of the programs and the library
+# (comments included) match the extended regex PATTERN in FILE alone
+only_in() {
+	(cd "$abs_top_srcdir" &&
+		grep -lE -- "$2" common/*.[ch] lda/*.[ch] syncd/*.[ch]) >files &&
+	cat files &&
+	echo "$1" >expect &&
+	test_cmp expect files
+}
+
+test_expect_success 'the journal directory is named in journal.c alone' '
+	only_in common/journal.c "\"pending\"|maildag/pending"
+'
+
+test_expect_success 'the journal file names are spelled in journal.c alone' '
+	only_in common/journal.c "\"\\.new-|\\.[cw]\""
+'
+
+test_expect_success 'the delivery record is written and read in delivery.c alone' '
+	only_in common/delivery.c "(^|[^-])(Path|Blob): " &&
+	only_in common/delivery.c "deliver (to |%)"
+'
+
+test_done
