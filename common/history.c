@@ -3,7 +3,7 @@
  *
  * A reverse topological revwalk of theirs ^ ours hands out each commit
  * after all its parents, so the first parent is always either hidden
- * (ours) or checked already when its child comes: the incremental check
+ * (trusted) or checked already when its child comes: the incremental check
  * against it costs O(changed shards) per commit, not O(mailbox).
  *
  * A check child reports on one line, the only thing it writes:
@@ -39,8 +39,9 @@
 #define CHILD_CACHE_MAX ((size_t)32 << 20)
 #define WHY_MAX (sizeof ((struct history_result *)NULL)->why)
 
-int history_check(struct repo *r, const git_oid *ours, const git_oid *theirs,
-		  struct strbuf *err, size_t *checked, git_oid *bad)
+int history_check(struct repo *r, const git_oid *ours, const git_oid *approved,
+		  const git_oid *theirs, struct strbuf *err, size_t *checked,
+		  git_oid *bad)
 {
 	git_revwalk *walk = NULL;
 	git_commit *c = NULL;
@@ -52,7 +53,8 @@ int history_check(struct repo *r, const git_oid *ours, const git_oid *theirs,
 	    (err2 = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL |
 					GIT_SORT_REVERSE)) < 0 ||
 	    (err2 = git_revwalk_push(walk, theirs)) < 0 ||
-	    (ours && (err2 = git_revwalk_hide(walk, ours)) < 0)) {
+	    (ours && (err2 = git_revwalk_hide(walk, ours)) < 0) ||
+	    (approved && (err2 = git_revwalk_hide(walk, approved)) < 0)) {
 		strbuf_addf(err, "walk the history of %.12s: %s",
 			    git_oid_tostr_s(theirs), repo_git_error());
 		ret = E_TEMP;
@@ -68,7 +70,7 @@ int history_check(struct repo *r, const git_oid *ours, const git_oid *theirs,
 			ret = E_TEMP;
 			goto done;
 		}
-		/* parents come first: the first one is ours or checked */
+		/* parents come first: the first one is trusted or checked */
 		if (git_commit_parentcount(c) > 0)
 			trusted = git_commit_parent_id(c, 0);
 		ret = format_check_commit(r, &id, trusted, &why);
@@ -105,7 +107,7 @@ done:
 
 struct spawn_args {
 	const char *repo_path;
-	const git_oid *ours, *theirs;
+	const git_oid *ours, *approved, *theirs;
 };
 
 static const char *result_word(int status)
@@ -131,7 +133,8 @@ static void check_child(void *arg)
 		st = E_TEMP;
 	} else {
 		repo_set_cache_max(CHILD_CACHE_MAX);
-		st = history_check(r, a->ours, a->theirs, &err, &n, &bad);
+		st = history_check(r, a->ours, a->approved, a->theirs, &err,
+				   &n, &bad);
 		if (st < 0 && st != E_INVALID)
 			st = E_TEMP;
 	}
@@ -151,10 +154,10 @@ static void check_child(void *arg)
 }
 
 int history_spawn(pid_t *pid, int *fd, const char *repo_path,
-		  const git_oid *ours, const git_oid *theirs,
-		  unsigned long long data_limit)
+		  const git_oid *ours, const git_oid *approved,
+		  const git_oid *theirs, unsigned long long data_limit)
 {
-	struct spawn_args a = { repo_path, ours, theirs };
+	struct spawn_args a = { repo_path, ours, approved, theirs };
 
 	return child_spawn(pid, fd, data_limit, CHILD_DIE_WITH_PARENT,
 			   "maildag-check", check_child, &a);

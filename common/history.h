@@ -33,14 +33,20 @@
  * here; a root commit is checked fully.  Every parent of a merge commit
  * is in ours or in the walk, so every one is checked too.
  *
+ * approved (may be NULL) is trusted as ours is: a commit whose whole
+ * history passed this check before, against an ancestor of ours; what
+ * it holds is not checked again (a peer that moved on while its history
+ * was being checked costs only what it added since).
+ *
  * 0 when every commit passes; E_INVALID when one does not, with one line
  * appended to err naming it ("commit <id> of its history: <why>", or
  * just <why> when it is theirs itself) and *bad (may be NULL) set to its
  * id; E_TEMP when an object could not be read.  *checked (may be NULL)
  * is how many commits were checked.
  */
-int history_check(struct repo *r, const git_oid *ours, const git_oid *theirs,
-		  struct strbuf *err, size_t *checked, git_oid *bad);
+int history_check(struct repo *r, const git_oid *ours, const git_oid *approved,
+		  const git_oid *theirs, struct strbuf *err, size_t *checked,
+		  git_oid *bad);
 
 /* What a check child found (history_collect). */
 struct history_result {
@@ -53,15 +59,16 @@ struct history_result {
 };
 
 /*
- * history_check(ours, theirs) in a child process (child.h) on the
- * repository at repo_path, opened afresh there; ours NULL as above.  Its
+ * history_check(ours, approved, theirs) in a child process (child.h) on
+ * the repository at repo_path, opened afresh there; ours and approved
+ * may be NULL as above.  Its
  * data segment is capped at data_limit bytes (0: none), and it dies with
  * its parent.  *pid is the child, *fd the pipe to poll for POLLIN and
  * hand to history_collect().  0, or E_FAIL (logged) when it cannot start.
  */
 int history_spawn(pid_t *pid, int *fd, const char *repo_path,
-		  const git_oid *ours, const git_oid *theirs,
-		  unsigned long long data_limit);
+		  const git_oid *ours, const git_oid *approved,
+		  const git_oid *theirs, unsigned long long data_limit);
 
 /*
  * Read what is available on fd into buf (empty at the first call).

@@ -24,10 +24,14 @@
  * given makes an approval (peer.checked, against peer.checked_base);
  * peers_merge merges nothing else.  A child that fails, dies or is
  * killed approves nothing: the check is tried again after the backoff.
- * When the ref moves while a child runs, the child is left to finish and
- * its approval is merged (it is an ancestor of the new tip), so the next
- * check covers only what came since: a peer that moves faster than its
- * history can be checked still gets merged, step by step.
+ * When the ref moves while a child runs, the child is left to finish, and
+ * the next check trusts what it approved as it trusts our own history:
+ * it covers only what came since, so a peer that moves on faster than a
+ * whole history can be checked is still merged (killing the child for
+ * each new tip would start over each time).  What is merged is always
+ * the approved tip itself, never an older commit of theirs: a merge of
+ * a stale tip is one more commit that no replica shares, and the
+ * criss-cross merges that follow cost every replica.
  *
  * Every check goes to a child, also a fast-forward of one commit:
  * measured on this project's 2-core test machine, a child costs about
@@ -702,17 +706,25 @@ static void on_check_child(void *data, int fd, short revents)
 	check_done(p, pe, &res);
 }
 
-/* Check theirs ^ ours in a child; its end calls check_done. */
+/*
+ * Check theirs ^ ours in a child; its end calls check_done.  The last
+ * approval, when it holds (its base is an ancestor of ours), is trusted
+ * as ours is: the check covers what came since, and its approval is one
+ * against ours.
+ */
 static void check_start(struct peers *p, struct peer *pe, const git_oid *ours,
 			const git_oid *theirs)
 {
 	struct check *c = &pe->check;
+	bool trust = pe->have_checked &&
+		     merge_is_ancestor(p->repo, &pe->checked_base, ours) == 1;
 
 	git_oid_cpy(&c->theirs, theirs);
 	git_oid_cpy(&c->ours, ours);
 	strbuf_reset(&c->buf);
 	/* the fetch child's cap: what the limits let through fits in it */
-	if (history_spawn(&c->pid, &c->fd, p->repo->path, ours, theirs,
+	if (history_spawn(&c->pid, &c->fd, p->repo->path, ours,
+			  trust ? &pe->checked : NULL, theirs,
 			  net_fetch_memory()) < 0) {
 		c->pid = 0;
 		c->fd = -1;
@@ -734,35 +746,13 @@ static bool approved(struct peers *p, const struct peer *pe,
 	       merge_is_ancestor(p->repo, &pe->checked_base, mail) == 1;
 }
 
-/*
- * What of theirs may be merged into mail: theirs when approved, else the
- * last approved commit when it is an ancestor of theirs that mail lacks
- * (approved while theirs came in).  False when nothing.
- */
-static bool mergeable(struct peers *p, const struct peer *pe,
-		      const git_oid *mail, const git_oid *theirs, git_oid *out)
-{
-	if (approved(p, pe, mail, theirs)) {
-		git_oid_cpy(out, theirs);
-		return true;
-	}
-	if (!pe->have_checked ||
-	    merge_is_ancestor(p->repo, &pe->checked_base, mail) != 1 ||
-	    merge_is_ancestor(p->repo, &pe->checked, theirs) != 1 ||
-	    merge_is_ancestor(p->repo, &pe->checked, mail) != 0)
-		return false;
-	git_oid_cpy(out, &pe->checked);
-	return true;
-}
-
 /* Merge one peer's ref if it moved: 1 when mail moved, 0, < 0 on error. */
 static int merge_peer(struct peers *p, struct peer *pe)
 {
 	const char *node = pe->cfg.name;
-	git_oid theirs, mail, out, take;
+	git_oid theirs, mail, out;
 	struct merge_stats st;
 	struct seen *s;
-	bool whole = true;
 	int x, moved = 0;
 
 	/* none yet, or unreadable (logged): the next check looks again */
@@ -776,15 +766,14 @@ static int merge_peer(struct peers *p, struct peer *pe)
 	x = merge_is_ancestor(p->repo, &theirs, &mail);
 	if (x == 0) {
 		/*
-		 * Only what a check child approved (peers_check); the rest
-		 * waits for the child, whose end brings another sync.
+		 * Only what a check child approved (peers_check); anything
+		 * else waits for the child, whose end brings another sync.
 		 */
-		if (!mergeable(p, pe, &mail, &theirs, &take)) {
+		if (!approved(p, pe, &mail, &theirs)) {
 			p->refs_dirty = true;
 			return 0;
 		}
-		whole = git_oid_equal(&take, &theirs);
-		x = merge_into_ref(&out, p->repo, REF_MAIL, &take, NULL, &st);
+		x = merge_into_ref(&out, p->repo, REF_MAIL, &theirs, NULL, &st);
 		if (x < 0) {
 			/*
 			 * A broken object of theirs, or trouble of ours (a
@@ -792,7 +781,7 @@ static int merge_peer(struct peers *p, struct peer *pe)
 			 * commits go on, and this one is tried again at the
 			 * next periodic check.
 			 */
-			refuse(pe, &take, "the merge failed");
+			refuse(pe, &theirs, "the merge failed");
 			return 0;
 		}
 		if (st.kind != MERGE_SAME) {
@@ -801,11 +790,10 @@ static int merge_peer(struct peers *p, struct peer *pe)
 				 "%zu expunged, %zu moved, %zu flagged)",
 				 node, st.kind == MERGE_MERGED ? "merged"
 							       : "fast-forward to",
-				 git_oid_tostr_s(&take), git_oid_tostr_s(&out),
+				 git_oid_tostr_s(&theirs), git_oid_tostr_s(&out),
 				 st.ours.added, st.ours.expunged, st.ours.moved,
 				 st.ours.flagged);
 		}
-		git_oid_cpy(&theirs, &take);
 	} else if (x < 0) {
 		log_warn("peer %s: %.12s: %s", node, git_oid_tostr_s(&theirs),
 			 repo_git_error());
@@ -818,13 +806,8 @@ static int merge_peer(struct peers *p, struct peer *pe)
 		loop_timer_stop(pe->push.timer);
 		op_start(&pe->push);
 	}
-	if (whole) {
-		free(pe->merge_error);
-		pe->merge_error = NULL;
-	} else {
-		/* the rest of theirs is being checked */
-		p->refs_dirty = true;
-	}
+	free(pe->merge_error);
+	pe->merge_error = NULL;
 	return moved;
 }
 

@@ -88,7 +88,7 @@ static int check(const git_oid *ours, const git_oid *theirs, size_t *n,
 		 struct strbuf *err)
 {
 	strbuf_reset(err);
-	return history_check(repo, ours, theirs, err, n, NULL);
+	return history_check(repo, ours, NULL, theirs, err, n, NULL);
 }
 
 /*
@@ -103,7 +103,7 @@ static void in_child(struct history_result *res, const git_oid *ours,
 	int fd;
 
 	memset(res, 0, sizeof *res);
-	if (history_spawn(&pid, &fd, repo->path, ours, theirs, 0) < 0)
+	if (history_spawn(&pid, &fd, repo->path, ours, NULL, theirs, 0) < 0)
 		log_fatal("cannot spawn a check child");
 	if (kill_it)
 		kill(pid, SIGKILL);
@@ -170,6 +170,10 @@ int main(void)
 	is_int((int)n, 3, "every commit checked");
 	is_int(check(&b, &b, &n, &err), 0, "nothing new");
 	is_int((int)n, 0, "nothing checked");
+	strbuf_reset(&err);
+	is_int(history_check(repo, &r, &a, &b, &err, &n, NULL), 0,
+	       "an approved commit is trusted as ours is");
+	is_int((int)n, 1, "only what came since it is checked");
 
 	/* x: bad; y on top of it has b's good tree again */
 	bad(&x, &b);
