@@ -1,5 +1,5 @@
 #!/bin/sh
-test_description='a peer history of 5,000 commits, with real daemons: while a child process checks every commit of it, maildag-syncd keeps answering maildag status and a delivery goes through; a bad commit deep in such a history still refuses all of it; a good one is merged whole'
+test_description='a peer history of 5,000 commits, with real daemons: while a child process checks every commit of it, maildag-syncd keeps answering maildag status and a delivery goes through; a bad commit deep in such a history still refuses all of it; a good one is merged whole; a check child killed, or the daemon stopped or killed under it, approves nothing'
 . "$abs_top_srcdir/t/test-lib.sh"
 . "$abs_top_srcdir/t/lib-dovecot.sh"
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
@@ -20,6 +20,7 @@ fi
 
 N=5000
 BAD_AT=100
+FLAGS=20000
 # the largest resident set maildag-syncd may reach, in kB
 RSS_MAX=65536
 # a fetch of 5,000 commits on a busy machine is never cut short here
@@ -34,13 +35,17 @@ contains() {
 }
 status_merge_error() { replica_status 1 | json_get "peer(\"r2\")[\"merge_error\"]"; }
 
-# history.py PARENT N BAD_AT PREFIX: a git fast-import stream of N
-# commits on PARENT (onto refs/heads/PREFIX), commit i delivering the
-# message PREFIX<i> into INBOX; with BAD_AT > 0, commit BAD_AT also adds
-# a symbolic link in .Evil, and commit BAD_AT + 1 removes .Evil again
+# history.py PARENT N BAD_AT PREFIX [PATH BLOB]: a git fast-import stream
+# of N commits on PARENT (onto refs/heads/PREFIX), commit i delivering
+# the message PREFIX<i> into INBOX; with BAD_AT > 0, commit BAD_AT also
+# adds a symbolic link in .Evil, and commit BAD_AT + 1 removes .Evil
+# again.  With PATH and BLOB (a message of PARENT's, flags ":2,S"), commit
+# i flags it instead (":2,FS" and back: what a client does), delivering
+# nothing.
 cat >history.py <<'EOF'
 import sys
 parent, n, bad_at, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+flip = sys.argv[5:7]
 out = sys.stdout.buffer
 
 def shard(key):
@@ -55,7 +60,16 @@ def data(b):
 if bad_at:
     out.write(b"blob\nmark :1000000\n")
     data(b"/etc/passwd")
-for i in range(1, n + 1):
+for i in range(1, n + 1) if flip else ():
+    path, blob = flip
+    out.write(b"commit refs/heads/%s\n" % prefix.encode())
+    out.write(b"committer peer <peer@example.org> %d +0000\n" % (1700000000 + i))
+    data(b"flags %d" % i)
+    if i == 1:
+        out.write(b"from %s\n" % parent.encode())
+    old, new = (path, path[:-1] + "FS") if i % 2 else (path[:-1] + "FS", path)
+    out.write(("D %s\nM 100644 %s %s\n" % (old, blob, new)).encode())
+for i in range(1, n + 1) if not flip else ():
     body = ("From: Peer <peer@example.org>\nTo: user@localhost\n"
             "Subject: history %d\nMessage-ID: <%s%d.1@example.org>\n"
             "Date: Sun, 22 Nov 2026 10:00:00 +0000\n\nmessage %d\n"
@@ -81,12 +95,43 @@ for i in range(1, n + 1):
 EOF
 chmod 644 history.py
 
-# history NAME BAD_AT: that history on r2's good head, made with git
-# fast-import; its tip
+# history NAME BAD_AT [PARENT-FILE [COUNT]]: that history (COUNT commits,
+# default $N) on the commit in PARENT-FILE (default good: r2's good
+# head), made with git fast-import; its tip
 history() {
-	"$PYTHON" history.py "$(cat good)" $N "$2" "$1" |
+	"$PYTHON" history.py "$(cat "${3:-good}")" "${4:-$N}" "$2" "$1" ${5:+"$5" "$6"} |
 		g2 fast-import --quiet &&
 	g2 rev-parse "refs/heads/$1"
+}
+
+# gone PID: the process PID is gone, or a zombie nobody has reaped yet
+gone() {
+	case $(ps -o stat= -p "$1" 2>/dev/null) in
+	''|Z*) return 0;;
+	*) return 1;;
+	esac
+}
+
+# check_field EXPR: json_get of r1's status on r2's "check" object
+check_field() { replica_status 1 | json_get "peer(\"r2\")[\"check\"]$1"; }
+
+# flag_history NAME: r2 (stopped) gets $FLAGS commits more on its head,
+# each flagging or unflagging one message (nothing new to write, and
+# each commit is checked faster than a delivery: more of them, so that
+# the check is not over before catch_check sees it); their tip in
+# tip.NAME; r1 fetches it, and its check child is caught and stopped
+# (check.pid)
+flag_history() {
+	local m
+	replica_head 2 >"head2.$1" &&
+	m=$(g2 ls-tree -r "$(cat "head2.$1")" | grep -m 1 "	cur/.*Q1\.h,S=[0-9]*:2,S$") &&
+	history "$1" 0 "head2.$1" $FLAGS "$(printf "%s" "$m" | cut -f 2)" \
+		"$(printf "%s" "$m" | cut -d " " -f 3 | cut -f 1)" >"tip.$1" &&
+	rm -f check.pid &&
+	{ catch_check & } &&
+	g2 update-ref refs/heads/mail "$(cat "tip.$1")" &&
+	replica_sync 1 &&
+	wait_for "test -s check.pid" 120
 }
 
 # probe_start: in the background, `maildag status --json` on r1 again and
@@ -240,6 +285,54 @@ test_expect_success "r1 holds the $N messages and the delivery; r2 back, the two
 	test "$h" -lt $RSS_MAX
 '
 
+test_expect_success 'a check child killed approves nothing: its check is tried again, and then merged' '
+	replica_stop 2 &&
+	flag_history k &&
+	c=$(cat check.pid) && k12=$(cut -c1-12 tip.k) &&
+	test "$(check_field "[\"commit\"]")" = "$(cat tip.k)" &&
+	kill -KILL "$c" &&
+	replica_wait_log 1 "peer r2: the history check of $k12 failed: the child process died of signal 9.*; trying again in" &&
+	replica_wait_log 1 "peer r2: (fast-forward to|merged) $k12" 1 60 &&
+	contains 1 "$(cat tip.k)" &&
+	# in the log: the failure, a new check of the same commit that
+	# passed, and only then the merge
+	log=$(replica_log 1) &&
+	f=$(grep -n "history check of $k12 failed" "$log" | cut -d: -f1) &&
+	r=$(grep -n "checking the history of $k12" "$log" | tail -n 1 | cut -d: -f1) &&
+	p=$(grep -n "$FLAGS commits of $k12 checked in" "$log" | cut -d: -f1) &&
+	m=$(grep -En "peer r2: (fast-forward to|merged) $k12" "$log" | cut -d: -f1) &&
+	echo "failed at $f, checked again at $r, passed at $p, merged at $m" &&
+	test "$f" -lt "$r" && test "$r" -lt "$p" && test "$p" -lt "$m" &&
+	test "$(grep -c "checking the history of $k12" "$log")" = 2 &&
+	test "$(check_field "[\"failures\"]")" = 0 &&
+	test "$(check_field "[\"runs\"]")" -ge 2
+'
+
+test_expect_success 'the daemon stopped (SIGTERM) while a check runs: the child goes with it; started again, it checks and merges' '
+	flag_history s &&
+	c=$(cat check.pid) &&
+	replica_stop 1 &&
+	wait_for "gone $c" 10 &&
+	! contains 1 "$(cat tip.s)" &&
+	replica_start 1 &&
+	replica_wait_log 1 "peer r2: (fast-forward to|merged) $(cut -c1-12 tip.s)" 1 60 &&
+	contains 1 "$(cat tip.s)"
+'
+
+test_expect_success 'the daemon killed (SIGKILL) while a check runs: the child dies with it' '
+	flag_history x &&
+	c=$(cat check.pid) &&
+	replica_kill 1 &&
+	wait_for "gone $c" 10 &&
+	! contains 1 "$(cat tip.x)" &&
+	replica_start 1 &&
+	replica_wait_log 1 "peer r2: (fast-forward to|merged) $(cut -c1-12 tip.x)" 1 60 &&
+	replica_start 2 &&
+	wait_converged 120 &&
+	replica_expect_messages &&
+	replica_run 1 maildag fsck
+'
+
 test_expect_success 'stop' '
 	replica_stop_all
 '
@@ -247,4 +340,6 @@ test_expect_success 'stop' '
 say_latencies bad tip.bad
 say_latencies good tip.good
 ! test -s vmhwm || sed "s/^/# /" vmhwm
+grep -hoE "peer r2: $FLAGS commits of [0-9a-f]+ checked in [0-9]+ ms, in a child of [0-9]+ kB at most" \
+	"$(replica_log 1 2>/dev/null)" 2>/dev/null | sed "s/^/# /"
 test_done
