@@ -1,7 +1,7 @@
 /*
  * history-bench: what the whole-history check of a peer's commits
- * (common/history.h, run by maildag-syncd under the writer lock before
- * it merges a peer's ref) costs.
+ * (common/history.h, run by maildag-syncd in a child process before it
+ * merges a peer's ref) costs.
  *
  *   history-bench [-n base-messages] [-c commits] WORKDIR
  *   history-bench -r BASE TIP WORKDIR
