@@ -1,7 +1,7 @@
 /*
  * history-bench: what the whole-history check of a peer's commits
- * (common/history.h, run by maildag-syncd under the writer lock before
- * it merges a peer's ref) costs.
+ * (common/history.h, run by maildag-syncd in a child process before it
+ * merges a peer's ref) costs.
  *
  *   history-bench [-n base-messages] [-c commits] WORKDIR
  *   history-bench -r BASE TIP WORKDIR
@@ -140,7 +140,7 @@ static void run(const char *key, const char *path, const git_oid *ours,
 	if (repo_open(&r, path, REPO_NO_FSYNC) < 0)
 		die("open");
 	t0 = now_ms();
-	ret = history_check(r, ours, tip, &err, &n);
+	ret = history_check(r, ours, NULL, tip, &err, &n, NULL);
 	printf("%s_ms %.0f\n%s_commits %zu\n", key, now_ms() - t0, key, n);
 	if (ret < 0)
 		printf("%s_error %s\n", key, err.buf);

@@ -27,7 +27,9 @@
  *         "peers":[ { "name":"mx2", "url":"ssh://...",
  *                     "peer_ref":"<hex>"|null,   our refs/peers/mx2/mail
  *                     "ahead":N, "behind":N,     mail vs peer_ref
- *                     "push": <op>|null, "fetch": <op>|null }, ... ] }
+ *                     "push": <op>|null, "fetch": <op>|null,
+ *                     "check": <check>,
+ *                     "merge_error":"refused <id>: ..."|null }, ... ] }
  *     where <op> = { "last_ok":T|null, "last_error":"..."|null,
  *                    "error_at":T|null, "failures":N, "next_try":T|null,
  *                    "running":bool, "id":"<hex>"|null,
@@ -39,6 +41,16 @@
  *     them killed at the deadline.  "ahead" counts the
  *     commits of mail that peer_ref lacks, "behind" those of peer_ref
  *     that mail lacks.
+ *     <check> = { "running":bool, "commit":"<hex>"|null, "started":T|null,
+ *                 "approved":"<hex>"|null, "runs":N, "failures":N,
+ *                 "last_error":"..."|null, "error_at":T|null,
+ *                 "next_try":T|null }
+ *     is the whole-history check of what the peer sent, run by a child
+ *     of the daemon: "commit" the tip it is checking while "running",
+ *     "approved" the last tip whose history passed, "failures" the runs
+ *     in a row that ended without an answer (a killed child, an object
+ *     that could not be read), retried at "next_try".  "merge_error" is
+ *     the last refusal of the peer's commits, null once one is merged.
  *
  *   {"cmd":"sync"}
  *     fetch from every fetch peer and push to every push peer now,

@@ -27,18 +27,16 @@
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "format.h"
 #include "fsutil.h"
 #include "log.h"
@@ -860,142 +858,45 @@ static int parse_result(const char *line, size_t len, struct net_result *res)
  * again, then puts back repo_global_init()'s settings, which the restart
  * dropped (repo_global_init() itself runs once per process).
  */
-static void close_from(int lowfd)
+struct child_args {
+	enum net_op op;
+	const char *repo_path;
+	const struct config_peer *peer;
+	const char *node;
+};
+
+static void child_run(void *arg)
 {
-	struct rlimit rl;
-	long max = 65536;
-
-	if (close_range((unsigned)lowfd, UINT_MAX, 0) == 0)
-		return;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    (long)rl.rlim_cur < max)
-		max = (long)rl.rlim_cur;
-	for (long fd = lowfd; fd < max; fd++)
-		close((int)fd);
-}
-
-/* The result goes to fd 3; 0 and 1 are /dev/null; 2 stays. */
-static void child_fds(int wfd)
-{
-	int w = fcntl(wfd, F_DUPFD, 3), null = open("/dev/null", O_RDWR);
-
-	if (w < 0)
-		_exit(70);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		if (wfd == 2 || fcntl(2, F_GETFD) < 0)
-			dup2(null, 2);
-	}
-	if (w != 3 && dup2(w, 3) < 0)
-		_exit(70);
-	close_from(4);
-}
-
-static void child_signals(void)
-{
-	sigset_t all;
-
-	/* a caller's handler could write to a descriptor now reused */
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			signal(s, SIG_DFL);
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-}
-
-static __attribute__((noreturn))
-void child_main(int wfd, enum net_op op, const char *repo_path,
-		const struct config_peer *p, const char *node)
-{
+	const struct child_args *a = arg;
 	struct strbuf line = STRBUF_INIT;
 	struct net_result res;
 
-	child_signals();
-	child_fds(wfd);
-	if (op == NET_FETCH) {
-		struct rlimit rl;
-		rl.rlim_cur = rl.rlim_max = (rlim_t)net_fetch_memory();
-		if (setrlimit(RLIMIT_DATA, &rl) < 0)
-			log_warn("setrlimit: %s", strerror(errno));
-	}
 	if (repo_global_reinit() < 0) {
 		memset(&res, 0, sizeof res);
 		set_result(&res, NET_FAILED, "cannot start libgit2");
 	} else {
-		net_run(op, repo_path, p, node, &res);
+		net_run(a->op, a->repo_path, a->peer, a->node, &res);
 	}
 	format_result(&line, &res);
-	write_full(3, line.buf, line.len);
-	_exit(0);
+	write_full(CHILD_RESULT_FD, line.buf, line.len);
 }
 
 int net_spawn(pid_t *pid, int *fd, enum net_op op, const char *repo_path,
 	      const struct config_peer *p, const char *node)
 {
-	int pfd[2];
-	pid_t child;
+	struct child_args a = { op, repo_path, p, node };
 
-	*pid = 0;
-	*fd = -1;
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return log_error("pipe: %s", strerror(errno));
-	/* what the caller buffered must not be written twice */
-	fflush(stdout);
-	fflush(stderr);
-	child = fork();
-	if (child < 0) {
-		int e = errno;
-		close(pfd[0]);
-		close(pfd[1]);
-		return log_error("fork: %s", strerror(e));
-	}
-	if (child == 0) {
-		close(pfd[0]);
-		child_main(pfd[1], op, repo_path, p, node);
-	}
-	close(pfd[1]);
-	if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0)
-		log_warn("pipe: %s", strerror(errno));
-	*pid = child;
-	*fd = pfd[0];
-	return 0;
-}
-
-/* Reap the child; its wait status, or -1 if someone else reaped it. */
-static int reap(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return st;
+	return child_spawn(pid, fd, op == NET_FETCH ? net_fetch_memory() : 0,
+			   0, NULL, child_run, &a);
 }
 
 int net_collect(pid_t pid, int fd, struct strbuf *buf, struct net_result *res)
 {
-	char chunk[1024];
+	struct strbuf why = STRBUF_INIT;
 	int st;
 
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof chunk);
-
-		if (n > 0) {
-			/* keep reading to EOF, but no more than a result */
-			if (buf->len < RESULT_MAX)
-				strbuf_add(buf, chunk, (size_t)n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		break;		/* EOF, or an error that ends it */
-	}
-	close(fd);
-	st = reap(pid);
+	if (!child_read(pid, fd, buf, RESULT_MAX, &st))
+		return 0;
 	if (buf->len && buf->len < RESULT_MAX &&
 	    memchr(buf->buf, '\n', buf->len) == buf->buf + buf->len - 1 &&
 	    parse_result(buf->buf, buf->len, res) == 0) {
@@ -1003,62 +904,21 @@ int net_collect(pid_t pid, int fd, struct strbuf *buf, struct net_result *res)
 		return 1;
 	}
 	memset(res, 0, sizeof *res);
-	if (st >= 0 && WIFSIGNALED(st))
-		set_result(res, NET_FAILED, "the child process died of signal %d (%s)",
-			   WTERMSIG(st), strsignal(WTERMSIG(st)));
-	else if (st >= 0 && WIFEXITED(st) && !buf->len)
-		set_result(res, NET_FAILED,
-			   "the child process exited with status %d without a result",
-			   WEXITSTATUS(st));
-	else
-		set_result(res, NET_FAILED, "the child process gave no usable result");
+	child_describe(&why, st, buf->len > 0);
+	set_result(res, NET_FAILED, "%s", why.buf);
+	strbuf_release(&why);
 	strbuf_reset(buf);
 	return 1;
 }
 
-/*
- * Children killed but not dead yet (stuck in uninterruptible I/O on a
- * failing drive): reaped later, so the caller never waits for them.
- */
-static pid_t dying[64];
-static size_t ndying;
-
 void net_reap(void)
 {
-	size_t w = 0;
-
-	for (size_t i = 0; i < ndying; i++) {
-		int st;
-		pid_t r = waitpid(dying[i], &st, WNOHANG);
-		if (r == 0 || (r < 0 && errno == EINTR))
-			dying[w++] = dying[i];
-	}
-	ndying = w;
+	child_reap();
 }
 
 void net_kill(pid_t pid, int fd, int timeout_s, struct net_result *res)
 {
-	if (pid > 0) {
-		int st;
-		pid_t r;
-		kill(pid, SIGKILL);
-		/* a SIGKILLed child is usually gone at once */
-		for (int i = 0; i < 50; i++) {
-			r = waitpid(pid, &st, WNOHANG);
-			if (r != 0 && !(r < 0 && errno == EINTR))
-				break;
-			usleep(1000);
-		}
-		if (r == 0) {
-			net_reap();
-			if (ndying < sizeof dying / sizeof dying[0])
-				dying[ndying++] = pid;
-			else
-				reap(pid);	/* too many: wait after all */
-		}
-	}
-	if (fd >= 0)
-		close(fd);
+	child_kill(pid, fd);
 	memset(res, 0, sizeof *res);
 	set_result(res, NET_TIMEOUT, "no answer within %d s", timeout_s);
 }

@@ -101,13 +101,13 @@ int net_run(enum net_op op, const char *repo_path, const struct config_peer *p,
 unsigned long long net_fetch_memory(void);
 
 /*
- * Fork a child that runs net_run() and writes the result to a pipe.
- * *pid is the child, *fd the read end (non-blocking, close-on-exec) to
- * poll for POLLIN.  A fetch child's memory is capped (net_fetch_memory();
- * going over it is NET_INVALID, saying so).  In the child, stdin and stdout are /dev/null, stderr
- * is kept, every other descriptor is closed but the pipe, and signal
- * handlers are back to their defaults (SIGPIPE ignored).  E_FAIL when the
- * fork or pipe fails.
+ * Fork a child (child.h) that runs net_run() and writes the result to a
+ * pipe.  *pid is the child, *fd the read end (non-blocking,
+ * close-on-exec) to poll for POLLIN.  A fetch child's memory is capped
+ * (net_fetch_memory(); going over it is NET_INVALID, saying so).  In the
+ * child, stdin and stdout are /dev/null, stderr is kept, every other
+ * descriptor is closed but the pipe, and signal handlers are back to
+ * their defaults (SIGPIPE ignored).  E_FAIL when the fork or pipe fails.
  */
 int net_spawn(pid_t *pid, int *fd, enum net_op op, const char *repo_path,
 	      const struct config_peer *p, const char *node);

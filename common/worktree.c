@@ -2301,6 +2301,9 @@ static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
 		return tree_find_key(out, wt->r, tree, key, klen);
 	if (kidx_sync(wt, tree) < 0)
 		return E_TEMP;
+	/* a tree of many folders and no message yet: no bucket at all */
+	if (!wt->kidx->nb)
+		return 0;
 	for (struct kent *e = *kidx_bucket(wt->kidx, key, klen); e; e = e->next) {
 		if (e->klen != klen || memcmp(e->name, key, klen))
 			continue;

@@ -187,6 +187,50 @@ static void print_op(const char *what, json_t *op, bool configured_on,
 	strbuf_release(&sb);
 }
 
+/*
+ * The whole-history check of what the peer sent (a child of the daemon),
+ * and the last refusal of it ("merge_error").
+ */
+static void print_check(json_t *chk, json_t *peer, time_t now)
+{
+	const char *indent = "            ";
+	struct strbuf sb = STRBUF_INIT;
+	char *s, *refused = str_of(peer, "merge_error");
+	long long t;
+
+	if (json_is_object(chk)) {
+		printf("  %-8s  ", "check:");
+		if (json_is_true(json_object_get(chk, "running")) &&
+		    (s = str_of(chk, "commit"))) {
+			strbuf_addf(&sb, "checking the history of %.10s", s);
+			free(s);
+			if ((t = time_of(chk, "started")) >= 0) {
+				strbuf_addstr(&sb, " since ");
+				add_when(&sb, t, now);
+			}
+		} else if ((s = str_of(chk, "approved"))) {
+			strbuf_addf(&sb, "last approved %.10s", s);
+			free(s);
+		} else {
+			strbuf_addstr(&sb, "nothing approved yet");
+		}
+		printf("%s\n", sb.buf);
+		if (json_integer_value(json_object_get(chk, "failures")) > 0 &&
+		    (s = str_of(chk, "last_error"))) {
+			strbuf_reset(&sb);
+			strbuf_addstr(&sb, "last error ");
+			if ((t = time_of(chk, "error_at")) >= 0)
+				add_when(&sb, t, now);
+			printf("%s%s: %s\n", indent, sb.buf, s);
+			free(s);
+		}
+	}
+	if (refused)
+		printf("  %-8s  %s\n", "merge:", refused);
+	free(refused);
+	strbuf_release(&sb);
+}
+
 /* The Maildir's files maildag-syncd cannot read, and so skips. */
 static void print_unreadable(json_t *list)
 {
@@ -252,6 +296,8 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 			 running, now);
 		print_op("fetch:", json_object_get(p, "fetch"), cp && cp->fetch,
 			 running, now);
+		if (running)
+			print_check(json_object_get(p, "check"), p, now);
 		free(name);
 		free(url);
 		free(ref);

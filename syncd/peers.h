@@ -17,13 +17,15 @@
  *    random factor in [0.5, 1) (jitter), forever.  A push from a peer
  *    whose own push is backing off retries that push at once: the peer
  *    is back.
- *  - peers_merge (called by the sync, under the writer lock) merges the
- *    refs/peers/<node>/mail of every configured peer that moved into
- *    refs/heads/mail after checking every commit of it that
- *    refs/heads/mail does not hold (history.h); one commit that fails
- *    refuses the whole history, which is reported in the status and not
- *    looked at again until the ref moves.  Refs of other names are
- *    never looked at: anyone who can push can make them.
+ *  - peers_check (called by the sync before the writer lock) starts, for
+ *    the refs/peers/<node>/mail of each configured peer that moved, a
+ *    child process that checks every commit of it that refs/heads/mail
+ *    does not hold (history.h); peers_merge (under the lock) merges into
+ *    refs/heads/mail only what such a child approved, and the child's
+ *    end brings another sync.  One commit that fails refuses the whole
+ *    history, which is reported in the status and not looked at again
+ *    until the ref moves.  Refs of other names are never looked at:
+ *    anyone who can push can make them.
  *
  * Quorum delivery: peers_wait answers when enough peers hold a commit: a
  * peer holds it when it accepted our push of it or of a descendant, or
@@ -72,19 +74,24 @@ void peers_sync_now(struct peers *p);
 void peers_refs_changed(struct peers *p);
 
 /*
- * Merge every configured peer's refs/peers/<node>/mail that changed into
- * refs/heads/mail;
- * the caller holds the writer lock.  1 when refs/heads/mail moved, 0 when
- * not, < 0 on an error of our own (a refused peer commit is not one).
+ * Merge into refs/heads/mail what a check child approved of every
+ * configured peer's refs/peers/<node>/mail that changed: the ref itself,
+ * or, while a newer value is being checked, the last approved commit
+ * when it is an ancestor of it.  The caller holds the writer lock.  1
+ * when refs/heads/mail moved, 0 when not, < 0 on an error of our own (a
+ * refused peer commit is not one).
  */
 int peers_merge(struct peers *p);
 
 /*
- * Before the writer lock: check the whole history of every configured
- * peer's ref that moved (history.h), so that peers_merge, under the lock,
- * need not (a new replica's first sync may check thousands of commits:
- * seconds that deliveries must not wait).  A refused history is reported
- * as peers_merge would.  Reads only.
+ * Before the writer lock: for every configured peer's ref that moved and
+ * is neither merged, refused nor approved, start a child that checks its
+ * whole history (history.h), unless one runs for that peer already (its
+ * end looks again) or a failed one waits for its backoff.  A new
+ * replica's first sync may check thousands of commits: seconds of CPU
+ * that the loop spends answering meanwhile, and memory the daemon never
+ * holds.  The child's end records the approval or the refusal (reported
+ * as peers_merge would) and asks for a sync.  Reads only.
  */
 void peers_check(struct peers *p);
 

@@ -6,6 +6,8 @@
  */
 #include "autoconf.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +88,62 @@ static int check(const git_oid *ours, const git_oid *theirs, size_t *n,
 		 struct strbuf *err)
 {
 	strbuf_reset(err);
-	return history_check(repo, ours, theirs, err, n);
+	return history_check(repo, ours, NULL, theirs, err, n, NULL);
+}
+
+/*
+ * history_spawn, then poll and history_collect until it ends; with
+ * kill_it, SIGKILL the child first (as a stop or the OOM killer would).
+ */
+static void in_child(struct history_result *res, const git_oid *ours,
+		     const git_oid *theirs, bool kill_it)
+{
+	struct strbuf buf = STRBUF_INIT;
+	pid_t pid;
+	int fd;
+
+	memset(res, 0, sizeof *res);
+	if (history_spawn(&pid, &fd, repo->path, ours, NULL, theirs, 0) < 0)
+		log_fatal("cannot spawn a check child");
+	if (kill_it)
+		kill(pid, SIGKILL);
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		if (poll(&pfd, 1, -1) > 0 &&
+		    history_collect(pid, fd, &buf, res))
+			break;
+	}
+	strbuf_release(&buf);
+}
+
+static void child_cases(const git_oid *r, const git_oid *b, const git_oid *x,
+			const git_oid *y)
+{
+	struct history_result res;
+	char want[64];
+
+	in_child(&res, r, b, false);
+	is_int(res.status, 0, "child: a good chain is approved");
+	ok(git_oid_equal(&res.theirs, b), "child: for the commit it was given");
+	is_int((int)res.checked, 2, "child: what ours lacks is checked");
+	is_str(res.why, "", "child: an approval says nothing more");
+	ok(res.max_rss_kb > 0, "child: its memory is told (%ld kB)",
+	   res.max_rss_kb);
+	in_child(&res, NULL, b, false);
+	is_int(res.status, 0, "child: from nothing");
+	is_int((int)res.checked, 3, "child: every commit checked");
+
+	in_child(&res, b, y, false);
+	is_int(res.status, E_INVALID, "child: a bad commit deep down refuses all");
+	ok(git_oid_equal(&res.bad, x), "child: the bad commit is named by id");
+	snprintf(want, sizeof want, "commit %.12s of its history: ",
+		 git_oid_tostr_s(x));
+	ok(!strncmp(res.why, want, strlen(want)) && strstr(res.why, "junk"),
+	   "child: and why: %s", res.why);
+
+	in_child(&res, r, b, true);
+	is_int(res.status, E_TEMP, "child: killed, it approved nothing");
+	ok(strstr(res.why, "signal 9") != NULL, "child: said so: %s", res.why);
 }
 
 int main(void)
@@ -113,6 +170,10 @@ int main(void)
 	is_int((int)n, 3, "every commit checked");
 	is_int(check(&b, &b, &n, &err), 0, "nothing new");
 	is_int((int)n, 0, "nothing checked");
+	strbuf_reset(&err);
+	is_int(history_check(repo, &r, &a, &b, &err, &n, NULL), 0,
+	       "an approved commit is trusted as ours is");
+	is_int((int)n, 1, "only what came since it is checked");
 
 	/* x: bad; y on top of it has b's good tree again */
 	bad(&x, &b);
@@ -129,6 +190,7 @@ int main(void)
 	is_int(check(&a, &y, &n, &err), E_INVALID,
 	       "also when ours is further back");
 	is_int(check(NULL, &y, &n, &err), E_INVALID, "and from nothing");
+	child_cases(&r, &b, &x, &y);
 
 	/* merges: the bad commit as second parent, then as first */
 	pair[0] = b;

@@ -1,0 +1,226 @@
+/*
+ * child: maildag-syncd's worker processes (see child.h).
+ *
+ * The code that was net.c's own (its fetch and push children) before the
+ * history check became a child too: one way to start, read, kill and
+ * reap them.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "child.h"
+#include "log.h"
+
+static void close_from(int lowfd)
+{
+	struct rlimit rl;
+	long max = 65536;
+
+	if (close_range((unsigned)lowfd, UINT_MAX, 0) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long)rl.rlim_cur < max)
+		max = (long)rl.rlim_cur;
+	for (long fd = lowfd; fd < max; fd++)
+		close((int)fd);
+}
+
+/* The result goes to fd 3; 0 and 1 are /dev/null; 2 stays. */
+static void child_fds(int wfd)
+{
+	int w = fcntl(wfd, F_DUPFD, CHILD_RESULT_FD),
+	    null = open("/dev/null", O_RDWR);
+
+	if (w < 0)
+		_exit(70);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		if (wfd == 2 || fcntl(2, F_GETFD) < 0)
+			dup2(null, 2);
+	}
+	if (w != CHILD_RESULT_FD && dup2(w, CHILD_RESULT_FD) < 0)
+		_exit(70);
+	close_from(CHILD_RESULT_FD + 1);
+}
+
+static void child_signals(void)
+{
+	sigset_t all;
+
+	/* a caller's handler could write to a descriptor now reused */
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static __attribute__((noreturn))
+void child_main(int wfd, pid_t parent, unsigned long long data_limit,
+		unsigned flags, const char *name, child_fn *fn, void *arg)
+{
+#ifdef __linux__
+	if (flags & CHILD_DIE_WITH_PARENT) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* the parent died before the line above: nobody wants us */
+		if (getppid() != parent)
+			_exit(0);
+	}
+	if (name)
+		prctl(PR_SET_NAME, name);
+#else
+	(void)parent;
+	(void)flags;
+	(void)name;
+#endif
+	child_signals();
+	child_fds(wfd);
+	if (data_limit) {
+		struct rlimit rl;
+		rl.rlim_cur = rl.rlim_max = (rlim_t)data_limit;
+		if (setrlimit(RLIMIT_DATA, &rl) < 0)
+			log_warn("setrlimit: %s", strerror(errno));
+	}
+	fn(arg);
+	_exit(0);
+}
+
+int child_spawn(pid_t *pid, int *fd, unsigned long long data_limit,
+		unsigned flags, const char *name, child_fn *fn, void *arg)
+{
+	pid_t child, parent = getpid();
+	int pfd[2];
+
+	*pid = 0;
+	*fd = -1;
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return log_error("pipe: %s", strerror(errno));
+	/* what the caller buffered must not be written twice */
+	fflush(stdout);
+	fflush(stderr);
+	child = fork();
+	if (child < 0) {
+		int e = errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return log_error("fork: %s", strerror(e));
+	}
+	if (child == 0) {
+		close(pfd[0]);
+		child_main(pfd[1], parent, data_limit, flags, name, fn, arg);
+	}
+	close(pfd[1]);
+	if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0)
+		log_warn("pipe: %s", strerror(errno));
+	*pid = child;
+	*fd = pfd[0];
+	return 0;
+}
+
+/* Reap the child; its wait status, or -1 if someone else reaped it. */
+static int reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return st;
+}
+
+int child_read(pid_t pid, int fd, struct strbuf *buf, size_t max,
+	       int *wstatus)
+{
+	char chunk[1024];
+
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof chunk);
+
+		if (n > 0) {
+			/* keep reading to EOF, but no more than a result */
+			if (buf->len < max)
+				strbuf_add(buf, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		break;		/* EOF, or an error that ends it */
+	}
+	close(fd);
+	*wstatus = reap(pid);
+	return 1;
+}
+
+void child_describe(struct strbuf *out, int st, bool wrote)
+{
+	if (st >= 0 && WIFSIGNALED(st))
+		strbuf_addf(out, "the child process died of signal %d (%s)",
+			    WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else if (st >= 0 && WIFEXITED(st) && !wrote)
+		strbuf_addf(out, "the child process exited with status %d "
+			    "without a result", WEXITSTATUS(st));
+	else
+		strbuf_addstr(out, "the child process gave no usable result");
+}
+
+/*
+ * Children killed but not dead yet (stuck in uninterruptible I/O on a
+ * failing drive): reaped later, so the caller never waits for them.
+ */
+static pid_t dying[64];
+static size_t ndying;
+
+void child_reap(void)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < ndying; i++) {
+		int st;
+		pid_t r = waitpid(dying[i], &st, WNOHANG);
+		if (r == 0 || (r < 0 && errno == EINTR))
+			dying[w++] = dying[i];
+	}
+	ndying = w;
+}
+
+void child_kill(pid_t pid, int fd)
+{
+	if (pid > 0) {
+		int st;
+		pid_t r = 0;
+		kill(pid, SIGKILL);
+		/* a SIGKILLed child is usually gone at once */
+		for (int i = 0; i < 50; i++) {
+			r = waitpid(pid, &st, WNOHANG);
+			if (r != 0 && !(r < 0 && errno == EINTR))
+				break;
+			usleep(1000);
+		}
+		if (r == 0) {
+			child_reap();
+			if (ndying < sizeof dying / sizeof dying[0])
+				dying[ndying++] = pid;
+			else
+				reap(pid);	/* too many: wait after all */
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+}
