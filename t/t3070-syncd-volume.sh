@@ -14,6 +14,8 @@ command -v perl >/dev/null 2>&1 || test_skip_all 'perl is not installed (it make
 # inotify watches, status answers of 1-4 s under load, and git fsck
 # racing the loose-object packing); see the volume branch's report.
 FOLDERS=${T3070_FOLDERS:-30000}
+# its watches: not while t3075 lowers the machine's inotify limit
+test_lock_machine inotify
 MESSAGES=${T3070_MESSAGES:-50000}
 # what the daemon promises while it works (maildag-syncd(8))
 STATUS_MAX_MS=1000

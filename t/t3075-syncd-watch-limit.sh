@@ -17,6 +17,8 @@ LIMIT_FILE=/proc/sys/fs/inotify/max_user_watches
 # just before the daemon starts until the last check; and put back when
 # the script ends, however it ends.
 U=maildagi1
+# no other script that needs many watches runs meanwhile (t3070)
+test_lock_machine inotify
 FOLDERS=300
 
 LIMIT_SAVED=$TRASH/max_user_watches.saved

@@ -39,6 +39,17 @@ if [ "$(id -u)" = 0 ] && command -v flock >/dev/null 2>&1; then
 		echo "# $test_name: another run held its lock for 20 minutes; going on" >&2
 fi
 
+# test_lock_machine NAME: this script alone, among those that take NAME,
+# runs from here to its end (for what is shared by the whole machine:
+# t3075 lowers fs.inotify.max_user_watches, which t3070's 30,000 watches
+# would run into).  Call it at the top level of the script.
+test_lock_machine() {
+	[ "$(id -u)" = 0 ] && command -v flock >/dev/null 2>&1 || return 0
+	exec 7>"/run/lock/maildag-test-machine-$1.lock"
+	flock -w 1200 7 ||
+		echo "# $test_name: another script held the lock $1 for 20 minutes; going on" >&2
+}
+
 say() { printf '# %s\n' "$*"; }
 
 test_set_prereq() { test_prereqs="$test_prereqs$1 "; }
