@@ -9,6 +9,7 @@
  * chosen only from directories that are the user's own.
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -233,16 +234,8 @@ int control_connect(const struct mailbox *mb)
 	return fd >= 0 ? fd : r;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
- * Wait until fd has events or the deadline (now_ms() time; < 0: none)
+ * Wait until fd has events or the deadline (clock_now_ms() time; < 0: none)
  * passes.  0, E_TEMP at the deadline, E_FAIL (logged) when poll fails.
  */
 static int wait_fd(int fd, short events, long long deadline)
@@ -252,7 +245,7 @@ static int wait_fd(int fd, short events, long long deadline)
 		int ms = -1, n;
 
 		if (deadline >= 0) {
-			long long left = deadline - now_ms();
+			long long left = deadline - clock_now_ms();
 			if (left <= 0)
 				return E_TEMP;
 			ms = left > 1000000000 ? 1000000000 : (int)left;
@@ -342,7 +335,7 @@ static int recv_line(int fd, struct strbuf *line, long long deadline)
 
 int control_request(int fd, json_t *req, json_t **resp, int timeout_ms)
 {
-	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	long long deadline = timeout_ms < 0 ? -1 : clock_now_ms() + timeout_ms;
 	struct strbuf line = STRBUF_INIT;
 	json_error_t jerr;
 	json_t *ans = NULL;

@@ -21,6 +21,7 @@
  * reason wins over libgit2's own message for the failure it causes.
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -923,14 +924,6 @@ void net_kill(pid_t pid, int fd, int timeout_s, struct net_result *res)
 	set_result(res, NET_TIMEOUT, "no answer within %d s", timeout_s);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int net_run_deadline(enum net_op op, const char *repo_path,
 		     const struct config_peer *p, const char *node,
 		     int timeout_s, struct net_result *res)
@@ -946,10 +939,10 @@ int net_run_deadline(enum net_op op, const char *repo_path,
 			   log_last_error());
 		return E_FAIL;
 	}
-	deadline = now_ms() + (long long)timeout_s * 1000;
+	deadline = clock_now_ms() + (long long)timeout_s * 1000;
 	for (;;) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
-		long long left = deadline - now_ms();
+		long long left = deadline - clock_now_ms();
 		int n;
 
 		if (left <= 0) {

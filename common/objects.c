@@ -2,6 +2,7 @@
  * objects: loose objects counted, checked, packed (see objects.h).
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -169,10 +170,8 @@ int objects_pack_loose(const char *repo_path, size_t *packed)
 	struct packing p = { NULL, NULL, 0, 0 };
 	size_t removed = 0;
 	int err;
+	double t0 = clock_now();
 
-	struct timespec t0, t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (packed)
 		*packed = 0;
 	if ((err = repo_open(&r, repo_path, 0)) < 0)
@@ -200,11 +199,9 @@ int objects_pack_loose(const char *repo_path, size_t *packed)
 			removed++;
 		free(path);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("packed %zu loose objects into pack-%s in %.0f ms", p.n,
 		 git_oid_tostr_s(git_packbuilder_hash(p.pb)),
-		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-		 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		 (clock_now() - t0) * 1e3);
 	if (packed)
 		*packed = removed;
 done:

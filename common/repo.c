@@ -2,6 +2,7 @@
  * repo: the bare repository (see repo.h).
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -316,7 +317,7 @@ static void remove_stale_ref_locks(struct repo *r)
 int repo_lock(struct repo *r, int timeout_ms)
 {
 	char *path;
-	struct timespec start, now;
+	long long start;
 	long waited_ms = 0, nap_us = 500;
 	int fd;
 
@@ -336,7 +337,7 @@ int repo_lock(struct repo *r, int timeout_ms)
 		free(path);
 		return E_TEMP;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = clock_now_ms();
 	/* no timeout: block; the caller has its own deadline */
 	while (timeout_ms < 0 && flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
@@ -349,9 +350,7 @@ int repo_lock(struct repo *r, int timeout_ms)
 			log_error("lock '%s': %s", path, strerror(errno));
 			goto fail;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		waited_ms = (now.tv_sec - start.tv_sec) * 1000 +
-			    (now.tv_nsec - start.tv_nsec) / 1000000;
+		waited_ms = (long)(clock_now_ms() - start);
 		if (waited_ms >= timeout_ms) {
 			log_error("'%s' is still locked after %ld ms", path,
 				  waited_ms);

@@ -25,6 +25,7 @@
  * retry finds it through the recent-delivery check and waits again.
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -760,18 +761,10 @@ static void clean_tmp(const char *tmpdir)
 		closedir(d);
 }
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /*
  * Quorum delivery: ask maildag-syncd to wait until acks peers accepted
  * commit (or a commit that contains it), for at most what is left until
- * deadline_at (mono_now() time) less QUORUM_MARGIN.  Returns when they
+ * deadline_at (clock_now() time) less QUORUM_MARGIN.  Returns when they
  * have; otherwise exits 75 with the reason.  The message is committed
  * already either way.
  */
@@ -783,7 +776,7 @@ static void wait_quorum(const struct mailbox *mb, const git_oid *commit,
 	json_t *req, *ans = NULL, *acked, *err;
 	size_t nacked;
 
-	timeout = (int)(deadline_at - mono_now()) - QUORUM_MARGIN;
+	timeout = (int)(deadline_at - clock_now()) - QUORUM_MARGIN;
 	if (timeout < 1)
 		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: no time left "
 		     "before the deadline to wait for peers", quorum);
@@ -848,7 +841,7 @@ struct lda {
 	git_oid blob;		/* its bytes */
 	char *journal;
 	int quorum;
-	double deadline_at;	/* mono_now() time */
+	double deadline_at;	/* clock_now() time */
 	git_oid wait_for;	/* the commit quorum waits on */
 };
 
@@ -883,7 +876,7 @@ static void start(struct lda *d, int argc, char **argv)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_deadline;
 	sigaction(SIGALRM, &sa, NULL);
-	d->deadline_at = mono_now() + deadline;
+	d->deadline_at = clock_now() + deadline;
 	alarm((unsigned)deadline);
 	d->quorum = opt.quorum > 0 ? opt.quorum : d->mb->cfg->quorum;
 

@@ -24,6 +24,7 @@
  * unknown peer; 66 when there is no repository.
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -55,14 +56,6 @@ static void net_usage(FILE *f, enum net_op op)
 {
 	fprintf(f, "usage: maildag %s [-t seconds] [peer...]\n",
 		op == NET_PUSH ? "push" : "fetch");
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void report(const struct job *j, enum net_op op)
@@ -184,9 +177,9 @@ static int run(struct mailbox *mb, int argc, char **argv, enum net_op op)
 		}
 		running++;
 	}
-	deadline = now_ms() + timeout * 1000;
+	deadline = clock_now_ms() + timeout * 1000;
 	while (running) {
-		long long left = deadline - now_ms();
+		long long left = deadline - clock_now_ms();
 		size_t k = 0;
 		int got;
 

@@ -2,6 +2,7 @@
  * loop: the poll loop (see loop.h).
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,10 +58,7 @@ static void on_signal(int sig)
 
 double loop_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return clock_now();
 }
 
 struct loop *loop_new(void)

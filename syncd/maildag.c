@@ -9,6 +9,7 @@
  * and dispatches the others to syncd/admin-*.c (admin.h).
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,10 +65,8 @@ static void usage(FILE *f)
 static void sleep_until(double due)
 {
 	struct timespec ts;
-	double now;
+	double now = clock_now();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
 	if (due <= now)
 		return;
 	ts.tv_sec = (time_t)(due - now);

@@ -8,6 +8,7 @@
  * NOTIFY_DEADLINE is killed with its whole process group, hook included.
  */
 #include "autoconf.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,14 +45,6 @@ struct notify {
 	git_oid old, new;	/* the range of the pending changes */
 	double retry_at;	/* after a failed fork, 0 otherwise */
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static bool configured(const struct config *cfg)
 {
@@ -425,7 +418,7 @@ static void start(struct notify *n)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
 		log_warn("notify: fork: %s", strerror(errno));
-		n->retry_at = now_s() + FORK_RETRY;
+		n->retry_at = clock_now() + FORK_RETRY;
 		return;
 	}
 	setpgid(pid, pid);	/* as the child does: whoever is first */
@@ -437,7 +430,7 @@ static void start(struct notify *n)
 			  o, w);
 	}
 	n->pid = pid;
-	n->deadline = now_s() + NOTIFY_DEADLINE;
+	n->deadline = clock_now() + NOTIFY_DEADLINE;
 	n->killed = false;
 	n->pending = false;
 	n->retry_at = 0;
@@ -476,7 +469,7 @@ static void reaped(struct notify *n, int st)
 
 double notify_poll(struct notify *n)
 {
-	double now = now_s();
+	double now = clock_now();
 
 	if (n->pid > 0) {
 		int st = 0;
@@ -508,5 +501,5 @@ double notify_poll(struct notify *n)
 	start(n);
 	if (n->pid)
 		return POLL_MAX;
-	return n->pending && n->retry_at ? n->retry_at - now_s() : 0;
+	return n->pending && n->retry_at ? n->retry_at - clock_now() : 0;
 }
