@@ -612,9 +612,25 @@ replica_where() {
 			print $1, fl }' | sort
 }
 
+# replica_fsck I: git fsck and maildag fsck pass on replica I's
+# repository.  git fsck reads the packs before the refs: a push that lands
+# in between (the daemons may still be running) names a commit in a pack
+# it never read, "missing".  Such a run proves nothing either way and is
+# done again; one with the refs unchanged from start to end decides.
 replica_fsck() {
-	replica_git "$1" fsck --strict --no-dangling >"$REPLICAS/fsck.$1" 2>&1 || {
-		cat "$REPLICAS/fsck.$1" >&2; return 1; }
+	local try=0 before after
+	while :; do
+		before=$(replica_git "$1" for-each-ref) &&
+		if replica_git "$1" fsck --strict --no-dangling >"$REPLICAS/fsck.$1" 2>&1; then
+			break
+		fi
+		after=$(replica_git "$1" for-each-ref)
+		try=$((try + 1))
+		if [ "$before" = "$after" ] || [ $try -ge 20 ]; then
+			cat "$REPLICAS/fsck.$1" >&2
+			return 1
+		fi
+	done
 	replica_run "$1" maildag fsck >"$REPLICAS/mfsck.$1" 2>&1 || {
 		cat "$REPLICAS/mfsck.$1" >&2; return 1; }
 }
