@@ -52,18 +52,14 @@ static __attribute__((format(printf, 4, 5)))
 int fail(const struct ctx *c, const char *pre, const char *key,
 	 const char *fmt, ...)
 {
-	char msg[256];
+	struct strbuf msg = STRBUF_INIT;
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	strbuf_vaddf(&msg, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		msg[0] = '\0';
-	else if ((size_t)n >= sizeof msg)
-		memcpy(msg + sizeof msg - 4, "...", 4);
-	log_error("%s: %s%s: %s", c->file, pre, key, msg);
+	log_error("%s: %s%s: %s", c->file, pre, key, msg.buf);
+	strbuf_release(&msg);
 	return E_INVALID;
 }
 

@@ -77,25 +77,15 @@ void format_use_config(const struct config *cfg)
 	limits.merge_bytes = (unsigned long long)cfg->merge_limit;
 }
 
-/*
- * Append a formatted line to a caller's buffer.  Through a local buffer:
- * strbuf_addf() on a STRBUF_INIT buffer adds 0 to a null pointer.
- */
+/* Append a formatted line to a caller's buffer. */
 static __attribute__((format(printf, 2, 3)))
 void errf(struct strbuf *err, const char *fmt, ...)
 {
-	char buf[4096];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof buf, fmt, ap);
+	strbuf_vaddf(err, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof buf)
-		memcpy(buf + sizeof buf - 4, "...", 4);
-	strbuf_addstr(err, buf);
 }
 
 /* --- a set of byte strings, each with a value ---------------------------- */
@@ -389,14 +379,9 @@ static void vreport(struct checker *ck, const char *path, size_t plen,
 		    const char *fmt, va_list ap)
 {
 	struct strbuf shown = STRBUF_INIT, reason = STRBUF_INIT;
-	char buf[4096];
-	int n;
 
 	show_path(&shown, path, plen);
-	n = vsnprintf(buf, sizeof buf, fmt, ap);
-	if (n >= 0 && (size_t)n >= sizeof buf)
-		memcpy(buf + sizeof buf - 4, "...", 4);
-	strbuf_addstr(&reason, n < 0 ? "?" : buf);
+	strbuf_vaddf(&reason, fmt, ap);
 	ck->problems++;
 	ck->fn(shown.len ? shown.buf : "", reason.buf, ck->data);
 	if (!ck->all)

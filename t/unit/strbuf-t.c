@@ -35,5 +35,16 @@ int main(void)
 	strbuf_release(&sb);
 	strbuf_release(&sb);
 	ok(1, "release twice is harmless");
+	{
+		/* one format longer than any fixed buffer it replaced */
+		static char big[10001];
+		struct strbuf v = STRBUF_INIT;
+		memset(big, 'x', sizeof big - 1);
+		strbuf_addf(&v, "<%s>%d", big, 7);
+		is_int((long long)v.len, 10003, "addf: a long format, whole");
+		ok(v.buf[0] == '<' && !strcmp(v.buf + 10001, ">7"),
+		   "addf: its end kept");
+		strbuf_release(&v);
+	}
 	return tap_done();
 }
