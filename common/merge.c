@@ -33,6 +33,7 @@
  * tree; and every decision to read or skip depends on both sides alike.
  */
 #include "autoconf.h"
+#include "hex.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -222,14 +223,6 @@ static const char *pick3(bool hasb, const char *b, const char *o,
 	return tie(o, t) <= 0 ? o : t;
 }
 
-static bool is_hex(const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-			return false;
-	return true;
-}
-
 /*
  * A key the merge gives is <key>.dup<hex><c1><c2>: hex the first 16 (or
  * all 40) hex digits of the message's blob id, c1 c2 two characters of
@@ -327,7 +320,7 @@ static void classify(struct leaf *l)
 		rest = p;
 		if (!strncmp(p, MTIMES_DIR "/", strlen(MTIMES_DIR) + 1)) {
 			const char *x = p + strlen(MTIMES_DIR) + 1;
-			if (strlen(x) == 2 && is_hex(x, 2)) {
+			if (strlen(x) == 2 && hex_is_lower(x, 2)) {
 				l->kind = LEAF_MTIMES;
 				l->shard = (unsigned)strtoul(x, NULL, 16);
 			}
@@ -336,7 +329,7 @@ static void classify(struct leaf *l)
 	}
 	if (strncmp(rest, "cur/", 4) && strncmp(rest, "new/", 4))
 		return;
-	if (!is_hex(rest + 4, 2) || rest[6] != '/' || !rest[4] || !rest[5])
+	if (!hex_is_lower(rest + 4, 2) || rest[6] != '/' || !rest[4] || !rest[5])
 		return;
 	{
 		const char *name = rest + 7;
@@ -395,7 +388,7 @@ static int shard_dir(const char *path)
 	if (strncmp(p, "cur/", 4) && strncmp(p, "new/", 4))
 		return -1;
 	p += 4;
-	if (strlen(p) != 2 || !is_hex(p, 2))
+	if (strlen(p) != 2 || !hex_is_lower(p, 2))
 		return -1;
 	return (int)strtoul(p, NULL, 16);
 }

@@ -3,6 +3,7 @@
  */
 #include "autoconf.h"
 #include "clock.h"
+#include "hex.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,14 +24,6 @@
 #include "repo.h"
 #include "strbuf.h"
 #include "xalloc.h"
-
-static bool is_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strchr("0123456789abcdef", s[i]) || !s[i])
-			return false;
-	return true;
-}
 
 /*
  * Call fn for every loose object (its id and path); stops at the first
@@ -59,7 +52,7 @@ static int each_loose(const char *repo_path,
 			char hex[GIT_OID_HEXSZ + 1];
 			git_oid id;
 			if (strlen(de->d_name) != GIT_OID_HEXSZ - 2 ||
-			    !is_hex(de->d_name, GIT_OID_HEXSZ - 2))
+			    !hex_is_lower(de->d_name, GIT_OID_HEXSZ - 2))
 				continue;	/* tmp_obj_* and the like */
 			snprintf(hex, sizeof hex, "%02x%s", i, de->d_name);
 			if (git_oid_fromstr(&id, hex) < 0)
