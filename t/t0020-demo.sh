@@ -30,7 +30,6 @@ test_expect_success 'stopped while its daemons run, the demo stops them too' '
 	exec /bin/ls "$@"
 	EOF
 	chmod 755 fake/ls &&
-	mkdir -p "$DEMO_DIR" && chmod 755 "$DEMO_DIR" &&
 	{ PATH=$TRASH/fake:$PATH TMPDIR=$DEMO_DIR \
 		sh "$abs_top_srcdir/.ci/demo" "$abs_top_builddir" \
 		>int.out 2>&1 </dev/null || echo "exit $?" >status; } &&
