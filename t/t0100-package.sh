@@ -70,8 +70,8 @@ if [ -f "$TRASH/lintian.out" ]; then
 fi
 
 test_expect_success 'dpkg -i installs it in /usr, with its conffile' '
-	dpkg -i "$DEB" >install.log 2>&1 || { cat install.log; false; } &&
 	echo installed >"$TRASH/installed" &&
+	dpkg -i "$DEB" >install.log 2>&1 || { cat install.log; false; } &&
 	dpkg -L maildag >files &&
 	for f in /usr/bin/maildag-lda /usr/bin/maildag /usr/bin/maildag-syncd \
 		/usr/share/man/man8/maildag-lda.8.gz \
