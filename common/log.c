@@ -1,12 +1,20 @@
 /*
  * log: diagnostics (see log.h).  Never allocates, so it is safe on the
  * out-of-memory path.
+ *
+ * Under systemd, stderr may be a stream to the journal: then each line
+ * starts with the sd-daemon(3) priority prefix ("<3>" error .. "<7>"
+ * debug) so journald stores it at that priority.  That is so when
+ * JOURNAL_STREAM holds "<device>:<inode>" of our fd 2 (systemd.exec(5));
+ * a child that inherited the variable but not the stream (stderr
+ * redirected to a file or a pipe) does not match and writes plain text.
  */
 #include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "log.h"
@@ -15,12 +23,35 @@ static const char *progname = "maildag";
 static unsigned log_sinks = LOG_TO_STDERR;
 static enum log_level log_level = LOG_LVL_INFO;
 static char last_error[1024];
+static int to_journal = -1;	/* unknown until the first line */
+
+/* Does JOURNAL_STREAM name the file our stderr is? */
+static int stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (!v || !*v || fstat(2, &st) < 0)
+		return 0;
+	dev = strtoull(v, &end, 10);
+	if (end == v || *end != ':')
+		return 0;
+	v = end + 1;
+	ino = strtoull(v, &end, 10);
+	if (end == v || *end)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *prog, unsigned sinks, enum log_level level)
 {
 	progname = prog;
 	log_sinks = sinks;
 	log_level = level;
+	to_journal = -1;
 	if (sinks & LOG_TO_SYSLOG)
 		openlog(prog, LOG_PID, LOG_MAIL);
 }
@@ -39,6 +70,8 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	/* sd-daemon(3)'s SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG */
+	static const char *const journal_prefix[] = { "<3>", "<4>", "<6>", "<7>" };
 	char msg[1024];
 	int n;
 
@@ -56,8 +89,13 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 		snprintf(last_error, sizeof last_error, "%s", msg);
 	if (level > log_level)
 		return;
-	if (log_sinks & LOG_TO_STDERR)
-		fprintf(stderr, "%s: %s: %s\n", progname, names[level], msg);
+	if (log_sinks & LOG_TO_STDERR) {
+		if (to_journal < 0)
+			to_journal = stderr_is_journal();
+		fprintf(stderr, "%s%s: %s: %s\n",
+			to_journal ? journal_prefix[level] : "", progname,
+			names[level], msg);
+	}
 	if (log_sinks & LOG_TO_SYSLOG)
 		syslog(prio[level], "%s: %s", names[level], msg);
 }

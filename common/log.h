@@ -6,6 +6,11 @@
  *	return log_error("rename '%s': %s", path, strerror(errno));
  * The last error text is kept so a program can repeat it in its final
  * diagnostic (the LDA's RFC 3463 line).
+ *
+ * A line to stderr reads "prog: level: message".  When the environment's
+ * JOURNAL_STREAM names stderr's device and inode (stderr is the systemd
+ * journal), the line starts with the sd-daemon(3) priority: "<3>" error,
+ * "<4>" warning, "<6>" info, "<7>" debug.  log_init() looks again.
  */
 #ifndef LOG_H
 #define LOG_H
