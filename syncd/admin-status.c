@@ -4,6 +4,8 @@
  *
  *	maildag status [--json]	per peer: last push and fetch, errors,
  *				retries, commits ahead on either side
+ *	maildag status --metrics [--metrics-file PATH]
+ *				the same as OpenMetrics text (admin-metrics.c)
  *	maildag sync		push and fetch now, whatever the backoff
  *
  * When no daemon answers, status still shows what the repository alone
@@ -23,6 +25,7 @@
 
 #include "admin.h"
 #include "control.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mailbox.h"
 #include "repo.h"
@@ -339,29 +342,71 @@ static int ask(const struct mailbox *mb, const char *cmd, json_t **ans,
 	return r;
 }
 
+/* How status prints what it learnt. */
+enum status_form { FORM_TEXT, FORM_JSON, FORM_METRICS };
+
+/*
+ * Print st in the asked form, or for --metrics-file write the metrics to
+ * that file (PATH.tmp, then renamed).  0, or EX_CANTCREAT when the file
+ * cannot be written.
+ */
+static int status_out(json_t *st, const struct mailbox *mb, bool up,
+		      enum status_form form, const char *metrics_file)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int r = EX_OK;
+
+	if (form == FORM_METRICS) {
+		metrics_format(&sb, st, mb, up);
+		if (!metrics_file)
+			fputs(sb.buf, stdout);
+		else if (write_file_atomic(metrics_file, sb.buf, sb.len,
+					   0644) < 0)
+			r = EX_CANTCREAT;
+	} else if (form == FORM_JSON) {
+		print_json(st);
+	} else {
+		print_status(st, mb, up);
+	}
+	strbuf_release(&sb);
+	return r;
+}
+
+static int status_usage(void)
+{
+	fputs("usage: maildag status [--json | --metrics] "
+	      "[--metrics-file path]\n", stderr);
+	return EX_USAGE;
+}
+
 int cmd_status(struct mailbox *mb, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "metrics", no_argument, NULL, 'm' },
+		{ "metrics-file", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool as_json = false, connected;
+	enum status_form form = FORM_TEXT;
+	const char *metrics_file = NULL;
+	bool connected;
 	json_t *ans;
-	int c, r;
+	int c, r, w;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "j", longopts, NULL)) != -1) {
-		if (c != 'j') {
-			fputs("usage: maildag status [--json]\n", stderr);
-			return EX_USAGE;
-		}
-		as_json = true;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		enum status_form f = c == 'j' ? FORM_JSON : FORM_METRICS;
+		if (c != 'j' && c != 'm' && c != 'f')
+			return status_usage();
+		if (form != FORM_TEXT && form != f)
+			return status_usage();
+		form = f;
+		if (c == 'f')
+			metrics_file = optarg;
 	}
-	if (optind != argc) {
-		fputs("usage: maildag status [--json]\n", stderr);
-		return EX_USAGE;
-	}
+	if (optind != argc)
+		return status_usage();
 	r = ask(mb, "status", &ans, &connected);
 	if (r < 0) {
 		json_t *st;
@@ -374,25 +419,28 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 		else
 			fputs("maildag-syncd does not answer\n", stderr);
 		st = local_status(mb);
-		if (as_json)
-			print_json(st);
-		else
-			print_status(st, mb, false);
+		w = status_out(st, mb, false, form, metrics_file);
 		json_decref(st);
-		return STATUS_NOT_RUNNING;
+		return w != EX_OK ? w : STATUS_NOT_RUNNING;
 	}
 	r = json_is_true(json_object_get(ans, "ok")) ? EX_OK : EX_TEMPFAIL;
-	if (as_json) {
-		print_json(ans);
-	} else if (r != EX_OK) {
+	if (r != EX_OK && form != FORM_JSON) {
 		char *e = str_of(ans, "error");
 		log_error("maildag-syncd: %s", e ? e : "status refused");
 		free(e);
+	}
+	if (r == EX_OK || form == FORM_JSON) {
+		w = status_out(ans, mb, true, form, metrics_file);
+	} else if (form == FORM_METRICS) {
+		/* it answered but would not tell: what the repository says */
+		json_t *st = local_status(mb);
+		w = status_out(st, mb, false, form, metrics_file);
+		json_decref(st);
 	} else {
-		print_status(ans, mb, true);
+		w = EX_OK;
 	}
 	json_decref(ans);
-	return r;
+	return w != EX_OK ? w : r;
 }
 
 int cmd_sync(struct mailbox *mb, int argc, char **argv)

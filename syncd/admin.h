@@ -7,10 +7,14 @@
 #ifndef ADMIN_H
 #define ADMIN_H
 
+#include <stdbool.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "mailbox.h"
 #include "repo.h"
+#include "strbuf.h"
 
 /*
  * Open the user's repository for a verb.  Returns 0, or the sysexits(3)
@@ -48,7 +52,15 @@ int cmd_fetch(struct mailbox *mb, int argc, char **argv);
 #define STATUS_NOT_RUNNING 3
 
 /*
- * maildag status [--json]: ask maildag-syncd how replication goes, per
+ * The status answer st (control.h; without a daemon, what the repository
+ * alone tells, with up false) as OpenMetrics text exposition, appended
+ * to out, ending in "# EOF" (admin-metrics.c).
+ */
+void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
+		    bool up);
+
+/*
+ * maildag status [--json | --metrics] [--metrics-file PATH]: ask maildag-syncd how replication goes, per
  * peer; without a daemon, what the repository alone says, and exit
  * STATUS_NOT_RUNNING (admin-status.c).
  */

@@ -46,6 +46,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -983,6 +984,41 @@ static bool peer_ref(struct peers *p, const char *name, git_oid *out)
 	return ok;
 }
 
+/*
+ * The commits of mail the peer is not known to hold: the fewest that any
+ * commit we know it has (the last it accepted, the last fetched, its
+ * refs/peers ref) lacks; null when we know none.
+ */
+static json_t *pending_json(struct peers *p, struct peer *pe,
+			    const git_oid *mail, const git_oid *theirs)
+{
+	const git_oid *known[3];
+	size_t n = 0, best = SIZE_MAX, ahead, behind;
+
+	if (pe->push.have_id)
+		known[n++] = &pe->push.id;
+	if (pe->fetch.have_id)
+		known[n++] = &pe->fetch.id;
+	if (theirs)
+		known[n++] = theirs;
+	for (size_t i = 0; i < n; i++)
+		if (repo_ahead_behind(&ahead, &behind, p->repo, mail,
+				      known[i]) == 0 && ahead < best)
+			best = ahead;
+	return best == SIZE_MAX ? json_null() : json_integer((json_int_t)best);
+}
+
+/* The quorum waits under way for a commit the peer is not known to hold. */
+static size_t waits_on(struct peers *p, struct peer *pe)
+{
+	size_t n = 0;
+
+	for (struct wait *w = p->waits; w; w = w->next)
+		if (!w->over && !holds(p, pe, &w->commit))
+			n++;
+	return n;
+}
+
 json_t *peers_status(struct peers *p)
 {
 	json_t *a = json_array();
@@ -1013,6 +1049,11 @@ json_t *peers_status(struct peers *p)
 			json_object_set_new(o, "ahead", json_null());
 			json_object_set_new(o, "behind", json_null());
 		}
+		json_object_set_new(o, "pending", have_mail ?
+				    pending_json(p, pe, &mail, have ? &theirs : NULL) :
+				    json_null());
+		json_object_set_new(o, "waits",
+				    json_integer((json_int_t)waits_on(p, pe)));
 		json_object_set_new(o, "push", op_status(&pe->push));
 		json_object_set_new(o, "fetch", op_status(&pe->fetch));
 		json_object_set_new(o, "check", check_status(pe));

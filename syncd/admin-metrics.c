@@ -1,0 +1,371 @@
+/*
+ * admin-metrics: `maildag status --metrics`, the status answer (control.h)
+ * as OpenMetrics text exposition, which Prometheus and node_exporter's
+ * textfile collector read.
+ *
+ * Every family is written once, with HELP and TYPE (and UNIT for seconds
+ * and bytes), its samples next to each other, and the text ends with
+ * "# EOF".  Names say their unit (_seconds, _bytes); counters are
+ * "<family>_total".  Labels: mailbox (the repository's path), peer, and
+ * direction (push, fetch).  A sample the status does not tell (a
+ * daemon that does not answer, an operation that never succeeded) is
+ * left out rather than given a made-up value; maildag_up says whether
+ * the daemon answered.
+ */
+#include "autoconf.h"
+
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "admin.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+enum scope { MAILBOX, PEER, DIRECTION };
+
+/* What a sample is computed from. */
+struct sample_in {
+	json_t *st;		/* the status answer */
+	json_t *peer;		/* one of its peers, or NULL */
+	json_t *op;		/* that peer's push or fetch, or NULL */
+	const char *dir;	/* "push" or "fetch" */
+	time_t now;
+	long long repo_bytes;	/* < 0: unknown */
+	int up;
+};
+
+/* Sets *v and returns true when the value is known. */
+typedef bool sample_fn(const struct sample_in *in, long long *v);
+
+struct family {
+	const char *name;	/* without _total */
+	const char *type;	/* gauge, counter */
+	const char *unit;	/* seconds, bytes, or NULL */
+	enum scope scope;
+	sample_fn *get;
+	const char *help;
+};
+
+static bool int_of(json_t *obj, const char *key, long long *v)
+{
+	json_t *j = json_object_get(obj, key);
+
+	if (!json_is_integer(j))
+		return false;
+	*v = (long long)json_integer_value(j);
+	return true;
+}
+
+static bool get_up(const struct sample_in *in, long long *v)
+{
+	*v = in->up;
+	return true;
+}
+
+static bool get_quorum(const struct sample_in *in, long long *v)
+{
+	return int_of(in->st, "quorum", v);
+}
+
+static bool get_repo_bytes(const struct sample_in *in, long long *v)
+{
+	*v = in->repo_bytes;
+	return in->repo_bytes >= 0;
+}
+
+static bool get_unwatched(const struct sample_in *in, long long *v)
+{
+	if (!in->up)
+		return false;
+	if (!int_of(in->st, "unwatched_folders", v))
+		*v = 0;		/* the daemon names it only when not 0 */
+	return true;
+}
+
+static bool get_unreadable(const struct sample_in *in, long long *v)
+{
+	json_t *a = json_object_get(in->st, "unreadable");
+
+	if (!in->up || !json_is_array(a))
+		return false;
+	*v = (long long)json_array_size(a);
+	return true;
+}
+
+static bool get_ahead(const struct sample_in *in, long long *v)
+{
+	return int_of(in->peer, "ahead", v);
+}
+
+static bool get_behind(const struct sample_in *in, long long *v)
+{
+	return int_of(in->peer, "behind", v);
+}
+
+static bool get_pending(const struct sample_in *in, long long *v)
+{
+	return int_of(in->peer, "pending", v);
+}
+
+static bool get_waits(const struct sample_in *in, long long *v)
+{
+	return int_of(in->peer, "waits", v);
+}
+
+static bool get_refused(const struct sample_in *in, long long *v)
+{
+	if (!in->up)
+		return false;
+	*v = json_is_string(json_object_get(in->peer, "merge_error"));
+	return true;
+}
+
+static bool get_check_running(const struct sample_in *in, long long *v)
+{
+	json_t *c = json_object_get(in->peer, "check");
+
+	if (!json_is_object(c))
+		return false;
+	*v = json_is_true(json_object_get(c, "running"));
+	return true;
+}
+
+static bool get_check_failures(const struct sample_in *in, long long *v)
+{
+	return int_of(json_object_get(in->peer, "check"), "failures", v);
+}
+
+static bool get_check_runs(const struct sample_in *in, long long *v)
+{
+	return int_of(json_object_get(in->peer, "check"), "runs", v);
+}
+
+static bool get_check_approved(const struct sample_in *in, long long *v)
+{
+	json_t *c = json_object_get(in->peer, "check");
+
+	if (!json_is_object(c))
+		return false;
+	*v = json_is_string(json_object_get(c, "approved"));
+	return true;
+}
+
+/*
+ * Push: 0 when the peer holds all our mail ("pending" 0), else the time
+ * since the last push that succeeded (every commit not pushed came
+ * after it, or its push failed since).  Fetch: the age of the last
+ * successful fetch, what we know of the peer's mail.
+ */
+static bool get_lag(const struct sample_in *in, long long *v)
+{
+	long long t, pending;
+
+	if (!strcmp(in->dir, "push") && int_of(in->peer, "pending", &pending) &&
+	    pending == 0) {
+		*v = 0;
+		return true;
+	}
+	if (!int_of(in->op, "last_ok", &t))
+		return false;
+	*v = in->now > t ? in->now - t : 0;
+	return true;
+}
+
+static bool get_last_ok(const struct sample_in *in, long long *v)
+{
+	return int_of(in->op, "last_ok", v);
+}
+
+static bool get_error_at(const struct sample_in *in, long long *v)
+{
+	return int_of(in->op, "error_at", v);
+}
+
+static bool get_failures(const struct sample_in *in, long long *v)
+{
+	return int_of(in->op, "failures", v);
+}
+
+static bool get_running(const struct sample_in *in, long long *v)
+{
+	*v = json_is_true(json_object_get(in->op, "running"));
+	return true;
+}
+
+static bool get_runs(const struct sample_in *in, long long *v)
+{
+	return int_of(in->op, "runs", v);
+}
+
+static bool get_timeouts(const struct sample_in *in, long long *v)
+{
+	return int_of(in->op, "timeouts", v);
+}
+
+static const struct family families[] = {
+	{ "maildag_up", "gauge", NULL, MAILBOX, get_up,
+	  "1 when maildag-syncd answered the status request, else 0" },
+	{ "maildag_quorum", "gauge", NULL, MAILBOX, get_quorum,
+	  "Stores that must hold a delivery before maildag-lda reports it done" },
+	{ "maildag_repository_size_bytes", "gauge", "bytes", MAILBOX,
+	  get_repo_bytes, "Disk space the repository's objects directory uses" },
+	{ "maildag_unwatched_folders", "gauge", NULL, MAILBOX, get_unwatched,
+	  "Folders maildag-syncd cannot watch (inotify limit), scanned instead" },
+	{ "maildag_unreadable_files", "gauge", NULL, MAILBOX, get_unreadable,
+	  "Files of the Maildir that cannot be read and are not replicated "
+	  "(at most the number the daemon lists)" },
+	{ "maildag_peer_ahead_commits", "gauge", NULL, PEER, get_ahead,
+	  "Commits of our mail that the peer's last fetched mail lacks" },
+	{ "maildag_peer_behind_commits", "gauge", NULL, PEER, get_behind,
+	  "Commits of the peer's last fetched mail that our mail lacks" },
+	{ "maildag_peer_pending_push_commits", "gauge", NULL, PEER, get_pending,
+	  "Commits of our mail the peer is not known to hold: pushes due" },
+	{ "maildag_peer_quorum_waits", "gauge", NULL, PEER, get_waits,
+	  "Deliveries waiting for a quorum that the peer has not acknowledged" },
+	{ "maildag_peer_merge_refused", "gauge", NULL, PEER, get_refused,
+	  "1 while the peer's last commit is refused (not merged), else 0" },
+	{ "maildag_peer_history_check_running", "gauge", NULL, PEER,
+	  get_check_running,
+	  "1 while a child checks the history the peer sent, else 0" },
+	{ "maildag_peer_history_check_approved", "gauge", NULL, PEER,
+	  get_check_approved,
+	  "1 once a history the peer sent has passed the check, else 0" },
+	{ "maildag_peer_history_check_failures", "gauge", NULL, PEER,
+	  get_check_failures,
+	  "History checks in a row that ended without an answer" },
+	{ "maildag_peer_history_checks", "counter", NULL, PEER, get_check_runs,
+	  "History checks that ended since maildag-syncd started" },
+	{ "maildag_peer_lag_seconds", "gauge", "seconds", DIRECTION, get_lag,
+	  "Push: 0 when the peer holds all our mail, else the time since the "
+	  "last push that succeeded; fetch: the age of the last fetch that "
+	  "succeeded" },
+	{ "maildag_peer_last_success_timestamp_seconds", "gauge", "seconds",
+	  DIRECTION, get_last_ok,
+	  "When the last push or fetch that succeeded ended (absent: none "
+	  "since the daemon started)" },
+	{ "maildag_peer_last_error_timestamp_seconds", "gauge", "seconds",
+	  DIRECTION, get_error_at, "When the last push or fetch failed" },
+	{ "maildag_peer_consecutive_failures", "gauge", NULL, DIRECTION,
+	  get_failures, "Pushes or fetches in a row that failed" },
+	{ "maildag_peer_running", "gauge", NULL, DIRECTION, get_running,
+	  "1 while a push or fetch is under way, else 0" },
+	{ "maildag_peer_runs", "counter", NULL, DIRECTION, get_runs,
+	  "Pushes or fetches that ended since maildag-syncd started" },
+	{ "maildag_peer_timeouts", "counter", NULL, DIRECTION, get_timeouts,
+	  "Pushes or fetches killed at their deadline since maildag-syncd "
+	  "started" },
+};
+
+/* A label value: backslash, double quote and newline escaped. */
+static void add_label(struct strbuf *sb, const char *name, const char *value,
+		      bool first)
+{
+	strbuf_addf(sb, "%s%s=\"", first ? "" : ",", name);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			strbuf_addch(sb, '\\');
+		if (*p == '\n')
+			strbuf_addstr(sb, "\\n");
+		else
+			strbuf_addch(sb, *p);
+	}
+	strbuf_addch(sb, '"');
+}
+
+static void add_sample(struct strbuf *sb, const struct family *f,
+		       const struct sample_in *in, const char *mailbox)
+{
+	const char *peer = json_string_value(json_object_get(in->peer, "name"));
+	long long v;
+
+	if (!f->get(in, &v))
+		return;
+	strbuf_addf(sb, "%s%s{", f->name,
+		    !strcmp(f->type, "counter") ? "_total" : "");
+	add_label(sb, "mailbox", mailbox, true);
+	if (f->scope != MAILBOX)
+		add_label(sb, "peer", peer ? peer : "", false);
+	if (f->scope == DIRECTION)
+		add_label(sb, "direction", in->dir, false);
+	strbuf_addf(sb, "} %lld\n", v);
+}
+
+static void add_family(struct strbuf *sb, const struct family *f,
+		       struct sample_in *in, const char *mailbox)
+{
+	static const char *const dirs[] = { "push", "fetch" };
+	json_t *peers = json_object_get(in->st, "peers"), *p;
+	size_t i;
+
+	strbuf_addf(sb, "# HELP %s %s.\n# TYPE %s %s\n", f->name, f->help,
+		    f->name, f->type);
+	if (f->unit)
+		strbuf_addf(sb, "# UNIT %s %s\n", f->name, f->unit);
+	if (f->scope == MAILBOX) {
+		add_sample(sb, f, in, mailbox);
+		return;
+	}
+	json_array_foreach(peers, i, p) {
+		in->peer = p;
+		if (f->scope == PEER) {
+			add_sample(sb, f, in, mailbox);
+			continue;
+		}
+		for (size_t d = 0; d < 2; d++) {
+			in->dir = dirs[d];
+			in->op = json_object_get(p, dirs[d]);
+			if (json_is_object(in->op))
+				add_sample(sb, f, in, mailbox);
+		}
+		in->op = NULL;
+	}
+	in->peer = NULL;
+}
+
+static long long tree_bytes;
+
+static int add_file(const char *path, const struct stat *st, int type,
+		    struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (type == FTW_F || type == FTW_D)
+		tree_bytes += (long long)st->st_blocks * 512;
+	return 0;
+}
+
+/* The blocks under <repository>/objects, in bytes; -1 if unreadable. */
+static long long objects_bytes(const char *repository)
+{
+	char *dir = xasprintf("%s/objects", repository);
+	int r;
+
+	tree_bytes = 0;
+	r = nftw(dir, add_file, 16, FTW_PHYS);
+	free(dir);
+	return r == 0 ? tree_bytes : -1;
+}
+
+void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
+		    bool up)
+{
+	struct sample_in in = { .st = st, .now = time(NULL), .up = up };
+	json_t *own = NULL;
+
+	if (!json_is_integer(json_object_get(st, "quorum"))) {
+		/* an older daemon, or none: the configuration says */
+		own = json_deep_copy(st);
+		json_object_set_new(own, "quorum", json_integer(mb->cfg->quorum));
+		in.st = own;
+	}
+	in.repo_bytes = objects_bytes(mb->repository);
+	for (size_t i = 0; i < sizeof families / sizeof *families; i++)
+		add_family(out, &families[i], &in, mb->repository);
+	strbuf_addstr(out, "# EOF\n");
+	json_decref(own);
+}
