@@ -28,15 +28,6 @@ restore_limit() {
 }
 test_at_end restore_limit
 
-# inotify_watches PID: the inotify watches the process PID holds
-inotify_watches() {
-	local f n=0
-	for f in /proc/$1/fd/*; do
-		[ "$(readlink "$f" 2>/dev/null)" = "anon_inode:inotify" ] || continue
-		n=$((n + $(grep -c "^inotify wd" "/proc/$1/fdinfo/${f##*/}")))
-	done
-	echo $n
-}
 syncd_pid() { daemon_pid "$(replica_set)-r1"; }
 now_s() { date +%s; }
 

@@ -391,15 +391,6 @@ test_expect_success 'bad tree: r2 mended and back: all converge, the error is go
 # pointing at a commit with a message of its own cost r1 no inotify watch
 # and bring nothing in.
 
-# inotify_watches PID: the inotify watches the process PID holds
-inotify_watches() {
-	local f n=0
-	for f in /proc/$1/fd/*; do
-		[ "$(readlink "$f" 2>/dev/null)" = "anon_inode:inotify" ] || continue
-		n=$((n + $(grep -c "^inotify wd" "/proc/$1/fdinfo/${f##*/}")))
-	done
-	echo $n
-}
 r1_watches() { inotify_watches "$(daemon_pid "$(replica_set)-r1")"; }
 
 test_expect_success 'strangers: 1,000 refs/peers/n*/mail of names not configured' '

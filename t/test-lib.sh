@@ -176,6 +176,16 @@ MAILDIR=$USER_HOME/Maildir
 REPO=$USER_HOME/.local/share/maildag/mail.git
 export TEST_USER USER_HOME MAILDIR REPO
 
+# inotify_watches PID: the inotify watches the process PID holds
+inotify_watches() {
+	local f n=0
+	for f in /proc/$1/fd/*; do
+		[ "$(readlink "$f" 2>/dev/null)" = "anon_inode:inotify" ] || continue
+		n=$((n + $(grep -c "^inotify wd" "/proc/$1/fdinfo/${f##*/}")))
+	done
+	echo $n
+}
+
 # as_user [-u NAME -h HOME] command...: run as the test user with a clean,
 # predictable environment (the MTAs set these variables too).
 as_user() {
