@@ -27,7 +27,7 @@
  *         "peers":[ { "name":"mx2", "url":"ssh://...",
  *                     "peer_ref":"<hex>"|null,   our refs/peers/mx2/mail
  *                     "ahead":N, "behind":N,     mail vs peer_ref
- *                     "pending":N|null, "waits":N,
+ *                     "unpushed":N|null, "waits":N,
  *                     "push": <op>|null, "fetch": <op>|null,
  *                     "check": <check>,
  *                     "merge_error":"refused <id>: ..."|null }, ... ] }
@@ -41,7 +41,7 @@
  *     attempts that ended since the daemon started, "timeouts" those of
  *     them killed at the deadline.  "ahead" counts the
  *     commits of mail that peer_ref lacks, "behind" those of peer_ref
- *     that mail lacks.  "pending" counts the commits of mail the peer is
+ *     that mail lacks.  "unpushed" counts the commits of mail the peer is
  *     not known to hold (by what it last accepted, what was last fetched
  *     and peer_ref; null when nothing of it is known): the pushes due.
  *     "waits" counts the quorum waits under way (maildag-lda) for a

@@ -109,7 +109,7 @@ static bool get_behind(const struct sample_in *in, long long *v)
 
 static bool get_pending(const struct sample_in *in, long long *v)
 {
-	return int_of(in->peer, "pending", v);
+	return int_of(in->peer, "unpushed", v);
 }
 
 static bool get_waits(const struct sample_in *in, long long *v)
@@ -156,7 +156,7 @@ static bool get_check_approved(const struct sample_in *in, long long *v)
 }
 
 /*
- * Push: 0 when the peer holds all our mail ("pending" 0), else the time
+ * Push: 0 when the peer holds all our mail ("unpushed" 0), else the time
  * since the last push that succeeded (every commit not pushed came
  * after it, or its push failed since).  Fetch: the age of the last
  * successful fetch, what we know of the peer's mail.
@@ -165,7 +165,7 @@ static bool get_lag(const struct sample_in *in, long long *v)
 {
 	long long t, pending;
 
-	if (!strcmp(in->dir, "push") && int_of(in->peer, "pending", &pending) &&
+	if (!strcmp(in->dir, "push") && int_of(in->peer, "unpushed", &pending) &&
 	    pending == 0) {
 		*v = 0;
 		return true;

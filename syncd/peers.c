@@ -1049,7 +1049,7 @@ json_t *peers_status(struct peers *p)
 			json_object_set_new(o, "ahead", json_null());
 			json_object_set_new(o, "behind", json_null());
 		}
-		json_object_set_new(o, "pending", have_mail ?
+		json_object_set_new(o, "unpushed", have_mail ?
 				    pending_json(p, pe, &mail, have ? &theirs : NULL) :
 				    json_null());
 		json_object_set_new(o, "waits",

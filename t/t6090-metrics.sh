@@ -76,7 +76,7 @@ test_expect_success 'setup: two replicas, and a third peer of r1 that does not e
 	replica_deliver 2 m2 &&
 	wait_for "replica_expect_messages 2>/dev/null" 30 &&
 	replica_expect_messages &&
-	wait_for "[ \"\$(field r2 pending)\" = 0 ]" 30 &&
+	wait_for "[ \"\$(field r2 unpushed)\" = 0 ]" 30 &&
 	wait_for "[ \"\$(push_failures dead)\" -ge 1 ]" 30
 '
 
