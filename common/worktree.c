@@ -30,6 +30,7 @@
 
 #include "fnv.h"
 #include "folder.h"
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "maildir_name.h"
@@ -108,8 +109,13 @@ struct worktree {
 	double add_cost;	/* seconds one new file took to commit, lately */
 	double rescan_t0;	/* a sliced full rescan began; 0: none */
 	size_t rescan_seen, rescan_slices;
-	struct strvec queue;	/* folders a sliced rescan has yet to see, */
-	size_t qpos;		/* from queue.v[qpos] on */
+	struct strvec queue;	/* folders a look at the root has yet to */
+	size_t qpos;		/* see, from queue.v[qpos] on */
+	bool pass;		/* such a look is under way (the queue is its) */
+	size_t pass_left_out;	/* folders it left out so far */
+	size_t left_out;	/* what the last whole look left out */
+	worktree_folder_fn *folder_fn;	/* told of each folder looked at */
+	void *folder_data;
 	struct kidx *kidx;	/* the worktree tree's keys (find_key) */
 	struct plan *plan;	/* an apply cut short, to go on with */
 };
@@ -126,6 +132,18 @@ void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data)
 {
 	wt->poll = fn;
 	wt->poll_data = data;
+}
+
+void worktree_set_folder_fn(struct worktree *wt, worktree_folder_fn *fn,
+			    void *data)
+{
+	wt->folder_fn = fn;
+	wt->folder_data = data;
+}
+
+size_t worktree_left_out(const struct worktree *wt)
+{
+	return wt->left_out;
 }
 
 static double mono_now(void)
@@ -188,6 +206,7 @@ void worktree_dirty_all(struct worktree *wt)
 	strmap_clear(&wt->folder_set);
 	strvec_clear(&wt->queue);
 	wt->qpos = 0;
+	wt->pass = false;
 }
 
 void worktree_dirty_root(struct worktree *wt)
@@ -308,16 +327,23 @@ static int parse_msg_path(const char *path, char **folder, const char **sub,
 	return 0;
 }
 
-static bool folder_on_disk(const struct worktree *wt, const char *folder)
+/* Does folder hold cur/ or new/? */
+static bool folder_there(const char *maildir, const char *folder)
 {
 	bool ok = false;
 
 	for (size_t i = 0; i < 2 && !ok; i++) {
-		char *d = disk_dir(wt, folder, subs[i]);
+		char *d = *folder ? xasprintf("%s/%s/%s", maildir, folder, subs[i])
+				  : xasprintf("%s/%s", maildir, subs[i]);
 		ok = is_dir(d);
 		free(d);
 	}
 	return ok;
+}
+
+static bool folder_on_disk(const struct worktree *wt, const char *folder)
+{
+	return folder_there(wt->maildir, folder);
 }
 
 int worktree_disk_folders(char ***out, size_t *n, const char *maildir)
@@ -349,6 +375,38 @@ int worktree_disk_folders(char ***out, size_t *n, const char *maildir)
 		free(new);
 		if (ok)
 			strvec_push(&sv, de->d_name);
+	}
+	closedir(d);
+	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
+	*out = sv.v;
+	*n = sv.n;
+	return 0;
+}
+
+int worktree_disk_dirs(char ***out, size_t *n, const char *maildir)
+{
+	struct strvec sv = { 0 };
+	struct dirent *de;
+	DIR *d = opendir(maildir);
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 :
+		       log_error("opendir '%s': %s", maildir, strerror(errno));
+	strvec_push(&sv, "");
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (de->d_name[0] != '.' || !folder_dir_valid(de->d_name))
+			continue;
+		if (de->d_type == DT_UNKNOWN &&
+		    (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     !S_ISDIR(st.st_mode)))
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		strvec_push(&sv, de->d_name);
 	}
 	closedir(d);
 	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
@@ -516,9 +574,15 @@ static int tree_find_key(struct hitv *out, struct repo *r, const git_oid *root,
 static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
 		    git_tree *root, const char *key, size_t klen);
 
-/* mtime records of a tree, read a shard at a time as needed. */
+/*
+ * mtime records of a tree, read a shard at a time as needed, from its
+ * mtimes/ tree read once (not from the root each time: the root of
+ * thousands of folders is the largest tree there is).
+ */
 struct mtcache {
 	const git_oid *tree;
+	git_tree *dir;		/* mtimes/, once read; NULL: none */
+	bool dir_read;
 	struct mtimes m[256];
 	bool loaded[256];
 };
@@ -533,6 +597,35 @@ static void mtcache_release(struct mtcache *c)
 {
 	for (size_t i = 0; i < 256; i++)
 		mtimes_release(&c->m[i]);
+	git_tree_free(c->dir);
+}
+
+/* Read shard s of c; < 0 (logged) when it cannot be. */
+static int mtcache_load(struct mtcache *c, struct repo *r, unsigned s)
+{
+	const git_tree_entry *e;
+	git_blob *b = NULL;
+	char hex[3];
+	int ret = 0;
+
+	if (!c->dir_read) {
+		if (subtree(&c->dir, r, c->tree, MTIMES_DIR) < 0)
+			return E_TEMP;
+		c->dir_read = true;
+	}
+	snprintf(hex, sizeof hex, "%02x", s);
+	e = c->dir ? git_tree_entry_byname(c->dir, hex) : NULL;
+	if (!e || git_tree_entry_type(e) != GIT_OBJECT_BLOB)
+		return 0;
+	if (git_blob_lookup(&b, r->git, git_tree_entry_id(e)) < 0)
+		return log_error("read '%s/%s': %s", MTIMES_DIR, hex,
+				 repo_git_error());
+	if (mtimes_parse(&c->m[s], git_blob_rawcontent(b),
+			 (size_t)git_blob_rawsize(b), NULL) < 0)
+		ret = log_error("'%s/%s' is not a list of mtimes", MTIMES_DIR,
+				hex);
+	git_blob_free(b);
+	return ret;
 }
 
 /* The mtime the tree gives key (MTIME_NONE when it gives none). */
@@ -543,7 +636,7 @@ static long long mtcache_get(struct mtcache *c, struct repo *r,
 	char k[MAILDIR_NAME_MAX + 1];
 
 	if (!c->loaded[s]) {
-		if (mtimes_read_shard(&c->m[s], r, c->tree, s) < 0)
+		if (mtcache_load(c, r, s) < 0)
 			log_warn("ignoring the mtime records of shard %02x", s);
 		c->loaded[s] = true;
 	}
@@ -644,6 +737,9 @@ struct scan {
 	struct strvec later;		/* names held back */
 	struct mtcache wmt;
 	git_tree *root;			/* the worktree's tree, once read */
+	git_tree *mroot;		/* mail's, when it differs */
+	size_t nfolders;		/* mail's folders and those admitted */
+	bool counted;			/* nfolders is known */
 	size_t seen;			/* files listed */
 	bool temp_error;
 	struct strvec unreadable;	/* files that could not be read */
@@ -673,6 +769,7 @@ static void scan_release(struct scan *sc)
 	strvec_clear(&sc->unreadable);
 	mtcache_release(&sc->wmt);
 	git_tree_free(sc->root);
+	git_tree_free(sc->mroot);
 }
 
 /* The worktree's tree, read once per scan; NULL when it cannot be. */
@@ -798,6 +895,8 @@ static int disk_file(int dirfd, const char *name, struct stat *st)
 	return S_ISREG(st->st_mode) ? 1 : 0;
 }
 
+static int tree_has(struct scan *sc, const char *path, git_oid *oid);
+
 /* Look at one name in folder/sub. */
 static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 		     const char *sub, const char *name)
@@ -821,12 +920,12 @@ static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 		return E_TEMP;
 	}
 	msg_path(&path, folder, sub, name);
-	known = repo_tree_lookup(&oid, sc->r, sc->wtree, path.buf);
+	/* from the root read once per scan, as every name of the batch */
+	known = tree_has(sc, path.buf, &oid);
 	strbuf_release(&path);
-	if (known < 0 && known != E_NOTFOUND) {
-		sc->temp_error = true;
+	if (known < 0)
 		return E_TEMP;
-	}
+	known = known ? 0 : E_NOTFOUND;
 	if (known == 0 && !on_disk) {
 		struct ent *e = entv_push(&sc->rm, folder, sub, name);
 		git_oid_cpy(&e->oid, &oid);
@@ -989,25 +1088,143 @@ static int tree_has(struct scan *sc, const char *path, git_oid *oid)
 	return r == 0;
 }
 
-/* Compare a whole folder with the worktree. */
-static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder)
+/* mail's tree, read once per scan; NULL when it cannot be. */
+static git_tree *scan_mail_tree(struct scan *sc)
 {
+	if (!sc->mtree)
+		return scan_root_tree(sc);
+	if (!sc->mroot &&
+	    git_tree_lookup(&sc->mroot, sc->r->git, sc->mtree) < 0) {
+		log_error("read tree: %s", repo_git_error());
+		sc->mroot = NULL;
+	}
+	return sc->mroot;
+}
+
+/* How many folders a root tree holds, INBOX counted whether or not it does. */
+static size_t count_folders(git_tree *root)
+{
+	size_t n = 1;
+
+	for (size_t i = 0; i < git_tree_entrycount(root); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(root, i);
+		if (git_tree_entry_name(e)[0] == '.' &&
+		    git_tree_entry_type(e) == GIT_OBJECT_TREE)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * May folder, on disk and not in the worktree, be committed?
+ * folder_limit (format.h) holds for what this replica commits as for
+ * what it takes in, counted on mail's tree with INBOX always in: a folder
+ * mail holds already is in; another only while mail's folders and those
+ * admitted so far stay within the limit.  Inside a look at the root
+ * (in_pass), whose folders come in name order, that decides.  A folder
+ * met on its own (an event) is admitted at once only when it and every
+ * folder the look under way has yet to reach fit together and none is
+ * left out; otherwise the root is marked and its look decides, so which
+ * folders stay out follows from the names, not from the order of events.
+ * 1 admitted, 0 not (now), < 0 error.
+ */
+static int admit(struct worktree *wt, struct scan *sc, const char *folder,
+		 bool in_pass)
+{
+	git_tree *m = scan_mail_tree(sc);
+	const git_tree_entry *e;
+	size_t limit = format_get_limits()->folders, pending = 0;
+
+	if (!m)
+		return E_TEMP;
+	e = git_tree_entry_byname(m, folder);
+	if (e && git_tree_entry_type(e) == GIT_OBJECT_TREE)
+		return 1;
+	if (!sc->counted) {
+		sc->nfolders = count_folders(m);
+		sc->counted = true;
+	}
+	if (!in_pass && wt->pass)
+		pending = wt->queue.n - wt->qpos;
+	if ((in_pass || !wt->left_out) && sc->nfolders + pending < limit) {
+		sc->nfolders++;
+		return 1;
+	}
+	if (!in_pass)
+		worktree_dirty_root(wt);
+	return 0;
+}
+
+bool worktree_folder_fits(const char *repository, const char *folder)
+{
+	struct repo *r = NULL;
+	git_tree *t = NULL;
+	const git_tree_entry *e;
+	git_oid m, tree;
+	bool ok = true;
+
+	if (!*folder || repo_open(&r, repository, 0) < 0)
+		return true;
+	if (repo_ref_read(&m, r, REF_MAIL) == 0 &&
+	    repo_commit_tree(&tree, r, &m) == 0 &&
+	    git_tree_lookup(&t, r->git, &tree) == 0) {
+		e = git_tree_entry_byname(t, folder);
+		ok = (e && git_tree_entry_type(e) == GIT_OBJECT_TREE) ||
+		     count_folders(t) < format_get_limits()->folders;
+	}
+	git_tree_free(t);
+	repo_free(r);
+	return ok;
+}
+
+/*
+ * Compare a whole folder with the worktree: 0, 1 when folder_limit
+ * leaves it out (nothing of it is read), < 0 on error.  in_pass: it comes
+ * from a look at the root (the queue).  A folder that is part of the
+ * mailbox is told to wt->folder_fn (the daemon watches it) before it is
+ * read, so nothing changes unseen.
+ */
+static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder,
+		       bool in_pass)
+{
+	size_t out = 0;
+	bool disk;
 	int ret = 0;
 
 	if (!strmap_put(&sc->scanned, folder, 0))
-		return 0;
+		return strmap_get(&sc->scanned, folder, &out) && out ? 1 : 0;
+	disk = folder_on_disk(wt, folder);
 	if (*folder) {
 		char *mp = xasprintf("%s/" MARKER, folder);
-		bool disk = folder_on_disk(wt, folder);
-		int known = tree_has(sc, mp, NULL);
+		int known = tree_has(sc, mp, NULL), a;
 		free(mp);
 		if (known < 0)
 			return E_TEMP;
+		if (!known && !disk) {
+			/* nothing here; maybe a folder left out went away */
+			if (wt->left_out && !in_pass)
+				worktree_dirty_root(wt);
+			return 0;
+		}
+		if (!known && (a = admit(wt, sc, folder, in_pass)) <= 0) {
+			if (a < 0) {
+				sc->temp_error = true;
+				return E_TEMP;
+			}
+			/* the look at the root counts it, or decides anew */
+			if (in_pass)
+				strmap_put(&sc->scanned, folder, 1);
+			else
+				strmap_del(&sc->scanned, folder);
+			return 1;
+		}
 		if (disk && !known)
 			strvec_push(&sc->mk_add, folder);
 		else if (!disk && known)
 			strvec_push(&sc->mk_rm, folder);
 	}
+	if (wt->folder_fn)
+		wt->folder_fn(wt->folder_data, folder, disk);
 	for (size_t i = 0; i < 2 && ret == 0; i++)
 		ret = scan_sub(wt, sc, folder, subs[i]);
 	return ret;
@@ -1032,17 +1249,18 @@ static int tree_folders(struct strvec *out, struct repo *r, const git_oid *tree)
 }
 
 /*
- * The subscriptions file, and the folders to look at whole, appended to
- * todo: those that came or went, or all of them.
+ * The subscriptions file, and a look at the root: the folders to look at
+ * whole (those that came or went, or all of them with all) go to
+ * wt->queue in name order, and the look is under way (wt->pass) until
+ * the queue is done.  Listing the root reads no folder: the folders are
+ * looked into a slice at a time, from the queue.
  */
-static int scan_root(struct worktree *wt, struct scan *sc, bool all,
-		     struct strvec *todo)
+static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 {
 	char *sp = xasprintf("%s/" SUBSCRIPTIONS, wt->maildir);
 	struct strvec known = { 0 };
-	struct strmap on_disk = STRMAP_INIT, in_tree = STRMAP_INIT;
 	char **disk = NULL;
-	size_t ndisk = 0;
+	size_t ndisk = 0, i, j;
 	struct stat st;
 	git_oid cur, w;
 	int has, ret = 0;
@@ -1076,28 +1294,30 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all,
 		sc->subs = -1;
 	}
 
-	if (worktree_disk_folders(&disk, &ndisk, wt->maildir) < 0 ||
+	if (worktree_disk_dirs(&disk, &ndisk, wt->maildir) < 0 ||
 	    tree_folders(&known, sc->r, sc->wtree) < 0) {
 		ret = E_TEMP;
 		goto done;
 	}
-	for (size_t i = 0; i < ndisk; i++)
-		strmap_put(&on_disk, disk[i], 0);
-	for (size_t i = 0; i < known.n; i++)
-		strmap_put(&in_tree, known.v[i], 0);
-	for (size_t i = 0; i < ndisk; i++)
-		if (all || !strmap_has(&in_tree, disk[i]))
-			strvec_push(todo, disk[i]);
-	for (size_t i = 0; i < known.n; i++)
-		if (!strmap_has(&on_disk, known.v[i]))
-			strvec_push(todo, known.v[i]);
+	qsort(known.v, known.n, sizeof *known.v, cmp_str);
+	/* both sorted: what is on one side only, or everything on disk */
+	for (i = j = 0; i < ndisk || j < known.n;) {
+		int c = i == ndisk ? 1 : j == known.n ? -1 :
+			strcmp(disk[i], known.v[j]);
+		if (c <= 0 && (all || c < 0))
+			strvec_push(&wt->queue, disk[i]);
+		else if (c > 0)
+			strvec_push(&wt->queue, known.v[j]);
+		i += c <= 0;
+		j += c >= 0;
+	}
+	wt->pass = true;
+	wt->pass_left_out = 0;
 done:
 	if (ret < 0)
 		sc->temp_error = true;
 	worktree_folders_free(disk, ndisk);
 	strvec_clear(&known);
-	strmap_clear(&on_disk);
-	strmap_clear(&in_tree);
 	free(sp);
 	return ret;
 }
@@ -1613,43 +1833,45 @@ static void restore_marks(struct worktree *wt, bool full, bool root,
 	}
 }
 
-/*
- * Look at everything the marks name.  The folders a look at the root
- * finds go to wt->queue; the marked folders are looked at, then those of
- * the queue, and with a slice set only until it is used up (or
- * SCAN_SLICE_ADDS new files are found): then sc->partial is set, the
- * queue keeps the rest and the names are marked again.  Names wait for
- * the last folder: a name's removal may be explained by a folder not
- * reached yet.
- */
-static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
-			bool root, struct strvec *folders, struct strvec *names,
-			double t0)
+/* Has this slice had its time (n folders looked at so far)? */
+static bool slice_used(const struct worktree *wt, const struct scan *sc,
+		       size_t n, double t0)
 {
-	size_t i, nq = 0;
+	/* what is found is read and committed after: count it in */
+	return wt->slice && n >= SCAN_SLICE_MIN &&
+	       (mono_now() - t0 + sc->add.n * wt->add_cost >= wt->slice ||
+		sc->add.n >= SCAN_SLICE_ADDS);
+}
 
-	if (full || root)
-		scan_root(wt, sc, full, &wt->queue);
-	for (i = 0; i < folders->n && !sc->temp_error; i++)
-		scan_folder(wt, sc, folders->v[i]);
-	while (wt->qpos < wt->queue.n && !sc->temp_error) {
-		/* what is found is read and committed after: count it in */
-		if (wt->slice && nq++ >= SCAN_SLICE_MIN && (mono_now() - t0 +
-		    sc->add.n * wt->add_cost >= wt->slice ||
-		    sc->add.n >= SCAN_SLICE_ADDS))
-			break;
-		scan_folder(wt, sc, wt->queue.v[wt->qpos++]);
-	}
-	if (wt->qpos < wt->queue.n && !sc->temp_error) {
-		sc->partial = true;
-		for (i = 0; i < names->n; i++)
-			strvec_push(&wt->names, names->v[i]);
-		return;
-	}
-	strvec_clear(&wt->queue);
-	wt->qpos = 0;
+/* A look at the root is done: how many folders it left out. */
+static void left_out_done(struct worktree *wt, size_t n)
+{
+	size_t limit = format_get_limits()->folders;
+
+	if (n && n != wt->left_out)
+		log_warn("folder_limit (%zu) reached: %zu folder%s on disk "
+			 "left out, not committed, watched or replicated "
+			 "(raise folder_limit to take %s in)", limit, n,
+			 n == 1 ? "" : "s", n == 1 ? "it" : "them");
+	else if (!n && wt->left_out)
+		log_info("every folder on disk is committed again "
+			 "(folder_limit %zu)", limit);
+	wt->left_out = n;
+}
+
+/*
+ * Look at the names whose folder was not looked at whole.  A name in a
+ * folder the worktree does not hold (not admitted yet, or left out by
+ * folder_limit) is not looked at: its folder is marked instead.
+ */
+static void scan_names(struct worktree *wt, struct scan *sc,
+		       struct strvec *names)
+{
+	char *last = NULL;
+	int known = 1;
+
 	qsort(names->v, names->n, sizeof *names->v, cmp_str);
-	for (i = 0; i < names->n && !sc->temp_error; i++) {
+	for (size_t i = 0; i < names->n && !sc->temp_error; i++) {
 		char *f, *sub, *n;
 		if (i && !strcmp(names->v[i], names->v[i - 1]))
 			continue;
@@ -1659,12 +1881,79 @@ static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 		if (n) {
 			*sub++ = '\0';
 			*n++ = '\0';
-			if (!strmap_has(&sc->scanned, f))
-				scan_name(wt, sc, f, !strcmp(sub, "cur") ?
-					  subs[0] : subs[1], n);
 		}
+		if (!n || strmap_has(&sc->scanned, f)) {
+			free(f);
+			continue;
+		}
+		if (*f && (!last || strcmp(last, f))) {
+			char *mp = xasprintf("%s/" MARKER, f);
+			known = tree_has(sc, mp, NULL);
+			free(mp);
+			free(last);
+			last = xstrdup(f);
+		}
+		if (known > 0 || !*f)
+			scan_name(wt, sc, f, !strcmp(sub, "cur") ? subs[0] :
+				  subs[1], n);
+		else if (known == 0)
+			worktree_dirty_folder(wt, f);
 		free(f);
 	}
+	free(last);
+}
+
+/*
+ * Look at everything the marks name.  A look at the root (full or root
+ * marked) puts the folders it finds in wt->queue; the marked folders are
+ * looked at, then those of the queue, and with a slice set only until it
+ * is used up (or SCAN_SLICE_ADDS new files are found): then sc->partial
+ * is set, the rest stays marked or queued and the names are marked again.
+ * Names wait for the last folder: a name's removal may be explained by a
+ * folder not reached yet.  The root marked while a look at it is under
+ * way waits for that look to end.
+ */
+static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
+			bool root, struct strvec *folders, struct strvec *names,
+			double t0)
+{
+	size_t i, n = 0;
+
+	if (full || (root && wt->qpos >= wt->queue.n))
+		scan_root(wt, sc, full);
+	else if (root)
+		wt->root = true;
+	/* in name order: folders made together are admitted by name */
+	qsort(folders->v, folders->n, sizeof *folders->v, cmp_str);
+	for (i = 0; i < folders->n && !sc->temp_error; i++) {
+		if (slice_used(wt, sc, n++, t0))
+			break;
+		scan_folder(wt, sc, folders->v[i], false);
+	}
+	if (i < folders->n && !sc->temp_error) {
+		for (; i < folders->n; i++)
+			worktree_dirty_folder(wt, folders->v[i]);
+		goto partial;
+	}
+	while (wt->qpos < wt->queue.n && !sc->temp_error) {
+		if (slice_used(wt, sc, n++, t0))
+			break;
+		if (scan_folder(wt, sc, wt->queue.v[wt->qpos++], true) == 1)
+			wt->pass_left_out++;
+	}
+	if (wt->qpos < wt->queue.n && !sc->temp_error)
+		goto partial;
+	if (wt->pass && !sc->temp_error)
+		left_out_done(wt, wt->pass_left_out);
+	strvec_clear(&wt->queue);
+	wt->qpos = 0;
+	wt->pass = false;
+	scan_names(wt, sc, names);
+	return;
+partial:
+	sc->partial = true;
+	for (i = 0; i < names->n; i++)
+		strvec_push(&wt->names, names->v[i]);
 }
 
 /*
@@ -2011,6 +2300,9 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	for (size_t i = 0; i < claims.n; i++)
 		if (unlink(claims.v[i]) < 0 && errno != ENOENT)
 			log_warn("unlink '%s': %s", claims.v[i], strerror(errno));
+	/* folders gone make room for those folder_limit left out */
+	if (wt->left_out && sc.mk_rm.n)
+		worktree_dirty_root(wt);
 held:
 	if (sc.later.n) {
 		if (!wt->later.n)
@@ -2335,6 +2627,7 @@ struct apply {
 	struct strmap touched_set;
 	struct strvec staged;		/* new messages: tmp path, then dest */
 	struct worktree_result *res;
+	double flush;			/* seconds their syncfs took */
 };
 
 static void touch_dir(struct apply *ap, const char *dir)
@@ -2536,10 +2829,12 @@ static int stage_message(struct apply *ap, const char *folder, const char *sub,
 /* Make the staged messages durable, then rename them into place. */
 static int stage_flush(struct apply *ap)
 {
+	double t0 = mono_now();
 	int ret = 0;
 
 	if (ap->staged.n && syncfs_path(ap->wt->maildir) < 0)
 		ret = E_TEMP;
+	ap->flush += mono_now() - t0;
 	for (size_t i = 0; i + 1 < ap->staged.n; i += 2) {
 		const char *tmp = ap->staged.v[i], *dest = ap->staged.v[i + 1];
 		char *dir;
@@ -2919,7 +3214,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	struct apply ap;
 	const struct dchange *subsc = NULL;
 	git_oid w, wtree, m, mtree, wtree2, w2, empty;
-	double t0 = mono_now();
+	double t0 = mono_now(), t1 = t0, t2 = t0, t3 = t0;
 	int ret;
 
 	if (!res)
@@ -3017,6 +3312,9 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		goto done;
 	for (size_t i = 0; i < mk_add.n; i++) {
 		struct strbuf p = STRBUF_INIT;
+		/* there already (left out by folder_limit): look at it */
+		if (folder_on_disk(wt, mk_add.v[i]))
+			worktree_dirty_folder(wt, mk_add.v[i]);
 		if ((ret = ensure_folder(wt, mk_add.v[i])) < 0)
 			goto done;
 		strbuf_addf(&p, "%s/" MARKER, mk_add.v[i]);
@@ -3025,9 +3323,11 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		res->counts.folders_added++;
 	}
 slice:
+	t1 = mono_now();
 	if ((ret = apply_ops(&ap, ops + first, nops - first, limit,
 			     wt->slice ? t0 + wt->slice : 0, &next)) < 0)
 		goto done;
+	t2 = mono_now();
 	if (!res->more) {
 		for (size_t i = 0; i < mk_rm.n; i++) {
 			struct strbuf p = STRBUF_INIT;
@@ -3079,9 +3379,11 @@ slice:
 			goto done;
 	}
 
+	t3 = mono_now();
 	/* what the worktree may now say: only what the disk surely holds */
 	for (size_t i = 0; i < ap.touched.n; i++)
-		if (fsync_dir(ap.touched.v[i]) < 0) {
+		/* a folder removed since is synced in its parent */
+		if (is_dir(ap.touched.v[i]) && fsync_dir(ap.touched.v[i]) < 0) {
 			ret = E_TEMP;
 			goto done;
 		}
@@ -3113,6 +3415,10 @@ slice:
 	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: applied")) < 0)
 		goto done;
+	log_debug("apply: plan %.0f ms, files %.0f ms (syncfs %.0f ms), "
+		  "rest %.0f ms, record %.0f ms", (t1 - t0) * 1000,
+		  (t2 - t1) * 1000, ap.flush * 1000, (t3 - t2) * 1000,
+		  (mono_now() - t3) * 1000);
 	if (res->more) {
 		pl = xcalloc(1, sizeof *pl);
 		git_oid_cpy(&pl->w, &w2);
@@ -3140,6 +3446,10 @@ slice:
 			 res->more ? " (more to come)" : "");
 		strbuf_release(&t);
 	}
+	/* folders that came or went: those left out are counted again */
+	if (wt->left_out && (res->counts.folders_added ||
+			     res->counts.folders_removed))
+		worktree_dirty_root(wt);
 	ret = 0;
 done:
 	repo_set_fsync(true);
@@ -3188,7 +3498,8 @@ void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
 		char *tmp = *folders[i] ? xasprintf("%s/%s/tmp", maildir, folders[i])
 					: xasprintf("%s/tmp", maildir);
 		struct dirent *de;
-		DIR *d = opendir(tmp);
+		/* a folder's tmp/: beside its cur/ or new/ */
+		DIR *d = folder_there(maildir, folders[i]) ? opendir(tmp) : NULL;
 
 		while (d && (de = readdir(d))) {
 			struct stat st;
