@@ -107,6 +107,8 @@ struct worktree {
 	struct strvec unreadable;	/* files skipped: cannot be read */
 	double slice;		/* seconds one step may take; 0: no bound */
 	double add_cost;	/* seconds one new file took to commit, lately */
+	double apply_tail;	/* seconds a slice of an apply took after its
+				   files (recording them), lately */
 	double rescan_t0;	/* a sliced full rescan began; 0: none */
 	size_t rescan_seen, rescan_slices;
 	struct strvec queue;	/* folders a look at the root has yet to */
@@ -895,13 +897,14 @@ static int disk_file(int dirfd, const char *name, struct stat *st)
 	return S_ISREG(st->st_mode) ? 1 : 0;
 }
 
-static int tree_has(struct scan *sc, const char *path, git_oid *oid);
-
-/* Look at one name in folder/sub. */
+/*
+ * Look at one name in folder/sub; shard is the worktree's shard tree that
+ * would hold it (NULL: there is none).
+ */
 static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
-		     const char *sub, const char *name)
+		     const char *sub, const char *name, git_tree *shard)
 {
-	struct strbuf path = STRBUF_INIT;
+	const git_tree_entry *te;
 	char *dir = disk_dir(wt, folder, sub);
 	struct stat st;
 	git_oid oid;
@@ -919,13 +922,10 @@ static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 		sc->temp_error = true;
 		return E_TEMP;
 	}
-	msg_path(&path, folder, sub, name);
-	/* from the root read once per scan, as every name of the batch */
-	known = tree_has(sc, path.buf, &oid);
-	strbuf_release(&path);
-	if (known < 0)
-		return E_TEMP;
-	known = known ? 0 : E_NOTFOUND;
+	te = shard ? git_tree_entry_byname(shard, name) : NULL;
+	known = te && git_tree_entry_type(te) == GIT_OBJECT_BLOB ? 0 : E_NOTFOUND;
+	if (known == 0)
+		git_oid_cpy(&oid, git_tree_entry_id(te));
 	if (known == 0 && !on_disk) {
 		struct ent *e = entv_push(&sc->rm, folder, sub, name);
 		git_oid_cpy(&e->oid, &oid);
@@ -1088,6 +1088,22 @@ static int tree_has(struct scan *sc, const char *path, git_oid *oid)
 	return r == 0;
 }
 
+/* Does the worktree's tree hold folder (marker or not)?  < 0 on error. */
+static int in_worktree(struct scan *sc, const char *folder)
+{
+	git_tree *t = scan_root_tree(sc);
+	const git_tree_entry *e;
+
+	if (!t) {
+		sc->temp_error = true;
+		return E_TEMP;
+	}
+	if (!*folder)
+		return 1;
+	e = git_tree_entry_byname(t, folder);
+	return e && git_tree_entry_type(e) == GIT_OBJECT_TREE;
+}
+
 /* mail's tree, read once per scan; NULL when it cannot be. */
 static git_tree *scan_mail_tree(struct scan *sc)
 {
@@ -1197,16 +1213,17 @@ static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder,
 	if (*folder) {
 		char *mp = xasprintf("%s/" MARKER, folder);
 		int known = tree_has(sc, mp, NULL), a;
+		int held = in_worktree(sc, folder);
 		free(mp);
-		if (known < 0)
+		if (known < 0 || held < 0)
 			return E_TEMP;
-		if (!known && !disk) {
+		if (!held && !disk) {
 			/* nothing here; maybe a folder left out went away */
 			if (wt->left_out && !in_pass)
 				worktree_dirty_root(wt);
 			return 0;
 		}
-		if (!known && (a = admit(wt, sc, folder, in_pass)) <= 0) {
+		if (!held && (a = admit(wt, sc, folder, in_pass)) <= 0) {
 			if (a < 0) {
 				sc->temp_error = true;
 				return E_TEMP;
@@ -1859,48 +1876,91 @@ static void left_out_done(struct worktree *wt, size_t n)
 	wt->left_out = n;
 }
 
+/* A marked name, split: "<f>/<sub>/<n>" in one allocation. */
+struct nref {
+	char *f;
+	const char *sub, *n;
+	unsigned shard;
+};
+
+/* By folder, sub, shard, then name: a shard tree is read once. */
+static int nref_cmp(const void *a, const void *b)
+{
+	const struct nref *x = a, *y = b;
+	int c;
+
+	if ((c = strcmp(x->f, y->f)) || (c = strcmp(x->sub, y->sub)))
+		return c;
+	if (x->shard != y->shard)
+		return x->shard < y->shard ? -1 : 1;
+	return strcmp(x->n, y->n);
+}
+
 /*
- * Look at the names whose folder was not looked at whole.  A name in a
- * folder the worktree does not hold (not admitted yet, or left out by
- * folder_limit) is not looked at: its folder is marked instead.
+ * Look at the names whose folder was not looked at whole, a shard tree at
+ * a time.  A name in a folder the worktree does not hold (not admitted
+ * yet, or left out by folder_limit) is not looked at: its folder is
+ * marked instead.
  */
 static void scan_names(struct worktree *wt, struct scan *sc,
 		       struct strvec *names)
 {
-	char *last = NULL;
+	struct nref *v = xcalloc(names->n ? names->n : 1, sizeof *v);
+	struct strbuf tp = STRBUF_INIT;
+	git_tree *shard = NULL;
+	size_t n = 0;
 	int known = 1;
 
-	qsort(names->v, names->n, sizeof *names->v, cmp_str);
-	for (size_t i = 0; i < names->n && !sc->temp_error; i++) {
-		char *f, *sub, *n;
-		if (i && !strcmp(names->v[i], names->v[i - 1]))
-			continue;
-		f = xstrdup(names->v[i]);
-		sub = strchr(f, '/');
-		n = sub ? strchr(sub + 1, '/') : NULL;
-		if (n) {
-			*sub++ = '\0';
-			*n++ = '\0';
-		}
-		if (!n || strmap_has(&sc->scanned, f)) {
+	for (size_t i = 0; i < names->n; i++) {
+		char *f = xstrdup(names->v[i]);
+		char *sub = strchr(f, '/'), *nm = sub ? strchr(sub + 1, '/') : NULL;
+		if (!nm) {
 			free(f);
 			continue;
 		}
-		if (*f && (!last || strcmp(last, f))) {
-			char *mp = xasprintf("%s/" MARKER, f);
-			known = tree_has(sc, mp, NULL);
-			free(mp);
-			free(last);
-			last = xstrdup(f);
-		}
-		if (known > 0 || !*f)
-			scan_name(wt, sc, f, !strcmp(sub, "cur") ? subs[0] :
-				  subs[1], n);
-		else if (known == 0)
-			worktree_dirty_folder(wt, f);
-		free(f);
+		*sub++ = '\0';
+		*nm++ = '\0';
+		v[n].f = f;
+		v[n].sub = !strcmp(sub, "cur") ? subs[0] : subs[1];
+		v[n].n = nm;
+		v[n].shard = maildir_shard(nm, maildir_key_len(nm));
+		n++;
 	}
-	free(last);
+	qsort(v, n, sizeof *v, nref_cmp);
+	for (size_t i = 0; i < n && !sc->temp_error; i++) {
+		const struct nref *p = i ? &v[i - 1] : NULL;
+		bool same_f = p && !strcmp(p->f, v[i].f);
+		if (p && !nref_cmp(p, &v[i]))
+			continue;
+		if (strmap_has(&sc->scanned, v[i].f))
+			continue;
+		if (!same_f)
+			known = in_worktree(sc, v[i].f);
+		if (known < 0)
+			break;
+		if (!known) {
+			if (!same_f)
+				worktree_dirty_folder(wt, v[i].f);
+			continue;
+		}
+		if (!p || !same_f || p->sub != v[i].sub || p->shard != v[i].shard) {
+			git_tree_free(shard);
+			strbuf_reset(&tp);
+			if (*v[i].f)
+				strbuf_addf(&tp, "%s/", v[i].f);
+			strbuf_addf(&tp, "%s/%02x", v[i].sub, v[i].shard);
+			if (subtree_of(&shard, sc->r, scan_root_tree(sc), tp.buf) < 0) {
+				sc->temp_error = true;
+				break;
+			}
+		}
+		scan_name(wt, sc, v[i].f, v[i].sub, v[i].n, shard);
+	}
+	git_tree_free(shard);
+	strbuf_release(&tp);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].f);
+	free(v);
 }
 
 /*
@@ -3214,7 +3274,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	struct apply ap;
 	const struct dchange *subsc = NULL;
 	git_oid w, wtree, m, mtree, wtree2, w2, empty;
-	double t0 = mono_now(), t1 = t0, t2 = t0, t3 = t0;
+	double t0 = mono_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
 
 	if (!res)
@@ -3324,8 +3384,12 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	}
 slice:
 	t1 = mono_now();
-	if ((ret = apply_ops(&ap, ops + first, nops - first, limit,
-			     wt->slice ? t0 + wt->slice : 0, &next)) < 0)
+	/* the files, then recording them: the two within the slice */
+	if (wt->slice)
+		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?
+				 wt->slice - wt->apply_tail : wt->slice / 4);
+	if ((ret = apply_ops(&ap, ops + first, nops - first, limit, deadline,
+			     &next)) < 0)
 		goto done;
 	t2 = mono_now();
 	if (!res->more) {
@@ -3419,6 +3483,7 @@ slice:
 		  "rest %.0f ms, record %.0f ms", (t1 - t0) * 1000,
 		  (t2 - t1) * 1000, ap.flush * 1000, (t3 - t2) * 1000,
 		  (mono_now() - t3) * 1000);
+	wt->apply_tail = (wt->apply_tail + mono_now() - t2) / 2;
 	if (res->more) {
 		pl = xcalloc(1, sizeof *pl);
 		git_oid_cpy(&pl->w, &w2);

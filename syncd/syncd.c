@@ -105,6 +105,7 @@ struct syncd {
 	char *control_path;
 	size_t nclients;
 	git_oid space_for;	/* the mail commit an apply has room for */
+	git_oid space_short;	/* one it had none for, in this sync */
 	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
 	size_t tmp_n, tmp_pos;
 };
@@ -177,19 +178,24 @@ static void failed(struct syncd *s, const char *what)
 /*
  * Before applying: is there room on the Maildir's file system for the
  * bytes diff(worktree, mail) writes?  Counted once per mail commit (the
- * slices that follow go towards the same one).  0, or E_TEMP (logged)
- * to postpone the apply.
+ * slices that follow go towards the same one), before the writer lock is
+ * taken when it can be; a shortage is counted again by the next sync
+ * (again).  0, or E_TEMP (logged once per sync) to postpone the apply.
  */
-static int space_for_apply(struct syncd *s)
+static int space_for_apply(struct syncd *s, bool again)
 {
 	git_oid mail, wt;
 	unsigned long long need;
 	bool have_wt;
 	int r;
 
+	if (again)
+		memset(&s->space_short, 0, sizeof s->space_short);
 	if (repo_ref_read(&mail, s->repo, REF_MAIL) < 0 ||
 	    git_oid_equal(&mail, &s->space_for))
 		return 0;
+	if (git_oid_equal(&mail, &s->space_short))
+		return E_TEMP;	/* said already in this sync */
 	have_wt = repo_ref_read(&wt, s->repo, REF_WORKTREE) == 0;
 	if (have_wt && git_oid_equal(&mail, &wt))
 		return 0;
@@ -197,8 +203,10 @@ static int space_for_apply(struct syncd *s)
 				    have_wt ? &wt : NULL)) < 0)
 		return r;
 	if (need && (r = fs_space_check(s->mb->maildir, need,
-					 "the messages to apply", NULL)) < 0)
+					 "the messages to apply", NULL)) < 0) {
+		git_oid_cpy(&s->space_short, &mail);
 		return r;
+	}
 	git_oid_cpy(&s->space_for, &mail);
 	return 0;
 }
@@ -224,6 +232,12 @@ static void sync_now(void *data)
 	/* the long part of a peer's merge, without the lock */
 	if (s->peers)
 		peers_check(s->peers);
+	/*
+	 * and the room for an apply of mail as it is (a merge under the
+	 * lock that moves it has its own counted there); a failure is
+	 * found again under the lock
+	 */
+	space_for_apply(s, true);
 	s->slicing = false;
 	if (repo_lock(s->repo, LOCK_WAIT_MS) < 0) {
 		failed(s, "taking the writer lock");
@@ -251,7 +265,7 @@ static void sync_now(void *data)
 	if (r == 0 && s->peers && peers_merge(s->peers) < 0)
 		r = E_FAIL;
 	if (r == 0)
-		r = space_for_apply(s);
+		r = space_for_apply(s, false);
 	t2 = loop_now();
 	if (r == 0)
 		r = worktree_apply(s->wt, APPLY_SLICE, &ar);

@@ -73,8 +73,9 @@ big_commit() {
 # (rss.kb) once it is done.  The figures go to $TRASH/figures.NAME, which
 # the script prints as '#' lines after the test.
 watch_daemon() {
-	local t0 t1 delivered= pid
+	local t0 t1 delivered= pid start
 	pid=$(daemon_pid syncd)
+	start=$(now_ms)
 	: >status.ms
 	: >status.ok
 	rm -f lda.ms lda.rc lda.during lda.file
@@ -104,12 +105,13 @@ watch_daemon() {
 	grep -rl "test message during-$2" "$MAILDIR/new" "$MAILDIR/cur" \
 		>lda.file 2>/dev/null
 	{
-		echo "# $2: status answers while busy: $(wc -l <status.ok)," \
+		echo "# $2: busy for $(($(now_ms) - start)) ms;" \
+			"status answers while busy: $(wc -l <status.ok)," \
 			"slowest $(sort -n status.ms | tail -n 1) ms;" \
 			"delivery $(cat lda.ms 2>/dev/null) ms," \
 			"exit $(cat lda.rc 2>/dev/null); VmHWM $(cat rss.kb) kB"
 		echo "# $2: longest writer lock hold so far:" \
-			"$(sed -n 's/.*writer lock held \([0-9]*\) ms/\1/p' \
+			"$(sed -n 's/.*writer lock held \([0-9]*\) ms.*/\1/p' \
 			   "$SYNCD_LOG" | sort -n | tail -n 1) ms"
 	} >"$TRASH/figures.$2"
 }

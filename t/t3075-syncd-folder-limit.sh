@@ -56,6 +56,8 @@ test_expect_success 'the start commits INBOX and .a to .e; .f .g .h are left out
 	test "$(tree_folders)" = ".a .b .c .d .e " &&
 	test "$(disk_state | grep -c -E "$LEFT_OUT")" = 3 &&
 	status_has 3 6 &&
+	as_user maildag status >status.out &&
+	grep -q "^3 folders on disk left out by folder_limit (6): not committed, watched or replicated\$" status.out &&
 	consistent &&
 	test "$(grep -c "folder_limit" "$SYNCD_LOG")" = 1 &&
 	grep -q "folder_limit (6) reached: 3 folders on disk left out" "$SYNCD_LOG"
