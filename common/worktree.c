@@ -164,7 +164,8 @@ struct worktree *worktree_new(struct repo *r, const char *maildir,
 	wt->r = r;
 	wt->maildir = xstrdup(maildir);
 	wt->email = xasprintf("syncd@%s", node && *node ? node : "localhost");
-	wt->add_cost = 0.001;	/* a first guess; measured from then on */
+	wt->add_cost = 0.004;	/* a first guess (a new folder costs that much on a
+				   busy machine); measured from then on */
 	return wt;
 }
 

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -214,6 +215,8 @@ static int space_for_apply(struct syncd *s, bool again)
 /* The next slice of a rescan or an apply, once others had the lock. */
 static void next_slice(struct syncd *s)
 {
+	/* what a slice freed goes back: the next one need not grow */
+	malloc_trim(0);
 	s->urgent = true;
 	s->slicing = true;
 	loop_timer_at(s->sync_timer, loop_now() + SLICE_GAP);

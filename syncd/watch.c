@@ -298,12 +298,14 @@ static int add_other(struct watch *w, const char *path, enum wkind kind,
 			return 0;
 	if ((wd = add_wd(w, path, mask)) <= 0)
 		return wd < 0 ? E_FAIL : 0;
+	/* what wd meant before goes first: that may move the rows */
+	claim_wd(w, wd, (size_t)-1);
 	xgrow((void **)&w->o, &w->ao, w->no + 1, sizeof *w->o);
 	o = &w->o[w->no];
 	o->wd = wd;
 	o->kind = kind;
 	o->path = xstrdup(path);
-	claim_wd(w, wd, w->no++ << 2 | S_OTHER);
+	wd_put(&w->wds, wd, w->no++ << 2 | S_OTHER);
 	log_debug("watching '%s'", path);
 	return 1;
 }
