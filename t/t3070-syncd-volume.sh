@@ -137,9 +137,19 @@ added_once() {
 	test_cmp /dev/null twice
 }
 
+# the daemon's packing of loose objects (a child it starts every 10 s
+# while there are many) removes them while git fsck reads them: wait
+# until no packing runs
+maint_idle() {
+	wait_for "[ \$(grep -c 'packing [0-9]* loose objects (pid' \"\$SYNCD_LOG\") -le \
+		\$(grep -c 'packed [0-9]* loose objects\|packing loose objects failed' \
+		\"\$SYNCD_LOG\") ]" 120
+}
+
 # the replicated part of the Maildir and refs/heads/mail hold the same
 # messages, and git fsck is clean
 consistent() {
+	maint_idle &&
 	mgit fsck --strict --no-dangling >fsck.out 2>&1 || { cat fsck.out; return 1; }
 	replicated_state >disk.list &&
 	tree_state >tree.list &&
