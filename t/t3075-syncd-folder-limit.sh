@@ -151,4 +151,17 @@ test_expect_success 'folder_limit raised, SIGHUP: every folder is committed, and
 	consistent
 '
 
+test_expect_success 'maildag init leaves out what maildag-syncd would, and says so' '
+	h2=$TRASH/home2 &&
+	mkdir -p "$h2/.config/maildag" &&
+	cp -a "$MAILDIR" "$h2/Maildir" &&
+	echo "{ \"node\": \"mx2\", \"folder_limit\": 4 }" >"$h2/.config/maildag/config.json" &&
+	chown -R "$TEST_USER" "$h2" && chmod -R go-w "$h2" && chmod 700 "$h2" &&
+	as_user -h "$h2" maildag init >init.out 2>init.err &&
+	grep -q ", 3 folders left out by folder_limit (4)\$" init.out &&
+	test "$(git -c safe.directory="*" --git-dir="$h2/.local/share/maildag/mail.git" \
+		ls-tree --name-only refs/heads/mail | grep "^\." | tr "\n" " ")" = ".a .e .f " &&
+	grep -q "folder_limit (4) reached: 3 folders on disk left out" init.err
+'
+
 test_done
