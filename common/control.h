@@ -23,7 +23,11 @@
  * Requests ("cmd" picks one; unknown commands get {"ok":false,"error":..}):
  *
  *   {"cmd":"status"}
- *     -> {"ok":true, "node":"mx1", "mail":"<hex>", "pid":N,
+ *     -> {"ok":true, "node":"mx1", "mail":"<hex>", "pid":N, "quorum":N,
+ *         "unreadable":["<folder>/<sub>/<name>", ...],  files skipped
+ *         "unwatched_folders":N,     (only when N > 0) the watch limit's
+ *         "folder_limit":N, "folders_left_out":N,  folders on disk the
+ *                                    limit leaves out of what is committed
  *         "peers":[ { "name":"mx2", "url":"ssh://...",
  *                     "peer_ref":"<hex>"|null,   our refs/peers/mx2/mail
  *                     "ahead":N, "behind":N,     mail vs peer_ref

@@ -1853,13 +1853,8 @@ static bool presented(const struct mctx *m, const char *key)
 
 static void cache_trees(void)
 {
-	static bool done;
-
 	/* shard trees (~30 KB at 100k messages) are read by both walks */
-	if (!done)
-		git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE,
-				 (size_t)256 * 1024);
-	done = true;
+	repo_cache_trees_up_to((size_t)256 * 1024);
 }
 
 int merge_trees(git_oid *out, struct repo *r, const git_oid *base,

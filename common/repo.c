@@ -815,3 +815,13 @@ void repo_set_cache_max(size_t bytes)
 {
 	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)bytes);
 }
+
+void repo_cache_trees_up_to(size_t bytes)
+{
+	static size_t now = 4096;	/* libgit2's default */
+
+	if (bytes <= now)
+		return;
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, bytes);
+	now = bytes;
+}

@@ -68,6 +68,12 @@ bool repo_set_fsync(bool on);	/* returns the setting it replaced */
  */
 void repo_set_cache_max(size_t bytes);
 /*
+ * Let libgit2's cache keep parsed trees of up to bytes (its default is 4
+ * KB: a root tree of thousands of folders, or a shard of a large folder,
+ * was inflated again on every lookup).  Process-wide; only ever raised.
+ */
+void repo_cache_trees_up_to(size_t bytes);
+/*
  * Hash every object read again and refuse one whose content does not
  * match its id (off by default, as in git; maildag fsck turns it on).
  */

@@ -31,6 +31,7 @@
 #include "delivery.h"
 #include "fnv.h"
 #include "folder.h"
+#include "format.h"
 #include "fsutil.h"
 #include "journal.h"
 #include "log.h"
@@ -108,10 +109,17 @@ struct worktree {
 	struct strvec unreadable;	/* files skipped: cannot be read */
 	double slice;		/* seconds one step may take; 0: no bound */
 	double add_cost;	/* seconds one new file took to commit, lately */
+	double apply_tail;	/* seconds a slice of an apply took after its
+				   files (recording them), lately */
 	double rescan_t0;	/* a sliced full rescan began; 0: none */
 	size_t rescan_seen, rescan_slices;
-	struct strvec queue;	/* folders a sliced rescan has yet to see, */
-	size_t qpos;		/* from queue.v[qpos] on */
+	struct strvec queue;	/* folders a look at the root has yet to */
+	size_t qpos;		/* see, from queue.v[qpos] on */
+	bool pass;		/* such a look is under way (the queue is its) */
+	size_t pass_left_out;	/* folders it left out so far */
+	size_t left_out;	/* what the last whole look left out */
+	worktree_folder_fn *folder_fn;	/* told of each folder looked at */
+	void *folder_data;
 	struct kidx *kidx;	/* the worktree tree's keys (find_key) */
 	struct plan *plan;	/* an apply cut short, to go on with */
 };
@@ -130,6 +138,18 @@ void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data)
 	wt->poll_data = data;
 }
 
+void worktree_set_folder_fn(struct worktree *wt, worktree_folder_fn *fn,
+			    void *data)
+{
+	wt->folder_fn = fn;
+	wt->folder_data = data;
+}
+
+size_t worktree_left_out(const struct worktree *wt)
+{
+	return wt->left_out;
+}
+
 static double mono_now(void)
 {
 	struct timespec ts;
@@ -146,7 +166,8 @@ struct worktree *worktree_new(struct repo *r, const char *maildir,
 	wt->r = r;
 	wt->maildir = xstrdup(maildir);
 	wt->email = xasprintf("syncd@%s", node && *node ? node : "localhost");
-	wt->add_cost = 0.001;	/* a first guess; measured from then on */
+	wt->add_cost = 0.004;	/* a first guess (a new folder costs that much on a
+				   busy machine); measured from then on */
 	return wt;
 }
 
@@ -190,6 +211,7 @@ void worktree_dirty_all(struct worktree *wt)
 	strmap_clear(&wt->folder_set);
 	strvec_clear(&wt->queue);
 	wt->qpos = 0;
+	wt->pass = false;
 }
 
 void worktree_dirty_root(struct worktree *wt)
@@ -310,16 +332,23 @@ static int parse_msg_path(const char *path, char **folder, const char **sub,
 	return 0;
 }
 
-static bool folder_on_disk(const struct worktree *wt, const char *folder)
+/* Does folder hold cur/ or new/? */
+static bool folder_there(const char *maildir, const char *folder)
 {
 	bool ok = false;
 
 	for (size_t i = 0; i < 2 && !ok; i++) {
-		char *d = disk_dir(wt, folder, subs[i]);
+		char *d = *folder ? xasprintf("%s/%s/%s", maildir, folder, subs[i])
+				  : xasprintf("%s/%s", maildir, subs[i]);
 		ok = is_dir(d);
 		free(d);
 	}
 	return ok;
+}
+
+static bool folder_on_disk(const struct worktree *wt, const char *folder)
+{
+	return folder_there(wt->maildir, folder);
 }
 
 int worktree_disk_folders(char ***out, size_t *n, const char *maildir)
@@ -351,6 +380,38 @@ int worktree_disk_folders(char ***out, size_t *n, const char *maildir)
 		free(new);
 		if (ok)
 			strvec_push(&sv, de->d_name);
+	}
+	closedir(d);
+	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
+	*out = sv.v;
+	*n = sv.n;
+	return 0;
+}
+
+int worktree_disk_dirs(char ***out, size_t *n, const char *maildir)
+{
+	struct strvec sv = { 0 };
+	struct dirent *de;
+	DIR *d = opendir(maildir);
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 :
+		       log_error("opendir '%s': %s", maildir, strerror(errno));
+	strvec_push(&sv, "");
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (de->d_name[0] != '.' || !folder_dir_valid(de->d_name))
+			continue;
+		if (de->d_type == DT_UNKNOWN &&
+		    (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     !S_ISDIR(st.st_mode)))
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		strvec_push(&sv, de->d_name);
 	}
 	closedir(d);
 	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
@@ -518,9 +579,15 @@ static int tree_find_key(struct hitv *out, struct repo *r, const git_oid *root,
 static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
 		    git_tree *root, const char *key, size_t klen);
 
-/* mtime records of a tree, read a shard at a time as needed. */
+/*
+ * mtime records of a tree, read a shard at a time as needed, from its
+ * mtimes/ tree read once (not from the root each time: the root of
+ * thousands of folders is the largest tree there is).
+ */
 struct mtcache {
 	const git_oid *tree;
+	git_tree *dir;		/* mtimes/, once read; NULL: none */
+	bool dir_read;
 	struct mtimes m[256];
 	bool loaded[256];
 };
@@ -535,6 +602,35 @@ static void mtcache_release(struct mtcache *c)
 {
 	for (size_t i = 0; i < 256; i++)
 		mtimes_release(&c->m[i]);
+	git_tree_free(c->dir);
+}
+
+/* Read shard s of c; < 0 (logged) when it cannot be. */
+static int mtcache_load(struct mtcache *c, struct repo *r, unsigned s)
+{
+	const git_tree_entry *e;
+	git_blob *b = NULL;
+	char hex[3];
+	int ret = 0;
+
+	if (!c->dir_read) {
+		if (subtree(&c->dir, r, c->tree, MTIMES_DIR) < 0)
+			return E_TEMP;
+		c->dir_read = true;
+	}
+	snprintf(hex, sizeof hex, "%02x", s);
+	e = c->dir ? git_tree_entry_byname(c->dir, hex) : NULL;
+	if (!e || git_tree_entry_type(e) != GIT_OBJECT_BLOB)
+		return 0;
+	if (git_blob_lookup(&b, r->git, git_tree_entry_id(e)) < 0)
+		return log_error("read '%s/%s': %s", MTIMES_DIR, hex,
+				 repo_git_error());
+	if (mtimes_parse(&c->m[s], git_blob_rawcontent(b),
+			 (size_t)git_blob_rawsize(b), NULL) < 0)
+		ret = log_error("'%s/%s' is not a list of mtimes", MTIMES_DIR,
+				hex);
+	git_blob_free(b);
+	return ret;
 }
 
 /* The mtime the tree gives key (MTIME_NONE when it gives none). */
@@ -545,7 +641,7 @@ static long long mtcache_get(struct mtcache *c, struct repo *r,
 	char k[MAILDIR_NAME_MAX + 1];
 
 	if (!c->loaded[s]) {
-		if (mtimes_read_shard(&c->m[s], r, c->tree, s) < 0)
+		if (mtcache_load(c, r, s) < 0)
 			log_warn("ignoring the mtime records of shard %02x", s);
 		c->loaded[s] = true;
 	}
@@ -646,6 +742,9 @@ struct scan {
 	struct strvec later;		/* names held back */
 	struct mtcache wmt;
 	git_tree *root;			/* the worktree's tree, once read */
+	git_tree *mroot;		/* mail's, when it differs */
+	size_t nfolders;		/* mail's folders and those admitted */
+	bool counted;			/* nfolders is known */
 	size_t seen;			/* files listed */
 	bool temp_error;
 	struct strvec unreadable;	/* files that could not be read */
@@ -675,6 +774,7 @@ static void scan_release(struct scan *sc)
 	strvec_clear(&sc->unreadable);
 	mtcache_release(&sc->wmt);
 	git_tree_free(sc->root);
+	git_tree_free(sc->mroot);
 }
 
 /* The worktree's tree, read once per scan; NULL when it cannot be. */
@@ -800,11 +900,14 @@ static int disk_file(int dirfd, const char *name, struct stat *st)
 	return S_ISREG(st->st_mode) ? 1 : 0;
 }
 
-/* Look at one name in folder/sub. */
+/*
+ * Look at one name in folder/sub; shard is the worktree's shard tree that
+ * would hold it (NULL: there is none).
+ */
 static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
-		     const char *sub, const char *name)
+		     const char *sub, const char *name, git_tree *shard)
 {
-	struct strbuf path = STRBUF_INIT;
+	const git_tree_entry *te;
 	char *dir = disk_dir(wt, folder, sub);
 	struct stat st;
 	git_oid oid;
@@ -822,13 +925,10 @@ static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 		sc->temp_error = true;
 		return E_TEMP;
 	}
-	msg_path(&path, folder, sub, name);
-	known = repo_tree_lookup(&oid, sc->r, sc->wtree, path.buf);
-	strbuf_release(&path);
-	if (known < 0 && known != E_NOTFOUND) {
-		sc->temp_error = true;
-		return E_TEMP;
-	}
+	te = shard ? git_tree_entry_byname(shard, name) : NULL;
+	known = te && git_tree_entry_type(te) == GIT_OBJECT_BLOB ? 0 : E_NOTFOUND;
+	if (known == 0)
+		git_oid_cpy(&oid, git_tree_entry_id(te));
 	if (known == 0 && !on_disk) {
 		struct ent *e = entv_push(&sc->rm, folder, sub, name);
 		git_oid_cpy(&e->oid, &oid);
@@ -991,25 +1091,160 @@ static int tree_has(struct scan *sc, const char *path, git_oid *oid)
 	return r == 0;
 }
 
-/* Compare a whole folder with the worktree. */
-static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder)
+/* Does the worktree's tree hold folder (marker or not)?  < 0 on error. */
+static int in_worktree(struct scan *sc, const char *folder)
 {
+	git_tree *t = scan_root_tree(sc);
+	const git_tree_entry *e;
+
+	if (!t) {
+		sc->temp_error = true;
+		return E_TEMP;
+	}
+	if (!*folder)
+		return 1;
+	e = git_tree_entry_byname(t, folder);
+	return e && git_tree_entry_type(e) == GIT_OBJECT_TREE;
+}
+
+/* mail's tree, read once per scan; NULL when it cannot be. */
+static git_tree *scan_mail_tree(struct scan *sc)
+{
+	if (!sc->mtree)
+		return scan_root_tree(sc);
+	if (!sc->mroot &&
+	    git_tree_lookup(&sc->mroot, sc->r->git, sc->mtree) < 0) {
+		log_error("read tree: %s", repo_git_error());
+		sc->mroot = NULL;
+	}
+	return sc->mroot;
+}
+
+/* How many folders a root tree holds, INBOX counted whether or not it does. */
+static size_t count_folders(git_tree *root)
+{
+	size_t n = 1;
+
+	for (size_t i = 0; i < git_tree_entrycount(root); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(root, i);
+		if (git_tree_entry_name(e)[0] == '.' &&
+		    git_tree_entry_type(e) == GIT_OBJECT_TREE)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * May folder, on disk and not in the worktree, be committed?
+ * folder_limit (format.h) holds for what this replica commits as for
+ * what it takes in, counted on mail's tree with INBOX always in: a folder
+ * mail holds already is in; another only while mail's folders and those
+ * admitted so far stay within the limit.  Inside a look at the root
+ * (in_pass), whose folders come in name order, that decides.  A folder
+ * met on its own (an event) is admitted at once only when it and every
+ * folder the look under way has yet to reach fit together and none is
+ * left out; otherwise the root is marked and its look decides, so which
+ * folders stay out follows from the names, not from the order of events.
+ * 1 admitted, 0 not (now), < 0 error.
+ */
+static int admit(struct worktree *wt, struct scan *sc, const char *folder,
+		 bool in_pass)
+{
+	git_tree *m = scan_mail_tree(sc);
+	const git_tree_entry *e;
+	size_t limit = format_get_limits()->folders, pending = 0;
+
+	if (!m)
+		return E_TEMP;
+	e = git_tree_entry_byname(m, folder);
+	if (e && git_tree_entry_type(e) == GIT_OBJECT_TREE)
+		return 1;
+	if (!sc->counted) {
+		sc->nfolders = count_folders(m);
+		sc->counted = true;
+	}
+	if (!in_pass && wt->pass)
+		pending = wt->queue.n - wt->qpos;
+	if ((in_pass || !wt->left_out) && sc->nfolders + pending < limit) {
+		sc->nfolders++;
+		return 1;
+	}
+	if (!in_pass)
+		worktree_dirty_root(wt);
+	return 0;
+}
+
+bool worktree_folder_fits(const char *repository, const char *folder)
+{
+	struct repo *r = NULL;
+	git_tree *t = NULL;
+	const git_tree_entry *e;
+	git_oid m, tree;
+	bool ok = true;
+
+	if (!*folder || repo_open(&r, repository, 0) < 0)
+		return true;
+	if (repo_ref_read(&m, r, REF_MAIL) == 0 &&
+	    repo_commit_tree(&tree, r, &m) == 0 &&
+	    git_tree_lookup(&t, r->git, &tree) == 0) {
+		e = git_tree_entry_byname(t, folder);
+		ok = (e && git_tree_entry_type(e) == GIT_OBJECT_TREE) ||
+		     count_folders(t) < format_get_limits()->folders;
+	}
+	git_tree_free(t);
+	repo_free(r);
+	return ok;
+}
+
+/*
+ * Compare a whole folder with the worktree: 0, 1 when folder_limit
+ * leaves it out (nothing of it is read), < 0 on error.  in_pass: it comes
+ * from a look at the root (the queue).  A folder that is part of the
+ * mailbox is told to wt->folder_fn (the daemon watches it) before it is
+ * read, so nothing changes unseen.
+ */
+static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder,
+		       bool in_pass)
+{
+	size_t out = 0;
+	bool disk;
 	int ret = 0;
 
 	if (!strmap_put(&sc->scanned, folder, 0))
-		return 0;
+		return strmap_get(&sc->scanned, folder, &out) && out ? 1 : 0;
+	disk = folder_on_disk(wt, folder);
 	if (*folder) {
 		char *mp = xasprintf("%s/" MARKER, folder);
-		bool disk = folder_on_disk(wt, folder);
-		int known = tree_has(sc, mp, NULL);
+		int known = tree_has(sc, mp, NULL), a;
+		int held = in_worktree(sc, folder);
 		free(mp);
-		if (known < 0)
+		if (known < 0 || held < 0)
 			return E_TEMP;
+		if (!held && !disk) {
+			/* nothing here; maybe a folder left out went away */
+			if (wt->left_out && !in_pass)
+				worktree_dirty_root(wt);
+			return 0;
+		}
+		if (!held && (a = admit(wt, sc, folder, in_pass)) <= 0) {
+			if (a < 0) {
+				sc->temp_error = true;
+				return E_TEMP;
+			}
+			/* the look at the root counts it, or decides anew */
+			if (in_pass)
+				strmap_put(&sc->scanned, folder, 1);
+			else
+				strmap_del(&sc->scanned, folder);
+			return 1;
+		}
 		if (disk && !known)
 			strvec_push(&sc->mk_add, folder);
 		else if (!disk && known)
 			strvec_push(&sc->mk_rm, folder);
 	}
+	if (wt->folder_fn)
+		wt->folder_fn(wt->folder_data, folder, disk);
 	for (size_t i = 0; i < 2 && ret == 0; i++)
 		ret = scan_sub(wt, sc, folder, subs[i]);
 	return ret;
@@ -1034,17 +1269,18 @@ static int tree_folders(struct strvec *out, struct repo *r, const git_oid *tree)
 }
 
 /*
- * The subscriptions file, and the folders to look at whole, appended to
- * todo: those that came or went, or all of them.
+ * The subscriptions file, and a look at the root: the folders to look at
+ * whole (those that came or went, or all of them with all) go to
+ * wt->queue in name order, and the look is under way (wt->pass) until
+ * the queue is done.  Listing the root reads no folder: the folders are
+ * looked into a slice at a time, from the queue.
  */
-static int scan_root(struct worktree *wt, struct scan *sc, bool all,
-		     struct strvec *todo)
+static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 {
 	char *sp = xasprintf("%s/" SUBSCRIPTIONS, wt->maildir);
 	struct strvec known = { 0 };
-	struct strmap on_disk = STRMAP_INIT, in_tree = STRMAP_INIT;
 	char **disk = NULL;
-	size_t ndisk = 0;
+	size_t ndisk = 0, i, j;
 	struct stat st;
 	git_oid cur, w;
 	int has, ret = 0;
@@ -1078,28 +1314,30 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all,
 		sc->subs = -1;
 	}
 
-	if (worktree_disk_folders(&disk, &ndisk, wt->maildir) < 0 ||
+	if (worktree_disk_dirs(&disk, &ndisk, wt->maildir) < 0 ||
 	    tree_folders(&known, sc->r, sc->wtree) < 0) {
 		ret = E_TEMP;
 		goto done;
 	}
-	for (size_t i = 0; i < ndisk; i++)
-		strmap_put(&on_disk, disk[i], 0);
-	for (size_t i = 0; i < known.n; i++)
-		strmap_put(&in_tree, known.v[i], 0);
-	for (size_t i = 0; i < ndisk; i++)
-		if (all || !strmap_has(&in_tree, disk[i]))
-			strvec_push(todo, disk[i]);
-	for (size_t i = 0; i < known.n; i++)
-		if (!strmap_has(&on_disk, known.v[i]))
-			strvec_push(todo, known.v[i]);
+	qsort(known.v, known.n, sizeof *known.v, cmp_str);
+	/* both sorted: what is on one side only, or everything on disk */
+	for (i = j = 0; i < ndisk || j < known.n;) {
+		int c = i == ndisk ? 1 : j == known.n ? -1 :
+			strcmp(disk[i], known.v[j]);
+		if (c <= 0 && (all || c < 0))
+			strvec_push(&wt->queue, disk[i]);
+		else if (c > 0)
+			strvec_push(&wt->queue, known.v[j]);
+		i += c <= 0;
+		j += c >= 0;
+	}
+	wt->pass = true;
+	wt->pass_left_out = 0;
 done:
 	if (ret < 0)
 		sc->temp_error = true;
 	worktree_folders_free(disk, ndisk);
 	strvec_clear(&known);
-	strmap_clear(&on_disk);
-	strmap_clear(&in_tree);
 	free(sp);
 	return ret;
 }
@@ -1615,58 +1853,170 @@ static void restore_marks(struct worktree *wt, bool full, bool root,
 	}
 }
 
+/* Has this slice had its time (n folders looked at so far)? */
+static bool slice_used(const struct worktree *wt, const struct scan *sc,
+		       size_t n, double t0)
+{
+	/* what is found is read and committed after: count it in */
+	return wt->slice && n >= SCAN_SLICE_MIN &&
+	       (mono_now() - t0 + sc->add.n * wt->add_cost >= wt->slice ||
+		sc->add.n >= SCAN_SLICE_ADDS);
+}
+
+/* A look at the root is done: how many folders it left out. */
+static void left_out_done(struct worktree *wt, size_t n)
+{
+	size_t limit = format_get_limits()->folders;
+
+	if (n && n != wt->left_out)
+		log_warn("folder_limit (%zu) reached: %zu folder%s on disk "
+			 "left out, not committed, watched or replicated "
+			 "(raise folder_limit to take %s in)", limit, n,
+			 n == 1 ? "" : "s", n == 1 ? "it" : "them");
+	else if (!n && wt->left_out)
+		log_info("every folder on disk is committed again "
+			 "(folder_limit %zu)", limit);
+	wt->left_out = n;
+}
+
+/* A marked name, split: "<f>/<sub>/<n>" in one allocation. */
+struct nref {
+	char *f;
+	const char *sub, *n;
+	unsigned shard;
+};
+
+/* By folder, sub, shard, then name: a shard tree is read once. */
+static int nref_cmp(const void *a, const void *b)
+{
+	const struct nref *x = a, *y = b;
+	int c;
+
+	if ((c = strcmp(x->f, y->f)) || (c = strcmp(x->sub, y->sub)))
+		return c;
+	if (x->shard != y->shard)
+		return x->shard < y->shard ? -1 : 1;
+	return strcmp(x->n, y->n);
+}
+
 /*
- * Look at everything the marks name.  The folders a look at the root
- * finds go to wt->queue; the marked folders are looked at, then those of
- * the queue, and with a slice set only until it is used up (or
- * SCAN_SLICE_ADDS new files are found): then sc->partial is set, the
- * queue keeps the rest and the names are marked again.  Names wait for
- * the last folder: a name's removal may be explained by a folder not
- * reached yet.
+ * Look at the names whose folder was not looked at whole, a shard tree at
+ * a time.  A name in a folder the worktree does not hold (not admitted
+ * yet, or left out by folder_limit) is not looked at: its folder is
+ * marked instead.
+ */
+static void scan_names(struct worktree *wt, struct scan *sc,
+		       struct strvec *names)
+{
+	struct nref *v = xcalloc(names->n ? names->n : 1, sizeof *v);
+	struct strbuf tp = STRBUF_INIT;
+	git_tree *shard = NULL;
+	size_t n = 0;
+	int known = 1;
+
+	for (size_t i = 0; i < names->n; i++) {
+		char *f = xstrdup(names->v[i]);
+		char *sub = strchr(f, '/'), *nm = sub ? strchr(sub + 1, '/') : NULL;
+		if (!nm) {
+			free(f);
+			continue;
+		}
+		*sub++ = '\0';
+		*nm++ = '\0';
+		v[n].f = f;
+		v[n].sub = !strcmp(sub, "cur") ? subs[0] : subs[1];
+		v[n].n = nm;
+		v[n].shard = maildir_shard(nm, maildir_key_len(nm));
+		n++;
+	}
+	qsort(v, n, sizeof *v, nref_cmp);
+	for (size_t i = 0; i < n && !sc->temp_error; i++) {
+		const struct nref *p = i ? &v[i - 1] : NULL;
+		bool same_f = p && !strcmp(p->f, v[i].f);
+		if (p && !nref_cmp(p, &v[i]))
+			continue;
+		if (strmap_has(&sc->scanned, v[i].f))
+			continue;
+		if (!same_f)
+			known = in_worktree(sc, v[i].f);
+		if (known < 0)
+			break;
+		if (!known) {
+			if (!same_f)
+				worktree_dirty_folder(wt, v[i].f);
+			continue;
+		}
+		if (!p || !same_f || p->sub != v[i].sub || p->shard != v[i].shard) {
+			git_tree_free(shard);
+			strbuf_reset(&tp);
+			if (*v[i].f)
+				strbuf_addf(&tp, "%s/", v[i].f);
+			strbuf_addf(&tp, "%s/%02x", v[i].sub, v[i].shard);
+			if (subtree_of(&shard, sc->r, scan_root_tree(sc), tp.buf) < 0) {
+				sc->temp_error = true;
+				break;
+			}
+		}
+		scan_name(wt, sc, v[i].f, v[i].sub, v[i].n, shard);
+	}
+	git_tree_free(shard);
+	strbuf_release(&tp);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].f);
+	free(v);
+}
+
+/*
+ * Look at everything the marks name.  A look at the root (full or root
+ * marked) puts the folders it finds in wt->queue; the marked folders are
+ * looked at, then those of the queue, and with a slice set only until it
+ * is used up (or SCAN_SLICE_ADDS new files are found): then sc->partial
+ * is set, the rest stays marked or queued and the names are marked again.
+ * Names wait for the last folder: a name's removal may be explained by a
+ * folder not reached yet.  The root marked while a look at it is under
+ * way waits for that look to end.
  */
 static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 			bool root, struct strvec *folders, struct strvec *names,
 			double t0)
 {
-	size_t i, nq = 0;
+	size_t i, n = 0;
 
-	if (full || root)
-		scan_root(wt, sc, full, &wt->queue);
-	for (i = 0; i < folders->n && !sc->temp_error; i++)
-		scan_folder(wt, sc, folders->v[i]);
-	while (wt->qpos < wt->queue.n && !sc->temp_error) {
-		/* what is found is read and committed after: count it in */
-		if (wt->slice && nq++ >= SCAN_SLICE_MIN && (mono_now() - t0 +
-		    sc->add.n * wt->add_cost >= wt->slice ||
-		    sc->add.n >= SCAN_SLICE_ADDS))
+	if (full || (root && wt->qpos >= wt->queue.n))
+		scan_root(wt, sc, full);
+	else if (root)
+		wt->root = true;
+	/* in name order: folders made together are admitted by name */
+	qsort(folders->v, folders->n, sizeof *folders->v, cmp_str);
+	for (i = 0; i < folders->n && !sc->temp_error; i++) {
+		if (slice_used(wt, sc, n++, t0))
 			break;
-		scan_folder(wt, sc, wt->queue.v[wt->qpos++]);
+		scan_folder(wt, sc, folders->v[i], false);
 	}
-	if (wt->qpos < wt->queue.n && !sc->temp_error) {
-		sc->partial = true;
-		for (i = 0; i < names->n; i++)
-			strvec_push(&wt->names, names->v[i]);
-		return;
+	if (i < folders->n && !sc->temp_error) {
+		for (; i < folders->n; i++)
+			worktree_dirty_folder(wt, folders->v[i]);
+		goto partial;
 	}
+	while (wt->qpos < wt->queue.n && !sc->temp_error) {
+		if (slice_used(wt, sc, n++, t0))
+			break;
+		if (scan_folder(wt, sc, wt->queue.v[wt->qpos++], true) == 1)
+			wt->pass_left_out++;
+	}
+	if (wt->qpos < wt->queue.n && !sc->temp_error)
+		goto partial;
+	if (wt->pass && !sc->temp_error)
+		left_out_done(wt, wt->pass_left_out);
 	strvec_clear(&wt->queue);
 	wt->qpos = 0;
-	qsort(names->v, names->n, sizeof *names->v, cmp_str);
-	for (i = 0; i < names->n && !sc->temp_error; i++) {
-		char *f, *sub, *n;
-		if (i && !strcmp(names->v[i], names->v[i - 1]))
-			continue;
-		f = xstrdup(names->v[i]);
-		sub = strchr(f, '/');
-		n = sub ? strchr(sub + 1, '/') : NULL;
-		if (n) {
-			*sub++ = '\0';
-			*n++ = '\0';
-			if (!strmap_has(&sc->scanned, f))
-				scan_name(wt, sc, f, !strcmp(sub, "cur") ?
-					  subs[0] : subs[1], n);
-		}
-		free(f);
-	}
+	wt->pass = false;
+	scan_names(wt, sc, names);
+	return;
+partial:
+	sc->partial = true;
+	for (i = 0; i < names->n; i++)
+		strvec_push(&wt->names, names->v[i]);
 }
 
 /*
@@ -2001,6 +2351,9 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	/* the claimed deliveries are in: their journal entries go */
 	for (size_t i = 0; i < claims.n; i++)
 		journal_done(claims.v[i]);
+	/* folders gone make room for those folder_limit left out */
+	if (wt->left_out && sc.mk_rm.n)
+		worktree_dirty_root(wt);
 held:
 	if (sc.later.n) {
 		if (!wt->later.n)
@@ -2328,6 +2681,7 @@ struct apply {
 	struct strmap touched_set;
 	struct strvec staged;		/* new messages: tmp path, then dest */
 	struct worktree_result *res;
+	double flush;			/* seconds their syncfs took */
 };
 
 static void touch_dir(struct apply *ap, const char *dir)
@@ -2529,10 +2883,12 @@ static int stage_message(struct apply *ap, const char *folder, const char *sub,
 /* Make the staged messages durable, then rename them into place. */
 static int stage_flush(struct apply *ap)
 {
+	double t0 = mono_now();
 	int ret = 0;
 
 	if (ap->staged.n && syncfs_path(ap->wt->maildir) < 0)
 		ret = E_TEMP;
+	ap->flush += mono_now() - t0;
 	for (size_t i = 0; i + 1 < ap->staged.n; i += 2) {
 		const char *tmp = ap->staged.v[i], *dest = ap->staged.v[i + 1];
 		char *dir;
@@ -2912,7 +3268,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	struct apply ap;
 	const struct dchange *subsc = NULL;
 	git_oid w, wtree, m, mtree, wtree2, w2, empty;
-	double t0 = mono_now();
+	double t0 = mono_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
 
 	if (!res)
@@ -3010,6 +3366,9 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		goto done;
 	for (size_t i = 0; i < mk_add.n; i++) {
 		struct strbuf p = STRBUF_INIT;
+		/* there already (left out by folder_limit): look at it */
+		if (folder_on_disk(wt, mk_add.v[i]))
+			worktree_dirty_folder(wt, mk_add.v[i]);
 		if ((ret = ensure_folder(wt, mk_add.v[i])) < 0)
 			goto done;
 		strbuf_addf(&p, "%s/" MARKER, mk_add.v[i]);
@@ -3018,9 +3377,15 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		res->counts.folders_added++;
 	}
 slice:
-	if ((ret = apply_ops(&ap, ops + first, nops - first, limit,
-			     wt->slice ? t0 + wt->slice : 0, &next)) < 0)
+	t1 = mono_now();
+	/* the files, then recording them: the two within the slice */
+	if (wt->slice)
+		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?
+				 wt->slice - wt->apply_tail : wt->slice / 4);
+	if ((ret = apply_ops(&ap, ops + first, nops - first, limit, deadline,
+			     &next)) < 0)
 		goto done;
+	t2 = mono_now();
 	if (!res->more) {
 		for (size_t i = 0; i < mk_rm.n; i++) {
 			struct strbuf p = STRBUF_INIT;
@@ -3072,9 +3437,11 @@ slice:
 			goto done;
 	}
 
+	t3 = mono_now();
 	/* what the worktree may now say: only what the disk surely holds */
 	for (size_t i = 0; i < ap.touched.n; i++)
-		if (fsync_dir(ap.touched.v[i]) < 0) {
+		/* a folder removed since is synced in its parent */
+		if (is_dir(ap.touched.v[i]) && fsync_dir(ap.touched.v[i]) < 0) {
 			ret = E_TEMP;
 			goto done;
 		}
@@ -3106,6 +3473,11 @@ slice:
 	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: applied")) < 0)
 		goto done;
+	log_debug("apply: plan %.0f ms, files %.0f ms (syncfs %.0f ms), "
+		  "rest %.0f ms, record %.0f ms", (t1 - t0) * 1000,
+		  (t2 - t1) * 1000, ap.flush * 1000, (t3 - t2) * 1000,
+		  (mono_now() - t3) * 1000);
+	wt->apply_tail = (wt->apply_tail + mono_now() - t2) / 2;
 	if (res->more) {
 		pl = xcalloc(1, sizeof *pl);
 		git_oid_cpy(&pl->w, &w2);
@@ -3133,6 +3505,10 @@ slice:
 			 res->more ? " (more to come)" : "");
 		strbuf_release(&t);
 	}
+	/* folders that came or went: those left out are counted again */
+	if (wt->left_out && (res->counts.folders_added ||
+			     res->counts.folders_removed))
+		worktree_dirty_root(wt);
 	ret = 0;
 done:
 	repo_set_fsync(true);
@@ -3181,7 +3557,8 @@ void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
 		char *tmp = *folders[i] ? xasprintf("%s/%s/tmp", maildir, folders[i])
 					: xasprintf("%s/tmp", maildir);
 		struct dirent *de;
-		DIR *d = opendir(tmp);
+		/* a folder's tmp/: beside its cur/ or new/ */
+		DIR *d = folder_there(maildir, folders[i]) ? opendir(tmp) : NULL;
 
 		while (d && (de = readdir(d))) {
 			struct stat st;

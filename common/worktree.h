@@ -48,6 +48,19 @@
  * journal entry, which whoever holds the lock claims and commits).  The
  * dirty-marking calls need no lock.
  *
+ * folder_limit (format.h, maildag.conf(5)) holds for what this replica
+ * commits as for what it takes in from peers: a tree this replica commits
+ * is never one its peers would refuse for its folders.  Counted on mail's
+ * tree, INBOX always counted: the folders it holds stay; a folder on
+ * disk it lacks is admitted while there is room, in name order when a
+ * look at the root decides (a folder met through an event is admitted at
+ * once only when every folder that look could reach fits too).  The
+ * rest are left out: nothing of them is read, committed or told to the
+ * watcher, nothing on disk is changed; worktree_left_out() counts them,
+ * and the log says so once when the count changes.  Room made later
+ * (folders gone, from the disk or by an apply; a limit raised and
+ * worktree_dirty_all()) takes them in by the next look at the root.
+ *
  * Folders are named by their directory: "" for INBOX, ".Name" otherwise
  * (folder.h).
  */
@@ -123,10 +136,37 @@ typedef void worktree_poll_fn(void *data);
 void worktree_set_poll(struct worktree *wt, worktree_poll_fn *fn, void *data);
 
 /*
+ * A function told of each folder of the mailbox a commit is about to
+ * look at whole (on_disk), or found gone (!on_disk): the daemon sets up
+ * a folder's inotify watches there, before its directories are read, so
+ * nothing changes unseen.  Folders folder_limit leaves out are never
+ * told of.
+ */
+typedef void worktree_folder_fn(void *data, const char *folder, bool on_disk);
+void worktree_set_folder_fn(struct worktree *wt, worktree_folder_fn *fn,
+			    void *data);
+
+/*
+ * How many folders on disk the last whole look at the root left out
+ * (folder_limit): not committed, not told to the folder function.
+ */
+size_t worktree_left_out(const struct worktree *wt);
+
+/*
+ * May a message delivered into folder be committed: does refs/heads/mail
+ * of the repository at path hold folder, or room for one more under
+ * folder_limit?  true when that cannot be told (no repository or
+ * history yet, or it cannot be read).  For maildag-lda,
+ * which delivers into INBOX instead of a folder left out.
+ */
+bool worktree_folder_fits(const char *repository, const char *folder);
+
+/*
  * Bound each step to about seconds of work (0, the default: no bound), so
  * that a caller holding the writer lock can let it go between steps.  A
- * full rescan then looks at the folders a slice at a time (the rest stay
- * marked; res->more says so), and an apply stops after that long.  Each
+ * full rescan, and any number of marked folders, are then looked at a
+ * slice at a time (the rest stay queued or marked; res->more says so),
+ * and an apply stops after that long.  Each
  * slice commits what it saw, holding back every removal that no addition
  * in the slices so far explains: it may be half of a move into a folder
  * the rescan has not reached yet, and is looked at again after the last
@@ -200,6 +240,12 @@ int worktree_record_added(struct repo *r, const git_oid *before,
  */
 int worktree_disk_folders(char ***out, size_t *n, const char *maildir);
 void worktree_folders_free(char **v, size_t n);
+/*
+ * The same from a listing of the Maildir root alone: "" and every
+ * directory with a valid ".Name", whether or not it holds cur/ and new/
+ * (nothing inside is looked at: one readdir for any number of folders).
+ */
+int worktree_disk_dirs(char ***out, size_t *n, const char *maildir);
 
 /*
  * Is name (a file in the Maildir root or in a folder directory, beside
@@ -213,8 +259,9 @@ bool worktree_ignored_name(const char *name);
 /* Remove files in every folder's tmp/ older than max_age seconds. */
 void worktree_clean_tmp(const char *maildir, time_t max_age);
 /*
- * The same for folders[*pos] on (folders as worktree_disk_folders()
- * gives them), for about seconds; *pos moves past what was done.
+ * The same for folders[*pos] on (as worktree_disk_folders() or
+ * worktree_disk_dirs() gives them; a directory without cur/ or new/ is
+ * passed over), for about seconds; *pos moves past what was done.
  */
 void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
 			     size_t *pos, time_t max_age, double seconds);

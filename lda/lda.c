@@ -49,6 +49,7 @@
 #include "control.h"
 #include "delivery.h"
 #include "folder.h"
+#include "format.h"
 #include "fsutil.h"
 #include "journal.h"
 #include "log.h"
@@ -233,9 +234,25 @@ static char *envelope_sender(void)
 }
 
 /*
+ * A folder folder_limit leaves out (on disk, not in refs/heads/mail, no
+ * room for it) is never delivered into: the commit would make a tree
+ * every peer refuses.
+ */
+static bool replicated(const struct mailbox *mb, const char *dir)
+{
+	if (worktree_folder_fits(mb->repository, dir))
+		return true;
+	log_info("folder '%s' is left out by folder_limit (%zu), not "
+		 "replicated; using INBOX", folder_display(dir),
+		 format_get_limits()->folders);
+	return false;
+}
+
+/*
  * The folder to deliver into: -m, else the address extension when such a
- * folder exists, else INBOX.  Environment values are never trusted to be
- * paths: an extension that is not a plain folder name is ignored.
+ * folder exists, else INBOX; a folder left out by folder_limit counts as
+ * none.  Environment values are never trusted to be paths: an extension
+ * that is not a plain folder name is ignored.
  */
 static char *choose_folder(const struct mailbox *mb)
 {
@@ -255,6 +272,10 @@ static char *choose_folder(const struct mailbox *mb)
 			free(dir);
 			return xstrdup("");
 		}
+		if (!replicated(mb, dir)) {
+			free(dir);
+			return xstrdup("");
+		}
 		return dir;
 	}
 	if (!ext || !*ext) {
@@ -266,7 +287,8 @@ static char *choose_folder(const struct mailbox *mb)
 	if (!ext || !*ext || strchr(ext, '/') || strlen(ext) >= FOLDER_NAME_MAX)
 		return xstrdup("");
 	dir = xasprintf(".%s", ext);
-	if (!folder_dir_valid(dir) || !mailbox_folder_exists(mb, dir)) {
+	if (!folder_dir_valid(dir) || !mailbox_folder_exists(mb, dir) ||
+	    !replicated(mb, dir)) {
 		free(dir);
 		return xstrdup("");
 	}

@@ -259,6 +259,21 @@ static void print_unreadable(json_t *list)
 	}
 }
 
+/* The folders folder_limit leaves out (maildag-syncd(8)), when any. */
+static void print_left_out(json_t *st)
+{
+	json_t *n = json_object_get(st, "folders_left_out");
+	json_t *l = json_object_get(st, "folder_limit");
+
+	if (!json_is_integer(n) || json_integer_value(n) <= 0)
+		return;
+	printf("%lld folder%s on disk left out by folder_limit (%lld): not "
+	       "committed, watched or replicated\n",
+	       (long long)json_integer_value(n),
+	       json_integer_value(n) == 1 ? "" : "s",
+	       json_is_integer(l) ? (long long)json_integer_value(l) : -1LL);
+}
+
 static void print_status(json_t *st, const struct mailbox *mb, bool running)
 {
 	json_t *peers = json_object_get(st, "peers"), *p;
@@ -273,6 +288,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 		       (long long)json_integer_value(json_object_get(st, "pid")));
 	printf("\n");
 	print_unreadable(json_object_get(st, "unreadable"));
+	print_left_out(st);
 	if (!json_array_size(peers))
 		printf("no peers configured\n");
 	json_array_foreach(peers, i, p) {

@@ -26,6 +26,7 @@
 #include "admin.h"
 #include "delivery.h"
 #include "folder.h"
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mailbox.h"
@@ -128,6 +129,9 @@ static int cmd_init(struct mailbox *mb, int argc, char **argv)
 	       mb->maildir);
 	if (unreadable)
 		printf(", %zu unreadable files skipped", unreadable);
+	if (worktree_left_out(wt))
+		printf(", %zu folders left out by folder_limit (%zu)",
+		       worktree_left_out(wt), format_get_limits()->folders);
 	printf("\n");
 	serve_print_authorized_keys(stdout, mb);
 	r = EX_OK;

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@
 #define CLIENT_LINE_MAX 65536	/* a control request longer is refused */
 #define CLIENTS_MAX 64
 #define UNREADABLE_SHOWN 100	/* file names in a status answer */
+#define CACHE_MAX ((size_t)4 << 20)	/* libgit2's parsed objects */
 
 static struct {
 	const char *config;
@@ -105,6 +107,7 @@ struct syncd {
 	char *control_path;
 	size_t nclients;
 	git_oid space_for;	/* the mail commit an apply has room for */
+	git_oid space_short;	/* one it had none for, in this sync */
 	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
 	size_t tmp_n, tmp_pos;
 };
@@ -177,19 +180,24 @@ static void failed(struct syncd *s, const char *what)
 /*
  * Before applying: is there room on the Maildir's file system for the
  * bytes diff(worktree, mail) writes?  Counted once per mail commit (the
- * slices that follow go towards the same one).  0, or E_TEMP (logged)
- * to postpone the apply.
+ * slices that follow go towards the same one), before the writer lock is
+ * taken when it can be; a shortage is counted again by the next sync
+ * (again).  0, or E_TEMP (logged once per sync) to postpone the apply.
  */
-static int space_for_apply(struct syncd *s)
+static int space_for_apply(struct syncd *s, bool again)
 {
 	git_oid mail, wt;
 	unsigned long long need;
 	bool have_wt;
 	int r;
 
+	if (again)
+		memset(&s->space_short, 0, sizeof s->space_short);
 	if (repo_ref_read(&mail, s->repo, REF_MAIL) < 0 ||
 	    git_oid_equal(&mail, &s->space_for))
 		return 0;
+	if (git_oid_equal(&mail, &s->space_short))
+		return E_TEMP;	/* said already in this sync */
 	have_wt = repo_ref_read(&wt, s->repo, REF_WORKTREE) == 0;
 	if (have_wt && git_oid_equal(&mail, &wt))
 		return 0;
@@ -197,8 +205,10 @@ static int space_for_apply(struct syncd *s)
 				    have_wt ? &wt : NULL)) < 0)
 		return r;
 	if (need && (r = fs_space_check(s->mb->maildir, need,
-					 "the messages to apply", NULL)) < 0)
+					 "the messages to apply", NULL)) < 0) {
+		git_oid_cpy(&s->space_short, &mail);
 		return r;
+	}
 	git_oid_cpy(&s->space_for, &mail);
 	return 0;
 }
@@ -206,6 +216,8 @@ static int space_for_apply(struct syncd *s)
 /* The next slice of a rescan or an apply, once others had the lock. */
 static void next_slice(struct syncd *s)
 {
+	/* what a slice freed goes back: the next one need not grow */
+	malloc_trim(0);
 	s->urgent = true;
 	s->slicing = true;
 	loop_timer_at(s->sync_timer, loop_now() + SLICE_GAP);
@@ -216,6 +228,7 @@ static void sync_now(void *data)
 {
 	struct syncd *s = data;
 	struct worktree_result cr, ar;
+	double locked, t1, t2;
 	int r;
 
 	s->first_event = 0;
@@ -223,16 +236,24 @@ static void sync_now(void *data)
 	/* the long part of a peer's merge, without the lock */
 	if (s->peers)
 		peers_check(s->peers);
+	/*
+	 * and the room for an apply of mail as it is (a merge under the
+	 * lock that moves it has its own counted there); a failure is
+	 * found again under the lock
+	 */
+	space_for_apply(s, true);
 	s->slicing = false;
 	if (repo_lock(s->repo, LOCK_WAIT_MS) < 0) {
 		failed(s, "taking the writer lock");
 		return;
 	}
+	locked = loop_now();
 	memset(&ar, 0, sizeof ar);
 	r = worktree_commit(s->wt, &cr);
 	if (r == 0 && cr.more) {
 		/* a slice of a rescan: the lock goes, the rest comes next */
 		repo_unlock(s->repo);
+		log_debug("writer lock held %.0f ms", (loop_now() - locked) * 1000);
 		s->retry = 0;
 		if (!git_oid_equal(&cr.mail, &s->last_mail)) {
 			git_oid old;
@@ -244,16 +265,21 @@ static void sync_now(void *data)
 		return;
 	}
 	/* what peers sent, once the client's changes are in */
+	t1 = loop_now();
 	if (r == 0 && s->peers && peers_merge(s->peers) < 0)
 		r = E_FAIL;
 	if (r == 0)
-		r = space_for_apply(s);
+		r = space_for_apply(s, false);
+	t2 = loop_now();
 	if (r == 0)
 		r = worktree_apply(s->wt, APPLY_SLICE, &ar);
 	repo_unlock(s->repo);
+	log_debug("writer lock held %.0f ms (commit %.0f, merge %.0f, "
+		  "apply %.0f)", (loop_now() - locked) * 1000,
+		  (t1 - locked) * 1000, (t2 - t1) * 1000, (loop_now() - t2) * 1000);
 	if (r < 0) {
 		git_oid m;
-		watch_sync_folders(s->watch);
+		watch_check(s->watch);
 		failed(s, "sync");
 		/* what others committed (a delivery) is pushed all the same */
 		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
@@ -269,8 +295,9 @@ static void sync_now(void *data)
 		log_info("sync works again");
 	s->retry = 0;
 	if (s->started && !ar.more) {
-		log_info("in sync with the Maildir, %.0f ms after start",
-			 (loop_now() - s->started) * 1000);
+		log_info("in sync with the Maildir, %.0f ms after start; "
+			 "watching %d directories",
+			 (loop_now() - s->started) * 1000, watch_count(s->watch));
 		s->started = 0;
 	}
 	if (!git_oid_equal(&ar.mail, &s->last_mail)) {
@@ -321,14 +348,23 @@ static void on_inotify(void *data, int fd, short revents)
 		schedule_debounced(s);
 }
 
+static void watch_folder_fn(void *data, const char *folder, bool on_disk)
+{
+	watch_folder(data, folder, on_disk);
+}
+
 /* Any doubt: a missed event must not leave mail unapplied for long. */
 static void check_mail(void *data)
 {
 	struct syncd *s = data;
 	git_oid m;
 
-	/* a directory that came back (or was missed) gets its watch */
-	watch_sync_folders(s->watch);
+	/*
+	 * the root and the repository's directories get their watches back,
+	 * folders the watch limit left unwatched are marked (and looked at
+	 * a slice at a time, as any marked folders)
+	 */
+	watch_check(s->watch);
 	if (worktree_is_dirty(s->wt))
 		schedule_debounced(s);
 
@@ -347,8 +383,8 @@ static void clean_tmp(void *data)
 	struct syncd *s = data;
 
 	if (!s->tmp_folders &&
-	    worktree_disk_folders(&s->tmp_folders, &s->tmp_n,
-				  s->mb->maildir) < 0) {
+	    worktree_disk_dirs(&s->tmp_folders, &s->tmp_n,
+			       s->mb->maildir) < 0) {
 		loop_timer_in(s->tmp_timer, TMP_EVERY);
 		return;
 	}
@@ -432,7 +468,7 @@ static void on_hup(void *data, int sig)
 	reload_config(s);
 	log_info("rescanning everything");
 	worktree_dirty_all(s->wt);
-	watch_sync_folders(s->watch);
+	watch_check(s->watch);
 	/* a peer watched again may have pushed while it was not */
 	peers_refs_changed(s->peers);
 	schedule_sync(s, loop_now());
@@ -566,6 +602,10 @@ static bool client_request(struct client *c, const char *line)
 		if (watch_unwatched(s->watch))
 			json_object_set_new(a, "unwatched_folders",
 				json_integer((json_int_t)watch_unwatched(s->watch)));
+		json_object_set_new(a, "folder_limit",
+			json_integer((json_int_t)format_get_limits()->folders));
+		json_object_set_new(a, "folders_left_out",
+			json_integer((json_int_t)worktree_left_out(s->wt)));
 		ok = client_send(c, a);
 	} else if (!strcmp(cmd, "sync")) {
 		peers_sync_now(s->peers);
@@ -770,8 +810,14 @@ static int start(struct syncd *s)
 	}
 	if (r < 0)
 		return EX_TEMPFAIL;
-	/* a rescan of 30,000 folders reads many small trees once each */
-	repo_set_cache_max((size_t)32 << 20);
+	/*
+	 * a rescan of 10,000 folders reads many small trees once each; the
+	 * root tree is read for every lookup, and is as large as
+	 * folder_limit entries of at most 283 bytes: kept parsed, not
+	 * inflated again each time
+	 */
+	repo_set_cache_max(CACHE_MAX);
+	repo_cache_trees_up_to((size_t)(s->mb->cfg->folder_limit + 8) * 283);
 	/* what a crash cut short, before a commit could reuse it */
 	if (objects_check_after_boot(s->repo, &damaged) < 0)
 		log_warn("could not check every loose object after a restart");
@@ -832,7 +878,10 @@ int main(int argc, char **argv)
 	}
 	watch_peers(&s, s.mb->cfg);
 	worktree_set_poll(s.wt, poll_events, &s);
-	log_info("watching %d directories", watch_count(s.watch));
+	/* each folder is watched as the start's rescan reaches it */
+	worktree_set_folder_fn(s.wt, watch_folder_fn, s.watch);
+	log_info("watching %d directories; the folders as the rescan "
+		 "reaches them", watch_count(s.watch));
 	loop_add_fd(s.loop, watch_fd(s.watch), POLLIN, on_inotify, &s);
 	if (loop_signal(s.loop, SIGTERM, on_stop, &s) < 0 ||
 	    loop_signal(s.loop, SIGINT, on_stop, &s) < 0 ||

@@ -1,16 +1,33 @@
 /*
  * watch: inotify through libinotifytools (see watch.h).
  *
- * libinotifytools keeps its descriptor to itself; it is the lowest free
- * descriptor when inotifytools_initialize() runs (checked against
- * /proc/self/fd), and reading it only through
+ * libinotifytools sets inotify up and reads its events: its descriptor
+ * is the lowest free one when inotifytools_initialize() runs (checked
+ * against /proc/self/fd), and reading it only through
  * inotifytools_next_events(0, ...) keeps the library's buffer and the
- * kernel queue in step: a zero timeout never blocks.
+ * kernel queue in step: a zero timeout never blocks.  The watches
+ * themselves are added with inotify_add_watch(2) on that descriptor and
+ * kept here, not through inotifytools_watch_file(), which keeps its own
+ * copy of every path in two trees: with thousands of folders that was
+ * a third of the daemon's memory, for lookups this module does itself
+ * (the library's reading needs none of it without its statistics).
  *
- * Each watched directory has a row here: its watch descriptor and what it
- * is (root, folder, cur/ or new/ of a folder, the repository's refs).
- * The row, not the library's file name, says what an event is about, so
- * a renamed directory's late events cannot be taken for the old name's.
+ * What is watched, and its memory:
+ *  - a row per folder (struct wfolder): its name and the watch
+ *    descriptors of its directory (not INBOX's: that is the root), its
+ *    cur/ and its new/; folders are found by name in by_name;
+ *  - a row for each of a handful of other directories (struct wother):
+ *    the root, refs/heads/, the repository, refs/peers/ and
+ *    refs/peers/<node>/ of each configured peer;
+ *  - wds: a watch descriptor's row and slot, so that an event's row, not
+ *    the library's file name, says what it is about, and a renamed
+ *    directory's late events cannot be taken for the old name's.
+ * No path is kept per folder; one is built when a watch is added.
+ *
+ * Folders are watched when the worktree is about to look at them
+ * (watch_folder(), from worktree_set_folder_fn()), so a start or a full
+ * rescan sets the watches up a slice at a time, each before its folder is
+ * read; folders folder_limit leaves out are never watched.
  *
  * refs/peers/<node>/ is watched for configured peers only (w->peers):
  * whoever can push can make any number of other names there, and a watch
@@ -34,6 +51,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "strbuf.h"
 #include "strmap.h"
 #include "watch.h"
 #include "xalloc.h"
@@ -50,12 +68,28 @@ enum wkind { W_ROOT, W_FOLDER, W_SUB, W_REFS, W_REPO, W_PEERS, W_PEER };
 #define MASK_REFS (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR)
 #define MASK_PEERS (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
 
-struct wdir {
+/* A folder's slots: its directory, cur/, new/; a wds value's low bits. */
+enum { S_DIR, S_CUR, S_NEW, S_OTHER };
+
+struct wfolder {
+	char *name;		/* "" for INBOX, ".Name" */
+	int wd[3];		/* by slot; -1: none */
+	bool failed;		/* the watch limit refused one */
+};
+
+struct wother {
 	int wd;
 	enum wkind kind;
 	char *path;
-	char *folder;		/* W_FOLDER, W_SUB */
-	const char *sub;	/* W_SUB: "cur" or "new" */
+};
+
+/* Watch descriptor -> (row << 2 | slot): open addressing, linear probing. */
+struct wdmap {
+	struct wdslot {
+		int wd;		/* 0: empty (the kernel's are >= 1) */
+		size_t v;
+	} *v;
+	size_t n, cap;
 };
 
 struct watch {
@@ -63,169 +97,276 @@ struct watch {
 	char *maildir;
 	char *repo;
 	struct worktree *wt;
-	struct wdir *v;
-	size_t n, alloc;
-	struct strmap by_path, by_wd;	/* row index of a path, of a wd */
+	struct wfolder *f;
+	size_t nf, af;
+	struct strmap by_name;	/* folder name -> row in f */
+	struct wother *o;
+	size_t no, ao;
+	struct wdmap wds;
 	bool warned_limit;
 	bool warned_stranger;	/* an unconfigured refs/peers/<x>/ was logged */
-	size_t unwatched;	/* folders the watch limit left out */
-	bool started;		/* the first sync_folders is done */
+	size_t nfailed;		/* folders with a watch the limit refused */
+	bool started;		/* watch_new() is done */
 	char **peers;		/* configured peers' node names */
 	size_t npeers;
 };
 
 static const char *const subs[2] = { "cur", "new" };
 
-/* rows are found through the two maps: 30,000 folders make 90,000 rows */
-static void wd_key(char out[16], int wd)
+/* --- the descriptor map ---------------------------------------------------- */
+
+static size_t wd_home(const struct wdmap *m, int wd)
 {
-	snprintf(out, 16, "%d", wd);
+	return ((size_t)wd * 2654435761u) & (m->cap - 1);
 }
 
-static struct wdir *find_wd(struct watch *w, int wd)
+static size_t wd_slot(const struct wdmap *m, int wd)
 {
-	char k[16];
+	size_t i = wd_home(m, wd);
+
+	while (m->v[i].wd && m->v[i].wd != wd)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+static bool wd_get(const struct wdmap *m, int wd, size_t *out)
+{
 	size_t i;
 
-	wd_key(k, wd);
-	return strmap_get(&w->by_wd, k, &i) ? &w->v[i] : NULL;
+	if (!m->n)
+		return false;
+	i = wd_slot(m, wd);
+	if (!m->v[i].wd)
+		return false;
+	*out = m->v[i].v;
+	return true;
 }
 
-static struct wdir *find_path(struct watch *w, const char *path)
+static void wd_put(struct wdmap *m, int wd, size_t v)
 {
 	size_t i;
 
-	return strmap_get(&w->by_path, path, &i) ? &w->v[i] : NULL;
+	if ((m->n + 1) * 2 > m->cap) {
+		struct wdslot *old = m->v;
+		size_t ocap = m->cap;
+		m->cap = ocap ? ocap * 2 : 64;
+		m->v = xcalloc(m->cap, sizeof *m->v);
+		for (size_t j = 0; j < ocap; j++)
+			if (old[j].wd)
+				m->v[wd_slot(m, old[j].wd)] = old[j];
+		free(old);
+	}
+	i = wd_slot(m, wd);
+	if (!m->v[i].wd)
+		m->n++;
+	m->v[i].wd = wd;
+	m->v[i].v = v;
 }
 
-static void index_row(struct watch *w, size_t i)
+static void wd_del(struct wdmap *m, int wd)
 {
-	char k[16];
+	size_t i, j;
 
-	wd_key(k, w->v[i].wd);
-	strmap_put(&w->by_wd, k, i);
-	strmap_put(&w->by_path, w->v[i].path, i);
+	if (!m->n || !m->v[i = wd_slot(m, wd)].wd)
+		return;
+	m->v[i].wd = 0;
+	m->n--;
+	/* shift back the entries of the run that probed past slot i */
+	for (j = (i + 1) & (m->cap - 1); m->v[j].wd; j = (j + 1) & (m->cap - 1)) {
+		size_t home = wd_home(m, m->v[j].wd);
+		bool between = i <= j ? (i < home && home <= j)
+				      : (i < home || home <= j);
+		if (between)
+			continue;
+		m->v[i] = m->v[j];
+		m->v[j].wd = 0;
+		i = j;
+	}
 }
 
-static void drop_row(struct watch *w, struct wdir *d)
-{
-	char k[16];
-	size_t i = (size_t)(d - w->v);
+/* --- rows ------------------------------------------------------------------ */
 
-	wd_key(k, d->wd);
-	strmap_del(&w->by_wd, k);
-	strmap_del(&w->by_path, d->path);
-	free(d->path);
-	free(d->folder);
-	*d = w->v[--w->n];
-	if (i < w->n)
-		index_row(w, i);
+static char *folder_path(const struct watch *w, const char *folder, int slot)
+{
+	if (slot == S_DIR)
+		return xasprintf("%s/%s", w->maildir, folder);
+	return *folder ? xasprintf("%s/%s/%s", w->maildir, folder,
+				   subs[slot - S_CUR])
+		       : xasprintf("%s/%s", w->maildir, subs[slot - S_CUR]);
+}
+
+static struct wfolder *find_folder(struct watch *w, const char *name)
+{
+	size_t i;
+
+	return strmap_get(&w->by_name, name, &i) ? &w->f[i] : NULL;
+}
+
+/* Forget wd (the kernel's watch is gone, or is removed here with rm). */
+static void forget_wd(struct watch *w, int wd, bool rm)
+{
+	size_t v;
+
+	if (!wd_get(&w->wds, wd, &v))
+		return;
+	if (rm)
+		inotify_rm_watch(w->fd, wd);
+	wd_del(&w->wds, wd);
+	if ((v & 3) == S_OTHER) {
+		struct wother *o = &w->o[v >> 2];
+		size_t last = --w->no;
+		free(o->path);
+		if ((size_t)(o - w->o) != last) {
+			*o = w->o[last];
+			wd_put(&w->wds, o->wd, (size_t)(o - w->o) << 2 | S_OTHER);
+		}
+	} else {
+		w->f[v >> 2].wd[v & 3] = -1;
+	}
+}
+
+/* Drop folder row i and its watches (rm: remove the kernel's too). */
+static void drop_row(struct watch *w, size_t i, bool rm)
+{
+	struct wfolder *f = &w->f[i];
+	size_t last = w->nf - 1;
+
+	for (int s = S_DIR; s <= S_NEW; s++)
+		if (f->wd[s] >= 0)
+			forget_wd(w, f->wd[s], rm);
+	if (f->failed)
+		w->nfailed--;
+	strmap_del(&w->by_name, f->name);
+	free(f->name);
+	if (i != last) {
+		*f = w->f[last];
+		strmap_put(&w->by_name, f->name, i);
+		for (int s = S_DIR; s <= S_NEW; s++)
+			if (f->wd[s] >= 0)
+				wd_put(&w->wds, f->wd[s], i << 2 | (size_t)s);
+	}
+	w->nf--;
+}
+
+/* A watch the kernel gave: wd now means v, whatever it meant before. */
+static void claim_wd(struct watch *w, int wd, size_t v)
+{
+	size_t old;
+
+	/* the same inode again (a directory renamed): the kernel's wd */
+	if (wd_get(&w->wds, wd, &old) && old != v)
+		forget_wd(w, wd, false);
+	wd_put(&w->wds, wd, v);
 }
 
 /*
- * Watch path as kind; a directory that is not there is no error.  1 when
- * a new watch was set up, 0 when there was one or nothing to watch.
+ * inotify_add_watch(2), saying once when the watch limit is reached.
+ * The watch descriptor, 0 when there is nothing to watch (the directory
+ * is not there), E_TEMP at the limit, E_FAIL otherwise.
  */
-static int add(struct watch *w, const char *path, enum wkind kind,
-	       const char *folder, const char *sub, int mask)
+static int add_wd(struct watch *w, const char *path, uint32_t mask)
 {
-	struct wdir *d;
-	int wd;
+	int wd = inotify_add_watch(w->fd, path, mask);
 
-	if (find_path(w, path))
+	if (wd >= 0)
+		return wd;
+	if (errno == ENOENT || errno == ENOTDIR)
 		return 0;
-	if (!inotifytools_watch_file(path, mask)) {
-		int e = inotifytools_error();
-		if (e == ENOENT || e == ENOTDIR)
-			return 0;
-		if (e == ENOSPC && !w->warned_limit) {
+	if (errno == ENOSPC) {
+		if (!w->warned_limit) {
 			w->warned_limit = true;
 			log_error("cannot watch '%s': the inotify watch limit "
 				  "(fs.inotify.max_user_watches) is reached; "
 				  "folders without a watch are looked at every "
 				  "minute", path);
-		} else if (e != ENOSPC) {
-			log_error("watch '%s': %s", path, strerror(e));
 		}
-		return E_FAIL;
+		return E_TEMP;
 	}
-	/* the same inode and mask again: the kernel hands back its wd */
-	wd = inotify_add_watch(w->fd, path, (uint32_t)mask);
-	if (wd < 0)
-		return errno == ENOENT ? 0 :
-		       log_error("watch '%s': %s", path, strerror(errno));
-	if ((d = find_wd(w, wd)))
-		drop_row(w, d);	/* an old row for a reused wd */
-	xgrow((void **)&w->v, &w->alloc, w->n + 1, sizeof *w->v);
-	d = &w->v[w->n++];
-	d->wd = wd;
-	d->kind = kind;
-	d->path = xstrdup(path);
-	d->folder = folder ? xstrdup(folder) : NULL;
-	d->sub = sub;
-	index_row(w, w->n - 1);
+	log_error("watch '%s': %s", path, strerror(errno));
+	return E_FAIL;
+}
+
+/* Watch a directory that is not a folder's, as kind. */
+static int add_other(struct watch *w, const char *path, enum wkind kind,
+		     uint32_t mask)
+{
+	struct wother *o;
+	int wd;
+
+	for (size_t i = 0; i < w->no; i++)
+		if (!strcmp(w->o[i].path, path))
+			return 0;
+	if ((wd = add_wd(w, path, mask)) <= 0)
+		return wd < 0 ? E_FAIL : 0;
+	/* what wd meant before goes first: that may move the rows */
+	claim_wd(w, wd, (size_t)-1);
+	xgrow((void **)&w->o, &w->ao, w->no + 1, sizeof *w->o);
+	o = &w->o[w->no];
+	o->wd = wd;
+	o->kind = kind;
+	o->path = xstrdup(path);
+	wd_put(&w->wds, wd, w->no++ << 2 | S_OTHER);
 	log_debug("watching '%s'", path);
 	return 1;
 }
 
-static char *folder_path(const struct watch *w, const char *folder,
-			 const char *sub)
+void watch_folder(struct watch *w, const char *folder, bool on_disk)
 {
-	if (!sub)
-		return *folder ? xasprintf("%s/%s", w->maildir, folder)
-			       : xstrdup(w->maildir);
-	return *folder ? xasprintf("%s/%s/%s", w->maildir, folder, sub)
-		       : xasprintf("%s/%s", w->maildir, sub);
-}
+	struct wfolder *f = find_folder(w, folder);
+	size_t i;
+	bool failed = false;
 
-static int add_sub(struct watch *w, const char *folder, const char *sub)
-{
-	char *p = folder_path(w, folder, sub);
-	int r = add(w, p, W_SUB, folder, sub, MASK_SUB);
-
-	free(p);
-	return r;
-}
-
-/* Watch a folder; 1 when some watch is new, < 0 when one failed. */
-static int add_folder(struct watch *w, const char *folder)
-{
-	int r = 0, x;
-
-	if (*folder) {
-		char *p = folder_path(w, folder, NULL);
-		r = add(w, p, W_FOLDER, folder, NULL, MASK_FOLDER);
-		free(p);
+	if (!on_disk) {
+		/* renamed away, its kernel watches live on: remove them */
+		if (f)
+			drop_row(w, (size_t)(f - w->f), true);
+		return;
 	}
-	for (size_t i = 0; i < 2; i++) {
-		x = add_sub(w, folder, subs[i]);
-		if (x < 0 || (x > 0 && r >= 0))
-			r = x;
+	if (!f) {
+		xgrow((void **)&w->f, &w->af, w->nf + 1, sizeof *w->f);
+		f = &w->f[w->nf];
+		f->name = xstrdup(folder);
+		f->wd[S_DIR] = f->wd[S_CUR] = f->wd[S_NEW] = -1;
+		f->failed = false;
+		strmap_put(&w->by_name, folder, w->nf++);
 	}
-	return r;
-}
-
-/*
- * Forget a folder's rows.  When it was renamed away its kernel watches
- * live on under the new name: remove them (rm), or their events would
- * carry the old name.  A deleted directory's watches are gone already.
- */
-static void drop_folder(struct watch *w, const char *folder, const char *sub,
-			bool rm)
-{
-	for (size_t i = 0; i < w->n;) {
-		struct wdir *d = &w->v[i];
-		if ((d->kind == W_FOLDER || d->kind == W_SUB) &&
-		    !strcmp(d->folder, folder) && (!sub || d->sub == sub ||
-		    (d->sub && !strcmp(d->sub, sub)))) {
-			if (rm)
-				inotifytools_remove_watch_by_wd(d->wd);
-			drop_row(w, d);
+	i = (size_t)(f - w->f);
+	for (int s = *folder ? S_DIR : S_CUR; s <= S_NEW; s++) {
+		char *p;
+		int wd;
+		if (f->wd[s] >= 0)
 			continue;
-		}
-		i++;
+		p = folder_path(w, folder, s);
+		wd = add_wd(w, p, s == S_DIR ? MASK_FOLDER : MASK_SUB);
+		free(p);
+		/* claim_wd may move rows: f is found again after */
+		if (wd > 0)
+			claim_wd(w, wd, i << 2 | (size_t)s);
+		f = &w->f[i];
+		if (wd > 0)
+			f->wd[s] = wd;
+		else if (wd == E_TEMP)
+			failed = true;
+	}
+	if (failed != f->failed) {
+		f->failed = failed;
+		if (failed)
+			w->nfailed++;
+		else
+			w->nfailed--;
 	}
 }
+
+/* A folder's slot is gone (deleted, or renamed away: rm). */
+static void drop_slot(struct watch *w, const char *folder, int slot, bool rm)
+{
+	struct wfolder *f = find_folder(w, folder);
+
+	if (f && f->wd[slot] >= 0)
+		forget_wd(w, f->wd[slot], rm);
+}
+
+/* --- peers ----------------------------------------------------------------- */
 
 static bool is_peer(const struct watch *w, const char *name)
 {
@@ -242,7 +383,7 @@ static int add_peer_dirs(struct watch *w, const char *peers)
 
 	for (size_t i = 0; i < w->npeers; i++) {
 		char *p = xasprintf("%s/%s", peers, w->peers[i]);
-		if (is_dir(p) && add(w, p, W_PEER, NULL, NULL, MASK_REFS) < 0)
+		if (is_dir(p) && add_other(w, p, W_PEER, MASK_REFS) < 0)
 			r = E_FAIL;
 		free(p);
 	}
@@ -261,12 +402,10 @@ void watch_set_peers(struct watch *w, char *const *names, size_t n)
 		w->peers[i] = xstrdup(names[i]);
 	w->npeers = n;
 	/* a peer no longer configured: its directory is not watched */
-	for (size_t i = 0; i < w->n;) {
-		struct wdir *d = &w->v[i];
-		const char *name = strrchr(d->path, '/');
-		if (d->kind == W_PEER && !is_peer(w, name + 1)) {
-			inotifytools_remove_watch_by_wd(d->wd);
-			drop_row(w, d);
+	for (size_t i = 0; i < w->no;) {
+		const char *name = strrchr(w->o[i].path, '/');
+		if (w->o[i].kind == W_PEER && !is_peer(w, name + 1)) {
+			forget_wd(w, w->o[i].wd, true);
 			continue;
 		}
 		i++;
@@ -276,50 +415,36 @@ void watch_set_peers(struct watch *w, char *const *names, size_t n)
 	free(rp);
 }
 
-int watch_sync_folders(struct watch *w)
+/* --- setting up ------------------------------------------------------------ */
+
+int watch_check(struct watch *w)
 {
-	char **folders, *refs, *rp;
-	size_t n;
+	char *refs, *rp;
 	int r = 0, x;
 
 	/* a watch set up now may have missed changes: look again */
-	x = add(w, w->maildir, W_ROOT, NULL, NULL, MASK_ROOT);
+	x = add_other(w, w->maildir, W_ROOT, MASK_ROOT);
 	if (x < 0)
 		r = E_FAIL;
 	else if (x > 0 && w->started)
 		worktree_dirty_all(w->wt);
 	refs = xasprintf("%s/refs/heads", w->repo);
 	rp = xasprintf("%s/refs/peers", w->repo);
-	if (add(w, refs, W_REFS, NULL, NULL, MASK_REFS) < 0 ||
-	    add(w, w->repo, W_REPO, NULL, NULL, IN_MOVED_TO | IN_ONLYDIR) < 0)
+	if (add_other(w, refs, W_REFS, MASK_REFS) < 0 ||
+	    add_other(w, w->repo, W_REPO, IN_MOVED_TO | IN_ONLYDIR) < 0)
 		r = E_FAIL;
 	/* refs/peers/<node>/mail: what peers push (DESIGN section 6) */
 	if (mkdir(rp, 0700) < 0 && errno != EEXIST)
 		log_warn("mkdir '%s': %s", rp, strerror(errno));
-	x = add(w, rp, W_PEERS, NULL, NULL, MASK_PEERS);
-	if (x < 0)
+	x = add_other(w, rp, W_PEERS, MASK_PEERS);
+	if (x < 0 || add_peer_dirs(w, rp) < 0)
 		r = E_FAIL;
-	else
-		r = add_peer_dirs(w, rp) < 0 ? E_FAIL : r;
 	free(refs);
 	free(rp);
-	if (worktree_disk_folders(&folders, &n, w->maildir) < 0)
-		return E_FAIL;
-	w->unwatched = 0;
-	for (size_t i = 0; i < n; i++) {
-		x = add_folder(w, folders[i]);
-		if (x < 0) {
-			r = E_FAIL;
-			w->unwatched++;
-		}
-		/* not watched (the watch limit): looked at on every call */
-		if (x < 0 && w->started)
-			worktree_dirty_folder(w->wt, folders[i]);
-		else if (x > 0 && w->started)
-			worktree_dirty_folder(w->wt, folders[i]);
-	}
-	worktree_folders_free(folders, n);
-	w->started = true;
+	/* a folder the watch limit left unwatched is looked at whole */
+	for (size_t i = 0; i < w->nf && w->nfailed; i++)
+		if (w->f[i].failed)
+			worktree_dirty_folder(w->wt, w->f[i].name);
 	return r;
 }
 
@@ -373,7 +498,8 @@ int watch_new(struct watch **out, const char *maildir, const char *repo_path,
 	w->maildir = xstrdup(maildir);
 	w->repo = xstrdup(repo_path);
 	w->wt = wt;
-	watch_sync_folders(w);
+	watch_check(w);
+	w->started = true;
 	*out = w;
 	return 0;
 }
@@ -382,11 +508,14 @@ void watch_free(struct watch *w)
 {
 	if (!w)
 		return;
-	while (w->n)
-		drop_row(w, &w->v[w->n - 1]);
-	strmap_clear(&w->by_path);
-	strmap_clear(&w->by_wd);
-	free(w->v);
+	for (size_t i = 0; i < w->nf; i++)
+		free(w->f[i].name);
+	free(w->f);
+	for (size_t i = 0; i < w->no; i++)
+		free(w->o[i].path);
+	free(w->o);
+	free(w->wds.v);
+	strmap_clear(&w->by_name);
 	free(w->maildir);
 	free(w->repo);
 	for (size_t i = 0; i < w->npeers; i++)
@@ -403,29 +532,108 @@ int watch_fd(const struct watch *w)
 
 int watch_count(const struct watch *w)
 {
-	return (int)w->n;
+	return (int)w->wds.n;
 }
 
 size_t watch_unwatched(const struct watch *w)
 {
-	return w->unwatched;
+	return w->nfailed;
 }
 
-static const char *sub_of(const char *name)
+/* --- events ---------------------------------------------------------------- */
+
+static int sub_slot(const char *name)
 {
-	return !strcmp(name, "cur") ? subs[0] : !strcmp(name, "new") ? subs[1]
-								     : NULL;
+	return !strcmp(name, "cur") ? S_CUR : !strcmp(name, "new") ? S_NEW : -1;
+}
+
+/* An event on the Maildir root. */
+static void on_root(struct watch *w, const struct inotify_event *ev,
+		    const char *name, unsigned *what)
+{
+	bool gone = ev->mask & (IN_DELETE | IN_MOVED_FROM);
+	bool moved = ev->mask & IN_MOVED_FROM;
+	int slot;
+
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+		log_warn("the Maildir '%s' was moved or deleted", w->maildir);
+		worktree_dirty_all(w->wt);
+		*what |= WATCH_CHANGED;
+	} else if ((ev->mask & IN_ISDIR) && name[0] == '.' &&
+		   folder_dir_valid(name)) {
+		/* a folder that came is watched when it is looked at */
+		if (gone) {
+			struct wfolder *f = find_folder(w, name);
+			if (f)
+				drop_row(w, (size_t)(f - w->f), moved);
+		}
+		worktree_dirty_folder(w->wt, name);
+		*what |= WATCH_CHANGED;
+	} else if ((ev->mask & IN_ISDIR) && (slot = sub_slot(name)) >= 0) {
+		if (gone)
+			drop_slot(w, "", slot, moved);
+		worktree_dirty_folder(w->wt, "");
+		*what |= WATCH_CHANGED;
+	} else if (!strcmp(name, "subscriptions")) {
+		worktree_dirty_root(w->wt);
+		*what |= WATCH_CHANGED;
+	}
+}
+
+/* An event on a folder's directory (slot S_DIR) or its cur/ or new/. */
+static void on_folder(struct watch *w, const struct inotify_event *ev,
+		      const char *name, size_t row, int slot, unsigned *what)
+{
+	char *folder = w->f[row].name;
+	int sub;
+
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+		worktree_dirty_folder(w->wt, folder);
+		*what |= WATCH_CHANGED;
+	} else if (slot != S_DIR) {
+		if (*name && maildir_name_valid(name)) {
+			worktree_dirty_name(w->wt, folder, subs[slot - S_CUR],
+					    name);
+			*what |= WATCH_CHANGED;
+		}
+	} else if ((ev->mask & IN_ISDIR) && (sub = sub_slot(name)) >= 0) {
+		worktree_dirty_folder(w->wt, folder);
+		*what |= WATCH_CHANGED;
+		/* a cur/ or new/ that came is watched when it is looked at */
+		if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+			drop_slot(w, folder, sub, ev->mask & IN_MOVED_FROM);
+	} else if (!strcmp(name, "maildirfolder")) {
+		worktree_dirty_folder(w->wt, folder);
+		*what |= WATCH_CHANGED;
+	}
+}
+
+/* An event on refs/peers/ or a directory of it. */
+static void on_peers(struct watch *w, const struct wother *o,
+		     const struct inotify_event *ev, const char *name,
+		     unsigned *what)
+{
+	if (o->kind == W_PEER) {
+		if (!strcmp(name, "mail"))
+			*what |= WATCH_PEERS;
+	} else if ((ev->mask & IN_ISDIR) && *name && is_peer(w, name)) {
+		/* refs/peers/<node>/: a peer that pushed for the first time */
+		char *p = xasprintf("%s/%s", o->path, name);
+		add_other(w, p, W_PEER, MASK_REFS);
+		free(p);
+		*what |= WATCH_PEERS;
+	} else if ((ev->mask & IN_ISDIR) && *name && !w->warned_stranger) {
+		w->warned_stranger = true;
+		log_debug("refs/peers/%s/: not a configured peer; "
+			  "ignored (such names are logged once)", name);
+	}
 }
 
 static void handle(struct watch *w, const struct inotify_event *ev,
 		   unsigned *what)
 {
 	const char *name = ev->len ? ev->name : "";
-	bool gone = ev->mask & (IN_DELETE | IN_MOVED_FROM);
-	bool came = ev->mask & (IN_CREATE | IN_MOVED_TO);
-	struct wdir *d;
-	const char *sub;
-	char *folder;
+	size_t v;
 
 	if (ev->mask & IN_Q_OVERFLOW) {
 		log_warn("inotify queue overflow: rescanning everything");
@@ -434,76 +642,35 @@ static void handle(struct watch *w, const struct inotify_event *ev,
 			 WATCH_PEERS;
 		return;
 	}
-	if (!(d = find_wd(w, ev->wd)))
+	if (!wd_get(&w->wds, ev->wd, &v))
 		return;	/* a watch already dropped */
 	if (ev->mask & IN_IGNORED) {
 		/* the kernel dropped it: its directory is gone */
-		if (d->kind == W_SUB || d->kind == W_FOLDER) {
-			worktree_dirty_folder(w->wt, d->folder);
+		if ((v & 3) != S_OTHER) {
+			struct wfolder *f = &w->f[v >> 2];
+			worktree_dirty_folder(w->wt, f->name);
 			*what |= WATCH_CHANGED;
-		} else if (d->kind == W_ROOT) {
-			worktree_dirty_all(w->wt);
-			*what |= WATCH_CHANGED;
-		}
-		drop_row(w, d);
-		return;
-	}
-	switch (d->kind) {
-	case W_ROOT:
-		if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-			log_warn("the Maildir '%s' was moved or deleted",
-				 w->maildir);
-			worktree_dirty_all(w->wt);
-			*what |= WATCH_CHANGED;
+			forget_wd(w, ev->wd, false);
+			/* the folder is gone whole: its row too */
+			if (f->wd[S_DIR] < 0 && f->wd[S_CUR] < 0 &&
+			    f->wd[S_NEW] < 0 && !f->failed)
+				drop_row(w, v >> 2, false);
 			return;
 		}
-		if ((ev->mask & IN_ISDIR) && name[0] == '.' &&
-		    folder_dir_valid(name)) {
-			if (gone)
-				drop_folder(w, name, NULL,
-					    ev->mask & IN_MOVED_FROM);
-			if (came)
-				add_folder(w, name);
-			worktree_dirty_folder(w->wt, name);
-			*what |= WATCH_CHANGED;
-		} else if ((ev->mask & IN_ISDIR) && (sub = sub_of(name))) {
-			if (gone)
-				drop_folder(w, "", sub, ev->mask & IN_MOVED_FROM);
-			if (came)
-				add_sub(w, "", sub);
-			worktree_dirty_folder(w->wt, "");
-			*what |= WATCH_CHANGED;
-		} else if (!strcmp(name, "subscriptions")) {
-			worktree_dirty_root(w->wt);
+		if (w->o[v >> 2].kind == W_ROOT) {
+			worktree_dirty_all(w->wt);
 			*what |= WATCH_CHANGED;
 		}
-		break;
-	case W_FOLDER:
-		folder = d->folder;
-		if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-			worktree_dirty_folder(w->wt, folder);
-			*what |= WATCH_CHANGED;
-		} else if ((ev->mask & IN_ISDIR) && (sub = sub_of(name))) {
-			if (gone)
-				drop_folder(w, folder, sub,
-					    ev->mask & IN_MOVED_FROM);
-			if (came)
-				add_sub(w, folder, sub);
-			worktree_dirty_folder(w->wt, folder);
-			*what |= WATCH_CHANGED;
-		} else if (!strcmp(name, "maildirfolder")) {
-			worktree_dirty_folder(w->wt, folder);
-			*what |= WATCH_CHANGED;
-		}
-		break;
-	case W_SUB:
-		if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-			worktree_dirty_folder(w->wt, d->folder);
-			*what |= WATCH_CHANGED;
-		} else if (*name && maildir_name_valid(name)) {
-			worktree_dirty_name(w->wt, d->folder, d->sub, name);
-			*what |= WATCH_CHANGED;
-		}
+		forget_wd(w, ev->wd, false);
+		return;
+	}
+	if ((v & 3) != S_OTHER) {
+		on_folder(w, ev, name, v >> 2, (int)(v & 3), what);
+		return;
+	}
+	switch (w->o[v >> 2].kind) {
+	case W_ROOT:
+		on_root(w, ev, name, what);
 		break;
 	case W_REFS:
 		if (!strcmp(name, "mail"))
@@ -514,22 +681,10 @@ static void handle(struct watch *w, const struct inotify_event *ev,
 			*what |= WATCH_MAIL | WATCH_PEERS;
 		break;
 	case W_PEERS:
-		/* refs/peers/<node>/: a peer that pushed for the first time */
-		if ((ev->mask & IN_ISDIR) && *name && is_peer(w, name)) {
-			char *p = xasprintf("%s/%s", d->path, name);
-			add(w, p, W_PEER, NULL, NULL, MASK_REFS);
-			free(p);
-			*what |= WATCH_PEERS;
-		} else if ((ev->mask & IN_ISDIR) && *name &&
-			   !w->warned_stranger) {
-			w->warned_stranger = true;
-			log_debug("refs/peers/%s/: not a configured peer; "
-				  "ignored (such names are logged once)", name);
-		}
-		break;
 	case W_PEER:
-		if (!strcmp(name, "mail"))
-			*what |= WATCH_PEERS;
+		on_peers(w, &w->o[v >> 2], ev, name, what);
+		break;
+	default:
 		break;
 	}
 }
@@ -550,6 +705,6 @@ int watch_read(struct watch *w, unsigned *what)
 		return E_FAIL;
 	}
 	if (*what & WATCH_OVERFLOW)
-		watch_sync_folders(w);
+		watch_check(w);
 	return 0;
 }

@@ -12,7 +12,12 @@
  * a name, a whole folder, or everything.  IN_Q_OVERFLOW, a watched
  * directory vanishing or any other doubt marks everything.
  *
- * libinotifytools adds the watches and reads the events; its descriptor
+ * A folder is watched when the worktree is about to look at it whole
+ * (watch_folder(), the worktree's folder function): a start or a full
+ * rescan sets the watches up a slice at a time, each before its folder
+ * is read, and folders folder_limit leaves out are never watched.
+ *
+ * libinotifytools sets inotify up and reads the events; its descriptor
  * is polled by the daemon's loop, and events are read only when poll says
  * so (watch_read never blocks).  A folder that is renamed keeps its
  * kernel watches under the old name, so a folder leaving a name loses its
@@ -53,10 +58,19 @@ int watch_fd(const struct watch *w);
 int watch_read(struct watch *w, unsigned *what);
 
 /*
- * Make sure every folder on disk is watched (after an overflow, at start):
- * adds what is missing.
+ * folder is about to be looked at whole (on_disk) or was found gone:
+ * watch its directory, cur/ and new/ when they are not, or forget them.
+ * A worktree_folder_fn (worktree.h), with w as its data.
  */
-int watch_sync_folders(struct watch *w);
+void watch_folder(struct watch *w, const char *folder, bool on_disk);
+
+/*
+ * Make sure the Maildir root and the repository's directories are
+ * watched (at start, after an overflow, every minute), and mark the
+ * folders the watch limit left without a watch to be looked at whole.
+ * Costs the same for any number of folders but those.
+ */
+int watch_check(struct watch *w);
 
 /*
  * The configured peers' node names (n of them; copied): only their
@@ -70,7 +84,7 @@ int watch_count(const struct watch *w);
 
 /*
  * How many folders have no watch (the inotify watch limit is reached):
- * each call of watch_sync_folders() marks them to be looked at whole.
+ * each call of watch_check() marks them to be looked at whole.
  */
 size_t watch_unwatched(const struct watch *w);
 

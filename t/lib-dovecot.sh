@@ -204,6 +204,18 @@ disk_state() {
 		sed 's|^\./||; s|^\([^.]\)|/\1|; s|^\(\.[^/]*\)/|\1/|' | sort
 }
 
+# LEFT_OUT: an extended regular expression for the disk_state lines of
+# folders folder_limit leaves out (on disk, never committed); the
+# replicated part of the Maildir is the rest
+LEFT_OUT=
+replicated_state() {
+	if [ -n "$LEFT_OUT" ]; then
+		disk_state | grep -v -E "$LEFT_OUT"
+	else
+		disk_state
+	fi
+}
+
 # tree_state [REF]: the tree as the same list, shards left out
 tree_state() {
 	mgit ls-tree -r --name-only "${1:-refs/heads/mail}" |
@@ -219,7 +231,7 @@ syncd_idle() {
 		cur="$(mail_head) $(worktree_head) $(disk_state | md5sum)"
 		if [ "$cur" = "$last" ] &&
 		   [ "$(mail_head)" = "$(worktree_head)" ] &&
-		   [ "$(disk_state)" = "$(tree_state)" ]; then
+		   [ "$(replicated_state)" = "$(tree_state)" ]; then
 			return 0
 		fi
 		last=$cur
