@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -58,6 +59,8 @@
 #include "notify.h"
 #include "peers.h"
 #include "repo.h"
+#include "service.h"
+#include "strbuf.h"
 #include "watch.h"
 #include "worktree.h"
 #include "xalloc.h"
@@ -78,6 +81,8 @@
 #define CLIENTS_MAX 64
 #define UNREADABLE_SHOWN 100	/* file names in a status answer */
 #define CACHE_MAX ((size_t)4 << 20)	/* libgit2's parsed objects */
+#define START_EXTEND 30		/* s more for a start that still moves on */
+#define STATUS_EVERY 10.0	/* STATUS= is looked at again */
 
 static struct {
 	const char *config;
@@ -98,6 +103,8 @@ struct syncd {
 	bool urgent;		/* a sync is due now: do not debounce it */
 	bool slicing;		/* the next slice waits SLICE_GAP */
 	double started;		/* loop_now() at start, until the first sync */
+	bool ready;		/* the first sync has ended: READY=1 sent */
+	struct loop_timer *status_timer;	/* STATUS= (service.h) */
 	git_oid last_mail;
 	struct peers *peers;
 	struct notify *notify;
@@ -175,6 +182,64 @@ static void failed(struct syncd *s, const char *what)
 		s->retry = RETRY_MAX;
 	log_warn("%s failed; trying again in %.1f s", what, s->retry);
 	loop_timer_in(s->sync_timer, s->retry);
+	/* the daemon runs and retries: ready, with what failed in STATUS= */
+	if (s->loop && !s->ready) {
+		char line[160];
+		snprintf(line, sizeof line, "%s failed at start; trying again",
+			 what);
+		service_status(line);
+		service_ready();
+		s->ready = true;
+	}
+}
+
+/*
+ * STATUS= for the service manager (service.h): the local state, then
+ * each peer's lag in seconds, as maildag status --metrics counts it (0
+ * when it holds all our mail, else the time since our last push to it
+ * that worked).
+ */
+static void update_status(struct syncd *s)
+{
+	struct strbuf b = STRBUF_INIT;
+	time_t now = time(NULL);
+	json_t *peers, *pe;
+	size_t i;
+
+	if (!service_managed())
+		return;
+	strbuf_addstr(&b, s->retry ? "sync failing, retrying" :
+			  s->started ? "starting" : "in sync with the Maildir");
+	peers = s->peers ? peers_status(s->peers) : NULL;
+	json_array_foreach(peers, i, pe) {
+		json_t *unpushed = json_object_get(pe, "unpushed");
+		json_t *last = json_object_get(json_object_get(pe, "push"),
+					       "last_ok");
+
+		strbuf_addf(&b, "%s %s: ", i ? "," : ";",
+			    json_string_value(json_object_get(pe, "name")));
+		if (json_is_integer(unpushed) && !json_integer_value(unpushed))
+			strbuf_addstr(&b, "lag 0 s");
+		else if (json_is_integer(last))
+			strbuf_addf(&b, "lag %lld s",
+				    (long long)(now - json_integer_value(last)));
+		else
+			strbuf_addstr(&b, "never pushed");
+		if (json_is_integer(unpushed) && json_integer_value(unpushed))
+			strbuf_addf(&b, " (%lld unpushed)",
+				    (long long)json_integer_value(unpushed));
+	}
+	json_decref(peers);
+	service_status(b.buf);
+	strbuf_release(&b);
+}
+
+static void on_status_timer(void *data)
+{
+	struct syncd *s = data;
+
+	update_status(s);
+	loop_timer_in(s->status_timer, STATUS_EVERY);
 }
 
 /*
@@ -255,6 +320,8 @@ static void sync_now(void *data)
 		repo_unlock(s->repo);
 		log_debug("writer lock held %.0f ms", (loop_now() - locked) * 1000);
 		s->retry = 0;
+		if (s->started)
+			service_extend(START_EXTEND);
 		if (!git_oid_equal(&cr.mail, &s->last_mail)) {
 			git_oid old;
 			git_oid_cpy(&old, &s->last_mail);
@@ -299,6 +366,13 @@ static void sync_now(void *data)
 			 "watching %d directories",
 			 (loop_now() - s->started) * 1000, watch_count(s->watch));
 		s->started = 0;
+		if (!s->ready) {
+			update_status(s);
+			service_ready();
+			s->ready = true;
+		}
+	} else if (s->started) {
+		service_extend(START_EXTEND);
 	}
 	if (!git_oid_equal(&ar.mail, &s->last_mail)) {
 		git_oid old;
@@ -406,6 +480,7 @@ static void on_stop(void *data, int sig)
 	struct syncd *s = data;
 
 	log_info("signal %d: stopping", sig);
+	service_stopping();
 	loop_stop(s->loop);
 }
 
@@ -465,6 +540,7 @@ static void on_hup(void *data, int sig)
 	struct syncd *s = data;
 
 	(void)sig;
+	service_reloading();
 	reload_config(s);
 	log_info("rescanning everything");
 	worktree_dirty_all(s->wt);
@@ -472,6 +548,7 @@ static void on_hup(void *data, int sig)
 	/* a peer watched again may have pushed while it was not */
 	peers_refs_changed(s->peers);
 	schedule_sync(s, loop_now());
+	service_ready();
 }
 
 /* --- the control socket (control.h) ------------------------------------ */
@@ -908,12 +985,18 @@ int main(int argc, char **argv)
 	s.sync_timer = loop_timer_new(s.loop, sync_now, &s);
 	s.check_timer = loop_timer_new(s.loop, check_mail, &s);
 	s.tmp_timer = loop_timer_new(s.loop, clean_tmp, &s);
+	service_init(s.loop);
+	if (service_managed()) {
+		s.status_timer = loop_timer_new(s.loop, on_status_timer, &s);
+		loop_timer_in(s.status_timer, STATUS_EVERY);
+	}
 	loop_timer_in(s.sync_timer, 0);
 	loop_timer_in(s.check_timer, CHECK_EVERY);
 	/* after the first sync has begun: a start has enough to do */
 	loop_timer_in(s.tmp_timer, 1);
 	status = loop_run(s.loop) < 0 ? EX_OSERR : 0;
 done:
+	service_free();
 	peers_free(s.peers);
 	notify_free(s.notify);
 	if (s.control_fd >= 0)
