@@ -676,6 +676,7 @@ static bool client_request(struct client *c, const char *line)
 		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
 		json_object_set_new(a, "peers", peers_status(s->peers));
 		json_object_set_new(a, "unreadable", unreadable_json(s));
+		json_object_set_new(a, "webhooks", notify_status(s->notify));
 		if (watch_unwatched(s->watch))
 			json_object_set_new(a, "unwatched_folders",
 				json_integer((json_int_t)watch_unwatched(s->watch)));
@@ -978,8 +979,18 @@ int main(int argc, char **argv)
 	else
 		loop_add_fd(s.loop, s.control_fd, POLLIN, on_accept, &s);
 	s.peers = peers_new(s.loop, s.repo, s.mb->cfg, want_sync, &s);
-	s.notify = notify_new(s.mb->cfg, s.mb->user);
+	{
+		char *state = xasprintf("%s/maildag/webhooks.json",
+					s.repo->path);
+		git_oid m;
+		s.notify = notify_new(s.mb->cfg, s.mb->user, state);
+		free(state);
+		if (repo_ref_read(&m, s.repo, REF_MAIL) == 0)
+			notify_start(s.notify, &m);
+	}
 	s.notify_timer = loop_timer_new(s.loop, on_notify_timer, &s);
+	/* what a webhook missed while the daemon was down (notify_start) */
+	loop_timer_in(s.notify_timer, 0.1);
 	s.maint_timer = loop_timer_new(s.loop, maintain, &s);
 	loop_timer_in(s.maint_timer, 5);
 	s.sync_timer = loop_timer_new(s.loop, sync_now, &s);
