@@ -980,8 +980,7 @@ int main(int argc, char **argv)
 		loop_add_fd(s.loop, s.control_fd, POLLIN, on_accept, &s);
 	s.peers = peers_new(s.loop, s.repo, s.mb->cfg, want_sync, &s);
 	{
-		char *state = xasprintf("%s/maildag/webhooks.json",
-					s.repo->path);
+		char *state = repo_state_path(s.repo, "webhooks.json");
 		git_oid m;
 		s.notify = notify_new(s.mb->cfg, s.mb->user, state);
 		free(state);
