@@ -34,6 +34,7 @@
 #include "format.h"
 #include "fsutil.h"
 #include "journal.h"
+#include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "merge.h"
@@ -332,99 +333,9 @@ static int parse_msg_path(const char *path, char **folder, const char **sub,
 	return 0;
 }
 
-/* Does folder hold cur/ or new/? */
-static bool folder_there(const char *maildir, const char *folder)
-{
-	bool ok = false;
-
-	for (size_t i = 0; i < 2 && !ok; i++) {
-		char *d = *folder ? xasprintf("%s/%s/%s", maildir, folder, subs[i])
-				  : xasprintf("%s/%s", maildir, subs[i]);
-		ok = is_dir(d);
-		free(d);
-	}
-	return ok;
-}
-
 static bool folder_on_disk(const struct worktree *wt, const char *folder)
 {
-	return folder_there(wt->maildir, folder);
-}
-
-int worktree_disk_folders(char ***out, size_t *n, const char *maildir)
-{
-	struct strvec sv = { 0 };
-	struct dirent *de;
-	DIR *d = opendir(maildir);
-
-	*out = NULL;
-	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 :
-		       log_error("opendir '%s': %s", maildir, strerror(errno));
-	strvec_push(&sv, "");
-	while ((de = readdir(d))) {
-		struct stat st;
-		char *cur, *new;
-		bool ok;
-
-		if (de->d_name[0] != '.' || !folder_dir_valid(de->d_name))
-			continue;
-		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-			continue;
-		cur = xasprintf("%s/%s/cur", maildir, de->d_name);
-		new = xasprintf("%s/%s/new", maildir, de->d_name);
-		ok = (stat(cur, &st) == 0 && S_ISDIR(st.st_mode)) ||
-		     (stat(new, &st) == 0 && S_ISDIR(st.st_mode));
-		free(cur);
-		free(new);
-		if (ok)
-			strvec_push(&sv, de->d_name);
-	}
-	closedir(d);
-	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
-	*out = sv.v;
-	*n = sv.n;
-	return 0;
-}
-
-int worktree_disk_dirs(char ***out, size_t *n, const char *maildir)
-{
-	struct strvec sv = { 0 };
-	struct dirent *de;
-	DIR *d = opendir(maildir);
-
-	*out = NULL;
-	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 :
-		       log_error("opendir '%s': %s", maildir, strerror(errno));
-	strvec_push(&sv, "");
-	while ((de = readdir(d))) {
-		struct stat st;
-
-		if (de->d_name[0] != '.' || !folder_dir_valid(de->d_name))
-			continue;
-		if (de->d_type == DT_UNKNOWN &&
-		    (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		     !S_ISDIR(st.st_mode)))
-			continue;
-		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-			continue;
-		strvec_push(&sv, de->d_name);
-	}
-	closedir(d);
-	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
-	*out = sv.v;
-	*n = sv.n;
-	return 0;
-}
-
-void worktree_folders_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+	return layout_folder_exists(wt->maildir, folder);
 }
 
 /* --- reading trees ------------------------------------------------------ */
@@ -1314,7 +1225,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		sc->subs = -1;
 	}
 
-	if (worktree_disk_dirs(&disk, &ndisk, wt->maildir) < 0 ||
+	if (layout_folder_dirs(&disk, &ndisk, wt->maildir) < 0 ||
 	    tree_folders(&known, sc->r, sc->wtree) < 0) {
 		ret = E_TEMP;
 		goto done;
@@ -1336,7 +1247,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 done:
 	if (ret < 0)
 		sc->temp_error = true;
-	worktree_folders_free(disk, ndisk);
+	layout_folders_free(disk, ndisk);
 	strvec_clear(&known);
 	free(sp);
 	return ret;
@@ -3528,53 +3439,4 @@ done:
 	strmap_clear(&ap.touched_set);
 	strvec_clear(&ap.staged);
 	return ret;
-}
-
-/* --- tmp/ --------------------------------------------------------------- */
-
-void worktree_clean_tmp(const char *maildir, time_t max_age)
-{
-	char **folders;
-	size_t n, pos = 0;
-
-	if (worktree_disk_folders(&folders, &n, maildir) < 0)
-		return;
-	worktree_clean_tmp_some(maildir, folders, n, &pos, max_age, 0);
-	worktree_folders_free(folders, n);
-}
-
-void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
-			     size_t *pos, time_t max_age, double seconds)
-{
-	time_t cutoff = time(NULL) - max_age;
-	double t0 = mono_now();
-
-	for (size_t i = *pos; i < n; i++) {
-		if (seconds && i > *pos && mono_now() - t0 >= seconds) {
-			*pos = i;
-			return;
-		}
-		char *tmp = *folders[i] ? xasprintf("%s/%s/tmp", maildir, folders[i])
-					: xasprintf("%s/tmp", maildir);
-		struct dirent *de;
-		/* a folder's tmp/: beside its cur/ or new/ */
-		DIR *d = folder_there(maildir, folders[i]) ? opendir(tmp) : NULL;
-
-		while (d && (de = readdir(d))) {
-			struct stat st;
-			if (de->d_name[0] == '.')
-				continue;
-			if (fstatat(dirfd(d), de->d_name, &st,
-				    AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
-			    st.st_atime < cutoff &&
-			    unlinkat(dirfd(d), de->d_name, 0) == 0)
-				log_info("removed '%s/%s', older than %ld hours",
-					 tmp, de->d_name, (long)max_age / 3600);
-		}
-		if (d)
-			closedir(d);
-		free(tmp);
-	}
-	*pos = n;
 }
