@@ -27,9 +27,8 @@ const char *layout_sub_name(unsigned sub)
 	return subs[sub & 1];
 }
 
-/* The directory of folder's sub, or of the folder when sub is NULL. */
-static char *folder_path(const char *maildir, const char *folder,
-			 const char *sub)
+char *layout_folder_dir(const char *maildir, const char *folder,
+			const char *sub)
 {
 	if (!sub)
 		return *folder ? xasprintf("%s/%s", maildir, folder)
@@ -45,7 +44,7 @@ bool layout_folder_exists(const char *maildir, const char *folder)
 	bool ok = false;
 
 	for (size_t i = 0; i < 2 && !ok; i++) {
-		char *d = folder_path(maildir, folder, subs[i]);
+		char *d = layout_folder_dir(maildir, folder, subs[i]);
 		ok = is_dir(d);
 		free(d);
 	}
@@ -96,17 +95,17 @@ static int list_root(char ***out, size_t *n, const char *maildir, bool exist)
 	return 0;
 }
 
-int layout_folders(char ***out, size_t *n, const char *maildir)
+int layout_list_folders(char ***out, size_t *n, const char *maildir)
 {
 	return list_root(out, n, maildir, true);
 }
 
-int layout_folder_dirs(char ***out, size_t *n, const char *maildir)
+int layout_list_dirs(char ***out, size_t *n, const char *maildir)
 {
 	return list_root(out, n, maildir, false);
 }
 
-void layout_folders_free(char **v, size_t n)
+void layout_list_free(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
@@ -171,13 +170,22 @@ static int parse_head(struct layout_path *out, const char *path,
 	return 0;
 }
 
-/* Two lowercase hex digits at s, then end (a shard directory) or '/'. */
+bool layout_shard_name(unsigned *out, const char *s, size_t len)
+{
+	if (len != 2 || !hex_is_lower(s, 2))
+		return false;
+	if (out)
+		*out = (unsigned)((s[0] <= '9' ? s[0] - '0' : s[0] - 'a' + 10) * 16 +
+				  (s[1] <= '9' ? s[1] - '0' : s[1] - 'a' + 10));
+	return true;
+}
+
+/* A shard name at s, then end (a shard directory) or '/'. */
 static int parse_shard(struct layout_path *out, const char *s, char end)
 {
-	if (!hex_is_lower(s, 2) || s[2] != end)
+	if (!hex_is_lower(s, 2) || s[2] != end ||
+	    !layout_shard_name(&out->shard, s, 2))
 		return E_INVALID;
-	out->shard = (unsigned)((s[0] <= '9' ? s[0] - '0' : s[0] - 'a' + 10) * 16 +
-				(s[1] <= '9' ? s[1] - '0' : s[1] - 'a' + 10));
 	return 0;
 }
 
@@ -229,7 +237,7 @@ size_t layout_clean_tmp(const char *maildir, const char *folder,
 			time_t max_age)
 {
 	time_t cutoff = time(NULL) - max_age;
-	char *tmp = folder_path(maildir, folder, "tmp");
+	char *tmp = layout_folder_dir(maildir, folder, "tmp");
 	struct dirent *de;
 	size_t n = 0;
 	/* a folder's tmp/: beside its cur/ or new/ */
@@ -275,8 +283,8 @@ void layout_clean_tmp_all(const char *maildir, time_t max_age)
 	char **folders;
 	size_t n, pos = 0;
 
-	if (layout_folders(&folders, &n, maildir) < 0)
+	if (layout_list_folders(&folders, &n, maildir) < 0)
 		return;
 	layout_clean_tmp_some(maildir, folders, n, &pos, max_age, 0);
-	layout_folders_free(folders, n);
+	layout_list_free(folders, n);
 }

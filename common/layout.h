@@ -47,23 +47,30 @@
 
 /* --- folders on disk ------------------------------------------------- */
 
-/* Does folder ("" for INBOX, else ".Name...") exist in maildir? */
+/*
+ * The directory of folder ("" for INBOX, else ".Name...") in maildir, or
+ * of its sub ("cur", "new", "tmp") when sub is not NULL; a new string.
+ */
+char *layout_folder_dir(const char *maildir, const char *folder,
+			const char *sub);
+
+/* Does folder exist in maildir? */
 bool layout_folder_exists(const char *maildir, const char *folder);
 
 /*
- * The folders of maildir, sorted: "" and every folder directory for
- * which layout_folder_exists() holds.  *out is a new array of new
- * strings; free it with layout_folders_free().  0, or < 0 logged (a
- * missing Maildir has no folders and is no error).
+ * The folders of maildir, sorted: "" (always) and every folder
+ * directory for which layout_folder_exists() holds.  *out is a new
+ * array of new strings; free it with layout_list_free().  0, or < 0
+ * logged (a missing Maildir has no folders and is no error).
  */
-int layout_folders(char ***out, size_t *n, const char *maildir);
+int layout_list_folders(char ***out, size_t *n, const char *maildir);
 /*
  * The same from the listing of the root alone: "" and every folder
  * directory, whether or not it holds cur/ or new/ (nothing inside is
  * looked at: one readdir for any number of folders).
  */
-int layout_folder_dirs(char ***out, size_t *n, const char *maildir);
-void layout_folders_free(char **v, size_t n);
+int layout_list_dirs(char ***out, size_t *n, const char *maildir);
+void layout_list_free(char **v, size_t n);
 
 /* --- paths ------------------------------------------------------------ */
 
@@ -86,6 +93,12 @@ struct layout_path {
 	const char *name;	/* the message's file name; NULL for a shard
 				   directory */
 };
+
+/*
+ * Are the len bytes at s a shard name, two lowercase hex digits?  Its
+ * number in *out (when out is not NULL).
+ */
+bool layout_shard_name(unsigned *out, const char *s, size_t len);
 
 /* "cur" for 0, "new" for 1. */
 const char *layout_sub_name(unsigned sub);
@@ -110,13 +123,13 @@ int layout_parse_disk_place(struct layout_path *out, const char *place);
 size_t layout_clean_tmp(const char *maildir, const char *folder,
 			time_t max_age);
 /*
- * The same for folders[*pos] on (as layout_folders() or
- * layout_folder_dirs() gives them), for about seconds (0: all);
+ * The same for folders[*pos] on (as layout_list_folders() or
+ * layout_list_dirs() gives them), for about seconds (0: all);
  * *pos moves past what was done.
  */
 void layout_clean_tmp_some(const char *maildir, char **folders, size_t n,
 			   size_t *pos, time_t max_age, double seconds);
-/* The same for every folder of maildir (layout_folders()), at once. */
+/* The same for every folder of maildir (layout_list_folders()), at once. */
 void layout_clean_tmp_all(const char *maildir, time_t max_age);
 
 #endif

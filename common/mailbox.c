@@ -90,8 +90,7 @@ void mailbox_free(struct mailbox *mb)
 
 char *mailbox_folder_path(const struct mailbox *mb, const char *folder)
 {
-	return *folder ? xasprintf("%s/%s", mb->maildir, folder)
-		       : xstrdup(mb->maildir);
+	return layout_folder_dir(mb->maildir, folder, NULL);
 }
 
 int mailbox_create_folder(const struct mailbox *mb, const char *folder)

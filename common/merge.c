@@ -44,8 +44,8 @@
 
 #include "fnv.h"
 #include "folder.h"
+#include "layout.h"
 #include "log.h"
-#include "mailbox.h"
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
@@ -294,62 +294,33 @@ static char *identity_key(const char *key, size_t len, const git_oid *id)
 
 static void classify(struct leaf *l)
 {
-	const char *p = l->path, *rest, *slash;
-	size_t flen = 0;
+	const char *p = l->path, *slash;
+	struct layout_path lp;
 
 	l->kind = LEAF_OTHER;
-	if (p[0] == '.') {
-		slash = strchr(p, '/');
-		if (!slash)
-			return;
-		flen = (size_t)(slash - p);
-		rest = slash + 1;
-		{
-			char *f = xstrndup(p, flen);
-			bool ok = folder_dir_valid(f);
-			free(f);
-			if (!ok)
-				return;
-		}
-		if (!strcmp(rest, "maildirfolder")) {
-			l->kind = LEAF_MARKER;
-			l->flen = flen;
-			return;
-		}
-	} else {
-		rest = p;
-		if (!strncmp(p, MTIMES_DIR "/", strlen(MTIMES_DIR) + 1)) {
-			const char *x = p + strlen(MTIMES_DIR) + 1;
-			if (strlen(x) == 2 && hex_is_lower(x, 2)) {
-				l->kind = LEAF_MTIMES;
-				l->shard = (unsigned)strtoul(x, NULL, 16);
-			}
-			return;
-		}
-	}
-	if (strncmp(rest, "cur/", 4) && strncmp(rest, "new/", 4))
-		return;
-	if (!hex_is_lower(rest + 4, 2) || rest[6] != '/' || !rest[4] || !rest[5])
-		return;
-	{
-		const char *name = rest + 7;
-		unsigned shard = (unsigned)strtoul((char[3]){ rest[4], rest[5], 0 },
-						   NULL, 16);
-		size_t klen;
-
-		if (strchr(name, '/') || !maildir_name_valid(name))
-			return;
-		klen = maildir_key_len(name);
-		/* a message in the wrong shard is just a file to the merge */
-		if (maildir_shard(name, klen) != shard)
-			return;
+	/* a message in the wrong shard is just a file to the merge */
+	if (layout_parse_tree_path(&lp, p) == 0) {
 		l->kind = LEAF_MESSAGE;
-		l->flen = flen;
-		l->sub = rest[0] == 'c' ? SUB_CUR : SUB_NEW;
-		l->name = name;
-		l->keylen = klen;
-		l->shard = shard;
-		l->bkey = identity_key(name, klen, &l->id);
+		l->flen = lp.folder_len;
+		l->sub = lp.sub ? SUB_NEW : SUB_CUR;
+		l->name = lp.name;
+		l->keylen = maildir_key_len(lp.name);
+		l->shard = lp.shard;
+		l->bkey = identity_key(lp.name, l->keylen, &l->id);
+	} else if (p[0] == '.') {
+		slash = strchr(p, '/');
+		if (slash && !strcmp(slash + 1, "maildirfolder")) {
+			char *f = xstrndup(p, (size_t)(slash - p));
+			if (folder_dir_valid(f)) {
+				l->kind = LEAF_MARKER;
+				l->flen = (size_t)(slash - p);
+			}
+			free(f);
+		}
+	} else if (!strncmp(p, MTIMES_DIR "/", strlen(MTIMES_DIR) + 1)) {
+		const char *x = p + strlen(MTIMES_DIR) + 1;
+		if (layout_shard_name(&l->shard, x, strlen(x)))
+			l->kind = LEAF_MTIMES;
 	}
 }
 
@@ -377,20 +348,9 @@ static int add_leaf(struct mctx *m, const char *path, const git_tree_entry *e,
 /* The shard number of a shard directory path, or -1. */
 static int shard_dir(const char *path)
 {
-	const char *p = path;
+	struct layout_path lp;
 
-	if (*p == '.') {
-		const char *slash = strchr(p, '/');
-		if (!slash)
-			return -1;
-		p = slash + 1;
-	}
-	if (strncmp(p, "cur/", 4) && strncmp(p, "new/", 4))
-		return -1;
-	p += 4;
-	if (strlen(p) != 2 || !hex_is_lower(p, 2))
-		return -1;
-	return (int)strtoul(p, NULL, 16);
+	return layout_parse_shard_dir(&lp, path) < 0 ? -1 : (int)lp.shard;
 }
 
 static int walk(struct mctx *m, int diff, const git_oid *a, const git_oid *b,
@@ -729,10 +689,9 @@ static int lookup_key(struct mctx *m, const char *key)
 {
 	static const char *const subs[] = { "cur", "new" };
 	git_tree *root = NULL;
-	char shard[3];
+	unsigned shard = maildir_shard(key, strlen(key));
 	int ret;
 
-	maildir_shard_hex(shard, key, strlen(key));
 	if ((ret = tree_load(&root, m, m->tree[O])) < 0)
 		return ret;
 	for (size_t i = 0; i < git_tree_entrycount(root) && ret == 0; i++) {
@@ -751,10 +710,7 @@ static int lookup_key(struct mctx *m, const char *key)
 
 			if (inbox && strcmp(fname, subs[k]))
 				continue;
-			if (inbox)
-				strbuf_addf(&p, "%s/%s", subs[k], shard);
-			else
-				strbuf_addf(&p, "%s/%s/%s", fname, subs[k], shard);
+			tree_shard_path(&p, inbox ? "" : fname, subs[k], shard);
 			if (git_tree_entry_bypath(&se, root, p.buf) == 0 &&
 			    git_tree_entry_type(se) == GIT_OBJECT_TREE &&
 			    (ret = tree_load(&st, m, git_tree_entry_id(se))) == 0) {

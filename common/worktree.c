@@ -284,52 +284,23 @@ bool worktree_ignored_name(const char *name)
 static char *disk_dir(const struct worktree *wt, const char *folder,
 		      const char *sub)
 {
-	if (!sub)
-		return *folder ? xasprintf("%s/%s", wt->maildir, folder)
-			       : xstrdup(wt->maildir);
-	return *folder ? xasprintf("%s/%s/%s", wt->maildir, folder, sub)
-		       : xasprintf("%s/%s", wt->maildir, sub);
-}
-
-static void msg_path(struct strbuf *out, const char *folder, const char *sub,
-		     const char *name)
-{
-	char shard[3];
-
-	maildir_shard_hex(shard, name, maildir_key_len(name));
-	if (*folder)
-		strbuf_addf(out, "%s/", folder);
-	strbuf_addf(out, "%s/%s/%s", sub, shard, name);
+	return layout_folder_dir(wt->maildir, folder, sub);
 }
 
 /*
- * Split a tree path "[<folder>/](cur|new)/<xx>/<name>" into new strings;
- * E_INVALID when it is not a message path.
+ * Split a tree path (layout_parse_tree_path) into new strings, sub being
+ * one of subs[]; E_INVALID when it is not a message's path.
  */
 static int parse_msg_path(const char *path, char **folder, const char **sub,
 			  char **name)
 {
-	const char *p = path, *slash;
-	size_t flen = 0;
+	struct layout_path lp;
 
-	if (path[0] == '.') {
-		slash = strchr(path, '/');
-		if (!slash)
-			return E_INVALID;
-		flen = (size_t)(slash - path);
-		p = slash + 1;
-	}
-	if (!strncmp(p, "cur/", 4))
-		*sub = subs[0];
-	else if (!strncmp(p, "new/", 4))
-		*sub = subs[1];
-	else
+	if (layout_parse_tree_path(&lp, path) < 0)
 		return E_INVALID;
-	p += 4;
-	if (strlen(p) < 4 || p[2] != '/' || strchr(p + 3, '/'))
-		return E_INVALID;
-	*folder = xstrndup(path, flen);
-	*name = xstrdup(p + 3);
+	*folder = xstrndup(lp.folder, lp.folder_len);
+	*sub = subs[lp.sub];
+	*name = xstrdup(lp.name);
 	return 0;
 }
 
@@ -1225,7 +1196,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		sc->subs = -1;
 	}
 
-	if (layout_folder_dirs(&disk, &ndisk, wt->maildir) < 0 ||
+	if (layout_list_dirs(&disk, &ndisk, wt->maildir) < 0 ||
 	    tree_folders(&known, sc->r, sc->wtree) < 0) {
 		ret = E_TEMP;
 		goto done;
@@ -1247,7 +1218,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 done:
 	if (ret < 0)
 		sc->temp_error = true;
-	layout_folders_free(disk, ndisk);
+	layout_list_free(disk, ndisk);
 	strvec_clear(&known);
 	free(sp);
 	return ret;
@@ -1640,7 +1611,7 @@ static void add_path(struct update_list *ups, const char *folder,
 {
 	struct strbuf path = STRBUF_INIT;
 
-	msg_path(&path, folder, sub, name);
+	tree_message_path(&path, folder, sub, name);
 	update_list_add(ups, path.buf, oid);
 	strbuf_release(&path);
 }
@@ -1860,9 +1831,7 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 		if (!p || !same_f || p->sub != v[i].sub || p->shard != v[i].shard) {
 			git_tree_free(shard);
 			strbuf_reset(&tp);
-			if (*v[i].f)
-				strbuf_addf(&tp, "%s/", v[i].f);
-			strbuf_addf(&tp, "%s/%02x", v[i].sub, v[i].shard);
+			tree_shard_path(&tp, v[i].f, v[i].sub, v[i].shard);
 			if (subtree_of(&shard, sc->r, scan_root_tree(sc), tp.buf) < 0) {
 				sc->temp_error = true;
 				break;
@@ -1955,7 +1924,7 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 
 		if (f == JOURNAL_FOUND_CLAIMED) {
 			struct strbuf p = STRBUF_INIT;
-			msg_path(&p, a->folder, a->sub, a->name);
+			tree_message_path(&p, a->folder, a->sub, a->name);
 			delivery_record_add(rec, a->folder, p.buf, &a->oid);
 			strbuf_release(&p);
 			strvec_push(claims, "");
@@ -3223,15 +3192,13 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		size_t plen = strlen(c->path);
 
 		if (parse_msg_path(c->path, &folder, &sub, &name) == 0) {
-			if (folder_dir_valid(folder) && maildir_name_valid(name)) {
-				if (c->has_old) {
-					struct ent *e = entv_push(&olds, folder, sub, name);
-					git_oid_cpy(&e->oid, &c->old);
-				}
-				if (c->has_new) {
-					struct ent *e = entv_push(&news, folder, sub, name);
-					git_oid_cpy(&e->oid, &c->new);
-				}
+			if (c->has_old) {
+				struct ent *e = entv_push(&olds, folder, sub, name);
+				git_oid_cpy(&e->oid, &c->old);
+			}
+			if (c->has_new) {
+				struct ent *e = entv_push(&news, folder, sub, name);
+				git_oid_cpy(&e->oid, &c->new);
 			}
 			free(folder);
 			free(name);

@@ -306,13 +306,13 @@ static int scan_folders(struct fsck *f, struct msgs *disk,
 	char **folders;
 	size_t n;
 
-	if (layout_folders(&folders, &n, mb->maildir) < 0)
+	if (layout_list_folders(&folders, &n, mb->maildir) < 0)
 		return E_TEMP;
 	for (size_t i = 0; i < n; i++) {
 		strmap_put(&seen, folders[i], 0);
 		scan_folder(f, disk, mb, folders[i]);
 	}
-	layout_folders_free(folders, n);
+	layout_list_free(folders, n);
 	for (size_t i = 0; i < tree->n; i++) {
 		struct layout_path lp;
 		char *folder;

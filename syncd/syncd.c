@@ -383,7 +383,7 @@ static void clean_tmp(void *data)
 	struct syncd *s = data;
 
 	if (!s->tmp_folders &&
-	    layout_folder_dirs(&s->tmp_folders, &s->tmp_n,
+	    layout_list_dirs(&s->tmp_folders, &s->tmp_n,
 			       s->mb->maildir) < 0) {
 		loop_timer_in(s->tmp_timer, TMP_EVERY);
 		return;
@@ -395,7 +395,7 @@ static void clean_tmp(void *data)
 		loop_timer_in(s->tmp_timer, SLICE_GAP);
 		return;
 	}
-	layout_folders_free(s->tmp_folders, s->tmp_n);
+	layout_list_free(s->tmp_folders, s->tmp_n);
 	s->tmp_folders = NULL;
 	s->tmp_n = s->tmp_pos = 0;
 	loop_timer_in(s->tmp_timer, TMP_EVERY);
@@ -920,7 +920,7 @@ done:
 		control_unlisten(s.control_fd, s.control_path);
 	free(s.control_path);
 	watch_free(s.watch);
-	layout_folders_free(s.tmp_folders, s.tmp_n);
+	layout_list_free(s.tmp_folders, s.tmp_n);
 	loop_free(s.loop);
 	worktree_free(s.wt);
 	repo_free(s.repo);

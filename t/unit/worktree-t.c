@@ -105,7 +105,7 @@ static char *disk_list(void)
 	char **folders, **v = NULL;
 	size_t nf, n = 0, alloc = 0;
 
-	layout_folders(&folders, &nf, maildir);
+	layout_list_folders(&folders, &nf, maildir);
 	for (size_t i = 0; i < nf; i++)
 		for (int s = 0; s < 2; s++) {
 			const char *sub = s ? "new" : "cur";
@@ -125,7 +125,7 @@ static char *disk_list(void)
 				closedir(dh);
 			free(d);
 		}
-	layout_folders_free(folders, nf);
+	layout_list_free(folders, nf);
 	return join_sorted(v, n);
 }
 
