@@ -51,6 +51,7 @@
 #include "mtimes.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "treediff.h"
 #include "xalloc.h"
 
 enum { B = 0, O = 1, T = 2 };		/* base, ours, theirs */
@@ -353,17 +354,67 @@ static int shard_dir(const char *path)
 	return layout_parse_shard_dir(&lp, path) < 0 ? -1 : (int)lp.shard;
 }
 
-static int walk(struct mctx *m, int diff, const git_oid *a, const git_oid *b,
-		struct strbuf *path);
+/* One side's walk against the base (treediff's callbacks). */
+struct mwalk {
+	struct mctx *m;
+	int diff;
+};
 
-/* An entry only one of the two trees has (or a blob against a tree). */
-static int walk_entry(struct mctx *m, int diff, int added,
-		      const git_tree_entry *e, struct strbuf *path)
+static int walk_load(git_tree **out, const git_oid *id, void *data)
 {
-	if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
-		return walk(m, diff, added ? NULL : git_tree_entry_id(e),
-			    added ? git_tree_entry_id(e) : NULL, path);
-	return add_leaf(m, path->buf, e, diff, added);
+	return tree_load(out, ((struct mwalk *)data)->m, id);
+}
+
+/*
+ * A directory where the side differs: on the first pass a shard
+ * directory is noted to be read later (or never), else the directory is
+ * recorded and gone into.
+ */
+static int walk_tree(const char *path, const git_oid *a, const git_oid *b,
+		     void *data)
+{
+	struct mwalk *w = data;
+	struct mctx *m = w->m;
+	struct dirrec *d;
+	int x;
+
+	if (m->defer && (x = shard_dir(path)) >= 0) {
+		struct pending *p;
+		xgrow((void **)&m->pend, &m->apend, m->npend + 1,
+		      sizeof *m->pend);
+		p = &m->pend[m->npend++];
+		p->path = xstrdup(path);
+		p->diff = (unsigned)w->diff;
+		p->shard = (unsigned)x;
+		p->has_a = a != NULL;
+		p->has_b = b != NULL;
+		if (a)
+			git_oid_cpy(&p->ida, a);
+		if (b)
+			git_oid_cpy(&p->idb, b);
+		return 1;
+	}
+	xgrow((void **)&m->dirs, &m->adirs, m->ndirs + 1, sizeof *m->dirs);
+	d = &m->dirs[m->ndirs++];
+	d->path = xstrdup(path);
+	d->diff = (unsigned)w->diff;
+	d->present = b != NULL;
+	if (b)
+		git_oid_cpy(&d->id, b);
+	return 0;
+}
+
+static int walk_leaf(const char *path, const git_tree_entry *a,
+		     const git_tree_entry *b, void *data)
+{
+	struct mwalk *w = data;
+	int ret = 0;
+
+	if (a)
+		ret = add_leaf(w->m, path, a, w->diff, 0);
+	if (b && ret == 0)
+		ret = add_leaf(w->m, path, b, w->diff, 1);
+	return ret;
 }
 
 /*
@@ -373,84 +424,11 @@ static int walk_entry(struct mctx *m, int diff, int added,
 static int walk(struct mctx *m, int diff, const git_oid *a, const git_oid *b,
 		struct strbuf *path)
 {
-	git_tree *ta = NULL, *tb = NULL;
-	size_t i = 0, j = 0, na, nb, plen = path->len;
-	int ret = 0;
+	static const struct treediff_ops ops = { walk_load, walk_tree,
+						 walk_leaf };
+	struct mwalk w = { m, diff };
 
-	if (a && b && git_oid_equal(a, b))
-		return 0;
-	if (m->defer && plen) {
-		int x = shard_dir(path->buf);
-		if (x >= 0) {
-			struct pending *p;
-			xgrow((void **)&m->pend, &m->apend, m->npend + 1,
-			      sizeof *m->pend);
-			p = &m->pend[m->npend++];
-			p->path = xstrdup(path->buf);
-			p->diff = (unsigned)diff;
-			p->shard = (unsigned)x;
-			p->has_a = a != NULL;
-			p->has_b = b != NULL;
-			if (a)
-				git_oid_cpy(&p->ida, a);
-			if (b)
-				git_oid_cpy(&p->idb, b);
-			return 0;
-		}
-	}
-	if (plen) {
-		struct dirrec *d;
-		xgrow((void **)&m->dirs, &m->adirs, m->ndirs + 1, sizeof *m->dirs);
-		d = &m->dirs[m->ndirs++];
-		d->path = xstrdup(path->buf);
-		d->diff = (unsigned)diff;
-		d->present = b != NULL;
-		if (b)
-			git_oid_cpy(&d->id, b);
-	}
-	if ((a && (ret = tree_load(&ta, m, a)) < 0) ||
-	    (b && (ret = tree_load(&tb, m, b)) < 0))
-		goto done;
-	na = ta ? git_tree_entrycount(ta) : 0;
-	nb = tb ? git_tree_entrycount(tb) : 0;
-	while (ret == 0 && (i < na || j < nb)) {
-		const git_tree_entry *ea = i < na ? git_tree_entry_byindex(ta, i) : NULL;
-		const git_tree_entry *eb = j < nb ? git_tree_entry_byindex(tb, j) : NULL;
-		/* trees sort as "name/": the order git keeps entries in */
-		int c = !ea ? 1 : !eb ? -1 : git_tree_entry_cmp(ea, eb);
-
-		strbuf_setlen(path, plen);
-		if (plen)
-			strbuf_addch(path, '/');
-		strbuf_addstr(path, git_tree_entry_name(c <= 0 ? ea : eb));
-		if (c < 0) {
-			i++;
-			ret = walk_entry(m, diff, 0, ea, path);
-		} else if (c > 0) {
-			j++;
-			ret = walk_entry(m, diff, 1, eb, path);
-		} else {
-			i++;
-			j++;
-			if (git_oid_equal(git_tree_entry_id(ea), git_tree_entry_id(eb)) &&
-			    git_tree_entry_filemode(ea) == git_tree_entry_filemode(eb))
-				continue;
-			if (git_tree_entry_type(ea) == GIT_OBJECT_TREE &&
-			    git_tree_entry_type(eb) == GIT_OBJECT_TREE) {
-				ret = walk(m, diff, git_tree_entry_id(ea),
-					   git_tree_entry_id(eb), path);
-			} else {
-				ret = walk_entry(m, diff, 0, ea, path);
-				if (ret == 0)
-					ret = walk_entry(m, diff, 1, eb, path);
-			}
-		}
-	}
-	strbuf_setlen(path, plen);
-done:
-	git_tree_free(ta);
-	git_tree_free(tb);
-	return ret;
+	return treediff(m->r, a, b, path, &ops, &w);
 }
 
 /*

@@ -41,6 +41,7 @@
 #include "mtimes.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "treediff.h"
 #include "worktree.h"
 #include "xalloc.h"
 
@@ -2316,85 +2317,27 @@ static void dchv_clear(struct dchv *d)
 	memset(d, 0, sizeof *d);
 }
 
-static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
-		     struct strbuf *prefix, struct dchv *out);
-
-/* Every blob under tree id as added (side 1) or removed (side 0). */
-static int diff_one(struct repo *r, const git_oid *id, int side,
-		    struct strbuf *prefix, struct dchv *out)
+static int diff_leaf(const char *path, const git_tree_entry *a,
+		     const git_tree_entry *b, void *data)
 {
-	return side ? diff_walk(r, NULL, id, prefix, out)
-		    : diff_walk(r, id, NULL, prefix, out);
+	/* a mode alone changed: nothing to apply to a file */
+	if (a && b && git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)))
+		return 0;
+	dchv_push(data, path, a ? git_tree_entry_id(a) : NULL,
+		  b ? git_tree_entry_id(b) : NULL);
+	return 0;
 }
 
 /*
  * The blobs that differ between trees a and b (either may be NULL: the
- * empty tree).  Subtrees with equal ids are never read, so the cost is
- * that of the changed shards.
+ * empty tree), through treediff: the cost is that of the changed shards.
  */
 static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
 		     struct strbuf *prefix, struct dchv *out)
 {
-	git_tree *ta = NULL, *tb = NULL;
-	size_t plen = prefix->len;
-	int ret = 0;
+	static const struct treediff_ops ops = { NULL, NULL, diff_leaf };
 
-	if ((a && git_tree_lookup(&ta, r->git, a) < 0) ||
-	    (b && git_tree_lookup(&tb, r->git, b) < 0)) {
-		ret = log_error("read tree: %s", repo_git_error());
-		goto done;
-	}
-	for (size_t i = 0; ta && i < git_tree_entrycount(ta) && !ret; i++) {
-		const git_tree_entry *ea = git_tree_entry_byindex(ta, i);
-		const char *name = git_tree_entry_name(ea);
-		const git_tree_entry *eb = tb ? git_tree_entry_byname(tb, name) : NULL;
-		bool at = git_tree_entry_type(ea) == GIT_OBJECT_TREE;
-		bool bt = eb && git_tree_entry_type(eb) == GIT_OBJECT_TREE;
-
-		if (eb && at == bt &&
-		    git_oid_equal(git_tree_entry_id(ea), git_tree_entry_id(eb)))
-			continue;
-		strbuf_setlen(prefix, plen);
-		strbuf_addf(prefix, "%s%s", plen ? "/" : "", name);
-		if (at && bt)
-			ret = diff_walk(r, git_tree_entry_id(ea),
-					git_tree_entry_id(eb), prefix, out);
-		else if (!at && eb && !bt)
-			dchv_push(out, prefix->buf, git_tree_entry_id(ea),
-				  git_tree_entry_id(eb));
-		else {
-			if (at)
-				ret = diff_one(r, git_tree_entry_id(ea), 0,
-					       prefix, out);
-			else
-				dchv_push(out, prefix->buf,
-					  git_tree_entry_id(ea), NULL);
-			if (eb && !ret && bt)
-				ret = diff_one(r, git_tree_entry_id(eb), 1,
-					       prefix, out);
-			else if (eb && !ret)
-				dchv_push(out, prefix->buf, NULL,
-					  git_tree_entry_id(eb));
-		}
-	}
-	for (size_t i = 0; tb && i < git_tree_entrycount(tb) && !ret; i++) {
-		const git_tree_entry *eb = git_tree_entry_byindex(tb, i);
-		const char *name = git_tree_entry_name(eb);
-
-		if (ta && git_tree_entry_byname(ta, name))
-			continue;
-		strbuf_setlen(prefix, plen);
-		strbuf_addf(prefix, "%s%s", plen ? "/" : "", name);
-		if (git_tree_entry_type(eb) == GIT_OBJECT_TREE)
-			ret = diff_one(r, git_tree_entry_id(eb), 1, prefix, out);
-		else
-			dchv_push(out, prefix->buf, NULL, git_tree_entry_id(eb));
-	}
-done:
-	strbuf_setlen(prefix, plen);
-	git_tree_free(ta);
-	git_tree_free(tb);
-	return ret;
+	return treediff(r, a, b, prefix, &ops, out);
 }
 
 /*
