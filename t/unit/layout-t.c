@@ -177,6 +177,18 @@ static bool exists(const char *root, const char *rel)
 	return r;
 }
 
+/* v (freed here) as "[a][b]..." is want. */
+static void is_list(char **v, size_t n, const char *want, const char *what)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(&sb, "[%s]", v[i]);
+	is_str(sb.buf, want, "%s", what);
+	strbuf_release(&sb);
+	layout_list_free(v, n);
+}
+
 static void test_disk(void)
 {
 	char tmpl[] = "/tmp/layout-t.XXXXXX";
@@ -214,25 +226,11 @@ static void test_disk(void)
 	ok(layout_folder_exists(md, ".Link"), "a link to a folder: named, one");
 
 	is_int(layout_list_folders(&v, &n, md), 0, "list the folders");
-	{
-		struct strbuf sb = STRBUF_INIT;
-		for (size_t i = 0; i < n; i++)
-			strbuf_addf(&sb, "[%s]", v[i]);
-		is_str(sb.buf, "[][.Both][.OnlyCur][.OnlyNew]",
-		       "the folders: no tmp/-only, empty, invalid, file or link");
-		strbuf_release(&sb);
-	}
-	layout_list_free(v, n);
+	is_list(v, n, "[][.Both][.OnlyCur][.OnlyNew]",
+		"the folders: no tmp/-only, empty, invalid, file or link");
 	is_int(layout_list_dirs(&v, &n, md), 0, "list the folder directories");
-	{
-		struct strbuf sb = STRBUF_INIT;
-		for (size_t i = 0; i < n; i++)
-			strbuf_addf(&sb, "[%s]", v[i]);
-		is_str(sb.buf, "[][.Both][.Empty][.OnlyCur][.OnlyNew][.TmpOnly]",
-		       "the directories: valid names, no file, no link");
-		strbuf_release(&sb);
-	}
-	layout_list_free(v, n);
+	is_list(v, n, "[][.Both][.Empty][.OnlyCur][.OnlyNew][.TmpOnly]",
+		"the directories: valid names, no file, no link");
 	{
 		char *gone = xasprintf("%s/missing", md);
 		is_int(layout_list_folders(&v, &n, gone), 0, "no Maildir: no error");
