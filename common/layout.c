@@ -170,13 +170,17 @@ static int parse_head(struct layout_path *out, const char *path,
 	return 0;
 }
 
+static unsigned hex_value(char c)
+{
+	return (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
+}
+
 bool layout_shard_name(unsigned *out, const char *s, size_t len)
 {
 	if (len != 2 || !hex_is_lower(s, 2))
 		return false;
 	if (out)
-		*out = (unsigned)((s[0] <= '9' ? s[0] - '0' : s[0] - 'a' + 10) * 16 +
-				  (s[1] <= '9' ? s[1] - '0' : s[1] - 'a' + 10));
+		*out = hex_value(s[0]) * 16 + hex_value(s[1]);
 	return true;
 }
 

@@ -57,10 +57,13 @@ static int walk(struct walk *w, const git_oid *a, const git_oid *b,
 	na = ta ? git_tree_entrycount(ta) : 0;
 	nb = tb ? git_tree_entrycount(tb) : 0;
 	while (ret == 0 && (i < na || j < nb)) {
-		const git_tree_entry *ea = i < na ? git_tree_entry_byindex(ta, i) : NULL;
-		const git_tree_entry *eb = j < nb ? git_tree_entry_byindex(tb, j) : NULL;
+		const git_tree_entry *ea = i < na ? git_tree_entry_byindex(ta, i)
+						  : NULL;
+		const git_tree_entry *eb = j < nb ? git_tree_entry_byindex(tb, j)
+						  : NULL;
 		/* trees sort as "name/": the order git keeps entries in */
 		int c = !ea ? 1 : !eb ? -1 : git_tree_entry_cmp(ea, eb);
+		const git_oid *ida, *idb;
 		bool at, bt;
 
 		strbuf_setlen(path, plen);
@@ -79,14 +82,15 @@ static int walk(struct walk *w, const git_oid *a, const git_oid *b,
 		}
 		i++;
 		j++;
-		if (git_oid_equal(git_tree_entry_id(ea), git_tree_entry_id(eb)) &&
+		ida = git_tree_entry_id(ea);
+		idb = git_tree_entry_id(eb);
+		if (git_oid_equal(ida, idb) &&
 		    git_tree_entry_filemode(ea) == git_tree_entry_filemode(eb))
 			continue;
 		at = git_tree_entry_type(ea) == GIT_OBJECT_TREE;
 		bt = git_tree_entry_type(eb) == GIT_OBJECT_TREE;
 		if (at && bt) {
-			ret = walk(w, git_tree_entry_id(ea), git_tree_entry_id(eb),
-				   path);
+			ret = walk(w, ida, idb, path);
 		} else if (!at && !bt) {
 			ret = w->ops->leaf(path->buf, ea, eb, w->data);
 		} else {

@@ -38,7 +38,7 @@ typedef int treediff_leaf_fn(const char *path, const git_tree_entry *a,
 			     const git_tree_entry *b, void *data);
 
 struct treediff_ops {
-	treediff_load_fn *load;	/* NULL: git_tree_lookup in the repository */
+	treediff_load_fn *load;	/* NULL: git_tree_lookup in r */
 	treediff_tree_fn *tree;	/* NULL: go into every subtree */
 	treediff_leaf_fn *leaf;
 };

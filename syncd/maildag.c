@@ -222,7 +222,8 @@ static void describe_message(struct strbuf *out, struct repo *r,
 
 	if (layout_parse_tree_path(&lp, p) == 0)
 		folder = xstrndup(lp.folder, lp.folder_len);
-	strbuf_addf(out, "delivered to %s", folder_display(folder ? folder : ""));
+	strbuf_addf(out, "delivered to %s",
+		    folder_display(folder ? folder : ""));
 	free(folder);
 	free(p);
 	if (git_oid_fromstrn(&id, hex, GIT_OID_HEXSZ) < 0 ||

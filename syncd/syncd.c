@@ -384,7 +384,7 @@ static void clean_tmp(void *data)
 
 	if (!s->tmp_folders &&
 	    layout_list_dirs(&s->tmp_folders, &s->tmp_n,
-			       s->mb->maildir) < 0) {
+			     s->mb->maildir) < 0) {
 		loop_timer_in(s->tmp_timer, TMP_EVERY);
 		return;
 	}
