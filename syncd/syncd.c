@@ -51,6 +51,7 @@
 #include "control.h"
 #include "format.h"
 #include "fsutil.h"
+#include "layout.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
@@ -76,7 +77,6 @@
 #define TMP_EVERY 3600.0
 #define MAINT_EVERY 300.0	/* look at the loose objects */
 #define TMP_OBJ_MAX_AGE 3600	/* a killed transfer's temporary files */
-#define TMP_MAX_AGE (36 * 3600)
 #define CLIENT_LINE_MAX 65536	/* a control request longer is refused */
 #define CLIENTS_MAX 64
 #define UNREADABLE_SHOWN 100	/* file names in a status answer */
@@ -457,19 +457,19 @@ static void clean_tmp(void *data)
 	struct syncd *s = data;
 
 	if (!s->tmp_folders &&
-	    worktree_disk_dirs(&s->tmp_folders, &s->tmp_n,
-			       s->mb->maildir) < 0) {
+	    layout_list_dirs(&s->tmp_folders, &s->tmp_n,
+			     s->mb->maildir) < 0) {
 		loop_timer_in(s->tmp_timer, TMP_EVERY);
 		return;
 	}
 	s->tmp_pos = s->tmp_pos < s->tmp_n ? s->tmp_pos : 0;
-	worktree_clean_tmp_some(s->mb->maildir, s->tmp_folders, s->tmp_n,
-				&s->tmp_pos, TMP_MAX_AGE, SLICE / 2);
+	layout_clean_tmp_some(s->mb->maildir, s->tmp_folders, s->tmp_n,
+			      &s->tmp_pos, LAYOUT_TMP_MAX_AGE, SLICE / 2);
 	if (s->tmp_pos < s->tmp_n) {
 		loop_timer_in(s->tmp_timer, SLICE_GAP);
 		return;
 	}
-	worktree_folders_free(s->tmp_folders, s->tmp_n);
+	layout_list_free(s->tmp_folders, s->tmp_n);
 	s->tmp_folders = NULL;
 	s->tmp_n = s->tmp_pos = 0;
 	loop_timer_in(s->tmp_timer, TMP_EVERY);
@@ -923,7 +923,7 @@ static int run_once(struct syncd *s)
 			r = worktree_apply(s->wt, APPLY_SLICE, &ar);
 	} while (r == 0 && ar.more);
 	repo_unlock(s->repo);
-	worktree_clean_tmp(s->mb->maildir, TMP_MAX_AGE);
+	layout_clean_tmp_all(s->mb->maildir, LAYOUT_TMP_MAX_AGE);
 	return r < 0 ? EX_TEMPFAIL : 0;
 }
 
@@ -1013,7 +1013,7 @@ done:
 		control_unlisten(s.control_fd, s.control_path);
 	free(s.control_path);
 	watch_free(s.watch);
-	worktree_folders_free(s.tmp_folders, s.tmp_n);
+	layout_list_free(s.tmp_folders, s.tmp_n);
 	loop_free(s.loop);
 	worktree_free(s.wt);
 	repo_free(s.repo);
