@@ -286,7 +286,7 @@ static void print_webhooks(json_t *list, time_t now)
 		long long fails = time_of(w, "failures"), next;
 		struct strbuf sb = STRBUF_INIT;
 
-		if (json_is_true(json_object_get(w, "pending")) && fails > 0) {
+		if (json_is_true(json_object_get(w, "untold")) && fails > 0) {
 			next = time_of(w, "next_try");
 			strbuf_addf(&sb, "webhook %s: %lld failure%s in a row, "
 				    "last: %s; changes since %.10s not told; "

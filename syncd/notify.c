@@ -880,7 +880,7 @@ json_t *notify_status(const struct notify *n)
 		json_t *o = json_object();
 
 		json_object_set_new(o, "url", json_string(w->shown));
-		json_object_set_new(o, "pending", json_boolean(w->r.pending));
+		json_object_set_new(o, "untold", json_boolean(w->r.pending));
 		json_object_set_new(o, "from", w->r.pending && w->r.old[0] ?
 				    json_string(w->r.old) : json_null());
 		json_object_set_new(o, "acked", w->acked[0] ?

@@ -89,9 +89,10 @@ struct notify *notify_new(const struct config *cfg, const char *user,
  */
 void notify_start(struct notify *n, const git_oid *mail);
 /*
- * Each webhook's state, for maildag status: url (as logged), pending,
- * from (the first change not acknowledged), acked, failures, last_ok,
- * last_error, error_at, next_try (seconds since the epoch, or null).
+ * Each webhook's state, for maildag status: url (as logged), untold
+ * (whether changes wait to be told), from (the first change not
+ * acknowledged), acked, failures, last_ok, last_error, error_at,
+ * next_try (seconds since the epoch, or null).
  */
 json_t *notify_status(const struct notify *n);
 /* Kills a running child (and its group) and reaps it; NULL is a no-op. */

@@ -482,7 +482,7 @@ static bool all_told(struct notify *n)
 	bool all = true;
 
 	json_array_foreach(st, i, w)
-		all = all && !json_is_true(json_object_get(w, "pending"));
+		all = all && !json_is_true(json_object_get(w, "untold"));
 	json_decref(st);
 	return all;
 }
