@@ -51,6 +51,16 @@ bool layout_folder_exists(const char *maildir, const char *folder)
 	return ok;
 }
 
+bool layout_dir_exists(const char *maildir, const char *folder)
+{
+	char *d = layout_folder_dir(maildir, folder, NULL);
+	struct stat st;
+	bool ok = lstat(d, &st) == 0 && S_ISDIR(st.st_mode);
+
+	free(d);
+	return ok;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

@@ -56,6 +56,11 @@ char *layout_folder_dir(const char *maildir, const char *folder,
 
 /* Does folder exist in maildir? */
 bool layout_folder_exists(const char *maildir, const char *folder);
+/*
+ * Is folder's directory there, a directory itself (not a symbolic link),
+ * whether or not it is a folder yet?
+ */
+bool layout_dir_exists(const char *maildir, const char *folder);
 
 /*
  * The folders of maildir, sorted: "" (always) and every folder

@@ -1104,6 +1104,14 @@ static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder,
 		if (known < 0 || held < 0)
 			return E_TEMP;
 		if (!held && !disk) {
+			/*
+			 * A folder directory without cur/ or new/ (yet): its
+			 * directory is watched, so that the cur/ or new/
+			 * that makes it a folder is seen when it comes.
+			 */
+			if (wt->folder_fn && layout_dir_exists(wt->maildir,
+							       folder))
+				wt->folder_fn(wt->folder_data, folder, true);
 			/* nothing here; maybe a folder left out went away */
 			if (wt->left_out && !in_pass)
 				worktree_dirty_root(wt);

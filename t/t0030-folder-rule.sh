@@ -78,7 +78,20 @@ test_expect_success 'maildag-syncd: a folder whose last of cur/ and new/ goes is
 	test -d "$MAILDIR/.OnlyNew2" &&
 	as_user rmdir "$MAILDIR/.Both2/new" &&
 	syncd_idle &&
+	test "$(tree_folders)" = ".Both .Both2 .OnlyCur .OnlyCur2 .OnlyNew "
+'
+
+test_expect_success 'maildag-syncd: a folder directory that gets its cur/ later becomes a folder then' '
+	folder Late tmp &&
+	# a message in INBOX after it: once that is committed, the daemon
+	# has read the event of .Late too (one inotify queue, in order)
+	test_message barrier >msg &&
+	as_user cp msg "$MAILDIR/cur/1700000020.M1P1.barrier:2," &&
+	wait_for "mgit ls-tree -r --name-only refs/heads/mail | grep -q barrier" &&
 	test "$(tree_folders)" = ".Both .Both2 .OnlyCur .OnlyCur2 .OnlyNew " &&
+	as_user mkdir "$MAILDIR/.Late/cur" &&
+	wait_for "mgit ls-tree --name-only refs/heads/mail | grep -q \"^\.Late\$\"" &&
+	syncd_idle &&
 	syncd_stop
 '
 
@@ -94,7 +107,7 @@ test_expect_success 'maildag-lda delivers into a folder by the same rule' '
 	test_message lda-3 | as_user maildag-lda -m TmpOnly &&
 	test "$(ls "$MAILDIR/new" | wc -l)" = 1 &&
 	! test -e "$MAILDIR/.TmpOnly/cur" && ! test -e "$MAILDIR/.TmpOnly/new" &&
-	test "$(tree_folders)" = ".Both .Both2 .OnlyCur .OnlyCur2 .OnlyNew " &&
+	test "$(tree_folders)" = ".Both .Both2 .Late .OnlyCur .OnlyCur2 .OnlyNew " &&
 	fsck_clean
 '
 
