@@ -147,17 +147,45 @@ bool control_peer_ok(int fd, uid_t uid)
 	return true;
 }
 
-/* Fill sa for path; E_FAIL, logged, when it does not fit. */
-static int socket_address(struct sockaddr_un *sa, const char *path)
+/*
+ * Fill sa for path.  A path too long for sun_path (a deep repository
+ * holds the socket when no runtime directory does) is reached through
+ * its directory, opened as *dirfd: "/proc/self/fd/<n>/control"; the
+ * caller closes *dirfd (-1 when none) once it has bound or connected.
+ * E_FAIL, logged, when even that does not fit or the directory is not
+ * there.
+ */
+static int socket_address(struct sockaddr_un *sa, const char *path,
+			  int *dirfd)
 {
 	size_t len = strlen(path);
+	const char *slash = strrchr(path, '/');
 
+	*dirfd = -1;
 	memset(sa, 0, sizeof *sa);
 	sa->sun_family = AF_UNIX;
-	if (len >= sizeof sa->sun_path)
-		return log_error("socket path '%s' is too long", path);
-	memcpy(sa->sun_path, path, len + 1);
-	return 0;
+	if (len < sizeof sa->sun_path) {
+		memcpy(sa->sun_path, path, len + 1);
+		return 0;
+	}
+	if (slash && slash != path) {
+		char *dir = xstrndup(path, (size_t)(slash - path));
+		int n;
+
+		*dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		free(dir);
+		if (*dirfd < 0)
+			return errno == ENOENT ? -ENOENT :
+			       log_error("socket path '%s': %s", path,
+					 strerror(errno));
+		n = snprintf(sa->sun_path, sizeof sa->sun_path,
+			     "/proc/self/fd/%d/%s", *dirfd, slash + 1);
+		if (n > 0 && (size_t)n < sizeof sa->sun_path)
+			return 0;
+		close(*dirfd);
+		*dirfd = -1;
+	}
+	return log_error("socket path '%s' is too long", path);
 }
 
 /*
@@ -167,16 +195,22 @@ static int socket_address(struct sockaddr_un *sa, const char *path)
 static int connect_path(const char *path, int tries)
 {
 	struct sockaddr_un sa;
-	int fd, e;
+	int fd, e, dirfd, r;
 
-	if (socket_address(&sa, path) < 0)
-		return -ENAMETOOLONG;
+	if ((r = socket_address(&sa, path, &dirfd)) < 0)
+		return r == -ENOENT ? -ENOENT : -ENAMETOOLONG;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		e = errno;
+		if (dirfd >= 0)
+			close(dirfd);
+		return -e;
+	}
 	for (int i = 0;; i++) {
-		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-			return fd;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			e = 0;
+			break;
+		}
 		e = errno;
 		if (e == EINTR)
 			continue;
@@ -186,9 +220,14 @@ static int connect_path(const char *path, int tries)
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		close(fd);
-		return -e;
+		break;
 	}
+	if (dirfd >= 0)
+		close(dirfd);
+	if (!e)
+		return fd;
+	close(fd);
+	return -e;
 }
 
 /* --- the client ------------------------------------------------------- */
@@ -450,15 +489,15 @@ int control_listen(const struct mailbox *mb, char **path_out)
 {
 	char *path = control_socket_path(mb), *dir, *lock = NULL;
 	struct sockaddr_un sa;
-	int lfd = -1, fd = -1, r;
+	int lfd = -1, fd = -1, dirfd = -1, r;
 
 	*path_out = NULL;
-	if ((r = socket_address(&sa, path)) < 0)
-		goto done;
 	dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
 	r = own_dir(dir, mb->uid);
 	free(dir);
 	if (r < 0)
+		goto done;
+	if ((r = socket_address(&sa, path, &dirfd)) < 0)
 		goto done;
 	/* check and bind as one step against a second daemon starting */
 	lock = xasprintf("%s.lock", path);
@@ -496,6 +535,8 @@ int control_listen(const struct mailbox *mb, char **path_out)
 	r = fd;
 	fd = -1;
 done:
+	if (dirfd >= 0)
+		close(dirfd);
 	if (fd >= 0)
 		close(fd);
 	/* the lock file stays: removing it would let a third one race */
