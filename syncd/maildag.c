@@ -28,6 +28,7 @@
 #include "folder.h"
 #include "format.h"
 #include "fsutil.h"
+#include "header.h"
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
@@ -164,52 +165,6 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb)
 }
 
 /* --- log -------------------------------------------------------------- */
-
-/*
- * The value of header name in the first 64 KiB of a message, unfolded,
- * control characters replaced, cut to max bytes; "" if absent.
- */
-static void header_value(struct strbuf *out, const char *msg, size_t len,
-			 const char *name, size_t max)
-{
-	size_t nlen = strlen(name);
-	const char *p = msg, *end = msg + (len < 65536 ? len : 65536);
-
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			eol = end;
-		if (eol == p || (eol == p + 1 && *p == '\r'))
-			break;	/* end of the header */
-		if ((size_t)(eol - p) > nlen && !strncasecmp(p, name, nlen) &&
-		    p[nlen] == ':') {
-			const char *v = p + nlen + 1;
-			for (;;) {
-				for (; v < eol && out->len < max; v++) {
-					unsigned char c = (unsigned char)*v;
-					if (c == '\r')
-						continue;
-					strbuf_addch(out, c < 0x20 || c == 0x7f ? ' ' : c);
-				}
-				/* continuation lines start with white space */
-				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t')) {
-					v = eol + 1;
-					eol = memchr(v, '\n', (size_t)(end - v));
-					if (!eol)
-						eol = end;
-					continue;
-				}
-				break;
-			}
-			while (out->len && out->buf[0] == ' ') {
-				memmove(out->buf, out->buf + 1, out->len);
-				out->len--;
-			}
-			return;
-		}
-		p = eol + 1;
-	}
-}
 
 /* "delivered to FOLDER: from ..., "subject", N bytes" for one message */
 static void describe_message(struct strbuf *out, struct repo *r,
