@@ -192,9 +192,9 @@ static void diff_roots(struct repo *r, const git_tree *a, const git_tree *b,
 			if (pass && y && git_tree_entry_byname(y, name))
 				continue;	/* done from the parent's side */
 			if (!pass && (!y || !git_tree_entry_byname(y, name))) {
-				xgrow((void **)&c->folders_gone, &c->nfolders_gone,
-				      c->nfolders_gone + 1, sizeof *c->folders_gone);
-				c->folders_gone[c->nfolders_gone - 1] = xstrdup(name);
+				c->folders_gone = xrealloc(c->folders_gone,
+					(c->nfolders_gone + 1) * sizeof *c->folders_gone);
+				c->folders_gone[c->nfolders_gone++] = xstrdup(name);
 			}
 			fa = sub_tree(r, a, name);
 			fb = sub_tree(r, b, name);
@@ -683,6 +683,26 @@ static int find_in_change(const struct change *c, void *data)
 	return ret;
 }
 
+int expunged_of_change(struct repo *r, const struct change *c,
+		       const struct expunged_filter *f, expunged_fn *fn,
+		       void *data)
+{
+	struct expunged_filter all;
+	struct find fd = { r, f, fn, data, STRMAP_INIT, STRMAP_INIT, 0 };
+	struct change copy = *c;
+	int ret;
+
+	if (!f) {
+		expunged_filter_init(&all);
+		fd.f = &all;
+	}
+	/* the same pass as the walk's, with nothing present nor seen */
+	copy.time = LLONG_MIN;
+	ret = find_in_change(&copy, &fd);
+	strmap_clear(&fd.seen);
+	return ret == 1 && fd.f->max ? 0 : ret;
+}
+
 int expunged_find(struct repo *r, const struct expunged_filter *f,
 		  expunged_fn *fn, void *data)
 {
@@ -762,6 +782,48 @@ int expunged_in_snapshot(struct repo *r, const char *commit,
 	mtcache_release(&s.mc);
 	strmap_clear(&s.fd.present);
 	return ret == 1 && f->max ? 0 : ret;
+}
+
+int expunged_subscriptions(char ***out, struct repo *r, const char *commit)
+{
+	git_oid id, tree, blob_id;
+	git_blob *blob = NULL;
+	size_t n = 0;
+	const char *p, *end;
+	int x;
+
+	*out = xcalloc(1, sizeof **out);
+	if (git_oid_fromstr(&id, commit) < 0 ||
+	    repo_commit_tree(&tree, r, &id) < 0)
+		return log_error("cannot read commit '%s'", commit);
+	x = repo_tree_lookup(&blob_id, r, &tree, "subscriptions");
+	if (x == E_NOTFOUND)
+		return 0;
+	if (x < 0 || git_blob_lookup(&blob, r->git, &blob_id) < 0)
+		return log_error("read the subscriptions of %.12s: %s", commit,
+				 repo_git_error());
+	p = git_blob_rawcontent(blob);
+	end = p + git_blob_rawsize(blob);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (len) {
+			*out = xrealloc(*out, (n + 2) * sizeof **out);
+			(*out)[n++] = xstrndup(p, len);
+			(*out)[n] = NULL;
+		}
+		p += len + 1;
+	}
+	git_blob_free(blob);
+	return 0;
+}
+
+void expunged_lines_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
 }
 
 int expunged_snapshot_at(char out[CHANGE_HEX], struct repo *r, long long when)

@@ -162,6 +162,22 @@ int expunged_in_snapshot(struct repo *r, const char *commit,
 			 void *data);
 
 /*
+ * The messages change c expunged, each with its mtime in c's parent and
+ * its header fields, in the order c lists them; f may be NULL (all).
+ */
+int expunged_of_change(struct repo *r, const struct change *c,
+		       const struct expunged_filter *f, expunged_fn *fn,
+		       void *data);
+
+/*
+ * The lines of the subscriptions file in commit's tree (none when it has
+ * none), as a new NULL-terminated array of new strings; free with
+ * expunged_lines_free().  0 or E_FAIL.
+ */
+int expunged_subscriptions(char ***out, struct repo *r, const char *commit);
+void expunged_lines_free(char **v);
+
+/*
  * The mailbox as it was at time when: the newest commit on
  * refs/heads/mail's first-parent line made at or before when.
  * E_NOTFOUND (logged) when the history starts later.

@@ -459,6 +459,16 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 	return w != EX_OK ? w : r;
 }
 
+int admin_poke_daemon(const struct mailbox *mb)
+{
+	bool connected;
+	json_t *ans;
+	int r = ask(mb, "sync", &ans, &connected);
+
+	json_decref(ans);
+	return r < 0 ? r : 0;
+}
+
 int cmd_sync(struct mailbox *mb, int argc, char **argv)
 {
 	bool connected;

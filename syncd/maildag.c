@@ -44,6 +44,7 @@ static void usage(FILE *f)
 	fputs("usage: maildag [-c config] [-v] <command> [<args>]\n"
 	      "\n"
 	      "commands:\n"
+	      "  confirm CHANGE settle a mass-deletion alarm: the deletion was meant\n"
 	      "  fetch [-t seconds] [peer...]\n"
 	      "                 fetch peers' histories into refs/peers/ (no merge)\n"
 	      "  fsck [--all-refs] [--hash]\n"
@@ -51,14 +52,21 @@ static void usage(FILE *f)
 	      "                 Maildir against the repository\n"
 	      "  init           create the repository and import the Maildir\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
+	      "  log --expunged [--folder F] [--from TEXT] [--subject TEXT]\n"
+	      "      [--message-id ID] [--since TIME] [--until TIME] [-n N]\n"
+	      "                 the messages removed from the mailbox\n"
 	      "  merge [-n] [-u] [-q] [-v] A B\n"
 	      "                 merge two commits with the Maildir merge\n"
 	      "  push [-t seconds] [peer...]\n"
 	      "                 push refs/heads/mail to peers\n"
+	      "  restore [-n] [--before CHANGE | --at TIME] [filters as log --expunged]\n"
+	      "                 bring removed messages and folders back\n"
 	      "  serve --peer NAME\n"
 	      "                 serve one ssh peer's git (authorized_keys command=)\n"
 	      "  status [--json]  replication state per peer, from maildag-syncd\n"
 	      "  sync           have maildag-syncd push and fetch now\n"
+	      "  undo [-n] CHANGE\n"
+	      "                 reverse one change (what it expunged, moved, removed)\n"
 	      "  version        print the version\n", f);
 }
 
@@ -248,6 +256,9 @@ static int cmd_log(struct mailbox *mb, int argc, char **argv)
 	struct log_walk w = { .max = -1 };
 	int c, ret = EX_TEMPFAIL;
 
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--expunged"))
+			return cmd_log_expunged(mb, argc, argv);
 	optind = 1;
 	while ((c = getopt(argc, argv, "n:")) != -1) {
 		if (c == 'n') {
@@ -284,6 +295,9 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "init", cmd_init, true },
 		{ "log", cmd_log, false },
+		{ "restore", cmd_restore, true },
+		{ "undo", cmd_undo, true },
+		{ "confirm", cmd_confirm, true },
 		{ "fsck", cmd_fsck, false },
 		{ "merge", cmd_merge, false },
 		{ "push", cmd_push, true },
