@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "alarm.h"
 #include "log.h"
 #include "notify.h"
 #include "repo.h"
@@ -44,6 +45,8 @@ struct notify {
 	bool pending;		/* a change not yet given to a child */
 	git_oid old, new;	/* the range of the pending changes */
 	double retry_at;	/* after a failed fork, 0 otherwise */
+	struct alarm *alarms;	/* alarms not yet given to a child */
+	size_t nalarms, alarms_alloc;
 };
 
 static bool configured(const struct config *cfg)
@@ -88,6 +91,7 @@ void notify_free(struct notify *n)
 		while (waitpid(n->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	alarms_free(n->alarms, n->nalarms);
 	free(n->user);
 	free(n);
 }
@@ -95,8 +99,12 @@ void notify_free(struct notify *n)
 void notify_set_config(struct notify *n, const struct config *cfg)
 {
 	n->cfg = cfg;
-	if (!configured(cfg))
+	if (!configured(cfg)) {
 		n->pending = false;
+		alarms_free(n->alarms, n->nalarms);
+		n->alarms = NULL;
+		n->nalarms = n->alarms_alloc = 0;
+	}
 }
 
 pid_t notify_pid(const struct notify *n)
@@ -271,9 +279,12 @@ static int post_all(char *const *urls, const char *body)
 	return failed;
 }
 
-/* Start the hook command; its pid, or -1 (logged). */
-static pid_t start_hook(const char *cmd, const char *user, const char *node,
-			const char *old, const char *new)
+/*
+ * Start the hook command with the environment variables env (pairs of
+ * name and value, NULL-terminated) besides the daemon's; its pid, or -1
+ * (logged).
+ */
+static pid_t start_hook(const char *cmd, const char *const *env)
 {
 	pid_t pid;
 
@@ -292,12 +303,9 @@ static pid_t start_hook(const char *cmd, const char *user, const char *node,
 		signal(SIGPIPE, SIG_DFL);
 		/* the hook's output goes where the daemon's log goes */
 		dup2(STDERR_FILENO, STDOUT_FILENO);
-		if (setenv("MAILDAG_USER", user, 1) < 0 ||
-		    setenv("MAILDAG_NODE", node, 1) < 0 ||
-		    setenv("MAILDAG_REF", REF_MAIL, 1) < 0 ||
-		    setenv("MAILDAG_OLD", old, 1) < 0 ||
-		    setenv("MAILDAG_NEW", new, 1) < 0)
-			_exit(127);
+		for (const char *const *e = env; *e; e += 2)
+			if (setenv(e[0], e[1], 1) < 0)
+				_exit(127);
 		execv(cmd, argv);
 		log_warn("hook '%s': %s", cmd, strerror(errno));
 		_exit(127);
@@ -347,14 +355,106 @@ static char *body_json(const char *user, const char *node, const git_oid *old,
 	return text;
 }
 
-static void __attribute__((noreturn))
-child_main(const struct config *cfg, const char *user, const git_oid *old,
-	   const git_oid *new)
+/* The change old..new, by the hook and the webhooks; failures. */
+static int report_change(const struct config *cfg, const char *user,
+			 const git_oid *old, const git_oid *new)
 {
 	char old_hex[GIT_OID_HEXSZ + 1], new_hex[GIT_OID_HEXSZ + 1];
 	const char *node = cfg->node ? cfg->node : "";
-	sigset_t all;
 	pid_t hook = -1;
+	int failed = 0;
+
+	if (git_oid_is_zero(old))
+		memset(old_hex, '0', GIT_OID_HEXSZ);
+	else
+		git_oid_tostr(old_hex, sizeof old_hex, old);
+	old_hex[GIT_OID_HEXSZ] = '\0';
+	git_oid_tostr(new_hex, sizeof new_hex, new);
+
+	if (cfg->hook_command) {
+		const char *env[] = {
+			"MAILDAG_EVENT", "change", "MAILDAG_USER", user,
+			"MAILDAG_NODE", node, "MAILDAG_REF", REF_MAIL,
+			"MAILDAG_OLD", old_hex, "MAILDAG_NEW", new_hex, NULL,
+		};
+		hook = start_hook(cfg->hook_command, env);
+		if (hook < 0)
+			failed++;
+	}
+	if (cfg->webhooks && cfg->webhooks[0]) {
+		char *body = body_json(user, node, old, new_hex);
+		if (body) {
+			failed += post_all(cfg->webhooks, body);
+		} else {
+			log_warn("webhooks: cannot build the body");
+			failed++;
+		}
+		free(body);
+	}
+	if (hook > 0)
+		failed += wait_hook(hook, cfg->hook_command);
+	return failed;
+}
+
+/* One alarm, by the hook and the webhooks; failures. */
+static int report_alarm(const struct config *cfg, const char *user,
+			const struct alarm *a)
+{
+	const char *node = cfg->node ? cfg->node : "";
+	char *undo = alarm_undo_line(a), *confirm = alarm_confirm_line(a);
+	pid_t hook = -1;
+	int failed = 0;
+
+	if (cfg->hook_command) {
+		const char *env[] = {
+			"MAILDAG_EVENT", "alarm", "MAILDAG_USER", user,
+			"MAILDAG_NODE", node, "MAILDAG_REF", REF_MAIL,
+			"MAILDAG_OLD", a->parent, "MAILDAG_NEW", a->change,
+			"MAILDAG_CHANGE", a->change,
+			"MAILDAG_ORIGIN", a->node ? a->node : "",
+			"MAILDAG_ALARM", a->summary ? a->summary : "",
+			"MAILDAG_UNDO", undo, "MAILDAG_CONFIRM", confirm,
+			"MAILDAG_HELD", a->held ? "1" : "0", NULL,
+		};
+		hook = start_hook(cfg->hook_command, env);
+		if (hook < 0)
+			failed++;
+	}
+	if (cfg->webhooks && cfg->webhooks[0]) {
+		json_t *b = alarm_json(a);
+		char *body;
+
+		json_object_set_new(b, "event", json_string("alarm"));
+		json_object_set_new(b, "user", json_string(user));
+		json_object_set_new(b, "origin", json_string(a->node ? a->node : ""));
+		json_object_set_new(b, "node", json_string(node));
+		json_object_set_new(b, "ref", json_string(REF_MAIL));
+		json_object_set_new(b, "old", json_string(a->parent));
+		json_object_set_new(b, "new", json_string(a->change));
+		json_object_set_new(b, "time", json_integer((json_int_t)time(NULL)));
+		body = json_dumps(b, JSON_COMPACT);
+		json_decref(b);
+		if (body) {
+			failed += post_all(cfg->webhooks, body);
+		} else {
+			log_warn("webhooks: cannot build the alarm's body");
+			failed++;
+		}
+		free(body);
+	}
+	if (hook > 0)
+		failed += wait_hook(hook, cfg->hook_command);
+	free(undo);
+	free(confirm);
+	return failed;
+}
+
+static void __attribute__((noreturn))
+child_main(const struct config *cfg, const char *user, bool change,
+	   const git_oid *old, const git_oid *new, const struct alarm *alarms,
+	   size_t nalarms)
+{
+	sigset_t all;
 	int failed = 0, devnull;
 
 	/* the daemon's handlers write to its self-pipe: not ours */
@@ -373,30 +473,10 @@ child_main(const struct config *cfg, const char *user, const git_oid *old,
 		close(devnull);
 	}
 
-	if (git_oid_is_zero(old))
-		memset(old_hex, '0', GIT_OID_HEXSZ);
-	else
-		git_oid_tostr(old_hex, sizeof old_hex, old);
-	old_hex[GIT_OID_HEXSZ] = '\0';
-	git_oid_tostr(new_hex, sizeof new_hex, new);
-
-	if (cfg->hook_command)
-		hook = start_hook(cfg->hook_command, user, node, old_hex,
-				  new_hex);
-	if (cfg->hook_command && hook < 0)
-		failed++;
-	if (cfg->webhooks && cfg->webhooks[0]) {
-		char *body = body_json(user, node, old, new_hex);
-		if (body) {
-			failed += post_all(cfg->webhooks, body);
-		} else {
-			log_warn("webhooks: cannot build the body");
-			failed++;
-		}
-		free(body);
-	}
-	if (hook > 0)
-		failed += wait_hook(hook, cfg->hook_command);
+	if (change)
+		failed += report_change(cfg, user, old, new);
+	for (size_t i = 0; i < nalarms; i++)
+		failed += report_alarm(cfg, user, &alarms[i]);
 	_exit(failed ? 1 : 0);
 }
 
@@ -407,14 +487,15 @@ static void start(struct notify *n)
 	sigset_t all, old;
 	pid_t pid;
 
-	if (n->pid || !n->pending || !configured(n->cfg))
+	if (n->pid || (!n->pending && !n->nalarms) || !configured(n->cfg))
 		return;
 	/* no signal may reach the daemon's handlers inside the child */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_main(n->cfg, n->user, &n->old, &n->new);
+		child_main(n->cfg, n->user, n->pending, &n->old, &n->new,
+			   n->alarms, n->nalarms);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
 		log_warn("notify: fork: %s", strerror(errno));
@@ -433,6 +514,9 @@ static void start(struct notify *n)
 	n->deadline = clock_now() + NOTIFY_DEADLINE;
 	n->killed = false;
 	n->pending = false;
+	alarms_free(n->alarms, n->nalarms);
+	n->alarms = NULL;
+	n->nalarms = n->alarms_alloc = 0;
 	n->retry_at = 0;
 }
 
@@ -448,6 +532,22 @@ void notify_change(struct notify *n, const git_oid *old, const git_oid *new)
 	}
 	git_oid_cpy(&n->new, new);
 	n->pending = true;
+	if (!n->retry_at)
+		start(n);
+}
+
+void notify_alarm(struct notify *n, const struct alarm *a)
+{
+	struct alarm *c;
+
+	if (!configured(n->cfg))
+		return;
+	xgrow((void **)&n->alarms, &n->alarms_alloc, n->nalarms + 1,
+	      sizeof *n->alarms);
+	c = &n->alarms[n->nalarms++];
+	*c = *a;
+	c->node = xstrdup(a->node ? a->node : "");
+	c->summary = xstrdup(a->summary ? a->summary : "");
 	if (!n->retry_at)
 		start(n);
 }
@@ -493,7 +593,7 @@ double notify_poll(struct notify *n)
 			return left < POLL_MAX ? left : POLL_MAX;
 		}
 	}
-	if (!n->pending)
+	if (!n->pending && !n->nalarms)
 		return 0;
 	if (n->retry_at && now < n->retry_at)
 		return n->retry_at - now;
@@ -501,5 +601,6 @@ double notify_poll(struct notify *n)
 	start(n);
 	if (n->pid)
 		return POLL_MAX;
-	return n->pending && n->retry_at ? n->retry_at - clock_now() : 0;
+	return (n->pending || n->nalarms) && n->retry_at ?
+	       n->retry_at - clock_now() : 0;
 }
