@@ -51,7 +51,25 @@ struct weigh {
 	const struct config *cfg;
 	struct alarm *v;
 	size_t n, alloc;
+	char (*undone)[CHANGE_SHORT + 1];	/* undos met */
+	size_t nundone, undone_alloc;
 };
+
+char *alarm_undo_origin(const char *change)
+{
+	return xasprintf("undo %.*s", CHANGE_SHORT, change);
+}
+
+bool alarm_undo_of(const char *subject, char prefix[CHANGE_SHORT + 1])
+{
+	if (strncmp(subject, "undo ", 5) ||
+	    strspn(subject + 5, "0123456789abcdef") != CHANGE_SHORT ||
+	    subject[5 + CHANGE_SHORT] != ':')
+		return false;
+	memcpy(prefix, subject + 5, CHANGE_SHORT);
+	prefix[CHANGE_SHORT] = '\0';
+	return true;
+}
 
 static bool ignored(const struct config *cfg, const char *folder)
 {
@@ -156,6 +174,12 @@ static int weigh_one(const struct change *c, void *data)
 	const char *at;
 	int ret;
 
+	if (w->nundone < ALARM_WALK_MAX) {
+		xgrow((void **)&w->undone, &w->undone_alloc, w->nundone + 1,
+		      sizeof *w->undone);
+		if (alarm_undo_of(c->subject, w->undone[w->nundone]))
+			w->nundone++;
+	}
 	if (!c->nexpunged || !c->parent[0])
 		return 0;
 	tally_of(&t, c, w->cfg);
@@ -183,11 +207,14 @@ done:
 	return ret;
 }
 
+static void settle_prefix(const char *repo_path, const char *prefix);
+
 int alarm_check(struct alarm **out, size_t *n, struct repo *r,
 		const struct config *cfg, const char *from, const char *to,
 		long long now)
 {
-	struct weigh w = { r, cfg, NULL, 0, 0 };
+	struct weigh w = { r, cfg, NULL, 0, 0, NULL, 0, 0 };
+	size_t kept = 0;
 	int ret = 0;
 
 	*out = NULL;
@@ -199,8 +226,28 @@ int alarm_check(struct alarm **out, size_t *n, struct repo *r,
 			  weigh_one, &w);
 	if (ret < 0) {
 		alarms_free(w.v, w.n);
+		free(w.undone);
 		return E_FAIL;
 	}
+	for (size_t i = 0; i < w.nundone; i++)
+		settle_prefix(r->path, w.undone[i]);
+	/* a change undone already, in the same batch, alarms nobody */
+	for (size_t i = 0; i < w.n; i++) {
+		bool undone = false;
+
+		for (size_t k = 0; k < w.nundone && !undone; k++)
+			undone = !strncmp(w.v[i].change, w.undone[k],
+					  CHANGE_SHORT);
+		if (!undone) {
+			w.v[kept++] = w.v[i];
+			continue;
+		}
+		log_info("change %.*s expunged %zu messages, and was undone "
+			 "since", CHANGE_SHORT, w.v[i].change, w.v[i].expunged);
+		alarm_release(&w.v[i]);
+	}
+	w.n = kept;
+	free(w.undone);
 	for (size_t i = 0; i < w.n; i++)
 		w.v[i].raised = now;
 	*out = w.v;
@@ -382,6 +429,23 @@ int alarm_settle(const char *repo_path, const char *change,
 	}
 	close(fd);
 	return ret;
+}
+
+/* The open alarms of changes whose ids start with prefix: undone. */
+static void settle_prefix(const char *repo_path, const char *prefix)
+{
+	struct alarm *v;
+	size_t n;
+
+	if (alarm_load(&v, &n, repo_path) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].state == ALARM_OPEN &&
+		    !strncmp(v[i].change, prefix, CHANGE_SHORT) &&
+		    alarm_settle(repo_path, v[i].change, ALARM_UNDONE) == 0)
+			log_info("the alarm of change %.*s is settled: it was "
+				 "undone", CHANGE_SHORT, v[i].change);
+	alarms_free(v, n);
 }
 
 bool alarm_holding(const char *repo_path)

@@ -70,7 +70,9 @@ void alarms_free(struct alarm *v, size_t n);
  * are weighed), made at now - ALARM_RECENT or later, with cfg's
  * thresholds.  A change made by node cfg->node is local, and held when
  * cfg->alarm_hold.  *out is a new array of the alarms raised (*n may be
- * 0; free with alarms_free()).  0, or E_FAIL (logged).
+ * 0; free with alarms_free()).  An undo among those changes (made on any
+ * replica: see alarm_undo_origin()) settles the open alarm of the change
+ * it undid, in this repository's file.  0, or E_FAIL (logged).
  */
 int alarm_check(struct alarm **out, size_t *n, struct repo *r,
 		const struct config *cfg, const char *from, const char *to,
@@ -97,6 +99,14 @@ int alarm_settle(const char *repo_path, const char *change,
 
 /* Is an open alarm held (alarm_hold): must pushes and fetches wait? */
 bool alarm_holding(const char *repo_path);
+
+/*
+ * What `maildag undo` calls its commit ("undo <10 hex digits>", its
+ * subject then reads "undo <id>: 3 added, ..."), a new string; and
+ * whether a commit subject is one, with the digits copied to prefix.
+ */
+char *alarm_undo_origin(const char *change);
+bool alarm_undo_of(const char *subject, char prefix[CHANGE_SHORT + 1]);
 
 /*
  * The line that undoes a's change, "maildag undo <first 10 hex digits>",

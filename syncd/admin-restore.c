@@ -531,7 +531,7 @@ int cmd_undo(struct mailbox *mb, int argc, char **argv)
 		x = NOTHING;
 		goto done;
 	}
-	origin = xasprintf("undo %.*s", CHANGE_SHORT, id);
+	origin = alarm_undo_origin(id);
 	x = run_plan(&p, origin, origin);
 	if (x == EX_OK && !p.dry_run)
 		settle(mb, id, ALARM_UNDONE);
