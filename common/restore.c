@@ -184,7 +184,7 @@ static int rename_noreplace(const char *from, const char *to)
 	return rename(from, to);
 }
 
-/* The blob's bytes into a new file in tmp/, synced, with its mtime. */
+/* The blob's bytes into a new file in tmp/, with its mtime. */
 static int write_tmp(struct restore *rs, const struct item *it, char **tmp)
 {
 	char *dir = *it->m.folder ? xasprintf("%s/%s/tmp", rs->mb->maildir,
@@ -207,8 +207,9 @@ static int write_tmp(struct restore *rs, const struct item *it, char **tmp)
 		log_error("open '%s': %s", *tmp, strerror(errno));
 		goto done;
 	}
+	/* synced with the batch's other files, by one syncfs (stage_flush) */
 	if (write_full(fd, git_blob_rawcontent(blob),
-		       (size_t)git_blob_rawsize(blob)) < 0 || fsync(fd) < 0) {
+		       (size_t)git_blob_rawsize(blob)) < 0) {
 		log_error("write '%s': %s", *tmp, strerror(errno));
 		goto done;
 	}
@@ -234,44 +235,109 @@ done:
 	return ret;
 }
 
-/* Write one message back; 1 written, 0 there already, E_TEMP. */
-static int put_message(struct restore *rs, struct worktree *wt,
-		       const struct item *it)
-{
-	char *tmp = NULL, *path = disk_path(rs, &it->m);
-	int ret;
+/*
+ * A batch's messages are written into tmp/ unsynced, made durable by one
+ * syncfs(2), renamed into place, and their directories synced once each:
+ * as worktree_apply() writes a peer's messages.  No reader sees a file
+ * before it is whole, and none is committed before it is durable.
+ */
+struct stage {
+	struct strbuf tmp, dest;	/* NUL-separated paths */
+	size_t *item;			/* the item of each */
+	size_t n, alloc;
+	char **dirs;			/* to fsync */
+	size_t ndirs, dirs_alloc;
+};
 
-	if ((ret = write_tmp(rs, it, &tmp)) == 0) {
-		if (rename_noreplace(tmp, path) == 0) {
-			ret = fsync_parent(path) < 0 ? E_TEMP : 1;
-			worktree_dirty_name(wt, it->m.folder, it->m.sub,
-					    it->m.name);
-		} else if (errno == EEXIST) {
-			unlink(tmp);
-			ret = 0;
-		} else {
-			log_error("rename '%s': %s", tmp, strerror(errno));
-			unlink(tmp);
-			ret = E_TEMP;
+static void stage_release(struct stage *st)
+{
+	strbuf_release(&st->tmp);
+	strbuf_release(&st->dest);
+	free(st->item);
+	for (size_t i = 0; i < st->ndirs; i++)
+		free(st->dirs[i]);
+	free(st->dirs);
+	memset(st, 0, sizeof *st);
+}
+
+static void stage_dir(struct stage *st, const char *path)
+{
+	char *dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
+
+	for (size_t i = 0; i < st->ndirs; i++)
+		if (!strcmp(st->dirs[i], dir)) {
+			free(dir);
+			return;
 		}
+	xgrow((void **)&st->dirs, &st->dirs_alloc, st->ndirs + 1,
+	      sizeof *st->dirs);
+	st->dirs[st->ndirs++] = dir;
+}
+
+static int stage_message(struct restore *rs, struct stage *st, size_t i)
+{
+	char *tmp = NULL, *path = disk_path(rs, &rs->v[i].m);
+	int ret = write_tmp(rs, &rs->v[i], &tmp);
+
+	if (ret == 0) {
+		strbuf_add(&st->tmp, tmp, strlen(tmp) + 1);
+		strbuf_add(&st->dest, path, strlen(path) + 1);
+		xgrow((void **)&st->item, &st->alloc, st->n + 1,
+		      sizeof *st->item);
+		st->item[st->n++] = i;
 	}
 	free(tmp);
 	free(path);
 	return ret;
 }
 
+/* Sync, rename into place, sync the directories; what was written. */
+static int stage_flush(struct restore *rs, struct worktree *wt,
+		       struct stage *st, struct restore_result *res)
+{
+	const char *tmp = st->tmp.buf, *dest = st->dest.buf;
+	int ret = 0;
+
+	if (st->n && syncfs_path(rs->mb->maildir) < 0)
+		ret = log_error("syncfs '%s': %s", rs->mb->maildir,
+				strerror(errno));
+	for (size_t k = 0; k < st->n; k++) {
+		const struct item *it = &rs->v[st->item[k]];
+
+		if (ret == 0 && rename_noreplace(tmp, dest) == 0) {
+			stage_dir(st, dest);
+			worktree_dirty_name(wt, it->m.folder, it->m.sub,
+					    it->m.name);
+			res->written++;
+		} else {
+			/* EEXIST: the file is there already */
+			if (ret == 0 && errno != EEXIST)
+				ret = log_error("rename '%s': %s", tmp,
+						strerror(errno));
+			else if (ret == 0)
+				res->present++;
+			unlink(tmp);
+		}
+		tmp += strlen(tmp) + 1;
+		dest += strlen(dest) + 1;
+	}
+	for (size_t k = 0; k < st->ndirs; k++)
+		if (fsync_dir(st->dirs[k]) < 0 && ret == 0)
+			ret = E_TEMP;
+	return ret < 0 ? E_TEMP : 0;
+}
+
 /* Undo one move; 1 moved back, 0 not (the message is elsewhere). */
 static int put_back(struct restore *rs, struct worktree *wt,
-		    const struct item *it)
+		    struct stage *st, const struct item *it)
 {
 	char *from = disk_path(rs, &it->now), *to = disk_path(rs, &it->m);
 	int ret = 0;
 
 	if (rename_noreplace(from, to) == 0) {
-		if (fsync_parent(to) < 0 || fsync_parent(from) < 0)
-			ret = E_TEMP;
-		else
-			ret = 1;
+		stage_dir(st, to);
+		stage_dir(st, from);
+		ret = 1;
 		worktree_dirty_name(wt, it->now.folder, it->now.sub,
 				    it->now.name);
 		worktree_dirty_name(wt, it->m.folder, it->m.sub, it->m.name);
@@ -369,9 +435,11 @@ static int run_batch(struct restore *rs, struct worktree *wt, size_t *pos,
 {
 	struct strmap keys = STRMAP_INIT;
 	struct worktree_result wr;
+	struct stage st;
 	size_t done = 0;
 	int ret;
 
+	memset(&st, 0, sizeof st);
 	if ((ret = expunged_mail_keys(&keys, rs->r)) < 0)
 		goto out;
 	if (*pos == 0) {
@@ -384,7 +452,7 @@ static int run_batch(struct restore *rs, struct worktree *wt, size_t *pos,
 		const struct item *it = &rs->v[*pos];
 
 		if (it->now.folder) {
-			if ((ret = put_back(rs, wt, it)) < 0)
+			if ((ret = put_back(rs, wt, &st, it)) < 0)
 				goto out;
 			if (ret)
 				res->moved++;
@@ -397,13 +465,12 @@ static int run_batch(struct restore *rs, struct worktree *wt, size_t *pos,
 			res->present++;
 			continue;
 		}
-		if ((ret = put_message(rs, wt, it)) < 0)
+		if ((ret = stage_message(rs, &st, *pos)) < 0)
 			goto out;
-		res->written += (size_t)ret;
-		res->present += ret ? 0 : 1;
 		done++;
 	}
-	ret = 0;
+	if ((ret = stage_flush(rs, wt, &st, res)) < 0)
+		goto out;
 	for (int round = 0; round < COMMIT_ROUNDS && worktree_is_dirty(wt);
 	     round++) {
 		if ((ret = worktree_commit(wt, &wr)) < 0)
@@ -414,6 +481,13 @@ static int run_batch(struct restore *rs, struct worktree *wt, size_t *pos,
 		}
 	}
 out:
+	/* what was staged and not renamed goes */
+	if (ret < 0) {
+		for (const char *t = st.tmp.buf; st.n && t < st.tmp.buf + st.tmp.len;
+		     t += strlen(t) + 1)
+			unlink(t);
+	}
+	stage_release(&st);
 	strmap_clear(&keys);
 	return ret;
 }

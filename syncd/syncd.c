@@ -163,6 +163,7 @@ static void weigh_changes(struct syncd *s, const git_oid *mail)
 	char to[CHANGE_HEX];
 	struct alarm *v = NULL;
 	size_t n = 0;
+	double t0 = loop_now();
 
 	git_oid_tostr(to, sizeof to, mail);
 	if (*s->weighed &&
@@ -170,6 +171,8 @@ static void weigh_changes(struct syncd *s, const git_oid *mail)
 			(long long)time(NULL)) < 0)
 		log_warn("could not weigh the changes up to %.12s against the "
 			 "mass-deletion alarm", to);
+	log_debug("weighed the changes up to %.12s in %.1f ms", to,
+		  (loop_now() - t0) * 1000);
 	memcpy(s->weighed, to, sizeof to);
 	for (size_t i = 0; i < n; i++) {
 		char *undo = alarm_undo_line(&v[i]);
