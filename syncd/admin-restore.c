@@ -378,7 +378,11 @@ static int run_plan(struct plan *p, const char *origin, const char *what)
 		return EX_OK;
 	x = restore_run(p->rs, origin, &res);
 	print_result(what, &res);
-	return x < 0 ? EX_TEMPFAIL : EX_OK;
+	if (x < 0)
+		return EX_TEMPFAIL;
+	/* all of it there already: as if nothing had matched */
+	return res.written || res.moved || res.folders || res.subscriptions ?
+	       EX_OK : NOTHING;
 }
 
 int cmd_restore(struct mailbox *mb, int argc, char **argv)
