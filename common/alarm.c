@@ -132,11 +132,14 @@ static void tally_release(struct tally *t)
 	free(t->count);
 }
 
+#define REASONS_SHOWN 5	/* folders named in a summary; the rest counted */
+
 /* The reasons change c alarms, appended to why ("; "-separated). */
 static int reasons(struct strbuf *why, struct weigh *w, const struct change *c,
 		   const struct tally *t)
 {
 	const struct config *cfg = w->cfg;
+	size_t shown = 0, more = 0;
 
 	for (size_t i = 0; i < t->n; i++) {
 		const char *f = t->folder[i];
@@ -144,6 +147,10 @@ static int reasons(struct strbuf *why, struct weigh *w, const struct change *c,
 		size_t before;
 
 		if (folder_gone && cfg->alarm_folders) {
+			if (shown++ >= REASONS_SHOWN) {
+				more++;
+				continue;
+			}
 			strbuf_addf(why, "%sfolder %s removed with %zu message%s",
 				    why->len ? "; " : "", folder_display(f),
 				    t->count[i], t->count[i] == 1 ? "" : "s");
@@ -154,10 +161,18 @@ static int reasons(struct strbuf *why, struct weigh *w, const struct change *c,
 			continue;
 		if (change_folder_size(&before, w->r, c->parent, f) < 0)
 			return E_FAIL;
-		if (t->count[i] * 100 >= (size_t)cfg->alarm_share * before)
-			strbuf_addf(why, "%s%zu of %zu in %s", why->len ? "; " : "",
-				    t->count[i], before, folder_display(f));
+		if (t->count[i] * 100 < (size_t)cfg->alarm_share * before)
+			continue;
+		if (shown++ >= REASONS_SHOWN) {
+			more++;
+			continue;
+		}
+		strbuf_addf(why, "%s%zu of %zu in %s", why->len ? "; " : "",
+			    t->count[i], before, folder_display(f));
 	}
+	if (more)
+		strbuf_addf(why, "; and %zu more folder%s", more,
+			    more == 1 ? "" : "s");
 	if (!why->len && cfg->alarm_messages &&
 	    (long long)t->total >= cfg->alarm_messages)
 		strbuf_addf(why, "at least %lld in one change",

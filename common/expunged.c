@@ -182,6 +182,13 @@ static void diff_roots(struct repo *r, const git_tree *a, const git_tree *b,
 		const git_tree *x = pass ? b : a, *y = pass ? a : b;
 		size_t n = x ? git_tree_entrycount(x) : 0;
 
+		/*
+		 * Folders only the commit holds matter for what went (a
+		 * move into one): nothing went, they are not read (an
+		 * import of thousands of folders costs a look at the root)
+		 */
+		if (pass && !gone->n)
+			break;
 		for (size_t i = 0; i < n; i++) {
 			const git_tree_entry *e = git_tree_entry_byindex(x, i);
 			const char *name = git_tree_entry_name(e);

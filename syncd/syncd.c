@@ -174,6 +174,9 @@ static void weigh_changes(struct syncd *s, const git_oid *mail)
 	log_debug("weighed the changes up to %.12s in %.1f ms", to,
 		  (loop_now() - t0) * 1000);
 	memcpy(s->weighed, to, sizeof to);
+	/* recorded first: once the log says so, maildag status does too */
+	if (n && alarm_record(s->repo->path, v, n) < 0)
+		log_warn("could not record the alarm for maildag status");
 	for (size_t i = 0; i < n; i++) {
 		char *undo = alarm_undo_line(&v[i]);
 		char *confirm = alarm_confirm_line(&v[i]);
@@ -188,8 +191,6 @@ static void weigh_changes(struct syncd *s, const git_oid *mail)
 		free(undo);
 		free(confirm);
 	}
-	if (n && alarm_record(s->repo->path, v, n) < 0)
-		log_warn("could not record the alarm for maildag status");
 	alarms_free(v, n);
 	if (n && s->notify)
 		loop_timer_at_latest(s->notify_timer, loop_now() + 0.1);
