@@ -11,6 +11,7 @@
 #include "autoconf.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -473,15 +474,30 @@ done:
 static int add_key(const char *path, const char *folder, const char *sub,
 		   const char *name, const git_oid *blob, void *data)
 {
-	char *k = key_of(name);
+	char hex[CHANGE_HEX];
 
 	(void)path;
 	(void)folder;
 	(void)sub;
-	(void)blob;
-	strmap_put(data, k, 0);
-	free(k);
+	git_oid_tostr(hex, sizeof hex, blob);
+	expunged_held(data, name, hex, true);
 	return 0;
+}
+
+bool expunged_held(struct strmap *keys, const char *name, const char *blob,
+		   bool claim)
+{
+	char *k = key_of(name), b[CHANGE_HEX + 1];
+	bool have;
+
+	snprintf(b, sizeof b, ".%s", blob);
+	have = strmap_has(keys, k) || strmap_has(keys, b);
+	if (!have && claim) {
+		strmap_put(keys, k, 0);
+		strmap_put(keys, b, 0);
+	}
+	free(k);
+	return have;
 }
 
 int expunged_mail_keys(struct strmap *keys, struct repo *r)
@@ -636,7 +652,7 @@ struct find {
 	const struct expunged_filter *f;
 	expunged_fn *fn;
 	void *data;
-	struct strmap present;	/* keys refs/heads/mail holds */
+	struct strmap present;	/* what refs/heads/mail holds */
 	struct strmap seen;	/* keys reported, or refused by the filter */
 	size_t shown;
 };
@@ -664,7 +680,8 @@ static int find_in_change(const struct change *c, void *data)
 		struct expunged e;
 
 		/* newest first: an older removal of the key is not shown */
-		if (strmap_has(&fd->present, k) || !strmap_put(&fd->seen, k, 0) ||
+		if (expunged_held(&fd->present, m->name, m->blob, false) ||
+		    !strmap_put(&fd->seen, k, 0) ||
 		    (fd->f->folder && strcmp(fd->f->folder, m->folder))) {
 			free(k);
 			continue;
@@ -739,19 +756,17 @@ static int snap_one(const char *path, const char *folder, const char *sub,
 	struct snap *s = data;
 	struct find *fd = &s->fd;
 	struct expunged e;
-	char *k = key_of(name);
-	bool skip = strmap_has(&fd->present, k);
 	int ret = 0;
 
 	(void)path;
-	free(k);
-	if (skip || (fd->f->folder && strcmp(fd->f->folder, folder)))
-		return 0;
 	memset(&e, 0, sizeof e);
+	git_oid_tostr(e.msg.blob, sizeof e.msg.blob, blob);
+	if (expunged_held(&fd->present, name, e.msg.blob, false) ||
+	    (fd->f->folder && strcmp(fd->f->folder, folder)))
+		return 0;
 	e.msg.folder = (char *)folder;
 	e.msg.sub = !strcmp(sub, "cur") ? subs[0] : subs[1];
 	e.msg.name = (char *)name;
-	git_oid_tostr(e.msg.blob, sizeof e.msg.blob, blob);
 	memcpy(e.source, s->commit, CHANGE_HEX);
 	if (!describe(&e, fd->r))
 		return 0;

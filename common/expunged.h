@@ -23,8 +23,8 @@
  *  - removed a folder when the parent's tree holds the folder's
  *    directory and the change's does not (its messages are expunged by
  *    the same change, or moved elsewhere).
- * A message whose key the mailbox holds now (refs/heads/mail) is not
- * "removed", whatever its history: it is there.
+ * A message whose key or bytes the mailbox holds now (refs/heads/mail)
+ * is not "removed", whatever its history: it is there.
  *
  * The cost of reading one change is O(changed shards), as for the merge:
  * subtrees with equal ids are not read.  Finding removed messages walks
@@ -191,10 +191,20 @@ int expunged_snapshot_at(char out[CHANGE_HEX], struct repo *r, long long when);
 int expunged_key_present(struct repo *r, const char *name);
 
 /*
- * Every message key refs/heads/mail holds now, put into keys (values 0):
- * for callers that check many.  0 or E_FAIL.
+ * What refs/heads/mail holds now, for callers that check many messages:
+ * every message key, and every message blob id as "." and its hex
+ * digits (a key never starts with '.'), put into keys (values 0).  A
+ * message is in the mailbox when either is there (expunged_held()).
+ * 0 or E_FAIL.
  */
 struct strmap;
 int expunged_mail_keys(struct strmap *keys, struct repo *r);
+
+/*
+ * Does keys (expunged_mail_keys()) hold the message with this name or
+ * these bytes (blob, hex)?  With claim, it holds it from now on.
+ */
+bool expunged_held(struct strmap *keys, const char *name, const char *blob,
+		   bool claim);
 
 #endif

@@ -394,17 +394,6 @@ static int put_subscriptions(struct restore *rs, struct worktree *wt)
 
 /* --- a batch ------------------------------------------------------------ */
 
-static bool key_present(struct strmap *keys, const char *name, bool claim)
-{
-	char *k = xstrndup(name, maildir_key_len(name));
-	bool have = strmap_has(keys, k);
-
-	if (!have && claim)
-		strmap_put(keys, k, 0);
-	free(k);
-	return have;
-}
-
 /* Folders first: a message's folder must be there to write it. */
 static int put_folders(struct restore *rs, struct worktree *wt,
 		       struct restore_result *res)
@@ -461,7 +450,7 @@ static int run_batch(struct restore *rs, struct worktree *wt, size_t *pos,
 			done += (size_t)ret;
 			continue;
 		}
-		if (key_present(&keys, it->m.name, true)) {
+		if (expunged_held(&keys, it->m.name, it->m.blob, true)) {
 			res->present++;
 			continue;
 		}

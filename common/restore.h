@@ -16,7 +16,7 @@
  * push of refs/heads/mail takes the change to every peer, whose syncd
  * writes the files, mtimes included, as for any other change.
  *
- * Only what the mailbox lacks is written: a message whose key
+ * Only what the mailbox lacks is written: a message whose key or bytes
  * refs/heads/mail holds now (restored already, moved elsewhere, never
  * gone) is counted as present and left alone; a file already at the
  * name is never replaced.  The T (trashed) flag a message had when it was

@@ -32,6 +32,8 @@
 static struct repo *repo;
 static git_oid mail;		/* refs/heads/mail, as the tests move it */
 static long long clock_at = 1700000000;
+static char base_id[CHANGE_HEX];	/* test_change's first commit */
+static long long base_time;
 
 static void blob_of(git_oid *out, const char *tag)
 {
@@ -123,6 +125,8 @@ static void test_change(void)
 	struct change ch;
 
 	commit(p, "mx1", "base", base);
+	memcpy(base_id, p, CHANGE_HEX);
+	base_time = clock_at - 1;
 	commit(c, "mx1", "mail client: many things", next);
 	if (!is_int(change_read(&ch, repo, c), 0, "change_read"))
 		return;
@@ -218,6 +222,27 @@ static void test_find(void)
 	is_int((long long)s.n, 0, "find: --since after the change");
 	is_int(expunged_key_present(repo, "1001.b:2,"), 1, "B is present");
 	is_int(expunged_key_present(repo, "1000.a"), 0, "A is not");
+}
+
+static void test_snapshot(const char *id, long long when)
+{
+	struct expunged_filter f;
+	char at[CHANGE_HEX];
+	struct seen s;
+
+	is_int(expunged_snapshot_at(at, repo, when), 0, "snapshot at a time");
+	is_str(at, id, "the commit made by then");
+	is_int(expunged_snapshot_at(at, repo, 1000), E_NOTFOUND,
+	       "before the history: none");
+	memset(&s, 0, sizeof s);
+	expunged_filter_init(&f);
+	is_int(expunged_in_snapshot(repo, id, &f, collect, &s), 0,
+	       "in a snapshot");
+	/* A and F are gone; B, C, D (under its new key), E are not */
+	ok(s.n == 2 && !strcmp(s.names[0], ".Old/1005.f:2,") &&
+	   !strcmp(s.names[1], "/1000.a:2,S"),
+	   "what the snapshot has and the mailbox lacks: F and A");
+	ok(!*s.changes[0], "no change names a snapshot's message");
 }
 
 static struct config *alarm_config(void)
@@ -327,6 +352,7 @@ int main(void)
 	repo_set_fsync(false);
 	test_change();
 	test_find();
+	test_snapshot(base_id, base_time);
 	test_alarm();
 	repo_free(repo);
 	{
