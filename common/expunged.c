@@ -22,12 +22,14 @@
 #include "folder.h"
 #include "format.h"
 #include "header.h"
+#include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "treediff.h"
 #include "xalloc.h"
 
 #define FIELD_MAX 200		/* bytes of a header field kept */
@@ -91,127 +93,93 @@ static git_tree *sub_tree(struct repo *r, const git_tree *t, const char *name)
 	return out;
 }
 
-static bool same_entry(const git_tree *a, const git_tree *b, const char *name)
+/* The walk of a change's two trees (treediff.h). */
+struct dwalk {
+	struct msgv *gone, *come;
+	struct change *c;
+	bool defer;		/* leave folders only the commit holds */
+	char **later;		/* ... these, and their trees' ids */
+	git_oid *later_id;
+	size_t nlater, later_alloc, later_id_alloc;
+};
+
+static int dw_tree(const char *path, const git_oid *a, const git_oid *b,
+		   void *data)
 {
-	const git_tree_entry *x = a ? git_tree_entry_byname(a, name) : NULL;
-	const git_tree_entry *y = b ? git_tree_entry_byname(b, name) : NULL;
+	struct dwalk *d = data;
+	struct change *c = d->c;
 
-	if (!x || !y)
-		return !x && !y;
-	return git_oid_equal(git_tree_entry_id(x), git_tree_entry_id(y));
-}
-
-/* The blobs of shard tree a that b lacks (same name and id) go to out. */
-static void shard_only_in(struct msgv *out, const git_tree *a,
-			  const git_tree *b, const char *folder,
-			  const char *sub)
-{
-	size_t n = a ? git_tree_entrycount(a) : 0;
-
-	for (size_t i = 0; i < n; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(a, i);
-		const char *name = git_tree_entry_name(e);
-		const git_tree_entry *o;
-
-		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB)
-			continue;
-		o = b ? git_tree_entry_byname(b, name) : NULL;
-		if (o && git_oid_equal(git_tree_entry_id(o), git_tree_entry_id(e)))
-			continue;
-		msgv_push(out, folder, sub, name, git_tree_entry_id(e));
+	if (strchr(path, '/') || !strcmp(path, "cur") || !strcmp(path, "new"))
+		return 0;
+	/* mtimes/, and whatever else is no folder */
+	if (path[0] != '.' || !folder_dir_valid(path))
+		return 1;
+	if (!b) {
+		c->folders_gone = xrealloc(c->folders_gone,
+			(c->nfolders_gone + 1) * sizeof *c->folders_gone);
+		c->folders_gone[c->nfolders_gone++] = xstrdup(path);
 	}
-}
-
-/* One folder's sub (cur/new) in the parent (a) and the commit (b). */
-static void diff_sub(struct repo *r, const git_tree *fa, const git_tree *fb,
-		     const char *folder, const char *sub, struct msgv *gone,
-		     struct msgv *come)
-{
-	git_tree *sa, *sb;
-
-	if (same_entry(fa, fb, sub))
-		return;
-	sa = sub_tree(r, fa, sub);
-	sb = sub_tree(r, fb, sub);
-	for (int pass = 0; pass < 2; pass++) {
-		git_tree *x = pass ? sb : sa, *y = pass ? sa : sb;
-		size_t n = x ? git_tree_entrycount(x) : 0;
-
-		for (size_t i = 0; i < n; i++) {
-			const git_tree_entry *e = git_tree_entry_byindex(x, i);
-			const char *shard = git_tree_entry_name(e);
-			git_tree *tx, *ty;
-
-			if (git_tree_entry_type(e) != GIT_OBJECT_TREE ||
-			    same_entry(x, y, shard))
-				continue;
-			/* a shard both hold is listed once, from the parent */
-			if (pass && y && git_tree_entry_byname(y, shard))
-				continue;
-			tx = sub_tree(r, x, shard);
-			ty = sub_tree(r, y, shard);
-			shard_only_in(pass ? come : gone, tx, ty, folder, sub);
-			if (!pass)
-				shard_only_in(come, ty, tx, folder, sub);
-			git_tree_free(tx);
-			git_tree_free(ty);
-		}
+	if (!a && d->defer) {
+		xgrow((void **)&d->later, &d->later_alloc, d->nlater + 1,
+		      sizeof *d->later);
+		xgrow((void **)&d->later_id, &d->later_id_alloc, d->nlater + 1,
+		      sizeof *d->later_id);
+		d->later[d->nlater] = xstrdup(path);
+		git_oid_cpy(&d->later_id[d->nlater++], b);
+		return 1;
 	}
-	git_tree_free(sa);
-	git_tree_free(sb);
+	return 0;
 }
 
-static bool folder_entry(const git_tree_entry *e)
+static int dw_leaf(const char *path, const git_tree_entry *a,
+		   const git_tree_entry *b, void *data)
 {
-	const char *name = git_tree_entry_name(e);
+	struct dwalk *d = data;
+	struct layout_path lp;
+	char *folder;
 
-	return git_tree_entry_type(e) == GIT_OBJECT_TREE && name[0] == '.' &&
-	       folder_dir_valid(name);
+	/* FORMAT, subscriptions, markers */
+	if (layout_parse_tree_path(&lp, path) < 0)
+		return 0;
+	folder = xstrndup(lp.folder, lp.folder_len);
+	if (a && git_tree_entry_type(a) == GIT_OBJECT_BLOB)
+		msgv_push(d->gone, folder, layout_sub_name(lp.sub), lp.name,
+			  git_tree_entry_id(a));
+	if (b && git_tree_entry_type(b) == GIT_OBJECT_BLOB)
+		msgv_push(d->come, folder, layout_sub_name(lp.sub), lp.name,
+			  git_tree_entry_id(b));
+	free(folder);
+	return 0;
 }
 
 /*
  * The message paths only the parent's root tree a holds (gone), only the
- * commit's b holds (come), and the folders b lacks.
+ * commit's b holds (come), and the folders b lacks.  Folders only the
+ * commit holds matter for what went (a move into one): when nothing
+ * went, they are not read (an import of thousands of folders costs one
+ * walk of the root).
  */
-static void diff_roots(struct repo *r, const git_tree *a, const git_tree *b,
-		       struct msgv *gone, struct msgv *come,
-		       struct change *c)
+static int diff_roots(struct repo *r, const git_oid *a, const git_oid *b,
+		      struct msgv *gone, struct msgv *come, struct change *c)
 {
-	for (int s = 0; s < 2; s++)
-		diff_sub(r, a, b, "", subs[s], gone, come);
-	for (int pass = 0; pass < 2; pass++) {
-		const git_tree *x = pass ? b : a, *y = pass ? a : b;
-		size_t n = x ? git_tree_entrycount(x) : 0;
+	static const struct treediff_ops ops = { NULL, dw_tree, dw_leaf };
+	struct dwalk d = { gone, come, c, true, NULL, NULL, 0, 0, 0 };
+	struct strbuf path = STRBUF_INIT;
+	int ret = treediff(r, a, b, &path, &ops, &d);
 
-		/*
-		 * Folders only the commit holds matter for what went (a
-		 * move into one): nothing went, they are not read (an
-		 * import of thousands of folders costs a look at the root)
-		 */
-		if (pass && !gone->n)
-			break;
-		for (size_t i = 0; i < n; i++) {
-			const git_tree_entry *e = git_tree_entry_byindex(x, i);
-			const char *name = git_tree_entry_name(e);
-			git_tree *fa, *fb;
-
-			if (!folder_entry(e) || same_entry(x, y, name))
-				continue;
-			if (pass && y && git_tree_entry_byname(y, name))
-				continue;	/* done from the parent's side */
-			if (!pass && (!y || !git_tree_entry_byname(y, name))) {
-				c->folders_gone = xrealloc(c->folders_gone,
-					(c->nfolders_gone + 1) * sizeof *c->folders_gone);
-				c->folders_gone[c->nfolders_gone++] = xstrdup(name);
-			}
-			fa = sub_tree(r, a, name);
-			fb = sub_tree(r, b, name);
-			for (int s = 0; s < 2; s++)
-				diff_sub(r, fa, fb, name, subs[s], gone, come);
-			git_tree_free(fa);
-			git_tree_free(fb);
+	d.defer = false;
+	for (size_t i = 0; i < d.nlater; i++) {
+		if (ret == 0 && gone->n) {
+			strbuf_reset(&path);
+			strbuf_addstr(&path, d.later[i]);
+			ret = treediff(r, NULL, &d.later_id[i], &path, &ops, &d);
 		}
+		free(d.later[i]);
 	}
+	free(d.later);
+	free(d.later_id);
+	strbuf_release(&path);
+	return ret;
 }
 
 /* --- changes ----------------------------------------------------------- */
@@ -332,7 +300,9 @@ int change_read(struct change *out, struct repo *r, const char *id)
 	}
 	if (p)
 		git_oid_tostr(out->parent, sizeof out->parent, git_commit_id(p));
-	diff_roots(r, tp, tc, &gone, &come, out);
+	if (diff_roots(r, tp ? git_tree_id(tp) : NULL, git_tree_id(tc), &gone,
+		       &come, out) < 0)
+		goto done;
 	pair_up(out, &gone, &come);
 	ret = 0;
 done:

@@ -41,6 +41,7 @@
 #include "config.h"
 #include "folder.h"
 #include "format.h"
+#include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "xalloc.h"
@@ -637,19 +638,15 @@ static bool want_blob(struct checker *ck, const struct rentry *e)
 
 static bool is_shard_name(const struct rentry *e)
 {
-	const char *n = e->name;
-
-	return e->nlen == 2 &&
-	       ((n[0] >= '0' && n[0] <= '9') || (n[0] >= 'a' && n[0] <= 'f')) &&
-	       ((n[1] >= '0' && n[1] <= '9') || (n[1] >= 'a' && n[1] <= 'f'));
+	return layout_shard_name(NULL, e->name, e->nlen);
 }
 
+/* The number of a shard name is_shard_name() accepted. */
 static unsigned shard_value(const char *xx)
 {
 	unsigned v = 0;
 
-	for (int i = 0; i < 2; i++)
-		v = v * 16 + (unsigned)(xx[i] <= '9' ? xx[i] - '0' : xx[i] - 'a' + 10);
+	layout_shard_name(&v, xx, 2);
 	return v;
 }
 
@@ -891,6 +888,7 @@ static int check_sub(struct checker *ck, const char *folder,
 {
 	struct rtree t, tt;
 	const struct rentry *prev = NULL;
+	struct strbuf loc = STRBUF_INIT;
 	size_t old;
 	int r;
 
@@ -900,7 +898,6 @@ static int check_sub(struct checker *ck, const char *folder,
 	old = path_push(ck, sub);
 	for (size_t i = 0; i < t.n && !ck->stop; i++) {
 		const struct rentry *e = &t.e[i], *te;
-		char *loc;
 
 		if (!check_entry(ck, e, prev))
 			continue;
@@ -915,15 +912,16 @@ static int check_sub(struct checker *ck, const char *folder,
 		te = rtree_find(&tt, e);
 		if (te && git_oid_equal(&te->id, &e->id))
 			continue;
-		loc = xasprintf("%s/%s/%s", folder, sub->name, e->name);
-		r = check_shard(ck, loc, e, te ? &te->id : NULL);
-		free(loc);
+		strbuf_reset(&loc);
+		tree_shard_path(&loc, folder, sub->name, shard_value(e->name));
+		r = check_shard(ck, loc.buf, e, te ? &te->id : NULL);
 		if (r < 0)
 			break;
 	}
 	if (ck->incremental)
 		mark_all_removed(ck, &t, &tt, 0, false);
 	path_pop(ck, old);
+	strbuf_release(&loc);
 	rtree_release(&tt);
 	rtree_release(&t);
 	return ck->fatal;
@@ -1092,43 +1090,42 @@ static int check_format_file(struct checker *ck, const struct rentry *e)
 static void cross_check_sub(struct checker *ck, const char *folder,
 			    const struct rentry *sub)
 {
+	struct strbuf here = STRBUF_INIT;
 	struct rtree t;
 
 	read_trusted(ck, &t, &sub->id);
 	for (size_t i = 0; i < t.n && !ck->stop; i++) {
 		const struct rentry *e = &t.e[i];
 		struct rtree s;
-		char *loc;
+		size_t plen;
 
 		if (!is_shard_name(e) || !is_tree(e) ||
 		    !ck->affected[shard_value(e->name)])
 			continue;
-		loc = xasprintf("%s/%s/%s", folder, sub->name, e->name);
-		if (strset_get(&ck->changed, loc, strlen(loc))) {
-			free(loc);
+		strbuf_reset(&here);
+		tree_shard_path(&here, folder, sub->name, shard_value(e->name));
+		if (strset_get(&ck->changed, here.buf, here.len))
 			continue;
-		}
-		free(loc);
+		plen = here.len;
 		read_trusted(ck, &s, &e->id);
 		for (size_t j = 0; j < s.n && !ck->stop; j++) {
 			const struct rentry *m = &s.e[j];
 			const char *mine = strset_get(&ck->keys, m->name,
 						      maildir_key_len(m->name));
 			if (mine) {
-				char *here = xasprintf("%s%s%s/%s/%s", folder,
-						       *folder ? "/" : "",
-						       sub->name, e->name, m->name);
 				struct strbuf o = STRBUF_INIT;
-				show_path(&o, here, strlen(here));
+				strbuf_setlen(&here, plen);
+				strbuf_addf(&here, "/%s", m->name);
+				show_path(&o, here.buf, here.len);
 				report_path(ck, mine, "duplicate key (also at '%s')",
 					    o.buf);
 				strbuf_release(&o);
-				free(here);
 			}
 			strset_add(&ck->seen, m->name, maildir_key_len(m->name), "");
 		}
 		rtree_release(&s);
 	}
+	strbuf_release(&here);
 	rtree_release(&t);
 }
 
@@ -1559,6 +1556,7 @@ static int foreach_sub(struct checker *ck, const char *folder,
 		       const struct rentry *sub, format_message_fn *fn,
 		       void *data)
 {
+	struct strbuf path = STRBUF_INIT;
 	struct rtree t;
 	int ret = 0;
 
@@ -1571,17 +1569,21 @@ static int foreach_sub(struct checker *ck, const char *folder,
 		read_trusted(ck, &s, &t.e[i].id);
 		for (size_t j = 0; j < s.n && !ret; j++) {
 			const struct rentry *m = &s.e[j];
-			char *path;
 
 			if (!is_blob(m) || !maildir_name_valid(m->name))
 				continue;
-			path = xasprintf("%s%s%s/%s/%s", folder, *folder ? "/" : "",
-					 sub->name, t.e[i].name, m->name);
-			ret = fn(path, folder, sub->name, m->name, &m->id, data);
-			free(path);
+			/* where it is, which a tree fsck checks may not
+			   have made its shard */
+			strbuf_reset(&path);
+			tree_shard_path(&path, folder, sub->name,
+					shard_value(t.e[i].name));
+			strbuf_addf(&path, "/%s", m->name);
+			ret = fn(path.buf, folder, sub->name, m->name, &m->id,
+				 data);
 		}
 		rtree_release(&s);
 	}
+	strbuf_release(&path);
 	rtree_release(&t);
 	return ret;
 }

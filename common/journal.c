@@ -71,9 +71,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "folder.h"
 #include "fsutil.h"
 #include "journal.h"
+#include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "repo.h"
@@ -110,34 +110,25 @@ static bool entry_blob(const char *name, git_oid *blob)
 /* The target line of a message delivered to folder as name. */
 static char *target_line(const char *folder, const char *name)
 {
-	return *folder ? xasprintf("%s/new/%s\n", folder, name)
-		       : xasprintf("new/%s\n", name);
+	struct strbuf sb = STRBUF_INIT;
+
+	layout_disk_place(&sb, folder, "new", name);
+	strbuf_addch(&sb, '\n');
+	return strbuf_detach(&sb, NULL);
 }
 
 /*
- * Parse a target "[<folder>/]new/<name>" into its folder and name (new
- * strings); E_INVALID if it is not of that form.
+ * Parse a target, the place of a message in new/ (layout.h), into its
+ * folder and name (new strings); E_INVALID if it is not one.
  */
 static int parse_target(char **folder, char **name, const char *target)
 {
-	const char *slash = strrchr(target, '/');
-	size_t flen;
+	struct layout_path lp;
 
-	if (!slash || slash - target < 3 || strncmp(slash - 3, "new", 3))
+	if (layout_parse_disk_place(&lp, target) < 0 || lp.sub != 1)
 		return E_INVALID;
-	if (slash - 3 == target)
-		flen = 0;
-	else if (slash - target >= 5 && slash[-4] == '/')
-		flen = (size_t)(slash - 4 - target);
-	else
-		return E_INVALID;
-	*folder = xstrndup(target, flen);
-	*name = xstrdup(slash + 1);
-	if (!folder_dir_valid(*folder) || !maildir_name_valid(*name)) {
-		free(*folder);
-		free(*name);
-		return E_INVALID;
-	}
+	*folder = xstrndup(lp.folder, lp.folder_len);
+	*name = xstrdup(lp.name);
 	return 0;
 }
 

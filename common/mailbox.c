@@ -14,7 +14,6 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mailbox.h"
-#include "maildir_name.h"
 #include "xalloc.h"
 
 static bool home_usable(const char *home, uid_t uid)
@@ -91,8 +90,7 @@ void mailbox_free(struct mailbox *mb)
 
 char *mailbox_folder_path(const struct mailbox *mb, const char *folder)
 {
-	return *folder ? xasprintf("%s/%s", mb->maildir, folder)
-		       : xstrdup(mb->maildir);
+	return layout_folder_dir(mb->maildir, folder, NULL);
 }
 
 int mailbox_create_folder(const struct mailbox *mb, const char *folder)
@@ -120,23 +118,5 @@ int mailbox_create_folder(const struct mailbox *mb, const char *folder)
 
 bool mailbox_folder_exists(const struct mailbox *mb, const char *folder)
 {
-	char *dir = mailbox_folder_path(mb, folder);
-	char *cur = xasprintf("%s/cur", dir), *new = xasprintf("%s/new", dir);
-	bool ok = is_dir(cur) && is_dir(new);
-
-	free(cur);
-	free(new);
-	free(dir);
-	return ok;
-}
-
-void tree_message_path(struct strbuf *out, const char *folder,
-		       const char *sub, const char *name)
-{
-	char shard[3];
-
-	maildir_shard_hex(shard, name, maildir_key_len(name));
-	if (*folder)
-		strbuf_addf(out, "%s/", folder);
-	strbuf_addf(out, "%s/%s/%s", sub, shard, name);
+	return layout_folder_exists(mb->maildir, folder);
 }

@@ -2,9 +2,9 @@
  * mailbox: who the mailbox belongs to and where its parts live.
  *
  * A struct mailbox ties the running user to their configuration, their
- * Maildir and their repository, and knows the layout rules shared by the
- * LDA, the daemon and the admin tool: folder directories on disk and the
- * matching paths in the git tree ("<folder>/<cur|new>/<shard>/<name>").
+ * Maildir and their repository.  Where the parts of the Maildir are, on
+ * disk and in the git tree, is layout.h's to say; the folder calls here
+ * apply its rules to the user's Maildir.
  *
  * Every environment value is treated as hostile: $HOME is used only when
  * it is an absolute directory owned by the user and not writable by
@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "layout.h"
 #include "strbuf.h"
 
 struct mailbox {
@@ -52,14 +53,7 @@ char *mailbox_folder_path(const struct mailbox *mb, const char *folder);
  */
 int mailbox_create_folder(const struct mailbox *mb, const char *folder);
 
-/* Does the folder exist (its cur/ and new/ are directories)? */
+/* Does the folder exist in mb's Maildir (layout_folder_exists())? */
 bool mailbox_folder_exists(const struct mailbox *mb, const char *folder);
-
-/*
- * Append the tree path of message name in folder's sub ("cur" or "new"):
- * "[<folder>/]<sub>/<shard>/<name>".
- */
-void tree_message_path(struct strbuf *out, const char *folder,
-		       const char *sub, const char *name);
 
 #endif

@@ -44,13 +44,14 @@
 
 #include "fnv.h"
 #include "folder.h"
+#include "layout.h"
 #include "log.h"
-#include "mailbox.h"
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "treediff.h"
 #include "xalloc.h"
 
 enum { B = 0, O = 1, T = 2 };		/* base, ours, theirs */
@@ -294,62 +295,33 @@ static char *identity_key(const char *key, size_t len, const git_oid *id)
 
 static void classify(struct leaf *l)
 {
-	const char *p = l->path, *rest, *slash;
-	size_t flen = 0;
+	const char *p = l->path, *slash;
+	struct layout_path lp;
 
 	l->kind = LEAF_OTHER;
-	if (p[0] == '.') {
-		slash = strchr(p, '/');
-		if (!slash)
-			return;
-		flen = (size_t)(slash - p);
-		rest = slash + 1;
-		{
-			char *f = xstrndup(p, flen);
-			bool ok = folder_dir_valid(f);
-			free(f);
-			if (!ok)
-				return;
-		}
-		if (!strcmp(rest, "maildirfolder")) {
-			l->kind = LEAF_MARKER;
-			l->flen = flen;
-			return;
-		}
-	} else {
-		rest = p;
-		if (!strncmp(p, MTIMES_DIR "/", strlen(MTIMES_DIR) + 1)) {
-			const char *x = p + strlen(MTIMES_DIR) + 1;
-			if (strlen(x) == 2 && hex_is_lower(x, 2)) {
-				l->kind = LEAF_MTIMES;
-				l->shard = (unsigned)strtoul(x, NULL, 16);
-			}
-			return;
-		}
-	}
-	if (strncmp(rest, "cur/", 4) && strncmp(rest, "new/", 4))
-		return;
-	if (!hex_is_lower(rest + 4, 2) || rest[6] != '/' || !rest[4] || !rest[5])
-		return;
-	{
-		const char *name = rest + 7;
-		unsigned shard = (unsigned)strtoul((char[3]){ rest[4], rest[5], 0 },
-						   NULL, 16);
-		size_t klen;
-
-		if (strchr(name, '/') || !maildir_name_valid(name))
-			return;
-		klen = maildir_key_len(name);
-		/* a message in the wrong shard is just a file to the merge */
-		if (maildir_shard(name, klen) != shard)
-			return;
+	/* a message in the wrong shard is just a file to the merge */
+	if (layout_parse_tree_path(&lp, p) == 0) {
 		l->kind = LEAF_MESSAGE;
-		l->flen = flen;
-		l->sub = rest[0] == 'c' ? SUB_CUR : SUB_NEW;
-		l->name = name;
-		l->keylen = klen;
-		l->shard = shard;
-		l->bkey = identity_key(name, klen, &l->id);
+		l->flen = lp.folder_len;
+		l->sub = lp.sub ? SUB_NEW : SUB_CUR;
+		l->name = lp.name;
+		l->keylen = maildir_key_len(lp.name);
+		l->shard = lp.shard;
+		l->bkey = identity_key(lp.name, l->keylen, &l->id);
+	} else if (p[0] == '.') {
+		slash = strchr(p, '/');
+		if (slash && !strcmp(slash + 1, "maildirfolder")) {
+			char *f = xstrndup(p, (size_t)(slash - p));
+			if (folder_dir_valid(f)) {
+				l->kind = LEAF_MARKER;
+				l->flen = (size_t)(slash - p);
+			}
+			free(f);
+		}
+	} else if (!strncmp(p, MTIMES_DIR "/", strlen(MTIMES_DIR) + 1)) {
+		const char *x = p + strlen(MTIMES_DIR) + 1;
+		if (layout_shard_name(&l->shard, x, strlen(x)))
+			l->kind = LEAF_MTIMES;
 	}
 }
 
@@ -377,33 +349,72 @@ static int add_leaf(struct mctx *m, const char *path, const git_tree_entry *e,
 /* The shard number of a shard directory path, or -1. */
 static int shard_dir(const char *path)
 {
-	const char *p = path;
+	struct layout_path lp;
 
-	if (*p == '.') {
-		const char *slash = strchr(p, '/');
-		if (!slash)
-			return -1;
-		p = slash + 1;
-	}
-	if (strncmp(p, "cur/", 4) && strncmp(p, "new/", 4))
-		return -1;
-	p += 4;
-	if (strlen(p) != 2 || !hex_is_lower(p, 2))
-		return -1;
-	return (int)strtoul(p, NULL, 16);
+	return layout_parse_shard_dir(&lp, path) < 0 ? -1 : (int)lp.shard;
 }
 
-static int walk(struct mctx *m, int diff, const git_oid *a, const git_oid *b,
-		struct strbuf *path);
+/* One side's walk against the base (treediff's callbacks). */
+struct mwalk {
+	struct mctx *m;
+	int diff;
+};
 
-/* An entry only one of the two trees has (or a blob against a tree). */
-static int walk_entry(struct mctx *m, int diff, int added,
-		      const git_tree_entry *e, struct strbuf *path)
+static int walk_load(git_tree **out, const git_oid *id, void *data)
 {
-	if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
-		return walk(m, diff, added ? NULL : git_tree_entry_id(e),
-			    added ? git_tree_entry_id(e) : NULL, path);
-	return add_leaf(m, path->buf, e, diff, added);
+	return tree_load(out, ((struct mwalk *)data)->m, id);
+}
+
+/*
+ * A directory where the side differs: on the first pass a shard
+ * directory is noted to be read later (or never), else the directory is
+ * recorded and gone into.
+ */
+static int walk_tree(const char *path, const git_oid *a, const git_oid *b,
+		     void *data)
+{
+	struct mwalk *w = data;
+	struct mctx *m = w->m;
+	struct dirrec *d;
+	int x;
+
+	if (m->defer && (x = shard_dir(path)) >= 0) {
+		struct pending *p;
+		xgrow((void **)&m->pend, &m->apend, m->npend + 1,
+		      sizeof *m->pend);
+		p = &m->pend[m->npend++];
+		p->path = xstrdup(path);
+		p->diff = (unsigned)w->diff;
+		p->shard = (unsigned)x;
+		p->has_a = a != NULL;
+		p->has_b = b != NULL;
+		if (a)
+			git_oid_cpy(&p->ida, a);
+		if (b)
+			git_oid_cpy(&p->idb, b);
+		return 1;
+	}
+	xgrow((void **)&m->dirs, &m->adirs, m->ndirs + 1, sizeof *m->dirs);
+	d = &m->dirs[m->ndirs++];
+	d->path = xstrdup(path);
+	d->diff = (unsigned)w->diff;
+	d->present = b != NULL;
+	if (b)
+		git_oid_cpy(&d->id, b);
+	return 0;
+}
+
+static int walk_leaf(const char *path, const git_tree_entry *a,
+		     const git_tree_entry *b, void *data)
+{
+	struct mwalk *w = data;
+	int ret = 0;
+
+	if (a)
+		ret = add_leaf(w->m, path, a, w->diff, 0);
+	if (b && ret == 0)
+		ret = add_leaf(w->m, path, b, w->diff, 1);
+	return ret;
 }
 
 /*
@@ -413,84 +424,11 @@ static int walk_entry(struct mctx *m, int diff, int added,
 static int walk(struct mctx *m, int diff, const git_oid *a, const git_oid *b,
 		struct strbuf *path)
 {
-	git_tree *ta = NULL, *tb = NULL;
-	size_t i = 0, j = 0, na, nb, plen = path->len;
-	int ret = 0;
+	static const struct treediff_ops ops = { walk_load, walk_tree,
+						 walk_leaf };
+	struct mwalk w = { m, diff };
 
-	if (a && b && git_oid_equal(a, b))
-		return 0;
-	if (m->defer && plen) {
-		int x = shard_dir(path->buf);
-		if (x >= 0) {
-			struct pending *p;
-			xgrow((void **)&m->pend, &m->apend, m->npend + 1,
-			      sizeof *m->pend);
-			p = &m->pend[m->npend++];
-			p->path = xstrdup(path->buf);
-			p->diff = (unsigned)diff;
-			p->shard = (unsigned)x;
-			p->has_a = a != NULL;
-			p->has_b = b != NULL;
-			if (a)
-				git_oid_cpy(&p->ida, a);
-			if (b)
-				git_oid_cpy(&p->idb, b);
-			return 0;
-		}
-	}
-	if (plen) {
-		struct dirrec *d;
-		xgrow((void **)&m->dirs, &m->adirs, m->ndirs + 1, sizeof *m->dirs);
-		d = &m->dirs[m->ndirs++];
-		d->path = xstrdup(path->buf);
-		d->diff = (unsigned)diff;
-		d->present = b != NULL;
-		if (b)
-			git_oid_cpy(&d->id, b);
-	}
-	if ((a && (ret = tree_load(&ta, m, a)) < 0) ||
-	    (b && (ret = tree_load(&tb, m, b)) < 0))
-		goto done;
-	na = ta ? git_tree_entrycount(ta) : 0;
-	nb = tb ? git_tree_entrycount(tb) : 0;
-	while (ret == 0 && (i < na || j < nb)) {
-		const git_tree_entry *ea = i < na ? git_tree_entry_byindex(ta, i) : NULL;
-		const git_tree_entry *eb = j < nb ? git_tree_entry_byindex(tb, j) : NULL;
-		/* trees sort as "name/": the order git keeps entries in */
-		int c = !ea ? 1 : !eb ? -1 : git_tree_entry_cmp(ea, eb);
-
-		strbuf_setlen(path, plen);
-		if (plen)
-			strbuf_addch(path, '/');
-		strbuf_addstr(path, git_tree_entry_name(c <= 0 ? ea : eb));
-		if (c < 0) {
-			i++;
-			ret = walk_entry(m, diff, 0, ea, path);
-		} else if (c > 0) {
-			j++;
-			ret = walk_entry(m, diff, 1, eb, path);
-		} else {
-			i++;
-			j++;
-			if (git_oid_equal(git_tree_entry_id(ea), git_tree_entry_id(eb)) &&
-			    git_tree_entry_filemode(ea) == git_tree_entry_filemode(eb))
-				continue;
-			if (git_tree_entry_type(ea) == GIT_OBJECT_TREE &&
-			    git_tree_entry_type(eb) == GIT_OBJECT_TREE) {
-				ret = walk(m, diff, git_tree_entry_id(ea),
-					   git_tree_entry_id(eb), path);
-			} else {
-				ret = walk_entry(m, diff, 0, ea, path);
-				if (ret == 0)
-					ret = walk_entry(m, diff, 1, eb, path);
-			}
-		}
-	}
-	strbuf_setlen(path, plen);
-done:
-	git_tree_free(ta);
-	git_tree_free(tb);
-	return ret;
+	return treediff(m->r, a, b, path, &ops, &w);
 }
 
 /*
@@ -729,10 +667,9 @@ static int lookup_key(struct mctx *m, const char *key)
 {
 	static const char *const subs[] = { "cur", "new" };
 	git_tree *root = NULL;
-	char shard[3];
+	unsigned shard = maildir_shard(key, strlen(key));
 	int ret;
 
-	maildir_shard_hex(shard, key, strlen(key));
 	if ((ret = tree_load(&root, m, m->tree[O])) < 0)
 		return ret;
 	for (size_t i = 0; i < git_tree_entrycount(root) && ret == 0; i++) {
@@ -751,10 +688,7 @@ static int lookup_key(struct mctx *m, const char *key)
 
 			if (inbox && strcmp(fname, subs[k]))
 				continue;
-			if (inbox)
-				strbuf_addf(&p, "%s/%s", subs[k], shard);
-			else
-				strbuf_addf(&p, "%s/%s/%s", fname, subs[k], shard);
+			tree_shard_path(&p, inbox ? "" : fname, subs[k], shard);
 			if (git_tree_entry_bypath(&se, root, p.buf) == 0 &&
 			    git_tree_entry_type(se) == GIT_OBJECT_TREE &&
 			    (ret = tree_load(&st, m, git_tree_entry_id(se))) == 0) {

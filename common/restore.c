@@ -21,6 +21,7 @@
 #include <git2.h>
 
 #include "fsutil.h"
+#include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "mtimes.h"
@@ -163,10 +164,11 @@ void restore_add_subscription(struct restore *rs, const char *line)
 
 static char *disk_path(const struct restore *rs, const struct mail_msg *m)
 {
-	return *m->folder ? xasprintf("%s/%s/%s/%s", rs->mb->maildir, m->folder,
-				      m->sub, m->name)
-			  : xasprintf("%s/%s/%s", rs->mb->maildir, m->sub,
-				      m->name);
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "%s/", rs->mb->maildir);
+	layout_disk_place(&sb, m->folder, m->sub, m->name);
+	return strbuf_detach(&sb, NULL);
 }
 
 static int rename_noreplace(const char *from, const char *to)
@@ -187,9 +189,7 @@ static int rename_noreplace(const char *from, const char *to)
 /* The blob's bytes into a new file in tmp/, with its mtime. */
 static int write_tmp(struct restore *rs, const struct item *it, char **tmp)
 {
-	char *dir = *it->m.folder ? xasprintf("%s/%s/tmp", rs->mb->maildir,
-					      it->m.folder)
-				  : xasprintf("%s/tmp", rs->mb->maildir);
+	char *dir = layout_folder_dir(rs->mb->maildir, it->m.folder, "tmp");
 	git_blob *blob = NULL;
 	git_oid id;
 	int fd = -1, ret = E_TEMP;
@@ -400,9 +400,9 @@ static int put_folders(struct restore *rs, struct worktree *wt,
 {
 	for (size_t i = 0; i < rs->nfolders; i++) {
 		const char *f = rs->folders[i];
-		char *dir = *f ? xasprintf("%s/%s", rs->mb->maildir, f) : NULL;
-		char *marker = dir ? xasprintf("%s/maildirfolder", dir) : NULL;
-		bool whole = mailbox_folder_exists(rs->mb, f) &&
+		char *dir = layout_folder_dir(rs->mb->maildir, f, NULL);
+		char *marker = *f ? xasprintf("%s/maildirfolder", dir) : NULL;
+		bool whole = layout_folder_exists(rs->mb->maildir, f) &&
 			     (!marker || path_exists(marker));
 
 		free(dir);

@@ -34,12 +34,14 @@
 #include "format.h"
 #include "fsutil.h"
 #include "journal.h"
+#include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "treediff.h"
 #include "worktree.h"
 #include "xalloc.h"
 
@@ -283,148 +285,29 @@ bool worktree_ignored_name(const char *name)
 static char *disk_dir(const struct worktree *wt, const char *folder,
 		      const char *sub)
 {
-	if (!sub)
-		return *folder ? xasprintf("%s/%s", wt->maildir, folder)
-			       : xstrdup(wt->maildir);
-	return *folder ? xasprintf("%s/%s/%s", wt->maildir, folder, sub)
-		       : xasprintf("%s/%s", wt->maildir, sub);
-}
-
-static void msg_path(struct strbuf *out, const char *folder, const char *sub,
-		     const char *name)
-{
-	char shard[3];
-
-	maildir_shard_hex(shard, name, maildir_key_len(name));
-	if (*folder)
-		strbuf_addf(out, "%s/", folder);
-	strbuf_addf(out, "%s/%s/%s", sub, shard, name);
+	return layout_folder_dir(wt->maildir, folder, sub);
 }
 
 /*
- * Split a tree path "[<folder>/](cur|new)/<xx>/<name>" into new strings;
- * E_INVALID when it is not a message path.
+ * Split a tree path (layout_parse_tree_path) into new strings, sub being
+ * one of subs[]; E_INVALID when it is not a message's path.
  */
 static int parse_msg_path(const char *path, char **folder, const char **sub,
 			  char **name)
 {
-	const char *p = path, *slash;
-	size_t flen = 0;
+	struct layout_path lp;
 
-	if (path[0] == '.') {
-		slash = strchr(path, '/');
-		if (!slash)
-			return E_INVALID;
-		flen = (size_t)(slash - path);
-		p = slash + 1;
-	}
-	if (!strncmp(p, "cur/", 4))
-		*sub = subs[0];
-	else if (!strncmp(p, "new/", 4))
-		*sub = subs[1];
-	else
+	if (layout_parse_tree_path(&lp, path) < 0)
 		return E_INVALID;
-	p += 4;
-	if (strlen(p) < 4 || p[2] != '/' || strchr(p + 3, '/'))
-		return E_INVALID;
-	*folder = xstrndup(path, flen);
-	*name = xstrdup(p + 3);
+	*folder = xstrndup(lp.folder, lp.folder_len);
+	*sub = subs[lp.sub];
+	*name = xstrdup(lp.name);
 	return 0;
-}
-
-/* Does folder hold cur/ or new/? */
-static bool folder_there(const char *maildir, const char *folder)
-{
-	bool ok = false;
-
-	for (size_t i = 0; i < 2 && !ok; i++) {
-		char *d = *folder ? xasprintf("%s/%s/%s", maildir, folder, subs[i])
-				  : xasprintf("%s/%s", maildir, subs[i]);
-		ok = is_dir(d);
-		free(d);
-	}
-	return ok;
 }
 
 static bool folder_on_disk(const struct worktree *wt, const char *folder)
 {
-	return folder_there(wt->maildir, folder);
-}
-
-int worktree_disk_folders(char ***out, size_t *n, const char *maildir)
-{
-	struct strvec sv = { 0 };
-	struct dirent *de;
-	DIR *d = opendir(maildir);
-
-	*out = NULL;
-	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 :
-		       log_error("opendir '%s': %s", maildir, strerror(errno));
-	strvec_push(&sv, "");
-	while ((de = readdir(d))) {
-		struct stat st;
-		char *cur, *new;
-		bool ok;
-
-		if (de->d_name[0] != '.' || !folder_dir_valid(de->d_name))
-			continue;
-		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-			continue;
-		cur = xasprintf("%s/%s/cur", maildir, de->d_name);
-		new = xasprintf("%s/%s/new", maildir, de->d_name);
-		ok = (stat(cur, &st) == 0 && S_ISDIR(st.st_mode)) ||
-		     (stat(new, &st) == 0 && S_ISDIR(st.st_mode));
-		free(cur);
-		free(new);
-		if (ok)
-			strvec_push(&sv, de->d_name);
-	}
-	closedir(d);
-	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
-	*out = sv.v;
-	*n = sv.n;
-	return 0;
-}
-
-int worktree_disk_dirs(char ***out, size_t *n, const char *maildir)
-{
-	struct strvec sv = { 0 };
-	struct dirent *de;
-	DIR *d = opendir(maildir);
-
-	*out = NULL;
-	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 :
-		       log_error("opendir '%s': %s", maildir, strerror(errno));
-	strvec_push(&sv, "");
-	while ((de = readdir(d))) {
-		struct stat st;
-
-		if (de->d_name[0] != '.' || !folder_dir_valid(de->d_name))
-			continue;
-		if (de->d_type == DT_UNKNOWN &&
-		    (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		     !S_ISDIR(st.st_mode)))
-			continue;
-		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-			continue;
-		strvec_push(&sv, de->d_name);
-	}
-	closedir(d);
-	qsort(sv.v, sv.n, sizeof *sv.v, cmp_str);
-	*out = sv.v;
-	*n = sv.n;
-	return 0;
-}
-
-void worktree_folders_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+	return layout_folder_exists(wt->maildir, folder);
 }
 
 /* --- reading trees ------------------------------------------------------ */
@@ -1314,7 +1197,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		sc->subs = -1;
 	}
 
-	if (worktree_disk_dirs(&disk, &ndisk, wt->maildir) < 0 ||
+	if (layout_list_dirs(&disk, &ndisk, wt->maildir) < 0 ||
 	    tree_folders(&known, sc->r, sc->wtree) < 0) {
 		ret = E_TEMP;
 		goto done;
@@ -1336,7 +1219,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 done:
 	if (ret < 0)
 		sc->temp_error = true;
-	worktree_folders_free(disk, ndisk);
+	layout_list_free(disk, ndisk);
 	strvec_clear(&known);
 	free(sp);
 	return ret;
@@ -1729,7 +1612,7 @@ static void add_path(struct update_list *ups, const char *folder,
 {
 	struct strbuf path = STRBUF_INIT;
 
-	msg_path(&path, folder, sub, name);
+	tree_message_path(&path, folder, sub, name);
 	update_list_add(ups, path.buf, oid);
 	strbuf_release(&path);
 }
@@ -1949,9 +1832,7 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 		if (!p || !same_f || p->sub != v[i].sub || p->shard != v[i].shard) {
 			git_tree_free(shard);
 			strbuf_reset(&tp);
-			if (*v[i].f)
-				strbuf_addf(&tp, "%s/", v[i].f);
-			strbuf_addf(&tp, "%s/%02x", v[i].sub, v[i].shard);
+			tree_shard_path(&tp, v[i].f, v[i].sub, v[i].shard);
 			if (subtree_of(&shard, sc->r, scan_root_tree(sc), tp.buf) < 0) {
 				sc->temp_error = true;
 				break;
@@ -2044,7 +1925,7 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 
 		if (f == JOURNAL_FOUND_CLAIMED) {
 			struct strbuf p = STRBUF_INIT;
-			msg_path(&p, a->folder, a->sub, a->name);
+			tree_message_path(&p, a->folder, a->sub, a->name);
 			delivery_record_add(rec, a->folder, p.buf, &a->oid);
 			strbuf_release(&p);
 			strvec_push(claims, "");
@@ -2436,85 +2317,27 @@ static void dchv_clear(struct dchv *d)
 	memset(d, 0, sizeof *d);
 }
 
-static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
-		     struct strbuf *prefix, struct dchv *out);
-
-/* Every blob under tree id as added (side 1) or removed (side 0). */
-static int diff_one(struct repo *r, const git_oid *id, int side,
-		    struct strbuf *prefix, struct dchv *out)
+static int diff_leaf(const char *path, const git_tree_entry *a,
+		     const git_tree_entry *b, void *data)
 {
-	return side ? diff_walk(r, NULL, id, prefix, out)
-		    : diff_walk(r, id, NULL, prefix, out);
+	/* a mode alone changed: nothing to apply to a file */
+	if (a && b && git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)))
+		return 0;
+	dchv_push(data, path, a ? git_tree_entry_id(a) : NULL,
+		  b ? git_tree_entry_id(b) : NULL);
+	return 0;
 }
 
 /*
  * The blobs that differ between trees a and b (either may be NULL: the
- * empty tree).  Subtrees with equal ids are never read, so the cost is
- * that of the changed shards.
+ * empty tree), through treediff: the cost is that of the changed shards.
  */
 static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
 		     struct strbuf *prefix, struct dchv *out)
 {
-	git_tree *ta = NULL, *tb = NULL;
-	size_t plen = prefix->len;
-	int ret = 0;
+	static const struct treediff_ops ops = { NULL, NULL, diff_leaf };
 
-	if ((a && git_tree_lookup(&ta, r->git, a) < 0) ||
-	    (b && git_tree_lookup(&tb, r->git, b) < 0)) {
-		ret = log_error("read tree: %s", repo_git_error());
-		goto done;
-	}
-	for (size_t i = 0; ta && i < git_tree_entrycount(ta) && !ret; i++) {
-		const git_tree_entry *ea = git_tree_entry_byindex(ta, i);
-		const char *name = git_tree_entry_name(ea);
-		const git_tree_entry *eb = tb ? git_tree_entry_byname(tb, name) : NULL;
-		bool at = git_tree_entry_type(ea) == GIT_OBJECT_TREE;
-		bool bt = eb && git_tree_entry_type(eb) == GIT_OBJECT_TREE;
-
-		if (eb && at == bt &&
-		    git_oid_equal(git_tree_entry_id(ea), git_tree_entry_id(eb)))
-			continue;
-		strbuf_setlen(prefix, plen);
-		strbuf_addf(prefix, "%s%s", plen ? "/" : "", name);
-		if (at && bt)
-			ret = diff_walk(r, git_tree_entry_id(ea),
-					git_tree_entry_id(eb), prefix, out);
-		else if (!at && eb && !bt)
-			dchv_push(out, prefix->buf, git_tree_entry_id(ea),
-				  git_tree_entry_id(eb));
-		else {
-			if (at)
-				ret = diff_one(r, git_tree_entry_id(ea), 0,
-					       prefix, out);
-			else
-				dchv_push(out, prefix->buf,
-					  git_tree_entry_id(ea), NULL);
-			if (eb && !ret && bt)
-				ret = diff_one(r, git_tree_entry_id(eb), 1,
-					       prefix, out);
-			else if (eb && !ret)
-				dchv_push(out, prefix->buf, NULL,
-					  git_tree_entry_id(eb));
-		}
-	}
-	for (size_t i = 0; tb && i < git_tree_entrycount(tb) && !ret; i++) {
-		const git_tree_entry *eb = git_tree_entry_byindex(tb, i);
-		const char *name = git_tree_entry_name(eb);
-
-		if (ta && git_tree_entry_byname(ta, name))
-			continue;
-		strbuf_setlen(prefix, plen);
-		strbuf_addf(prefix, "%s%s", plen ? "/" : "", name);
-		if (git_tree_entry_type(eb) == GIT_OBJECT_TREE)
-			ret = diff_one(r, git_tree_entry_id(eb), 1, prefix, out);
-		else
-			dchv_push(out, prefix->buf, NULL, git_tree_entry_id(eb));
-	}
-done:
-	strbuf_setlen(prefix, plen);
-	git_tree_free(ta);
-	git_tree_free(tb);
-	return ret;
+	return treediff(r, a, b, prefix, &ops, out);
 }
 
 /*
@@ -3312,15 +3135,13 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		size_t plen = strlen(c->path);
 
 		if (parse_msg_path(c->path, &folder, &sub, &name) == 0) {
-			if (folder_dir_valid(folder) && maildir_name_valid(name)) {
-				if (c->has_old) {
-					struct ent *e = entv_push(&olds, folder, sub, name);
-					git_oid_cpy(&e->oid, &c->old);
-				}
-				if (c->has_new) {
-					struct ent *e = entv_push(&news, folder, sub, name);
-					git_oid_cpy(&e->oid, &c->new);
-				}
+			if (c->has_old) {
+				struct ent *e = entv_push(&olds, folder, sub, name);
+				git_oid_cpy(&e->oid, &c->old);
+			}
+			if (c->has_new) {
+				struct ent *e = entv_push(&news, folder, sub, name);
+				git_oid_cpy(&e->oid, &c->new);
 			}
 			free(folder);
 			free(name);
@@ -3528,53 +3349,4 @@ done:
 	strmap_clear(&ap.touched_set);
 	strvec_clear(&ap.staged);
 	return ret;
-}
-
-/* --- tmp/ --------------------------------------------------------------- */
-
-void worktree_clean_tmp(const char *maildir, time_t max_age)
-{
-	char **folders;
-	size_t n, pos = 0;
-
-	if (worktree_disk_folders(&folders, &n, maildir) < 0)
-		return;
-	worktree_clean_tmp_some(maildir, folders, n, &pos, max_age, 0);
-	worktree_folders_free(folders, n);
-}
-
-void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
-			     size_t *pos, time_t max_age, double seconds)
-{
-	time_t cutoff = time(NULL) - max_age;
-	double t0 = mono_now();
-
-	for (size_t i = *pos; i < n; i++) {
-		if (seconds && i > *pos && mono_now() - t0 >= seconds) {
-			*pos = i;
-			return;
-		}
-		char *tmp = *folders[i] ? xasprintf("%s/%s/tmp", maildir, folders[i])
-					: xasprintf("%s/tmp", maildir);
-		struct dirent *de;
-		/* a folder's tmp/: beside its cur/ or new/ */
-		DIR *d = folder_there(maildir, folders[i]) ? opendir(tmp) : NULL;
-
-		while (d && (de = readdir(d))) {
-			struct stat st;
-			if (de->d_name[0] == '.')
-				continue;
-			if (fstatat(dirfd(d), de->d_name, &st,
-				    AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
-			    st.st_atime < cutoff &&
-			    unlinkat(dirfd(d), de->d_name, 0) == 0)
-				log_info("removed '%s/%s', older than %ld hours",
-					 tmp, de->d_name, (long)max_age / 3600);
-		}
-		if (d)
-			closedir(d);
-		free(tmp);
-	}
-	*pos = n;
 }

@@ -234,20 +234,6 @@ int worktree_record_added(struct repo *r, const git_oid *before,
 /* --- the Maildir ------------------------------------------------------- */
 
 /*
- * The folders on disk: "" and every valid ".Name" directory holding cur/
- * and new/.  *out is a new array of new strings; free with
- * worktree_folders_free().
- */
-int worktree_disk_folders(char ***out, size_t *n, const char *maildir);
-void worktree_folders_free(char **v, size_t n);
-/*
- * The same from a listing of the Maildir root alone: "" and every
- * directory with a valid ".Name", whether or not it holds cur/ and new/
- * (nothing inside is looked at: one readdir for any number of folders).
- */
-int worktree_disk_dirs(char ***out, size_t *n, const char *maildir);
-
-/*
  * Is name (a file in the Maildir root or in a folder directory, beside
  * cur/ and new/) per-server state that is never tracked: Dovecot's and
  * Courier's indexes and lists, dovecot-keywords, maildirsize, lock files,
@@ -255,15 +241,5 @@ int worktree_disk_dirs(char ***out, size_t *n, const char *maildir);
  * one anything valid.)
  */
 bool worktree_ignored_name(const char *name);
-
-/* Remove files in every folder's tmp/ older than max_age seconds. */
-void worktree_clean_tmp(const char *maildir, time_t max_age);
-/*
- * The same for folders[*pos] on (as worktree_disk_folders() or
- * worktree_disk_dirs() gives them; a directory without cur/ or new/ is
- * passed over), for about seconds; *pos moves past what was done.
- */
-void worktree_clean_tmp_some(const char *maildir, char **folders, size_t n,
-			     size_t *pos, time_t max_age, double seconds);
 
 #endif

@@ -61,7 +61,6 @@
 #include "xalloc.h"
 
 #define DEDUP_WINDOW (7 * 24 * 3600)	/* how far back a retry is recognised */
-#define TMP_MAX_AGE (36 * 3600)		/* the Maildir rule for tmp/ */
 #define COPY_BUF 65536
 #define QUORUM_MAX 1000
 /* seconds kept back from the deadline while waiting for quorum */
@@ -763,26 +762,6 @@ done:
 	return ret;
 }
 
-/* Remove tmp/ files older than 36 hours (the Maildir rule). */
-static void clean_tmp(const char *tmpdir)
-{
-	struct dirent *de;
-	DIR *d = opendir(tmpdir);
-	time_t cutoff = time(NULL) - TMP_MAX_AGE;
-
-	while (d && (de = readdir(d))) {
-		struct stat st;
-		if (de->d_name[0] == '.')
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
-		    st.st_atime < cutoff)
-			unlinkat(dirfd(d), de->d_name, 0);
-	}
-	if (d)
-		closedir(d);
-}
-
 /*
  * Quorum delivery: ask maildag-syncd to wait until acks peers accepted
  * commit (or a commit that contains it), for at most what is left until
@@ -1129,11 +1108,8 @@ static void commit(struct lda *d)
 /* 4. After the commit: tmp/ cleaned, then quorum waited for. */
 static void finish(struct lda *d)
 {
-	char *tmpdir = xasprintf("%s/tmp", d->fdir);
-
 	repo_unlock(d->repo);
-	clean_tmp(tmpdir);
-	free(tmpdir);
+	layout_clean_tmp(d->mb->maildir, d->folder, LAYOUT_TMP_MAX_AGE);
 	/* no lock held while we wait */
 	if (d->quorum > 1)
 		wait_quorum(d->mb, &d->wait_for, d->quorum, d->deadline_at);

@@ -41,12 +41,14 @@
 #include "format.h"
 #include "fsutil.h"
 #include "journal.h"
+#include "layout.h"
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
 #include "mtimes.h"
 #include "repo.h"
 #include "strbuf.h"
+#include "strmap.h"
 #include "xalloc.h"
 
 struct fsck {
@@ -185,13 +187,21 @@ struct msgs {
 	size_t n, alloc;
 };
 
+/* A message's place on disk (layout.h); the caller frees it. */
+static char *disk_place(const char *folder, const char *sub, const char *name)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	layout_disk_place(&sb, folder, sub, name);
+	return strbuf_detach(&sb, NULL);
+}
+
 static void msgs_add(struct msgs *m, const char *folder, const char *sub,
 		     const char *name)
 {
 	xgrow((void **)&m->v, &m->alloc, m->n + 1, sizeof *m->v);
 	m->v[m->n].key = xstrndup(name, maildir_key_len(name));
-	m->v[m->n].place = xasprintf("%s%s%s/%s", folder, *folder ? "/" : "",
-				     sub, name);
+	m->v[m->n].place = disk_place(folder, sub, name);
 	m->v[m->n].matched = false;
 	memset(&m->v[m->n].blob, 0, sizeof m->v[m->n].blob);
 	m->n++;
@@ -258,8 +268,7 @@ static void scan_sub(struct fsck *f, struct msgs *disk, const char *dir,
 
 		if (de->d_name[0] == '.')
 			continue;
-		place = xasprintf("%s%s%s/%s", folder, *folder ? "/" : "", sub,
-				  de->d_name);
+		place = disk_place(folder, sub, de->d_name);
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
 			warn_place(f, place, ": not a regular file, not tracked");
@@ -282,6 +291,42 @@ static void scan_folder(struct fsck *f, struct msgs *disk,
 	scan_sub(f, disk, dir, folder, "cur");
 	scan_sub(f, disk, dir, folder, "new");
 	free(dir);
+}
+
+/*
+ * The messages of every folder on disk, by the rule maildag-syncd commits
+ * by (layout.h): the folders a listing of the root finds, and those the
+ * worktree holds messages in that still exist (a folder whose directory
+ * became a symbolic link stays one).
+ */
+static int scan_folders(struct fsck *f, struct msgs *disk,
+			const struct msgs *tree, const struct mailbox *mb)
+{
+	struct strmap seen = STRMAP_INIT;
+	char **folders;
+	size_t n;
+
+	if (layout_list_folders(&folders, &n, mb->maildir) < 0)
+		return E_TEMP;
+	for (size_t i = 0; i < n; i++) {
+		strmap_put(&seen, folders[i], 0);
+		scan_folder(f, disk, mb, folders[i]);
+	}
+	layout_list_free(folders, n);
+	for (size_t i = 0; i < tree->n; i++) {
+		struct layout_path lp;
+		char *folder;
+
+		if (layout_parse_disk_place(&lp, tree->v[i].place) < 0)
+			continue;
+		folder = xstrndup(lp.folder, lp.folder_len);
+		if (strmap_put(&seen, folder, 0) &&
+		    mailbox_folder_exists(mb, folder))
+			scan_folder(f, disk, mb, folder);
+		free(folder);
+	}
+	strmap_clear(&seen);
+	return 0;
 }
 
 static int tree_message(const char *path, const char *folder, const char *sub,
@@ -362,21 +407,19 @@ static int compare_disk(struct fsck *f, const struct mailbox *mb, bool hash)
 		msgs_release(&tree);
 		return E_TEMP;
 	}
-	scan_folder(f, &disk, mb, "");
+	if (scan_folders(f, &disk, &tree, mb) < 0) {
+		msgs_release(&tree);
+		return E_TEMP;
+	}
+	/* what layout.h does not count as a folder and a user may think is */
 	if ((d = opendir(mb->maildir))) {
-		while ((de = readdir(d))) {
-			if (de->d_name[0] != '.' || !strcmp(de->d_name, ".") ||
-			    !strcmp(de->d_name, ".."))
-				continue;
-			if (!mailbox_folder_exists(mb, de->d_name))
-				continue;
-			if (!folder_dir_valid(de->d_name)) {
+		while ((de = readdir(d)))
+			if (de->d_name[0] == '.' && strcmp(de->d_name, ".") &&
+			    strcmp(de->d_name, "..") &&
+			    !folder_dir_valid(de->d_name) &&
+			    mailbox_folder_exists(mb, de->d_name))
 				warn_place(f, de->d_name,
 					   ": not a valid folder name, not tracked");
-				continue;
-			}
-			scan_folder(f, &disk, mb, de->d_name);
-		}
 		closedir(d);
 	}
 	qsort(disk.v, disk.n, sizeof *disk.v, msg_cmp);

@@ -308,6 +308,38 @@ static void print_alarms(json_t *list, time_t now)
 	}
 }
 
+/* The webhooks that failed or still have changes to be told of. */
+static void print_webhooks(json_t *list, time_t now)
+{
+	size_t i;
+	json_t *w;
+
+	json_array_foreach(list, i, w) {
+		char *url = str_of(w, "url"), *err = str_of(w, "last_error");
+		char *from = str_of(w, "from");
+		long long fails = time_of(w, "failures"), next;
+		struct strbuf sb = STRBUF_INIT;
+
+		if (json_is_true(json_object_get(w, "untold")) && fails > 0) {
+			next = time_of(w, "next_try");
+			strbuf_addf(&sb, "webhook %s: %lld failure%s in a row, "
+				    "last: %s; changes since %.10s not told; "
+				    "next try ", url ? url : "?", fails,
+				    fails == 1 ? "" : "s", err ? err : "?",
+				    from ? from : "(unknown)");
+			if (next >= 0)
+				add_when(&sb, next, now);
+			else
+				strbuf_addstr(&sb, "soon");
+			printf("%s\n", sb.buf);
+		}
+		strbuf_release(&sb);
+		free(url);
+		free(err);
+		free(from);
+	}
+}
+
 static void print_status(json_t *st, const struct mailbox *mb, bool running)
 {
 	json_t *peers = json_object_get(st, "peers"), *p;
@@ -324,6 +356,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 	print_alarms(json_object_get(st, "alarms"), now);
 	print_unreadable(json_object_get(st, "unreadable"));
 	print_left_out(st);
+	print_webhooks(json_object_get(st, "webhooks"), now);
 	if (!json_array_size(peers))
 		printf("no peers configured\n");
 	json_array_foreach(peers, i, p) {

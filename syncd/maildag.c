@@ -178,17 +178,17 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb)
 static void describe_message(struct strbuf *out, struct repo *r,
 			     const char *path, size_t plen, const char *hex)
 {
-	const char *sub = memmem(path, plen, "/new/", 5);
+	char *p = xstrndup(path, plen), *folder = NULL;
+	struct layout_path lp;
 	git_oid id;
 	git_blob *blob;
 
-	if (!sub)
-		sub = memmem(path, plen, "/cur/", 5);
-	if (!strncmp(path, "new/", 4) || !strncmp(path, "cur/", 4) || !sub)
-		strbuf_addstr(out, "delivered to INBOX");
-	else
-		strbuf_addf(out, "delivered to %.*s", (int)(sub - path - 1),
-			    path + 1);
+	if (layout_parse_tree_path(&lp, p) == 0)
+		folder = xstrndup(lp.folder, lp.folder_len);
+	strbuf_addf(out, "delivered to %s",
+		    folder_display(folder ? folder : ""));
+	free(folder);
+	free(p);
 	if (git_oid_fromstrn(&id, hex, GIT_OID_HEXSZ) < 0 ||
 	    git_blob_lookup(&blob, r->git, &id) < 0)
 		return;

@@ -2,10 +2,18 @@
  * notify: the hook command and the webhooks (see notify.h).
  *
  * Invariants: at most one child runs; the daemon only forks and reaps
- * (waitpid(pid, WNOHANG)), so nothing here blocks it; changes that arrive
- * while a child runs are kept as one range (old of the first, new of the
- * last) and reported by the next child; a child that outlives
- * NOTIFY_DEADLINE is killed with its whole process group, hook included.
+ * (waitpid(pid, WNOHANG)), so nothing here blocks it; a child that
+ * outlives NOTIFY_DEADLINE is killed with its whole process group, hook
+ * included.
+ *
+ * The hook is told each change once: changes that arrive while a child
+ * runs are kept as one range (old of the first, new of the last) for the
+ * next child.  Each webhook has a range of its own, the changes it has
+ * not acknowledged with a 2xx: a failure keeps the range, later changes
+ * extend it, and the webhook is tried again after a backoff (or the
+ * server's Retry-After); a success moves its acknowledged commit to what
+ * it was sent, in memory and in the state file, so a restart posts what
+ * the webhook missed meanwhile.
  */
 #include "autoconf.h"
 #include "clock.h"
@@ -25,25 +33,53 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "fsutil.h"
 #include "alarm.h"
 #include "log.h"
 #include "notify.h"
 #include "repo.h"
+#include "strbuf.h"
 #include "xalloc.h"
 
 #define NOTIFY_CONNECT_TIMEOUT 5	/* seconds, within NOTIFY_HTTP_TIMEOUT */
 #define FORK_RETRY 5.0			/* seconds after a failed fork */
 #define POLL_MAX 1.0			/* while a child runs */
 #define KILL_POLL 0.1			/* after SIGKILL, until it is reaped */
+#define RESULT_FD 3			/* the child's result lines */
+#define RESULT_MAX 512			/* bytes in one result line */
+#define RESULTS_MAX (1 << 20)		/* bytes of result lines in all */
+#define HEX 40
+
+/* A range of changes: from old ("" when unknown) to new. */
+struct range {
+	bool pending;
+	char old[HEX + 1], new[HEX + 1];
+};
+
+struct webhook {
+	char *url;
+	char *shown;		/* the URL for the log, without secrets */
+	struct range r;		/* changes it has not acknowledged */
+	char sent[HEX + 1];	/* r.new given to the running child, or "" */
+	char acked[HEX + 1];	/* the last commit it acknowledged, or "" */
+	unsigned failures;	/* in a row */
+	double next_try;	/* clock_now() time; 0: as soon as pending */
+	char *last_error;
+	time_t last_ok, error_at;
+};
 
 struct notify {
 	const struct config *cfg;
 	char *user;
+	char *state_path;	/* the webhooks' acknowledged commits */
 	pid_t pid;		/* the child, 0 when none */
 	double deadline;	/* when the child is killed */
 	bool killed;
-	bool pending;		/* a change not yet given to a child */
-	git_oid old, new;	/* the range of the pending changes */
+	struct range hook;	/* changes the hook has not been told of */
+	struct webhook *wh;	/* one per configured webhook, in order */
+	size_t nwh;
+	int result_fd;		/* the running child's result lines, or -1 */
+	struct strbuf results;
 	double retry_at;	/* after a failed fork, 0 otherwise */
 	struct alarm *alarms;	/* alarms not yet given to a child */
 	size_t nalarms, alarms_alloc;
@@ -54,7 +90,93 @@ static bool configured(const struct config *cfg)
 	return cfg->hook_command || (cfg->webhooks && cfg->webhooks[0]);
 }
 
-struct notify *notify_new(const struct config *cfg, const char *user)
+static void range_add(struct range *r, const char *old, const char *new)
+{
+	if (!r->pending)
+		snprintf(r->old, sizeof r->old, "%s", old);
+	snprintf(r->new, sizeof r->new, "%s", new);
+	r->pending = true;
+}
+
+static char *url_for_log(const char *url);
+
+/* --- the state file: each webhook's acknowledged commit ------------------- */
+
+static void state_load(struct notify *n)
+{
+	json_t *j, *v;
+
+	if (!n->state_path || !(j = json_load_file(n->state_path, 0, NULL)))
+		return;
+	for (size_t i = 0; i < n->nwh; i++) {
+		const char *hex;
+		v = json_object_get(json_object_get(j, "acked"), n->wh[i].url);
+		hex = json_string_value(v);
+		if (hex && strlen(hex) == HEX)
+			snprintf(n->wh[i].acked, sizeof n->wh[i].acked, "%s",
+				 hex);
+	}
+	json_decref(j);
+}
+
+static void state_save(struct notify *n)
+{
+	json_t *j, *acked;
+	char *text;
+
+	if (!n->state_path)
+		return;
+	j = json_object();
+	acked = json_object();
+	for (size_t i = 0; i < n->nwh; i++)
+		if (n->wh[i].acked[0])
+			json_object_set_new(acked, n->wh[i].url,
+					    json_string(n->wh[i].acked));
+	json_object_set_new(j, "acked", acked);
+	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (!text || write_file_atomic(n->state_path, text, strlen(text),
+				       0600) < 0)
+		log_warn("webhooks: cannot write '%s': what they acknowledged "
+			 "is known until the daemon stops", n->state_path);
+	free(text);
+}
+
+/* The webhooks of cfg; state kept for URLs that stay. */
+static void set_webhooks(struct notify *n, const struct config *cfg)
+{
+	size_t m = 0;
+	struct webhook *wh;
+
+	while (cfg->webhooks && cfg->webhooks[m])
+		m++;
+	wh = xcalloc(m ? m : 1, sizeof *wh);
+	for (size_t i = 0; i < m; i++) {
+		wh[i].url = xstrdup(cfg->webhooks[i]);
+		for (size_t k = 0; k < n->nwh; k++) {
+			if (!n->wh[k].url || strcmp(n->wh[k].url, wh[i].url))
+				continue;
+			free(wh[i].url);
+			wh[i] = n->wh[k];
+			memset(&n->wh[k], 0, sizeof n->wh[k]);
+			break;
+		}
+		if (!wh[i].shown)
+			wh[i].shown = url_for_log(wh[i].url);
+		wh[i].sent[0] = '\0';	/* a running child's answer is dropped */
+	}
+	for (size_t k = 0; k < n->nwh; k++) {
+		free(n->wh[k].url);
+		free(n->wh[k].shown);
+		free(n->wh[k].last_error);
+	}
+	free(n->wh);
+	n->wh = wh;
+	n->nwh = m;
+}
+
+struct notify *notify_new(const struct config *cfg, const char *user,
+			  const char *state_path)
 {
 	static bool curl_ready;
 	struct notify *n = xcalloc(1, sizeof *n);
@@ -69,7 +191,31 @@ struct notify *notify_new(const struct config *cfg, const char *user)
 	}
 	n->cfg = cfg;
 	n->user = xstrdup(user);
+	n->state_path = state_path ? xstrdup(state_path) : NULL;
+	n->result_fd = -1;
+	strbuf_init(&n->results, 0);
+	set_webhooks(n, cfg);
+	state_load(n);
 	return n;
+}
+
+void notify_start(struct notify *n, const git_oid *mail)
+{
+	char hex[HEX + 1];
+
+	if (!mail || git_oid_is_zero(mail))
+		return;
+	git_oid_tostr(hex, sizeof hex, mail);
+	/* a webhook with none yet is told by the first sync, as the hook */
+	for (size_t i = 0; i < n->nwh; i++) {
+		struct webhook *w = &n->wh[i];
+		if (w->acked[0] && strcmp(w->acked, hex)) {
+			range_add(&w->r, w->acked, hex);
+			log_info("webhook '%s': telling it of the changes since "
+				 "%.12s, which it has not acknowledged",
+				 w->shown, w->acked);
+		}
+	}
 }
 
 static void kill_child(struct notify *n)
@@ -91,7 +237,17 @@ void notify_free(struct notify *n)
 		while (waitpid(n->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	if (n->result_fd >= 0)
+		close(n->result_fd);
+	for (size_t k = 0; k < n->nwh; k++) {
+		free(n->wh[k].url);
+		free(n->wh[k].shown);
+		free(n->wh[k].last_error);
+	}
+	free(n->wh);
+	strbuf_release(&n->results);
 	alarms_free(n->alarms, n->nalarms);
+	free(n->state_path);
 	free(n->user);
 	free(n);
 }
@@ -99,12 +255,9 @@ void notify_free(struct notify *n)
 void notify_set_config(struct notify *n, const struct config *cfg)
 {
 	n->cfg = cfg;
-	if (!configured(cfg)) {
-		n->pending = false;
-		alarms_free(n->alarms, n->nalarms);
-		n->alarms = NULL;
-		n->nalarms = n->alarms_alloc = 0;
-	}
+	if (!cfg->hook_command)
+		n->hook.pending = false;
+	set_webhooks(n, cfg);
 }
 
 pid_t notify_pid(const struct notify *n)
@@ -160,7 +313,16 @@ static size_t discard(char *p, size_t size, size_t n, void *data)
 	return size * n;
 }
 
+/* One webhook's POST in the child. */
+struct job {
+	size_t index;		/* the webhook's, in the configuration */
+	const char *url;
+	const char *old, *new;	/* the range it is told of */
+	char *body;
+};
+
 struct post {
+	size_t index;		/* the webhook's, in the configuration */
 	CURL *easy;
 	char *shown;		/* the URL for the log */
 	char err[CURL_ERROR_SIZE];
@@ -200,29 +362,51 @@ static CURL *post_new(struct post *p, const char *url, const char *body,
 	return c;
 }
 
-/* POST body to every URL at once; the number that failed. */
-static int post_all(char *const *urls, const char *body)
+/*
+ * One result line on fd for webhook i: "<i> ok" or "<i> fail <secs>
+ * <reason>", secs the server's Retry-After (-1: none).  The daemon logs
+ * the failure and decides when to try again (notify.h).
+ */
+static void result(int fd, size_t i, long retry_after, const char *why)
+{
+	char line[RESULT_MAX];
+	int n;
+
+	if (!why)
+		n = snprintf(line, sizeof line, "%zu ok\n", i);
+	else
+		n = snprintf(line, sizeof line, "%zu fail %ld %.200s\n", i,
+			     retry_after, why);
+	if (n > 0 && write(fd, line, (size_t)n) < 0)
+		_exit(126);
+}
+
+/*
+ * POST each job's body to its URL, all at once; one result line per job
+ * on fd.  A job that never got an answer has no line: the daemon counts
+ * it as failed.
+ */
+static void post_all(const struct job *jobs, size_t n, int fd)
 {
 	struct curl_slist *headers = NULL;
 	struct post *posts;
 	CURLM *multi = curl_multi_init();
 	CURLMcode mc = CURLM_OK;
 	CURLMsg *msg;
-	size_t n = 0;
-	int running = 0, left, failed = 0, started = 0, done = 0;
+	int running = 0, left, started = 0;
 
-	while (urls[n])
-		n++;
-	posts = xcalloc(n, sizeof *posts);
+	posts = xcalloc(n ? n : 1, sizeof *posts);
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	/* no "Expect: 100-continue" round trip */
 	headers = curl_slist_append(headers, "Expect:");
 	for (size_t i = 0; i < n; i++) {
-		if (!post_new(&posts[i], urls[i], body, headers) || !multi ||
+		posts[i].index = jobs[i].index;
+		if (!jobs[i].body ||
+		    !post_new(&posts[i], jobs[i].url, jobs[i].body, headers) ||
+		    !multi ||
 		    curl_multi_add_handle(multi, posts[i].easy) != CURLM_OK) {
-			log_warn("webhook '%s': cannot set up the request",
-				 posts[i].shown);
-			failed++;
+			result(fd, jobs[i].index, -1,
+			       "cannot set up the request");
 			curl_easy_cleanup(posts[i].easy);
 			posts[i].easy = NULL;
 		} else {
@@ -236,36 +420,37 @@ static int post_all(char *const *urls, const char *body)
 		if ((mc = curl_multi_poll(multi, NULL, 0, 1000, NULL)) != CURLM_OK)
 			break;
 	}
-	if (mc != CURLM_OK)
-		log_warn("webhooks: %s", curl_multi_strerror(mc));
 	while (started && (msg = curl_multi_info_read(multi, &left))) {
 		struct post *p;
 		long status = 0;
+		curl_off_t after = -1;
+		char why[64];
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		done++;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&p);
 		if (msg->data.result != CURLE_OK) {
-			log_warn("webhook '%s': %s", p->shown,
-				 p->err[0] ? p->err :
-				 curl_easy_strerror(msg->data.result));
-			failed++;
+			result(fd, p->index, -1, p->err[0] ? p->err :
+			       curl_easy_strerror(msg->data.result));
 			continue;
 		}
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
 				  &status);
-		if (status >= 300) {
-			log_warn("webhook '%s': HTTP status %ld", p->shown,
-				 status);
-			failed++;
+		if (status < 200 || status >= 300) {
+#if LIBCURL_VERSION_NUM >= 0x074200
+			if (curl_easy_getinfo(msg->easy_handle,
+					      CURLINFO_RETRY_AFTER,
+					      &after) != CURLE_OK || after <= 0)
+				after = -1;
+#endif
+			snprintf(why, sizeof why, "HTTP status %ld", status);
+			result(fd, p->index, (long)after, why);
 		} else {
-			log_debug("webhook '%s': HTTP status %ld", p->shown,
-				  status);
+			result(fd, p->index, -1, NULL);
 		}
 	}
-	/* transfers the multi handle gave up on (said above) */
-	failed += started - done;
+	if (mc != CURLM_OK)
+		log_warn("webhooks: %s", curl_multi_strerror(mc));
 	for (size_t i = 0; i < n; i++) {
 		if (posts[i].easy) {
 			curl_multi_remove_handle(multi, posts[i].easy);
@@ -276,7 +461,6 @@ static int post_all(char *const *urls, const char *body)
 	curl_multi_cleanup(multi);
 	curl_slist_free_all(headers);
 	free(posts);
-	return failed;
 }
 
 /*
@@ -336,74 +520,54 @@ static int wait_hook(pid_t pid, const char *cmd)
 	return 1;
 }
 
-static char *body_json(const char *user, const char *node, const git_oid *old,
-		       const char *new_hex)
+static char *body_json(const char *user, const char *node, const char *old,
+		       const char *new)
 {
-	char old_hex[GIT_OID_HEXSZ + 1];
 	json_t *b;
 	char *text;
 
-	git_oid_tostr(old_hex, sizeof old_hex, old);
 	b = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I}",
 		      "event", "change", "user", user, "node", node,
 		      "ref", REF_MAIL,
-		      "old", git_oid_is_zero(old) ? json_null()
-						  : json_string(old_hex),
-		      "new", new_hex, "time", (json_int_t)time(NULL));
+		      "old", old[0] ? json_string(old) : json_null(),
+		      "new", new, "time", (json_int_t)time(NULL));
 	text = b ? json_dumps(b, JSON_COMPACT) : NULL;
 	json_decref(b);
 	return text;
 }
 
-/* The change old..new, by the hook and the webhooks; failures. */
-static int report_change(const struct config *cfg, const char *user,
-			 const git_oid *old, const git_oid *new)
+/* An alarm's body for the webhooks (notify.h); a new string or NULL. */
+static char *alarm_body(const char *user, const char *node,
+			const struct alarm *a)
 {
-	char old_hex[GIT_OID_HEXSZ + 1], new_hex[GIT_OID_HEXSZ + 1];
-	const char *node = cfg->node ? cfg->node : "";
-	pid_t hook = -1;
-	int failed = 0;
+	json_t *b = alarm_json(a);
+	char *text;
 
-	if (git_oid_is_zero(old))
-		memset(old_hex, '0', GIT_OID_HEXSZ);
-	else
-		git_oid_tostr(old_hex, sizeof old_hex, old);
-	old_hex[GIT_OID_HEXSZ] = '\0';
-	git_oid_tostr(new_hex, sizeof new_hex, new);
-
-	if (cfg->hook_command) {
-		const char *env[] = {
-			"MAILDAG_EVENT", "change", "MAILDAG_USER", user,
-			"MAILDAG_NODE", node, "MAILDAG_REF", REF_MAIL,
-			"MAILDAG_OLD", old_hex, "MAILDAG_NEW", new_hex, NULL,
-		};
-		hook = start_hook(cfg->hook_command, env);
-		if (hook < 0)
-			failed++;
-	}
-	if (cfg->webhooks && cfg->webhooks[0]) {
-		char *body = body_json(user, node, old, new_hex);
-		if (body) {
-			failed += post_all(cfg->webhooks, body);
-		} else {
-			log_warn("webhooks: cannot build the body");
-			failed++;
-		}
-		free(body);
-	}
-	if (hook > 0)
-		failed += wait_hook(hook, cfg->hook_command);
-	return failed;
+	json_object_set_new(b, "event", json_string("alarm"));
+	json_object_set_new(b, "user", json_string(user));
+	json_object_set_new(b, "origin", json_string(a->node ? a->node : ""));
+	json_object_set_new(b, "node", json_string(node));
+	json_object_set_new(b, "ref", json_string(REF_MAIL));
+	json_object_set_new(b, "old", json_string(a->parent));
+	json_object_set_new(b, "new", json_string(a->change));
+	json_object_set_new(b, "time", json_integer((json_int_t)time(NULL)));
+	text = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	return text;
 }
 
-/* One alarm, by the hook and the webhooks; failures. */
+/*
+ * One alarm, in the child: the hook, and one POST to every webhook whose
+ * results are read here and only logged (an alarm moves no webhook's
+ * acknowledged commit).  The failures.
+ */
 static int report_alarm(const struct config *cfg, const char *user,
 			const struct alarm *a)
 {
 	const char *node = cfg->node ? cfg->node : "";
 	char *undo = alarm_undo_line(a), *confirm = alarm_confirm_line(a);
 	pid_t hook = -1;
-	int failed = 0;
+	int failed = 0, fds[2];
 
 	if (cfg->hook_command) {
 		const char *env[] = {
@@ -416,31 +580,47 @@ static int report_alarm(const struct config *cfg, const char *user,
 			"MAILDAG_UNDO", undo, "MAILDAG_CONFIRM", confirm,
 			"MAILDAG_HELD", a->held ? "1" : "0", NULL,
 		};
-		hook = start_hook(cfg->hook_command, env);
-		if (hook < 0)
+		if ((hook = start_hook(cfg->hook_command, env)) < 0)
 			failed++;
 	}
-	if (cfg->webhooks && cfg->webhooks[0]) {
-		json_t *b = alarm_json(a);
-		char *body;
+	if (cfg->webhooks && cfg->webhooks[0] && pipe(fds) == 0) {
+		struct job *jobs;
+		size_t n = 0;
+		char line[RESULT_MAX + 1];
+		FILE *f;
 
-		json_object_set_new(b, "event", json_string("alarm"));
-		json_object_set_new(b, "user", json_string(user));
-		json_object_set_new(b, "origin", json_string(a->node ? a->node : ""));
-		json_object_set_new(b, "node", json_string(node));
-		json_object_set_new(b, "ref", json_string(REF_MAIL));
-		json_object_set_new(b, "old", json_string(a->parent));
-		json_object_set_new(b, "new", json_string(a->change));
-		json_object_set_new(b, "time", json_integer((json_int_t)time(NULL)));
-		body = json_dumps(b, JSON_COMPACT);
-		json_decref(b);
-		if (body) {
-			failed += post_all(cfg->webhooks, body);
-		} else {
-			log_warn("webhooks: cannot build the alarm's body");
+		while (cfg->webhooks[n])
+			n++;
+		jobs = xcalloc(n, sizeof *jobs);
+		for (size_t i = 0; i < n; i++) {
+			jobs[i].index = i;
+			jobs[i].url = cfg->webhooks[i];
+			jobs[i].body = alarm_body(user, node, a);
+		}
+		/* a result line each, far less than a pipe holds */
+		post_all(jobs, n, fds[1]);
+		close(fds[1]);
+		f = fdopen(fds[0], "r");
+		while (f && fgets(line, sizeof line, f)) {
+			size_t i = strtoul(line, NULL, 10);
+			const char *why = strstr(line, " fail ");
+			char *shown;
+			if (!why || i >= n)
+				continue;
+			why = strchr(why + 6, ' ');
+			shown = url_for_log(cfg->webhooks[i]);
+			log_warn("webhook '%s': the alarm of %.*s not told: %.*s",
+				 shown, CHANGE_SHORT, a->change,
+				 why ? (int)strcspn(why + 1, "\n") : 0,
+				 why ? why + 1 : "");
+			free(shown);
 			failed++;
 		}
-		free(body);
+		if (f)
+			fclose(f);
+		for (size_t i = 0; i < n; i++)
+			free(jobs[i].body);
+		free(jobs);
 	}
 	if (hook > 0)
 		failed += wait_hook(hook, cfg->hook_command);
@@ -449,12 +629,19 @@ static int report_alarm(const struct config *cfg, const char *user,
 	return failed;
 }
 
+/*
+ * The child: the hook for hook (when hook->pending), and each job's
+ * POST; result lines on RESULT_FD; then each alarm.  Exits 0, or 1 when
+ * the hook failed.
+ */
 static void __attribute__((noreturn))
-child_main(const struct config *cfg, const char *user, bool change,
-	   const git_oid *old, const git_oid *new, const struct alarm *alarms,
-	   size_t nalarms)
+child_main(const struct config *cfg, const char *user,
+	   const struct range *hook_range, struct job *jobs, size_t njobs,
+	   const struct alarm *alarms, size_t nalarms)
 {
+	const char *node = cfg->node ? cfg->node : "";
 	sigset_t all;
+	pid_t hook = -1;
 	int failed = 0, devnull;
 
 	/* the daemon's handlers write to its self-pipe: not ours */
@@ -466,15 +653,39 @@ child_main(const struct config *cfg, const char *user, bool change,
 	setpgid(0, 0);
 	/* syslog's socket would be closed under it, its number reused */
 	closelog();
-	close_from(3);
+	close_from(RESULT_FD + 1);
+	/* the hook must not hold the result pipe: it is ours to close */
+	fcntl(RESULT_FD, F_SETFD, FD_CLOEXEC);
 	devnull = open("/dev/null", O_RDONLY);
 	if (devnull >= 0 && devnull != STDIN_FILENO) {
 		dup2(devnull, STDIN_FILENO);
 		close(devnull);
 	}
 
-	if (change)
-		failed += report_change(cfg, user, old, new);
+	if (cfg->hook_command && hook_range->pending) {
+		char old[HEX + 1];
+		if (hook_range->old[0])
+			snprintf(old, sizeof old, "%s", hook_range->old);
+		else
+			memset(old, '0', HEX), old[HEX] = '\0';
+		{
+			const char *env[] = {
+				"MAILDAG_EVENT", "change", "MAILDAG_USER", user,
+				"MAILDAG_NODE", node, "MAILDAG_REF", REF_MAIL,
+				"MAILDAG_OLD", old,
+				"MAILDAG_NEW", hook_range->new, NULL,
+			};
+			hook = start_hook(cfg->hook_command, env);
+		}
+		if (hook < 0)
+			failed++;
+	}
+	for (size_t i = 0; i < njobs; i++)
+		jobs[i].body = body_json(user, node, jobs[i].old, jobs[i].new);
+	if (njobs)
+		post_all(jobs, njobs, RESULT_FD);
+	if (hook > 0)
+		failed += wait_hook(hook, cfg->hook_command);
 	for (size_t i = 0; i < nalarms; i++)
 		failed += report_alarm(cfg, user, &alarms[i]);
 	_exit(failed ? 1 : 0);
@@ -482,58 +693,98 @@ child_main(const struct config *cfg, const char *user, bool change,
 
 /* --- the daemon's side ------------------------------------------------ */
 
+static bool webhook_due(const struct webhook *w, double now)
+{
+	return w->r.pending && !w->sent[0] && w->next_try <= now;
+}
+
+/* The earliest time a webhook is due, 0 when none waits. */
+static double next_due(const struct notify *n)
+{
+	double t = 0;
+
+	for (size_t i = 0; i < n->nwh; i++)
+		if (n->wh[i].r.pending && (!t || n->wh[i].next_try < t))
+			t = n->wh[i].next_try;
+	return t;
+}
+
 static void start(struct notify *n)
 {
 	sigset_t all, old;
+	struct job *jobs;
+	size_t njobs = 0;
+	int fds[2];
+	double now = clock_now();
 	pid_t pid;
 
-	if (n->pid || (!n->pending && !n->nalarms) || !configured(n->cfg))
+	if (n->pid || !configured(n->cfg))
 		return;
+	for (size_t i = 0; i < n->nwh; i++)
+		njobs += webhook_due(&n->wh[i], now);
+	if (!njobs && !(n->hook.pending && n->cfg->hook_command) &&
+	    !n->nalarms)
+		return;
+	jobs = xcalloc(njobs ? njobs : 1, sizeof *jobs);
+	njobs = 0;
+	for (size_t i = 0; i < n->nwh; i++) {
+		if (!webhook_due(&n->wh[i], now))
+			continue;
+		jobs[njobs].index = i;
+		jobs[njobs].url = n->wh[i].url;
+		jobs[njobs].old = n->wh[i].r.old;
+		jobs[njobs].new = n->wh[i].r.new;
+		njobs++;
+	}
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		log_warn("notify: pipe: %s", strerror(errno));
+		n->retry_at = now + FORK_RETRY;
+		free(jobs);
+		return;
+	}
 	/* no signal may reach the daemon's handlers inside the child */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = fork();
-	if (pid == 0)
-		child_main(n->cfg, n->user, n->pending, &n->old, &n->new,
-			   n->alarms, n->nalarms);
+	if (pid == 0) {
+		close(fds[0]);
+		if (fds[1] != RESULT_FD) {
+			dup2(fds[1], RESULT_FD);
+			close(fds[1]);
+		}
+		child_main(n->cfg, n->user, &n->hook, jobs, njobs, n->alarms,
+			   n->nalarms);
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(fds[1]);
 	if (pid < 0) {
 		log_warn("notify: fork: %s", strerror(errno));
-		n->retry_at = clock_now() + FORK_RETRY;
+		close(fds[0]);
+		n->retry_at = now + FORK_RETRY;
+		free(jobs);
 		return;
 	}
 	setpgid(pid, pid);	/* as the child does: whoever is first */
-	if (log_get_level() >= LOG_LVL_DEBUG) {
-		char o[GIT_OID_HEXSZ + 1], w[GIT_OID_HEXSZ + 1];
-		git_oid_tostr(o, sizeof o, &n->old);
-		git_oid_tostr(w, sizeof w, &n->new);
-		log_debug("notify: child %ld reports %.12s..%.12s", (long)pid,
-			  o, w);
+	fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+	n->result_fd = fds[0];
+	strbuf_reset(&n->results);
+	for (size_t i = 0; i < njobs; i++) {
+		struct webhook *w = &n->wh[jobs[i].index];
+		snprintf(w->sent, sizeof w->sent, "%s", w->r.new);
 	}
+	if (log_get_level() >= LOG_LVL_DEBUG)
+		log_debug("notify: child %ld: %s%zu webhook%s", (long)pid,
+			  n->hook.pending && n->cfg->hook_command ?
+			  "the hook, " : "", njobs, njobs == 1 ? "" : "s");
 	n->pid = pid;
-	n->deadline = clock_now() + NOTIFY_DEADLINE;
+	n->deadline = now + NOTIFY_DEADLINE;
 	n->killed = false;
-	n->pending = false;
+	n->hook.pending = false;
 	alarms_free(n->alarms, n->nalarms);
 	n->alarms = NULL;
 	n->nalarms = n->alarms_alloc = 0;
 	n->retry_at = 0;
-}
-
-void notify_change(struct notify *n, const git_oid *old, const git_oid *new)
-{
-	if (!configured(n->cfg))
-		return;
-	if (!n->pending) {
-		if (old)
-			git_oid_cpy(&n->old, old);
-		else
-			memset(&n->old, 0, sizeof n->old);
-	}
-	git_oid_cpy(&n->new, new);
-	n->pending = true;
-	if (!n->retry_at)
-		start(n);
+	free(jobs);
 }
 
 void notify_alarm(struct notify *n, const struct alarm *a)
@@ -552,9 +803,148 @@ void notify_alarm(struct notify *n, const struct alarm *a)
 		start(n);
 }
 
+void notify_change(struct notify *n, const git_oid *old, const git_oid *new)
+{
+	char o[HEX + 1] = "", w[HEX + 1];
+
+	if (!configured(n->cfg))
+		return;
+	if (old && !git_oid_is_zero(old))
+		git_oid_tostr(o, sizeof o, old);
+	git_oid_tostr(w, sizeof w, new);
+	if (n->cfg->hook_command)
+		range_add(&n->hook, o, w);
+	for (size_t i = 0; i < n->nwh; i++) {
+		struct webhook *wh = &n->wh[i];
+		/* the daemon's first sync tells of what it already knows */
+		if (!wh->r.pending && !strcmp(wh->acked, w))
+			continue;
+		/* a new webhook's baseline: what came before its first change */
+		if (!wh->acked[0] && o[0]) {
+			snprintf(wh->acked, sizeof wh->acked, "%s", o);
+			state_save(n);
+		}
+		range_add(&wh->r, wh->r.pending || !wh->acked[0] ?
+			  o : wh->acked, w);
+	}
+	if (!n->retry_at)
+		start(n);
+}
+
+/* Read what the child wrote so far (all of it once it has ended). */
+static void read_results(struct notify *n)
+{
+	char buf[4096];
+	ssize_t r;
+
+	while (n->result_fd >= 0) {
+		r = read(n->result_fd, buf, sizeof buf);
+		if (r > 0 && n->results.len < RESULTS_MAX) {
+			strbuf_add(&n->results, buf, (size_t)r);
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0 || (r < 0 && errno != EAGAIN)) {
+			close(n->result_fd);
+			n->result_fd = -1;
+		}
+		break;
+	}
+}
+
+/* Backoff after the k-th failure in a row: 5 s doubling, up to an hour. */
+static double backoff(unsigned k)
+{
+	double d = NOTIFY_RETRY_MIN;
+
+	while (--k && d < NOTIFY_RETRY_MAX)
+		d *= 2;
+	return d < NOTIFY_RETRY_MAX ? d : NOTIFY_RETRY_MAX;
+}
+
+static void webhook_failed(struct webhook *w, long after, const char *why)
+{
+	double wait;
+
+	w->failures++;
+	wait = backoff(w->failures);
+	/* the server's word, within the bounds: never sooner, never a day */
+	if (after >= 0)
+		wait = after < NOTIFY_RETRY_MIN ? NOTIFY_RETRY_MIN :
+		       after > NOTIFY_RETRY_AFTER_MAX ? NOTIFY_RETRY_AFTER_MAX :
+		       (double)after;
+	w->next_try = clock_now() + wait;
+	free(w->last_error);
+	w->last_error = xstrdup(why);
+	w->error_at = time(NULL);
+	log_warn("webhook '%s': %s; trying again in %.0f s%s", w->shown, why,
+		 wait, after >= 0 ? " (Retry-After)" : "");
+}
+
+static void webhook_done(struct notify *n, struct webhook *w)
+{
+	if (w->failures)
+		log_info("webhook '%s': told again, after %u failure%s",
+			 w->shown, w->failures, w->failures == 1 ? "" : "s");
+	w->failures = 0;
+	w->next_try = 0;
+	w->last_ok = time(NULL);
+	snprintf(w->acked, sizeof w->acked, "%s", w->sent);
+	if (!strcmp(w->r.new, w->sent))
+		w->r.pending = false;
+	else	/* what came while it was told: next */
+		snprintf(w->r.old, sizeof w->r.old, "%s", w->sent);
+	state_save(n);
+}
+
+/* The child ended: each webhook it was given is done or failed. */
+static void take_results(struct notify *n)
+{
+	char *line = n->results.buf, *end;
+	bool *seen = xcalloc(n->nwh ? n->nwh : 1, sizeof *seen);
+
+	while (n->results.len && (end = strchr(line, '\n'))) {
+		char *p;
+		unsigned long i;
+
+		*end = '\0';
+		i = strtoul(line, &p, 10);
+		if (p != line && *p == ' ' && i < n->nwh && n->wh[i].sent[0] &&
+		    !seen[i]) {
+			seen[i] = true;
+			if (!strcmp(p + 1, "ok")) {
+				webhook_done(n, &n->wh[i]);
+			} else if (!strncmp(p + 1, "fail ", 5)) {
+				char *why;
+				long after = strtol(p + 6, &why, 10);
+				webhook_failed(&n->wh[i], after,
+					       *why == ' ' ? why + 1 : why);
+			} else {
+				seen[i] = false;
+			}
+		}
+		line = end + 1;
+	}
+	for (size_t i = 0; i < n->nwh; i++) {
+		if (n->wh[i].sent[0] && !seen[i])
+			webhook_failed(&n->wh[i], -1, n->killed ?
+				       "no answer before the child was killed" :
+				       "no answer");
+		n->wh[i].sent[0] = '\0';
+	}
+	free(seen);
+	strbuf_reset(&n->results);
+}
+
 /* The child ended with status st: say what the child did not. */
 static void reaped(struct notify *n, int st)
 {
+	read_results(n);
+	if (n->result_fd >= 0) {	/* a grandchild holds it: no more */
+		close(n->result_fd);
+		n->result_fd = -1;
+	}
 	if (n->killed)
 		log_warn("notify: hook and webhooks killed after %d s",
 			 NOTIFY_DEADLINE);
@@ -563,26 +953,28 @@ static void reaped(struct notify *n, int st)
 	else if (WIFEXITED(st) && WEXITSTATUS(st))
 		log_debug("notify: child exited with status %d",
 			  WEXITSTATUS(st));
+	take_results(n);
 	n->pid = 0;
 	n->killed = false;
 }
 
 double notify_poll(struct notify *n)
 {
-	double now = clock_now();
+	double now = clock_now(), due;
 
 	if (n->pid > 0) {
 		int st = 0;
-		pid_t r = waitpid(n->pid, &st, WNOHANG);
+		pid_t r;
 
+		read_results(n);
+		r = waitpid(n->pid, &st, WNOHANG);
 		if (r == n->pid) {
 			reaped(n, st);
 		} else if (r < 0 && errno != EINTR) {
 			/* someone else reaped it: the daemon's bug, not fatal */
 			log_warn("notify: waitpid %ld: %s", (long)n->pid,
 				 strerror(errno));
-			n->pid = 0;
-			n->killed = false;
+			reaped(n, 0);
 		} else if (n->killed) {
 			return KILL_POLL;
 		} else if (now >= n->deadline) {
@@ -593,14 +985,50 @@ double notify_poll(struct notify *n)
 			return left < POLL_MAX ? left : POLL_MAX;
 		}
 	}
-	if (!n->pending && !n->nalarms)
-		return 0;
 	if (n->retry_at && now < n->retry_at)
 		return n->retry_at - now;
 	n->retry_at = 0;
 	start(n);
 	if (n->pid)
 		return POLL_MAX;
-	return (n->pending || n->nalarms) && n->retry_at ?
-	       n->retry_at - clock_now() : 0;
+	if (n->retry_at)
+		return n->retry_at - clock_now();
+	due = next_due(n);
+	if (!due)
+		return 0;
+	return due > now ? due - now : KILL_POLL;
+}
+
+json_t *notify_status(const struct notify *n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n->nwh; i++) {
+		const struct webhook *w = &n->wh[i];
+		double left = w->next_try - clock_now();
+		json_t *o = json_object();
+
+		json_object_set_new(o, "url", json_string(w->shown));
+		json_object_set_new(o, "untold", json_boolean(w->r.pending));
+		json_object_set_new(o, "from", w->r.pending && w->r.old[0] ?
+				    json_string(w->r.old) : json_null());
+		json_object_set_new(o, "acked", w->acked[0] ?
+				    json_string(w->acked) : json_null());
+		json_object_set_new(o, "failures", json_integer(w->failures));
+		json_object_set_new(o, "last_ok", w->last_ok ?
+				    json_integer((json_int_t)w->last_ok) :
+				    json_null());
+		json_object_set_new(o, "last_error", w->last_error ?
+				    json_string(w->last_error) : json_null());
+		json_object_set_new(o, "error_at", w->error_at ?
+				    json_integer((json_int_t)w->error_at) :
+				    json_null());
+		json_object_set_new(o, "next_try",
+				    w->r.pending && w->failures ?
+				    json_integer((json_int_t)time(NULL) +
+						 (json_int_t)(left > 0 ? left + 0.5 : 0)) :
+				    json_null());
+		json_array_append_new(a, o);
+	}
+	return a;
 }

@@ -25,22 +25,39 @@
  * within NOTIFY_HTTP_TIMEOUT seconds; redirects are not followed, only
  * http and https are spoken.
  *
+ * Each webhook is told every change at least once: a webhook that does
+ * not answer with a 2xx status within NOTIFY_HTTP_TIMEOUT (a refused
+ * connection, a timeout, a 5xx, a 4xx, a redirect) keeps the changes it
+ * has not acknowledged as one range (from the last commit it did
+ * acknowledge), later changes extend the range, and it is tried again
+ * after NOTIFY_RETRY_MIN seconds, doubling up to NOTIFY_RETRY_MAX, or
+ * after the server's Retry-After (kept within NOTIFY_RETRY_MIN and
+ * NOTIFY_RETRY_AFTER_MAX).  A 2xx moves the webhook's acknowledged commit
+ * to what it was told; that commit is kept in the state file given to
+ * notify_new() (atomically rewritten, 0600), so after a restart
+ * notify_start() tells each webhook what it missed.  The hook command is
+ * run once per change and not retried.
+ *
  * A mass-deletion alarm (alarm.h, notify_alarm()) is told the same ways,
  * once per alarm, by the next child: the hook runs again with
  * MAILDAG_EVENT "alarm", MAILDAG_OLD and MAILDAG_NEW the change's parent
  * and the change, and MAILDAG_CHANGE (the change), MAILDAG_ORIGIN (the
  * replica that made it), MAILDAG_ALARM (what it removed, one line),
  * MAILDAG_UNDO ("maildag undo <id>"), MAILDAG_CONFIRM and MAILDAG_HELD
- * ("1" when held back from peers, else "0"); each webhook gets
+ * ("1" when held back from peers, else "0"); each webhook gets one POST
  *   {"event":"alarm","user":..,"node":..,"ref":..,"old":"<parent>",
  *    "new":"<change>","change":"<hex>","origin":"mx1","summary":"...",
  *    "expunged":N,"held":bool,"undo":"maildag undo <id>",
- *    "confirm":"maildag confirm <id>","time":<seconds>}
+ *    "confirm":"maildag confirm <id>","time":<seconds>, ...}
+ * An alarm's POST is not tried again (the alarm stays in maildag status
+ * until it is settled) and moves no webhook's acknowledged commit; its
+ * failure is logged.
  *
  * Every failure is logged on one line (log.h, warning) naming the hook or
  * the URL (without its user name, password, query or fragment, which may
- * be secrets): a hook that cannot be run, exits non-zero or is killed; an
- * HTTP status of 300 or more; a transfer error.
+ * be secrets) and, for a webhook, when it is tried again: a hook that
+ * cannot be run, exits non-zero or is killed; an HTTP status outside 2xx;
+ * a transfer error.
  *
  * The daemon reaps the child only through notify_poll(): it must never
  * wait for "any child" (waitpid(-1, ...)), or the child's status is lost.
@@ -52,6 +69,7 @@
 #define NOTIFY_H
 
 #include <git2.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -61,22 +79,44 @@
 #define NOTIFY_DEADLINE 30	/* seconds for the whole child */
 #endif
 #define NOTIFY_HTTP_TIMEOUT 10	/* seconds for the webhooks' requests */
+#ifndef NOTIFY_RETRY_MIN	/* the unit test makes it short */
+#define NOTIFY_RETRY_MIN 5.0	/* seconds before a webhook is tried again */
+#endif
+#define NOTIFY_RETRY_MAX 3600.0	/* the backoff doubles up to this */
+#define NOTIFY_RETRY_AFTER_MAX 86400	/* a Retry-After longer is cut */
 
 struct notify;
 
 /*
  * A notifier for the user's config (borrowed; see notify_set_config).
- * Initialises libcurl for the process (curl_global_init, once), so call
- * it before the daemon starts any thread.  Never NULL; free it with
- * notify_free().
+ * state_path (or NULL: none) is the file that keeps each webhook's
+ * acknowledged commit across restarts.  Initialises libcurl for the
+ * process (curl_global_init, once), so call it before the daemon starts
+ * any thread.  Never NULL; free it with notify_free().
  */
-struct notify *notify_new(const struct config *cfg, const char *user);
+struct notify *notify_new(const struct config *cfg, const char *user,
+			  const char *state_path);
+/*
+ * refs/heads/mail is mail at the daemon's start: each webhook whose
+ * acknowledged commit is another is told of the changes since; one with
+ * none yet (new in the configuration) is told by the daemon's first
+ * sync, as the hook is.
+ */
+void notify_start(struct notify *n, const git_oid *mail);
+/*
+ * Each webhook's state, for maildag status: url (as logged), untold
+ * (whether changes wait to be told), from (the first change not
+ * acknowledged), acked, failures, last_ok, last_error, error_at,
+ * next_try (seconds since the epoch, or null).
+ */
+json_t *notify_status(const struct notify *n);
 /* Kills a running child (and its group) and reaps it; NULL is a no-op. */
 void notify_free(struct notify *n);
 
 /*
- * After a config reload: the new config (borrowed).  Changes not yet
- * reported are dropped when it has no hook and no webhook left.
+ * After a config reload: the new config (borrowed).  A webhook that stays
+ * (the same URL) keeps its state; one removed is forgotten; one added
+ * starts with the next change.
  */
 void notify_set_config(struct notify *n, const struct config *cfg);
 
@@ -88,8 +128,8 @@ void notify_set_config(struct notify *n, const struct config *cfg);
 void notify_change(struct notify *n, const git_oid *old, const git_oid *new);
 
 /*
- * Report the alarm a (copied) by the next child, as a change is; does
- * nothing when the config has no hook and no webhook.
+ * Report the alarm a (copied) by the next child, as above; does nothing
+ * when the config has no hook and no webhook.
  */
 struct alarm;
 void notify_alarm(struct notify *n, const struct alarm *a);

@@ -52,6 +52,7 @@
 #include "control.h"
 #include "format.h"
 #include "fsutil.h"
+#include "layout.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
@@ -60,6 +61,8 @@
 #include "notify.h"
 #include "peers.h"
 #include "repo.h"
+#include "service.h"
+#include "strbuf.h"
 #include "watch.h"
 #include "worktree.h"
 #include "xalloc.h"
@@ -75,11 +78,12 @@
 #define TMP_EVERY 3600.0
 #define MAINT_EVERY 300.0	/* look at the loose objects */
 #define TMP_OBJ_MAX_AGE 3600	/* a killed transfer's temporary files */
-#define TMP_MAX_AGE (36 * 3600)
 #define CLIENT_LINE_MAX 65536	/* a control request longer is refused */
 #define CLIENTS_MAX 64
 #define UNREADABLE_SHOWN 100	/* file names in a status answer */
 #define CACHE_MAX ((size_t)4 << 20)	/* libgit2's parsed objects */
+#define START_EXTEND 30		/* s more for a start that still moves on */
+#define STATUS_EVERY 10.0	/* STATUS= is looked at again */
 
 static struct {
 	const char *config;
@@ -100,6 +104,8 @@ struct syncd {
 	bool urgent;		/* a sync is due now: do not debounce it */
 	bool slicing;		/* the next slice waits SLICE_GAP */
 	double started;		/* loop_now() at start, until the first sync */
+	bool ready;		/* the first sync has ended: READY=1 sent */
+	struct loop_timer *status_timer;	/* STATUS= (service.h) */
 	git_oid last_mail;
 	struct peers *peers;
 	struct notify *notify;
@@ -248,6 +254,64 @@ static void failed(struct syncd *s, const char *what)
 		s->retry = RETRY_MAX;
 	log_warn("%s failed; trying again in %.1f s", what, s->retry);
 	loop_timer_in(s->sync_timer, s->retry);
+	/* the daemon runs and retries: ready, with what failed in STATUS= */
+	if (s->loop && !s->ready) {
+		char line[160];
+		snprintf(line, sizeof line, "%s failed at start; trying again",
+			 what);
+		service_status(line);
+		service_ready();
+		s->ready = true;
+	}
+}
+
+/*
+ * STATUS= for the service manager (service.h): the local state, then
+ * each peer's lag in seconds, as maildag status --metrics counts it (0
+ * when it holds all our mail, else the time since our last push to it
+ * that worked).
+ */
+static void update_status(struct syncd *s)
+{
+	struct strbuf b = STRBUF_INIT;
+	time_t now = time(NULL);
+	json_t *peers, *pe;
+	size_t i;
+
+	if (!service_managed())
+		return;
+	strbuf_addstr(&b, s->retry ? "sync failing, retrying" :
+			  s->started ? "starting" : "in sync with the Maildir");
+	peers = s->peers ? peers_status(s->peers) : NULL;
+	json_array_foreach(peers, i, pe) {
+		json_t *unpushed = json_object_get(pe, "unpushed");
+		json_t *last = json_object_get(json_object_get(pe, "push"),
+					       "last_ok");
+
+		strbuf_addf(&b, "%s %s: ", i ? "," : ";",
+			    json_string_value(json_object_get(pe, "name")));
+		if (json_is_integer(unpushed) && !json_integer_value(unpushed))
+			strbuf_addstr(&b, "lag 0 s");
+		else if (json_is_integer(last))
+			strbuf_addf(&b, "lag %lld s",
+				    (long long)(now - json_integer_value(last)));
+		else
+			strbuf_addstr(&b, "never pushed");
+		if (json_is_integer(unpushed) && json_integer_value(unpushed))
+			strbuf_addf(&b, " (%lld unpushed)",
+				    (long long)json_integer_value(unpushed));
+	}
+	json_decref(peers);
+	service_status(b.buf);
+	strbuf_release(&b);
+}
+
+static void on_status_timer(void *data)
+{
+	struct syncd *s = data;
+
+	update_status(s);
+	loop_timer_in(s->status_timer, STATUS_EVERY);
 }
 
 /*
@@ -329,6 +393,8 @@ static void sync_now(void *data)
 		repo_unlock(s->repo);
 		log_debug("writer lock held %.0f ms", (loop_now() - locked) * 1000);
 		s->retry = 0;
+		if (s->started)
+			service_extend(START_EXTEND);
 		if (!git_oid_equal(&cr.mail, &s->last_mail)) {
 			git_oid old;
 			git_oid_cpy(&old, &s->last_mail);
@@ -373,6 +439,13 @@ static void sync_now(void *data)
 			 "watching %d directories",
 			 (loop_now() - s->started) * 1000, watch_count(s->watch));
 		s->started = 0;
+		if (!s->ready) {
+			update_status(s);
+			service_ready();
+			s->ready = true;
+		}
+	} else if (s->started) {
+		service_extend(START_EXTEND);
 	}
 	if (!git_oid_equal(&ar.mail, &s->last_mail)) {
 		git_oid old;
@@ -457,19 +530,19 @@ static void clean_tmp(void *data)
 	struct syncd *s = data;
 
 	if (!s->tmp_folders &&
-	    worktree_disk_dirs(&s->tmp_folders, &s->tmp_n,
-			       s->mb->maildir) < 0) {
+	    layout_list_dirs(&s->tmp_folders, &s->tmp_n,
+			     s->mb->maildir) < 0) {
 		loop_timer_in(s->tmp_timer, TMP_EVERY);
 		return;
 	}
 	s->tmp_pos = s->tmp_pos < s->tmp_n ? s->tmp_pos : 0;
-	worktree_clean_tmp_some(s->mb->maildir, s->tmp_folders, s->tmp_n,
-				&s->tmp_pos, TMP_MAX_AGE, SLICE / 2);
+	layout_clean_tmp_some(s->mb->maildir, s->tmp_folders, s->tmp_n,
+			      &s->tmp_pos, LAYOUT_TMP_MAX_AGE, SLICE / 2);
 	if (s->tmp_pos < s->tmp_n) {
 		loop_timer_in(s->tmp_timer, SLICE_GAP);
 		return;
 	}
-	worktree_folders_free(s->tmp_folders, s->tmp_n);
+	layout_list_free(s->tmp_folders, s->tmp_n);
 	s->tmp_folders = NULL;
 	s->tmp_n = s->tmp_pos = 0;
 	loop_timer_in(s->tmp_timer, TMP_EVERY);
@@ -480,6 +553,7 @@ static void on_stop(void *data, int sig)
 	struct syncd *s = data;
 
 	log_info("signal %d: stopping", sig);
+	service_stopping();
 	loop_stop(s->loop);
 }
 
@@ -539,6 +613,7 @@ static void on_hup(void *data, int sig)
 	struct syncd *s = data;
 
 	(void)sig;
+	service_reloading();
 	reload_config(s);
 	log_info("rescanning everything");
 	worktree_dirty_all(s->wt);
@@ -546,6 +621,7 @@ static void on_hup(void *data, int sig)
 	/* a peer watched again may have pushed while it was not */
 	peers_refs_changed(s->peers);
 	schedule_sync(s, loop_now());
+	service_ready();
 }
 
 /* --- the control socket (control.h) ------------------------------------ */
@@ -673,6 +749,7 @@ static bool client_request(struct client *c, const char *line)
 		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
 		json_object_set_new(a, "peers", peers_status(s->peers));
 		json_object_set_new(a, "unreadable", unreadable_json(s));
+		json_object_set_new(a, "webhooks", notify_status(s->notify));
 		if (watch_unwatched(s->watch))
 			json_object_set_new(a, "unwatched_folders",
 				json_integer((json_int_t)watch_unwatched(s->watch)));
@@ -928,7 +1005,7 @@ static int run_once(struct syncd *s)
 			r = worktree_apply(s->wt, APPLY_SLICE, &ar);
 	} while (r == 0 && ar.more);
 	repo_unlock(s->repo);
-	worktree_clean_tmp(s->mb->maildir, TMP_MAX_AGE);
+	layout_clean_tmp_all(s->mb->maildir, LAYOUT_TMP_MAX_AGE);
 	return r < 0 ? EX_TEMPFAIL : 0;
 }
 
@@ -990,26 +1067,41 @@ int main(int argc, char **argv)
 		log_warn("holding every push back until the mass deletion is "
 			 "confirmed or undone (maildag status)");
 	peers_set_hold(s.peers, s.holding);
-	s.notify = notify_new(s.mb->cfg, s.mb->user);
+	{
+		char *state = repo_state_path(s.repo, "webhooks.json");
+		git_oid m;
+		s.notify = notify_new(s.mb->cfg, s.mb->user, state);
+		free(state);
+		if (repo_ref_read(&m, s.repo, REF_MAIL) == 0)
+			notify_start(s.notify, &m);
+	}
 	s.notify_timer = loop_timer_new(s.loop, on_notify_timer, &s);
+	/* what a webhook missed while the daemon was down (notify_start) */
+	loop_timer_in(s.notify_timer, 0.1);
 	s.maint_timer = loop_timer_new(s.loop, maintain, &s);
 	loop_timer_in(s.maint_timer, 5);
 	s.sync_timer = loop_timer_new(s.loop, sync_now, &s);
 	s.check_timer = loop_timer_new(s.loop, check_mail, &s);
 	s.tmp_timer = loop_timer_new(s.loop, clean_tmp, &s);
+	service_init(s.loop);
+	if (service_managed()) {
+		s.status_timer = loop_timer_new(s.loop, on_status_timer, &s);
+		loop_timer_in(s.status_timer, STATUS_EVERY);
+	}
 	loop_timer_in(s.sync_timer, 0);
 	loop_timer_in(s.check_timer, CHECK_EVERY);
 	/* after the first sync has begun: a start has enough to do */
 	loop_timer_in(s.tmp_timer, 1);
 	status = loop_run(s.loop) < 0 ? EX_OSERR : 0;
 done:
+	service_free();
 	peers_free(s.peers);
 	notify_free(s.notify);
 	if (s.control_fd >= 0)
 		control_unlisten(s.control_fd, s.control_path);
 	free(s.control_path);
 	watch_free(s.watch);
-	worktree_folders_free(s.tmp_folders, s.tmp_n);
+	layout_list_free(s.tmp_folders, s.tmp_n);
 	loop_free(s.loop);
 	worktree_free(s.wt);
 	repo_free(s.repo);

@@ -25,4 +25,12 @@ test_expect_success 'the delivery record is written and read in delivery.c alone
 	only_in common/delivery.c "deliver (to |%)"
 '
 
+test_expect_success 'the Maildir rule for tmp/ is applied in layout.c alone' '
+	only_in common/layout.c "st_atime"
+'
+
+test_expect_success 'a tree path or a place on disk is parsed in layout.c alone' '
+	only_in common/layout.c "(strncmp|memmem)\\([^)]*\"/?(cur|new)/"
+'
+
 test_done

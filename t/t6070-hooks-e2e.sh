@@ -13,23 +13,28 @@ if test_have_prereq ROOT; then W=maildagw1; else W=$(id -un); fi
 # --- a small HTTP server that records what it is sent ------------------
 #
 # One JSON line per request in $HTTPD/records: method, path, content
-# type, body.  /fail answers 500, the rest 204.  It also finds a port
+# type, body, the status it answered.  /fail answers 500, /flaky 503
+# with Retry-After while $HTTPD/down exists, the rest 204.  It also finds a port
 # nobody listens on (bound, then closed) for the refusing URL.
 HTTPD=$TRASH/httpd
 mkdir -p "$HTTPD"
 cat >"$HTTPD/server.py" <<'EOF'
 import http.server, json, os, socket, sys, threading
-portfile, records = sys.argv[1:3]
+portfile, records, downfile = sys.argv[1:4]
 lock = threading.Lock()
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n).decode("utf-8", "replace")
-        rec = {"method": "POST", "path": self.path,
+        down = self.path == "/flaky" and os.path.exists(downfile)
+        status = 500 if self.path == "/fail" else 503 if down else 204
+        rec = {"method": "POST", "path": self.path, "status": status,
                "type": self.headers.get("Content-Type"), "body": body}
         with lock, open(records, "a") as f:
             f.write(json.dumps(rec) + "\n")
-        self.send_response(500 if self.path == "/fail" else 204)
+        self.send_response(status)
+        if down:
+            self.send_header("Retry-After", "1")
         self.send_header("Content-Length", "0")
         self.end_headers()
     def log_message(self, *args):
@@ -45,7 +50,7 @@ os.rename(portfile + ".tmp", portfile)
 server.serve_forever()
 EOF
 : >"$HTTPD/records"
-"$PYTHON" "$HTTPD/server.py" "$HTTPD/port" "$HTTPD/records" \
+"$PYTHON" "$HTTPD/server.py" "$HTTPD/port" "$HTTPD/records" "$HTTPD/down" \
 	</dev/null >>"$HTTPD/log" 2>&1 &
 HTTPD_PID=$!
 httpd_stop() {
@@ -104,6 +109,17 @@ for line in open(sys.argv[1]):
     print(b["old"] or "0" * 40, b["new"], b["node"], b["user"], b["ref"],
           b["event"], r["type"], b["time"] if isinstance(b["time"], int) else "not-an-integer")
 ' "$HTTPD/records" "${1:-/hook}"
+}
+
+# ok_lines PATH: the POSTs to PATH that were answered 2xx, as web_lines
+ok_lines() {
+	"$PYTHON" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["path"] == sys.argv[2] and r["status"] < 300:
+        b = json.loads(r["body"])
+        print(b["old"] or "0" * 40, b["new"])
+' "$HTTPD/records" "$1"
 }
 
 # the NEW of the last line the hook wrote, of the last POST to /hook
@@ -223,6 +239,33 @@ test_expect_success 'a hook that fails: a warning, the webhook is still told, th
 	wait_converged 30 &&
 	replica_expect_messages &&
 	kill -0 "$(daemon_pid hooks-r1)"
+'
+
+test_expect_success 'a webhook that is down: tried again after its Retry-After, and told every change once back, also across a restart' '
+	flaky=http://127.0.0.1:$HTTP_PORT/flaky &&
+	: >"$HTTPD/down" &&
+	hooks_conf "$HOOKS/on-change" "$flaky" &&
+	replica_reload 1 &&
+	replica_wait_log 1 "configuration reloaded" 3 &&
+	before=$(replica_head 1) &&
+	replica_deliver 1 w7 &&
+	replica_wait_log 1 "warning: webhook .$flaky.: HTTP status 503; trying again in 5 s .Retry-After." &&
+	replica_run 1 maildag status --json >st.json &&
+	json_get "d[\"webhooks\"][0][\"failures\"] >= 1 and d[\"webhooks\"][0][\"untold\"]" <st.json >untold &&
+	test "$(cat untold)" = true &&
+	{ replica_run 1 maildag status >st.txt || :; } &&
+	grep -q "^webhook $flaky: [0-9]* failures\{0,1\} in a row, last: HTTP status 503; changes since $(echo $before | cut -c1-10) not told; next try " st.txt &&
+	# it stays down while the daemon is stopped and mail comes
+	replica_stop 1 &&
+	replica_deliver 1 w8 &&
+	rm "$HTTPD/down" &&
+	replica_start 1 &&
+	wait_for "test \"\$(ok_lines /flaky | tail -n 1 | cut -d\" \" -f2)\" = \"\$(replica_head 1)\"" 60 &&
+	ok_lines /flaky >ok &&
+	cat ok &&
+	test "$(head -n 1 ok | cut -d" " -f1)" = "$before" &&
+	chained ok &&
+	replica_wait_log 1 "webhook .$flaky.: telling it of the changes since"
 '
 
 test_expect_success 'stop' '

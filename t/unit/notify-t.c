@@ -81,6 +81,8 @@ static size_t count(const char *hay, const char *needle)
 
 static void serve(int lfd, const char *log)
 {
+	int flaky = 0, busy = 0;	/* /flaky fails twice, /busy once */
+
 	for (;;) {
 		char req[65536], path[512] = "", ctype[128] = "", *body, *h;
 		size_t have = 0, clen = 0;
@@ -111,7 +113,13 @@ static void serve(int lfd, const char *log)
 			fprintf(f, "%s %s %s\n", path, ctype, body ? body + 4 : "");
 			fclose(f);
 		}
-		if (!strncmp(path, "/fail", 5)) {
+		if (!strncmp(path, "/flaky", 6) && flaky++ < 2) {
+			dprintf(c, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n"
+				"Connection: close\r\n\r\n");
+		} else if (!strncmp(path, "/busy", 5) && busy++ < 1) {
+			dprintf(c, "HTTP/1.1 503 Busy\r\nRetry-After: 2\r\n"
+				"Content-Length: 0\r\nConnection: close\r\n\r\n");
+		} else if (!strncmp(path, "/fail", 5)) {
 			dprintf(c, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n"
 				"Connection: close\r\n\r\n");
 		} else if (!strncmp(path, "/redirect", 9)) {
@@ -158,7 +166,8 @@ static bool settle(struct notify *n, double secs)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		double next = notify_poll(n);
-		if (!notify_pid(n) && next == 0)
+		/* no child, and none due now (a webhook's retry is later) */
+		if (!notify_pid(n) && (next == 0 || next >= 1))
 			return true;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (t.tv_sec - t0.tv_sec > secs)
@@ -222,7 +231,7 @@ static bool gone(pid_t pid)
 
 static void test_nothing_configured(struct config *cfg)
 {
-	struct notify *n = notify_new(cfg, "alice");
+	struct notify *n = notify_new(cfg, "alice", NULL);
 	git_oid a;
 
 	oid(&a, 'a');
@@ -261,7 +270,7 @@ static void test_hook_and_webhooks(struct config *cfg)
 	lfd = open(lock, O_RDWR | O_CREAT, 0600);
 	flock(lfd, LOCK_EX);
 	capture_stderr();
-	n = notify_new(cfg, "alice");
+	n = notify_new(cfg, "alice", NULL);
 	oid(&a, 'a');
 	notify_change(n, NULL, &a);
 	ok(notify_pid(n) > 0, "change: a child runs at once");
@@ -314,11 +323,13 @@ static void test_hook_and_webhooks(struct config *cfg)
 		w = xasprintf("hook '%s' exited with status 3\n", hook);
 		is_int((long long)count(errs, w), 1, "log: the hook's exit status");
 		free(w);
-		w = xasprintf("webhook 'http://127.0.0.1:%d/fail': HTTP status 500\n",
+		w = xasprintf("webhook 'http://127.0.0.1:%d/fail': HTTP status 500; "
+			      "trying again in 1 s\n",
 			      port);
 		is_int((long long)count(errs, w), 1, "log: HTTP 500, no secrets");
 		free(w);
-		w = xasprintf("webhook 'http://127.0.0.1:%d/redirect': HTTP status 302\n",
+		w = xasprintf("webhook 'http://127.0.0.1:%d/redirect': HTTP status 302; "
+			      "trying again in 1 s\n",
 			      port);
 		is_int((long long)count(errs, w), 1, "log: a redirect is a failure");
 		free(w);
@@ -358,7 +369,7 @@ static void test_coalescing(struct config *cfg)
 	oid(&b, 'b');
 	oid(&c, 'c');
 	oid(&d, 'd');
-	n = notify_new(cfg, "alice");
+	n = notify_new(cfg, "alice", NULL);
 	notify_change(n, &a, &b);
 	notify_change(n, &b, &c);
 	notify_change(n, &c, &d);
@@ -411,7 +422,7 @@ static void test_deadline(struct config *cfg)
 	cfg->webhooks = empty;
 	oid(&a, 'a');
 	capture_stderr();
-	n = notify_new(cfg, "alice");
+	n = notify_new(cfg, "alice", NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	notify_change(n, NULL, &a);
 	ok(settle(n, 10), "deadline: the child is killed and reaped");
@@ -448,6 +459,139 @@ static void test_deadline(struct config *cfg)
 	free(pidf);
 }
 
+/* The last body POSTed to path, parsed; NULL when none. */
+static json_t *last_body(const char *log, const char *path)
+{
+	char *got = slurp(log), *p, *last = NULL;
+	char *key = xasprintf("%s application/json ", path);
+	json_t *j = NULL;
+
+	for (p = got; (p = strstr(p, key)); p++)
+		last = p;
+	if (last)
+		j = json_loads(last + strlen(key), JSON_DISABLE_EOF_CHECK, NULL);
+	free(key);
+	free(got);
+	return j;
+}
+
+static bool all_told(struct notify *n)
+{
+	json_t *st = notify_status(n), *w;
+	size_t i;
+	bool all = true;
+
+	json_array_foreach(st, i, w)
+		all = all && !json_is_true(json_object_get(w, "untold"));
+	json_decref(st);
+	return all;
+}
+
+/* Poll until every webhook is told, or secs pass. */
+static bool told(struct notify *n, double secs)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		notify_poll(n);
+		if (!notify_pid(n) && all_told(n))
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > secs)
+			return false;
+		usleep(20 * 1000);
+	}
+}
+
+static void test_retries(struct config *cfg)
+{
+	char *state = at("webhooks.json"), *http = at("http.log"), *errs, *w;
+	char *urls[3];
+	struct notify *n;
+	json_t *j;
+	git_oid a, b, c;
+	char ahex[41], bhex[41], chex[41];
+
+	unlink(http);
+	urls[0] = xasprintf("http://127.0.0.1:%d/flaky", port);
+	urls[1] = xasprintf("http://127.0.0.1:%d/busy", port);
+	urls[2] = NULL;
+	cfg->webhooks = urls;
+	oid(&a, 'a');
+	oid(&b, 'b');
+	oid(&c, 'c');
+	git_oid_tostr(ahex, sizeof ahex, &a);
+	git_oid_tostr(bhex, sizeof bhex, &b);
+	git_oid_tostr(chex, sizeof chex, &c);
+
+	capture_stderr();
+	n = notify_new(cfg, "alice", state);
+	notify_start(n, &a);
+	notify_change(n, &a, &b);
+	settle(n, 15);
+	/* both failed once; a change while they wait joins their range */
+	notify_change(n, &b, &c);
+	ok(told(n, 30), "retries: every webhook is told in the end");
+	errs = release_stderr();
+	notify_free(n);
+
+	w = xasprintf("/flaky application/json ");
+	{
+		char *got = slurp(http);
+		is_int((long long)count(got, w), 3,
+		       "retries: /flaky asked three times (500, 500, 200)");
+		free(got);
+	}
+	free(w);
+	j = last_body(http, "/flaky");
+	is_str(json_string_value(json_object_get(j, "old")), ahex,
+	       "retries: the post that worked covers from the first change "
+	       "not acknowledged");
+	is_str(json_string_value(json_object_get(j, "new")), chex,
+	       "retries: to the last");
+	json_decref(j);
+	w = xasprintf("webhook 'http://127.0.0.1:%d/busy': HTTP status 503; "
+		      "trying again in 2 s (Retry-After)\n", port);
+	is_int((long long)count(errs, w), 1, "retries: Retry-After honoured");
+	free(w);
+	w = xasprintf("webhook 'http://127.0.0.1:%d/flaky': HTTP status 500; "
+		      "trying again in 2 s\n", port);
+	is_int((long long)count(errs, w), 1, "retries: the backoff doubles");
+	if (count(errs, w) != 1)
+		diag("%s", errs);
+	free(w);
+	free(errs);
+	{
+		char *got = slurp(state);
+		ok(count(got, chex) == 2, "state: both acknowledged the last "
+		   "change");
+		free(got);
+	}
+
+	/* the daemon stops; refs/heads/mail moves; it starts again */
+	unlink(http);
+	capture_stderr();
+	n = notify_new(cfg, "alice", state);
+	notify_start(n, &a);	/* a commit they have not acknowledged */
+	ok(told(n, 15), "restart: every webhook told what it missed");
+	errs = release_stderr();
+	notify_free(n);
+	free(errs);
+	j = last_body(http, "/busy");
+	is_str(json_string_value(json_object_get(j, "old")), chex,
+	       "restart: from what it acknowledged");
+	is_str(json_string_value(json_object_get(j, "new")), ahex,
+	       "restart: to refs/heads/mail now");
+	json_decref(j);
+
+	cfg->webhooks = NULL;
+	free(urls[0]);
+	free(urls[1]);
+	free(state);
+	free(http);
+}
+
 static void test_bad_hook(struct config *cfg)
 {
 	char *missing = at("no-such-hook"), *errs, *w;
@@ -459,7 +603,7 @@ static void test_bad_hook(struct config *cfg)
 	oid(&a, 'a');
 	capture_stderr();
 	cfg->hook_command = "relative/hook";
-	n = notify_new(cfg, "alice");
+	n = notify_new(cfg, "alice", NULL);
 	notify_change(n, NULL, &a);
 	settle(n, 10);
 	cfg->hook_command = missing;
@@ -502,6 +646,7 @@ int main(void)
 		test_coalescing(cfg);
 		test_deadline(cfg);
 		test_bad_hook(cfg);
+		test_retries(cfg);
 		cfg->webhooks = saved;
 	}
 	config_free(cfg);

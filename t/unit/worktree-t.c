@@ -21,6 +21,7 @@
 
 #include "../tap.h"
 #include "fsutil.h"
+#include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "mtimes.h"
@@ -104,7 +105,7 @@ static char *disk_list(void)
 	char **folders, **v = NULL;
 	size_t nf, n = 0, alloc = 0;
 
-	worktree_disk_folders(&folders, &nf, maildir);
+	layout_list_folders(&folders, &nf, maildir);
 	for (size_t i = 0; i < nf; i++)
 		for (int s = 0; s < 2; s++) {
 			const char *sub = s ? "new" : "cur";
@@ -124,7 +125,7 @@ static char *disk_list(void)
 				closedir(dh);
 			free(d);
 		}
-	worktree_folders_free(folders, nf);
+	layout_list_free(folders, nf);
 	return join_sorted(v, n);
 }
 
