@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "folder.h"
 #include "format.h"
 #include "log.h"
 #include "strbuf.h"
@@ -599,9 +600,75 @@ static int apply_hooks(const struct ctx *c, json_t *obj)
 	return 0;
 }
 
+/* --- the mass-deletion alarm ---------------------------------------------- */
+
+static int apply_alarm(const struct ctx *c, json_t *obj)
+{
+	struct config *cfg = c->cfg;
+	const char *key, *s;
+	long long n;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return fail(c, "", "alarm", "expected an object");
+	json_object_foreach(obj, key, v) {
+		if (!strcmp(key, "messages")) {
+			if (get_int(c, "alarm.", key, v, 0, LLONG_MAX,
+				    &cfg->alarm_messages) < 0)
+				return E_INVALID;
+		} else if (!strcmp(key, "share")) {
+			if (get_int(c, "alarm.", key, v, 0, 100, &n) < 0)
+				return E_INVALID;
+			cfg->alarm_share = (int)n;
+		} else if (!strcmp(key, "share_min")) {
+			if (get_int(c, "alarm.", key, v, 1, LLONG_MAX,
+				    &cfg->alarm_share_min) < 0)
+				return E_INVALID;
+		} else if (!strcmp(key, "folders")) {
+			if (get_bool(c, "alarm.", key, v, &cfg->alarm_folders) < 0)
+				return E_INVALID;
+		} else if (!strcmp(key, "hold")) {
+			if (get_bool(c, "alarm.", key, v, &cfg->alarm_hold) < 0)
+				return E_INVALID;
+		} else if (!strcmp(key, "ignore")) {
+			size_t i, len;
+			char **list;
+			json_t *e;
+
+			if (!json_is_array(v))
+				return fail(c, "alarm.", key,
+					    "expected an array of folder names");
+			len = json_array_size(v);
+			list = xcalloc(len + 1, sizeof *list);
+			json_array_foreach(v, i, e) {
+				char elem[32];
+
+				snprintf(elem, sizeof elem, "ignore[%zu]", i);
+				if (get_string(c, "alarm.", elem, e, &s) < 0) {
+					free_strv(list);
+					return E_INVALID;
+				}
+				if (!(list[i] = folder_from_mailbox(s)) ||
+				    !*list[i]) {
+					free_strv(list);
+					return fail(c, "alarm.", elem,
+						    "'%s' is not a folder other "
+						    "than INBOX", s);
+				}
+			}
+			free_strv(cfg->alarm_ignore);
+			cfg->alarm_ignore = list;
+		} else {
+			return fail(c, "alarm.", key, "unknown key");
+		}
+	}
+	return 0;
+}
+
 /* --- the top level ------------------------------------------------------- */
 
-enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS };
+enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS,
+	    K_ALARM };
 
 #define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
 #define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
@@ -635,6 +702,7 @@ static const struct key {
 	{ "net_timeout", K_INT, offsetof(struct config, net_timeout), 1, INT_MAX },
 	{ "peers", K_PEERS, 0, 0, 0 },
 	{ "hooks", K_HOOKS, 0, 0, 0 },
+	{ "alarm", K_ALARM, 0, 0, 0 },
 };
 
 static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
@@ -685,6 +753,8 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		return apply_peers(c, v);
 	case K_HOOKS:
 		return apply_hooks(c, v);
+	case K_ALARM:
+		return apply_alarm(c, v);
 	}
 	return E_INVALID;
 }
@@ -841,6 +911,14 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->backoff_min = 1;
 	cfg->backoff_max = 300;
 	cfg->net_timeout = 60;
+	cfg->alarm_messages = 100;
+	cfg->alarm_share = 50;
+	cfg->alarm_share_min = 20;
+	cfg->alarm_folders = true;
+	cfg->alarm_hold = false;
+	cfg->alarm_ignore = xcalloc(3, sizeof *cfg->alarm_ignore);
+	cfg->alarm_ignore[0] = xstrdup(".Trash");
+	cfg->alarm_ignore[1] = xstrdup(".Junk");
 	cfg->hook_command = NULL;
 	cfg->webhooks = xcalloc(1, sizeof *cfg->webhooks);
 	return cfg;
@@ -915,6 +993,7 @@ void config_free(struct config *cfg)
 	free(cfg->repository);
 	free(cfg->hook_command);
 	free_strv(cfg->webhooks);
+	free_strv(cfg->alarm_ignore);
 	for (size_t i = 0; i < cfg->npeers; i++)
 		peer_release(&cfg->peers[i]);
 	free(cfg->peers);

@@ -57,6 +57,21 @@ struct config {
 	int backoff_min;	/* seconds; default 1 */
 	int backoff_max;	/* seconds; default 300 */
 	int net_timeout;	/* seconds for one push or fetch; default 60 */
+	/*
+	 * The mass-deletion alarm (alarm.h, maildag.conf(5) "alarm"): a
+	 * change that expunges alarm_messages messages (0: no such rule),
+	 * alarm_share percent (0: none) of a folder's, at least
+	 * alarm_share_min of them, or (alarm_folders) a folder with its
+	 * messages; alarm_hold holds such a change of ours back from peers
+	 * until confirmed; alarm_ignore lists folder directories (".Trash")
+	 * not looked at.  Defaults 100, 50, 20, true, false, Trash and Junk.
+	 */
+	long long alarm_messages;
+	int alarm_share;
+	long long alarm_share_min;
+	bool alarm_folders;
+	bool alarm_hold;
+	char **alarm_ignore;	/* NULL-terminated; never NULL */
 	char *hook_command;	/* NULL if unset */
 	char **webhooks;	/* NULL-terminated array; never NULL */
 	struct config_peer *peers;

@@ -28,6 +28,9 @@
  *         "unwatched_folders":N,     (only when N > 0) the watch limit's
  *         "folder_limit":N, "folders_left_out":N,  folders on disk the
  *                                    limit leaves out of what is committed
+ *         "alarms":[ <alarm>, ... ], the open mass-deletion alarms, as
+ *                                    alarm_json() (alarm.h) has them
+ *         "held":bool,               pushes held back by one of them
  *         "peers":[ { "name":"mx2", "url":"ssh://...",
  *                     "peer_ref":"<hex>"|null,   our refs/peers/mx2/mail
  *                     "ahead":N, "behind":N,     mail vs peer_ref

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "alarm.h"
 #include "log.h"
 #include "mailbox.h"
 #include "net.h"
@@ -244,6 +245,13 @@ static int run(struct mailbox *mb, int argc, char **argv, enum net_op op)
 
 int cmd_push(struct mailbox *mb, int argc, char **argv)
 {
+	/* what maildag-syncd holds back, this does not send either */
+	if (alarm_holding(mb->repository)) {
+		log_error("a mass deletion made here is held back from peers "
+			  "until it is settled: see 'maildag status', then "
+			  "'maildag confirm' or 'maildag undo' the change");
+		return EX_TEMPFAIL;
+	}
 	return run(mb, argc, argv, NET_PUSH);
 }
 

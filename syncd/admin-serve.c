@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "alarm.h"
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
@@ -444,6 +445,14 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 	}
 	if (check_safe_owner(repo, mb->uid) < 0) {
 		r = EX_NOPERM;
+		goto done;
+	}
+	/* a held mass deletion reaches no peer (maildag.conf(5) "alarm") */
+	if (op == SERVE_UPLOAD && alarm_holding(repo)) {
+		log_error("refused for now: a mass deletion made here waits to "
+			  "be confirmed or undone (maildag status); fetch "
+			  "again later");
+		r = EX_TEMPFAIL;
 		goto done;
 	}
 	umask(077);

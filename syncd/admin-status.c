@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "alarm.h"
 #include "control.h"
 #include "fsutil.h"
 #include "log.h"
@@ -90,6 +91,8 @@ static json_t *local_status(const struct mailbox *mb)
 		free(ref);
 	}
 	json_object_set_new(st, "peers", peers);
+	json_object_set_new(st, "alarms", alarm_open_json(mb->repository));
+	json_object_set_new(st, "held", json_boolean(alarm_holding(mb->repository)));
 	repo_free(r);
 	return st;
 }
@@ -274,6 +277,37 @@ static void print_left_out(json_t *st)
 	       json_is_integer(l) ? (long long)json_integer_value(l) : -1LL);
 }
 
+/* The open mass-deletion alarms (alarm.h), first and loud. */
+static void print_alarms(json_t *list, time_t now)
+{
+	size_t i;
+	json_t *a;
+
+	json_array_foreach(list, i, a) {
+		char *change = str_of(a, "change"), *node = str_of(a, "node");
+		char *sum = str_of(a, "summary"), *undo = str_of(a, "undo");
+		char *confirm = str_of(a, "confirm");
+		struct strbuf when = STRBUF_INIT;
+		long long t = time_of(a, "time");
+
+		if (t >= 0)
+			add_when(&when, t, now);
+		printf("ALARM: mass deletion in change %.10s, made on %s %s: %s\n",
+		       change ? change : "?", node ? node : "?", when.buf,
+		       sum ? sum : "");
+		printf("  undo it:  %s\n", undo ? undo : "?");
+		printf("  keep it:  %s\n", confirm ? confirm : "?");
+		if (json_is_true(json_object_get(a, "held")))
+			printf("  held back from every peer until then\n");
+		strbuf_release(&when);
+		free(change);
+		free(node);
+		free(sum);
+		free(undo);
+		free(confirm);
+	}
+}
+
 /* The webhooks that failed or still have changes to be told of. */
 static void print_webhooks(json_t *list, time_t now)
 {
@@ -319,6 +353,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 		printf(", maildag-syncd pid %lld",
 		       (long long)json_integer_value(json_object_get(st, "pid")));
 	printf("\n");
+	print_alarms(json_object_get(st, "alarms"), now);
 	print_unreadable(json_object_get(st, "unreadable"));
 	print_left_out(st);
 	print_webhooks(json_object_get(st, "webhooks"), now);
@@ -490,6 +525,16 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 	}
 	json_decref(ans);
 	return w != EX_OK ? w : r;
+}
+
+int admin_poke_daemon(const struct mailbox *mb)
+{
+	bool connected;
+	json_t *ans;
+	int r = ask(mb, "sync", &ans, &connected);
+
+	json_decref(ans);
+	return r < 0 ? r : 0;
 }
 
 int cmd_sync(struct mailbox *mb, int argc, char **argv)

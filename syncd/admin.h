@@ -48,6 +48,22 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv);
 int cmd_push(struct mailbox *mb, int argc, char **argv);
 int cmd_fetch(struct mailbox *mb, int argc, char **argv);
 
+/*
+ * maildag log --expunged [filters] [-n N], maildag restore, maildag undo
+ * and maildag confirm: find removed mail, bring it back, settle a
+ * mass-deletion alarm (admin-restore.c).
+ */
+int cmd_log_expunged(struct mailbox *mb, int argc, char **argv);
+int cmd_restore(struct mailbox *mb, int argc, char **argv);
+int cmd_undo(struct mailbox *mb, int argc, char **argv);
+int cmd_confirm(struct mailbox *mb, int argc, char **argv);
+
+/*
+ * Ask maildag-syncd, if one runs, to sync now: it reads the alarms again
+ * (a hold settled) and pushes.  Says nothing; 0 when it took the request.
+ */
+int admin_poke_daemon(const struct mailbox *mb);
+
 /* maildag status exits with this when no maildag-syncd answers. */
 #define STATUS_NOT_RUNNING 3
 

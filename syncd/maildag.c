@@ -28,6 +28,7 @@
 #include "folder.h"
 #include "format.h"
 #include "fsutil.h"
+#include "header.h"
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
@@ -43,6 +44,7 @@ static void usage(FILE *f)
 	fputs("usage: maildag [-c config] [-v] <command> [<args>]\n"
 	      "\n"
 	      "commands:\n"
+	      "  confirm CHANGE settle a mass-deletion alarm: the deletion was meant\n"
 	      "  fetch [-t seconds] [peer...]\n"
 	      "                 fetch peers' histories into refs/peers/ (no merge)\n"
 	      "  fsck [--all-refs] [--hash]\n"
@@ -50,14 +52,21 @@ static void usage(FILE *f)
 	      "                 Maildir against the repository\n"
 	      "  init           create the repository and import the Maildir\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
+	      "  log --expunged [--folder F] [--from TEXT] [--subject TEXT]\n"
+	      "      [--message-id ID] [--since TIME] [--until TIME] [-n N]\n"
+	      "                 the messages removed from the mailbox\n"
 	      "  merge [-n] [-u] [-q] [-v] A B\n"
 	      "                 merge two commits with the Maildir merge\n"
 	      "  push [-t seconds] [peer...]\n"
 	      "                 push refs/heads/mail to peers\n"
+	      "  restore [-n] [--before CHANGE | --at TIME] [filters as log --expunged]\n"
+	      "                 bring removed messages and folders back\n"
 	      "  serve --peer NAME\n"
 	      "                 serve one ssh peer's git (authorized_keys command=)\n"
 	      "  status [--json]  replication state per peer, from maildag-syncd\n"
 	      "  sync           have maildag-syncd push and fetch now\n"
+	      "  undo [-n] CHANGE\n"
+	      "                 reverse one change (what it expunged, moved, removed)\n"
 	      "  version        print the version\n", f);
 }
 
@@ -165,52 +174,6 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb)
 
 /* --- log -------------------------------------------------------------- */
 
-/*
- * The value of header name in the first 64 KiB of a message, unfolded,
- * control characters replaced, cut to max bytes; "" if absent.
- */
-static void header_value(struct strbuf *out, const char *msg, size_t len,
-			 const char *name, size_t max)
-{
-	size_t nlen = strlen(name);
-	const char *p = msg, *end = msg + (len < 65536 ? len : 65536);
-
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			eol = end;
-		if (eol == p || (eol == p + 1 && *p == '\r'))
-			break;	/* end of the header */
-		if ((size_t)(eol - p) > nlen && !strncasecmp(p, name, nlen) &&
-		    p[nlen] == ':') {
-			const char *v = p + nlen + 1;
-			for (;;) {
-				for (; v < eol && out->len < max; v++) {
-					unsigned char c = (unsigned char)*v;
-					if (c == '\r')
-						continue;
-					strbuf_addch(out, c < 0x20 || c == 0x7f ? ' ' : c);
-				}
-				/* continuation lines start with white space */
-				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t')) {
-					v = eol + 1;
-					eol = memchr(v, '\n', (size_t)(end - v));
-					if (!eol)
-						eol = end;
-					continue;
-				}
-				break;
-			}
-			while (out->len && out->buf[0] == ' ') {
-				memmove(out->buf, out->buf + 1, out->len);
-				out->len--;
-			}
-			return;
-		}
-		p = eol + 1;
-	}
-}
-
 /* "delivered to FOLDER: from ..., "subject", N bytes" for one message */
 static void describe_message(struct strbuf *out, struct repo *r,
 			     const char *path, size_t plen, const char *hex)
@@ -293,6 +256,9 @@ static int cmd_log(struct mailbox *mb, int argc, char **argv)
 	struct log_walk w = { .max = -1 };
 	int c, ret = EX_TEMPFAIL;
 
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--expunged"))
+			return cmd_log_expunged(mb, argc, argv);
 	optind = 1;
 	while ((c = getopt(argc, argv, "n:")) != -1) {
 		if (c == 'n') {
@@ -329,6 +295,9 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "init", cmd_init, true },
 		{ "log", cmd_log, false },
+		{ "restore", cmd_restore, true },
+		{ "undo", cmd_undo, true },
+		{ "confirm", cmd_confirm, true },
 		{ "fsck", cmd_fsck, false },
 		{ "merge", cmd_merge, false },
 		{ "push", cmd_push, true },

@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "fsutil.h"
+#include "alarm.h"
 #include "log.h"
 #include "notify.h"
 #include "repo.h"
@@ -80,6 +81,8 @@ struct notify {
 	int result_fd;		/* the running child's result lines, or -1 */
 	struct strbuf results;
 	double retry_at;	/* after a failed fork, 0 otherwise */
+	struct alarm *alarms;	/* alarms not yet given to a child */
+	size_t nalarms, alarms_alloc;
 };
 
 static bool configured(const struct config *cfg)
@@ -243,6 +246,7 @@ void notify_free(struct notify *n)
 	}
 	free(n->wh);
 	strbuf_release(&n->results);
+	alarms_free(n->alarms, n->nalarms);
 	free(n->state_path);
 	free(n->user);
 	free(n);
@@ -459,9 +463,12 @@ static void post_all(const struct job *jobs, size_t n, int fd)
 	free(posts);
 }
 
-/* Start the hook command; its pid, or -1 (logged). */
-static pid_t start_hook(const char *cmd, const char *user, const char *node,
-			const char *old, const char *new)
+/*
+ * Start the hook command with the environment variables env (pairs of
+ * name and value, NULL-terminated) besides the daemon's; its pid, or -1
+ * (logged).
+ */
+static pid_t start_hook(const char *cmd, const char *const *env)
 {
 	pid_t pid;
 
@@ -480,12 +487,9 @@ static pid_t start_hook(const char *cmd, const char *user, const char *node,
 		signal(SIGPIPE, SIG_DFL);
 		/* the hook's output goes where the daemon's log goes */
 		dup2(STDERR_FILENO, STDOUT_FILENO);
-		if (setenv("MAILDAG_USER", user, 1) < 0 ||
-		    setenv("MAILDAG_NODE", node, 1) < 0 ||
-		    setenv("MAILDAG_REF", REF_MAIL, 1) < 0 ||
-		    setenv("MAILDAG_OLD", old, 1) < 0 ||
-		    setenv("MAILDAG_NEW", new, 1) < 0)
-			_exit(127);
+		for (const char *const *e = env; *e; e += 2)
+			if (setenv(e[0], e[1], 1) < 0)
+				_exit(127);
 		execv(cmd, argv);
 		log_warn("hook '%s': %s", cmd, strerror(errno));
 		_exit(127);
@@ -532,13 +536,108 @@ static char *body_json(const char *user, const char *node, const char *old,
 	return text;
 }
 
+/* An alarm's body for the webhooks (notify.h); a new string or NULL. */
+static char *alarm_body(const char *user, const char *node,
+			const struct alarm *a)
+{
+	json_t *b = alarm_json(a);
+	char *text;
+
+	json_object_set_new(b, "event", json_string("alarm"));
+	json_object_set_new(b, "user", json_string(user));
+	json_object_set_new(b, "origin", json_string(a->node ? a->node : ""));
+	json_object_set_new(b, "node", json_string(node));
+	json_object_set_new(b, "ref", json_string(REF_MAIL));
+	json_object_set_new(b, "old", json_string(a->parent));
+	json_object_set_new(b, "new", json_string(a->change));
+	json_object_set_new(b, "time", json_integer((json_int_t)time(NULL)));
+	text = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	return text;
+}
+
+/*
+ * One alarm, in the child: the hook, and one POST to every webhook whose
+ * results are read here and only logged (an alarm moves no webhook's
+ * acknowledged commit).  The failures.
+ */
+static int report_alarm(const struct config *cfg, const char *user,
+			const struct alarm *a)
+{
+	const char *node = cfg->node ? cfg->node : "";
+	char *undo = alarm_undo_line(a), *confirm = alarm_confirm_line(a);
+	pid_t hook = -1;
+	int failed = 0, fds[2];
+
+	if (cfg->hook_command) {
+		const char *env[] = {
+			"MAILDAG_EVENT", "alarm", "MAILDAG_USER", user,
+			"MAILDAG_NODE", node, "MAILDAG_REF", REF_MAIL,
+			"MAILDAG_OLD", a->parent, "MAILDAG_NEW", a->change,
+			"MAILDAG_CHANGE", a->change,
+			"MAILDAG_ORIGIN", a->node ? a->node : "",
+			"MAILDAG_ALARM", a->summary ? a->summary : "",
+			"MAILDAG_UNDO", undo, "MAILDAG_CONFIRM", confirm,
+			"MAILDAG_HELD", a->held ? "1" : "0", NULL,
+		};
+		if ((hook = start_hook(cfg->hook_command, env)) < 0)
+			failed++;
+	}
+	if (cfg->webhooks && cfg->webhooks[0] && pipe(fds) == 0) {
+		struct job *jobs;
+		size_t n = 0;
+		char line[RESULT_MAX + 1];
+		FILE *f;
+
+		while (cfg->webhooks[n])
+			n++;
+		jobs = xcalloc(n, sizeof *jobs);
+		for (size_t i = 0; i < n; i++) {
+			jobs[i].index = i;
+			jobs[i].url = cfg->webhooks[i];
+			jobs[i].body = alarm_body(user, node, a);
+		}
+		/* a result line each, far less than a pipe holds */
+		post_all(jobs, n, fds[1]);
+		close(fds[1]);
+		f = fdopen(fds[0], "r");
+		while (f && fgets(line, sizeof line, f)) {
+			size_t i = strtoul(line, NULL, 10);
+			const char *why = strstr(line, " fail ");
+			char *shown;
+			if (!why || i >= n)
+				continue;
+			why = strchr(why + 6, ' ');
+			shown = url_for_log(cfg->webhooks[i]);
+			log_warn("webhook '%s': the alarm of %.*s not told: %.*s",
+				 shown, CHANGE_SHORT, a->change,
+				 why ? (int)strcspn(why + 1, "\n") : 0,
+				 why ? why + 1 : "");
+			free(shown);
+			failed++;
+		}
+		if (f)
+			fclose(f);
+		for (size_t i = 0; i < n; i++)
+			free(jobs[i].body);
+		free(jobs);
+	}
+	if (hook > 0)
+		failed += wait_hook(hook, cfg->hook_command);
+	free(undo);
+	free(confirm);
+	return failed;
+}
+
 /*
  * The child: the hook for hook (when hook->pending), and each job's
- * POST; result lines on RESULT_FD.  Exits 0, or 1 when the hook failed.
+ * POST; result lines on RESULT_FD; then each alarm.  Exits 0, or 1 when
+ * the hook failed.
  */
 static void __attribute__((noreturn))
 child_main(const struct config *cfg, const char *user,
-	   const struct range *hook_range, struct job *jobs, size_t njobs)
+	   const struct range *hook_range, struct job *jobs, size_t njobs,
+	   const struct alarm *alarms, size_t nalarms)
 {
 	const char *node = cfg->node ? cfg->node : "";
 	sigset_t all;
@@ -569,8 +668,15 @@ child_main(const struct config *cfg, const char *user,
 			snprintf(old, sizeof old, "%s", hook_range->old);
 		else
 			memset(old, '0', HEX), old[HEX] = '\0';
-		hook = start_hook(cfg->hook_command, user, node, old,
-				  hook_range->new);
+		{
+			const char *env[] = {
+				"MAILDAG_EVENT", "change", "MAILDAG_USER", user,
+				"MAILDAG_NODE", node, "MAILDAG_REF", REF_MAIL,
+				"MAILDAG_OLD", old,
+				"MAILDAG_NEW", hook_range->new, NULL,
+			};
+			hook = start_hook(cfg->hook_command, env);
+		}
 		if (hook < 0)
 			failed++;
 	}
@@ -580,6 +686,8 @@ child_main(const struct config *cfg, const char *user,
 		post_all(jobs, njobs, RESULT_FD);
 	if (hook > 0)
 		failed += wait_hook(hook, cfg->hook_command);
+	for (size_t i = 0; i < nalarms; i++)
+		failed += report_alarm(cfg, user, &alarms[i]);
 	_exit(failed ? 1 : 0);
 }
 
@@ -614,7 +722,8 @@ static void start(struct notify *n)
 		return;
 	for (size_t i = 0; i < n->nwh; i++)
 		njobs += webhook_due(&n->wh[i], now);
-	if (!njobs && !(n->hook.pending && n->cfg->hook_command))
+	if (!njobs && !(n->hook.pending && n->cfg->hook_command) &&
+	    !n->nalarms)
 		return;
 	jobs = xcalloc(njobs ? njobs : 1, sizeof *jobs);
 	njobs = 0;
@@ -643,7 +752,8 @@ static void start(struct notify *n)
 			dup2(fds[1], RESULT_FD);
 			close(fds[1]);
 		}
-		child_main(n->cfg, n->user, &n->hook, jobs, njobs);
+		child_main(n->cfg, n->user, &n->hook, jobs, njobs, n->alarms,
+			   n->nalarms);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(fds[1]);
@@ -670,8 +780,27 @@ static void start(struct notify *n)
 	n->deadline = now + NOTIFY_DEADLINE;
 	n->killed = false;
 	n->hook.pending = false;
+	alarms_free(n->alarms, n->nalarms);
+	n->alarms = NULL;
+	n->nalarms = n->alarms_alloc = 0;
 	n->retry_at = 0;
 	free(jobs);
+}
+
+void notify_alarm(struct notify *n, const struct alarm *a)
+{
+	struct alarm *c;
+
+	if (!configured(n->cfg))
+		return;
+	xgrow((void **)&n->alarms, &n->alarms_alloc, n->nalarms + 1,
+	      sizeof *n->alarms);
+	c = &n->alarms[n->nalarms++];
+	*c = *a;
+	c->node = xstrdup(a->node ? a->node : "");
+	c->summary = xstrdup(a->summary ? a->summary : "");
+	if (!n->retry_at)
+		start(n);
 }
 
 void notify_change(struct notify *n, const git_oid *old, const git_oid *new)

@@ -13,10 +13,10 @@
  *
  * The hook: hooks.command, an absolute path, run directly (execv, no
  * shell, no arguments) with stdin /dev/null, stdout and stderr the
- * daemon's stderr, and the daemon's environment plus MAILDAG_USER,
- * MAILDAG_NODE, MAILDAG_REF (refs/heads/mail), MAILDAG_OLD and
- * MAILDAG_NEW (40 hex digits; MAILDAG_OLD is 40 zeros when unknown, as in
- * git's hooks).
+ * daemon's stderr, and the daemon's environment plus MAILDAG_EVENT
+ * ("change"), MAILDAG_USER, MAILDAG_NODE, MAILDAG_REF (refs/heads/mail),
+ * MAILDAG_OLD and MAILDAG_NEW (40 hex digits; MAILDAG_OLD is 40 zeros
+ * when unknown, as in git's hooks).
  *
  * The webhooks: each URL in hooks.webhooks gets, all in parallel, a POST
  * with Content-Type application/json and the body
@@ -37,6 +37,21 @@
  * notify_new() (atomically rewritten, 0600), so after a restart
  * notify_start() tells each webhook what it missed.  The hook command is
  * run once per change and not retried.
+ *
+ * A mass-deletion alarm (alarm.h, notify_alarm()) is told the same ways,
+ * once per alarm, by the next child: the hook runs again with
+ * MAILDAG_EVENT "alarm", MAILDAG_OLD and MAILDAG_NEW the change's parent
+ * and the change, and MAILDAG_CHANGE (the change), MAILDAG_ORIGIN (the
+ * replica that made it), MAILDAG_ALARM (what it removed, one line),
+ * MAILDAG_UNDO ("maildag undo <id>"), MAILDAG_CONFIRM and MAILDAG_HELD
+ * ("1" when held back from peers, else "0"); each webhook gets one POST
+ *   {"event":"alarm","user":..,"node":..,"ref":..,"old":"<parent>",
+ *    "new":"<change>","change":"<hex>","origin":"mx1","summary":"...",
+ *    "expunged":N,"held":bool,"undo":"maildag undo <id>",
+ *    "confirm":"maildag confirm <id>","time":<seconds>, ...}
+ * An alarm's POST is not tried again (the alarm stays in maildag status
+ * until it is settled) and moves no webhook's acknowledged commit; its
+ * failure is logged.
  *
  * Every failure is logged on one line (log.h, warning) naming the hook or
  * the URL (without its user name, password, query or fragment, which may
@@ -111,6 +126,13 @@ void notify_set_config(struct notify *n, const struct config *cfg);
  * next; does nothing when the config has no hook and no webhook.
  */
 void notify_change(struct notify *n, const git_oid *old, const git_oid *new);
+
+/*
+ * Report the alarm a (copied) by the next child, as above; does nothing
+ * when the config has no hook and no webhook.
+ */
+struct alarm;
+void notify_alarm(struct notify *n, const struct alarm *a);
 
 /* The child's pid, or 0 when none runs. */
 pid_t notify_pid(const struct notify *n);

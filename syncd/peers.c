@@ -149,6 +149,7 @@ struct peers {
 	struct wait *waits;
 	struct loop_timer *sweep;	/* ends the waits that timed out */
 	bool waiting;		/* peers_check waits for its children */
+	bool hold;		/* pushes held back (peers_set_hold) */
 };
 
 static const char *op_name(const struct op *op)
@@ -341,6 +342,11 @@ static void op_start(struct op *op)
 	 * into our refs/peers/ does not count: a third party could have
 	 * written that (peers.h).
 	 */
+	if (op->kind == NET_PUSH && p->hold) {
+		log_debug("peer %s: push held back (mass-deletion alarm)",
+			  pe->cfg.name);
+		return;
+	}
 	if (op->kind == NET_PUSH && op->enabled && pe->alive && !op->pid &&
 	    p->have_mail && !op->failures && holds(p, pe, &p->mail)) {
 		log_debug("peer %s: holds %.12s already; no push", pe->cfg.name,
@@ -535,6 +541,20 @@ void peers_mail_moved(struct peers *p, const git_oid *mail)
 		op_start(op);
 	}
 	check_waits(p);
+}
+
+void peers_set_hold(struct peers *p, bool hold)
+{
+	if (p->hold == hold)
+		return;
+	p->hold = hold;
+	if (hold || !p->have_mail)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		struct op *op = &p->v[i]->push;
+		loop_timer_stop(op->timer);
+		op_start(op);
+	}
 }
 
 void peers_sync_now(struct peers *p)

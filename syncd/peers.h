@@ -67,6 +67,14 @@ void peers_set_config(struct peers *p, const struct config *cfg);
 /* refs/heads/mail is now mail: push it. */
 void peers_mail_moved(struct peers *p, const git_oid *mail);
 
+/*
+ * Hold every push back (a mass-deletion alarm is open and held, alarm.h)
+ * or let them go again: released, each peer that may lack our mail is
+ * pushed to at once.  Fetches, merges and quorum waits go on (a wait
+ * for an ack times out while pushes are held).
+ */
+void peers_set_hold(struct peers *p, bool hold);
+
 /* Fetch from and push to every peer now, whatever the backoff says. */
 void peers_sync_now(struct peers *p);
 

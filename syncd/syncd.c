@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alarm.h"
 #include "control.h"
 #include "format.h"
 #include "fsutil.h"
@@ -117,6 +118,9 @@ struct syncd {
 	git_oid space_short;	/* one it had none for, in this sync */
 	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
 	size_t tmp_n, tmp_pos;
+	char weighed[CHANGE_HEX];	/* mail as far as alarm_check has
+					   weighed it ("": not yet read) */
+	bool holding;		/* pushes held back: a held alarm is open */
 };
 
 /* A connection on the control socket. */
@@ -134,13 +138,81 @@ static void usage(FILE *f)
 }
 
 /*
- * refs/heads/mail moved.  Replication (issue 5) hooks in here: push to
- * the peers, run the hook and webhooks.
+ * Does an open alarm hold pushes back (alarm.h)?  Read from the alarms
+ * file each time: maildag confirm and maildag undo settle alarms there,
+ * then ask for a sync.
+ */
+static void refresh_hold(struct syncd *s)
+{
+	bool hold = alarm_holding(s->repo->path);
+
+	if (hold == s->holding)
+		return;
+	s->holding = hold;
+	if (hold)
+		log_warn("holding every push back until the mass deletion is "
+			 "confirmed or undone (maildag status)");
+	else
+		log_info("no alarm holds pushes back any more: pushing");
+	if (s->peers)
+		peers_set_hold(s->peers, hold);
+}
+
+/*
+ * Weigh the changes that took refs/heads/mail to mail against the alarm
+ * thresholds (alarm.h): each alarm is logged as an error with the line
+ * that undoes it, recorded for maildag status, and told to the hook and
+ * webhooks; one held is held before anything is pushed.
+ */
+static void weigh_changes(struct syncd *s, const git_oid *mail)
+{
+	char to[CHANGE_HEX];
+	struct alarm *v = NULL;
+	size_t n = 0;
+	double t0 = loop_now();
+
+	git_oid_tostr(to, sizeof to, mail);
+	if (*s->weighed &&
+	    alarm_check(&v, &n, s->repo, s->mb->cfg, s->weighed, to,
+			(long long)time(NULL)) < 0)
+		log_warn("could not weigh the changes up to %.12s against the "
+			 "mass-deletion alarm", to);
+	log_debug("weighed the changes up to %.12s in %.1f ms", to,
+		  (loop_now() - t0) * 1000);
+	memcpy(s->weighed, to, sizeof to);
+	/* recorded first: once the log says so, maildag status does too */
+	if (n && alarm_record(s->repo->path, v, n) < 0)
+		log_warn("could not record the alarm for maildag status");
+	for (size_t i = 0; i < n; i++) {
+		char *undo = alarm_undo_line(&v[i]);
+		char *confirm = alarm_confirm_line(&v[i]);
+
+		log_error("mass deletion in change %.*s (made on %s): %s; undo "
+			  "it with '%s'%s%s%s", CHANGE_SHORT, v[i].change,
+			  v[i].node, v[i].summary, undo,
+			  v[i].held ? "; held back from peers until '" : "",
+			  v[i].held ? confirm : "", v[i].held ? "' or undone" : "");
+		if (s->notify)
+			notify_alarm(s->notify, &v[i]);
+		free(undo);
+		free(confirm);
+	}
+	alarms_free(v, n);
+	if (n && s->notify)
+		loop_timer_at_latest(s->notify_timer, loop_now() + 0.1);
+	refresh_hold(s);
+}
+
+/*
+ * refs/heads/mail moved.  Replication (issue 5) hooks in here: weigh the
+ * changes (a mass deletion may hold pushes back), push to the peers, run
+ * the hook and webhooks.
  */
 static void mail_moved(struct syncd *s, const git_oid *old,
 		       const git_oid *mail)
 {
 	log_debug("refs/heads/mail is now %.12s", git_oid_tostr_s(mail));
+	weigh_changes(s, mail);
 	if (s->peers)
 		peers_mail_moved(s->peers, mail);
 	if (s->notify) {
@@ -298,6 +370,7 @@ static void sync_now(void *data)
 
 	s->first_event = 0;
 	s->urgent = false;
+	refresh_hold(s);
 	/* the long part of a peer's merge, without the lock */
 	if (s->peers)
 		peers_check(s->peers);
@@ -684,8 +757,11 @@ static bool client_request(struct client *c, const char *line)
 			json_integer((json_int_t)format_get_limits()->folders));
 		json_object_set_new(a, "folders_left_out",
 			json_integer((json_int_t)worktree_left_out(s->wt)));
+		json_object_set_new(a, "alarms", alarm_open_json(s->repo->path));
+		json_object_set_new(a, "held", json_boolean(s->holding));
 		ok = client_send(c, a);
 	} else if (!strcmp(cmd, "sync")) {
+		refresh_hold(s);
 		peers_sync_now(s->peers);
 		a = json_object();
 		json_object_set_new(a, "ok", json_true());
@@ -899,6 +975,12 @@ static int start(struct syncd *s)
 	/* what a crash cut short, before a commit could reuse it */
 	if (objects_check_after_boot(s->repo, &damaged) < 0)
 		log_warn("could not check every loose object after a restart");
+	{
+		/* alarms weigh what comes from now on (alarm.h) */
+		git_oid m;
+		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0)
+			git_oid_tostr(s->weighed, sizeof s->weighed, &m);
+	}
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
 	if (!opt.once)
 		worktree_set_slice(s->wt, SLICE);
@@ -979,6 +1061,12 @@ int main(int argc, char **argv)
 	else
 		loop_add_fd(s.loop, s.control_fd, POLLIN, on_accept, &s);
 	s.peers = peers_new(s.loop, s.repo, s.mb->cfg, want_sync, &s);
+	/* an alarm held before a restart holds still */
+	s.holding = alarm_holding(s.repo->path);
+	if (s.holding)
+		log_warn("holding every push back until the mass deletion is "
+			 "confirmed or undone (maildag status)");
+	peers_set_hold(s.peers, s.holding);
 	{
 		char *state = repo_state_path(s.repo, "webhooks.json");
 		git_oid m;

@@ -122,6 +122,15 @@ static void test_defaults(void)
 	is_int(cfg->net_timeout, 60, "defaults: net_timeout");
 	ok(cfg->hook_command == NULL, "defaults: no hook command");
 	ok(cfg->webhooks && !cfg->webhooks[0], "defaults: empty webhooks");
+	is_int(cfg->alarm_messages, 100, "defaults: alarm.messages");
+	is_int(cfg->alarm_share, 50, "defaults: alarm.share");
+	is_int(cfg->alarm_share_min, 20, "defaults: alarm.share_min");
+	is_int(cfg->alarm_folders, 1, "defaults: alarm.folders");
+	is_int(cfg->alarm_hold, 0, "defaults: alarm.hold is off");
+	ok(cfg->alarm_ignore && cfg->alarm_ignore[0] && cfg->alarm_ignore[1] &&
+	   !strcmp(cfg->alarm_ignore[0], ".Trash") &&
+	   !strcmp(cfg->alarm_ignore[1], ".Junk") && !cfg->alarm_ignore[2],
+	   "defaults: alarm.ignore is Trash and Junk");
 	is_int((long long)cfg->npeers, 0, "defaults: no peers");
 	ok(config_peer(cfg, "mx2") == NULL, "defaults: config_peer finds none");
 	ok(!cfg->system_file && !cfg->user_file, "defaults: no file names");
@@ -180,7 +189,10 @@ static void test_every_key(void)
 		 " },\n"
 		 " \"hooks\": { \"command\": \"/usr/local/bin/on-mail-change --quiet\",\n"
 		 "            \"webhooks\": [ \"https://hooks.example.org/mail\",\n"
-		 "                          \"http://127.0.0.1:8080/x\" ] }\n"
+		 "                          \"http://127.0.0.1:8080/x\" ] },\n"
+		 " \"alarm\": { \"messages\": 0, \"share\": 80, \"share_min\": 5,\n"
+		 "            \"folders\": false, \"hold\": true,\n"
+		 "            \"ignore\": [ \"Spam\", \"Lists/old\" ] }\n"
 		 "}\n");
 	if (!is_int(r, 0, "every key: loads")) {
 		diag("%s", log_last_error());
@@ -211,6 +223,14 @@ static void test_every_key(void)
 	       "hooks.webhooks[0]");
 	is_str(cfg->webhooks[1], "http://127.0.0.1:8080/x", "hooks.webhooks[1]");
 	ok(cfg->webhooks[2] == NULL, "hooks.webhooks ends in NULL");
+	is_int(cfg->alarm_messages, 0, "alarm.messages: 0 turns the rule off");
+	is_int(cfg->alarm_share, 80, "alarm.share");
+	is_int(cfg->alarm_share_min, 5, "alarm.share_min");
+	is_int(cfg->alarm_folders, 0, "alarm.folders");
+	is_int(cfg->alarm_hold, 1, "alarm.hold");
+	is_str(cfg->alarm_ignore[0], ".Spam", "alarm.ignore[0]: a folder directory");
+	is_str(cfg->alarm_ignore[1], ".Lists.old", "alarm.ignore[1]: Lists/old");
+	ok(cfg->alarm_ignore[2] == NULL, "alarm.ignore ends in NULL");
 	is_int((long long)cfg->npeers, 3, "three peers");
 	is_str(cfg->peers[0].name, "mx2", "peers sorted: mx2");
 	is_str(cfg->peers[1].name, "usb", "peers sorted: usb");
@@ -663,6 +683,19 @@ static const struct {
 	{ "maildir at home holds the default repository", NULL,
 	  "{ \"maildir\": \"~\" }", E_INVALID,
 	  "$D/user.json: repository '$D/home/.local/share/maildag/mail.git' and maildir '$D/home' must not be inside one another" },
+	/* the alarm */
+	{ "alarm not an object", NULL, "{ \"alarm\": 3 }", E_INVALID,
+	  "$D/user.json: alarm: expected an object" },
+	{ "alarm.share over 100", NULL, "{ \"alarm\": { \"share\": 101 } }",
+	  E_INVALID, "$D/user.json: alarm.share: must be at most 100" },
+	{ "alarm.share_min 0", NULL, "{ \"alarm\": { \"share_min\": 0 } }",
+	  E_INVALID, "$D/user.json: alarm.share_min: must be at least 1" },
+	{ "alarm.hold not a boolean", NULL, "{ \"alarm\": { \"hold\": 1 } }",
+	  E_INVALID, "$D/user.json: alarm.hold: expected a boolean" },
+	{ "alarm.ignore INBOX", NULL, "{ \"alarm\": { \"ignore\": [\"inbox\"] } }",
+	  E_INVALID, "$D/user.json: alarm.ignore[0]: 'inbox' is not a folder other than INBOX" },
+	{ "alarm unknown key", NULL, "{ \"alarm\": { \"count\": 3 } }",
+	  E_INVALID, "$D/user.json: alarm.count: unknown key" },
 };
 
 static void test_errors(void)
