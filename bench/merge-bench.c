@@ -62,7 +62,7 @@ static unsigned n_inbox = 100000, n_folders = 10, n_per_folder = 1000;
 static unsigned n_changes = 100, n_runs = 7;
 static uint64_t rng = 0x243f6a8885a308d3ULL;
 static const char *git_cmd = "git";
-static char *repo_path;
+static char *repo_dir;
 static git_oid flag_base;
 
 static uint64_t rnd(void)
@@ -273,7 +273,7 @@ struct loose {
 
 static void loose_list(struct loose *l)
 {
-	char *objdir = xasprintf("%s/objects", repo_path);
+	char *objdir = xasprintf("%s/objects", repo_dir);
 	DIR *d = opendir(objdir);
 	struct dirent *de;
 
@@ -350,7 +350,7 @@ static void pack_mempack(struct repo *r, git_odb_backend *mem)
 	git_indexer *idx = NULL;
 	git_indexer_progress stats;
 	git_odb *odb = NULL;
-	char *dir = xasprintf("%s/objects/pack", repo_path);
+	char *dir = xasprintf("%s/objects/pack", repo_dir);
 
 	if (git_mempack_dump(&pack, r->git, mem) < 0 ||
 	    git_repository_odb(&odb, r->git) < 0 ||
@@ -378,7 +378,7 @@ static void build(git_oid *base, git_oid *a, git_oid *b, git_oid *flagbase)
 	size_t nmt = 0;
 	double t0 = now_ms();
 
-	if (repo_open(&r, repo_path, REPO_CREATE) < 0)
+	if (repo_open(&r, repo_dir, REPO_CREATE) < 0)
 		die("create the repository");
 	repo_set_fsync(false);
 	if (git_mempack_new(&mem) < 0 || git_repository_odb(&odb, r->git) < 0 ||
@@ -433,7 +433,7 @@ static void build(git_oid *base, git_oid *a, git_oid *b, git_oid *flagbase)
 	pack_mempack(r, mem);
 	repo_free(r);
 	/* the refs the git CLI and the one-flag runs use */
-	if (repo_open(&r, repo_path, 0) < 0 ||
+	if (repo_open(&r, repo_dir, 0) < 0 ||
 	    repo_ref_cas(r, REF_MAIL, base, &root, "bench") < 0 ||
 	    repo_ref_cas(r, "refs/heads/a", a, NULL, "bench") < 0 ||
 	    repo_ref_cas(r, "refs/heads/b", b, NULL, "bench") < 0)
@@ -469,7 +469,7 @@ static void open_warm(struct repo **r, const git_oid *a, const git_oid *b)
 {
 	git_oid t;
 
-	if (repo_open(r, repo_path, 0) < 0)
+	if (repo_open(r, repo_dir, 0) < 0)
 		die("open");
 	/* what a running daemon has at hand: the pack index, the commits */
 	if (repo_commit_tree(&t, *r, a) < 0 || repo_commit_tree(&t, *r, b) < 0)
@@ -510,7 +510,7 @@ static void read_differing(struct repo *r, const git_oid *a, const git_oid *b)
 /* one syncfs(2) of the repository's file system: every object durable */
 static void sync_once(void)
 {
-	int fd = open(repo_path, O_RDONLY | O_DIRECTORY);
+	int fd = open(repo_dir, O_RDONLY | O_DIRECTORY);
 
 	if (fd < 0 || syncfs(fd) < 0)
 		die("syncfs");
@@ -601,7 +601,7 @@ static void bench_git(void)
 	struct loose before;
 	size_t objects = 0;
 	unsigned long long bytes = 0;
-	char *gitdir = xasprintf("--git-dir=%s", repo_path);
+	char *gitdir = xasprintf("--git-dir=%s", repo_dir);
 	char *argv[] = { (char *)git_cmd, "-c", "safe.directory=*", gitdir,
 			 "merge-tree", "--write-tree", "refs/heads/a",
 			 "refs/heads/b", NULL };
@@ -710,7 +710,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "merge-bench: bad arguments\n");
 		return 64;
 	}
-	repo_path = xasprintf("%s/repo.git", argv[optind]);
+	repo_dir = xasprintf("%s/repo.git", argv[optind]);
 	build(&base, &a, &b, &flagbase);
 	git_oid_cpy(&flag_base, &flagbase);
 	bench_merge(&base, &a, &b, false, false, false, false);

@@ -1553,6 +1553,27 @@ int format_fsck_tree(struct repo *r, const git_oid *tree,
 	return ret < 0 ? ret : ck.problems;
 }
 
+int format_fsck_commit(struct repo *r, const git_oid *commit,
+		       format_problem_fn *fn, void *data,
+		       struct format_stats *stats)
+{
+	git_commit *c;
+	git_oid tree;
+
+	if (git_commit_lookup(&c, r->git, commit) < 0) {
+		char *why = xasprintf("commit %s: %s", git_oid_tostr_s(commit),
+				      git_error_text());
+		fn(NULL, why, data);
+		free(why);
+		if (stats)
+			memset(stats, 0, sizeof *stats);
+		return 1;
+	}
+	git_oid_cpy(&tree, git_commit_tree_id(c));
+	git_commit_free(c);
+	return format_fsck_tree(r, &tree, fn, data, stats);
+}
+
 /* --- walking messages --------------------------------------------------------- */
 
 static int foreach_sub(struct checker *ck, const char *folder,

@@ -137,7 +137,8 @@ struct format_stats {
 
 /*
  * Called once per problem: path is the escaped entry path ("" for the
- * root tree), reason a short lowercase phrase.
+ * root tree; NULL when the commit itself cannot be read, and reason says
+ * which: "commit <hex>: <why>"), reason a short lowercase phrase.
  */
 typedef void format_problem_fn(const char *path, const char *reason,
 			       void *data);
@@ -150,6 +151,11 @@ typedef void format_problem_fn(const char *path, const char *reason,
 int format_fsck_tree(struct repo *r, const git_oid *tree,
 		     format_problem_fn *fn, void *data,
 		     struct format_stats *stats);
+
+/* format_fsck_tree() on the tree of a commit (which fsck reads first). */
+int format_fsck_commit(struct repo *r, const git_oid *commit,
+		       format_problem_fn *fn, void *data,
+		       struct format_stats *stats);
 
 /*
  * Called for each message of a tree: folder is "" for INBOX, sub "cur"

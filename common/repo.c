@@ -4,6 +4,7 @@
 #include "autoconf.h"
 #include "clock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -94,6 +95,19 @@ int repo_global_reinit(void)
 		;
 	global_done = 0;
 	return repo_global_init();
+}
+
+void repo_global_shutdown(void)
+{
+	if (!global_done)
+		return;
+	git_libgit2_shutdown();
+	global_done = 0;
+}
+
+const char *repo_path(const struct repo *r)
+{
+	return r->path;
 }
 
 char *repo_state_path(const struct repo *r, const char *name)
@@ -416,6 +430,96 @@ int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
 	return 0;
 }
 
+int repo_peer_ref_read(git_oid *out, struct repo *r, const char *node)
+{
+	char *name = xasprintf("refs/peers/%s/mail", node);
+	git_reference *ref = NULL;
+	int err = git_reference_lookup(&ref, r->git, name), ret = 0;
+
+	if (err == GIT_ENOTFOUND) {
+		ret = 0;
+	} else if (err < 0) {
+		ret = log_error("read '%s': %s", name, repo_git_error());
+	} else if (git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
+		log_debug("'%s' is not a plain ref: ignored", name);
+	} else {
+		git_oid_cpy(out, git_reference_target(ref));
+		ret = 1;
+	}
+	git_reference_free(ref);
+	free(name);
+	return ret;
+}
+
+static int add_ref_name(const char *name, void *data)
+{
+	struct strbuf *names = data;
+
+	strbuf_addstr(names, name);
+	strbuf_addch(names, '\n');
+	return 0;
+}
+
+/* Add the loose refs/peers/<node>/mail files to names (see repo.h). */
+static void add_loose_peer_refs(struct repo *r, struct strbuf *names)
+{
+	char *dir = xasprintf("%s/refs/peers", r->path);
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	while (d && (de = readdir(d))) {
+		char *file;
+		if (de->d_name[0] == '.')
+			continue;
+		file = xasprintf("%s/%s/mail", dir, de->d_name);
+		if (path_exists(file))
+			strbuf_addf(names, "refs/peers/%s/mail\n", de->d_name);
+		free(file);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data)
+{
+	struct strbuf names = STRBUF_INIT;
+	char **v = NULL;
+	size_t n = 0, alloc = 0;
+	int ret = 0;
+
+	strbuf_init(&names, 256);
+	if (git_reference_foreach_name(r->git, add_ref_name, &names) < 0) {
+		ret = log_error("list refs: %s", repo_git_error());
+		goto done;
+	}
+	add_loose_peer_refs(r, &names);
+	for (char *p = names.buf, *nl; p && *p; p = nl + 1) {
+		const char *slash;
+		nl = strchr(p, '\n');
+		*nl = '\0';
+		slash = strncmp(p, "refs/peers/", 11) ? NULL : strchr(p + 11, '/');
+		if (slash && slash > p + 11 && !strcmp(slash, "/mail")) {
+			xgrow((void **)&v, &alloc, n + 1, sizeof *v);
+			v[n++] = p;
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof *v, str_cmp);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		if (!i || strcmp(v[i - 1], v[i]))
+			ret = fn(v[i], data);
+done:
+	free(v);
+	strbuf_release(&names);
+	return ret;
+}
+
 int repo_blob_hash_file(git_oid *out, const char *path)
 {
 	if (git_odb_hashfile(out, path, GIT_OBJECT_BLOB) < 0)
@@ -491,6 +595,35 @@ bool repo_object_exists(struct repo *r, const git_oid *id)
 	found = git_odb_exists(odb, id);
 	git_odb_free(odb);
 	return found;
+}
+
+int repo_object_size(size_t *out, struct repo *r, const git_oid *id)
+{
+	git_odb *odb;
+	git_object_t type;
+	int err;
+
+	if (git_repository_odb(&odb, r->git) < 0)
+		return E_FAIL;
+	err = git_odb_read_header(out, &type, odb, id);
+	git_odb_free(odb);
+	if (err == GIT_ENOTFOUND)
+		return E_NOTFOUND;
+	return err < 0 ? E_FAIL : 0;
+}
+
+int repo_blob_read(struct strbuf *out, struct repo *r, const git_oid *id)
+{
+	git_blob *blob;
+	int err = git_blob_lookup(&blob, r->git, id);
+
+	if (err == GIT_ENOTFOUND)
+		return E_NOTFOUND;
+	if (err < 0)
+		return E_FAIL;
+	strbuf_add(out, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+	git_blob_free(blob);
+	return 0;
 }
 
 int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit)

@@ -25,6 +25,8 @@
 
 #include <git2.h>
 
+struct strbuf;
+
 #define REF_MAIL "refs/heads/mail"
 #define REF_WORKTREE "refs/maildag/worktree"
 #define FORMAT_PATH "FORMAT"
@@ -59,6 +61,11 @@ int repo_global_init(void);
  * parent's (their descriptors may be closed or shared offsets).
  */
 int repo_global_reinit(void);
+/*
+ * At the end of a program, after the last repo_free(): release libgit2's
+ * global state.
+ */
+void repo_global_shutdown(void);
 
 /* Turn libgit2's fsync of objects and refs on or off (bulk imports). */
 bool repo_set_fsync(bool on);	/* returns the setting it replaced */
@@ -99,6 +106,9 @@ void repo_free(struct repo *r);
 int repo_lock(struct repo *r, int timeout_ms);
 void repo_unlock(struct repo *r);
 
+/* The repository's directory, as given to repo_open(); r keeps it. */
+const char *repo_path(const struct repo *r);
+
 /* A file or directory under <repo>/maildag/; the caller frees it. */
 char *repo_state_path(const struct repo *r, const char *name);
 
@@ -111,6 +121,26 @@ int repo_ref_read(git_oid *out, struct repo *r, const char *ref);
 int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
 		 const git_oid *old, const char *why);
 
+/*
+ * A peer's refs/peers/<node>/mail (net.h): 1 with its commit in *out; 0
+ * when there is none, or it is not a plain ref (ignored, logged at
+ * debug level: maildag never writes another kind); < 0 when it cannot be
+ * read (logged).
+ */
+int repo_peer_ref_read(git_oid *out, struct repo *r, const char *node);
+
+/* Called with a ref's full name; a non-zero return stops the walk. */
+typedef int repo_ref_fn(const char *ref, void *data);
+
+/*
+ * Call fn with the name of every refs/peers/<node>/mail, packed or loose,
+ * in byte order and each once, whether or not its node is configured.  A
+ * loose ref file that libgit2 cannot parse is named too (libgit2's own
+ * listing skips it; fsck reports it).  Returns fn's non-zero value, 0,
+ * or E_FAIL (logged) when the refs cannot be listed.
+ */
+int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data);
+
 /* Write a file's bytes as a blob, streaming, with no filters. */
 int repo_blob_from_file(git_oid *out, struct repo *r, const char *path);
 /* The blob id a file's bytes would have, without writing anything. */
@@ -118,6 +148,17 @@ int repo_blob_hash_file(git_oid *out, const char *path);
 int repo_blob_from_buffer(git_oid *out, struct repo *r, const void *data,
 			  size_t len);
 bool repo_object_exists(struct repo *r, const git_oid *id);
+/*
+ * The size of an object, from its header alone.  E_NOTFOUND when it is
+ * absent, E_FAIL when it cannot be read; neither is logged (callers ask
+ * about objects that may be gone, and have their own words for it).
+ */
+int repo_object_size(size_t *out, struct repo *r, const git_oid *id);
+/*
+ * Append the bytes of blob id to out.  E_NOTFOUND when it is absent or
+ * not a blob, E_FAIL when it cannot be read; not logged, as above.
+ */
+int repo_blob_read(struct strbuf *out, struct repo *r, const git_oid *id);
 
 /*
  * One change of a tree: blob at path, or path removed when blob is NULL;

@@ -706,7 +706,7 @@ static int make_durable(struct repo *r, const struct mailbox *mb)
 	if (repo_syncfs(r) < 0)
 		return E_FAIL;
 	/* the messages are in the Maildir: its file system too */
-	if (stat(r->path, &rs) < 0 || stat(mb->maildir, &ms) < 0)
+	if (stat(repo_path(r), &rs) < 0 || stat(mb->maildir, &ms) < 0)
 		return log_error("stat '%s': %s", mb->maildir, strerror(errno));
 	if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
 		return E_FAIL;
@@ -1164,6 +1164,6 @@ int main(int argc, char **argv)
 	}
 	finish(&d);			/* 4. tmp/ cleaned, quorum */
 	lda_release(&d);
-	git_libgit2_shutdown();
+	repo_global_shutdown();
 	return EX_OK;
 }

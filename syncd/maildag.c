@@ -216,8 +216,8 @@ static void describe_message(struct strbuf *out, struct repo *r,
 			     const char *path, size_t plen, const char *hex)
 {
 	const char *sub = memmem(path, plen, "/new/", 5);
+	struct strbuf content = STRBUF_INIT;
 	git_oid id;
-	git_blob *blob;
 
 	if (!sub)
 		sub = memmem(path, plen, "/cur/", 5);
@@ -227,21 +227,20 @@ static void describe_message(struct strbuf *out, struct repo *r,
 		strbuf_addf(out, "delivered to %.*s", (int)(sub - path - 1),
 			    path + 1);
 	if (git_oid_fromstrn(&id, hex, GIT_OID_HEXSZ) < 0 ||
-	    git_blob_lookup(&blob, r->git, &id) < 0)
+	    repo_blob_read(&content, r, &id) < 0)
 		return;
 	{
 		struct strbuf from = STRBUF_INIT, subject = STRBUF_INIT;
-		const char *content = git_blob_rawcontent(blob);
-		size_t len = (size_t)git_blob_rawsize(blob);
+		size_t len = content.len;
 
-		header_value(&from, content, len, "From", 60);
-		header_value(&subject, content, len, "Subject", 70);
+		header_value(&from, content.buf, len, "From", 60);
+		header_value(&subject, content.buf, len, "Subject", 70);
 		strbuf_addf(out, ": from %s, \"%s\", %zu bytes",
 			    from.len ? from.buf : "(unknown)", subject.buf, len);
 		strbuf_release(&from);
 		strbuf_release(&subject);
 	}
-	git_blob_free(blob);
+	strbuf_release(&content);
 }
 
 /* Print a delivery commit (delivery.h) a line per message. */
@@ -379,7 +378,7 @@ int main(int argc, char **argv)
 			return r == E_NOTFOUND ? EX_NOUSER : EX_CONFIG;
 		r = cmds[i].fn(mb, argc - optind, argv + optind);
 		mailbox_free(mb);
-		git_libgit2_shutdown();
+		repo_global_shutdown();
 		return r;
 	}
 	log_error("unknown command '%s'", argv[optind]);

@@ -314,7 +314,7 @@ static void op_run(struct op *op)
 	}
 	op->again = false;
 	strbuf_reset(&op->buf);
-	if (net_spawn(&op->pid, &op->fd, op->kind, p->repo->path, &pe->cfg,
+	if (net_spawn(&op->pid, &op->fd, op->kind, repo_path(p->repo), &pe->cfg,
 		      p->cfg->node) < 0) {
 		memset(&res, 0, sizeof res);
 		res.status = NET_FAILED;
@@ -586,23 +586,7 @@ static void refuse(struct peer *pe, const git_oid *id, const char *why)
  */
 static int read_peer_ref(struct peers *p, struct peer *pe, git_oid *out)
 {
-	char *name = xasprintf("refs/peers/%s/mail", pe->cfg.name);
-	git_reference *ref = NULL;
-	int err = git_reference_lookup(&ref, p->repo->git, name), r = 0;
-
-	if (err == GIT_ENOTFOUND) {
-		r = 0;
-	} else if (err < 0) {
-		r = log_error("read '%s': %s", name, repo_git_error());
-	} else if (git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
-		log_debug("'%s' is not a plain ref: ignored", name);
-	} else {
-		git_oid_cpy(out, git_reference_target(ref));
-		r = 1;
-	}
-	git_reference_free(ref);
-	free(name);
-	return r;
+	return repo_peer_ref_read(out, p->repo, pe->cfg.name);
 }
 
 /* --- the whole-history check, in a child ------------------------------- */
@@ -743,7 +727,7 @@ static void check_start(struct peers *p, struct peer *pe, const git_oid *ours,
 	git_oid_cpy(&c->ours, ours);
 	strbuf_reset(&c->buf);
 	/* the fetch child's cap: what the limits let through fits in it */
-	if (history_spawn(&c->pid, &c->fd, p->repo->path, ours,
+	if (history_spawn(&c->pid, &c->fd, repo_path(p->repo), ours,
 			  trust ? &pe->checked : NULL, theirs,
 			  net_fetch_memory()) < 0) {
 		c->pid = 0;
@@ -816,7 +800,7 @@ static int merge_peer(struct peers *p, struct peer *pe)
 		}
 	} else if (x < 0) {
 		log_warn("peer %s: %.12s: %s", node, git_oid_tostr_s(&theirs),
-			 repo_git_error());
+			 log_last_error());
 		return 0;
 	}
 	git_oid_cpy(&s->id, &theirs);

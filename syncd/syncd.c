@@ -725,8 +725,8 @@ static void maintain(void *data)
 			log_warn("packing loose objects failed");
 		s->maint_pid = 0;
 	}
-	objects_clean_tmp(s->repo->path, TMP_OBJ_MAX_AGE);
-	s->maint_pid = maint_start(s->repo->path);
+	objects_clean_tmp(repo_path(s->repo), TMP_OBJ_MAX_AGE);
+	s->maint_pid = maint_start(repo_path(s->repo));
 	if (s->maint_pid < 0)
 		s->maint_pid = 0;
 	loop_timer_in(s->maint_timer, s->maint_pid ? 10 : MAINT_EVERY);
@@ -872,7 +872,7 @@ int main(int argc, char **argv)
 	}
 	s.loop = loop_new();
 	/* watch before the first scan, so nothing slips between them */
-	if (watch_new(&s.watch, s.mb->maildir, s.repo->path, s.wt) < 0) {
+	if (watch_new(&s.watch, s.mb->maildir, repo_path(s.repo), s.wt) < 0) {
 		status = EX_OSERR;
 		goto done;
 	}
@@ -925,6 +925,6 @@ done:
 	worktree_free(s.wt);
 	repo_free(s.repo);
 	mailbox_free(s.mb);
-	git_libgit2_shutdown();
+	repo_global_shutdown();
 	return status;
 }
