@@ -25,6 +25,8 @@
 
 #include <git2.h>
 
+#include "oid.h"
+
 struct strbuf;
 
 #define REF_MAIL "refs/heads/mail"
@@ -113,13 +115,13 @@ const char *repo_path(const struct repo *r);
 char *repo_state_path(const struct repo *r, const char *name);
 
 /* The commit a ref points at; E_NOTFOUND if the ref does not exist. */
-int repo_ref_read(git_oid *out, struct repo *r, const char *ref);
+int repo_ref_read(struct oid *out, struct repo *r, const char *ref);
 /*
  * Move ref to id if it still points at old (old NULL: only if it does
  * not exist yet).  E_RACE if it moved meanwhile.
  */
-int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
-		 const git_oid *old, const char *why);
+int repo_ref_cas(struct repo *r, const char *ref, const struct oid *id,
+		 const struct oid *old, const char *why);
 
 /*
  * A peer's refs/peers/<node>/mail (net.h): 1 with its commit in *out; 0
@@ -127,7 +129,7 @@ int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
  * debug level: maildag never writes another kind); < 0 when it cannot be
  * read (logged).
  */
-int repo_peer_ref_read(git_oid *out, struct repo *r, const char *node);
+int repo_peer_ref_read(struct oid *out, struct repo *r, const char *node);
 
 /* Called with a ref's full name; a non-zero return stops the walk. */
 typedef int repo_ref_fn(const char *ref, void *data);
@@ -142,23 +144,23 @@ typedef int repo_ref_fn(const char *ref, void *data);
 int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data);
 
 /* Write a file's bytes as a blob, streaming, with no filters. */
-int repo_blob_from_file(git_oid *out, struct repo *r, const char *path);
+int repo_blob_from_file(struct oid *out, struct repo *r, const char *path);
 /* The blob id a file's bytes would have, without writing anything. */
-int repo_blob_hash_file(git_oid *out, const char *path);
-int repo_blob_from_buffer(git_oid *out, struct repo *r, const void *data,
+int repo_blob_hash_file(struct oid *out, const char *path);
+int repo_blob_from_buffer(struct oid *out, struct repo *r, const void *data,
 			  size_t len);
-bool repo_object_exists(struct repo *r, const git_oid *id);
+bool repo_object_exists(struct repo *r, const struct oid *id);
 /*
  * The size of an object, from its header alone.  E_NOTFOUND when it is
  * absent, E_FAIL when it cannot be read; neither is logged (callers ask
  * about objects that may be gone, and have their own words for it).
  */
-int repo_object_size(size_t *out, struct repo *r, const git_oid *id);
+int repo_object_size(size_t *out, struct repo *r, const struct oid *id);
 /*
  * Append the bytes of blob id to out.  E_NOTFOUND when it is absent or
  * not a blob, E_FAIL when it cannot be read; not logged, as above.
  */
-int repo_blob_read(struct strbuf *out, struct repo *r, const git_oid *id);
+int repo_blob_read(struct strbuf *out, struct repo *r, const struct oid *id);
 
 /*
  * One change of a tree: blob at path, or path removed when blob is NULL;
@@ -166,7 +168,7 @@ int repo_blob_read(struct strbuf *out, struct repo *r, const git_oid *id);
  */
 struct repo_update {
 	const char *path;
-	const git_oid *blob;
+	const struct oid *blob;
 	bool tree;
 };
 
@@ -176,7 +178,7 @@ struct repo_update {
  * the changed paths are written, and a directory left empty is removed.
  * The ids given are not checked to exist.  See treeedit.c.
  */
-int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
+int repo_tree_update(struct oid *out, struct repo *r, const struct oid *base,
 		     const struct repo_update *ups, size_t n);
 /*
  * Check a loose object left by a writer that may have crashed before
@@ -186,7 +188,7 @@ int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
  * E_INVALID when it was damaged, and is now removed so that it can be
  * written again; E_FAIL when it could not be read.
  */
-int repo_object_check(struct repo *r, const git_oid *id, const char *expect);
+int repo_object_check(struct repo *r, const struct oid *id, const char *expect);
 
 /* fsync a loose ref's file and its directory (for REPO_NO_FSYNC). */
 int repo_sync_ref(struct repo *r, const char *ref);
@@ -199,27 +201,27 @@ int repo_sync_ref(struct repo *r, const char *ref);
 int repo_syncfs(struct repo *r);
 
 /* The tree id of a commit. */
-int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit);
+int repo_commit_tree(struct oid *out, struct repo *r, const struct oid *commit);
 /* The commit time of a commit, in seconds. */
-int repo_commit_time(git_time_t *out, struct repo *r, const git_oid *commit);
+int repo_commit_time(time_t *out, struct repo *r, const struct oid *commit);
 
 /*
  * Write a commit of tree with parents.  when < 0 means now; name/email
  * NULL give maildag's own identity.
  */
-int repo_commit(git_oid *out, struct repo *r, const git_oid *tree,
-		const git_oid *parents, size_t nparents, const char *message,
-		git_time_t when, const char *name, const char *email);
+int repo_commit(struct oid *out, struct repo *r, const struct oid *tree,
+		const struct oid *parents, size_t nparents, const char *message,
+		time_t when, const char *name, const char *email);
 
 /* The blob id at path in tree, or E_NOTFOUND. */
-int repo_tree_lookup(git_oid *out, struct repo *r, const git_oid *tree,
+int repo_tree_lookup(struct oid *out, struct repo *r, const struct oid *tree,
 		     const char *path);
 
 /*
  * Does tree hold a message with this key in folder's ("" for INBOX) new/
  * or cur/ (format version 1, maildag-format(5))?
  */
-bool repo_tree_has_key(struct repo *r, const git_oid *tree,
+bool repo_tree_has_key(struct repo *r, const struct oid *tree,
 		       const char *folder, const char *key);
 
 /* The last libgit2 error as text (never NULL). */
@@ -229,7 +231,7 @@ const char *repo_git_error(void);
  * Called by repo_log() for each commit, with its id, commit time and
  * message (valid for the call only); a non-zero return stops the walk.
  */
-typedef int repo_log_fn(const git_oid *id, git_time_t time,
+typedef int repo_log_fn(const struct oid *id, time_t time,
 			const char *message, void *data);
 
 /*
@@ -245,6 +247,6 @@ int repo_log(struct repo *r, const char *ref, repo_log_fn *fn, void *data);
  * other way round (*behind); libgit2's git_graph_ahead_behind().
  */
 int repo_ahead_behind(size_t *ahead, size_t *behind, struct repo *r,
-		      const git_oid *local, const git_oid *upstream);
+		      const struct oid *local, const struct oid *upstream);
 
 #endif

@@ -73,7 +73,7 @@ static void problem(const char *path, const char *reason, void *data)
 static int check_ref(struct fsck *f, const char *ref)
 {
 	struct format_stats st;
-	git_oid id;
+	struct oid id;
 	int r;
 
 	f->ref = ref;
@@ -94,7 +94,7 @@ static int check_ref(struct fsck *f, const char *ref)
 		return r;
 	if (r == 0)
 		printf("%s %.10s: ok, %zu message%s in %zu folder%s, "
-		       "%zu mtimes record%s\n", ref, git_oid_tostr_s(&id),
+		       "%zu mtimes record%s\n", ref, oid_hex(&id),
 		       st.messages, st.messages == 1 ? "" : "s",
 		       st.folders, st.folders == 1 ? "" : "s",
 		       st.mtimes, st.mtimes == 1 ? "" : "s");
@@ -113,7 +113,7 @@ struct msg {
 	char *key;
 	char *place;	/* "[<folder>/]<sub>/<name>", as on disk */
 	bool matched;
-	git_oid blob;	/* in the tree (zero for the disk's) */
+	struct oid blob;	/* in the tree (zero for the disk's) */
 };
 
 struct msgs {
@@ -221,12 +221,12 @@ static void scan_folder(struct fsck *f, struct msgs *disk,
 }
 
 static int tree_message(const char *path, const char *folder, const char *sub,
-			const char *name, const git_oid *blob, void *data)
+			const char *name, const struct oid *blob, void *data)
 {
 	struct msgs *m = data;
 
 	msgs_add(m, folder, sub, name);
-	git_oid_cpy(&m->v[m->n - 1].blob, blob);
+	oid_cpy(&m->v[m->n - 1].blob, blob);
 	return 0;
 }
 
@@ -236,12 +236,12 @@ static int tree_message(const char *path, const char *folder, const char *sub,
  * difference is.
  */
 static void check_bytes(struct fsck *f, const struct mailbox *mb,
-			const struct msg *t, const git_oid *tree, bool hash)
+			const struct msg *t, const struct oid *tree, bool hash)
 {
 	char *path = xasprintf("%s/%s", mb->maildir, t->place);
 	struct mtimes mt = MTIMES_INIT;
 	struct stat st;
-	git_oid now;
+	struct oid now;
 	size_t len;
 	bool differ = false;
 
@@ -251,7 +251,7 @@ static void check_bytes(struct fsck *f, const struct mailbox *mb,
 	    (off_t)len != st.st_size)
 		differ = true;
 	if (!differ && hash && repo_blob_hash_file(&now, path) == 0 &&
-	    !git_oid_equal(&now, &t->blob))
+	    !oid_equal(&now, &t->blob))
 		differ = true;
 	if (!differ)
 		goto done;
@@ -261,7 +261,7 @@ static void check_bytes(struct fsck *f, const struct mailbox *mb,
 		char *e = esc(t->place);
 		printf("%s: '%s': bytes on disk differ from blob %.10s, at the "
 		       "mtime recorded (maildag-syncd will not see it)\n",
-		       REF_WORKTREE, e, git_oid_tostr_s(&t->blob));
+		       REF_WORKTREE, e, oid_hex(&t->blob));
 		free(e);
 		f->problems++;
 	} else {
@@ -276,7 +276,7 @@ done:
 static int compare_disk(struct fsck *f, const struct mailbox *mb, bool hash)
 {
 	struct msgs disk = { 0 }, tree = { 0 };
-	git_oid commit, tid;
+	struct oid commit, tid;
 	struct dirent *de;
 	size_t i, j;
 	DIR *d;

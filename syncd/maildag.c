@@ -217,7 +217,7 @@ static void describe_message(struct strbuf *out, struct repo *r,
 {
 	const char *sub = memmem(path, plen, "/new/", 5);
 	struct strbuf content = STRBUF_INIT;
-	git_oid id;
+	struct oid id;
 
 	if (!sub)
 		sub = memmem(path, plen, "/cur/", 5);
@@ -226,7 +226,7 @@ static void describe_message(struct strbuf *out, struct repo *r,
 	else
 		strbuf_addf(out, "delivered to %.*s", (int)(sub - path - 1),
 			    path + 1);
-	if (git_oid_fromstrn(&id, hex, GIT_OID_HEXSZ) < 0 ||
+	if (oid_fromstr(&id, hex) < 0 ||
 	    repo_blob_read(&content, r, &id) < 0)
 		return;
 	{
@@ -252,10 +252,10 @@ static void print_delivery(const char *prefix, struct repo *r,
 
 	while (delivery_record_next(&it, &pos)) {
 		struct strbuf line = STRBUF_INIT;
-		char hex[GIT_OID_HEXSZ + 1] = "";
+		char hex[OID_HEXSZ + 1] = "";
 
 		if (it.has_blob)
-			git_oid_tostr(hex, sizeof hex, &it.blob);
+			oid_tostr(hex, sizeof hex, &it.blob);
 		describe_message(&line, r, it.path, it.path_len, hex);
 		printf("%s  %s\n", prefix, line.buf);
 		strbuf_release(&line);
@@ -268,7 +268,7 @@ struct log_walk {
 };
 
 /* One commit of the history (repo_log_fn): its lines. */
-static int log_one(const git_oid *id, git_time_t time, const char *msg,
+static int log_one(const struct oid *id, time_t time, const char *msg,
 		   void *data)
 {
 	struct log_walk *w = data;
@@ -278,7 +278,7 @@ static int log_one(const git_oid *id, git_time_t time, const char *msg,
 	if (w->max >= 0 && w->shown >= w->max)
 		return 1;
 	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
-	snprintf(prefix, sizeof prefix, "%s  %.10s", when, git_oid_tostr_s(id));
+	snprintf(prefix, sizeof prefix, "%s  %.10s", when, oid_hex(id));
 	if (delivery_message_is_delivery(msg))
 		print_delivery(prefix, w->r, msg);
 	else

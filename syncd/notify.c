@@ -42,7 +42,7 @@ struct notify {
 	double deadline;	/* when the child is killed */
 	bool killed;
 	bool pending;		/* a change not yet given to a child */
-	git_oid old, new;	/* the range of the pending changes */
+	struct oid old, new;	/* the range of the pending changes */
 	double retry_at;	/* after a failed fork, 0 otherwise */
 };
 
@@ -328,18 +328,19 @@ static int wait_hook(pid_t pid, const char *cmd)
 	return 1;
 }
 
-static char *body_json(const char *user, const char *node, const git_oid *old,
+static char *body_json(const char *user, const char *node,
+		       const struct oid *old,
 		       const char *new_hex)
 {
-	char old_hex[GIT_OID_HEXSZ + 1];
+	char old_hex[OID_HEXSZ + 1];
 	json_t *b;
 	char *text;
 
-	git_oid_tostr(old_hex, sizeof old_hex, old);
+	oid_tostr(old_hex, sizeof old_hex, old);
 	b = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I}",
 		      "event", "change", "user", user, "node", node,
 		      "ref", REF_MAIL,
-		      "old", git_oid_is_zero(old) ? json_null()
+		      "old", oid_is_zero(old) ? json_null()
 						  : json_string(old_hex),
 		      "new", new_hex, "time", (json_int_t)time(NULL));
 	text = b ? json_dumps(b, JSON_COMPACT) : NULL;
@@ -348,10 +349,10 @@ static char *body_json(const char *user, const char *node, const git_oid *old,
 }
 
 static void __attribute__((noreturn))
-child_main(const struct config *cfg, const char *user, const git_oid *old,
-	   const git_oid *new)
+child_main(const struct config *cfg, const char *user, const struct oid *old,
+	   const struct oid *new)
 {
-	char old_hex[GIT_OID_HEXSZ + 1], new_hex[GIT_OID_HEXSZ + 1];
+	char old_hex[OID_HEXSZ + 1], new_hex[OID_HEXSZ + 1];
 	const char *node = cfg->node ? cfg->node : "";
 	sigset_t all;
 	pid_t hook = -1;
@@ -373,12 +374,12 @@ child_main(const struct config *cfg, const char *user, const git_oid *old,
 		close(devnull);
 	}
 
-	if (git_oid_is_zero(old))
-		memset(old_hex, '0', GIT_OID_HEXSZ);
+	if (oid_is_zero(old))
+		memset(old_hex, '0', OID_HEXSZ);
 	else
-		git_oid_tostr(old_hex, sizeof old_hex, old);
-	old_hex[GIT_OID_HEXSZ] = '\0';
-	git_oid_tostr(new_hex, sizeof new_hex, new);
+		oid_tostr(old_hex, sizeof old_hex, old);
+	old_hex[OID_HEXSZ] = '\0';
+	oid_tostr(new_hex, sizeof new_hex, new);
 
 	if (cfg->hook_command)
 		hook = start_hook(cfg->hook_command, user, node, old_hex,
@@ -423,9 +424,9 @@ static void start(struct notify *n)
 	}
 	setpgid(pid, pid);	/* as the child does: whoever is first */
 	if (log_get_level() >= LOG_LVL_DEBUG) {
-		char o[GIT_OID_HEXSZ + 1], w[GIT_OID_HEXSZ + 1];
-		git_oid_tostr(o, sizeof o, &n->old);
-		git_oid_tostr(w, sizeof w, &n->new);
+		char o[OID_HEXSZ + 1], w[OID_HEXSZ + 1];
+		oid_tostr(o, sizeof o, &n->old);
+		oid_tostr(w, sizeof w, &n->new);
 		log_debug("notify: child %ld reports %.12s..%.12s", (long)pid,
 			  o, w);
 	}
@@ -436,17 +437,18 @@ static void start(struct notify *n)
 	n->retry_at = 0;
 }
 
-void notify_change(struct notify *n, const git_oid *old, const git_oid *new)
+void notify_change(struct notify *n, const struct oid *old,
+		   const struct oid *new)
 {
 	if (!configured(n->cfg))
 		return;
 	if (!n->pending) {
 		if (old)
-			git_oid_cpy(&n->old, old);
+			oid_cpy(&n->old, old);
 		else
 			memset(&n->old, 0, sizeof n->old);
 	}
-	git_oid_cpy(&n->new, new);
+	oid_cpy(&n->new, new);
 	n->pending = true;
 	if (!n->retry_at)
 		start(n);

@@ -39,11 +39,11 @@
 #ifndef NOTIFY_H
 #define NOTIFY_H
 
-#include <git2.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "config.h"
+#include "oid.h"
 
 #ifndef NOTIFY_DEADLINE		/* the unit test makes it short */
 #define NOTIFY_DEADLINE 30	/* seconds for the whole child */
@@ -73,7 +73,8 @@ void notify_set_config(struct notify *n, const struct config *cfg);
  * a child at once when none runs, else remembers the change for the
  * next; does nothing when the config has no hook and no webhook.
  */
-void notify_change(struct notify *n, const git_oid *old, const git_oid *new);
+void notify_change(struct notify *n, const struct oid *old,
+		   const struct oid *new);
 
 /* The child's pid, or 0 when none runs. */
 pid_t notify_pid(const struct notify *n);

@@ -98,7 +98,7 @@ struct syncd {
 	bool urgent;		/* a sync is due now: do not debounce it */
 	bool slicing;		/* the next slice waits SLICE_GAP */
 	double started;		/* loop_now() at start, until the first sync */
-	git_oid last_mail;
+	struct oid last_mail;
 	struct peers *peers;
 	struct notify *notify;
 	struct loop_timer *notify_timer, *maint_timer;
@@ -106,8 +106,8 @@ struct syncd {
 	int control_fd;		/* the listening socket, -1 if none */
 	char *control_path;
 	size_t nclients;
-	git_oid space_for;	/* the mail commit an apply has room for */
-	git_oid space_short;	/* one it had none for, in this sync */
+	struct oid space_for;	/* the mail commit an apply has room for */
+	struct oid space_short;	/* one it had none for, in this sync */
 	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
 	size_t tmp_n, tmp_pos;
 };
@@ -130,10 +130,10 @@ static void usage(FILE *f)
  * refs/heads/mail moved.  Replication (issue 5) hooks in here: push to
  * the peers, run the hook and webhooks.
  */
-static void mail_moved(struct syncd *s, const git_oid *old,
-		       const git_oid *mail)
+static void mail_moved(struct syncd *s, const struct oid *old,
+		       const struct oid *mail)
 {
-	log_debug("refs/heads/mail is now %.12s", git_oid_tostr_s(mail));
+	log_debug("refs/heads/mail is now %.12s", oid_hex(mail));
 	if (s->peers)
 		peers_mail_moved(s->peers, mail);
 	if (s->notify) {
@@ -186,7 +186,7 @@ static void failed(struct syncd *s, const char *what)
  */
 static int space_for_apply(struct syncd *s, bool again)
 {
-	git_oid mail, wt;
+	struct oid mail, wt;
 	unsigned long long need;
 	bool have_wt;
 	int r;
@@ -194,22 +194,22 @@ static int space_for_apply(struct syncd *s, bool again)
 	if (again)
 		memset(&s->space_short, 0, sizeof s->space_short);
 	if (repo_ref_read(&mail, s->repo, REF_MAIL) < 0 ||
-	    git_oid_equal(&mail, &s->space_for))
+	    oid_equal(&mail, &s->space_for))
 		return 0;
-	if (git_oid_equal(&mail, &s->space_short))
+	if (oid_equal(&mail, &s->space_short))
 		return E_TEMP;	/* said already in this sync */
 	have_wt = repo_ref_read(&wt, s->repo, REF_WORKTREE) == 0;
-	if (have_wt && git_oid_equal(&mail, &wt))
+	if (have_wt && oid_equal(&mail, &wt))
 		return 0;
 	if ((r = format_added_bytes(&need, s->repo, &mail,
 				    have_wt ? &wt : NULL)) < 0)
 		return r;
 	if (need && (r = fs_space_check(s->mb->maildir, need,
 					 "the messages to apply", NULL)) < 0) {
-		git_oid_cpy(&s->space_short, &mail);
+		oid_cpy(&s->space_short, &mail);
 		return r;
 	}
-	git_oid_cpy(&s->space_for, &mail);
+	oid_cpy(&s->space_for, &mail);
 	return 0;
 }
 
@@ -255,10 +255,10 @@ static void sync_now(void *data)
 		repo_unlock(s->repo);
 		log_debug("writer lock held %.0f ms", (loop_now() - locked) * 1000);
 		s->retry = 0;
-		if (!git_oid_equal(&cr.mail, &s->last_mail)) {
-			git_oid old;
-			git_oid_cpy(&old, &s->last_mail);
-			git_oid_cpy(&s->last_mail, &cr.mail);
+		if (!oid_equal(&cr.mail, &s->last_mail)) {
+			struct oid old;
+			oid_cpy(&old, &s->last_mail);
+			oid_cpy(&s->last_mail, &cr.mail);
 			mail_moved(s, &old, &cr.mail);
 		}
 		next_slice(s);
@@ -278,15 +278,15 @@ static void sync_now(void *data)
 		  "apply %.0f)", (loop_now() - locked) * 1000,
 		  (t1 - locked) * 1000, (t2 - t1) * 1000, (loop_now() - t2) * 1000);
 	if (r < 0) {
-		git_oid m;
+		struct oid m;
 		watch_check(s->watch);
 		failed(s, "sync");
 		/* what others committed (a delivery) is pushed all the same */
 		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
-		    !git_oid_equal(&m, &s->last_mail)) {
-			git_oid old;
-			git_oid_cpy(&old, &s->last_mail);
-			git_oid_cpy(&s->last_mail, &m);
+		    !oid_equal(&m, &s->last_mail)) {
+			struct oid old;
+			oid_cpy(&old, &s->last_mail);
+			oid_cpy(&s->last_mail, &m);
 			mail_moved(s, &old, &m);
 		}
 		return;
@@ -300,10 +300,10 @@ static void sync_now(void *data)
 			 (loop_now() - s->started) * 1000, watch_count(s->watch));
 		s->started = 0;
 	}
-	if (!git_oid_equal(&ar.mail, &s->last_mail)) {
-		git_oid old;
-		git_oid_cpy(&old, &s->last_mail);
-		git_oid_cpy(&s->last_mail, &ar.mail);
+	if (!oid_equal(&ar.mail, &s->last_mail)) {
+		struct oid old;
+		oid_cpy(&old, &s->last_mail);
+		oid_cpy(&s->last_mail, &ar.mail);
 		mail_moved(s, &old, &ar.mail);
 	}
 	if (ar.more)
@@ -357,7 +357,7 @@ static void watch_folder_fn(void *data, const char *folder, bool on_disk)
 static void check_mail(void *data)
 {
 	struct syncd *s = data;
-	git_oid m;
+	struct oid m;
 
 	/*
 	 * the root and the repository's directories get their watches back,
@@ -369,7 +369,7 @@ static void check_mail(void *data)
 		schedule_debounced(s);
 
 	if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
-	    !git_oid_equal(&m, &s->last_mail))
+	    !oid_equal(&m, &s->last_mail))
 		schedule_sync(s, loop_now());
 	/* a peer's push whose event was missed */
 	peers_refs_changed(s->peers);
@@ -592,9 +592,9 @@ static bool client_request(struct client *c, const char *line)
 		a = json_object();
 		json_object_set_new(a, "ok", json_true());
 		json_object_set_new(a, "node", json_string(s->mb->cfg->node));
-		json_object_set_new(a, "mail", git_oid_is_zero(&s->last_mail) ?
+		json_object_set_new(a, "mail", oid_is_zero(&s->last_mail) ?
 				    json_null() :
-				    json_string(git_oid_tostr_s(&s->last_mail)));
+				    json_string(oid_hex(&s->last_mail)));
 		json_object_set_new(a, "pid", json_integer(getpid()));
 		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
 		json_object_set_new(a, "peers", peers_status(s->peers));
@@ -616,8 +616,8 @@ static bool client_request(struct client *c, const char *line)
 		const char *hex = json_string_value(json_object_get(req, "commit"));
 		json_t *acks = json_object_get(req, "acks");
 		json_t *t = json_object_get(req, "timeout");
-		git_oid id;
-		if (!hex || git_oid_fromstr(&id, hex) < 0 || strlen(hex) != 40 ||
+		struct oid id;
+		if (!hex || oid_fromstr(&id, hex) < 0 || strlen(hex) != 40 ||
 		    !json_is_integer(acks) || json_integer_value(acks) < 0 ||
 		    json_integer_value(acks) > 1000 || !json_is_number(t) ||
 		    json_number_value(t) < 0) {

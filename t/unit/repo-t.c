@@ -22,11 +22,11 @@
 static struct repo *repo;
 static char *dir;
 
-static char *loose_path(const git_oid *id)
+static char *loose_path(const struct oid *id)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, id);
+	oid_tostr(hex, sizeof hex, id);
 	return xasprintf("%s/objects/%.2s/%s", repo->path, hex, hex + 2);
 }
 
@@ -51,7 +51,7 @@ static char *make_file(const char *name, size_t n, unsigned seed, bool pattern)
 	return path;
 }
 
-static void cut(const git_oid *id, off_t to)
+static void cut(const struct oid *id, off_t to)
 {
 	char *p = loose_path(id);
 
@@ -60,7 +60,7 @@ static void cut(const git_oid *id, off_t to)
 	free(p);
 }
 
-static bool loose(const git_oid *id)
+static bool loose(const struct oid *id)
 {
 	char *p = loose_path(id);
 	bool there = access(p, F_OK) == 0;
@@ -74,7 +74,7 @@ static void test_blob(const char *what, size_t n, bool pattern)
 	char *f = make_file("m", n, (unsigned)n, pattern);
 	char *other = make_file("o", n, (unsigned)n + 1, !pattern);
 	char *shorter = make_file("s", n - 1, (unsigned)n, pattern);
-	git_oid id;
+	struct oid id;
 
 	if (repo_blob_from_file(&id, repo, f) < 0)
 		log_fatal("cannot write a blob");
@@ -115,7 +115,7 @@ int main(void)
 {
 	char tmpl[] = "/tmp/repo-t.XXXXXX";
 	char *path;
-	git_oid a, b, tree, absent;
+	struct oid a, b, tree, absent;
 
 	log_init("repo-t", LOG_TO_STDERR, LOG_LVL_ERROR);
 	if (!mkdtemp(tmpl))
@@ -164,11 +164,11 @@ int main(void)
 		       "a file that is not zlib: damaged");
 		free(p);
 	}
-	git_oid_fromstr(&absent, "0123456789abcdef0123456789abcdef01234567");
+	oid_fromstr(&absent, "0123456789abcdef0123456789abcdef01234567");
 	is_int(repo_object_check(repo, &absent, NULL), E_NOTFOUND, "absent");
 
 	repo_free(repo);
-	git_libgit2_shutdown();
+	repo_global_shutdown();
 	if (!tap_failed)
 		rm_rf(dir);
 	else
