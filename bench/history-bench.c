@@ -38,7 +38,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "mtimes.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 

@@ -2,7 +2,9 @@
  * repo: the bare git repository that holds a Maildir's history
  * (DESIGN sections 1 and 2).  Every libgit2 call of maildag lives behind
  * this module and the other common/ modules, so the programs speak in
- * Maildir terms.
+ * Maildir terms: struct repo is opaque, ids are struct oid (oid.h), and
+ * only common/ sources include repo_p.h, which holds the struct and
+ * <git2.h>.
  *
  * Invariants:
  * - maildag never uses git's index or checkout: trees are written
@@ -23,8 +25,6 @@
 #include <stddef.h>
 #include <time.h>
 
-#include <git2.h>
-
 #include "oid.h"
 
 struct strbuf;
@@ -34,11 +34,8 @@ struct strbuf;
 #define FORMAT_PATH "FORMAT"
 #define FORMAT_CONTENT "maildag 1\n"
 
-struct repo {
-	git_repository *git;
-	char *path;		/* the bare repository directory */
-	int lock_fd;		/* the writer lock while held, else -1 */
-};
+/* A repository opened by repo_open(); its parts are repo_p.h's. */
+struct repo;
 
 enum repo_open_flags {
 	REPO_CREATE = 1 << 0,	/* create the repository if absent */
@@ -223,9 +220,6 @@ int repo_tree_lookup(struct oid *out, struct repo *r, const struct oid *tree,
  */
 bool repo_tree_has_key(struct repo *r, const struct oid *tree,
 		       const char *folder, const char *key);
-
-/* The last libgit2 error as text (never NULL). */
-const char *repo_git_error(void);
 
 /*
  * Called by repo_log() for each commit, with its id, commit time and

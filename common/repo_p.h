@@ -1,7 +1,8 @@
 /*
- * repo_p: libgit2 as the library's modules see it; included by common/
- * sources only, never by a program (their folders do not include
- * <git2.h>: STYLE.md).
+ * repo_p: libgit2 as the library's modules see it, and the parts of the
+ * opaque struct repo.  Included by common/ sources (and by the unit tests
+ * and benches that look inside them) only, never by a program: no
+ * program's folder includes <git2.h> (STYLE.md).
  *
  * A struct oid has git_oid's layout, so an id passes between the two
  * as it is: GIT_OID() gives libgit2's view of a struct oid, OID() the
@@ -25,5 +26,14 @@ _Static_assert(sizeof(struct oid) == sizeof(git_oid) &&
 #define OID(p) _Generic((p), \
 	git_oid *: (struct oid *)(void *)(p), \
 	const git_oid *: (const struct oid *)(const void *)(p))
+
+struct repo {
+	git_repository *git;
+	char *path;		/* the bare repository directory */
+	int lock_fd;		/* the writer lock while held, else -1 */
+};
+
+/* The last libgit2 error as text (never NULL). */
+const char *repo_git_error(void);
 
 #endif

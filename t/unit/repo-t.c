@@ -27,7 +27,7 @@ static char *loose_path(const struct oid *id)
 	char hex[OID_HEXSZ + 1];
 
 	oid_tostr(hex, sizeof hex, id);
-	return xasprintf("%s/objects/%.2s/%s", repo->path, hex, hex + 2);
+	return xasprintf("%s/objects/%.2s/%s", repo_path(repo), hex, hex + 2);
 }
 
 /* A file of n bytes: compressible when pattern, else pseudo-random. */
