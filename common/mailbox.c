@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "maildir_name.h"
+#include "repo.h"
 #include "xalloc.h"
 
 static bool home_usable(const char *home, uid_t uid)
@@ -139,4 +140,37 @@ void tree_message_path(struct strbuf *out, const char *folder,
 	if (*folder)
 		strbuf_addf(out, "%s/", folder);
 	strbuf_addf(out, "%s/%s/%s", sub, shard, name);
+}
+
+struct key_match {
+	const char *key;
+	size_t klen;
+};
+
+/* Is name the key's message, under any flags? */
+static int names_key(const char *name, void *data)
+{
+	const struct key_match *k = data;
+
+	return !strncmp(name, k->key, k->klen) &&
+	       (name[k->klen] == '\0' || name[k->klen] == ',' ||
+		name[k->klen] == ':');
+}
+
+bool mailbox_tree_has_key(struct repo *r, const struct oid *tree,
+			  const char *folder, const char *key)
+{
+	static const char *const subs[] = { "new", "cur" };
+	struct key_match k = { key, strlen(key) };
+	char shard[3];
+	bool found = false;
+
+	maildir_shard_hex(shard, key, k.klen);
+	for (size_t i = 0; i < 2 && !found; i++) {
+		char *path = *folder ? xasprintf("%s/%s/%s", folder, subs[i], shard)
+				     : xasprintf("%s/%s", subs[i], shard);
+		found = repo_tree_foreach_name(r, tree, path, names_key, &k) > 0;
+		free(path);
+	}
+	return found;
 }

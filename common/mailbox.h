@@ -17,7 +17,10 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "oid.h"
 #include "strbuf.h"
+
+struct repo;
 
 struct mailbox {
 	char *user;
@@ -61,5 +64,12 @@ bool mailbox_folder_exists(const struct mailbox *mb, const char *folder);
  */
 void tree_message_path(struct strbuf *out, const char *folder,
 		       const char *sub, const char *name);
+
+/*
+ * Does tree hold a message with this key in folder's ("" for INBOX) new/
+ * or cur/ (format version 1, maildag-format(5))?
+ */
+bool mailbox_tree_has_key(struct repo *r, const struct oid *tree,
+			  const char *folder, const char *key);
 
 #endif

@@ -18,7 +18,6 @@
 
 #include "fsutil.h"
 #include "log.h"
-#include "maildir_name.h"
 #include "repo.h"
 #include "repo_p.h"
 #include "strbuf.h"
@@ -879,37 +878,22 @@ int repo_sync_ref(struct repo *r, const char *ref)
 	return ret;
 }
 
-bool repo_tree_has_key(struct repo *r, const struct oid *tree,
-			 const char *folder, const char *key)
+int repo_tree_foreach_name(struct repo *r, const struct oid *tree,
+			   const char *path, repo_name_fn *fn, void *data)
 {
-	static const char *const subs[] = { "new", "cur" };
-	size_t klen = strlen(key);
-	char shard[3];
-	bool found = false;
+	struct oid sub;
+	git_tree *t;
+	int ret;
 
-	maildir_shard_hex(shard, key, klen);
-	for (size_t i = 0; i < 2 && !found; i++) {
-		char *path = *folder ? xasprintf("%s/%s/%s", folder, subs[i], shard)
-				     : xasprintf("%s/%s", subs[i], shard);
-		struct oid sub;
-		git_tree *t;
-		if (repo_tree_lookup(&sub, r, tree, path) == 0 &&
-		    git_tree_lookup(&t, r->git, GIT_OID(&sub)) == 0) {
-			for (size_t j = 0; j < git_tree_entrycount(t); j++) {
-				const char *n = git_tree_entry_name(
-					git_tree_entry_byindex(t, j));
-				if (!strncmp(n, key, klen) &&
-				    (n[klen] == '\0' || n[klen] == ',' ||
-				     n[klen] == ':')) {
-					found = true;
-					break;
-				}
-			}
-			git_tree_free(t);
-		}
-		free(path);
-	}
-	return found;
+	if ((ret = repo_tree_lookup(&sub, r, tree, path)) < 0)
+		return ret;
+	if (git_tree_lookup(&t, r->git, GIT_OID(&sub)) < 0)
+		return E_NOTFOUND;
+	ret = 0;
+	for (size_t i = 0; i < git_tree_entrycount(t) && !ret; i++)
+		ret = fn(git_tree_entry_name(git_tree_entry_byindex(t, i)), data);
+	git_tree_free(t);
+	return ret;
 }
 
 int repo_log(struct repo *r, const char *ref, repo_log_fn *fn, void *data)

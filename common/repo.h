@@ -214,12 +214,17 @@ int repo_commit(struct oid *out, struct repo *r, const struct oid *tree,
 int repo_tree_lookup(struct oid *out, struct repo *r, const struct oid *tree,
 		     const char *path);
 
+/* Called with an entry's name; a non-zero return stops the walk. */
+typedef int repo_name_fn(const char *name, void *data);
+
 /*
- * Does tree hold a message with this key in folder's ("" for INBOX) new/
- * or cur/ (format version 1, maildag-format(5))?
+ * Call fn with the name of each entry of the tree at path in tree, in
+ * tree order, until it returns non-zero.  fn's value, 0, or E_NOTFOUND
+ * when path names no tree that can be read (not logged; a root tree that
+ * cannot be read is, as by repo_tree_lookup()).
  */
-bool repo_tree_has_key(struct repo *r, const struct oid *tree,
-		       const char *folder, const char *key);
+int repo_tree_foreach_name(struct repo *r, const struct oid *tree,
+			   const char *path, repo_name_fn *fn, void *data);
 
 /*
  * Called by repo_log() for each commit, with its id, commit time and

@@ -527,7 +527,7 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
 	 * already (it died after the ref moved): look in the tree for
 	 * those alone, so the usual delivery reads no shard tree here.
 	 */
-	if (!c->alive && repo_tree_has_key(g->r, &g->tree, c->folder, key)) {
+	if (!c->alive && mailbox_tree_has_key(g->r, &g->tree, c->folder, key)) {
 		/* committed before its writer died, or by syncd since */
 	} else if (path_exists(p.file)) {
 		p.sub = xstrdup("new");
@@ -536,8 +536,8 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
 	} else if (c->alive && !c->mine) {
 		/* about to rename its message into new/: give it back */
 		v = JOURNAL_GIVE_BACK;
-	} else if (c->mine && repo_tree_has_key(g->r, &g->tree, c->folder,
-						key)) {
+	} else if (c->mine &&
+		   mailbox_tree_has_key(g->r, &g->tree, c->folder, key)) {
 		/* moved by the client and committed by syncd meanwhile */
 	} else if ((p.name = find_in_cur(g->mb, c->folder, key))) {
 		/* the mail client moved it to cur/ already */
@@ -1110,7 +1110,7 @@ static void commit(struct lda *d)
 		 */
 		if (repo_ref_read(&head, d->repo, REF_MAIL) == 0 &&
 		    repo_commit_tree(&tree, d->repo, &head) == 0 &&
-		    !repo_tree_has_key(d->repo, &tree, d->folder, d->key)) {
+		    !mailbox_tree_has_key(d->repo, &tree, d->folder, d->key)) {
 			unlink(dest_for_signal);
 			journal_entry_remove(&entry);
 			fail_temp("cannot commit the message");
