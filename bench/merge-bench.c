@@ -377,9 +377,8 @@ static void build(struct oid *base, struct oid *a, struct oid *b, struct oid *fl
 	size_t nmt = 0;
 	double t0 = now_ms();
 
-	if (repo_open(&r, repo_dir, REPO_CREATE) < 0)
+	if (repo_open(&r, repo_dir, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		die("create the repository");
-	repo_set_fsync(false);
 	if (git_mempack_new(&mem) < 0 || git_repository_odb(&odb, r->git) < 0 ||
 	    git_odb_add_backend(odb, mem, 999) < 0)
 		die("mempack");
@@ -464,11 +463,13 @@ static void report(const char *key, double *ms, unsigned n, size_t objects,
 		printf("%s_objects %zu\n%s_bytes %llu\n", key, objects, key, bytes);
 }
 
-static void open_warm(struct repo **r, const struct oid *a, const struct oid *b)
+/* fsync_on false: libgit2 syncs nothing while *r is open (REPO_NO_FSYNC) */
+static void open_warm(struct repo **r, const struct oid *a, const struct oid *b,
+		      bool fsync_on)
 {
 	struct oid t;
 
-	if (repo_open(r, repo_dir, 0) < 0)
+	if (repo_open(r, repo_dir, fsync_on ? 0 : REPO_NO_FSYNC) < 0)
 		die("open");
 	/* what a running daemon has at hand: the pack index, the commits */
 	if (repo_commit_tree(&t, *r, a) < 0 || repo_commit_tree(&t, *r, b) < 0)
@@ -534,8 +535,7 @@ static void bench_merge(const struct oid *base, const struct oid *a, const struc
 		struct merge_stats st;
 		double t0;
 
-		open_warm(&r, a, b);
-		repo_set_fsync(fsync_on);
+		open_warm(&r, a, b, fsync_on);
 		if (in_memory && merge_objects_in_memory(r) < 0)
 			die("mempack");
 		repo_commit_tree(&tb, r, base);
@@ -556,8 +556,7 @@ static void bench_merge(const struct oid *base, const struct oid *a, const struc
 		repo_free(r);
 		loose_reset(&before, &objects, &bytes);
 
-		open_warm(&r, a, b);
-		repo_set_fsync(fsync_on);
+		open_warm(&r, a, b, fsync_on);
 		if (in_memory && merge_objects_in_memory(r) < 0)
 			die("mempack");
 		if (daemon) {
@@ -652,8 +651,7 @@ static void bench_flag(bool fsync_on)
 		do
 			k = rn((unsigned)(n_inbox));
 		while (msgs[k].gone || *msgs[k].folder);
-		open_warm(&r, &flag_base, &flag_base);
-		repo_set_fsync(fsync_on);
+		open_warm(&r, &flag_base, &flag_base, fsync_on);
 		t0 = now_ms();
 		if (repo_lock(r, 1000) < 0 || repo_ref_read(&head, r, REF_MAIL) < 0 ||
 		    repo_commit_tree(&tree, r, &head) < 0)

@@ -2124,8 +2124,8 @@ int merge_into_ref(struct oid *out, struct repo *r, const char *ref,
 		   const struct oid *other, const struct merge_opts *opts,
 		   struct merge_stats *stats)
 {
+	struct repo_batch batch = REPO_BATCH_INIT;
 	struct oid cur, res;
-	bool was;
 	int ret;
 
 	if ((ret = repo_ref_read(&cur, r, ref)) < 0)
@@ -2137,13 +2137,15 @@ int merge_into_ref(struct oid *out, struct repo *r, const char *ref,
 	 * crash cuts short meanwhile no ref names, and maildag-syncd checks
 	 * loose objects after the machine restarts (objects.h).
 	 */
-	was = repo_set_fsync(false);
+	repo_batch_begin(&batch, r);
 	ret = merge_commits(&res, r, &cur, other, 0, opts, stats);
-	repo_set_fsync(was);
-	if (ret < 0)
+	if (ret < 0) {
+		repo_batch_end(&batch, false);
 		return ret;
-	if (!oid_equal(&res, &cur) && !oid_equal(&res, other) &&
-	    (ret = repo_syncfs(r)) < 0)
+	}
+	/* objects were written unless the result is one of the sides */
+	if ((ret = repo_batch_end(&batch, !oid_equal(&res, &cur) &&
+					  !oid_equal(&res, other))) < 0)
 		return ret;
 	if (!oid_equal(&res, &cur) &&
 	    (ret = repo_ref_cas(r, ref, &res, &cur, "maildag: merge")) < 0)

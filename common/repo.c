@@ -31,15 +31,45 @@ const char *repo_git_error(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
-static bool fsync_on;
+/* batches and REPO_NO_FSYNC repositories open: libgit2 fsyncs at 0 */
+static unsigned fsync_held;
 
-bool repo_set_fsync(bool on)
+static void fsync_hold(void)
 {
-	bool was = fsync_on;
+	if (fsync_held++ == 0)
+		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
+}
 
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
-	fsync_on = on;
-	return was;
+static void fsync_release(void)
+{
+	if (fsync_held > 0 && --fsync_held == 0)
+		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+}
+
+bool repo_fsync_on(void)
+{
+	return fsync_held == 0;
+}
+
+void repo_batch_begin(struct repo_batch *b, struct repo *r)
+{
+	if (b->r)
+		return;
+	b->r = r;
+	fsync_hold();
+}
+
+int repo_batch_end(struct repo_batch *b, bool sync)
+{
+	int ret = 0;
+
+	if (!b->r)
+		return 0;
+	if (sync)
+		ret = repo_syncfs(b->r);
+	b->r = NULL;
+	fsync_release();
+	return ret;
 }
 
 void repo_verify_reads(bool on)
@@ -81,7 +111,8 @@ int repo_global_init(void)
 	 * on (repo_verify_reads).
 	 */
 	repo_verify_reads(false);
-	repo_set_fsync(true);
+	/* on, unless a batch is open (a child of a process that held one) */
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, fsync_held ? 0 : 1);
 	global_done = 1;
 	return 0;
 }
@@ -282,28 +313,38 @@ int repo_open(struct repo **out, const char *path, unsigned flags)
 {
 	struct repo *r;
 	git_repository *git;
+	int ret;
 
 	*out = NULL;
 	if (repo_global_init() < 0)
 		return E_TEMP;
+	/* held from here: creating the repository syncs once, at its end */
 	if (flags & REPO_NO_FSYNC)
-		repo_set_fsync(false);
+		fsync_hold();
 	if (!path_exists(path)) {
+		ret = E_NOTFOUND;
 		if (!(flags & REPO_CREATE))
-			return E_NOTFOUND;
+			goto fail;
+		ret = E_TEMP;
 		if (create_repo(path) < 0)
-			return E_TEMP;
+			goto fail;
 	}
 	if (git_repository_open_bare(&git, path) < 0) {
 		log_error("open repository '%s': %s", path, repo_git_error());
-		return E_TEMP;
+		ret = E_TEMP;
+		goto fail;
 	}
 	r = xcalloc(1, sizeof *r);
 	r->git = git;
 	r->path = xstrdup(path);
 	r->lock_fd = -1;
+	r->no_fsync = flags & REPO_NO_FSYNC;
 	*out = r;
 	return 0;
+fail:
+	if (flags & REPO_NO_FSYNC)
+		fsync_release();
+	return ret;
 }
 
 void repo_free(struct repo *r)
@@ -312,6 +353,8 @@ void repo_free(struct repo *r)
 		return;
 	repo_unlock(r);
 	git_repository_free(r->git);
+	if (r->no_fsync)
+		fsync_release();
 	free(r->path);
 	free(r);
 }

@@ -12,9 +12,9 @@
  *   (repo_ref_cas), by a process holding the writer lock (repo_lock).
  * - Objects and refs are durable before a ref names them: fsynced as
  *   they are written (libgit2's GIT_OPT_ENABLE_FSYNC_GITDIR, set by
- *   repo_global_init), or written unsynced in a batch (REPO_NO_FSYNC,
- *   repo_set_fsync) that one repo_syncfs() makes durable before the ref
- *   moves (maildag-lda's group commit, merge_into_ref).
+ *   repo_global_init), or written unsynced in a batch (struct
+ *   repo_batch; REPO_NO_FSYNC) that one syncfs(2) makes durable before
+ *   the ref moves (maildag-lda's group commit, merge_into_ref).
  * - Global and system git configuration is never read: what a hostile
  *   ~/.gitconfig says cannot change how a message is stored.
  */
@@ -40,8 +40,9 @@ struct repo;
 enum repo_open_flags {
 	REPO_CREATE = 1 << 0,	/* create the repository if absent */
 	/*
-	 * libgit2 syncs nothing; the caller makes what it wrote durable
-	 * with repo_syncfs() and repo_sync_ref().
+	 * libgit2 syncs nothing while the repository is open (a batch from
+	 * repo_open() to repo_free()); the caller makes what it wrote
+	 * durable with repo_syncfs() and repo_sync_ref().
 	 */
 	REPO_NO_FSYNC = 1 << 1,
 };
@@ -66,8 +67,40 @@ int repo_global_reinit(void);
  */
 void repo_global_shutdown(void);
 
-/* Turn libgit2's fsync of objects and refs on or off (bulk imports). */
-bool repo_set_fsync(bool on);	/* returns the setting it replaced */
+/*
+ * A batch of writes that libgit2 does not fsync one by one (a merge, a
+ * commit of thousands of renames, an import): what is written between
+ * repo_batch_begin() and repo_batch_end(b, true) is made durable by the
+ * one syncfs(2) of the end, before a ref names it.  libgit2's setting is
+ * process-wide, so batches nest: fsync is off from the first begin to
+ * the last end (of the batches and the REPO_NO_FSYNC repositories), and
+ * on again after it.  Beginning a batch that is open, or ending one
+ * that was not begun or has ended, does nothing, so a function's way out
+ * may always end its batch:
+ *
+ *	struct repo_batch batch = REPO_BATCH_INIT;
+ *	repo_batch_begin(&batch, r);
+ *	... write objects; on failure goto done ...
+ *	if (repo_batch_end(&batch, true) < 0)
+ *		goto done;
+ *	repo_ref_cas(...);
+ * done:
+ *	repo_batch_end(&batch, false);
+ */
+struct repo_batch {
+	struct repo *r;		/* while begun, else NULL */
+};
+
+#define REPO_BATCH_INIT { NULL }
+
+void repo_batch_begin(struct repo_batch *b, struct repo *r);
+/*
+ * End the batch; with sync, first make everything written so far durable
+ * (repo_syncfs()).  0, or E_FAIL when the sync failed (logged; the batch
+ * has ended all the same).
+ */
+int repo_batch_end(struct repo_batch *b, bool sync);
+
 /*
  * Bound libgit2's object cache (process-wide; libgit2's default is
  * 256 MB), for a daemon that reads many trees over a long life.

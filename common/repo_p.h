@@ -31,9 +31,13 @@ struct repo {
 	git_repository *git;
 	char *path;		/* the bare repository directory */
 	int lock_fd;		/* the writer lock while held, else -1 */
+	bool no_fsync;		/* opened with REPO_NO_FSYNC: a batch held */
 };
 
 /* The last libgit2 error as text (never NULL). */
 const char *repo_git_error(void);
+
+/* Does libgit2 fsync what it writes now (no batch open)?  For tests. */
+bool repo_fsync_on(void);
 
 #endif

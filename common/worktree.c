@@ -2184,6 +2184,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	struct pair *p = NULL;
 	size_t np = 0;
 	struct scan sc;
+	struct repo_batch batch = REPO_BATCH_INIT;
 	struct oid w, wtree, m, mtree, wtree2, mtree2, m2, w2;
 	unsigned long gen;
 	double t0, t1, t2, t3;
@@ -2239,7 +2240,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		goto fail;
 	}
 	/* the objects of this commit are synced once, before a ref moves */
-	repo_set_fsync(false);
+	repo_batch_begin(&batch, wt->r);
 	t0 = mono_now();
 	if (full) {
 		wt->rescan_t0 = t0;
@@ -2326,11 +2327,10 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		goto fail;
 	}
 	t3 = mono_now();
-	if (repo_syncfs(wt->r) < 0) {
+	if (repo_batch_end(&batch, true) < 0) {
 		ret = E_TEMP;
 		goto fail;
 	}
-	repo_set_fsync(true);
 	if (sc.add.n >= 16) {
 		/* reading new files and writing their trees */
 		double c = (t3 - t1) / (double)sc.add.n;
@@ -2388,7 +2388,7 @@ fail:
 		ret = E_TEMP;
 done:
 	strvec_clear(&was_unreadable);
-	repo_set_fsync(true);
+	repo_batch_end(&batch, false);
 	scan_release(&sc);
 	free(p);
 	mlist_release(&wm);
@@ -3278,6 +3278,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	size_t nops = 0;
 	struct apply ap;
 	const struct dchange *subsc = NULL;
+	struct repo_batch batch = REPO_BATCH_INIT;
 	struct oid w, wtree, m, mtree, wtree2, w2, empty;
 	double t0 = mono_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
@@ -3458,7 +3459,7 @@ slice:
 			goto done;
 		}
 	/* the worktree's objects are synced once, before the ref moves */
-	repo_set_fsync(false);
+	repo_batch_begin(&batch, wt->r);
 	if (!res->skipped && !res->more) {
 		oid_cpy(&w2, &m);
 	} else if ((ret = mtimes_update(&ap.wu, wt->r, &wtree, ap.wm.v,
@@ -3475,12 +3476,12 @@ slice:
 		ret = E_TEMP;
 		goto done;
 	}
-	if (!oid_equal(&w2, &w) && !oid_equal(&w2, &m) &&
-	    repo_syncfs(wt->r) < 0) {
+	/* a tree of its own was written (not the old one, not mail's) */
+	if (repo_batch_end(&batch, !oid_equal(&w2, &w) &&
+				   !oid_equal(&w2, &m)) < 0) {
 		ret = E_TEMP;
 		goto done;
 	}
-	repo_set_fsync(true);
 	if (!oid_equal(&w2, &w) &&
 	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: applied")) < 0)
@@ -3523,7 +3524,7 @@ slice:
 		worktree_dirty_root(wt);
 	ret = 0;
 done:
-	repo_set_fsync(true);
+	repo_batch_end(&batch, false);
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
 	free(ops);

@@ -96,6 +96,7 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 	struct merge_opts opts = { NULL, NULL, MERGE_COUNT };
 	struct merge_stats st;
 	struct repo *r = NULL;
+	struct repo_batch batch = REPO_BATCH_INIT;
 	struct oid a, b, out, mail;
 	bool dry = false, update = false, quiet = false, verbose = false;
 	bool have_mail;
@@ -160,7 +161,7 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 			goto done;
 		}
 		/* one sync before the ref moves, not one per object */
-		repo_set_fsync(false);
+		repo_batch_begin(&batch, r);
 	}
 	if (verbose && !quiet) {
 		opts.notify = print_note;
@@ -197,9 +198,8 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 				printf("%s: already at %.10s\n", REF_MAIL,
 				       oid_hex(&out));
 		} else {
-			if (repo_syncfs(r) < 0)
+			if (repo_batch_end(&batch, true) < 0)
 				goto done;
-			repo_set_fsync(true);
 			if (repo_ref_cas(r, REF_MAIL, &out, &mail,
 					 "maildag merge") < 0)
 				goto done;
@@ -212,7 +212,7 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 	}
 	ret = EX_OK;
 done:
-	repo_set_fsync(true);
+	repo_batch_end(&batch, false);
 	repo_free(r);
 	return ret;
 }

@@ -1112,10 +1112,8 @@ int main(void)
 	if (!mkdtemp(dir))
 		log_fatal("mkdtemp");
 	path = xasprintf("%s/mail.git", dir);
-	repo_set_fsync(false);
-	if (repo_open(&repo, path, REPO_CREATE) < 0)
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("cannot create a repository");
-	repo_set_fsync(false);
 	if (git_repository_odb(&odb, repo->git) < 0)
 		log_fatal("odb");
 	make_tree(&base_tree, NULL, NULL);

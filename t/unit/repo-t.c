@@ -16,7 +16,7 @@
 #include "../tap.h"
 #include "fsutil.h"
 #include "log.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "xalloc.h"
 
 static struct repo *repo;
@@ -111,6 +111,40 @@ static void test_blob(const char *what, size_t n, bool pattern)
 	free(shorter);
 }
 
+/* Batches nest, end once each, and leave fsync on when the last ends. */
+static void test_batches(const char *path)
+{
+	struct repo_batch b1 = REPO_BATCH_INIT, b2 = REPO_BATCH_INIT;
+	struct repo *r, *quiet;
+
+	ok(repo_fsync_on(), "batches: fsync on with no batch open");
+	if (repo_open(&r, path, 0) < 0)
+		log_fatal("cannot open '%s'", path);
+	ok(repo_fsync_on(), "batches: a plain repository changes nothing");
+	is_int(repo_batch_end(&b1, true), 0, "batches: ending one not begun");
+	ok(repo_fsync_on(), "batches: ... leaves fsync on");
+	repo_batch_begin(&b1, r);
+	ok(!repo_fsync_on(), "batches: off in a batch");
+	repo_batch_begin(&b2, r);
+	is_int(repo_batch_end(&b1, true), 0, "batches: the outer ends, synced");
+	ok(!repo_fsync_on(), "batches: off while the inner is open");
+	repo_batch_end(&b1, false);
+	ok(!repo_fsync_on(), "batches: ending the outer again changes nothing");
+	repo_batch_end(&b2, false);
+	ok(repo_fsync_on(), "batches: on when the last ends");
+	if (repo_open(&quiet, path, REPO_NO_FSYNC) < 0)
+		log_fatal("cannot open '%s'", path);
+	repo_batch_begin(&b1, r);
+	repo_batch_end(&b1, false);
+	ok(!repo_fsync_on(), "batches: off while a REPO_NO_FSYNC one is open");
+	repo_free(quiet);
+	ok(repo_fsync_on(), "batches: on once it is freed");
+	is_int(repo_open(&quiet, "/nonexistent/repo.git", REPO_NO_FSYNC),
+	       E_NOTFOUND, "batches: a REPO_NO_FSYNC open that fails");
+	ok(repo_fsync_on(), "batches: ... leaves fsync on");
+	repo_free(r);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/repo-t.XXXXXX";
@@ -122,9 +156,8 @@ int main(void)
 		log_fatal("mkdtemp: failed");
 	dir = tmpl;
 	path = xasprintf("%s/repo.git", dir);
-	if (repo_open(&repo, path, REPO_CREATE) < 0)
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("cannot create '%s'", path);
-	repo_set_fsync(false);
 
 	test_blob("a small message", 700, true);
 	/* inflates to more than one 64 KB buffer per read */
@@ -168,6 +201,7 @@ int main(void)
 	is_int(repo_object_check(repo, &absent, NULL), E_NOTFOUND, "absent");
 
 	repo_free(repo);
+	test_batches(path);
 	repo_global_shutdown();
 	if (!tap_failed)
 		rm_rf(dir);

@@ -360,9 +360,8 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		log_fatal("mkdtemp: failed");
 	path = xasprintf("%s/repo.git", dir);
-	if (repo_open(&repo, path, REPO_CREATE) < 0)
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("cannot create '%s'", path);
-	repo_set_fsync(false);
 	for (int i = 0; i < NBLOBS; i++) {
 		char b[16];
 		snprintf(b, sizeof b, "blob %d\n", i);

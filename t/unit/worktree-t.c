@@ -291,9 +291,8 @@ int main(void)
 	maildir = xasprintf("%s/Maildir", base);
 	repo_path = xasprintf("%s/mail.git", base);
 	mkfolder("");
-	if (repo_open(&repo, repo_path, REPO_CREATE) < 0)
+	if (repo_open(&repo, repo_path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("repo");
-	repo_set_fsync(false);
 	wt = worktree_new(repo, maildir, "test");
 
 	/* 1. a new message, reported by name */
