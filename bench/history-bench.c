@@ -38,7 +38,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "mtimes.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -63,7 +63,7 @@ static void die(const char *what)
 struct msg {
 	const char *folder;
 	char *name;
-	git_oid blob;
+	struct oid blob;
 };
 
 static struct msg *msgs;
@@ -113,10 +113,10 @@ static void flag_msg(struct msg *m, struct update_list *ups)
 	free(p);
 }
 
-static void commit(git_oid *out, struct repo *r, const git_oid *parent,
+static void commit(struct oid *out, struct repo *r, const struct oid *parent,
 		   struct update_list *ups)
 {
-	git_oid tree, ptree;
+	struct oid tree, ptree;
 
 	if (parent && repo_commit_tree(&ptree, r, parent) < 0)
 		die("read commit");
@@ -128,8 +128,8 @@ static void commit(git_oid *out, struct repo *r, const git_oid *parent,
 	update_list_release(ups);
 }
 
-static void run(const char *key, const char *path, const git_oid *ours,
-		const git_oid *tip)
+static void run(const char *key, const char *path, const struct oid *ours,
+		const struct oid *tip)
 {
 	struct repo *r;
 	struct strbuf err = STRBUF_INIT;
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 	unsigned nbase = 20000, ncommits = 5000;
 	struct update_list ups = UPDATE_LIST_INIT;
 	struct repo *r;
-	git_oid base, tip, fmt;
+	struct oid base, tip, fmt;
 	char *path;
 	int c;
 
@@ -177,8 +177,8 @@ int main(int argc, char **argv)
 		die("init");
 	path = xasprintf("%s/repo.git", argv[argc - 1]);
 	if (rerun) {
-		if (git_oid_fromstr(&base, rerun) < 0 ||
-		    git_oid_fromstr(&tip, argv[optind]) < 0)
+		if (oid_fromstr(&base, rerun) < 0 ||
+		    oid_fromstr(&tip, argv[optind]) < 0)
 			die("-r BASE TIP: two commit ids");
 		run("incremental", path, &base, &tip);
 		run("fresh", path, NULL, &tip);
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nbase; i++)
 		new_msg(r, &ups);
 	commit(&base, r, NULL, &ups);
-	git_oid_cpy(&tip, &base);
+	oid_cpy(&tip, &base);
 	for (unsigned i = 0; i < ncommits; i++) {
 		struct msg *m = &msgs[(i * 7919u) % nmsgs];
 		if (i % 5 == 4 && m->name[strlen(m->name) - 1] == ',')
@@ -204,8 +204,8 @@ int main(int argc, char **argv)
 	}
 	repo_free(r);
 	printf("base_messages %u\ncommits %u\nbase %s\n", nbase, ncommits,
-	       git_oid_tostr_s(&base));
-	printf("tip %s\n", git_oid_tostr_s(&tip));
+	       oid_hex(&base));
+	printf("tip %s\n", oid_hex(&tip));
 	run("incremental", path, &base, &tip);
 	run("fresh", path, NULL, &tip);
 	free(path);

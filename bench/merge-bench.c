@@ -44,7 +44,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <git2.h>
 #include <git2/sys/mempack.h>
 
 #include "log.h"
@@ -52,7 +51,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -62,8 +61,8 @@ static unsigned n_inbox = 100000, n_folders = 10, n_per_folder = 1000;
 static unsigned n_changes = 100, n_runs = 7;
 static uint64_t rng = 0x243f6a8885a308d3ULL;
 static const char *git_cmd = "git";
-static char *repo_path;
-static git_oid flag_base;
+static char *repo_dir;
+static struct oid flag_base;
 
 static uint64_t rnd(void)
 {
@@ -98,7 +97,7 @@ struct msg {
 	char *folder;		/* "" for INBOX */
 	char *sub;		/* "cur" or "new" */
 	char *name;
-	git_oid blob;
+	struct oid blob;
 	bool gone;
 };
 
@@ -152,10 +151,10 @@ static size_t new_msg(struct repo *r, const char *folder, bool seen)
 	return nmsgs++;
 }
 
-static void commit_ups(git_oid *out, struct repo *r, const git_oid *parent,
-		       struct update_list *ups, git_time_t when, const char *msg)
+static void commit_ups(struct oid *out, struct repo *r, const struct oid *parent,
+		       struct update_list *ups, time_t when, const char *msg)
 {
-	git_oid tree, ptree, *pt = NULL;
+	struct oid tree, ptree, *pt = NULL;
 
 	if (parent) {
 		if (repo_commit_tree(&ptree, r, parent) < 0)
@@ -211,8 +210,8 @@ static void rename_line(struct update_list *ups, const struct msg *m,
  * changes from the base: 40% flags, 20% moves, 20% expunges, 20%
  * deliveries; shared[] (may be NULL) are messages to change too
  */
-static void make_side(git_oid *out, struct repo *r, const git_oid *base,
-		      git_time_t when, const size_t *shared, size_t nshared,
+static void make_side(struct oid *out, struct repo *r, const struct oid *base,
+		      time_t when, const size_t *shared, size_t nshared,
 		      char **folders)
 {
 	struct update_list ups = UPDATE_LIST_INIT;
@@ -273,7 +272,7 @@ struct loose {
 
 static void loose_list(struct loose *l)
 {
-	char *objdir = xasprintf("%s/objects", repo_path);
+	char *objdir = xasprintf("%s/objects", repo_dir);
 	DIR *d = opendir(objdir);
 	struct dirent *de;
 
@@ -350,7 +349,7 @@ static void pack_mempack(struct repo *r, git_odb_backend *mem)
 	git_indexer *idx = NULL;
 	git_indexer_progress stats;
 	git_odb *odb = NULL;
-	char *dir = xasprintf("%s/objects/pack", repo_path);
+	char *dir = xasprintf("%s/objects/pack", repo_dir);
 
 	if (git_mempack_dump(&pack, r->git, mem) < 0 ||
 	    git_repository_odb(&odb, r->git) < 0 ||
@@ -365,22 +364,21 @@ static void pack_mempack(struct repo *r, git_odb_backend *mem)
 	free(dir);
 }
 
-static void build(git_oid *base, git_oid *a, git_oid *b, git_oid *flagbase)
+static void build(struct oid *base, struct oid *a, struct oid *b, struct oid *flagbase)
 {
 	struct repo *r;
 	git_odb_backend *mem;
 	git_odb *odb;
 	struct update_list ups = UPDATE_LIST_INIT;
 	char *folders[64];
-	git_oid root, empty;
+	struct oid root, empty;
 	size_t shared[20];
 	struct mtime_change *mt;
 	size_t nmt = 0;
 	double t0 = now_ms();
 
-	if (repo_open(&r, repo_path, REPO_CREATE) < 0)
+	if (repo_open(&r, repo_dir, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		die("create the repository");
-	repo_set_fsync(false);
 	if (git_mempack_new(&mem) < 0 || git_repository_odb(&odb, r->git) < 0 ||
 	    git_odb_add_backend(odb, mem, 999) < 0)
 		die("mempack");
@@ -413,7 +411,7 @@ static void build(git_oid *base, git_oid *a, git_oid *b, git_oid *flagbase)
 		}
 	}
 	{
-		git_oid tree;
+		struct oid tree;
 		/* mtimes_update reads the tree: give it one without records */
 		if (repo_tree_update(&tree, r, NULL, ups.v, ups.n) < 0 ||
 		    mtimes_update(&ups, r, &tree, mt, nmt) < 0)
@@ -429,11 +427,11 @@ static void build(git_oid *base, git_oid *a, git_oid *b, git_oid *flagbase)
 	make_side(a, r, base, 1700000100, shared, 10, folders);
 	make_side(b, r, base, 1700000200, shared + 5, 10, folders);
 	/* the base of the one-flag commits */
-	git_oid_cpy(flagbase, base);
+	oid_cpy(flagbase, base);
 	pack_mempack(r, mem);
 	repo_free(r);
 	/* the refs the git CLI and the one-flag runs use */
-	if (repo_open(&r, repo_path, 0) < 0 ||
+	if (repo_open(&r, repo_dir, 0) < 0 ||
 	    repo_ref_cas(r, REF_MAIL, base, &root, "bench") < 0 ||
 	    repo_ref_cas(r, "refs/heads/a", a, NULL, "bench") < 0 ||
 	    repo_ref_cas(r, "refs/heads/b", b, NULL, "bench") < 0)
@@ -465,11 +463,13 @@ static void report(const char *key, double *ms, unsigned n, size_t objects,
 		printf("%s_objects %zu\n%s_bytes %llu\n", key, objects, key, bytes);
 }
 
-static void open_warm(struct repo **r, const git_oid *a, const git_oid *b)
+/* fsync_on false: libgit2 syncs nothing while *r is open (REPO_NO_FSYNC) */
+static void open_warm(struct repo **r, const struct oid *a, const struct oid *b,
+		      bool fsync_on)
 {
-	git_oid t;
+	struct oid t;
 
-	if (repo_open(r, repo_path, 0) < 0)
+	if (repo_open(r, repo_dir, fsync_on ? 0 : REPO_NO_FSYNC) < 0)
 		die("open");
 	/* what a running daemon has at hand: the pack index, the commits */
 	if (repo_commit_tree(&t, *r, a) < 0 || repo_commit_tree(&t, *r, b) < 0)
@@ -480,13 +480,13 @@ static void open_warm(struct repo **r, const git_oid *a, const git_oid *b)
  * Read the trees where a and b differ (both sides' versions): what a
  * running daemon holds after making the commits of its own side.
  */
-static void read_differing(struct repo *r, const git_oid *a, const git_oid *b)
+static void read_differing(struct repo *r, const struct oid *a, const struct oid *b)
 {
 	git_tree *ta, *tb;
 
-	if (git_oid_equal(a, b) || git_tree_lookup(&ta, r->git, a) < 0)
+	if (oid_equal(a, b) || git_tree_lookup(&ta, r->git, GIT_OID(a)) < 0)
 		return;
-	if (git_tree_lookup(&tb, r->git, b) < 0) {
+	if (git_tree_lookup(&tb, r->git, GIT_OID(b)) < 0) {
 		git_tree_free(ta);
 		return;
 	}
@@ -496,7 +496,7 @@ static void read_differing(struct repo *r, const git_oid *a, const git_oid *b)
 						git_tree_entry_name(ea));
 		if (eb && git_tree_entry_type(ea) == GIT_OBJECT_TREE &&
 		    git_tree_entry_type(eb) == GIT_OBJECT_TREE)
-			read_differing(r, git_tree_entry_id(ea), git_tree_entry_id(eb));
+			read_differing(r, OID(git_tree_entry_id(ea)), OID(git_tree_entry_id(eb)));
 	}
 	git_tree_free(ta);
 	git_tree_free(tb);
@@ -510,14 +510,14 @@ static void read_differing(struct repo *r, const git_oid *a, const git_oid *b)
 /* one syncfs(2) of the repository's file system: every object durable */
 static void sync_once(void)
 {
-	int fd = open(repo_path, O_RDONLY | O_DIRECTORY);
+	int fd = open(repo_dir, O_RDONLY | O_DIRECTORY);
 
 	if (fd < 0 || syncfs(fd) < 0)
 		die("syncfs");
 	close(fd);
 }
 
-static void bench_merge(const git_oid *base, const git_oid *a, const git_oid *b,
+static void bench_merge(const struct oid *base, const struct oid *a, const struct oid *b,
 			bool fsync_on, bool daemon, bool in_memory, bool sync)
 {
 	const char *sfx = fsync_on ? "_fsync" : daemon ? "_daemon" :
@@ -526,7 +526,7 @@ static void bench_merge(const git_oid *base, const git_oid *a, const git_oid *b,
 	struct loose before;
 	size_t objects = 0;
 	unsigned long long bytes = 0;
-	git_oid tb, ta, tt, out1, out2, c1, c2;
+	struct oid tb, ta, tt, out1, out2, c1, c2;
 	char key[64];
 
 	loose_list(&before);
@@ -535,8 +535,7 @@ static void bench_merge(const git_oid *base, const git_oid *a, const git_oid *b,
 		struct merge_stats st;
 		double t0;
 
-		open_warm(&r, a, b);
-		repo_set_fsync(fsync_on);
+		open_warm(&r, a, b, fsync_on);
 		if (in_memory && merge_objects_in_memory(r) < 0)
 			die("mempack");
 		repo_commit_tree(&tb, r, base);
@@ -557,8 +556,7 @@ static void bench_merge(const git_oid *base, const git_oid *a, const git_oid *b,
 		repo_free(r);
 		loose_reset(&before, &objects, &bytes);
 
-		open_warm(&r, a, b);
-		repo_set_fsync(fsync_on);
+		open_warm(&r, a, b, fsync_on);
 		if (in_memory && merge_objects_in_memory(r) < 0)
 			die("mempack");
 		if (daemon) {
@@ -574,10 +572,10 @@ static void bench_merge(const git_oid *base, const git_oid *a, const git_oid *b,
 		mc[i] = now_ms() - t0;
 		/* commutative: the other way round gives the same commit */
 		if (merge_commits(&c2, r, b, a, 0, NULL, NULL) < 0 ||
-		    !git_oid_equal(&c1, &c2))
+		    !oid_equal(&c1, &c2))
 			die("merge_commits is not commutative");
 		repo_commit_tree(&out2, r, &c1);
-		if (!git_oid_equal(&out1, &out2))
+		if (!oid_equal(&out1, &out2))
 			die("merge_trees and merge_commits disagree");
 		repo_free(r);
 		{
@@ -601,7 +599,7 @@ static void bench_git(void)
 	struct loose before;
 	size_t objects = 0;
 	unsigned long long bytes = 0;
-	char *gitdir = xasprintf("--git-dir=%s", repo_path);
+	char *gitdir = xasprintf("--git-dir=%s", repo_dir);
 	char *argv[] = { (char *)git_cmd, "-c", "safe.directory=*", gitdir,
 			 "merge-tree", "--write-tree", "refs/heads/a",
 			 "refs/heads/b", NULL };
@@ -646,15 +644,14 @@ static void bench_flag(bool fsync_on)
 	for (unsigned i = 0; i < n_runs; i++) {
 		struct repo *r;
 		struct update_list ups = UPDATE_LIST_INIT;
-		git_oid head, tree, nt, c;
+		struct oid head, tree, nt, c;
 		size_t k;
 		double t0;
 
 		do
 			k = rn((unsigned)(n_inbox));
 		while (msgs[k].gone || *msgs[k].folder);
-		open_warm(&r, &flag_base, &flag_base);
-		repo_set_fsync(fsync_on);
+		open_warm(&r, &flag_base, &flag_base, fsync_on);
 		t0 = now_ms();
 		if (repo_lock(r, 1000) < 0 || repo_ref_read(&head, r, REF_MAIL) < 0 ||
 		    repo_commit_tree(&tree, r, &head) < 0)
@@ -686,7 +683,7 @@ static void bench_flag(bool fsync_on)
 
 int main(int argc, char **argv)
 {
-	git_oid base, a, b, flagbase;
+	struct oid base, a, b, flagbase;
 	int c;
 
 	log_init("merge-bench", LOG_TO_STDERR, LOG_LVL_WARN);
@@ -710,9 +707,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "merge-bench: bad arguments\n");
 		return 64;
 	}
-	repo_path = xasprintf("%s/repo.git", argv[optind]);
+	repo_dir = xasprintf("%s/repo.git", argv[optind]);
 	build(&base, &a, &b, &flagbase);
-	git_oid_cpy(&flag_base, &flagbase);
+	oid_cpy(&flag_base, &flagbase);
 	bench_merge(&base, &a, &b, false, false, false, false);
 	bench_git();
 	bench_merge(&base, &a, &b, false, true, false, false);

@@ -245,7 +245,7 @@ int alarm_check(struct alarm **out, size_t *n, struct repo *r,
 		return E_FAIL;
 	}
 	for (size_t i = 0; i < w.nundone; i++)
-		settle_prefix(r->path, w.undone[i]);
+		settle_prefix(repo_path(r), w.undone[i]);
 	/* a change undone already, in the same batch, alarms nobody */
 	for (size_t i = 0; i < w.n; i++) {
 		bool undone = false;

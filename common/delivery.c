@@ -32,11 +32,11 @@
 #define LINE_LEN 7		/* of either, newline included */
 
 void delivery_record_add(struct delivery_record *d, const char *folder,
-			 const char *path, const git_oid *blob)
+			 const char *path, const struct oid *blob)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, blob);
+	oid_tostr(hex, sizeof hex, blob);
 	if (!d->n++)
 		d->folder = xstrdup(folder);
 	/* each line after the newline that ends the one before */
@@ -82,22 +82,22 @@ bool delivery_record_next(struct delivery_item *out, const char **pos)
 	p = out->path + out->path_len;
 	b = p + LINE_LEN;
 	out->has_blob = !strncmp(p, BLOB_LINE, LINE_LEN) &&
-			strlen(b) >= GIT_OID_HEXSZ &&
-			(b[GIT_OID_HEXSZ] == '\n' || !b[GIT_OID_HEXSZ]) &&
-			git_oid_fromstrn(&out->blob, b, GIT_OID_HEXSZ) == 0;
+			strlen(b) >= OID_HEXSZ &&
+			(b[OID_HEXSZ] == '\n' || !b[OID_HEXSZ]) &&
+			oid_fromstr(&out->blob, b) == 0;
 	*pos = p;
 	return true;
 }
 
 struct find {
-	const git_oid *blob;
-	git_time_t cutoff;
-	git_oid *out;
+	const struct oid *blob;
+	time_t cutoff;
+	struct oid *out;
 };
 
 enum { FOUND = 1, TOO_OLD = 2 };
 
-static int find_one(const git_oid *id, git_time_t time, const char *message,
+static int find_one(const struct oid *id, time_t time, const char *message,
 		    void *data)
 {
 	struct find *f = data;
@@ -107,18 +107,19 @@ static int find_one(const git_oid *id, git_time_t time, const char *message,
 	if (time < f->cutoff)
 		return TOO_OLD;
 	while (delivery_record_next(&it, &pos))
-		if (it.has_blob && git_oid_equal(&it.blob, f->blob)) {
-			git_oid_cpy(f->out, id);
+		if (it.has_blob && oid_equal(&it.blob, f->blob)) {
+			oid_cpy(f->out, id);
 			return FOUND;
 		}
 	return 0;
 }
 
 /* Only asked when the blob exists at all, which is rare. */
-int delivery_find_recent(git_oid *out, struct repo *r, const git_oid *blob,
+int delivery_find_recent(struct oid *out, struct repo *r,
+			 const struct oid *blob,
 			 long window)
 {
-	struct find f = { blob, (git_time_t)(time(NULL) - window), out };
+	struct find f = { blob, (time_t)(time(NULL) - window), out };
 	int ret = repo_log(r, REF_MAIL, find_one, &f);
 
 	if (ret < 0)

@@ -11,8 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <git2.h>
-
+#include "oid.h"
 #include "strbuf.h"
 
 struct repo;
@@ -28,7 +27,7 @@ struct delivery_record {
 
 /* Add a message delivered to folder, at path in the tree, with blob. */
 void delivery_record_add(struct delivery_record *d, const char *folder,
-			 const char *path, const git_oid *blob);
+			 const char *path, const struct oid *blob);
 
 /*
  * The commit message of d: its subject, which says where the messages
@@ -45,7 +44,7 @@ void delivery_record_release(struct delivery_record *d);
 struct delivery_item {
 	const char *path;	/* in the tree, path_len bytes, in the message */
 	size_t path_len;
-	git_oid blob;
+	struct oid blob;
 	bool has_blob;
 };
 
@@ -67,7 +66,8 @@ bool delivery_record_next(struct delivery_item *out, const char **pos);
  * (logged).  maildag-lda's retry check, and the commit it waits for
  * quorum on.
  */
-int delivery_find_recent(git_oid *out, struct repo *r, const git_oid *blob,
+int delivery_find_recent(struct oid *out, struct repo *r,
+			 const struct oid *blob,
 			 long window);
 
 #endif

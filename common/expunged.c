@@ -27,6 +27,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
 #include "treediff.h"
@@ -52,7 +53,7 @@ struct msgv {
 };
 
 static void msgv_push(struct msgv *mv, const char *folder, const char *sub,
-		      const char *name, const git_oid *blob)
+		      const char *name, const struct oid *blob)
 {
 	struct mail_msg *m;
 
@@ -61,7 +62,7 @@ static void msgv_push(struct msgv *mv, const char *folder, const char *sub,
 	m->folder = xstrdup(folder);
 	m->sub = sub;
 	m->name = xstrdup(name);
-	git_oid_tostr(m->blob, sizeof m->blob, blob);
+	oid_tostr(m->blob, sizeof m->blob, blob);
 }
 
 static void msgv_clear(struct msgv *mv)
@@ -99,11 +100,11 @@ struct dwalk {
 	struct change *c;
 	bool defer;		/* leave folders only the commit holds */
 	char **later;		/* ... these, and their trees' ids */
-	git_oid *later_id;
+	struct oid *later_id;
 	size_t nlater, later_alloc, later_id_alloc;
 };
 
-static int dw_tree(const char *path, const git_oid *a, const git_oid *b,
+static int dw_tree(const char *path, const struct oid *a, const struct oid *b,
 		   void *data)
 {
 	struct dwalk *d = data;
@@ -125,7 +126,7 @@ static int dw_tree(const char *path, const git_oid *a, const git_oid *b,
 		xgrow((void **)&d->later_id, &d->later_id_alloc, d->nlater + 1,
 		      sizeof *d->later_id);
 		d->later[d->nlater] = xstrdup(path);
-		git_oid_cpy(&d->later_id[d->nlater++], b);
+		oid_cpy(&d->later_id[d->nlater++], b);
 		return 1;
 	}
 	return 0;
@@ -144,10 +145,10 @@ static int dw_leaf(const char *path, const git_tree_entry *a,
 	folder = xstrndup(lp.folder, lp.folder_len);
 	if (a && git_tree_entry_type(a) == GIT_OBJECT_BLOB)
 		msgv_push(d->gone, folder, layout_sub_name(lp.sub), lp.name,
-			  git_tree_entry_id(a));
+			  OID(git_tree_entry_id(a)));
 	if (b && git_tree_entry_type(b) == GIT_OBJECT_BLOB)
 		msgv_push(d->come, folder, layout_sub_name(lp.sub), lp.name,
-			  git_tree_entry_id(b));
+			  OID(git_tree_entry_id(b)));
 	free(folder);
 	return 0;
 }
@@ -159,7 +160,7 @@ static int dw_leaf(const char *path, const git_tree_entry *a,
  * went, they are not read (an import of thousands of folders costs one
  * walk of the root).
  */
-static int diff_roots(struct repo *r, const git_oid *a, const git_oid *b,
+static int diff_roots(struct repo *r, const struct oid *a, const struct oid *b,
 		      struct msgv *gone, struct msgv *come, struct change *c)
 {
 	static const struct treediff_ops ops = { NULL, dw_tree, dw_leaf };
@@ -264,10 +265,10 @@ static void pair_up(struct change *c, struct msgv *gone, struct msgv *come)
 
 static int read_commit(git_commit **out, struct repo *r, const char *id)
 {
-	git_oid oid;
+	struct oid oid;
 
-	if (git_oid_fromstr(&oid, id) < 0 ||
-	    git_commit_lookup(out, r->git, &oid) < 0) {
+	if (oid_fromstr(&oid, id) < 0 ||
+	    git_commit_lookup(out, r->git, GIT_OID(&oid)) < 0) {
 		log_error("no commit %.40s: %s", id, repo_git_error());
 		return E_NOTFOUND;
 	}
@@ -285,7 +286,7 @@ int change_read(struct change *out, struct repo *r, const char *id)
 	memset(out, 0, sizeof *out);
 	if ((ret = read_commit(&c, r, id)) < 0)
 		return ret;
-	git_oid_tostr(out->id, sizeof out->id, git_commit_id(c));
+	oid_tostr(out->id, sizeof out->id, OID(git_commit_id(c)));
 	out->nparents = git_commit_parentcount(c);
 	out->time = (long long)git_commit_time(c);
 	msg = git_commit_message(c);
@@ -299,8 +300,8 @@ int change_read(struct change *out, struct repo *r, const char *id)
 		goto done;
 	}
 	if (p)
-		git_oid_tostr(out->parent, sizeof out->parent, git_commit_id(p));
-	if (diff_roots(r, tp ? git_tree_id(tp) : NULL, git_tree_id(tc), &gone,
+		oid_tostr(out->parent, sizeof out->parent, OID(git_commit_id(p)));
+	if (diff_roots(r, tp ? OID(git_tree_id(tp)) : NULL, OID(git_tree_id(tc)), &gone,
 		       &come, out) < 0)
 		goto done;
 	pair_up(out, &gone, &come);
@@ -321,19 +322,19 @@ int change_resolve(char out[CHANGE_HEX], struct repo *r, const char *name)
 {
 	size_t len = strlen(name);
 	git_object *obj = NULL;
-	git_oid id, mail;
+	struct oid id, mail;
 	int x;
 
-	if (len < RESOLVE_MIN || len > GIT_OID_HEXSZ ||
+	if (len < RESOLVE_MIN || len > OID_HEXSZ ||
 	    strspn(name, "0123456789abcdefABCDEF") != len) {
 		log_error("'%s' is not a change: give the commit id `maildag "
 			  "log` prints (at least %d hexadecimal digits)", name,
 			  RESOLVE_MIN);
 		return E_INVALID;
 	}
-	if (git_oid_fromstrn(&id, name, len) < 0)
+	if (git_oid_fromstrn(GIT_OID(&id), name, len) < 0)
 		return log_error("'%s': %s", name, repo_git_error()), E_INVALID;
-	x = git_object_lookup_prefix(&obj, r->git, &id, len, GIT_OBJECT_COMMIT);
+	x = git_object_lookup_prefix(&obj, r->git, GIT_OID(&id), len, GIT_OBJECT_COMMIT);
 	if (x == GIT_EAMBIGUOUS) {
 		log_error("'%s' names more than one commit: give more digits",
 			  name);
@@ -343,7 +344,7 @@ int change_resolve(char out[CHANGE_HEX], struct repo *r, const char *name)
 		log_error("no change '%s' in the repository", name);
 		return E_NOTFOUND;
 	}
-	git_oid_cpy(&id, git_object_id(obj));
+	oid_cpy(&id, OID(git_object_id(obj)));
 	git_object_free(obj);
 	if (repo_ref_read(&mail, r, REF_MAIL) < 0)
 		return log_error("cannot read '%s'", REF_MAIL);
@@ -352,7 +353,7 @@ int change_resolve(char out[CHANGE_HEX], struct repo *r, const char *name)
 			  "history of %s)", name, REF_MAIL);
 		return E_INVALID;
 	}
-	git_oid_tostr(out, CHANGE_HEX, &id);
+	oid_tostr(out, CHANGE_HEX, &id);
 	return 0;
 }
 
@@ -394,30 +395,30 @@ int change_walk(struct repo *r, const char *tip, const char *hide, size_t max,
 		long long since, change_fn *fn, void *data)
 {
 	git_revwalk *walk = NULL;
-	git_oid id, hid;
+	struct oid id, hid;
 	size_t seen = 0;
 	int ret = 0;
 
-	if (git_oid_fromstr(&id, tip) < 0 ||
-	    (hide && git_oid_fromstr(&hid, hide) < 0))
+	if (oid_fromstr(&id, tip) < 0 ||
+	    (hide && oid_fromstr(&hid, hide) < 0))
 		return log_error("not a commit id: '%s'", tip);
 	if (git_revwalk_new(&walk, r->git) < 0 ||
 	    git_revwalk_sorting(walk, GIT_SORT_TIME) < 0 ||
-	    git_revwalk_push(walk, &id) < 0 ||
-	    (hide && git_revwalk_hide(walk, &hid) < 0)) {
+	    git_revwalk_push(walk, GIT_OID(&id)) < 0 ||
+	    (hide && git_revwalk_hide(walk, GIT_OID(&hid)) < 0)) {
 		ret = log_error("walk the history of %.12s: %s", tip,
 				repo_git_error());
 		goto done;
 	}
-	while (!ret && (!max || seen < max) && git_revwalk_next(&id, walk) == 0) {
+	while (!ret && (!max || seen < max) && git_revwalk_next(GIT_OID(&id), walk) == 0) {
 		struct change c;
 		char hex[CHANGE_HEX];
 		git_commit *gc;
 		bool merge, old;
 
-		if (git_commit_lookup(&gc, r->git, &id) < 0) {
+		if (git_commit_lookup(&gc, r->git, GIT_OID(&id)) < 0) {
 			ret = log_error("read commit %s: %s",
-					git_oid_tostr_s(&id), repo_git_error());
+					oid_hex(&id), repo_git_error());
 			break;
 		}
 		merge = git_commit_parentcount(gc) > 1;
@@ -428,7 +429,7 @@ int change_walk(struct repo *r, const char *tip, const char *hide, size_t max,
 		if (merge)
 			continue;
 		seen++;
-		git_oid_tostr(hex, sizeof hex, &id);
+		oid_tostr(hex, sizeof hex, &id);
 		if ((ret = change_read(&c, r, hex)) < 0)
 			break;
 		ret = fn(&c, data);
@@ -442,14 +443,14 @@ done:
 /* --- the keys a tree holds --------------------------------------------- */
 
 static int add_key(const char *path, const char *folder, const char *sub,
-		   const char *name, const git_oid *blob, void *data)
+		   const char *name, const struct oid *blob, void *data)
 {
 	char hex[CHANGE_HEX];
 
 	(void)path;
 	(void)folder;
 	(void)sub;
-	git_oid_tostr(hex, sizeof hex, blob);
+	oid_tostr(hex, sizeof hex, blob);
 	expunged_held(data, name, hex, true);
 	return 0;
 }
@@ -472,7 +473,7 @@ bool expunged_held(struct strmap *keys, const char *name, const char *blob,
 
 int expunged_mail_keys(struct strmap *keys, struct repo *r)
 {
-	git_oid mail, tree;
+	struct oid mail, tree;
 
 	if (repo_ref_read(&mail, r, REF_MAIL) < 0 ||
 	    repo_commit_tree(&tree, r, &mail) < 0)
@@ -534,12 +535,12 @@ static bool describe(struct expunged *e, struct repo *r)
 	struct strbuf from = STRBUF_INIT, subject = STRBUF_INIT,
 		      mid = STRBUF_INIT;
 	git_blob *blob;
-	git_oid id;
+	struct oid id;
 	const char *content;
 	size_t len;
 
-	if (git_oid_fromstr(&id, e->msg.blob) < 0 ||
-	    git_blob_lookup(&blob, r->git, &id) < 0) {
+	if (oid_fromstr(&id, e->msg.blob) < 0 ||
+	    git_blob_lookup(&blob, r->git, GIT_OID(&id)) < 0) {
 		log_warn("message %s ('%s'): %s", e->msg.blob, e->msg.name,
 			 repo_git_error());
 		return false;
@@ -576,7 +577,7 @@ static void expunged_release(struct expunged *e)
 
 /* The mtimes of one commit's tree, a shard at a time as asked for. */
 struct mtcache {
-	git_oid tree;
+	struct oid tree;
 	bool have_tree;
 	struct mtimes shard[256];
 	bool loaded[256];
@@ -584,10 +585,10 @@ struct mtcache {
 
 static void mtcache_init(struct mtcache *mc, struct repo *r, const char *commit)
 {
-	git_oid id;
+	struct oid id;
 
 	memset(mc, 0, sizeof *mc);
-	mc->have_tree = git_oid_fromstr(&id, commit) == 0 &&
+	mc->have_tree = oid_fromstr(&id, commit) == 0 &&
 			repo_commit_tree(&mc->tree, r, &id) == 0;
 }
 
@@ -701,13 +702,13 @@ int expunged_find(struct repo *r, const struct expunged_filter *f,
 		  expunged_fn *fn, void *data)
 {
 	struct find fd = { r, f, fn, data, STRMAP_INIT, STRMAP_INIT, 0 };
-	git_oid mail;
+	struct oid mail;
 	int ret;
 
 	if (repo_ref_read(&mail, r, REF_MAIL) < 0)
 		return log_error("cannot read '%s'", REF_MAIL);
 	if ((ret = expunged_mail_keys(&fd.present, r)) == 0)
-		ret = change_walk(r, git_oid_tostr_s(&mail), NULL, 0, f->since,
+		ret = change_walk(r, oid_hex(&mail), NULL, 0, f->since,
 				  find_in_change, &fd);
 	strmap_clear(&fd.present);
 	strmap_clear(&fd.seen);
@@ -721,7 +722,7 @@ struct snap {
 };
 
 static int snap_one(const char *path, const char *folder, const char *sub,
-		    const char *name, const git_oid *blob, void *data)
+		    const char *name, const struct oid *blob, void *data)
 {
 	struct snap *s = data;
 	struct find *fd = &s->fd;
@@ -730,7 +731,7 @@ static int snap_one(const char *path, const char *folder, const char *sub,
 
 	(void)path;
 	memset(&e, 0, sizeof e);
-	git_oid_tostr(e.msg.blob, sizeof e.msg.blob, blob);
+	oid_tostr(e.msg.blob, sizeof e.msg.blob, blob);
 	if (expunged_held(&fd->present, name, e.msg.blob, false) ||
 	    (fd->f->folder && strcmp(fd->f->folder, folder)))
 		return 0;
@@ -755,7 +756,7 @@ int expunged_in_snapshot(struct repo *r, const char *commit,
 			 void *data)
 {
 	struct snap s;
-	git_oid id, tree;
+	struct oid id, tree;
 	int ret;
 
 	memset(&s, 0, sizeof s);
@@ -765,7 +766,7 @@ int expunged_in_snapshot(struct repo *r, const char *commit,
 	s.fd.data = data;
 	s.commit = commit;
 
-	if (git_oid_fromstr(&id, commit) < 0 ||
+	if (oid_fromstr(&id, commit) < 0 ||
 	    repo_commit_tree(&tree, r, &id) < 0)
 		return log_error("cannot read commit '%s'", commit);
 	mtcache_init(&s.mc, r, commit);
@@ -778,20 +779,20 @@ int expunged_in_snapshot(struct repo *r, const char *commit,
 
 int expunged_subscriptions(char ***out, struct repo *r, const char *commit)
 {
-	git_oid id, tree, blob_id;
+	struct oid id, tree, blob_id;
 	git_blob *blob = NULL;
 	size_t n = 0;
 	const char *p, *end;
 	int x;
 
 	*out = xcalloc(1, sizeof **out);
-	if (git_oid_fromstr(&id, commit) < 0 ||
+	if (oid_fromstr(&id, commit) < 0 ||
 	    repo_commit_tree(&tree, r, &id) < 0)
 		return log_error("cannot read commit '%s'", commit);
 	x = repo_tree_lookup(&blob_id, r, &tree, "subscriptions");
 	if (x == E_NOTFOUND)
 		return 0;
-	if (x < 0 || git_blob_lookup(&blob, r->git, &blob_id) < 0)
+	if (x < 0 || git_blob_lookup(&blob, r->git, GIT_OID(&blob_id)) < 0)
 		return log_error("read the subscriptions of %.12s: %s", commit,
 				 repo_git_error());
 	p = git_blob_rawcontent(blob);
@@ -821,16 +822,16 @@ void expunged_lines_free(char **v)
 int expunged_snapshot_at(char out[CHANGE_HEX], struct repo *r, long long when)
 {
 	git_commit *c = NULL;
-	git_oid id;
+	struct oid id;
 
 	if (repo_ref_read(&id, r, REF_MAIL) < 0)
 		return log_error("cannot read '%s'", REF_MAIL);
 	for (;;) {
 		git_commit *p;
 
-		if (git_commit_lookup(&c, r->git, &id) < 0)
+		if (git_commit_lookup(&c, r->git, GIT_OID(&id)) < 0)
 			return log_error("read commit %s: %s",
-					 git_oid_tostr_s(&id), repo_git_error());
+					 oid_hex(&id), repo_git_error());
 		if ((long long)git_commit_time(c) <= when)
 			break;
 		if (git_commit_parentcount(c) == 0 ||
@@ -839,11 +840,11 @@ int expunged_snapshot_at(char out[CHANGE_HEX], struct repo *r, long long when)
 			log_error("the mailbox's history starts after that time");
 			return E_NOTFOUND;
 		}
-		git_oid_cpy(&id, git_commit_id(p));
+		oid_cpy(&id, OID(git_commit_id(p)));
 		git_commit_free(p);
 		git_commit_free(c);
 	}
-	git_oid_tostr(out, CHANGE_HEX, &id);
+	oid_tostr(out, CHANGE_HEX, &id);
 	git_commit_free(c);
 	return 0;
 }

@@ -44,6 +44,7 @@
 #include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "repo_p.h"
 #include "xalloc.h"
 
 #define NAME_MAX_BYTES 255
@@ -51,7 +52,7 @@
 #define SHOW_MAX 512			/* bytes of a path shown in a message */
 #define EMPTY_BLOB_HEX "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 /* the largest entry of a valid tree: "100644 " <255 bytes> NUL <id> */
-#define ENTRY_MAX (7 + NAME_MAX_BYTES + 1 + GIT_OID_RAWSZ)
+#define ENTRY_MAX (7 + NAME_MAX_BYTES + 1 + OID_RAWSZ)
 
 static struct format_limits limits = {
 	FORMAT_DEFAULT_MESSAGE_BYTES, FORMAT_DEFAULT_SUBSCRIPTIONS_BYTES,
@@ -195,7 +196,7 @@ struct rentry {
 	const char *mode;	/* not terminated */
 	size_t mlen;
 	bool dir;		/* the mode says directory (for git's order) */
-	git_oid id;
+	struct oid id;
 };
 
 struct rtree {
@@ -260,7 +261,7 @@ static const char *rtree_parse(struct rtree *t, const char *p, size_t len,
 			return "corrupt tree object: no space after mode";
 		if (!(nul = memchr(sp + 1, '\0', (size_t)(end - sp - 1))))
 			return "corrupt tree object: name not terminated";
-		if ((size_t)(end - nul - 1) < GIT_OID_RAWSZ)
+		if ((size_t)(end - nul - 1) < OID_RAWSZ)
 			return "corrupt tree object: truncated object id";
 		xgrow((void **)&t->e, &t->alloc, t->n + 1, sizeof *t->e);
 		e = &t->e[t->n++];
@@ -269,8 +270,8 @@ static const char *rtree_parse(struct rtree *t, const char *p, size_t len,
 		e->name = sp + 1;
 		e->nlen = (size_t)(nul - sp - 1);
 		e->dir = mode_dir(e->mode, e->mlen);
-		git_oid_fromraw(&e->id, (const unsigned char *)nul + 1);
-		p = nul + 1 + GIT_OID_RAWSZ;
+		memcpy(e->id.id, nul + 1, OID_RAWSZ);
+		p = nul + 1 + OID_RAWSZ;
 	}
 	return NULL;
 }
@@ -340,9 +341,9 @@ struct checker {
 	struct strset seen;		/* keys of unchanged trees of them */
 	struct format_stats st;
 	bool merge;			/* check limits.merge_bytes */
-	const git_oid *trusted;		/* the trusted root, or NULL */
+	const struct oid *trusted;	/* the trusted root, or NULL */
 	struct added {			/* message blobs new by path */
-		git_oid id;
+		struct oid id;
 		unsigned long long size;
 	} *add;
 	size_t nadd, aladd;
@@ -449,27 +450,27 @@ static const char *git_error_text(void)
  * this host (E_TEMP).
  */
 static int read_failed(struct checker *ck, const char *name, size_t nlen,
-		       const git_oid *id, int err, const char *what)
+		       const struct oid *id, int err, const char *what)
 {
 	const git_error *ge = git_error_last();
 
 	if (err == GIT_ENOTFOUND) {
 		report(ck, name, nlen, "missing %s %s", what,
-		       git_oid_tostr_s(id));
+		       oid_hex(id));
 		return 1;
 	}
 	if (ge && ge->klass == GIT_ERROR_OS) {
 		/* EIO, EMFILE...: says nothing about the tree */
-		log_error("read object %s: %s", git_oid_tostr_s(id),
+		log_error("read object %s: %s", oid_hex(id),
 			  git_error_text());
 		report(ck, name, nlen, "cannot read %s %s: %s", what,
-		       git_oid_tostr_s(id), git_error_text());
+		       oid_hex(id), git_error_text());
 		ck->fatal = E_TEMP;
 		ck->stop = true;
 		return E_TEMP;
 	}
 	report(ck, name, nlen, "unreadable %s %s: %s", what,
-	       git_oid_tostr_s(id), git_error_text());
+	       oid_hex(id), git_error_text());
 	return 1;
 }
 
@@ -478,7 +479,7 @@ static int read_failed(struct checker *ck, const char *name, size_t nlen,
  * NULL, the root tree id.  0, 1 after reporting a problem, or E_TEMP.
  */
 static int read_tree(struct checker *ck, struct rtree *out,
-		     const struct rentry *e, const git_oid *id)
+		     const struct rentry *e, const struct oid *id)
 {
 	const char *name = e ? e->name : NULL, *why;
 	size_t nlen = e ? e->nlen : 0, size;
@@ -489,11 +490,11 @@ static int read_tree(struct checker *ck, struct rtree *out,
 	if (e)
 		id = &e->id;
 	/* the header first: a huge tree is refused without being inflated */
-	if ((err = git_odb_read_header(&size, &type, ck->odb, id)) < 0)
+	if ((err = git_odb_read_header(&size, &type, ck->odb, GIT_OID(id))) < 0)
 		return read_failed(ck, name, nlen, id, err, "tree");
 	if (type != GIT_OBJECT_TREE) {
 		report(ck, name, nlen, "object %s is a %s, not a tree",
-		       git_oid_tostr_s(id), git_object_type2string(type));
+		       oid_hex(id), git_object_type2string(type));
 		return 1;
 	}
 	if (limits.tree_entries < SIZE_MAX / ENTRY_MAX &&
@@ -503,11 +504,11 @@ static int read_tree(struct checker *ck, struct rtree *out,
 		       "(%zu) allows", size, limits.tree_entries);
 		return 1;
 	}
-	if ((err = git_odb_read(&out->obj, ck->odb, id)) < 0)
+	if ((err = git_odb_read(&out->obj, ck->odb, GIT_OID(id))) < 0)
 		return read_failed(ck, name, nlen, id, err, "tree");
 	if (git_odb_object_type(out->obj) != GIT_OBJECT_TREE) {
 		report(ck, name, nlen, "object %s is a %s, not a tree",
-		       git_oid_tostr_s(id),
+		       oid_hex(id),
 		       git_object_type2string(git_odb_object_type(out->obj)));
 		rtree_release(out);
 		return 1;
@@ -529,10 +530,10 @@ static int read_tree(struct checker *ck, struct rtree *out,
 
 /* Read a tree we only trust, not check: failures leave it empty. */
 static void read_trusted(struct checker *ck, struct rtree *out,
-			 const git_oid *id)
+			 const struct oid *id)
 {
 	memset(out, 0, sizeof *out);
-	if (!id || git_odb_read(&out->obj, ck->odb, id) < 0)
+	if (!id || git_odb_read(&out->obj, ck->odb, GIT_OID(id)) < 0)
 		return;
 	if (git_odb_object_type(out->obj) != GIT_OBJECT_TREE ||
 	    rtree_parse(out, git_odb_object_data(out->obj),
@@ -548,11 +549,12 @@ static int check_blob_object(struct checker *ck, const struct rentry *e,
 	size_t len;
 	int err;
 
-	if ((err = git_odb_read_header(&len, &type, ck->odb, &e->id)) < 0)
+	if ((err = git_odb_read_header(&len, &type, ck->odb,
+				       GIT_OID(&e->id))) < 0)
 		return read_failed(ck, e->name, e->nlen, &e->id, err, "blob");
 	if (type != GIT_OBJECT_BLOB) {
 		report(ck, e->name, e->nlen, "object %s is a %s, not a blob",
-		       git_oid_tostr_s(&e->id), git_object_type2string(type));
+		       oid_hex(&e->id), git_object_type2string(type));
 		return 1;
 	}
 	if (size)
@@ -656,7 +658,7 @@ static bool unchanged(const struct rtree *t, const struct rentry *e)
 	const struct rentry *te = rtree_find(t, e);
 
 	return te && te->mlen == e->mlen && !memcmp(te->mode, e->mode, e->mlen) &&
-	       git_oid_equal(&te->id, &e->id);
+	       oid_equal(&te->id, &e->id);
 }
 
 /* --- mtimes records --------------------------------------------------------- */
@@ -808,7 +810,7 @@ static void mark_all_removed(struct checker *ck, const struct rtree *t,
 
 /* A shard tree <folder>/<sub>/<xx>: message blobs. */
 static int check_shard(struct checker *ck, const char *loc,
-		       const struct rentry *se, const git_oid *trusted)
+		       const struct rentry *se, const struct oid *trusted)
 {
 	struct rtree t, tt;
 	const struct rentry *prev = NULL;
@@ -872,7 +874,7 @@ static int check_shard(struct checker *ck, const char *loc,
 		}
 		xgrow((void **)&ck->add, &ck->aladd, ck->nadd + 1,
 		      sizeof *ck->add);
-		git_oid_cpy(&ck->add[ck->nadd].id, &e->id);
+		oid_cpy(&ck->add[ck->nadd].id, &e->id);
 		ck->add[ck->nadd++].size = size;
 		ck->added += size;
 	}
@@ -884,7 +886,7 @@ static int check_shard(struct checker *ck, const char *loc,
 
 /* <folder>/cur or <folder>/new: shard trees. */
 static int check_sub(struct checker *ck, const char *folder,
-		     const struct rentry *sub, const git_oid *trusted)
+		     const struct rentry *sub, const struct oid *trusted)
 {
 	struct rtree t, tt;
 	const struct rentry *prev = NULL;
@@ -910,7 +912,7 @@ static int check_sub(struct checker *ck, const char *folder,
 		if (!want_tree(ck, e))
 			continue;
 		te = rtree_find(&tt, e);
-		if (te && git_oid_equal(&te->id, &e->id))
+		if (te && oid_equal(&te->id, &e->id))
 			continue;
 		strbuf_reset(&loc);
 		tree_shard_path(&loc, folder, sub->name, shard_value(e->name));
@@ -929,7 +931,7 @@ static int check_sub(struct checker *ck, const char *folder,
 
 /* A folder tree .Name: its marker and cur/ new/. */
 static int check_folder(struct checker *ck, const struct rentry *fe,
-			const git_oid *trusted)
+			const struct oid *trusted)
 {
 	struct rtree t, tt;
 	const struct rentry *prev = NULL;
@@ -948,18 +950,18 @@ static int check_folder(struct checker *ck, const struct rentry *fe,
 			continue;
 		prev = e;
 		if (name_is(e, "maildirfolder")) {
-			git_oid empty;
-			git_oid_fromstr(&empty, EMPTY_BLOB_HEX);
+			struct oid empty;
+			oid_fromstr(&empty, EMPTY_BLOB_HEX);
 			if (!want_blob(ck, e))
 				continue;
-			if (!git_oid_equal(&e->id, &empty))
+			if (!oid_equal(&e->id, &empty))
 				report(ck, e->name, e->nlen,
 				       "folder marker is not empty");
 		} else if (name_is(e, "cur") || name_is(e, "new")) {
 			if (!want_tree(ck, e))
 				continue;
 			te = rtree_find(&tt, e);
-			if (te && git_oid_equal(&te->id, &e->id))
+			if (te && oid_equal(&te->id, &e->id))
 				continue;
 			if (check_sub(ck, fe->name, e, te ? &te->id : NULL) < 0)
 				break;
@@ -983,7 +985,7 @@ static void count_record(const char *key, size_t klen, unsigned line,
 
 /* mtimes/: one record blob per shard number. */
 static int check_mtimes(struct checker *ck, const struct rentry *me,
-			const git_oid *trusted)
+			const struct oid *trusted)
 {
 	struct rtree t, tt;
 	const struct rentry *prev = NULL;
@@ -1018,7 +1020,7 @@ static int check_mtimes(struct checker *ck, const struct rentry *me,
 			       FORMAT_MTIMES_MAX);
 			continue;
 		}
-		if ((err = git_odb_read(&obj, ck->odb, &e->id)) < 0) {
+		if ((err = git_odb_read(&obj, ck->odb, GIT_OID(&e->id))) < 0) {
 			if (read_failed(ck, e->name, e->nlen, &e->id, err, "blob") < 0)
 				break;
 			continue;
@@ -1054,7 +1056,7 @@ static int check_format_file(struct checker *ck, const struct rentry *e)
 		report(ck, e->name, e->nlen, "not a maildag format file");
 		return 0;
 	}
-	if ((err = git_odb_read(&obj, ck->odb, &e->id)) < 0)
+	if ((err = git_odb_read(&obj, ck->odb, GIT_OID(&e->id))) < 0)
 		return read_failed(ck, e->name, e->nlen, &e->id, err, "blob") < 0 ?
 		       E_TEMP : 0;
 	p = git_odb_object_data(obj);
@@ -1173,7 +1175,7 @@ static void check_records(struct checker *ck, const struct rtree *root)
 			continue;
 		xx = shard_value(e->name);
 		if (ck->bad_records[xx] || !ck->affected[xx] ||
-		    git_odb_read(&obj, ck->odb, &e->id) < 0)
+		    git_odb_read(&obj, ck->odb, GIT_OID(&e->id)) < 0)
 			continue;
 		o.path = xasprintf(FORMAT_MTIMES_DIR "/%s", e->name);
 		scan_records(git_odb_object_data(obj), git_odb_object_size(obj),
@@ -1210,7 +1212,7 @@ static void cross_check(struct checker *ck, const struct rtree *root)
 
 /* Add the ids of the message blobs of tree (a cur/ or new/) in shards affected. */
 static void have_sub(struct checker *ck, struct strset *have,
-		     const git_oid *tree)
+		     const struct oid *tree)
 {
 	struct rtree t;
 
@@ -1224,8 +1226,8 @@ static void have_sub(struct checker *ck, struct strset *have,
 		read_trusted(ck, &s, &t.e[i].id);
 		for (size_t j = 0; j < s.n; j++)
 			if (is_blob(&s.e[j]))
-				strset_add(have, git_oid_tostr_s(&s.e[j].id),
-					   GIT_OID_HEXSZ, "");
+				strset_add(have, oid_hex(&s.e[j].id),
+					   OID_HEXSZ, "");
 		rtree_release(&s);
 	}
 	rtree_release(&t);
@@ -1267,8 +1269,8 @@ static int new_bytes(struct checker *ck)
 	rtree_release(&root);
 	ck->added = 0;
 	for (size_t i = 0; i < ck->nadd; i++)
-		if (!strset_get(&have, git_oid_tostr_s(&ck->add[i].id),
-				GIT_OID_HEXSZ))
+		if (!strset_get(&have, oid_hex(&ck->add[i].id),
+				OID_HEXSZ))
 			ck->added += ck->add[i].size;
 	strset_release(&have);
 	return 0;
@@ -1285,15 +1287,15 @@ static bool too_many_folders(struct checker *ck, size_t n)
 	return true;
 }
 
-static int check_root(struct checker *ck, const git_oid *id,
-		      const git_oid *trusted)
+static int check_root(struct checker *ck, const struct oid *id,
+		      const struct oid *trusted)
 {
 	struct rtree t, tt;
 	const struct rentry *prev = NULL, *fmt;
 	int r, inbox = 0;
 	size_t folders = 0;
 
-	if (trusted && git_oid_equal(id, trusted))
+	if (trusted && oid_equal(id, trusted))
 		return 0;
 	if ((r = read_tree(ck, &t, NULL, id)))
 		return r < 0 ? r : 0;
@@ -1325,7 +1327,8 @@ static int check_root(struct checker *ck, const git_oid *id,
 				       "%zu bytes, more than subscriptions_limit (%llu)",
 				       size, limits.subscriptions_bytes);
 		} else if (name_is(e, FORMAT_MTIMES_DIR)) {
-			if (!want_tree(ck, e) || (te && git_oid_equal(&te->id, &e->id)))
+			if (!want_tree(ck, e) || (te && oid_equal(&te->id,
+								  &e->id)))
 				continue;
 			if (check_mtimes(ck, e, te ? &te->id : NULL) < 0)
 				break;
@@ -1336,7 +1339,7 @@ static int check_root(struct checker *ck, const git_oid *id,
 				continue;
 			if (inbox == 1)
 				ck->st.folders++;
-			if (te && git_oid_equal(&te->id, &e->id))
+			if (te && oid_equal(&te->id, &e->id))
 				continue;
 			if (check_sub(ck, "", e, te ? &te->id : NULL) < 0)
 				break;
@@ -1349,7 +1352,7 @@ static int check_root(struct checker *ck, const git_oid *id,
 				continue;
 			if (too_many_folders(ck, ++folders))
 				continue;
-			if (te && git_oid_equal(&te->id, &e->id))
+			if (te && oid_equal(&te->id, &e->id))
 				continue;
 			if (check_folder(ck, e, te ? &te->id : NULL) < 0)
 				break;
@@ -1376,8 +1379,8 @@ done:
 
 /* --- the entry points ------------------------------------------------------ */
 
-static int run(struct checker *ck, struct repo *r, const git_oid *tree,
-	       const git_oid *trusted)
+static int run(struct checker *ck, struct repo *r, const struct oid *tree,
+	       const struct oid *trusted)
 {
 	int err;
 
@@ -1418,8 +1421,8 @@ static void first_problem(const char *path, const char *reason, void *data)
 		errf(f->err, "root tree: %s", reason);
 }
 
-int format_check_tree(struct repo *r, const git_oid *tree,
-		      const git_oid *trusted, struct strbuf *err)
+int format_check_tree(struct repo *r, const struct oid *tree,
+		      const struct oid *trusted, struct strbuf *err)
 {
 	struct first f = { err, false };
 	struct checker ck;
@@ -1435,30 +1438,31 @@ int format_check_tree(struct repo *r, const git_oid *tree,
 	return ck.problems ? E_INVALID : 0;
 }
 
-static int commit_tree(git_oid *out, struct repo *r, const git_oid *commit,
+static int commit_tree(struct oid *out, struct repo *r,
+		       const struct oid *commit,
 		       struct strbuf *err)
 {
 	git_commit *c;
 	int e;
 
-	if ((e = git_commit_lookup(&c, r->git, commit)) < 0) {
+	if ((e = git_commit_lookup(&c, r->git, GIT_OID(commit))) < 0) {
 		const git_error *ge = git_error_last();
 		if (err)
-			errf(err, "commit %s: %s", git_oid_tostr_s(commit),
+			errf(err, "commit %s: %s", oid_hex(commit),
 				    e == GIT_ENOTFOUND ? "missing" :
 				    ge && ge->message ? ge->message : "unreadable");
 		return e == GIT_ENOTFOUND || !ge || ge->klass != GIT_ERROR_OS ?
 		       E_INVALID : E_TEMP;
 	}
-	git_oid_cpy(out, git_commit_tree_id(c));
+	oid_cpy(out, OID(git_commit_tree_id(c)));
 	git_commit_free(c);
 	return 0;
 }
 
-int format_check_commit(struct repo *r, const git_oid *commit,
-			const git_oid *trusted_commit, struct strbuf *err)
+int format_check_commit(struct repo *r, const struct oid *commit,
+			const struct oid *trusted_commit, struct strbuf *err)
 {
-	git_oid tree, trusted;
+	struct oid tree, trusted;
 	int e;
 
 	if ((e = commit_tree(&tree, r, commit, err)) < 0)
@@ -1476,14 +1480,14 @@ static void ignore_problem(const char *path, const char *reason, void *data)
 }
 
 static int added_bytes(unsigned long long *out, struct repo *r,
-		       const git_oid *tree, const git_oid *trusted)
+		       const struct oid *tree, const struct oid *trusted)
 {
 	struct format_limits saved = limits;
 	struct checker ck;
 	int ret;
 
 	*out = 0;
-	if (trusted && git_oid_equal(tree, trusted))
+	if (trusted && oid_equal(tree, trusted))
 		return 0;
 	/* every blob counts here, whatever the limits say */
 	limits.message_bytes = ULLONG_MAX;
@@ -1518,13 +1522,14 @@ static int added_bytes(unsigned long long *out, struct repo *r,
 }
 
 int format_added_bytes(unsigned long long *out, struct repo *r,
-		       const git_oid *commit, const git_oid *trusted_commit)
+		       const struct oid *commit,
+		       const struct oid *trusted_commit)
 {
-	git_oid tree, trusted;
+	struct oid tree, trusted;
 	int e;
 
 	*out = 0;
-	if (trusted_commit && git_oid_equal(commit, trusted_commit))
+	if (trusted_commit && oid_equal(commit, trusted_commit))
 		return 0;
 	if ((e = commit_tree(&tree, r, commit, NULL)) < 0)
 		return e;
@@ -1533,7 +1538,7 @@ int format_added_bytes(unsigned long long *out, struct repo *r,
 	return added_bytes(out, r, &tree, trusted_commit ? &trusted : NULL);
 }
 
-int format_fsck_tree(struct repo *r, const git_oid *tree,
+int format_fsck_tree(struct repo *r, const struct oid *tree,
 		     format_problem_fn *fn, void *data,
 		     struct format_stats *stats)
 {
@@ -1548,6 +1553,27 @@ int format_fsck_tree(struct repo *r, const git_oid *tree,
 	if (stats)
 		*stats = ck.st;
 	return ret < 0 ? ret : ck.problems;
+}
+
+int format_fsck_commit(struct repo *r, const struct oid *commit,
+		       format_problem_fn *fn, void *data,
+		       struct format_stats *stats)
+{
+	git_commit *c;
+	struct oid tree;
+
+	if (git_commit_lookup(&c, r->git, GIT_OID(commit)) < 0) {
+		char *why = xasprintf("commit %s: %s", oid_hex(commit),
+				      git_error_text());
+		fn(NULL, why, data);
+		free(why);
+		if (stats)
+			memset(stats, 0, sizeof *stats);
+		return 1;
+	}
+	oid_cpy(&tree, OID(git_commit_tree_id(c)));
+	git_commit_free(c);
+	return format_fsck_tree(r, &tree, fn, data, stats);
 }
 
 /* --- walking messages --------------------------------------------------------- */
@@ -1588,7 +1614,7 @@ static int foreach_sub(struct checker *ck, const char *folder,
 	return ret;
 }
 
-int format_foreach_message(struct repo *r, const git_oid *tree,
+int format_foreach_message(struct repo *r, const struct oid *tree,
 			   format_message_fn *fn, void *data)
 {
 	struct checker ck;
@@ -1601,7 +1627,7 @@ int format_foreach_message(struct repo *r, const git_oid *tree,
 	read_trusted(&ck, &root, tree);
 	if (!root.obj) {
 		git_odb_free(ck.odb);
-		return log_error("cannot read tree %s", git_oid_tostr_s(tree));
+		return log_error("cannot read tree %s", oid_hex(tree));
 	}
 	for (size_t i = 0; i < root.n && !ret; i++) {
 		const struct rentry *e = &root.e[i];

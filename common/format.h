@@ -29,8 +29,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <git2.h>
-
 #include "repo.h"
 #include "strbuf.h"
 
@@ -82,7 +80,8 @@ void format_use_config(const struct config *cfg);
  * E_TEMP/E_INVALID when a commit or object cannot be read.
  */
 int format_added_bytes(unsigned long long *out, struct repo *r,
-		       const git_oid *commit, const git_oid *trusted_commit);
+		       const struct oid *commit,
+		       const struct oid *trusted_commit);
 
 /*
  * Check the tree with id tree.  0 when it is valid; E_INVALID when it is
@@ -116,8 +115,8 @@ int format_added_bytes(unsigned long long *out, struct repo *r,
  * Each is refused like any other problem ("'.Sent/cur/3f/...': message
  * of 2147483648 bytes, more than size_limit (67108864)").
  */
-int format_check_tree(struct repo *r, const git_oid *tree,
-		      const git_oid *trusted, struct strbuf *err);
+int format_check_tree(struct repo *r, const struct oid *tree,
+		      const struct oid *trusted, struct strbuf *err);
 
 /*
  * format_check_tree() on the tree of a commit; trusted_commit (or NULL) is
@@ -125,8 +124,8 @@ int format_check_tree(struct repo *r, const git_oid *tree,
  * before merging it, and on the merge bases: a base is an ancestor that
  * may never have been checked.
  */
-int format_check_commit(struct repo *r, const git_oid *commit,
-			const git_oid *trusted_commit, struct strbuf *err);
+int format_check_commit(struct repo *r, const struct oid *commit,
+			const struct oid *trusted_commit, struct strbuf *err);
 
 /* What a full check saw, for reports. */
 struct format_stats {
@@ -137,7 +136,8 @@ struct format_stats {
 
 /*
  * Called once per problem: path is the escaped entry path ("" for the
- * root tree), reason a short lowercase phrase.
+ * root tree; NULL when the commit itself cannot be read, and reason says
+ * which: "commit <hex>: <why>"), reason a short lowercase phrase.
  */
 typedef void format_problem_fn(const char *path, const char *reason,
 			       void *data);
@@ -147,9 +147,14 @@ typedef void format_problem_fn(const char *path, const char *reason,
  * than the first, for `maildag fsck`; the limits hold but merge_bytes.  Returns the number of problems
  * (0: valid), or E_TEMP.  stats may be NULL.
  */
-int format_fsck_tree(struct repo *r, const git_oid *tree,
+int format_fsck_tree(struct repo *r, const struct oid *tree,
 		     format_problem_fn *fn, void *data,
 		     struct format_stats *stats);
+
+/* format_fsck_tree() on the tree of a commit (which fsck reads first). */
+int format_fsck_commit(struct repo *r, const struct oid *commit,
+		       format_problem_fn *fn, void *data,
+		       struct format_stats *stats);
 
 /*
  * Called for each message of a tree: folder is "" for INBOX, sub "cur"
@@ -158,14 +163,14 @@ int format_fsck_tree(struct repo *r, const git_oid *tree,
  */
 typedef int format_message_fn(const char *path, const char *folder,
 			      const char *sub, const char *name,
-			      const git_oid *blob, void *data);
+			      const struct oid *blob, void *data);
 
 /*
  * Walk every message of a tree in tree order.  Entries that do not fit
  * the format are skipped silently: validate first when that matters.
  * 0, fn's non-zero return, or E_FAIL/E_TEMP when a tree cannot be read.
  */
-int format_foreach_message(struct repo *r, const git_oid *tree,
+int format_foreach_message(struct repo *r, const struct oid *tree,
 			   format_message_fn *fn, void *data);
 
 /*

@@ -28,6 +28,7 @@
 #include "fsutil.h"
 #include "history.h"
 #include "log.h"
+#include "repo_p.h"
 
 /* A result line longer than this is not one a child of ours wrote. */
 #define RESULT_MAX 2048
@@ -39,52 +40,54 @@
 #define CHILD_CACHE_MAX ((size_t)32 << 20)
 #define WHY_MAX (sizeof ((struct history_result *)NULL)->why)
 
-int history_check(struct repo *r, const git_oid *ours, const git_oid *approved,
-		  const git_oid *theirs, struct strbuf *err, size_t *checked,
-		  git_oid *bad)
+int history_check(struct repo *r, const struct oid *ours,
+		  const struct oid *approved,
+		  const struct oid *theirs, struct strbuf *err, size_t *checked,
+		  struct oid *bad)
 {
 	git_revwalk *walk = NULL;
 	git_commit *c = NULL;
-	git_oid id;
+	struct oid id;
 	size_t n = 0;
 	int ret = 0, err2;
 
 	if ((err2 = git_revwalk_new(&walk, r->git)) < 0 ||
 	    (err2 = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL |
 					GIT_SORT_REVERSE)) < 0 ||
-	    (err2 = git_revwalk_push(walk, theirs)) < 0 ||
-	    (ours && (err2 = git_revwalk_hide(walk, ours)) < 0) ||
-	    (approved && (err2 = git_revwalk_hide(walk, approved)) < 0)) {
+	    (err2 = git_revwalk_push(walk, GIT_OID(theirs))) < 0 ||
+	    (ours && (err2 = git_revwalk_hide(walk, GIT_OID(ours))) < 0) ||
+	    (approved && (err2 = git_revwalk_hide(walk,
+						  GIT_OID(approved))) < 0)) {
 		strbuf_addf(err, "walk the history of %.12s: %s",
-			    git_oid_tostr_s(theirs), repo_git_error());
+			    oid_hex(theirs), repo_git_error());
 		ret = E_TEMP;
 		goto done;
 	}
-	while ((err2 = git_revwalk_next(&id, walk)) == 0) {
+	while ((err2 = git_revwalk_next(GIT_OID(&id), walk)) == 0) {
 		struct strbuf why = STRBUF_INIT;
-		const git_oid *trusted = NULL;
+		const struct oid *trusted = NULL;
 
-		if ((err2 = git_commit_lookup(&c, r->git, &id)) < 0) {
+		if ((err2 = git_commit_lookup(&c, r->git, GIT_OID(&id))) < 0) {
 			strbuf_addf(err, "commit %.12s: %s",
-				    git_oid_tostr_s(&id), repo_git_error());
+				    oid_hex(&id), repo_git_error());
 			ret = E_TEMP;
 			goto done;
 		}
 		/* parents come first: the first one is trusted or checked */
 		if (git_commit_parentcount(c) > 0)
-			trusted = git_commit_parent_id(c, 0);
+			trusted = OID(git_commit_parent_id(c, 0));
 		ret = format_check_commit(r, &id, trusted, &why);
 		git_commit_free(c);
 		c = NULL;
 		n++;
 		if (ret < 0) {
 			if (ret == E_INVALID && bad)
-				git_oid_cpy(bad, &id);
-			if (git_oid_equal(&id, theirs))
+				oid_cpy(bad, &id);
+			if (oid_equal(&id, theirs))
 				strbuf_add(err, why.buf, why.len);
 			else
 				strbuf_addf(err, "commit %.12s of its history: %s",
-					    git_oid_tostr_s(&id), why.buf);
+					    oid_hex(&id), why.buf);
 			strbuf_release(&why);
 			goto done;
 		}
@@ -92,7 +95,7 @@ int history_check(struct repo *r, const git_oid *ours, const git_oid *approved,
 	}
 	if (err2 != GIT_ITEROVER) {
 		strbuf_addf(err, "walk the history of %.12s: %s",
-			    git_oid_tostr_s(theirs), repo_git_error());
+			    oid_hex(theirs), repo_git_error());
 		ret = E_TEMP;
 	}
 done:
@@ -107,7 +110,7 @@ done:
 
 struct spawn_args {
 	const char *repo_path;
-	const git_oid *ours, *approved, *theirs;
+	const struct oid *ours, *approved, *theirs;
 };
 
 static const char *result_word(int status)
@@ -119,10 +122,10 @@ static void check_child(void *arg)
 {
 	const struct spawn_args *a = arg;
 	struct strbuf err = STRBUF_INIT, line = STRBUF_INIT;
-	char hex[GIT_OID_HEXSZ + 1], badhex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1], badhex[OID_HEXSZ + 1];
 	struct repo *r = NULL;
 	struct rusage ru;
-	git_oid bad;
+	struct oid bad;
 	size_t n = 0;
 	int st;
 
@@ -140,8 +143,8 @@ static void check_child(void *arg)
 	}
 	if (getrusage(RUSAGE_SELF, &ru) < 0)
 		ru.ru_maxrss = 0;
-	git_oid_tostr(hex, sizeof hex, a->theirs);
-	git_oid_tostr(badhex, sizeof badhex, &bad);
+	oid_tostr(hex, sizeof hex, a->theirs);
+	oid_tostr(badhex, sizeof badhex, &bad);
 	strbuf_addf(&line, "%s %s %s %zu %ld ", result_word(st), hex, badhex,
 		    n, (long)ru.ru_maxrss);
 	for (size_t i = 0; i < err.len && i + 1 < WHY_MAX; i++) {
@@ -154,8 +157,8 @@ static void check_child(void *arg)
 }
 
 int history_spawn(pid_t *pid, int *fd, const char *repo_path,
-		  const git_oid *ours, const git_oid *approved,
-		  const git_oid *theirs, unsigned long long data_limit)
+		  const struct oid *ours, const struct oid *approved,
+		  const struct oid *theirs, unsigned long long data_limit)
 {
 	struct spawn_args a = { repo_path, ours, approved, theirs };
 
@@ -167,7 +170,7 @@ int history_spawn(pid_t *pid, int *fd, const char *repo_path,
 static int parse_result(const char *line, size_t len,
 			struct history_result *res)
 {
-	char word[16], th[GIT_OID_HEXSZ + 1], bh[GIT_OID_HEXSZ + 1];
+	char word[16], th[OID_HEXSZ + 1], bh[OID_HEXSZ + 1];
 	unsigned long long n;
 	long rss;
 	int used = 0;
@@ -181,9 +184,9 @@ static int parse_result(const char *line, size_t len,
 			return -1;
 	if (sscanf(line, "%15s %40[0-9a-f] %40[0-9a-f] %llu %ld %n", word, th,
 		   bh, &n, &rss, &used) != 5 || !used ||
-	    strlen(th) != GIT_OID_HEXSZ || strlen(bh) != GIT_OID_HEXSZ ||
-	    git_oid_fromstr(&res->theirs, th) < 0 ||
-	    git_oid_fromstr(&res->bad, bh) < 0)
+	    strlen(th) != OID_HEXSZ || strlen(bh) != OID_HEXSZ ||
+	    oid_fromstr(&res->theirs, th) < 0 ||
+	    oid_fromstr(&res->bad, bh) < 0)
 		return -1;
 	if (!strcmp(word, "ok"))
 		res->status = 0;
@@ -202,7 +205,7 @@ static int parse_result(const char *line, size_t len,
 	memcpy(res->why, line + used, wl);
 	res->why[wl] = '\0';
 	/* a refusal says which commit and why; an approval says nothing */
-	if ((res->status == E_INVALID) != !git_oid_is_zero(&res->bad) ||
+	if ((res->status == E_INVALID) != !oid_is_zero(&res->bad) ||
 	    (res->status != 0) != (res->why[0] != '\0'))
 		return -1;
 	return 0;

@@ -20,8 +20,6 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include <git2.h>
-
 #include "repo.h"
 #include "strbuf.h"
 
@@ -44,15 +42,16 @@
  * id; E_TEMP when an object could not be read.  *checked (may be NULL)
  * is how many commits were checked.
  */
-int history_check(struct repo *r, const git_oid *ours, const git_oid *approved,
-		  const git_oid *theirs, struct strbuf *err, size_t *checked,
-		  git_oid *bad);
+int history_check(struct repo *r, const struct oid *ours,
+		  const struct oid *approved,
+		  const struct oid *theirs, struct strbuf *err, size_t *checked,
+		  struct oid *bad);
 
 /* What a check child found (history_collect). */
 struct history_result {
 	int status;		/* 0, E_INVALID or E_TEMP */
-	git_oid theirs;		/* the commit whose history was checked */
-	git_oid bad;		/* E_INVALID: the commit refused */
+	struct oid theirs;	/* the commit whose history was checked */
+	struct oid bad;		/* E_INVALID: the commit refused */
 	size_t checked;		/* commits checked */
 	long max_rss_kb;	/* the child's peak resident set */
 	char why[1024];		/* not 0: one line, "" when 0 */
@@ -67,8 +66,8 @@ struct history_result {
  * hand to history_collect().  0, or E_FAIL (logged) when it cannot start.
  */
 int history_spawn(pid_t *pid, int *fd, const char *repo_path,
-		  const git_oid *ours, const git_oid *approved,
-		  const git_oid *theirs, unsigned long long data_limit);
+		  const struct oid *ours, const struct oid *approved,
+		  const struct oid *theirs, unsigned long long data_limit);
 
 /*
  * Read what is available on fd into buf (empty at the first call).

@@ -92,19 +92,19 @@ char *journal_dir(const struct repo *r)
 }
 
 /* An entry's name: "<blob id>-<key>". */
-static char *entry_name(const git_oid *blob, const char *key, size_t klen)
+static char *entry_name(const struct oid *blob, const char *key, size_t klen)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, blob);
+	oid_tostr(hex, sizeof hex, blob);
 	return xasprintf("%s-%.*s", hex, (int)klen, key);
 }
 
 /* Does name start as an entry's does, "<blob id>-"?  Sets blob. */
-static bool entry_blob(const char *name, git_oid *blob)
+static bool entry_blob(const char *name, struct oid *blob)
 {
-	return strlen(name) > GIT_OID_HEXSZ + 1 && name[GIT_OID_HEXSZ] == '-' &&
-	       git_oid_fromstrn(blob, name, GIT_OID_HEXSZ) == 0;
+	return strlen(name) > OID_HEXSZ + 1 && name[OID_HEXSZ] == '-' &&
+	       oid_fromstr(blob, name) == 0;
 }
 
 /* The target line of a message delivered to folder as name. */
@@ -190,9 +190,9 @@ static int classify(enum journal_state *state, char **target,
 		return r;
 	parse_target(&folder, &file, *target);
 	klen = maildir_key_len(file);
-	*base_len = GIT_OID_HEXSZ + 1 + klen;
+	*base_len = OID_HEXSZ + 1 + klen;
 	r = E_INVALID;
-	if (len >= *base_len && !memcmp(name + GIT_OID_HEXSZ + 1, file, klen)) {
+	if (len >= *base_len && !memcmp(name + OID_HEXSZ + 1, file, klen)) {
 		const char *sfx = name + *base_len;
 		r = 0;
 		if (!*sfx)
@@ -216,7 +216,7 @@ static int classify(enum journal_state *state, char **target,
 /* --- the writer -------------------------------------------------------- */
 
 int journal_publish(struct journal_entry *out, const char *dir,
-		    const git_oid *blob, const char *key, const char *folder,
+		    const struct oid *blob, const char *key, const char *folder,
 		    const char *name)
 {
 	char *ename = entry_name(blob, key, strlen(key));
@@ -294,17 +294,17 @@ void journal_entry_close(struct journal_entry *e)
 	e->fd = -1;
 }
 
-bool journal_has_blob(const char *dir, const git_oid *blob)
+bool journal_has_blob(const char *dir, const struct oid *blob)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 	struct dirent *de;
 	DIR *d = opendir(dir);
 	bool found = false;
 
-	git_oid_tostr(hex, sizeof hex, blob);
+	oid_tostr(hex, sizeof hex, blob);
 	while (d && !found && (de = readdir(d)))
-		found = !strncmp(de->d_name, hex, GIT_OID_HEXSZ) &&
-			de->d_name[GIT_OID_HEXSZ] == '-';
+		found = !strncmp(de->d_name, hex, OID_HEXSZ) &&
+			de->d_name[OID_HEXSZ] == '-';
 	if (d)
 		closedir(d);
 	return found;
@@ -361,8 +361,8 @@ static bool snapshot_has(const struct journal_snapshot *s, const char *name)
 
 enum journal_found journal_snapshot_claim(char **claimed,
 					  struct journal_snapshot *s,
-					  const git_oid *blob, const char *key,
-					  size_t klen)
+					  const struct oid *blob,
+					  const char *key, size_t klen)
 {
 	enum journal_found ret = JOURNAL_FOUND_NONE;
 	char *e, *c, *w;
@@ -439,7 +439,7 @@ static void clean_withdrawn(const char *path, const char *maildir,
  * and hand it to fn.
  */
 static void claim_one(const char *dir, const char *base, bool claimed,
-		      const git_oid *blob, const char *target,
+		      const struct oid *blob, const char *target,
 		      const struct journal_entry *own, journal_claim_fn *fn,
 		      void *data)
 {
@@ -447,7 +447,7 @@ static void claim_one(const char *dir, const char *base, bool claimed,
 	char *unclaimed = xasprintf("%s/%s", dir, base);
 
 	c.path = xasprintf("%s" CLAIMED, unclaimed);
-	git_oid_cpy(&c.blob, blob);
+	oid_cpy(&c.blob, blob);
 	if (!claimed && rename(unclaimed, c.path) < 0)
 		goto done;	/* withdrawn meanwhile */
 	parse_target(&c.folder, &c.name, target);
@@ -477,7 +477,7 @@ static void claim_name(const char *dir, const char *name, const char *maildir,
 	char *path = xasprintf("%s/%s", dir, name), *target = NULL;
 	enum journal_state state;
 	size_t blen;
-	git_oid blob;
+	struct oid blob;
 	int r;
 
 	if (!strncmp(name, UNPUBLISHED, strlen(UNPUBLISHED)))
@@ -530,7 +530,7 @@ void journal_list(const char *dir, journal_list_fn *fn, void *data)
 		struct journal_item it = { 0 };
 		char *path, *target = NULL;
 		size_t blen;
-		git_oid blob;
+		struct oid blob;
 
 		if (s.names[i][0] == '.')
 			continue;	/* not published: not a delivery yet */

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <git2.h>
+#include "oid.h"
 
 struct repo;
 
@@ -47,7 +47,7 @@ struct journal_entry {
  * path would not fit; E_FAIL, logged.
  */
 int journal_publish(struct journal_entry *out, const char *dir,
-		    const git_oid *blob, const char *key, const char *folder,
+		    const struct oid *blob, const char *key, const char *folder,
 		    const char *name);
 
 /*
@@ -68,7 +68,7 @@ void journal_entry_remove(const struct journal_entry *e);
 void journal_entry_close(struct journal_entry *e);
 
 /* Does the journal hold an entry, in any state, for blob? */
-bool journal_has_blob(const char *dir, const git_oid *blob);
+bool journal_has_blob(const char *dir, const struct oid *blob);
 
 /* Remove a claimed entry once its commit is durable (logs a failure). */
 void journal_done(const char *claimed);
@@ -78,7 +78,7 @@ void journal_done(const char *claimed);
 /* An entry claimed by journal_claim_all(), handed to its callback. */
 struct journal_claim {
 	char *path;	/* the claimed entry; journal_done() it once committed */
-	git_oid blob;	/* the message's bytes, from the entry's name */
+	struct oid blob;	/* the message's bytes, from the entry's name */
 	char *folder;	/* where it was delivered: "" for INBOX */
 	char *name;	/* its file name in that folder's new/ */
 	bool alive;	/* its writer still runs (or is the caller: mine) */
@@ -134,8 +134,8 @@ enum journal_found {
  */
 enum journal_found journal_snapshot_claim(char **claimed,
 					  struct journal_snapshot *s,
-					  const git_oid *blob, const char *key,
-					  size_t klen);
+					  const struct oid *blob,
+					  const char *key, size_t klen);
 
 /* --- listing (fsck) ---------------------------------------------------- */
 

@@ -14,6 +14,8 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mailbox.h"
+#include "maildir_name.h"
+#include "repo.h"
 #include "xalloc.h"
 
 static bool home_usable(const char *home, uid_t uid)
@@ -119,4 +121,37 @@ int mailbox_create_folder(const struct mailbox *mb, const char *folder)
 bool mailbox_folder_exists(const struct mailbox *mb, const char *folder)
 {
 	return layout_folder_exists(mb->maildir, folder);
+}
+
+struct key_match {
+	const char *key;
+	size_t klen;
+};
+
+/* Is name the key's message, under any flags? */
+static int names_key(const char *name, void *data)
+{
+	const struct key_match *k = data;
+
+	return !strncmp(name, k->key, k->klen) &&
+	       (name[k->klen] == '\0' || name[k->klen] == ',' ||
+		name[k->klen] == ':');
+}
+
+bool mailbox_tree_has_key(struct repo *r, const struct oid *tree,
+			  const char *folder, const char *key)
+{
+	static const char *const subs[] = { "new", "cur" };
+	struct key_match k = { key, strlen(key) };
+	unsigned shard = maildir_shard(key, k.klen);
+	bool found = false;
+
+	for (size_t i = 0; i < 2 && !found; i++) {
+		struct strbuf path = STRBUF_INIT;
+		tree_shard_path(&path, folder, subs[i], shard);
+		found = repo_tree_foreach_name(r, tree, path.buf, names_key,
+					       &k) > 0;
+		strbuf_release(&path);
+	}
+	return found;
 }

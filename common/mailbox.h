@@ -18,7 +18,10 @@
 
 #include "config.h"
 #include "layout.h"
+#include "oid.h"
 #include "strbuf.h"
+
+struct repo;
 
 struct mailbox {
 	char *user;
@@ -55,5 +58,12 @@ int mailbox_create_folder(const struct mailbox *mb, const char *folder);
 
 /* Does the folder exist in mb's Maildir (layout_folder_exists())? */
 bool mailbox_folder_exists(const struct mailbox *mb, const char *folder);
+
+/*
+ * Does tree hold a message with this key in folder's ("" for INBOX) new/
+ * or cur/ (format version 1, maildag-format(5))?
+ */
+bool mailbox_tree_has_key(struct repo *r, const struct oid *tree,
+			  const char *folder, const char *key);
 
 #endif

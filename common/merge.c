@@ -49,6 +49,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
 #include "treediff.h"
@@ -75,7 +76,7 @@ enum leaf_kind {
  */
 struct leaf {
 	char *path;		/* owned */
-	git_oid id;
+	struct oid id;
 	unsigned diff : 2;
 	unsigned added : 1;
 	enum leaf_kind kind;
@@ -107,7 +108,7 @@ struct res {
 /* One message (identity) that a side changed, and its resolution. */
 struct ident {
 	const char *bkey;
-	const git_oid *id;
+	const struct oid *id;
 	struct view *v[3];	/* each side's entries, sorted by path */
 	size_t n[3];
 	struct res *res;
@@ -120,7 +121,7 @@ struct mshard {
 	bool touched;		/* some diff changed this blob */
 	bool seen[2], added[2];
 	bool known[3], present[3];
-	git_oid id[3];
+	struct oid id[3];
 	bool parsed[3];
 	struct mtimes rec[3];
 };
@@ -130,7 +131,7 @@ struct dirrec {
 	char *path;		/* owned */
 	unsigned diff;		/* DIFF_OURS or DIFF_THEIRS */
 	bool present;		/* the side has it (as a tree) */
-	git_oid id;		/* the side's tree */
+	struct oid id;		/* the side's tree */
 };
 
 /*
@@ -142,19 +143,19 @@ struct pending {
 	unsigned diff;
 	unsigned shard;
 	bool has_a, has_b;	/* the base's and the side's trees */
-	git_oid ida, idb;
+	struct oid ida, idb;
 };
 
 /* A subtree of the result taken whole from theirs (absent: removed). */
 struct tree_up {
 	char *path;		/* owned */
 	bool present;
-	git_oid id;
+	struct oid id;
 };
 
 struct mctx {
 	struct repo *r;
-	const git_oid *tree[3];	/* tree[B] may be NULL: the empty tree */
+	const struct oid *tree[3];	/* tree[B] may be NULL: the empty tree */
 	const struct merge_opts *opts;
 	struct merge_stats *st;
 	struct leaf *lv;
@@ -175,10 +176,10 @@ struct mctx {
 
 /* --- small helpers ----------------------------------------------------- */
 
-static int tree_load(git_tree **out, struct mctx *m, const git_oid *id)
+static int tree_load(git_tree **out, struct mctx *m, const struct oid *id)
 {
-	if (git_tree_lookup(out, m->r->git, id) < 0)
-		return log_error("read tree %s: %s", git_oid_tostr_s(id),
+	if (git_tree_lookup(out, m->r->git, GIT_OID(id)) < 0)
+		return log_error("read tree %s: %s", oid_hex(id),
 				 repo_git_error());
 	if (m->st)
 		m->st->trees_read++;
@@ -270,13 +271,13 @@ static void dup_key(struct strbuf *out, const char *bkey, size_t blen,
  * suffix when the hex digits begin the message's own blob id and the key
  * is in the shard of what remains (a key the merge gave).
  */
-static char *identity_key(const char *key, size_t len, const git_oid *id)
+static char *identity_key(const char *key, size_t len, const struct oid *id)
 {
-	static const size_t hexlens[] = { 16, GIT_OID_HEXSZ };
+	static const size_t hexlens[] = { 16, OID_HEXSZ };
 	const size_t mark = strlen(MERGE_DUP_MARK);
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, id);
+	oid_tostr(hex, sizeof hex, id);
 	for (size_t i = 0; i < 2; i++) {
 		size_t h = hexlens[i], base;
 		if (len <= mark + h + 2)
@@ -339,7 +340,7 @@ static int add_leaf(struct mctx *m, const char *path, const git_tree_entry *e,
 	l = &m->lv[m->ln++];
 	memset(l, 0, sizeof *l);
 	l->path = xstrdup(path);
-	git_oid_cpy(&l->id, git_tree_entry_id(e));
+	oid_cpy(&l->id, OID(git_tree_entry_id(e)));
 	l->diff = (unsigned)diff;
 	l->added = (unsigned)added;
 	classify(l);
@@ -360,7 +361,7 @@ struct mwalk {
 	int diff;
 };
 
-static int walk_load(git_tree **out, const git_oid *id, void *data)
+static int walk_load(git_tree **out, const struct oid *id, void *data)
 {
 	return tree_load(out, ((struct mwalk *)data)->m, id);
 }
@@ -370,7 +371,7 @@ static int walk_load(git_tree **out, const git_oid *id, void *data)
  * directory is noted to be read later (or never), else the directory is
  * recorded and gone into.
  */
-static int walk_tree(const char *path, const git_oid *a, const git_oid *b,
+static int walk_tree(const char *path, const struct oid *a, const struct oid *b,
 		     void *data)
 {
 	struct mwalk *w = data;
@@ -389,9 +390,9 @@ static int walk_tree(const char *path, const git_oid *a, const git_oid *b,
 		p->has_a = a != NULL;
 		p->has_b = b != NULL;
 		if (a)
-			git_oid_cpy(&p->ida, a);
+			oid_cpy(&p->ida, a);
 		if (b)
-			git_oid_cpy(&p->idb, b);
+			oid_cpy(&p->idb, b);
 		return 1;
 	}
 	xgrow((void **)&m->dirs, &m->adirs, m->ndirs + 1, sizeof *m->dirs);
@@ -400,7 +401,7 @@ static int walk_tree(const char *path, const git_oid *a, const git_oid *b,
 	d->diff = (unsigned)w->diff;
 	d->present = b != NULL;
 	if (b)
-		git_oid_cpy(&d->id, b);
+		oid_cpy(&d->id, b);
 	return 0;
 }
 
@@ -421,7 +422,7 @@ static int walk_leaf(const char *path, const git_tree_entry *a,
  * Every blob that differs between trees a and b (either may be NULL, the
  * empty tree), never reading a subtree whose id is the same in both.
  */
-static int walk(struct mctx *m, int diff, const git_oid *a, const git_oid *b,
+static int walk(struct mctx *m, int diff, const struct oid *a, const struct oid *b,
 		struct strbuf *path)
 {
 	static const struct treediff_ops ops = { walk_load, walk_tree,
@@ -474,7 +475,7 @@ static int read_pending(struct mctx *m)
 		t->path = xstrdup(p->path);
 		t->present = p->has_b;
 		if (p->has_b)
-			git_oid_cpy(&t->id, &p->idb);
+			oid_cpy(&t->id, &p->idb);
 	}
 	strbuf_release(&path);
 	/* mtimes blobs of those shards: theirs', as they are */
@@ -518,10 +519,10 @@ static void mtimes_states_from_leaves(struct mctx *m)
 		s->touched = true;
 		if (!l->added) {
 			s->known[B] = s->present[B] = true;
-			git_oid_cpy(&s->id[B], &l->id);
+			oid_cpy(&s->id[B], &l->id);
 		} else {
 			s->known[1 + l->diff] = s->present[1 + l->diff] = true;
-			git_oid_cpy(&s->id[1 + l->diff], &l->id);
+			oid_cpy(&s->id[1 + l->diff], &l->id);
 		}
 		s->seen[l->diff] = true;
 		s->added[l->diff] |= l->added;
@@ -534,7 +535,7 @@ static void mtimes_states_from_leaves(struct mctx *m)
 		for (int d = 0; d < 2; d++) {
 			if (!s->seen[d]) {
 				s->present[1 + d] = s->present[B];
-				git_oid_cpy(&s->id[1 + d], &s->id[B]);
+				oid_cpy(&s->id[1 + d], &s->id[B]);
 			}
 			s->known[1 + d] = true;
 		}
@@ -542,8 +543,8 @@ static void mtimes_states_from_leaves(struct mctx *m)
 }
 
 /* The id of "mtimes/<xx>" in tree, when it exists. */
-static int mtimes_blob_of(bool *present, git_oid *out, struct mctx *m,
-			  const git_oid *tree, unsigned shard)
+static int mtimes_blob_of(bool *present, struct oid *out, struct mctx *m,
+			  const struct oid *tree, unsigned shard)
 {
 	struct strbuf path = STRBUF_INIT;
 	int ret;
@@ -566,13 +567,13 @@ static int mshard_get(const struct mtimes **out, struct mctx *m, unsigned x,
 	if (!ms->known[s]) {
 		/* untouched by either side: all three have ours' blob */
 		bool present;
-		git_oid id;
+		struct oid id;
 		if ((ret = mtimes_blob_of(&present, &id, m, m->tree[O], x)) < 0)
 			return ret;
 		for (int k = 0; k < 3; k++) {
 			ms->known[k] = true;
 			ms->present[k] = present;
-			git_oid_cpy(&ms->id[k], &id);
+			oid_cpy(&ms->id[k], &id);
 		}
 	}
 	if (!ms->parsed[s]) {
@@ -580,7 +581,7 @@ static int mshard_get(const struct mtimes **out, struct mctx *m, unsigned x,
 		for (int k = 0; k < 3; k++) {
 			if (k == s || !ms->parsed[k] ||
 			    ms->present[k] != ms->present[s] ||
-			    (ms->present[s] && !git_oid_equal(&ms->id[k], &ms->id[s])))
+			    (ms->present[s] && !oid_equal(&ms->id[k], &ms->id[s])))
 				continue;
 			for (size_t i = 0; i < ms->rec[k].n; i++) {
 				xgrow((void **)&ms->rec[s].v, &ms->rec[s].alloc,
@@ -596,7 +597,7 @@ static int mshard_get(const struct mtimes **out, struct mctx *m, unsigned x,
 	}
 	if (!ms->parsed[s]) {
 		if (ms->present[s]) {
-			if (git_blob_lookup(&blob, m->r->git, &ms->id[s]) < 0)
+			if (git_blob_lookup(&blob, m->r->git, GIT_OID(&ms->id[s])) < 0)
 				return log_error("read mtimes blob: %s",
 						 repo_git_error());
 			ret = mtimes_parse(&ms->rec[s], git_blob_rawcontent(blob),
@@ -691,7 +692,7 @@ static int lookup_key(struct mctx *m, const char *key)
 			tree_shard_path(&p, inbox ? "" : fname, subs[k], shard);
 			if (git_tree_entry_bypath(&se, root, p.buf) == 0 &&
 			    git_tree_entry_type(se) == GIT_OBJECT_TREE &&
-			    (ret = tree_load(&st, m, git_tree_entry_id(se))) == 0) {
+			    (ret = tree_load(&st, m, OID(git_tree_entry_id(se)))) == 0) {
 				size_t plen = p.len;
 				for (size_t e = 0; e < git_tree_entrycount(st) && ret == 0; e++) {
 					const git_tree_entry *me = git_tree_entry_byindex(st, e);
@@ -725,7 +726,7 @@ static int leaf_ident_cmp(const void *a, const void *b)
 	if (x->kind == LEAF_MESSAGE) {
 		if ((c = strcmp(x->bkey, y->bkey)))
 			return c;
-		if ((c = git_oid_cmp(&x->id, &y->id)))
+		if ((c = oid_cmp(&x->id, &y->id)))
 			return c;
 	}
 	if ((c = strcmp(x->path, y->path)))
@@ -805,7 +806,7 @@ static void build_idents(struct mctx *m, size_t s, size_t e)
 		size_t j = i, np;
 
 		while (j < e && !strcmp(m->lv[j].bkey, m->lv[i].bkey) &&
-		       git_oid_equal(&m->lv[j].id, &m->lv[i].id))
+		       oid_equal(&m->lv[j].id, &m->lv[i].id))
 			j++;
 		xgrow((void **)&m->ids, &alloc, m->nids + 1, sizeof *m->ids);
 		id = &m->ids[m->nids++];
@@ -1034,7 +1035,7 @@ static void res_build_path(struct res *r)
 /* For the key collision pass: one result entry. */
 struct claim {
 	const char *key;
-	const git_oid *id;
+	const struct oid *id;
 	struct ident *ident;
 	struct res *res;
 };
@@ -1044,7 +1045,7 @@ static int claim_cmp(const void *a, const void *b)
 	const struct claim *x = a, *y = b;
 	int c = strcmp(x->key, y->key);
 
-	return c ? c : git_oid_cmp(x->id, y->id);
+	return c ? c : oid_cmp(x->id, y->id);
 }
 
 static bool key_taken(const struct claim *cl, size_t n, char **extra,
@@ -1095,12 +1096,12 @@ static void resolve_collisions(struct mctx *m)
 		while (j < n && !strcmp(cl[j].key, cl[i].key))
 			j++;
 		for (size_t k = i + 1; k < j; k++) {
-			char hex[GIT_OID_HEXSZ + 1];
+			char hex[OID_HEXSZ + 1];
 			char *key = NULL;
-			if (git_oid_equal(cl[k].id, cl[i].id))
+			if (oid_equal(cl[k].id, cl[i].id))
 				continue;	/* one message in two places */
-			git_oid_tostr(hex, sizeof hex, cl[k].id);
-			for (int len = 16; len <= GIT_OID_HEXSZ; len += GIT_OID_HEXSZ - 16) {
+			oid_tostr(hex, sizeof hex, cl[k].id);
+			for (int len = 16; len <= OID_HEXSZ; len += OID_HEXSZ - 16) {
 				const char *bkey = cl[k].ident->bkey;
 				struct strbuf sb = STRBUF_INIT;
 				long room = (long)MAILDIR_NAME_MAX -
@@ -1243,7 +1244,7 @@ static int write_mtimes(struct mctx *m, char **ckeys, size_t nckeys)
 		struct mtimes out = MTIMES_INIT;
 		struct strbuf buf = STRBUF_INIT, path = STRBUF_INIT;
 		size_t g0 = gi, s0 = si;
-		git_oid id;
+		struct oid id;
 
 		while (gi < ng && gone[gi].shard == x)
 			gi++;
@@ -1264,10 +1265,10 @@ static int write_mtimes(struct mctx *m, char **ckeys, size_t nckeys)
 		if (!buf.len) {
 			if (m->ms[x].present[O])
 				update_list_add(&m->ups, path.buf, NULL);
-		} else if (git_odb_hash(&id, buf.buf, buf.len, GIT_OBJECT_BLOB) < 0) {
+		} else if (git_odb_hash(GIT_OID(&id), buf.buf, buf.len, GIT_OBJECT_BLOB) < 0) {
 			ret = log_error("hash: %s", repo_git_error());
 		} else if (!m->ms[x].present[O] ||
-			   !git_oid_equal(&id, &m->ms[x].id[O])) {
+			   !oid_equal(&id, &m->ms[x].id[O])) {
 			if ((ret = repo_blob_from_buffer(&id, m->r, buf.buf,
 							 buf.len)) == 0)
 				update_list_add(&m->ups, path.buf, &id);
@@ -1284,8 +1285,8 @@ static int write_mtimes(struct mctx *m, char **ckeys, size_t nckeys)
 /* --- step 3: paths that are not messages ------------------------------- */
 
 /* The subscriptions of base, ours, theirs merged as sets of lines. */
-static int merge_lines(git_oid *out, bool *present, struct mctx *m,
-		       const git_oid *const v[3])
+static int merge_lines(struct oid *out, bool *present, struct mctx *m,
+		       const struct oid *const v[3])
 {
 	char **lines[3] = { NULL, NULL, NULL };
 	size_t n[3] = { 0, 0, 0 }, alloc[3] = { 0, 0, 0 }, i[3] = { 0, 0, 0 };
@@ -1297,7 +1298,7 @@ static int merge_lines(git_oid *out, bool *present, struct mctx *m,
 		const char *p, *end;
 		if (!v[k])
 			continue;
-		if (git_blob_lookup(&blob, m->r->git, v[k]) < 0) {
+		if (git_blob_lookup(&blob, m->r->git, GIT_OID(v[k])) < 0) {
 			ret = log_error("read subscriptions: %s", repo_git_error());
 			break;
 		}
@@ -1359,9 +1360,9 @@ static void note(struct mctx *m, enum merge_note_kind kind, const char *from,
 		m->opts->notify(m->opts->data, &n);
 }
 
-static bool oid_eq(const git_oid *x, const git_oid *y)
+static bool oid_eq(const struct oid *x, const struct oid *y)
 {
-	return x && y ? git_oid_equal(x, y) : x == y;
+	return x && y ? oid_equal(x, y) : x == y;
 }
 
 /*
@@ -1374,10 +1375,10 @@ static int resolve_paths(struct mctx *m, size_t s, size_t e)
 	int ret = 0;
 
 	for (size_t i = s; i < e && ret == 0;) {
-		const git_oid *v[3] = { NULL, NULL, NULL }, *res;
+		const struct oid *v[3] = { NULL, NULL, NULL }, *res;
 		const struct leaf *l = &m->lv[i];
 		bool seen[2] = { false, false };
-		git_oid merged;
+		struct oid merged;
 		size_t j;
 
 		for (j = i; j < e && !strcmp(m->lv[j].path, l->path); j++) {
@@ -1406,7 +1407,7 @@ static int resolve_paths(struct mctx *m, size_t s, size_t e)
 				break;
 			res = present ? &merged : NULL;
 		} else {
-			res = git_oid_cmp(v[O], v[T]) <= 0 ? v[O] : v[T];
+			res = oid_cmp(v[O], v[T]) <= 0 ? v[O] : v[T];
 		}
 		if (!oid_eq(res, v[O])) {
 			update_list_add(&m->ups, l->path, res);
@@ -1504,7 +1505,7 @@ static int update_cmp(const void *a, const void *b)
 	/* an upsert after a removal of the same path, then by blob */
 	if (!x->blob || !y->blob)
 		return x->blob ? 1 : y->blob ? -1 : 0;
-	return git_oid_cmp(x->blob, y->blob);
+	return oid_cmp(x->blob, y->blob);
 }
 
 /* One update per path: an upsert beats a removal, the smaller blob wins. */
@@ -1524,11 +1525,11 @@ static void updates_normalize(struct update_list *l)
 				continue;
 			}
 			if (prev->blob && l->v[i].blob &&
-			    !git_oid_equal(prev->blob, l->v[i].blob))
+			    !oid_equal(prev->blob, l->v[i].blob))
 				log_warn("two blobs for '%s': keeping %s",
-					 prev->path, git_oid_tostr_s(prev->blob));
+					 prev->path, oid_hex(prev->blob));
 			free((char *)l->v[i].path);
-			free((git_oid *)l->v[i].blob);
+			free((struct oid *)l->v[i].blob);
 			continue;
 		}
 		l->v[w++] = l->v[i];
@@ -1541,11 +1542,11 @@ static void updates_normalize(struct update_list *l)
  * one back (a folder deleted on one side, given a message on the other).
  * A function of the result tree alone: the same whatever was read.
  */
-static int restore_markers(git_oid *tree, struct mctx *m)
+static int restore_markers(struct oid *tree, struct mctx *m)
 {
 	struct update_list ups = UPDATE_LIST_INIT;
 	git_tree *root = NULL;
-	git_oid empty;
+	struct oid empty;
 	int ret;
 
 	if ((ret = tree_load(&root, m, tree)) < 0)
@@ -1558,7 +1559,7 @@ static int restore_markers(git_oid *tree, struct mctx *m)
 		if (git_tree_entry_type(fe) != GIT_OBJECT_TREE ||
 		    git_tree_entry_name(fe)[0] != '.')
 			continue;
-		if ((ret = tree_load(&ft, m, git_tree_entry_id(fe))) < 0)
+		if ((ret = tree_load(&ft, m, OID(git_tree_entry_id(fe)))) < 0)
 			break;
 		for (int k = 0; k < 2; k++) {
 			const git_tree_entry *se = git_tree_entry_byname(ft,
@@ -1647,7 +1648,7 @@ static bool same_as_theirs(const struct mctx *m, const struct repo_update *ups,
 	}
 	for (size_t i = lo; i < m->ln;) {
 		const struct leaf *l = &m->lv[i];
-		const git_oid *want = NULL;
+		const struct oid *want = NULL;
 		size_t j = i;
 		bool theirs = false;
 
@@ -1668,7 +1669,7 @@ static bool same_as_theirs(const struct mctx *m, const struct repo_update *ups,
 			continue;
 		if (k >= e || strcmp(ups[k].path, l->path))
 			return false;
-		if (want ? !ups[k].blob || !git_oid_equal(want, ups[k].blob) :
+		if (want ? !ups[k].blob || !oid_equal(want, ups[k].blob) :
 			   ups[k].blob != NULL)
 			return false;
 		k++;
@@ -1690,7 +1691,7 @@ static int leaf_path_cmp(const void *a, const void *b)
  * theirs' directory: its tree is reused, not rebuilt (a shard only one
  * side touched costs nothing to write).
  */
-static int write_result(git_oid *out, struct mctx *m)
+static int write_result(struct oid *out, struct mctx *m)
 {
 	const struct update_list *l = &m->ups;
 	struct repo_update *gu = xcalloc(l->n + m->ntups + 1, sizeof *gu);
@@ -1791,8 +1792,8 @@ static void cache_trees(void)
 	repo_cache_trees_up_to((size_t)256 * 1024);
 }
 
-int merge_trees(git_oid *out, struct repo *r, const git_oid *base,
-		const git_oid *ours, const git_oid *theirs,
+int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
+		const struct oid *ours, const struct oid *theirs,
 		const struct merge_opts *opts, struct merge_stats *stats)
 {
 	struct mctx m;
@@ -1806,13 +1807,13 @@ int merge_trees(git_oid *out, struct repo *r, const git_oid *base,
 	if (stats)
 		memset(stats, 0, sizeof *stats);
 	/* one side did nothing: the other side is the answer */
-	if (git_oid_equal(ours, theirs) ||
-	    (!counting && base && git_oid_equal(base, theirs))) {
-		git_oid_cpy(out, ours);
+	if (oid_equal(ours, theirs) ||
+	    (!counting && base && oid_equal(base, theirs))) {
+		oid_cpy(out, ours);
 		return 0;
 	}
-	if (!counting && base && git_oid_equal(base, ours)) {
-		git_oid_cpy(out, theirs);
+	if (!counting && base && oid_equal(base, ours)) {
+		oid_cpy(out, theirs);
 		return 0;
 	}
 	cache_trees();
@@ -1888,14 +1889,14 @@ done:
 
 /* --- commits ------------------------------------------------------------ */
 
-int merge_is_ancestor(struct repo *r, const git_oid *ancestor,
-		      const git_oid *commit)
+int merge_is_ancestor(struct repo *r, const struct oid *ancestor,
+		      const struct oid *commit)
 {
 	int d;
 
-	if (git_oid_equal(ancestor, commit))
+	if (oid_equal(ancestor, commit))
 		return 1;
-	d = git_graph_descendant_of(r->git, commit, ancestor);
+	d = git_graph_descendant_of(r->git, GIT_OID(commit), GIT_OID(ancestor));
 	if (d < 0)
 		return log_error("walk history: %s", repo_git_error());
 	return d;
@@ -1912,46 +1913,46 @@ int merge_is_ancestor(struct repo *r, const git_oid *ancestor,
  */
 struct vbases {
 	struct strmap pairs;	/* "<lesser id><greater id>" -> index in ids */
-	git_oid *ids;
+	struct oid *ids;
 	size_t n, cap;
 	size_t made;		/* virtual merges written */
 };
 
-static void vbases_key(char key[2 * GIT_OID_HEXSZ + 1], const git_oid *a,
-		       const git_oid *b)
+static void vbases_key(char key[2 * OID_HEXSZ + 1], const struct oid *a,
+		       const struct oid *b)
 {
-	if (git_oid_cmp(a, b) > 0) {
-		const git_oid *t = a;
+	if (oid_cmp(a, b) > 0) {
+		const struct oid *t = a;
 		a = b;
 		b = t;
 	}
-	git_oid_fmt(key, a);
-	git_oid_fmt(key + GIT_OID_HEXSZ, b);
-	key[2 * GIT_OID_HEXSZ] = '\0';
+	oid_fmt(key, a);
+	oid_fmt(key + OID_HEXSZ, b);
+	key[2 * OID_HEXSZ] = '\0';
 }
 
-static void vbases_put(struct vbases *vb, const char *key, const git_oid *id)
+static void vbases_put(struct vbases *vb, const char *key, const struct oid *id)
 {
 	xgrow((void **)&vb->ids, &vb->cap, vb->n + 1, sizeof *vb->ids);
-	git_oid_cpy(&vb->ids[vb->n], id);
+	oid_cpy(&vb->ids[vb->n], id);
 	strmap_put(&vb->pairs, key, vb->n++);
 }
 
-static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
-			     const git_oid *b, int depth,
+static int merge_commits_rec(struct oid *out, struct repo *r, const struct oid *a,
+			     const struct oid *b, int depth,
 			     const struct merge_opts *opts,
 			     struct merge_stats *st, struct vbases *vb)
 {
 	git_oidarray bases = { NULL, 0 };
-	git_oid base_tree, ta, tb, tree, parents[2], v;
-	git_time_t wa, wb;
+	struct oid base_tree, ta, tb, tree, parents[2], v;
+	time_t wa, wb;
 	bool have_base = false;
-	char key[2 * GIT_OID_HEXSZ + 1];
+	char key[2 * OID_HEXSZ + 1];
 	size_t at;
 	int err, ret = E_FAIL;
 
-	if (git_oid_equal(a, b)) {
-		git_oid_cpy(out, a);
+	if (oid_equal(a, b)) {
+		oid_cpy(out, a);
 		if (st)
 			st->kind = MERGE_SAME;
 		return 0;
@@ -1959,16 +1960,16 @@ static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
 	/* a virtual base (depth > 0) merged before in this call */
 	vbases_key(key, a, b);
 	if (depth > 0 && strmap_get(&vb->pairs, key, &at)) {
-		git_oid_cpy(out, &vb->ids[at]);
+		oid_cpy(out, &vb->ids[at]);
 		return 0;
 	}
 	for (int k = 0; k < 2; k++) {
-		const git_oid *x = k ? b : a, *y = k ? a : b;
+		const struct oid *x = k ? b : a, *y = k ? a : b;
 		/* y contains x: the answer is y */
 		if ((err = merge_is_ancestor(r, x, y)) < 0)
 			return err;
 		if (err) {
-			git_oid_cpy(out, y);
+			oid_cpy(out, y);
 			if (st)
 				st->kind = MERGE_FAST_FORWARD;
 			if (depth > 0)
@@ -1976,21 +1977,21 @@ static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
 			return 0;
 		}
 	}
-	err = git_merge_bases(&bases, r->git, a, b);
+	err = git_merge_bases(&bases, r->git, GIT_OID(a), GIT_OID(b));
 	if (err < 0 && err != GIT_ENOTFOUND)
 		return log_error("merge base: %s", repo_git_error());
 	if (st)
 		st->bases = bases.count;
 	if (bases.count) {
 		qsort(bases.ids, bases.count, sizeof *bases.ids,
-		      (int (*)(const void *, const void *))git_oid_cmp);
-		git_oid_cpy(&v, &bases.ids[0]);
+		      (int (*)(const void *, const void *))oid_cmp);
+		oid_cpy(&v, OID(&bases.ids[0]));
 		if (bases.count > 1 && depth >= MAX_BASE_DEPTH)
 			log_warn("criss-cross merges nested %d deep: using one "
 				 "merge base", depth);
 		for (size_t i = 1; i < bases.count && depth < MAX_BASE_DEPTH; i++)
 			/* a virtual base: the bases merged, recursively */
-			if (merge_commits_rec(&v, r, &v, &bases.ids[i], depth + 1,
+			if (merge_commits_rec(&v, r, &v, OID(&bases.ids[i]), depth + 1,
 					      NULL, NULL, vb) < 0)
 				goto done;
 		if (repo_commit_tree(&base_tree, r, &v) < 0)
@@ -2008,12 +2009,12 @@ static int merge_commits_rec(git_oid *out, struct repo *r, const git_oid *a,
 		st->bases = bases.count;
 	}
 	/* canonical: the same bytes whichever side merges */
-	if (git_oid_cmp(a, b) < 0) {
-		git_oid_cpy(&parents[0], a);
-		git_oid_cpy(&parents[1], b);
+	if (oid_cmp(a, b) < 0) {
+		oid_cpy(&parents[0], a);
+		oid_cpy(&parents[1], b);
 	} else {
-		git_oid_cpy(&parents[0], b);
-		git_oid_cpy(&parents[1], a);
+		oid_cpy(&parents[0], b);
+		oid_cpy(&parents[1], a);
 	}
 	ret = repo_commit(out, r, &tree, parents, 2, MERGE_MESSAGE,
 			  wa > wb ? wa : wb, MERGE_NAME, MERGE_EMAIL);
@@ -2026,8 +2027,8 @@ done:
 	return ret;
 }
 
-int merge_commits(git_oid *out, struct repo *r, const git_oid *a,
-		  const git_oid *b, unsigned flags,
+int merge_commits(struct oid *out, struct repo *r, const struct oid *a,
+		  const struct oid *b, unsigned flags,
 		  const struct merge_opts *opts, struct merge_stats *stats)
 {
 	struct vbases vb = { STRMAP_INIT, NULL, 0, 0, 0 };
@@ -2044,12 +2045,12 @@ int merge_commits(git_oid *out, struct repo *r, const git_oid *a,
 	return ret;
 }
 
-int merge_into_ref(git_oid *out, struct repo *r, const char *ref,
-		   const git_oid *other, const struct merge_opts *opts,
+int merge_into_ref(struct oid *out, struct repo *r, const char *ref,
+		   const struct oid *other, const struct merge_opts *opts,
 		   struct merge_stats *stats)
 {
-	git_oid cur, res;
-	bool was;
+	struct repo_batch batch = REPO_BATCH_INIT;
+	struct oid cur, res;
 	int ret;
 
 	if ((ret = repo_ref_read(&cur, r, ref)) < 0)
@@ -2061,23 +2062,25 @@ int merge_into_ref(git_oid *out, struct repo *r, const char *ref,
 	 * crash cuts short meanwhile no ref names, and maildag-syncd checks
 	 * loose objects after the machine restarts (objects.h).
 	 */
-	was = repo_set_fsync(false);
+	repo_batch_begin(&batch, r);
 	ret = merge_commits(&res, r, &cur, other, 0, opts, stats);
-	repo_set_fsync(was);
-	if (ret < 0)
+	if (ret < 0) {
+		repo_batch_end(&batch, false);
 		return ret;
-	if (!git_oid_equal(&res, &cur) && !git_oid_equal(&res, other) &&
-	    (ret = repo_syncfs(r)) < 0)
+	}
+	/* objects were written unless the result is one of the sides */
+	if ((ret = repo_batch_end(&batch, !oid_equal(&res, &cur) &&
+					  !oid_equal(&res, other))) < 0)
 		return ret;
-	if (!git_oid_equal(&res, &cur) &&
+	if (!oid_equal(&res, &cur) &&
 	    (ret = repo_ref_cas(r, ref, &res, &cur, "maildag: merge")) < 0)
 		return ret;
 	if (out)
-		git_oid_cpy(out, &res);
+		oid_cpy(out, &res);
 	return 0;
 }
 
-int merge_resolve_commit(git_oid *out, struct repo *r, const char *spec)
+int merge_resolve_commit(struct oid *out, struct repo *r, const char *spec)
 {
 	git_object *obj = NULL, *commit = NULL;
 
@@ -2087,7 +2090,7 @@ int merge_resolve_commit(git_oid *out, struct repo *r, const char *spec)
 		log_error("'%s' names no commit: %s", spec, repo_git_error());
 		return E_NOTFOUND;
 	}
-	git_oid_cpy(out, git_object_id(commit));
+	oid_cpy(out, OID(git_object_id(commit)));
 	git_object_free(commit);
 	git_object_free(obj);
 	return 0;

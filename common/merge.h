@@ -44,7 +44,7 @@
  * are never read, and a shard number (<xx>, in every folder and in
  * mtimes/) that only one side changed is taken from that side whole,
  * unread.  Nothing returned needs freeing: results go to caller-owned
- * git_oid and struct merge_stats.
+ * struct oid and struct merge_stats.
  */
 #ifndef MERGE_H
 #define MERGE_H
@@ -134,8 +134,8 @@ struct merge_opts {
  * cannot read, a gitlink).  The trees should have passed
  * format_check_tree(): for them the result does not depend on opts.
  */
-int merge_trees(git_oid *out, struct repo *r, const git_oid *base,
-		const git_oid *ours, const git_oid *theirs,
+int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
+		const struct oid *ours, const struct oid *theirs,
 		const struct merge_opts *opts, struct merge_stats *stats);
 
 /*
@@ -152,8 +152,8 @@ int merge_trees(git_oid *out, struct repo *r, const git_oid *base,
  * history, not with 2^levels).  stats->virtual_merges counts them.
  * Notes and stats.ours describe a ("ours"); flags is 0 (reserved).
  */
-int merge_commits(git_oid *out, struct repo *r, const git_oid *a,
-		  const git_oid *b, unsigned flags,
+int merge_commits(struct oid *out, struct repo *r, const struct oid *a,
+		  const struct oid *b, unsigned flags,
 		  const struct merge_opts *opts, struct merge_stats *stats);
 
 /*
@@ -164,19 +164,19 @@ int merge_commits(git_oid *out, struct repo *r, const git_oid *a,
  * *out (may be NULL) is the ref's new value.  E_RACE if the ref moved
  * meanwhile, E_NOTFOUND if it does not exist.
  */
-int merge_into_ref(git_oid *out, struct repo *r, const char *ref,
-		   const git_oid *other, const struct merge_opts *opts,
+int merge_into_ref(struct oid *out, struct repo *r, const char *ref,
+		   const struct oid *other, const struct merge_opts *opts,
 		   struct merge_stats *stats);
 
 /* Is ancestor an ancestor of commit, or commit itself?  1, 0 or < 0. */
-int merge_is_ancestor(struct repo *r, const git_oid *ancestor,
-		      const git_oid *commit);
+int merge_is_ancestor(struct repo *r, const struct oid *ancestor,
+		      const struct oid *commit);
 
 /*
  * The commit a revision names ("refs/heads/mail", "HEAD~2", an id);
  * E_NOTFOUND (logged) when it names none.
  */
-int merge_resolve_commit(git_oid *out, struct repo *r, const char *spec);
+int merge_resolve_commit(struct oid *out, struct repo *r, const char *spec);
 
 /*
  * From now on, every object r writes stays in memory and is dropped with

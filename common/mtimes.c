@@ -9,6 +9,7 @@
 #include "log.h"
 #include "maildir_name.h"
 #include "mtimes.h"
+#include "repo_p.h"
 #include "xalloc.h"
 
 static int rec_cmp(const void *a, const void *b)
@@ -215,12 +216,13 @@ void mtimes_path(struct strbuf *out, const char *key, size_t keylen)
 	mtimes_shard_path(out, maildir_shard(key, keylen));
 }
 
-int mtimes_read_shard(struct mtimes *out, struct repo *r, const git_oid *tree,
+int mtimes_read_shard(struct mtimes *out, struct repo *r,
+		      const struct oid *tree,
 		      unsigned shard)
 {
 	struct strbuf path = STRBUF_INIT;
 	git_blob *blob = NULL;
-	git_oid id;
+	struct oid id;
 	int ret;
 
 	mtimes_shard_path(&path, shard);
@@ -231,7 +233,7 @@ int mtimes_read_shard(struct mtimes *out, struct repo *r, const git_oid *tree,
 	}
 	if (ret < 0)
 		goto done;
-	if (git_blob_lookup(&blob, r->git, &id) < 0) {
+	if (git_blob_lookup(&blob, r->git, GIT_OID(&id)) < 0) {
 		ret = log_error("read '%s': %s", path.buf, repo_git_error());
 		goto done;
 	}
@@ -250,13 +252,13 @@ done:
 /* --- update lists ------------------------------------------------------ */
 
 void update_list_add(struct update_list *l, const char *path,
-		     const git_oid *blob)
+		     const struct oid *blob)
 {
-	git_oid *id = NULL;
+	struct oid *id = NULL;
 
 	if (blob) {
 		id = xmalloc(sizeof *id);
-		git_oid_cpy(id, blob);
+		oid_cpy(id, blob);
 	}
 	xgrow((void **)&l->v, &l->alloc, l->n + 1, sizeof *l->v);
 	l->v[l->n] = (struct repo_update){ xstrdup(path), id, false };
@@ -267,7 +269,7 @@ void update_list_release(struct update_list *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		free((char *)l->v[i].path);
-		free((git_oid *)l->v[i].blob);
+		free((struct oid *)l->v[i].blob);
 	}
 	free(l->v);
 	l->v = NULL;
@@ -283,7 +285,8 @@ static int change_cmp(const void *a, const void *b)
 	return sx < sy ? -1 : sx > sy;
 }
 
-int mtimes_update(struct update_list *ups, struct repo *r, const git_oid *tree,
+int mtimes_update(struct update_list *ups, struct repo *r,
+		  const struct oid *tree,
 		  const struct mtime_change *ch, size_t n)
 {
 	struct mtime_change *v;
@@ -312,7 +315,7 @@ int mtimes_update(struct update_list *ups, struct repo *r, const git_oid *tree,
 			mtimes_shard_path(&path, shard);
 			if (old.len != new.len ||
 			    (new.len && memcmp(old.buf, new.buf, new.len))) {
-				git_oid id;
+				struct oid id;
 				if (!new.len)
 					update_list_add(ups, path.buf, NULL);
 				else if ((ret = repo_blob_from_buffer(&id, r,

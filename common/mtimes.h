@@ -85,7 +85,8 @@ void mtimes_shard_path(struct strbuf *out, unsigned shard);
  * Read shard's records from tree (empty when the blob is absent).
  * E_INVALID (logged) when the blob is malformed.
  */
-int mtimes_read_shard(struct mtimes *out, struct repo *r, const git_oid *tree,
+int mtimes_read_shard(struct mtimes *out, struct repo *r,
+		      const struct oid *tree,
 		      unsigned shard);
 
 /* --- update lists ------------------------------------------------------ */
@@ -100,7 +101,7 @@ struct update_list {
 
 /* Add "set path to blob" (blob NULL: remove path); both are copied. */
 void update_list_add(struct update_list *l, const char *path,
-		     const git_oid *blob);
+		     const struct oid *blob);
 void update_list_release(struct update_list *l);
 
 /* A change of one message's mtime, for mtimes_update(). */
@@ -116,7 +117,8 @@ struct mtime_change {
  * messages, pass every delivered message whose mtime is not its key
  * time, and every removed one with MTIME_NONE.
  */
-int mtimes_update(struct update_list *ups, struct repo *r, const git_oid *tree,
+int mtimes_update(struct update_list *ups, struct repo *r,
+		  const struct oid *tree,
 		  const struct mtime_change *ch, size_t n);
 
 #endif

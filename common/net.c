@@ -42,6 +42,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "net.h"
+#include "repo_p.h"
 #include "xalloc.h"
 
 /* A result line longer than this is not one a child of ours wrote. */
@@ -145,7 +146,7 @@ struct ctx {
 
 	/* push: the update libgit2 negotiated, and what the peer said */
 	bool negotiated;
-	git_oid accepted;
+	struct oid accepted;
 	bool moves;		/* the update changes the peer's ref */
 	bool rejected;
 	char reject_msg[256];
@@ -318,9 +319,10 @@ static int cb_negotiation(const git_push_update **updates, size_t len,
 		if (strcmp(updates[i]->dst_refname, c->dst_ref))
 			continue;
 		c->negotiated = true;
-		git_oid_cpy(&c->accepted, &updates[i]->dst);
+		oid_cpy(&c->accepted, OID(&updates[i]->dst));
 		/* libgit2 sends an update even when the peer is up to date */
-		c->moves = !git_oid_equal(&updates[i]->src, &updates[i]->dst);
+		c->moves = !oid_equal(OID(&updates[i]->src),
+				      OID(&updates[i]->dst));
 	}
 	return 0;
 }
@@ -497,7 +499,7 @@ static bool ref_component_ok(const char *name)
 }
 
 /* The value the peer advertises for ref (zero if it has none). */
-static int remote_ref(git_oid *out, git_remote *remote, const char *ref)
+static int remote_ref(struct oid *out, git_remote *remote, const char *ref)
 {
 	const git_remote_head **heads;
 	size_t n;
@@ -508,7 +510,7 @@ static int remote_ref(git_oid *out, git_remote *remote, const char *ref)
 		return err;
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(heads[i]->name, ref))
-			git_oid_cpy(out, &heads[i]->oid);
+			oid_cpy(out, OID(&heads[i]->oid));
 	return 0;
 }
 
@@ -529,7 +531,7 @@ static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
 	git_push_options opts;
 	char *spec = xasprintf("+%s:%s", REF_MAIL, c->dst_ref);
 	git_strarray specs = { &spec, 1 };
-	git_oid local, before;
+	struct oid local, before;
 	char *lock_repo = NULL;
 	int lock = -1, err;
 
@@ -584,11 +586,11 @@ static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
 		goto done;
 	}
 	if (c->negotiated) {
-		git_oid_cpy(&res->id, &c->accepted);
+		oid_cpy(&res->id, &c->accepted);
 		res->changed = c->moves;
 	} else {
 		/* up to date: the peer already holds what we have */
-		git_oid_cpy(&res->id, git_oid_is_zero(&before) ? &local : &before);
+		oid_cpy(&res->id, oid_is_zero(&before) ? &local : &before);
 	}
 	res->status = NET_OK;
 done:
@@ -613,7 +615,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	char *why = xasprintf("maildag: fetch from %s", c->peer->name);
 	char *lock_name = xasprintf("peerref-%s.lock", c->peer->name);
 	git_strarray specs = { &spec, 1 };
-	git_oid theirs, before, advertised;
+	struct oid theirs, before, advertised;
 	bool had;
 	int lock, err;
 
@@ -632,14 +634,14 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 		git_failure(res, c, err);
 		goto done;
 	}
-	if (git_oid_is_zero(&theirs)) {
+	if (oid_is_zero(&theirs)) {
 		/* a peer without a mailbox yet: nothing to fetch, no error */
 		log_debug("peer %s has no %s", c->peer->name, REF_MAIL);
 		res->status = NET_OK;
 		goto done;
 	}
-	if (had && git_oid_equal(&before, &theirs)) {
-		git_oid_cpy(&res->id, &theirs);
+	if (had && oid_equal(&before, &theirs)) {
+		oid_cpy(&res->id, &theirs);
 		res->status = NET_OK;
 		goto done;
 	}
@@ -654,31 +656,32 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	}
 	if (!repo_object_exists(r, &theirs)) {
 		set_result(res, NET_INVALID, "peer %s did not send %s",
-			   c->peer->name, git_oid_tostr_s(&theirs));
+			   c->peer->name, oid_hex(&theirs));
 		goto done;
 	}
-	git_oid_cpy(&advertised, &theirs);
+	oid_cpy(&advertised, &theirs);
 	/*
 	 * The peer's own push writes this ref too (DESIGN section 6): when
 	 * it moved meanwhile, both values come from the peer's history, so
 	 * keep whichever contains the other.
 	 */
 	for (int tries = 0;; tries++) {
-		git_oid now;
+		struct oid now;
 		err = repo_ref_cas(r, c->dst_ref, &theirs, had ? &before : NULL,
 				   why);
 		if (err != E_RACE || tries == 3)
 			break;
 		if (repo_ref_read(&now, r, c->dst_ref) < 0)
 			break;
-		if (git_oid_equal(&now, &theirs) ||
-		    git_graph_descendant_of(r->git, &now, &theirs) == 1) {
-			git_oid_cpy(&theirs, &now);
+		if (oid_equal(&now, &theirs) ||
+		    git_graph_descendant_of(r->git, GIT_OID(&now),
+					    GIT_OID(&theirs)) == 1) {
+			oid_cpy(&theirs, &now);
 			err = 0;
 			break;
 		}
 		had = true;
-		git_oid_cpy(&before, &now);
+		oid_cpy(&before, &now);
 	}
 	if (err < 0) {
 		set_result(res, NET_FAILED, "update %s: %s", c->dst_ref,
@@ -686,7 +689,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 		goto done;
 	}
 	/* what the peer said it holds, not what our ref kept (net.h) */
-	git_oid_cpy(&res->id, &advertised);
+	oid_cpy(&res->id, &advertised);
 	res->changed = true;
 	res->status = NET_OK;
 done:
@@ -784,9 +787,9 @@ unsigned long long net_fetch_memory(void)
 /* "status hex changed error\n", error escaped (see the top) */
 static void format_result(struct strbuf *out, const struct net_result *res)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, &res->id);
+	oid_tostr(hex, sizeof hex, &res->id);
 	strbuf_addf(out, "%s %s %d ", net_status_name(res->status), hex,
 		    res->changed ? 1 : 0);
 	for (const char *p = res->error; *p; p++) {
@@ -822,10 +825,10 @@ static int parse_result(const char *line, size_t len, struct net_result *res)
 		return -1;
 	res->status = (enum net_status)i;
 	p = sp + 1;
-	if (end - p < GIT_OID_HEXSZ + 3 || p[GIT_OID_HEXSZ] != ' ' ||
-	    git_oid_fromstrn(&res->id, p, GIT_OID_HEXSZ) < 0)
+	if (end - p < OID_HEXSZ + 3 || p[OID_HEXSZ] != ' ' ||
+	    oid_fromstr(&res->id, p) < 0)
 		return -1;
-	p += GIT_OID_HEXSZ + 1;
+	p += OID_HEXSZ + 1;
 	if ((p[0] != '0' && p[0] != '1') || p[1] != ' ')
 		return -1;
 	res->changed = p[0] == '1';

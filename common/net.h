@@ -71,7 +71,7 @@ struct net_result {
 	 * Zero when there is none (the peer has no refs/heads/mail yet) and
 	 * on every failure.
 	 */
-	git_oid id;
+	struct oid id;
 	bool changed;		/* the ref (ours or theirs) moved */
 	char error[512];	/* one line, no newline; "" on NET_OK */
 };

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "objects.h"
 #include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -30,7 +31,7 @@
  * non-zero return.
  */
 static int each_loose(const char *repo_path,
-		      int (*fn)(const git_oid *, const char *, void *),
+		      int (*fn)(const struct oid *, const char *, void *),
 		      void *data)
 {
 	struct strbuf dir = STRBUF_INIT, path = STRBUF_INIT;
@@ -49,13 +50,13 @@ static int each_loose(const char *repo_path,
 			break;
 		}
 		while (r == 0 && (de = readdir(d))) {
-			char hex[GIT_OID_HEXSZ + 1];
-			git_oid id;
-			if (strlen(de->d_name) != GIT_OID_HEXSZ - 2 ||
-			    !hex_is_lower(de->d_name, GIT_OID_HEXSZ - 2))
+			char hex[OID_HEXSZ + 1];
+			struct oid id;
+			if (strlen(de->d_name) != OID_HEXSZ - 2 ||
+			    !hex_is_lower(de->d_name, OID_HEXSZ - 2))
 				continue;	/* tmp_obj_* and the like */
 			snprintf(hex, sizeof hex, "%02x%s", i, de->d_name);
-			if (git_oid_fromstr(&id, hex) < 0)
+			if (oid_fromstr(&id, hex) < 0)
 				continue;
 			strbuf_reset(&path);
 			strbuf_addf(&path, "%s/%s", dir.buf, de->d_name);
@@ -68,7 +69,7 @@ static int each_loose(const char *repo_path,
 	return r;
 }
 
-static int count_one(const git_oid *id, const char *path, void *data)
+static int count_one(const struct oid *id, const char *path, void *data)
 {
 	(void)id;
 	(void)path;
@@ -87,7 +88,7 @@ struct checking {
 	size_t checked, damaged;
 };
 
-static int check_one(const git_oid *id, const char *path, void *data)
+static int check_one(const struct oid *id, const char *path, void *data)
 {
 	struct checking *c = data;
 	int r = repo_object_check(c->r, id, NULL);
@@ -140,20 +141,20 @@ done:
 
 struct packing {
 	git_packbuilder *pb;
-	git_oid *ids;
+	struct oid *ids;
 	size_t n, alloc;
 };
 
-static int insert_one(const git_oid *id, const char *path, void *data)
+static int insert_one(const struct oid *id, const char *path, void *data)
 {
 	struct packing *p = data;
 
 	(void)path;
-	if (git_packbuilder_insert(p->pb, id, NULL) < 0)
-		return log_error("pack %s: %s", git_oid_tostr_s(id),
+	if (git_packbuilder_insert(p->pb, GIT_OID(id), NULL) < 0)
+		return log_error("pack %s: %s", oid_hex(id),
 				 repo_git_error());
 	xgrow((void **)&p->ids, &p->alloc, p->n + 1, sizeof *p->ids);
-	git_oid_cpy(&p->ids[p->n++], id);
+	oid_cpy(&p->ids[p->n++], id);
 	return 0;
 }
 
@@ -184,16 +185,16 @@ int objects_pack_loose(const char *repo_path, size_t *packed)
 		goto done;
 	}
 	for (size_t i = 0; i < p.n; i++) {
-		char hex[GIT_OID_HEXSZ + 1];
+		char hex[OID_HEXSZ + 1];
 		char *path;
-		git_oid_tostr(hex, sizeof hex, &p.ids[i]);
+		oid_tostr(hex, sizeof hex, &p.ids[i]);
 		path = xasprintf("%s/objects/%.2s/%s", repo_path, hex, hex + 2);
 		if (unlink(path) == 0)
 			removed++;
 		free(path);
 	}
 	log_info("packed %zu loose objects into pack-%s in %.0f ms", p.n,
-		 git_oid_tostr_s(git_packbuilder_hash(p.pb)),
+		 oid_hex(OID(git_packbuilder_hash(p.pb))),
 		 (clock_now() - t0) * 1e3);
 	if (packed)
 		*packed = removed;

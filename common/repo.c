@@ -4,6 +4,7 @@
 #include "autoconf.h"
 #include "clock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,8 +18,8 @@
 
 #include "fsutil.h"
 #include "log.h"
-#include "maildir_name.h"
 #include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -30,15 +31,45 @@ const char *repo_git_error(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
-static bool fsync_on;
+/* batches and REPO_NO_FSYNC repositories open: libgit2 fsyncs at 0 */
+static unsigned fsync_held;
 
-bool repo_set_fsync(bool on)
+static void fsync_hold(void)
 {
-	bool was = fsync_on;
+	if (fsync_held++ == 0)
+		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
+}
 
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
-	fsync_on = on;
-	return was;
+static void fsync_release(void)
+{
+	if (fsync_held > 0 && --fsync_held == 0)
+		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+}
+
+bool repo_fsync_on(void)
+{
+	return fsync_held == 0;
+}
+
+void repo_batch_begin(struct repo_batch *b, struct repo *r)
+{
+	if (b->r)
+		return;
+	b->r = r;
+	fsync_hold();
+}
+
+int repo_batch_end(struct repo_batch *b, bool sync)
+{
+	int ret = 0;
+
+	if (!b->r)
+		return 0;
+	if (sync)
+		ret = repo_syncfs(b->r);
+	b->r = NULL;
+	fsync_release();
+	return ret;
 }
 
 void repo_verify_reads(bool on)
@@ -80,7 +111,8 @@ int repo_global_init(void)
 	 * on (repo_verify_reads).
 	 */
 	repo_verify_reads(false);
-	repo_set_fsync(true);
+	/* on, unless a batch is open (a child of a process that held one) */
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, fsync_held ? 0 : 1);
 	global_done = 1;
 	return 0;
 }
@@ -94,6 +126,19 @@ int repo_global_reinit(void)
 		;
 	global_done = 0;
 	return repo_global_init();
+}
+
+void repo_global_shutdown(void)
+{
+	if (!global_done)
+		return;
+	git_libgit2_shutdown();
+	global_done = 0;
+}
+
+const char *repo_path(const struct repo *r)
+{
+	return r->path;
 }
 
 char *repo_state_path(const struct repo *r, const char *name)
@@ -268,28 +313,38 @@ int repo_open(struct repo **out, const char *path, unsigned flags)
 {
 	struct repo *r;
 	git_repository *git;
+	int ret;
 
 	*out = NULL;
 	if (repo_global_init() < 0)
 		return E_TEMP;
+	/* held from here: creating the repository syncs once, at its end */
 	if (flags & REPO_NO_FSYNC)
-		repo_set_fsync(false);
+		fsync_hold();
 	if (!path_exists(path)) {
+		ret = E_NOTFOUND;
 		if (!(flags & REPO_CREATE))
-			return E_NOTFOUND;
+			goto fail;
+		ret = E_TEMP;
 		if (create_repo(path) < 0)
-			return E_TEMP;
+			goto fail;
 	}
 	if (git_repository_open_bare(&git, path) < 0) {
 		log_error("open repository '%s': %s", path, repo_git_error());
-		return E_TEMP;
+		ret = E_TEMP;
+		goto fail;
 	}
 	r = xcalloc(1, sizeof *r);
 	r->git = git;
 	r->path = xstrdup(path);
 	r->lock_fd = -1;
+	r->no_fsync = flags & REPO_NO_FSYNC;
 	*out = r;
 	return 0;
+fail:
+	if (flags & REPO_NO_FSYNC)
+		fsync_release();
+	return ret;
 }
 
 void repo_free(struct repo *r)
@@ -298,6 +353,8 @@ void repo_free(struct repo *r)
 		return;
 	repo_unlock(r);
 	git_repository_free(r->git);
+	if (r->no_fsync)
+		fsync_release();
 	free(r->path);
 	free(r);
 }
@@ -384,9 +441,9 @@ void repo_unlock(struct repo *r)
 	r->lock_fd = -1;
 }
 
-int repo_ref_read(git_oid *out, struct repo *r, const char *ref)
+int repo_ref_read(struct oid *out, struct repo *r, const char *ref)
 {
-	int err = git_reference_name_to_id(out, r->git, ref);
+	int err = git_reference_name_to_id(GIT_OID(out), r->git, ref);
 
 	if (err == GIT_ENOTFOUND)
 		return E_NOTFOUND;
@@ -395,17 +452,19 @@ int repo_ref_read(git_oid *out, struct repo *r, const char *ref)
 	return 0;
 }
 
-int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
-		 const git_oid *old, const char *why)
+int repo_ref_cas(struct repo *r, const char *ref, const struct oid *id,
+		 const struct oid *old, const char *why)
 {
 	git_reference *out = NULL;
 	int err;
 
 	if (old)
-		err = git_reference_create_matching(&out, r->git, ref, id, 1,
-						    old, why);
+		err = git_reference_create_matching(&out, r->git, ref,
+						    GIT_OID(id), 1,
+						    GIT_OID(old), why);
 	else
-		err = git_reference_create(&out, r->git, ref, id, 0, why);
+		err = git_reference_create(&out, r->git, ref, GIT_OID(id), 0,
+					   why);
 	git_reference_free(out);
 	if (err == GIT_EMODIFIED || err == GIT_EEXISTS || err == GIT_ELOCKED) {
 		log_warn("ref '%s' moved under us: %s", ref, repo_git_error());
@@ -416,14 +475,104 @@ int repo_ref_cas(struct repo *r, const char *ref, const git_oid *id,
 	return 0;
 }
 
-int repo_blob_hash_file(git_oid *out, const char *path)
+int repo_peer_ref_read(struct oid *out, struct repo *r, const char *node)
 {
-	if (git_odb_hashfile(out, path, GIT_OBJECT_BLOB) < 0)
+	char *name = xasprintf("refs/peers/%s/mail", node);
+	git_reference *ref = NULL;
+	int err = git_reference_lookup(&ref, r->git, name), ret = 0;
+
+	if (err == GIT_ENOTFOUND) {
+		ret = 0;
+	} else if (err < 0) {
+		ret = log_error("read '%s': %s", name, repo_git_error());
+	} else if (git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
+		log_debug("'%s' is not a plain ref: ignored", name);
+	} else {
+		oid_cpy(out, OID(git_reference_target(ref)));
+		ret = 1;
+	}
+	git_reference_free(ref);
+	free(name);
+	return ret;
+}
+
+static int add_ref_name(const char *name, void *data)
+{
+	struct strbuf *names = data;
+
+	strbuf_addstr(names, name);
+	strbuf_addch(names, '\n');
+	return 0;
+}
+
+/* Add the loose refs/peers/<node>/mail files to names (see repo.h). */
+static void add_loose_peer_refs(struct repo *r, struct strbuf *names)
+{
+	char *dir = xasprintf("%s/refs/peers", r->path);
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	while (d && (de = readdir(d))) {
+		char *file;
+		if (de->d_name[0] == '.')
+			continue;
+		file = xasprintf("%s/%s/mail", dir, de->d_name);
+		if (path_exists(file))
+			strbuf_addf(names, "refs/peers/%s/mail\n", de->d_name);
+		free(file);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data)
+{
+	struct strbuf names = STRBUF_INIT;
+	char **v = NULL;
+	size_t n = 0, alloc = 0;
+	int ret = 0;
+
+	strbuf_init(&names, 256);
+	if (git_reference_foreach_name(r->git, add_ref_name, &names) < 0) {
+		ret = log_error("list refs: %s", repo_git_error());
+		goto done;
+	}
+	add_loose_peer_refs(r, &names);
+	for (char *p = names.buf, *nl; p && *p; p = nl + 1) {
+		const char *slash;
+		nl = strchr(p, '\n');
+		*nl = '\0';
+		slash = strncmp(p, "refs/peers/", 11) ? NULL : strchr(p + 11, '/');
+		if (slash && slash > p + 11 && !strcmp(slash, "/mail")) {
+			xgrow((void **)&v, &alloc, n + 1, sizeof *v);
+			v[n++] = p;
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof *v, str_cmp);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		if (!i || strcmp(v[i - 1], v[i]))
+			ret = fn(v[i], data);
+done:
+	free(v);
+	strbuf_release(&names);
+	return ret;
+}
+
+int repo_blob_hash_file(struct oid *out, const char *path)
+{
+	if (git_odb_hashfile(GIT_OID(out), path, GIT_OBJECT_BLOB) < 0)
 		return log_error("hash '%s': %s", path, repo_git_error());
 	return 0;
 }
 
-int repo_blob_from_file(git_oid *out, struct repo *r, const char *path)
+int repo_blob_from_file(struct oid *out, struct repo *r, const char *path)
 {
 	git_odb *odb = NULL;
 	git_odb_stream *stream = NULL;
@@ -460,7 +609,7 @@ int repo_blob_from_file(git_oid *out, struct repo *r, const char *path)
 		}
 		left -= n;
 	}
-	if (git_odb_stream_finalize_write(out, stream) < 0) {
+	if (git_odb_stream_finalize_write(GIT_OID(out), stream) < 0) {
 		log_error("write blob: %s", repo_git_error());
 		goto done;
 	}
@@ -473,51 +622,80 @@ done:
 	return ret;
 }
 
-int repo_blob_from_buffer(git_oid *out, struct repo *r, const void *data,
+int repo_blob_from_buffer(struct oid *out, struct repo *r, const void *data,
 			  size_t len)
 {
-	if (git_blob_create_from_buffer(out, r->git, data, len) < 0)
+	if (git_blob_create_from_buffer(GIT_OID(out), r->git, data, len) < 0)
 		return log_error("write blob: %s", repo_git_error());
 	return 0;
 }
 
-bool repo_object_exists(struct repo *r, const git_oid *id)
+bool repo_object_exists(struct repo *r, const struct oid *id)
 {
 	git_odb *odb;
 	bool found;
 
 	if (git_repository_odb(&odb, r->git) < 0)
 		return false;
-	found = git_odb_exists(odb, id);
+	found = git_odb_exists(odb, GIT_OID(id));
 	git_odb_free(odb);
 	return found;
 }
 
-int repo_commit_tree(git_oid *out, struct repo *r, const git_oid *commit)
+int repo_object_size(size_t *out, struct repo *r, const struct oid *id)
+{
+	git_odb *odb;
+	git_object_t type;
+	int err;
+
+	if (git_repository_odb(&odb, r->git) < 0)
+		return E_FAIL;
+	err = git_odb_read_header(out, &type, odb, GIT_OID(id));
+	git_odb_free(odb);
+	if (err == GIT_ENOTFOUND)
+		return E_NOTFOUND;
+	return err < 0 ? E_FAIL : 0;
+}
+
+int repo_blob_read(struct strbuf *out, struct repo *r, const struct oid *id)
+{
+	git_blob *blob;
+	int err = git_blob_lookup(&blob, r->git, GIT_OID(id));
+
+	if (err == GIT_ENOTFOUND)
+		return E_NOTFOUND;
+	if (err < 0)
+		return E_FAIL;
+	strbuf_add(out, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+	git_blob_free(blob);
+	return 0;
+}
+
+int repo_commit_tree(struct oid *out, struct repo *r, const struct oid *commit)
 {
 	git_commit *c;
 
-	if (git_commit_lookup(&c, r->git, commit) < 0)
+	if (git_commit_lookup(&c, r->git, GIT_OID(commit)) < 0)
 		return log_error("read commit: %s", repo_git_error());
-	git_oid_cpy(out, git_commit_tree_id(c));
+	oid_cpy(out, OID(git_commit_tree_id(c)));
 	git_commit_free(c);
 	return 0;
 }
 
-int repo_commit_time(git_time_t *out, struct repo *r, const git_oid *commit)
+int repo_commit_time(time_t *out, struct repo *r, const struct oid *commit)
 {
 	git_commit *c;
 
-	if (git_commit_lookup(&c, r->git, commit) < 0)
+	if (git_commit_lookup(&c, r->git, GIT_OID(commit)) < 0)
 		return log_error("read commit: %s", repo_git_error());
 	*out = git_commit_time(c);
 	git_commit_free(c);
 	return 0;
 }
 
-int repo_commit(git_oid *out, struct repo *r, const git_oid *tree,
-		const git_oid *parents, size_t nparents, const char *message,
-		git_time_t when, const char *name, const char *email)
+int repo_commit(struct oid *out, struct repo *r, const struct oid *tree,
+		const struct oid *parents, size_t nparents, const char *message,
+		time_t when, const char *name, const char *email)
 {
 	git_signature *sig = NULL;
 	git_tree *t = NULL;
@@ -527,12 +705,13 @@ int repo_commit(git_oid *out, struct repo *r, const git_oid *tree,
 	if (git_signature_new(&sig, name ? name : "maildag",
 			      email ? email : "maildag@localhost",
 			      when < 0 ? time(NULL) : when, 0) < 0 ||
-	    git_tree_lookup(&t, r->git, tree) < 0)
+	    git_tree_lookup(&t, r->git, GIT_OID(tree)) < 0)
 		goto fail;
 	for (size_t i = 0; i < nparents; i++)
-		if (git_commit_lookup(&pc[i], r->git, &parents[i]) < 0)
+		if (git_commit_lookup(&pc[i], r->git, GIT_OID(&parents[i])) < 0)
 			goto fail;
-	if (git_commit_create(out, r->git, NULL, sig, sig, NULL, message, t,
+	if (git_commit_create(GIT_OID(out), r->git, NULL, sig, sig, NULL,
+			      message, t,
 			      nparents, (const git_commit **)pc) < 0)
 		goto fail;
 	ret = 0;
@@ -548,18 +727,18 @@ done:
 	return ret;
 }
 
-int repo_tree_lookup(git_oid *out, struct repo *r, const git_oid *tree,
+int repo_tree_lookup(struct oid *out, struct repo *r, const struct oid *tree,
 		     const char *path)
 {
 	git_tree *t = NULL;
 	git_tree_entry *e = NULL;
 	int err;
 
-	if (git_tree_lookup(&t, r->git, tree) < 0)
+	if (git_tree_lookup(&t, r->git, GIT_OID(tree)) < 0)
 		return log_error("read tree: %s", repo_git_error());
 	err = git_tree_entry_bypath(&e, t, path);
 	if (err == 0)
-		git_oid_cpy(out, git_tree_entry_id(e));
+		oid_cpy(out, OID(git_tree_entry_id(e)));
 	git_tree_entry_free(e);
 	git_tree_free(t);
 	if (err == GIT_ENOTFOUND)
@@ -580,7 +759,7 @@ enum { LOOSE_OK = 0, LOOSE_DAMAGED = 1 };
  * could not be read.  Done here with zlib, not by libgit2: libgit2 1.5.1
  * loops forever inflating a file cut short (libgit2 issue #7342).
  */
-static int loose_check(int fd, const git_oid *id, int expect)
+static int loose_check(int fd, const struct oid *id, int expect)
 {
 	unsigned char in[65536], out[65536], cmp[65536];
 	char hdr[64];
@@ -672,21 +851,22 @@ static int loose_check(int fd, const git_oid *id, int expect)
 	if (ret == LOOSE_OK && expect >= 0 && read_full(expect, cmp, 1) != 0)
 		ret = LOOSE_DAMAGED;	/* the file is longer */
 	if (ret == LOOSE_OK && expect < 0) {
-		git_oid h;
-		if (git_odb_hash(&h, content.buf, content.len, type) < 0 ||
-		    !git_oid_equal(&h, id))
+		struct oid h;
+		if (git_odb_hash(GIT_OID(&h), content.buf, content.len,
+				 type) < 0 ||
+		    !oid_equal(&h, id))
 			ret = LOOSE_DAMAGED;
 	}
 	strbuf_release(&content);
 	return ret;
 }
 
-int repo_object_check(struct repo *r, const git_oid *id, const char *expect)
+int repo_object_check(struct repo *r, const struct oid *id, const char *expect)
 {
-	char hex[GIT_OID_HEXSZ + 1], *path;
+	char hex[OID_HEXSZ + 1], *path;
 	int fd, efd = -1, ret;
 
-	git_oid_tostr(hex, sizeof hex, id);
+	oid_tostr(hex, sizeof hex, id);
 	path = xasprintf("%s/objects/%.2s/%s", r->path, hex, hex + 2);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
@@ -741,43 +921,28 @@ int repo_sync_ref(struct repo *r, const char *ref)
 	return ret;
 }
 
-bool repo_tree_has_key(struct repo *r, const git_oid *tree,
-			 const char *folder, const char *key)
+int repo_tree_foreach_name(struct repo *r, const struct oid *tree,
+			   const char *path, repo_name_fn *fn, void *data)
 {
-	static const char *const subs[] = { "new", "cur" };
-	size_t klen = strlen(key);
-	char shard[3];
-	bool found = false;
+	struct oid sub;
+	git_tree *t;
+	int ret;
 
-	maildir_shard_hex(shard, key, klen);
-	for (size_t i = 0; i < 2 && !found; i++) {
-		char *path = *folder ? xasprintf("%s/%s/%s", folder, subs[i], shard)
-				     : xasprintf("%s/%s", subs[i], shard);
-		git_oid sub;
-		git_tree *t;
-		if (repo_tree_lookup(&sub, r, tree, path) == 0 &&
-		    git_tree_lookup(&t, r->git, &sub) == 0) {
-			for (size_t j = 0; j < git_tree_entrycount(t); j++) {
-				const char *n = git_tree_entry_name(
-					git_tree_entry_byindex(t, j));
-				if (!strncmp(n, key, klen) &&
-				    (n[klen] == '\0' || n[klen] == ',' ||
-				     n[klen] == ':')) {
-					found = true;
-					break;
-				}
-			}
-			git_tree_free(t);
-		}
-		free(path);
-	}
-	return found;
+	if ((ret = repo_tree_lookup(&sub, r, tree, path)) < 0)
+		return ret;
+	if (git_tree_lookup(&t, r->git, GIT_OID(&sub)) < 0)
+		return E_NOTFOUND;
+	ret = 0;
+	for (size_t i = 0; i < git_tree_entrycount(t) && !ret; i++)
+		ret = fn(git_tree_entry_name(git_tree_entry_byindex(t, i)), data);
+	git_tree_free(t);
+	return ret;
 }
 
 int repo_log(struct repo *r, const char *ref, repo_log_fn *fn, void *data)
 {
 	git_revwalk *walk = NULL;
-	git_oid id;
+	struct oid id;
 	int ret = 0;
 
 	if (git_revwalk_new(&walk, r->git) < 0)
@@ -787,11 +952,11 @@ int repo_log(struct repo *r, const char *ref, repo_log_fn *fn, void *data)
 		ret = log_error("read '%s': %s", ref, repo_git_error());
 		goto done;
 	}
-	while (ret == 0 && git_revwalk_next(&id, walk) == 0) {
+	while (ret == 0 && git_revwalk_next(GIT_OID(&id), walk) == 0) {
 		git_commit *c;
-		if (git_commit_lookup(&c, r->git, &id) < 0) {
+		if (git_commit_lookup(&c, r->git, GIT_OID(&id)) < 0) {
 			ret = log_error("read commit %s: %s",
-					git_oid_tostr_s(&id), repo_git_error());
+					oid_hex(&id), repo_git_error());
 			break;
 		}
 		ret = fn(&id, git_commit_time(c), git_commit_message(c), data);
@@ -803,11 +968,12 @@ done:
 }
 
 int repo_ahead_behind(size_t *ahead, size_t *behind, struct repo *r,
-		      const git_oid *local, const git_oid *upstream)
+		      const struct oid *local, const struct oid *upstream)
 {
-	if (git_graph_ahead_behind(ahead, behind, r->git, local, upstream) < 0)
+	if (git_graph_ahead_behind(ahead, behind, r->git, GIT_OID(local),
+				   GIT_OID(upstream)) < 0)
 		return log_error("ahead/behind of %s: %s",
-				 git_oid_tostr_s(local), repo_git_error());
+				 oid_hex(local), repo_git_error());
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "maildir_name.h"
 #include "mtimes.h"
+#include "repo_p.h"
 #include "restore.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -191,14 +192,14 @@ static int write_tmp(struct restore *rs, const struct item *it, char **tmp)
 {
 	char *dir = layout_folder_dir(rs->mb->maildir, it->m.folder, "tmp");
 	git_blob *blob = NULL;
-	git_oid id;
+	struct oid id;
 	int fd = -1, ret = E_TEMP;
 	struct timespec ts[2];
 
 	*tmp = xasprintf("%s/%lld.R%luP%ld.restore", dir, (long long)time(NULL),
 			 ++rs->seq, (long)getpid());
-	if (git_oid_fromstr(&id, it->m.blob) < 0 ||
-	    git_blob_lookup(&blob, rs->r->git, &id) < 0) {
+	if (oid_fromstr(&id, it->m.blob) < 0 ||
+	    git_blob_lookup(&blob, rs->r->git, GIT_OID(&id)) < 0) {
 		log_error("read message %s: %s", it->m.blob, repo_git_error());
 		goto done;
 	}
@@ -466,7 +467,7 @@ static int run_batch(struct restore *rs, struct worktree *wt, size_t *pos,
 			break;
 		if (wr.committed) {
 			res->commits++;
-			git_oid_tostr(res->commit, sizeof res->commit, &wr.mail);
+			oid_tostr(res->commit, sizeof res->commit, &wr.mail);
 		}
 	}
 out:

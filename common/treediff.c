@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "log.h"
+#include "repo_p.h"
 #include "treediff.h"
 
 struct walk {
@@ -14,15 +15,15 @@ struct walk {
 	void *data;
 };
 
-static int walk(struct walk *w, const git_oid *a, const git_oid *b,
+static int walk(struct walk *w, const struct oid *a, const struct oid *b,
 		struct strbuf *path);
 
-static int load(struct walk *w, git_tree **out, const git_oid *id)
+static int load(struct walk *w, git_tree **out, const struct oid *id)
 {
 	if (w->ops->load)
 		return w->ops->load(out, id, w->data);
-	if (git_tree_lookup(out, w->r->git, id) < 0)
-		return log_error("read tree %s: %s", git_oid_tostr_s(id),
+	if (git_tree_lookup(out, w->r->git, GIT_OID(id)) < 0)
+		return log_error("read tree %s: %s", oid_hex(id),
 				 repo_git_error());
 	return 0;
 }
@@ -31,7 +32,7 @@ static int load(struct walk *w, git_tree **out, const git_oid *id)
 static int one_side(struct walk *w, const git_tree_entry *e, bool added,
 		    struct strbuf *path)
 {
-	const git_oid *id = git_tree_entry_id(e);
+	const struct oid *id = OID(git_tree_entry_id(e));
 
 	if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
 		return walk(w, added ? NULL : id, added ? id : NULL, path);
@@ -39,14 +40,14 @@ static int one_side(struct walk *w, const git_tree_entry *e, bool added,
 			    w->data);
 }
 
-static int walk(struct walk *w, const git_oid *a, const git_oid *b,
+static int walk(struct walk *w, const struct oid *a, const struct oid *b,
 		struct strbuf *path)
 {
 	git_tree *ta = NULL, *tb = NULL;
 	size_t i = 0, j = 0, na, nb, plen = path->len;
 	int ret = 0;
 
-	if (a && b && git_oid_equal(a, b))
+	if (a && b && oid_equal(a, b))
 		return 0;
 	if (plen && w->ops->tree &&
 	    (ret = w->ops->tree(path->buf, a, b, w->data)) != 0)
@@ -63,7 +64,7 @@ static int walk(struct walk *w, const git_oid *a, const git_oid *b,
 						  : NULL;
 		/* trees sort as "name/": the order git keeps entries in */
 		int c = !ea ? 1 : !eb ? -1 : git_tree_entry_cmp(ea, eb);
-		const git_oid *ida, *idb;
+		const struct oid *ida, *idb;
 		bool at, bt;
 
 		strbuf_setlen(path, plen);
@@ -82,9 +83,9 @@ static int walk(struct walk *w, const git_oid *a, const git_oid *b,
 		}
 		i++;
 		j++;
-		ida = git_tree_entry_id(ea);
-		idb = git_tree_entry_id(eb);
-		if (git_oid_equal(ida, idb) &&
+		ida = OID(git_tree_entry_id(ea));
+		idb = OID(git_tree_entry_id(eb));
+		if (oid_equal(ida, idb) &&
 		    git_tree_entry_filemode(ea) == git_tree_entry_filemode(eb))
 			continue;
 		at = git_tree_entry_type(ea) == GIT_OBJECT_TREE;
@@ -106,7 +107,7 @@ done:
 	return ret;
 }
 
-int treediff(struct repo *r, const git_oid *a, const git_oid *b,
+int treediff(struct repo *r, const struct oid *a, const struct oid *b,
 	     struct strbuf *path, const struct treediff_ops *ops, void *data)
 {
 	struct walk w = { r, ops, data };

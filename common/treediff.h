@@ -21,14 +21,14 @@
  * Read tree id into *out (freed by the walk with git_tree_free); 0, or
  * < 0 (logged) to stop the walk with that value.
  */
-typedef int treediff_load_fn(git_tree **out, const git_oid *id, void *data);
+typedef int treediff_load_fn(git_tree **out, const struct oid *id, void *data);
 /*
  * The walk is about to go into the subtree at path, a (NULL: absent) on
  * the one side and b on the other, not both NULL and not equal: 0 to go
  * in, 1 to leave it (the callee took it as a whole), < 0 to stop.
  */
-typedef int treediff_tree_fn(const char *path, const git_oid *a,
-			     const git_oid *b, void *data);
+typedef int treediff_tree_fn(const char *path, const struct oid *a,
+			     const struct oid *b, void *data);
 /*
  * Entries at path that are not trees and differ: a only on the one
  * side, b only on the other (the other NULL), or both.  0, or < 0 to
@@ -50,7 +50,7 @@ struct treediff_ops {
  * themselves when path is not empty.  0, or the first value < 0 that a
  * callback or a tree read returned.
  */
-int treediff(struct repo *r, const git_oid *a, const git_oid *b,
+int treediff(struct repo *r, const struct oid *a, const struct oid *b,
 	     struct strbuf *path, const struct treediff_ops *ops, void *data);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -31,7 +32,7 @@ struct op {
 	const char *rest;	/* the path below that directory */
 	size_t len;		/* of its first component */
 	size_t seq;		/* position in the caller's list */
-	const git_oid *id;	/* NULL: remove */
+	const struct oid *id;	/* NULL: remove */
 	bool tree;
 };
 
@@ -40,8 +41,8 @@ struct ent {
 	const char *name;
 	size_t len;
 	unsigned mode;
-	const git_oid *id;
-	git_oid own;		/* id, when written here */
+	const struct oid *id;
+	struct oid own;		/* id, when written here */
 	bool remove;
 	bool in_base;		/* the directory has an entry of this name */
 };
@@ -102,12 +103,12 @@ static bool bad_name(const char *name, size_t len)
 }
 
 static void add_entry(struct strbuf *b, unsigned mode, const char *name,
-		      size_t len, const git_oid *id)
+		      size_t len, const struct oid *id)
 {
 	strbuf_addf(b, "%o ", mode);
 	strbuf_add(b, name, len);
 	strbuf_addch(b, '\0');
-	strbuf_add(b, id->id, GIT_OID_RAWSZ);
+	strbuf_add(b, id->id, OID_RAWSZ);
 }
 
 /* The change index for name, among changes sorted by op_cmp's order. */
@@ -132,8 +133,8 @@ static struct ent *find_change(struct ent *ch, size_t n, const char *name,
 	return NULL;
 }
 
-static int edit_dir(git_oid *out, bool *empty, struct editor *ed,
-		    const git_oid *base, struct op *ops, size_t n,
+static int edit_dir(struct oid *out, bool *empty, struct editor *ed,
+		    const struct oid *base, struct op *ops, size_t n,
 		    const char *where);
 
 /*
@@ -145,7 +146,7 @@ static int edit_name(struct ent *e, struct editor *ed, const git_tree *t,
 {
 	struct op leaf_op, *leaf = NULL;
 	const git_tree_entry *be;
-	const git_oid *sub_base = NULL;
+	const struct oid *sub_base = NULL;
 	char *name = xstrndup(ops[0].rest, ops[0].len);
 	size_t first_sub = n, nsub = 0;
 	bool sub_empty;
@@ -184,7 +185,7 @@ static int edit_name(struct ent *e, struct editor *ed, const git_tree *t,
 			ret = log_error("write tree: '%s%s' is not a tree", where, name);
 			goto done;
 		}
-		sub_base = git_tree_entry_id(be);
+		sub_base = OID(git_tree_entry_id(be));
 	}
 	for (size_t i = first_sub; i < first_sub + nsub; i++) {
 		ops[i].rest += ops[i].len + 1;
@@ -211,8 +212,8 @@ done:
  * The tree base (NULL: empty) with ops applied; *empty when nothing is
  * left (the caller removes the entry; out is then not set).
  */
-static int edit_dir(git_oid *out, bool *empty, struct editor *ed,
-		    const git_oid *base, struct op *ops, size_t n,
+static int edit_dir(struct oid *out, bool *empty, struct editor *ed,
+		    const struct oid *base, struct op *ops, size_t n,
 		    const char *where)
 {
 	git_tree *t = NULL;
@@ -222,8 +223,8 @@ static int edit_dir(git_oid *out, bool *empty, struct editor *ed,
 	int ret = 0;
 
 	*empty = false;
-	if (base && git_tree_lookup(&t, ed->git, base) < 0)
-		return log_error("read tree %s: %s", git_oid_tostr_s(base),
+	if (base && git_tree_lookup(&t, ed->git, GIT_OID(base)) < 0)
+		return log_error("read tree %s: %s", oid_hex(base),
 				 repo_git_error());
 	nbase = t ? git_tree_entrycount(t) : 0;
 	qsort(ops, n, sizeof *ops, op_cmp);
@@ -254,7 +255,7 @@ static int edit_dir(git_oid *out, bool *empty, struct editor *ed,
 			continue;
 		}
 		if (c->remove || c->mode != (unsigned)git_tree_entry_filemode_raw(be) ||
-		    !git_oid_equal(c->id, git_tree_entry_id(be)))
+		    !oid_equal(c->id, OID(git_tree_entry_id(be))))
 			changed = true;
 		c->in_base = true;
 	}
@@ -266,7 +267,7 @@ static int edit_dir(git_oid *out, bool *empty, struct editor *ed,
 		add[nadd++] = ch[i];
 	}
 	if (base && !changed) {
-		git_oid_cpy(out, base);
+		oid_cpy(out, base);
 		goto done;
 	}
 	if (!kept && !nadd) {
@@ -297,7 +298,8 @@ static int edit_dir(git_oid *out, bool *empty, struct editor *ed,
 			   git_order(nm, len, mode == GIT_FILEMODE_TREE,
 				     add[k].name, add[k].len,
 				     add[k].mode == GIT_FILEMODE_TREE) < 0)) {
-			add_entry(&ed->buf, mode, nm, len, git_tree_entry_id(be));
+			add_entry(&ed->buf, mode, nm, len,
+				  OID(git_tree_entry_id(be)));
 			i++;
 		} else if (k < nadd) {
 			add_entry(&ed->buf, add[k].mode, add[k].name, add[k].len,
@@ -305,7 +307,7 @@ static int edit_dir(git_oid *out, bool *empty, struct editor *ed,
 			k++;
 		}
 	}
-	if (git_odb_write(out, ed->odb, ed->buf.buf, ed->buf.len,
+	if (git_odb_write(GIT_OID(out), ed->odb, ed->buf.buf, ed->buf.len,
 			  GIT_OBJECT_TREE) < 0)
 		ret = log_error("write tree: %s", repo_git_error());
 done:
@@ -315,7 +317,7 @@ done:
 	return ret;
 }
 
-int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
+int repo_tree_update(struct oid *out, struct repo *r, const struct oid *base,
 		     const struct repo_update *ups, size_t n)
 {
 	struct editor ed = { .git = r->git, .buf = STRBUF_INIT };
@@ -340,7 +342,7 @@ int repo_tree_update(git_oid *out, struct repo *r, const git_oid *base,
 	ret = edit_dir(out, &empty, &ed, base, ops, n, "");
 	/* the root is written even when empty */
 	if (ret == 0 && empty &&
-	    git_odb_write(out, ed.odb, "", 0, GIT_OBJECT_TREE) < 0)
+	    git_odb_write(GIT_OID(out), ed.odb, "", 0, GIT_OBJECT_TREE) < 0)
 		ret = log_error("write tree: %s", repo_git_error());
 	git_odb_free(ed.odb);
 	strbuf_release(&ed.buf);

@@ -39,6 +39,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
 #include "treediff.h"
@@ -316,7 +317,7 @@ static bool folder_on_disk(const struct worktree *wt, const char *folder)
  * The tree at path under root (path "" or NULL: root itself); *out NULL
  * when there is none.  The caller frees *out.
  */
-static int subtree(git_tree **out, struct repo *r, const git_oid *root,
+static int subtree(git_tree **out, struct repo *r, const struct oid *root,
 		   const char *path)
 {
 	git_tree *t = NULL;
@@ -324,7 +325,7 @@ static int subtree(git_tree **out, struct repo *r, const git_oid *root,
 	int err;
 
 	*out = NULL;
-	if (git_tree_lookup(&t, r->git, root) < 0)
+	if (git_tree_lookup(&t, r->git, GIT_OID(root)) < 0)
 		return log_error("read tree: %s", repo_git_error());
 	if (!path || !*path) {
 		*out = t;
@@ -367,7 +368,7 @@ struct hit {
 	char *folder;
 	const char *sub;
 	char *name;
-	git_oid oid;
+	struct oid oid;
 };
 
 struct hitv {
@@ -414,13 +415,13 @@ static void shard_find(struct hitv *out, git_tree *t, const char *folder,
 		out->v[out->n].folder = xstrdup(folder);
 		out->v[out->n].sub = sub;
 		out->v[out->n].name = xstrdup(n);
-		git_oid_cpy(&out->v[out->n].oid, git_tree_entry_id(e));
+		oid_cpy(&out->v[out->n].oid, OID(git_tree_entry_id(e)));
 		out->n++;
 	}
 }
 
 /* Every message with key in the tree root, in any folder. */
-static int tree_find_key(struct hitv *out, struct repo *r, const git_oid *root,
+static int tree_find_key(struct hitv *out, struct repo *r, const struct oid *root,
 			 const char *key, size_t klen)
 {
 	git_tree *rt;
@@ -459,7 +460,7 @@ static int tree_find_key(struct hitv *out, struct repo *r, const git_oid *root,
 	return ret;
 }
 
-static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
+static int find_key(struct worktree *wt, struct hitv *out, const struct oid *tree,
 		    git_tree *root, const char *key, size_t klen);
 
 /*
@@ -468,14 +469,14 @@ static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
  * thousands of folders is the largest tree there is).
  */
 struct mtcache {
-	const git_oid *tree;
+	const struct oid *tree;
 	git_tree *dir;		/* mtimes/, once read; NULL: none */
 	bool dir_read;
 	struct mtimes m[256];
 	bool loaded[256];
 };
 
-static void mtcache_init(struct mtcache *c, const git_oid *tree)
+static void mtcache_init(struct mtcache *c, const struct oid *tree)
 {
 	memset(c, 0, sizeof *c);
 	c->tree = tree;
@@ -543,7 +544,7 @@ struct ent {
 	const char *sub;
 	char *name;
 	size_t klen;
-	git_oid oid;
+	struct oid oid;
 	bool have_oid;
 	bool claimed;		/* rm: its key was added elsewhere (a rename) */
 	bool rehash;		/* add: new bytes under a known name */
@@ -613,14 +614,14 @@ struct mtch {
 
 struct scan {
 	struct repo *r;
-	const git_oid *wtree;	/* the worktree's tree */
-	const git_oid *mtree;	/* mail's tree when it differs, else NULL */
+	const struct oid *wtree;	/* the worktree's tree */
+	const struct oid *mtree;	/* mail's tree when it differs, else NULL */
 	struct entv rm, add;
 	struct mtch *mt;
 	size_t nmt, amt;
 	struct strvec mk_add, mk_rm;	/* folders whose marker comes, goes */
 	int subs;			/* 1 set to subs_oid, -1 removed */
-	git_oid subs_oid;
+	struct oid subs_oid;
 	struct strmap scanned;		/* folders looked at whole */
 	struct strvec later;		/* names held back */
 	struct mtcache wmt;
@@ -635,7 +636,7 @@ struct scan {
 	bool partial;			/* a slice: some folders are left */
 };
 
-static void scan_init(struct scan *sc, struct repo *r, const git_oid *wtree)
+static void scan_init(struct scan *sc, struct repo *r, const struct oid *wtree)
 {
 	memset(sc, 0, sizeof *sc);
 	sc->r = r;
@@ -663,7 +664,7 @@ static void scan_release(struct scan *sc)
 /* The worktree's tree, read once per scan; NULL when it cannot be. */
 static git_tree *scan_root_tree(struct scan *sc)
 {
-	if (!sc->root && git_tree_lookup(&sc->root, sc->r->git, sc->wtree) < 0) {
+	if (!sc->root && git_tree_lookup(&sc->root, sc->r->git, GIT_OID(sc->wtree)) < 0) {
 		log_error("read tree: %s", repo_git_error());
 		sc->root = NULL;
 	}
@@ -727,12 +728,12 @@ static void scan_mtime(struct scan *sc, const char *name, size_t klen,
  * moves the mtime too; so only then are the bytes read again.
  */
 static int scan_both(struct worktree *wt, struct scan *sc, const char *folder,
-		     const char *sub, const char *name, const git_oid *woid,
+		     const char *sub, const char *name, const struct oid *woid,
 		     const struct stat *st)
 {
 	size_t klen = maildir_key_len(name);
 	char *dir, *p;
-	git_oid now;
+	struct oid now;
 	int ret = 0, err;
 
 	if (mtcache_get(&sc->wmt, sc->r, name, klen) == st->st_mtime)
@@ -756,9 +757,9 @@ static int scan_both(struct worktree *wt, struct scan *sc, const char *folder,
 			ret = E_TEMP;
 		}
 		/* gone meanwhile: its own event follows */
-	} else if (!git_oid_equal(&now, woid)) {
+	} else if (!oid_equal(&now, woid)) {
 		struct ent *e = entv_push(&sc->rm, folder, sub, name);
-		git_oid_cpy(&e->oid, woid);
+		oid_cpy(&e->oid, woid);
 		e->have_oid = true;
 		e = entv_push(&sc->add, folder, sub, name);
 		e->mtime = st->st_mtime;
@@ -793,7 +794,7 @@ static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 	const git_tree_entry *te;
 	char *dir = disk_dir(wt, folder, sub);
 	struct stat st;
-	git_oid oid;
+	struct oid oid;
 	int dfd, on_disk = 0, known;
 
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -811,10 +812,10 @@ static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 	te = shard ? git_tree_entry_byname(shard, name) : NULL;
 	known = te && git_tree_entry_type(te) == GIT_OBJECT_BLOB ? 0 : E_NOTFOUND;
 	if (known == 0)
-		git_oid_cpy(&oid, git_tree_entry_id(te));
+		oid_cpy(&oid, OID(git_tree_entry_id(te)));
 	if (known == 0 && !on_disk) {
 		struct ent *e = entv_push(&sc->rm, folder, sub, name);
-		git_oid_cpy(&e->oid, &oid);
+		oid_cpy(&e->oid, &oid);
 		e->have_oid = true;
 	} else if (known != 0 && on_disk) {
 		struct ent *e = entv_push(&sc->add, folder, sub, name);
@@ -908,7 +909,7 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 
 			if (c > 0) {
 				struct ent *e = entv_push(&sc->rm, folder, sub, wname);
-				git_oid_cpy(&e->oid, git_tree_entry_id(we));
+				oid_cpy(&e->oid, OID(git_tree_entry_id(we)));
 				e->have_oid = true;
 				wi++;
 				continue;
@@ -926,11 +927,11 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 				e->ctime = sb.st_ctime;
 			} else if (c == 0 && f) {
 				scan_both(wt, sc, folder, sub, d[di].name,
-					  git_tree_entry_id(we), &sb);
+					  OID(git_tree_entry_id(we)), &sb);
 			} else if (c == 0) {
 				/* gone since readdir, or not a file */
 				struct ent *e = entv_push(&sc->rm, folder, sub, wname);
-				git_oid_cpy(&e->oid, git_tree_entry_id(we));
+				oid_cpy(&e->oid, OID(git_tree_entry_id(we)));
 				e->have_oid = true;
 			}
 			if (c == 0)
@@ -953,7 +954,7 @@ done:
 	return ret;
 }
 
-static int tree_has(struct scan *sc, const char *path, git_oid *oid)
+static int tree_has(struct scan *sc, const char *path, struct oid *oid)
 {
 	git_tree_entry *e = NULL;
 	int r;
@@ -964,7 +965,7 @@ static int tree_has(struct scan *sc, const char *path, git_oid *oid)
 	}
 	r = git_tree_entry_bypath(&e, sc->root, path);
 	if (r == 0 && oid)
-		git_oid_cpy(oid, git_tree_entry_id(e));
+		oid_cpy(oid, OID(git_tree_entry_id(e)));
 	git_tree_entry_free(e);
 	if (r < 0 && r != GIT_ENOTFOUND) {
 		log_error("read tree: %s", repo_git_error());
@@ -996,7 +997,7 @@ static git_tree *scan_mail_tree(struct scan *sc)
 	if (!sc->mtree)
 		return scan_root_tree(sc);
 	if (!sc->mroot &&
-	    git_tree_lookup(&sc->mroot, sc->r->git, sc->mtree) < 0) {
+	    git_tree_lookup(&sc->mroot, sc->r->git, GIT_OID(sc->mtree)) < 0) {
 		log_error("read tree: %s", repo_git_error());
 		sc->mroot = NULL;
 	}
@@ -1062,14 +1063,14 @@ bool worktree_folder_fits(const char *repository, const char *folder)
 	struct repo *r = NULL;
 	git_tree *t = NULL;
 	const git_tree_entry *e;
-	git_oid m, tree;
+	struct oid m, tree;
 	bool ok = true;
 
 	if (!*folder || repo_open(&r, repository, 0) < 0)
 		return true;
 	if (repo_ref_read(&m, r, REF_MAIL) == 0 &&
 	    repo_commit_tree(&tree, r, &m) == 0 &&
-	    git_tree_lookup(&t, r->git, &tree) == 0) {
+	    git_tree_lookup(&t, r->git, GIT_OID(&tree)) == 0) {
 		e = git_tree_entry_byname(t, folder);
 		ok = (e && git_tree_entry_type(e) == GIT_OBJECT_TREE) ||
 		     count_folders(t) < format_get_limits()->folders;
@@ -1142,7 +1143,7 @@ static int scan_folder(struct worktree *wt, struct scan *sc, const char *folder,
 }
 
 /* The folders the worktree tree knows. */
-static int tree_folders(struct strvec *out, struct repo *r, const git_oid *tree)
+static int tree_folders(struct strvec *out, struct repo *r, const struct oid *tree)
 {
 	git_tree *t;
 
@@ -1173,7 +1174,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 	char **disk = NULL;
 	size_t ndisk = 0, i, j;
 	struct stat st;
-	git_oid cur, w;
+	struct oid cur, w;
 	int has, ret = 0;
 
 	has = tree_has(sc, SUBSCRIPTIONS, &w);
@@ -1194,7 +1195,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		} else if (repo_blob_hash_file(&cur, sp) < 0) {
 			ret = E_TEMP;
 			goto done;
-		} else if (!has || !git_oid_equal(&cur, &w)) {
+		} else if (!has || !oid_equal(&cur, &w)) {
 			if (repo_blob_from_file(&sc->subs_oid, sc->r, sp) < 0) {
 				ret = E_TEMP;
 				goto done;
@@ -1399,7 +1400,7 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 			r = hash_add(wt, sc, a);
 			return r == E_NOTFOUND ? 1 : r < 0 ? E_TEMP : 0;
 		}
-		git_oid_cpy(&a->oid, &rm->oid);
+		oid_cpy(&a->oid, &rm->oid);
 		a->have_oid = true;
 		return 0;
 	}
@@ -1420,9 +1421,9 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 		} else {
 			struct ent *x = entv_push(extra, hits.v[h].folder,
 						  hits.v[h].sub, hits.v[h].name);
-			git_oid_cpy(&x->oid, &hits.v[h].oid);
+			oid_cpy(&x->oid, &hits.v[h].oid);
 			x->have_oid = x->claimed = true;
-			git_oid_cpy(&a->oid, &hits.v[h].oid);
+			oid_cpy(&a->oid, &hits.v[h].oid);
 			a->have_oid = true;
 		}
 		free(p);
@@ -1440,7 +1441,7 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 				return r == E_NOTFOUND || r == E_PERM ? 1 : E_TEMP;
 			}
 			for (size_t h = 0; h < hits.n; h++)
-				if (!git_oid_equal(&hits.v[h].oid, &a->oid))
+				if (!oid_equal(&hits.v[h].oid, &a->oid))
 					dup = settled = true;
 		}
 		hitv_clear(&hits);
@@ -1496,7 +1497,7 @@ static int resolve(struct worktree *wt, struct scan *sc)
 	for (i = 0; i < extra.n; i++) {
 		struct ent *x = entv_push(&sc->rm, extra.v[i].folder,
 					  extra.v[i].sub, extra.v[i].name);
-		git_oid_cpy(&x->oid, &extra.v[i].oid);
+		oid_cpy(&x->oid, &extra.v[i].oid);
 		x->have_oid = x->claimed = true;
 	}
 	entv_clear(&extra);
@@ -1616,7 +1617,7 @@ static bool mt_paired(const struct pair *p, size_t np, const char *key)
 }
 
 static void add_path(struct update_list *ups, const char *folder,
-		     const char *sub, const char *name, const git_oid *oid)
+		     const char *sub, const char *name, const struct oid *oid)
 {
 	struct strbuf path = STRBUF_INIT;
 
@@ -1630,7 +1631,7 @@ static int other_updates(struct scan *sc, struct update_list *ups,
 			 struct worktree_counts *counts)
 {
 	struct strbuf path = STRBUF_INIT;
-	git_oid empty;
+	struct oid empty;
 
 	if ((sc->mk_add.n || sc->mk_rm.n) &&
 	    repo_blob_from_buffer(&empty, sc->r, "", 0) < 0)
@@ -1683,8 +1684,8 @@ static void local_updates(struct scan *sc, struct pair *p, size_t np,
 	}
 }
 
-static int read_refs(struct worktree *wt, git_oid *w, git_oid *wtree,
-		     git_oid *m, git_oid *mtree)
+static int read_refs(struct worktree *wt, struct oid *w, struct oid *wtree,
+		     struct oid *m, struct oid *mtree)
 {
 	int r = repo_ref_read(m, wt->r, REF_MAIL);
 
@@ -1700,7 +1701,7 @@ static int read_refs(struct worktree *wt, git_oid *w, git_oid *wtree,
 		 * say the disk is empty, so everything on it is committed and
 		 * nothing is committed as deleted.
 		 */
-		git_oid empty;
+		struct oid empty;
 		log_warn("'%s' is missing; reading the Maildir as new",
 			 REF_WORKTREE);
 		if (repo_tree_update(&empty, wt->r, NULL, NULL, 0) < 0 ||
@@ -1719,10 +1720,10 @@ static int read_refs(struct worktree *wt, git_oid *w, git_oid *wtree,
 
 int worktree_pending(struct worktree *wt, bool *out)
 {
-	git_oid w, wtree, m, mtree;
+	struct oid w, wtree, m, mtree;
 	int r = read_refs(wt, &w, &wtree, &m, &mtree);
 
-	*out = r == 0 && !git_oid_equal(&wtree, &mtree);
+	*out = r == 0 && !oid_equal(&wtree, &mtree);
 	return r;
 }
 
@@ -1955,19 +1956,19 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 }
 
 /* See worktree.h: the worktree invariant, kept for maildag-lda. */
-int worktree_record_added(struct repo *r, const git_oid *before,
-			  const git_oid *commit, const struct repo_update *ups,
+int worktree_record_added(struct repo *r, const struct oid *before,
+			  const struct oid *commit, const struct repo_update *ups,
 			  size_t n, const char *who, const char *email)
 {
-	git_oid wt, wt_tree, wt_new, t;
+	struct oid wt, wt_tree, wt_new, t;
 	char *why;
 	int ret = 0;
 
 	if (repo_ref_read(&wt, r, REF_WORKTREE) < 0 ||
 	    repo_commit_tree(&wt_tree, r, &wt) < 0)
 		return E_FAIL;
-	git_oid_cpy(&wt_new, commit);
-	if (!git_oid_equal(&wt_tree, before) &&
+	oid_cpy(&wt_new, commit);
+	if (!oid_equal(&wt_tree, before) &&
 	    (repo_tree_update(&t, r, &wt_tree, ups, n) < 0 ||
 	     repo_commit(&wt_new, r, &t, &wt, 1, "worktree: delivery\n", -1,
 			 who, email) < 0)) {
@@ -2056,6 +2057,7 @@ static void take_later_halves(struct worktree *wt, struct strvec *names)
 
 int worktree_commit(struct worktree *wt, struct worktree_result *res)
 {
+	struct repo_batch batch = REPO_BATCH_INIT;
 	struct worktree_result dummy;
 	struct strvec names = wt->names, folders = wt->folders, claims = { 0 };
 	struct strvec was_unreadable = wt->unreadable;
@@ -2067,7 +2069,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	struct pair *p = NULL;
 	size_t np = 0;
 	struct scan sc;
-	git_oid w, wtree, m, mtree, wtree2, mtree2, m2, w2;
+	struct oid w, wtree, m, mtree, wtree2, mtree2, m2, w2;
 	unsigned long gen;
 	double t0, t1, t2, t3;
 	bool queued = wt->queue.n > 0;
@@ -2108,8 +2110,8 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 
 	if ((ret = read_refs(wt, &w, &wtree, &m, &mtree)) < 0)
 		goto fail;
-	git_oid_cpy(&res->mail, &m);
-	sc.mtree = git_oid_equal(&wtree, &mtree) ? NULL : &mtree;
+	oid_cpy(&res->mail, &m);
+	sc.mtree = oid_equal(&wtree, &mtree) ? NULL : &mtree;
 	gen = wt->gen;
 	/*
 	 * A Maildir without cur/ and new/ is one that is not there (moved,
@@ -2122,7 +2124,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		goto fail;
 	}
 	/* the objects of this commit are synced once, before a ref moves */
-	repo_set_fsync(false);
+	repo_batch_begin(&batch, wt->r);
 	t0 = mono_now();
 	if (full) {
 		wt->rescan_t0 = t0;
@@ -2163,11 +2165,11 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		goto fail;
 	}
 	res->deferred += sc.later.n;
-	if (git_oid_equal(&wtree2, &wtree))
+	if (oid_equal(&wtree2, &wtree))
 		goto held;
 
 	if (!sc.mtree) {
-		git_oid_cpy(&mtree2, &wtree2);
+		oid_cpy(&mtree2, &wtree2);
 	} else if (merge_trees(&mtree2, wt->r, &wtree, &mtree, &wtree2, NULL,
 			       NULL) < 0) {
 		/*
@@ -2181,8 +2183,8 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	}
 
 	counts_text(&msg, &res->counts);
-	git_oid_cpy(&m2, &m);
-	if (!git_oid_equal(&mtree2, &mtree)) {
+	oid_cpy(&m2, &m);
+	if (!oid_equal(&mtree2, &mtree)) {
 		struct strbuf cm = STRBUF_INIT, subject = STRBUF_INIT;
 		const struct worktree_counts *k = &res->counts;
 		/* deliveries alone are told as maildag-lda tells them */
@@ -2200,8 +2202,8 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		if (ret < 0)
 			goto fail;
 	}
-	if (git_oid_equal(&wtree2, &mtree2)) {
-		git_oid_cpy(&w2, &m2);
+	if (oid_equal(&wtree2, &mtree2)) {
+		oid_cpy(&w2, &m2);
 	} else if (repo_commit(&w2, wt->r, &wtree2, &w, 1,
 			       "worktree: local changes\n", -1,
 			       "maildag-syncd", wt->email) < 0) {
@@ -2209,11 +2211,10 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		goto fail;
 	}
 	t3 = mono_now();
-	if (repo_syncfs(wt->r) < 0) {
+	if (repo_batch_end(&batch, true) < 0) {
 		ret = E_TEMP;
 		goto fail;
 	}
-	repo_set_fsync(true);
 	if (sc.add.n >= 16) {
 		/* reading new files and writing their trees */
 		double c = (t3 - t1) / (double)sc.add.n;
@@ -2222,15 +2223,15 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	log_debug("commit: scan %.0f ms, resolve %.0f ms, write %.0f ms, "
 		  "sync %.0f ms", (t1 - t0) * 1000, (t2 - t1) * 1000,
 		  (t3 - t2) * 1000, (mono_now() - t3) * 1000);
-	if (!git_oid_equal(&m2, &m)) {
+	if (!oid_equal(&m2, &m)) {
 		if ((ret = repo_ref_cas(wt->r, REF_MAIL, &m2, &m,
 					"maildag-syncd: local changes")) < 0) {
 			ret = ret == E_RACE ? E_RACE : E_TEMP;
 			goto fail;
 		}
 		res->committed = true;
-		git_oid_cpy(&res->mail, &m2);
-		log_info("committed %.12s: %s", git_oid_tostr_s(&m2), msg.buf);
+		oid_cpy(&res->mail, &m2);
+		log_info("committed %.12s: %s", oid_hex(&m2), msg.buf);
 	}
 	if ((ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: local changes")) < 0) {
@@ -2271,7 +2272,7 @@ fail:
 		ret = E_TEMP;
 done:
 	strvec_clear(&was_unreadable);
-	repo_set_fsync(true);
+	repo_batch_end(&batch, false);
 	scan_release(&sc);
 	free(p);
 	mlist_release(&wm);
@@ -2289,7 +2290,7 @@ done:
 /* One path that differs between two trees. */
 struct dchange {
 	char *path;
-	git_oid old, new;
+	struct oid old, new;
 	bool has_old, has_new;
 };
 
@@ -2298,8 +2299,8 @@ struct dchv {
 	size_t n, alloc;
 };
 
-static void dchv_push(struct dchv *d, const char *path, const git_oid *old,
-		      const git_oid *new)
+static void dchv_push(struct dchv *d, const char *path, const struct oid *old,
+		      const struct oid *new)
 {
 	struct dchange *c;
 
@@ -2308,11 +2309,11 @@ static void dchv_push(struct dchv *d, const char *path, const git_oid *old,
 	memset(c, 0, sizeof *c);
 	c->path = xstrdup(path);
 	if (old) {
-		git_oid_cpy(&c->old, old);
+		oid_cpy(&c->old, old);
 		c->has_old = true;
 	}
 	if (new) {
-		git_oid_cpy(&c->new, new);
+		oid_cpy(&c->new, new);
 		c->has_new = true;
 	}
 }
@@ -2329,10 +2330,10 @@ static int diff_leaf(const char *path, const git_tree_entry *a,
 		     const git_tree_entry *b, void *data)
 {
 	/* a mode alone changed: nothing to apply to a file */
-	if (a && b && git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)))
+	if (a && b && oid_equal(OID(git_tree_entry_id(a)), OID(git_tree_entry_id(b))))
 		return 0;
-	dchv_push(data, path, a ? git_tree_entry_id(a) : NULL,
-		  b ? git_tree_entry_id(b) : NULL);
+	dchv_push(data, path, a ? OID(git_tree_entry_id(a)) : NULL,
+		  b ? OID(git_tree_entry_id(b)) : NULL);
 	return 0;
 }
 
@@ -2340,7 +2341,7 @@ static int diff_leaf(const char *path, const git_tree_entry *a,
  * The blobs that differ between trees a and b (either may be NULL: the
  * empty tree), through treediff: the cost is that of the changed shards.
  */
-static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
+static int diff_walk(struct repo *r, const struct oid *a, const struct oid *b,
 		     struct strbuf *prefix, struct dchv *out)
 {
 	static const struct treediff_ops ops = { NULL, NULL, diff_leaf };
@@ -2356,7 +2357,7 @@ static int diff_walk(struct repo *r, const git_oid *a, const git_oid *b,
  */
 struct kent {
 	struct kent *next;
-	git_oid oid;
+	struct oid oid;
 	const char *sub;
 	size_t klen;
 	char *name;		/* into buf, after the folder */
@@ -2364,7 +2365,7 @@ struct kent {
 };
 
 struct kidx {
-	git_oid tree;
+	struct oid tree;
 	struct kent **b;
 	size_t nb, n;
 };
@@ -2389,7 +2390,7 @@ static struct kent **kidx_bucket(struct kidx *k, const char *key, size_t klen)
 }
 
 static void kidx_add(struct kidx *k, const char *folder, const char *sub,
-		     const char *name, const git_oid *oid)
+		     const char *name, const struct oid *oid)
 {
 	size_t fl = strlen(folder), nl = strlen(name);
 	struct kent *e = xmalloc(sizeof *e + fl + nl + 2), **b;
@@ -2414,7 +2415,7 @@ static void kidx_add(struct kidx *k, const char *folder, const char *sub,
 	memcpy(e->name, name, nl + 1);
 	e->sub = sub;
 	e->klen = maildir_key_len(name);
-	git_oid_cpy(&e->oid, oid);
+	oid_cpy(&e->oid, oid);
 	b = kidx_bucket(k, name, e->klen);
 	e->next = *b;
 	*b = e;
@@ -2438,14 +2439,14 @@ static void kidx_del(struct kidx *k, const char *folder, const char *sub,
 }
 
 /* Bring wt's key index to tree (read whole the first time). */
-static int kidx_sync(struct worktree *wt, const git_oid *tree)
+static int kidx_sync(struct worktree *wt, const struct oid *tree)
 {
 	struct kidx *k = wt->kidx;
 	struct strbuf prefix = STRBUF_INIT;
 	struct dchv d = { 0 };
 	int ret;
 
-	if (k && git_oid_equal(&k->tree, tree))
+	if (k && oid_equal(&k->tree, tree))
 		return 0;
 	ret = diff_walk(wt->r, k ? &k->tree : NULL, tree, &prefix, &d);
 	if (ret < 0) {
@@ -2467,7 +2468,7 @@ static int kidx_sync(struct worktree *wt, const git_oid *tree)
 		free(folder);
 		free(name);
 	}
-	git_oid_cpy(&k->tree, tree);
+	oid_cpy(&k->tree, tree);
 done:
 	dchv_clear(&d);
 	strbuf_release(&prefix);
@@ -2478,7 +2479,7 @@ done:
  * tree_find_key() on the worktree's tree: through the index when the tree
  * has many folders, else directly.
  */
-static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
+static int find_key(struct worktree *wt, struct hitv *out, const struct oid *tree,
 		    git_tree *root, const char *key, size_t klen)
 {
 	if (root && git_tree_entrycount(root) <= KIDX_FOLDERS && !wt->kidx)
@@ -2495,7 +2496,7 @@ static int find_key(struct worktree *wt, struct hitv *out, const git_oid *tree,
 		out->v[out->n].folder = xstrdup(e->buf);
 		out->v[out->n].sub = e->sub;
 		out->v[out->n].name = xstrdup(e->name);
-		git_oid_cpy(&out->v[out->n].oid, &e->oid);
+		oid_cpy(&out->v[out->n].oid, &e->oid);
 		out->n++;
 	}
 	return 0;
@@ -2561,7 +2562,7 @@ static void set_mtime(const char *path, long long mtime)
  * objects), so a big message does not sit in memory whole; else read at
  * once.  0, or < 0 logged.
  */
-static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
+static int blob_to_fd(struct repo *r, const struct oid *oid, int fd,
 		      const char *path)
 {
 	git_odb *odb = NULL;
@@ -2572,7 +2573,7 @@ static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
 	int ret = 0;
 
 	if (git_repository_odb(&odb, r->git) == 0 &&
-	    git_odb_open_rstream(&st, &len, &type, odb, oid) == 0 &&
+	    git_odb_open_rstream(&st, &len, &type, odb, GIT_OID(oid)) == 0 &&
 	    type == GIT_OBJECT_BLOB) {
 		char *buf = xmalloc(65536);
 		ssize_t n;
@@ -2583,11 +2584,11 @@ static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
 				break;
 			}
 		if (n < 0 && ret == 0)
-			ret = log_error("read blob %s: %s", git_oid_tostr_s(oid),
+			ret = log_error("read blob %s: %s", oid_hex(oid),
 					repo_git_error());
 		free(buf);
-	} else if (git_blob_lookup(&blob, r->git, oid) < 0) {
-		ret = log_error("read blob %s: %s", git_oid_tostr_s(oid),
+	} else if (git_blob_lookup(&blob, r->git, GIT_OID(oid)) < 0) {
+		ret = log_error("read blob %s: %s", oid_hex(oid),
 				repo_git_error());
 	} else if (write_full(fd, git_blob_rawcontent(blob),
 			     (size_t)git_blob_rawsize(blob)) < 0) {
@@ -2605,7 +2606,7 @@ static int blob_to_fd(struct repo *r, const git_oid *oid, int fd,
  * and *fd open for more, or E_TEMP (logged, nothing left behind).
  */
 static int tmp_message(char **tmp, int *fd, struct apply *ap,
-		       const char *folder, const char *name, const git_oid *oid,
+		       const char *folder, const char *name, const struct oid *oid,
 		       long long mtime)
 {
 	char *tmpdir;
@@ -2649,7 +2650,7 @@ fail:
  * may exist and is replaced.  E_EXISTS when the name is taken.
  */
 static int write_message(struct apply *ap, const char *folder,
-			 const char *sub, const char *name, const git_oid *oid,
+			 const char *sub, const char *name, const struct oid *oid,
 			 long long mtime, bool over)
 {
 	char *dir = disk_dir(ap->wt, folder, sub);
@@ -2693,7 +2694,7 @@ done:
  * message.
  */
 static int stage_message(struct apply *ap, const char *folder, const char *sub,
-			 const char *name, const git_oid *oid, long long mtime)
+			 const char *name, const struct oid *oid, long long mtime)
 {
 	char *dir, *tmp;
 	int fd;
@@ -2755,19 +2756,19 @@ static int apply_rewrite(struct apply *ap, const struct ent *t,
 			 const char *fdir, const char *fp, const char *tp,
 			 long long mtime)
 {
-	git_oid now;
+	struct oid now;
 	int r;
 
 	if (!path_exists(fp))
 		/* gone: done before a crash, or the client took it */
 		return path_exists(tp) && repo_blob_hash_file(&now, tp) == 0 &&
-		       git_oid_equal(&now, &t->oid) ? 1 : 0;
+		       oid_equal(&now, &t->oid) ? 1 : 0;
 	r = write_message(ap, t->folder, t->sub, t->name, &t->oid, mtime,
 			  false);
 	if (r == E_EXISTS) {
 		/* written before a crash, or a name the client made */
 		if (repo_blob_hash_file(&now, tp) < 0 ||
-		    !git_oid_equal(&now, &t->oid))
+		    !oid_equal(&now, &t->oid))
 			return 0;
 	} else if (r < 0) {
 		return E_TEMP;
@@ -2819,7 +2820,7 @@ static int apply_op(struct apply *ap, const struct op *op)
 				    mtime, true) == 0 ? 1 : E_TEMP;
 	} else if (ensure_folder(wt, t->folder) < 0) {
 		ret = E_TEMP;
-	} else if (!git_oid_equal(&f->oid, &t->oid)) {
+	} else if (!oid_equal(&f->oid, &t->oid)) {
 		ret = apply_rewrite(ap, t, fd_, fp, tp, mtime);
 	} else if (rename_noreplace(fp, tp) == 0) {
 		touch_dir(ap, fd_);
@@ -2918,7 +2919,7 @@ done:
 
 /* mtime records changed in mail for messages that did not move. */
 static int apply_mtimes(struct apply *ap, const struct dchv *d,
-			const git_oid *wtree, const git_oid *mtree,
+			const struct oid *wtree, const struct oid *mtree,
 			const struct op *ops, size_t nops)
 {
 	struct mtcache wmt;
@@ -3044,7 +3045,7 @@ static struct op *ops_of(struct entv *olds, struct entv *news, size_t *n)
 	return ops;
 }
 
-static int ensure_all_folders(struct worktree *wt, const git_oid *mtree)
+static int ensure_all_folders(struct worktree *wt, const struct oid *mtree)
 {
 	struct strvec folders = { 0 };
 	int ret = tree_folders(&folders, wt->r, mtree);
@@ -3063,7 +3064,7 @@ static int ensure_all_folders(struct worktree *wt, const git_oid *mtree)
  * second diff, so a slice costs what it applies, not what is pending.
  */
 struct plan {
-	git_oid w, m;
+	struct oid w, m;
 	struct dchv d;
 	struct entv olds, news;
 	struct strvec mk_rm;
@@ -3087,6 +3088,7 @@ static void plan_free(struct plan *pl)
 int worktree_apply(struct worktree *wt, size_t limit,
 		   struct worktree_result *res)
 {
+	struct repo_batch batch = REPO_BATCH_INIT;
 	struct plan *pl = wt->plan;
 	size_t first = 0, next = 0;
 	struct worktree_result dummy;
@@ -3098,7 +3100,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	size_t nops = 0;
 	struct apply ap;
 	const struct dchange *subsc = NULL;
-	git_oid w, wtree, m, mtree, wtree2, w2, empty;
+	struct oid w, wtree, m, mtree, wtree2, w2, empty;
 	double t0 = mono_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
 
@@ -3112,15 +3114,15 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	mtcache_init(&ap.mmt, &mtree);
 	if ((ret = read_refs(wt, &w, &wtree, &m, &mtree)) < 0)
 		goto done;
-	git_oid_cpy(&res->mail, &m);
-	if (git_oid_equal(&wtree, &mtree)) {
-		if (!git_oid_equal(&w, &m))
+	oid_cpy(&res->mail, &m);
+	if (oid_equal(&wtree, &mtree)) {
+		if (!oid_equal(&w, &m))
 			ret = repo_ref_cas(wt->r, REF_WORKTREE, &m, &w,
 					   "maildag-syncd: same tree");
 		goto done;
 	}
 	wt->plan = NULL;
-	if (pl && git_oid_equal(&pl->w, &w) && git_oid_equal(&pl->m, &m)) {
+	if (pl && oid_equal(&pl->w, &w) && oid_equal(&pl->m, &m)) {
 		/* the next slice: the first one made the folders */
 		d = pl->d;
 		olds = pl->olds;
@@ -3145,11 +3147,11 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		if (parse_msg_path(c->path, &folder, &sub, &name) == 0) {
 			if (c->has_old) {
 				struct ent *e = entv_push(&olds, folder, sub, name);
-				git_oid_cpy(&e->oid, &c->old);
+				oid_cpy(&e->oid, &c->old);
 			}
 			if (c->has_new) {
 				struct ent *e = entv_push(&news, folder, sub, name);
-				git_oid_cpy(&e->oid, &c->new);
+				oid_cpy(&e->oid, &c->new);
 			}
 			free(folder);
 			free(name);
@@ -3247,7 +3249,7 @@ slice:
 				ret = unlink(sp) < 0 && errno != ENOENT ?
 				      log_error("unlink '%s': %s", sp,
 						strerror(errno)) : 0;
-			else if (git_blob_lookup(&b, wt->r->git, &subsc->new) < 0)
+			else if (git_blob_lookup(&b, wt->r->git, GIT_OID(&subsc->new)) < 0)
 				ret = log_error("read blob: %s", repo_git_error());
 			else
 				ret = write_file_atomic(sp, git_blob_rawcontent(b),
@@ -3275,30 +3277,29 @@ slice:
 			goto done;
 		}
 	/* the worktree's objects are synced once, before the ref moves */
-	repo_set_fsync(false);
+	repo_batch_begin(&batch, wt->r);
 	if (!res->skipped && !res->more) {
-		git_oid_cpy(&w2, &m);
+		oid_cpy(&w2, &m);
 	} else if ((ret = mtimes_update(&ap.wu, wt->r, &wtree, ap.wm.v,
 					ap.wm.n)) < 0 ||
 		   (ret = repo_tree_update(&wtree2, wt->r, &wtree, ap.wu.v,
 					   ap.wu.n)) < 0) {
 		ret = E_TEMP;
 		goto done;
-	} else if (git_oid_equal(&wtree2, &wtree)) {
-		git_oid_cpy(&w2, &w);
+	} else if (oid_equal(&wtree2, &wtree)) {
+		oid_cpy(&w2, &w);
 	} else if ((ret = repo_commit(&w2, wt->r, &wtree2, &w, 1,
 				      "worktree: applied in part\n", -1,
 				      "maildag-syncd", wt->email)) < 0) {
 		ret = E_TEMP;
 		goto done;
 	}
-	if (!git_oid_equal(&w2, &w) && !git_oid_equal(&w2, &m) &&
-	    repo_syncfs(wt->r) < 0) {
+	if (repo_batch_end(&batch, !oid_equal(&w2, &w) &&
+				   !oid_equal(&w2, &m)) < 0) {
 		ret = E_TEMP;
 		goto done;
 	}
-	repo_set_fsync(true);
-	if (!git_oid_equal(&w2, &w) &&
+	if (!oid_equal(&w2, &w) &&
 	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
 				"maildag-syncd: applied")) < 0)
 		goto done;
@@ -3309,8 +3310,8 @@ slice:
 	wt->apply_tail = (wt->apply_tail + mono_now() - t2) / 2;
 	if (res->more) {
 		pl = xcalloc(1, sizeof *pl);
-		git_oid_cpy(&pl->w, &w2);
-		git_oid_cpy(&pl->m, &m);
+		oid_cpy(&pl->w, &w2);
+		oid_cpy(&pl->m, &m);
 		pl->d = d;
 		pl->olds = olds;
 		pl->news = news;
@@ -3329,7 +3330,7 @@ slice:
 	{
 		struct strbuf t = STRBUF_INIT;
 		counts_text(&t, &res->counts);
-		log_info("applied %.12s: %s%s", git_oid_tostr_s(&m), t.buf,
+		log_info("applied %.12s: %s%s", oid_hex(&m), t.buf,
 			 res->skipped ? " (some left to the mail client)" :
 			 res->more ? " (more to come)" : "");
 		strbuf_release(&t);
@@ -3340,7 +3341,7 @@ slice:
 		worktree_dirty_root(wt);
 	ret = 0;
 done:
-	repo_set_fsync(true);
+	repo_batch_end(&batch, false);
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
 	free(ops);

@@ -89,7 +89,7 @@ struct worktree_counts {
 
 struct worktree_result {
 	bool committed;		/* commit: refs/heads/mail moved */
-	git_oid mail;		/* refs/heads/mail after the step */
+	struct oid mail;	/* refs/heads/mail after the step */
 	struct worktree_counts counts;
 	size_t skipped;		/* apply: changes the disk no longer allowed */
 	size_t deferred;	/* commit: names to look at again later */
@@ -227,9 +227,10 @@ int worktree_pending(struct worktree *wt, bool *out);
  * changes nothing.  who and email name the committer.  Returns 0, or
  * E_FAIL after a warning (the delivery stands either way).
  */
-int worktree_record_added(struct repo *r, const git_oid *before,
-			  const git_oid *commit, const struct repo_update *ups,
-			  size_t n, const char *who, const char *email);
+int worktree_record_added(struct repo *r, const struct oid *before,
+			  const struct oid *commit,
+			  const struct repo_update *ups, size_t n,
+			  const char *who, const char *email);
 
 /* --- the Maildir ------------------------------------------------------- */
 

@@ -440,7 +440,7 @@ struct pending {
 	char *sub;		/* "new" or "cur" */
 	char *name;		/* file name in the Maildir */
 	char *file;		/* full path of the message */
-	git_oid blob;
+	struct oid blob;
 	bool alive;		/* its writer still runs (or is the committer) */
 	bool dropped;		/* cut short by a crash: not committed */
 };
@@ -487,13 +487,13 @@ static char *find_in_cur(const struct mailbox *mb, const char *folder,
 struct group {
 	const struct mailbox *mb;
 	struct repo *r;
-	git_oid head, tree;	/* refs/heads/mail before, and its tree */
+	struct oid head, tree;	/* refs/heads/mail before, and its tree */
 	struct pending *ps;	/* the deliveries to commit */
 	size_t n, alloc;
 	bool recovering;	/* a writer died: a crash, maybe */
 	struct repo_update *ups;	/* their tree paths and blobs */
 	struct strbuf *paths;
-	git_oid new_tree, commit;	/* what was written */
+	struct oid new_tree, commit;	/* what was written */
 };
 
 static void group_release(struct group *g)
@@ -526,7 +526,7 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
 	 * already (it died after the ref moved): look in the tree for
 	 * those alone, so the usual delivery reads no shard tree here.
 	 */
-	if (!c->alive && repo_tree_has_key(g->r, &g->tree, c->folder, key)) {
+	if (!c->alive && mailbox_tree_has_key(g->r, &g->tree, c->folder, key)) {
 		/* committed before its writer died, or by syncd since */
 	} else if (path_exists(p.file)) {
 		p.sub = xstrdup("new");
@@ -535,8 +535,8 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
 	} else if (c->alive && !c->mine) {
 		/* about to rename its message into new/: give it back */
 		v = JOURNAL_GIVE_BACK;
-	} else if (c->mine && repo_tree_has_key(g->r, &g->tree, c->folder,
-						key)) {
+	} else if (c->mine &&
+		   mailbox_tree_has_key(g->r, &g->tree, c->folder, key)) {
 		/* moved by the client and committed by syncd meanwhile */
 	} else if ((p.name = find_in_cur(g->mb, c->folder, key))) {
 		/* the mail client moved it to cur/ already */
@@ -553,7 +553,7 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
 	if (v == JOURNAL_COMMIT) {
 		p.entry = c->path;
 		p.folder = c->folder;
-		git_oid_cpy(&p.blob, &c->blob);
+		oid_cpy(&p.blob, &c->blob);
 		p.alive = c->alive;
 		free(c->name);
 		log_debug("committing %s", p.name);
@@ -571,8 +571,8 @@ static enum journal_verdict decide(struct journal_claim *c, void *data)
  * Check the objects a commit just written names on the paths of ups
  * (repo_object_check): 0, or E_INVALID when one was damaged and removed.
  */
-static int check_written(struct repo *r, const git_oid *commit,
-			 const git_oid *tree, const struct repo_update *ups,
+static int check_written(struct repo *r, const struct oid *commit,
+			 const struct oid *tree, const struct repo_update *ups,
 			 size_t n)
 {
 	int ret = 0, c;
@@ -585,7 +585,7 @@ static int check_written(struct repo *r, const git_oid *commit,
 		/* from the top down: a tree is read only once it is checked */
 		for (char *slash = strchr(path, '/'); slash && ret == 0;
 		     slash = strchr(slash + 1, '/')) {
-			git_oid id;
+			struct oid id;
 			*slash = '\0';
 			if (repo_tree_lookup(&id, r, tree, path) < 0)
 				ret = E_FAIL;
@@ -609,13 +609,13 @@ static int drop_cut_short(struct group *g)
 
 	for (size_t i = 0; i < g->n; i++) {
 		struct pending *p = &g->ps[i];
-		git_oid id;
+		struct oid id;
 		if (p->alive)
 			continue;
 		g->recovering = true;
 		if (repo_blob_hash_file(&id, p->file) < 0)
 			return E_FAIL;
-		if (!git_oid_equal(&id, &p->blob)) {
+		if (!oid_equal(&id, &p->blob)) {
 			log_warn("dropping '%s': its content is not what was "
 				 "delivered (cut short by a crash?)", p->file);
 			unlink(p->file);
@@ -670,7 +670,7 @@ static int write_group(struct group *g, const char *email)
 		if (repo_tree_update(&g->new_tree, g->r, &g->tree, g->ups,
 				     g->n) < 0)
 			goto done;
-		if (git_oid_equal(&g->new_tree, &g->tree)) {
+		if (oid_equal(&g->new_tree, &g->tree)) {
 			ret = ALL_COMMITTED;
 			goto done;
 		}
@@ -705,7 +705,7 @@ static int make_durable(struct repo *r, const struct mailbox *mb)
 	if (repo_syncfs(r) < 0)
 		return E_FAIL;
 	/* the messages are in the Maildir: its file system too */
-	if (stat(r->path, &rs) < 0 || stat(mb->maildir, &ms) < 0)
+	if (stat(repo_path(r), &rs) < 0 || stat(mb->maildir, &ms) < 0)
 		return log_error("stat '%s': %s", mb->maildir, strerror(errno));
 	if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
 		return E_FAIL;
@@ -752,7 +752,7 @@ static int commit_pending(struct repo *r, const struct mailbox *mb,
 	for (size_t i = 0; i < g.n; i++) {
 		log_info("delivered %s to %s as %.12s", g.ps[i].name,
 			 folder_display(g.ps[i].folder),
-			 git_oid_tostr_s(&g.commit));
+			 oid_hex(&g.commit));
 		journal_done(g.ps[i].entry);
 	}
 	ret = 0;
@@ -769,10 +769,10 @@ done:
  * have; otherwise exits 75 with the reason.  The message is committed
  * already either way.
  */
-static void wait_quorum(const struct mailbox *mb, const git_oid *commit,
+static void wait_quorum(const struct mailbox *mb, const struct oid *commit,
 			int quorum, double deadline_at)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 	int acks = quorum - 1, timeout, fd, r;
 	json_t *req, *ans = NULL, *acked, *err;
 	size_t nacked;
@@ -791,7 +791,7 @@ static void wait_quorum(const struct mailbox *mb, const git_oid *commit,
 	if (fd < 0)
 		fail(EX_TEMPFAIL, "4.4.0", "quorum %d not reached: %s", quorum,
 		     why("cannot reach maildag-syncd"));
-	git_oid_tostr(hex, sizeof hex, commit);
+	oid_tostr(hex, sizeof hex, commit);
 	log_debug("waiting up to %d s for %d peers to acknowledge %s",
 		  timeout, acks, hex);
 	req = json_pack("{s:s, s:s, s:i, s:i}", "cmd", "wait", "commit", hex,
@@ -839,11 +839,11 @@ struct lda {
 	struct timeval tv;	/* the time in the key */
 	char *tmp;		/* its file in tmp/ */
 	long long size;
-	git_oid blob;		/* its bytes */
+	struct oid blob;	/* its bytes */
 	char *journal;
 	int quorum;
 	double deadline_at;	/* clock_now() time */
-	git_oid wait_for;	/* the commit quorum waits on */
+	struct oid wait_for;	/* the commit quorum waits on */
 };
 
 /* Before the message: options, the mailbox, the deadline, the folder. */
@@ -1005,7 +1005,7 @@ static bool already_delivered(struct lda *d)
 		unlink(d->tmp);
 		tmp_path_for_signal[0] = '\0';
 		log_info("already delivered (blob %.12s); not stored again",
-			 git_oid_tostr_s(&d->blob));
+			 oid_hex(&d->blob));
 		return true;
 	}
 	/*
@@ -1030,7 +1030,7 @@ static void publish(struct lda *d)
 {
 	char *name = xasprintf("%s,S=%lld", d->key, d->size);
 	char *dest = xasprintf("%s/new/%s", d->fdir, name);
-	git_oid written;
+	struct oid written;
 	int r;
 
 	r = strlen(dest) >= sizeof dest_for_signal ? E_INVALID :
@@ -1048,7 +1048,7 @@ static void publish(struct lda *d)
 	 * commit.
 	 */
 	if (repo_blob_from_file(&written, d->repo, d->tmp) < 0 ||
-	    !git_oid_equal(&written, &d->blob)) {
+	    !oid_equal(&written, &d->blob)) {
 		unlink(d->tmp);
 		journal_entry_remove(&entry);
 		fail_temp("cannot store the message");
@@ -1081,7 +1081,7 @@ static void commit(struct lda *d)
 		log_debug("committed by another delivery");
 	} else if (commit_pending(d->repo, d->mb, d->journal, &entry) < 0 ||
 		   journal_entry_present(&entry)) {
-		git_oid head, tree;
+		struct oid head, tree;
 		/*
 		 * Not committed: take the message back out of new/ so the
 		 * retry is the only copy.  Only if the ref really did not
@@ -1089,7 +1089,7 @@ static void commit(struct lda *d)
 		 */
 		if (repo_ref_read(&head, d->repo, REF_MAIL) == 0 &&
 		    repo_commit_tree(&tree, d->repo, &head) == 0 &&
-		    !repo_tree_has_key(d->repo, &tree, d->folder, d->key)) {
+		    !mailbox_tree_has_key(d->repo, &tree, d->folder, d->key)) {
 			unlink(dest_for_signal);
 			journal_entry_remove(&entry);
 			fail_temp("cannot commit the message");
@@ -1140,6 +1140,6 @@ int main(int argc, char **argv)
 	}
 	finish(&d);			/* 4. tmp/ cleaned, quorum */
 	lda_release(&d);
-	git_libgit2_shutdown();
+	repo_global_shutdown();
 	return EX_OK;
 }

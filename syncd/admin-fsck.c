@@ -62,7 +62,9 @@ static void problem(const char *path, const char *reason, void *data)
 {
 	struct fsck *f = data;
 
-	if (*path)
+	if (!path)
+		printf("%s: %s\n", f->ref, reason);	/* the commit */
+	else if (*path)
 		printf("%s: '%s': %s\n", f->ref, path, reason);
 	else
 		printf("%s: root tree: %s\n", f->ref, reason);
@@ -73,8 +75,7 @@ static void problem(const char *path, const char *reason, void *data)
 static int check_ref(struct fsck *f, const char *ref)
 {
 	struct format_stats st;
-	git_commit *commit;
-	git_oid id;
+	struct oid id;
 	int r;
 
 	f->ref = ref;
@@ -90,87 +91,22 @@ static int check_ref(struct fsck *f, const char *ref)
 		f->problems++;
 		return 0;
 	}
-	if (git_commit_lookup(&commit, f->repo->git, &id) < 0) {
-		printf("%s: commit %s: %s\n", ref, git_oid_tostr_s(&id),
-		       repo_git_error());
-		f->problems++;
-		return 0;
-	}
-	r = format_fsck_tree(f->repo, git_commit_tree_id(commit), problem, f, &st);
-	git_commit_free(commit);
+	r = format_fsck_commit(f->repo, &id, problem, f, &st);
 	if (r < 0)
 		return r;
 	if (r == 0)
 		printf("%s %.10s: ok, %zu message%s in %zu folder%s, "
-		       "%zu mtimes record%s\n", ref, git_oid_tostr_s(&id),
+		       "%zu mtimes record%s\n", ref, oid_hex(&id),
 		       st.messages, st.messages == 1 ? "" : "s",
 		       st.folders, st.folders == 1 ? "" : "s",
 		       st.mtimes, st.mtimes == 1 ? "" : "s");
 	return 0;
 }
 
-static int add_peer_ref(const char *name, void *data)
+/* One refs/peers/<node>/mail (repo_foreach_peer_ref). */
+static int check_peer(const char *ref, void *data)
 {
-	struct strbuf *names = data;
-
-	strbuf_addstr(names, name);
-	strbuf_addch(names, '\n');
-	return 0;
-}
-
-/*
- * Add the loose refs/peers/<node>/mail files to names: libgit2's
- * iterator skips a ref file it cannot parse, and fsck must not.
- */
-static void add_loose_peer_refs(struct fsck *f, struct strbuf *names)
-{
-	char *dir = xasprintf("%s/refs/peers", f->repo->path);
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	while (d && (de = readdir(d))) {
-		char *file;
-		if (de->d_name[0] == '.')
-			continue;
-		file = xasprintf("%s/%s/mail", dir, de->d_name);
-		if (path_exists(file))
-			strbuf_addf(names, "refs/peers/%s/mail\n", de->d_name);
-		free(file);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Check every refs/peers/<node>/mail of the list names, in order. */
-static int check_peers(struct fsck *f, struct strbuf *names)
-{
-	char **v = NULL;
-	size_t n = 0, alloc = 0;
-	int r = 0;
-
-	for (char *p = names->buf, *nl; p && *p; p = nl + 1) {
-		const char *slash;
-		nl = strchr(p, '\n');
-		*nl = '\0';
-		slash = strncmp(p, "refs/peers/", 11) ? NULL : strchr(p + 11, '/');
-		if (slash && slash > p + 11 && !strcmp(slash, "/mail")) {
-			xgrow((void **)&v, &alloc, n + 1, sizeof *v);
-			v[n++] = p;
-		}
-	}
-	if (n)
-		qsort(v, n, sizeof *v, str_cmp);
-	for (size_t i = 0; i < n && r == 0; i++)
-		if (!i || strcmp(v[i - 1], v[i]))
-			r = check_ref(f, v[i]);
-	free(v);
-	return r;
+	return check_ref(data, ref);
 }
 
 /* --- the Maildir against refs/maildag/worktree ------------------------- */
@@ -179,7 +115,7 @@ struct msg {
 	char *key;
 	char *place;	/* "[<folder>/]<sub>/<name>", as on disk */
 	bool matched;
-	git_oid blob;	/* in the tree (zero for the disk's) */
+	struct oid blob;	/* in the tree (zero for the disk's) */
 };
 
 struct msgs {
@@ -330,12 +266,12 @@ static int scan_folders(struct fsck *f, struct msgs *disk,
 }
 
 static int tree_message(const char *path, const char *folder, const char *sub,
-			const char *name, const git_oid *blob, void *data)
+			const char *name, const struct oid *blob, void *data)
 {
 	struct msgs *m = data;
 
 	msgs_add(m, folder, sub, name);
-	git_oid_cpy(&m->v[m->n - 1].blob, blob);
+	oid_cpy(&m->v[m->n - 1].blob, blob);
 	return 0;
 }
 
@@ -345,25 +281,22 @@ static int tree_message(const char *path, const char *folder, const char *sub,
  * difference is.
  */
 static void check_bytes(struct fsck *f, const struct mailbox *mb,
-			const struct msg *t, const git_oid *tree, bool hash)
+			const struct msg *t, const struct oid *tree, bool hash)
 {
 	char *path = xasprintf("%s/%s", mb->maildir, t->place);
 	struct mtimes mt = MTIMES_INIT;
-	git_odb *odb = NULL;
-	git_object_t type;
 	struct stat st;
-	git_oid now;
+	struct oid now;
 	size_t len;
 	bool differ = false;
 
 	if (stat(path, &st) < 0)
 		goto done;	/* gone meanwhile */
-	if (git_repository_odb(&odb, f->repo->git) == 0 &&
-	    git_odb_read_header(&len, &type, odb, &t->blob) == 0 &&
+	if (repo_object_size(&len, f->repo, &t->blob) == 0 &&
 	    (off_t)len != st.st_size)
 		differ = true;
 	if (!differ && hash && repo_blob_hash_file(&now, path) == 0 &&
-	    !git_oid_equal(&now, &t->blob))
+	    !oid_equal(&now, &t->blob))
 		differ = true;
 	if (!differ)
 		goto done;
@@ -373,7 +306,7 @@ static void check_bytes(struct fsck *f, const struct mailbox *mb,
 		char *e = esc(t->place);
 		printf("%s: '%s': bytes on disk differ from blob %.10s, at the "
 		       "mtime recorded (maildag-syncd will not see it)\n",
-		       REF_WORKTREE, e, git_oid_tostr_s(&t->blob));
+		       REF_WORKTREE, e, oid_hex(&t->blob));
 		free(e);
 		f->problems++;
 	} else {
@@ -381,7 +314,6 @@ static void check_bytes(struct fsck *f, const struct mailbox *mb,
 	}
 done:
 	mtimes_release(&mt);
-	git_odb_free(odb);
 	free(path);
 }
 
@@ -389,7 +321,7 @@ done:
 static int compare_disk(struct fsck *f, const struct mailbox *mb, bool hash)
 {
 	struct msgs disk = { 0 }, tree = { 0 };
-	git_oid commit, tid;
+	struct oid commit, tid;
 	struct dirent *de;
 	size_t i, j;
 	DIR *d;
@@ -478,8 +410,8 @@ static void check_private(struct fsck *f)
 {
 	struct stat st;
 
-	if (stat(f->repo->path, &st) == 0 && (st.st_mode & 077)) {
-		char *e = esc(f->repo->path);
+	if (stat(repo_path(f->repo), &st) == 0 && (st.st_mode & 077)) {
+		char *e = esc(repo_path(f->repo));
 		warn(f, "'%s' is open to other users (mode %04o): every message "
 		     "in it is readable; 'chmod -R go= %s' closes it", e,
 		     (unsigned)(st.st_mode & 07777), e);
@@ -522,7 +454,6 @@ static void check_journal(struct fsck *f)
 int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 {
 	struct fsck f = { 0 };
-	struct strbuf peers = STRBUF_INIT;
 	bool all = false, hash = false;
 	int r, ret = EX_TEMPFAIL;
 
@@ -544,13 +475,7 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 	if (all) {
 		if (check_ref(&f, REF_WORKTREE) < 0)
 			goto done;
-		strbuf_init(&peers, 256);
-		if (git_reference_foreach_name(f.repo->git, add_peer_ref, &peers) < 0) {
-			log_error("list refs: %s", repo_git_error());
-			goto done;
-		}
-		add_loose_peer_refs(&f, &peers);
-		if (check_peers(&f, &peers) < 0)
+		if (repo_foreach_peer_ref(f.repo, check_peer, &f) < 0)
 			goto done;
 	}
 	if (compare_disk(&f, mb, hash) < 0)
@@ -562,7 +487,6 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 		printf("%zu problem%s found\n", f.problems,
 		       f.problems == 1 ? "" : "s");
 done:
-	strbuf_release(&peers);
 	repo_free(f.repo);
 	fflush(stdout);
 	return ret;

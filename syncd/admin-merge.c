@@ -59,17 +59,17 @@ static void print_note(void *data, const struct merge_note *n)
 		       n->kind == MERGE_NOTE_OTHER && !n->to ? " (removed)" : "");
 }
 
-static void print_counts(const char *side, const git_oid *id,
+static void print_counts(const char *side, const struct oid *id,
 			 const struct merge_counts *c)
 {
 	printf("%s %.10s: %zu added, %zu expunged, %zu moved, %zu flag changes, "
-	       "%zu renamed\n", side, git_oid_tostr_s(id), c->added, c->expunged,
+	       "%zu renamed\n", side, oid_hex(id), c->added, c->expunged,
 	       c->moved, c->flagged, c->renamed);
 }
 
 /* Is the commit a valid tree of the format?  trusted: mail, if any. */
-static int check_commit(struct repo *r, const char *spec, const git_oid *id,
-			const git_oid *trusted)
+static int check_commit(struct repo *r, const char *spec, const struct oid *id,
+			const struct oid *trusted)
 {
 	struct strbuf err = STRBUF_INIT;
 	int ret = format_check_commit(r, id, trusted, &err);
@@ -96,7 +96,8 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 	struct merge_opts opts = { NULL, NULL, MERGE_COUNT };
 	struct merge_stats st;
 	struct repo *r = NULL;
-	git_oid a, b, out, mail;
+	struct repo_batch batch = REPO_BATCH_INIT;
+	struct oid a, b, out, mail;
 	bool dry = false, update = false, quiet = false, verbose = false;
 	bool have_mail;
 	int c, ret = EX_TEMPFAIL;
@@ -154,31 +155,32 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 			goto done;
 		if (!in_a && !in_b) {
 			log_error("'%s' (%.10s) is in the history of neither commit: "
-				  "refusing to drop it", REF_MAIL, git_oid_tostr_s(&mail));
+				  "refusing to drop it", REF_MAIL,
+				  oid_hex(&mail));
 			ret = EX_DATAERR;
 			goto done;
 		}
 		/* one sync before the ref moves, not one per object */
-		repo_set_fsync(false);
+		repo_batch_begin(&batch, r);
 	}
 	if (verbose && !quiet) {
 		opts.notify = print_note;
-		printf("changes to %.10s:\n", git_oid_tostr_s(&a));
+		printf("changes to %.10s:\n", oid_hex(&a));
 	}
 	if (merge_commits(&out, r, &a, &b, 0, quiet ? NULL : &opts, &st) < 0)
 		goto done;
-	printf("%s\n", git_oid_tostr_s(&out));
+	printf("%s\n", oid_hex(&out));
 	if (!quiet) {
 		if (st.kind == MERGE_SAME) {
 			printf("the two are the same commit\n");
 		} else if (st.kind == MERGE_FAST_FORWARD) {
-			const git_oid *old = git_oid_equal(&out, &a) ? &b : &a;
+			const struct oid *old = oid_equal(&out, &a) ? &b : &a;
 			printf("fast-forward: %.10s is in the history of ",
-			       git_oid_tostr_s(old));
-			printf("%.10s\n", git_oid_tostr_s(&out));
+			       oid_hex(old));
+			printf("%.10s\n", oid_hex(&out));
 		} else {
-			printf("merged %.10s and ", git_oid_tostr_s(&a));
-			printf("%.10s (%zu merge base%s%s)\n", git_oid_tostr_s(&b),
+			printf("merged %.10s and ", oid_hex(&a));
+			printf("%.10s (%zu merge base%s%s)\n", oid_hex(&b),
 			       st.bases, st.bases == 1 ? "" : "s",
 			       st.bases > 1 ? ", merged first" : "");
 			print_counts("a", &a, &st.ours);
@@ -191,26 +193,26 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 			printf("dry run: nothing written\n");
 	}
 	if (update) {
-		if (git_oid_equal(&out, &mail)) {
+		if (oid_equal(&out, &mail)) {
 			if (!quiet)
 				printf("%s: already at %.10s\n", REF_MAIL,
-				       git_oid_tostr_s(&out));
+				       oid_hex(&out));
 		} else {
-			if (repo_syncfs(r) < 0)
+			if (repo_batch_end(&batch, true) < 0)
 				goto done;
-			repo_set_fsync(true);
 			if (repo_ref_cas(r, REF_MAIL, &out, &mail,
 					 "maildag merge") < 0)
 				goto done;
 			if (!quiet) {
-				printf("%s: %.10s -> ", REF_MAIL, git_oid_tostr_s(&mail));
-				printf("%.10s\n", git_oid_tostr_s(&out));
+				printf("%s: %.10s -> ", REF_MAIL,
+				       oid_hex(&mail));
+				printf("%.10s\n", oid_hex(&out));
 			}
 		}
 	}
 	ret = EX_OK;
 done:
-	repo_set_fsync(true);
+	repo_batch_end(&batch, false);
 	repo_free(r);
 	return ret;
 }

@@ -62,16 +62,16 @@ static void net_usage(FILE *f, enum net_op op)
 static void report(const struct job *j, enum net_op op)
 {
 	const struct net_result *res = &j->res;
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, &res->id);
+	oid_tostr(hex, sizeof hex, &res->id);
 	if (res->status != NET_OK)
 		printf("%s: %s: %s\n", j->peer->name,
 		       net_status_name(res->status), res->error);
 	else if (res->changed)
 		printf("%s: %s %.12s\n", j->peer->name,
 		       op == NET_PUSH ? "pushed" : "fetched", hex);
-	else if (op == NET_FETCH && git_oid_is_zero(&res->id))
+	else if (op == NET_FETCH && oid_is_zero(&res->id))
 		printf("%s: nothing to fetch (no %s there yet)\n",
 		       j->peer->name, REF_MAIL);
 	else

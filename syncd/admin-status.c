@@ -37,11 +37,11 @@
 
 /* --- what the repository alone says ----------------------------------- */
 
-static json_t *oid_json(const git_oid *id)
+static json_t *oid_json(const struct oid *id)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, id);
+	oid_tostr(hex, sizeof hex, id);
 	return json_string(hex);
 }
 
@@ -56,7 +56,7 @@ static json_t *local_status(const struct mailbox *mb)
 			       "node", mb->cfg->node);
 	json_t *peers = json_array();
 	struct repo *r = NULL;
-	git_oid mail;
+	struct oid mail;
 	bool have_mail = false;
 
 	if (repo_open(&r, mb->repository, 0) == 0)
@@ -72,7 +72,7 @@ static json_t *local_status(const struct mailbox *mb)
 		json_t *pj = json_pack("{s:s, s:s, s:n, s:n}", "name", p->name,
 				       "url", p->url, "push", "fetch");
 		char *ref = xasprintf("refs/peers/%s/mail", p->name);
-		git_oid theirs;
+		struct oid theirs;
 		size_t ahead, behind;
 
 		if (r && repo_ref_read(&theirs, r, ref) == 0) {

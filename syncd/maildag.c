@@ -180,8 +180,8 @@ static void describe_message(struct strbuf *out, struct repo *r,
 {
 	char *p = xstrndup(path, plen), *folder = NULL;
 	struct layout_path lp;
-	git_oid id;
-	git_blob *blob;
+	struct oid id;
+	struct strbuf content = STRBUF_INIT;
 
 	if (layout_parse_tree_path(&lp, p) == 0)
 		folder = xstrndup(lp.folder, lp.folder_len);
@@ -189,22 +189,21 @@ static void describe_message(struct strbuf *out, struct repo *r,
 		    folder_display(folder ? folder : ""));
 	free(folder);
 	free(p);
-	if (git_oid_fromstrn(&id, hex, GIT_OID_HEXSZ) < 0 ||
-	    git_blob_lookup(&blob, r->git, &id) < 0)
+	if (oid_fromstr(&id, hex) < 0 ||
+	    repo_blob_read(&content, r, &id) < 0)
 		return;
 	{
 		struct strbuf from = STRBUF_INIT, subject = STRBUF_INIT;
-		const char *content = git_blob_rawcontent(blob);
-		size_t len = (size_t)git_blob_rawsize(blob);
+		size_t len = content.len;
 
-		header_value(&from, content, len, "From", 60);
-		header_value(&subject, content, len, "Subject", 70);
+		header_value(&from, content.buf, len, "From", 60);
+		header_value(&subject, content.buf, len, "Subject", 70);
 		strbuf_addf(out, ": from %s, \"%s\", %zu bytes",
 			    from.len ? from.buf : "(unknown)", subject.buf, len);
 		strbuf_release(&from);
 		strbuf_release(&subject);
 	}
-	git_blob_free(blob);
+	strbuf_release(&content);
 }
 
 /* Print a delivery commit (delivery.h) a line per message. */
@@ -216,10 +215,10 @@ static void print_delivery(const char *prefix, struct repo *r,
 
 	while (delivery_record_next(&it, &pos)) {
 		struct strbuf line = STRBUF_INIT;
-		char hex[GIT_OID_HEXSZ + 1] = "";
+		char hex[OID_HEXSZ + 1] = "";
 
 		if (it.has_blob)
-			git_oid_tostr(hex, sizeof hex, &it.blob);
+			oid_tostr(hex, sizeof hex, &it.blob);
 		describe_message(&line, r, it.path, it.path_len, hex);
 		printf("%s  %s\n", prefix, line.buf);
 		strbuf_release(&line);
@@ -232,7 +231,7 @@ struct log_walk {
 };
 
 /* One commit of the history (repo_log_fn): its lines. */
-static int log_one(const git_oid *id, git_time_t time, const char *msg,
+static int log_one(const struct oid *id, time_t time, const char *msg,
 		   void *data)
 {
 	struct log_walk *w = data;
@@ -242,7 +241,7 @@ static int log_one(const git_oid *id, git_time_t time, const char *msg,
 	if (w->max >= 0 && w->shown >= w->max)
 		return 1;
 	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
-	snprintf(prefix, sizeof prefix, "%s  %.10s", when, git_oid_tostr_s(id));
+	snprintf(prefix, sizeof prefix, "%s  %.10s", when, oid_hex(id));
 	if (delivery_message_is_delivery(msg))
 		print_delivery(prefix, w->r, msg);
 	else
@@ -348,7 +347,7 @@ int main(int argc, char **argv)
 			return r == E_NOTFOUND ? EX_NOUSER : EX_CONFIG;
 		r = cmds[i].fn(mb, argc - optind, argv + optind);
 		mailbox_free(mb);
-		git_libgit2_shutdown();
+		repo_global_shutdown();
 		return r;
 	}
 	log_error("unknown command '%s'", argv[optind]);

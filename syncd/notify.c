@@ -199,13 +199,13 @@ struct notify *notify_new(const struct config *cfg, const char *user,
 	return n;
 }
 
-void notify_start(struct notify *n, const git_oid *mail)
+void notify_start(struct notify *n, const struct oid *mail)
 {
 	char hex[HEX + 1];
 
-	if (!mail || git_oid_is_zero(mail))
+	if (!mail || oid_is_zero(mail))
 		return;
-	git_oid_tostr(hex, sizeof hex, mail);
+	oid_tostr(hex, sizeof hex, mail);
 	/* a webhook with none yet is told by the first sync, as the hook */
 	for (size_t i = 0; i < n->nwh; i++) {
 		struct webhook *w = &n->wh[i];
@@ -803,15 +803,15 @@ void notify_alarm(struct notify *n, const struct alarm *a)
 		start(n);
 }
 
-void notify_change(struct notify *n, const git_oid *old, const git_oid *new)
+void notify_change(struct notify *n, const struct oid *old, const struct oid *new)
 {
 	char o[HEX + 1] = "", w[HEX + 1];
 
 	if (!configured(n->cfg))
 		return;
-	if (old && !git_oid_is_zero(old))
-		git_oid_tostr(o, sizeof o, old);
-	git_oid_tostr(w, sizeof w, new);
+	if (old && !oid_is_zero(old))
+		oid_tostr(o, sizeof o, old);
+	oid_tostr(w, sizeof w, new);
 	if (n->cfg->hook_command)
 		range_add(&n->hook, o, w);
 	for (size_t i = 0; i < n->nwh; i++) {

@@ -68,7 +68,7 @@
 #ifndef NOTIFY_H
 #define NOTIFY_H
 
-#include <git2.h>
+#include "oid.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -102,7 +102,7 @@ struct notify *notify_new(const struct config *cfg, const char *user,
  * none yet (new in the configuration) is told by the daemon's first
  * sync, as the hook is.
  */
-void notify_start(struct notify *n, const git_oid *mail);
+void notify_start(struct notify *n, const struct oid *mail);
 /*
  * Each webhook's state, for maildag status: url (as logged), untold
  * (whether changes wait to be told), from (the first change not
@@ -125,7 +125,7 @@ void notify_set_config(struct notify *n, const struct config *cfg);
  * a child at once when none runs, else remembers the change for the
  * next; does nothing when the config has no hook and no webhook.
  */
-void notify_change(struct notify *n, const git_oid *old, const git_oid *new);
+void notify_change(struct notify *n, const struct oid *old, const struct oid *new);
 
 /*
  * Report the alarm a (copied) by the next child, as above; does nothing

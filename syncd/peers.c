@@ -78,7 +78,7 @@ struct op {
 	time_t last_ok, error_at;
 	char *last_error;	/* "<status>: <error>" */
 	char *last_raw;		/* the error alone, to log changes only */
-	git_oid id;		/* accepted (push) or fetched (fetch) */
+	struct oid id;		/* accepted (push) or fetched (fetch) */
 	bool have_id;
 };
 
@@ -87,7 +87,7 @@ struct check {
 	pid_t pid;		/* the child while running, else 0 */
 	int fd;
 	struct strbuf buf;
-	git_oid theirs, ours;	/* what it checks: theirs ^ ours */
+	struct oid theirs, ours;	/* what it checks: theirs ^ ours */
 	double started;		/* loop_now() at its start */
 	time_t started_at;
 	struct loop_timer *timer;	/* the retry after a failed run */
@@ -110,21 +110,21 @@ struct peer {
 	 * approved, against our mail of then: while mail has only moved on
 	 * from that, it (and any ancestor) may be merged.
 	 */
-	git_oid checked, checked_base;
+	struct oid checked, checked_base;
 	bool have_checked;
 };
 
 /* What refs/peers/<name>/mail held when we last merged or refused it. */
 struct seen {
 	char *name;
-	git_oid id;
+	struct oid id;
 	bool bad;
 };
 
 struct wait {
 	struct wait *next;
 	struct peers *owner;
-	git_oid commit;
+	struct oid commit;
 	int acks;
 	double timeout;
 	struct loop_timer *timer;
@@ -144,7 +144,7 @@ struct peers {
 	struct seen *seen;
 	size_t nseen, seen_alloc;
 	bool refs_dirty;
-	git_oid mail;
+	struct oid mail;
 	bool have_mail;
 	struct wait *waits;
 	struct loop_timer *sweep;	/* ends the waits that timed out */
@@ -168,7 +168,7 @@ static void on_check_timer(void *data);
  * our push of it (or of a descendant), or its refs/heads/mail, as our
  * fetch read it from the peer, contains it.
  */
-static bool holds(struct peers *p, struct peer *pe, const git_oid *commit)
+static bool holds(struct peers *p, struct peer *pe, const struct oid *commit)
 {
 	return (pe->push.have_id &&
 		merge_is_ancestor(p->repo, commit, &pe->push.id) == 1) ||
@@ -207,13 +207,13 @@ static void op_finish(struct op *op, const struct net_result *res)
 				 op_name(op));
 		op->failures = 0;
 		op->last_ok = time(NULL);
-		if (!git_oid_is_zero(&res->id)) {
-			git_oid_cpy(&op->id, &res->id);
+		if (!oid_is_zero(&res->id)) {
+			oid_cpy(&op->id, &res->id);
 			op->have_id = true;
 		}
 		if (op->kind == NET_PUSH) {
 			log_debug("peer %s: pushed %.12s", pe->cfg.name,
-				  git_oid_tostr_s(&res->id));
+				  oid_hex(&res->id));
 			check_waits(p);
 			/* mail moved on meanwhile: push again (containment,
 			 * not equality: the child pushes the ref as it was) */
@@ -224,7 +224,7 @@ static void op_finish(struct op *op, const struct net_result *res)
 		} else {
 			if (res->changed) {
 				log_debug("peer %s: fetched %.12s", pe->cfg.name,
-					  git_oid_tostr_s(&res->id));
+					  oid_hex(&res->id));
 				p->refs_dirty = true;
 				p->want_sync(p->data);
 			}
@@ -315,7 +315,7 @@ static void op_run(struct op *op)
 	}
 	op->again = false;
 	strbuf_reset(&op->buf);
-	if (net_spawn(&op->pid, &op->fd, op->kind, p->repo->path, &pe->cfg,
+	if (net_spawn(&op->pid, &op->fd, op->kind, repo_path(p->repo), &pe->cfg,
 		      p->cfg->node) < 0) {
 		memset(&res, 0, sizeof res);
 		res.status = NET_FAILED;
@@ -350,7 +350,7 @@ static void op_start(struct op *op)
 	if (op->kind == NET_PUSH && op->enabled && pe->alive && !op->pid &&
 	    p->have_mail && !op->failures && holds(p, pe, &p->mail)) {
 		log_debug("peer %s: holds %.12s already; no push", pe->cfg.name,
-			  git_oid_tostr_s(&p->mail));
+			  oid_hex(&p->mail));
 		return;
 	}
 	op_run(op);
@@ -529,9 +529,9 @@ void peers_free(struct peers *p)
 	free(p);
 }
 
-void peers_mail_moved(struct peers *p, const git_oid *mail)
+void peers_mail_moved(struct peers *p, const struct oid *mail)
 {
-	git_oid_cpy(&p->mail, mail);
+	oid_cpy(&p->mail, mail);
 	p->have_mail = true;
 	for (size_t i = 0; i < p->n; i++) {
 		struct op *op = &p->v[i]->push;
@@ -590,12 +590,12 @@ static struct seen *find_seen(struct peers *p, const char *name)
 	return &p->seen[p->nseen++];
 }
 
-static void refuse(struct peer *pe, const git_oid *id, const char *why)
+static void refuse(struct peer *pe, const struct oid *id, const char *why)
 {
 	log_error("peer %s: refusing %.12s: %s", pe->cfg.name,
-		  git_oid_tostr_s(id), why);
+		  oid_hex(id), why);
 	free(pe->merge_error);
-	pe->merge_error = xasprintf("refused %.12s: %s", git_oid_tostr_s(id),
+	pe->merge_error = xasprintf("refused %.12s: %s", oid_hex(id),
 				    why);
 	pe->merge_error_at = time(NULL);
 }
@@ -604,25 +604,9 @@ static void refuse(struct peer *pe, const git_oid *id, const char *why)
  * refs/peers/<name>/mail of a configured peer: 1 with its value, 0 when
  * there is none (or it is not a plain ref), < 0 on an error.
  */
-static int read_peer_ref(struct peers *p, struct peer *pe, git_oid *out)
+static int read_peer_ref(struct peers *p, struct peer *pe, struct oid *out)
 {
-	char *name = xasprintf("refs/peers/%s/mail", pe->cfg.name);
-	git_reference *ref = NULL;
-	int err = git_reference_lookup(&ref, p->repo->git, name), r = 0;
-
-	if (err == GIT_ENOTFOUND) {
-		r = 0;
-	} else if (err < 0) {
-		r = log_error("read '%s': %s", name, repo_git_error());
-	} else if (git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
-		log_debug("'%s' is not a plain ref: ignored", name);
-	} else {
-		git_oid_cpy(out, git_reference_target(ref));
-		r = 1;
-	}
-	git_reference_free(ref);
-	free(name);
-	return r;
+	return repo_peer_ref_read(out, p->repo, pe->cfg.name);
 }
 
 /* --- the whole-history check, in a child ------------------------------- */
@@ -674,7 +658,7 @@ static void check_failed(struct peers *p, struct peer *pe, const char *why)
 	if (c->failures == 1 || !c->last_error || strcmp(c->last_error, why))
 		log_warn("peer %s: the history check of %.12s failed: %s; "
 			 "trying again in %.0f s", pe->cfg.name,
-			 git_oid_tostr_s(&c->theirs), why, delay);
+			 oid_hex(&c->theirs), why, delay);
 	else
 		log_debug("peer %s: the history check failed again (%u in a "
 			  "row): %s", pe->cfg.name, c->failures, why);
@@ -691,11 +675,11 @@ static void check_done(struct peers *p, struct peer *pe,
 	struct check *c = &pe->check;
 	struct seen *s;
 
-	if (res->status != E_TEMP && !git_oid_equal(&res->theirs, &c->theirs)) {
+	if (res->status != E_TEMP && !oid_equal(&res->theirs, &c->theirs)) {
 		res->status = E_TEMP;
 		snprintf(res->why, sizeof res->why,
 			 "the child checked %.12s, not the commit it was given",
-			 git_oid_tostr_s(&res->theirs));
+			 oid_hex(&res->theirs));
 	}
 	if (res->status == E_TEMP) {
 		check_failed(p, pe, res->why);
@@ -706,19 +690,19 @@ static void check_done(struct peers *p, struct peer *pe,
 	c->failures = 0;
 	log_debug("peer %s: %zu commits of %.12s checked in %.0f ms, in a "
 		  "child of %ld kB at most", pe->cfg.name, res->checked,
-		  git_oid_tostr_s(&c->theirs), (loop_now() - c->started) * 1000,
+		  oid_hex(&c->theirs), (loop_now() - c->started) * 1000,
 		  res->max_rss_kb);
 	if (!pe->alive)
 		return;
 	if (res->status == 0) {
-		git_oid_cpy(&pe->checked, &c->theirs);
-		git_oid_cpy(&pe->checked_base, &c->ours);
+		oid_cpy(&pe->checked, &c->theirs);
+		oid_cpy(&pe->checked_base, &c->ours);
 		pe->have_checked = true;
 	} else {
 		/* refused whole: not looked at again until the ref moves */
 		s = find_seen(p, pe->cfg.name);
 		refuse(pe, &c->theirs, res->why);
-		git_oid_cpy(&s->id, &c->theirs);
+		oid_cpy(&s->id, &c->theirs);
 		s->bad = true;
 	}
 	/*
@@ -752,18 +736,19 @@ static void on_check_child(void *data, int fd, short revents)
  * as ours is: the check covers what came since, and its approval is one
  * against ours.
  */
-static void check_start(struct peers *p, struct peer *pe, const git_oid *ours,
-			const git_oid *theirs)
+static void check_start(struct peers *p, struct peer *pe,
+			const struct oid *ours,
+			const struct oid *theirs)
 {
 	struct check *c = &pe->check;
 	bool trust = pe->have_checked &&
 		     merge_is_ancestor(p->repo, &pe->checked_base, ours) == 1;
 
-	git_oid_cpy(&c->theirs, theirs);
-	git_oid_cpy(&c->ours, ours);
+	oid_cpy(&c->theirs, theirs);
+	oid_cpy(&c->ours, ours);
 	strbuf_reset(&c->buf);
 	/* the fetch child's cap: what the limits let through fits in it */
-	if (history_spawn(&c->pid, &c->fd, p->repo->path, ours,
+	if (history_spawn(&c->pid, &c->fd, repo_path(p->repo), ours,
 			  trust ? &pe->checked : NULL, theirs,
 			  net_fetch_memory()) < 0) {
 		c->pid = 0;
@@ -775,14 +760,14 @@ static void check_start(struct peers *p, struct peer *pe, const git_oid *ours,
 	c->started_at = time(NULL);
 	loop_add_fd(p->loop, c->fd, POLLIN, on_check_child, pe);
 	log_debug("peer %s: checking the history of %.12s (pid %ld)",
-		  pe->cfg.name, git_oid_tostr_s(theirs), (long)c->pid);
+		  pe->cfg.name, oid_hex(theirs), (long)c->pid);
 }
 
 /* Did a check child approve theirs itself, against an ancestor of mail? */
 static bool approved(struct peers *p, const struct peer *pe,
-		     const git_oid *mail, const git_oid *theirs)
+		     const struct oid *mail, const struct oid *theirs)
 {
-	return pe->have_checked && git_oid_equal(&pe->checked, theirs) &&
+	return pe->have_checked && oid_equal(&pe->checked, theirs) &&
 	       merge_is_ancestor(p->repo, &pe->checked_base, mail) == 1;
 }
 
@@ -790,7 +775,7 @@ static bool approved(struct peers *p, const struct peer *pe,
 static int merge_peer(struct peers *p, struct peer *pe)
 {
 	const char *node = pe->cfg.name;
-	git_oid theirs, mail, out;
+	struct oid theirs, mail, out;
 	struct merge_stats st;
 	struct seen *s;
 	int x, moved = 0;
@@ -799,7 +784,7 @@ static int merge_peer(struct peers *p, struct peer *pe)
 	if (read_peer_ref(p, pe, &theirs) <= 0)
 		return 0;
 	s = find_seen(p, node);
-	if (git_oid_equal(&s->id, &theirs))
+	if (oid_equal(&s->id, &theirs))
 		return 0;
 	if ((x = repo_ref_read(&mail, p->repo, REF_MAIL)) < 0)
 		return x;
@@ -830,16 +815,16 @@ static int merge_peer(struct peers *p, struct peer *pe)
 				 "%zu expunged, %zu moved, %zu flagged)",
 				 node, st.kind == MERGE_MERGED ? "merged"
 							       : "fast-forward to",
-				 git_oid_tostr_s(&theirs), git_oid_tostr_s(&out),
+				 oid_hex(&theirs), oid_hex(&out),
 				 st.ours.added, st.ours.expunged, st.ours.moved,
 				 st.ours.flagged);
 		}
 	} else if (x < 0) {
-		log_warn("peer %s: %.12s: %s", node, git_oid_tostr_s(&theirs),
-			 repo_git_error());
+		log_warn("peer %s: %.12s: %s", node, oid_hex(&theirs),
+			 log_last_error());
 		return 0;
 	}
-	git_oid_cpy(&s->id, &theirs);
+	oid_cpy(&s->id, &theirs);
 	s->bad = false;
 	/* they are alive: retry a push that is backing off */
 	if (pe->push.failures && !pe->push.pid) {
@@ -892,7 +877,7 @@ void peers_check(struct peers *p)
 
 	for (size_t i = 0; i < p->n; i++) {
 		struct peer *pe = p->v[i];
-		git_oid theirs, mail;
+		struct oid theirs, mail;
 		struct seen *s;
 
 		if (!pe->alive || read_peer_ref(p, pe, &theirs) <= 0)
@@ -903,7 +888,7 @@ void peers_check(struct peers *p)
 		 * when the ref moved meanwhile, its end looks again); a
 		 * retry waiting for its backoff.
 		 */
-		if (git_oid_equal(&s->id, &theirs) || pe->check.pid ||
+		if (oid_equal(&s->id, &theirs) || pe->check.pid ||
 		    loop_timer_armed(pe->check.timer) ||
 		    repo_ref_read(&mail, p->repo, REF_MAIL) < 0 ||
 		    merge_is_ancestor(p->repo, &theirs, &mail) != 0 ||
@@ -965,7 +950,7 @@ static json_t *op_status(const struct op *op)
 			    json_time(time(NULL) + (time_t)(when - loop_now() + 0.5)) :
 			    json_null());
 	json_object_set_new(o, "id", op->have_id ?
-			    json_string(git_oid_tostr_s(&op->id)) : json_null());
+			    json_string(oid_hex(&op->id)) : json_null());
 	return o;
 }
 
@@ -977,11 +962,11 @@ static json_t *check_status(const struct peer *pe)
 
 	json_object_set_new(o, "running", json_boolean(c->pid != 0));
 	json_object_set_new(o, "commit", c->pid ?
-			    json_string(git_oid_tostr_s(&c->theirs)) : json_null());
+			    json_string(oid_hex(&c->theirs)) : json_null());
 	json_object_set_new(o, "started", c->pid ? json_time(c->started_at) :
 			    json_null());
 	json_object_set_new(o, "approved", pe->have_checked ?
-			    json_string(git_oid_tostr_s(&pe->checked)) :
+			    json_string(oid_hex(&pe->checked)) :
 			    json_null());
 	json_object_set_new(o, "runs", json_integer((json_int_t)c->runs));
 	json_object_set_new(o, "failures", json_integer(c->failures));
@@ -995,7 +980,7 @@ static json_t *check_status(const struct peer *pe)
 }
 
 /* refs/peers/<name>/mail, or false. */
-static bool peer_ref(struct peers *p, const char *name, git_oid *out)
+static bool peer_ref(struct peers *p, const char *name, struct oid *out)
 {
 	char *ref = xasprintf("refs/peers/%s/mail", name);
 	bool ok = repo_ref_read(out, p->repo, ref) == 0;
@@ -1010,9 +995,9 @@ static bool peer_ref(struct peers *p, const char *name, git_oid *out)
  * refs/peers ref) lacks; null when we know none.
  */
 static json_t *pending_json(struct peers *p, struct peer *pe,
-			    const git_oid *mail, const git_oid *theirs)
+			    const struct oid *mail, const struct oid *theirs)
 {
-	const git_oid *known[3];
+	const struct oid *known[3];
 	size_t n = 0, best = SIZE_MAX, ahead, behind;
 
 	if (pe->push.have_id)
@@ -1042,7 +1027,7 @@ static size_t waits_on(struct peers *p, struct peer *pe)
 json_t *peers_status(struct peers *p)
 {
 	json_t *a = json_array();
-	git_oid mail, theirs;
+	struct oid mail, theirs;
 	bool have_mail = repo_ref_read(&mail, p->repo, REF_MAIL) == 0;
 
 	for (size_t i = 0; i < p->n; i++) {
@@ -1058,7 +1043,7 @@ json_t *peers_status(struct peers *p)
 		json_object_set_new(o, "url", json_string(pe->cfg.url));
 		have = peer_ref(p, pe->cfg.name, &theirs);
 		json_object_set_new(o, "peer_ref", have ?
-				    json_string(git_oid_tostr_s(&theirs)) :
+				    json_string(oid_hex(&theirs)) :
 				    json_null());
 		if (have && have_mail &&
 		    repo_ahead_behind(&ahead, &behind, p->repo, &mail,
@@ -1086,7 +1071,7 @@ json_t *peers_status(struct peers *p)
 
 /* --- quorum waits -------------------------------------------------------- */
 
-static json_t *holders(struct peers *p, const git_oid *commit, int *count)
+static json_t *holders(struct peers *p, const struct oid *commit, int *count)
 {
 	json_t *a = json_array();
 
@@ -1176,7 +1161,7 @@ static void sweep_waits(void *data)
 	}
 }
 
-void peers_wait(struct peers *p, const git_oid *commit, int acks,
+void peers_wait(struct peers *p, const struct oid *commit, int acks,
 		double timeout, peers_wait_fn *done, void *data)
 {
 	struct wait *w = xcalloc(1, sizeof *w);
@@ -1184,7 +1169,7 @@ void peers_wait(struct peers *p, const git_oid *commit, int acks,
 	json_t *acked;
 
 	w->owner = p;
-	git_oid_cpy(&w->commit, commit);
+	oid_cpy(&w->commit, commit);
 	w->acks = acks;
 	w->timeout = timeout;
 	w->done = done;

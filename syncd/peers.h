@@ -40,7 +40,6 @@
 
 #include <stdbool.h>
 
-#include <git2.h>
 #include <jansson.h>
 
 #include "config.h"
@@ -65,7 +64,7 @@ void peers_free(struct peers *p);	/* kills running children */
 void peers_set_config(struct peers *p, const struct config *cfg);
 
 /* refs/heads/mail is now mail: push it. */
-void peers_mail_moved(struct peers *p, const git_oid *mail);
+void peers_mail_moved(struct peers *p, const struct oid *mail);
 
 /*
  * Hold every push back (a mass-deletion alarm is open and held, alarm.h)
@@ -113,7 +112,7 @@ json_t *peers_status(struct peers *p);
  */
 typedef void peers_wait_fn(void *data, bool ok, json_t *acked,
 			   const char *error);
-void peers_wait(struct peers *p, const git_oid *commit, int acks,
+void peers_wait(struct peers *p, const struct oid *commit, int acks,
 		double timeout, peers_wait_fn *done, void *data);
 
 /* Forget the waits whose data is data (the client went away). */

@@ -106,7 +106,7 @@ struct syncd {
 	double started;		/* loop_now() at start, until the first sync */
 	bool ready;		/* the first sync has ended: READY=1 sent */
 	struct loop_timer *status_timer;	/* STATUS= (service.h) */
-	git_oid last_mail;
+	struct oid last_mail;
 	struct peers *peers;
 	struct notify *notify;
 	struct loop_timer *notify_timer, *maint_timer;
@@ -114,8 +114,8 @@ struct syncd {
 	int control_fd;		/* the listening socket, -1 if none */
 	char *control_path;
 	size_t nclients;
-	git_oid space_for;	/* the mail commit an apply has room for */
-	git_oid space_short;	/* one it had none for, in this sync */
+	struct oid space_for;	/* the mail commit an apply has room for */
+	struct oid space_short;	/* one it had none for, in this sync */
 	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
 	size_t tmp_n, tmp_pos;
 	char weighed[CHANGE_HEX];	/* mail as far as alarm_check has
@@ -144,7 +144,7 @@ static void usage(FILE *f)
  */
 static void refresh_hold(struct syncd *s)
 {
-	bool hold = alarm_holding(s->repo->path);
+	bool hold = alarm_holding(repo_path(s->repo));
 
 	if (hold == s->holding)
 		return;
@@ -164,14 +164,14 @@ static void refresh_hold(struct syncd *s)
  * that undoes it, recorded for maildag status, and told to the hook and
  * webhooks; one held is held before anything is pushed.
  */
-static void weigh_changes(struct syncd *s, const git_oid *mail)
+static void weigh_changes(struct syncd *s, const struct oid *mail)
 {
 	char to[CHANGE_HEX];
 	struct alarm *v = NULL;
 	size_t n = 0;
 	double t0 = loop_now();
 
-	git_oid_tostr(to, sizeof to, mail);
+	oid_tostr(to, sizeof to, mail);
 	if (*s->weighed &&
 	    alarm_check(&v, &n, s->repo, s->mb->cfg, s->weighed, to,
 			(long long)time(NULL)) < 0)
@@ -181,7 +181,7 @@ static void weigh_changes(struct syncd *s, const git_oid *mail)
 		  (loop_now() - t0) * 1000);
 	memcpy(s->weighed, to, sizeof to);
 	/* recorded first: once the log says so, maildag status does too */
-	if (n && alarm_record(s->repo->path, v, n) < 0)
+	if (n && alarm_record(repo_path(s->repo), v, n) < 0)
 		log_warn("could not record the alarm for maildag status");
 	for (size_t i = 0; i < n; i++) {
 		char *undo = alarm_undo_line(&v[i]);
@@ -208,10 +208,10 @@ static void weigh_changes(struct syncd *s, const git_oid *mail)
  * changes (a mass deletion may hold pushes back), push to the peers, run
  * the hook and webhooks.
  */
-static void mail_moved(struct syncd *s, const git_oid *old,
-		       const git_oid *mail)
+static void mail_moved(struct syncd *s, const struct oid *old,
+		       const struct oid *mail)
 {
-	log_debug("refs/heads/mail is now %.12s", git_oid_tostr_s(mail));
+	log_debug("refs/heads/mail is now %.12s", oid_hex(mail));
 	weigh_changes(s, mail);
 	if (s->peers)
 		peers_mail_moved(s->peers, mail);
@@ -323,7 +323,7 @@ static void on_status_timer(void *data)
  */
 static int space_for_apply(struct syncd *s, bool again)
 {
-	git_oid mail, wt;
+	struct oid mail, wt;
 	unsigned long long need;
 	bool have_wt;
 	int r;
@@ -331,22 +331,22 @@ static int space_for_apply(struct syncd *s, bool again)
 	if (again)
 		memset(&s->space_short, 0, sizeof s->space_short);
 	if (repo_ref_read(&mail, s->repo, REF_MAIL) < 0 ||
-	    git_oid_equal(&mail, &s->space_for))
+	    oid_equal(&mail, &s->space_for))
 		return 0;
-	if (git_oid_equal(&mail, &s->space_short))
+	if (oid_equal(&mail, &s->space_short))
 		return E_TEMP;	/* said already in this sync */
 	have_wt = repo_ref_read(&wt, s->repo, REF_WORKTREE) == 0;
-	if (have_wt && git_oid_equal(&mail, &wt))
+	if (have_wt && oid_equal(&mail, &wt))
 		return 0;
 	if ((r = format_added_bytes(&need, s->repo, &mail,
 				    have_wt ? &wt : NULL)) < 0)
 		return r;
 	if (need && (r = fs_space_check(s->mb->maildir, need,
 					 "the messages to apply", NULL)) < 0) {
-		git_oid_cpy(&s->space_short, &mail);
+		oid_cpy(&s->space_short, &mail);
 		return r;
 	}
-	git_oid_cpy(&s->space_for, &mail);
+	oid_cpy(&s->space_for, &mail);
 	return 0;
 }
 
@@ -395,10 +395,10 @@ static void sync_now(void *data)
 		s->retry = 0;
 		if (s->started)
 			service_extend(START_EXTEND);
-		if (!git_oid_equal(&cr.mail, &s->last_mail)) {
-			git_oid old;
-			git_oid_cpy(&old, &s->last_mail);
-			git_oid_cpy(&s->last_mail, &cr.mail);
+		if (!oid_equal(&cr.mail, &s->last_mail)) {
+			struct oid old;
+			oid_cpy(&old, &s->last_mail);
+			oid_cpy(&s->last_mail, &cr.mail);
 			mail_moved(s, &old, &cr.mail);
 		}
 		next_slice(s);
@@ -418,15 +418,15 @@ static void sync_now(void *data)
 		  "apply %.0f)", (loop_now() - locked) * 1000,
 		  (t1 - locked) * 1000, (t2 - t1) * 1000, (loop_now() - t2) * 1000);
 	if (r < 0) {
-		git_oid m;
+		struct oid m;
 		watch_check(s->watch);
 		failed(s, "sync");
 		/* what others committed (a delivery) is pushed all the same */
 		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
-		    !git_oid_equal(&m, &s->last_mail)) {
-			git_oid old;
-			git_oid_cpy(&old, &s->last_mail);
-			git_oid_cpy(&s->last_mail, &m);
+		    !oid_equal(&m, &s->last_mail)) {
+			struct oid old;
+			oid_cpy(&old, &s->last_mail);
+			oid_cpy(&s->last_mail, &m);
 			mail_moved(s, &old, &m);
 		}
 		return;
@@ -447,10 +447,10 @@ static void sync_now(void *data)
 	} else if (s->started) {
 		service_extend(START_EXTEND);
 	}
-	if (!git_oid_equal(&ar.mail, &s->last_mail)) {
-		git_oid old;
-		git_oid_cpy(&old, &s->last_mail);
-		git_oid_cpy(&s->last_mail, &ar.mail);
+	if (!oid_equal(&ar.mail, &s->last_mail)) {
+		struct oid old;
+		oid_cpy(&old, &s->last_mail);
+		oid_cpy(&s->last_mail, &ar.mail);
 		mail_moved(s, &old, &ar.mail);
 	}
 	if (ar.more)
@@ -504,7 +504,7 @@ static void watch_folder_fn(void *data, const char *folder, bool on_disk)
 static void check_mail(void *data)
 {
 	struct syncd *s = data;
-	git_oid m;
+	struct oid m;
 
 	/*
 	 * the root and the repository's directories get their watches back,
@@ -516,7 +516,7 @@ static void check_mail(void *data)
 		schedule_debounced(s);
 
 	if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
-	    !git_oid_equal(&m, &s->last_mail))
+	    !oid_equal(&m, &s->last_mail))
 		schedule_sync(s, loop_now());
 	/* a peer's push whose event was missed */
 	peers_refs_changed(s->peers);
@@ -742,9 +742,9 @@ static bool client_request(struct client *c, const char *line)
 		a = json_object();
 		json_object_set_new(a, "ok", json_true());
 		json_object_set_new(a, "node", json_string(s->mb->cfg->node));
-		json_object_set_new(a, "mail", git_oid_is_zero(&s->last_mail) ?
+		json_object_set_new(a, "mail", oid_is_zero(&s->last_mail) ?
 				    json_null() :
-				    json_string(git_oid_tostr_s(&s->last_mail)));
+				    json_string(oid_hex(&s->last_mail)));
 		json_object_set_new(a, "pid", json_integer(getpid()));
 		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
 		json_object_set_new(a, "peers", peers_status(s->peers));
@@ -757,7 +757,7 @@ static bool client_request(struct client *c, const char *line)
 			json_integer((json_int_t)format_get_limits()->folders));
 		json_object_set_new(a, "folders_left_out",
 			json_integer((json_int_t)worktree_left_out(s->wt)));
-		json_object_set_new(a, "alarms", alarm_open_json(s->repo->path));
+		json_object_set_new(a, "alarms", alarm_open_json(repo_path(s->repo)));
 		json_object_set_new(a, "held", json_boolean(s->holding));
 		ok = client_send(c, a);
 	} else if (!strcmp(cmd, "sync")) {
@@ -770,8 +770,8 @@ static bool client_request(struct client *c, const char *line)
 		const char *hex = json_string_value(json_object_get(req, "commit"));
 		json_t *acks = json_object_get(req, "acks");
 		json_t *t = json_object_get(req, "timeout");
-		git_oid id;
-		if (!hex || git_oid_fromstr(&id, hex) < 0 || strlen(hex) != 40 ||
+		struct oid id;
+		if (!hex || oid_fromstr(&id, hex) < 0 || strlen(hex) != 40 ||
 		    !json_is_integer(acks) || json_integer_value(acks) < 0 ||
 		    json_integer_value(acks) > 1000 || !json_is_number(t) ||
 		    json_number_value(t) < 0) {
@@ -879,8 +879,8 @@ static void maintain(void *data)
 			log_warn("packing loose objects failed");
 		s->maint_pid = 0;
 	}
-	objects_clean_tmp(s->repo->path, TMP_OBJ_MAX_AGE);
-	s->maint_pid = maint_start(s->repo->path);
+	objects_clean_tmp(repo_path(s->repo), TMP_OBJ_MAX_AGE);
+	s->maint_pid = maint_start(repo_path(s->repo));
 	if (s->maint_pid < 0)
 		s->maint_pid = 0;
 	loop_timer_in(s->maint_timer, s->maint_pid ? 10 : MAINT_EVERY);
@@ -977,9 +977,9 @@ static int start(struct syncd *s)
 		log_warn("could not check every loose object after a restart");
 	{
 		/* alarms weigh what comes from now on (alarm.h) */
-		git_oid m;
+		struct oid m;
 		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0)
-			git_oid_tostr(s->weighed, sizeof s->weighed, &m);
+			oid_tostr(s->weighed, sizeof s->weighed, &m);
 	}
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
 	if (!opt.once)
@@ -1032,7 +1032,7 @@ int main(int argc, char **argv)
 	}
 	s.loop = loop_new();
 	/* watch before the first scan, so nothing slips between them */
-	if (watch_new(&s.watch, s.mb->maildir, s.repo->path, s.wt) < 0) {
+	if (watch_new(&s.watch, s.mb->maildir, repo_path(s.repo), s.wt) < 0) {
 		status = EX_OSERR;
 		goto done;
 	}
@@ -1062,14 +1062,14 @@ int main(int argc, char **argv)
 		loop_add_fd(s.loop, s.control_fd, POLLIN, on_accept, &s);
 	s.peers = peers_new(s.loop, s.repo, s.mb->cfg, want_sync, &s);
 	/* an alarm held before a restart holds still */
-	s.holding = alarm_holding(s.repo->path);
+	s.holding = alarm_holding(repo_path(s.repo));
 	if (s.holding)
 		log_warn("holding every push back until the mass deletion is "
 			 "confirmed or undone (maildag status)");
 	peers_set_hold(s.peers, s.holding);
 	{
 		char *state = repo_state_path(s.repo, "webhooks.json");
-		git_oid m;
+		struct oid m;
 		s.notify = notify_new(s.mb->cfg, s.mb->user, state);
 		free(state);
 		if (repo_ref_read(&m, s.repo, REF_MAIL) == 0)
@@ -1106,6 +1106,6 @@ done:
 	worktree_free(s.wt);
 	repo_free(s.repo);
 	mailbox_free(s.mb);
-	git_libgit2_shutdown();
+	repo_global_shutdown();
 	return status;
 }

@@ -33,4 +33,15 @@ test_expect_success 'a tree path or a place on disk is parsed in layout.c alone'
 	only_in common/layout.c "(strncmp|memmem)\\([^)]*\"/?(cur|new)/"
 '
 
+test_expect_success 'no program includes libgit2, calls it or sees struct repo' '
+	(cd "$abs_top_srcdir" &&
+		! grep -lE "git2\.h|repo_p\.h|git_" lda/*.[ch] syncd/*.[ch])
+'
+
+test_expect_success 'of the library headers, repo_p.h alone includes <git2.h>' '
+	(cd "$abs_top_srcdir" && grep -l "^#include <git2" common/*.h) >files &&
+	echo common/repo_p.h >expect &&
+	test_cmp expect files
+'
+
 test_done

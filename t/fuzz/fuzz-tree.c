@@ -27,7 +27,7 @@
 #include "fuzz.h"
 #include "log.h"
 #include "maildir_name.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -126,7 +126,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	CHECK(git_repository_wrap_odb(&git, odb) == 0);
 	R.git = git;
 	R.path = "(memory)";
-	CHECK(format_check_tree(&R, &fixed[FUZZ_BASE - FUZZ_FORMAT], NULL, &err) == 0);
+	CHECK(format_check_tree(&R, OID(&fixed[FUZZ_BASE - FUZZ_FORMAT]), NULL, &err) == 0);
 	strbuf_release(&err);
 	return 0;
 }
@@ -447,7 +447,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(c);
 	}
 
-	r1 = format_check_tree(&R, &ids[0], NULL, &err1);
+	r1 = format_check_tree(&R, OID(&ids[0]), NULL, &err1);
 	CHECK(r1 == 0 || r1 == E_INVALID);
 	CHECK(r1 == 0 ? err1.len == 0 : err1.len > 0 && !strchr(err1.buf, '\n'));
 	for (size_t i = 0; i < err1.len; i++)	/* one printable line */
@@ -455,13 +455,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      (unsigned char)err1.buf[i] < 0x7f);
 	CHECK(r1 != 0 || independently_valid(&ids[0]));
 
-	r2 = format_check_tree(&R, &ids[0], &fixed[FUZZ_BASE - FUZZ_FORMAT], &err2);
+	r2 = format_check_tree(&R, OID(&ids[0]), OID(&fixed[FUZZ_BASE - FUZZ_FORMAT]), &err2);
 	if (r2 != r1)
 		fprintf(stderr, "full: %d %s\nagainst the base: %d %s\n", r1,
 			err1.len ? err1.buf : "", r2, err2.len ? err2.buf : "");
 	CHECK(r2 == r1);
 
-	CHECK(format_fsck_tree(&R, &ids[0], count_problem, &problems, NULL) ==
+	CHECK(format_fsck_tree(&R, OID(&ids[0]), count_problem, &problems, NULL) ==
 	      problems);
 	CHECK((problems == 0) == (r1 == 0));
 

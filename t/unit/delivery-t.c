@@ -20,12 +20,12 @@
 #define PATH1 "new/4f/1795326400.M2P2R0123456789abcdefQ1.mx1,S=2211"
 #define PATH2 ".Sent/cur/3c/1795326361.M1P1Q1.mx1,S=211:2,S"
 
-static void blob_of(git_oid *out, int i)
+static void blob_of(struct oid *out, int i)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
 	snprintf(hex, sizeof hex, "%040x", i);
-	git_oid_fromstr(out, hex);
+	oid_fromstr(out, hex);
 }
 
 /* The items of message as "path blob" lines. */
@@ -37,7 +37,7 @@ static char *items(const char *message)
 
 	while (delivery_record_next(&it, &pos))
 		strbuf_addf(&sb, "%.*s %s\n", (int)it.path_len, it.path,
-			    it.has_blob ? git_oid_tostr_s(&it.blob) : "-");
+			    it.has_blob ? oid_hex(&it.blob) : "-");
 	return strbuf_detach(&sb, NULL);
 }
 
@@ -45,7 +45,7 @@ static void test_format_parse(void)
 {
 	struct delivery_record d = DELIVERY_RECORD_INIT;
 	struct strbuf msg = STRBUF_INIT;
-	git_oid b1, b2;
+	struct oid b1, b2;
 	char *got;
 
 	blob_of(&b1, 1);
@@ -94,9 +94,9 @@ static void test_format_parse(void)
 }
 
 /* Commit message on top of refs/heads/mail, at time when. */
-static void commit_msg(struct repo *r, const char *message, git_time_t when)
+static void commit_msg(struct repo *r, const char *message, time_t when)
 {
-	git_oid head, tree, c;
+	struct oid head, tree, c;
 
 	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
 	    repo_commit_tree(&tree, r, &head) < 0 ||
@@ -111,7 +111,7 @@ static void test_find(const char *dir)
 	struct strbuf msg = STRBUF_INIT;
 	char *path = xasprintf("%s/repo.git", dir);
 	struct repo *r;
-	git_oid b1, b2, b3, found, head;
+	struct oid b1, b2, b3, found, head;
 
 	if (repo_open(&r, path, REPO_CREATE) < 0)
 		log_fatal("cannot create '%s'", path);
@@ -132,9 +132,9 @@ static void test_find(const char *dir)
 	commit_msg(r, "mail client: 1 flag changed\n", -1);
 
 	ok(delivery_find_recent(&found, r, &b2, 3600) == 0 &&
-	   git_oid_equal(&found, &head), "the second message of a group");
+	   oid_equal(&found, &head), "the second message of a group");
 	ok(delivery_find_recent(&found, r, &b1, 3600) == 0 &&
-	   git_oid_equal(&found, &head), "the first");
+	   oid_equal(&found, &head), "the first");
 	is_int(delivery_find_recent(&found, r, &b3, 7 * 24 * 3600), E_NOTFOUND,
 	       "a delivery older than the window is not looked at");
 	ok(delivery_find_recent(&found, r, &b3, 60 * 24 * 3600) == 0,
@@ -150,7 +150,7 @@ int main(void)
 	char tmpl[] = "/tmp/delivery-t.XXXXXX";
 
 	log_init("delivery-t", LOG_TO_STDERR, LOG_LVL_ERROR);
-	git_libgit2_init();
+	repo_global_init();
 	if (!mkdtemp(tmpl))
 		log_fatal("mkdtemp: failed");
 	test_format_parse();

@@ -24,18 +24,19 @@
 #include "maildir_name.h"
 #include "mtimes.h"
 #include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
 #define MAXE 12
 
 static struct repo *repo;
-static git_oid mail;		/* refs/heads/mail, as the tests move it */
+static struct oid mail;		/* refs/heads/mail, as the tests move it */
 static long long clock_at = 1700000000;
 static char base_id[CHANGE_HEX];	/* test_change's first commit */
 static long long base_time;
 
-static void blob_of(git_oid *out, const char *tag)
+static void blob_of(struct oid *out, const char *tag)
 {
 	char *text = xasprintf("From: %s <%s@example.org>\nSubject: about %s\n"
 			       "Message-ID: <%s@example.org>\n\nbody %s\n",
@@ -64,7 +65,7 @@ static void commit(char out[CHANGE_HEX], const char *node,
 		   const char *subject, const char *const *ents)
 {
 	struct update_list ups = UPDATE_LIST_INIT;
-	git_oid fmt, tree, id, old = mail;
+	struct oid fmt, tree, id, old = mail;
 	char *email = xasprintf("syncd@%s", node), *msg;
 
 	repo_blob_from_buffer(&fmt, repo, FORMAT_CONTENT, strlen(FORMAT_CONTENT));
@@ -73,7 +74,7 @@ static void commit(char out[CHANGE_HEX], const char *node,
 		const char *sp = strchr(ents[i], ' ');
 		char *tag = xstrndup(ents[i], (size_t)(sp - ents[i]));
 		char *tp = tree_path(sp + 1);
-		git_oid b;
+		struct oid b;
 
 		if (!strcmp(tag, "-"))
 			repo_blob_from_buffer(&b, repo, "", 0);
@@ -89,8 +90,8 @@ static void commit(char out[CHANGE_HEX], const char *node,
 			email) < 0 ||
 	    repo_ref_cas(repo, REF_MAIL, &id, &old, "test") < 0)
 		log_fatal("cannot commit");
-	git_oid_cpy(&mail, &id);
-	git_oid_tostr(out, CHANGE_HEX, &id);
+	oid_cpy(&mail, &id);
+	oid_tostr(out, CHANGE_HEX, &id);
 	update_list_release(&ups);
 	free(email);
 	free(msg);
@@ -346,10 +347,9 @@ int main(void)
 	if (!mkdtemp(dir))
 		log_fatal("mkdtemp: failed");
 	path = xasprintf("%s/repo.git", dir);
-	if (repo_open(&repo, path, REPO_CREATE) < 0 ||
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0 ||
 	    repo_ref_read(&mail, repo, REF_MAIL) < 0)
 		log_fatal("cannot create '%s'", path);
-	repo_set_fsync(false);
 	test_change();
 	test_find();
 	test_snapshot(base_id, base_time);

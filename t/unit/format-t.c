@@ -15,14 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <git2.h>
-
 #include "../tap.h"
 #include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "maildir_name.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -71,9 +69,9 @@ static char *expand(const char *s)
 	return strbuf_detach(&out, NULL);
 }
 
-static void write_blob(git_oid *out, const char *content)
+static void write_blob(struct oid *out, const char *content)
 {
-	if (git_odb_write(out, odb, content, strlen(content), GIT_OBJECT_BLOB) < 0)
+	if (git_odb_write(GIT_OID(out), odb, content, strlen(content), GIT_OBJECT_BLOB) < 0)
 		log_fatal("write blob: %s", repo_git_error());
 }
 
@@ -81,7 +79,7 @@ struct raw {
 	const char *mode;
 	char *name;
 	size_t nlen;
-	git_oid id;
+	struct oid id;
 };
 
 static int dir_mode(const char *mode)
@@ -104,7 +102,7 @@ static int raw_cmp(const void *a, const void *b)
 }
 
 /* Write a tree of the given raw entries, in the order given. */
-static void write_raw(git_oid *out, const struct raw *e, size_t n)
+static void write_raw(struct oid *out, const struct raw *e, size_t n)
 {
 	struct strbuf b;
 
@@ -113,9 +111,9 @@ static void write_raw(git_oid *out, const struct raw *e, size_t n)
 		strbuf_addf(&b, "%s ", e[i].mode);
 		strbuf_add(&b, e[i].name, e[i].nlen);
 		strbuf_addch(&b, '\0');
-		strbuf_add(&b, e[i].id.id, GIT_OID_RAWSZ);
+		strbuf_add(&b, e[i].id.id, OID_RAWSZ);
 	}
-	if (git_odb_write(out, odb, b.len ? b.buf : "", b.len, GIT_OBJECT_TREE) < 0)
+	if (git_odb_write(GIT_OID(out), odb, b.len ? b.buf : "", b.len, GIT_OBJECT_TREE) < 0)
 		log_fatal("write tree: %s", repo_git_error());
 	strbuf_release(&b);
 }
@@ -128,12 +126,12 @@ struct node {
 };
 
 /* A blob id nobody wrote. */
-static void missing_id(git_oid *id)
+static void missing_id(struct oid *id)
 {
-	git_oid_fromstr(id, "0123456789abcdef0123456789abcdef01234567");
+	oid_fromstr(id, "0123456789abcdef0123456789abcdef01234567");
 }
 
-static void leaf_id(git_oid *id, const struct node *nd)
+static void leaf_id(struct oid *id, const struct node *nd)
 {
 	if (dir_mode(nd->mode)) {
 		struct raw x = { "100644", "x", 1, { { 0 } } };
@@ -147,7 +145,7 @@ static void leaf_id(git_oid *id, const struct node *nd)
 }
 
 /* The tree of the nodes whose components from depth on are below it. */
-static void build(git_oid *out, struct node **nodes, size_t n, size_t depth)
+static void build(struct oid *out, struct node **nodes, size_t n, size_t depth)
 {
 	struct raw *e = xcalloc(n + 1, sizeof *e);
 	size_t ne = 0;
@@ -238,7 +236,7 @@ static const struct fent base[] = {
  * The tree of base less the entry at path remove (if any) plus the
  * entries add (up to a NULL path).
  */
-static void make_tree2(git_oid *out, const char *const *remove,
+static void make_tree2(struct oid *out, const char *const *remove,
 		       const struct fent *add)
 {
 	struct node *nodes[64];
@@ -263,7 +261,7 @@ static void make_tree2(git_oid *out, const char *const *remove,
 		node_free(nodes[i]);
 }
 
-static void make_tree(git_oid *out, const char *remove, const struct fent *add)
+static void make_tree(struct oid *out, const char *remove, const struct fent *add)
 {
 	const char *rm[] = { remove, NULL };
 
@@ -456,7 +454,7 @@ static const struct tcase cases[] = {
 
 /* --- helpers ------------------------------------------------------------------ */
 
-static char *check(const git_oid *tree, const git_oid *trusted, int *ret)
+static char *check(const struct oid *tree, const struct oid *trusted, int *ret)
 {
 	struct strbuf err = STRBUF_INIT;
 
@@ -484,9 +482,9 @@ static char *refs_snapshot(void)
 	if (git_reference_iterator_new(&it, repo->git) < 0)
 		return xstrdup("?");
 	while (git_reference_next(&ref, it) == 0) {
-		const git_oid *id = git_reference_target(ref);
+		const struct oid *id = OID(git_reference_target(ref));
 		strbuf_addf(&out, "%s %s\n", git_reference_name(ref),
-			    id ? git_oid_tostr_s(id) : git_reference_symbolic_target(ref));
+			    id ? oid_hex(id) : git_reference_symbolic_target(ref));
 		git_reference_free(ref);
 	}
 	git_reference_iterator_free(it);
@@ -513,7 +511,7 @@ static size_t count_files(const char *dir)
 }
 
 static void raw_entry(struct raw *e, const char *mode, const char *name,
-		      size_t nlen, const git_oid *id)
+		      size_t nlen, const struct oid *id)
 {
 	e->mode = mode;
 	e->name = (char *)name;
@@ -522,12 +520,12 @@ static void raw_entry(struct raw *e, const char *mode, const char *name,
 }
 
 /* A root tree: FORMAT plus the given entries, written as given. */
-static void raw_root(git_oid *out, const struct raw *extra, size_t n,
+static void raw_root(struct oid *out, const struct raw *extra, size_t n,
 		     int format_last)
 {
 	struct raw e[8];
 	size_t k = 0;
-	git_oid fmt;
+	struct oid fmt;
 
 	write_blob(&fmt, FORMAT_CONTENT);
 	if (!format_last)
@@ -547,7 +545,7 @@ static void problem_count(const char *path, const char *reason, void *data)
 }
 
 static int count_message(const char *path, const char *folder, const char *sub,
-			 const char *name, const git_oid *blob, void *data)
+			 const char *name, const struct oid *blob, void *data)
 {
 	(*(int *)data)++;
 	return 0;
@@ -555,12 +553,12 @@ static int count_message(const char *path, const char *folder, const char *sub,
 
 /* --- the tests ------------------------------------------------------------------ */
 
-static void test_table(const git_oid *base_tree)
+static void test_table(const struct oid *base_tree)
 {
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const struct tcase *c = &cases[i];
 		char *want = c->want ? expand(c->want) : NULL;
-		git_oid tree;
+		struct oid tree;
 		char *full, *incr;
 		int r1, r2;
 
@@ -594,7 +592,7 @@ static void test_table(const git_oid *base_tree)
 /* Trees libgit2's tree builder would not write, made byte by byte. */
 static void test_raw(void)
 {
-	git_oid blob, sub, tree, empty;
+	struct oid blob, sub, tree, empty;
 	struct raw e[4];
 	char *msg;
 	int r;
@@ -650,7 +648,7 @@ static void test_raw(void)
 	free(msg);
 
 	/* corrupt tree bytes */
-	if (git_odb_write(&tree, odb, "100644 FORMAT\0abc", 17, GIT_OBJECT_TREE) < 0)
+	if (git_odb_write(GIT_OID(&tree), odb, "100644 FORMAT\0abc", 17, GIT_OBJECT_TREE) < 0)
 		log_fatal("write: %s", repo_git_error());
 	msg = check(&tree, NULL, &r);
 	is_int(r, E_INVALID, "a truncated tree object is refused");
@@ -691,7 +689,7 @@ static void test_raw(void)
 }
 
 /* What changed since a trusted tree is all that is checked. */
-static void test_incremental(const git_oid *base_tree)
+static void test_incremental(const struct oid *base_tree)
 {
 	static const struct fent bad_add[] = {
 		{ ".Sent/tmp/x", NULL, "unchecked" }, { NULL, NULL, NULL },
@@ -707,7 +705,7 @@ static void test_incremental(const git_oid *base_tree)
 	static const struct fent dup_new_folder[] = {
 		{ ".New/new/{S:" K3 "}/" K3, NULL, "msg3" }, { NULL, NULL, NULL },
 	};
-	git_oid bad, bad2, t;
+	struct oid bad, bad2, t;
 	char *msg;
 	int r;
 
@@ -752,7 +750,7 @@ static void test_incremental(const git_oid *base_tree)
 			".Sent/maildirfolder", ".Sent/cur/{S:" K3 "}/" K3 ",S=5:2,RS",
 			NULL,
 		};
-		git_oid a, b;
+		struct oid a, b;
 		char *want;
 
 		ok(maildir_shard(K1, strlen(K1)) != maildir_shard(K5, strlen(K5)),
@@ -789,7 +787,7 @@ static void test_incremental(const git_oid *base_tree)
 	free(msg);
 }
 
-static void test_commit(const git_oid *base_tree)
+static void test_commit(const struct oid *base_tree)
 {
 	static const struct fent add[] = {
 		{ "new/{S:" K5 "}/" K5, NULL, "m5" }, { NULL, NULL, NULL },
@@ -798,7 +796,7 @@ static void test_commit(const git_oid *base_tree)
 		{ "cur/{S:..}/..", NULL, "x" }, { NULL, NULL, NULL },
 	};
 	struct strbuf err = STRBUF_INIT;
-	git_oid c1, c2, c3, t;
+	struct oid c1, c2, c3, t;
 
 	if (repo_commit(&c1, repo, base_tree, NULL, 0, "base\n", 1, NULL, NULL) < 0)
 		log_fatal("commit");
@@ -826,7 +824,7 @@ static void test_commit(const git_oid *base_tree)
 	strbuf_release(&err);
 }
 
-static void test_fsck_and_walk(const git_oid *base_tree)
+static void test_fsck_and_walk(const struct oid *base_tree)
 {
 	static const struct fent bad[] = {
 		{ "README", NULL, "x" },
@@ -835,7 +833,7 @@ static void test_fsck_and_walk(const git_oid *base_tree)
 	};
 	struct strbuf out;
 	struct format_stats st;
-	git_oid t;
+	struct oid t;
 	int n = 0;
 
 	strbuf_init(&out, 256);
@@ -923,13 +921,13 @@ static void test_mtimes(void)
  * a caller's STRBUF_INIT buffer went through strbuf_addf(), which adds 0
  * to its null pointer.
  */
-static void test_fresh_err_buffer(const git_oid *base_tree)
+static void test_fresh_err_buffer(const struct oid *base_tree)
 {
 	static const struct fent bad[] = {
 		{ "README", NULL, "x" }, { NULL, NULL, NULL },
 	};
 	struct strbuf err = STRBUF_INIT;
-	git_oid t;
+	struct oid t;
 
 	make_tree(&t, NULL, bad);
 	is_int(format_check_tree(repo, &t, NULL, &err), E_INVALID,
@@ -943,8 +941,8 @@ static void test_fresh_err_buffer(const git_oid *base_tree)
 }
 
 /* Check tree against trusted under limits l; the first problem, or "". */
-static char *check_lim(const struct format_limits *l, const git_oid *tree,
-		       const git_oid *trusted, int *ret)
+static char *check_lim(const struct format_limits *l, const struct oid *tree,
+		       const struct oid *trusted, int *ret)
 {
 	struct format_limits saved = *format_get_limits();
 	char *msg;
@@ -955,8 +953,8 @@ static char *check_lim(const struct format_limits *l, const git_oid *tree,
 	return msg;
 }
 
-static void lim_case(const struct format_limits *l, const git_oid *tree,
-		     const git_oid *trusted, const char *want, const char *title)
+static void lim_case(const struct format_limits *l, const struct oid *tree,
+		     const struct oid *trusted, const char *want, const char *title)
 {
 	char *msg, *w = want ? expand(want) : NULL;
 	int r;
@@ -971,7 +969,7 @@ static void lim_case(const struct format_limits *l, const git_oid *tree,
 	free(msg);
 }
 
-static void test_limits(const git_oid *base_tree)
+static void test_limits(const struct oid *base_tree)
 {
 	static const struct fent ten[] = {
 		{ "new/{S:" K5 "}/" K5, NULL, "0123456789" }, { NULL, NULL, NULL },
@@ -985,7 +983,7 @@ static void test_limits(const git_oid *base_tree)
 	};
 	const struct format_limits def = *format_get_limits();
 	struct format_limits l;
-	git_oid t, mv, nf, huge, c0, c1, c2;
+	struct oid t, mv, nf, huge, c0, c1, c2;
 	unsigned long long n;
 	char *name;
 
@@ -1023,7 +1021,7 @@ static void test_limits(const git_oid *base_tree)
 	/* the header alone: bytes no 7 valid entries can take */
 	{
 		struct raw e[2];
-		git_oid blob;
+		struct oid blob;
 		/* FORMAT's entry is 34 bytes, this one's 28 and its name */
 		size_t len = 7 * (7 + 255 + 1 + 20) + 1 - 34 - 28;
 		name = xmalloc(len + 1);
@@ -1107,17 +1105,15 @@ static void test_escape(void)
 int main(void)
 {
 	char dir[] = "/tmp/format-t.XXXXXX", *path, *before, *after, *objects;
-	git_oid base_tree;
+	struct oid base_tree;
 	size_t nobj;
 
 	log_init("format-t", LOG_TO_STDERR, LOG_LVL_WARN);
 	if (!mkdtemp(dir))
 		log_fatal("mkdtemp");
 	path = xasprintf("%s/mail.git", dir);
-	repo_set_fsync(false);
-	if (repo_open(&repo, path, REPO_CREATE) < 0)
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("cannot create a repository");
-	repo_set_fsync(false);
 	if (git_repository_odb(&odb, repo->git) < 0)
 		log_fatal("odb");
 	make_tree(&base_tree, NULL, NULL);
@@ -1134,7 +1130,7 @@ int main(void)
 	test_fresh_err_buffer(&base_tree);
 	nobj = count_files(objects);
 	{
-		git_oid t;
+		struct oid t;
 		struct strbuf err = STRBUF_INIT;
 		make_tree(&t, NULL, cases[20].add);
 		nobj = count_files(objects);

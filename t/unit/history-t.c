@@ -13,13 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <git2.h>
-
 #include "../tap.h"
 #include "history.h"
 #include "log.h"
 #include "mailbox.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -27,10 +25,10 @@ static struct repo *repo;
 static unsigned serial;
 
 /* A commit of parents' first tree (or none) plus one new message. */
-static void good(git_oid *out, const git_oid *parents, size_t np)
+static void good(struct oid *out, const struct oid *parents, size_t np)
 {
 	struct strbuf path = STRBUF_INIT;
-	git_oid blob, fmt, base, tree;
+	struct oid blob, fmt, base, tree;
 	char *name = xasprintf("%u.M%uP1Q1.host,S=5:2,", 1700000000u + serial,
 			       serial);
 	struct repo_update ups[2];
@@ -53,19 +51,19 @@ static void good(git_oid *out, const git_oid *parents, size_t np)
 }
 
 /* A commit with the tree of parent's plus "junk" at the root. */
-static void bad(git_oid *out, const git_oid *parent)
+static void bad(struct oid *out, const struct oid *parent)
 {
 	git_treebuilder *tb;
 	git_tree *t;
-	git_oid base, blob, tree;
+	struct oid base, blob, tree;
 
 	if (repo_commit_tree(&base, repo, parent) < 0 ||
-	    git_tree_lookup(&t, repo->git, &base) < 0 ||
+	    git_tree_lookup(&t, repo->git, GIT_OID(&base)) < 0 ||
 	    git_treebuilder_new(&tb, repo->git, t) < 0 ||
 	    repo_blob_from_buffer(&blob, repo, "x", 1) < 0 ||
-	    git_treebuilder_insert(NULL, tb, "junk", &blob,
+	    git_treebuilder_insert(NULL, tb, "junk", GIT_OID(&blob),
 				   GIT_FILEMODE_BLOB) < 0 ||
-	    git_treebuilder_write(&tree, tb) < 0 ||
+	    git_treebuilder_write(GIT_OID(&tree), tb) < 0 ||
 	    repo_commit(out, repo, &tree, parent, 1, "bad", -1, NULL, NULL) < 0)
 		log_fatal("bad commit: %s", repo_git_error());
 	git_treebuilder_free(tb);
@@ -73,10 +71,10 @@ static void bad(git_oid *out, const git_oid *parent)
 }
 
 /* A commit of tree's tree with parents. */
-static void same_tree(git_oid *out, const git_oid *tree_of,
-		      const git_oid *parents, size_t np)
+static void same_tree(struct oid *out, const struct oid *tree_of,
+		      const struct oid *parents, size_t np)
 {
-	git_oid tree;
+	struct oid tree;
 
 	if (repo_commit_tree(&tree, repo, tree_of) < 0 ||
 	    repo_commit(out, repo, &tree, parents, np, "same", -1, NULL,
@@ -84,7 +82,7 @@ static void same_tree(git_oid *out, const git_oid *tree_of,
 		log_fatal("commit: %s", repo_git_error());
 }
 
-static int check(const git_oid *ours, const git_oid *theirs, size_t *n,
+static int check(const struct oid *ours, const struct oid *theirs, size_t *n,
 		 struct strbuf *err)
 {
 	strbuf_reset(err);
@@ -95,8 +93,8 @@ static int check(const git_oid *ours, const git_oid *theirs, size_t *n,
  * history_spawn, then poll and history_collect until it ends; with
  * kill_it, SIGKILL the child first (as a stop or the OOM killer would).
  */
-static void in_child(struct history_result *res, const git_oid *ours,
-		     const git_oid *theirs, bool kill_it)
+static void in_child(struct history_result *res, const struct oid *ours,
+		     const struct oid *theirs, bool kill_it)
 {
 	struct strbuf buf = STRBUF_INIT;
 	pid_t pid;
@@ -116,15 +114,15 @@ static void in_child(struct history_result *res, const git_oid *ours,
 	strbuf_release(&buf);
 }
 
-static void child_cases(const git_oid *r, const git_oid *b, const git_oid *x,
-			const git_oid *y)
+static void child_cases(const struct oid *r, const struct oid *b, const struct oid *x,
+			const struct oid *y)
 {
 	struct history_result res;
 	char want[64];
 
 	in_child(&res, r, b, false);
 	is_int(res.status, 0, "child: a good chain is approved");
-	ok(git_oid_equal(&res.theirs, b), "child: for the commit it was given");
+	ok(oid_equal(&res.theirs, b), "child: for the commit it was given");
 	is_int((int)res.checked, 2, "child: what ours lacks is checked");
 	is_str(res.why, "", "child: an approval says nothing more");
 	ok(res.max_rss_kb > 0, "child: its memory is told (%ld kB)",
@@ -135,9 +133,9 @@ static void child_cases(const git_oid *r, const git_oid *b, const git_oid *x,
 
 	in_child(&res, b, y, false);
 	is_int(res.status, E_INVALID, "child: a bad commit deep down refuses all");
-	ok(git_oid_equal(&res.bad, x), "child: the bad commit is named by id");
+	ok(oid_equal(&res.bad, x), "child: the bad commit is named by id");
 	snprintf(want, sizeof want, "commit %.12s of its history: ",
-		 git_oid_tostr_s(x));
+		 oid_hex(x));
 	ok(!strncmp(res.why, want, strlen(want)) && strstr(res.why, "junk"),
 	   "child: and why: %s", res.why);
 
@@ -150,7 +148,7 @@ int main(void)
 {
 	char dir[] = "/tmp/history-t.XXXXXX";
 	struct strbuf err = STRBUF_INIT;
-	git_oid r, a, b, x, y, m[2], z, pair[2];
+	struct oid r, a, b, x, y, m[2], z, pair[2];
 	char *path, want[64];
 	size_t n;
 
@@ -184,7 +182,7 @@ int main(void)
 	is_int(check(&b, &y, &n, &err), E_INVALID,
 	       "a good tip over a bad commit is refused whole");
 	snprintf(want, sizeof want, "commit %.12s of its history: ",
-		 git_oid_tostr_s(&x));
+		 oid_hex(&x));
 	ok(!strncmp(err.buf, want, strlen(want)) && strstr(err.buf, "junk"),
 	   "the bad commit is named: %s", err.buf);
 	is_int(check(&a, &y, &n, &err), E_INVALID,

@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "log.h"
+#include "repo.h"
 #include "xalloc.h"
 
 #define KEY1 "1700000001.M1P1R0000000000000001Q1.host"
@@ -59,12 +60,12 @@ static size_t entries(void)
 	return n;
 }
 
-static void blob_of(git_oid *out, int i)
+static void blob_of(struct oid *out, int i)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
 	snprintf(hex, sizeof hex, "%040x", i);
-	git_oid_fromstr(out, hex);
+	oid_fromstr(out, hex);
 }
 
 /* What journal_claim_all hands out, and what to answer. */
@@ -116,7 +117,7 @@ static void test_publish_withdraw(void)
 {
 	struct journal_entry e;
 	char *msg = xasprintf("%s/new/" KEY1 ",S=5", maildir), *text;
-	git_oid b;
+	struct oid b;
 
 	blob_of(&b, 1);
 	is_int(journal_publish(&e, dir, &b, KEY1, "", KEY1 ",S=5"), 0,
@@ -140,7 +141,7 @@ static void test_syncd_claim(void)
 	struct journal_entry e;
 	struct journal_snapshot s;
 	char *msg = xasprintf("%s/.Sent/new/" KEY2 ",S=5", maildir), *claim = NULL;
-	git_oid b, other;
+	struct oid b, other;
 
 	blob_of(&b, 2);
 	blob_of(&other, 3);
@@ -180,7 +181,7 @@ static void test_group_commit(void)
 	struct journal_entry mine, dead, alive;
 	struct seen s = { .answer = JOURNAL_COMMIT };
 	struct listed l = { 0 };
-	git_oid b1, b2, b3;
+	struct oid b1, b2, b3;
 	char *old;
 
 	blob_of(&b1, 1);
@@ -219,7 +220,7 @@ static void test_group_commit(void)
 	   !s.c[1].alive && s.c[2].alive && !s.c[2].mine,
 	   "mine, dead and alive told apart");
 	ok(s.n == 3 && !strcmp(s.c[1].folder, ".Sent") &&
-	   !strcmp(s.c[1].name, KEY2 ",S=5") && git_oid_equal(&s.c[1].blob, &b2),
+	   !strcmp(s.c[1].name, KEY2 ",S=5") && oid_equal(&s.c[1].blob, &b2),
 	   "folder, name and blob of an entry");
 	ok(path_exists(mine.path) && path_exists(alive.path) &&
 	   path_exists(dead.path), "given back: every entry under its name");
@@ -250,7 +251,7 @@ static void test_dead_withdrawal(void)
 	struct seen s = { .answer = JOURNAL_COMMIT };
 	char *msg = xasprintf("%s/new/" KEY1 ",S=5", maildir);
 	char *junk = xasprintf("%s/junk", dir);
-	git_oid b;
+	struct oid b;
 
 	blob_of(&b, 1);
 	journal_publish(&e, dir, &b, KEY1, "", KEY1 ",S=5");
@@ -272,7 +273,7 @@ int main(void)
 	char tmpl[] = "/tmp/journal-t.XXXXXX";
 
 	log_init("journal-t", LOG_TO_STDERR, LOG_LVL_ERROR);
-	git_libgit2_init();
+	repo_global_init();
 	top = xstrdup(mkdtemp(tmpl));
 	dir = xasprintf("%s/pending", top);
 	maildir = xasprintf("%s/Maildir", top);

@@ -4,6 +4,7 @@
  * directory, and tmp/ cleaning.
  */
 #include "autoconf.h"
+#include "repo_p.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

@@ -44,7 +44,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -84,11 +84,11 @@ static unsigned rn(unsigned n)
 
 struct model {
 	int nrep;
-	git_oid head[MAXR];
-	git_time_t clock;
+	struct oid head[MAXR];
+	time_t clock;
 	unsigned next_key;
 	/* the oracle: every message by content */
-	git_oid msg[MAXMSG];
+	struct oid msg[MAXMSG];
 	bool expunged[MAXMSG];
 	size_t nmsg;
 	unsigned long long case_no;
@@ -136,7 +136,7 @@ struct entry {
 	char *folder;
 	char sub[4];
 	char *name;
-	git_oid id;
+	struct oid id;
 };
 
 struct snap {
@@ -145,7 +145,7 @@ struct snap {
 	char *folders[16];	/* folders with a marker */
 	size_t nfolders;
 	bool has_subs;
-	git_oid subs;
+	struct oid subs;
 	struct mtimes mt[256];
 	int mt_bad;
 	char *other[8];		/* paths that fit nothing */
@@ -167,7 +167,7 @@ static int snap_cb(const char *root, const git_tree_entry *te, void *data)
 	}
 	if (!strcmp(path, "subscriptions")) {
 		s->has_subs = true;
-		git_oid_cpy(&s->subs, git_tree_entry_id(te));
+		oid_cpy(&s->subs, OID(git_tree_entry_id(te)));
 		free(path);
 		return 0;
 	}
@@ -208,7 +208,7 @@ static int snap_cb(const char *root, const git_tree_entry *te, void *data)
 			memcpy(e->sub, root + rl - 7, 3);
 			e->sub[3] = '\0';
 			e->name = xstrdup(name);
-			git_oid_cpy(&e->id, git_tree_entry_id(te));
+			oid_cpy(&e->id, OID(git_tree_entry_id(te)));
 			return 0;
 		}
 	}
@@ -219,14 +219,14 @@ static int snap_cb(const char *root, const git_tree_entry *te, void *data)
 	return 0;
 }
 
-static void snap_read(struct snap *s, const git_oid *commit)
+static void snap_read(struct snap *s, const struct oid *commit)
 {
-	git_oid tid;
+	struct oid tid;
 	git_tree *t;
 
 	memset(s, 0, sizeof *s);
 	repo_commit_tree(&tid, repo, commit);
-	git_tree_lookup(&t, repo->git, &tid);
+	git_tree_lookup(&t, repo->git, GIT_OID(&tid));
 	git_tree_walk(t, GIT_TREEWALK_PRE, snap_cb, s);
 	git_tree_free(t);
 }
@@ -266,7 +266,7 @@ static const char *const subs_pool[] = { "INBOX", "A", "B", "A.Sub", "Lists.x" }
 static void commit_updates(struct model *m, int r, struct update_list *ups,
 			   const char *what)
 {
-	git_oid tree, ntree, c;
+	struct oid tree, ntree, c;
 
 	repo_commit_tree(&tree, repo, &m->head[r]);
 	if (repo_tree_update(&ntree, repo, &tree, ups->v, ups->n) < 0 ||
@@ -275,7 +275,7 @@ static void commit_updates(struct model *m, int r, struct update_list *ups,
 		fail(m, "cannot commit '%s'", what);
 		return;
 	}
-	git_oid_cpy(&m->head[r], &c);
+	oid_cpy(&m->head[r], &c);
 }
 
 static char *msg_path(const char *folder, const char *sub, const char *name)
@@ -290,7 +290,7 @@ static char *msg_path(const char *folder, const char *sub, const char *name)
 static void deliver_key(struct model *m, int r, const char *key,
 			const char *folder)
 {
-	git_oid id, tree;
+	struct oid id, tree;
 	char *body, *name, *path;
 	struct update_list ups = UPDATE_LIST_INIT;
 
@@ -299,7 +299,7 @@ static void deliver_key(struct model *m, int r, const char *key,
 	body = xasprintf("Subject: message %zu of case %llu\n\n%0*u\n",
 			 m->nmsg, m->case_no, (int)rn(40) + 1, rn(1000));
 	repo_blob_from_buffer(&id, repo, body, strlen(body));
-	git_oid_cpy(&m->msg[m->nmsg], &id);
+	oid_cpy(&m->msg[m->nmsg], &id);
 	m->expunged[m->nmsg] = false;
 	m->nmsg++;
 	name = xasprintf("%s,S=%zu", key, strlen(body));
@@ -462,10 +462,10 @@ done:
 	snap_release(&s);
 }
 
-static void oracle_expunge(struct model *m, const git_oid *id)
+static void oracle_expunge(struct model *m, const struct oid *id)
 {
 	for (size_t i = 0; i < m->nmsg; i++)
-		if (git_oid_equal(&m->msg[i], id))
+		if (oid_equal(&m->msg[i], id))
 			m->expunged[i] = true;
 }
 
@@ -475,7 +475,7 @@ static void remove_entries(struct model *m, int r, const struct snap *s,
 	struct update_list ups = UPDATE_LIST_INIT;
 	struct mtime_change *ch = xcalloc(s->n + 1, sizeof *ch);
 	size_t nch = 0;
-	git_oid tree;
+	struct oid tree;
 
 	for (size_t i = 0; i < s->n; i++) {
 		const struct entry *e = &s->e[i];
@@ -531,7 +531,7 @@ static void op_create_folder(struct model *m, int r)
 	if (!snap_has_folder(&s, f)) {
 		struct update_list ups = UPDATE_LIST_INIT;
 		char *marker = xasprintf("%s/maildirfolder", f);
-		git_oid empty;
+		struct oid empty;
 		repo_blob_from_buffer(&empty, repo, "", 0);
 		update_list_add(&ups, marker, &empty);
 		tr("r%d: create folder %s", r, f);
@@ -552,7 +552,7 @@ static void op_mtime(struct model *m, int r)
 		const struct entry *e = &s.e[rn((unsigned)s.n)];
 		char *key = xstrndup(e->name, maildir_key_len(e->name));
 		struct mtime_change ch = { key, maildir_key_time(key) };
-		git_oid tree;
+		struct oid tree;
 		if (rn(3))
 			ch.mtime += 1 + rn(100);
 		repo_commit_tree(&tree, repo, &m->head[r]);
@@ -574,12 +574,12 @@ static void op_subscriptions(struct model *m, int r)
 	const char *line = subs_pool[rn(5)];
 	struct strbuf sb = STRBUF_INIT;
 	struct update_list ups = UPDATE_LIST_INIT;
-	git_oid id;
+	struct oid id;
 
 	snap_read(&s, &m->head[r]);
 	if (s.has_subs) {
 		git_blob *b;
-		git_blob_lookup(&b, repo->git, &s.subs);
+		git_blob_lookup(&b, repo->git, GIT_OID(&s.subs));
 		for (int i = 0; i < 5; i++) {
 			char *l = xasprintf("%s\n", subs_pool[i]);
 			const char *p = git_blob_rawcontent(b);
@@ -613,20 +613,20 @@ static int dump_cb(const char *root, const git_tree_entry *te, void *data)
 {
 	if (git_tree_entry_type(te) == GIT_OBJECT_BLOB)
 		strbuf_addf(data, "%s%s %.7s\n", root, git_tree_entry_name(te),
-			    git_oid_tostr_s(git_tree_entry_id(te)));
+			    oid_hex(OID(git_tree_entry_id(te))));
 	return 0;
 }
 
 /* what differs between the trees of two commits, for a trace */
-static void dump_diff(const git_oid *x, const git_oid *y)
+static void dump_diff(const struct oid *x, const struct oid *y)
 {
 	struct strbuf sb[2] = { STRBUF_INIT, STRBUF_INIT };
 
 	for (int k = 0; k < 2; k++) {
-		git_oid tid;
+		struct oid tid;
 		git_tree *t;
 		repo_commit_tree(&tid, repo, k ? y : x);
-		git_tree_lookup(&t, repo->git, &tid);
+		git_tree_lookup(&t, repo->git, GIT_OID(&tid));
 		git_tree_walk(t, GIT_TREEWALK_PRE, dump_cb, &sb[k]);
 		git_tree_free(t);
 	}
@@ -653,7 +653,7 @@ static void dump_diff(const git_oid *x, const git_oid *y)
 static void sync_pair(struct model *m, int a, int b, bool both)
 {
 	struct merge_stats st;
-	git_oid x, y;
+	struct oid x, y;
 
 	if (merge_commits(&x, repo, &m->head[a], &m->head[b], 0, NULL, &st) < 0 ||
 	    merge_commits(&y, repo, &m->head[b], &m->head[a], 0, NULL, NULL) < 0) {
@@ -664,9 +664,9 @@ static void sync_pair(struct model *m, int a, int b, bool both)
 	if (rn(4) == 0) {
 		/* reading every shard (to count changes) gives the same commit */
 		struct merge_opts count = { NULL, NULL, MERGE_COUNT };
-		git_oid z;
+		struct oid z;
 		if (merge_commits(&z, repo, &m->head[a], &m->head[b], 0, &count,
-				  NULL) < 0 || !git_oid_equal(&z, &x))
+				  NULL) < 0 || !oid_equal(&z, &x))
 			fail(m, "merge(r%d, r%d) differs when counting", a, b);
 		m->merges++;
 	}
@@ -677,20 +677,20 @@ static void sync_pair(struct model *m, int a, int b, bool both)
 		else if (st.bases == 0)
 			m->nobase++;
 	}
-	if (!git_oid_equal(&x, &y)) {
-		char hx[GIT_OID_HEXSZ + 1], hy[GIT_OID_HEXSZ + 1];
-		git_oid_tostr(hx, sizeof hx, &x);
-		git_oid_tostr(hy, sizeof hy, &y);
+	if (!oid_equal(&x, &y)) {
+		char hx[OID_HEXSZ + 1], hy[OID_HEXSZ + 1];
+		oid_tostr(hx, sizeof hx, &x);
+		oid_tostr(hy, sizeof hy, &y);
 		fail(m, "merge(r%d, r%d) = %s but merge(r%d, r%d) = %s", a, b, hx,
 		     b, a, hy);
 		if (trace)
 			dump_diff(&x, &y);
 	}
 	tr("sync r%d %s r%d -> %.10s", a, both ? "<->" : "<-", b,
-	   git_oid_tostr_s(&x));
-	git_oid_cpy(&m->head[a], &x);
+	   oid_hex(&x));
+	oid_cpy(&m->head[a], &x);
 	if (both)
-		git_oid_cpy(&m->head[b], &x);
+		oid_cpy(&m->head[b], &x);
 }
 
 /* --- the final checks ---------------------------------------------------- */
@@ -707,14 +707,14 @@ static int entry_key_cmp(const void *a, const void *b)
 static void check_final(struct model *m)
 {
 	struct snap s;
-	git_oid tree;
+	struct oid tree;
 	struct strbuf err = STRBUF_INIT;
 
 	for (int r = 1; r < m->nrep; r++) {
-		git_oid t0, tr_;
+		struct oid t0, tr_;
 		repo_commit_tree(&t0, repo, &m->head[0]);
 		repo_commit_tree(&tr_, repo, &m->head[r]);
-		if (!git_oid_equal(&t0, &tr_))
+		if (!oid_equal(&t0, &tr_))
 			fail(m, "replicas r0 and r%d hold different trees", r);
 	}
 	snap_read(&s, &m->head[0]);
@@ -722,7 +722,7 @@ static void check_final(struct model *m)
 	for (size_t i = 0; i < m->nmsg; i++) {
 		size_t n = 0;
 		for (size_t k = 0; k < s.n; k++)
-			if (git_oid_equal(&s.e[k].id, &m->msg[i]))
+			if (oid_equal(&s.e[k].id, &m->msg[i]))
 				n++;
 		if (m->expunged[i] && n)
 			fail(m, "message %zu was expunged but is there %zu times", i, n);
@@ -732,7 +732,7 @@ static void check_final(struct model *m)
 	for (size_t k = 0; k < s.n; k++) {
 		bool known = false;
 		for (size_t i = 0; i < m->nmsg && !known; i++)
-			known = git_oid_equal(&s.e[k].id, &m->msg[i]);
+			known = oid_equal(&s.e[k].id, &m->msg[i]);
 		if (!known)
 			fail(m, "unknown blob at '%s'", s.e[k].path);
 		if (!maildir_name_valid(s.e[k].name))
@@ -774,20 +774,20 @@ static void check_final(struct model *m)
 
 /* --- one case ------------------------------------------------------------ */
 
-static void initial(struct model *m, const git_oid *root)
+static void initial(struct model *m, const struct oid *root)
 {
 	/* a shared history, a pre-filled one, or none at all */
 	unsigned how = rn(4);
 
 	for (int r = 0; r < m->nrep; r++)
-		git_oid_cpy(&m->head[r], root);
+		oid_cpy(&m->head[r], root);
 	if (how == 0) {
 		for (int r = 0; r < m->nrep; r++) {
-			git_oid tree, c;
+			struct oid tree, c;
 			repo_commit_tree(&tree, repo, root);
 			repo_commit(&c, repo, &tree, NULL, 0, "new mailbox\n",
 				    ++m->clock, "model", "model@example.org");
-			git_oid_cpy(&m->head[r], &c);
+			oid_cpy(&m->head[r], &c);
 		}
 		tr("disjoint histories");
 	} else if (how == 1) {
@@ -796,11 +796,11 @@ static void initial(struct model *m, const git_oid *root)
 		for (unsigned i = 0; i < n; i++)
 			op_deliver(m, 0);
 		for (int r = 1; r < m->nrep; r++)
-			git_oid_cpy(&m->head[r], &m->head[0]);
+			oid_cpy(&m->head[r], &m->head[0]);
 	}
 }
 
-static void run_case(struct model *m, const git_oid *root)
+static void run_case(struct model *m, const struct oid *root)
 {
 	unsigned nops = 6 + rn(25);
 
@@ -863,7 +863,8 @@ static int worker(int job, int jobs, uint64_t seed,
 		  unsigned long long ncases, long long only, struct totals *t)
 {
 	git_odb *odb;
-	git_oid root, tree, fmt;
+	struct repo_batch batch = REPO_BATCH_INIT;
+	struct oid root, tree, fmt;
 	struct repo_update up = { FORMAT_PATH, &fmt };
 
 	/*
@@ -872,7 +873,6 @@ static int worker(int job, int jobs, uint64_t seed,
 	 */
 	if (repo_global_init() < 0)
 		log_fatal("libgit2 init failed");
-	repo_set_fsync(false);
 	repo = xcalloc(1, sizeof *repo);
 	repo->lock_fd = -1;
 	if (git_repository_new(&repo->git) < 0 || git_odb_new(&odb) < 0 ||
@@ -881,6 +881,7 @@ static int worker(int job, int jobs, uint64_t seed,
 	    git_repository_set_odb(repo->git, odb) < 0)
 		log_fatal("in-memory repository: %s", repo_git_error());
 	git_odb_free(odb);
+	repo_batch_begin(&batch, repo);	/* nothing to sync: no files */
 	memset(t, 0, sizeof *t);
 	for (unsigned long long c = (unsigned long long)job; c < ncases;
 	     c += (unsigned long long)jobs) {
@@ -919,6 +920,7 @@ static int worker(int job, int jobs, uint64_t seed,
 		if (t->failed >= 5)
 			break;
 	}
+	repo_batch_end(&batch, false);
 	repo_free(repo);
 	return 0;
 }

@@ -30,7 +30,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -261,7 +261,7 @@ static void content(struct strbuf *out, const char *tag)
 	strbuf_addf(out, "Subject: %s\n\nmessage %s\n", tag, tag);
 }
 
-static void blob_of(git_oid *out, const char *tag)
+static void blob_of(struct oid *out, const char *tag)
 {
 	struct strbuf sb = STRBUF_INIT;
 
@@ -276,14 +276,14 @@ static void blob_of(git_oid *out, const char *tag)
  * [0-9A-Za-z_-] (first in that order) that keep key's shard: the form
  * merge.h gives, computed here from its definition.
  */
-static char *dup_suffix(const char *key, size_t klen, const git_oid *id)
+static char *dup_suffix(const char *key, size_t klen, const struct oid *id)
 {
 	static const char bal[] =
 		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
-	char hex[GIT_OID_HEXSZ + 1], *full, *out = NULL;
+	char hex[OID_HEXSZ + 1], *full, *out = NULL;
 	unsigned want = maildir_shard(key, klen);
 
-	git_oid_tostr(hex, sizeof hex, id);
+	oid_tostr(hex, sizeof hex, id);
 	full = xasprintf("%.*s.dup%.16s__", (int)klen, key, hex);
 	for (const char *a = bal; *a && !out; a++)
 		for (const char *b = bal; *b && !out; b++) {
@@ -297,7 +297,7 @@ static char *dup_suffix(const char *key, size_t klen, const git_oid *id)
 }
 
 /* "1000.a{dup},S=10" with the blob's id spelled in */
-static char *expand(const char *s, const git_oid *id)
+static char *expand(const char *s, const struct oid *id)
 {
 	struct strbuf sb = STRBUF_INIT;
 	const char *p = strstr(s, "{dup}"), *k;
@@ -328,11 +328,11 @@ static char *tree_path(const char *p)
 	return xasprintf("%.*s%.4s%s/%s", (int)(sub - p), p, sub, shard, sub + 4);
 }
 
-static int build(git_oid *out, const char *const *ents)
+static int build(struct oid *out, const char *const *ents)
 {
 	struct update_list ups = UPDATE_LIST_INIT;
 	struct mtimes mt[256];
-	git_oid fmt;
+	struct oid fmt;
 	int ret;
 
 	memset(mt, 0, sizeof mt);
@@ -341,7 +341,7 @@ static int build(git_oid *out, const char *const *ents)
 	for (size_t i = 0; i < MAXE && ents[i]; i++) {
 		const char *sp = strchr(ents[i], ' ');
 		char *tag = xstrndup(ents[i], (size_t)(sp - ents[i]));
-		git_oid id;
+		struct oid id;
 
 		if (tag[0] == '@') {
 			char *key = xstrndup(tag + 1, strlen(tag + 1));
@@ -366,7 +366,7 @@ static int build(git_oid *out, const char *const *ents)
 	}
 	for (unsigned x = 0; x < 256; x++) {
 		struct strbuf sb = STRBUF_INIT, path = STRBUF_INIT;
-		git_oid id;
+		struct oid id;
 		if (!mt[x].n)
 			continue;
 		mtimes_format(&sb, &mt[x]);
@@ -409,30 +409,30 @@ static int strp_cmp(const void *a, const void *b)
 }
 
 /* The tag whose blob is id, or its hex. */
-static char *tag_of(const git_oid *id, const char *path)
+static char *tag_of(const struct oid *id, const char *path)
 {
-	git_oid t;
+	struct oid t;
 	char one[2] = { 0, 0 };
 
 	blob_of(&t, "-");
-	if (git_oid_equal(&t, id))
+	if (oid_equal(&t, id))
 		return xstrdup("-");
 	for (const char *p = tags; *p; p++) {
 		one[0] = *p;
 		blob_of(&t, one);
-		if (git_oid_equal(&t, id))
+		if (oid_equal(&t, id))
 			return xstrdup(one);
 	}
 	(void)path;
-	return xstrdup(git_oid_tostr_s(id));
+	return xstrdup(oid_hex(id));
 }
 
 /* "{dup}" back in place of the suffix dup_suffix() gives, as the table writes it */
-static char *unexpand(const char *s, const git_oid *id)
+static char *unexpand(const char *s, const struct oid *id)
 {
-	char hex[GIT_OID_HEXSZ + 1], *mark, *p, *out = xstrdup(s);
+	char hex[OID_HEXSZ + 1], *mark, *p, *out = xstrdup(s);
 
-	git_oid_tostr(hex, sizeof hex, id);
+	oid_tostr(hex, sizeof hex, id);
 	mark = xasprintf(".dup%.16s", hex);
 	p = strstr(out, mark);
 	if (p && strlen(p) >= strlen(mark) + 2) {
@@ -463,16 +463,16 @@ static int list_cb(const char *root, const git_tree_entry *e, void *payload)
 {
 	struct walk_data *wd = payload;
 	char *path, *tag;
-	const git_oid *id = git_tree_entry_id(e);
+	const struct oid *id = OID(git_tree_entry_id(e));
 
 	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB)
 		return 0;
 	path = xasprintf("%s%s", root, git_tree_entry_name(e));
 	if (!strcmp(path, FORMAT_PATH)) {
-		git_oid fmt;
+		struct oid fmt;
 		repo_blob_from_buffer(&fmt, repo, FORMAT_CONTENT,
 				      strlen(FORMAT_CONTENT));
-		if (!git_oid_equal(&fmt, id))
+		if (!oid_equal(&fmt, id))
 			list_add(wd->l, xstrdup("!bad FORMAT"));
 		free(path);
 		return 0;
@@ -481,7 +481,7 @@ static int list_cb(const char *root, const git_tree_entry *e, void *payload)
 		git_blob *b;
 		struct mtimes mt = MTIMES_INIT;
 		bool canon;
-		git_blob_lookup(&b, repo->git, id);
+		git_blob_lookup(&b, repo->git, GIT_OID(id));
 		if (path[0] == 's') {
 			struct strbuf sb = STRBUF_INIT;
 			const char *p = git_blob_rawcontent(b);
@@ -497,7 +497,7 @@ static int list_cb(const char *root, const git_tree_entry *e, void *payload)
 			   !canon) {
 			list_add(wd->l, xasprintf("!bad %s", path));
 		} else {
-			git_oid a;
+			struct oid a;
 			blob_of(&a, "A");
 			for (size_t i = 0; i < mt.n; i++) {
 				char *k = unexpand(mt.v[i].key, &a);
@@ -542,12 +542,12 @@ static int list_cb(const char *root, const git_tree_entry *e, void *payload)
 	return 0;
 }
 
-static void list_tree(struct listing *l, const git_oid *id)
+static void list_tree(struct listing *l, const struct oid *id)
 {
 	git_tree *t;
 	struct walk_data wd = { l, 0 };
 
-	git_tree_lookup(&t, repo->git, id);
+	git_tree_lookup(&t, repo->git, GIT_OID(id));
 	git_tree_walk(t, GIT_TREEWALK_PRE, list_cb, &wd);
 	git_tree_free(t);
 	if (l->n)
@@ -585,8 +585,8 @@ static int same_listing(const struct listing *got, const struct listing *want,
 	return ok;
 }
 
-static int commit_of(git_oid *out, const git_oid *tree, const git_oid *parent,
-		     git_time_t when)
+static int commit_of(struct oid *out, const struct oid *tree, const struct oid *parent,
+		     time_t when)
 {
 	return repo_commit(out, repo, tree, parent, parent ? 1 : 0, "test\n",
 			   when, "test", "test@example.org");
@@ -594,7 +594,7 @@ static int commit_of(git_oid *out, const git_oid *tree, const git_oid *parent,
 
 static void run_case(const struct tcase *tc)
 {
-	git_oid tb, to, tt, m1, m2;
+	struct oid tb, to, tt, m1, m2;
 	struct listing got = { 0 }, want = { 0 };
 	struct merge_stats st;
 
@@ -612,17 +612,17 @@ static void run_case(const struct tcase *tc)
 	/* reading every shard (to count) writes the same tree */
 	{
 		struct merge_opts count = { NULL, NULL, MERGE_COUNT };
-		git_oid m3;
+		struct oid m3;
 		if (is_int(merge_trees(&m3, repo, tc->no_base ? NULL : &tb, &to,
 				       &tt, &count, NULL), 0,
 			   "%s: merge, counting", tc->name))
-			ok(git_oid_equal(&m1, &m3), "%s: same tree when counting",
+			ok(oid_equal(&m1, &m3), "%s: same tree when counting",
 			   tc->name);
 	}
 	list_tree(&got, &m1);
 	list_expected(&want, tc->expect);
 	ok(same_listing(&got, &want, tc->name), "%s: merged tree", tc->name);
-	if (!ok(git_oid_equal(&m1, &m2), "%s: same tree with sides swapped",
+	if (!ok(oid_equal(&m1, &m2), "%s: same tree with sides swapped",
 		tc->name)) {
 		struct listing sw = { 0 };
 		list_tree(&sw, &m2);
@@ -634,7 +634,7 @@ static void run_case(const struct tcase *tc)
 
 	/* the same merge on commits: one canonical commit */
 	{
-		git_oid cb, co, ct, c1, c2, tree;
+		struct oid cb, co, ct, c1, c2, tree;
 		git_commit *c = NULL;
 		const git_signature *sig;
 		int okc;
@@ -647,15 +647,15 @@ static void run_case(const struct tcase *tc)
 		    !is_int(merge_commits(&c2, repo, &ct, &co, 0, NULL, NULL), 0,
 			    "%s: merge commits swapped", tc->name))
 			return;
-		ok(git_oid_equal(&c1, &c2), "%s: same commit with sides swapped",
+		ok(oid_equal(&c1, &c2), "%s: same commit with sides swapped",
 		   tc->name);
-		git_commit_lookup(&c, repo->git, &c1);
+		git_commit_lookup(&c, repo->git, GIT_OID(&c1));
 		repo_commit_tree(&tree, repo, &c1);
 		sig = git_commit_committer(c);
-		okc = git_oid_equal(&tree, &m1) &&
+		okc = oid_equal(&tree, &m1) &&
 		      git_commit_parentcount(c) == 2 &&
-		      git_oid_cmp(git_commit_parent_id(c, 0),
-				  git_commit_parent_id(c, 1)) < 0 &&
+		      oid_cmp(OID(git_commit_parent_id(c, 0)),
+				  OID(git_commit_parent_id(c, 1))) < 0 &&
 		      !strcmp(sig->name, MERGE_NAME) &&
 		      !strcmp(sig->email, MERGE_EMAIL) &&
 		      sig->when.time == 3000 && sig->when.offset == 0 &&
@@ -695,7 +695,7 @@ static void test_stats_and_notes(void)
 	struct merge_opts opts = { notify, NULL, 0 };
 	struct notes nt = { STRBUF_INIT };
 	struct merge_stats st;
-	git_oid tb, to, tt, m;
+	struct oid tb, to, tt, m;
 
 	/* ours unchanged from base: the merge is theirs, nothing to count */
 	build(&tb, base);
@@ -704,7 +704,7 @@ static void test_stats_and_notes(void)
 	opts.data = &nt;
 	is_int(merge_trees(&m, repo, &tb, &to, &tt, &opts, &st), 0,
 	       "stats: merge");
-	ok(git_oid_equal(&m, &tt), "base == ours: the result is theirs");
+	ok(oid_equal(&m, &tt), "base == ours: the result is theirs");
 
 	/* now ours expunges B: the counts say what ours gets */
 	{
@@ -764,7 +764,7 @@ static const char criss_cross_dag[] =
 static void test_criss_cross_dag(void)
 {
 	static const char *const t0[] = { "A cur/1000.a:2,", NULL };
-	git_oid tree, *c = NULL, m1, m2;
+	struct oid tree, *c = NULL, m1, m2;
 	size_t n = 0, cap = 0;
 	struct merge_stats st;
 	const char *p = criss_cross_dag;
@@ -772,7 +772,7 @@ static void test_criss_cross_dag(void)
 
 	build(&tree, t0);
 	while (*p) {
-		git_oid ps[2];
+		struct oid ps[2];
 		int np = 0;
 
 		if (*p == '-') {
@@ -783,7 +783,7 @@ static void test_criss_cross_dag(void)
 				unsigned long k = strtoul(p, &end, 10);
 				if (end == p || k >= n || np == 2)
 					log_fatal("criss_cross_dag: bad at %zu", n);
-				git_oid_cpy(&ps[np++], &c[k]);
+				oid_cpy(&ps[np++], &c[k]);
 				p = end;
 			} while (*p == ',' && p++);
 		}
@@ -792,7 +792,7 @@ static void test_criss_cross_dag(void)
 		xgrow((void **)&c, &cap, n + 1, sizeof *c);
 		snprintf(msg, sizeof msg, "commit %zu\n", n);
 		repo_commit(&c[n], repo, &tree, ps, (size_t)np, msg,
-			    (git_time_t)(1000 + n), NULL, NULL);
+			    (time_t)(1000 + n), NULL, NULL);
 		n++;
 	}
 	is_int((long long)n, 179, "criss-cross history: 179 commits");
@@ -807,7 +807,7 @@ static void test_criss_cross_dag(void)
 	   st.virtual_merges);
 	is_int(merge_commits(&m2, repo, &c[177], &c[175], 0, NULL, NULL), 0,
 	       "criss-cross history: swapped");
-	ok(git_oid_equal(&m1, &m2), "criss-cross history: same commit swapped");
+	ok(oid_equal(&m1, &m2), "criss-cross history: same commit swapped");
 out:
 	free(c);
 }
@@ -817,7 +817,7 @@ static void test_criss_cross(void)
 	static const char *const t0[] = { "A cur/1000.a:2,", NULL };
 	static const char *const t1[] = { "A cur/1000.a:2,S", NULL };
 	static const char *const t2[] = { "A cur/1000.a:2,", "B new/1001.b", NULL };
-	git_oid c0, c1, c2, m12, m21, x, y, tr0, tr1, tr2, r1, r2, tree;
+	struct oid c0, c1, c2, m12, m21, x, y, tr0, tr1, tr2, r1, r2, tree;
 	struct listing got = { 0 }, want = { 0 };
 	static const char *const expect[] = { "A cur/1000.a:2,FS",
 		"C new/1002.c", NULL };
@@ -831,15 +831,15 @@ static void test_criss_cross(void)
 	/* both replicas merge the two: the same commit, twice */
 	merge_commits(&m12, repo, &c1, &c2, 0, NULL, NULL);
 	merge_commits(&m21, repo, &c2, &c1, 0, NULL, NULL);
-	ok(git_oid_equal(&m12, &m21), "criss-cross: first merges agree");
+	ok(oid_equal(&m12, &m21), "criss-cross: first merges agree");
 	/* to make a criss-cross the two merges must differ: build them by hand */
 	{
-		git_oid ps[2], t;
+		struct oid ps[2], t;
 		static const char *const mx[] = { "A cur/1000.a:2,S", "B new/1001.b", NULL };
 		static const char *const my[] = { "A cur/1000.a:2,S", "B new/1001.b",
 			"- .Q/maildirfolder", NULL };
-		git_oid_cpy(&ps[0], &c1);
-		git_oid_cpy(&ps[1], &c2);
+		oid_cpy(&ps[0], &c1);
+		oid_cpy(&ps[1], &c2);
 		build(&t, mx);
 		repo_commit(&x, repo, &t, ps, 2, "x\n", 400, NULL, NULL);
 		build(&t, my);
@@ -850,7 +850,7 @@ static void test_criss_cross(void)
 		static const char *const x2[] = { "A cur/1000.a:2,FS", NULL };
 		static const char *const y2[] = { "A cur/1000.a:2,S", "B new/1001.b",
 			"C new/1002.c", NULL };
-		git_oid t;
+		struct oid t;
 		build(&t, x2);
 		commit_of(&r1, &t, &x, 500);
 		build(&t, y2);
@@ -858,12 +858,12 @@ static void test_criss_cross(void)
 	}
 	{
 		struct merge_stats st;
-		git_oid a, b;
+		struct oid a, b;
 		is_int(merge_commits(&a, repo, &r1, &r2, 0, NULL, &st), 0,
 		       "criss-cross: merge");
 		is_int((long long)st.bases, 2, "criss-cross: two merge bases");
 		merge_commits(&b, repo, &r2, &r1, 0, NULL, NULL);
-		ok(git_oid_equal(&a, &b), "criss-cross: same commit swapped");
+		ok(oid_equal(&a, &b), "criss-cross: same commit swapped");
 		repo_commit_tree(&tree, repo, &a);
 		list_tree(&got, &tree);
 		list_expected(&want, expect);
@@ -875,15 +875,15 @@ static void test_criss_cross(void)
 	/* and a fast-forward writes nothing */
 	{
 		struct merge_stats st;
-		git_oid a;
+		struct oid a;
 		merge_commits(&a, repo, &c0, &r1, 0, NULL, &st);
-		ok(git_oid_equal(&a, &r1) && st.kind == MERGE_FAST_FORWARD,
+		ok(oid_equal(&a, &r1) && st.kind == MERGE_FAST_FORWARD,
 		   "fast-forward to the descendant");
 		merge_commits(&a, repo, &r1, &c0, 0, NULL, &st);
-		ok(git_oid_equal(&a, &r1) && st.kind == MERGE_FAST_FORWARD,
+		ok(oid_equal(&a, &r1) && st.kind == MERGE_FAST_FORWARD,
 		   "fast-forward, the other way");
 		merge_commits(&a, repo, &r1, &r1, 0, NULL, &st);
-		ok(git_oid_equal(&a, &r1) && st.kind == MERGE_SAME, "same commit");
+		ok(oid_equal(&a, &r1) && st.kind == MERGE_SAME, "same commit");
 	}
 }
 
@@ -892,7 +892,7 @@ static void test_into_ref(void)
 {
 	static const char *const t1[] = { "A cur/1000.a:2,S", NULL };
 	static const char *const t2[] = { "A cur/1000.a:2,", "B new/1001.b", NULL };
-	git_oid root, tr, c1, c2, got, want, head;
+	struct oid root, tr, c1, c2, got, want, head;
 
 	repo_ref_read(&root, repo, REF_MAIL);
 	build(&tr, t1);
@@ -904,12 +904,12 @@ static void test_into_ref(void)
 	       "merge_into_ref");
 	merge_commits(&want, repo, &c2, &c1, 0, NULL, NULL);
 	repo_ref_read(&head, repo, REF_MAIL);
-	ok(git_oid_equal(&got, &want) && git_oid_equal(&head, &want),
+	ok(oid_equal(&got, &want) && oid_equal(&head, &want),
 	   "merge_into_ref moves the ref to the canonical merge");
 	is_int(merge_into_ref(&got, repo, REF_MAIL, &c1, NULL, NULL), 0,
 	       "merge_into_ref of an ancestor");
 	repo_ref_read(&head, repo, REF_MAIL);
-	ok(git_oid_equal(&head, &want), "an ancestor leaves the ref alone");
+	ok(oid_equal(&head, &want), "an ancestor leaves the ref alone");
 	is_int(merge_into_ref(&got, repo, "refs/heads/none", &c1, NULL, NULL),
 	       E_NOTFOUND, "merge_into_ref of a missing ref");
 	is_int(merge_is_ancestor(repo, &c1, &want), 1, "c1 is in the merge");
@@ -956,7 +956,7 @@ static void test_mtimes_module(void)
 		struct mtime_change ch[] = { { "1000.a", 777 }, { "1001.b", 1001 },
 					     { "abc", 5 } };
 		struct update_list ups = UPDATE_LIST_INIT;
-		git_oid tree, t2, t3;
+		struct oid tree, t2, t3;
 		struct mtimes r = MTIMES_INIT;
 
 		build(&tree, t);
@@ -974,7 +974,7 @@ static void test_mtimes_module(void)
 		ch[2].mtime = MTIME_NONE;
 		mtimes_update(&ups, repo, &t2, ch, 3);
 		repo_tree_update(&t3, repo, &t2, ups.v, ups.n);
-		ok(git_oid_equal(&t3, &tree), "mtimes_update: back to no mtimes/");
+		ok(oid_equal(&t3, &tree), "mtimes_update: back to no mtimes/");
 		update_list_release(&ups);
 	}
 }
@@ -983,20 +983,19 @@ int main(void)
 {
 	char dir[] = "/tmp/merge-t.XXXXXX";
 	char *path;
-	git_oid a, b;
+	struct oid a, b;
 
 	log_init("merge-t", LOG_TO_STDERR, LOG_LVL_WARN);
 	if (!mkdtemp(dir))
 		log_fatal("mkdtemp: failed");
 	path = xasprintf("%s/repo.git", dir);
-	if (repo_open(&repo, path, REPO_CREATE) < 0)
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("cannot create '%s'", path);
-	repo_set_fsync(false);
 
 	/* the table's "B < A" */
 	blob_of(&a, "A");
 	blob_of(&b, "B");
-	ok(git_oid_cmp(&b, &a) < 0, "blob B sorts before blob A");
+	ok(oid_cmp(&b, &a) < 0, "blob B sorts before blob A");
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		run_case(&cases[i]);

@@ -199,22 +199,22 @@ static char *release_stderr(void)
 }
 
 /* "<a>..<b>\n" as the hook writes it */
-static char *range(const git_oid *a, const git_oid *b)
+static char *range(const struct oid *a, const struct oid *b)
 {
-	char ha[GIT_OID_HEXSZ + 1], hb[GIT_OID_HEXSZ + 1];
+	char ha[OID_HEXSZ + 1], hb[OID_HEXSZ + 1];
 
-	git_oid_tostr(ha, sizeof ha, a);
-	git_oid_tostr(hb, sizeof hb, b);
+	oid_tostr(ha, sizeof ha, a);
+	oid_tostr(hb, sizeof hb, b);
 	return xasprintf("%s..%s\n", ha, hb);
 }
 
-static void oid(git_oid *out, char c)
+static void oid(struct oid *out, char c)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	memset(hex, c, GIT_OID_HEXSZ);
-	hex[GIT_OID_HEXSZ] = '\0';
-	git_oid_fromstr(out, hex);
+	memset(hex, c, OID_HEXSZ);
+	hex[OID_HEXSZ] = '\0';
+	oid_fromstr(out, hex);
 }
 
 /* The dead or zombie state of pid (the deadline killed it). */
@@ -232,7 +232,7 @@ static bool gone(pid_t pid)
 static void test_nothing_configured(struct config *cfg)
 {
 	struct notify *n = notify_new(cfg, "alice", NULL);
-	git_oid a;
+	struct oid a;
 
 	oid(&a, 'a');
 	notify_change(n, NULL, &a);
@@ -249,7 +249,7 @@ static void test_hook_and_webhooks(struct config *cfg)
 	char *urls[6];
 	struct notify *n;
 	json_t *j;
-	git_oid a;
+	struct oid a;
 	int lfd;
 
 	put(hook, xasprintf("#!/bin/sh\n"
@@ -357,7 +357,7 @@ static void test_coalescing(struct config *cfg)
 	char *hook = at("slow-hook"), *out = at("ranges");
 	char *empty[] = { NULL };
 	struct notify *n;
-	git_oid a, b, c, d;
+	struct oid a, b, c, d;
 	char *got, *want;
 
 	put(hook, xasprintf("#!/bin/sh\nsleep 0.5\n"
@@ -414,7 +414,7 @@ static void test_deadline(struct config *cfg)
 	char *empty[] = { NULL };
 	struct notify *n;
 	struct timespec t0, t1;
-	git_oid a;
+	struct oid a;
 	pid_t hung = 0;
 
 	put(hook, xasprintf("#!/bin/sh\necho $$ >'%s'\nsleep 60\n", pidf), 0755);
@@ -510,7 +510,7 @@ static void test_retries(struct config *cfg)
 	char *urls[3];
 	struct notify *n;
 	json_t *j;
-	git_oid a, b, c;
+	struct oid a, b, c;
 	char ahex[41], bhex[41], chex[41];
 
 	unlink(http);
@@ -521,9 +521,9 @@ static void test_retries(struct config *cfg)
 	oid(&a, 'a');
 	oid(&b, 'b');
 	oid(&c, 'c');
-	git_oid_tostr(ahex, sizeof ahex, &a);
-	git_oid_tostr(bhex, sizeof bhex, &b);
-	git_oid_tostr(chex, sizeof chex, &c);
+	oid_tostr(ahex, sizeof ahex, &a);
+	oid_tostr(bhex, sizeof bhex, &b);
+	oid_tostr(chex, sizeof chex, &c);
 
 	capture_stderr();
 	n = notify_new(cfg, "alice", state);
@@ -597,7 +597,7 @@ static void test_bad_hook(struct config *cfg)
 	char *missing = at("no-such-hook"), *errs, *w;
 	char *empty[] = { NULL };
 	struct notify *n;
-	git_oid a;
+	struct oid a;
 
 	cfg->webhooks = empty;
 	oid(&a, 'a');

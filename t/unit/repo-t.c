@@ -16,18 +16,18 @@
 #include "../tap.h"
 #include "fsutil.h"
 #include "log.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "xalloc.h"
 
 static struct repo *repo;
 static char *dir;
 
-static char *loose_path(const git_oid *id)
+static char *loose_path(const struct oid *id)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[OID_HEXSZ + 1];
 
-	git_oid_tostr(hex, sizeof hex, id);
-	return xasprintf("%s/objects/%.2s/%s", repo->path, hex, hex + 2);
+	oid_tostr(hex, sizeof hex, id);
+	return xasprintf("%s/objects/%.2s/%s", repo_path(repo), hex, hex + 2);
 }
 
 /* A file of n bytes: compressible when pattern, else pseudo-random. */
@@ -51,7 +51,7 @@ static char *make_file(const char *name, size_t n, unsigned seed, bool pattern)
 	return path;
 }
 
-static void cut(const git_oid *id, off_t to)
+static void cut(const struct oid *id, off_t to)
 {
 	char *p = loose_path(id);
 
@@ -60,7 +60,7 @@ static void cut(const git_oid *id, off_t to)
 	free(p);
 }
 
-static bool loose(const git_oid *id)
+static bool loose(const struct oid *id)
 {
 	char *p = loose_path(id);
 	bool there = access(p, F_OK) == 0;
@@ -74,7 +74,7 @@ static void test_blob(const char *what, size_t n, bool pattern)
 	char *f = make_file("m", n, (unsigned)n, pattern);
 	char *other = make_file("o", n, (unsigned)n + 1, !pattern);
 	char *shorter = make_file("s", n - 1, (unsigned)n, pattern);
-	git_oid id;
+	struct oid id;
 
 	if (repo_blob_from_file(&id, repo, f) < 0)
 		log_fatal("cannot write a blob");
@@ -111,20 +111,53 @@ static void test_blob(const char *what, size_t n, bool pattern)
 	free(shorter);
 }
 
+/* Batches nest, end once each, and leave fsync on when the last ends. */
+static void test_batches(const char *path)
+{
+	struct repo_batch b1 = REPO_BATCH_INIT, b2 = REPO_BATCH_INIT;
+	struct repo *r, *quiet;
+
+	ok(repo_fsync_on(), "batches: fsync on with no batch open");
+	if (repo_open(&r, path, 0) < 0)
+		log_fatal("cannot open '%s'", path);
+	ok(repo_fsync_on(), "batches: a plain repository changes nothing");
+	is_int(repo_batch_end(&b1, true), 0, "batches: ending one not begun");
+	ok(repo_fsync_on(), "batches: ... leaves fsync on");
+	repo_batch_begin(&b1, r);
+	ok(!repo_fsync_on(), "batches: off in a batch");
+	repo_batch_begin(&b2, r);
+	is_int(repo_batch_end(&b1, true), 0, "batches: the outer ends, synced");
+	ok(!repo_fsync_on(), "batches: off while the inner is open");
+	repo_batch_end(&b1, false);
+	ok(!repo_fsync_on(), "batches: ending the outer again changes nothing");
+	repo_batch_end(&b2, false);
+	ok(repo_fsync_on(), "batches: on when the last ends");
+	if (repo_open(&quiet, path, REPO_NO_FSYNC) < 0)
+		log_fatal("cannot open '%s'", path);
+	repo_batch_begin(&b1, r);
+	repo_batch_end(&b1, false);
+	ok(!repo_fsync_on(), "batches: off while a REPO_NO_FSYNC one is open");
+	repo_free(quiet);
+	ok(repo_fsync_on(), "batches: on once it is freed");
+	is_int(repo_open(&quiet, "/nonexistent/repo.git", REPO_NO_FSYNC),
+	       E_NOTFOUND, "batches: a REPO_NO_FSYNC open that fails");
+	ok(repo_fsync_on(), "batches: ... leaves fsync on");
+	repo_free(r);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/repo-t.XXXXXX";
 	char *path;
-	git_oid a, b, tree, absent;
+	struct oid a, b, tree, absent;
 
 	log_init("repo-t", LOG_TO_STDERR, LOG_LVL_ERROR);
 	if (!mkdtemp(tmpl))
 		log_fatal("mkdtemp: failed");
 	dir = tmpl;
 	path = xasprintf("%s/repo.git", dir);
-	if (repo_open(&repo, path, REPO_CREATE) < 0)
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("cannot create '%s'", path);
-	repo_set_fsync(false);
 
 	test_blob("a small message", 700, true);
 	/* inflates to more than one 64 KB buffer per read */
@@ -164,11 +197,12 @@ int main(void)
 		       "a file that is not zlib: damaged");
 		free(p);
 	}
-	git_oid_fromstr(&absent, "0123456789abcdef0123456789abcdef01234567");
+	oid_fromstr(&absent, "0123456789abcdef0123456789abcdef01234567");
 	is_int(repo_object_check(repo, &absent, NULL), E_NOTFOUND, "absent");
 
 	repo_free(repo);
-	git_libgit2_shutdown();
+	test_batches(path);
+	repo_global_shutdown();
 	if (!tap_failed)
 		rm_rf(dir);
 	else

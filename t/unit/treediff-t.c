@@ -15,12 +15,13 @@
 #include "fsutil.h"
 #include "log.h"
 #include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "treediff.h"
 #include "xalloc.h"
 
 static struct repo *repo;
-static git_oid blob[6];
+static struct oid blob[6];
 
 /* What a walk told: "T path", "L path -|+|~" lines, and the loads. */
 struct seen {
@@ -30,13 +31,13 @@ struct seen {
 	int fail_leaf;		/* returned by the leaf callback when < 0 */
 };
 
-static int on_load(git_tree **out, const git_oid *id, void *data)
+static int on_load(git_tree **out, const struct oid *id, void *data)
 {
 	((struct seen *)data)->loads++;
-	return git_tree_lookup(out, repo->git, id) < 0 ? -1 : 0;
+	return git_tree_lookup(out, repo->git, GIT_OID(id)) < 0 ? -1 : 0;
 }
 
-static int on_tree(const char *path, const git_oid *a, const git_oid *b,
+static int on_tree(const char *path, const struct oid *a, const struct oid *b,
 		   void *data)
 {
 	struct seen *s = data;
@@ -57,10 +58,10 @@ static int on_leaf(const char *path, const git_tree_entry *a,
 static const struct treediff_ops ops = { on_load, on_tree, on_leaf };
 
 /* The tree of these "path=blob index" updates on the empty tree. */
-static git_oid tree_of(const char *const *spec)
+static struct oid tree_of(const char *const *spec)
 {
 	struct repo_update ups[16];
-	git_oid out;
+	struct oid out;
 	size_t n = 0;
 
 	for (; spec[n]; n++) {
@@ -75,7 +76,7 @@ static git_oid tree_of(const char *const *spec)
 	return out;
 }
 
-static void run(struct seen *s, const git_oid *a, const git_oid *b, int want,
+static void run(struct seen *s, const struct oid *a, const struct oid *b, int want,
 		const char *what)
 {
 	struct strbuf path = STRBUF_INIT;
@@ -95,7 +96,7 @@ static void test_walks(void)
 		"FORMAT=0", "cur/9c/m1=4", ".A/cur/00/x=2", ".A/maildirfolder=0",
 		".C/cur/22/z=5", NULL,
 	};
-	git_oid a = tree_of(t0), b = tree_of(t1);
+	struct oid a = tree_of(t0), b = tree_of(t1);
 	struct seen s = { STRBUF_INIT, 0, NULL, 0 };
 
 	run(&s, &a, &b, 0, "a change");
@@ -134,15 +135,15 @@ static void test_walks(void)
 }
 
 /* A root tree of one entry name with mode and id. */
-static git_oid one_entry(const char *name, const git_oid *id, git_filemode_t mode)
+static struct oid one_entry(const char *name, const struct oid *id, git_filemode_t mode)
 {
 	git_treebuilder *tb = NULL;
-	git_oid out;
+	struct oid out;
 
 	memset(&out, 0, sizeof out);
 	if (git_treebuilder_new(&tb, repo->git, NULL) == 0 &&
-	    git_treebuilder_insert(NULL, tb, name, id, mode) == 0)
-		git_treebuilder_write(&out, tb);
+	    git_treebuilder_insert(NULL, tb, name, GIT_OID(id), mode) == 0)
+		git_treebuilder_write(GIT_OID(&out), tb);
 	git_treebuilder_free(tb);
 	return out;
 }
@@ -150,10 +151,10 @@ static git_oid one_entry(const char *name, const git_oid *id, git_filemode_t mod
 static void test_kinds(void)
 {
 	static const char *const sub[] = { "y=1", NULL };
-	git_oid inner = tree_of(sub);
-	git_oid a = one_entry("x", &blob[0], GIT_FILEMODE_BLOB);
-	git_oid b = one_entry("x", &inner, GIT_FILEMODE_TREE);
-	git_oid c = one_entry("x", &blob[0], GIT_FILEMODE_BLOB_EXECUTABLE);
+	struct oid inner = tree_of(sub);
+	struct oid a = one_entry("x", &blob[0], GIT_FILEMODE_BLOB);
+	struct oid b = one_entry("x", &inner, GIT_FILEMODE_TREE);
+	struct oid c = one_entry("x", &blob[0], GIT_FILEMODE_BLOB_EXECUTABLE);
 	struct seen s = { STRBUF_INIT, 0, NULL, 0 };
 
 	run(&s, &a, &b, 0, "a blob becomes a tree");

@@ -18,7 +18,7 @@
 #include "../tap.h"
 #include "fsutil.h"
 #include "log.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -33,7 +33,7 @@ static const char *const names[] = {
 #define NNAMES (sizeof names / sizeof names[0])
 #define NBLOBS 6
 
-static git_oid blobs[NBLOBS];
+static struct oid blobs[NBLOBS];
 
 static uint64_t next(void)
 {
@@ -99,18 +99,18 @@ static bool prefix_of(const char *a, const char *b)
 
 struct upd {
 	const char *path;
-	git_oid id;
+	struct oid id;
 	bool has_id, tree;
 };
 
 /* Both ways; 1 when they agree, 0 when not, -1 when libgit2 refused. */
-static int compare(const git_oid *base, const struct upd *u, size_t n,
-		   git_oid *out)
+static int compare(const struct oid *base, const struct upd *u, size_t n,
+		   struct oid *out)
 {
 	struct repo_update *ru = xcalloc(n + 1, sizeof *ru);
 	git_tree_update *gu = xcalloc(n + 1, sizeof *gu);
 	git_tree *bt = NULL;
-	git_oid ours, theirs;
+	struct oid ours, theirs;
 	int ret = -1;
 
 	for (size_t i = 0; i < n; i++) {
@@ -121,16 +121,16 @@ static int compare(const git_oid *base, const struct upd *u, size_t n,
 			       GIT_TREE_UPDATE_REMOVE;
 		gu[i].filemode = u[i].tree ? GIT_FILEMODE_TREE : GIT_FILEMODE_BLOB;
 		if (u[i].has_id)
-			git_oid_cpy(&gu[i].id, &u[i].id);
+			oid_cpy(OID(&gu[i].id), &u[i].id);
 	}
-	if (git_tree_lookup(&bt, repo->git, base) == 0 &&
-	    git_tree_create_updated(&theirs, repo->git, bt, n, gu) == 0) {
+	if (git_tree_lookup(&bt, repo->git, GIT_OID(base)) == 0 &&
+	    git_tree_create_updated(GIT_OID(&theirs), repo->git, bt, n, gu) == 0) {
 		ret = repo_tree_update(&ours, repo, base, ru, n) == 0 &&
-		      git_oid_equal(&ours, &theirs);
+		      oid_equal(&ours, &theirs);
 		if (!ret)
-			diag("ours %s, libgit2's %s", git_oid_tostr_s(&ours),
-			     git_oid_tostr_s(&theirs));
-		git_oid_cpy(out, &theirs);
+			diag("ours %s, libgit2's %s", oid_hex(&ours),
+			     oid_hex(&theirs));
+		oid_cpy(out, &theirs);
 	}
 	git_tree_free(bt);
 	free(ru);
@@ -147,15 +147,15 @@ static void release(struct upd *u, size_t n)
 /* Every path under tree, directories and files apart, with the trees' ids. */
 struct paths {
 	char **files, **dirs;
-	git_oid *trees;
+	struct oid *trees;
 	size_t nf, af, nd, ad, at;
 };
 
-static void collect(struct paths *p, const git_oid *tree, const char *prefix)
+static void collect(struct paths *p, const struct oid *tree, const char *prefix)
 {
 	git_tree *t;
 
-	if (git_tree_lookup(&t, repo->git, tree) < 0)
+	if (git_tree_lookup(&t, repo->git, GIT_OID(tree)) < 0)
 		return;
 	for (size_t i = 0; i < git_tree_entrycount(t); i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
@@ -164,9 +164,9 @@ static void collect(struct paths *p, const git_oid *tree, const char *prefix)
 		if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
 			xgrow((void **)&p->dirs, &p->ad, p->nd + 1, sizeof *p->dirs);
 			xgrow((void **)&p->trees, &p->at, p->nd + 1, sizeof *p->trees);
-			git_oid_cpy(&p->trees[p->nd], git_tree_entry_id(e));
+			oid_cpy(&p->trees[p->nd], OID(git_tree_entry_id(e)));
 			p->dirs[p->nd++] = path;
-			collect(p, git_tree_entry_id(e), path);
+			collect(p, OID(git_tree_entry_id(e)), path);
 		} else {
 			xgrow((void **)&p->files, &p->af, p->nf + 1, sizeof *p->files);
 			p->files[p->nf++] = path;
@@ -187,12 +187,12 @@ static void paths_release(struct paths *p)
 	memset(p, 0, sizeof *p);
 }
 
-static bool run_case(uint64_t c, git_oid *empty)
+static bool run_case(uint64_t c, struct oid *empty)
 {
 	struct upd u[40];
 	struct strbuf sb = STRBUF_INIT;
 	struct paths p = { 0 };
-	git_oid base, next_id;
+	struct oid base, next_id;
 	size_t n = 0;
 	bool good = true;
 
@@ -243,15 +243,15 @@ static bool run_case(uint64_t c, git_oid *empty)
 			u[n].tree = dir;
 			u[n].has_id = what < 5 || (dir && p.nd && what == 9);
 			if (u[n].has_id && dir)
-				git_oid_cpy(&u[n].id, &p.trees[pick((unsigned)p.nd)]);
+				oid_cpy(&u[n].id, &p.trees[pick((unsigned)p.nd)]);
 			else if (u[n].has_id)
-				git_oid_cpy(&u[n].id, &blobs[pick(NBLOBS)]);
+				oid_cpy(&u[n].id, &blobs[pick(NBLOBS)]);
 			n++;
 		}
 		switch (compare(&base, u, n, &next_id)) {
 		case 1:
 			compared++;
-			git_oid_cpy(&base, &next_id);
+			oid_cpy(&base, &next_id);
 			break;
 		case 0:
 			good = false;
@@ -273,17 +273,17 @@ static bool run_case(uint64_t c, git_oid *empty)
 }
 
 /* A shard-sized tree: 400 entries, one changed, one added, one gone. */
-static void test_big_shard(const git_oid *empty)
+static void test_big_shard(const struct oid *empty)
 {
 	struct upd u[400];
-	git_oid base, out;
+	struct oid base, out;
 
 	for (int i = 0; i < 400; i++) {
 		u[i].path = xasprintf("cur/a7/17%08d.M%dP1.host,S=%d:2,%s",
 				      i * 37, i, 1000 + i, i % 3 ? "S" : "");
 		u[i].has_id = true;
 		u[i].tree = false;
-		git_oid_cpy(&u[i].id, &blobs[i % NBLOBS]);
+		oid_cpy(&u[i].id, &blobs[i % NBLOBS]);
 	}
 	ok(compare(empty, u, 400, &base) == 1, "a 400-entry shard tree");
 	free((char *)u[5].path);
@@ -297,25 +297,25 @@ static void test_big_shard(const git_oid *empty)
 }
 
 /* Edge cases named one by one. */
-static void test_edges(const git_oid *empty)
+static void test_edges(const struct oid *empty)
 {
 	struct upd u[3];
-	git_oid t1, t2, t3;
+	struct oid t1, t2, t3;
 
 	u[0] = (struct upd){ "x/y/z", blobs[0], true, false };
 	ok(compare(empty, u, 1, &t1) == 1, "a path three deep from empty");
 	u[0] = (struct upd){ "x/y/z", { { 0 } }, false, false };
-	ok(compare(&t1, u, 1, &t2) == 1 && git_oid_equal(&t2, empty),
+	ok(compare(&t1, u, 1, &t2) == 1 && oid_equal(&t2, empty),
 	   "removing the only file leaves the empty tree");
 	{
 		/* libgit2 refuses this one; ours changes nothing */
 		struct repo_update gone = { "nothing/here", NULL, false };
 		ok(repo_tree_update(&t2, repo, &t1, &gone, 1) == 0 &&
-		   git_oid_equal(&t2, &t1),
+		   oid_equal(&t2, &t1),
 		   "removing what is not there changes nothing");
 	}
 	u[0] = (struct upd){ "x/y/z", blobs[0], true, false };
-	ok(compare(&t1, u, 1, &t2) == 1 && git_oid_equal(&t2, &t1),
+	ok(compare(&t1, u, 1, &t2) == 1 && oid_equal(&t2, &t1),
 	   "setting what is there changes nothing");
 	u[0] = (struct upd){ "x", { { 0 } }, false, true };
 	u[1] = (struct upd){ "w", blobs[1], true, false };
@@ -335,7 +335,7 @@ static void test_edges(const git_oid *empty)
 		struct repo_update one = { "p", &blobs[1], false };
 		ok(repo_tree_update(&t2, repo, empty, two, 2) == 0 &&
 		   repo_tree_update(&t3, repo, empty, &one, 1) == 0 &&
-		   git_oid_equal(&t2, &t3), "the later of two updates wins");
+		   oid_equal(&t2, &t3), "the later of two updates wins");
 	}
 }
 
@@ -345,7 +345,7 @@ int main(int argc, char **argv)
 	const char *e;
 	char *path;
 	uint64_t seed, cases = 3000, bad = 0;
-	git_oid empty;
+	struct oid empty;
 
 	log_init("treeedit-t", LOG_TO_STDERR, LOG_LVL_ERROR);
 	seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -360,16 +360,15 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		log_fatal("mkdtemp: failed");
 	path = xasprintf("%s/repo.git", dir);
-	if (repo_open(&repo, path, REPO_CREATE) < 0)
+	if (repo_open(&repo, path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("cannot create '%s'", path);
-	repo_set_fsync(false);
 	for (int i = 0; i < NBLOBS; i++) {
 		char b[16];
 		snprintf(b, sizeof b, "blob %d\n", i);
 		if (repo_blob_from_buffer(&blobs[i], repo, b, strlen(b)) < 0)
 			log_fatal("cannot write a blob");
 	}
-	if (git_odb_hash(&empty, "", 0, GIT_OBJECT_TREE) < 0 ||
+	if (git_odb_hash(GIT_OID(&empty), "", 0, GIT_OBJECT_TREE) < 0 ||
 	    repo_tree_update(&empty, repo, NULL, NULL, 0) < 0)
 		log_fatal("cannot write the empty tree");
 

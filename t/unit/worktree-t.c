@@ -17,15 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <git2.h>
-
 #include "../tap.h"
 #include "fsutil.h"
 #include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "mtimes.h"
-#include "repo.h"
+#include "repo_p.h"
 #include "strbuf.h"
 #include "worktree.h"
 #include "xalloc.h"
@@ -170,11 +168,11 @@ static int walk_cb(const char *root, const git_tree_entry *e, void *data)
 static char *tree_list_of(const char *ref, bool all)
 {
 	struct walk w = { NULL, 0, 0, all };
-	git_oid c, t;
+	struct oid c, t;
 	git_tree *tree;
 
 	if (repo_ref_read(&c, repo, ref) < 0 || repo_commit_tree(&t, repo, &c) < 0 ||
-	    git_tree_lookup(&tree, repo->git, &t) < 0)
+	    git_tree_lookup(&tree, repo->git, GIT_OID(&t)) < 0)
 		log_fatal("read '%s'", ref);
 	git_tree_walk(tree, GIT_TREEWALK_PRE, walk_cb, &w);
 	git_tree_free(tree);
@@ -202,12 +200,12 @@ static void agree(const char *want, const char *what)
 static int commit_count(void)
 {
 	git_revwalk *rw;
-	git_oid id;
+	struct oid id;
 	int n = 0;
 
 	git_revwalk_new(&rw, repo->git);
 	git_revwalk_push_ref(rw, REF_MAIL);
-	while (git_revwalk_next(&id, rw) == 0)
+	while (git_revwalk_next(GIT_OID(&id), rw) == 0)
 		n++;
 	git_revwalk_free(rw);
 	return n;
@@ -236,7 +234,7 @@ static int sync_apply(size_t limit, struct worktree_result *res)
 /* Make a commit on mail from its tree with ups (as a merge from a peer). */
 static void mail_change(const struct repo_update *ups, size_t n)
 {
-	git_oid m, t, t2, c;
+	struct oid m, t, t2, c;
 
 	if (repo_ref_read(&m, repo, REF_MAIL) < 0 || repo_commit_tree(&t, repo, &m) < 0 ||
 	    repo_tree_update(&t2, repo, &t, ups, n) < 0 ||
@@ -283,7 +281,7 @@ int main(void)
 	struct worktree_result res;
 	char tmpl[] = "/tmp/worktree-t.XXXXXX";
 	char *repo_path, *s;
-	git_oid blob, oid1, oid2;
+	struct oid blob, oid1, oid2;
 	int n;
 
 	log_init("worktree-t", LOG_TO_STDERR, LOG_LVL_WARN);
@@ -294,9 +292,8 @@ int main(void)
 	maildir = xasprintf("%s/Maildir", base);
 	repo_path = xasprintf("%s/mail.git", base);
 	mkfolder("");
-	if (repo_open(&repo, repo_path, REPO_CREATE) < 0)
+	if (repo_open(&repo, repo_path, REPO_CREATE | REPO_NO_FSYNC) < 0)
 		log_fatal("repo");
-	repo_set_fsync(false);
 	wt = worktree_new(repo, maildir, "test");
 
 	/* 1. a new message, reported by name */
@@ -320,13 +317,13 @@ int main(void)
 	   res.counts.added == 0, "new/ to cur/ is a move");
 	agree("/cur/" K1 ",S=5:2,S", "move to cur");
 	{
-		git_oid m, t;
+		struct oid m, t;
 		char *p = tpath("", "cur", K1 ",S=5:2,S");
 		repo_ref_read(&m, repo, REF_MAIL);
 		repo_commit_tree(&t, repo, &m);
 		ok(repo_tree_lookup(&oid1, repo, &t, p) == 0, "at its shard path");
-		git_odb_hash(&oid2, "one\n", 4, GIT_OBJECT_BLOB);
-		ok(git_oid_equal(&oid1, &oid2), "blob is the file's bytes");
+		git_odb_hash(GIT_OID(&oid2), "one\n", 4, GIT_OBJECT_BLOB);
+		ok(oid_equal(&oid1, &oid2), "blob is the file's bytes");
 		free(p);
 	}
 	is_int(commit_count(), n + 1, "one commit per batch");
@@ -350,7 +347,7 @@ int main(void)
 	ok(strstr(s, "mtimes/") != NULL, "an mtime record for the append");
 	free(s);
 	{
-		git_oid m, t;
+		struct oid m, t;
 		struct mtimes mt = MTIMES_INIT;
 		repo_ref_read(&m, repo, REF_MAIL);
 		repo_commit_tree(&t, repo, &m);
@@ -466,12 +463,12 @@ int main(void)
 	/* 8. an apply cut short (as by a crash) is finished, not undone */
 	{
 		struct repo_update ups[3];
-		git_oid b4;
+		struct oid b4;
 		char *a = tpath("", "new", K4);
 		char *b = tpath("", "new", K3 ",S=6");
 		char *c = tpath("", "cur", K3 ",S=6:2,S");
 		repo_blob_from_buffer(&b4, repo, "four\n", 5);
-		git_odb_hash(&oid2, "three\n", 6, GIT_OBJECT_BLOB);
+		git_odb_hash(GIT_OID(&oid2), "three\n", 6, GIT_OBJECT_BLOB);
 		ups[0] = (struct repo_update){ a, &b4 };
 		ups[1] = (struct repo_update){ b, NULL };
 		ups[2] = (struct repo_update){ c, &oid2 };
@@ -540,20 +537,20 @@ int main(void)
 	ok(sync_commit(&res) == 0 && res.committed && res.counts.flagged == 1,
 	   "a rewrite in place is committed");
 	{
-		git_oid m, t;
+		struct oid m, t;
 		char *p = tpath("", "new", K4);
 		repo_ref_read(&m, repo, REF_MAIL);
 		repo_commit_tree(&t, repo, &m);
 		repo_tree_lookup(&oid1, repo, &t, p);
-		git_odb_hash(&oid2, "four, edited\n", 13, GIT_OBJECT_BLOB);
-		ok(git_oid_equal(&oid1, &oid2), "with the new bytes");
+		git_odb_hash(GIT_OID(&oid2), "four, edited\n", 13, GIT_OBJECT_BLOB);
+		ok(oid_equal(&oid1, &oid2), "with the new bytes");
 		free(p);
 	}
 	agree("/cur/" K3 ",S=6:2,S /new/" K4, "rewrite");
 
 	/* 13. mail gives a message another mtime (INTERNALDATE) alone */
 	{
-		git_oid m, t, b;
+		struct oid m, t, b;
 		struct mtimes mt = MTIMES_INIT;
 		struct strbuf rec = STRBUF_INIT, path = STRBUF_INIT;
 		unsigned shard = maildir_shard(K3, strlen(K3));
