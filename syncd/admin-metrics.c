@@ -6,7 +6,11 @@
  * Every family is written once, with HELP and TYPE (and UNIT for seconds
  * and bytes), its samples next to each other, and the text ends with
  * "# EOF".  Names say their unit (_seconds, _bytes); counters are
- * "<family>_total".  Labels: mailbox (the repository's path), peer, and
+ * "<family>_total".  The file for node_exporter's textfile collector
+ * (--metrics-file) is the Prometheus text format instead, which is what
+ * that collector parses: a counter's HELP and TYPE name its sample,
+ * "<family>_total", and there is no UNIT and no "# EOF" (node_exporter
+ * took an OpenMetrics counter for an untyped metric without its help).  Labels: mailbox (the repository's path), peer, and
  * direction (push, fetch).  A sample the status does not tell (a
  * daemon that does not answer, an operation that never succeeded) is
  * left out rather than given a made-up value; maildag_up says whether
@@ -296,15 +300,18 @@ static void add_sample(struct strbuf *sb, const struct family *f,
 }
 
 static void add_family(struct strbuf *sb, const struct family *f,
-		       struct sample_in *in, const char *mailbox)
+		       struct sample_in *in, const char *mailbox,
+		       bool openmetrics)
 {
 	static const char *const dirs[] = { "push", "fetch" };
 	json_t *peers = json_object_get(in->st, "peers"), *p;
+	const char *suffix = !openmetrics && !strcmp(f->type, "counter") ?
+			     "_total" : "";
 	size_t i;
 
-	strbuf_addf(sb, "# HELP %s %s.\n# TYPE %s %s\n", f->name, f->help,
-		    f->name, f->type);
-	if (f->unit)
+	strbuf_addf(sb, "# HELP %s%s %s.\n# TYPE %s%s %s\n", f->name, suffix,
+		    f->help, f->name, suffix, f->type);
+	if (f->unit && openmetrics)
 		strbuf_addf(sb, "# UNIT %s %s\n", f->name, f->unit);
 	if (f->scope == MAILBOX) {
 		add_sample(sb, f, in, mailbox);
@@ -352,7 +359,7 @@ static long long objects_bytes(const char *repository)
 }
 
 void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
-		    bool up)
+		    bool up, bool openmetrics)
 {
 	struct sample_in in = { .st = st, .now = time(NULL), .up = up };
 	json_t *own = NULL;
@@ -365,7 +372,9 @@ void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 	}
 	in.repo_bytes = objects_bytes(mb->repository);
 	for (size_t i = 0; i < sizeof families / sizeof *families; i++)
-		add_family(out, &families[i], &in, mb->repository);
-	strbuf_addstr(out, "# EOF\n");
+		add_family(out, &families[i], &in, mb->repository,
+			   openmetrics);
+	if (openmetrics)
+		strbuf_addstr(out, "# EOF\n");
 	json_decref(own);
 }

@@ -441,7 +441,8 @@ static int status_out(json_t *st, const struct mailbox *mb, bool up,
 	int r = EX_OK;
 
 	if (form == FORM_METRICS) {
-		metrics_format(&sb, st, mb, up);
+		/* node_exporter's textfile collector reads Prometheus text */
+		metrics_format(&sb, st, mb, up, !metrics_file);
 		if (!metrics_file)
 			fputs(sb.buf, stdout);
 		else if (write_file_atomic(metrics_file, sb.buf, sb.len,

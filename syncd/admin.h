@@ -69,11 +69,13 @@ int admin_poke_daemon(const struct mailbox *mb);
 
 /*
  * The status answer st (control.h; without a daemon, what the repository
- * alone tells, with up false) as OpenMetrics text exposition, appended
- * to out, ending in "# EOF" (admin-metrics.c).
+ * alone tells, with up false) appended to out: as OpenMetrics text
+ * exposition, ending in "# EOF", or without openmetrics as the Prometheus
+ * text format that node_exporter's textfile collector reads
+ * (admin-metrics.c).
  */
 void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
-		    bool up);
+		    bool up, bool openmetrics);
 
 /*
  * maildag status [--json | --metrics] [--metrics-file PATH]: ask maildag-syncd how replication goes, per

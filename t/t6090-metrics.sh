@@ -24,17 +24,23 @@ scrape() {
 	fi
 }
 
-# check FILE PYTHON: parse FILE with prometheus_client's OpenMetrics
-# parser (it raises on anything malformed, a missing "# EOF" included),
-# then run the assertions in PYTHON with m(name, peer=, direction=) the
-# value of one sample (None when absent) and fam the families by name
+# check FILE PYTHON [prometheus]: parse FILE with prometheus_client's
+# OpenMetrics parser (it raises on anything malformed, a missing "# EOF"
+# included), or with "prometheus" its Prometheus text format parser (and
+# no "# EOF", no "# UNIT"), then run the assertions in PYTHON with
+# m(name, peer=, direction=) the value of one sample (None when absent)
+# and fam the families by name
 check() {
 	"$PYTHON" -c '
 import sys
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 text = open(sys.argv[1]).read()
+if sys.argv[4] == "prometheus":
+    from prometheus_client.parser import text_string_to_metric_families
+    assert "# EOF" not in text and "# UNIT" not in text
+else:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    assert text.endswith("# EOF\n"), text[-40:]
 fam = {f.name: f for f in text_string_to_metric_families(text)}
-assert text.endswith("# EOF\n"), text[-40:]
 samples = {}
 for f in fam.values():
     assert f.documentation, f.name
@@ -47,7 +53,7 @@ def m(name, **labels):
     labels["mailbox"] = sys.argv[3]
     return samples.get((name,) + tuple(sorted(labels.items())))
 exec(sys.argv[2])
-' "$1" "$2" "$(replica_repo 1)"
+' "$1" "$2" "$(replica_repo 1)" "${3:-openmetrics}"
 }
 
 # field PEER KEY: of replica 1's status --json
@@ -131,7 +137,7 @@ test_expect_success 'an unreadable file shows in maildag_unreadable_files' '
 	rm -f "$f"
 '
 
-test_expect_success '--metrics-file: the same text, written whole by a rename' '
+test_expect_success '--metrics-file: the Prometheus text format for node_exporter, written whole by a rename' '
 	mkdir -p "$TRASH/textfile" && chown u1: "$TRASH/textfile" &&
 	scrape 0 --metrics-file "$TRASH/textfile/maildag.prom" &&
 	test ! -s out &&
@@ -139,11 +145,47 @@ test_expect_success '--metrics-file: the same text, written whole by a rename' '
 	check "$TRASH/textfile/maildag.prom" "
 assert m(\"maildag_up\") == 1
 assert m(\"maildag_peer_consecutive_failures\", peer=\"dead\", direction=\"push\") >= 1
-" &&
+assert m(\"maildag_peer_runs_total\", peer=\"dead\", direction=\"push\") >= 1
+assert fam[\"maildag_peer_runs\"].type == \"counter\"
+" prometheus &&
 	st=0 &&
 	replica_run 1 maildag status --metrics-file /nonexistent/dir/x.prom \
 		2>err || st=$? &&
 	test "$st" = 73 && grep -q "x.prom.tmp" err
+'
+
+# node_exporter's textfile collector, the real one, when it is installed
+# (.ci/setup installs Debian's prometheus-node-exporter): it reads the
+# Prometheus text format, not OpenMetrics, and must take the file whole
+NODE_EXPORTER=$(command -v prometheus-node-exporter || command -v node_exporter || :)
+[ -n "$NODE_EXPORTER" ] && test_set_prereq NODE_EXPORTER
+ne_stop() {
+	[ -s "$TRASH/node_exporter.pid" ] &&
+		kill "$(cat "$TRASH/node_exporter.pid")" 2>/dev/null
+	rm -f "$TRASH/node_exporter.pid"
+}
+test_at_end ne_stop
+
+test_expect_success NODE_EXPORTER 'node_exporter'"'"'s textfile collector takes the file: no scrape error, the samples there' '
+	scrape 0 --metrics-file "$TRASH/textfile/maildag.prom"
+	port=$("$PYTHON" -c "import socket; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])")
+	# (a command of its own: "a && b &" would put a in the background too;
+	# its pid in a file, as the test runs in a subshell)
+	sh -c "echo \$\$ >\"\$0\"; exec \"\$@\"" "$TRASH/node_exporter.pid" \
+		"$NODE_EXPORTER" --web.listen-address=127.0.0.1:$port \
+		--collector.disable-defaults --collector.textfile \
+		--collector.textfile.directory="$TRASH/textfile" \
+		>"$TRASH/node_exporter.log" 2>&1 </dev/null &
+	wait_for "curl -sf http://127.0.0.1:$port/metrics >scraped" &&
+	ne_stop &&
+	grep -x "node_textfile_scrape_error 0" scraped &&
+	grep -q "^maildag_up{mailbox=\"[^\"]*\"} 1\$" scraped &&
+	# node_exporter sorts the labels
+	grep -q "^maildag_peer_consecutive_failures{direction=\"push\",mailbox=\"[^\"]*\",peer=\"dead\"} [1-9]" scraped &&
+	# a counter keeps its type and help
+	grep -qx "# TYPE maildag_peer_runs_total counter" scraped &&
+	grep -q "^# HELP maildag_peer_runs_total Pushes or fetches" scraped &&
+	grep -q "^maildag_peer_runs_total{direction=\"push\",mailbox=\"[^\"]*\",peer=\"dead\"} [1-9]" scraped
 '
 
 test_expect_success 'no daemon: exit 3, maildag_up 0, what the repository tells' '
@@ -161,7 +203,7 @@ assert m(\"maildag_unreadable_files\") is None
 assert \"maildag_peer_runs\" in fam
 " &&
 	scrape 3 --metrics-file "$TRASH/textfile/maildag.prom" &&
-	check "$TRASH/textfile/maildag.prom" "assert m(\"maildag_up\") == 0"
+	check "$TRASH/textfile/maildag.prom" "assert m(\"maildag_up\") == 0" prometheus
 '
 
 test_expect_success 'bad usage: 64' '
