@@ -54,6 +54,8 @@ CONF
 # records what Dovecot sends: argv, then the message
 d=$(dirname "$0")/sent
 n=$(date +%s%N)
+# a delay on demand, to hold dovecot-lda in the middle of a delivery
+[ -s "$d/../sendmail-delay" ] && sleep "$(cat "$d/../sendmail-delay")"
 { printf 'argv:'; printf ' %s' "$@"; printf '\n'; cat; } >"$d/$n.$$"
 SM
 	chmod 755 "$XD/stub-sendmail" &&

@@ -9,7 +9,12 @@
  * finds the entry and commits what the dead attempt wrote instead of
  * running Sieve again.
  *
- *   proto [-k POINT] [-m scan|mtime] [-q] -- DOVECOT-LDA [ARG...] <message
+ *   proto [-c group|worktree] [-k POINT] [-m scan|mtime] -- DOVECOT-LDA
+ *         [ARG...] <message
+ *
+ * -c: how the files are committed: as maildag-lda's group commit does
+ * (the default: the changed paths only, the worktree told), or through
+ * a fresh worktree (worktree_commit, as maildag-syncd commits).
  *
  * POINT is where the process kills itself (as SIGKILL would), to try the
  * crash windows: entry (entry written, no child yet), fork (child
@@ -46,7 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delivery.h"
 #include "fsutil.h"
+#include "layout.h"
 #include "log.h"
 #include "mailbox.h"
 #include "repo.h"
@@ -56,6 +63,7 @@
 
 static const char *kill_at = "";
 static const char *method = "mtime";
+static const char *committer = "group";
 
 static double now_us(void)
 {
@@ -226,6 +234,100 @@ static int commit_found(struct repo *r, struct mailbox *mb,
 	return ret;
 }
 
+/*
+ * Commit the found files as maildag-lda's group commit does: blobs, the
+ * trees on their paths (and the maildirfolder of a folder the tree lacks),
+ * one commit whose message is the delivery record plus the input's blob,
+ * one syncfs, the ref moved by compare-and-swap, the worktree told.
+ * Files the tree holds already (an earlier attempt) are left out.
+ */
+static int commit_group(struct repo *r, struct mailbox *mb,
+			const struct finding *fd, const char *input_hex,
+			const struct timespec *t0)
+{
+	struct repo_update ups[130];
+	struct oid blobs[130], head, tree, new_tree, commit;
+	struct strbuf paths[130], msg = STRBUF_INIT;
+	struct delivery_record rec = DELIVERY_RECORD_INIT;
+	char file[4096];
+	size_t n = 0;
+	int ret = -1;
+
+	if (repo_ref_read(&head, r, REF_MAIL) < 0 ||
+	    repo_commit_tree(&tree, r, &head) < 0)
+		return -1;
+	for (size_t i = 0; i < fd->n; i++) {
+		const struct found *f = &fd->f[i];
+		struct oid id;
+		char *key = xstrndup(f->name, strcspn(f->name, ",:"));
+		bool have = mailbox_tree_has_key(r, &tree, f->folder, key);
+		free(key);
+		if (have)
+			continue;
+		if (*f->folder) {
+			struct strbuf marker = STRBUF_INIT;
+			strbuf_addf(&marker, "%s/maildirfolder", f->folder);
+			if (repo_tree_lookup(&id, r, &tree, marker.buf) < 0) {
+				strbuf_init(&paths[n], 0);
+				strbuf_addstr(&paths[n], marker.buf);
+				if (repo_blob_from_buffer(&blobs[n], r, "", 0) < 0)
+					goto done;
+				ups[n].path = paths[n].buf;
+				ups[n].blob = &blobs[n];
+				ups[n].tree = false;
+				n++;
+			}
+			strbuf_release(&marker);
+		}
+		snprintf(file, sizeof file, "%s/%s%s%s/%s", mb->maildir,
+			 f->folder, *f->folder ? "/" : "", f->sub, f->name);
+		strbuf_init(&paths[n], 0);
+		tree_message_path(&paths[n], f->folder, f->sub, f->name);
+		if (repo_blob_from_file(&blobs[n], r, file) < 0)
+			goto done;
+		ups[n].path = paths[n].buf;
+		ups[n].blob = &blobs[n];
+		ups[n].tree = false;
+		delivery_record_add(&rec, f->folder, paths[n].buf, &blobs[n]);
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	/* a folder Sieve made is subscribed (lda_mailbox_autosubscribe) */
+	snprintf(file, sizeof file, "%s/subscriptions", mb->maildir);
+	{
+		struct stat st;
+		if (stat(file, &st) == 0 && newer(&st, t0)) {
+			strbuf_init(&paths[n], 0);
+			strbuf_addstr(&paths[n], "subscriptions");
+			if (repo_blob_from_file(&blobs[n], r, file) < 0)
+				goto done;
+			ups[n].path = paths[n].buf;
+			ups[n].blob = &blobs[n];
+			ups[n].tree = false;
+			n++;
+		}
+	}
+	delivery_record_message(&msg, &rec, NULL);
+	strbuf_addf(&msg, "Input: %s\n", input_hex);
+	if (repo_tree_update(&new_tree, r, &tree, ups, n) < 0 ||
+	    repo_commit(&commit, r, &new_tree, &head, 1, msg.buf, -1,
+			"maildag-lda", "lda@proto") < 0 ||
+	    repo_syncfs(r) < 0 ||
+	    repo_ref_cas(r, REF_MAIL, &commit, &head, "proto: deliver") < 0 ||
+	    repo_sync_ref(r, REF_MAIL) < 0)
+		goto done;
+	worktree_record_added(r, &tree, &commit, ups, n, "maildag-lda",
+			      "lda@proto");
+	ret = 0;
+done:
+	for (size_t i = 0; i < n; i++)
+		strbuf_release(&paths[i]);
+	strbuf_release(&msg);
+	delivery_record_release(&rec);
+	return ret;
+}
+
 /* The token of an entry "<hex>-<token>", or NULL. */
 static const char *entry_token(const char *name, const char *hex)
 {
@@ -249,6 +351,10 @@ static void token_host(char *out, size_t size, const char *token)
  * An attempt before this one (same bytes): returns -1 when none is left,
  * else the exit status to give.
  */
+static int commit_group(struct repo *r, struct mailbox *mb,
+			const struct finding *fd, const char *input_hex,
+			const struct timespec *t0);
+
 static int earlier_attempt(struct repo *r, struct mailbox *mb,
 			   const char *state, const char *hex)
 {
@@ -283,7 +389,9 @@ static int earlier_attempt(struct repo *r, struct mailbox *mb,
 		token_host(tokhost, sizeof tokhost, tok);
 		find_files(&fd, mb->maildir, tokhost, &zero, true, NULL);
 		if (fd.n) {
-			if (commit_found(r, mb, &fd, &zero) < 0) {
+			if ((!strcmp(committer, "worktree") ?
+			     commit_found(r, mb, &fd, &zero) :
+			     commit_group(r, mb, &fd, hex, &zero)) < 0) {
 				ret = EX_TEMPFAIL;
 			} else {
 				char done[4096];
@@ -319,8 +427,10 @@ int main(int argc, char **argv)
 	int c, efd, tfd, status, ret;
 	pid_t pid;
 
-	while ((c = getopt(argc, argv, "k:m:")) != -1) {
-		if (c == 'k')
+	while ((c = getopt(argc, argv, "c:k:m:")) != -1) {
+		if (c == 'c')
+			committer = optarg;
+		else if (c == 'k')
 			kill_at = optarg;
 		else if (c == 'm')
 			method = optarg;
@@ -389,7 +499,12 @@ int main(int argc, char **argv)
 		struct stat est;
 		if (fstat(efd, &est) < 0)
 			return EX_TEMPFAIL;
-		t0 = est.st_mtim;
+		/*
+		 * Whole seconds, one back: the Maildir may be on a file
+		 * system that keeps coarser times than the state directory's.
+		 */
+		t0.tv_sec = est.st_mtim.tv_sec - 1;
+		t0.tv_nsec = 0;
 	}
 	pid = fork();
 	if (pid == 0) {
@@ -423,11 +538,16 @@ int main(int argc, char **argv)
 	/* 6. commit them, under the writer lock */
 	if (repo_lock(r, -1) < 0)
 		return EX_TEMPFAIL;
-	if (fd.n && commit_found(r, mb, !strcmp(method, "scan") ? &fd : &fd2,
-				 &t0) < 0)
+	if (!strcmp(committer, "worktree")) {
+		if (fd.n && commit_found(r, mb, !strcmp(method, "scan") ? &fd :
+					 &fd2, &t0) < 0)
+			return EX_TEMPFAIL;
+		if (fd.n && repo_syncfs(r) < 0)
+			return EX_TEMPFAIL;
+	} else if (commit_group(r, mb, !strcmp(method, "scan") ? &fd : &fd2,
+				hex, &t0) < 0) {
 		return EX_TEMPFAIL;
-	if (fd.n && repo_syncfs(r) < 0)
-		return EX_TEMPFAIL;
+	}
 	t_commit = now_us();
 	maybe_die("committed");
 	if (fd.n) {
