@@ -40,6 +40,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,7 @@ static void maybe_die(const char *point)
 {
 	if (!strcmp(kill_at, point)) {
 		fprintf(stderr, "proto: killed at %s\n", point);
-		_exit(137);
+		kill(getpid(), SIGKILL);
 	}
 }
 
