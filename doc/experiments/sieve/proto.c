@@ -12,6 +12,9 @@
  *   proto [-c group|worktree] [-k POINT] [-m scan|mtime] -- DOVECOT-LDA
  *         [ARG...] <message
  *
+ * -s SECONDS: wait that long between the child's exit and the search
+ * (an LDA held up, for instance by the writer lock).
+ *
  * -c: how the files are committed: as maildag-lda's group commit does
  * (the default: the changed paths only, the worktree told), or through
  * a fresh worktree (worktree_commit, as maildag-syncd commits).
@@ -65,6 +68,7 @@
 static const char *kill_at = "";
 static const char *method = "mtime";
 static const char *committer = "group";
+static int pause_after_child;	/* -s: seconds between the child and the commit */
 
 static double now_us(void)
 {
@@ -428,8 +432,10 @@ int main(int argc, char **argv)
 	int c, efd, tfd, status, ret;
 	pid_t pid;
 
-	while ((c = getopt(argc, argv, "c:k:m:")) != -1) {
-		if (c == 'c')
+	while ((c = getopt(argc, argv, "c:k:m:s:")) != -1) {
+		if (c == 's')
+			pause_after_child = atoi(optarg);
+		else if (c == 'c')
 			committer = optarg;
 		else if (c == 'k')
 			kill_at = optarg;
@@ -524,6 +530,8 @@ int main(int argc, char **argv)
 		;
 	t_child = now_us();
 	maybe_die("exited");
+	if (pause_after_child)
+		sleep((unsigned)pause_after_child);	/* a slow LDA: syncd may come first */
 
 	/* 5. what it wrote: the three ways, timed */
 	find_files(&fd, mb->maildir, tokhost, &t0, true, NULL);
