@@ -5,7 +5,7 @@
 # consolidation of packs that already exist); then a purge of 1% of the
 # blobs (rewrite the pack without them).
 #
-#   x4-repack.sh BASE.git WORKDIR X4-PACKBUILDER
+#   [SKIP_LOOSE=1] x4-repack.sh BASE.git WORKDIR X4-PACKBUILDER
 #
 # Each run works on a fresh copy of BASE.git; times are wall seconds on
 # whatever else the machine runs (`uptime` is printed).
@@ -18,6 +18,7 @@ fresh() { rm -rf "$W/r.git"; cp -a "$BASE" "$W/r.git"; sync; }
 G="git -c gc.auto=0 --git-dir=$W/r.git"
 uptime
 
+if [ -z "${SKIP_LOOSE:-}" ]; then
 echo "== from loose objects (maildag init's state)"
 for thr in 1 2; do
 	fresh; s=$(t $G -c pack.threads=$thr repack -adq)
@@ -31,9 +32,11 @@ for mode in foreach walk; do
 	done
 done
 
+fi
+
 echo "== from one pack (the consolidation of existing packs)"
 fresh; $G repack -adq
-cp -a "$W/r.git" "$W/packed.git"
+rm -rf "$W/packed.git"; cp -a "$W/r.git" "$W/packed.git"
 rm -rf "$W/r.git"; cp -a "$W/packed.git" "$W/r.git"; s=$(t $G repack -adq); echo "git repack -ad: ${s}s, pack $(packsize "$W/r.git") bytes"
 rm -rf "$W/r.git"; cp -a "$W/packed.git" "$W/r.git"; s=$(t $G repack -adfq); echo "git repack -adf (no reuse): ${s}s"
 for mode in foreach; do

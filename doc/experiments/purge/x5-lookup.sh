@@ -36,10 +36,10 @@ measure() { # repo label
 	o=$(echo "$out" | sed 's/.*open_ms=\([^ ]*\).*/\1/' | median)
 	printf '%-22s open %6s ms  header %7s us  read %7s us  absent %7s us\n' "$label" "$o" "$h" "$rd" "$a"
 }
-for P in 1 10 50 200; do
+for P in ${PACKS:-1 10 50 200}; do
 	split_into "$P"
 	measure "$W/p$P.git" "$P packs"
 done
-git --git-dir="$W/p200.git" multi-pack-index write
+[ -d "$W/p200.git" ] && git --git-dir="$W/p200.git" multi-pack-index write &&
 measure "$W/p200.git" "200 packs + midx"
 uptime
