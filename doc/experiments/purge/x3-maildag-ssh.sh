@@ -79,6 +79,21 @@ test_expect_success 'r1 purges M by hand (all its objects but M in one pack)' '
 	test -s "$TRASH/mblob" && purge 1 "$(cat "$TRASH/mblob")"
 '
 
+test_expect_success 'side check, git alone on copies: does upload-pack send M for r2s flag change (pack.useSparse)?' '
+	for sparse in true false; do
+		rm -rf "$TRASH/c1.git" "$TRASH/c2.git" &&
+		cp -a "$(replica_repo 1)" "$TRASH/c1.git" &&
+		cp -a "$(replica_repo 2)" "$TRASH/c2.git" &&
+		git -c safe.directory="*" --git-dir="$TRASH/c1.git" -c fetch.unpackLimit=1 fetch -q \
+			--upload-pack="git -c safe.directory=* -c pack.useSparse=$sparse -c uploadpack.hideRefs=refs/ -c uploadpack.hideRefs=!refs/heads/mail upload-pack --strict" \
+			"$TRASH/c2.git" +refs/heads/mail:refs/peers/r2/mail || return 1
+		if git -c safe.directory="*" --git-dir="$TRASH/c1.git" cat-file -e "$(cat "$TRASH/mblob")" 2>/dev/null
+		then say_out "pack.useSparse=$sparse: M sent again"
+		else say_out "pack.useSparse=$sparse: M not sent"
+		fi
+	done
+'
+
 test_expect_success 'r2 pushes to r1 (libgit2 over ssh into receive-pack with receive.fsckObjects): refused' '
 	replica_run 2 maildag push r1 >"$TRASH/out" 2>&1; st=$?
 	say_out "r2: maildag push r1, exit $st:"; show
