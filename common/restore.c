@@ -29,6 +29,7 @@
 #include "restore.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "strvec.h"
 #include "worktree.h"
 #include "xalloc.h"
 
@@ -46,10 +47,8 @@ struct restore {
 	struct repo *r;
 	struct item *v;
 	size_t n, alloc;
-	char **folders;
-	size_t nfolders, folders_alloc;
-	char **subs;
-	size_t nsubs, subs_alloc;
+	struct strvec folders;	/* each once */
+	struct strvec subs;	/* subscription lines, each once */
 	unsigned long seq;	/* tmp/ names */
 };
 
@@ -78,13 +77,9 @@ void restore_free(struct restore *rs)
 		mail_msg_release(&rs->v[i].m);
 		mail_msg_release(&rs->v[i].now);
 	}
-	for (size_t i = 0; i < rs->nfolders; i++)
-		free(rs->folders[i]);
-	for (size_t i = 0; i < rs->nsubs; i++)
-		free(rs->subs[i]);
+	strvec_clear(&rs->folders);
+	strvec_clear(&rs->subs);
 	free(rs->v);
-	free(rs->folders);
-	free(rs->subs);
 	free(rs);
 }
 
@@ -142,23 +137,16 @@ void restore_add_move(struct restore *rs, const struct mail_msg *now,
 	restore_add_folder(rs, was->folder);
 }
 
-static void strv_add_once(char ***v, size_t *n, size_t *alloc, const char *s)
-{
-	for (size_t i = 0; i < *n; i++)
-		if (!strcmp((*v)[i], s))
-			return;
-	xgrow((void **)v, alloc, *n + 1, sizeof **v);
-	(*v)[(*n)++] = xstrdup(s);
-}
-
 void restore_add_folder(struct restore *rs, const char *folder)
 {
-	strv_add_once(&rs->folders, &rs->nfolders, &rs->folders_alloc, folder);
+	if (!strvec_has(&rs->folders, folder))
+		strvec_push(&rs->folders, folder);
 }
 
 void restore_add_subscription(struct restore *rs, const char *line)
 {
-	strv_add_once(&rs->subs, &rs->nsubs, &rs->subs_alloc, line);
+	if (!strvec_has(&rs->subs, line))
+		strvec_push(&rs->subs, line);
 }
 
 /* --- on disk ------------------------------------------------------------ */
@@ -170,21 +158,6 @@ static char *disk_path(const struct restore *rs, const struct mail_msg *m)
 	strbuf_addf(&sb, "%s/", rs->mb->maildir);
 	layout_disk_place(&sb, m->folder, m->sub, m->name);
 	return strbuf_detach(&sb, NULL);
-}
-
-static int rename_noreplace(const char *from, const char *to)
-{
-	struct stat st;
-
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -1;
-	if (lstat(to, &st) == 0) {
-		errno = EEXIST;
-		return -1;
-	}
-	return rename(from, to);
 }
 
 /* The blob's bytes into a new file in tmp/, with its mtime. */
@@ -246,8 +219,7 @@ struct stage {
 	struct strbuf tmp, dest;	/* NUL-separated paths */
 	size_t *item;			/* the item of each */
 	size_t n, alloc;
-	char **dirs;			/* to fsync */
-	size_t ndirs, dirs_alloc;
+	struct strvec dirs;		/* to fsync */
 };
 
 static void stage_release(struct stage *st)
@@ -255,9 +227,7 @@ static void stage_release(struct stage *st)
 	strbuf_release(&st->tmp);
 	strbuf_release(&st->dest);
 	free(st->item);
-	for (size_t i = 0; i < st->ndirs; i++)
-		free(st->dirs[i]);
-	free(st->dirs);
+	strvec_clear(&st->dirs);
 	memset(st, 0, sizeof *st);
 }
 
@@ -265,14 +235,10 @@ static void stage_dir(struct stage *st, const char *path)
 {
 	char *dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
 
-	for (size_t i = 0; i < st->ndirs; i++)
-		if (!strcmp(st->dirs[i], dir)) {
-			free(dir);
-			return;
-		}
-	xgrow((void **)&st->dirs, &st->dirs_alloc, st->ndirs + 1,
-	      sizeof *st->dirs);
-	st->dirs[st->ndirs++] = dir;
+	if (strvec_has(&st->dirs, dir))
+		free(dir);
+	else
+		strvec_push_nodup(&st->dirs, dir);
 }
 
 static int stage_message(struct restore *rs, struct stage *st, size_t i)
@@ -322,8 +288,8 @@ static int stage_flush(struct restore *rs, struct worktree *wt,
 		tmp += strlen(tmp) + 1;
 		dest += strlen(dest) + 1;
 	}
-	for (size_t k = 0; k < st->ndirs; k++)
-		if (fsync_dir(st->dirs[k]) < 0 && ret == 0)
+	for (size_t k = 0; k < st->dirs.n; k++)
+		if (fsync_dir(st->dirs.v[k]) < 0 && ret == 0)
 			ret = E_TEMP;
 	return ret < 0 ? E_TEMP : 0;
 }
@@ -366,8 +332,8 @@ static int put_subscriptions(struct restore *rs, struct worktree *wt)
 			strbuf_add(&sb, buf, (size_t)n);
 		close(fd);
 	}
-	for (size_t i = 0; i < rs->nsubs; i++) {
-		const char *l = rs->subs[i], *p = sb.buf;
+	for (size_t i = 0; i < rs->subs.n; i++) {
+		const char *l = rs->subs.v[i], *p = sb.buf;
 		size_t len = strlen(l);
 		bool have = false;
 
@@ -399,8 +365,8 @@ static int put_subscriptions(struct restore *rs, struct worktree *wt)
 static int put_folders(struct restore *rs, struct worktree *wt,
 		       struct restore_result *res)
 {
-	for (size_t i = 0; i < rs->nfolders; i++) {
-		const char *f = rs->folders[i];
+	for (size_t i = 0; i < rs->folders.n; i++) {
+		const char *f = rs->folders.v[i];
 		char *dir = layout_folder_dir(rs->mb->maildir, f, NULL);
 		char *marker = *f ? xasprintf("%s/maildirfolder", dir) : NULL;
 		bool whole = layout_folder_exists(rs->mb->maildir, f) &&

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "delivery.h"
 #include "fnv.h"
 #include "folder.h"
@@ -42,7 +43,9 @@
 #include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "strvec.h"
 #include "treediff.h"
+#include "vec.h"
 #include "worktree.h"
 #include "xalloc.h"
 
@@ -55,41 +58,6 @@
 #define KIDX_FOLDERS 64		/* more folders than this: index keys */
 
 static const char *const subs[2] = { "cur", "new" };
-
-/* --- small vectors ------------------------------------------------------ */
-
-struct strvec {
-	char **v;
-	size_t n, alloc;
-};
-
-static void strvec_push(struct strvec *sv, const char *s)
-{
-	xgrow((void **)&sv->v, &sv->alloc, sv->n + 1, sizeof *sv->v);
-	sv->v[sv->n++] = xstrdup(s);
-}
-
-static void strvec_clear(struct strvec *sv)
-{
-	for (size_t i = 0; i < sv->n; i++)
-		free(sv->v[i]);
-	free(sv->v);
-	sv->v = NULL;
-	sv->n = sv->alloc = 0;
-}
-
-static bool strvec_has(const struct strvec *sv, const char *s)
-{
-	for (size_t i = 0; i < sv->n; i++)
-		if (!strcmp(sv->v[i], s))
-			return true;
-	return false;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* --- the worktree ------------------------------------------------------- */
 
@@ -151,14 +119,6 @@ void worktree_set_folder_fn(struct worktree *wt, worktree_folder_fn *fn,
 size_t worktree_left_out(const struct worktree *wt)
 {
 	return wt->left_out;
-}
-
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 struct worktree *worktree_new(struct repo *r, const char *maildir,
@@ -247,15 +207,13 @@ void worktree_dirty_name(struct worktree *wt, const char *folder,
 		return;
 	}
 	s = xasprintf("%s/%s/%s", folder, sub, name);
-	xgrow((void **)&wt->names.v, &wt->names.alloc, wt->names.n + 1,
-	      sizeof *wt->names.v);
-	wt->names.v[wt->names.n++] = s;
+	strvec_push_nodup(&wt->names, s);
 }
 
 bool worktree_is_dirty(const struct worktree *wt)
 {
 	return wt->full || wt->root || wt->folders.n || wt->names.n ||
-	       wt->qpos < wt->queue.n || (wt->later.n && mono_now() >= wt->later_due);
+	       wt->qpos < wt->queue.n || (wt->later.n && clock_now() >= wt->later_due);
 }
 
 double worktree_deferred_due(const struct worktree *wt)
@@ -382,9 +340,7 @@ static void hitv_clear(struct hitv *h)
 		free(h->v[i].folder);
 		free(h->v[i].name);
 	}
-	free(h->v);
-	h->v = NULL;
-	h->n = h->alloc = 0;
+	VEC_FREE(h);
 }
 
 /* Append the entries of shard tree t whose key is key. */
@@ -392,6 +348,7 @@ static void shard_find(struct hitv *out, git_tree *t, const char *folder,
 		       const char *sub, const char *key, size_t klen)
 {
 	size_t lo = 0, hi = git_tree_entrycount(t);
+	struct hit *h;
 
 	/* entries are sorted: binary search for the first name >= key */
 	while (lo < hi) {
@@ -411,12 +368,11 @@ static void shard_find(struct hitv *out, git_tree *t, const char *folder,
 			continue;
 		if (git_tree_entry_type(e) != GIT_OBJECT_BLOB)
 			continue;
-		xgrow((void **)&out->v, &out->alloc, out->n + 1, sizeof *out->v);
-		out->v[out->n].folder = xstrdup(folder);
-		out->v[out->n].sub = sub;
-		out->v[out->n].name = xstrdup(n);
-		oid_cpy(&out->v[out->n].oid, OID(git_tree_entry_id(e)));
-		out->n++;
+		h = VEC_PUSH(out);
+		h->folder = xstrdup(folder);
+		h->sub = sub;
+		h->name = xstrdup(n);
+		oid_cpy(&h->oid, OID(git_tree_entry_id(e)));
 	}
 }
 
@@ -562,9 +518,7 @@ static struct ent *entv_push(struct entv *ev, const char *folder,
 {
 	struct ent *e;
 
-	xgrow((void **)&ev->v, &ev->alloc, ev->n + 1, sizeof *ev->v);
-	e = &ev->v[ev->n++];
-	memset(e, 0, sizeof *e);
+	e = VEC_PUSH(ev);
 	e->folder = xstrdup(folder);
 	e->sub = sub;
 	e->name = xstrdup(name);
@@ -584,9 +538,7 @@ static void entv_clear(struct entv *ev)
 {
 	for (size_t i = 0; i < ev->n; i++)
 		ent_release(&ev->v[i]);
-	free(ev->v);
-	ev->v = NULL;
-	ev->n = ev->alloc = 0;
+	VEC_FREE(ev);
 }
 
 /* Order by key, then folder, sub and name: deterministic everywhere. */
@@ -1211,7 +1163,7 @@ static int scan_root(struct worktree *wt, struct scan *sc, bool all)
 		ret = E_TEMP;
 		goto done;
 	}
-	qsort(known.v, known.n, sizeof *known.v, cmp_str);
+	strvec_sort(&known);
 	/* both sorted: what is on one side only, or everything on disk */
 	for (i = j = 0; i < ndisk || j < known.n;) {
 		int c = i == ndisk ? 1 : j == known.n ? -1 :
@@ -1280,26 +1232,6 @@ static bool in_rm(struct scan *sc, const struct hit *h)
 			return true;
 	}
 	return false;
-}
-
-/*
- * rename(2) that never replaces an existing name (EEXIST instead); where
- * renameat2 flags are not supported, a check then a rename, which is
- * what other Maildir writers do there too.
- */
-static int rename_noreplace(const char *from, const char *to)
-{
-	struct stat st;
-
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -1;
-	if (lstat(to, &st) == 0) {
-		errno = EEXIST;
-		return -1;
-	}
-	return rename(from, to);
 }
 
 /*
@@ -1522,21 +1454,18 @@ static void mlist_add(struct mlist *l, const char *key, size_t klen,
 		      long long mtime)
 {
 	char *k = xstrndup(key, klen);
+	struct mtime_change *c;
 
-	xgrow((void **)&l->keys.v, &l->keys.alloc, l->keys.n + 1,
-	      sizeof *l->keys.v);
-	l->keys.v[l->keys.n++] = k;
-	xgrow((void **)&l->v, &l->alloc, l->n + 1, sizeof *l->v);
-	l->v[l->n].key = k;
-	l->v[l->n].mtime = mtime;
-	l->n++;
+	strvec_push_nodup(&l->keys, k);
+	c = VEC_PUSH(l);
+	c->key = k;
+	c->mtime = mtime;
 }
 
 static void mlist_release(struct mlist *l)
 {
-	free(l->v);
+	VEC_FREE(l);
 	strvec_clear(&l->keys);
-	memset(l, 0, sizeof *l);
 }
 
 static void counts_add(struct worktree_counts *c, const struct ent *from,
@@ -1738,9 +1667,7 @@ static void restore_marks(struct worktree *wt, bool full, bool root,
 	for (size_t i = 0; i < folders->n; i++)
 		worktree_dirty_folder(wt, folders->v[i]);
 	for (size_t i = 0; i < names->n && !wt->full; i++) {
-		xgrow((void **)&wt->names.v, &wt->names.alloc, wt->names.n + 1,
-		      sizeof *wt->names.v);
-		wt->names.v[wt->names.n++] = names->v[i];
+		strvec_push_nodup(&wt->names, names->v[i]);
 		names->v[i] = NULL;
 	}
 }
@@ -1751,7 +1678,7 @@ static bool slice_used(const struct worktree *wt, const struct scan *sc,
 {
 	/* what is found is read and committed after: count it in */
 	return wt->slice && n >= SCAN_SLICE_MIN &&
-	       (mono_now() - t0 + sc->add.n * wt->add_cost >= wt->slice ||
+	       (clock_now() - t0 + sc->add.n * wt->add_cost >= wt->slice ||
 		sc->add.n >= SCAN_SLICE_ADDS);
 }
 
@@ -1877,7 +1804,7 @@ static void scan_marked(struct worktree *wt, struct scan *sc, bool full,
 	else if (root)
 		wt->root = true;
 	/* in name order: folders made together are admitted by name */
-	qsort(folders->v, folders->n, sizeof *folders->v, cmp_str);
+	strvec_sort(folders);
 	for (i = 0; i < folders->n && !sc->temp_error; i++) {
 		if (slice_used(wt, sc, n++, t0))
 			break;
@@ -2091,7 +2018,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	memset(&wt->folders, 0, sizeof wt->folders);
 	strmap_clear(&wt->folder_set);
 	wt->full = wt->root = false;
-	if (wt->later.n && mono_now() >= wt->later_due) {
+	if (wt->later.n && clock_now() >= wt->later_due) {
 		for (size_t i = 0; i < wt->later.n; i++)
 			strvec_push(&names, wt->later.v[i]);
 		strvec_clear(&wt->later);
@@ -2125,7 +2052,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	}
 	/* the objects of this commit are synced once, before a ref moves */
 	repo_batch_begin(&batch, wt->r);
-	t0 = mono_now();
+	t0 = clock_now();
 	if (full) {
 		wt->rescan_t0 = t0;
 		wt->rescan_seen = wt->rescan_slices = 0;
@@ -2137,18 +2064,18 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		if (!sc.partial) {
 			log_info("full rescan: %zu files in %.0f ms (%zu slices)",
 				 wt->rescan_seen,
-				 (mono_now() - wt->rescan_t0) * 1000,
+				 (clock_now() - wt->rescan_t0) * 1000,
 				 wt->rescan_slices);
 			wt->rescan_t0 = 0;
 		}
 	}
 	res->more = sc.partial;
-	t1 = mono_now();
+	t1 = clock_now();
 	if (sc.temp_error || resolve(wt, &sc) < 0) {
 		ret = E_TEMP;
 		goto fail;
 	}
-	t2 = mono_now();
+	t2 = clock_now();
 	if (wt->poll)
 		wt->poll(wt->poll_data);
 	/* a slice holds back removals a later folder may explain */
@@ -2210,7 +2137,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		ret = E_TEMP;
 		goto fail;
 	}
-	t3 = mono_now();
+	t3 = clock_now();
 	if (repo_batch_end(&batch, true) < 0) {
 		ret = E_TEMP;
 		goto fail;
@@ -2222,7 +2149,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	}
 	log_debug("commit: scan %.0f ms, resolve %.0f ms, write %.0f ms, "
 		  "sync %.0f ms", (t1 - t0) * 1000, (t2 - t1) * 1000,
-		  (t3 - t2) * 1000, (mono_now() - t3) * 1000);
+		  (t3 - t2) * 1000, (clock_now() - t3) * 1000);
 	if (!oid_equal(&m2, &m)) {
 		if ((ret = repo_ref_cas(wt->r, REF_MAIL, &m2, &m,
 					"maildag-syncd: local changes")) < 0) {
@@ -2247,7 +2174,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 held:
 	if (sc.later.n) {
 		if (!wt->later.n)
-			wt->later_due = mono_now() + COPY_SETTLE + 0.1;
+			wt->later_due = clock_now() + COPY_SETTLE + 0.1;
 		for (size_t i = 0; i < sc.later.n; i++)
 			strvec_push(&wt->later, sc.later.v[i]);
 	}
@@ -2304,9 +2231,7 @@ static void dchv_push(struct dchv *d, const char *path, const struct oid *old,
 {
 	struct dchange *c;
 
-	xgrow((void **)&d->v, &d->alloc, d->n + 1, sizeof *d->v);
-	c = &d->v[d->n++];
-	memset(c, 0, sizeof *c);
+	c = VEC_PUSH(d);
 	c->path = xstrdup(path);
 	if (old) {
 		oid_cpy(&c->old, old);
@@ -2322,8 +2247,7 @@ static void dchv_clear(struct dchv *d)
 {
 	for (size_t i = 0; i < d->n; i++)
 		free(d->v[i].path);
-	free(d->v);
-	memset(d, 0, sizeof *d);
+	VEC_FREE(d);
 }
 
 static int diff_leaf(const char *path, const git_tree_entry *a,
@@ -2492,12 +2416,12 @@ static int find_key(struct worktree *wt, struct hitv *out, const struct oid *tre
 	for (struct kent *e = *kidx_bucket(wt->kidx, key, klen); e; e = e->next) {
 		if (e->klen != klen || memcmp(e->name, key, klen))
 			continue;
-		xgrow((void **)&out->v, &out->alloc, out->n + 1, sizeof *out->v);
-		out->v[out->n].folder = xstrdup(e->buf);
-		out->v[out->n].sub = e->sub;
-		out->v[out->n].name = xstrdup(e->name);
-		oid_cpy(&out->v[out->n].oid, &e->oid);
-		out->n++;
+		struct hit *h = VEC_PUSH(out);
+
+		h->folder = xstrdup(e->buf);
+		h->sub = e->sub;
+		h->name = xstrdup(e->name);
+		oid_cpy(&h->oid, &e->oid);
 	}
 	return 0;
 }
@@ -2715,12 +2639,12 @@ static int stage_message(struct apply *ap, const char *folder, const char *sub,
 /* Make the staged messages durable, then rename them into place. */
 static int stage_flush(struct apply *ap)
 {
-	double t0 = mono_now();
+	double t0 = clock_now();
 	int ret = 0;
 
 	if (ap->staged.n && syncfs_path(ap->wt->maildir) < 0)
 		ret = E_TEMP;
-	ap->flush += mono_now() - t0;
+	ap->flush += clock_now() - t0;
 	for (size_t i = 0; i + 1 < ap->staged.n; i += 2) {
 		const char *tmp = ap->staged.v[i], *dest = ap->staged.v[i + 1];
 		char *dir;
@@ -3000,7 +2924,7 @@ static int apply_ops(struct apply *ap, struct op *ops, size_t nops,
 	for (size_t i = 0; i < nops; i++) {
 		int r;
 		if ((limit && done >= limit) ||
-		    (deadline && done && mono_now() >= deadline)) {
+		    (deadline && done && clock_now() >= deadline)) {
 			ap->res->more = true;
 			break;
 		}
@@ -3101,7 +3025,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	struct apply ap;
 	const struct dchange *subsc = NULL;
 	struct oid w, wtree, m, mtree, wtree2, w2, empty;
-	double t0 = mono_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
+	double t0 = clock_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
 
 	if (!res)
@@ -3208,7 +3132,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		res->counts.folders_added++;
 	}
 slice:
-	t1 = mono_now();
+	t1 = clock_now();
 	/* the files, then recording them: the two within the slice */
 	if (wt->slice)
 		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?
@@ -3216,7 +3140,7 @@ slice:
 	if ((ret = apply_ops(&ap, ops + first, nops - first, limit, deadline,
 			     &next)) < 0)
 		goto done;
-	t2 = mono_now();
+	t2 = clock_now();
 	if (!res->more) {
 		for (size_t i = 0; i < mk_rm.n; i++) {
 			struct strbuf p = STRBUF_INIT;
@@ -3268,7 +3192,7 @@ slice:
 			goto done;
 	}
 
-	t3 = mono_now();
+	t3 = clock_now();
 	/* what the worktree may now say: only what the disk surely holds */
 	for (size_t i = 0; i < ap.touched.n; i++)
 		/* a folder removed since is synced in its parent */
@@ -3306,8 +3230,8 @@ slice:
 	log_debug("apply: plan %.0f ms, files %.0f ms (syncfs %.0f ms), "
 		  "rest %.0f ms, record %.0f ms", (t1 - t0) * 1000,
 		  (t2 - t1) * 1000, ap.flush * 1000, (t3 - t2) * 1000,
-		  (mono_now() - t3) * 1000);
-	wt->apply_tail = (wt->apply_tail + mono_now() - t2) / 2;
+		  (clock_now() - t3) * 1000);
+	wt->apply_tail = (wt->apply_tail + clock_now() - t2) / 2;
 	if (res->more) {
 		pl = xcalloc(1, sizeof *pl);
 		oid_cpy(&pl->w, &w2);
