@@ -381,7 +381,7 @@ static int lock_file(const char *repo_path)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		log_error("lock '%s': %s", path, strerror(errno));
+		log_error_errno("lock '%s'", path);
 		if (fd >= 0)
 			close(fd);
 		fd = -1;

@@ -237,7 +237,7 @@ int journal_publish(struct journal_entry *out, const char *dir,
 	memcpy(out->withdrawn + n, WITHDRAWN, SUFFIX_LEN + 1);
 	out->name_off = strlen(dir) + 1;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		log_error("mkdir '%s': %s", dir, strerror(errno));
+		log_error_errno("mkdir '%s'", dir);
 		goto done;
 	}
 	tmp = xasprintf("%s/" UNPUBLISHED "%ld", dir, (long)getpid());
@@ -248,7 +248,7 @@ int journal_publish(struct journal_entry *out, const char *dir,
 	if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
 	    write_full(fd, line, strlen(line)) < 0 ||
 	    rename(tmp, out->path) < 0) {
-		log_error("journal '%s': %s", out->path, strerror(errno));
+		log_error_errno("journal '%s'", out->path);
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -313,7 +313,7 @@ bool journal_has_blob(const char *dir, const struct oid *blob)
 void journal_done(const char *claimed)
 {
 	if (unlink(claimed) < 0 && errno != ENOENT)
-		log_warn("unlink '%s': %s", claimed, strerror(errno));
+		log_warn_errno("unlink '%s'", claimed);
 }
 
 /* --- snapshots --------------------------------------------------------- */
@@ -510,7 +510,7 @@ int journal_claim_all(const char *dir, const char *maildir,
 
 	if (stat(dir, &st) < 0)
 		return errno == ENOENT ? 0 :
-		       log_error("stat '%s': %s", dir, strerror(errno));
+		       log_error_errno("stat '%s'", dir);
 	/* the names first: claims rename entries while we look */
 	journal_snapshot_read(&s, dir);
 	for (size_t i = 0; i < s.n; i++)

@@ -78,7 +78,7 @@ static int list_root(char ***out, size_t *n, const char *maildir, bool exist)
 	*n = 0;
 	if (!d)
 		return errno == ENOENT ? 0 :
-		       log_error("opendir '%s': %s", maildir, strerror(errno));
+		       log_error_errno("opendir '%s'", maildir);
 	xgrow((void **)&v, &alloc, nv + 1, sizeof *v);
 	v[nv++] = xstrdup("");
 	while ((de = readdir(d))) {

@@ -410,12 +410,12 @@ static int take_net_lock(const char *repo, const char *name,
 		goto done;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_debug("open '%s': %s", path, strerror(errno));
+		log_debug_errno("open '%s'", path);
 		goto done;
 	}
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
-			log_debug("lock '%s': %s", path, strerror(errno));
+			log_debug_errno("lock '%s'", path);
 			close(fd);
 			fd = -1;
 			goto done;

@@ -178,28 +178,27 @@ static int write_tmp(struct restore *rs, const struct item *it, char **tmp)
 	}
 	fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("open '%s': %s", *tmp, strerror(errno));
+		log_error_errno("open '%s'", *tmp);
 		goto done;
 	}
 	/* synced with the batch's other files, by one syncfs (stage_flush) */
 	if (write_full(fd, git_blob_rawcontent(blob),
 		       (size_t)git_blob_rawsize(blob)) < 0) {
-		log_error("write '%s': %s", *tmp, strerror(errno));
+		log_error_errno("write '%s'", *tmp);
 		goto done;
 	}
 	if (it->mtime != MTIME_NONE) {
 		ts[0].tv_sec = ts[1].tv_sec = (time_t)it->mtime;
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
 		if (futimens(fd, ts) < 0) {
-			log_error("set the mtime of '%s': %s", *tmp,
-				  strerror(errno));
+			log_error_errno("set the mtime of '%s'", *tmp);
 			goto done;
 		}
 	}
 	ret = 0;
 done:
 	if (fd >= 0 && close(fd) < 0 && ret == 0) {
-		log_error("close '%s': %s", *tmp, strerror(errno));
+		log_error_errno("close '%s'", *tmp);
 		ret = E_TEMP;
 	}
 	if (ret < 0 && fd >= 0)
@@ -266,8 +265,7 @@ static int stage_flush(struct restore *rs, struct worktree *wt,
 	int ret = 0;
 
 	if (st->n && syncfs_path(rs->mb->maildir) < 0)
-		ret = log_error("syncfs '%s': %s", rs->mb->maildir,
-				strerror(errno));
+		ret = log_error_errno("syncfs '%s'", rs->mb->maildir);
 	for (size_t k = 0; k < st->n; k++) {
 		const struct item *it = &rs->v[st->item[k]];
 
@@ -279,8 +277,7 @@ static int stage_flush(struct restore *rs, struct worktree *wt,
 		} else {
 			/* EEXIST: the file is there already */
 			if (ret == 0 && errno != EEXIST)
-				ret = log_error("rename '%s': %s", tmp,
-						strerror(errno));
+				ret = log_error_errno("rename '%s'", tmp);
 			else if (ret == 0)
 				res->present++;
 			unlink(tmp);
@@ -309,7 +306,7 @@ static int put_back(struct restore *rs, struct worktree *wt,
 				    it->now.name);
 		worktree_dirty_name(wt, it->m.folder, it->m.sub, it->m.name);
 	} else if (errno != ENOENT && errno != EEXIST) {
-		log_error("rename '%s': %s", from, strerror(errno));
+		log_error_errno("rename '%s'", from);
 		ret = E_TEMP;
 	}
 	free(from);

@@ -731,7 +731,7 @@ static int disk_file(int dirfd, const char *name, struct stat *st)
 	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return 0;
-		return log_error("stat '%s': %s", name, strerror(errno));
+		return log_error_errno("stat '%s'", name);
 	}
 	return S_ISREG(st->st_mode) ? 1 : 0;
 }
@@ -754,7 +754,7 @@ static int scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 		on_disk = disk_file(dfd, name, &st);
 		close(dfd);
 	} else if (errno != ENOENT && errno != ENOTDIR) {
-		on_disk = log_error("open '%s': %s", dir, strerror(errno));
+		on_disk = log_error_errno("open '%s'", dir);
 	}
 	free(dir);
 	if (on_disk < 0) {
@@ -807,7 +807,7 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 	int ret = 0;
 
 	if (!dh && errno != ENOENT && errno != ENOTDIR) {
-		ret = log_error("opendir '%s': %s", dir, strerror(errno));
+		ret = log_error_errno("opendir '%s'", dir);
 		goto done;
 	}
 	while (dh && (de = readdir(dh))) {
@@ -1260,7 +1260,7 @@ static int rekey(struct worktree *wt, struct ent *e)
 				"long", e->name);
 	else if (rename_noreplace(from, to) < 0)
 		ret = errno == ENOENT ? E_NOTFOUND :
-		      log_error("rename '%s': %s", from, strerror(errno));
+		      log_error_errno("rename '%s'", from);
 	else {
 		log_info("'%s' in %s repeats a key; renamed to '%s'", e->name,
 			 folder_display(e->folder), nn.buf);
@@ -2462,8 +2462,7 @@ static int ensure_folder(struct worktree *wt, const char *folder)
 		if (!path_exists(mk)) {
 			int fd = open(mk, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 			if (fd < 0)
-				ret = log_error("create '%s': %s", mk,
-						strerror(errno));
+				ret = log_error_errno("create '%s'", mk);
 			else
 				close(fd);
 		}
@@ -2478,7 +2477,7 @@ static void set_mtime(const char *path, long long mtime)
 
 	if (mtime != MTIME_NONE && utimensat(AT_FDCWD, path, ts, 0) < 0 &&
 	    errno != ENOENT)
-		log_warn("set mtime of '%s': %s", path, strerror(errno));
+		log_warn_errno("set mtime of '%s'", path);
 }
 
 /*
@@ -2503,8 +2502,7 @@ static int blob_to_fd(struct repo *r, const struct oid *oid, int fd,
 		ssize_t n;
 		while ((n = git_odb_stream_read(st, buf, 65536)) > 0)
 			if (write_full(fd, buf, (size_t)n) < 0) {
-				ret = log_error("write '%s': %s", path,
-						strerror(errno));
+				ret = log_error_errno("write '%s'", path);
 				break;
 			}
 		if (n < 0 && ret == 0)
@@ -2516,7 +2514,7 @@ static int blob_to_fd(struct repo *r, const struct oid *oid, int fd,
 				repo_git_error());
 	} else if (write_full(fd, git_blob_rawcontent(blob),
 			     (size_t)git_blob_rawsize(blob)) < 0) {
-		ret = log_error("write '%s': %s", path, strerror(errno));
+		ret = log_error_errno("write '%s'", path);
 	}
 	git_blob_free(blob);
 	git_odb_stream_free(st);
@@ -2548,7 +2546,7 @@ static int tmp_message(char **tmp, int *fd, struct apply *ap,
 	free(tmpdir);
 	*fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (*fd < 0) {
-		log_error("open '%s': %s", *tmp, strerror(errno));
+		log_error_errno("open '%s'", *tmp);
 		goto fail;
 	}
 	if (blob_to_fd(ap->r, oid, *fd, *tmp) < 0) {
@@ -2584,14 +2582,14 @@ static int write_message(struct apply *ap, const char *folder,
 	if (tmp_message(&tmp, &fd, ap, folder, name, oid, mtime) < 0)
 		goto done;
 	if (fsync(fd) < 0) {
-		log_error("fsync '%s': %s", tmp, strerror(errno));
+		log_error_errno("fsync '%s'", tmp);
 		goto fail;
 	}
 	close(fd);
 	fd = -1;
 	if ((over ? rename(tmp, dest) : rename_noreplace(tmp, dest)) < 0) {
 		ret = errno == EEXIST ? E_EXISTS :
-		      log_error("rename '%s': %s", tmp, strerror(errno));
+		      log_error_errno("rename '%s'", tmp);
 		if (ret != E_EXISTS)
 			ret = E_TEMP;
 		goto fail;
@@ -2651,8 +2649,7 @@ static int stage_flush(struct apply *ap)
 		if (ret < 0 || rename_noreplace(tmp, dest) < 0) {
 			/* EEXIST: a crashed apply or the client put it there */
 			if (ret == 0 && errno != EEXIST)
-				ret = log_error("rename '%s': %s", tmp,
-						strerror(errno));
+				ret = log_error_errno("rename '%s'", tmp);
 			unlink(tmp);
 			continue;
 		}
@@ -2698,7 +2695,7 @@ static int apply_rewrite(struct apply *ap, const struct ent *t,
 		return E_TEMP;
 	}
 	if (unlink(fp) < 0 && errno != ENOENT)
-		return log_error("unlink '%s': %s", fp, strerror(errno));
+		return log_error_errno("unlink '%s'", fp);
 	touch_dir(ap, fdir);
 	return 1;
 }
@@ -2735,7 +2732,7 @@ static int apply_op(struct apply *ap, const struct op *op)
 			ret = 1;
 		} else {
 			ret = errno == ENOENT ? 0 :
-			      log_error("unlink '%s': %s", fp, strerror(errno));
+			      log_error_errno("unlink '%s'", fp);
 		}
 	} else if (!strcmp(fp, tp)) {
 		/* same name, other bytes: replace it, if it is still there */
@@ -2757,7 +2754,7 @@ static int apply_op(struct apply *ap, const struct op *op)
 	} else if (errno == EEXIST) {
 		ret = 0;
 	} else {
-		ret = log_error("rename '%s': %s", fp, strerror(errno));
+		ret = log_error_errno("rename '%s'", fp);
 	}
 	if (ret < 0)
 		ret = E_TEMP;
@@ -2809,7 +2806,7 @@ static int remove_folder(struct worktree *wt, const char *folder)
 		char *s = disk_dir(wt, folder, subs[i]);
 		if (rmdir(s) < 0 && errno != ENOENT)
 			ret = errno == ENOTEMPTY || errno == EEXIST ? E_EXISTS :
-			      log_error("rmdir '%s': %s", s, strerror(errno));
+			      log_error_errno("rmdir '%s'", s);
 		free(s);
 	}
 	if (ret < 0)
@@ -2830,7 +2827,7 @@ static int remove_folder(struct worktree *wt, const char *folder)
 	}
 	if (rmdir(dir) < 0 && errno != ENOENT)
 		ret = errno == ENOTEMPTY || errno == EEXIST ? E_EXISTS :
-		      log_error("rmdir '%s': %s", dir, strerror(errno));
+		      log_error_errno("rmdir '%s'", dir);
 	else
 		fsync_parent(dir);
 done:
@@ -3171,8 +3168,7 @@ slice:
 			git_blob *b = NULL;
 			if (!subsc->has_new)
 				ret = unlink(sp) < 0 && errno != ENOENT ?
-				      log_error("unlink '%s': %s", sp,
-						strerror(errno)) : 0;
+				      log_error_errno("unlink '%s'", sp) : 0;
 			else if (git_blob_lookup(&b, wt->r->git, GIT_OID(&subsc->new)) < 0)
 				ret = log_error("read blob: %s", repo_git_error());
 			else

@@ -706,7 +706,7 @@ static int make_durable(struct repo *r, const struct mailbox *mb)
 		return E_FAIL;
 	/* the messages are in the Maildir: its file system too */
 	if (stat(repo_path(r), &rs) < 0 || stat(mb->maildir, &ms) < 0)
-		return log_error("stat '%s': %s", mb->maildir, strerror(errno));
+		return log_error_errno("stat '%s'", mb->maildir);
 	if (rs.st_dev != ms.st_dev && syncfs_path(mb->maildir) < 0)
 		return E_FAIL;
 	return 0;
@@ -918,7 +918,7 @@ static void write_tmp(struct lda *d)
 		fail(EX_TEMPFAIL, "4.3.5", "Maildir path too long");
 	fd = open(d->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("open '%s': %s", d->tmp, strerror(errno));
+		log_error_errno("open '%s'", d->tmp);
 		fail_temp("cannot write the message");
 	}
 	strcpy(tmp_path_for_signal, d->tmp);
@@ -930,7 +930,7 @@ static void write_tmp(struct lda *d)
 		     "bytes", d->mb->cfg->size_limit);
 	}
 	if (r < 0) {
-		log_error("write '%s': %s", d->tmp, strerror(errno));
+		log_error_errno("write '%s'", d->tmp);
 		close(fd);
 		unlink(d->tmp);
 		fail_temp("cannot write the message");
@@ -942,7 +942,7 @@ static void write_tmp(struct lda *d)
 		futimens(fd, ts);
 	}
 	if (fsync(fd) < 0 || close(fd) < 0) {
-		log_error("fsync '%s': %s", d->tmp, strerror(errno));
+		log_error_errno("fsync '%s'", d->tmp);
 		unlink(d->tmp);
 		fail_temp("cannot write the message");
 	}
@@ -1056,7 +1056,7 @@ static void publish(struct lda *d)
 	strcpy(dest_for_signal, dest);
 	withdrawable = 1;
 	if (rename(d->tmp, dest) < 0) {
-		log_error("rename '%s': %s", d->tmp, strerror(errno));
+		log_error_errno("rename '%s'", d->tmp);
 		withdrawable = 0;
 		unlink(d->tmp);
 		journal_entry_remove(&entry);

@@ -196,7 +196,7 @@ static int run(struct mailbox *mb, int argc, char **argv, enum net_op op)
 		}
 		got = poll(pfds, k, left > INT_MAX ? INT_MAX : (int)left);
 		if (got < 0 && errno != EINTR) {
-			log_error("poll: %s", strerror(errno));
+			log_error_errno("poll");
 			break;
 		}
 		for (size_t i = 0, m = 0; got > 0 && i < n; i++) {

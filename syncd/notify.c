@@ -478,7 +478,7 @@ static pid_t start_hook(const char *cmd, const char *const *env)
 	}
 	pid = fork();
 	if (pid < 0) {
-		log_warn("hook '%s': fork: %s", cmd, strerror(errno));
+		log_warn_errno("hook '%s': fork", cmd);
 		return -1;
 	}
 	if (pid == 0) {
@@ -491,7 +491,7 @@ static pid_t start_hook(const char *cmd, const char *const *env)
 			if (setenv(e[0], e[1], 1) < 0)
 				_exit(127);
 		execv(cmd, argv);
-		log_warn("hook '%s': %s", cmd, strerror(errno));
+		log_warn_errno("hook '%s'", cmd);
 		_exit(127);
 	}
 	return pid;
@@ -504,7 +504,7 @@ static int wait_hook(pid_t pid, const char *cmd)
 
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
-			log_warn("hook '%s': waitpid: %s", cmd, strerror(errno));
+			log_warn_errno("hook '%s': waitpid", cmd);
 			return 1;
 		}
 	}
@@ -737,7 +737,7 @@ static void start(struct notify *n)
 		njobs++;
 	}
 	if (pipe2(fds, O_CLOEXEC) < 0) {
-		log_warn("notify: pipe: %s", strerror(errno));
+		log_warn_errno("notify: pipe");
 		n->retry_at = now + FORK_RETRY;
 		free(jobs);
 		return;
@@ -758,7 +758,7 @@ static void start(struct notify *n)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(fds[1]);
 	if (pid < 0) {
-		log_warn("notify: fork: %s", strerror(errno));
+		log_warn_errno("notify: fork");
 		close(fds[0]);
 		n->retry_at = now + FORK_RETRY;
 		free(jobs);
@@ -972,8 +972,7 @@ double notify_poll(struct notify *n)
 			reaped(n, st);
 		} else if (r < 0 && errno != EINTR) {
 			/* someone else reaped it: the daemon's bug, not fatal */
-			log_warn("notify: waitpid %ld: %s", (long)n->pid,
-				 strerror(errno));
+			log_warn_errno("notify: waitpid %ld", (long)n->pid);
 			reaped(n, 0);
 		} else if (n->killed) {
 			return KILL_POLL;
