@@ -20,6 +20,7 @@
 #include "alarm.h"
 #include "folder.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "log.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -294,8 +295,7 @@ json_t *alarm_json(const struct alarm *a)
 
 static bool hex_id(const char *s)
 {
-	return s && strlen(s) == CHANGE_HEX - 1 &&
-	       strspn(s, "0123456789abcdef") == CHANGE_HEX - 1;
+	return s && strlen(s) == CHANGE_HEX - 1 && hex_is_lower(s, CHANGE_HEX - 1);
 }
 
 /* One entry of the file; false when it is not one. */

@@ -180,17 +180,12 @@ static int parse_head(struct layout_path *out, const char *path,
 	return 0;
 }
 
-static unsigned hex_value(char c)
-{
-	return (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
-}
-
 bool layout_shard_name(unsigned *out, const char *s, size_t len)
 {
 	if (len != 2 || !hex_is_lower(s, 2))
 		return false;
 	if (out)
-		*out = hex_value(s[0]) * 16 + hex_value(s[1]);
+		*out = (unsigned)(hex_value(s[0]) * 16 + hex_value(s[1]));
 	return true;
 }
 
