@@ -6,7 +6,8 @@ test_description='each fact data safety rests on is spelled out in one source fi
 # (comments included) match the extended regex PATTERN in FILE alone
 only_in() {
 	(cd "$abs_top_srcdir" &&
-		grep -lE -- "$2" common/*.[ch] lda/*.[ch] syncd/*.[ch]) >files &&
+		grep -lE -- "$2" common/*.[ch] common/util/*.[ch] lda/*.[ch] \
+			syncd/*.[ch] admin/*.[ch]) >files &&
 	cat files &&
 	echo "$1" >expect &&
 	test_cmp expect files
@@ -35,11 +36,13 @@ test_expect_success 'a tree path or a place on disk is parsed in layout.c alone'
 
 test_expect_success 'no program includes libgit2, calls it or sees struct repo' '
 	(cd "$abs_top_srcdir" &&
-		! grep -lE "git2\.h|repo_p\.h|git_" lda/*.[ch] syncd/*.[ch])
+		! grep -lE "git2\.h|repo_p\.h|git_" lda/*.[ch] syncd/*.[ch] \
+			admin/*.[ch])
 '
 
 test_expect_success 'of the library headers, repo_p.h alone includes <git2.h>' '
-	(cd "$abs_top_srcdir" && grep -l "^#include <git2" common/*.h) >files &&
+	(cd "$abs_top_srcdir" &&
+		grep -l "^#include <git2" common/*.h common/util/*.h) >files &&
 	echo common/repo_p.h >expect &&
 	test_cmp expect files
 '

@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/log.c: the journald priority prefixes, given
+ * Unit tests for common/util/log.c: the journald priority prefixes, given
  * when JOURNAL_STREAM names the device and inode of stderr and only then;
  * the _errno variants log the very line the format spelled with ": %s"
  * and strerror(errno) does, a line cut at the buffer's end included.

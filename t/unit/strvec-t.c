@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/strvec.c and common/vec.h: pushing owned and
+ * Unit tests for common/util/strvec.c and common/util/vec.h: pushing owned and
  * copied strings, lookup, sort, clear; a vector of structs grown past
  * many reallocations with its elements zeroed and kept.
  */

@@ -1,11 +1,11 @@
 /*
- * admin-status: the admin tool's verbs that talk to maildag-syncd over
+ * status: the admin tool's verbs that talk to maildag-syncd over
  * its control socket (control.h).
  *
  *	maildag status [--json]	per peer: last push and fetch, errors,
  *				retries, commits ahead on either side
  *	maildag status --metrics [--metrics-file PATH]
- *				the same as OpenMetrics text (admin-metrics.c)
+ *				the same as OpenMetrics text (metrics.c)
  *	maildag sync		push and fetch now, whatever the backoff
  *
  * When no daemon answers, status still shows what the repository alone

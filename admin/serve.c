@@ -1,5 +1,5 @@
 /*
- * admin-serve: maildag serve --peer NAME, the forced command of a peer's
+ * serve: maildag serve --peer NAME, the forced command of a peer's
  * key in the user's ~/.ssh/authorized_keys, and the pre-receive hook it
  * has git run:
  *

@@ -1,5 +1,5 @@
 /*
- * admin-restore: the admin tool's verbs for mail that was removed.
+ * restore: the admin tool's verbs for mail that was removed.
  *
  *	maildag log --expunged [filters] [-n N]
  *				the messages removed from the mailbox

@@ -1,6 +1,6 @@
 /*
  * admin: the verbs of the admin tool `maildag` that live in files of
- * their own (syncd/admin-*.c).  Each takes the user's mailbox and the
+ * their own in admin/.  Each takes the user's mailbox and the
  * verb's own argv (argv[0] is the verb) and returns a sysexits(3) status,
  * or what its manual page says.
  */
@@ -31,19 +31,19 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb);
  */
 int admin_refuse_root(const char *verb);
 
-/* maildag fsck [--all-refs] [--hash]: check the repository (admin-fsck.c). */
+/* maildag fsck [--all-refs] [--hash]: check the repository (fsck.c). */
 int cmd_fsck(struct mailbox *mb, int argc, char **argv);
 
 /*
  * maildag merge [-n] [-u] [-q] [-v] <commit-a> <commit-b>: merge two
- * commits with the Maildir merge, print the result (admin-merge.c).
+ * commits with the Maildir merge, print the result (merge.c).
  */
 int cmd_merge(struct mailbox *mb, int argc, char **argv);
 
 /*
  * maildag push [-t seconds] [peer...] and maildag fetch [-t seconds]
  * [peer...]: replicate with peers by hand, all at once, one line per
- * peer (admin-net.c).
+ * peer (push-fetch.c).
  */
 int cmd_push(struct mailbox *mb, int argc, char **argv);
 int cmd_fetch(struct mailbox *mb, int argc, char **argv);
@@ -51,7 +51,7 @@ int cmd_fetch(struct mailbox *mb, int argc, char **argv);
 /*
  * maildag log --expunged [filters] [-n N], maildag restore, maildag undo
  * and maildag confirm: find removed mail, bring it back, settle a
- * mass-deletion alarm (admin-restore.c).
+ * mass-deletion alarm (restore.c).
  */
 int cmd_log_expunged(struct mailbox *mb, int argc, char **argv);
 int cmd_restore(struct mailbox *mb, int argc, char **argv);
@@ -70,7 +70,7 @@ int admin_poke_daemon(const struct mailbox *mb);
 /*
  * The status answer st (control.h; without a daemon, what the repository
  * alone tells, with up false) as OpenMetrics text exposition, appended
- * to out, ending in "# EOF" (admin-metrics.c).
+ * to out, ending in "# EOF" (metrics.c).
  */
 void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 		    bool up);
@@ -78,13 +78,13 @@ void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 /*
  * maildag status [--json | --metrics] [--metrics-file PATH]: ask maildag-syncd how replication goes, per
  * peer; without a daemon, what the repository alone says, and exit
- * STATUS_NOT_RUNNING (admin-status.c).
+ * STATUS_NOT_RUNNING (status.c).
  */
 int cmd_status(struct mailbox *mb, int argc, char **argv);
 
 /*
  * maildag sync: have maildag-syncd push and fetch now; 0 when it took
- * the request, 69 (EX_UNAVAILABLE) when no daemon runs (admin-status.c).
+ * the request, 69 (EX_UNAVAILABLE) when no daemon runs (status.c).
  */
 int cmd_sync(struct mailbox *mb, int argc, char **argv);
 
@@ -92,7 +92,7 @@ int cmd_sync(struct mailbox *mb, int argc, char **argv);
  * maildag serve --peer NAME: the forced command of peer NAME's key in
  * ~/.ssh/authorized_keys; runs git-upload-pack, or git-receive-pack that
  * may change refs/peers/NAME/mail only, on the user's repository, and
- * nothing else (admin-serve.c).  Returns a sysexits(3) status when it
+ * nothing else (serve.c).  Returns a sysexits(3) status when it
  * refuses; when it serves, git's status is the process's.
  */
 int cmd_serve(struct mailbox *mb, int argc, char **argv);

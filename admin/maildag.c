@@ -6,7 +6,7 @@
  *					(as maildag-syncd commits it: worktree.h)
  *	maildag [-c config] log [-n N]	the mailbox history in mail terms
  *
- * and dispatches the others to syncd/admin-*.c (admin.h).
+ * and dispatches the others to the files of admin/ (admin.h).
  */
 #include "autoconf.h"
 #include "clock.h"
