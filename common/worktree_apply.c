@@ -618,22 +618,229 @@ void wt_plan_free(struct plan *pl)
 	free(pl);
 }
 
+/*
+ * Plan an apply from diff(wtree, mtree): the messages to take away
+ * (olds) and to put (news), as operations in order; the folders whose
+ * marker comes (mk_add) or goes; the subscriptions file; and in pl->d
+ * only what is not a message (markers, subscriptions, mtimes records).
+ */
+static int plan_make(struct worktree *wt, struct plan *pl,
+		     struct strvec *mk_add, const struct oid *wtree,
+		     const struct oid *mtree)
+{
+	struct strbuf prefix = STRBUF_INIT;
+	struct dchv *d = &pl->d;
+	size_t k = 0;
+	int ret;
+
+	ret = wt_diff_walk(wt->r, wtree, mtree, &prefix, d);
+	strbuf_release(&prefix);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < d->n; i++) {
+		const struct dchange *c = &d->v[i];
+		char *folder, *name;
+		const char *sub;
+		size_t plen = strlen(c->path);
+
+		if (wt_parse_msg_path(c->path, &folder, &sub, &name) == 0) {
+			if (c->has_old) {
+				struct ent *e = wt_entv_push(&pl->olds, folder,
+							     sub, name);
+				oid_cpy(&e->oid, &c->old);
+			}
+			if (c->has_new) {
+				struct ent *e = wt_entv_push(&pl->news, folder,
+							     sub, name);
+				oid_cpy(&e->oid, &c->new);
+			}
+			free(folder);
+			free(name);
+		} else if (plen > strlen("/" MARKER) &&
+			   !strcmp(c->path + plen - strlen("/" MARKER), "/" MARKER)) {
+			char *f = xstrndup(c->path, plen - strlen("/" MARKER));
+			if (folder_dir_valid(f) && *f && !strchr(f, '/'))
+				strvec_push(c->has_new ? mk_add : &pl->mk_rm, f);
+			free(f);
+		}
+	}
+	pl->ops = ops_of(&pl->olds, &pl->news, &pl->nops);
+	/* the message paths are in olds and news now: keep the rest only */
+	for (size_t i = 0; i < d->n; i++) {
+		char *folder, *name;
+		const char *sub;
+		if (wt_parse_msg_path(d->v[i].path, &folder, &sub, &name) == 0) {
+			free(folder);
+			free(name);
+			free(d->v[i].path);
+			continue;
+		}
+		d->v[k++] = d->v[i];
+	}
+	d->n = k;
+	pl->subsc = NULL;
+	for (size_t i = 0; i < d->n; i++)
+		if (!strcmp(d->v[i].path, SUBSCRIPTIONS))
+			pl->subsc = &d->v[i];
+	return 0;
+}
+
+/* Folders first, so moves and new messages have somewhere to go. */
+static int make_folders(struct apply *ap, const struct strvec *mk_add,
+			const struct oid *mtree)
+{
+	struct worktree *wt = ap->wt;
+	struct oid empty;
+	int ret;
+
+	if (!wt->ensured) {
+		if ((ret = ensure_all_folders(wt, mtree)) < 0)
+			return ret;
+		wt->ensured = true;
+	}
+	if (mk_add->n && (ret = repo_blob_from_buffer(&empty, wt->r, "", 0)) < 0)
+		return ret;
+	for (size_t i = 0; i < mk_add->n; i++) {
+		struct strbuf p = STRBUF_INIT;
+		/* there already (left out by folder_limit): look at it */
+		if (wt_folder_on_disk(wt, mk_add->v[i]))
+			worktree_dirty_folder(wt, mk_add->v[i]);
+		if ((ret = ensure_folder(wt, mk_add->v[i])) < 0)
+			return ret;
+		strbuf_addf(&p, "%s/" MARKER, mk_add->v[i]);
+		update_list_add(&ap->wu, p.buf, &empty);
+		strbuf_release(&p);
+		ap->res->counts.folders_added++;
+	}
+	return 0;
+}
+
+/* The folders whose marker went, once mail holds no message there. */
+static int remove_folders(struct apply *ap, const struct strvec *mk_rm,
+			  const struct oid *mtree)
+{
+	struct worktree *wt = ap->wt;
+	int ret;
+
+	for (size_t i = 0; i < mk_rm->n; i++) {
+		struct strbuf p = STRBUF_INIT;
+		git_tree *t;
+		/* a folder mail still has messages in stays */
+		if ((ret = wt_subtree(&t, wt->r, mtree, mk_rm->v[i])) < 0)
+			return ret;
+		if (t) {
+			git_tree_free(t);
+			continue;
+		}
+		ret = remove_folder(wt, mk_rm->v[i]);
+		if (ret == E_EXISTS) {
+			worktree_dirty_folder(wt, mk_rm->v[i]);
+			ap->res->skipped++;
+			continue;
+		}
+		if (ret < 0)
+			return ret;
+		strbuf_addf(&p, "%s/" MARKER, mk_rm->v[i]);
+		update_list_add(&ap->wu, p.buf, NULL);
+		strbuf_release(&p);
+		ap->res->counts.folders_removed++;
+	}
+	return 0;
+}
+
+/* The subscriptions file as mail has it (subsc: its change). */
+static int write_subscriptions(struct apply *ap, const struct dchange *subsc)
+{
+	struct worktree *wt = ap->wt;
+	char *sp = xasprintf("%s/" SUBSCRIPTIONS, wt->maildir);
+	git_blob *b = NULL;
+	int ret;
+
+	if (!subsc->has_new)
+		ret = unlink(sp) < 0 && errno != ENOENT ?
+		      log_error_errno("unlink '%s'", sp) : 0;
+	else if (git_blob_lookup(&b, wt->r->git, GIT_OID(&subsc->new)) < 0)
+		ret = log_error("read blob: %s", repo_git_error());
+	else
+		ret = write_file_atomic(sp, git_blob_rawcontent(b),
+			(size_t)git_blob_rawsize(b), 0600);
+	git_blob_free(b);
+	free(sp);
+	if (ret < 0)
+		return E_TEMP;
+	update_list_add(&ap->wu, SUBSCRIPTIONS,
+			subsc->has_new ? &subsc->new : NULL);
+	ap->res->counts.other++;
+	return 0;
+}
+
+/*
+ * What the worktree may now say: only what the disk surely holds.  *w2
+ * is the worktree commit after the apply (m when all of mail is on
+ * disk), and refs/maildag/worktree moves there from w.
+ */
+static int record_applied(struct apply *ap, struct oid *w2,
+			  const struct oid *w, const struct oid *wtree,
+			  const struct oid *m)
+{
+	struct repo_batch batch = REPO_BATCH_INIT;
+	struct worktree *wt = ap->wt;
+	struct oid wtree2;
+	int ret = 0;
+
+	for (size_t i = 0; i < ap->touched.n; i++)
+		/* a folder removed since is synced in its parent */
+		if (is_dir(ap->touched.v[i]) && fsync_dir(ap->touched.v[i]) < 0)
+			return E_TEMP;
+	/* the worktree's objects are synced once, before the ref moves */
+	repo_batch_begin(&batch, wt->r);
+	if (!ap->res->skipped && !ap->res->more) {
+		oid_cpy(w2, m);
+	} else if (mtimes_update(&ap->wu, wt->r, wtree, ap->wm.v,
+				 ap->wm.n) < 0 ||
+		   repo_tree_update(&wtree2, wt->r, wtree, ap->wu.v,
+				    ap->wu.n) < 0) {
+		ret = E_TEMP;
+	} else if (oid_equal(&wtree2, wtree)) {
+		oid_cpy(w2, w);
+	} else if (repo_commit(w2, wt->r, &wtree2, w, 1,
+			       "worktree: applied in part\n", -1,
+			       "maildag-syncd", wt->email) < 0) {
+		ret = E_TEMP;
+	}
+	if (ret == 0 &&
+	    repo_batch_end(&batch, !oid_equal(w2, w) && !oid_equal(w2, m)) < 0)
+		ret = E_TEMP;
+	repo_batch_end(&batch, false);
+	if (ret == 0 && !oid_equal(w2, w))
+		ret = repo_ref_cas(wt->r, REF_WORKTREE, w2, w,
+				   "maildag-syncd: applied");
+	return ret;
+}
+
+/* A slice that left some of the plan: keep the rest for the next. */
+static void plan_keep(struct worktree *wt, struct plan *p,
+		      const struct oid *w2, const struct oid *m, size_t next)
+{
+	struct plan *pl = xcalloc(1, sizeof *pl);
+
+	*pl = *p;
+	oid_cpy(&pl->w, w2);
+	oid_cpy(&pl->m, m);
+	pl->next = next;
+	wt->plan = pl;
+	memset(p, 0, sizeof *p);
+}
+
 int worktree_apply(struct worktree *wt, size_t limit,
 		   struct worktree_result *res)
 {
-	struct repo_batch batch = REPO_BATCH_INIT;
-	struct plan *pl = wt->plan;
+	struct plan *kept = wt->plan, p = { 0 };
 	size_t first = 0, next = 0;
 	struct worktree_result dummy;
-	struct strbuf prefix = STRBUF_INIT;
-	struct dchv d = { 0 };
-	struct entv olds = { 0 }, news = { 0 };
-	struct strvec mk_add = { 0 }, mk_rm = { 0 };
-	struct op *ops = NULL;
-	size_t nops = 0;
+	struct strvec mk_add = { 0 };
 	struct apply ap;
-	const struct dchange *subsc = NULL;
-	struct oid w, wtree, m, mtree, wtree2, w2, empty;
+	struct oid w, wtree, m, mtree, w2;
 	double t0 = clock_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
 
@@ -655,210 +862,43 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		goto done;
 	}
 	wt->plan = NULL;
-	if (pl && oid_equal(&pl->w, &w) && oid_equal(&pl->m, &m)) {
+	if (kept && oid_equal(&kept->w, &w) && oid_equal(&kept->m, &m)) {
 		/* the next slice: the first one made the folders */
-		d = pl->d;
-		olds = pl->olds;
-		news = pl->news;
-		mk_rm = pl->mk_rm;
-		ops = pl->ops;
-		nops = pl->nops;
-		first = pl->next;
-		subsc = pl->subsc;
-		free(pl);
-		goto slice;
-	}
-	wt_plan_free(pl);
-	if ((ret = wt_diff_walk(wt->r, &wtree, &mtree, &prefix, &d)) < 0)
-		goto done;
-	for (size_t i = 0; i < d.n; i++) {
-		const struct dchange *c = &d.v[i];
-		char *folder, *name;
-		const char *sub;
-		size_t plen = strlen(c->path);
-
-		if (wt_parse_msg_path(c->path, &folder, &sub, &name) == 0) {
-			if (c->has_old) {
-				struct ent *e = wt_entv_push(&olds, folder, sub, name);
-				oid_cpy(&e->oid, &c->old);
-			}
-			if (c->has_new) {
-				struct ent *e = wt_entv_push(&news, folder, sub, name);
-				oid_cpy(&e->oid, &c->new);
-			}
-			free(folder);
-			free(name);
-		} else if (!strcmp(c->path, SUBSCRIPTIONS)) {
-			subsc = c;
-		} else if (plen > strlen("/" MARKER) &&
-			   !strcmp(c->path + plen - strlen("/" MARKER), "/" MARKER)) {
-			char *f = xstrndup(c->path, plen - strlen("/" MARKER));
-			if (folder_dir_valid(f) && *f && !strchr(f, '/'))
-				strvec_push(c->has_new ? &mk_add : &mk_rm, f);
-			free(f);
-		}
-	}
-	ops = ops_of(&olds, &news, &nops);
-	/* the message paths are in olds and news now: keep the rest only */
-	{
-		size_t k = 0;
-		for (size_t i = 0; i < d.n; i++) {
-			char *folder, *name;
-			const char *sub;
-			if (wt_parse_msg_path(d.v[i].path, &folder, &sub, &name) == 0) {
-				free(folder);
-				free(name);
-				free(d.v[i].path);
-				continue;
-			}
-			d.v[k++] = d.v[i];
-		}
-		d.n = k;
-		subsc = NULL;
-		for (size_t i = 0; i < d.n; i++)
-			if (!strcmp(d.v[i].path, SUBSCRIPTIONS))
-				subsc = &d.v[i];
-	}
-
-	/* folders first, so moves and new messages have somewhere to go */
-	if (!wt->ensured) {
-		if ((ret = ensure_all_folders(wt, &mtree)) < 0)
+		p = *kept;
+		first = kept->next;
+		free(kept);
+	} else {
+		wt_plan_free(kept);
+		if ((ret = plan_make(wt, &p, &mk_add, &wtree, &mtree)) < 0 ||
+		    (ret = make_folders(&ap, &mk_add, &mtree)) < 0)
 			goto done;
-		wt->ensured = true;
 	}
-	if (mk_add.n && (ret = repo_blob_from_buffer(&empty, wt->r, "", 0)) < 0)
-		goto done;
-	for (size_t i = 0; i < mk_add.n; i++) {
-		struct strbuf p = STRBUF_INIT;
-		/* there already (left out by folder_limit): look at it */
-		if (wt_folder_on_disk(wt, mk_add.v[i]))
-			worktree_dirty_folder(wt, mk_add.v[i]);
-		if ((ret = ensure_folder(wt, mk_add.v[i])) < 0)
-			goto done;
-		strbuf_addf(&p, "%s/" MARKER, mk_add.v[i]);
-		update_list_add(&ap.wu, p.buf, &empty);
-		strbuf_release(&p);
-		res->counts.folders_added++;
-	}
-slice:
 	t1 = clock_now();
 	/* the files, then recording them: the two within the slice */
 	if (wt->slice)
 		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?
 				 wt->slice - wt->apply_tail : wt->slice / 4);
-	if ((ret = apply_ops(&ap, ops + first, nops - first, limit, deadline,
-			     &next)) < 0)
+	if ((ret = apply_ops(&ap, p.ops + first, p.nops - first, limit,
+			     deadline, &next)) < 0)
 		goto done;
 	t2 = clock_now();
-	if (!res->more) {
-		for (size_t i = 0; i < mk_rm.n; i++) {
-			struct strbuf p = STRBUF_INIT;
-			git_tree *t;
-			/* a folder mail still has messages in stays */
-			if ((ret = wt_subtree(&t, wt->r, &mtree, mk_rm.v[i])) < 0)
-				goto done;
-			if (t) {
-				git_tree_free(t);
-				continue;
-			}
-			ret = remove_folder(wt, mk_rm.v[i]);
-			if (ret == E_EXISTS) {
-				worktree_dirty_folder(wt, mk_rm.v[i]);
-				res->skipped++;
-				ret = 0;
-				continue;
-			}
-			if (ret < 0)
-				goto done;
-			strbuf_addf(&p, "%s/" MARKER, mk_rm.v[i]);
-			update_list_add(&ap.wu, p.buf, NULL);
-			strbuf_release(&p);
-			res->counts.folders_removed++;
-		}
-		if (subsc) {
-			char *sp = xasprintf("%s/" SUBSCRIPTIONS, wt->maildir);
-			git_blob *b = NULL;
-			if (!subsc->has_new)
-				ret = unlink(sp) < 0 && errno != ENOENT ?
-				      log_error_errno("unlink '%s'", sp) : 0;
-			else if (git_blob_lookup(&b, wt->r->git, GIT_OID(&subsc->new)) < 0)
-				ret = log_error("read blob: %s", repo_git_error());
-			else
-				ret = write_file_atomic(sp, git_blob_rawcontent(b),
-					(size_t)git_blob_rawsize(b), 0600);
-			git_blob_free(b);
-			free(sp);
-			if (ret < 0) {
-				ret = E_TEMP;
-				goto done;
-			}
-			update_list_add(&ap.wu, SUBSCRIPTIONS,
-					subsc->has_new ? &subsc->new : NULL);
-			res->counts.other++;
-		}
-		if ((ret = apply_mtimes(&ap, &d, &wtree, &mtree, ops, nops)) < 0)
-			goto done;
-	}
+	if (!res->more &&
+	    ((ret = remove_folders(&ap, &p.mk_rm, &mtree)) < 0 ||
+	     (p.subsc && (ret = write_subscriptions(&ap, p.subsc)) < 0) ||
+	     (ret = apply_mtimes(&ap, &p.d, &wtree, &mtree, p.ops,
+				 p.nops)) < 0))
+		goto done;
 
 	t3 = clock_now();
-	/* what the worktree may now say: only what the disk surely holds */
-	for (size_t i = 0; i < ap.touched.n; i++)
-		/* a folder removed since is synced in its parent */
-		if (is_dir(ap.touched.v[i]) && fsync_dir(ap.touched.v[i]) < 0) {
-			ret = E_TEMP;
-			goto done;
-		}
-	/* the worktree's objects are synced once, before the ref moves */
-	repo_batch_begin(&batch, wt->r);
-	if (!res->skipped && !res->more) {
-		oid_cpy(&w2, &m);
-	} else if ((ret = mtimes_update(&ap.wu, wt->r, &wtree, ap.wm.v,
-					ap.wm.n)) < 0 ||
-		   (ret = repo_tree_update(&wtree2, wt->r, &wtree, ap.wu.v,
-					   ap.wu.n)) < 0) {
-		ret = E_TEMP;
-		goto done;
-	} else if (oid_equal(&wtree2, &wtree)) {
-		oid_cpy(&w2, &w);
-	} else if ((ret = repo_commit(&w2, wt->r, &wtree2, &w, 1,
-				      "worktree: applied in part\n", -1,
-				      "maildag-syncd", wt->email)) < 0) {
-		ret = E_TEMP;
-		goto done;
-	}
-	if (repo_batch_end(&batch, !oid_equal(&w2, &w) &&
-				   !oid_equal(&w2, &m)) < 0) {
-		ret = E_TEMP;
-		goto done;
-	}
-	if (!oid_equal(&w2, &w) &&
-	    (ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
-				"maildag-syncd: applied")) < 0)
+	if ((ret = record_applied(&ap, &w2, &w, &wtree, &m)) < 0)
 		goto done;
 	log_debug("apply: plan %.0f ms, files %.0f ms (syncfs %.0f ms), "
 		  "rest %.0f ms, record %.0f ms", (t1 - t0) * 1000,
 		  (t2 - t1) * 1000, ap.flush * 1000, (t3 - t2) * 1000,
 		  (clock_now() - t3) * 1000);
 	wt->apply_tail = (wt->apply_tail + clock_now() - t2) / 2;
-	if (res->more) {
-		pl = xcalloc(1, sizeof *pl);
-		oid_cpy(&pl->w, &w2);
-		oid_cpy(&pl->m, &m);
-		pl->d = d;
-		pl->olds = olds;
-		pl->news = news;
-		pl->mk_rm = mk_rm;
-		pl->ops = ops;
-		pl->nops = nops;
-		pl->next = first + next;
-		pl->subsc = subsc;
-		wt->plan = pl;
-		memset(&d, 0, sizeof d);
-		memset(&olds, 0, sizeof olds);
-		memset(&news, 0, sizeof news);
-		memset(&mk_rm, 0, sizeof mk_rm);
-		ops = NULL;
-	}
+	if (res->more)
+		plan_keep(wt, &p, &w2, &m, first + next);
 	{
 		struct strbuf t = STRBUF_INIT;
 		wt_counts_text(&t, &res->counts);
@@ -873,16 +913,14 @@ slice:
 		worktree_dirty_root(wt);
 	ret = 0;
 done:
-	repo_batch_end(&batch, false);
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
-	free(ops);
-	wt_entv_clear(&olds);
-	wt_entv_clear(&news);
+	free(p.ops);
+	wt_entv_clear(&p.olds);
+	wt_entv_clear(&p.news);
 	strvec_clear(&mk_add);
-	strvec_clear(&mk_rm);
-	wt_dchv_clear(&d);
-	strbuf_release(&prefix);
+	strvec_clear(&p.mk_rm);
+	wt_dchv_clear(&p.d);
 	wt_mtcache_release(&ap.mmt);
 	update_list_release(&ap.wu);
 	wt_mlist_release(&ap.wm);

@@ -565,36 +565,45 @@ static void take_later_halves(struct worktree *wt, struct strvec *names)
 	wt->later.n = w;
 }
 
-int worktree_commit(struct worktree *wt, struct worktree_result *res)
-{
-	struct repo_batch batch = REPO_BATCH_INIT;
-	struct worktree_result dummy;
-	struct strvec names = wt->names, folders = wt->folders, claims = { 0 };
-	struct strvec was_unreadable = wt->unreadable;
-	struct delivery_record deliveries = DELIVERY_RECORD_INIT;
-	bool full = wt->full, root = wt->root;
-	struct update_list wu = UPDATE_LIST_INIT;
-	struct mlist wm = { 0 };
-	struct strbuf msg = STRBUF_INIT;
-	struct pair *p = NULL;
-	size_t np = 0;
+/* One commit, from the marks it takes to the refs it moves. */
+struct commit {
+	struct worktree_result *res;
+	struct repo_batch batch;
+	struct strvec names, folders, claims;
+	struct strvec was_unreadable;
+	struct delivery_record deliveries;
+	bool full, root;
+	bool queued;		/* a look at the root was under way */
+	struct update_list wu;
+	struct mlist wm;
+	struct strbuf msg;
+	struct pair *p;
+	size_t np;
 	struct scan sc;
 	struct oid w, wtree, m, mtree, wtree2, mtree2, m2, w2;
 	unsigned long gen;
 	double t0, t1, t2, t3;
-	bool queued = wt->queue.n > 0;
-	int ret;
+};
 
-	if (!res)
-		res = &dummy;
-	memset(res, 0, sizeof *res);
+/*
+ * Take the dirty marks (events read meanwhile make new ones), the names
+ * held back once they are due, and what could not be read last time.
+ */
+static void take_marks(struct worktree *wt, struct commit *c)
+{
+	c->names = wt->names;
+	c->folders = wt->folders;
+	c->was_unreadable = wt->unreadable;
+	c->full = wt->full;
+	c->root = wt->root;
+	c->queued = wt->queue.n > 0;
 	/* every change that happened so far is in the marks we take */
 	if (wt->poll) {
 		wt->poll(wt->poll_data);
-		names = wt->names;
-		folders = wt->folders;
-		full = wt->full;
-		root = wt->root;
+		c->names = wt->names;
+		c->folders = wt->folders;
+		c->full = wt->full;
+		c->root = wt->root;
 	}
 	/* take the marks: events read meanwhile make new ones */
 	memset(&wt->names, 0, sizeof wt->names);
@@ -603,26 +612,25 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	wt->full = wt->root = false;
 	if (wt->later.n && clock_now() >= wt->later_due) {
 		for (size_t i = 0; i < wt->later.n; i++)
-			strvec_push(&names, wt->later.v[i]);
+			strvec_push(&c->names, wt->later.v[i]);
 		strvec_clear(&wt->later);
 	} else if (wt->later.n) {
-		take_later_halves(wt, &names);
+		take_later_halves(wt, &c->names);
 	}
 	/* what could not be read last time is looked at again */
 	memset(&wt->unreadable, 0, sizeof wt->unreadable);
-	for (size_t i = 0; i < was_unreadable.n; i++)
-		if (strchr(was_unreadable.v[i], '/'))
-			strvec_push(&names, was_unreadable.v[i]);
+	for (size_t i = 0; i < c->was_unreadable.n; i++)
+		if (strchr(c->was_unreadable.v[i], '/'))
+			strvec_push(&c->names, c->was_unreadable.v[i]);
 		else
-			root = true;
-	wt_scan_init(&sc, wt->r, &wtree);
-	sc.was_unreadable = &was_unreadable;
+			c->root = true;
+}
 
-	if ((ret = wt_read_refs(wt, &w, &wtree, &m, &mtree)) < 0)
-		goto fail;
-	oid_cpy(&res->mail, &m);
-	sc.mtree = oid_equal(&wtree, &mtree) ? NULL : &mtree;
-	gen = wt->gen;
+/* Look at what the marks name on disk, and resolve what was found. */
+static int scan_disk(struct worktree *wt, struct commit *c)
+{
+	struct scan *sc = &c->sc;
+
 	/*
 	 * A Maildir without cur/ and new/ is one that is not there (moved,
 	 * not mounted): nothing in it is committed as deleted
@@ -630,21 +638,20 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 	if (!wt_folder_on_disk(wt, "")) {
 		log_error("'%s' holds no cur/ or new/: is the Maildir there?",
 			  wt->maildir);
-		ret = E_TEMP;
-		goto fail;
+		return E_TEMP;
 	}
 	/* the objects of this commit are synced once, before a ref moves */
-	repo_batch_begin(&batch, wt->r);
-	t0 = clock_now();
-	if (full) {
-		wt->rescan_t0 = t0;
+	repo_batch_begin(&c->batch, wt->r);
+	c->t0 = clock_now();
+	if (c->full) {
+		wt->rescan_t0 = c->t0;
 		wt->rescan_seen = wt->rescan_slices = 0;
 	}
-	scan_marked(wt, &sc, full, root, &folders, &names, t0);
-	if (wt->rescan_t0 && !sc.temp_error) {
-		wt->rescan_seen += sc.seen;
+	scan_marked(wt, sc, c->full, c->root, &c->folders, &c->names, c->t0);
+	if (wt->rescan_t0 && !sc->temp_error) {
+		wt->rescan_seen += sc->seen;
 		wt->rescan_slices++;
-		if (!sc.partial) {
+		if (!sc->partial) {
 			log_info("full rescan: %zu files in %.0f ms (%zu slices)",
 				 wt->rescan_seen,
 				 (clock_now() - wt->rescan_t0) * 1000,
@@ -652,145 +659,207 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 			wt->rescan_t0 = 0;
 		}
 	}
-	res->more = sc.partial;
-	t1 = clock_now();
-	if (sc.temp_error || wt_resolve(wt, &sc) < 0) {
-		ret = E_TEMP;
-		goto fail;
-	}
-	t2 = clock_now();
+	c->res->more = sc->partial;
+	c->t1 = clock_now();
+	if (sc->temp_error || wt_resolve(wt, sc) < 0)
+		return E_TEMP;
+	c->t2 = clock_now();
+	return 0;
+}
+
+/*
+ * The new worktree tree (wtree2) from what the scan found, and mail's
+ * tree with the same changes (mtree2).  1 when the disk holds nothing
+ * new to commit.
+ */
+static int new_trees(struct worktree *wt, struct commit *c)
+{
+	struct scan *sc = &c->sc;
+
 	if (wt->poll)
 		wt->poll(wt->poll_data);
 	/* a slice holds back removals a later folder may explain */
-	if (wt->gen != gen || sc.partial)
-		res->deferred += hold_unpaired(wt, &sc);
-	claim_deliveries(wt, &sc, &claims, &deliveries);
+	if (wt->gen != c->gen || sc->partial)
+		c->res->deferred += hold_unpaired(wt, sc);
+	claim_deliveries(wt, sc, &c->claims, &c->deliveries);
 
-	p = pairs_of(&sc, &np);
-	local_updates(&sc, p, np, &wu, &wm, &res->counts);
-	if (other_updates(&sc, &wu, &res->counts) < 0 ||
-	    mtimes_update(&wu, wt->r, &wtree, wm.v, wm.n) < 0 ||
-	    repo_tree_update(&wtree2, wt->r, &wtree, wu.v, wu.n) < 0) {
-		ret = E_TEMP;
-		goto fail;
-	}
-	res->deferred += sc.later.n;
-	if (oid_equal(&wtree2, &wtree))
-		goto held;
+	c->p = pairs_of(sc, &c->np);
+	local_updates(sc, c->p, c->np, &c->wu, &c->wm, &c->res->counts);
+	if (other_updates(sc, &c->wu, &c->res->counts) < 0 ||
+	    mtimes_update(&c->wu, wt->r, &c->wtree, c->wm.v, c->wm.n) < 0 ||
+	    repo_tree_update(&c->wtree2, wt->r, &c->wtree, c->wu.v,
+			     c->wu.n) < 0)
+		return E_TEMP;
+	c->res->deferred += sc->later.n;
+	if (oid_equal(&c->wtree2, &c->wtree))
+		return 1;
 
-	if (!sc.mtree) {
-		oid_cpy(&mtree2, &wtree2);
-	} else if (merge_trees(&mtree2, wt->r, &wtree, &mtree, &wtree2, NULL,
-			       NULL) < 0) {
+	if (!sc->mtree) {
+		oid_cpy(&c->mtree2, &c->wtree2);
+	} else if (merge_trees(&c->mtree2, wt->r, &c->wtree, &c->mtree,
+			       &c->wtree2, NULL, NULL) < 0) {
 		/*
 		 * mail moved on since the disk was written (an apply is
 		 * pending or was cut short): the local changes are merged
 		 * into it three ways, against the worktree, by the rules
 		 * every replica uses
 		 */
-		ret = E_TEMP;
-		goto fail;
+		return E_TEMP;
 	}
+	return 0;
+}
 
-	wt_counts_text(&msg, &res->counts);
-	oid_cpy(&m2, &m);
-	if (!oid_equal(&mtree2, &mtree)) {
+/* The commits of the new trees: m2 on mail, w2 on the worktree. */
+static int write_commits(struct worktree *wt, struct commit *c)
+{
+	int ret;
+
+	wt_counts_text(&c->msg, &c->res->counts);
+	oid_cpy(&c->m2, &c->m);
+	if (!oid_equal(&c->mtree2, &c->mtree)) {
 		struct strbuf cm = STRBUF_INIT, subject = STRBUF_INIT;
-		const struct worktree_counts *k = &res->counts;
+		const struct worktree_counts *k = &c->res->counts;
 		/* deliveries alone are told as maildag-lda tells them */
-		if (!(claims.n && claims.n == np && claims.n == k->added &&
-		      !k->mtimes && !k->folders_added && !k->folders_removed &&
-		      !k->other))
+		if (!(c->claims.n && c->claims.n == c->np &&
+		      c->claims.n == k->added && !k->mtimes &&
+		      !k->folders_added && !k->folders_removed && !k->other))
 			strbuf_addf(&subject, "%s: %s", wt->origin ? wt->origin :
-				    "mail client", msg.buf);
-		delivery_record_message(&cm, &deliveries,
+				    "mail client", c->msg.buf);
+		delivery_record_message(&cm, &c->deliveries,
 					subject.len ? subject.buf : NULL);
-		ret = repo_commit(&m2, wt->r, &mtree2, &m, 1, cm.buf, -1,
-				  "maildag-syncd", wt->email);
+		ret = repo_commit(&c->m2, wt->r, &c->mtree2, &c->m, 1, cm.buf,
+				  -1, "maildag-syncd", wt->email);
 		strbuf_release(&subject);
 		strbuf_release(&cm);
 		if (ret < 0)
-			goto fail;
+			return ret;
 	}
-	if (oid_equal(&wtree2, &mtree2)) {
-		oid_cpy(&w2, &m2);
-	} else if (repo_commit(&w2, wt->r, &wtree2, &w, 1,
-			       "worktree: local changes\n", -1,
-			       "maildag-syncd", wt->email) < 0) {
-		ret = E_TEMP;
-		goto fail;
-	}
-	t3 = clock_now();
-	if (repo_batch_end(&batch, true) < 0) {
-		ret = E_TEMP;
-		goto fail;
-	}
-	if (sc.add.n >= 16) {
+	if (oid_equal(&c->wtree2, &c->mtree2))
+		oid_cpy(&c->w2, &c->m2);
+	else if (repo_commit(&c->w2, wt->r, &c->wtree2, &c->w, 1,
+			     "worktree: local changes\n", -1,
+			     "maildag-syncd", wt->email) < 0)
+		return E_TEMP;
+	c->t3 = clock_now();
+	if (repo_batch_end(&c->batch, true) < 0)
+		return E_TEMP;
+	if (c->sc.add.n >= 16) {
 		/* reading new files and writing their trees */
-		double c = (t3 - t1) / (double)sc.add.n;
-		wt->add_cost = wt->add_cost ? (wt->add_cost + c) / 2 : c;
+		double cost = (c->t3 - c->t1) / (double)c->sc.add.n;
+		wt->add_cost = wt->add_cost ? (wt->add_cost + cost) / 2 : cost;
 	}
 	log_debug("commit: scan %.0f ms, resolve %.0f ms, write %.0f ms, "
-		  "sync %.0f ms", (t1 - t0) * 1000, (t2 - t1) * 1000,
-		  (t3 - t2) * 1000, (clock_now() - t3) * 1000);
-	if (!oid_equal(&m2, &m)) {
-		if ((ret = repo_ref_cas(wt->r, REF_MAIL, &m2, &m,
-					"maildag-syncd: local changes")) < 0) {
-			ret = ret == E_RACE ? E_RACE : E_TEMP;
-			goto fail;
-		}
-		res->committed = true;
-		oid_cpy(&res->mail, &m2);
-		log_info("committed %.12s: %s", oid_hex(&m2), msg.buf);
+		  "sync %.0f ms", (c->t1 - c->t0) * 1000,
+		  (c->t2 - c->t1) * 1000, (c->t3 - c->t2) * 1000,
+		  (clock_now() - c->t3) * 1000);
+	return 0;
+}
+
+/* Move mail, then the worktree ref; the claimed deliveries are done. */
+static int move_refs(struct worktree *wt, struct commit *c)
+{
+	int ret;
+
+	if (!oid_equal(&c->m2, &c->m)) {
+		if ((ret = repo_ref_cas(wt->r, REF_MAIL, &c->m2, &c->m,
+					"maildag-syncd: local changes")) < 0)
+			return ret == E_RACE ? E_RACE : E_TEMP;
+		c->res->committed = true;
+		oid_cpy(&c->res->mail, &c->m2);
+		log_info("committed %.12s: %s", oid_hex(&c->m2), c->msg.buf);
 	}
-	if ((ret = repo_ref_cas(wt->r, REF_WORKTREE, &w2, &w,
-				"maildag-syncd: local changes")) < 0) {
-		ret = ret == E_RACE ? E_RACE : E_TEMP;
-		goto fail;
-	}
+	if ((ret = repo_ref_cas(wt->r, REF_WORKTREE, &c->w2, &c->w,
+				"maildag-syncd: local changes")) < 0)
+		return ret == E_RACE ? E_RACE : E_TEMP;
 	/* the claimed deliveries are in: their journal entries go */
-	for (size_t i = 0; i < claims.n; i++)
-		journal_done(claims.v[i]);
+	for (size_t i = 0; i < c->claims.n; i++)
+		journal_done(c->claims.v[i]);
 	/* folders gone make room for those folder_limit left out */
-	if (wt->left_out && sc.mk_rm.n)
+	if (wt->left_out && c->sc.mk_rm.n)
 		worktree_dirty_root(wt);
-held:
-	if (sc.later.n) {
+	return 0;
+}
+
+/* After a commit (or none needed): keep what was held back, say what
+ * became readable, and keep what is unreadable now. */
+static void keep_held(struct worktree *wt, struct commit *c)
+{
+	struct scan *sc = &c->sc;
+
+	if (sc->later.n) {
 		if (!wt->later.n)
 			wt->later_due = clock_now() + COPY_SETTLE + 0.1;
-		for (size_t i = 0; i < sc.later.n; i++)
-			strvec_push(&wt->later, sc.later.v[i]);
+		for (size_t i = 0; i < sc->later.n; i++)
+			strvec_push(&wt->later, sc->later.v[i]);
 	}
-	for (size_t i = 0; i < was_unreadable.n; i++)
-		if (!strvec_has(&sc.unreadable, was_unreadable.v[i]))
+	for (size_t i = 0; i < c->was_unreadable.n; i++)
+		if (!strvec_has(&sc->unreadable, c->was_unreadable.v[i]))
 			log_info("'%s' is no longer unreadable",
-				 was_unreadable.v[i]);
-	wt->unreadable = sc.unreadable;
-	memset(&sc.unreadable, 0, sizeof sc.unreadable);
-	res->unreadable = wt->unreadable.n;
+				 c->was_unreadable.v[i]);
+	wt->unreadable = sc->unreadable;
+	memset(&sc->unreadable, 0, sizeof sc->unreadable);
+	c->res->unreadable = wt->unreadable.n;
+}
+
+/* A commit failed: the marks it took are marked again. */
+static void give_back_marks(struct worktree *wt, struct commit *c)
+{
+	restore_marks(wt, c->full, c->root, &c->folders, &c->names);
+	/* the names are marked again: looked at, and logged, as before */
+	wt->unreadable = c->was_unreadable;
+	memset(&c->was_unreadable, 0, sizeof c->was_unreadable);
+	c->res->unreadable = wt->unreadable.n;
+	if (c->queued || wt->queue.n)
+		worktree_dirty_all(wt);	/* a sliced rescan starts again */
+}
+
+int worktree_commit(struct worktree *wt, struct worktree_result *res)
+{
+	struct worktree_result dummy;
+	struct commit c = {
+		.batch = REPO_BATCH_INIT,
+		.deliveries = DELIVERY_RECORD_INIT,
+		.wu = UPDATE_LIST_INIT,
+		.msg = STRBUF_INIT,
+	};
+	int ret;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	c.res = res;
+	take_marks(wt, &c);
+	wt_scan_init(&c.sc, wt->r, &c.wtree);
+	c.sc.was_unreadable = &c.was_unreadable;
+
+	if ((ret = wt_read_refs(wt, &c.w, &c.wtree, &c.m, &c.mtree)) < 0)
+		goto fail;
+	oid_cpy(&res->mail, &c.m);
+	c.sc.mtree = oid_equal(&c.wtree, &c.mtree) ? NULL : &c.mtree;
+	c.gen = wt->gen;
+	if ((ret = scan_disk(wt, &c)) < 0 || (ret = new_trees(wt, &c)) < 0)
+		goto fail;
+	if (ret == 0 && ((ret = write_commits(wt, &c)) < 0 ||
+			 (ret = move_refs(wt, &c)) < 0))
+		goto fail;
+	keep_held(wt, &c);
 	ret = 0;
 	goto done;
 fail:
-	restore_marks(wt, full, root, &folders, &names);
-	/* the names are marked again: looked at, and logged, as before */
-	wt->unreadable = was_unreadable;
-	memset(&was_unreadable, 0, sizeof was_unreadable);
-	res->unreadable = wt->unreadable.n;
-	if (queued || wt->queue.n)
-		worktree_dirty_all(wt);	/* a sliced rescan starts again */
+	give_back_marks(wt, &c);
 	if (ret != E_RACE)
 		ret = E_TEMP;
 done:
-	strvec_clear(&was_unreadable);
-	repo_batch_end(&batch, false);
-	wt_scan_release(&sc);
-	free(p);
-	wt_mlist_release(&wm);
-	update_list_release(&wu);
-	strbuf_release(&msg);
-	strvec_clear(&names);
-	strvec_clear(&folders);
-	strvec_clear(&claims);
-	delivery_record_release(&deliveries);
+	strvec_clear(&c.was_unreadable);
+	repo_batch_end(&c.batch, false);
+	wt_scan_release(&c.sc);
+	free(c.p);
+	wt_mlist_release(&c.wm);
+	update_list_release(&c.wu);
+	strbuf_release(&c.msg);
+	strvec_clear(&c.names);
+	strvec_clear(&c.folders);
+	strvec_clear(&c.claims);
+	delivery_record_release(&c.deliveries);
 	return ret;
 }
