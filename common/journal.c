@@ -77,6 +77,8 @@
 #include "log.h"
 #include "maildir_name.h"
 #include "repo.h"
+#include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 #define JOURNAL_DIR "pending"
@@ -318,11 +320,6 @@ void journal_done(const char *claimed)
 
 /* --- snapshots --------------------------------------------------------- */
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 void journal_snapshot_read(struct journal_snapshot *out, const char *dir)
 {
 	struct dirent *de;
@@ -341,7 +338,7 @@ void journal_snapshot_read(struct journal_snapshot *out, const char *dir)
 	if (d)
 		closedir(d);
 	if (out->n)
-		qsort(out->names, out->n, sizeof *out->names, name_cmp);
+		qsort(out->names, out->n, sizeof *out->names, strvec_cmp);
 }
 
 void journal_snapshot_release(struct journal_snapshot *s)
@@ -356,7 +353,7 @@ void journal_snapshot_release(struct journal_snapshot *s)
 static bool snapshot_has(const struct journal_snapshot *s, const char *name)
 {
 	return s->n && bsearch(&name, s->names, s->n, sizeof *s->names,
-			       name_cmp);
+			       strvec_cmp);
 }
 
 enum journal_found journal_snapshot_claim(char **claimed,

@@ -18,6 +18,8 @@
 #include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 static const char *const subs[2] = { "cur", "new" };
@@ -61,11 +63,6 @@ bool layout_dir_exists(const char *maildir, const char *folder)
 	return ok;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* "" and the folder directories of the root; those that exist with all. */
 static int list_root(char ***out, size_t *n, const char *maildir, bool exist)
 {
@@ -99,7 +96,7 @@ static int list_root(char ***out, size_t *n, const char *maildir, bool exist)
 		v[nv++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(v, nv, sizeof *v, cmp_str);
+	qsort(v, nv, sizeof *v, strvec_cmp);
 	*out = v;
 	*n = nv;
 	return 0;

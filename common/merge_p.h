@@ -207,9 +207,6 @@ void mg_mtimes_states_from_leaves(struct mctx *m);
 int mg_mshard_get(const struct mtimes **out, struct mctx *m, unsigned x,
 		  int s);
 
-/* strcmp(3) of two char * in an array, for qsort(3). */
-int mg_str_ptr_cmp(const void *a, const void *b);
-
 /* Keys whose record differs between the base's and a side's blob. */
 int mg_changed_record_keys(struct mctx *m, char ***out, size_t *nout);
 

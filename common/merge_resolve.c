@@ -15,6 +15,7 @@
 #include "merge_p.h"
 #include "repo_p.h"
 #include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 /* --- step 3: resolution ------------------------------------------------ */
@@ -501,7 +502,7 @@ static int merge_lines(struct oid *out, bool *present, struct mctx *m,
 		}
 		git_blob_free(blob);
 		if (n[k])
-			qsort(lines[k], n[k], sizeof *lines[k], mg_str_ptr_cmp);
+			qsort(lines[k], n[k], sizeof *lines[k], strvec_cmp);
 	}
 	/* merge-join the three sorted lists; a line is three-way merged */
 	while (ret == 0) {

@@ -15,6 +15,7 @@
 #include "merge_p.h"
 #include "repo_p.h"
 #include "strbuf.h"
+#include "strvec.h"
 #include "treediff.h"
 #include "xalloc.h"
 
@@ -325,11 +326,6 @@ int mg_mshard_get(const struct mtimes **out, struct mctx *m, unsigned x,
 	return 0;
 }
 
-int mg_str_ptr_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int mg_changed_record_keys(struct mctx *m, char ***out, size_t *nout)
 {
 	size_t n = 0, alloc = 0;
@@ -363,7 +359,7 @@ int mg_changed_record_keys(struct mctx *m, char ***out, size_t *nout)
 		}
 	}
 	if (n)
-		qsort(keys, n, sizeof *keys, mg_str_ptr_cmp);
+		qsort(keys, n, sizeof *keys, strvec_cmp);
 	*out = keys;
 	*nout = n;
 	return ret;

@@ -21,6 +21,7 @@
 #include "repo.h"
 #include "repo_p.h"
 #include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 #define LOCK_NAME "lock"
@@ -526,11 +527,6 @@ static void add_loose_peer_refs(struct repo *r, struct strbuf *names)
 	free(dir);
 }
 
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data)
 {
 	struct strbuf names = STRBUF_INIT;
@@ -555,7 +551,7 @@ int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data)
 		}
 	}
 	if (n)
-		qsort(v, n, sizeof *v, str_cmp);
+		qsort(v, n, sizeof *v, strvec_cmp);
 	for (size_t i = 0; i < n && ret == 0; i++)
 		if (!i || strcmp(v[i - 1], v[i]))
 			ret = fn(v[i], data);
