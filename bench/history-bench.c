@@ -23,8 +23,10 @@
  * on the repository as it is (after a `git repack -ad`, say).
  *
  * Build it against a build directory BUILD:
- *   cc -O2 -Icommon -IBUILD -o history-bench bench/history-bench.c \
- *      BUILD/common/libcommon.a $(pkg-config --cflags --libs libgit2 jansson zlib)
+ *   cc -O2 -Icommon -Icommon/util -IBUILD -o history-bench \
+ *      bench/history-bench.c BUILD/common/libcommon.a \
+ *      BUILD/common/util/libutil.a \
+ *      $(pkg-config --cflags --libs libgit2 jansson zlib)
  */
 #include "autoconf.h"
 

@@ -20,6 +20,7 @@
 #include "alarm.h"
 #include "folder.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "log.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -294,8 +295,7 @@ json_t *alarm_json(const struct alarm *a)
 
 static bool hex_id(const char *s)
 {
-	return s && strlen(s) == CHANGE_HEX - 1 &&
-	       strspn(s, "0123456789abcdef") == CHANGE_HEX - 1;
+	return s && strlen(s) == CHANGE_HEX - 1 && hex_is_lower(s, CHANGE_HEX - 1);
 }
 
 /* One entry of the file; false when it is not one. */
@@ -381,7 +381,7 @@ static int lock_file(const char *repo_path)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		log_error("lock '%s': %s", path, strerror(errno));
+		log_error_errno("lock '%s'", path);
 		if (fd >= 0)
 			close(fd);
 		fd = -1;

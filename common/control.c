@@ -136,7 +136,7 @@ bool control_peer_ok(int fd, uid_t uid)
 	socklen_t len = sizeof cr;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
-		log_debug("SO_PEERCRED: %s", strerror(errno));
+		log_debug_errno("SO_PEERCRED");
 		return false;
 	}
 	if (cr.uid != uid) {
@@ -176,8 +176,7 @@ static int socket_address(struct sockaddr_un *sa, const char *path,
 		free(dir);
 		if (*dirfd < 0)
 			return errno == ENOENT ? -ENOENT :
-			       log_error("socket path '%s': %s", path,
-					 strerror(errno));
+			       log_error_errno("socket path '%s'", path);
 		n = snprintf(sa->sun_path, sizeof sa->sun_path,
 			     "/proc/self/fd/%d/%s", *dirfd, slash + 1);
 		if (n > 0 && (size_t)n < sizeof sa->sun_path)
@@ -293,7 +292,7 @@ static int wait_fd(int fd, short events, long long deadline)
 		if (n > 0)
 			return 0;	/* ready, or an error the next call reports */
 		if (n < 0 && errno != EINTR)
-			return log_error("poll: %s", strerror(errno));
+			return log_error_errno("poll");
 	}
 }
 
@@ -316,7 +315,7 @@ static int send_line(int fd, const char *buf, size_t len, long long deadline)
 				return r;
 			continue;
 		}
-		return log_error("send to maildag-syncd: %s", strerror(errno));
+		return log_error_errno("send to maildag-syncd");
 	}
 	return 0;
 }
@@ -340,8 +339,7 @@ static int recv_line(int fd, struct strbuf *line, long long deadline)
 			continue;
 		}
 		if (n < 0) {
-			r = log_error("receive from maildag-syncd: %s",
-				      strerror(errno));
+			r = log_error_errno("receive from maildag-syncd");
 			break;
 		}
 		if (n == 0) {
@@ -362,8 +360,7 @@ static int recv_line(int fd, struct strbuf *line, long long deadline)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = log_error("receive from maildag-syncd: %s",
-				      strerror(errno));
+			r = log_error_errno("receive from maildag-syncd");
 			break;
 		}
 		strbuf_add(line, buf, (size_t)n);
@@ -429,16 +426,16 @@ static int own_dir(const char *dir, uid_t uid)
 	struct stat st;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return log_error("mkdir '%s': %s", dir, strerror(errno));
+		return log_error_errno("mkdir '%s'", dir);
 	if (lstat(dir, &st) < 0)
-		return log_error("stat '%s': %s", dir, strerror(errno));
+		return log_error_errno("stat '%s'", dir);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != uid) {
 		log_error("'%s' is not a directory of uid %lu", dir,
 			  (unsigned long)uid);
 		return E_PERM;
 	}
 	if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) < 0)
-		return log_error("chmod '%s': %s", dir, strerror(errno));
+		return log_error_errno("chmod '%s'", dir);
 	return 0;
 }
 
@@ -456,7 +453,7 @@ static int clear_stale(const char *path)
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return log_error("stat '%s': %s", path, strerror(errno));
+		return log_error_errno("stat '%s'", path);
 	}
 	if (!S_ISSOCK(st.st_mode)) {
 		log_error("'%s' is in the way: not a socket", path);
@@ -466,8 +463,7 @@ static int clear_stale(const char *path)
 	if (fd == -ECONNREFUSED || fd == -ENOENT) {
 		log_info("removing the stale socket '%s'", path);
 		if (unlink(path) < 0 && errno != ENOENT)
-			return log_error("unlink '%s': %s", path,
-					 strerror(errno));
+			return log_error_errno("unlink '%s'", path);
 		return 0;
 	}
 	if (fd == -EAGAIN) {
@@ -503,29 +499,29 @@ int control_listen(const struct mailbox *mb, char **path_out)
 	lock = xasprintf("%s.lock", path);
 	lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (lfd < 0) {
-		r = log_error("open '%s': %s", lock, strerror(errno));
+		r = log_error_errno("open '%s'", lock);
 		goto done;
 	}
 	while ((r = flock(lfd, LOCK_EX)) < 0 && errno == EINTR)
 		;
 	if (r < 0) {
-		r = log_error("flock '%s': %s", lock, strerror(errno));
+		r = log_error_errno("flock '%s'", lock);
 		goto done;
 	}
 	if ((r = clear_stale(path)) < 0)
 		goto done;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
-		r = log_error("socket: %s", strerror(errno));
+		r = log_error_errno("socket");
 		goto done;
 	}
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		r = errno == EADDRINUSE ? E_EXISTS : E_FAIL;
-		log_error("bind '%s': %s", path, strerror(errno));
+		log_error_errno("bind '%s'", path);
 		goto done;
 	}
 	if (chmod(path, 0600) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-		r = log_error("listen on '%s': %s", path, strerror(errno));
+		r = log_error_errno("listen on '%s'", path);
 		unlink(path);
 		goto done;
 	}
@@ -552,5 +548,5 @@ void control_unlisten(int fd, const char *path)
 	if (fd >= 0)
 		close(fd);
 	if (path && unlink(path) < 0 && errno != ENOENT)
-		log_warn("unlink '%s': %s", path, strerror(errno));
+		log_warn_errno("unlink '%s'", path);
 }

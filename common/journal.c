@@ -77,6 +77,8 @@
 #include "log.h"
 #include "maildir_name.h"
 #include "repo.h"
+#include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 #define JOURNAL_DIR "pending"
@@ -237,7 +239,7 @@ int journal_publish(struct journal_entry *out, const char *dir,
 	memcpy(out->withdrawn + n, WITHDRAWN, SUFFIX_LEN + 1);
 	out->name_off = strlen(dir) + 1;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		log_error("mkdir '%s': %s", dir, strerror(errno));
+		log_error_errno("mkdir '%s'", dir);
 		goto done;
 	}
 	tmp = xasprintf("%s/" UNPUBLISHED "%ld", dir, (long)getpid());
@@ -248,7 +250,7 @@ int journal_publish(struct journal_entry *out, const char *dir,
 	if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
 	    write_full(fd, line, strlen(line)) < 0 ||
 	    rename(tmp, out->path) < 0) {
-		log_error("journal '%s': %s", out->path, strerror(errno));
+		log_error_errno("journal '%s'", out->path);
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -313,15 +315,10 @@ bool journal_has_blob(const char *dir, const struct oid *blob)
 void journal_done(const char *claimed)
 {
 	if (unlink(claimed) < 0 && errno != ENOENT)
-		log_warn("unlink '%s': %s", claimed, strerror(errno));
+		log_warn_errno("unlink '%s'", claimed);
 }
 
 /* --- snapshots --------------------------------------------------------- */
-
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 void journal_snapshot_read(struct journal_snapshot *out, const char *dir)
 {
@@ -341,7 +338,7 @@ void journal_snapshot_read(struct journal_snapshot *out, const char *dir)
 	if (d)
 		closedir(d);
 	if (out->n)
-		qsort(out->names, out->n, sizeof *out->names, name_cmp);
+		qsort(out->names, out->n, sizeof *out->names, strvec_cmp);
 }
 
 void journal_snapshot_release(struct journal_snapshot *s)
@@ -356,7 +353,7 @@ void journal_snapshot_release(struct journal_snapshot *s)
 static bool snapshot_has(const struct journal_snapshot *s, const char *name)
 {
 	return s->n && bsearch(&name, s->names, s->n, sizeof *s->names,
-			       name_cmp);
+			       strvec_cmp);
 }
 
 enum journal_found journal_snapshot_claim(char **claimed,
@@ -510,7 +507,7 @@ int journal_claim_all(const char *dir, const char *maildir,
 
 	if (stat(dir, &st) < 0)
 		return errno == ENOENT ? 0 :
-		       log_error("stat '%s': %s", dir, strerror(errno));
+		       log_error_errno("stat '%s'", dir);
 	/* the names first: claims rename entries while we look */
 	journal_snapshot_read(&s, dir);
 	for (size_t i = 0; i < s.n; i++)

@@ -18,6 +18,8 @@
 #include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 static const char *const subs[2] = { "cur", "new" };
@@ -61,11 +63,6 @@ bool layout_dir_exists(const char *maildir, const char *folder)
 	return ok;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* "" and the folder directories of the root; those that exist with all. */
 static int list_root(char ***out, size_t *n, const char *maildir, bool exist)
 {
@@ -78,7 +75,7 @@ static int list_root(char ***out, size_t *n, const char *maildir, bool exist)
 	*n = 0;
 	if (!d)
 		return errno == ENOENT ? 0 :
-		       log_error("opendir '%s': %s", maildir, strerror(errno));
+		       log_error_errno("opendir '%s'", maildir);
 	xgrow((void **)&v, &alloc, nv + 1, sizeof *v);
 	v[nv++] = xstrdup("");
 	while ((de = readdir(d))) {
@@ -99,7 +96,7 @@ static int list_root(char ***out, size_t *n, const char *maildir, bool exist)
 		v[nv++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(v, nv, sizeof *v, cmp_str);
+	qsort(v, nv, sizeof *v, strvec_cmp);
 	*out = v;
 	*n = nv;
 	return 0;
@@ -180,17 +177,12 @@ static int parse_head(struct layout_path *out, const char *path,
 	return 0;
 }
 
-static unsigned hex_value(char c)
-{
-	return (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
-}
-
 bool layout_shard_name(unsigned *out, const char *s, size_t len)
 {
 	if (len != 2 || !hex_is_lower(s, 2))
 		return false;
 	if (out)
-		*out = hex_value(s[0]) * 16 + hex_value(s[1]);
+		*out = (unsigned)(hex_value(s[0]) * 16 + hex_value(s[1]));
 	return true;
 }
 

@@ -41,8 +41,7 @@ int mailbox_open(struct mailbox **out, const char *config_file,
 	pw = getpwuid(uid);
 	if (!pw) {
 		if (errno) {
-			log_error("cannot look up uid %u: %s", (unsigned)uid,
-				  strerror(errno));
+			log_error_errno("cannot look up uid %u", (unsigned)uid);
 			return E_TEMP;
 		}
 		log_error("uid %u has no password entry", (unsigned)uid);

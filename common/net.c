@@ -40,6 +40,7 @@
 #include "child.h"
 #include "format.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "log.h"
 #include "net.h"
 #include "repo_p.h"
@@ -410,12 +411,12 @@ static int take_net_lock(const char *repo, const char *name,
 		goto done;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_debug("open '%s': %s", path, strerror(errno));
+		log_debug_errno("open '%s'", path);
 		goto done;
 	}
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
-			log_debug("lock '%s': %s", path, strerror(errno));
+			log_debug_errno("lock '%s'", path);
 			close(fd);
 			fd = -1;
 			goto done;
@@ -442,17 +443,6 @@ done:
 
 /* --- the operation -------------------------------------------------------- */
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* The path of a file:// URL, %XX decoded as libgit2 does; NULL if not one. */
 static char *file_url_path(const char *url)
 {
@@ -463,8 +453,8 @@ static char *file_url_path(const char *url)
 	for (const char *p = url + 7; *p; p++) {
 		int hi, lo;
 
-		if (p[0] == '%' && (hi = hexval(p[1])) >= 0 &&
-		    (lo = hexval(p[2])) >= 0) {
+		if (p[0] == '%' && (hi = hex_value(p[1])) >= 0 &&
+		    (lo = hex_value(p[2])) >= 0) {
 			strbuf_addch(&sb, hi << 4 | lo);
 			p += 2;
 		} else {
@@ -841,7 +831,7 @@ static int parse_result(const char *line, size_t len, struct net_result *res)
 			res->error[o++] = '\\';
 			p++;
 		} else if (p + 3 < end && p[1] == 'x' &&
-			   (hi = hexval(p[2])) >= 0 && (lo = hexval(p[3])) >= 0) {
+			   (hi = hex_value(p[2])) >= 0 && (lo = hex_value(p[3])) >= 0) {
 			int ch = hi << 4 | lo;
 			res->error[o++] = ch ? (char)ch : ' ';
 			p += 3;

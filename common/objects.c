@@ -46,7 +46,7 @@ static int each_loose(const char *repo_path,
 		if (!(d = opendir(dir.buf))) {
 			if (errno == ENOENT)
 				continue;
-			r = log_error("open '%s': %s", dir.buf, strerror(errno));
+			r = log_error_errno("open '%s'", dir.buf);
 			break;
 		}
 		while (r == 0 && (de = readdir(d))) {

@@ -3,6 +3,7 @@
  */
 #include "autoconf.h"
 
+#include "hex.h"
 #include "log.h"
 #include "oid.h"
 
@@ -47,25 +48,14 @@ const char *oid_hex(const struct oid *id)
 	return oid_tostr(b, OID_HEXSZ + 1, id);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int oid_fromstr(struct oid *out, const char *hex)
 {
 	struct oid id;
 
 	for (size_t i = 0; i < OID_RAWSZ; i++) {
-		int hi = hexval(hex[2 * i]), lo;
+		int hi = hex_value(hex[2 * i]), lo;
 		/* a NUL ends the string: its next byte is not read */
-		if (hi < 0 || (lo = hexval(hex[2 * i + 1])) < 0)
+		if (hi < 0 || (lo = hex_value(hex[2 * i + 1])) < 0)
 			return E_INVALID;
 		id.id[i] = (unsigned char)(hi << 4 | lo);
 	}

@@ -21,6 +21,7 @@
 #include "repo.h"
 #include "repo_p.h"
 #include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 #define LOCK_NAME "lock"
@@ -264,7 +265,7 @@ static int create_at(const char *tmp)
 	}
 	state = xasprintf("%s/maildag", tmp);
 	if (mkdir(state, 0700) < 0) {
-		log_error("mkdir '%s': %s", state, strerror(errno));
+		log_error_errno("mkdir '%s'", state);
 	} else if (syncfs_path(tmp) == 0) {
 		/* whatever libgit2 synced or not: all of it, once */
 		r = 0;
@@ -296,7 +297,7 @@ static int create_repo(const char *path)
 		if (errno == EEXIST || errno == ENOTEMPTY) {
 			r = 0;	/* a concurrent creator won; use theirs */
 		} else {
-			log_error("rename '%s': %s", tmp, strerror(errno));
+			log_error_errno("rename '%s'", tmp);
 			r = E_TEMP;
 		}
 	} else if (r == 0) {
@@ -390,7 +391,7 @@ int repo_lock(struct repo *r, int timeout_ms)
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	}
 	if (fd < 0) {
-		log_error("open '%s': %s", path, strerror(errno));
+		log_error_errno("open '%s'", path);
 		free(path);
 		return E_TEMP;
 	}
@@ -398,13 +399,13 @@ int repo_lock(struct repo *r, int timeout_ms)
 	/* no timeout: block; the caller has its own deadline */
 	while (timeout_ms < 0 && flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
-			log_error("lock '%s': %s", path, strerror(errno));
+			log_error_errno("lock '%s'", path);
 			goto fail;
 		}
 	}
 	while (timeout_ms >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR) {
-			log_error("lock '%s': %s", path, strerror(errno));
+			log_error_errno("lock '%s'", path);
 			goto fail;
 		}
 		waited_ms = (long)(clock_now_ms() - start);
@@ -526,11 +527,6 @@ static void add_loose_peer_refs(struct repo *r, struct strbuf *names)
 	free(dir);
 }
 
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data)
 {
 	struct strbuf names = STRBUF_INIT;
@@ -555,7 +551,7 @@ int repo_foreach_peer_ref(struct repo *r, repo_ref_fn *fn, void *data)
 		}
 	}
 	if (n)
-		qsort(v, n, sizeof *v, str_cmp);
+		qsort(v, n, sizeof *v, strvec_cmp);
 	for (size_t i = 0; i < n && ret == 0; i++)
 		if (!i || strcmp(v[i - 1], v[i]))
 			ret = fn(v[i], data);
@@ -582,9 +578,9 @@ int repo_blob_from_file(struct oid *out, struct repo *r, const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return log_error("open '%s': %s", path, strerror(errno));
+		return log_error_errno("open '%s'", path);
 	if (fstat(fd, &st) < 0) {
-		log_error("stat '%s': %s", path, strerror(errno));
+		log_error_errno("stat '%s'", path);
 		goto done;
 	}
 	if (git_repository_odb(&odb, r->git) < 0 ||
@@ -778,7 +774,7 @@ static int loose_check(int fd, const struct oid *id, int expect)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			ret = log_error("read loose object: %s", strerror(errno));
+			ret = log_error_errno("read loose object");
 			break;
 		}
 		if (n == 0) {
@@ -874,19 +870,18 @@ int repo_object_check(struct repo *r, const struct oid *id, const char *expect)
 		if (errno == ENOENT)
 			ret = repo_object_exists(r, id) ? 0 : E_NOTFOUND;
 		else
-			ret = log_error("open '%s': %s", path, strerror(errno));
+			ret = log_error_errno("open '%s'", path);
 		free(path);
 		return ret;
 	}
 	if (expect && (efd = open(expect, O_RDONLY | O_CLOEXEC)) < 0) {
-		ret = log_error("open '%s': %s", expect, strerror(errno));
+		ret = log_error_errno("open '%s'", expect);
 	} else {
 		ret = loose_check(fd, id, efd);
 		if (ret == LOOSE_DAMAGED) {
 			log_warn("removing damaged loose object %s", hex);
 			if (unlink(path) < 0)
-				ret = log_error("unlink '%s': %s", path,
-						strerror(errno));
+				ret = log_error_errno("unlink '%s'", path);
 			else
 				ret = E_INVALID;
 		}
@@ -909,10 +904,10 @@ int repo_sync_ref(struct repo *r, const char *ref)
 	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
 
 	if (fd < 0) {
-		ret = log_error("open '%s': %s", path, strerror(errno));
+		ret = log_error_errno("open '%s'", path);
 	} else {
 		if (fsync(fd) < 0)
-			ret = log_error("fsync '%s': %s", path, strerror(errno));
+			ret = log_error_errno("fsync '%s'", path);
 		close(fd);
 		if (ret == 0)
 			ret = fsync_parent(path);

@@ -29,6 +29,7 @@
 #include "restore.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "strvec.h"
 #include "worktree.h"
 #include "xalloc.h"
 
@@ -46,10 +47,8 @@ struct restore {
 	struct repo *r;
 	struct item *v;
 	size_t n, alloc;
-	char **folders;
-	size_t nfolders, folders_alloc;
-	char **subs;
-	size_t nsubs, subs_alloc;
+	struct strvec folders;	/* each once */
+	struct strvec subs;	/* subscription lines, each once */
 	unsigned long seq;	/* tmp/ names */
 };
 
@@ -78,13 +77,9 @@ void restore_free(struct restore *rs)
 		mail_msg_release(&rs->v[i].m);
 		mail_msg_release(&rs->v[i].now);
 	}
-	for (size_t i = 0; i < rs->nfolders; i++)
-		free(rs->folders[i]);
-	for (size_t i = 0; i < rs->nsubs; i++)
-		free(rs->subs[i]);
+	strvec_clear(&rs->folders);
+	strvec_clear(&rs->subs);
 	free(rs->v);
-	free(rs->folders);
-	free(rs->subs);
 	free(rs);
 }
 
@@ -142,23 +137,16 @@ void restore_add_move(struct restore *rs, const struct mail_msg *now,
 	restore_add_folder(rs, was->folder);
 }
 
-static void strv_add_once(char ***v, size_t *n, size_t *alloc, const char *s)
-{
-	for (size_t i = 0; i < *n; i++)
-		if (!strcmp((*v)[i], s))
-			return;
-	xgrow((void **)v, alloc, *n + 1, sizeof **v);
-	(*v)[(*n)++] = xstrdup(s);
-}
-
 void restore_add_folder(struct restore *rs, const char *folder)
 {
-	strv_add_once(&rs->folders, &rs->nfolders, &rs->folders_alloc, folder);
+	if (!strvec_has(&rs->folders, folder))
+		strvec_push(&rs->folders, folder);
 }
 
 void restore_add_subscription(struct restore *rs, const char *line)
 {
-	strv_add_once(&rs->subs, &rs->nsubs, &rs->subs_alloc, line);
+	if (!strvec_has(&rs->subs, line))
+		strvec_push(&rs->subs, line);
 }
 
 /* --- on disk ------------------------------------------------------------ */
@@ -170,21 +158,6 @@ static char *disk_path(const struct restore *rs, const struct mail_msg *m)
 	strbuf_addf(&sb, "%s/", rs->mb->maildir);
 	layout_disk_place(&sb, m->folder, m->sub, m->name);
 	return strbuf_detach(&sb, NULL);
-}
-
-static int rename_noreplace(const char *from, const char *to)
-{
-	struct stat st;
-
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -1;
-	if (lstat(to, &st) == 0) {
-		errno = EEXIST;
-		return -1;
-	}
-	return rename(from, to);
 }
 
 /* The blob's bytes into a new file in tmp/, with its mtime. */
@@ -205,28 +178,27 @@ static int write_tmp(struct restore *rs, const struct item *it, char **tmp)
 	}
 	fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("open '%s': %s", *tmp, strerror(errno));
+		log_error_errno("open '%s'", *tmp);
 		goto done;
 	}
 	/* synced with the batch's other files, by one syncfs (stage_flush) */
 	if (write_full(fd, git_blob_rawcontent(blob),
 		       (size_t)git_blob_rawsize(blob)) < 0) {
-		log_error("write '%s': %s", *tmp, strerror(errno));
+		log_error_errno("write '%s'", *tmp);
 		goto done;
 	}
 	if (it->mtime != MTIME_NONE) {
 		ts[0].tv_sec = ts[1].tv_sec = (time_t)it->mtime;
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
 		if (futimens(fd, ts) < 0) {
-			log_error("set the mtime of '%s': %s", *tmp,
-				  strerror(errno));
+			log_error_errno("set the mtime of '%s'", *tmp);
 			goto done;
 		}
 	}
 	ret = 0;
 done:
 	if (fd >= 0 && close(fd) < 0 && ret == 0) {
-		log_error("close '%s': %s", *tmp, strerror(errno));
+		log_error_errno("close '%s'", *tmp);
 		ret = E_TEMP;
 	}
 	if (ret < 0 && fd >= 0)
@@ -246,8 +218,7 @@ struct stage {
 	struct strbuf tmp, dest;	/* NUL-separated paths */
 	size_t *item;			/* the item of each */
 	size_t n, alloc;
-	char **dirs;			/* to fsync */
-	size_t ndirs, dirs_alloc;
+	struct strvec dirs;		/* to fsync */
 };
 
 static void stage_release(struct stage *st)
@@ -255,9 +226,7 @@ static void stage_release(struct stage *st)
 	strbuf_release(&st->tmp);
 	strbuf_release(&st->dest);
 	free(st->item);
-	for (size_t i = 0; i < st->ndirs; i++)
-		free(st->dirs[i]);
-	free(st->dirs);
+	strvec_clear(&st->dirs);
 	memset(st, 0, sizeof *st);
 }
 
@@ -265,14 +234,10 @@ static void stage_dir(struct stage *st, const char *path)
 {
 	char *dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
 
-	for (size_t i = 0; i < st->ndirs; i++)
-		if (!strcmp(st->dirs[i], dir)) {
-			free(dir);
-			return;
-		}
-	xgrow((void **)&st->dirs, &st->dirs_alloc, st->ndirs + 1,
-	      sizeof *st->dirs);
-	st->dirs[st->ndirs++] = dir;
+	if (strvec_has(&st->dirs, dir))
+		free(dir);
+	else
+		strvec_push_nodup(&st->dirs, dir);
 }
 
 static int stage_message(struct restore *rs, struct stage *st, size_t i)
@@ -300,8 +265,7 @@ static int stage_flush(struct restore *rs, struct worktree *wt,
 	int ret = 0;
 
 	if (st->n && syncfs_path(rs->mb->maildir) < 0)
-		ret = log_error("syncfs '%s': %s", rs->mb->maildir,
-				strerror(errno));
+		ret = log_error_errno("syncfs '%s'", rs->mb->maildir);
 	for (size_t k = 0; k < st->n; k++) {
 		const struct item *it = &rs->v[st->item[k]];
 
@@ -313,8 +277,7 @@ static int stage_flush(struct restore *rs, struct worktree *wt,
 		} else {
 			/* EEXIST: the file is there already */
 			if (ret == 0 && errno != EEXIST)
-				ret = log_error("rename '%s': %s", tmp,
-						strerror(errno));
+				ret = log_error_errno("rename '%s'", tmp);
 			else if (ret == 0)
 				res->present++;
 			unlink(tmp);
@@ -322,8 +285,8 @@ static int stage_flush(struct restore *rs, struct worktree *wt,
 		tmp += strlen(tmp) + 1;
 		dest += strlen(dest) + 1;
 	}
-	for (size_t k = 0; k < st->ndirs; k++)
-		if (fsync_dir(st->dirs[k]) < 0 && ret == 0)
+	for (size_t k = 0; k < st->dirs.n; k++)
+		if (fsync_dir(st->dirs.v[k]) < 0 && ret == 0)
 			ret = E_TEMP;
 	return ret < 0 ? E_TEMP : 0;
 }
@@ -343,7 +306,7 @@ static int put_back(struct restore *rs, struct worktree *wt,
 				    it->now.name);
 		worktree_dirty_name(wt, it->m.folder, it->m.sub, it->m.name);
 	} else if (errno != ENOENT && errno != EEXIST) {
-		log_error("rename '%s': %s", from, strerror(errno));
+		log_error_errno("rename '%s'", from);
 		ret = E_TEMP;
 	}
 	free(from);
@@ -366,8 +329,8 @@ static int put_subscriptions(struct restore *rs, struct worktree *wt)
 			strbuf_add(&sb, buf, (size_t)n);
 		close(fd);
 	}
-	for (size_t i = 0; i < rs->nsubs; i++) {
-		const char *l = rs->subs[i], *p = sb.buf;
+	for (size_t i = 0; i < rs->subs.n; i++) {
+		const char *l = rs->subs.v[i], *p = sb.buf;
 		size_t len = strlen(l);
 		bool have = false;
 
@@ -399,8 +362,8 @@ static int put_subscriptions(struct restore *rs, struct worktree *wt)
 static int put_folders(struct restore *rs, struct worktree *wt,
 		       struct restore_result *res)
 {
-	for (size_t i = 0; i < rs->nfolders; i++) {
-		const char *f = rs->folders[i];
+	for (size_t i = 0; i < rs->folders.n; i++) {
+		const char *f = rs->folders.v[i];
 		char *dir = layout_folder_dir(rs->mb->maildir, f, NULL);
 		char *marker = *f ? xasprintf("%s/maildirfolder", dir) : NULL;
 		bool whole = layout_folder_exists(rs->mb->maildir, f) &&

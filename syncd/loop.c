@@ -183,7 +183,7 @@ int loop_signal(struct loop *l, int sig, loop_signal_fn *fn, void *data)
 		return log_error("signal %d out of range", sig);
 	if (sig_pipe[0] < 0) {
 		if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-			return log_error("pipe: %s", strerror(errno));
+			return log_error_errno("pipe");
 		loop_add_fd(l, sig_pipe[0], POLLIN, drain_signals, l);
 	}
 	l->sig_fn[sig] = fn;
@@ -193,7 +193,7 @@ int loop_signal(struct loop *l, int sig, loop_signal_fn *fn, void *data)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	if (sigaction(sig, &sa, NULL) < 0)
-		return log_error("sigaction %d: %s", sig, strerror(errno));
+		return log_error_errno("sigaction %d", sig);
 	return 0;
 }
 
@@ -248,7 +248,7 @@ int loop_run(struct loop *l)
 			if (errno == EINTR)
 				continue;
 			free(pfd);
-			return log_error("poll: %s", strerror(errno));
+			return log_error_errno("poll");
 		}
 		for (size_t i = 0; i < n && r > 0 && !l->stop; i++) {
 			if (!pfd[i].revents)

@@ -22,7 +22,7 @@ pid_t maint_start(const char *repo_path)
 		return 0;
 	pid = fork();
 	if (pid < 0)
-		return log_error("fork: %s", strerror(errno));
+		return log_error_errno("fork");
 	if (pid == 0) {
 		sigset_t none;
 		/*

@@ -39,10 +39,12 @@
  * 5,000 commits with a warm cache, 800 ms cold, measured with libgit2
  * 1.5.1).  The sync that starts children waits a little for them
  * (CHECK_WAIT), so a small check is merged in that same sync.
+ *
+ * The check and the merge are peers_check.c; this file the ops, the
+ * configuration, status and quorum waits; peers_p.h what they share.
  */
 #include "autoconf.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,116 +54,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "child.h"
-#include "history.h"
 #include "log.h"
 #include "merge.h"
-#include "net.h"
 #include "peers.h"
+#include "peers_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
-
-struct peer;
-
-struct op {
-	struct peer *peer;
-	enum net_op kind;
-	bool enabled;
-	pid_t pid;		/* the child while running, else 0 */
-	int fd;
-	struct strbuf buf;
-	struct loop_timer *timer;
-	bool again;		/* run once more when this run ends */
-	unsigned failures;	/* in a row */
-	unsigned long runs;	/* ended since the daemon started */
-	unsigned long timeouts;	/* of those, killed at the deadline */
-	time_t last_ok, error_at;
-	char *last_error;	/* "<status>: <error>" */
-	char *last_raw;		/* the error alone, to log changes only */
-	struct oid id;		/* accepted (push) or fetched (fetch) */
-	bool have_id;
-};
-
-/* The whole-history check of what a peer sent, in a child (history.h). */
-struct check {
-	pid_t pid;		/* the child while running, else 0 */
-	int fd;
-	struct strbuf buf;
-	struct oid theirs, ours;	/* what it checks: theirs ^ ours */
-	double started;		/* loop_now() at its start */
-	time_t started_at;
-	struct loop_timer *timer;	/* the retry after a failed run */
-	unsigned failures;	/* in a row */
-	unsigned long runs;	/* ended since the daemon started */
-	char *last_error;
-	time_t error_at;
-};
-
-struct peer {
-	struct peers *owner;
-	struct config_peer cfg;	/* our own copy */
-	bool alive;		/* in the current config */
-	struct op push, fetch;
-	struct check check;
-	char *merge_error;	/* a refused commit of theirs */
-	time_t merge_error_at;
-	/*
-	 * The last commit of theirs whose whole history a check child
-	 * approved, against our mail of then: while mail has only moved on
-	 * from that, it (and any ancestor) may be merged.
-	 */
-	struct oid checked, checked_base;
-	bool have_checked;
-};
-
-/* What refs/peers/<name>/mail held when we last merged or refused it. */
-struct seen {
-	char *name;
-	struct oid id;
-	bool bad;
-};
-
-struct wait {
-	struct wait *next;
-	struct peers *owner;
-	struct oid commit;
-	int acks;
-	double timeout;
-	struct loop_timer *timer;
-	peers_wait_fn *done;
-	void *data;
-	bool over;
-};
-
-struct peers {
-	struct loop *loop;
-	struct repo *repo;
-	const struct config *cfg;
-	void (*want_sync)(void *data);
-	void *data;
-	struct peer **v;
-	size_t n, alloc;
-	struct seen *seen;
-	size_t nseen, seen_alloc;
-	bool refs_dirty;
-	struct oid mail;
-	bool have_mail;
-	struct wait *waits;
-	struct loop_timer *sweep;	/* ends the waits that timed out */
-	bool waiting;		/* peers_check waits for its children */
-	bool hold;		/* pushes held back (peers_set_hold) */
-};
 
 static const char *op_name(const struct op *op)
 {
 	return op->kind == NET_PUSH ? "push" : "fetch";
 }
 
-static void op_start(struct op *op);
 static void op_run(struct op *op);
-static void check_waits(struct peers *p);
-static void check_stop(struct peers *p, struct peer *pe);
-static void on_check_timer(void *data);
 
 /*
  * Does pe hold commit, as far as our own operations know: it accepted
@@ -177,8 +82,7 @@ static bool holds(struct peers *p, struct peer *pe, const struct oid *commit)
 }
 static void sweep_waits(void *data);
 
-/* backoff_min * 2^(failures-1), at most backoff_max, times [0.5, 1). */
-static double backoff(const struct peers *p, unsigned failures)
+double pr_backoff(const struct peers *p, unsigned failures)
 {
 	double d = p->cfg->backoff_min;
 
@@ -214,13 +118,13 @@ static void op_finish(struct op *op, const struct net_result *res)
 		if (op->kind == NET_PUSH) {
 			log_debug("peer %s: pushed %.12s", pe->cfg.name,
 				  oid_hex(&res->id));
-			check_waits(p);
+			pr_check_waits(p);
 			/* mail moved on meanwhile: push again (containment,
 			 * not equality: the child pushes the ref as it was) */
 			if (pe->alive && p->have_mail &&
 			    (op->again || !op->have_id ||
 			     merge_is_ancestor(p->repo, &p->mail, &op->id) != 1))
-				op_start(op);
+				pr_op_start(op);
 		} else {
 			if (res->changed) {
 				log_debug("peer %s: fetched %.12s", pe->cfg.name,
@@ -228,21 +132,21 @@ static void op_finish(struct op *op, const struct net_result *res)
 				p->refs_dirty = true;
 				p->want_sync(p->data);
 			}
-			check_waits(p);
+			pr_check_waits(p);
 			/* behind us (restored from a backup, say): catch up */
 			if (pe->alive && p->have_mail && pe->push.enabled &&
 			    !pe->push.pid && !pe->push.failures &&
 			    !holds(p, pe, &p->mail))
-				op_start(&pe->push);
+				pr_op_start(&pe->push);
 			if (pe->alive && op->again)
-				op_start(op);
+				pr_op_start(op);
 			else if (pe->alive)
 				loop_timer_in(op->timer, p->cfg->fetch_interval);
 		}
 		return;
 	}
 	op->failures++;
-	delay = backoff(p, op->failures);
+	delay = pr_backoff(p, op->failures);
 	/*
 	 * Asked for while this run was under way (a quorum wait, new
 	 * mail): this run began before the request and does not answer it,
@@ -297,7 +201,7 @@ static void on_timer(void *data)
 		op_finish(op, &res);
 		return;
 	}
-	op_start(op);
+	pr_op_start(op);
 }
 
 /* Start op now (or once more when it ends, if it runs). */
@@ -329,8 +233,7 @@ static void op_run(struct op *op)
 	loop_timer_in(op->timer, p->cfg->net_timeout);
 }
 
-/* op_run, but no push to a peer that we know holds our mail already. */
-static void op_start(struct op *op)
+void pr_op_start(struct op *op)
 {
 	struct peer *pe = op->peer;
 	struct peers *p = pe->owner;
@@ -432,12 +335,12 @@ void peers_set_config(struct peers *p, const struct config *cfg)
 			pe->alive = false;
 			op_stop(&pe->push);
 			op_stop(&pe->fetch);
-			check_stop(p, pe);
+			pr_check_stop(p, pe);
 			continue;
 		}
 		if (c->push && !pe->push.enabled && p->have_mail) {
 			pe->push.enabled = true;
-			op_start(&pe->push);
+			pr_op_start(&pe->push);
 		}
 		pe->cfg.push = pe->push.enabled = c->push;
 		pe->cfg.fetch = pe->fetch.enabled = c->fetch;
@@ -446,7 +349,7 @@ void peers_set_config(struct peers *p, const struct config *cfg)
 		if (!c->fetch)
 			op_stop(&pe->fetch);
 		else if (!pe->fetch.pid && !loop_timer_armed(pe->fetch.timer))
-			op_start(&pe->fetch);
+			pr_op_start(&pe->fetch);
 	}
 	/* new peers: start */
 	for (size_t i = 0; i < cfg->npeers; i++) {
@@ -462,14 +365,14 @@ void peers_set_config(struct peers *p, const struct config *cfg)
 		op_init(&pe->fetch, pe, NET_FETCH);
 		pe->check.fd = -1;
 		strbuf_init(&pe->check.buf, 0);
-		pe->check.timer = loop_timer_new(p->loop, on_check_timer, pe);
+		pe->check.timer = loop_timer_new(p->loop, pr_on_check_timer, pe);
 		pe->push.enabled = c->push;
 		pe->fetch.enabled = c->fetch;
 		xgrow((void **)&p->v, &p->alloc, p->n + 1, sizeof *p->v);
 		p->v[p->n++] = pe;
-		op_start(&pe->fetch);
+		pr_op_start(&pe->fetch);
 		if (p->have_mail)
-			op_start(&pe->push);
+			pr_op_start(&pe->push);
 	}
 }
 
@@ -504,7 +407,7 @@ void peers_free(struct peers *p)
 		struct peer *pe = p->v[i];
 		op_stop(&pe->push);
 		op_stop(&pe->fetch);
-		check_stop(p, pe);
+		pr_check_stop(p, pe);
 		strbuf_release(&pe->check.buf);
 		free(pe->check.last_error);
 		strbuf_release(&pe->push.buf);
@@ -538,9 +441,9 @@ void peers_mail_moved(struct peers *p, const struct oid *mail)
 		/* a peer backing off is tried when its timer says */
 		if (op->failures && !op->pid)
 			continue;
-		op_start(op);
+		pr_op_start(op);
 	}
-	check_waits(p);
+	pr_check_waits(p);
 }
 
 void peers_set_hold(struct peers *p, bool hold)
@@ -553,7 +456,7 @@ void peers_set_hold(struct peers *p, bool hold)
 	for (size_t i = 0; i < p->n; i++) {
 		struct op *op = &p->v[i]->push;
 		loop_timer_stop(op->timer);
-		op_start(op);
+		pr_op_start(op);
 	}
 }
 
@@ -564,10 +467,10 @@ void peers_sync_now(struct peers *p)
 		if (!pe->alive)
 			continue;
 		loop_timer_stop(pe->fetch.timer);
-		op_start(&pe->fetch);
+		pr_op_start(&pe->fetch);
 		if (p->have_mail) {
 			loop_timer_stop(pe->push.timer);
-			op_start(&pe->push);
+			pr_op_start(&pe->push);
 		}
 	}
 	p->refs_dirty = true;
@@ -579,7 +482,7 @@ void peers_refs_changed(struct peers *p)
 	p->refs_dirty = true;
 }
 
-static struct seen *find_seen(struct peers *p, const char *name)
+struct seen *pr_find_seen(struct peers *p, const char *name)
 {
 	for (size_t i = 0; i < p->nseen; i++)
 		if (!strcmp(p->seen[i].name, name))
@@ -590,7 +493,7 @@ static struct seen *find_seen(struct peers *p, const char *name)
 	return &p->seen[p->nseen++];
 }
 
-static void refuse(struct peer *pe, const struct oid *id, const char *why)
+void pr_refuse(struct peer *pe, const struct oid *id, const char *why)
 {
 	log_error("peer %s: refusing %.12s: %s", pe->cfg.name,
 		  oid_hex(id), why);
@@ -600,327 +503,9 @@ static void refuse(struct peer *pe, const struct oid *id, const char *why)
 	pe->merge_error_at = time(NULL);
 }
 
-/*
- * refs/peers/<name>/mail of a configured peer: 1 with its value, 0 when
- * there is none (or it is not a plain ref), < 0 on an error.
- */
-static int read_peer_ref(struct peers *p, struct peer *pe, struct oid *out)
+int pr_read_peer_ref(struct peers *p, struct peer *pe, struct oid *out)
 {
 	return repo_peer_ref_read(out, p->repo, pe->cfg.name);
-}
-
-/* --- the whole-history check, in a child ------------------------------- */
-
-/*
- * How long (s) the sync that starts check children waits for them.  A
- * child checking a few commits answers 10 to 30 ms after its fork on the
- * 2-core test machine under a load of 5 (the fork and a fresh libgit2
- * are most of it; the check of one commit in the loop took under 1 ms).
- * In the wait, the sync that started it merges it too, as when the check
- * ran in the loop, instead of pushing our mail without it first and
- * merging in a second sync: in t6010's three replicas, 73 to 85 merge
- * commits each without the wait, 39 to 46 with it, 52 to 54 with the
- * check in the loop (one run each).  A longer check runs on; its end
- * brings another sync.
- */
-#define CHECK_WAIT 0.05
-
-static void check_stop(struct peers *p, struct peer *pe)
-{
-	struct check *c = &pe->check;
-
-	if (c->pid) {
-		loop_del_fd(p->loop, c->fd);
-		child_kill(c->pid, c->fd);
-		c->pid = 0;
-		c->fd = -1;
-	}
-	loop_timer_stop(c->timer);
-}
-
-/* After a failed run: look again when the backoff says. */
-static void on_check_timer(void *data)
-{
-	struct peer *pe = data;
-
-	pe->owner->refs_dirty = true;
-	pe->owner->want_sync(pe->owner->data);
-}
-
-/* A run that approved and refused nothing: tried again after a backoff. */
-static void check_failed(struct peers *p, struct peer *pe, const char *why)
-{
-	struct check *c = &pe->check;
-	double delay;
-
-	c->failures++;
-	delay = backoff(p, c->failures);
-	if (c->failures == 1 || !c->last_error || strcmp(c->last_error, why))
-		log_warn("peer %s: the history check of %.12s failed: %s; "
-			 "trying again in %.0f s", pe->cfg.name,
-			 oid_hex(&c->theirs), why, delay);
-	else
-		log_debug("peer %s: the history check failed again (%u in a "
-			  "row): %s", pe->cfg.name, c->failures, why);
-	free(c->last_error);
-	c->last_error = xstrdup(why);
-	c->error_at = time(NULL);
-	if (pe->alive)
-		loop_timer_in(c->timer, delay);
-}
-
-static void check_done(struct peers *p, struct peer *pe,
-		       struct history_result *res)
-{
-	struct check *c = &pe->check;
-	struct seen *s;
-
-	if (res->status != E_TEMP && !oid_equal(&res->theirs, &c->theirs)) {
-		res->status = E_TEMP;
-		snprintf(res->why, sizeof res->why,
-			 "the child checked %.12s, not the commit it was given",
-			 oid_hex(&res->theirs));
-	}
-	if (res->status == E_TEMP) {
-		check_failed(p, pe, res->why);
-		return;
-	}
-	if (c->failures)
-		log_info("peer %s: the history check works again", pe->cfg.name);
-	c->failures = 0;
-	log_debug("peer %s: %zu commits of %.12s checked in %.0f ms, in a "
-		  "child of %ld kB at most", pe->cfg.name, res->checked,
-		  oid_hex(&c->theirs), (loop_now() - c->started) * 1000,
-		  res->max_rss_kb);
-	if (!pe->alive)
-		return;
-	if (res->status == 0) {
-		oid_cpy(&pe->checked, &c->theirs);
-		oid_cpy(&pe->checked_base, &c->ours);
-		pe->have_checked = true;
-	} else {
-		/* refused whole: not looked at again until the ref moves */
-		s = find_seen(p, pe->cfg.name);
-		refuse(pe, &c->theirs, res->why);
-		oid_cpy(&s->id, &c->theirs);
-		s->bad = true;
-	}
-	/*
-	 * Merge what was approved, check what came meanwhile: in a sync of
-	 * its own, unless the sync that started the child waits for it.
-	 */
-	p->refs_dirty = true;
-	if (!p->waiting)
-		p->want_sync(p->data);
-}
-
-static void on_check_child(void *data, int fd, short revents)
-{
-	struct peer *pe = data;
-	struct peers *p = pe->owner;
-	struct history_result res;
-
-	(void)revents;
-	if (!history_collect(pe->check.pid, fd, &pe->check.buf, &res))
-		return;
-	loop_del_fd(p->loop, fd);
-	pe->check.pid = 0;
-	pe->check.fd = -1;
-	pe->check.runs++;
-	check_done(p, pe, &res);
-}
-
-/*
- * Check theirs ^ ours in a child; its end calls check_done.  The last
- * approval, when it holds (its base is an ancestor of ours), is trusted
- * as ours is: the check covers what came since, and its approval is one
- * against ours.
- */
-static void check_start(struct peers *p, struct peer *pe,
-			const struct oid *ours,
-			const struct oid *theirs)
-{
-	struct check *c = &pe->check;
-	bool trust = pe->have_checked &&
-		     merge_is_ancestor(p->repo, &pe->checked_base, ours) == 1;
-
-	oid_cpy(&c->theirs, theirs);
-	oid_cpy(&c->ours, ours);
-	strbuf_reset(&c->buf);
-	/* the fetch child's cap: what the limits let through fits in it */
-	if (history_spawn(&c->pid, &c->fd, repo_path(p->repo), ours,
-			  trust ? &pe->checked : NULL, theirs,
-			  net_fetch_memory()) < 0) {
-		c->pid = 0;
-		c->fd = -1;
-		check_failed(p, pe, "cannot start a child process");
-		return;
-	}
-	c->started = loop_now();
-	c->started_at = time(NULL);
-	loop_add_fd(p->loop, c->fd, POLLIN, on_check_child, pe);
-	log_debug("peer %s: checking the history of %.12s (pid %ld)",
-		  pe->cfg.name, oid_hex(theirs), (long)c->pid);
-}
-
-/* Did a check child approve theirs itself, against an ancestor of mail? */
-static bool approved(struct peers *p, const struct peer *pe,
-		     const struct oid *mail, const struct oid *theirs)
-{
-	return pe->have_checked && oid_equal(&pe->checked, theirs) &&
-	       merge_is_ancestor(p->repo, &pe->checked_base, mail) == 1;
-}
-
-/* Merge one peer's ref if it moved: 1 when mail moved, 0, < 0 on error. */
-static int merge_peer(struct peers *p, struct peer *pe)
-{
-	const char *node = pe->cfg.name;
-	struct oid theirs, mail, out;
-	struct merge_stats st;
-	struct seen *s;
-	int x, moved = 0;
-
-	/* none yet, or unreadable (logged): the next check looks again */
-	if (read_peer_ref(p, pe, &theirs) <= 0)
-		return 0;
-	s = find_seen(p, node);
-	if (oid_equal(&s->id, &theirs))
-		return 0;
-	if ((x = repo_ref_read(&mail, p->repo, REF_MAIL)) < 0)
-		return x;
-	x = merge_is_ancestor(p->repo, &theirs, &mail);
-	if (x == 0) {
-		/*
-		 * Only what a check child approved (peers_check); anything
-		 * else waits for the child, whose end brings another sync.
-		 */
-		if (!approved(p, pe, &mail, &theirs)) {
-			p->refs_dirty = true;
-			return 0;
-		}
-		x = merge_into_ref(&out, p->repo, REF_MAIL, &theirs, NULL, &st);
-		if (x < 0) {
-			/*
-			 * A broken object of theirs, or trouble of ours (a
-			 * full disk): either way the others and the local
-			 * commits go on, and this one is tried again at the
-			 * next periodic check.
-			 */
-			refuse(pe, &theirs, "the merge failed");
-			return 0;
-		}
-		if (st.kind != MERGE_SAME) {
-			moved = 1;
-			log_info("peer %s: %s %.12s: now %.12s (%zu added, "
-				 "%zu expunged, %zu moved, %zu flagged)",
-				 node, st.kind == MERGE_MERGED ? "merged"
-							       : "fast-forward to",
-				 oid_hex(&theirs), oid_hex(&out),
-				 st.ours.added, st.ours.expunged, st.ours.moved,
-				 st.ours.flagged);
-		}
-	} else if (x < 0) {
-		log_warn("peer %s: %.12s: %s", node, oid_hex(&theirs),
-			 log_last_error());
-		return 0;
-	}
-	oid_cpy(&s->id, &theirs);
-	s->bad = false;
-	/* they are alive: retry a push that is backing off */
-	if (pe->push.failures && !pe->push.pid) {
-		loop_timer_stop(pe->push.timer);
-		op_start(&pe->push);
-	}
-	free(pe->merge_error);
-	pe->merge_error = NULL;
-	return moved;
-}
-
-/*
- * Wait at most budget seconds for the check children that run, handling
- * each that ends as the loop would.
- */
-static void wait_checks(struct peers *p, double budget)
-{
-	double end = loop_now() + budget;
-	struct pollfd *pfd = xcalloc(p->n ? p->n : 1, sizeof *pfd);
-	struct peer **who = xcalloc(p->n ? p->n : 1, sizeof *who);
-
-	p->waiting = true;
-	for (;;) {
-		double left = end - loop_now();
-		nfds_t n = 0;
-		int r;
-
-		for (size_t i = 0; i < p->n; i++)
-			if (p->v[i]->check.pid) {
-				pfd[n] = (struct pollfd){ p->v[i]->check.fd, POLLIN, 0 };
-				who[n++] = p->v[i];
-			}
-		if (!n || left <= 0)
-			break;
-		r = poll(pfd, n, (int)(left * 1000) + 1);
-		if (r < 0 && errno != EINTR)
-			break;
-		for (nfds_t i = 0; r > 0 && i < n; i++)
-			if (pfd[i].revents)
-				on_check_child(who[i], pfd[i].fd, pfd[i].revents);
-	}
-	p->waiting = false;
-	free(pfd);
-	free(who);
-}
-
-void peers_check(struct peers *p)
-{
-	bool started = false;
-
-	for (size_t i = 0; i < p->n; i++) {
-		struct peer *pe = p->v[i];
-		struct oid theirs, mail;
-		struct seen *s;
-
-		if (!pe->alive || read_peer_ref(p, pe, &theirs) <= 0)
-			continue;
-		s = find_seen(p, pe->cfg.name);
-		/*
-		 * Merged or refused already; a child at work (one at a time:
-		 * when the ref moved meanwhile, its end looks again); a
-		 * retry waiting for its backoff.
-		 */
-		if (oid_equal(&s->id, &theirs) || pe->check.pid ||
-		    loop_timer_armed(pe->check.timer) ||
-		    repo_ref_read(&mail, p->repo, REF_MAIL) < 0 ||
-		    merge_is_ancestor(p->repo, &theirs, &mail) != 0 ||
-		    approved(p, pe, &mail, &theirs))
-			continue;
-		check_start(p, pe, &mail, &theirs);
-		started = true;
-	}
-	if (started)
-		wait_checks(p, CHECK_WAIT);
-}
-
-int peers_merge(struct peers *p)
-{
-	int moved = 0, r = 0;
-
-	if (!p->refs_dirty)
-		return 0;
-	p->refs_dirty = false;
-	/* configured peers only: refs/peers/ may hold any name (peers.h) */
-	for (size_t i = 0; i < p->n && r >= 0; i++) {
-		int x;
-		if (!p->v[i]->alive)
-			continue;
-		x = merge_peer(p, p->v[i]);
-		if (x < 0)
-			r = x;
-		else if (x > 0)
-			moved = 1;
-	}
-	check_waits(p);
-	return r < 0 ? r : moved;
 }
 
 /* --- status -------------------------------------------------------------- */
@@ -1107,7 +692,7 @@ static void wait_end(struct peers *p, struct wait *w, bool ok, json_t *acked,
 	wait_free(w);
 }
 
-static void check_waits(struct peers *p)
+void pr_check_waits(struct peers *p)
 {
 	struct wait *w, *next;
 

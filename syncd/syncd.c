@@ -30,10 +30,12 @@
  * configuration (a bad one is refused and the old one kept) and rescans
  * everything.  A crash at any point is repaired by the next start: it
  * rescans the whole Maildir and finishes any pending apply.
+ *
+ * The control socket's server side is server.c; syncd_p.h is what the
+ * two share.
  */
 #include "autoconf.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <poll.h>
@@ -48,23 +50,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alarm.h"
 #include "control.h"
 #include "format.h"
 #include "fsutil.h"
-#include "layout.h"
 #include "log.h"
-#include "loop.h"
-#include "mailbox.h"
 #include "maint.h"
 #include "objects.h"
-#include "notify.h"
-#include "peers.h"
-#include "repo.h"
 #include "service.h"
 #include "strbuf.h"
-#include "watch.h"
-#include "worktree.h"
+#include "syncd_p.h"
 #include "xalloc.h"
 
 #define DEBOUNCE_CAP 10		/* a sync waits at most 10 x debounce */
@@ -78,9 +72,6 @@
 #define TMP_EVERY 3600.0
 #define MAINT_EVERY 300.0	/* look at the loose objects */
 #define TMP_OBJ_MAX_AGE 3600	/* a killed transfer's temporary files */
-#define CLIENT_LINE_MAX 65536	/* a control request longer is refused */
-#define CLIENTS_MAX 64
-#define UNREADABLE_SHOWN 100	/* file names in a status answer */
 #define CACHE_MAX ((size_t)4 << 20)	/* libgit2's parsed objects */
 #define START_EXTEND 30		/* s more for a start that still moves on */
 #define STATUS_EVERY 10.0	/* STATUS= is looked at again */
@@ -91,58 +82,12 @@ static struct {
 	int verbose;
 } opt;
 
-struct syncd {
-	struct mailbox *mb;
-	struct repo *repo;
-	struct worktree *wt;
-	struct watch *watch;
-	struct loop *loop;
-	struct loop_timer *sync_timer, *check_timer, *tmp_timer;
-	double debounce;	/* seconds */
-	double first_event;	/* of the batch waiting, 0 when none */
-	double retry;		/* current backoff, 0 when healthy */
-	bool urgent;		/* a sync is due now: do not debounce it */
-	bool slicing;		/* the next slice waits SLICE_GAP */
-	double started;		/* loop_now() at start, until the first sync */
-	bool ready;		/* the first sync has ended: READY=1 sent */
-	struct loop_timer *status_timer;	/* STATUS= (service.h) */
-	struct oid last_mail;
-	struct peers *peers;
-	struct notify *notify;
-	struct loop_timer *notify_timer, *maint_timer;
-	pid_t maint_pid;	/* packing loose objects (maint.h) */
-	int control_fd;		/* the listening socket, -1 if none */
-	char *control_path;
-	size_t nclients;
-	struct oid space_for;	/* the mail commit an apply has room for */
-	struct oid space_short;	/* one it had none for, in this sync */
-	char **tmp_folders;	/* the tmp/ cleaning going on, a slice a turn */
-	size_t tmp_n, tmp_pos;
-	char weighed[CHANGE_HEX];	/* mail as far as alarm_check has
-					   weighed it ("": not yet read) */
-	bool holding;		/* pushes held back: a held alarm is open */
-};
-
-/* A connection on the control socket. */
-struct client {
-	struct syncd *s;
-	int fd;
-	struct strbuf in;
-	struct strbuf out;	/* answers the socket did not take yet */
-	bool waiting;		/* a "wait" is pending: answer it first */
-};
-
 static void usage(FILE *f)
 {
 	fputs("usage: maildag-syncd [-c config] [-v|-q] [-1]\n", f);
 }
 
-/*
- * Does an open alarm hold pushes back (alarm.h)?  Read from the alarms
- * file each time: maildag confirm and maildag undo settle alarms there,
- * then ask for a sync.
- */
-static void refresh_hold(struct syncd *s)
+void refresh_hold(struct syncd *s)
 {
 	bool hold = alarm_holding(repo_path(s->repo));
 
@@ -624,237 +569,6 @@ static void on_hup(void *data, int sig)
 	service_ready();
 }
 
-/* --- the control socket (control.h) ------------------------------------ */
-
-static void client_close(struct client *c)
-{
-	if (c->waiting)
-		peers_wait_cancel(c->s->peers, c);
-	loop_del_fd(c->s->loop, c->fd);
-	close(c->fd);
-	strbuf_release(&c->in);
-	strbuf_release(&c->out);
-	c->s->nclients--;
-	free(c);
-}
-
-static void on_client(void *data, int fd, short revents);
-
-/*
- * Write what is queued, never waiting: what the socket does not take now
- * waits for POLLOUT (answers may be sent while the writer lock is held).
- * false when the client is gone.
- */
-static bool client_flush(struct client *c)
-{
-	size_t off = 0;
-
-	while (off < c->out.len) {
-		ssize_t n = write(c->fd, c->out.buf + off, c->out.len - off);
-		if (n > 0)
-			off += (size_t)n;
-		else if (n < 0 && errno == EINTR)
-			continue;
-		else if (n < 0 && errno == EAGAIN)
-			break;
-		else
-			return false;
-	}
-	memmove(c->out.buf, c->out.buf + off, c->out.len - off);
-	strbuf_setlen(&c->out, c->out.len - off);
-	loop_add_fd(c->s->loop, c->fd, c->out.len ? POLLIN | POLLOUT : POLLIN,
-		    on_client, c);
-	return true;
-}
-
-/* Queue one answer line and send what can be; false when the client is gone. */
-static bool client_send(struct client *c, json_t *answer)
-{
-	char *text = json_dumps(answer, JSON_COMPACT);
-
-	json_decref(answer);
-	if (!text)
-		return false;
-	strbuf_addstr(&c->out, text);
-	strbuf_addch(&c->out, '\n');
-	free(text);
-	/* a client that reads nothing while asking more is dropped */
-	if (c->out.len > CLIENT_LINE_MAX * 16)
-		return false;
-	return client_flush(c);
-}
-
-static json_t *error_answer(const char *msg)
-{
-	json_t *a = json_object();
-
-	json_object_set_new(a, "ok", json_false());
-	json_object_set_new(a, "error", json_string(msg));
-	return a;
-}
-
-static void wait_done(void *data, bool ok, json_t *acked, const char *error)
-{
-	struct client *c = data;
-	json_t *a = json_object();
-
-	c->waiting = false;
-	json_object_set_new(a, "ok", json_boolean(ok));
-	json_object_set_new(a, "acked", acked);
-	if (error)
-		json_object_set_new(a, "error", json_string(error));
-	if (!client_send(c, a))
-		log_debug("control: a waiting client went away");
-}
-
-/*
- * The Maildir's files the last commit could not read, skipped until they
- * can be (worktree_unreadable()): "<folder>/<sub>/<name>", the first
- * UNREADABLE_SHOWN of them.
- */
-static json_t *unreadable_json(struct syncd *s)
-{
-	size_t n;
-	const char *const *v = worktree_unreadable(s->wt, &n);
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < n && i < UNREADABLE_SHOWN; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
-/* One request; false when the connection should close. */
-static bool client_request(struct client *c, const char *line)
-{
-	struct syncd *s = c->s;
-	json_error_t jerr;
-	json_t *req = json_loads(line, 0, &jerr), *a;
-	const char *cmd;
-	bool ok = true;
-
-	if (!json_is_object(req) ||
-	    !(cmd = json_string_value(json_object_get(req, "cmd")))) {
-		json_decref(req);
-		return client_send(c, error_answer("expected a JSON object with "
-						   "\"cmd\""));
-	}
-	if (!strcmp(cmd, "status")) {
-		a = json_object();
-		json_object_set_new(a, "ok", json_true());
-		json_object_set_new(a, "node", json_string(s->mb->cfg->node));
-		json_object_set_new(a, "mail", oid_is_zero(&s->last_mail) ?
-				    json_null() :
-				    json_string(oid_hex(&s->last_mail)));
-		json_object_set_new(a, "pid", json_integer(getpid()));
-		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
-		json_object_set_new(a, "peers", peers_status(s->peers));
-		json_object_set_new(a, "unreadable", unreadable_json(s));
-		json_object_set_new(a, "webhooks", notify_status(s->notify));
-		if (watch_unwatched(s->watch))
-			json_object_set_new(a, "unwatched_folders",
-				json_integer((json_int_t)watch_unwatched(s->watch)));
-		json_object_set_new(a, "folder_limit",
-			json_integer((json_int_t)format_get_limits()->folders));
-		json_object_set_new(a, "folders_left_out",
-			json_integer((json_int_t)worktree_left_out(s->wt)));
-		json_object_set_new(a, "alarms", alarm_open_json(repo_path(s->repo)));
-		json_object_set_new(a, "held", json_boolean(s->holding));
-		ok = client_send(c, a);
-	} else if (!strcmp(cmd, "sync")) {
-		refresh_hold(s);
-		peers_sync_now(s->peers);
-		a = json_object();
-		json_object_set_new(a, "ok", json_true());
-		ok = client_send(c, a);
-	} else if (!strcmp(cmd, "wait")) {
-		const char *hex = json_string_value(json_object_get(req, "commit"));
-		json_t *acks = json_object_get(req, "acks");
-		json_t *t = json_object_get(req, "timeout");
-		struct oid id;
-		if (!hex || oid_fromstr(&id, hex) < 0 || strlen(hex) != 40 ||
-		    !json_is_integer(acks) || json_integer_value(acks) < 0 ||
-		    json_integer_value(acks) > 1000 || !json_is_number(t) ||
-		    json_number_value(t) < 0) {
-			ok = client_send(c, error_answer("wait: expected \"commit\" "
-				"(40 hex digits), \"acks\" (a count) and "
-				"\"timeout\" (seconds)"));
-		} else if (c->waiting) {
-			ok = client_send(c, error_answer("wait: one at a time"));
-		} else {
-			c->waiting = true;
-			peers_wait(s->peers, &id, (int)json_integer_value(acks),
-				   json_number_value(t), wait_done, c);
-		}
-	} else {
-		char *msg = xasprintf("unknown command \"%.64s\"", cmd);
-		ok = client_send(c, error_answer(msg));
-		free(msg);
-	}
-	json_decref(req);
-	return ok;
-}
-
-static void on_client(void *data, int fd, short revents)
-{
-	struct client *c = data;
-	char buf[4096];
-	ssize_t n;
-	char *nl;
-
-	if ((revents & POLLOUT) && !client_flush(c)) {
-		client_close(c);
-		return;
-	}
-	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
-		return;
-	n = read(fd, buf, sizeof buf);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		client_close(c);
-		return;
-	}
-	strbuf_add(&c->in, buf, (size_t)n);
-	while ((nl = memchr(c->in.buf, '\n', c->in.len))) {
-		size_t used = (size_t)(nl - c->in.buf) + 1;
-		*nl = '\0';
-		if (c->waiting || !client_request(c, c->in.buf)) {
-			/* a request while a wait is pending: protocol error */
-			client_close(c);
-			return;
-		}
-		memmove(c->in.buf, c->in.buf + used, c->in.len - used);
-		strbuf_setlen(&c->in, c->in.len - used);
-	}
-	if (c->in.len > CLIENT_LINE_MAX) {
-		log_warn("control: request too long; closing");
-		client_close(c);
-	}
-}
-
-static void on_accept(void *data, int fd, short revents)
-{
-	struct syncd *s = data;
-	struct client *c;
-	int cfd;
-
-	(void)revents;
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
-		return;
-	if (!control_peer_ok(cfd, s->mb->uid) || s->nclients >= CLIENTS_MAX) {
-		close(cfd);
-		return;
-	}
-	c = xcalloc(1, sizeof *c);
-	c->s = s;
-	c->fd = cfd;
-	strbuf_init(&c->in, 0);
-	strbuf_init(&c->out, 0);
-	s->nclients++;
-	loop_add_fd(s->loop, cfd, POLLIN, on_client, c);
-}
-
 static void on_notify_timer(void *data)
 {
 	struct syncd *s = data;
@@ -1059,7 +773,7 @@ int main(int argc, char **argv)
 		log_warn("no control socket: maildag status and quorum "
 			 "delivery will not reach this daemon");
 	else
-		loop_add_fd(s.loop, s.control_fd, POLLIN, on_accept, &s);
+		loop_add_fd(s.loop, s.control_fd, POLLIN, server_on_accept, &s);
 	s.peers = peers_new(s.loop, s.repo, s.mb->cfg, want_sync, &s);
 	/* an alarm held before a restart holds still */
 	s.holding = alarm_holding(repo_path(s.repo));

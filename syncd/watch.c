@@ -282,7 +282,7 @@ static int add_wd(struct watch *w, const char *path, uint32_t mask)
 		}
 		return E_TEMP;
 	}
-	log_error("watch '%s': %s", path, strerror(errno));
+	log_error_errno("watch '%s'", path);
 	return E_FAIL;
 }
 
@@ -435,7 +435,7 @@ int watch_check(struct watch *w)
 		r = E_FAIL;
 	/* refs/peers/<node>/mail: what peers push (DESIGN section 6) */
 	if (mkdir(rp, 0700) < 0 && errno != EEXIST)
-		log_warn("mkdir '%s': %s", rp, strerror(errno));
+		log_warn_errno("mkdir '%s'", rp);
 	x = add_other(w, rp, W_PEERS, MASK_PEERS);
 	if (x < 0 || add_peer_dirs(w, rp) < 0)
 		r = E_FAIL;

@@ -30,10 +30,13 @@ purge_at_end() { [ -n "$installed" ] && dpkg --purge maildag >/dev/null 2>&1; re
 test_at_end purge_at_end
 
 # The tracked files as they are in the work tree (what a clone has: a
-# new file is in once git knows it), or a tarball's whole tree.
+# new file is in once git knows it), or a tarball's whole tree (also one
+# unpacked inside a work tree, as make distcheck does in a build
+# directory there: git knows none of its files).
 test_expect_success 'a copy of the source tree' '
 	mkdir src &&
-	if git -C "$abs_top_srcdir" rev-parse --git-dir >/dev/null 2>&1; then
+	if [ "$(git -C "$abs_top_srcdir" rev-parse --show-toplevel 2>/dev/null)" = \
+	     "$(cd "$abs_top_srcdir" && pwd -P)" ]; then
 		git -C "$abs_top_srcdir" ls-files -z |
 			tar -C "$abs_top_srcdir" --null -T - -cf - |
 			tar -C src -xf -

@@ -138,7 +138,7 @@ cd "$TRASH" || exit 1
 # maildag's programs, copied where the test user can run them
 BIN=$TRASH/bin
 mkdir -p "$BIN"
-for p in lda/maildag-lda syncd/maildag syncd/maildag-syncd; do
+for p in lda/maildag-lda admin/maildag syncd/maildag-syncd; do
 	[ -x "$abs_top_builddir/$p" ] && cp "$abs_top_builddir/$p" "$BIN/"
 done
 chmod 755 "$BIN"/* 2>/dev/null

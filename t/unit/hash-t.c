@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/sha256.c and common/base64.c: the published test
+ * Unit tests for common/util/sha256.c and common/util/base64.c: the published test
  * vectors (FIPS 180-4's examples, RFC 4648 section 10), lengths around
  * SHA-256's block and padding edges against a second way of counting,
  * and what base64_decode refuses.

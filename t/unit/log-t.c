@@ -1,10 +1,13 @@
 /*
- * Unit tests for common/log.c: the journald priority prefixes, given
- * when JOURNAL_STREAM names the device and inode of stderr and only then.
+ * Unit tests for common/util/log.c: the journald priority prefixes, given
+ * when JOURNAL_STREAM names the device and inode of stderr and only then;
+ * the _errno variants log the very line the format spelled with ": %s"
+ * and strerror(errno) does, a line cut at the buffer's end included.
  * Each case runs in a child whose stderr is a pipe the parent reads.
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +18,32 @@
 #include "../tap.h"
 #include "log.h"
 
-enum stream { UNSET, MATCHING, OTHER_INODE, GARBAGE };
+enum stream { UNSET, MATCHING, OTHER_INODE, GARBAGE, SPELLED, ERRNO };
+
+static char longarg[1100];
+
+/* The lines of the errno cases: spelled out, or by the _errno calls. */
+static void errno_lines(enum stream how)
+{
+	log_init("prog", LOG_TO_STDERR, LOG_LVL_DEBUG);
+	if (how == SPELLED) {
+		log_error("open '%s': %s", "f", strerror(ENOENT));
+		log_warn("w %d: %s", 2, strerror(EACCES));
+		log_debug("d: %s", strerror(EEXIST));
+		log_error("long '%s': %s", longarg, strerror(ENOSPC));
+		log_warn("cut '%.1010s': %s", longarg, strerror(ENOSPC));
+		return;
+	}
+	errno = ENOENT;
+	log_error_errno("open '%s'", "f");
+	errno = EACCES;
+	log_warn_errno("w %d", 2);
+	errno = EEXIST;
+	log_debug_errno("d");
+	errno = ENOSPC;
+	log_error_errno("long '%s'", longarg);
+	log_warn_errno("cut '%.1010s'", longarg);
+}
 
 /* What the child writes to stderr when JOURNAL_STREAM is as asked. */
 static void run(char *out, size_t size, enum stream how)
@@ -40,6 +68,11 @@ static void run(char *out, size_t size, enum stream how)
 		snprintf(v, sizeof v, "%llu:%llu",
 			 (unsigned long long)st.st_dev,
 			 (unsigned long long)st.st_ino + (how == OTHER_INODE));
+		if (how == SPELLED || how == ERRNO) {
+			unsetenv("JOURNAL_STREAM");
+			errno_lines(how);
+			_exit(0);
+		}
 		if (how == GARBAGE)
 			setenv("JOURNAL_STREAM", "8:x", 1);
 		else if (how != UNSET)
@@ -69,7 +102,7 @@ int main(void)
 		"prog: warning: w\n"
 		"prog: info: i\n"
 		"prog: debug: d\n";
-	char out[1024];
+	char out[4096], spelled[4096];
 
 	run(out, sizeof out, MATCHING);
 	is_str(out, "<3>prog: error: e 1\n"
@@ -83,5 +116,18 @@ int main(void)
 	is_str(out, plain, "JOURNAL_STREAM names another file: plain lines");
 	run(out, sizeof out, GARBAGE);
 	is_str(out, plain, "JOURNAL_STREAM not dev:ino: plain lines");
+
+	memset(longarg, 'x', sizeof longarg - 1);
+	run(spelled, sizeof spelled, SPELLED);
+	run(out, sizeof out, ERRNO);
+	ok(strstr(spelled, "prog: error: open 'f': ") &&
+	   strstr(spelled, "...\n"), "the spelled lines, long ones cut");
+	is_str(out, spelled, "the _errno variants log the same lines");
+	log_init("prog", 0, LOG_LVL_ERROR);
+	log_error("x '%s': %s", "y", strerror(EIO));
+	strcpy(spelled, log_last_error());
+	errno = EIO;
+	is_int(log_error_errno("x '%s'", "y"), E_FAIL, "returns E_FAIL");
+	is_str(log_last_error(), spelled, "and keeps the same last error");
 	return tap_done();
 }

@@ -1,4 +1,4 @@
-/* Unit tests for common/strbuf.c */
+/* Unit tests for common/util/strbuf.c */
 #include "autoconf.h"
 
 #include <stdlib.h>

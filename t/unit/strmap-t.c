@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/strmap.c: puts, gets and removals against a
+ * Unit tests for common/util/strmap.c: puts, gets and removals against a
  * plain array kept beside it, with enough keys to grow the table and to
  * make removals shift probe runs back.
  */

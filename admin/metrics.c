@@ -1,5 +1,5 @@
 /*
- * admin-metrics: `maildag status --metrics`, the status answer (control.h)
+ * metrics: `maildag status --metrics`, the status answer (control.h)
  * as OpenMetrics text exposition, which Prometheus and node_exporter's
  * textfile collector read.
  *

@@ -3,7 +3,7 @@
  * codes.
  *
  * Log where a failure happens, once, and return the code:
- *	return log_error("rename '%s': %s", path, strerror(errno));
+ *	return log_error_errno("rename '%s'", path);
  * The last error text is kept so a program can repeat it in its final
  * diagnostic (the LDA's RFC 3463 line).
  *
@@ -52,6 +52,18 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * The same with ": " and strerror(errno) appended, errno as it was at
+ * the call: log_error_errno("open '%s'", path) logs what
+ * log_error("open '%s': %s", path, strerror(errno)) would.
+ */
+int log_error_errno(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+void log_warn_errno(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+void log_debug_errno(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 
 /* The text of the last log_error(), or "" if none; static storage. */
 const char *log_last_error(void);

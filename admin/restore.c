@@ -1,223 +1,31 @@
 /*
- * admin-restore: the admin tool's verbs for mail that was removed.
+ * restore: the admin tool's verbs that bring removed mail back.
  *
- *	maildag log --expunged [filters] [-n N]
- *				the messages removed from the mailbox
  *	maildag restore [-n] [--before CHANGE | --at TIME] [filters]
  *				bring messages or folders back
  *	maildag undo [-n] CHANGE
  *				reverse one change
- *	maildag confirm CHANGE
- *				settle its mass-deletion alarm: it was meant
  *
  * A CHANGE is the commit id `maildag log` prints (a prefix of at least
  * four hex digits).  History is read through common/expunged.h, written
  * back through common/restore.h (under the writer lock, committed by the
- * worktree module as maildag-syncd commits), and alarms settled through
- * common/alarm.h; nothing here speaks git.
+ * worktree module as maildag-syncd commits), and an undo settles its
+ * change's alarm through common/alarm.h; nothing here speaks git.
  */
 #include "autoconf.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
-#include <time.h>
 
 #include "admin.h"
 #include "alarm.h"
-#include "expunged.h"
 #include "folder.h"
 #include "log.h"
-#include "mtimes.h"
 #include "restore.h"
-#include "strbuf.h"
 #include "xalloc.h"
-
-/* Exit status when nothing matched (log --expunged finds none too). */
-#define NOTHING 1
-
-/* --- arguments ------------------------------------------------------------ */
-
-/*
- * A time: "@<seconds>", "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" or
- * "YYYY-MM-DDTHH:MM[:SS]", local time.  0 or -1.
- */
-static int parse_time(long long *out, const char *s)
-{
-	static const char *const forms[] = {
-		"%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
-		"%Y-%m-%dT%H:%M", "%Y-%m-%d",
-	};
-	char *end;
-
-	if (s[0] == '@') {
-		*out = strtoll(s + 1, &end, 10);
-		return s[1] && !*end ? 0 : -1;
-	}
-	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-		struct tm tm;
-		const char *e;
-
-		memset(&tm, 0, sizeof tm);
-		e = strptime(s, forms[i], &tm);
-		if (e && !*e) {
-			tm.tm_isdst = -1;
-			*out = (long long)mktime(&tm);
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* A folder as a user names it: "INBOX", "Archive", "Lists/x", ".Archive". */
-static char *parse_folder(const char *s)
-{
-	if (s[0] == '.' && folder_dir_valid(s))
-		return xstrdup(s);
-	return folder_from_mailbox(s);
-}
-
-/* What restore and log --expunged select by. */
-struct selection {
-	struct expunged_filter f;
-	char *folder;
-	const char *before, *at;
-	bool dry_run;
-	bool any;		/* some filter was given */
-};
-
-enum {
-	OPT_FOLDER = 256, OPT_FROM, OPT_SUBJECT, OPT_MID, OPT_SINCE, OPT_UNTIL,
-	OPT_BEFORE, OPT_AT, OPT_EXPUNGED,
-};
-
-static const struct option select_opts[] = {
-	{ "folder", required_argument, NULL, OPT_FOLDER },
-	{ "from", required_argument, NULL, OPT_FROM },
-	{ "subject", required_argument, NULL, OPT_SUBJECT },
-	{ "message-id", required_argument, NULL, OPT_MID },
-	{ "since", required_argument, NULL, OPT_SINCE },
-	{ "until", required_argument, NULL, OPT_UNTIL },
-	{ "before", required_argument, NULL, OPT_BEFORE },
-	{ "at", required_argument, NULL, OPT_AT },
-	{ "expunged", no_argument, NULL, OPT_EXPUNGED },
-	{ "dry-run", no_argument, NULL, 'n' },
-	{ NULL, 0, NULL, 0 },
-};
-
-/* One option of a selection; 0, or EX_USAGE after saying why. */
-static int select_opt(struct selection *s, int c, const char *arg)
-{
-	long long t;
-
-	switch (c) {
-	case OPT_FOLDER:
-		free(s->folder);
-		if (!(s->folder = parse_folder(arg))) {
-			log_error("'%s' is not a folder name", arg);
-			return EX_USAGE;
-		}
-		s->f.folder = s->folder;
-		break;
-	case OPT_FROM: s->f.from = arg; break;
-	case OPT_SUBJECT: s->f.subject = arg; break;
-	case OPT_MID: s->f.message_id = arg; break;
-	case OPT_SINCE:
-	case OPT_UNTIL:
-		if (parse_time(&t, arg) < 0) {
-			log_error("'%s' is not a time (YYYY-MM-DD [HH:MM[:SS]] "
-				  "or @seconds)", arg);
-			return EX_USAGE;
-		}
-		*(c == OPT_SINCE ? &s->f.since : &s->f.until) = t;
-		break;
-	case OPT_BEFORE: s->before = arg; return 0;
-	case OPT_AT: s->at = arg; return 0;
-	default: return EX_USAGE;
-	}
-	s->any = true;
-	return 0;
-}
-
-/* --- log --expunged ------------------------------------------------------- */
-
-static void print_when(long long t)
-{
-	char when[32];
-	time_t tt = (time_t)t;
-
-	if (!strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&tt)))
-		strcpy(when, "?");
-	fputs(when, stdout);
-}
-
-static int print_expunged(const struct expunged *e, void *data)
-{
-	size_t *n = data;
-
-	print_when(e->time);
-	printf("  %.*s  expunged from %s%s: from %s, \"%s\", %llu bytes%s%s\n",
-	       CHANGE_SHORT, e->change, folder_display(e->msg.folder),
-	       e->folder_gone ? " (folder removed)" : "",
-	       *e->from ? e->from : "(unknown)", e->subject, e->size,
-	       *e->message_id ? ", " : "", e->message_id);
-	(*n)++;
-	return 0;
-}
-
-static void usage_log(void)
-{
-	fputs("usage: maildag log --expunged [--folder F] [--from TEXT] "
-	      "[--subject TEXT]\n"
-	      "                   [--message-id ID] [--since TIME] "
-	      "[--until TIME] [-n N]\n", stderr);
-}
-
-int cmd_log_expunged(struct mailbox *mb, int argc, char **argv)
-{
-	struct selection s;
-	struct repo *r;
-	size_t shown = 0;
-	int c, x;
-
-	memset(&s, 0, sizeof s);
-	expunged_filter_init(&s.f);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:", select_opts, NULL)) != -1) {
-		if (c == 'n') {
-			char *end;
-			long long v = strtoll(optarg, &end, 10);
-			if (*end || v <= 0) {
-				log_error("bad count '%s'", optarg);
-				return EX_USAGE;
-			}
-			s.f.max = (size_t)v;
-		} else if (c == OPT_EXPUNGED) {
-			continue;
-		} else if (c == OPT_BEFORE || c == OPT_AT ||
-			   select_opt(&s, c, optarg)) {
-			usage_log();
-			free(s.folder);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage_log();
-		free(s.folder);
-		return EX_USAGE;
-	}
-	if ((x = admin_open_repo(&r, mb))) {
-		free(s.folder);
-		return x;
-	}
-	x = expunged_find(r, &s.f, print_expunged, &shown);
-	repo_free(r);
-	free(s.folder);
-	return x < 0 ? EX_TEMPFAIL : EX_OK;
-}
 
 /* --- restore and undo ----------------------------------------------------- */
 
@@ -315,7 +123,7 @@ static int pick_source(char out[CHANGE_HEX], struct repo *r,
 	long long t;
 
 	if (s->at) {
-		if (parse_time(&t, s->at) < 0) {
+		if (admin_parse_time(&t, s->at) < 0) {
 			log_error("'%s' is not a time (YYYY-MM-DD [HH:MM[:SS]] "
 				  "or @seconds)", s->at);
 			return EX_USAGE;
@@ -351,10 +159,11 @@ static int restore_args(struct selection *s, int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n", select_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n", admin_select_opts,
+				NULL)) != -1) {
 		if (c == 'n')
 			s->dry_run = true;
-		else if (c == OPT_EXPUNGED || select_opt(s, c, optarg))
+		else if (c == OPT_EXPUNGED || admin_select_opt(s, c, optarg))
 			return EX_USAGE;
 	}
 	if (optind != argc || (s->before && s->at))
@@ -382,7 +191,7 @@ static int run_plan(struct plan *p, const char *origin, const char *what)
 		return EX_TEMPFAIL;
 	/* all of it there already: as if nothing had matched */
 	return res.written || res.moved || res.folders || res.subscriptions ?
-	       EX_OK : NOTHING;
+	       EX_OK : ADMIN_NOTHING;
 }
 
 int cmd_restore(struct mailbox *mb, int argc, char **argv)
@@ -424,7 +233,7 @@ int cmd_restore(struct mailbox *mb, int argc, char **argv)
 		fprintf(stderr, "nothing to restore: %s\n", *source ?
 			"the mailbox holds every message that matches" :
 			"no removed message matches");
-		x = NOTHING;
+		x = ADMIN_NOTHING;
 		goto done;
 	}
 	origin = *source ? xasprintf("restore from %.*s", CHANGE_SHORT, source)
@@ -532,7 +341,7 @@ int cmd_undo(struct mailbox *mb, int argc, char **argv)
 	if (!plan_undo(&p, r, &c)) {
 		fprintf(stderr, "nothing to undo: %.*s expunged, moved and "
 			"removed nothing (\"%s\")\n", CHANGE_SHORT, id, c.subject);
-		x = NOTHING;
+		x = ADMIN_NOTHING;
 		goto done;
 	}
 	origin = alarm_undo_origin(id);
@@ -546,35 +355,4 @@ done:
 	plan_release(&p);
 	repo_free(r);
 	return x;
-}
-
-int cmd_confirm(struct mailbox *mb, int argc, char **argv)
-{
-	char id[CHANGE_HEX];
-	struct repo *r = NULL;
-	int x;
-
-	if (argc != 2 || argv[1][0] == '-') {
-		fputs("usage: maildag confirm CHANGE\n", stderr);
-		return EX_USAGE;
-	}
-	if ((x = admin_open_repo(&r, mb)))
-		return x;
-	if (change_resolve(id, r, argv[1]) < 0) {
-		repo_free(r);
-		return EX_DATAERR;
-	}
-	repo_free(r);
-	x = alarm_settle(mb->repository, id, ALARM_CONFIRMED);
-	if (x == E_NOTFOUND) {
-		fprintf(stderr, "no open alarm for %.*s\n", CHANGE_SHORT, id);
-		return NOTHING;
-	}
-	if (x < 0)
-		return EX_TEMPFAIL;
-	admin_poke_daemon(mb);
-	printf("confirmed %.*s: its alarm is settled%s\n", CHANGE_SHORT, id,
-	       alarm_holding(mb->repository) ? "; other alarms still hold "
-	       "changes back" : "");
-	return EX_OK;
 }

@@ -94,7 +94,7 @@ void child_main(int wfd, pid_t parent, unsigned long long data_limit,
 		struct rlimit rl;
 		rl.rlim_cur = rl.rlim_max = (rlim_t)data_limit;
 		if (setrlimit(RLIMIT_DATA, &rl) < 0)
-			log_warn("setrlimit: %s", strerror(errno));
+			log_warn_errno("setrlimit");
 	}
 	fn(arg);
 	_exit(0);
@@ -109,7 +109,7 @@ int child_spawn(pid_t *pid, int *fd, unsigned long long data_limit,
 	*pid = 0;
 	*fd = -1;
 	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return log_error("pipe: %s", strerror(errno));
+		return log_error_errno("pipe");
 	/* what the caller buffered must not be written twice */
 	fflush(stdout);
 	fflush(stderr);
@@ -126,7 +126,7 @@ int child_spawn(pid_t *pid, int *fd, unsigned long long data_limit,
 	}
 	close(pfd[1]);
 	if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0)
-		log_warn("pipe: %s", strerror(errno));
+		log_warn_errno("pipe");
 	*pid = child;
 	*fd = pfd[0];
 	return 0;

@@ -53,6 +53,13 @@ int rm_rf(const char *path);
 int fs_space_check(const char *path, unsigned long long need,
 		   const char *what, unsigned long long *avail);
 
+/*
+ * rename(2) that never replaces an existing name: -1 with errno EEXIST
+ * instead.  Where renameat2(2) flags are not supported, a check then a
+ * rename, which is what other Maildir writers do there too.
+ */
+int rename_noreplace(const char *from, const char *to);
+
 bool path_exists(const char *path);
 bool is_dir(const char *path);
 

@@ -115,16 +115,119 @@ static int pick_peers(const struct config_peer ***out, size_t *n,
 	return 0;
 }
 
+/* A child per peer; how many run (a child that could not start has its
+ * failure in its result). */
+static size_t start_jobs(struct job *jobs, const struct config_peer **peers,
+			 size_t n, enum net_op op, const struct mailbox *mb)
+{
+	size_t running = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+
+		j->peer = peers[i];
+		strbuf_init(&j->buf, 0);
+		if (net_spawn(&j->pid, &j->fd, op, mb->repository, j->peer,
+			      mb->cfg->node) < 0) {
+			j->fd = -1;
+			j->res.status = NET_FAILED;
+			snprintf(j->res.error, sizeof j->res.error,
+				 "cannot start a child process: %s",
+				 log_last_error());
+			continue;
+		}
+		running++;
+	}
+	return running;
+}
+
+/* Read the children's results as they come, until all have answered or
+ * deadline (clock_now_ms() time); each is reported when it answers. */
+static void collect(struct job *jobs, size_t n, size_t running,
+		    long long deadline, enum net_op op)
+{
+	struct pollfd *pfds = xcalloc(n, sizeof *pfds);
+
+	while (running) {
+		long long left = deadline - clock_now_ms();
+		size_t k = 0;
+		int got;
+
+		if (left <= 0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (jobs[i].fd < 0)
+				continue;
+			pfds[k].fd = jobs[i].fd;
+			pfds[k].events = POLLIN;
+			pfds[k].revents = 0;
+			k++;
+		}
+		got = poll(pfds, k, left > INT_MAX ? INT_MAX : (int)left);
+		if (got < 0 && errno != EINTR) {
+			log_error_errno("poll");
+			break;
+		}
+		for (size_t i = 0, m = 0; got > 0 && i < n; i++) {
+			struct job *j = &jobs[i];
+
+			if (j->fd < 0)
+				continue;
+			if (pfds[m++].revents &&
+			    net_collect(j->pid, j->fd, &j->buf, &j->res)) {
+				j->fd = -1;
+				running--;
+				report(j, op);
+			}
+		}
+	}
+	free(pfds);
+}
+
+/* The deadline: whoever has not answered is killed; the rest reported.
+ * The exit status: EX_UNAVAILABLE when a peer refused for good,
+ * EX_TEMPFAIL when one failed for now. */
+static int finish_jobs(struct job *jobs, size_t n, long timeout,
+		       enum net_op op)
+{
+	int temp = 0, perm = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+
+		if (j->fd >= 0) {
+			net_kill(j->pid, j->fd, (int)timeout, &j->res);
+			j->fd = -1;
+			report(j, op);
+		} else if (!j->pid) {
+			report(j, op);	/* never started */
+		}
+		switch (j->res.status) {
+		case NET_OK:
+			break;
+		case NET_HOSTKEY:
+		case NET_AUTH:
+		case NET_REJECTED:
+		case NET_INVALID:
+			perm++;
+			break;
+		default:
+			temp++;
+		}
+		strbuf_release(&j->buf);
+	}
+	return perm ? EX_UNAVAILABLE : temp ? EX_TEMPFAIL : EX_OK;
+}
+
 static int run(struct mailbox *mb, int argc, char **argv, enum net_op op)
 {
 	const struct config_peer **peers = NULL;
 	struct job *jobs = NULL;
-	struct pollfd *pfds = NULL;
 	struct repo *r;
 	long long deadline;
-	size_t n = 0, running = 0;
+	size_t n = 0, running;
 	long timeout = mb->cfg->net_timeout;
-	int c, ret, temp = 0, perm = 0;
+	int c, ret;
 
 	optind = 1;
 	while ((c = getopt(argc, argv, "+t:")) != -1) {
@@ -161,86 +264,13 @@ static int run(struct mailbox *mb, int argc, char **argv, enum net_op op)
 	repo_free(r);
 
 	jobs = xcalloc(n, sizeof *jobs);
-	pfds = xcalloc(n, sizeof *pfds);
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = &jobs[i];
-
-		j->peer = peers[i];
-		strbuf_init(&j->buf, 0);
-		if (net_spawn(&j->pid, &j->fd, op, mb->repository, j->peer,
-			      mb->cfg->node) < 0) {
-			j->fd = -1;
-			j->res.status = NET_FAILED;
-			snprintf(j->res.error, sizeof j->res.error,
-				 "cannot start a child process: %s",
-				 log_last_error());
-			continue;
-		}
-		running++;
-	}
+	running = start_jobs(jobs, peers, n, op, mb);
 	deadline = clock_now_ms() + timeout * 1000;
-	while (running) {
-		long long left = deadline - clock_now_ms();
-		size_t k = 0;
-		int got;
-
-		if (left <= 0)
-			break;
-		for (size_t i = 0; i < n; i++) {
-			if (jobs[i].fd < 0)
-				continue;
-			pfds[k].fd = jobs[i].fd;
-			pfds[k].events = POLLIN;
-			pfds[k].revents = 0;
-			k++;
-		}
-		got = poll(pfds, k, left > INT_MAX ? INT_MAX : (int)left);
-		if (got < 0 && errno != EINTR) {
-			log_error("poll: %s", strerror(errno));
-			break;
-		}
-		for (size_t i = 0, m = 0; got > 0 && i < n; i++) {
-			struct job *j = &jobs[i];
-
-			if (j->fd < 0)
-				continue;
-			if (pfds[m++].revents &&
-			    net_collect(j->pid, j->fd, &j->buf, &j->res)) {
-				j->fd = -1;
-				running--;
-				report(j, op);
-			}
-		}
-	}
-	/* the deadline: whoever has not answered is killed */
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = &jobs[i];
-
-		if (j->fd >= 0) {
-			net_kill(j->pid, j->fd, (int)timeout, &j->res);
-			j->fd = -1;
-			report(j, op);
-		} else if (!j->pid) {
-			report(j, op);	/* never started */
-		}
-		switch (j->res.status) {
-		case NET_OK:
-			break;
-		case NET_HOSTKEY:
-		case NET_AUTH:
-		case NET_REJECTED:
-		case NET_INVALID:
-			perm++;
-			break;
-		default:
-			temp++;
-		}
-		strbuf_release(&j->buf);
-	}
-	free(pfds);
+	collect(jobs, n, running, deadline, op);
+	ret = finish_jobs(jobs, n, timeout, op);
 	free(jobs);
 	free(peers);
-	return perm ? EX_UNAVAILABLE : temp ? EX_TEMPFAIL : EX_OK;
+	return ret;
 }
 
 int cmd_push(struct mailbox *mb, int argc, char **argv)

@@ -1,12 +1,11 @@
 /*
- * admin-status: the admin tool's verbs that talk to maildag-syncd over
- * its control socket (control.h).
+ * status: the admin tool's verb that asks maildag-syncd over its
+ * control socket (control.h, through sync.c) how replication goes.
  *
  *	maildag status [--json]	per peer: last push and fetch, errors,
  *				retries, commits ahead on either side
  *	maildag status --metrics [--metrics-file PATH]
- *				the same as OpenMetrics text (admin-metrics.c)
- *	maildag sync		push and fetch now, whatever the backoff
+ *				the same as OpenMetrics text (metrics.c)
  *
  * When no daemon answers, status still shows what the repository alone
  * tells (refs/peers/<peer>/mail against refs/heads/mail), in the same
@@ -25,15 +24,10 @@
 
 #include "admin.h"
 #include "alarm.h"
-#include "control.h"
 #include "fsutil.h"
 #include "log.h"
-#include "mailbox.h"
-#include "repo.h"
 #include "strbuf.h"
 #include "xalloc.h"
-
-#define REQUEST_TIMEOUT_MS 10000
 
 /* --- what the repository alone says ----------------------------------- */
 
@@ -99,8 +93,7 @@ static json_t *local_status(const struct mailbox *mb)
 
 /* --- printing --------------------------------------------------------- */
 
-/* A string of the answer, or NULL; control characters become '?'. */
-static char *str_of(json_t *obj, const char *key)
+char *admin_json_string(json_t *obj, const char *key)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
 	char *c;
@@ -161,7 +154,7 @@ static void print_op(const char *what, json_t *op, bool configured_on,
 		add_when(&sb, t, now);
 	else
 		strbuf_addstr(&sb, "never");
-	if ((s = str_of(op, "id"))) {
+	if ((s = admin_json_string(op, "id"))) {
 		strbuf_addf(&sb, ", %s %.10s",
 			    !strcmp(what, "push:") ? "accepted" : "fetched", s);
 		free(s);
@@ -170,7 +163,7 @@ static void print_op(const char *what, json_t *op, bool configured_on,
 		strbuf_addstr(&sb, "; running now");
 	printf("%s\n", sb.buf);
 
-	if ((s = str_of(op, "last_error"))) {
+	if ((s = admin_json_string(op, "last_error"))) {
 		json_int_t n = json_integer_value(json_object_get(op, "failures"));
 		strbuf_reset(&sb);
 		strbuf_addstr(&sb, "last error ");
@@ -201,20 +194,20 @@ static void print_check(json_t *chk, json_t *peer, time_t now)
 {
 	const char *indent = "            ";
 	struct strbuf sb = STRBUF_INIT;
-	char *s, *refused = str_of(peer, "merge_error");
+	char *s, *refused = admin_json_string(peer, "merge_error");
 	long long t;
 
 	if (json_is_object(chk)) {
 		printf("  %-8s  ", "check:");
 		if (json_is_true(json_object_get(chk, "running")) &&
-		    (s = str_of(chk, "commit"))) {
+		    (s = admin_json_string(chk, "commit"))) {
 			strbuf_addf(&sb, "checking the history of %.10s", s);
 			free(s);
 			if ((t = time_of(chk, "started")) >= 0) {
 				strbuf_addstr(&sb, " since ");
 				add_when(&sb, t, now);
 			}
-		} else if ((s = str_of(chk, "approved"))) {
+		} else if ((s = admin_json_string(chk, "approved"))) {
 			strbuf_addf(&sb, "last approved %.10s", s);
 			free(s);
 		} else {
@@ -222,7 +215,7 @@ static void print_check(json_t *chk, json_t *peer, time_t now)
 		}
 		printf("%s\n", sb.buf);
 		if (json_integer_value(json_object_get(chk, "failures")) > 0 &&
-		    (s = str_of(chk, "last_error"))) {
+		    (s = admin_json_string(chk, "last_error"))) {
 			strbuf_reset(&sb);
 			strbuf_addstr(&sb, "last error ");
 			if ((t = time_of(chk, "error_at")) >= 0)
@@ -249,7 +242,7 @@ static void print_unreadable(json_t *list)
 	       n, n == 1 ? "" : "s", n == 1 ? "it can be" : "they can be");
 	json_array_foreach(list, i, v) {
 		json_t *o = json_pack("{s:O}", "s", v);
-		char *name = str_of(o, "s");
+		char *name = admin_json_string(o, "s");
 		if (i == 10) {
 			printf("  (%zu more)\n", n - i);
 			json_decref(o);
@@ -284,9 +277,11 @@ static void print_alarms(json_t *list, time_t now)
 	json_t *a;
 
 	json_array_foreach(list, i, a) {
-		char *change = str_of(a, "change"), *node = str_of(a, "node");
-		char *sum = str_of(a, "summary"), *undo = str_of(a, "undo");
-		char *confirm = str_of(a, "confirm");
+		char *change = admin_json_string(a, "change");
+		char *node = admin_json_string(a, "node");
+		char *sum = admin_json_string(a, "summary");
+		char *undo = admin_json_string(a, "undo");
+		char *confirm = admin_json_string(a, "confirm");
 		struct strbuf when = STRBUF_INIT;
 		long long t = time_of(a, "time");
 
@@ -315,8 +310,9 @@ static void print_webhooks(json_t *list, time_t now)
 	json_t *w;
 
 	json_array_foreach(list, i, w) {
-		char *url = str_of(w, "url"), *err = str_of(w, "last_error");
-		char *from = str_of(w, "from");
+		char *url = admin_json_string(w, "url");
+		char *err = admin_json_string(w, "last_error");
+		char *from = admin_json_string(w, "from");
 		long long fails = time_of(w, "failures"), next;
 		struct strbuf sb = STRBUF_INIT;
 
@@ -343,7 +339,8 @@ static void print_webhooks(json_t *list, time_t now)
 static void print_status(json_t *st, const struct mailbox *mb, bool running)
 {
 	json_t *peers = json_object_get(st, "peers"), *p;
-	char *node = str_of(st, "node"), *mail = str_of(st, "mail");
+	char *node = admin_json_string(st, "node");
+	char *mail = admin_json_string(st, "mail");
 	time_t now = time(NULL);
 	size_t i;
 
@@ -360,8 +357,8 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 	if (!json_array_size(peers))
 		printf("no peers configured\n");
 	json_array_foreach(peers, i, p) {
-		char *name = str_of(p, "name"), *url = str_of(p, "url");
-		char *ref = str_of(p, "peer_ref");
+		char *name = admin_json_string(p, "name"), *url = admin_json_string(p, "url");
+		char *ref = admin_json_string(p, "peer_ref");
 		const struct config_peer *cp = name ? config_peer(mb->cfg, name)
 						    : NULL;
 		json_t *a = json_object_get(p, "ahead"),
@@ -403,28 +400,6 @@ static void print_json(json_t *j)
 }
 
 /* --- the verbs -------------------------------------------------------- */
-
-/*
- * Ask the daemon {"cmd": cmd}.  0 with *ans; or the failure, with
- * *connected telling a connection that failed (E_NOTFOUND: no daemon)
- * from a request that did.
- */
-static int ask(const struct mailbox *mb, const char *cmd, json_t **ans,
-	       bool *connected)
-{
-	json_t *req;
-	int fd = control_connect(mb), r;
-
-	*ans = NULL;
-	*connected = fd >= 0;
-	if (fd < 0)
-		return fd;
-	req = json_pack("{s:s}", "cmd", cmd);
-	r = control_request(fd, req, ans, REQUEST_TIMEOUT_MS);
-	close(fd);
-	json_decref(req);
-	return r;
-}
 
 /* How status prints what it learnt. */
 enum status_form { FORM_TEXT, FORM_JSON, FORM_METRICS };
@@ -492,7 +467,7 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 	}
 	if (optind != argc)
 		return status_usage();
-	r = ask(mb, "status", &ans, &connected);
+	r = admin_ask(mb, "status", &ans, &connected);
 	if (r < 0) {
 		json_t *st;
 
@@ -510,7 +485,7 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 	}
 	r = json_is_true(json_object_get(ans, "ok")) ? EX_OK : EX_TEMPFAIL;
 	if (r != EX_OK && form != FORM_JSON) {
-		char *e = str_of(ans, "error");
+		char *e = admin_json_string(ans, "error");
 		log_error("maildag-syncd: %s", e ? e : "status refused");
 		free(e);
 	}
@@ -526,47 +501,4 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 	}
 	json_decref(ans);
 	return w != EX_OK ? w : r;
-}
-
-int admin_poke_daemon(const struct mailbox *mb)
-{
-	bool connected;
-	json_t *ans;
-	int r = ask(mb, "sync", &ans, &connected);
-
-	json_decref(ans);
-	return r < 0 ? r : 0;
-}
-
-int cmd_sync(struct mailbox *mb, int argc, char **argv)
-{
-	bool connected;
-	json_t *ans;
-	int r;
-
-	(void)argv;
-	if (argc > 1) {
-		fputs("usage: maildag sync\n", stderr);
-		return EX_USAGE;
-	}
-	r = ask(mb, "sync", &ans, &connected);
-	if (r == E_NOTFOUND) {
-		log_error("maildag-syncd is not running");
-		return EX_UNAVAILABLE;
-	}
-	if (r == E_TEMP && !connected) {
-		log_error("maildag-syncd does not accept connections");
-		return EX_TEMPFAIL;
-	}
-	if (r < 0)	/* said by control.c */
-		return connected ? EX_TEMPFAIL : EX_UNAVAILABLE;
-	if (!json_is_true(json_object_get(ans, "ok"))) {
-		char *e = str_of(ans, "error");
-		log_error("maildag-syncd: %s", e ? e : "sync refused");
-		free(e);
-		json_decref(ans);
-		return EX_TEMPFAIL;
-	}
-	json_decref(ans);
-	return EX_OK;
 }

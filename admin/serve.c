@@ -1,5 +1,5 @@
 /*
- * admin-serve: maildag serve --peer NAME, the forced command of a peer's
+ * serve: maildag serve --peer NAME, the forced command of a peer's
  * key in the user's ~/.ssh/authorized_keys, and the pre-receive hook it
  * has git run:
  *
@@ -258,7 +258,7 @@ static char *install_hook(const char *repo)
 	ssize_t n;
 
 	if (!self) {
-		log_error("cannot find this program's path: %s", strerror(errno));
+		log_error_errno("cannot find this program's path");
 		goto done;
 	}
 	strbuf_addstr(&want, "#!/bin/sh\n"
@@ -281,18 +281,18 @@ static char *install_hook(const char *repo)
 		goto done;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
 	if (fd < 0) {
-		log_error("open '%s': %s", tmp, strerror(errno));
+		log_error_errno("open '%s'", tmp);
 		goto done;
 	}
 	if (write_full(fd, want.buf, want.len) < 0 || fsync(fd) < 0) {
-		log_error("write '%s': %s", tmp, strerror(errno));
+		log_error_errno("write '%s'", tmp);
 		close(fd);
 		unlink(tmp);
 		goto done;
 	}
 	close(fd);
 	if (rename(tmp, hook) < 0) {
-		log_error("rename '%s': %s", tmp, strerror(errno));
+		log_error_errno("rename '%s'", tmp);
 		unlink(tmp);
 		goto done;
 	}
@@ -303,7 +303,7 @@ done:
 	 * takes the push: refuse to serve instead
 	 */
 	if (ok && access(hook, X_OK) < 0) {
-		log_error("cannot run the hook '%s': %s", hook, strerror(errno));
+		log_error_errno("cannot run the hook '%s'", hook);
 		ok = 0;
 	}
 	strbuf_release(&want);
@@ -387,8 +387,7 @@ static int clean_environment(const char *peer)
 	    setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1) < 0 ||
 	    setenv("LC_ALL", "C", 1) < 0 ||
 	    setenv(SERVE_PEER_ENV, peer, 1) < 0)
-		return log_error("cannot set the environment: %s",
-				 strerror(errno));
+		return log_error_errno("cannot set the environment");
 	return 0;
 }
 
@@ -494,7 +493,7 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 	gargv[n++] = xstrdup(repo);
 	gargv[n] = NULL;
 	execvp("git", gargv);
-	log_error("cannot run git: %s", strerror(errno));
+	log_error_errno("cannot run git");
 	r = EX_UNAVAILABLE;
 	for (size_t i = 0; i < n; i++)
 		free(gargv[i]);

@@ -57,10 +57,10 @@ int syncfs_path(const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
 
 	if (fd < 0)
-		return log_error("open '%s': %s", path, strerror(errno));
+		return log_error_errno("open '%s'", path);
 #ifdef HAVE_SYNCFS
 	if (syncfs(fd) < 0)
-		ret = log_error("syncfs '%s': %s", path, strerror(errno));
+		ret = log_error_errno("syncfs '%s'", path);
 #else
 	sync();
 #endif
@@ -73,7 +73,7 @@ int fsync_dir(const char *path)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
-		return log_error("open '%s': %s", path, strerror(errno));
+		return log_error_errno("open '%s'", path);
 	if (fsync(fd) < 0) {
 		int e = errno;
 		close(fd);
@@ -117,7 +117,7 @@ int mkdir_p(const char *path, mode_t mode)
 				break;
 			}
 		} else if (errno != EEXIST) {
-			r = log_error("mkdir '%s': %s", p, strerror(errno));
+			r = log_error_errno("mkdir '%s'", p);
 			break;
 		} else if (!is_dir(p)) {
 			r = log_error("'%s' exists and is not a directory", p);
@@ -140,25 +140,25 @@ int write_file_atomic(const char *path, const void *data, size_t len,
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0) {
-		log_error("open '%s': %s", tmp, strerror(errno));
+		log_error_errno("open '%s'", tmp);
 		goto done;
 	}
 	if (write_full(fd, d, len) < 0) {
-		log_error("write '%s': %s", tmp, strerror(errno));
+		log_error_errno("write '%s'", tmp);
 		close(fd);
 		goto fail;
 	}
 	if (fsync(fd) < 0) {
-		log_error("fsync '%s': %s", tmp, strerror(errno));
+		log_error_errno("fsync '%s'", tmp);
 		close(fd);
 		goto fail;
 	}
 	if (close(fd) < 0) {
-		log_error("close '%s': %s", tmp, strerror(errno));
+		log_error_errno("close '%s'", tmp);
 		goto fail;
 	}
 	if (rename(tmp, path) < 0) {
-		log_error("rename '%s': %s", tmp, strerror(errno));
+		log_error_errno("rename '%s'", tmp);
 		goto fail;
 	}
 	r = fsync_parent(path);
@@ -177,11 +177,11 @@ int check_safe_owner(const char *path, uid_t uid)
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
 			return E_NOTFOUND;
-		log_error("stat '%s': %s", path, strerror(errno));
+		log_error_errno("stat '%s'", path);
 		return E_TEMP;
 	}
 	if (S_ISLNK(st.st_mode) && stat(path, &st) < 0) {
-		log_error("stat '%s': %s", path, strerror(errno));
+		log_error_errno("stat '%s'", path);
 		return E_TEMP;
 	}
 	if (st.st_uid != uid) {
@@ -215,7 +215,7 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 	(void)st;
 	(void)ftw;
 	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
-		return log_error("remove '%s': %s", path, strerror(errno));
+		return log_error_errno("remove '%s'", path);
 	return 0;
 }
 
@@ -233,7 +233,7 @@ int fs_space_check(const char *path, unsigned long long need,
 	struct statvfs sv;
 
 	if (statvfs(path, &sv) < 0)
-		return log_error("statvfs '%s': %s", path, strerror(errno));
+		return log_error_errno("statvfs '%s'", path);
 	have = (unsigned long long)sv.f_bavail * sv.f_frsize;
 	if (avail)
 		*avail = have;
@@ -246,4 +246,19 @@ int fs_space_check(const char *path, unsigned long long need,
 		  "%llu in reserve, %llu free", what, path, need,
 		  want - need, have);
 	return E_TEMP;
+}
+
+int rename_noreplace(const char *from, const char *to)
+{
+	struct stat st;
+
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (lstat(to, &st) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return rename(from, to);
 }

@@ -11,6 +11,7 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,11 @@ enum log_level log_get_level(void)
 	return log_level;
 }
 
-static void vlog(enum log_level level, const char *fmt, va_list ap)
+/*
+ * Log one line at level: fmt, then when err >= 0 ": " and strerror(err),
+ * the same line as the format spelled with ": %s" and strerror(errno).
+ */
+static void vlog(enum log_level level, int err, const char *fmt, va_list ap)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -78,6 +83,14 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 	n = vsnprintf(msg, sizeof msg, fmt, ap);
 	if (n < 0)
 		return;
+	if (err >= 0 && (size_t)n < sizeof msg) {
+		int m = snprintf(msg + n, sizeof msg - (size_t)n, ": %s",
+				 strerror(err));
+
+		if (m < 0)
+			return;
+		n += m;
+	}
 	/* a truncated line is still worth printing; mark it */
 	if ((size_t)n >= sizeof msg)
 		memcpy(msg + sizeof msg - 4, "...", 4);
@@ -105,7 +118,7 @@ int log_error(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(LOG_LVL_ERROR, fmt, ap);
+	vlog(LOG_LVL_ERROR, -1, fmt, ap);
 	va_end(ap);
 	return E_FAIL;
 }
@@ -115,7 +128,7 @@ void log_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(LOG_LVL_WARN, fmt, ap);
+	vlog(LOG_LVL_WARN, -1, fmt, ap);
 	va_end(ap);
 }
 
@@ -124,7 +137,7 @@ void log_info(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(LOG_LVL_INFO, fmt, ap);
+	vlog(LOG_LVL_INFO, -1, fmt, ap);
 	va_end(ap);
 }
 
@@ -135,7 +148,7 @@ void log_debug(const char *fmt, ...)
 	if (log_level < LOG_LVL_DEBUG)
 		return;
 	va_start(ap, fmt);
-	vlog(LOG_LVL_DEBUG, fmt, ap);
+	vlog(LOG_LVL_DEBUG, -1, fmt, ap);
 	va_end(ap);
 }
 
@@ -144,9 +157,42 @@ void log_fatal(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(LOG_LVL_ERROR, fmt, ap);
+	vlog(LOG_LVL_ERROR, -1, fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+int log_error_errno(const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_ERROR, err, fmt, ap);
+	va_end(ap);
+	return E_FAIL;
+}
+
+void log_warn_errno(const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LVL_WARN, err, fmt, ap);
+	va_end(ap);
+}
+
+void log_debug_errno(const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	if (log_level < LOG_LVL_DEBUG)
+		return;
+	va_start(ap, fmt);
+	vlog(LOG_LVL_DEBUG, err, fmt, ap);
+	va_end(ap);
 }
 
 const char *log_last_error(void)

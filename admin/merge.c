@@ -82,6 +82,78 @@ static int check_commit(struct repo *r, const char *spec, const struct oid *id,
 	return ret;
 }
 
+/*
+ * May --update move mail (NULL: there is none) to the merge of a and b?
+ * Only when mail is in the history of one of them: nothing is dropped.
+ * 0, or the exit status (EX_DATAERR, EX_TEMPFAIL) after saying why.
+ */
+static int may_update(struct repo *r, const struct oid *mail,
+		      const struct oid *a, const struct oid *b)
+{
+	int in_a, in_b;
+
+	if (!mail) {
+		log_error("'%s' does not exist", REF_MAIL);
+		return EX_DATAERR;
+	}
+	in_a = merge_is_ancestor(r, mail, a);
+	in_b = merge_is_ancestor(r, mail, b);
+	if (in_a < 0 || in_b < 0)
+		return EX_TEMPFAIL;
+	if (!in_a && !in_b) {
+		log_error("'%s' (%.10s) is in the history of neither commit: "
+			  "refusing to drop it", REF_MAIL,
+			  oid_hex(mail));
+		return EX_DATAERR;
+	}
+	return 0;
+}
+
+/* What the merge of a and b gave (out), in words. */
+static void print_summary(const struct merge_stats *st, const struct oid *out,
+			  const struct oid *a, const struct oid *b)
+{
+	if (st->kind == MERGE_SAME) {
+		printf("the two are the same commit\n");
+	} else if (st->kind == MERGE_FAST_FORWARD) {
+		const struct oid *old = oid_equal(out, a) ? b : a;
+		printf("fast-forward: %.10s is in the history of ",
+		       oid_hex(old));
+		printf("%.10s\n", oid_hex(out));
+	} else {
+		printf("merged %.10s and ", oid_hex(a));
+		printf("%.10s (%zu merge base%s%s)\n", oid_hex(b),
+		       st->bases, st->bases == 1 ? "" : "s",
+		       st->bases > 1 ? ", merged first" : "");
+		print_counts("a", a, &st->ours);
+		print_counts("b", b, &st->theirs);
+		if (st->collisions)
+			printf("%zu key%s given to a second message\n",
+			       st->collisions, st->collisions == 1 ? "" : "s");
+	}
+}
+
+/* --update: mail moves from mail to out, once out is durable. */
+static int move_mail(struct repo *r, struct repo_batch *batch,
+		     const struct oid *out, const struct oid *mail, bool quiet)
+{
+	if (oid_equal(out, mail)) {
+		if (!quiet)
+			printf("%s: already at %.10s\n", REF_MAIL,
+			       oid_hex(out));
+		return 0;
+	}
+	if (repo_batch_end(batch, true) < 0)
+		return E_FAIL;
+	if (repo_ref_cas(r, REF_MAIL, out, mail, "maildag merge") < 0)
+		return E_FAIL;
+	if (!quiet) {
+		printf("%s: %.10s -> ", REF_MAIL, oid_hex(mail));
+		printf("%.10s\n", oid_hex(out));
+	}
+	return 0;
+}
+
 int cmd_merge(struct mailbox *mb, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -143,23 +215,9 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 		}
 	}
 	if (update) {
-		int in_a, in_b;
-		if (!have_mail) {
-			log_error("'%s' does not exist", REF_MAIL);
-			ret = EX_DATAERR;
+		if ((ret = may_update(r, have_mail ? &mail : NULL, &a, &b)))
 			goto done;
-		}
-		in_a = merge_is_ancestor(r, &mail, &a);
-		in_b = merge_is_ancestor(r, &mail, &b);
-		if (in_a < 0 || in_b < 0)
-			goto done;
-		if (!in_a && !in_b) {
-			log_error("'%s' (%.10s) is in the history of neither commit: "
-				  "refusing to drop it", REF_MAIL,
-				  oid_hex(&mail));
-			ret = EX_DATAERR;
-			goto done;
-		}
+		ret = EX_TEMPFAIL;
 		/* one sync before the ref moves, not one per object */
 		repo_batch_begin(&batch, r);
 	}
@@ -171,45 +229,12 @@ int cmd_merge(struct mailbox *mb, int argc, char **argv)
 		goto done;
 	printf("%s\n", oid_hex(&out));
 	if (!quiet) {
-		if (st.kind == MERGE_SAME) {
-			printf("the two are the same commit\n");
-		} else if (st.kind == MERGE_FAST_FORWARD) {
-			const struct oid *old = oid_equal(&out, &a) ? &b : &a;
-			printf("fast-forward: %.10s is in the history of ",
-			       oid_hex(old));
-			printf("%.10s\n", oid_hex(&out));
-		} else {
-			printf("merged %.10s and ", oid_hex(&a));
-			printf("%.10s (%zu merge base%s%s)\n", oid_hex(&b),
-			       st.bases, st.bases == 1 ? "" : "s",
-			       st.bases > 1 ? ", merged first" : "");
-			print_counts("a", &a, &st.ours);
-			print_counts("b", &b, &st.theirs);
-			if (st.collisions)
-				printf("%zu key%s given to a second message\n",
-				       st.collisions, st.collisions == 1 ? "" : "s");
-		}
+		print_summary(&st, &out, &a, &b);
 		if (dry)
 			printf("dry run: nothing written\n");
 	}
-	if (update) {
-		if (oid_equal(&out, &mail)) {
-			if (!quiet)
-				printf("%s: already at %.10s\n", REF_MAIL,
-				       oid_hex(&out));
-		} else {
-			if (repo_batch_end(&batch, true) < 0)
-				goto done;
-			if (repo_ref_cas(r, REF_MAIL, &out, &mail,
-					 "maildag merge") < 0)
-				goto done;
-			if (!quiet) {
-				printf("%s: %.10s -> ", REF_MAIL,
-				       oid_hex(&mail));
-				printf("%.10s\n", oid_hex(&out));
-			}
-		}
-	}
+	if (update && move_mail(r, &batch, &out, &mail, quiet) < 0)
+		goto done;
 	ret = EX_OK;
 done:
 	repo_batch_end(&batch, false);

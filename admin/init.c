@@ -1,0 +1,99 @@
+/*
+ * maildag init: create the repository and import the Maildir, committed
+ * as maildag-syncd commits it (worktree.h): one way of turning a disk
+ * into a tree, so the first commit holds what any later one would.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "admin.h"
+#include "clock.h"
+#include "format.h"
+#include "fsutil.h"
+#include "log.h"
+#include "worktree.h"
+
+/* --- init ------------------------------------------------------------- */
+
+static void sleep_until(double due)
+{
+	struct timespec ts;
+	double now = clock_now();
+
+	if (due <= now)
+		return;
+	ts.tv_sec = (time_t)(due - now);
+	ts.tv_nsec = (long)((due - now - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Create the repository, then commit the Maildir the way maildag-syncd
+ * commits it (worktree_commit, under the writer lock): one way of
+ * turning a disk into a tree, so the first commit holds what any later
+ * one would (copies under keys of their own, mtimes recorded).  A copy
+ * made a moment ago may be half of a move: it is looked at again once
+ * settled, as syncd does.
+ */
+int cmd_init(struct mailbox *mb, int argc, char **argv)
+{
+	struct worktree_result res;
+	struct worktree_counts total = { 0 };
+	struct worktree *wt = NULL;
+	struct repo *repo = NULL;
+	size_t unreadable = 0;
+	double due;
+	int r = EX_TEMPFAIL;
+
+	(void)argv;
+	if (argc > 1) {
+		admin_usage(stderr);
+		return EX_USAGE;
+	}
+	if (path_exists(mb->repository)) {
+		log_error("'%s' already exists", mb->repository);
+		return EX_CANTCREAT;
+	}
+	if (mailbox_create_folder(mb, "") < 0)
+		return EX_TEMPFAIL;
+	if (check_safe_owner(mb->maildir, mb->uid) < 0)
+		return EX_NOPERM;
+	if (repo_open(&repo, mb->repository, REPO_CREATE) < 0)
+		return EX_TEMPFAIL;
+	if (repo_lock(repo, 10000) < 0)
+		goto done;
+	wt = worktree_new(repo, mb->maildir, mb->cfg->node);
+	worktree_set_origin(wt, "import existing Maildir");
+	worktree_dirty_all(wt);
+	do {
+		if (worktree_commit(wt, &res) < 0)
+			goto done;
+		total.added += res.counts.added;
+		total.folders_added += res.counts.folders_added;
+		unreadable = res.unreadable;
+		due = worktree_deferred_due(wt);
+		if (due)
+			sleep_until(due);
+	} while (due);
+	printf("initialised '%s': %zu messages in %zu folders imported from '%s'",
+	       mb->repository, total.added, total.folders_added + 1,
+	       mb->maildir);
+	if (unreadable)
+		printf(", %zu unreadable files skipped", unreadable);
+	if (worktree_left_out(wt))
+		printf(", %zu folders left out by folder_limit (%zu)",
+		       worktree_left_out(wt), format_get_limits()->folders);
+	printf("\n");
+	serve_print_authorized_keys(stdout, mb);
+	r = EX_OK;
+done:
+	worktree_free(wt);
+	repo_free(repo);
+	return r;
+}

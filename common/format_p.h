@@ -1,0 +1,243 @@
+/*
+ * format_p: what the parts of the format check share, and nothing
+ * outside common/format*.c may use.
+ *
+ *	format.c		the limits, the checker and its reports, the
+ *				entry points, walking a tree's messages
+ *	format_raw.c		a set of byte strings, raw tree objects read
+ *				and parsed, mtimes records
+ *	format_levels.c		the levels of a tree: root, folder, cur|new,
+ *				shard, message; mtimes
+ */
+#ifndef FORMAT_P_H
+#define FORMAT_P_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "oid.h"
+#include "repo_p.h"
+#include "strbuf.h"
+
+#define NAME_MAX_BYTES 255
+#define FORMAT_MAX 64			/* bytes worth reading of FORMAT */
+#define SHOW_MAX 512			/* bytes of a path shown in a message */
+#define EMPTY_BLOB_HEX "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+/* the largest entry of a valid tree: "100644 " <255 bytes> NUL <id> */
+#define ENTRY_MAX (7 + NAME_MAX_BYTES + 1 + OID_RAWSZ)
+
+/* What a tree may hold (format_set_limits()). */
+extern struct format_limits fmt_limits;
+
+/* --- byte strings, raw trees, mtimes records (format_raw.c) ------------- */
+
+/* A set of byte strings, each with a value (keys and paths met). */
+struct slot {
+	char *key;		/* NULL: empty */
+	size_t len;
+	char *val;
+	uint64_t hash;
+};
+
+struct strset {
+	struct slot *s;
+	size_t n, cap;		/* cap is 0 or a power of two */
+};
+
+/* One entry of a raw tree object, pointing into its bytes. */
+struct rentry {
+	const char *name;	/* NUL-terminated inside the object's bytes */
+	size_t nlen;
+	const char *mode;	/* not terminated */
+	size_t mlen;
+	bool dir;		/* the mode says directory (for git's order) */
+	struct oid id;
+};
+
+/* A tree object read raw, and its entries as written. */
+struct rtree {
+	git_odb_object *obj;
+	struct rentry *e;
+	size_t n, alloc;
+};
+
+/* The value of key (len bytes), or NULL when the set lacks it. */
+const char *fmt_strset_get(const struct strset *ss, const char *key,
+			   size_t len);
+
+/* Add key with a copy of val; if key is there already, return its value. */
+const char *fmt_strset_add(struct strset *ss, const char *key, size_t len,
+			   const char *val);
+
+void fmt_strset_release(struct strset *ss);
+
+/* Free the object and the entries; t is empty. */
+void fmt_rtree_release(struct rtree *t);
+
+/* Is e's mode, as written, exactly mode? */
+bool fmt_mode_is(const struct rentry *e, const char *mode);
+
+static inline bool fmt_is_blob(const struct rentry *e)
+{
+	return fmt_mode_is(e, "100644");
+}
+
+static inline bool fmt_is_tree(const struct rentry *e)
+{
+	return fmt_mode_is(e, "40000");
+}
+
+/* Called for each good line of an mtimes record. */
+typedef void record_fn(const char *key, size_t klen, unsigned line,
+		       void *data);
+
+/* Is e's name exactly name? */
+bool fmt_name_is(const struct rentry *e, const char *name);
+
+/* What rtree_parse() says when a tree has more entries than allowed. */
+extern const char fmt_too_many[];
+
+/*
+ * Parse a tree object's bytes, at most max entries; NULL, or why they
+ * are not a tree (too_many when there are more than max).
+ */
+const char *fmt_rtree_parse(struct rtree *t, const char *p, size_t len,
+			    size_t max);
+
+/* git's order: names compared bytewise, a directory as if it ended in '/' */
+int fmt_entry_cmp(const struct rentry *a, const struct rentry *b);
+
+/*
+ * The entry of a (trusted) tree with this name and kind, or NULL.  A
+ * binary search, so an unsorted trusted tree only makes more work (an
+ * entry not found is checked as new), never a wrong answer.
+ */
+const struct rentry *fmt_rtree_find(const struct rtree *t,
+				    const struct rentry *like);
+
+/* The entry of t (may be NULL) named name, or NULL; a linear search. */
+const struct rentry *fmt_rtree_lookup(const struct rtree *t,
+				      const char *name);
+
+/*
+ * Check an mtimes record (see format_mtimes_check()), calling fn (may be
+ * NULL) for each line's key once the line is known good.
+ */
+int fmt_scan_records(const char *buf, size_t len, const char *xx,
+		     struct strbuf *err, record_fn *fn, void *data);
+
+/* --- the checker (format.c) ----------------------------------------------- */
+
+/* One check of a tree: how it reports, and what it met so far. */
+struct checker {
+	git_odb *odb;
+	bool all;			/* report every problem, not the first */
+	format_problem_fn *fn;
+	void *data;
+	int problems;
+	int fatal;			/* E_TEMP once an object read failed */
+	bool stop;			/* nothing more to check */
+	bool incremental;		/* a trusted tree was given */
+	struct strbuf path;		/* raw path of the tree being checked */
+	struct strset keys;		/* key -> path, of the checked shards */
+	struct strset changed;		/* "<folder>/<sub>/<xx>" checked */
+	bool affected[256];		/* shard numbers checked somewhere */
+	bool bad_records[256];		/* mtimes/<xx> refused already */
+	struct strset seen;		/* keys of unchanged trees of them */
+	struct format_stats st;
+	bool merge;			/* check limits.merge_bytes */
+	const struct oid *trusted;	/* the trusted root, or NULL */
+	struct added {			/* message blobs new by path */
+		struct oid id;
+		unsigned long long size;
+	} *add;
+	size_t nadd, aladd;
+	unsigned long long added;	/* their sizes summed */
+};
+
+/* Append a formatted line to a caller's buffer. */
+__attribute__((format(printf, 2, 3)))
+void fmt_errf(struct strbuf *err, const char *fmt, ...);
+
+/* Escape a path for a message, cut to SHOW_MAX bytes. */
+void fmt_show_path(struct strbuf *out, const char *p, size_t len);
+
+/* A problem at the entry name of the tree being checked. */
+__attribute__((format(printf, 4, 5)))
+void fmt_report(struct checker *ck, const char *name, size_t nlen,
+		const char *fmt, ...);
+
+/* A problem at a full raw path. */
+__attribute__((format(printf, 3, 4)))
+void fmt_report_path(struct checker *ck, const char *path,
+		     const char *fmt, ...);
+
+/* Go down into entry e: ck->path gets "/<name>"; returns what
+ * fmt_path_pop() takes to come back. */
+size_t fmt_path_push(struct checker *ck, const struct rentry *e);
+void fmt_path_pop(struct checker *ck, size_t old);
+
+/*
+ * Reading the object id named by entry name (NULL: the tree being
+ * checked) failed: a problem of the tree (1), or a transient failure of
+ * this host (E_TEMP).
+ */
+int fmt_read_failed(struct checker *ck, const char *name, size_t nlen,
+		    const struct oid *id, int err, const char *what);
+
+/*
+ * Read the tree named by entry e (of the tree being checked) or, with e
+ * NULL, the root tree id.  0, 1 after reporting a problem, or E_TEMP.
+ */
+int fmt_read_tree(struct checker *ck, struct rtree *out,
+		  const struct rentry *e, const struct oid *id);
+
+/* Read a tree we only trust, not check: failures leave it empty. */
+void fmt_read_trusted(struct checker *ck, struct rtree *out,
+		      const struct oid *id);
+
+/* The blob named by e exists and is a blob.  0, 1 (problem), E_TEMP. */
+int fmt_check_blob_object(struct checker *ck, const struct rentry *e,
+			  size_t *size);
+
+/*
+ * What every entry must satisfy: a sane name, a mode maildag writes, and
+ * git's order after prev.  Returns false after reporting a problem.
+ */
+bool fmt_check_entry(struct checker *ck, const struct rentry *e,
+		     const struct rentry *prev);
+
+/* Is e a tree (a blob)?  Else false after reporting the problem. */
+bool fmt_want_tree(struct checker *ck, const struct rentry *e);
+bool fmt_want_blob(struct checker *ck, const struct rentry *e);
+
+/* Is e's name a shard's, two lower-case hex digits (layout.h)? */
+bool fmt_is_shard_name(const struct rentry *e);
+
+/* The number of a shard name fmt_is_shard_name() accepted. */
+unsigned fmt_shard_value(const char *xx);
+
+/* Entry e of the tree being checked is unchanged from trusted tree t. */
+bool fmt_unchanged(const struct rtree *t, const struct rentry *e);
+
+/* --- the levels (format_levels.c) ---------------------------------------- */
+
+/*
+ * Settle ck->added: drop the blobs the trusted tree holds in a shard of
+ * the same number (a message moved or renamed, its bytes already here).
+ * Every shard number of ck->add is affected[], so those trees are all
+ * that need reading.  0, or E_TEMP when the odb fails us.
+ */
+int fmt_new_bytes(struct checker *ck);
+
+/*
+ * Check root tree id and everything below it, going down only where it
+ * differs from trusted (may be NULL).  0 (the problems are reported
+ * through ck), or E_TEMP when an object cannot be read.
+ */
+int fmt_check_root(struct checker *ck, const struct oid *id,
+		   const struct oid *trusted);
+
+#endif

@@ -1,0 +1,333 @@
+/*
+ * worktree_p: what the parts of the worktree module share, and nothing
+ * outside common/worktree*.c may use.
+ *
+ * The module is cut along its sections, each a file:
+ *	worktree.c		the handle, the dirty marks, names and paths,
+ *				reading trees, the key index of the worktree
+ *				tree
+ *	worktree_scan.c		scanning the disk against the worktree tree,
+ *				and resolving what the scan found (renames,
+ *				copies, new bytes)
+ *	worktree_commit.c	committing: the local changes on top of mail
+ *	worktree_apply.c	applying: mail's changes to the disk
+ * The invariants are those of worktree.c's head comment.
+ */
+#ifndef WORKTREE_P_H
+#define WORKTREE_P_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "mtimes.h"
+#include "oid.h"
+#include "repo_p.h"
+#include "strbuf.h"
+#include "strmap.h"
+#include "strvec.h"
+#include "worktree.h"
+
+#define MARKER "maildirfolder"
+#define SUBSCRIPTIONS "subscriptions"
+#define DIRTY_MAX 500000	/* more dirty names than this: rescan all */
+#define COPY_SETTLE 2		/* seconds a duplicate key may be half a move */
+#define SCAN_SLICE_ADDS 5000	/* new files one slice of a rescan reads */
+#define SCAN_SLICE_MIN 32	/* folders a slice looks at, at least */
+#define KIDX_FOLDERS 64		/* more folders than this: index keys */
+
+static const char *const subs[2] = { "cur", "new" };
+
+struct worktree {
+	struct repo *r;
+	char *maildir;
+	char *email;		/* commit identity */
+	bool full;		/* everything must be looked at */
+	bool root;		/* the root: subscriptions, folder list */
+	struct strvec folders;	/* folders to look at whole */
+	struct strmap folder_set;	/* the same, to find one at once */
+	struct strvec names;	/* "<folder>/<sub>/<name>" to look at */
+	struct strvec later;	/* names held back (maybe half a move) */
+	double later_due;
+	bool ensured;		/* every folder's cur/ new/ tmp/ checked */
+	unsigned long gen;	/* counts dirty marks: did anything happen? */
+	worktree_poll_fn *poll;	/* read pending events (they mark us) */
+	void *poll_data;
+	char *origin;		/* commit messages: "<origin>: ..." */
+	struct strvec unreadable;	/* files skipped: cannot be read */
+	double slice;		/* seconds one step may take; 0: no bound */
+	double add_cost;	/* seconds one new file took to commit, lately */
+	double apply_tail;	/* seconds a slice of an apply took after its
+				   files (recording them), lately */
+	double rescan_t0;	/* a sliced full rescan began; 0: none */
+	size_t rescan_seen, rescan_slices;
+	struct strvec queue;	/* folders a look at the root has yet to */
+	size_t qpos;		/* see, from queue.v[qpos] on */
+	bool pass;		/* such a look is under way (the queue is its) */
+	size_t pass_left_out;	/* folders it left out so far */
+	size_t left_out;	/* what the last whole look left out */
+	worktree_folder_fn *folder_fn;	/* told of each folder looked at */
+	void *folder_data;
+	struct kidx *kidx;	/* the worktree tree's keys (wt_find_key) */
+	struct plan *plan;	/* an apply cut short, to go on with */
+};
+
+/* --- reading trees (worktree.c) ----------------------------------------- */
+
+/* A message found in a tree. */
+struct hit {
+	char *folder;
+	const char *sub;
+	char *name;
+	struct oid oid;
+};
+
+struct hitv {
+	struct hit *v;
+	size_t n, alloc;
+};
+
+/*
+ * mtime records of a tree, read a shard at a time as needed, from its
+ * mtimes/ tree read once (not from the root each time: the root of
+ * thousands of folders is the largest tree there is).
+ */
+struct mtcache {
+	const struct oid *tree;
+	git_tree *dir;		/* mtimes/, once read; NULL: none */
+	bool dir_read;
+	struct mtimes m[256];
+	bool loaded[256];
+};
+
+/* One path that differs between two trees. */
+struct dchange {
+	char *path;
+	struct oid old, new;
+	bool has_old, has_new;
+};
+
+struct dchv {
+	struct dchange *v;
+	size_t n, alloc;
+};
+
+/* The directory of folder's sub on disk, or of the folder when sub is NULL. */
+char *wt_disk_dir(const struct worktree *wt, const char *folder,
+		  const char *sub);
+
+/*
+ * Split a tree path (layout_parse_tree_path) into new strings, sub being
+ * one of subs[]; E_INVALID when it is not a message's path.
+ */
+int wt_parse_msg_path(const char *path, char **folder, const char **sub,
+		      char **name);
+
+/* Does folder exist on disk (layout.h's rule)? */
+bool wt_folder_on_disk(const struct worktree *wt, const char *folder);
+
+/*
+ * The tree at path under root (path "" or NULL: root itself); *out NULL
+ * when there is none.  The caller frees *out.
+ */
+int wt_subtree(git_tree **out, struct repo *r, const struct oid *root,
+	       const char *path);
+
+/*
+ * The tree at path under the open tree root; *out NULL when there is
+ * none.  The caller frees *out.
+ */
+int wt_subtree_of(git_tree **out, struct repo *r, git_tree *root,
+		  const char *path);
+
+/* Free what the hits own; h is empty and usable again. */
+void wt_hitv_clear(struct hitv *h);
+
+/* Every message with key in the tree root, in any folder. */
+int wt_tree_find_key(struct hitv *out, struct repo *r, const struct oid *root,
+		     const char *key, size_t klen);
+
+/* A cache of tree's mtime records, nothing read yet; tree is kept by
+ * pointer and must outlive it. */
+void wt_mtcache_init(struct mtcache *c, const struct oid *tree);
+void wt_mtcache_release(struct mtcache *c);
+
+/* The mtime the tree gives key (MTIME_NONE when it gives none). */
+long long wt_mtcache_get(struct mtcache *c, struct repo *r,
+			 const char *key, size_t klen);
+
+/* Free the changes' paths and the vector; d is empty and usable again. */
+void wt_dchv_clear(struct dchv *d);
+
+/*
+ * The blobs that differ between trees a and b (either may be NULL: the
+ * empty tree), through treediff: the cost is that of the changed shards.
+ */
+int wt_diff_walk(struct repo *r, const struct oid *a, const struct oid *b,
+		 struct strbuf *prefix, struct dchv *out);
+
+/*
+ * wt_tree_find_key() on the worktree's tree: through the index when the tree
+ * has many folders, else directly.
+ */
+int wt_find_key(struct worktree *wt, struct hitv *out, const struct oid *tree,
+		git_tree *root, const char *key, size_t klen);
+
+/* --- scanning and resolving (worktree_scan.c) ----------------------------- */
+
+/* One message at one place. */
+struct ent {
+	char *folder;
+	const char *sub;
+	char *name;
+	size_t klen;
+	struct oid oid;
+	bool have_oid;
+	bool claimed;		/* rm: its key was added elsewhere (a rename) */
+	bool rehash;		/* add: new bytes under a known name */
+	long long mtime;	/* on disk (add); MTIME_NONE when unknown */
+	time_t ctime;
+};
+
+struct entv {
+	struct ent *v;
+	size_t n, alloc;
+};
+
+/* A key whose mtime on disk differs from its record; key is owned. */
+struct mtch {
+	char *key;
+	long long mtime;
+};
+
+/* What one scan found, and what it reads the worktree with. */
+struct scan {
+	struct repo *r;
+	const struct oid *wtree;	/* the worktree's tree */
+	const struct oid *mtree;	/* mail's tree when it differs, else NULL */
+	struct entv rm, add;
+	struct mtch *mt;
+	size_t nmt, amt;
+	struct strvec mk_add, mk_rm;	/* folders whose marker comes, goes */
+	int subs;			/* 1 set to subs_oid, -1 removed */
+	struct oid subs_oid;
+	struct strmap scanned;		/* folders looked at whole */
+	struct strvec later;		/* names held back */
+	struct mtcache wmt;
+	git_tree *root;			/* the worktree's tree, once read */
+	git_tree *mroot;		/* mail's, when it differs */
+	size_t nfolders;		/* mail's folders and those admitted */
+	bool counted;			/* nfolders is known */
+	size_t seen;			/* files listed */
+	bool temp_error;
+	struct strvec unreadable;	/* files that could not be read */
+	const struct strvec *was_unreadable;	/* the last commit's */
+	bool partial;			/* a slice: some folders are left */
+};
+
+/* Append a copy of folder and name (sub is one of subs[], kept by
+ * pointer), mtime unknown; the entry is ev's, valid until the next push. */
+struct ent *wt_entv_push(struct entv *ev, const char *folder,
+			 const char *sub, const char *name);
+/* Free what e owns. */
+void wt_ent_release(struct ent *e);
+/* Release every entry and free the vector; ev is empty and usable. */
+void wt_entv_clear(struct entv *ev);
+
+/* Order by key, then folder, sub and name: deterministic everywhere. */
+int wt_ent_cmp(const void *a, const void *b);
+
+/* An empty scan of the disk against wtree (kept by pointer). */
+void wt_scan_init(struct scan *sc, struct repo *r, const struct oid *wtree);
+void wt_scan_release(struct scan *sc);
+
+/* The worktree's tree, read once per scan; NULL when it cannot be. */
+git_tree *wt_scan_root_tree(struct scan *sc);
+
+/*
+ * Look at one name in folder/sub; shard is the worktree's shard tree that
+ * would hold it (NULL: there is none).
+ */
+int wt_scan_name(struct worktree *wt, struct scan *sc, const char *folder,
+		 const char *sub, const char *name, git_tree *shard);
+
+/* Does the worktree's tree hold folder (marker or not)?  < 0 on error. */
+int wt_in_worktree(struct scan *sc, const char *folder);
+
+/*
+ * Compare a whole folder with the worktree: 0, 1 when folder_limit
+ * leaves it out (nothing of it is read), < 0 on error.  in_pass: it comes
+ * from a look at the root (the queue).  A folder that is part of the
+ * mailbox is told to wt->folder_fn (the daemon watches it) before it is
+ * read, so nothing changes unseen.
+ */
+int wt_scan_folder(struct worktree *wt, struct scan *sc, const char *folder,
+		   bool in_pass);
+
+/* The folders the worktree tree knows. */
+int wt_tree_folders(struct strvec *out, struct repo *r, const struct oid *tree);
+
+/*
+ * The subscriptions file, and a look at the root: the folders to look at
+ * whole (those that came or went, or all of them with all) go to
+ * wt->queue in name order, and the look is under way (wt->pass) until
+ * the queue is done.  Listing the root reads no folder: the folders are
+ * looked into a slice at a time, from the queue.
+ */
+int wt_scan_root(struct worktree *wt, struct scan *sc, bool all);
+
+/* e's key against key (klen bytes), as memcmp(3) orders them. */
+int wt_key_cmp(const struct ent *e, const char *key, size_t klen);
+
+/* Do two entries name the same file (a rewrite in place)? */
+bool wt_same_place(const struct ent *a, const struct ent *b);
+
+/*
+ * Pair what the scan removed and added: a key in both is a rename and
+ * keeps its blob; a copy, a half-done move and new bytes under a known
+ * name are told apart (a copy gets a key of its own on disk).  0, or < 0
+ * (logged).
+ */
+int wt_resolve(struct worktree *wt, struct scan *sc);
+
+/* --- committing (worktree_commit.c) --------------------------------------- */
+
+/* mtime changes with owned keys, for mtimes_update(). */
+struct mlist {
+	struct mtime_change *v;
+	size_t n, alloc;
+	struct strvec keys;
+};
+
+/* Record key (klen bytes, copied) at mtime (MTIME_NONE: gone). */
+void wt_mlist_add(struct mlist *l, const char *key, size_t klen,
+		  long long mtime);
+void wt_mlist_release(struct mlist *l);
+
+/* Count one change: from NULL an addition, to NULL an expunge, another
+ * folder or sub a move, else a flag change. */
+void wt_counts_add(struct worktree_counts *c, const struct ent *from,
+		   const struct ent *to);
+/* The counts as a commit message's words ("2 added, 1 moved"), or "no
+ * change". */
+void wt_counts_text(struct strbuf *out, const struct worktree_counts *c);
+
+/* Add to ups the message's tree path with oid, or its removal when oid
+ * is NULL. */
+void wt_add_path(struct update_list *ups, const char *folder,
+		 const char *sub, const char *name, const struct oid *oid);
+
+/*
+ * refs/maildag/worktree and refs/heads/mail, and their trees.  A missing
+ * mail is an error; a missing worktree ref is made, an empty tree (the
+ * disk is read as new).  0, or < 0 (logged).
+ */
+int wt_read_refs(struct worktree *wt, struct oid *w, struct oid *wtree,
+		 struct oid *m, struct oid *mtree);
+
+/* --- applying (worktree_apply.c) ------------------------------------------- */
+
+/* Free an apply cut short (NULL: nothing). */
+void wt_plan_free(struct plan *pl);
+
+#endif
