@@ -64,6 +64,15 @@ as() {
 		LOGNAME="$u" PATH="$PATH" XDG_CONFIG_HOME="$h/.config" \
 		XDG_RUNTIME_DIR="$h/run" "$@"
 }
+# as_exec: the same, replacing the shell that runs it; for `as_exec ... &`,
+# whose $! is then the program itself (a function run with & is a subshell)
+as_exec() {
+	local u=$1 h=$2
+	shift 2
+	exec setpriv --reuid="$u" --regid="$u" --init-groups env -i HOME="$h" USER="$u" \
+		LOGNAME="$u" PATH="$PATH" XDG_CONFIG_HOME="$h/.config" \
+		XDG_RUNTIME_DIR="$h/run" "$@"
+}
 
 # --- sshd ------------------------------------------------------------------
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/sshd/host_key" || die "host key"
@@ -143,9 +152,9 @@ run_scenario() {
 		2>/dev/null > >("$BIN/stamp.py" >"$o/inotify.log") &
 	PIDS="$PIDS $!"
 	# setpriv and env exec: $! is the daemon itself
-	as "$ua" "$ha" maildag-syncd -v > >("$BIN/stamp.py" >"$o/a.log") 2>&1 &
+	as_exec "$ua" "$ha" maildag-syncd -v > >("$BIN/stamp.py" >"$o/a.log") 2>&1 &
 	pa=$!
-	as "$ub" "$hb" maildag-syncd -v > >("$BIN/stamp.py" >"$o/b.log") 2>&1 &
+	as_exec "$ub" "$hb" maildag-syncd -v > >("$BIN/stamp.py" >"$o/b.log") 2>&1 &
 	pb=$!
 	PIDS="$PIDS $pa $pb"
 	sleep 2

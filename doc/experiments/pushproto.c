@@ -24,6 +24,9 @@
  *   pushproto fan SRC HOST PORT USER N KEY...
  *	one kept session per KEY (K peers), each push to all of them:
  *	the first ack and the last
+ *   pushproto follow SRC HOST PORT USER KEY COUNT
+ *	the daemon's side alone: each time SRC's refs/heads/mail moves,
+ *	push it over the kept session; "ack <id> <time>" per ack
  *   pushproto pipe SRC N CMD...
  *	the same framed protocol to CMD over a pipe (no ssh): what the
  *	server side costs alone, and the file:// counterpart
@@ -45,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -771,6 +775,68 @@ static void mode_fan(const char *host, int port, const char *user, int n,
 	report("fan: K kept sessions, each push to all K");
 }
 
+/*
+ * follow: what the daemon's side of a kept session would do, alone: one
+ * session to sessiond, then each time SRC's refs/heads/mail moves (a
+ * maildag-lda delivery; inotify on refs/heads/), a pack of what the peer
+ * lacks, framed, and the ack awaited.  Prints "ack <id> <wall time>" per
+ * ack, for a harness to put beside the LDA's exit and the file's arrival.
+ */
+static void mode_follow(const char *src_path, const char *host, int port,
+			const char *user, const char *key, int count)
+{
+	double t[3];
+	struct conn c = { 0 };
+	char line[256], hdr[200], ho[GIT_OID_HEXSZ + 1], hn[GIT_OID_HEXSZ + 1];
+	char dir[4096], evbuf[4096];
+	git_oid acked, mail;
+	int ino, sent = 0;
+
+	snprintf(dir, sizeof dir, "%s/refs/heads", src_path);
+	if ((ino = inotify_init1(IN_CLOEXEC)) < 0 ||
+	    inotify_add_watch(ino, dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+		die("inotify");
+	ssh_open(&kept, host, port, user, key, t);
+	c.ch = ssh_exec(&kept, "maildag-session 1");
+	conn_readline(&c, line, sizeof line);
+	memset(&acked, 0, sizeof acked);
+	printf("ready\n");
+	fflush(stdout);
+	while (sent < count) {
+		git_buf pack = { 0 };
+		struct timespec ts;
+		git_reference *r;
+
+		/* the ref as it is now; wait for a change when it was sent */
+		if (git_reference_lookup(&r, src, "refs/heads/mail") == 0) {
+			git_oid_cpy(&mail, git_reference_target(r));
+			git_reference_free(r);
+		}
+		if (git_oid_equal(&mail, &acked)) {
+			if (read(ino, evbuf, sizeof evbuf) <= 0)
+				die("inotify read");
+			continue;
+		}
+		make_pack(&pack, &mail, &acked);
+		git_oid_tostr(ho, sizeof ho, &acked);
+		git_oid_tostr(hn, sizeof hn, &mail);
+		snprintf(hdr, sizeof hdr, "PUSH %s %s %zu\n", ho, hn, pack.size);
+		conn_write(&c, hdr, strlen(hdr));
+		conn_write(&c, pack.ptr, pack.size);
+		conn_readline(&c, line, sizeof line);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (strncmp(line, "OK ", 3)) {
+			fprintf(stderr, "pushproto: refused: %s", line);
+			exit(1);
+		}
+		printf("ack %s %ld.%06ld\n", hn, (long)ts.tv_sec, ts.tv_nsec / 1000);
+		fflush(stdout);
+		git_oid_cpy(&acked, &mail);
+		git_buf_dispose(&pack);
+		sent++;
+	}
+}
+
 static void mode_pipe(int n, char **argv)
 {
 	int in[2], out[2];
@@ -829,6 +895,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "fan") && argc >= 8) {
 		mode_fan(argv[3], atoi(argv[4]), argv[5], atoi(argv[6]),
 			 argc - 7, argv + 7);
+	} else if (!strcmp(argv[1], "follow") && argc == 8) {
+		mode_follow(argv[2], argv[3], atoi(argv[4]), argv[5], argv[6],
+			    atoi(argv[7]));
 	} else if (!strcmp(argv[1], "pipe") && argc >= 5) {
 		mode_pipe(atoi(argv[3]), argv + 4);
 	} else {

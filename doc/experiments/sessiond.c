@@ -17,6 +17,9 @@
  *   sessiond REPO NAME direct	libgit2, indexed straight into objects/pack
  *				(no quarantine to move out of: one rename
  *				and one directory fsync fewer)
+ *   sessiond REPO NAME loose	libgit2 into quarantine, then every object
+ *				written loose (fsynced), as git's
+ *				unpack-objects does for small pushes
  *   sessiond REPO NAME git	run `git index-pack --stdin --strict
  *				--fix-thin` for each push (git's object
  *				checks, receive.fsckObjects's), one exec
@@ -41,7 +44,7 @@
 #define MAX_INPUT (512LL << 20)
 
 static const char *repo_path, *peer;
-static int use_git, direct;
+static int use_git, direct, loose;
 static git_repository *repo;
 
 static double now_ms(void)
@@ -191,6 +194,44 @@ done:
 	return err;
 }
 
+struct copy {
+	git_odb *from, *to;
+	int err;
+};
+
+static int copy_one(const git_oid *id, void *payload)
+{
+	struct copy *c = payload;
+	git_odb_object *o;
+	git_oid out;
+
+	if (git_odb_read(&o, c->from, id) < 0) {
+		c->err = -1;
+		return -1;
+	}
+	if (git_odb_write(&out, c->to, git_odb_object_data(o),
+			  git_odb_object_size(o), git_odb_object_type(o)) < 0)
+		c->err = -1;
+	git_odb_object_free(o);
+	return c->err;
+}
+
+/* Every object of the pack whose index is idxfile, loose in the repository. */
+static int unpack_loose(const char *idxfile)
+{
+	struct copy c = { NULL, NULL, 0 };
+	git_odb_backend *be;
+
+	if (git_odb_new(&c.from) < 0 || git_odb_backend_one_pack(&be, idxfile) < 0 ||
+	    git_odb_add_backend(c.from, be, 1) < 0 ||
+	    git_repository_odb(&c.to, repo) < 0 ||
+	    git_odb_foreach(c.from, copy_one, &c) < 0)
+		c.err = -1;
+	git_odb_free(c.to);
+	git_odb_free(c.from);
+	return c.err;
+}
+
 static int one_push(const char *hold, const char *hnew, long long len)
 {
 	static unsigned n;
@@ -218,8 +259,18 @@ static int one_push(const char *hold, const char *hnew, long long len)
 	if (!err)
 		err = check(from, &new);
 	t2 = now_ms();
+	if (!err && loose) {
+		/* as git's unpack-objects: each object loose (fsynced), the
+		 * quarantine pack dropped */
+		snprintf(from, sizeof from, "%s/pack-%s.idx", pdir, name);
+		err = unpack_loose(from);
+		for (int i = 0; i < 2; i++) {
+			snprintf(from, sizeof from, "%s/pack-%s.%s", pdir, name, ext[i]);
+			unlink(from);
+		}
+	}
 	/* the pack first, then its index: a reader never sees an index alone */
-	for (int i = 0; !err && !direct && i < 2; i++) {
+	for (int i = 0; !err && !direct && !loose && i < 2; i++) {
 		snprintf(from, sizeof from, "%s/pack-%s.%s", pdir, name, ext[i]);
 		snprintf(to, sizeof to, "%s/objects/pack/pack-%s.%s", repo_path,
 			 name, ext[i]);
@@ -227,7 +278,7 @@ static int one_push(const char *hold, const char *hnew, long long len)
 	}
 	snprintf(to, sizeof to, "%s/objects/pack", repo_path);
 	if (!err)	/* (direct: libgit2's indexer fsyncs it already) */
-		err = direct ? 0 : fsync_dir(to);
+		err = direct || loose ? 0 : fsync_dir(to);
 	if (!direct) {
 		rmdir(pdir);
 		rmdir(qdir);
@@ -266,13 +317,14 @@ int main(int argc, char **argv)
 	long long len;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: sessiond REPO NAME libgit2|direct|git\n");
+		fprintf(stderr, "usage: sessiond REPO NAME libgit2|direct|loose|git\n");
 		return 64;
 	}
 	repo_path = argv[1];
 	peer = argv[2];
 	use_git = !strcmp(argv[3], "git");
 	direct = !strcmp(argv[3], "direct");
+	loose = !strcmp(argv[3], "loose");
 	umask(077);
 	git_libgit2_init();
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
