@@ -33,7 +33,7 @@ fi
 printf 'From: x@example.org\nSubject: first\n\nfirst\n' | "$BUILD/lda/maildag-lda" || exit 2
 REPO=$W/.local/share/maildag/mail.git
 echo "== growth.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), $N pushes each; $(uptime)"
-for v in libgit2 loose git; do
+for v in libgit2 loose batch git; do
 	rm -rf "$W/src.git" "$W/dst.git"
 	cp -a "$REPO" "$W/src.git" && cp -a "$REPO" "$W/dst.git"
 	SESSIOND_TIMES=1 "$W/pushproto" pipe "$W/src.git" "$N" "$W/sessiond" "$W/dst.git" a $v \

@@ -2,8 +2,12 @@
 # proto.sh: one small push timed each way pushproto knows, through a
 # private sshd on 127.0.0.1 whose authorized_keys give replica a's keys
 # the forced commands of production (maildag serve --peer a) and of the
-# prototype (sessiond, libgit2 and git variants).  For
+# prototype (sessiond).  For
 # doc/persistent-peers.md (issue 15); an experiment, not a test.
+#
+# The kept sessions' server is sessiond's "batch" store (the one the note
+# chooses); growth.sh compares the stores, which must each start from a
+# repository of their own: one pack per push slows every later push.
 #
 # usage (root): doc/experiments/proto.sh BUILD_DIR [N] [IDLE_SECONDS]
 set -u
@@ -27,7 +31,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 rm -rf "$WORK/proto" "$WORK/sshd" "$OUT"
-mkdir -p "$BIN" "$OUT" "$WORK/sshd/keys" "$WORK/proto" &&
+mkdir -p "$BIN" "$OUT" "$WORK/sshd/keys" "$WORK/proto" && chmod 777 "$OUT" &&
 	chmod 755 "$WORK" "$BIN" "$WORK/sshd" "$WORK/sshd/keys" "$WORK/proto" || die "mkdir"
 cp "$BUILD/lda/maildag-lda" "$BUILD/syncd/maildag" "$BUILD/syncd/maildag-syncd" "$BIN/" || die "cp"
 cc -O2 -Wall -o "$BIN/pushproto" "$HERE/pushproto.c" $(pkg-config --cflags --libs libgit2 libssh2) &&
@@ -58,7 +62,7 @@ for x in "$U1 $HA a b" "$U2 $HB b a"; do
 done
 RA=$HA/.local/share/maildag/mail.git RB=$HB/.local/share/maildag/mail.git
 printf 'From: x@example.org\nSubject: first\n\nfirst\n' | as $U1 "$HA" maildag-lda || die "lda"
-for k in serve session session_direct session_git fan1 fan2 fan3 fan4 fan5; do
+for k in serve session fan1 fan2 fan3 fan4 fan5; do
 	as $U1 "$HA" ssh-keygen -q -t ed25519 -N '' -f "$HA/.ssh/$k" || die "key"
 done
 # five more peers for the fan-out: a repository each, b's user
@@ -69,12 +73,10 @@ for i in 1 2 3 4 5; do
 done
 {
 	for i in 1 2 3 4 5; do
-		printf 'command="%s/sessiond %s a libgit2",restrict %s\n' "$BIN" "$HB/fan$i.git" "$(cut -d' ' -f1,2 "$HA/.ssh/fan$i.pub")"
+		printf 'command="SESSIOND_CPU_LOG=%s/fan.cpu %s/sessiond %s a batch",restrict %s\n' "$OUT" "$BIN" "$HB/fan$i.git" "$(cut -d' ' -f1,2 "$HA/.ssh/fan$i.pub")"
 	done
 	printf 'command="%s/maildag serve --peer a",restrict %s\n' "$BIN" "$(cut -d' ' -f1,2 "$HA/.ssh/serve.pub")"
-	printf 'command="%s/sessiond %s a libgit2",restrict %s\n' "$BIN" "$RB" "$(cut -d' ' -f1,2 "$HA/.ssh/session.pub")"
-	printf 'command="%s/sessiond %s a direct",restrict %s\n' "$BIN" "$RB" "$(cut -d' ' -f1,2 "$HA/.ssh/session_direct.pub")"
-	printf 'command="%s/sessiond %s a git",restrict %s\n' "$BIN" "$RB" "$(cut -d' ' -f1,2 "$HA/.ssh/session_git.pub")"
+	printf 'command="SESSIOND_CPU_LOG=%s/session.cpu %s/sessiond %s a batch",restrict %s\n' "$OUT" "$BIN" "$RB" "$(cut -d' ' -f1,2 "$HA/.ssh/session.pub")"
 } >"$WORK/sshd/keys/$U2"
 chmod 644 "$WORK/sshd/keys/$U2"
 
@@ -107,7 +109,9 @@ done
 grep -q "Server listening" "$OUT/sshd.log" || die "sshd"
 
 # the CPU time of everything sshd ran and reaped (per connection: sshd,
-# the forced command and what it ran), in ms
+# the forced command and what it ran), in ms; right for the modes whose
+# connections have ended and been reaped (raw, fresh); a kept session's
+# sessiond reports its own (SESSIOND_CPU_LOG)
 srv_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); split($0, f, " "); print (f[14] + f[15]) * 1000 / hz }' "/proc/$SSHD_PID/stat"; }
 # P MODE ARGS...: pushproto as a's user; then the peer side's CPU per push
 P() {
@@ -133,10 +137,6 @@ sleep 1
 	P fresh "$RA" "ssh://$U2@127.0.0.1:$PORT$RB" "$HA/.ssh/serve" "$N"
 	P mux "$RA" 127.0.0.1 $PORT $U2 "$HA/.ssh/serve" "$RB" "$N"
 	P session "$RA" 127.0.0.1 $PORT $U2 "$HA/.ssh/session" "$N"
-	echo "-- (git index-pack --strict per push:)"
-	P session "$RA" 127.0.0.1 $PORT $U2 "$HA/.ssh/session_git" "$N"
-	echo "-- (libgit2, indexed straight into objects/pack:)"
-	P session "$RA" 127.0.0.1 $PORT $U2 "$HA/.ssh/session_direct" "$N"
 	echo "-- the same session through the system ssh client (a coprocess on pipes):"
 	P pipe "$RA" "$N" $SSH $PORT -i "$HA/.ssh/session" $U2@127.0.0.1 maildag-session
 	echo "-- the system ssh client, a new connection each time (git-upload-pack through serve, stdin at EOF):"
@@ -151,7 +151,7 @@ for i in range(30):
 v.sort()
 print("ssh one-shot connect+exec+advert+exit: p50 %.1f p90 %.1f ms" % (v[14], v[26]))
 ' $SSH $PORT -i "$HA/.ssh/serve" $U2@127.0.0.1 "git-upload-pack '$RB'"
-	echo "-- fan-out: 1 peer, then 5 peers, kept sessions (sessiond libgit2):"
+	echo "-- fan-out: 1 peer, then 5 peers, kept sessions (sessiond batch):"
 	P fan "$RA" 127.0.0.1 $PORT $U2 "$N" "$HA/.ssh/fan1"
 	P fan "$RA" 127.0.0.1 $PORT $U2 "$N" "$HA/.ssh/fan1" "$HA/.ssh/fan2" "$HA/.ssh/fan3" "$HA/.ssh/fan4" "$HA/.ssh/fan5"
 	echo "-- through a relay that holds each chunk 25 ms each way (50 ms round trip):"
@@ -161,16 +161,18 @@ print("ssh one-shot connect+exec+advert+exit: p50 %.1f p90 %.1f ms" % (v[14], v[
 	# file:// and a pipe: both sides as b's user on a copy of a's repository
 	rm -rf "$HB/src.git" && cp -a "$RA" "$HB/src.git" && chown -R $U2: "$HB/src.git"
 	as $U2 "$HB" pushproto fresh "$HB/src.git" "file://$RB" none "$N"
-	for v in libgit2 direct git; do
+	for v in batch; do
 		echo "-- pipe to sessiond $v:"
 		as $U2 "$HB" env SESSIOND_TIMES=1 pushproto pipe "$HB/src.git" "$N" sessiond "$RB" a $v 2>"$OUT/sessiond-$v.times"
 	done
-	for v in libgit2 direct git; do
+	for v in batch; do
 		awk -v v=$v '/^sessiond: read/ { r += $3; c += $5; m += $7; f += $9; n++ }
 			END { printf "sessiond %s, mean of %d: read+index %.2f check %.2f move %.2f ref %.2f ms\n", v, n, r/n, c/n, m/n, f/n }' \
 			"$OUT/sessiond-$v.times"
 		grep 'cpu' "$OUT/sessiond-$v.times"
 	done
+	echo "-- sessiond's own cpu per push (each session in the order run):"
+	cat "$OUT/session.cpu" "$OUT/fan.cpu" 2>/dev/null
 	echo "$(uptime)"
 } 2>&1 | tee "$OUT/proto.txt"
 
