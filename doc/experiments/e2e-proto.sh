@@ -173,7 +173,7 @@ C1=$(cpu_of "$PB" "$PF")
 kill "$PF"; wait "$PF" 2>/dev/null; sleep 1
 C2=$(( C1 + $(cpu_of "$SSHD_PID") ))
 uptime >"$OUT/cpu.txt"
-python3 - "$OUT" "$WARM" "$C0" "$C1" "$C2" <<'EOF'
+python3 - "$OUT" "$WARM" "$C0" "$C1" "$C2" <<'EOF' | tee "$OUT/summary.txt"
 import os, re, sys
 out, warm = sys.argv[1], int(sys.argv[2])
 c0, c1, c2 = map(int, sys.argv[3:6])
