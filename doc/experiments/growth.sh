@@ -15,7 +15,9 @@ export LC_ALL=C
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR [N]}" && pwd)
 N=${2:-400}
-W=$(mktemp -d /var/tmp/maildag-growth.XXXXXX)
+# as root, the directory is made here and the script runs again as a
+# user of ours (maildag refuses root), finding it in GROWTH_DIR
+W=${GROWTH_DIR:-$(mktemp -d /var/tmp/maildag-growth.XXXXXX)}
 trap 'rm -rf "$W"' EXIT
 cc -O2 -o "$W/pushproto" "$HERE/pushproto.c" $(pkg-config --cflags --libs libgit2 libssh2) &&
 	cc -O2 -o "$W/sessiond" "$HERE/sessiond.c" $(pkg-config --cflags --libs libgit2) || exit 2
@@ -24,10 +26,10 @@ mkdir -p "$W/.config/maildag" "$W/run" && chmod 700 "$W/run"
 echo '{ "node": "b", "peers": { "a": { "url": "file:///nonexistent" } } }' >"$W/.config/maildag/config.json"
 chmod 600 "$W/.config/maildag/config.json"
 if [ "$(id -u)" = 0 ]; then
-	# maildag refuses root: run it all as nobody's equal, a user of ours
 	id maildagcx2 >/dev/null 2>&1 || useradd --system --user-group --no-create-home maildagcx2
 	chown -R maildagcx2: "$W"
-	exec setpriv --reuid=maildagcx2 --regid=maildagcx2 --init-groups "$0" "$@"
+	exec setpriv --reuid=maildagcx2 --regid=maildagcx2 --init-groups \
+		env GROWTH_DIR="$W" "$0" "$@"
 fi
 "$BUILD/syncd/maildag" init >/dev/null || exit 2
 printf 'From: x@example.org\nSubject: first\n\nfirst\n' | "$BUILD/lda/maildag-lda" || exit 2
