@@ -133,6 +133,12 @@ static void result(int fd, size_t i, long retry_after, const char *why)
 	else
 		n = snprintf(line, sizeof line, "%zu fail %ld %.200s\n", i,
 			     retry_after, why);
+	/* one line: a control character in libcurl's text becomes a space */
+	for (int k = 0; k + 1 < n && k + 1 < (int)sizeof line; k++)
+		if ((unsigned char)line[k] < 0x20)
+			line[k] = ' ';
+	if (n >= (int)sizeof line)
+		n = (int)sizeof line - 1, line[n - 1] = '\n';
 	if (n > 0 && write(fd, line, (size_t)n) < 0)
 		_exit(126);
 }
