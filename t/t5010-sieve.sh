@@ -125,7 +125,9 @@ test_expect_success 'the filed message is replicated: the peer holds it, its Mai
 	name=$(basename "$(grep -lF "Message-ID: <spam1.$$@" "$MAILDIR"/.Junk/new/*)") &&
 	bgit ls-tree -r --name-only refs/peers/a/mail >bpaths &&
 	grep -q "^\.Junk/new/../$name\$" bpaths &&
-	as_user -h "$B" maildag sync >/dev/null 2>&1 &&
+	daemon_start syncd-b "$TRASH/syncd-b.log" env HOME="$B" maildag-syncd -v &&
+	wait_for "test -e \"$B/Maildir/.Junk/new/$name\"" &&
+	daemon_stop syncd-b &&
 	cmp "$MAILDIR/.Junk/new/$name" "$B/Maildir/.Junk/new/$name"
 '
 
