@@ -44,6 +44,17 @@ input_is_blob() {
 	test "$(sed -n "s/^Input: //p" rec)" = "$(sed -n "s/^Blob: //p" rec | head -n 1)"
 }
 
+# recorded ID FOLDER: the one commit that added message ID (in FOLDER's
+# new/) is maildag-lda's, with the delivery record and its Input line:
+# maildag-syncd, running, left the file to it
+recorded() {
+	local f path
+	f=$(grep -lF "Message-ID: <$1.$$@" "$MAILDIR${2:+/$2}"/new/*) &&
+	path=$(tree_files | grep -F "/$(basename "$f")") &&
+	mgit log --format=%B --diff-filter=A refs/heads/mail -- "$path" >rec2 &&
+	grep -q "^deliver to " rec2 && grep -q "^Input: " rec2
+}
+
 # sieve_runs ID: how many times Pigeonhole ran for message ID
 sieve_runs() { grep -c "msgid=<$1\.$$@.*stored mail into mailbox" "$DC/dovecot.log" || :; }
 
@@ -108,6 +119,7 @@ test_expect_success 'no filing rule: INBOX, committed once with its input, sent'
 	pf_send_msg plain1 &&
 	pf_delivered_once plain1 &&
 	input_is_blob &&
+	recorded plain1 &&
 	test "$(sieve_runs plain1)" = 1 &&
 	test_repo_consistent
 '
@@ -115,6 +127,7 @@ test_expect_success 'no filing rule: INBOX, committed once with its input, sent'
 test_expect_success 'fileinto :create "Junk": the folder and the message in one commit' '
 	pf_send_msg spam1 &&
 	pf_delivered_once spam1 .Junk &&
+	recorded spam1 .Junk &&
 	mgit ls-tree -r --name-only refs/heads/mail >paths &&
 	grep -qx ".Junk/maildirfolder" paths &&
 	mgit show refs/heads/mail:subscriptions | grep -qx Junk &&
@@ -160,6 +173,7 @@ test_expect_success 'no quorum (syncd down): deferred 4.4.0, committed; then sen
 	pf_flush && pf_wait_status "$qid" 2 &&
 	test "$(pf_status "$qid")" = sent &&
 	pf_delivered_once spam2 .Junk &&
+	recorded spam2 .Junk &&
 	test "$(sieve_runs spam2)" = 1 &&
 	test_repo_consistent
 '
