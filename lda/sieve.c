@@ -54,13 +54,27 @@
 #define LINE_MAX_KEPT 400	/* of the child's first line */
 #define EXEC_FAILED 127		/* the child's status when exec failed */
 
-/* A test hook: die as SIGKILL would at the named point (t5010). */
+/*
+ * Test hooks (t5010): MAILDAG_TEST_CRASH=<point> dies there as SIGKILL
+ * would; MAILDAG_TEST_HOLD=<point>:<fifo> waits there until the test
+ * writes to the fifo.
+ */
 static void crash_point(const char *point)
 {
 	const char *p = getenv("MAILDAG_TEST_CRASH");
+	const char *h = getenv("MAILDAG_TEST_HOLD");
+	size_t len = strlen(point);
 
 	if (p && !strcmp(p, point))
 		kill(getpid(), SIGKILL);
+	if (h && !strncmp(h, point, len) && h[len] == ':') {
+		int fd = open(h + len + 1, O_RDONLY | O_CLOEXEC);
+		char c;
+		while (fd >= 0 && read(fd, &c, 1) < 0 && errno == EINTR)
+			;
+		if (fd >= 0)
+			close(fd);
+	}
 }
 
 /* A file the child wrote: its folder ("" INBOX), "new" or "cur", name. */

@@ -9,6 +9,13 @@ test_description='Sieve kept: real Postfix -> maildag-lda -> dovecot-lda with Pi
 . "$abs_top_srcdir/t/test-lib.sh"
 . "$abs_top_srcdir/t/lib-postfix.sh"
 . "$abs_top_srcdir/t/lib-dovecot.sh"
+# a maildag-lda held at a test hook is let go however the script ends
+release_hold() {
+	[ -p "$TRASH/fifo" ] || return 0
+	: >"$TRASH/hold"
+	exec 3<>"$TRASH/fifo" && exec 3>&-
+}
+mta_at_exit release_hold
 mta_at_exit lib_dovecot_cleanup
 
 LDA=/usr/lib/dovecot/dovecot-lda
@@ -106,10 +113,12 @@ test_expect_success 'setup: Dovecot with Sieve, stub sendmail, two replicas, Pos
 	#!/bin/sh
 	# maildag-lda, killed at the point named in $TRASH/crash (a test hook)
 	MAILDAG_TEST_CRASH=\$(cat "$TRASH/crash" 2>/dev/null)
-	export MAILDAG_TEST_CRASH
+	MAILDAG_TEST_HOLD=\$(cat "$TRASH/hold" 2>/dev/null)
+	export MAILDAG_TEST_CRASH MAILDAG_TEST_HOLD
 	exec "$BIN/maildag-lda" -f "\$SENDER" -a "\$RECIPIENT"
 	EOF
-	chmod 755 "$BIN/sieve-lda" && : >"$TRASH/crash" && chmod 666 "$TRASH/crash" &&
+	chmod 755 "$BIN/sieve-lda" && : >"$TRASH/crash" && : >"$TRASH/hold" &&
+	chmod 666 "$TRASH/crash" "$TRASH/hold" &&
 	pf_setup &&
 	pf_set "mailbox_command = $BIN/sieve-lda" &&
 	pf_start
@@ -141,7 +150,8 @@ test_expect_success 'the filed message is replicated: the peer holds it, its Mai
 	daemon_start syncd-b "$TRASH/syncd-b.log" env HOME="$B" maildag-syncd -v &&
 	wait_for "test -e \"$B/Maildir/.Junk/new/$name\"" &&
 	daemon_stop syncd-b &&
-	cmp "$MAILDIR/.Junk/new/$name" "$B/Maildir/.Junk/new/$name"
+	cmp "$MAILDIR/.Junk/new/$name" "$B/Maildir/.Junk/new/$name" &&
+	kill -0 "$(daemon_pid syncd)"
 '
 
 test_expect_success 'discard: sent, nothing stored, refs/heads/mail unmoved' '
@@ -160,6 +170,20 @@ test_expect_success 'vacation: one reply through the stub sendmail, no token in 
 	grep -q "^argv: .*alice@example.org" "$SENT"/* &&
 	grep -q "^Auto-Submitted: auto-replied" "$SENT"/* &&
 	! grep -qi "^Message-ID: .*\.mdg" "$SENT"/*
+'
+
+test_expect_success 'syncd sees the stored file before maildag-lda commits it: leaves it to the LDA' '
+	mkfifo "$TRASH/fifo" && chmod 666 "$TRASH/fifo" &&
+	echo "sieve-exited:$TRASH/fifo" >"$TRASH/hold" &&
+	seen=$(grep -c "is a Sieve delivery maildag-lda commits" "$SYNCD_LOG" || :) &&
+	pf_send_msg plain3 &&
+	wait_for "grep -qsF \"Message-ID: <plain3.$$@\" \"$MAILDIR\"/new/*" &&
+	wait_for "[ \$(grep -c \"is a Sieve delivery maildag-lda commits\" \"$SYNCD_LOG\") -gt $seen ]" &&
+	test "$(mta_repo_count "Message-ID: <plain3.$$@")" = 0 &&
+	: >"$TRASH/hold" && echo go >"$TRASH/fifo" &&
+	pf_delivered_once plain3 &&
+	recorded plain3 &&
+	test_repo_consistent
 '
 
 test_expect_success 'no quorum (syncd down): deferred 4.4.0, committed; then sent, once' '
