@@ -109,6 +109,7 @@
 #define UNPUBLISHED_MAX_AGE 600	/* seconds a writer may take to lock it */
 #define SIEVE_MARK "mdg"		/* a Sieve entry's key slot: mdg<token> */
 #define SIEVE_MARK_LEN 3
+#define DOVECOT_UIDLIST_LOCK "dovecot-uidlist.lock"
 
 char *journal_dir(const struct repo *r)
 {
@@ -379,29 +380,44 @@ static bool snapshot_has(const struct journal_snapshot *s, const char *name)
 }
 
 /*
- * Does key end in ".mdg<token>" of a Sieve entry of s whose writers
- * live?  Such a file is maildag-lda's to commit.
+ * Does key end in ".mdg<token>" of a Sieve entry of s?  0 no; 1 yes and
+ * its writers live (the file is maildag-lda's to commit); 2 yes and they
+ * are dead.  *token points into key.
  */
-static bool sieve_live(const struct journal_snapshot *s, const char *key,
-		       size_t klen)
+static int sieve_state(const struct journal_snapshot *s, const char *key,
+		       size_t klen, const char **token)
 {
 	const size_t tail = 1 + SIEVE_MARK_LEN + JOURNAL_TOKEN_LEN;
 	const char *t = key + klen - tail;
-	bool alive = false;
+	int state = 0;
 
 	if (klen <= tail || *t != '.' || memcmp(t + 1, SIEVE_MARK,
 						SIEVE_MARK_LEN))
-		return false;
+		return 0;
 	t += 1 + SIEVE_MARK_LEN;
-	for (size_t i = 0; i < s->n && !alive; i++) {
+	*token = t;
+	for (size_t i = 0; i < s->n && state != 1; i++) {
 		const char *tok = journal_sieve_token(s->names[i]);
 		if (tok && !memcmp(tok, t, JOURNAL_TOKEN_LEN)) {
 			char *path = xasprintf("%s/%s", s->dir, s->names[i]);
-			alive = owner_alive(path);
+			state = owner_alive(path) ? 1 : 2;
 			free(path);
 		}
 	}
-	return alive;
+	return state;
+}
+
+bool journal_snapshot_sieve_dead(const struct journal_snapshot *s,
+				 const char *key, size_t klen,
+				 char token[JOURNAL_TOKEN_LEN + 1])
+{
+	const char *t;
+
+	if (sieve_state(s, key, klen, &t) != 2)
+		return false;
+	memcpy(token, t, JOURNAL_TOKEN_LEN);
+	token[JOURNAL_TOKEN_LEN] = '\0';
+	return true;
 }
 
 enum journal_found journal_snapshot_claim(char **claimed,
@@ -410,11 +426,13 @@ enum journal_found journal_snapshot_claim(char **claimed,
 					  const char *key, size_t klen)
 {
 	enum journal_found ret = JOURNAL_FOUND_NONE;
+	const char *token;
 	char *e, *c, *w;
 
 	if (!s->n)
 		return ret;
-	if (sieve_live(s, key, klen))
+
+	if (sieve_state(s, key, klen, &token) == 1)
 		return JOURNAL_FOUND_SIEVE;
 	e = entry_name(blob, key, klen);
 	c = xasprintf("%s" CLAIMED, e);
@@ -693,4 +711,27 @@ void journal_sieve_close(struct journal_sieve *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	e->fd = -1;
+}
+
+bool journal_sieve_clear_lock(const char *folder_dir, const char *token)
+{
+	char buf[512], *lock = xasprintf("%s/" DOVECOT_UIDLIST_LOCK, folder_dir);
+	char *want = xasprintf("." SIEVE_MARK "%s", token);
+	int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	bool removed = false;
+
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		/* "<pid>:<host>": the host is the dead child's */
+		if (strstr(buf, want) && unlink(lock) == 0) {
+			log_info("removed '%s' of a dead dovecot-lda", lock);
+			removed = true;
+		}
+	}
+	free(want);
+	free(lock);
+	return removed;
 }

@@ -191,6 +191,23 @@ int journal_sieve_publish(struct journal_sieve *out, const char *dir,
 int journal_sieve_find(struct journal_sieve *out, const char *dir,
 		       const struct oid *blob);
 
+/*
+ * Does key end in the token of a Sieve entry of s whose writers are
+ * dead?  Sets token.  (maildag-syncd: then the file is the client's, and
+ * a lock the dead child left is cleared.)
+ */
+bool journal_snapshot_sieve_dead(const struct journal_snapshot *s,
+				 const char *key, size_t klen,
+				 char token[JOURNAL_TOKEN_LEN + 1]);
+
+/*
+ * A dovecot-lda killed in its commit leaves folder_dir's
+ * dovecot-uidlist.lock naming its host, which Dovecot takes for another
+ * machine's and honours for minutes: remove it if it is the token's
+ * (whose processes are dead).  True when removed.
+ */
+bool journal_sieve_clear_lock(const char *folder_dir, const char *token);
+
 /* Remove the entry and close its descriptor. */
 void journal_sieve_remove(struct journal_sieve *e);
 

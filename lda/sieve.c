@@ -158,43 +158,24 @@ static void find_files(struct finding *out, const struct mailbox *mb,
 		closedir(root);
 }
 
-/*
- * A dovecot-lda killed in its commit leaves dovecot-uidlist.lock with
- * its host, which Dovecot takes for another machine's and honours for
- * minutes: remove those of the token (their writer is dead).
- */
+/* The dovecot-uidlist.lock files a dead child of token left. */
 static void remove_dead_locks(const struct mailbox *mb, const char *token)
 {
 	DIR *root = opendir(mb->maildir);
 	struct dirent *de;
-	char *want = xasprintf(".mdg%s", token);
+	char *fdir = mailbox_folder_path(mb, "");
 
-	for (bool inbox = true; root; inbox = false) {
-		char buf[512], *fdir, *lock;
-		ssize_t n;
-		int fd;
-		if (!inbox && !(de = readdir(root)))
-			break;
-		if (!inbox && !folder_dir_valid(de->d_name))
+	journal_sieve_clear_lock(fdir, token);
+	free(fdir);
+	while (root && (de = readdir(root))) {
+		if (!folder_dir_valid(de->d_name))
 			continue;
-		fdir = mailbox_folder_path(mb, inbox ? "" : de->d_name);
-		lock = xasprintf("%s/dovecot-uidlist.lock", fdir);
-		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-		if (fd >= 0)
-			close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			if (strstr(buf, want) && unlink(lock) == 0)
-				log_info("removed '%s' of a dead dovecot-lda",
-					 lock);
-		}
-		free(lock);
+		fdir = mailbox_folder_path(mb, de->d_name);
+		journal_sieve_clear_lock(fdir, token);
 		free(fdir);
 	}
 	if (root)
 		closedir(root);
-	free(want);
 }
 
 /* Add path (a file of the Maildir, or empty when NULL) to the updates. */

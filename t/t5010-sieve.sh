@@ -209,12 +209,17 @@ test_expect_success 'killed after dovecot-lda wrote, before the commit: one copy
 	qid=$(pf_qid away2) && pf_wait_status "$qid" &&
 	test "$(pf_status "$qid")" = deferred &&
 	test "$(mta_count_messages_matching "Message-ID: <away2.$$@")" = 1 &&
+	# as dovecot-lda leaves it when killed in its commit
+	tok=$(ls "$REPO/maildag/pending" | sed -n "s/^[0-9a-f]*-mdg//p") &&
+	test -n "$tok" &&
+	as_user sh -c "echo 999999:vm.mdg$tok >\"$MAILDIR/dovecot-uidlist.lock\"" &&
 	: >"$TRASH/crash" &&
 	pf_flush && pf_wait_status "$qid" 2 &&
 	test "$(pf_status "$qid")" = sent &&
 	pf_delivered_once away2 &&
 	test "$(sieve_runs away2)" = 1 &&
 	test "$(ls "$SENT" | wc -l)" = 1 &&
+	! test -e "$MAILDIR/dovecot-uidlist.lock" &&
 	test_repo_consistent
 '
 
@@ -241,6 +246,20 @@ test_expect_success 'killed before dovecot-lda ran: Sieve runs on the retry, onc
 	pf_flush && pf_wait_status "$qid" 2 &&
 	test "$(pf_status "$qid")" = sent &&
 	pf_delivered_once plain2 &&
+	test_repo_consistent
+'
+
+test_expect_success 'past the deadline after dovecot-lda stored: 75 4.4.7; the retry commits it, Sieve not run again' '
+	echo "sieve-exited:$TRASH/fifo" >"$TRASH/hold" &&
+	mta_msg spam5 >spam5.eml &&
+	s=0 && as_user env MAILDAG_TEST_HOLD="sieve-exited:$TRASH/fifo" \
+		maildag-lda -d 1 -f alice@example.org -a "$ME" <spam5.eml 2>err || s=$? &&
+	test "$s" = 75 && grep -q "^4\.4\.7 " err &&
+	: >"$TRASH/hold" &&
+	test "$(mta_count_messages_matching "Message-ID: <spam5.$$@")" = 1 &&
+	as_user maildag-lda -f alice@example.org -a "$ME" <spam5.eml &&
+	mta_stored_once spam5 .Junk &&
+	test "$(sieve_runs spam5)" = 1 &&
 	test_repo_consistent
 '
 

@@ -328,6 +328,20 @@ static void test_sieve(void)
 	is_int(journal_snapshot_claim(&claim, &s, &other, SIEVE_KEY,
 				      strlen(SIEVE_KEY)),
 	       JOURNAL_FOUND_NONE, "a dead one's file is the client's");
+	{
+		char tok[JOURNAL_TOKEN_LEN + 1] = "";
+		char *lock = xasprintf("%s/dovecot-uidlist.lock", maildir);
+		ok(journal_snapshot_sieve_dead(&s, SIEVE_KEY, strlen(SIEVE_KEY),
+					       tok) && !strcmp(tok, TOKEN),
+		   "and its token is a dead one's");
+		put(lock, "4242:mx1.mdgffffffffffffffff");
+		ok(!journal_sieve_clear_lock(maildir, TOKEN) &&
+		   path_exists(lock), "another delivery's Dovecot lock stays");
+		put(lock, "4242:mx1.mdg" TOKEN);
+		ok(journal_sieve_clear_lock(maildir, TOKEN) &&
+		   !path_exists(lock), "the dead child's Dovecot lock goes");
+		free(lock);
+	}
 	journal_snapshot_release(&s);
 	is_int(journal_sieve_find(&f, dir, &b), 1,
 	       "dead writers: found, and the finder holds it");
