@@ -40,7 +40,7 @@
  * leaves out the files of a live Sieve entry (JOURNAL_FOUND_SIEVE) and
  * commits those of a dead one as the mail client's.  A file with the
  * token is never deleted: a client may have seen it.  The group commit
- * and fsck's listing leave Sieve entries alone.
+ * leaves Sieve entries alone; fsck's listing says which they are.
  *
  * The writer, one maildag-lda:
  *  1. writes .new-<pid>, takes an flock(2) on it and renames it to
@@ -598,15 +598,16 @@ void journal_list(const char *dir, journal_list_fn *fn, void *data)
 		size_t blen;
 		struct oid blob;
 
-		if (s.names[i][0] == '.' || journal_sieve_token(s.names[i]))
-			continue;	/* not published; or a Sieve entry */
-		if (entry_blob(s.names[i], &blob) &&
+		if (s.names[i][0] == '.')
+			continue;	/* not published: not a delivery yet */
+		it.sieve = journal_sieve_token(s.names[i]) != NULL;
+		if (!it.sieve && entry_blob(s.names[i], &blob) &&
 		    classify(&it.state, &target, &blen, dir,
 			     s.names[i]) == E_NOTFOUND)
 			continue;	/* gone meanwhile */
 		path = xasprintf("%s/%s", dir, s.names[i]);
 		it.path = path;
-		it.target = target;
+		it.target = it.sieve ? path : target;
 		it.alive = owner_alive(path);
 		fn(&it, data);
 		free(target);

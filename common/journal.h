@@ -153,6 +153,7 @@ struct journal_item {
 	const char *target;	/* "[<folder>/]new/<name>"; NULL: unreadable */
 	enum journal_state state;
 	bool alive;		/* its writer still runs */
+	bool sieve;		/* a Sieve entry: target is its path */
 };
 
 typedef void journal_list_fn(const struct journal_item *it, void *data);

@@ -212,6 +212,8 @@ test_expect_success 'killed after dovecot-lda wrote, before the commit: one copy
 	# as dovecot-lda leaves it when killed in its commit
 	tok=$(ls "$REPO/maildag/pending" | sed -n "s/^[0-9a-f]*-mdg//p") &&
 	test -n "$tok" &&
+	{ as_user maildag fsck >fsck.out 2>&1 || :; } &&
+	grep -q "Sieve delivery unfinished in the journal" fsck.out &&
 	as_user sh -c "echo 999999:vm.mdg$tok >\"$MAILDIR/dovecot-uidlist.lock\"" &&
 	: >"$TRASH/crash" &&
 	pf_flush && pf_wait_status "$qid" 2 &&
