@@ -92,9 +92,12 @@ test_expect_success 'setup: Dovecot with Sieve, stub sendmail, two replicas, Pos
 	chmod 644 "$DC/dovecot.conf" &&
 	as_user mkdir -p "$USER_HOME/sieve" "$MAILDIR/cur" "$MAILDIR/new" "$MAILDIR/tmp" &&
 	cat >"$TRASH/main.sieve" <<-EOF &&
-	require ["fileinto", "vacation", "mailbox"];
+	require ["fileinto", "vacation", "mailbox", "imap4flags", "reject"];
 	if header :contains "subject" "spam" { fileinto :create "Junk"; stop; }
 	if header :contains "subject" "drop" { discard; stop; }
+	if header :contains "subject" "twice" { fileinto :create "Lists"; keep; stop; }
+	if header :contains "subject" "seen" { fileinto :create :flags "\\\\Seen" "Lists"; stop; }
+	if header :contains "subject" "refuse" { reject "not here"; stop; }
 	if header :contains "subject" "away" {
 	  vacation :days 1 :addresses ["$ME"] "I am away.";
 	}
@@ -143,6 +146,36 @@ test_expect_success 'fileinto :create "Junk": the folder and the message in one 
 	test_repo_consistent
 '
 
+test_expect_success 'fileinto and keep: two copies, one commit; :flags: straight to cur/' '
+	pf_send_msg twice1 &&
+	qid=$(pf_qid twice1) && pf_wait_status "$qid" &&
+	test "$(pf_status "$qid")" = sent &&
+	test "$(mta_count_messages_matching "Message-ID: <twice1.$$@")" = 2 &&
+	test "$(mta_repo_count "Message-ID: <twice1.$$@")" = 2 &&
+	f1=$(grep -lF "Message-ID: <twice1.$$@" "$MAILDIR"/new/*) &&
+	f2=$(grep -lF "Message-ID: <twice1.$$@" "$MAILDIR"/.Lists/new/*) &&
+	c1=$(mgit log --format=%H --diff-filter=A refs/heads/mail -- "new/*/$(basename "$f1")") &&
+	c2=$(mgit log --format=%H --diff-filter=A refs/heads/mail -- ".Lists/new/*/$(basename "$f2")") &&
+	test -n "$c1" && test "$c1" = "$c2" &&
+	pf_send_msg seen1 &&
+	qid=$(pf_qid seen1) && pf_wait_status "$qid" &&
+	test "$(pf_status "$qid")" = sent &&
+	f=$(grep -lF "Message-ID: <seen1.$$@" "$MAILDIR"/.Lists/cur/*) &&
+	case "$f" in *:2,S) ;; *) false;; esac &&
+	test "$(mta_repo_count "Message-ID: <seen1.$$@")" = 1 &&
+	test_repo_consistent
+'
+
+test_expect_success 'reject: sent (Dovecot sent the refusal itself), nothing stored' '
+	rm -f "$SENT"/* &&
+	pf_send_msg refuse1 &&
+	qid=$(pf_qid refuse1) && pf_wait_status "$qid" &&
+	test "$(pf_status "$qid")" = sent &&
+	test "$(mta_count_messages_matching "Message-ID: <refuse1.$$@")" = 0 &&
+	test "$(ls "$SENT" | wc -l)" = 1 &&
+	grep -q "not here" "$SENT"/*
+'
+
 test_expect_success 'the filed message is replicated: the peer holds it, its Maildir too' '
 	name=$(basename "$(grep -lF "Message-ID: <spam1.$$@" "$MAILDIR"/.Junk/new/*)") &&
 	bgit ls-tree -r --name-only refs/peers/a/mail >bpaths &&
@@ -164,6 +197,7 @@ test_expect_success 'discard: sent, nothing stored, refs/heads/mail unmoved' '
 '
 
 test_expect_success 'vacation: one reply through the stub sendmail, no token in it' '
+	rm -f "$SENT"/* &&
 	pf_send_msg away1 &&
 	pf_delivered_once away1 &&
 	test "$(ls "$SENT" | wc -l)" = 1 &&
