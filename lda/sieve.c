@@ -51,7 +51,7 @@
 #include "worktree.h"
 #include "xalloc.h"
 
-#define LINE_MAX_KEPT 400	/* of the child's first line */
+#define LINE_MAX_KEPT 400	/* of the child's last line */
 #define EXEC_FAILED 127		/* the child's status when exec failed */
 
 /*
@@ -416,8 +416,9 @@ exec_child(const struct lda *d, const char *token, int out)
 }
 
 /*
- * Run dovecot-lda with the token; its first line of output goes to
- * line (the rest is logged at debug level).  Returns its wait status.
+ * Run dovecot-lda with the token; its last line of output goes to line
+ * (with -e its rejection reason comes last, after any doveconf warnings;
+ * the rest is logged at debug level).  Returns its wait status.
  */
 static int run_child(const struct lda *d, const char *token, char *line,
 		     size_t size)
@@ -454,11 +455,15 @@ static int run_child(const struct lda *d, const char *token, char *line,
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	lda_child = 0;
+	while (out.len && out.buf[out.len - 1] == '\n')
+		out.buf[--out.len] = '\0';
 	if (out.len) {
-		size_t first = strcspn(out.buf, "\n");
-		snprintf(line, size, "%.*s", (int)first, out.buf);
-		if (out.buf[first])
-			log_debug("dovecot-lda said: %s", out.buf + first + 1);
+		char *last = strrchr(out.buf, '\n');
+		snprintf(line, size, "%s", last ? last + 1 : out.buf);
+		if (last) {
+			*last = '\0';
+			log_debug("dovecot-lda said: %s", out.buf);
+		}
 	}
 	strbuf_release(&out);
 	return status;

@@ -299,6 +299,34 @@ test_expect_success 'past the deadline after dovecot-lda stored: 75 4.4.7; the r
 	test_repo_consistent
 '
 
+# quota ARGS: Dovecot's count quota for dovecot-lda (a 1 KiB limit, so
+# the Maildir is over it), with extra settings; no ARGS: none
+quota() {
+	sed -i "/^# quota/,\$d" "$DC/dovecot.conf" &&
+	if [ $# -gt 0 ]; then
+		printf "# quota\nmail_plugins = quota\nprotocol lda {\n  mail_plugins = quota sieve\n}\nplugin {\n  quota = count:User quota\n  quota_rule = *:storage=1k\n  quota_vsizes = yes\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n%s\n" "$*" >>"$DC/dovecot.conf"
+	fi
+}
+
+test_expect_success 'over quota (count backend): bounced 5.2.2; with quota_full_tempfail deferred 4.2.2' '
+	quota "quota_full_tempfail = no" &&
+	pf_send_msg full1 &&
+	qid=$(pf_qid full1) && pf_wait_status "$qid" &&
+	test "$(pf_status "$qid")" = bounced &&
+	test "$(pf_dsn "$qid")" = 5.2.2 &&
+	quota "quota_full_tempfail = yes" &&
+	pf_send_msg full2 &&
+	qid=$(pf_qid full2) && pf_wait_status "$qid" &&
+	test "$(pf_status "$qid")" = deferred &&
+	test "$(pf_dsn "$qid")" = 4.2.2 &&
+	test "$(mta_count_messages_matching "Message-ID: <full.$$@")" = 0 &&
+	quota &&
+	pf_flush && pf_wait_status "$qid" 2 &&
+	test "$(pf_status "$qid")" = sent &&
+	pf_delivered_once full2 &&
+	test_repo_consistent
+'
+
 test_expect_success 'the journal is empty at the end' '
 	test -z "$(ls -A "$REPO/maildag/pending" 2>/dev/null)"
 '
