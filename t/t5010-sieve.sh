@@ -327,6 +327,24 @@ test_expect_success 'over quota (count backend): bounced 5.2.2; with quota_full_
 	test_repo_consistent
 '
 
+# ids DIR: the Message-IDs of the messages in Maildir DIR, sorted
+ids() {
+	find "$1" \( -path "*/cur/*" -o -path "*/new/*" \) -type f \
+		-exec sed -n "s/^Message-ID: //p" {} + | sort
+}
+
+test_expect_success 'the second replica ends with the same messages, each once' '
+	mgit rev-parse refs/heads/mail >want &&
+	daemon_start syncd-b "$TRASH/syncd-b.log" env HOME="$B" maildag-syncd -v &&
+	wait_for "bgit merge-base --is-ancestor \$(cat want) refs/heads/mail 2>/dev/null &&
+		[ \"\$(ids \"$B/Maildir\" | md5sum)\" = \"\$(ids \"$MAILDIR\" | md5sum)\" ]" &&
+	daemon_stop syncd-b &&
+	ids "$MAILDIR" >a.ids && ids "$B/Maildir" >b.ids &&
+	test_cmp a.ids b.ids &&
+	test -z "$(grep -v twice1 a.ids | uniq -d)" && test "$(grep -c twice1 a.ids)" = 2 &&
+	grep -q "away2" a.ids && grep -q "spam3" a.ids
+'
+
 test_expect_success 'the journal is empty at the end' '
 	test -z "$(ls -A "$REPO/maildag/pending" 2>/dev/null)"
 '
