@@ -429,6 +429,14 @@ static void journal_entry(const struct journal_item *it, void *data)
 		warn_place(f, it->path, ": malformed entry in the journal");
 		return;
 	}
+	if (it->sieve) {
+		warn_place(f, it->path, it->alive ?
+			   ": Sieve delivery under way in the journal "
+			   "(maildag-lda or its dovecot-lda is running)" :
+			   ": Sieve delivery unfinished in the journal (the "
+			   "MTA's retry commits what dovecot-lda stored)");
+		return;
+	}
 	if (it->state == JOURNAL_WITHDRAWN)
 		what = it->alive ? ": withdrawn delivery in the journal "
 				   "(maildag-lda is taking it back)"

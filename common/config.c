@@ -695,6 +695,8 @@ static const struct key {
 	{ "merge_limit", K_LLONG, offsetof(struct config, merge_limit),
 	  LIMIT_MIN, LLONG_MAX },
 	{ "lda_deadline", K_INT, offsetof(struct config, lda_deadline), 1, INT_MAX },
+	{ "dovecot_lda", K_PATH, offsetof(struct config, dovecot_lda), 0, 0 },
+	{ "dovecot_config", K_PATH, offsetof(struct config, dovecot_config), 0, 0 },
 	{ "fetch_interval", K_INT, offsetof(struct config, fetch_interval), 1, INT_MAX },
 	{ "debounce_ms", K_INT, offsetof(struct config, debounce_ms), 1, INT_MAX },
 	{ "backoff_min", K_INT, offsetof(struct config, backoff_min), 1, INT_MAX },
@@ -990,6 +992,8 @@ void config_free(struct config *cfg)
 		return;
 	free(cfg->node);
 	free(cfg->maildir);
+	free(cfg->dovecot_lda);
+	free(cfg->dovecot_config);
 	free(cfg->repository);
 	free(cfg->hook_command);
 	free_strv(cfg->webhooks);

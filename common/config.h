@@ -52,6 +52,9 @@ struct config {
 	long long merge_limit;	/* message bytes one peer merge may add;
 				   8 GiB */
 	int lda_deadline;	/* seconds; default 600 (below Postfix's 1000) */
+	char *dovecot_lda;	/* deliver through this dovecot-lda (Sieve);
+				   NULL: maildag-lda stores itself */
+	char *dovecot_config;	/* its -c; NULL: Dovecot's default */
 	int fetch_interval;	/* seconds; default 300 */
 	int debounce_ms;	/* syncd commit debounce; default 200 */
 	int backoff_min;	/* seconds; default 1 */

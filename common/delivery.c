@@ -11,12 +11,18 @@
  *
  * A commit that holds other changes too (maildag-syncd committing what
  * the mail client did together with a delivery it found in the journal)
- * has its own subject and the same pairs after it.  The Blob line is
+ * has its own subject and the same pairs after it.  A delivery made
+ * through dovecot-lda (Sieve, doc/sieve.md) adds, after its pairs,
+ *
+ *	Input: <blob id>		the bytes maildag-lda handed to it
+ *
+ * which may differ from what Sieve stored (or name none of its files).  The Blob line is
  * what lets maildag-lda recognise a retry of bytes it delivered already
  * (DESIGN section 4): only the commits of the last days are looked at.
  */
 #include "autoconf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +35,7 @@
 
 #define PATH_LINE "\nPath: "
 #define BLOB_LINE "\nBlob: "
+#define INPUT_LINE "\nInput: "
 #define LINE_LEN 7		/* of either, newline included */
 
 void delivery_record_add(struct delivery_record *d, const char *folder,
@@ -42,6 +49,14 @@ void delivery_record_add(struct delivery_record *d, const char *folder,
 	/* each line after the newline that ends the one before */
 	strbuf_addf(&d->lines, "%s%s%s%s\n", PATH_LINE + 1, path,
 		    BLOB_LINE, hex);
+}
+
+void delivery_record_input(struct delivery_record *d, const struct oid *blob)
+{
+	char hex[OID_HEXSZ + 1];
+
+	oid_tostr(hex, sizeof hex, blob);
+	strbuf_addf(&d->lines, "%s%s\n", INPUT_LINE + 1, hex);
 }
 
 void delivery_record_message(struct strbuf *out,
@@ -103,9 +118,16 @@ static int find_one(const struct oid *id, time_t time, const char *message,
 	struct find *f = data;
 	struct delivery_item it;
 	const char *pos = message;
+	char line[sizeof INPUT_LINE + OID_HEXSZ];
 
 	if (time < f->cutoff)
 		return TOO_OLD;
+	snprintf(line, sizeof line, "%s%s", INPUT_LINE, oid_hex(f->blob));
+	for (const char *p = message; (p = strstr(p, line)); p++)
+		if (p[strlen(line)] == '\n' || !p[strlen(line)]) {
+			oid_cpy(f->out, id);
+			return FOUND;
+		}
 	while (delivery_record_next(&it, &pos))
 		if (it.has_blob && oid_equal(&it.blob, f->blob)) {
 			oid_cpy(f->out, id);

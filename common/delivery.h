@@ -30,6 +30,13 @@ void delivery_record_add(struct delivery_record *d, const char *folder,
 			 const char *path, const struct oid *blob);
 
 /*
+ * Add to d the input of a delivery through dovecot-lda (Sieve): the
+ * bytes handed to it, after the pairs of what it stored.  A retry of
+ * those bytes finds the record by this line too.
+ */
+void delivery_record_input(struct delivery_record *d, const struct oid *blob);
+
+/*
  * The commit message of d: its subject, which says where the messages
  * went, then the record.  With subject (not NULL, one line without its
  * newline), that subject instead: a commit that holds other changes too.

@@ -21,6 +21,26 @@
  *	<entry>.c	the entry, claimed by a committer
  *	<entry>.w	the entry, withdrawn by its writer
  *	.new-<pid>	an entry being written, not yet published
+ *	<blob id>-mdg<token>
+ *			a Sieve entry (doc/sieve.md): maildag-lda hands
+ *			the message whose bytes <blob id> names to
+ *			dovecot-lda, which names every file it writes
+ *			<...>.<host>.mdg<token> (16 lowercase hex digits,
+ *			fresh per attempt); one line "sieve <unix time>\n".
+ *			The <key> slot never looks like a Maildir key
+ *			(those start with digits), so journal_has_blob()
+ *			finds both kinds.
+ *
+ * A Sieve entry is written and locked as an entry is, then fsynced with
+ * the directory before dovecot-lda starts (Dovecot syncs its files on
+ * its own), and its descriptor is inherited by dovecot-lda: unlocked
+ * means neither lives.  It has no .c or .w state.  Its files are
+ * committed by maildag-lda (the attempt, or the retry of the same bytes
+ * that finds the entry dead), which then removes it; maildag-syncd
+ * leaves out the files of a live Sieve entry (JOURNAL_FOUND_SIEVE) and
+ * commits those of a dead one as the mail client's.  A file with the
+ * token is never deleted: a client may have seen it.  The group commit
+ * leaves Sieve entries alone; fsck's listing says which they are.
  *
  * The writer, one maildag-lda:
  *  1. writes .new-<pid>, takes an flock(2) on it and renames it to
@@ -87,6 +107,9 @@
 #define WITHDRAWN ".w"
 #define SUFFIX_LEN 2
 #define UNPUBLISHED_MAX_AGE 600	/* seconds a writer may take to lock it */
+#define SIEVE_MARK "mdg"		/* a Sieve entry's key slot: mdg<token> */
+#define SIEVE_MARK_LEN 3
+#define DOVECOT_UIDLIST_LOCK "dovecot-uidlist.lock"
 
 char *journal_dir(const struct repo *r)
 {
@@ -356,16 +379,61 @@ static bool snapshot_has(const struct journal_snapshot *s, const char *name)
 			       strvec_cmp);
 }
 
+/*
+ * Does key end in ".mdg<token>" of a Sieve entry of s?  0 no; 1 yes and
+ * its writers live (the file is maildag-lda's to commit); 2 yes and they
+ * are dead.  *token points into key.
+ */
+static int sieve_state(const struct journal_snapshot *s, const char *key,
+		       size_t klen, const char **token)
+{
+	const size_t tail = 1 + SIEVE_MARK_LEN + JOURNAL_TOKEN_LEN;
+	const char *t = key + klen - tail;
+	int state = 0;
+
+	if (klen <= tail || *t != '.' || memcmp(t + 1, SIEVE_MARK,
+						SIEVE_MARK_LEN))
+		return 0;
+	t += 1 + SIEVE_MARK_LEN;
+	*token = t;
+	for (size_t i = 0; i < s->n && state != 1; i++) {
+		const char *tok = journal_sieve_token(s->names[i]);
+		if (tok && !memcmp(tok, t, JOURNAL_TOKEN_LEN)) {
+			char *path = xasprintf("%s/%s", s->dir, s->names[i]);
+			state = owner_alive(path) ? 1 : 2;
+			free(path);
+		}
+	}
+	return state;
+}
+
+bool journal_snapshot_sieve_dead(const struct journal_snapshot *s,
+				 const char *key, size_t klen,
+				 char token[JOURNAL_TOKEN_LEN + 1])
+{
+	const char *t;
+
+	if (sieve_state(s, key, klen, &t) != 2)
+		return false;
+	memcpy(token, t, JOURNAL_TOKEN_LEN);
+	token[JOURNAL_TOKEN_LEN] = '\0';
+	return true;
+}
+
 enum journal_found journal_snapshot_claim(char **claimed,
 					  struct journal_snapshot *s,
 					  const struct oid *blob,
 					  const char *key, size_t klen)
 {
 	enum journal_found ret = JOURNAL_FOUND_NONE;
+	const char *token;
 	char *e, *c, *w;
 
 	if (!s->n)
 		return ret;
+
+	if (sieve_state(s, key, klen, &token) == 1)
+		return JOURNAL_FOUND_SIEVE;
 	e = entry_name(blob, key, klen);
 	c = xasprintf("%s" CLAIMED, e);
 	w = xasprintf("%s" WITHDRAWN, e);
@@ -479,7 +547,8 @@ static void claim_name(const char *dir, const char *name, const char *maildir,
 
 	if (!strncmp(name, UNPUBLISHED, strlen(UNPUBLISHED)))
 		clean_unpublished(path);
-	if (name[0] == '.' || !entry_blob(name, &blob))
+	if (name[0] == '.' || !entry_blob(name, &blob) ||
+	    journal_sieve_token(name))
 		goto done;
 	r = classify(&state, &target, &blen, dir, name);
 	if (r == E_INVALID) {
@@ -531,17 +600,139 @@ void journal_list(const char *dir, journal_list_fn *fn, void *data)
 
 		if (s.names[i][0] == '.')
 			continue;	/* not published: not a delivery yet */
-		if (entry_blob(s.names[i], &blob) &&
+		it.sieve = journal_sieve_token(s.names[i]) != NULL;
+		if (!it.sieve && entry_blob(s.names[i], &blob) &&
 		    classify(&it.state, &target, &blen, dir,
 			     s.names[i]) == E_NOTFOUND)
 			continue;	/* gone meanwhile */
 		path = xasprintf("%s/%s", dir, s.names[i]);
 		it.path = path;
-		it.target = target;
+		it.target = it.sieve ? path : target;
 		it.alive = owner_alive(path);
 		fn(&it, data);
 		free(target);
 		free(path);
 	}
 	journal_snapshot_release(&s);
+}
+
+/* --- Sieve entries ----------------------------------------------------- */
+
+const char *journal_sieve_token(const char *name)
+{
+	const char *t = name + OID_HEXSZ + 1;
+
+	if (strlen(name) != OID_HEXSZ + 1 + SIEVE_MARK_LEN + JOURNAL_TOKEN_LEN ||
+	    name[OID_HEXSZ] != '-' || memcmp(t, SIEVE_MARK, SIEVE_MARK_LEN))
+		return NULL;
+	t += SIEVE_MARK_LEN;
+	for (size_t i = 0; i < JOURNAL_TOKEN_LEN; i++)
+		if (!strchr("0123456789abcdef", t[i]) || !t[i])
+			return NULL;
+	return t;
+}
+
+int journal_sieve_publish(struct journal_sieve *out, const char *dir,
+			  const struct oid *blob, const char *token)
+{
+	char hex[OID_HEXSZ + 1], line[64];
+	char *tmp;
+	int n, fd;
+
+	memset(out, 0, sizeof *out);
+	out->fd = -1;
+	oid_tostr(hex, sizeof hex, blob);
+	n = snprintf(out->path, sizeof out->path, "%s/%s-" SIEVE_MARK "%s",
+		     dir, hex, token);
+	if (n < 0 || (size_t)n >= sizeof out->path) {
+		out->path[0] = '\0';
+		return E_INVALID;
+	}
+	snprintf(out->token, sizeof out->token, "%s", token);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_error_errno("mkdir '%s'", dir);
+	tmp = xasprintf("%s/" UNPUBLISHED "%ld", dir, (long)getpid());
+	snprintf(line, sizeof line, "sieve %lld\n", (long long)time(NULL));
+	unlink(tmp);
+	/* no O_CLOEXEC: dovecot-lda inherits it, and the lock with it */
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
+	    write_full(fd, line, strlen(line)) < 0 || fsync(fd) < 0 ||
+	    rename(tmp, out->path) < 0 || fsync_dir(dir) < 0) {
+		log_error_errno("journal '%s'", out->path);
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		unlink(out->path);
+		free(tmp);
+		out->path[0] = '\0';
+		return E_FAIL;
+	}
+	free(tmp);
+	out->fd = fd;
+	return 0;
+}
+
+int journal_sieve_find(struct journal_sieve *out, const char *dir,
+		       const struct oid *blob)
+{
+	char hex[OID_HEXSZ + 1];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int ret = 0;
+
+	memset(out, 0, sizeof *out);
+	out->fd = -1;
+	oid_tostr(hex, sizeof hex, blob);
+	while (d && !ret && (de = readdir(d))) {
+		const char *tok = journal_sieve_token(de->d_name);
+		if (!tok || strncmp(de->d_name, hex, OID_HEXSZ))
+			continue;
+		snprintf(out->path, sizeof out->path, "%s/%s", dir, de->d_name);
+		snprintf(out->token, sizeof out->token, "%s", tok);
+		out->fd = open(out->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (out->fd < 0)
+			continue;	/* removed meanwhile */
+		ret = flock(out->fd, LOCK_EX | LOCK_NB) < 0 ? 2 : 1;
+	}
+	if (d)
+		closedir(d);
+	return ret;
+}
+
+void journal_sieve_remove(struct journal_sieve *e)
+{
+	if (e->path[0] && unlink(e->path) < 0 && errno != ENOENT)
+		log_warn_errno("unlink '%s'", e->path);
+	journal_sieve_close(e);
+}
+
+void journal_sieve_close(struct journal_sieve *e)
+{
+	if (e->fd >= 0)
+		close(e->fd);
+	e->fd = -1;
+}
+
+bool journal_sieve_clear_lock(const char *folder_dir, const char *token)
+{
+	char buf[512], *lock = xasprintf("%s/" DOVECOT_UIDLIST_LOCK, folder_dir);
+	char *want = xasprintf("." SIEVE_MARK "%s", token);
+	int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	bool removed = false;
+
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		/* "<pid>:<host>": the host is the dead child's */
+		if (strstr(buf, want) && unlink(lock) == 0) {
+			log_info("removed '%s' of a dead dovecot-lda", lock);
+			removed = true;
+		}
+	}
+	free(want);
+	free(lock);
+	return removed;
 }

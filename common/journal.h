@@ -125,6 +125,9 @@ enum journal_found {
 	JOURNAL_FOUND_NONE,	/* not a journalled delivery */
 	JOURNAL_FOUND_CLAIMED,	/* claimed now (or by a committer that died) */
 	JOURNAL_FOUND_WITHDRAWN,/* being taken back: leave it out */
+	JOURNAL_FOUND_SIEVE,	/* written by a live Sieve delivery's
+				   dovecot-lda: leave it out, maildag-lda
+				   commits it */
 };
 
 /*
@@ -150,11 +153,66 @@ struct journal_item {
 	const char *target;	/* "[<folder>/]new/<name>"; NULL: unreadable */
 	enum journal_state state;
 	bool alive;		/* its writer still runs */
+	bool sieve;		/* a Sieve entry: target is its path */
 };
 
 typedef void journal_list_fn(const struct journal_item *it, void *data);
 
 /* Call fn for every entry of dir, in name order; reads, changes nothing. */
 void journal_list(const char *dir, journal_list_fn *fn, void *data);
+
+/* --- Sieve deliveries (maildag-lda through dovecot-lda) -------------- */
+
+#define JOURNAL_TOKEN_LEN 16	/* lowercase hex digits */
+
+/* A Sieve entry: its path, its token, and (open) its descriptor. */
+struct journal_sieve {
+	char path[PATH_MAX];
+	char token[JOURNAL_TOKEN_LEN + 1];
+	int fd;			/* open and flocked by its holder; or -1 */
+};
+
+/* The token of a Sieve entry's name, or NULL if name is not one. */
+const char *journal_sieve_token(const char *name);
+
+/*
+ * Publish the Sieve entry for input bytes blob and token (16 lowercase
+ * hex digits): written, locked, fsynced with its directory.  out->fd is
+ * inheritable: a child that keeps it keeps the entry alive.  Returns 0,
+ * E_INVALID (path too long) or E_FAIL, logged.
+ */
+int journal_sieve_publish(struct journal_sieve *out, const char *dir,
+			  const struct oid *blob, const char *token);
+
+/*
+ * The Sieve entry of blob in dir, if any: 0 none; 1 found and its
+ * writers are dead (out->fd open and locked: the caller holds it now);
+ * 2 found and a writer lives (out->fd open, not locked).
+ */
+int journal_sieve_find(struct journal_sieve *out, const char *dir,
+		       const struct oid *blob);
+
+/*
+ * Does key end in the token of a Sieve entry of s whose writers are
+ * dead?  Sets token.  (maildag-syncd: then the file is the client's, and
+ * a lock the dead child left is cleared.)
+ */
+bool journal_snapshot_sieve_dead(const struct journal_snapshot *s,
+				 const char *key, size_t klen,
+				 char token[JOURNAL_TOKEN_LEN + 1]);
+
+/*
+ * A dovecot-lda killed in its commit leaves folder_dir's
+ * dovecot-uidlist.lock naming its host, which Dovecot takes for another
+ * machine's and honours for minutes: remove it if it is the token's
+ * (whose processes are dead).  True when removed.
+ */
+bool journal_sieve_clear_lock(const char *folder_dir, const char *token);
+
+/* Remove the entry and close its descriptor. */
+void journal_sieve_remove(struct journal_sieve *e);
+
+/* Close its descriptor (the entry stays). */
+void journal_sieve_close(struct journal_sieve *e);
 
 #endif

@@ -451,7 +451,22 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 			free(claims->v[claims->n - 1]);
 			claims->v[claims->n - 1] = claim;
 		}
-		if (f != JOURNAL_FOUND_WITHDRAWN) {
+		if (f == JOURNAL_FOUND_NONE) {
+			char token[JOURNAL_TOKEN_LEN + 1];
+			if (journal_snapshot_sieve_dead(&js, a->name, a->klen,
+							token)) {
+				char *fd = layout_folder_dir(wt->maildir,
+							     a->folder, NULL);
+				journal_sieve_clear_lock(fd, token);
+				free(fd);
+			}
+		}
+		if (f == JOURNAL_FOUND_SIEVE) {
+			log_debug("'%s' is a Sieve delivery maildag-lda "
+				  "commits", a->name);
+			worktree_dirty_name(wt, a->folder, a->sub, a->name);
+			wt_ent_release(a);
+		} else if (f != JOURNAL_FOUND_WITHDRAWN) {
 			sc->add.v[w++] = *a;
 		} else {
 			log_info("'%s' is being taken back by maildag-lda",

@@ -288,7 +288,7 @@ done:
  * delivery in the group.  One flush for all, while the others wait for
  * the lock, where syncing each file would cost one journal commit each.
  */
-static int make_durable(struct repo *r, const struct mailbox *mb)
+int make_durable(struct repo *r, const struct mailbox *mb)
 {
 	struct stat rs, ms;
 

@@ -61,6 +61,7 @@
 #define DEDUP_WINDOW (7 * 24 * 3600)	/* how far back a retry is recognised */
 #define COPY_BUF 65536
 #define QUORUM_MAX 1000
+#define DOVECOT_LDA_DEFAULT "/usr/lib/dovecot/dovecot-lda"
 /* seconds kept back from the deadline while waiting for quorum */
 #define QUORUM_MARGIN (CONTROL_WAIT_GRACE + 2)
 
@@ -73,6 +74,8 @@ static struct {
 	int deadline;
 	int quorum;		/* -q; 0: the configuration's */
 	bool verbose;
+	const char *dovecot_lda;	/* --dovecot-lda[=PATH]: "" default */
+	bool no_dovecot_lda;
 } opt = { .deadline = -1 };
 
 /*
@@ -85,9 +88,10 @@ static char dest_for_signal[PATH_MAX];
 static struct journal_entry entry;		/* this delivery's */
 static volatile sig_atomic_t withdrawable;	/* entry, by the deadline */
 
+volatile pid_t lda_child;
+
 /* Print the diagnostic line and exit; never returns. */
-static void __attribute__((noreturn, format(printf, 3, 4)))
-fail(int status, const char *code, const char *fmt, ...)
+void fail(int status, const char *code, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -110,8 +114,7 @@ static const char *why(const char *what)
 	return *e ? e : what;
 }
 
-/* Temporary failure from a logged error: 4.2.2 when the disk is full. */
-static void __attribute__((noreturn)) fail_temp(const char *what)
+void fail_temp(const char *what)
 {
 	const char *e = why(what);
 
@@ -140,7 +143,12 @@ static void on_deadline(int sig)
 	ssize_t r;
 
 	(void)sig;
-	/* nothing durable has been promised: the MTA will retry */
+	/*
+	 * nothing durable has been promised: the MTA will retry.  What
+	 * dovecot-lda wrote stays, and the retry commits it (sieve.c).
+	 */
+	if (lda_child > 0)
+		kill(lda_child, SIGKILL);
 	withdraw();
 	r = write(STDERR_FILENO, msg, sizeof msg - 1);
 	(void)r;
@@ -156,6 +164,8 @@ static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "quorum", required_argument, NULL, 'q' },
+		{ "dovecot-lda", optional_argument, NULL, 'D' },
+		{ "no-dovecot-lda", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -170,6 +180,14 @@ static void parse_args(int argc, char **argv)
 		case 'c': opt.config = optarg; break;
 		case 'N': opt.no_create = true; break;
 		case 'v': opt.verbose = true; break;
+		case 'D':
+			opt.dovecot_lda = optarg ? optarg : "";
+			opt.no_dovecot_lda = false;
+			break;
+		case 'n':
+			opt.no_dovecot_lda = true;
+			opt.dovecot_lda = NULL;
+			break;
 		case 'V':
 			puts(PACKAGE_STRING);
 			exit(0);
@@ -491,23 +509,6 @@ static void wait_quorum(const struct mailbox *mb, const struct oid *commit,
 	     "acknowledged within %d s", quorum, nacked, acks, timeout);
 }
 
-/* One delivery, as main's steps carry it on. */
-struct lda {
-	struct mailbox *mb;
-	struct repo *repo;
-	char *sender;		/* for Return-Path, or NULL */
-	char *folder;		/* where to deliver: "" INBOX, ".Name" */
-	char *fdir;		/* its directory */
-	char *key;		/* the message's unique part */
-	struct timeval tv;	/* the time in the key */
-	char *tmp;		/* its file in tmp/ */
-	long long size;
-	struct oid blob;	/* its bytes */
-	char *journal;
-	int quorum;
-	double deadline_at;	/* clock_now() time */
-	struct oid wait_for;	/* the commit quorum waits on */
-};
 
 /* Before the message: options, the mailbox, the deadline, the folder. */
 static void start(struct lda *d, int argc, char **argv)
@@ -561,7 +562,17 @@ static void start(struct lda *d, int argc, char **argv)
 	    check_safe_owner(d->mb->repository, d->mb->uid) < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("unsafe repository"));
 
-	d->folder = choose_folder(d->mb);
+	d->recipient = opt.recipient;
+	d->mailbox_arg = opt.mailbox;
+	if (opt.dovecot_lda && *opt.dovecot_lda)
+		d->dovecot_lda = opt.dovecot_lda;
+	else if (opt.dovecot_lda)
+		d->dovecot_lda = d->mb->cfg->dovecot_lda ?
+				 d->mb->cfg->dovecot_lda : DOVECOT_LDA_DEFAULT;
+	else if (!opt.no_dovecot_lda)
+		d->dovecot_lda = d->mb->cfg->dovecot_lda;
+	/* through dovecot-lda, Sieve and Dovecot choose the folder */
+	d->folder = d->dovecot_lda ? xstrdup("") : choose_folder(d->mb);
 	if (mailbox_create_folder(d->mb, d->folder) < 0)
 		fail_temp("cannot create the folder");
 	d->fdir = mailbox_folder_path(d->mb, d->folder);
@@ -645,7 +656,7 @@ static void open_repo(struct lda *d)
  * (then nothing is stored, and true is returned).  Under the lock, so
  * that a commit seen is a synced one.
  */
-static bool already_delivered(struct lda *d)
+bool already_delivered(struct lda *d)
 {
 	bool done;
 
@@ -797,7 +808,9 @@ int main(int argc, char **argv)
 	start(&d, argc, argv);		/* options, mailbox, deadline, folder */
 	write_tmp(&d);			/* 1. the message into tmp/ */
 	open_repo(&d);
-	if (!already_delivered(&d)) {	/* a retry of committed bytes */
+	if (d.dovecot_lda) {
+		sieve_deliver(&d);	/* 2, 3 by dovecot-lda, then commit */
+	} else if (!already_delivered(&d)) {	/* a retry of committed bytes */
 		publish(&d);		/* 2. journal, blob, rename into new/ */
 		commit(&d);		/* 3. under the lock, with the others */
 	}

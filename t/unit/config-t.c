@@ -115,6 +115,8 @@ static void test_defaults(void)
 	is_int(cfg->folder_limit, 10000, "defaults: folder_limit");
 	is_int(cfg->merge_limit, 8ll << 30, "defaults: merge_limit");
 	is_int(cfg->lda_deadline, 600, "defaults: lda_deadline");
+	ok(!cfg->dovecot_lda && !cfg->dovecot_config,
+	   "defaults: no dovecot_lda, no dovecot_config");
 	is_int(cfg->fetch_interval, 300, "defaults: fetch_interval");
 	is_int(cfg->debounce_ms, 200, "defaults: debounce_ms");
 	is_int(cfg->backoff_min, 1, "defaults: backoff_min");
@@ -173,6 +175,8 @@ static void test_every_key(void)
 		 " \"subscriptions_limit\": 2048, \"tree_entries_limit\": 300,\n"
 		 " \"folder_limit\": 295, \"merge_limit\": 1048576,\n"
 		 " \"lda_deadline\": 900,\n"
+		 " \"dovecot_lda\": \"/usr/lib/dovecot/dovecot-lda\",\n"
+		 " \"dovecot_config\": \"~/dovecot.conf\",\n"
 		 " \"fetch_interval\": 60,\n"
 		 " \"debounce_ms\": 50,\n"
 		 " \"backoff_min\": 2,\n"
@@ -212,6 +216,10 @@ static void test_every_key(void)
 	is_int(cfg->folder_limit, 295, "folder_limit (tree_entries_limit - 5)");
 	is_int(cfg->merge_limit, 1048576, "merge_limit");
 	is_int(cfg->lda_deadline, 900, "lda_deadline");
+	is_str(cfg->dovecot_lda, "/usr/lib/dovecot/dovecot-lda", "dovecot_lda");
+	want = xasprintf("%s/dovecot.conf", home);
+	is_str(cfg->dovecot_config, want, "dovecot_config: ~/ expanded");
+	free(want);
 	is_int(cfg->fetch_interval, 60, "fetch_interval");
 	is_int(cfg->debounce_ms, 50, "debounce_ms");
 	is_int(cfg->backoff_min, 2, "backoff_min");

@@ -139,6 +139,28 @@ static void test_find(const char *dir)
 	       "a delivery older than the window is not looked at");
 	ok(delivery_find_recent(&found, r, &b3, 60 * 24 * 3600) == 0,
 	   "within a wider one it is");
+
+	/* through dovecot-lda: stored b2 (Sieve edited it), input b4 */
+	{
+		struct delivery_item it;
+		struct oid b4;
+		const char *pos;
+		blob_of(&b4, 4);
+		delivery_record_release(&d);
+		strbuf_reset(&msg);
+		delivery_record_add(&d, ".Junk", PATH2, &b2);
+		delivery_record_input(&d, &b4);
+		delivery_record_message(&msg, &d, NULL);
+		pos = msg.buf;
+		ok(strstr(msg.buf, "\nInput: ") &&
+		   delivery_record_next(&it, &pos) && it.has_blob &&
+		   oid_equal(&it.blob, &b2) && !delivery_record_next(&it, &pos),
+		   "an Input line leaves the pairs as they are");
+		commit_msg(r, msg.buf, -1);
+		repo_ref_read(&head, r, REF_MAIL);
+		ok(delivery_find_recent(&found, r, &b4, 3600) == 0 &&
+		   oid_equal(&found, &head), "found by its input");
+	}
 	repo_free(r);
 	strbuf_release(&msg);
 	delivery_record_release(&d);

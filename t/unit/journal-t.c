@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -268,6 +269,87 @@ static void test_dead_withdrawal(void)
 	free(msg);
 }
 
+#define TOKEN "0123456789abcdef"
+#define SIEVE_KEY "1700000004.M5P6.mx1.mdg" TOKEN
+
+static void count_list(const struct journal_item *it, void *data)
+{
+	(void)it;
+	(*(int *)data)++;
+}
+
+/* Sieve entries: published synced, kept alive by a forked child. */
+static void test_sieve(void)
+{
+	struct journal_sieve e, f;
+	struct journal_snapshot s;
+	struct seen seen = { .answer = JOURNAL_COMMIT };
+	struct oid b, other;
+	char *claim = NULL;
+	int p[2], listed = 0, st;
+	pid_t pid;
+
+	blob_of(&b, 7);
+	blob_of(&other, 8);
+	is_int(journal_sieve_publish(&e, dir, &b, TOKEN), 0,
+	       "a Sieve entry is published");
+	ok(journal_sieve_token(e.path + strlen(dir) + 1) &&
+	   !strcmp(journal_sieve_token(e.path + strlen(dir) + 1), TOKEN),
+	   "its name carries the token");
+	ok(!journal_sieve_token("0000000000000000000000000000000000000007-"
+				KEY1), "a regular entry has no token");
+	ok(journal_has_blob(dir, &b), "journal_has_blob finds it");
+	if (pipe(p) < 0 || (pid = fork()) < 0)
+		log_fatal("fork");
+	if (pid == 0) {
+		char c;
+		close(p[1]);
+		/* the child holds the inherited descriptor until told */
+		while (read(p[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(p[0]);
+	journal_sieve_close(&e);	/* the parent "dies": the child lives */
+	is_int(journal_sieve_find(&f, dir, &b), 2,
+	       "the lock lives while the child does");
+	journal_sieve_close(&f);
+	is_int(journal_sieve_find(&f, dir, &other), 0, "other bytes: none");
+	journal_snapshot_read(&s, dir);
+	is_int(journal_snapshot_claim(&claim, &s, &other, SIEVE_KEY,
+				      strlen(SIEVE_KEY)),
+	       JOURNAL_FOUND_SIEVE, "syncd leaves a live Sieve file out");
+	journal_claim_all(dir, maildir, NULL, record, &seen);
+	journal_list(dir, count_list, &listed);
+	ok(seen.n == 0 && listed == 1 && path_exists(e.path),
+	   "the group commit leaves it alone, the listing shows it");
+	close(p[1]);
+	waitpid(pid, &st, 0);
+	is_int(journal_snapshot_claim(&claim, &s, &other, SIEVE_KEY,
+				      strlen(SIEVE_KEY)),
+	       JOURNAL_FOUND_NONE, "a dead one's file is the client's");
+	{
+		char tok[JOURNAL_TOKEN_LEN + 1] = "";
+		char *lock = xasprintf("%s/dovecot-uidlist.lock", maildir);
+		ok(journal_snapshot_sieve_dead(&s, SIEVE_KEY, strlen(SIEVE_KEY),
+					       tok) && !strcmp(tok, TOKEN),
+		   "and its token is a dead one's");
+		put(lock, "4242:mx1.mdgffffffffffffffff");
+		ok(!journal_sieve_clear_lock(maildir, TOKEN) &&
+		   path_exists(lock), "another delivery's Dovecot lock stays");
+		put(lock, "4242:mx1.mdg" TOKEN);
+		ok(journal_sieve_clear_lock(maildir, TOKEN) &&
+		   !path_exists(lock), "the dead child's Dovecot lock goes");
+		free(lock);
+	}
+	journal_snapshot_release(&s);
+	is_int(journal_sieve_find(&f, dir, &b), 1,
+	       "dead writers: found, and the finder holds it");
+	is_str(f.token, TOKEN, "with its token");
+	journal_sieve_remove(&f);
+	is_int((long long)entries(), 0, "removed");
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/journal-t.XXXXXX";
@@ -291,6 +373,7 @@ int main(void)
 	test_syncd_claim();
 	test_group_commit();
 	test_dead_withdrawal();
+	test_sieve();
 	rm_rf(top);
 	return tap_done();
 }
