@@ -1,0 +1,126 @@
+/*
+ * dovecot: Dovecot's own files in a Maildir folder, as maildag reads and
+ * writes them (doc/imap-identity.md 1.1-1.4 and 4.1):
+ *
+ *	dovecot-uidlist		"3 V<uidvalidity> N<nextuid> [<key><value>]..."
+ *				then "<uid> [<key><value>]... :<base name>"
+ *	dovecot-uidlist.lock	the dotlock guarding it: "<pid>:<hostname>"
+ *	dovecot-keywords	"<index> <name>" lines, index 0-25 = 'a'-'z'
+ *
+ * Invariants: the uidlist is only written under its lock; header fields
+ * other than V and N, and every record's extension fields, are written
+ * back as read; N is never lowered and records stay sorted by UID (a
+ * broken uidlist makes Dovecot unlink it and renumber, E4); a rewrite is
+ * a temp file fsynced and renamed over, an append touches nothing before
+ * the end; dovecot-keywords gets an mtime above its last one (Dovecot
+ * re-reads it only when its mtime changes, E9); maildag never removes a
+ * lock it did not create.
+ */
+#ifndef DOVECOT_H
+#define DOVECOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DOVECOT_UIDLIST "dovecot-uidlist"
+#define DOVECOT_KEYWORDS "dovecot-keywords"
+#define DOVECOT_MAX_KEYWORDS 26
+
+/* --- the lock ------------------------------------------------------------ */
+
+struct dovecot_lock {
+	char *path;		/* NULL: not held */
+};
+
+#define DOVECOT_LOCK_INIT { NULL }
+
+/*
+ * Take dir's uidlist dotlock (O_EXCL, "<pid>:<hostname>" in it, so
+ * Dovecot can take over from a dead maildag), waiting up to timeout_ms
+ * for a holder to let go.  0, E_TEMP when it is still held then (not
+ * logged: try later), E_FAIL (logged) for any other failure.
+ */
+int dovecot_lock(struct dovecot_lock *out, const char *dir, int timeout_ms);
+/* Remove the lock if we hold it. */
+void dovecot_unlock(struct dovecot_lock *l);
+
+/* --- dovecot-uidlist ---------------------------------------------------- */
+
+struct uidlist_rec {
+	uint32_t uid;
+	char *ext;		/* " <key><value>..." as read, or ""; owned */
+	char *base;		/* the base name (up to ':'); owned */
+};
+
+struct uidlist {
+	uint32_t uidvalidity;
+	uint32_t nextuid;	/* the header's N; see uidlist_next() */
+	char *hdr;		/* header fields besides V and N, " G..."
+				   as read, or ""; owned */
+	struct uidlist_rec *v;	/* sorted by UID */
+	size_t n, alloc;
+};
+
+#define UIDLIST_INIT { 0, 0, NULL, NULL, 0, 0 }
+
+/*
+ * Read dir's dovecot-uidlist into out (empty).  0; E_NOTFOUND when there
+ * is none; E_INVALID (logged) when it is not a version 3 uidlist Dovecot
+ * would accept (UIDs out of order, V or N zero, a bad line).
+ */
+int uidlist_read(struct uidlist *out, const char *dir);
+void uidlist_release(struct uidlist *u);
+
+/* The UID Dovecot gives next: max(N, last record's UID + 1). */
+uint32_t uidlist_next(const struct uidlist *u);
+
+/* The record of base name base, or NULL. */
+const struct uidlist_rec *uidlist_find(const struct uidlist *u,
+				       const char *base);
+
+/*
+ * Append a record; uid must be at or above uidlist_next(u) (E_INVALID,
+ * logged, otherwise: Dovecot would skip or refuse it).  ext is "" or
+ * " <key><value>...".
+ */
+int uidlist_add(struct uidlist *u, uint32_t uid, const char *base,
+		const char *ext);
+
+/*
+ * Write u to dir, the caller holding the lock; N is written as
+ * max(u->nextuid, last UID + 1).  uidlist_append() adds records
+ * from .. n-1 at the end of the file, which must hold exactly u's
+ * records before them under u's header (as read, then only added to);
+ * uidlist_rewrite() writes the whole file to a temp file renamed over.
+ * 0 or E_FAIL (logged).
+ */
+int uidlist_append(const char *dir, const struct uidlist *u, size_t from);
+int uidlist_rewrite(const char *dir, const struct uidlist *u);
+
+/* --- dovecot-keywords --------------------------------------------------- */
+
+struct dovecot_keywords {
+	char *name[DOVECOT_MAX_KEYWORDS];	/* NULL: free; owned */
+};
+
+/* Read dir's keywords (none when the file is absent).  0 or E_FAIL. */
+int dovecot_keywords_read(struct dovecot_keywords *out, const char *dir);
+void dovecot_keywords_release(struct dovecot_keywords *k);
+
+/*
+ * The index of name (compared ignoring ASCII case), or -1; with add,
+ * a free index is given to it when it has none (-1 when all 26 are
+ * taken).
+ */
+int dovecot_keywords_index(struct dovecot_keywords *k, const char *name,
+			   bool add);
+
+/*
+ * Write the keywords to dir through a temp file, with an mtime above the
+ * old file's (max(now, old + 1) seconds).  The caller holds the uidlist
+ * lock.  0 or E_FAIL (logged).
+ */
+int dovecot_keywords_write(const char *dir, const struct dovecot_keywords *k);
+
+#endif
