@@ -61,7 +61,16 @@ struct icase {
 	struct seen { uint32_t v, uid; unsigned key; } *seen;
 	size_t nseen, alseen;
 	unsigned long long failed, slot7;
+	bool owner;		/* the variant 'owner' */
 };
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
 
 static uint64_t irnd(struct icase *c)
 {
@@ -258,16 +267,56 @@ static bool state_eq(const struct istate *x, const struct istate *y,
 	return true;
 }
 
+/*
+ * The variant "owner" (doc/imap-progress.md): a message the merge would
+ * give a new UID is given one by each replica that applies the merge,
+ * from its own slot, above both sides' uidnext.
+ */
+static void number_own(struct istate *r, const struct istate *x,
+		       const bool *fresh, uint32_t next, unsigned slot,
+		       unsigned nkeys)
+{
+	*r = *x;
+	r->f.uidnext = next;
+	for (unsigned k = 0; k < nkeys; k++) {
+		if (!x->has[k] || !fresh[k])
+			continue;
+		r->uid[k] = imap_uid_alloc(r->f.uidnext, slot, 1);
+		r->f.uidnext = r->uid[k] + 1;
+	}
+}
+
 static void sync_pair(struct icase *c, int a, int b)
 {
-	struct istate x, y;
+	struct istate x, y, *o = &c->r[a], *t = &c->r[b];
+	bool fresh[IK] = { false };
+	uint32_t next = 1;
 
-	merge3(c, &x, &c->base[a][b], &c->r[a], &c->r[b]);
-	merge3(c, &y, &c->base[a][b], &c->r[b], &c->r[a]);
+	merge3(c, &x, &c->base[a][b], o, t);
+	merge3(c, &y, &c->base[a][b], t, o);
 	if (!state_eq(&x, &y, c->nkeys))
 		ifail(c, "merge of %d and %d not commutative", a, b);
-	c->r[a] = c->r[b] = c->base[a][b] = c->base[b][a] = x;
-	record(c, c->n, &x);
+	if (!c->owner) {
+		c->r[a] = c->r[b] = c->base[a][b] = c->base[b][a] = x;
+		record(c, c->n, &x);
+		return;
+	}
+	for (int s = 0; s < 2; s++) {
+		const struct istate *z = s ? t : o;
+		if (z->f.uidvalidity == x.f.uidvalidity && z->f.uidnext > next)
+			next = z->f.uidnext;
+	}
+	for (unsigned k = 0; k < c->nkeys; k++)
+		fresh[k] = x.has[k] &&
+			!(o->has[k] && o->f.uidvalidity == x.f.uidvalidity &&
+			  o->uid[k] == x.uid[k]) &&
+			!(t->has[k] && t->f.uidvalidity == x.f.uidvalidity &&
+			  t->uid[k] == x.uid[k]);
+	c->base[a][b] = c->base[b][a] = x;
+	number_own(&c->r[a], &x, fresh, next, (unsigned)a, c->nkeys);
+	number_own(&c->r[b], &x, fresh, next, (unsigned)b, c->nkeys);
+	record(c, 2, &c->r[a]);
+	record(c, 2, &c->r[b]);
 }
 
 static void run_icase(struct icase *c)
@@ -299,16 +348,22 @@ static void run_icase(struct icase *c)
 		record(c, c->n, &c->r[r]);
 	}
 	/* heal: replica 0 merges every other, then gives them the result */
-	for (int round = 0; round < 2; round++)
+	for (int round = 0; round < 2 + 8 * c->owner; round++) {
+		bool same = true;
 		for (int i = 1; i < c->n; i++)
 			sync_pair(c, 0, i);
+		for (int i = 1; i < c->n; i++)
+			same = same && state_eq(&c->r[0], &c->r[i], c->nkeys);
+		if (same)
+			break;
+	}
 	for (int i = 1; i < c->n; i++)
 		if (!state_eq(&c->r[0], &c->r[i], c->nkeys))
 			ifail(c, "replicas 0 and %d differ after healing", i);
 }
 
 unsigned long long imap_model_run(uint64_t seed, unsigned long long ncases,
-				  unsigned long long *slot7)
+				  bool owner, unsigned long long *slot7)
 {
 	unsigned long long failed = 0;
 
@@ -316,9 +371,10 @@ unsigned long long imap_model_run(uint64_t seed, unsigned long long ncases,
 	for (unsigned long long i = 0; i < ncases; i++) {
 		struct icase *c = xcalloc(1, sizeof *c);
 
-		c->rng = (seed ^ (i * 0x9e3779b97f4a7c15ULL)) | 1;
+		c->rng = mix(seed ^ mix(i + 0x1234)) | 1;
 		irnd(c);
 		c->n = 2 + (int)irn(c, IR - 1);
+		c->owner = owner;
 		c->clock = 1000000;
 		run_icase(c);
 		if (c->failed) {
