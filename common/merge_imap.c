@@ -96,6 +96,45 @@ static int restart(struct imap_folder *out, uint32_t uidvalidity,
 	return 0;
 }
 
+static int out_cmp(const void *x, const void *y)
+{
+	const struct imap_msg *a = *(struct imap_msg *const *)x;
+	const struct imap_msg *b = *(struct imap_msg *const *)y;
+
+	return a->out < b->out ? -1 : a->out > b->out;
+}
+
+/*
+ * A UID kept for two messages (only a side that breaks format 2's rules
+ * can cause it): both lose it and join v[0..nv-1], which has room for n.
+ * The new count of v.
+ */
+static size_t drop_twice(struct imap_msg **v, size_t nv,
+			 struct imap_msg *msgs, size_t n)
+{
+	struct imap_msg **kept = xmalloc((n ? n : 1) * sizeof *kept);
+	size_t nk = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].out)
+			kept[nk++] = &msgs[i];
+	qsort(kept, nk, sizeof *kept, out_cmp);
+	for (size_t i = 0; i < nk;) {
+		size_t j = i + 1;
+		while (j < nk && kept[j]->out == kept[i]->out)
+			j++;
+		for (size_t k = i; j - i > 1 && k < j; k++) {
+			kept[k]->uid[O] = kept[k]->uid[T] = 0;
+			v[nv++] = kept[k];
+		}
+		i = j;
+	}
+	for (size_t k = 0; k < nv; k++)
+		v[k]->out = 0;
+	free(kept);
+	return nv;
+}
+
 int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 		      struct imap_msg *msgs, size_t n)
 {
@@ -124,6 +163,7 @@ int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 	for (size_t i = 0; i < n; i++) {
 		struct imap_msg *m = &msgs[i];
 
+		m->out = 0;
 		if (m->uid[O] && m->uid[O] == m->uid[T])
 			m->out = m->uid[O];
 		else if (qualifies(m, O, f, has))
@@ -133,6 +173,7 @@ int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 		else
 			v[nv++] = m;
 	}
+	nv = drop_twice(v, nv, msgs, n);
 	if (nv)
 		next = allocate(v, nv, next);
 	if (!next)

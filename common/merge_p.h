@@ -322,7 +322,9 @@ struct imap_msg {
  * rest get new UIDs in slot 7's blocks from the greater uidnext, in
  * order of (smallest UID a side gave, key).  uidnext is the greater of
  * the sides' and the last new UID + 1.  Should the UIDs run out, the
- * folder gets UIDVALIDITY + 1 and every message a new UID from 1.
+ * folder gets UIDVALIDITY + 1 and every message a new UID from 1.  A
+ * UID that would be kept for two messages (sides that break format 2's
+ * rules) is kept for neither.
  * fs[B] is not used; msgs[].uid is changed.  0, or E_FAIL (logged) when
  * neither side has the folder or it holds more messages than UIDs.
  */
