@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 #define LOCK_SUFFIX ".lock"
@@ -403,6 +404,58 @@ int dovecot_keywords_index(struct dovecot_keywords *k, const char *name,
 			return i;
 		}
 	return -1;
+}
+
+void dovecot_keywords_names(struct strvec *out,
+			    const struct dovecot_keywords *k,
+			    const char *flags)
+{
+	for (; *flags; flags++) {
+		int i = *flags - 'a';
+		char buf[32];
+
+		if (*flags < 'a' || *flags > 'z')
+			continue;
+		if (k->name[i]) {
+			strvec_push(out, k->name[i]);
+		} else {
+			snprintf(buf, sizeof buf, "unknown-%d", i);
+			strvec_push(out, buf);
+		}
+	}
+}
+
+size_t dovecot_keywords_letters(struct strbuf *out,
+				struct dovecot_keywords *k,
+				const char *const *names, size_t n, bool add)
+{
+	bool on[DOVECOT_MAX_KEYWORDS] = { false };
+	size_t left = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int idx = dovecot_keywords_index(k, names[i], add);
+		if (idx < 0)
+			left++;
+		else
+			on[idx] = true;
+	}
+	for (int i = 0; i < DOVECOT_MAX_KEYWORDS; i++)
+		if (on[i])
+			strbuf_addch(out, (char)('a' + i));
+	return left;
+}
+
+unsigned dovecot_keywords_gc(struct dovecot_keywords *k, uint32_t used)
+{
+	unsigned dropped = 0;
+
+	for (int i = 0; i < DOVECOT_MAX_KEYWORDS; i++)
+		if (k->name[i] && !(used & (1u << i))) {
+			free(k->name[i]);
+			k->name[i] = NULL;
+			dropped++;
+		}
+	return dropped;
 }
 
 int dovecot_keywords_write(const char *dir, const struct dovecot_keywords *k)

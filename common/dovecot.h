@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strbuf.h"
+
 #define DOVECOT_UIDLIST "dovecot-uidlist"
 #define DOVECOT_KEYWORDS "dovecot-keywords"
 #define DOVECOT_MAX_KEYWORDS 26
@@ -115,6 +117,35 @@ void dovecot_keywords_release(struct dovecot_keywords *k);
  */
 int dovecot_keywords_index(struct dovecot_keywords *k, const char *name,
 			   bool add);
+
+/*
+ * The keyword names the letters 'a'-'z' of flags stand for, pushed to out
+ * in the order of the letters; a letter without a name is
+ * "unknown-<index>", as Dovecot itself shows it (E9).  Other characters
+ * of flags are skipped.
+ */
+struct strvec;
+void dovecot_keywords_names(struct strvec *out,
+			    const struct dovecot_keywords *k,
+			    const char *flags);
+
+/*
+ * Append to out the letters of names[0..n-1], giving a name without one
+ * the lowest free index when add (the file must then be written); the
+ * letters are sorted and unique.  The number of names left without a
+ * letter (all 26 taken, or add false and the name unknown).
+ */
+size_t dovecot_keywords_letters(struct strbuf *out,
+				struct dovecot_keywords *k,
+				const char *const *names, size_t n, bool add);
+
+/*
+ * Forget the names whose index is not set in used (bit i: letter
+ * 'a' + i is on some file of the folder), so their indexes can be given
+ * again (4.6).  The caller holds the uidlist lock and has looked at every
+ * file of the folder under it.  The number of names dropped.
+ */
+unsigned dovecot_keywords_gc(struct dovecot_keywords *k, uint32_t used);
 
 /*
  * Write the keywords to dir through a temp file, with an mtime above the

@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "strbuf.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 static char dir[] = "/tmp/dovecot-t.XXXXXX";
@@ -141,6 +142,30 @@ static void test_keywords(void)
 		dovecot_keywords_index(&k, name, true);
 	}
 	is_int(dovecot_keywords_index(&k, "one-more", true), -1, "26 at most");
+	{
+		struct strvec names = STRVEC_INIT;
+		struct strbuf let = STRBUF_INIT;
+		const char *want[] = { "kw3", "$JUNK", "one-more", "$Forwarded" };
+
+		dovecot_keywords_names(&names, &k, "Sca");
+		ok(names.n == 2 && !strcmp(names.v[0], "work-project") &&
+		   !strcmp(names.v[1], "$Forwarded"), "letters to names");
+		is_int((long long)dovecot_keywords_letters(&let, &k, want, 4, true),
+		       1, "one name gets no letter when all 26 are taken");
+		is_str(let.buf, "abg", "names to letters, sorted");
+		is_int(dovecot_keywords_gc(&k, (1u << 0) | (1u << 1)), 24,
+		       "names no file uses are dropped");
+		strbuf_reset(&let);
+		is_int((long long)dovecot_keywords_letters(&let, &k, want, 4, true),
+		       0, "then there is room again");
+		is_str(let.buf, "abcd", "new names take the freed letters");
+		strvec_clear(&names);
+		dovecot_keywords_names(&names, &k, "z");
+		is_str(names.n ? names.v[0] : NULL, "unknown-25",
+		       "a letter without a name is unknown-<index>");
+		strvec_clear(&names);
+		strbuf_release(&let);
+	}
 	dovecot_keywords_release(&k);
 	free(p);
 }
