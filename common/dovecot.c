@@ -15,7 +15,9 @@
 
 #include "dovecot.h"
 #include "fsutil.h"
+#include "imaprec.h"
 #include "log.h"
+#include "maildir_name.h"
 #include "strbuf.h"
 #include "strvec.h"
 #include "xalloc.h"
@@ -474,5 +476,75 @@ int dovecot_keywords_write(const char *dir, const struct dovecot_keywords *k)
 	ret = replace(dir, DOVECOT_KEYWORDS, buf.buf, buf.len, mtime);
 	strbuf_release(&buf);
 	free(path);
+	return ret;
+}
+
+/* --- the records of a folder ---------------------------------------------- */
+
+/* The base name of a file name: everything before ':' (1.1). */
+static char *base_of(const char *name)
+{
+	const char *colon = strchr(name, ':');
+
+	return colon ? xstrndup(name, (size_t)(colon - name)) : xstrdup(name);
+}
+
+/* A name Dovecot knows that is no IMAP keyword cannot be recorded. */
+static void drop_invalid(struct strvec *kw, const char *file)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < kw->n; i++) {
+		if (imap_keyword_valid(kw->v[i], strlen(kw->v[i]))) {
+			kw->v[w++] = kw->v[i];
+			continue;
+		}
+		log_warn("'%s': keyword '%s' is not an IMAP keyword, not "
+			 "recorded", file, kw->v[i]);
+		free(kw->v[i]);
+	}
+	kw->n = w;
+}
+
+int dovecot_records(struct imap_recs *out, struct imap_folder *f,
+		    struct uidlist *u, const struct dovecot_keywords *k,
+		    const char *const *names, size_t n, unsigned slot)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct maildir_name mn;
+		struct strvec kw = STRVEC_INIT;
+		const struct uidlist_rec *rec;
+		char *base = base_of(names[i]);
+		uint32_t uid;
+
+		if (maildir_name_parse(&mn, names[i]) < 0) {
+			log_error("'%s' is not a Maildir name", names[i]);
+			free(base);
+			return E_INVALID;
+		}
+		rec = uidlist_find(u, base);
+		if (rec) {
+			uid = rec->uid;
+		} else {
+			uid = imap_uid_alloc(uidlist_next(u), slot, 1);
+			if (!uid)
+				ret = log_error("no UID left in slot %u", slot);
+			else
+				ret = uidlist_add(u, uid, base, "");
+		}
+		if (ret == 0) {
+			dovecot_keywords_names(&kw, k, maildir_name_flags(&mn));
+			drop_invalid(&kw, names[i]);
+			imap_recs_set(out, mn.key, uid,
+				      (const char *const *)kw.v, kw.n);
+		}
+		strvec_clear(&kw);
+		maildir_name_release(&mn);
+		free(base);
+	}
+	f->uidvalidity = u->uidvalidity;
+	f->uidnext = uidlist_next(u);
 	return ret;
 }

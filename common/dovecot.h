@@ -154,4 +154,27 @@ unsigned dovecot_keywords_gc(struct dovecot_keywords *k, uint32_t used);
  */
 int dovecot_keywords_write(const char *dir, const struct dovecot_keywords *k);
 
+/* --- the records of a folder ---------------------------------------------- */
+
+struct imap_recs;
+struct imap_folder;
+
+/*
+ * Add to out the format 2 records of one folder's messages as its Dovecot
+ * files say (the commit side and the upgrade, doc/imap-identity.md 4.1,
+ * 4.9): names[0..n-1] are the folder's Maildir file names (with their
+ * letters); each gets the UID of its base name's record in u, or, when u
+ * has none, a new UID from slot's blocks at or above uidlist_next(u),
+ * appended to u (in the order of names: sort them first for an answer
+ * that does not depend on readdir), and the keyword names of its letters
+ * through k.  *f is u's UIDVALIDITY and next UID afterwards.  Call with
+ * the uidlist lock held, and write u back (uidlist_append()) before
+ * releasing it, so Dovecot never numbers those files itself.  0,
+ * E_INVALID (logged) for a name that is not a Maildir name, E_FAIL
+ * (logged) when the slot's UIDs ran out.
+ */
+int dovecot_records(struct imap_recs *out, struct imap_folder *f,
+		    struct uidlist *u, const struct dovecot_keywords *k,
+		    const char *const *names, size_t n, unsigned slot);
+
 #endif

@@ -14,6 +14,7 @@
 #include "../tap.h"
 #include "dovecot.h"
 #include "fsutil.h"
+#include "imaprec.h"
 #include "log.h"
 #include "strbuf.h"
 #include "strvec.h"
@@ -170,6 +171,44 @@ static void test_keywords(void)
 	free(p);
 }
 
+static void test_records(void)
+{
+	struct uidlist u = UIDLIST_INIT;
+	struct dovecot_keywords k;
+	struct imap_recs recs = IMAP_RECS_INIT;
+	struct imap_folder f;
+	struct strbuf out = STRBUF_INIT;
+	char *s;
+	const char *names[] = {
+		"1700000000.M1P1Q1.host,S=10:2,Sb",
+		"1700000001.M2P2Q2.host:2,",
+		"1700000009.M9P9Q9.host:2,Fa",
+	};
+
+	put(DOVECOT_UIDLIST, "3 V77 N21 Gabc\n1 :1700000000.M1P1Q1.host,S=10\n"
+	    "20 :1700000001.M2P2Q2.host\n");
+	put(DOVECOT_KEYWORDS, "0 $Junk\n1 work-project\n");
+	uidlist_read(&u, dir);
+	dovecot_keywords_read(&k, dir);
+	is_int(dovecot_records(&recs, &f, &u, &k, names, 3, 1), 0,
+	       "records of a folder");
+	imap_recs_format(&out, &recs);
+	is_str(out.buf, "1700000000.M1P1Q1.host\t1\twork-project\n"
+	       "1700000001.M2P2Q2.host\t20\n"
+	       "1700000009.M9P9Q9.host\t513\t$Junk\n",
+	       "UIDs from the uidlist, a new one from slot 1, keyword names");
+	ok(f.uidvalidity == 77 && f.uidnext == 514, "the folder record");
+	is_int(uidlist_append(dir, &u, 2), 0, "the new record appended");
+	s = get(DOVECOT_UIDLIST);
+	ok(strstr(s, "\n513 :1700000009.M9P9Q9.host\n") != NULL,
+	   "under its base name");
+	free(s);
+	imap_recs_release(&recs);
+	strbuf_release(&out);
+	dovecot_keywords_release(&k);
+	uidlist_release(&u);
+}
+
 int main(void)
 {
 	log_init("dovecot-t", LOG_TO_STDERR, LOG_LVL_ERROR);
@@ -178,6 +217,7 @@ int main(void)
 	test_uidlist();
 	test_lock();
 	test_keywords();
+	test_records();
 	rm_rf(dir);
 	return tap_done();
 }
