@@ -568,9 +568,8 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 	fmt = fmt_rtree_lookup(&t, FORMAT_PATH);
 	if (!fmt)
 		fmt_report(ck, FORMAT_PATH, strlen(FORMAT_PATH), "missing");
-	else if (fmt_is_blob(fmt) && !fmt_unchanged(&tt, fmt) &&
-		 check_format_file(ck, fmt) < 0)
-		goto done;
+	else if (fmt_is_blob(fmt) && check_format_file(ck, fmt) < 0)
+		goto done;	/* read even when unchanged: it sets ck->version */
 	for (size_t i = 0; i < t.n && !ck->stop; i++) {
 		const struct rentry *e = &t.e[i], *te;
 

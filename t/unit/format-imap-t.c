@@ -196,6 +196,36 @@ int main(void)
 		want(check(ent), "'imapfolder': unexpected entry",
 		     "format 1 has no IMAP records");
 	}
+	{
+		/* incremental: FORMAT unchanged from the trusted tree */
+		const char *a[] = {
+			"FORMAT", "maildag 2\n",
+			"imapfolder", "uidvalidity 1\nuidnext 2\n",
+			p_cur1, "m1",
+			p_imap1, K1 "\t1\n",
+			NULL, NULL,
+		};
+		const char *b[] = {
+			"FORMAT", "maildag 2\n",
+			"imapfolder", "uidvalidity 1\nuidnext 3\n",
+			p_cur1, "m1",
+			p_cur2, "m2",
+			p_imap1, K1 "\t1\n",
+			p_imap2, K2 "\t1\n",
+			NULL, NULL,
+		};
+		struct oid ta, tb;
+		struct strbuf err = STRBUF_INIT;
+
+		make_tree(&ta, a);
+		make_tree(&tb, b);
+		is_int(format_check_tree(repo, &ta, NULL, &err), 0, "trusted tree");
+		is_int(format_check_tree(repo, &tb, &ta, &err), E_INVALID,
+		       "checked against it, a format 2 tree is still format 2");
+		ok(strstr(err.buf, "UID 1 also given to") != NULL,
+		   "and its UIDs are checked: %s", err.buf);
+		strbuf_release(&err);
+	}
 	repo_free(repo);
 	rm_rf(dir);
 	free(path);
