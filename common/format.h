@@ -33,6 +33,14 @@
 #include "strbuf.h"
 
 #define FORMAT_VERSION 1
+#define FORMAT_VERSION_IMAP 2	/* format 2: the IMAP records (imaprec.h) */
+
+/*
+ * The newest format this process accepts: FORMAT_VERSION until called
+ * with FORMAT_VERSION_IMAP.  Format 2 is checked (format_imap.c) but not
+ * yet merged or applied (doc/imap-progress.md): only tests allow it.
+ */
+void format_allow_version(int v);
 #define FORMAT_MTIMES_DIR "mtimes"
 #define FORMAT_MTIMES_MAX (16 << 20)	/* bytes in one mtimes/<xx> blob */
 

@@ -14,6 +14,7 @@
 
 #include "folder.h"
 #include "format_p.h"
+#include "imaprec.h"
 #include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
@@ -95,6 +96,8 @@ static int check_shard(struct checker *ck, const char *loc,
 			fmt_report(ck, e->name, e->nlen, "invalid message name");
 			continue;
 		}
+		if (ck->version == FORMAT_VERSION_IMAP && !fmt_imap_name_ok(ck, e))
+			continue;
 		klen = maildir_key_len(e->name);
 		maildir_shard_hex(shard, e->name, klen);
 		if (memcmp(shard, se->name, 2)) {
@@ -221,6 +224,10 @@ static int check_folder(struct checker *ck, const struct rentry *fe,
 				continue;
 			if (check_sub(ck, fe->name, e, te ? &te->id : NULL) < 0)
 				break;
+		} else if (ck->version == FORMAT_VERSION_IMAP &&
+			   fmt_name_is(e, IMAPREC_FOLDER)) {
+			if (fmt_imap_folder_record(ck, e) < 0)
+				break;
 		} else {
 			fmt_report(ck, e->name, e->nlen, "unexpected entry");
 		}
@@ -318,6 +325,13 @@ static int check_format_file(struct checker *ck, const struct rentry *e)
 	p = git_odb_object_data(obj);
 	n = git_odb_object_size(obj);
 	if (n == strlen(FORMAT_CONTENT) && !memcmp(p, FORMAT_CONTENT, n)) {
+		ck->version = FORMAT_VERSION;
+		git_odb_object_free(obj);
+		return 0;
+	}
+	if (fmt_version_max >= FORMAT_VERSION_IMAP && n == 10 &&
+	    !memcmp(p, "maildag 2\n", n)) {
+		ck->version = FORMAT_VERSION_IMAP;
 		git_odb_object_free(obj);
 		return 0;
 	}
@@ -326,7 +340,7 @@ static int check_format_file(struct checker *ck, const struct rentry *e)
 		;
 	if (n > 8 && !memcmp(p, "maildag ", 8) && digits > 0 &&
 	    8 + digits + 1 == n && p[n - 1] == '\n' && p[8] != '0' &&
-	    (digits > 1 || p[8] > '0' + FORMAT_VERSION)) {
+	    (digits > 1 || p[8] > '0' + fmt_version_max)) {
 		fmt_report(ck, e->name, e->nlen,
 			   "format 'maildag %.*s' is newer than this maildag understands",
 			   (int)digits, p + 8);
@@ -554,9 +568,8 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 	fmt = fmt_rtree_lookup(&t, FORMAT_PATH);
 	if (!fmt)
 		fmt_report(ck, FORMAT_PATH, strlen(FORMAT_PATH), "missing");
-	else if (fmt_is_blob(fmt) && !fmt_unchanged(&tt, fmt) &&
-		 check_format_file(ck, fmt) < 0)
-		goto done;
+	else if (fmt_is_blob(fmt) && check_format_file(ck, fmt) < 0)
+		goto done;	/* read even when unchanged: it sets ck->version */
 	for (size_t i = 0; i < t.n && !ck->stop; i++) {
 		const struct rentry *e = &t.e[i], *te;
 
@@ -606,10 +619,16 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 				continue;
 			if (check_folder(ck, e, te ? &te->id : NULL) < 0)
 				break;
+		} else if (ck->version == FORMAT_VERSION_IMAP &&
+			   (r = fmt_imap_root_entry(ck, e)) != 0) {
+			if (r < 0)
+				break;
 		} else {
 			fmt_report(ck, e->name, e->nlen, "unexpected entry");
 		}
 	}
+	if (ck->version == FORMAT_VERSION_IMAP && !ck->stop && !ck->fatal)
+		fmt_imap_cross_check(ck, &t);
 	if (ck->incremental && !ck->stop && !ck->fatal) {
 		mark_all_removed(ck, &t, &tt, 0, true);
 		cross_check(ck, &t);

@@ -8,6 +8,8 @@
  *				and parsed, mtimes records
  *	format_levels.c		the levels of a tree: root, folder, cur|new,
  *				shard, message; mtimes
+ *	format_imap.c		what format 2 adds: IMAP records, matched
+ *				against the messages
  */
 #ifndef FORMAT_P_H
 #define FORMAT_P_H
@@ -148,6 +150,7 @@ struct checker {
 	struct strset seen;		/* keys of unchanged trees of them */
 	struct format_stats st;
 	bool merge;			/* check limits.merge_bytes */
+	int version;			/* FORMAT's; 0 until it is read */
 	const struct oid *trusted;	/* the trusted root, or NULL */
 	struct added {			/* message blobs new by path */
 		struct oid id;
@@ -239,5 +242,29 @@ int fmt_new_bytes(struct checker *ck);
  */
 int fmt_check_root(struct checker *ck, const struct oid *id,
 		   const struct oid *trusted);
+
+/* --- format 2 (format_imap.c) ------------------------------------------- */
+
+/* The newest format accepted (format_allow_version()). */
+extern int fmt_version_max;
+
+/*
+ * A root entry only format 2 has (uidslots, imap/, imapfolder): checked,
+ * and 1; 0 when e is none of them; E_TEMP.
+ */
+int fmt_imap_root_entry(struct checker *ck, const struct rentry *e);
+
+/* A folder record entry [<folder>/]imapfolder.  0 or E_TEMP. */
+int fmt_imap_folder_record(struct checker *ck, const struct rentry *e);
+
+/* A message name of format 2 has no keyword letters; else reported. */
+bool fmt_imap_name_ok(struct checker *ck, const struct rentry *e);
+
+/*
+ * The records against the messages of root: one record per message,
+ * none without one, UIDs unique per folder and below its uidnext, every
+ * folder with its folder record.  Reads the whole tree.
+ */
+void fmt_imap_cross_check(struct checker *ck, const struct rtree *root);
 
 #endif

@@ -12,6 +12,8 @@
  *				mtimes, paths that are not messages
  *	merge_write.c		step 4: the result as changes to ours,
  *				notes and counts, and writing it
+ *	merge_imap.c		the rules of format 2's IMAP records (UIDs,
+ *				folder records, keywords), pure functions
  */
 #ifndef MERGE_P_H
 #define MERGE_P_H
@@ -25,6 +27,8 @@
 #include "oid.h"
 #include "repo_p.h"
 #include "strbuf.h"
+#include "strvec.h"
+#include "imaprec.h"
 
 enum { B = 0, O = 1, T = 2 };		/* base, ours, theirs */
 enum { SUB_CUR = 0, SUB_NEW = 1 };
@@ -293,5 +297,53 @@ int mg_restore_markers(struct oid *tree, struct mctx *m);
  * side touched costs nothing to write).
  */
 int mg_write_result(struct oid *out, struct mctx *m);
+
+/* --- format 2's IMAP records (merge_imap.c) ---------------------------- */
+
+/* A side's folder record of one folder of the result. */
+struct imap_fside {
+	bool has;		/* false: the side lacks the folder */
+	struct imap_folder f;
+};
+
+/* One message of one folder of the result. */
+struct imap_msg {
+	const char *key;	/* the result's key (a .dup key is new) */
+	uint32_t uid[3];	/* [O], [T]: the UID the side gives this key
+				   in this folder, 0: none there; [B] unused */
+	uint32_t out;		/* set: its UID in the result */
+};
+
+/*
+ * The folder record of the result and every message's UID (4.4): a UID
+ * both sides give stays; a side's UID stays when the other side's
+ * uidnext is at or below it (a side without the folder, or whose
+ * UIDVALIDITY is the smaller, counts as uidnext 1 with no UIDs); the
+ * rest get new UIDs in slot 7's blocks from the greater uidnext, in
+ * order of (smallest UID a side gave, key).  uidnext is the greater of
+ * the sides' and the last new UID + 1.  Should the UIDs run out, the
+ * folder gets UIDVALIDITY + 1 and every message a new UID from 1.  A
+ * UID that would be kept for two messages (sides that break format 2's
+ * rules) is kept for neither.
+ * fs[B] is not used; msgs[].uid is changed.  0, or E_FAIL (logged) when
+ * neither side has the folder or it holds more messages than UIDs.
+ */
+int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
+		      struct imap_msg *msgs, size_t n);
+
+/* One side's keywords of a message (any folder). */
+struct imap_kwside {
+	bool has;		/* false: the side has no record of the key */
+	const char *const *kw;
+	size_t n;
+};
+
+/*
+ * The keywords of a message in the result (4.4), pushed to out: per
+ * name, ignoring case, a side that added or removed it against the base
+ * decides; without a base record, the union; a side without the message
+ * gives way to the other; of two spellings the byte-wise smaller.
+ */
+void merge_imap_keywords(struct strvec *out, const struct imap_kwside sd[3]);
 
 #endif

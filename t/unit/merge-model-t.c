@@ -43,6 +43,7 @@
 #include "mailbox.h"
 #include "maildir_name.h"
 #include "merge.h"
+#include "merge-model.h"
 #include "mtimes.h"
 #include "repo_p.h"
 #include "strbuf.h"
@@ -1004,5 +1005,19 @@ int main(int argc, char **argv)
 		"lost or resurrected, merges commutative (seed %" PRIu64 ")",
 		all.cases, seed))
 		diag("seed %" PRIu64 " failed", seed);
+	if (only < 0) {
+		unsigned long long slot7, bad;
+
+		bad = imap_model_run(seed, ncases, false, &slot7);
+		diag("IMAP records: %llu slot-7 UIDs given to two messages by "
+		     "pair merges at once (3+ replicas)", slot7);
+		ok(bad == 0, "%llu random cases of the IMAP rules: commutative, "
+		   "no UID twice, kept UIDs never shown by the other side, "
+		   "converge (seed %" PRIu64 ")", ncases, seed);
+		bad = imap_model_run(seed, ncases, true, &slot7);
+		ok(bad == 0, "the same, new UIDs from the applying replica's "
+		   "slot: no UID ever names two messages (seed %" PRIu64 ")",
+		   seed);
+	}
 	return tap_done();
 }
