@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "control.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -167,17 +168,8 @@ static bool get_check_approved(const struct sample_in *in, long long *v)
  */
 static bool get_lag(const struct sample_in *in, long long *v)
 {
-	long long t, pending;
-
-	if (!strcmp(in->dir, "push") && int_of(in->peer, "unpushed", &pending) &&
-	    pending == 0) {
-		*v = 0;
-		return true;
-	}
-	if (!int_of(in->op, "last_ok", &t))
-		return false;
-	*v = in->now > t ? in->now - t : 0;
-	return true;
+	*v = control_peer_lag(in->peer, in->dir, in->now);
+	return *v >= 0;
 }
 
 static bool get_last_ok(const struct sample_in *in, long long *v)

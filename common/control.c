@@ -550,3 +550,18 @@ void control_unlisten(int fd, const char *path)
 	if (path && unlink(path) < 0 && errno != ENOENT)
 		log_warn_errno("unlink '%s'", path);
 }
+
+long long control_peer_lag(json_t *peer, const char *dir, time_t now)
+{
+	json_t *unpushed = json_object_get(peer, "unpushed");
+	json_t *last = json_object_get(json_object_get(peer, dir), "last_ok");
+	long long t;
+
+	if (!strcmp(dir, "push") && json_is_integer(unpushed) &&
+	    json_integer_value(unpushed) == 0)
+		return 0;
+	if (!json_is_integer(last))
+		return -1;
+	t = (long long)json_integer_value(last);
+	return (long long)now > t ? (long long)now - t : 0;
+}

@@ -145,4 +145,13 @@ void control_unlisten(int fd, const char *path);
  */
 bool control_peer_ok(int fd, uid_t uid);
 
+/*
+ * A peer's lag in seconds, from its entry in a status answer's "peers":
+ * for dir "push", 0 when it holds all our mail ("unpushed" 0), else the
+ * time since the last push that succeeded; for "fetch", the age of the
+ * last fetch that succeeded.  -1 when the answer does not tell.  One
+ * rule for maildag status --metrics and maildag-syncd's STATUS= line.
+ */
+long long control_peer_lag(json_t *peer, const char *dir, time_t now);
+
 #endif

@@ -230,16 +230,12 @@ static void update_status(struct syncd *s)
 	peers = s->peers ? peers_status(s->peers) : NULL;
 	json_array_foreach(peers, i, pe) {
 		json_t *unpushed = json_object_get(pe, "unpushed");
-		json_t *last = json_object_get(json_object_get(pe, "push"),
-					       "last_ok");
+		long long lag = control_peer_lag(pe, "push", now);
 
 		strbuf_addf(&b, "%s %s: ", i ? "," : ";",
 			    json_string_value(json_object_get(pe, "name")));
-		if (json_is_integer(unpushed) && !json_integer_value(unpushed))
-			strbuf_addstr(&b, "lag 0 s");
-		else if (json_is_integer(last))
-			strbuf_addf(&b, "lag %lld s",
-				    (long long)(now - json_integer_value(last)));
+		if (lag >= 0)
+			strbuf_addf(&b, "lag %lld s", lag);
 		else
 			strbuf_addstr(&b, "never pushed");
 		if (json_is_integer(unpushed) && json_integer_value(unpushed))
