@@ -645,19 +645,24 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 			if (check_folder(ck, e, te ? &te->id : NULL) < 0)
 				break;
 		} else if (ck->version == FORMAT_VERSION_IMAP &&
-			   (r = fmt_imap_root_entry(ck, e)) != 0) {
+			   (r = fmt_imap_root_entry(ck, e, te)) != 0) {
 			if (r < 0)
 				break;
 		} else {
 			fmt_report(ck, e->name, e->nlen, "unexpected entry");
 		}
 	}
-	if (ck->version == FORMAT_VERSION_IMAP && !ck->stop && !ck->fatal)
+	if (ck->version == FORMAT_VERSION_IMAP && !ck->stop && !ck->fatal &&
+	    !(ck->incremental && ck->ancestor))
 		fmt_imap_cross_check(ck, &t);
 	if (ck->incremental && !ck->stop && !ck->fatal) {
 		mark_all_removed(ck, &t, &tt, 0, true);
 		cross_check(ck, &t);
 	}
+	/* after them: affected[] is complete */
+	if (ck->version == FORMAT_VERSION_IMAP && !ck->stop && !ck->fatal &&
+	    ck->incremental && ck->ancestor)
+		fmt_imap_since(ck, &t, &tt);
 	if (!ck->stop && !ck->fatal)
 		check_records(ck, &t);
 	if (ck->merge && fmt_limits.merge_bytes && !ck->stop && !ck->fatal &&

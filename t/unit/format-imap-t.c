@@ -6,6 +6,8 @@
  */
 #include "autoconf.h"
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #define K1 "1700000000.M1P1Q1.host"
 #define K2 "1700000001.M2P2Q2.host"
 #define K3 "1700000002.M3P3Q3.host"
+#define K4 "1700000003.M4P4Q4.host"
 
 static struct repo *repo;
 
@@ -119,6 +122,225 @@ static void want(char *got, const char *substr, const char *what)
 	else if (!ok(strstr(got, substr) != NULL, "%s", what))
 		diag("got '%s', want '%s'", got, substr);
 	free(got);
+}
+
+/* --- the ancestor rule (format_check_tree_since) ------------------------ */
+
+/* path of key k in folder f ("" or ".Sent/"), sub "cur"/"new", flags */
+static char *mpath(const char *f, const char *sub, const char *k,
+		   const char *flags)
+{
+	char *s = shard_of(k), *p;
+
+	p = xasprintf("%s%s/%s/%s%s%s", f, sub, s, k, *flags ? ":2," : "",
+		      flags);
+	free(s);
+	return p;
+}
+
+static char *ipath(const char *k)
+{
+	char *s = shard_of(k), *p = xasprintf("imap/%s", s);
+
+	free(s);
+	return p;
+}
+
+/*
+ * The ancestor T: INBOX (uidvalidity 1, uidnext 10) holds K1 at 1 and
+ * K2 at 5; .Sent (uidvalidity 2, uidnext 3) holds K3 at 2.  A variant N
+ * is T with the entries of ch (path, content; content NULL removes)
+ * changed; checked against T as its ancestor.
+ */
+static struct oid since_t;
+
+static char *since_check(const char *const *ch, bool ancestor)
+{
+	struct repo_update ups[32];
+	struct oid ids[32], n;
+	struct strbuf err = STRBUF_INIT;
+	size_t k = 0;
+
+	for (; ch[0]; ch += 2, k++) {
+		if (ch[1] && repo_blob_from_buffer(&ids[k], repo, ch[1],
+						   strlen(ch[1])) < 0)
+			log_fatal("blob");
+		ups[k] = (struct repo_update){ ch[0], ch[1] ? &ids[k] : NULL,
+					       false };
+	}
+	if (repo_tree_update(&n, repo, &since_t, ups, k) < 0)
+		log_fatal("tree");
+	if (ancestor)
+		format_check_tree_since(repo, &n, &since_t, &err);
+	else
+		format_check_tree(repo, &n, &since_t, &err);
+	return strbuf_detach(&err, NULL);
+}
+
+/* The records of shard(k) for key/uid pairs (a NULL key ends), sorted. */
+static char *recs_of(const char *k0, ...)
+{
+	struct imap_recs r = IMAP_RECS_INIT;
+	struct strbuf b = STRBUF_INIT;
+	va_list ap;
+
+	va_start(ap, k0);
+	for (const char *k = k0; k; k = va_arg(ap, const char *)) {
+		unsigned u = va_arg(ap, unsigned);
+		imap_recs_set(&r, k, u, NULL, 0);
+	}
+	va_end(ap);
+	imap_recs_format(&b, &r);
+	imap_recs_release(&r);
+	return strbuf_detach(&b, NULL);
+}
+
+static void since_tests(void)
+{
+	char *c1 = mpath("", "cur", K1, "S"), *c2 = mpath("", "cur", K2, "S");
+	char *s3 = mpath(".Sent/", "cur", K3, "S");
+	char *i1 = ipath(K1), *i2 = ipath(K2), *i3 = ipath(K3), *i4 = ipath(K4);
+	char *c1r = mpath("", "cur", K1, "RS"), *c4 = mpath("", "cur", K4, "");
+	char *in3 = mpath("", "cur", K3, "S"), *n4 = mpath(".New/", "cur", K4, "");
+	char *r2 = recs_of(K2, 5u, NULL), *r4;
+	struct strbuf err = STRBUF_INIT;
+	const char *t[] = {
+		"FORMAT", "maildag 2\n",
+		"imapfolder", "uidvalidity 1\nuidnext 10\n",
+		c1, "m1", c2, "m2",
+		".Sent/maildirfolder", "",
+		".Sent/imapfolder", "uidvalidity 2\nuidnext 3\n",
+		s3, "m3",
+		i1, NULL, i2, NULL, i3, NULL,
+		NULL, NULL,
+	};
+	char *shard_recs[3];
+
+	if (!strcmp(i1, i2) || !strcmp(i1, i3) || !strcmp(i2, i3) ||
+	    !strcmp(i4, i1) || !strcmp(i4, i2) || !strcmp(i4, i3))
+		log_fatal("the test keys share a shard");
+	shard_recs[0] = recs_of(K1, 1u, NULL);
+	shard_recs[1] = recs_of(K2, 5u, NULL);
+	shard_recs[2] = recs_of(K3, 2u, NULL);
+	t[15] = shard_recs[0];
+	t[17] = shard_recs[1];
+	t[19] = shard_recs[2];
+	make_tree(&since_t, t);
+	is_int(format_check_tree(repo, &since_t, NULL, &err), 0,
+	       "since: the ancestor is valid %s", err.buf);
+	strbuf_release(&err);
+
+	{
+		const char *ch[] = { c1, NULL, c1r, "m1", NULL, NULL };
+		want(since_check(ch, true), "", "since: a flag changed");
+	}
+	{
+		/* K2's keywords change: its record changes, its UID (below
+		   our uidnext) stays */
+		char *r = xasprintf(K2 "\t5\t$Junk\n");
+		const char *ch[] = { i2, r, NULL, NULL };
+		want(since_check(ch, true), "",
+		     "since: a record changed, its UID below uidnext kept");
+		free(r);
+	}
+	r4 = recs_of(K4, 12u, NULL);
+	{
+		const char *ch[] = { c4, "m4", i4, r4, "imapfolder",
+				     "uidvalidity 1\nuidnext 13\n", NULL, NULL };
+		want(since_check(ch, true), "",
+		     "since: a new message at or above the ancestor's uidnext");
+	}
+	free(r4);
+	r4 = recs_of(K4, 5u, NULL);
+	{
+		const char *ch[] = { c2, NULL, i2, NULL, c4, "m4", i4, r4,
+				     NULL, NULL };
+		want(since_check(ch, true),
+		     "UID 5 is below uidnext 10 of the history it follows",
+		     "since: an expunged message's UID given again is refused");
+		want(since_check(ch, false), "",
+		     "(a check against a tree that is not an ancestor cannot tell)");
+	}
+	free(r4);
+	r4 = recs_of(K4, 1u, NULL);
+	{
+		const char *ch[] = { c4, "m4", i4, r4, NULL, NULL };
+		want(since_check(ch, true), "UID 1 is below uidnext 10",
+		     "since: a UID an unchanged message holds, given again");
+	}
+	free(r4);
+	{
+		const char *ch[] = { "imapfolder", "uidvalidity 1\nuidnext 9\n",
+				     NULL, NULL };
+		want(since_check(ch, true),
+		     "'imapfolder': uidnext lowered from 10 to 9",
+		     "since: a lowered uidnext is refused");
+	}
+	{
+		/* a new UIDVALIDITY renumbers the folder: the whole match */
+		char *a = recs_of(K1, 1u, NULL), *b = recs_of(K2, 2u, NULL);
+		const char *ch[] = { "imapfolder", "uidvalidity 7\nuidnext 3\n",
+				     i1, a, i2, b, NULL, NULL };
+		want(since_check(ch, true), "",
+		     "since: a folder with a new UIDVALIDITY, renumbered");
+		free(b);
+		b = recs_of(K2, 1u, NULL);
+		ch[5] = b;
+		want(since_check(ch, true), "UID 1 also given to",
+		     "since: ... and two messages with one UID there refused");
+		free(a);
+		free(b);
+	}
+	{
+		/* K3 moved from .Sent to INBOX: a new UID there */
+		char *r = recs_of(K3, 10u, NULL);
+		const char *ch[] = { s3, NULL, in3, "m3", i3, r, "imapfolder",
+				     "uidvalidity 1\nuidnext 11\n", NULL, NULL };
+		want(since_check(ch, true), "", "since: a move, with a new UID");
+		{
+			char *r5 = recs_of(K4, 10u, NULL);
+			const char *ch2[] = { s3, NULL, in3, "m3", i3, r,
+					      c4, "m4", i4, r5, "imapfolder",
+					      "uidvalidity 1\nuidnext 11\n",
+					      NULL, NULL };
+			want(since_check(ch2, true), "UID 10 also given to",
+			     "since: two new messages with one new UID");
+			free(r5);
+		}
+		ch[5] = shard_recs[2];	/* UID 2 kept from .Sent */
+		want(since_check(ch, true), "UID 2 is below uidnext 10",
+		     "since: a move keeping the other folder's UID is refused");
+		free(r);
+	}
+	{
+		char *r = recs_of(K4, 1u, NULL);
+		const char *ch[] = { ".New/maildirfolder", "",
+				     ".New/imapfolder", "uidvalidity 5\nuidnext 2\n",
+				     n4, "m4", i4, r, NULL, NULL };
+		want(since_check(ch, true), "", "since: a new folder");
+		ch[3] = "uidvalidity 5\nuidnext 1\n";
+		want(since_check(ch, true), "not below the folder's uidnext 1",
+		     "since: ... whose uidnext is too low");
+		ch[3] = NULL;	/* no .New/imapfolder */
+		want(since_check(ch, true), "'.New/imapfolder': missing",
+		     "since: ... without its folder record");
+		free(r);
+	}
+	{
+		const char *ch[] = { c2, NULL, NULL, NULL };
+		want(since_check(ch, true), "no message with key '" K2 "'",
+		     "since: a record whose message is gone");
+	}
+	{
+		const char *ch[] = { c4, "m4", NULL, NULL };
+		want(since_check(ch, true), "no IMAP record for this message",
+		     "since: a new message without a record");
+	}
+	free(r2);
+	for (int i = 0; i < 3; i++)
+		free(shard_recs[i]);
+	free(c1); free(c2); free(s3); free(i1); free(i2); free(i3); free(i4);
+	free(c1r); free(c4); free(in3); free(n4);
 }
 
 int main(void)
@@ -226,6 +448,7 @@ int main(void)
 		   "and its UIDs are checked: %s", err.buf);
 		strbuf_release(&err);
 	}
+	since_tests();
 	repo_free(repo);
 	rm_rf(dir);
 	free(path);
