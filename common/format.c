@@ -401,6 +401,7 @@ static int run(struct checker *ck, struct repo *r, const struct oid *tree,
 	fmt_strset_release(&ck->keys);
 	fmt_strset_release(&ck->changed);
 	fmt_strset_release(&ck->seen);
+	fmt_imap_kept_release(ck);
 	free(ck->add);
 	ck->add = NULL;
 	return err < 0 ? err : ck->fatal;

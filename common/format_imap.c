@@ -249,6 +249,13 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de,
 int fmt_imap_root_entry(struct checker *ck, const struct rentry *e,
 			const struct rentry *te)
 {
+	/* fmt_check_entry() has looked at e's mode; te is of e's kind */
+	bool known = te && oid_equal(&te->id, &e->id);
+
+	/* what the trusted tree holds is checked already */
+	if (known && (fmt_name_is(e, IMAPREC_SLOTS) || fmt_name_is(e, IMAPREC_DIR) ||
+		      fmt_name_is(e, IMAPREC_FOLDER)))
+		return 1;
 	if (fmt_name_is(e, IMAPREC_SLOTS))
 		return check_slots(ck, e) < 0 ? E_TEMP : 1;
 	if (fmt_name_is(e, IMAPREC_DIR))

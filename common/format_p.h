@@ -162,6 +162,8 @@ struct checker {
 	} *add;
 	size_t nadd, aladd;
 	unsigned long long added;	/* their sizes summed */
+	struct kept_shard *kept;	/* fmt_imap_keep_shard() */
+	size_t nkept, alkept;
 };
 
 /* Append a formatted line to a caller's buffer. */
@@ -273,6 +275,24 @@ bool fmt_imap_name_ok(struct checker *ck, const struct rentry *e);
  * folder with its folder record.  Reads the whole tree.
  */
 void fmt_imap_cross_check(struct checker *ck, const struct rtree *root);
+
+/*
+ * What the ancestor match needs of the walk, kept when the check is one
+ * against an ancestor in format 2 (else nothing is done): a changed
+ * shard tree xx of folder ("" INBOX) and sub ("cur"/"new"), with its id
+ * and the trusted one's (NULL: new), and the parsed trees n and t,
+ * which may be taken over (then left empty); and a shard tree the
+ * trusted tree had where the checked one has none (folder NULL: a
+ * folder that is gone; sub NULL: a sub that is gone, any).
+ */
+void fmt_imap_keep_shard(struct checker *ck, const char *folder,
+			 const char *sub, unsigned xx, struct rtree *n,
+			 struct rtree *t, const struct oid *nid,
+			 const struct oid *tid);
+void fmt_imap_keep_removed(struct checker *ck, const char *folder,
+			   const char *sub, unsigned xx, const struct oid *tid);
+/* Forget what was kept. */
+void fmt_imap_kept_release(struct checker *ck);
 
 /*
  * The same match when the trusted tree tt is an ancestor's (format_imap_

@@ -235,6 +235,13 @@ static void since_tests(void)
 		want(since_check(ch, true), "", "since: a flag changed");
 	}
 	{
+		char *n2 = mpath("", "new", K2, "");
+		const char *ch[] = { c2, NULL, n2, "m2", NULL, NULL };
+		want(since_check(ch, true), "",
+		     "since: a message from cur/ to new/, its UID kept");
+		free(n2);
+	}
+	{
 		/* K2's keywords change: its record changes, its UID (below
 		   our uidnext) stays */
 		char *r = xasprintf(K2 "\t5\t$Junk\n");
@@ -330,6 +337,29 @@ static void since_tests(void)
 		const char *ch[] = { c2, NULL, NULL, NULL };
 		want(since_check(ch, true), "no message with key '" K2 "'",
 		     "since: a record whose message is gone");
+	}
+	{
+		const char *ch[] = { ".Sent/maildirfolder", NULL,
+				     ".Sent/imapfolder", NULL, s3, NULL,
+				     NULL, NULL };
+		want(since_check(ch, true), "no message with key '" K3 "'",
+		     "since: a record whose folder is gone");
+		ch[6] = i3;	/* and its record with it */
+		want(since_check(ch, true), "", "since: a folder removed");
+	}
+	{
+		/* the record alone changes UID (an apply numbering it) */
+		char *r = recs_of(K2, 12u, NULL);
+		const char *ch[] = { i2, r, "imapfolder",
+				     "uidvalidity 1\nuidnext 13\n", NULL, NULL };
+		want(since_check(ch, true), "",
+		     "since: a record renumbered above uidnext");
+		free(r);
+		r = recs_of(K2, 7u, NULL);
+		ch[1] = r;
+		want(since_check(ch, true), "UID 7 is below uidnext 10",
+		     "since: a record renumbered below uidnext is refused");
+		free(r);
 	}
 	{
 		const char *ch[] = { c4, "m4", NULL, NULL };
