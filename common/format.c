@@ -499,6 +499,14 @@ int format_check_commit(struct repo *r, const struct oid *commit,
 	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL,
 					  NULL, NULL) < 0)
 		trusted_commit = NULL;	/* check everything */
+	/*
+	 * An ancestor further back (maildag merge checks a peer's commit
+	 * against mail, often its ancestor): one walk of the history, far
+	 * cheaper than matching every record of a large mailbox.
+	 */
+	if (trusted_commit && !parent)
+		parent = git_graph_descendant_of(r->git, GIT_OID(commit),
+						 GIT_OID(trusted_commit)) == 1;
 	return check_tree(r, &tree, trusted_commit ? &trusted : NULL,
 			  trusted_commit && parent, err);
 }

@@ -179,8 +179,9 @@ int format_check_tree_since(struct repo *r, const struct oid *tree,
 
 /*
  * format_check_tree() on the tree of a commit; trusted_commit (or NULL) is
- * a commit whose tree is known valid; when it is one of commit's parents,
- * format_check_tree_since().  Use it on refs/peers/<node>/mail
+ * a commit whose tree is known valid; when it is an ancestor of commit
+ * (a parent, found without a walk, or further back), format_check_tree_
+ * since().  Use it on refs/peers/<node>/mail
  * before merging it, and on the merge bases: a base is an ancestor that
  * may never have been checked.
  */

@@ -269,6 +269,41 @@ static void since_tests(void)
 		     "(a check against a tree that is not an ancestor cannot tell)");
 	}
 	free(r4);
+	r4 = recs_of(K4, 5u, NULL);
+	{
+		/* as commits: an ancestor further back is found by a walk */
+		const char *ch[] = { c2, NULL, i2, NULL, c4, "m4", i4, r4,
+				     NULL, NULL };
+		struct oid ct, cm, cn, cx, tn;
+		struct strbuf e = STRBUF_INIT;
+		struct repo_update ups[4];
+		struct oid ids[4];
+
+		for (int i = 0; i < 4; i++) {
+			if (ch[2 * i + 1])
+				repo_blob_from_buffer(&ids[i], repo, ch[2 * i + 1],
+						      strlen(ch[2 * i + 1]));
+			ups[i] = (struct repo_update){ ch[2 * i],
+				ch[2 * i + 1] ? &ids[i] : NULL, false };
+		}
+		if (repo_tree_update(&tn, repo, &since_t, ups, 4) < 0 ||
+		    repo_commit(&ct, repo, &since_t, NULL, 0, "t\n", 1, NULL,
+				NULL) < 0 ||
+		    repo_commit(&cm, repo, &since_t, &ct, 1, "m\n", 2, NULL,
+				NULL) < 0 ||
+		    repo_commit(&cn, repo, &tn, &cm, 1, "n\n", 3, NULL,
+				NULL) < 0 ||
+		    repo_commit(&cx, repo, &tn, NULL, 0, "x\n", 4, NULL,
+				NULL) < 0)
+			log_fatal("commits");
+		is_int(format_check_commit(repo, &cn, &ct, &e), E_INVALID,
+		       "since: a grandchild checked against its grandparent "
+		       "keeps the history of UIDs");
+		is_int(format_check_commit(repo, &cx, &ct, &e), 0,
+		       "since: an unrelated commit gets the whole match");
+		strbuf_release(&e);
+	}
+	free(r4);
 	r4 = recs_of(K4, 1u, NULL);
 	{
 		const char *ch[] = { c4, "m4", i4, r4, NULL, NULL };
