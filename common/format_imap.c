@@ -192,7 +192,7 @@ static int check_slots(struct checker *ck, const struct rentry *e)
 /*
  * imap/: one record blob per shard number, each canonical.  Against a
  * trusted imap/ tree te (may be NULL), a blob it holds is not read
- * again, and the shard numbers whose records changed are affected[].
+ * again, and the shard numbers whose records changed are imap_affected[].
  */
 static int check_imap_dir(struct checker *ck, const struct rentry *de,
 			  const struct rentry *te)
@@ -210,7 +210,7 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de,
 	/* records a shard lost: those keys must be looked at again */
 	for (size_t i = 0; i < tt.n; i++)
 		if (fmt_is_shard_name(&tt.e[i]) && !fmt_rtree_find(&t, &tt.e[i]))
-			ck->affected[fmt_shard_value(tt.e[i].name)] = true;
+			ck->imap_affected[fmt_shard_value(tt.e[i].name)] = true;
 	old = fmt_path_push(ck, de);
 	for (size_t i = 0; i < t.n && !ck->stop && !ck->fatal; i++) {
 		const struct rentry *e = &t.e[i];
@@ -228,7 +228,7 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de,
 		}
 		if (!fmt_want_blob(ck, e) || fmt_unchanged(&tt, e))
 			continue;
-		ck->affected[fmt_shard_value(e->name)] = true;
+		ck->imap_affected[fmt_shard_value(e->name)] = true;
 		if (read_blob(ck, e, FORMAT_MTIMES_MAX, &obj))
 			continue;
 		if (imap_recs_parse(&recs, git_odb_object_data(obj),

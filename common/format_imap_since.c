@@ -106,6 +106,12 @@ struct since {
 	bool full;			/* a UIDVALIDITY changed */
 };
 
+/* Did shard number xx change: a message tree, or its records? */
+static bool affected(const struct since *s, unsigned xx)
+{
+	return s->ck->affected[xx] || s->ck->imap_affected[xx];
+}
+
 /* The two hex digits of shard number xx (< 256). */
 static void shard_hex(char hex[3], unsigned xx)
 {
@@ -415,7 +421,7 @@ static void find_alias(struct since *s)
 		const struct rentry *a, *b;
 		char hex[3];
 
-		if (!s->ck->affected[xx] || (s->alias[xx] = s->imap_same))
+		if (!affected(s, xx) || (s->alias[xx] = s->imap_same))
 			continue;
 		shard_hex(hex, xx);
 		a = fmt_rtree_lookup(&s->nimap, hex);
@@ -688,7 +694,7 @@ static bool need_all(struct since *s, bool *all)
 
 	for (unsigned xx = 0; xx < 256; xx++) {
 		all[xx] = false;
-		if (!s->ck->affected[xx] || s->alias[xx])
+		if (!affected(s, xx) || s->alias[xx])
 			continue;
 		load_records(s, xx);
 		for (size_t i = 0; i < s->nrec[xx]->n && !all[xx]; i++)

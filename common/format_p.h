@@ -150,6 +150,7 @@ struct checker {
 	struct strset keys;		/* key -> path, of the checked shards */
 	struct strset changed;		/* "<folder>/<sub>/<xx>" checked */
 	bool affected[256];		/* shard numbers checked somewhere */
+	bool imap_affected[256];	/* imap/<xx> changed (format 2) */
 	bool bad_records[256];		/* mtimes/<xx> refused already */
 	struct strset seen;		/* keys of unchanged trees of them */
 	struct format_stats st;
@@ -258,7 +259,7 @@ extern int fmt_version_max;
  * A root entry only format 2 has (uidslots, imap/, imapfolder): checked,
  * and 1; 0 when e is none of them; E_TEMP.  te is the trusted tree's
  * entry of that name, or NULL: the record blobs it holds are not read
- * again, and the shard numbers of those that changed are affected[].
+ * again, and the shard numbers of those that changed are imap_affected[].
  */
 int fmt_imap_root_entry(struct checker *ck, const struct rentry *e,
 			const struct rentry *te);
@@ -296,9 +297,10 @@ void fmt_imap_kept_release(struct checker *ck);
 
 /*
  * The same match when the trusted tree tt is an ancestor's (format_imap_
- * since.c), for the shard numbers affected[] only: sound because along
- * a valid history a message keeps the UID the ancestor gave it in its
- * folder or gets one at or above the ancestor's uidnext there
+ * since.c), for the shard numbers affected[] or imap_affected[] only:
+ * sound because along a valid history a message keeps the UID the
+ * ancestor gave it in its folder or gets one at or above the ancestor's
+ * uidnext there
  * (doc/imap-identity.md 4.3, 4.4).  So a message of an affected shard
  * must have its ancestor's (key, folder, UID), or a UID at or above the
  * ancestor's uidnext and unique among those; uidnext never goes down.
