@@ -238,9 +238,19 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de,
 			fmt_report(ck, e->name, e->nlen, "empty record");
 		imap_recs_release(&recs);
 		strbuf_release(&why);
-		git_odb_object_free(obj);
+		/* the ancestor match reads it again: kept */
+		if (ck->incremental && ck->ancestor &&
+		    !ck->imap_blob[fmt_shard_value(e->name)])
+			ck->imap_blob[fmt_shard_value(e->name)] = obj;
+		else
+			git_odb_object_free(obj);
 	}
 	fmt_path_pop(ck, old);
+	if (ck->incremental && ck->ancestor && !ck->imap_n.obj) {
+		ck->imap_n = t;		/* likewise */
+		ck->imap_t = tt;
+		return ck->fatal;
+	}
 	fmt_rtree_release(&tt);
 	fmt_rtree_release(&t);
 	return ck->fatal;

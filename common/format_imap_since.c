@@ -93,7 +93,8 @@ struct since {
 	struct checker *ck;
 	const struct rtree *root, *troot;
 	struct sfolder *f;		/* by root entry index; INBOX last */
-	struct rtree nimap, timap;	/* imap/ of N and T, when they differ */
+	struct rtree own_n, own_t;	/* imap/ of N and T, when they differ */
+	const struct rtree *nimap, *timap;	/* those, or the checker's */
 	bool imap_same;			/* imap/ is T's */
 	bool alias[256];		/* imap/<xx> is T's */
 	struct rset *nrec[256], *trec[256];	/* read when needed; trec
@@ -262,6 +263,12 @@ void fmt_imap_kept_release(struct checker *ck)
 	free(ck->kept);
 	ck->kept = NULL;
 	ck->nkept = ck->alkept = 0;
+	fmt_rtree_release(&ck->imap_n);
+	fmt_rtree_release(&ck->imap_t);
+	for (unsigned xx = 0; xx < 256; xx++) {
+		git_odb_object_free(ck->imap_blob[xx]);
+		ck->imap_blob[xx] = NULL;
+	}
 }
 
 /* The kept tree (n or t) of k, read again if it was not kept. */
@@ -411,10 +418,15 @@ static void find_alias(struct since *s)
 	const struct rentry *ti = fmt_rtree_lookup(s->troot, IMAPREC_DIR);
 
 	s->imap_same = (!ni && !ti) || (ni && ti && oid_equal(&ni->id, &ti->id));
-	if (!s->imap_same) {
-		fmt_read_trusted(s->ck, &s->nimap, ni && fmt_is_tree(ni) ?
+	s->nimap = &s->own_n;
+	s->timap = &s->own_t;
+	if (!s->imap_same && s->ck->imap_n.obj) {
+		s->nimap = &s->ck->imap_n;	/* check_imap_dir() read them */
+		s->timap = &s->ck->imap_t;
+	} else if (!s->imap_same) {
+		fmt_read_trusted(s->ck, &s->own_n, ni && fmt_is_tree(ni) ?
 				 &ni->id : NULL);
-		fmt_read_trusted(s->ck, &s->timap, ti && fmt_is_tree(ti) ?
+		fmt_read_trusted(s->ck, &s->own_t, ti && fmt_is_tree(ti) ?
 				 &ti->id : NULL);
 	}
 	for (unsigned xx = 0; xx < 256; xx++) {
@@ -424,8 +436,8 @@ static void find_alias(struct since *s)
 		if (!affected(s, xx) || (s->alias[xx] = s->imap_same))
 			continue;
 		shard_hex(hex, xx);
-		a = fmt_rtree_lookup(&s->nimap, hex);
-		b = fmt_rtree_lookup(&s->timap, hex);
+		a = fmt_rtree_lookup(s->nimap, hex);
+		b = fmt_rtree_lookup(s->timap, hex);
 		s->alias[xx] = (!a && !b) || (a && b && oid_equal(&a->id, &b->id));
 	}
 }
@@ -433,7 +445,7 @@ static void find_alias(struct since *s)
 /* The records of shard xx, N's and T's, read once; which are not T's. */
 static void load_records(struct since *s, unsigned xx)
 {
-	const struct rtree *nt = &s->nimap, *tt = &s->timap;
+	const struct rtree *nt = s->nimap, *tt = s->timap;
 	struct rtree one;
 	char hex[3];
 
@@ -447,7 +459,15 @@ static void load_records(struct since *s, unsigned xx)
 		nt = tt = &one;
 	}
 	shard_hex(hex, xx);
-	s->nrec[xx] = rset_read(s->ck, fmt_rtree_lookup(nt, hex));
+	if (s->ck->imap_blob[xx]) {
+		/* check_imap_dir() read and checked it */
+		s->nrec[xx] = xcalloc(1, sizeof *s->nrec[xx]);
+		git_odb_object_dup(&s->nrec[xx]->obj, s->ck->imap_blob[xx]);
+		rset_scan(s->nrec[xx], git_odb_object_data(s->nrec[xx]->obj),
+			  git_odb_object_size(s->nrec[xx]->obj));
+	} else {
+		s->nrec[xx] = rset_read(s->ck, fmt_rtree_lookup(nt, hex));
+	}
 	if (s->alias[xx]) {
 		s->trec[xx] = s->nrec[xx];	/* T's records */
 	} else {
@@ -776,8 +796,8 @@ void fmt_imap_since(struct checker *ck, const struct rtree *root,
 			rset_free(s.trec[xx]);
 		rset_free(s.nrec[xx]);
 	}
-	fmt_rtree_release(&s.nimap);
-	fmt_rtree_release(&s.timap);
+	fmt_rtree_release(&s.own_n);
+	fmt_rtree_release(&s.own_t);
 	free(s.f);
 	fmt_strset_release(&s.gone);
 	fmt_strset_release(&s.found);

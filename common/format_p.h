@@ -165,6 +165,8 @@ struct checker {
 	unsigned long long added;	/* their sizes summed */
 	struct kept_shard *kept;	/* fmt_imap_keep_shard() */
 	size_t nkept, alkept;
+	struct rtree imap_n, imap_t;	/* imap/ of both, when it changed */
+	git_odb_object *imap_blob[256];	/* the imap/<xx> that changed */
 };
 
 /* Append a formatted line to a caller's buffer. */
