@@ -556,11 +556,19 @@ static void one_message(struct since *s, struct sfolder *f,
 
 /* An entry of N's changed trees that needs a look. */
 struct pend {
-	long fi;
-	const char *sub, *name;
-	unsigned xx;
+	size_t kept;		/* which kept tree pair */
+	size_t idx;		/* which entry of its N tree */
 	bool same;		/* T had this very name there */
 };
+
+/* A kept pair read again (beyond KEEP_TREES) is let go after use. */
+static void unkeep(struct since *s, size_t i)
+{
+	if (i < KEEP_TREES)
+		return;
+	fmt_rtree_release(&s->ck->kept[i].n);
+	fmt_rtree_release(&s->ck->kept[i].t);
+}
 
 /*
  * Pair N's and T's changed trees by name (both in git's order): a name
@@ -593,11 +601,11 @@ static void pair_kept(struct since *s, struct pend **out, size_t *n,
 				b++;
 			if (c < 0 || !s->alias[k->xx]) {
 				xgrow((void **)out, alloc, *n + 1, sizeof **out);
-				(*out)[(*n)++] = (struct pend){ fi, k->sub,
-					nt->e[a].name, k->xx, c == 0 };
+				(*out)[(*n)++] = (struct pend){ i, a, c == 0 };
 			}
 			a++;
 		}
+		unkeep(s, i);
 	}
 }
 
@@ -609,23 +617,28 @@ static void match_kept(struct since *s)
 
 	pair_kept(s, &p, &n, &alloc);
 	for (size_t i = 0; i < n && !s->ck->stop; i++) {
+		struct kept_shard *k = &s->ck->kept[p[i].kept];
+		const struct rtree *nt = kept_tree(s->ck, k, true);
+		const char *name = nt->e[p[i].idx].name, *tf;
+		long fi = folder_index(s, k->folder);
+		size_t kl = maildir_key_len(name);
+		bool old = p[i].same;
 		struct sfolder *f;
 		struct where w;
-		size_t kl = maildir_key_len(p[i].name);
-		const char *tf;
-		bool old = p[i].same;
 
-		if (p[i].fi < 0)
+		if (fi < 0)
 			continue;	/* cannot be: a kept N tree is in N */
-		f = folder_at(s, p[i].fi);
-		w = (struct where){ f->name, p[i].sub, p[i].name, p[i].xx };
-		if (!old && (tf = fmt_strset_get(&s->gone, p[i].name, kl))) {
-			fmt_strset_add(&s->found, p[i].name, kl, "");
-			old = strtol(tf, NULL, 10) == p[i].fi + 1;
-			if (old && s->alias[p[i].xx])
-				continue;	/* same key, folder, record */
+		f = folder_at(s, fi);
+		w = (struct where){ f->name, k->sub, name, k->xx };
+		if (!old && (tf = fmt_strset_get(&s->gone, name, kl))) {
+			fmt_strset_add(&s->found, name, kl, "");
+			old = strtol(tf, NULL, 10) == fi + 1;
 		}
-		one_message(s, f, &w, kl, old);
+		if (!(old && s->alias[k->xx] && !p[i].same))
+			one_message(s, f, &w, kl, old);
+		/* else: same key, folder and record */
+		if (i + 1 == n || p[i + 1].kept != p[i].kept)
+			unkeep(s, p[i].kept);
 	}
 	free(p);
 }

@@ -195,6 +195,102 @@ static char *recs_of(const char *k0, ...)
 	return strbuf_detach(&b, NULL);
 }
 
+/*
+ * More changed shard trees than the walk keeps parsed (KEEP_TREES, 256):
+ * 2,000 messages in .Sent and 2,000 in INBOX, every one's flags changed
+ * (about 512 shard trees); then one INBOX message, in a tree read again,
+ * given a UID another message holds.
+ */
+static void many_trees(void)
+{
+	enum { M = 2000 };
+	struct imap_recs recs[256];
+	struct repo_update *ups = xcalloc(4 * M + 300, sizeof *ups);
+	char **paths = xcalloc(4 * M + 300, sizeof *paths);
+	struct oid blob, fmt, fi, fs, *rid = xcalloc(256, sizeof *rid);
+	struct oid t, n, n2;
+	struct strbuf b = STRBUF_INIT, err = STRBUF_INIT;
+	size_t k = 0, np = 0;
+	char *victim = NULL;
+
+	memset(recs, 0, sizeof recs);
+	repo_blob_from_buffer(&blob, repo, "m", 1);
+	repo_blob_from_buffer(&fmt, repo, "maildag 2\n", 10);
+	repo_blob_from_buffer(&fi, repo, "uidvalidity 1\nuidnext 2001\n", 27);
+	repo_blob_from_buffer(&fs, repo, "uidvalidity 2\nuidnext 2001\n", 27);
+	ups[k++] = (struct repo_update){ "FORMAT", &fmt, false };
+	ups[k++] = (struct repo_update){ "imapfolder", &fi, false };
+	ups[k++] = (struct repo_update){ ".Sent/imapfolder", &fs, false };
+	for (unsigned i = 0; i < 2 * M; i++) {
+		char *key = xasprintf("1700000000.M%uP1Q1.host", i);
+		paths[np] = mpath(i < M ? "" : ".Sent/", "cur", key, "S");
+		ups[k++] = (struct repo_update){ paths[np++], &blob, false };
+		imap_recs_set(&recs[maildir_shard(key, strlen(key))], key,
+			      i % M + 1, NULL, 0);
+		if (i == M - 1)
+			victim = xstrdup(key);
+		free(key);
+	}
+	for (unsigned x = 0; x < 256; x++) {
+		if (!recs[x].n)
+			continue;
+		strbuf_reset(&b);
+		imap_recs_format(&b, &recs[x]);
+		repo_blob_from_buffer(&rid[x], repo, b.buf, b.len);
+		strbuf_reset(&b);
+		imap_recs_shard_path(&b, x);
+		paths[np] = strbuf_detach(&b, NULL);
+		ups[k++] = (struct repo_update){ paths[np++], &rid[x], false };
+	}
+	if (repo_tree_update(&t, repo, NULL, ups, k) < 0)
+		log_fatal("tree");
+	k = 0;
+	for (unsigned i = 0; i < 2 * M; i++) {
+		char *key = xasprintf("1700000000.M%uP1Q1.host", i);
+		ups[k++] = (struct repo_update){ paths[i], NULL, false };
+		paths[np] = mpath(i < M ? "" : ".Sent/", "cur", key, "RS");
+		ups[k++] = (struct repo_update){ paths[np++], &blob, false };
+		free(key);
+	}
+	if (repo_tree_update(&n, repo, &t, ups, k) < 0)
+		log_fatal("tree");
+	is_int(format_check_tree(repo, &t, NULL, &err), 0,
+	       "many: the ancestor is valid %s", err.buf);
+	is_int(format_check_tree_since(repo, &n, &t, &err), 0,
+	       "many: every flag changed, %u shard trees: valid %s", 512,
+	       err.buf);
+	{
+		/* the victim (INBOX, UID 2000) takes UID 1 */
+		unsigned x = maildir_shard(victim, strlen(victim));
+		struct oid id;
+		struct repo_update up;
+		imap_recs_set(&recs[x], victim, 1, NULL, 0);
+		strbuf_reset(&b);
+		imap_recs_format(&b, &recs[x]);
+		repo_blob_from_buffer(&id, repo, b.buf, b.len);
+		strbuf_reset(&b);
+		imap_recs_shard_path(&b, x);
+		up = (struct repo_update){ b.buf, &id, false };
+		if (repo_tree_update(&n2, repo, &n, &up, 1) < 0)
+			log_fatal("tree");
+		strbuf_reset(&err);
+		is_int(format_check_tree_since(repo, &n2, &t, &err), E_INVALID,
+		       "many: a UID given twice, in a tree read again, refused");
+		ok(strstr(err.buf, "UID 1 is below uidnext 2001") != NULL,
+		   "many: ... by the ancestor rule: %s", err.buf);
+	}
+	for (unsigned x = 0; x < 256; x++)
+		imap_recs_release(&recs[x]);
+	for (size_t i = 0; i < np; i++)
+		free(paths[i]);
+	free(paths);
+	free(ups);
+	free(rid);
+	free(victim);
+	strbuf_release(&b);
+	strbuf_release(&err);
+}
+
 static void since_tests(void)
 {
 	char *c1 = mpath("", "cur", K1, "S"), *c2 = mpath("", "cur", K2, "S");
@@ -404,6 +500,7 @@ static void since_tests(void)
 	free(r2);
 	for (int i = 0; i < 3; i++)
 		free(shard_recs[i]);
+	many_trees();
 	free(c1); free(c2); free(s3); free(i1); free(i2); free(i3); free(i4);
 	free(c1r); free(c4); free(in3); free(n4);
 }
