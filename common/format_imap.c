@@ -6,9 +6,11 @@
  * record and every record names a message, UIDs are unique in their
  * folder and below its uidnext, every folder has its folder record.
  *
- * Cost: the match reads every record and every shard tree of the tree,
- * whatever the trusted tree holds (O(mailbox) per check); making it
- * incremental is step A's next piece (doc/imap-progress.md).
+ * Cost: the whole match here reads every record and every shard tree of
+ * the tree (O(mailbox)); it runs without a trusted tree, or with one that
+ * is not known to be an ancestor's.  Against an ancestor,
+ * format_imap_since.c matches only what changed.  Which format a process
+ * takes follows its own repository (format_use_repo()).
  */
 #include "autoconf.h"
 

@@ -196,7 +196,6 @@ static void rset_free(struct rset *rs)
 	free(rs);
 }
 
-/* The folder record of folder tree t.  true if read. */
 /* --- what the walk kept ---------------------------------------------------- */
 
 static bool keeping(const struct checker *ck)
