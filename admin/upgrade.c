@@ -7,11 +7,13 @@
  * socket is refused: it would go on in format 1), under the writer lock,
  * and only when the Maildir holds what refs/heads/mail says.
  *
- * Not done (yet): adopting a format 2 peer's folder records and UIDs.
- * When a peer's last known history (refs/peers/<node>/mail) is format 2
- * already, it says so: the first merge then settles each folder's
- * UIDVALIDITY by the greater value (4.4), and the clients of the side
- * that loses see that folder as new once.
+ * When a peer's last known history (refs/peers/<node>/mail, what the
+ * last fetch or push brought) is format 2 and shares history with ours,
+ * its UIDVALIDITY and UIDs are adopted (common/upgrade_adopt.c): this
+ * replica's clients see the folders whose UIDs changed as new once, the
+ * peer's never.  A format 2 peer it cannot adopt from (no common history)
+ * is named: the first merge settles each folder's UIDVALIDITY by the
+ * greater value (4.4), and one side's clients see that folder as new.
  *
  * Exit status: 0 done, 1 already format 2, 64 usage, 65 the repository
  * is not what it can upgrade (not format 1, a Dovecot uidlist it cannot
@@ -31,7 +33,7 @@
 
 struct peers_seen {
 	struct repo *r;
-	size_t format2;
+	const char *adopted;
 };
 
 /* A peer whose last known history is format 2 already: say so. */
@@ -40,21 +42,19 @@ static int peer_format(const char *ref, void *data)
 	struct peers_seen *p = data;
 	struct oid id;
 
-	if (repo_ref_read(&id, p->r, ref) == 0 &&
-	    format_commit_version(p->r, &id) == FORMAT_VERSION_IMAP) {
-		printf("note: %s is format 2 already; its UIDs are not "
-		       "adopted: the first merge keeps the greater UIDVALIDITY "
-		       "of each folder, and the clients of the other side see "
-		       "that folder as new once\n", ref);
-		p->format2++;
-	}
+	if (strcmp(ref, p->adopted) && repo_ref_read(&id, p->r, ref) == 0 &&
+	    format_commit_version(p->r, &id) == FORMAT_VERSION_IMAP)
+		printf("note: %s is format 2 too, with no history in common "
+		       "or not adopted: the first merge keeps the greater "
+		       "UIDVALIDITY of each folder, and the clients of the "
+		       "other side see that folder as new once\n", ref);
 	return 0;
 }
 
 int cmd_upgrade(struct mailbox *mb, int argc, char **argv)
 {
 	struct upgrade_stats st;
-	struct peers_seen seen = { NULL, 0 };
+	struct peers_seen seen = { NULL, "" };
 	struct repo *r = NULL;
 	struct oid head;
 	bool connected;
@@ -85,14 +85,24 @@ int cmd_upgrade(struct mailbox *mb, int argc, char **argv)
 		return EX_TEMPFAIL;
 	}
 	x = upgrade_repo(&head, r, mb->maildir, mb->cfg->node,
-			 "upgrade to format 2\n", &st);
-	if (x == 0) {
+			 "upgrade to format 2\n", true, &st);
+	if (x == 0 && !st.peer[0])
 		printf("upgraded '%s' to format 2 (experimental) in %.10s: "
 		       "%zu folders, %zu messages recorded, %zu with a UID "
 		       "from Dovecot's uidlist, %zu given in slot %u\n",
 		       mb->repository, oid_hex(&head), st.folders, st.messages,
 		       st.messages - st.numbered, st.numbered, st.slot);
+	else if (x == 0)
+		printf("upgraded '%s' to format 2 (experimental) in %.10s, "
+		       "adopting the UIDs of %s: %zu folders, %zu messages "
+		       "recorded, %zu with the peer's UID, %zu given in slot "
+		       "%u; %zu folders renumbered for Dovecot (their clients "
+		       "see them as new once)\n", mb->repository,
+		       oid_hex(&head), st.peer, st.folders, st.messages,
+		       st.adopted, st.numbered, st.slot, st.renumbered);
+	if (x == 0) {
 		seen.r = r;
+		seen.adopted = st.peer;
 		repo_foreach_peer_ref(r, peer_format, &seen);
 	}
 	repo_free(r);
