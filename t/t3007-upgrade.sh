@@ -51,11 +51,19 @@ test_expect_success 'setup: Dovecot numbers INBOX and Sent; one file it never sa
 	message m5 &&
 	as_user sh -c "cat \"$TRASH/m5.eml\" >\"$MAILDIR/cur/1700000005.M5P5Q5.host:2,S\"" &&
 	as_user maildag init >/dev/null &&
-	mgit rev-parse refs/heads/mail >old_mail &&
+	test "$(mgit show refs/heads/mail:FORMAT)" = "maildag 1"
+'
+
+test_expect_success 'upgrade refuses while maildag-syncd runs, and changes nothing' '
+	syncd_start &&
+	test_expect_code 75 as_user maildag upgrade 2>err &&
+	syncd_stop &&
+	grep "maildag-syncd is running" err &&
 	test "$(mgit show refs/heads/mail:FORMAT)" = "maildag 1"
 '
 
 test_expect_success 'maildag upgrade: one commit on top of mail, history kept' '
+	mgit rev-parse refs/heads/mail >old_mail &&
 	as_user maildag upgrade >out &&
 	cat out &&
 	grep "^upgraded .* to format 2 (experimental) in [0-9a-f]*: 2 folders, 4 messages recorded, 3 with a UID from Dovecot.s uidlist, 1 given in slot 0" out &&
