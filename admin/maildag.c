@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "format.h"
 #include "log.h"
 
 static const char *config_file;
@@ -32,7 +33,9 @@ void admin_usage(FILE *f)
 	      "  fsck [--all-refs] [--hash]\n"
 	      "                 check the repository against the format, the\n"
 	      "                 Maildir against the repository\n"
-	      "  init           create the repository and import the Maildir\n"
+	      "  init [--format 1|2]\n"
+	      "                 create the repository and import the Maildir\n"
+	      "                 (format 2: experimental)\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
 	      "  log --expunged [--folder F] [--from TEXT] [--subject TEXT]\n"
 	      "      [--message-id ID] [--since TIME] [--until TIME] [-n N]\n"
@@ -47,6 +50,7 @@ void admin_usage(FILE *f)
 	      "                 serve one ssh peer's git (authorized_keys command=)\n"
 	      "  status [--json]  replication state per peer, from maildag-syncd\n"
 	      "  sync           have maildag-syncd push and fetch now\n"
+	      "  upgrade        make the repository format 2 (experimental)\n"
 	      "  undo [-n] CHANGE\n"
 	      "                 reverse one change (what it expunged, moved, removed)\n"
 	      "  version        print the version\n", f);
@@ -71,7 +75,15 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb)
 			  mb->repository);
 		return EX_NOINPUT;
 	}
-	return r < 0 ? EX_TEMPFAIL : 0;
+	if (r < 0)
+		return EX_TEMPFAIL;
+	/* format 2 is taken exactly when this repository is format 2 */
+	if (format_use_repo(*out) < 0) {
+		repo_free(*out);
+		*out = NULL;
+		return EX_TEMPFAIL;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -97,6 +109,7 @@ int main(int argc, char **argv)
 		{ "fetch", cmd_fetch, true },
 		{ "status", cmd_status, false },
 		{ "sync", cmd_sync, false },
+		{ "upgrade", cmd_upgrade, true },
 		/* refuses root itself, in words the peer and syslog see */
 		{ "serve", cmd_serve, false },
 	};
