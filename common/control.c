@@ -107,7 +107,9 @@ static size_t candidates(char *out[3], const struct mailbox *mb,
 			free(p);
 		free(dir);
 	}
-	out[n++] = xasprintf("%s/" SOCKET_NAME, mb->repository);
+	/* one daemon serves every virtual mailbox: one place for them all */
+	out[n++] = xasprintf("%s/" SOCKET_NAME, mb->base_repository ?
+			     mb->base_repository : mb->repository);
 	return n;
 }
 
