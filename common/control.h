@@ -13,7 +13,9 @@
  * when XDG_RUNTIME_DIR is an absolute directory (not a symbolic link)
  * owned by the user and not writable by group or others; else
  * /run/user/<uid>/maildag/control when /run/user/<uid> is such a
- * directory; else <repository>/maildag/control.  A candidate whose socket
+ * directory; else <repository>/maildag/control (for virtual mailboxes,
+ * mailbox.h user_socket: ~/.local/share/maildag/control, one for every
+ * mailbox of the user, as one daemon serves them).  A candidate whose socket
  * path would not fit in a sockaddr_un is skipped.  Postfix and Exim start
  * maildag-lda without XDG_RUNTIME_DIR, so the LDA and a daemon under
  * systemd --user agree through /run/user/<uid>; and a client tries every

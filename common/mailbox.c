@@ -83,7 +83,7 @@ static int select_virtual(struct mailbox *mb, const char *address)
 {
 	int r;
 
-	mb->base_repository = xstrdup(mb->cfg->repository);
+	mb->user_socket = true;
 	if ((r = config_select_mailbox(mb->cfg, address)) < 0)
 		return r;
 	mb->maildir = mb->cfg->maildir;
@@ -136,7 +136,6 @@ void mailbox_free(struct mailbox *mb)
 {
 	if (!mb)
 		return;
-	free(mb->base_repository);
 	config_free(mb->cfg);
 	free(mb->user);
 	free(mb->home);

@@ -32,11 +32,10 @@ struct mailbox {
 	const char *maildir;	/* cfg->maildir */
 	const char *repository;	/* cfg->repository */
 	/*
-	 * The repository of the user's configuration before a virtual
-	 * mailbox was selected: where the control socket falls back to, one
-	 * for every mailbox of the user (control.h).  NULL: repository.
+	 * A virtual mailbox, or the user of virtual ones: the control
+	 * socket is the user's, one for all its mailboxes (control.h).
 	 */
-	char *base_repository;
+	bool user_socket;
 };
 
 enum mailbox_flags {

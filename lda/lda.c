@@ -543,7 +543,7 @@ static void open_virtual(struct lda *d)
 	if (config_address_parse(&addr, opt.recipient, &bad) < 0)
 		fail(EX_NOUSER, "5.1.3", "bad recipient address: %s", bad);
 	/* the daemon's control socket is the user's, not the mailbox's */
-	d->mb->base_repository = xstrdup(d->mb->cfg->repository);
+	d->mb->user_socket = true;
 	r = config_select_mailbox(d->mb->cfg, addr);
 	if (r == E_NOTFOUND || (r == 0 && !virtual_exists(d->mb->cfg))) {
 		plus = strchr(addr, '+');

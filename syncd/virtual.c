@@ -208,7 +208,13 @@ void virtual_ready(struct vdaemon *vd, struct syncd *s)
 	if (vd->ready || !vd->starting || --vd->starting)
 		return;
 	vd->ready = true;
-	log_info("serving %zu mailboxes: every one had its first sync", vd->n);
+	{
+		const char *ctx = log_get_context();
+		log_set_context(NULL);
+		log_info("serving %zu mailboxes: every one had its first sync",
+			 vd->n);
+		log_set_context(ctx);
+	}
 	service_ready();
 }
 
@@ -279,6 +285,7 @@ static void on_hup(void *data, int sig)
 		mailbox_free(mb);
 	} else {
 		mailbox_free(vd->base);
+		mb->user_socket = true;
 		vd->base = vd->front.mb = mb;
 	}
 	for (size_t i = 0; i < vd->n; i++) {
@@ -362,6 +369,7 @@ int virtual_main(struct mailbox *base, const char *config, bool once)
 
 	raise_nofile();
 	vd->base = base;
+	base->user_socket = true;
 	vd->config = config;
 	vd->inotify_fd = -1;
 	vd->front.control_fd = -1;
