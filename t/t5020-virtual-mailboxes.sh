@@ -159,6 +159,8 @@ dovecot_master_stop() {
 	mta_wait_for 15 test_must_fail mta_alive "$pid" || kill -9 "$pid" 2>/dev/null
 	return 0
 }
+# before a passing script's trash (and the pid file) goes, and at exit
+test_at_end dovecot_master_stop
 mta_at_exit dovecot_master_stop
 
 test_expect_success 'setup: two replicas of 50 virtual mailboxes, one daemon each' '
@@ -262,6 +264,15 @@ test_expect_success 'setup: a Dovecot master on b with a passwd-file userdb of t
 	first_valid_gid = 1
 	default_internal_user = dovecot
 	default_login_user = dovenull
+	postmaster_address = postmaster@example.org
+	sendmail_path = /bin/false
+	lda_mailbox_autocreate = yes
+	protocol lda {
+	  mail_plugins = \$mail_plugins sieve
+	}
+	plugin {
+	  sieve = file:~/sieve;active=~/.dovecot.sieve
+	}
 	passdb {
 	  driver = passwd-file
 	  args = scheme=PLAIN username_format=%Lu $DV/users
@@ -281,7 +292,9 @@ test_expect_success 'setup: a Dovecot master on b with a passwd-file userdb of t
 	  }
 	}
 	EOF
-	/usr/sbin/dovecot -c "$DV/dovecot.conf" &&
+	# dovecot-lda (the Sieve test) runs as the user and logs there too
+	: >"$DV/dovecot.log" && chmod 666 "$DV/dovecot.log" &&
+	/usr/sbin/dovecot -c "$DV/dovecot.conf" 7>&- 9>&- &&
 	wait_for "ss -Htln \"sport = :$port\" | grep -q ." 20
 '
 
@@ -302,6 +315,26 @@ test_expect_success 'an expunge on b and a delivery on a to the same mailbox: bo
 	wait_for "! in_box \"$VA\" u22@example.org v22" 30 &&
 	wait_for "in_box \"$VB\" u22@example.org v22b" 30 &&
 	vimap u22@example.org "find v22b" &&
+	wait_converged
+'
+
+[ -x /usr/lib/dovecot/dovecot-lda ] &&
+[ -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so ] && test_set_prereq SIEVE
+
+test_expect_success SIEVE 'Sieve for a virtual user: maildag-lda -a on b runs dovecot-lda -d, what Sieve filed is committed and reaches a' '
+	home=$VB/example.org/u05 &&
+	printf "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"sieve\" { fileinto :create \"Filed\"; }\n" >"$TRASH/u05.sieve" &&
+	as_user cp "$TRASH/u05.sieve" "$home/.dovecot.sieve" &&
+	sed "s|\"node\": \"b\",|\"node\": \"b\", \"dovecot_lda\": \"/usr/lib/dovecot/dovecot-lda\", \"dovecot_config\": \"$DV/dovecot.conf\",|" \
+		"$TRASH/b.json" >"$TRASH/b-sieve.json" &&
+	grep -q dovecot_lda "$TRASH/b-sieve.json" &&
+	as_user sh -c "cat >\"$B/.config/maildag/config.json\"" <"$TRASH/b-sieve.json" &&
+	mta_msg sieve | sed "s/^Subject: .*/Subject: sieve test/" |
+		as_user env HOME="$B" maildag-lda -f "$FROM" -a u05@example.org &&
+	grep -lqF "Message-ID: <sieve.$$@" "$(maildir "$VB" u05@example.org)"/.Filed/*/* &&
+	git -c safe.directory="*" --git-dir="$(repo "$VB" u05@example.org)" log --format=%B refs/heads/mail | grep -q "^Input: " &&
+	wait_for "grep -lqF \"Message-ID: <sieve.$$@\" \"$(maildir "$VA" u05@example.org)\"/.Filed/*/* 2>/dev/null" 30 &&
+	as_user sh -c "cat >\"$B/.config/maildag/config.json\"" <"$TRASH/b.json" &&
 	wait_converged
 '
 
