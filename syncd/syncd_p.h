@@ -59,6 +59,7 @@ struct syncd {
 	bool holding;		/* pushes held back: a held alarm is open */
 	char *address;		/* a virtual mailbox's (stable: log lines
 				   keep it by pointer), else NULL */
+	bool vd_initial;	/* one of those at the start: counts for READY=1 */
 	struct vdaemon *vd;	/* the virtual daemon s is one mailbox of
 				   (virtual.c), or NULL: s is the daemon */
 };

@@ -42,6 +42,7 @@
 #include "xalloc.h"
 
 #define SCAN_EVERY 60.0		/* s: look for new mailboxes */
+#define OPEN_SLICE 0.1		/* s of opening mailboxes per loop turn */
 #define STATUS_EVERY 10.0
 
 struct vdaemon {
@@ -55,6 +56,11 @@ struct vdaemon {
 	bool ready;
 	int inotify_fd;		/* -1 until the first watch */
 	struct loop_timer *scan_timer, *status_timer;
+	/* mailboxes found and not opened yet: opened a slice a turn */
+	char **pending;
+	size_t npending, pend_pos;
+	bool first_open;	/* pending is the start's: counts for READY */
+	struct loop_timer *open_timer;
 };
 
 static int cmp_box(const void *key, const void *elem)
@@ -156,28 +162,79 @@ static void insert_box(struct vdaemon *vd, struct syncd *s)
 	vd->n++;
 }
 
-/* Serve every mailbox the configuration has that is not served yet. */
-static size_t scan(struct vdaemon *vd, bool once)
+/*
+ * Open the next pending mailboxes, for OPEN_SLICE seconds (all of them
+ * with once): a start of a thousand mailboxes lets the loop answer the
+ * control socket and serve the mailboxes open so far meanwhile.
+ */
+static void open_some(struct vdaemon *vd, bool once)
+{
+	double t0 = loop_now();
+	size_t added = 0;
+
+	while (vd->pend_pos < vd->npending &&
+	       (once || loop_now() - t0 < OPEN_SLICE)) {
+		size_t i = vd->pend_pos++;
+		const char *addr = vd->pending[i];
+		struct syncd *s;
+		bool found;
+
+		box_pos(vd, addr, &found);
+		if (found)
+			continue;	/* a request opened it meanwhile */
+		s = open_box(vd, addr, once, (double)i / (double)vd->npending);
+		if (s) {
+			s->vd_initial = vd->first_open;
+			insert_box(vd, s);
+			added++;
+		} else if (vd->first_open && vd->starting && !--vd->starting) {
+			virtual_ready(vd, NULL);
+		}
+	}
+	if (vd->pend_pos < vd->npending) {
+		loop_timer_in(vd->open_timer, 0);
+		return;
+	}
+	if (vd->ready && added)
+		log_info("%zu more mailboxes served, %zu in all", added, vd->n);
+	config_strv_free(vd->pending);
+	vd->pending = NULL;
+	vd->npending = vd->pend_pos = 0;
+	vd->first_open = false;
+}
+
+static void on_open(void *data)
+{
+	open_some(data, false);
+}
+
+/*
+ * Find every mailbox the configuration has that is not served yet; they
+ * are opened by open_some().  How many were found.
+ */
+static size_t scan(struct vdaemon *vd)
 {
 	char **addrs;
-	size_t n, added = 0;
+	size_t n, keep = 0;
 
+	if (vd->pending)
+		return 0;	/* the last look is still being opened */
 	if (config_virtual_mailboxes(&addrs, &n, vd->base->cfg) < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		struct syncd *s;
 		bool found;
 
 		box_pos(vd, addrs[i], &found);
 		if (found)
-			continue;
-		if ((s = open_box(vd, addrs[i], once, (double)i / (double)n))) {
-			insert_box(vd, s);
-			added++;
-		}
+			free(addrs[i]);
+		else
+			addrs[keep++] = addrs[i];
 	}
-	config_strv_free(addrs);
-	return added;
+	addrs[keep] = NULL;
+	vd->pending = addrs;
+	vd->npending = keep;
+	vd->pend_pos = 0;
+	return keep;
 }
 
 struct syncd *virtual_find(struct vdaemon *vd, const char *address)
@@ -204,8 +261,10 @@ struct syncd *virtual_find(struct vdaemon *vd, const char *address)
 
 void virtual_ready(struct vdaemon *vd, struct syncd *s)
 {
-	(void)s;
-	if (vd->ready || !vd->starting || --vd->starting)
+	/* s NULL: the count is down already (a mailbox did not open) */
+	if (s && !s->vd_initial)
+		return;
+	if (vd->ready || (s && (!vd->starting || --vd->starting)))
 		return;
 	vd->ready = true;
 	{
@@ -239,10 +298,9 @@ void virtual_sync_all(struct vdaemon *vd)
 static void on_scan(void *data)
 {
 	struct vdaemon *vd = data;
-	size_t added = scan(vd, false);
 
-	if (added)
-		log_info("%zu more mailboxes served, %zu in all", added, vd->n);
+	if (scan(vd))
+		loop_timer_in(vd->open_timer, 0);
 	loop_timer_in(vd->scan_timer, SCAN_EVERY);
 }
 
@@ -327,11 +385,12 @@ static int run(struct vdaemon *vd)
 			 "delivery will not reach this daemon");
 	else
 		loop_add_fd(vd->loop, f->control_fd, POLLIN, server_on_accept, f);
-	scan(vd, false);
-	vd->starting = vd->n;
-	log_info("maildag-syncd %s: %zu virtual mailboxes; one inotify "
-		 "instance, %d directories watched so far", PACKAGE_VERSION,
-		 vd->n, vd->n ? watch_count(vd->box[0]->watch) : 0);
+	vd->starting = scan(vd);
+	vd->first_open = true;
+	log_info("maildag-syncd %s: %zu virtual mailboxes to serve; one "
+		 "inotify instance", PACKAGE_VERSION, vd->starting);
+	vd->open_timer = loop_timer_new(vd->loop, on_open, vd);
+	loop_timer_in(vd->open_timer, 0);
 	vd->scan_timer = loop_timer_new(vd->loop, on_scan, vd);
 	loop_timer_in(vd->scan_timer, SCAN_EVERY);
 	service_init(vd->loop);
@@ -339,7 +398,7 @@ static int run(struct vdaemon *vd)
 		vd->status_timer = loop_timer_new(vd->loop, on_status, vd);
 		loop_timer_in(vd->status_timer, STATUS_EVERY);
 	}
-	if (!vd->n) {
+	if (!vd->starting) {
 		vd->ready = true;
 		service_ready();
 	}
@@ -351,7 +410,8 @@ static int run_once(struct vdaemon *vd)
 {
 	int status = 0;
 
-	scan(vd, true);
+	scan(vd);
+	open_some(vd, true);
 	for (size_t i = 0; i < vd->n; i++) {
 		int r;
 		log_set_context(vd->box[i]->address);
@@ -386,6 +446,7 @@ int virtual_main(struct mailbox *base, const char *config, bool once)
 		free(vd->box[i]);
 	}
 	free(vd->box);
+	config_strv_free(vd->pending);
 	loop_free(vd->loop);
 	mailbox_free(vd->base);
 	free(vd);
