@@ -24,6 +24,15 @@
  *
  * Requests ("cmd" picks one; unknown commands get {"ok":false,"error":..}):
  *
+ * Virtual mailboxes (config.h): one daemon serves every mailbox of its
+ * user.  A request may name one with "mailbox":"user@domain"; it is then
+ * answered as below for that mailbox ({"ok":false,"error":"...: no such
+ * mailbox"} when it has none such), and the status answer has
+ * "mailbox" too.  Without "mailbox", that daemon answers "status" with
+ * {"ok":true, "node":..., "pid":N, "mailboxes":[ <status>, ... ]}, runs
+ * "sync" for every mailbox, and refuses "wait".  A daemon of one
+ * mailbox refuses a request naming another.
+ *
  *   {"cmd":"status"}
  *     -> {"ok":true, "node":"mx1", "mail":"<hex>", "pid":N, "quorum":N,
  *         "unreadable":["<folder>/<sub>/<name>", ...],  files skipped
