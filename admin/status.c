@@ -443,7 +443,8 @@ static int status_usage(void)
  * The daemon of virtual mailboxes answered for every one ("mailboxes"):
  * each printed as one mailbox is, under its address.
  */
-static int print_all(json_t *ans, struct mailbox *mb, enum status_form form)
+static int print_all(json_t *ans, struct mailbox *mb, enum status_form form,
+		     const char *metrics_file)
 {
 	json_t *boxes = json_object_get(ans, "mailboxes"), *st;
 	size_t i;
@@ -453,8 +454,17 @@ static int print_all(json_t *ans, struct mailbox *mb, enum status_form form)
 		return EX_OK;
 	}
 	if (form == FORM_METRICS) {
-		log_error("--metrics: name the mailbox with -a (one at a time)");
-		return EX_USAGE;
+		struct strbuf sb = STRBUF_INIT;
+		int r = EX_OK;
+
+		metrics_format_all(&sb, boxes, mb, !metrics_file);
+		if (!metrics_file)
+			fputs(sb.buf, stdout);
+		else if (write_file_atomic(metrics_file, sb.buf, sb.len,
+					   0644) < 0)
+			r = EX_CANTCREAT;
+		strbuf_release(&sb);
+		return r;
 	}
 	printf("%zu virtual mailboxes\n", json_array_size(boxes));
 	json_array_foreach(boxes, i, st) {
@@ -502,7 +512,7 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 		return STATUS_NOT_RUNNING;
 	}
 	if (r == 0 && json_is_array(json_object_get(ans, "mailboxes"))) {
-		w = print_all(ans, mb, form);
+		w = print_all(ans, mb, form, metrics_file);
 		json_decref(ans);
 		return w;
 	}

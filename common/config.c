@@ -797,6 +797,22 @@ static int apply(const struct ctx *c, json_t *root)
 	return 0;
 }
 
+/* The rest of fd, appended to out: its length, or -1 (errno set). */
+static ssize_t read_all(struct strbuf *out, int fd)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		strbuf_add(out, buf, (size_t)n);
+	}
+	return (ssize_t)out->len;
+}
+
 /*
  * Read one file onto cfg.  Returns 0 when it was applied or is absent
  * (*found tells which), E_PERM or E_INVALID after logging.
@@ -856,8 +872,24 @@ static int apply_file(struct ctx *c, const char *path, uid_t uid,
 		close(fd);
 		return 0;
 	}
-	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
-	close(fd);
+	/*
+	 * read whole, then parsed: jansson's json_loadfd reads a byte per
+	 * read(2), and a daemon of a thousand virtual mailboxes loads a file
+	 * listing them a thousand times
+	 */
+	{
+		struct strbuf text = STRBUF_INIT;
+		ssize_t r = read_all(&text, fd);
+
+		close(fd);
+		if (r < 0) {
+			strbuf_release(&text);
+			return log_error_errno("read '%s'", path), E_INVALID;
+		}
+		root = json_loadb(text.buf, text.len, JSON_REJECT_DUPLICATES,
+				  &jerr);
+		strbuf_release(&text);
+	}
 	if (!root)
 		return log_error("%s:%d:%d: %s", path, jerr.line, jerr.column,
 				 jerr.text), E_INVALID;

@@ -165,6 +165,15 @@ int config_address_parse(char **out, const char *address, const char **why);
 int config_select_mailbox(struct config *cfg, const char *address);
 
 /*
+ * After config_select_mailbox(): drop what cfg kept of the other
+ * mailboxes (the "virtual" object, as large as the list of them), so a
+ * daemon of N mailboxes does not hold N copies of it.  cfg can select no
+ * other mailbox afterwards; config_is_virtual() and
+ * config_virtual_listed() still answer.
+ */
+void config_virtual_forget(struct config *cfg);
+
+/*
  * Does cfg list its virtual mailboxes ("virtual.mailboxes")?  When not,
  * a mailbox exists when its Maildir or repository does.
  */

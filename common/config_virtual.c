@@ -401,6 +401,19 @@ static char *box_path(const struct ctx *c, json_t *box, const char *key,
 	return res;
 }
 
+void config_virtual_forget(struct config *cfg)
+{
+	struct config_virtual *v = cfg->virt;
+
+	if (!v)
+		return;
+	json_decref(v->json);
+	v->json = NULL;
+	/* nlisted stays: config_virtual_listed() */
+	config_strv_free(v->listed);
+	v->listed = NULL;
+}
+
 int config_select_mailbox(struct config *cfg, const char *address)
 {
 	struct config_virtual *v = cfg->virt;
@@ -410,7 +423,7 @@ int config_select_mailbox(struct config *cfg, const char *address)
 	json_t *box = NULL, *peers;
 	int err;
 
-	if (!v)
+	if (!v || !v->json)
 		return log_error("no virtual mailboxes are configured "
 				 "(\"virtual\" in maildag.conf(5))"), E_INVALID;
 	if (config_address_parse(&addr, address, &why) < 0)
@@ -582,8 +595,10 @@ int config_virtual_mailboxes(char ***out, size_t *n, const struct config *cfg)
 
 	*out = NULL;
 	*n = 0;
-	if (!v)
+	if (!v || !v->json) {
+		*out = xcalloc(1, sizeof **out);
 		return 0;
+	}
 	if (v->nlisted) {
 		res = xcalloc(v->nlisted + 1, sizeof *res);
 		for (size_t i = 0; i < v->nlisted; i++)

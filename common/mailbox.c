@@ -86,6 +86,7 @@ static int select_virtual(struct mailbox *mb, const char *address)
 	mb->user_socket = true;
 	if ((r = config_select_mailbox(mb->cfg, address)) < 0)
 		return r;
+	config_virtual_forget(mb->cfg);
 	mb->maildir = mb->cfg->maildir;
 	mb->repository = mb->cfg->repository;
 	return 0;

@@ -552,6 +552,8 @@ static void reload_config(struct syncd *s)
 		config_free(cfg);
 		r = E_INVALID;
 	}
+	if (r == 0 && old->address)
+		config_virtual_forget(cfg);
 	if (r < 0) {
 		log_error("reloading the configuration failed: keeping the "
 			  "old one");

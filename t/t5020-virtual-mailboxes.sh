@@ -345,7 +345,23 @@ test_expect_success 'maildag status: all mailboxes, or one with -a' '
 	as_user maildag -a U13@Example.org status --json >one &&
 	"$PYTHON" -c "import json,sys; d=json.load(open(\"one\")); assert d[\"mailbox\"] == \"u13@example.org\" and d[\"peers\"][0][\"name\"] == \"b\", d" &&
 	as_user env HOME="$B" maildag -a u13@example.org log >log &&
-	grep -q "delivered to INBOX" log
+	grep -q "delivered to INBOX" log &&
+	as_user maildag status --metrics >metrics &&
+	test "$(grep "^maildag_up{" metrics | grep -c " 1\$")" = $N &&
+	test "$(sed -n "s/^maildag_up{mailbox=\"\([^\"]*\)\".*/\1/p" metrics | sort -u | wc -l)" = $N &&
+	test "$(grep -c "^# TYPE maildag_up " metrics)" = 1 &&
+	tail -n 1 metrics | grep -q "^# EOF" &&
+	if "$PYTHON" -c "import prometheus_client.openmetrics.parser" 2>/dev/null; then
+		"$PYTHON" -c "
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+boxes = set()
+for f in text_string_to_metric_families(open(\"metrics\").read()):
+    for s in f.samples:
+        boxes.add(s.labels[\"mailbox\"])
+assert len(boxes) == $N, len(boxes)
+"
+	fi
 '
 
 test_expect_success 'every mailbox converged, each repository clean' '
