@@ -364,6 +364,29 @@ assert len(boxes) == $N, len(boxes)
 	fi
 '
 
+test_expect_success 'quorum 2 for a virtual mailbox: the wait names it to the one daemon' '
+	mta_msg q1 | as_user maildag-lda -q 2 -f "$FROM" -a u09@example.org 2>err &&
+	! test -s err &&
+	c=$(vgit "$VA" u09@example.org log -1 --format=%H --grep=^deliver refs/heads/mail) &&
+	# exit 0 with quorum 2: b held the delivery when the LDA returned
+	git -c safe.directory="*" --git-dir="$(repo "$VB" u09@example.org)" cat-file -e "$c" &&
+	wait_for "in_box \"$VB\" u09@example.org q1" 30
+'
+
+test_expect_success 'a mailbox added to the list and SIGHUP: served on both, mail converges' '
+	N=51 &&
+	config a "$VA" b "$VB" | mta_write_user_file "$A/.config/maildag/config.json" 600 &&
+	config b "$VB" a "$VA" >"$TRASH/b.json" &&
+	as_user sh -c "cat >\"$B/.config/maildag/config.json\"" <"$TRASH/b.json" &&
+	kill -HUP "$(daemon_pid syncd-a)" "$(daemon_pid syncd-b)" &&
+	wait_for "grep -q \"1 more mailboxes served, 51 in all\" \"$TRASH/a.log\"" 30 &&
+	wait_for "grep -q \"1 more mailboxes served, 51 in all\" \"$TRASH/b.log\"" 30 &&
+	printf "u51@example.net ok\n" >>"$PF_CONF/vmailbox" &&
+	mta_msg v51 | as_user maildag-lda -f "$FROM" -a u51@example.net &&
+	wait_for "in_box \"$VB\" u51@example.net v51" 30 &&
+	wait_converged
+'
+
 test_expect_success 'every mailbox converged, each repository clean' '
 	wait_converged &&
 	for addr in $(addresses); do
