@@ -805,7 +805,9 @@ void syncd_attach(struct syncd *s, double spread)
 	{
 		char *state = repo_state_path(s->repo, "webhooks.json");
 		struct oid m;
-		s->notify = notify_new(s->mb->cfg, s->mb->user, state);
+		/* a virtual mailbox is known to hooks by its address */
+		s->notify = notify_new(s->mb->cfg, s->address ? s->address :
+				       s->mb->user, state);
 		free(state);
 		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0)
 			notify_start(s->notify, &m);
