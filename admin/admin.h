@@ -125,6 +125,14 @@ int cmd_status(struct mailbox *mb, int argc, char **argv);
  */
 void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 		    bool up, bool openmetrics);
+/*
+ * The same for every virtual mailbox of a daemon's status answer
+ * ("mailboxes", control.h): each family once, a sample set per mailbox,
+ * labelled with its repository's path.  Selects each mailbox in mb->cfg
+ * in turn (config_select_mailbox()).
+ */
+void metrics_format_all(struct strbuf *out, json_t *boxes, struct mailbox *mb,
+			bool openmetrics);
 
 /* A string of a daemon's answer, or NULL; control characters become '?'.
  * The caller frees it (status.c). */
