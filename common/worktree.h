@@ -113,6 +113,13 @@ void worktree_free(struct worktree *wt);
 void worktree_set_origin(struct worktree *wt, const char *origin);
 
 /*
+ * Format 2: the UID slot (0-6) this replica numbers messages from
+ * (maildag.conf(5) uid_slot); -1, the default, claims one through the
+ * tree's uidslots (doc/imap-identity.md 4.3).
+ */
+void worktree_set_uid_slot(struct worktree *wt, int slot);
+
+/*
  * The files the last worktree_commit() could not read (permissions, a
  * symlink put in place of a message): "<folder>/<sub>/<name>", or
  * "subscriptions".  Such a file is skipped, never a reason to stop

@@ -273,11 +273,6 @@ static int stage_flush(struct apply *ap)
 	return ret < 0 ? E_TEMP : 0;
 }
 
-/* One message's change from the worktree to mail. */
-struct op {
-	struct ent *from, *to;	/* from: in the worktree; to: in mail */
-};
-
 /*
  * A key with other bytes under another name: the new bytes are written
  * under the new name (tmp/, fsync, rename), then the old file goes.  A
@@ -296,8 +291,8 @@ static int apply_rewrite(struct apply *ap, const struct ent *t,
 		/* gone: done before a crash, or the client took it */
 		return path_exists(tp) && repo_blob_hash_file(&now, tp) == 0 &&
 		       oid_equal(&now, &t->oid) ? 1 : 0;
-	r = write_message(ap, t->folder, t->sub, t->name, &t->oid, mtime,
-			  false);
+	r = write_message(ap, t->folder, t->sub, wt_ent_disk(t), &t->oid,
+			  mtime, false);
 	if (r == E_EXISTS) {
 		/* written before a crash, or a name the client made */
 		if (repo_blob_hash_file(&now, tp) < 0 ||
@@ -323,17 +318,20 @@ static int apply_op(struct apply *ap, const struct op *op)
 	const struct ent *f = op->from, *t = op->to;
 	char *fd_ = f ? wt_disk_dir(wt, f->folder, f->sub) : NULL;
 	char *td = t ? wt_disk_dir(wt, t->folder, t->sub) : NULL;
-	char *fp = f ? xasprintf("%s/%s", fd_, f->name) : NULL;
-	char *tp = t ? xasprintf("%s/%s", td, t->name) : NULL;
+	char *fp = f ? xasprintf("%s/%s", fd_, wt_ent_disk(f)) : NULL;
+	char *tp = t ? xasprintf("%s/%s", td, wt_ent_disk(t)) : NULL;
 	long long mtime = t ? wt_mtcache_get(&ap->mmt, ap->r, t->name, t->klen)
 			    : MTIME_NONE;
 	int ret;
 
-	if (!f) {
+	if ((f && f->hold) || (t && t->hold)) {
+		/* format 2: Dovecot changed the folder since; commit first */
+		ret = 0;
+	} else if (!f) {
 		/* new: written unless a crashed apply already did */
 		ret = path_exists(tp) ? 1 :
-		      stage_message(ap, t->folder, t->sub, t->name, &t->oid,
-				    mtime);
+		      stage_message(ap, t->folder, t->sub, wt_ent_disk(t),
+				    &t->oid, mtime);
 		if (ret == E_EXISTS)
 			ret = 1;
 		else if (ret == 0)
@@ -346,11 +344,14 @@ static int apply_op(struct apply *ap, const struct op *op)
 			ret = errno == ENOENT ? 0 :
 			      log_error_errno("unlink '%s'", fp);
 		}
+	} else if (!strcmp(fp, tp) && oid_equal(&f->oid, &t->oid)) {
+		/* format 2: the record alone changed (a UID), done already */
+		ret = path_exists(fp) ? 1 : 0;
 	} else if (!strcmp(fp, tp)) {
 		/* same name, other bytes: replace it, if it is still there */
 		ret = !path_exists(fp) ? 0 :
-		      write_message(ap, t->folder, t->sub, t->name, &t->oid,
-				    mtime, true) == 0 ? 1 : E_TEMP;
+		      write_message(ap, t->folder, t->sub, wt_ent_disk(t),
+				    &t->oid, mtime, true) == 0 ? 1 : E_TEMP;
 	} else if (ensure_folder(wt, t->folder) < 0) {
 		ret = E_TEMP;
 	} else if (!oid_equal(&f->oid, &t->oid)) {
@@ -403,7 +404,7 @@ static void skipped(struct apply *ap, const struct op *op)
 		worktree_dirty_folder(ap->wt, op->to->folder);
 	ap->res->skipped++;
 	log_info("left '%s' as the mail client changed it",
-		 op->from ? op->from->name : op->to->name);
+		 op->from ? wt_ent_disk(op->from) : wt_ent_disk(op->to));
 }
 
 /* Remove an empty folder from disk: E_EXISTS when it holds messages. */
@@ -604,6 +605,7 @@ struct plan {
 	struct op *ops;
 	size_t nops, next;
 	const struct dchange *subsc;
+	bool imap;		/* format 2: Dovecot's files too */
 };
 
 void wt_plan_free(struct plan *pl)
@@ -664,6 +666,10 @@ static int plan_make(struct worktree *wt, struct plan *pl,
 			free(f);
 		}
 	}
+	pl->imap = wt_dv_tree_is_imap(wt->r, mtree);
+	if (pl->imap && (ret = wt_dv_plan_records(wt, d, wtree, mtree,
+						  &pl->olds, &pl->news)) < 0)
+		return ret;
 	pl->ops = ops_of(&pl->olds, &pl->news, &pl->nops);
 	/* the message paths are in olds and news now: keep the rest only */
 	for (size_t i = 0; i < d->n; i++) {
@@ -840,6 +846,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	struct worktree_result dummy;
 	struct strvec mk_add = { 0 };
 	struct apply ap;
+	struct dvapply *dv = NULL;
 	struct oid w, wtree, m, mtree, w2;
 	double t0 = clock_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
@@ -875,9 +882,19 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	}
 	t1 = clock_now();
 	/* the files, then recording them: the two within the slice */
-	if (wt->slice)
+	if (wt->slice && !p.imap)
 		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?
 				 wt->slice - wt->apply_tail : wt->slice / 4);
+	/*
+	 * format 2: Dovecot's lock on every folder the slice touches, its
+	 * files written, until the files are in place (no deadline: what
+	 * the uidlist got must be on disk when the lock goes)
+	 */
+	if (p.imap &&
+	    (ret = wt_dv_apply_begin(&dv, wt, &wtree, &mtree, p.ops + first,
+				     limit && p.nops - first > limit ?
+				     limit : p.nops - first)) < 0)
+		goto done;
 	if ((ret = apply_ops(&ap, p.ops + first, p.nops - first, limit,
 			     deadline, &next)) < 0)
 		goto done;
@@ -891,6 +908,11 @@ int worktree_apply(struct worktree *wt, size_t limit,
 
 	t3 = clock_now();
 	if ((ret = record_applied(&ap, &w2, &w, &wtree, &m)) < 0)
+		goto done;
+	ret = wt_dv_apply_end(dv, &ap.wu, &w2, &m,
+			      !res->skipped && !res->more);
+	dv = NULL;
+	if (ret < 0)
 		goto done;
 	log_debug("apply: plan %.0f ms, files %.0f ms (syncfs %.0f ms), "
 		  "rest %.0f ms, record %.0f ms", (t1 - t0) * 1000,
@@ -913,6 +935,8 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		worktree_dirty_root(wt);
 	ret = 0;
 done:
+	if (dv)
+		wt_dv_apply_end(dv, NULL, NULL, NULL, false);
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
 	free(p.ops);

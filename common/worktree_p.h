@@ -70,6 +70,8 @@ struct worktree {
 	void *folder_data;
 	struct kidx *kidx;	/* the worktree tree's keys (wt_find_key) */
 	struct plan *plan;	/* an apply cut short, to go on with */
+	char *node;		/* this replica's name (uidslots) */
+	int uid_slot;		/* format 2: the UID slot; -1: claim one */
 };
 
 /* --- reading trees (worktree.c) ----------------------------------------- */
@@ -187,6 +189,9 @@ struct ent {
 	bool rehash;		/* add: new bytes under a known name */
 	long long mtime;	/* on disk (add); MTIME_NONE when unknown */
 	time_t ctime;
+	char *dname;		/* format 2: the name on disk (with keyword
+				   letters) when it is not name; owned */
+	bool hold;		/* apply: its folder is stale, leave it */
 };
 
 struct entv {
@@ -223,6 +228,9 @@ struct scan {
 	struct strvec unreadable;	/* files that could not be read */
 	const struct strvec *was_unreadable;	/* the last commit's */
 	bool partial;			/* a slice: some folders are left */
+	bool imap;			/* format 2: names on disk carry
+					   keyword letters the tree lacks */
+	struct dvscan *dv;		/* format 2: keywords and records */
 };
 
 /* Append a copy of folder and name (sub is one of subs[], kept by
@@ -292,6 +300,11 @@ int wt_resolve(struct worktree *wt, struct scan *sc);
 
 /* --- committing (worktree_commit.c) --------------------------------------- */
 
+/* One key's change: where the worktree had it, where the disk has it. */
+struct pair {
+	struct ent *from, *to;
+};
+
 /* mtime changes with owned keys, for mtimes_update(). */
 struct mlist {
 	struct mtime_change *v;
@@ -327,7 +340,72 @@ int wt_read_refs(struct worktree *wt, struct oid *w, struct oid *wtree,
 
 /* --- applying (worktree_apply.c) ------------------------------------------- */
 
+/* One message's change from the worktree to mail. */
+struct op {
+	struct ent *from, *to;	/* from: in the worktree; to: in mail */
+};
+
 /* Free an apply cut short (NULL: nothing). */
 void wt_plan_free(struct plan *pl);
+
+/* --- format 2: Dovecot's files (worktree_dovecot.c) ------------------------ */
+
+/* Is tree a format 2 tree (its FORMAT says "maildag 2")? */
+bool wt_dv_tree_is_imap(struct repo *r, const struct oid *tree);
+
+/* The disk name of an entry: dname when set, else name. */
+static inline const char *wt_ent_disk(const struct ent *e)
+{
+	return e->dname ? e->dname : e->name;
+}
+
+/* Append name without its keyword letters 'a'-'z' (the tree's name). */
+void wt_dv_tree_name(struct strbuf *out, const char *disk);
+
+/* The scan's format 2 state (sc->dv), made by the first call. */
+void wt_dv_scan_release(struct scan *sc);
+
+/*
+ * A file on disk under dname whose tree name the worktree holds: do the
+ * keyword names of its letters differ from the worktree's record?
+ */
+bool wt_dv_keywords_differ(struct worktree *wt, struct scan *sc,
+			   const char *folder, const char *dname);
+
+/*
+ * The name on disk of the worktree's message folder/sub/tname: the file
+ * whose key is tname's in that directory; NULL when there is none.
+ */
+char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
+		      const char *folder, const char *sub, const char *tname);
+
+/*
+ * Commit side: add to ups the records (imap/<xx>, imapfolder, uidslots)
+ * of the np changes of p on the worktree tree wtree, reading each changed
+ * folder's dovecot-uidlist and dovecot-keywords under Dovecot's lock and
+ * numbering files without a record there (doc/imap-identity.md 4.1).
+ * mk_add, mk_rm: folders made and gone.  0 or E_TEMP (logged).
+ */
+int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
+		 size_t np, struct update_list *ups);
+
+/*
+ * Apply side.  wt_dv_plan_records() adds to olds/news the messages whose
+ * record alone changed between wtree and mtree (keywords, UID), from the
+ * changes d; wt_dv_apply_begin() then takes the lock of every folder the
+ * ops touch, drops stale folders (their ops get hold), gives each op its
+ * disk names and writes dovecot-keywords and dovecot-uidlist;
+ * wt_dv_apply_end() releases the locks and commits the numbering of
+ * unnumbered records as a local commit.
+ */
+struct dvapply;
+int wt_dv_plan_records(struct worktree *wt, const struct dchv *d,
+		       const struct oid *wtree, const struct oid *mtree,
+		       struct entv *olds, struct entv *news);
+int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
+		      const struct oid *wtree, const struct oid *mtree,
+		      struct op *ops, size_t nops);
+int wt_dv_apply_end(struct dvapply *dv, struct update_list *wu,
+		    const struct oid *w2, const struct oid *m, bool whole);
 
 #endif
