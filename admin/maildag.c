@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "format.h"
 #include "log.h"
 
 static const char *config_file;
@@ -32,7 +33,9 @@ void admin_usage(FILE *f)
 	      "  fsck [--all-refs] [--hash]\n"
 	      "                 check the repository against the format, the\n"
 	      "                 Maildir against the repository\n"
-	      "  init           create the repository and import the Maildir\n"
+	      "  init [--format 1|2]\n"
+	      "                 create the repository and import the Maildir\n"
+	      "                 (format 2: experimental)\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
 	      "  log --expunged [--folder F] [--from TEXT] [--subject TEXT]\n"
 	      "      [--message-id ID] [--since TIME] [--until TIME] [-n N]\n"
@@ -71,7 +74,15 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb)
 			  mb->repository);
 		return EX_NOINPUT;
 	}
-	return r < 0 ? EX_TEMPFAIL : 0;
+	if (r < 0)
+		return EX_TEMPFAIL;
+	/* format 2 is taken exactly when this repository is format 2 */
+	if (format_use_repo(*out) < 0) {
+		repo_free(*out);
+		*out = NULL;
+		return EX_TEMPFAIL;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)

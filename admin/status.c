@@ -24,6 +24,7 @@
 
 #include "admin.h"
 #include "alarm.h"
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "strbuf.h"
@@ -53,8 +54,10 @@ static json_t *local_status(const struct mailbox *mb)
 	struct oid mail;
 	bool have_mail = false;
 
-	if (repo_open(&r, mb->repository, 0) == 0)
+	if (repo_open(&r, mb->repository, 0) == 0) {
 		have_mail = repo_ref_read(&mail, r, REF_MAIL) == 0;
+		format_use_repo(r);
+	}
 	else
 		r = NULL;
 	json_object_set_new(st, "mail", have_mail ? oid_json(&mail)

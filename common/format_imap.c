@@ -24,11 +24,110 @@
 #include "xalloc.h"
 
 int fmt_version_max = FORMAT_VERSION;
+static int repo_version = FORMAT_VERSION;
 
 void format_allow_version(int v)
 {
 	fmt_version_max = v < FORMAT_VERSION ? FORMAT_VERSION :
 			  v > FORMAT_VERSION_IMAP ? FORMAT_VERSION_IMAP : v;
+}
+
+/* --- which format this process takes --------------------------------------- */
+
+/* Is err a libgit2 answer that may pass (the OS failed us)? */
+static int git_failure(int err)
+{
+	const git_error *ge = git_error_last();
+
+	return err == GIT_ENOTFOUND || !ge || ge->klass != GIT_ERROR_OS ?
+	       E_INVALID : E_TEMP;
+}
+
+int format_commit_version(struct repo *r, const struct oid *commit)
+{
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	git_tree_entry *e = NULL;
+	git_blob *b = NULL;
+	const char *p;
+	int err, v = E_INVALID;
+
+	if ((err = git_commit_lookup(&c, r->git, GIT_OID(commit))) < 0 ||
+	    (err = git_commit_tree(&t, c)) < 0 ||
+	    (err = git_tree_entry_bypath(&e, t, FORMAT_PATH)) < 0 ||
+	    (err = git_blob_lookup(&b, r->git, git_tree_entry_id(e))) < 0) {
+		v = git_failure(err);
+		goto done;
+	}
+	p = git_blob_rawcontent(b);
+	if (git_blob_rawsize(b) == 10 && !memcmp(p, "maildag 1\n", 10))
+		v = FORMAT_VERSION;
+	else if (git_blob_rawsize(b) == 10 && !memcmp(p, "maildag 2\n", 10))
+		v = FORMAT_VERSION_IMAP;
+done:
+	git_blob_free(b);
+	git_tree_entry_free(e);
+	git_tree_free(t);
+	git_commit_free(c);
+	return v;
+}
+
+int format_use_repo(struct repo *r)
+{
+	git_oid mail;
+	int e, v = FORMAT_VERSION;
+
+	e = git_reference_name_to_id(&mail, r->git, REF_MAIL);
+	if (e < 0 && git_failure(e) == E_TEMP) {
+		log_error("cannot read '%s' for its format", REF_MAIL);
+		return E_TEMP;
+	}
+	if (e == 0 && (v = format_commit_version(r, OID(&mail))) == E_TEMP) {
+		log_error("cannot read the format of '%s'", REF_MAIL);
+		return E_TEMP;
+	}
+	if (v < 0)
+		v = FORMAT_VERSION;	/* none yet, or fsck says what is wrong */
+	format_set_repo_version(v);
+	return v;
+}
+
+int format_repo_version(void)
+{
+	return repo_version;
+}
+
+void format_set_repo_version(int v)
+{
+	repo_version = v == FORMAT_VERSION_IMAP ? v : FORMAT_VERSION;
+	format_allow_version(repo_version);
+}
+
+int format_peer_allowed(struct repo *r, const struct oid *ours,
+			const struct oid *theirs, struct strbuf *err)
+{
+	int v, held;
+
+	if (repo_version != FORMAT_VERSION_IMAP)
+		return 0;	/* format_check_tree() refuses format 2 */
+	if ((v = format_commit_version(r, theirs)) != FORMAT_VERSION)
+		return v == E_TEMP ? E_TEMP : 0;	/* the check says why */
+	if (ours && oid_equal(ours, theirs))
+		return 0;
+	held = ours ? git_graph_descendant_of(r->git, GIT_OID(ours),
+					      GIT_OID(theirs)) : 0;
+	if (held < 0) {
+		fmt_errf(err, "cannot tell whether %.12s is ours: %s",
+			 oid_hex(theirs), git_error_last() ?
+			 git_error_last()->message : "unknown error");
+		return E_TEMP;
+	}
+	if (held)
+		return 0;
+	fmt_errf(err, "format 1 (maildag 1) from a peer, and this repository "
+		 "is format 2 (maildag 2): its mail is taken once that peer "
+		 "runs 'maildag upgrade'");
+	return E_INVALID;
 }
 
 /* The bytes of blob e (at most max) into out; 0, 1 (problem), E_TEMP. */

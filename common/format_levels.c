@@ -335,6 +335,16 @@ static int check_format_file(struct checker *ck, const struct rentry *e)
 		git_odb_object_free(obj);
 		return 0;
 	}
+	if (n == 10 && !memcmp(p, "maildag 2\n", n)) {
+		/* a format this maildag knows, in a repository still at 1 */
+		fmt_report(ck, e->name, e->nlen,
+			   "format 2 (maildag 2), and this repository is "
+			   "format 1 (maildag 1): 'maildag upgrade' makes it "
+			   "format 2");
+		ck->stop = true;
+		git_odb_object_free(obj);
+		return 0;
+	}
 	for (digits = 0; 8 + digits < n && p[8 + digits] >= '0' &&
 			 p[8 + digits] <= '9'; digits++)
 		;
@@ -540,6 +550,12 @@ int fmt_new_bytes(struct checker *ck)
 	return 0;
 }
 
+/* Are the FORMAT entries of two trees (either may be NULL) the same blob? */
+static bool same_format(const struct rentry *a, const struct rentry *b)
+{
+	return a && b && oid_equal(&a->id, &b->id);
+}
+
 /* Is the n-th folder one too many?  Then say so and check no further. */
 static bool too_many_folders(struct checker *ck, size_t n)
 {
@@ -566,6 +582,15 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 	fmt_read_trusted(ck, &tt, trusted);
 	/* first FORMAT: a newer format may lay its tree out any way it likes */
 	fmt = fmt_rtree_lookup(&t, FORMAT_PATH);
+	if (tt.n && !same_format(fmt, fmt_rtree_lookup(&tt, FORMAT_PATH))) {
+		/*
+		 * Trusted in another format (the upgrade commit): what it
+		 * holds proves nothing of this one, so check everything;
+		 * ck->trusted still counts the bytes that are new.
+		 */
+		fmt_rtree_release(&tt);
+		ck->incremental = false;
+	}
 	if (!fmt)
 		fmt_report(ck, FORMAT_PATH, strlen(FORMAT_PATH), "missing");
 	else if (fmt_is_blob(fmt) && check_format_file(ck, fmt) < 0)

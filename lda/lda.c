@@ -639,7 +639,8 @@ static void open_repo(struct lda *d)
 		fail(EX_NOUSER, "5.1.1", "repository '%s' does not exist",
 		     d->mb->repository);
 	}
-	if (r < 0) {
+	/* format 2 is taken exactly when this repository is format 2 */
+	if (r < 0 || format_use_repo(d->repo) < 0) {
 		unlink(d->tmp);
 		fail_temp("cannot open the repository");
 	}

@@ -674,6 +674,9 @@ static int start(struct syncd *s)
 	}
 	if (r < 0)
 		return EX_TEMPFAIL;
+	/* format 2 is taken exactly when this repository is format 2 */
+	if (format_use_repo(s->repo) < 0)
+		return EX_TEMPFAIL;
 	/*
 	 * a rescan of 10,000 folders reads many small trees once each; the
 	 * root tree is read for every lookup, and is as large as

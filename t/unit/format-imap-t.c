@@ -134,7 +134,7 @@ int main(void)
 		log_fatal("repo");
 	paths();
 
-	want(variant(NULL, NULL, -1), "newer than this maildag",
+	want(variant(NULL, NULL, -1), "this repository is format 1",
 	     "format 2 is refused until allowed");
 	format_allow_version(FORMAT_VERSION_IMAP);
 	want(variant(NULL, NULL, -1), "", "a valid format 2 tree");
