@@ -99,6 +99,7 @@ void worktree_free(struct worktree *wt)
 	wt_plan_free(wt->plan);
 	free(wt->email);
 	free(wt->node);
+	strvec_clear(&wt->dv_stale);
 	free(wt->maildir);
 	free(wt);
 }

@@ -513,6 +513,11 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 	}
 	for (size_t i = 0; i < sc->mk_add.n; i++)
 		cfolder_get(&cf, &ncf, &acf, sc->mk_add.v[i]);
+	/* folders an apply left: Dovecot's next UID goes into the tree */
+	for (size_t i = 0; i < wt->dv_stale.n; i++)
+		if (!strvec_has(&sc->mk_rm, wt->dv_stale.v[i]) &&
+		    wt_folder_on_disk(wt, wt->dv_stale.v[i]))
+			cfolder_get(&cf, &ncf, &acf, wt->dv_stale.v[i]);
 	if (ncf && (slot = our_slot(wt, sc->wtree, &add_slot, &slots)) < 0)
 		ret = E_TEMP;
 	qsort(cf, ncf, sizeof *cf, cfolder_cmp);
@@ -533,6 +538,8 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 	}
 	if (ret == 0)
 		ret = rc_write(&rc, wt->r, ups);
+	if (ret == 0)
+		strvec_clear(&wt->dv_stale);
 	if (ret == 0 && add_slot) {
 		struct strbuf b = STRBUF_INIT;
 		struct oid id;
@@ -566,10 +573,13 @@ int wt_dv_plan_records(struct worktree *wt, const struct dchv *d,
 
 	rc_init(&wr, wtree);
 	rc_init(&mr, mtree);
-	for (size_t i = 0; i < olds->n; i++)
-		strmap_put(&moving, olds->v[i].name, 0);
-	for (size_t i = 0; i < news->n; i++)
-		strmap_put(&moving, news->v[i].name, 0);
+	for (size_t i = 0; i < olds->n + news->n; i++) {
+		const struct ent *e = i < olds->n ? &olds->v[i]
+						  : &news->v[i - olds->n];
+		char *k = xstrndup(e->name, e->klen);
+		strmap_put(&moving, k, 0);
+		free(k);
+	}
 	for (size_t i = 0; i < d->n && ret == 0; i++) {
 		const char *path = d->v[i].path;
 		unsigned s;
@@ -711,6 +721,10 @@ static int afolder_open(struct dvapply *dv, struct afolder *f)
 			 "%u; committing first", f->dir, uidlist_next(&f->u),
 			 f->wf.uidnext);
 		f->stale = true;
+	}
+	if (f->stale && !strvec_has(&wt->dv_stale, f->folder)) {
+		strvec_push(&wt->dv_stale, f->folder);
+		worktree_dirty_folder(wt, f->folder);
 	}
 	return 0;
 }
@@ -873,8 +887,12 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 			a->uid = x ? x->uid : 0;
 			a->base = base;
 			a->key = xstrndup(t->name, t->klen);
-			if (a->uid && a->uid < next)
+			if (a->uid && a->uid < next) {
+				/* Dovecot went past it: commit, merge again */
 				f->stale = true;
+				if (!strvec_has(&dv->wt->dv_stale, f->folder))
+					strvec_push(&dv->wt->dv_stale, f->folder);
+			}
 		}
 	}
 	if (f->stale)

@@ -72,6 +72,8 @@ struct worktree {
 	struct plan *plan;	/* an apply cut short, to go on with */
 	char *node;		/* this replica's name (uidslots) */
 	int uid_slot;		/* format 2: the UID slot; -1: claim one */
+	struct strvec dv_stale;	/* format 2: folders an apply found stale,
+				   whose uidnext the next commit raises */
 };
 
 /* --- reading trees (worktree.c) ----------------------------------------- */
