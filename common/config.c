@@ -683,6 +683,7 @@ static const struct key {
 	{ "maildir", K_PATH, offsetof(struct config, maildir), 0, 0 },
 	{ "repository", K_PATH, offsetof(struct config, repository), 0, 0 },
 	{ "quorum", K_INT, offsetof(struct config, quorum), 1, INT_MAX },
+	{ "uid_slot", K_INT, offsetof(struct config, uid_slot), 0, 6 },
 	{ "create", K_BOOL, offsetof(struct config, create), 0, 0 },
 	{ "size_limit", K_LLONG, offsetof(struct config, size_limit),
 	  LIMIT_MIN, 1ll << 30 },
@@ -901,6 +902,7 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->maildir = expand_path("~/Maildir", home);
 	cfg->repository = expand_path("~/.local/share/maildag/mail.git", home);
 	cfg->quorum = 1;
+	cfg->uid_slot = -1;
 	cfg->create = true;
 	cfg->size_limit = (long long)FORMAT_DEFAULT_MESSAGE_BYTES;
 	cfg->subscriptions_limit = (long long)FORMAT_DEFAULT_SUBSCRIPTIONS_BYTES;

@@ -191,29 +191,50 @@ static int folder_rec_update(struct update_list *ups, struct repo *r,
  * This replica's UID slot: uid_slot when set, else its line in tree's
  * uidslots, else the lowest free one (*add: the line must be added).
  */
-static int our_slot(struct worktree *wt, const struct oid *tree, bool *add,
-		    struct imap_slots *slots)
+static int slot_of(struct repo *r, const char *node, int uid_slot,
+		   const struct oid *tree, bool *add, struct imap_slots *slots)
 {
 	struct strbuf b = STRBUF_INIT;
 	struct oid id;
 	int s;
 
 	*add = false;
-	if (repo_tree_lookup(&id, wt->r, tree, IMAPREC_SLOTS) == 0 &&
-	    (repo_blob_read(&b, wt->r, &id) < 0 ||
+	if (repo_tree_lookup(&id, r, tree, IMAPREC_SLOTS) == 0 &&
+	    (repo_blob_read(&b, r, &id) < 0 ||
 	     imap_slots_parse(slots, b.buf, b.len, NULL) < 0))
 		log_warn("ignoring the tree's " IMAPREC_SLOTS);
 	strbuf_release(&b);
-	s = wt->uid_slot >= 0 ? wt->uid_slot :
-	    imap_slots_claim(slots, wt->node);
+	s = uid_slot >= 0 ? uid_slot : imap_slots_claim(slots, node);
 	if (s < 0)
-		return log_error("no UID slot left for node '%s'", wt->node);
+		return log_error("no UID slot left for node '%s'", node);
 	for (size_t i = 0; i < slots->n; i++)
-		if ((int)slots->v[i].slot == s &&
-		    !strcmp(slots->v[i].node, wt->node))
+		if ((int)slots->v[i].slot == s && !strcmp(slots->v[i].node, node))
 			return s;
 	*add = true;
 	return s;
+}
+
+static int our_slot(struct worktree *wt, const struct oid *tree, bool *add,
+		    struct imap_slots *slots)
+{
+	return slot_of(wt->r, wt->node, wt->uid_slot, tree, add, slots);
+}
+
+/* The update of uidslots with (slot, node) added. */
+static int slots_update(struct update_list *ups, struct repo *r,
+			struct imap_slots *slots, int slot, const char *node)
+{
+	struct strbuf b = STRBUF_INIT;
+	struct oid id;
+	int ret;
+
+	imap_slots_add(slots, (unsigned)slot, node);
+	imap_slots_format(&b, slots);
+	ret = repo_blob_from_buffer(&id, r, b.buf, b.len) < 0 ? E_TEMP : 0;
+	if (ret == 0)
+		update_list_add(ups, IMAPREC_SLOTS, &id);
+	strbuf_release(&b);
+	return ret;
 }
 
 /* --- names ------------------------------------------------------------------ */
@@ -230,6 +251,11 @@ void wt_dv_tree_name(struct strbuf *out, const char *disk)
 	for (const char *p = colon + 3; *p; p++)
 		if (*p < 'a' || *p > 'z')
 			strbuf_addch(out, *p);
+}
+
+void worktree_dovecot_tree_name(struct strbuf *out, const char *disk)
+{
+	wt_dv_tree_name(out, disk);
 }
 
 /* The letters 'a'-'z' of a disk name, as a bit set. */
@@ -407,11 +433,10 @@ static int cfolder_cmp(const void *a, const void *b)
  * Read one folder's Dovecot files under the lock and set the records of
  * its changed files in rc; *f: the folder record the tree must have.
  */
-static int commit_folder(struct worktree *wt, struct reccache *rc,
+static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 			 const struct oid *wtree, struct cfolder *cf,
 			 unsigned slot, struct imap_folder *f)
 {
-	char *dir = wt_disk_dir(wt, cf->folder, NULL);
 	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
 	struct uidlist u = UIDLIST_INIT;
 	struct dovecot_keywords k;
@@ -421,12 +446,11 @@ static int commit_folder(struct worktree *wt, struct reccache *rc,
 	size_t old;
 	int r, ret = E_TEMP;
 
-	have_tf = folder_rec(&tf, wt->r, wtree, cf->folder) == 0;
+	have_tf = folder_rec(&tf, r_, wtree, cf->folder) == 0;
 	if ((r = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
 		if (r == E_TEMP)
 			log_info("'%s' is locked by Dovecot; committing later",
 				 dir);
-		free(dir);
 		return E_TEMP;
 	}
 	r = uidlist_read(&u, dir);
@@ -456,7 +480,7 @@ static int commit_folder(struct worktree *wt, struct reccache *rc,
 	for (size_t i = 0; i < recs.n; i++) {
 		const struct imap_rec *x = &recs.v[i];
 		unsigned s = maildir_shard(x->key, strlen(x->key));
-		rc_shard(rc, wt->r, s);
+		rc_shard(rc, r_, s);
 		imap_recs_set(&rc->s[s], x->key, x->uid,
 			      (const char *const *)x->kw, x->nkw);
 		rc->changed[s] = true;
@@ -469,7 +493,6 @@ done:
 	imap_recs_release(&recs);
 	uidlist_release(&u);
 	dovecot_unlock(&lock);
-	free(dir);
 	return ret;
 }
 
@@ -485,21 +508,163 @@ static struct cfolder *cfolder_get(struct cfolder **v, size_t *n,
 	return &(*v)[(*n)++];
 }
 
-int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
-		 size_t np, struct update_list *ups)
-{
+/* What a commit of format 2 records writes, for the worktree or the LDA. */
+struct rcommit {
+	struct repo *r;
+	const char *maildir, *node;
+	int uid_slot;
+	const struct oid *tree;
 	struct reccache rc;
-	struct cfolder *cf = NULL;
+	struct cfolder *cf;
+	size_t ncf, acf;
+};
+
+/*
+ * The records of every folder of rk->cf (under its lock), the folder
+ * records that change, the gone folders' records removed, the changed
+ * shards and our uidslots line, as updates of ups.
+ */
+static int rcommit_write(struct rcommit *rk, const struct strvec *gone,
+			 struct update_list *ups)
+{
 	struct imap_slots slots = IMAP_SLOTS_INIT;
-	size_t ncf = 0, acf = 0;
 	bool add_slot = false;
 	int slot = -1, ret = 0;
 
-	rc_init(&rc, sc->wtree);
+	if (rk->ncf && (slot = slot_of(rk->r, rk->node, rk->uid_slot, rk->tree,
+				       &add_slot, &slots)) < 0)
+		ret = E_TEMP;
+	qsort(rk->cf, rk->ncf, sizeof *rk->cf, cfolder_cmp);
+	for (size_t i = 0; i < rk->ncf && ret == 0; i++) {
+		struct imap_folder f, old;
+		char *dir = layout_folder_dir(rk->maildir, rk->cf[i].folder,
+					      NULL);
+		bool had = folder_rec(&old, rk->r, rk->tree,
+				      rk->cf[i].folder) == 0;
+		ret = commit_folder(rk->r, dir, &rk->rc, rk->tree, &rk->cf[i],
+				    (unsigned)slot, &f);
+		free(dir);
+		if (ret == 0 && (!had || old.uidvalidity != f.uidvalidity ||
+				 old.uidnext != f.uidnext))
+			ret = folder_rec_update(ups, rk->r, rk->cf[i].folder, &f);
+	}
+	for (size_t i = 0; gone && i < gone->n && ret == 0; i++) {
+		struct strbuf path = STRBUF_INIT;
+		folder_rec_path(&path, gone->v[i]);
+		update_list_add(ups, path.buf, NULL);
+		strbuf_release(&path);
+	}
+	if (ret == 0)
+		ret = rc_write(&rk->rc, rk->r, ups);
+	if (ret == 0 && add_slot)
+		ret = slots_update(ups, rk->r, &slots, slot, rk->node);
+	for (size_t i = 0; i < rk->ncf; i++) {
+		free(rk->cf[i].folder);
+		strvec_clear(&rk->cf[i].names);
+	}
+	free(rk->cf);
+	rk->cf = NULL;
+	rk->ncf = rk->acf = 0;
+	imap_slots_release(&slots);
+	rc_release(&rk->rc);
+	return ret;
+}
+
+int worktree_dovecot_records(struct update_list *ups, struct repo *r,
+			     const struct oid *tree, const char *maildir,
+			     const char *node, int uid_slot,
+			     const char *const *folders,
+			     const char *const *names, size_t n)
+{
+	struct rcommit rk = { .r = r, .maildir = maildir, .node = node,
+			      .uid_slot = uid_slot, .tree = tree };
+
+	rc_init(&rk.rc, tree);
+	for (size_t i = 0; i < n; i++) {
+		struct cfolder *c = cfolder_get(&rk.cf, &rk.ncf, &rk.acf,
+						folders[i]);
+		strvec_push(&c->names, names[i]);
+	}
+	return rcommit_write(&rk, NULL, ups);
+}
+
+int worktree_dovecot_deliver(struct repo *r, const struct oid *tree,
+			     const char *maildir, const char *folder,
+			     const char *node, int uid_slot, const char *tmp,
+			     const char *dest)
+{
+	char *dir = layout_folder_dir(maildir, folder, NULL);
+	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
+	struct uidlist u = UIDLIST_INIT;
+	struct imap_slots slots = IMAP_SLOTS_INIT;
+	struct imap_folder tf;
+	bool fresh = false, add;
+	int slot, ret = E_TEMP, rr;
+	size_t old;
+	uint32_t uid;
+
+	slot = slot_of(r, node, uid_slot, tree, &add, &slots);
+	imap_slots_release(&slots);
+	if (slot < 0) {
+		free(dir);
+		return E_FAIL;
+	}
+	if (folder_rec(&tf, r, tree, folder) < 0)
+		tf.uidvalidity = 0, tf.uidnext = 1;
+	if ((rr = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
+		free(dir);
+		return rr == E_TEMP ? E_TEMP : E_FAIL;
+	}
+	rr = uidlist_read(&u, dir);
+	if (rr == E_NOTFOUND) {
+		u.uidvalidity = tf.uidvalidity ? tf.uidvalidity :
+				(uint32_t)time(NULL);
+		u.nextuid = 1;
+		u.hdr = xstrdup("");
+		fresh = true;
+	} else if (rr < 0) {
+		goto done;
+	}
+	old = u.n;
+	uid = uidlist_next(&u);
+	if (tf.uidvalidity == u.uidvalidity && tf.uidnext > uid)
+		uid = tf.uidnext;
+	uid = imap_uid_alloc(uid, (unsigned)slot, 1);
+	if (!uid) {
+		ret = log_error("%s: no UID left in slot %d", dir, slot);
+		goto done;
+	}
+	/* the record first: Dovecot, waiting for the lock, never numbers it */
+	if (uidlist_add(&u, uid, base, "") < 0 ||
+	    (fresh || !old ? uidlist_rewrite(dir, &u) :
+	     uidlist_append(dir, &u, old)) < 0)
+		goto done;
+	if (rename(tmp, dest) < 0) {
+		ret = log_error_errno("rename '%s'", tmp);
+		goto done;
+	}
+	ret = 0;
+done:
+	uidlist_release(&u);
+	dovecot_unlock(&lock);
+	free(dir);
+	return ret < 0 && ret != E_TEMP ? E_FAIL : ret;
+}
+
+int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
+		 size_t np, struct update_list *ups)
+{
+	struct rcommit rk = { .r = wt->r, .maildir = wt->maildir,
+			      .node = wt->node, .uid_slot = wt->uid_slot,
+			      .tree = sc->wtree };
+	int ret;
+
+	rc_init(&rk.rc, sc->wtree);
 	for (size_t i = 0; i < np; i++) {
 		const struct ent *any = p[i].to ? p[i].to : p[i].from;
 		if (p[i].to) {
-			struct cfolder *c = cfolder_get(&cf, &ncf, &acf,
+			struct cfolder *c = cfolder_get(&rk.cf, &rk.ncf, &rk.acf,
 							p[i].to->folder);
 			strvec_push(&c->names, wt_ent_disk(p[i].to));
 		} else {
@@ -507,57 +672,20 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 			unsigned s = maildir_shard(any->name, any->klen);
 			memcpy(k, any->name, any->klen);
 			k[any->klen] = '\0';
-			imap_recs_remove(rc_shard(&rc, wt->r, s), k);
-			rc.changed[s] = true;
+			imap_recs_remove(rc_shard(&rk.rc, wt->r, s), k);
+			rk.rc.changed[s] = true;
 		}
 	}
 	for (size_t i = 0; i < sc->mk_add.n; i++)
-		cfolder_get(&cf, &ncf, &acf, sc->mk_add.v[i]);
+		cfolder_get(&rk.cf, &rk.ncf, &rk.acf, sc->mk_add.v[i]);
 	/* folders an apply left: Dovecot's next UID goes into the tree */
 	for (size_t i = 0; i < wt->dv_stale.n; i++)
 		if (!strvec_has(&sc->mk_rm, wt->dv_stale.v[i]) &&
 		    wt_folder_on_disk(wt, wt->dv_stale.v[i]))
-			cfolder_get(&cf, &ncf, &acf, wt->dv_stale.v[i]);
-	if (ncf && (slot = our_slot(wt, sc->wtree, &add_slot, &slots)) < 0)
-		ret = E_TEMP;
-	qsort(cf, ncf, sizeof *cf, cfolder_cmp);
-	for (size_t i = 0; i < ncf && ret == 0; i++) {
-		struct imap_folder f, old;
-		bool had = folder_rec(&old, wt->r, sc->wtree, cf[i].folder) == 0;
-		ret = commit_folder(wt, &rc, sc->wtree, &cf[i], (unsigned)slot,
-				    &f);
-		if (ret == 0 && (!had || old.uidvalidity != f.uidvalidity ||
-				 old.uidnext != f.uidnext))
-			ret = folder_rec_update(ups, wt->r, cf[i].folder, &f);
-	}
-	for (size_t i = 0; i < sc->mk_rm.n && ret == 0; i++) {
-		struct strbuf path = STRBUF_INIT;
-		folder_rec_path(&path, sc->mk_rm.v[i]);
-		update_list_add(ups, path.buf, NULL);
-		strbuf_release(&path);
-	}
-	if (ret == 0)
-		ret = rc_write(&rc, wt->r, ups);
+			cfolder_get(&rk.cf, &rk.ncf, &rk.acf, wt->dv_stale.v[i]);
+	ret = rcommit_write(&rk, &sc->mk_rm, ups);
 	if (ret == 0)
 		strvec_clear(&wt->dv_stale);
-	if (ret == 0 && add_slot) {
-		struct strbuf b = STRBUF_INIT;
-		struct oid id;
-		imap_slots_add(&slots, (unsigned)slot, wt->node);
-		imap_slots_format(&b, &slots);
-		ret = repo_blob_from_buffer(&id, wt->r, b.buf, b.len) < 0 ?
-		      E_TEMP : 0;
-		if (ret == 0)
-			update_list_add(ups, IMAPREC_SLOTS, &id);
-		strbuf_release(&b);
-	}
-	for (size_t i = 0; i < ncf; i++) {
-		free(cf[i].folder);
-		strvec_clear(&cf[i].names);
-	}
-	free(cf);
-	imap_slots_release(&slots);
-	rc_release(&rc);
 	return ret;
 }
 
@@ -1062,17 +1190,9 @@ static int numbering_updates(struct dvapply *dv, struct update_list *ups,
 			ret = folder_rec_update(ups, dv->wt->r, folder, &f);
 		}
 	}
-	if (ret == 0 && dv->add_slot) {
-		struct strbuf b = STRBUF_INIT;
-		struct oid id;
-		imap_slots_add(&dv->slots, (unsigned)dv->slot, dv->wt->node);
-		imap_slots_format(&b, &dv->slots);
-		ret = repo_blob_from_buffer(&id, dv->wt->r, b.buf, b.len) < 0 ?
-		      E_TEMP : 0;
-		if (ret == 0)
-			update_list_add(ups, IMAPREC_SLOTS, &id);
-		strbuf_release(&b);
-	}
+	if (ret == 0 && dv->add_slot)
+		ret = slots_update(ups, dv->wt->r, &dv->slots, dv->slot,
+				   dv->wt->node);
 	strvec_clear(&done);
 	rc_release(&rc);
 	return ret;
