@@ -695,6 +695,7 @@ static int start(struct syncd *s)
 			oid_tostr(s->weighed, sizeof s->weighed, &m);
 	}
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
+	worktree_set_uid_slot(s->wt, s->mb->cfg->uid_slot);
 	if (!opt.once)
 		worktree_set_slice(s->wt, SLICE);
 	/* a start is a doubt: whatever happened while we were away */
