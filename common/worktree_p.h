@@ -11,6 +11,10 @@
  *				copies, new bytes)
  *	worktree_commit.c	committing: the local changes on top of mail
  *	worktree_apply.c	applying: mail's changes to the disk
+ *	worktree_dovecot.c	format 2: names without keyword letters,
+ *				the records a commit writes from Dovecot's
+ *				files, maildag-lda's numbering
+ *	worktree_dvapply.c	format 2: Dovecot's files at an apply
  * The invariants are those of worktree.c's head comment.
  */
 #ifndef WORKTREE_P_H
@@ -20,6 +24,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "imaprec.h"
 #include "mtimes.h"
 #include "oid.h"
 #include "repo_p.h"
@@ -352,6 +357,8 @@ void wt_plan_free(struct plan *pl);
 
 /* --- format 2: Dovecot's files (worktree_dovecot.c) ------------------------ */
 
+#define DV_LOCK_MS 10000	/* waiting for Dovecot's uidlist lock */
+
 /* Is tree a format 2 tree (its FORMAT says "maildag 2")? */
 bool wt_dv_tree_is_imap(struct repo *r, const struct oid *tree);
 
@@ -363,6 +370,44 @@ static inline const char *wt_ent_disk(const struct ent *e)
 
 /* Append name without its keyword letters 'a'-'z' (the tree's name). */
 void wt_dv_tree_name(struct strbuf *out, const char *disk);
+
+/* A tree's message records (imap/<xx>), read a shard at a time. */
+struct reccache {
+	const struct oid *tree;
+	struct imap_recs s[256];
+	bool loaded[256];
+	bool changed[256];	/* wt_rc_write() writes these */
+};
+
+struct imap_folder;
+struct imap_slots;
+void wt_rc_init(struct reccache *c, const struct oid *tree);
+void wt_rc_release(struct reccache *c);
+/* Shard s, read on first use (unreadable: empty, with a warning). */
+struct imap_recs *wt_rc_shard(struct reccache *c, struct repo *r, unsigned s);
+/* The record of key, or NULL. */
+const struct imap_rec *wt_rc_get(struct reccache *c, struct repo *r,
+				 const char *key, size_t klen);
+/* The changed shards as updates of ups.  0 or E_TEMP. */
+int wt_rc_write(struct reccache *c, struct repo *r, struct update_list *ups);
+/* A folder's record in tree: 0, or E_NOTFOUND. */
+int wt_folder_rec(struct imap_folder *out, struct repo *r,
+		  const struct oid *tree, const char *folder);
+/* The update setting folder's record to f.  0 or E_TEMP. */
+int wt_folder_rec_update(struct update_list *ups, struct repo *r,
+			 const char *folder, const struct imap_folder *f);
+/*
+ * This replica's UID slot (worktree_set_uid_slot(), else its uidslots
+ * line in tree, else the lowest free one: *add, the line must be added;
+ * slots holds tree's table).  < 0 (logged) when none is left.
+ */
+int wt_our_slot(struct worktree *wt, const struct oid *tree, bool *add,
+		struct imap_slots *slots);
+/* The update of uidslots with (slot, node) added to slots. */
+int wt_slots_update(struct update_list *ups, struct repo *r,
+		    struct imap_slots *slots, int slot, const char *node);
+/* The keyword letters 'a'-'z' of a disk name, as a bit set. */
+uint32_t wt_letter_bits(const char *disk);
 
 /* The scan's format 2 state (sc->dv), made by the first call. */
 void wt_dv_scan_release(struct scan *sc);
