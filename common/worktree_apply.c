@@ -893,7 +893,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	if (p.imap &&
 	    (ret = wt_dv_apply_begin(&dv, wt, &wtree, &mtree, p.ops + first,
 				     limit && p.nops - first > limit ?
-				     limit : p.nops - first)) < 0)
+				     limit : p.nops - first, &p.d)) < 0)
 		goto done;
 	if ((ret = apply_ops(&ap, p.ops + first, p.nops - first, limit,
 			     deadline, &next)) < 0)

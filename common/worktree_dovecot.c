@@ -464,8 +464,11 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	dovecot_keywords_release(&k);
 	if (r < 0)
 		goto done;
-	if (u.n > old && (fresh || !old ? uidlist_rewrite(dir, &u) :
-			  uidlist_append(dir, &u, old)) < 0)
+	/* a folder Dovecot never opened gets our UIDVALIDITY, which it
+	 * takes as its own when it does (E1) */
+	if ((fresh || u.n > old) &&
+	    (fresh || !old ? uidlist_rewrite(dir, &u) :
+	     uidlist_append(dir, &u, old)) < 0)
 		goto done;
 	for (size_t i = 0; i < recs.n; i++) {
 		const struct imap_rec *x = &recs.v[i];

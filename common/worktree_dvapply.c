@@ -416,8 +416,11 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 		      sizeof *dv->nuid);
 		dv->nuid[dv->nnuid++] = uid;
 	}
-	if (f->have_mf && f->mf.uidnext > f->u.nextuid)
-		f->u.nextuid = f->mf.uidnext;	/* N is the tree's uidnext */
+	if (f->have_mf && f->mf.uidnext > uidlist_next(&f->u)) {
+		/* N is the tree's uidnext: a UID burnt elsewhere stays so */
+		f->u.nextuid = f->mf.uidnext;
+		f->rewrite = true;
+	}
 	if (ret == 0 && f->kw_changed)
 		ret = dovecot_keywords_write(f->dir, &f->k);
 	if (ret == 0 && (f->fresh || f->rewrite || !f->old_n ?
@@ -436,7 +439,7 @@ done:
 
 int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 		      const struct oid *wtree, const struct oid *mtree,
-		      struct op *ops, size_t nops)
+		      struct op *ops, size_t nops, const struct dchv *d)
 {
 	struct dvapply *dv = xcalloc(1, sizeof *dv);
 	int ret = 0;
@@ -453,6 +456,21 @@ int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 			afolder_add(dv, ops[i].from->folder);
 		if (ops[i].to)
 			afolder_add(dv, ops[i].to->folder);
+	}
+	/*
+	 * a folder record that came or changed: the uidlist takes its
+	 * UIDVALIDITY (a folder Dovecot has not opened yet) and uidnext
+	 */
+	for (size_t i = 0; d && i < d->n; i++) {
+		const char *p = d->v[i].path, *slash = strrchr(p, '/');
+		char *folder;
+		if (!d->v[i].has_new || strcmp(slash ? slash + 1 : p,
+					       IMAPREC_FOLDER))
+			continue;
+		folder = slash ? xstrndup(p, (size_t)(slash - p)) : xstrdup("");
+		if (wt_folder_on_disk(wt, folder))
+			afolder_add(dv, folder);
+		free(folder);
 	}
 	/* one order for every taker of several locks */
 	qsort(dv->f, dv->nf, sizeof *dv->f, afolder_cmp);

@@ -440,7 +440,8 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
  * Apply side.  wt_dv_plan_records() adds to olds/news the messages whose
  * record alone changed between wtree and mtree (keywords, UID), from the
  * changes d; wt_dv_apply_begin() then takes the lock of every folder the
- * ops touch, drops stale folders (their ops get hold), gives each op its
+ * ops touch (and those whose folder record in d came or changed), drops
+ * stale folders (their ops get hold), gives each op its
  * disk names and writes dovecot-keywords and dovecot-uidlist;
  * wt_dv_apply_end() releases the locks and commits the numbering of
  * unnumbered records as a local commit.
@@ -451,7 +452,7 @@ int wt_dv_plan_records(struct worktree *wt, const struct dchv *d,
 		       struct entv *olds, struct entv *news);
 int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 		      const struct oid *wtree, const struct oid *mtree,
-		      struct op *ops, size_t nops);
+		      struct op *ops, size_t nops, const struct dchv *d);
 int wt_dv_apply_end(struct dvapply *dv, struct update_list *wu,
 		    const struct oid *w2, const struct oid *m, bool whole);
 

@@ -10,8 +10,9 @@ KEYWORDS='$Forwarded $Junk NonJunk work-project $MDNSent Todo later project-x In
 
 # view I: what an IMAP client caches of replica I's INBOX: UIDVALIDITY,
 # UIDNEXT, then per message "<id> <uid> <flags, sorted>" sorted by id
+# (view I FOLDER: that folder's)
 view() {
-	replica_imap "$1" 'SELECT INBOX' \
+	replica_imap "$1" "SELECT ${2:-INBOX}" \
 		'UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])' |
 	"$PYTHON" -c 'import re, sys
 text = sys.stdin.read()
@@ -31,11 +32,13 @@ for r in sorted(rows):
 }
 
 # views_agree IDS...: both replicas show every ID, with the same UIDs,
-# UIDVALIDITY, UIDNEXT and flags (retried while replication runs)
+# UIDVALIDITY, UIDNEXT and flags (retried while replication runs), in
+# INBOX or in $FOLDER
 views_agree() {
 	local n=0 id all
 	while [ $n -lt 120 ]; do
-		if view 1 >view.1 2>/dev/null && view 2 >view.2 2>/dev/null &&
+		if view 1 ${FOLDER:-} >view.1 2>/dev/null &&
+		   view 2 ${FOLDER:-} >view.2 2>/dev/null &&
 		   cmp -s view.1 view.2; then
 			all=1
 			for id in "$@"; do
@@ -109,6 +112,20 @@ test_expect_success 'a keyword taken off on r2 goes off on r1; a third delivery'
 	! grep "^one " view.1 | grep -qF "work-project" &&
 	! grep "^one " view.1 | grep -qF "\$Junk" &&
 	grep "^one " view.1 | grep -qF "NonJunk"
+'
+
+test_expect_success 'a folder made through IMAP on r2, a message moved there on r1' '
+	replica_imap 2 "CREATE Archive" >/dev/null &&
+	# r1 has it on disk, its uidlist with r2'"'"'s UIDVALIDITY, before
+	# its Dovecot is asked (one that opened it first would pick its own)
+	replica_wait_log 1 "applied [0-9a-f]*: 1 folders created" &&
+	FOLDER=Archive views_agree &&
+	cat view.2 &&
+	replica_move 1 two Archive &&
+	FOLDER=Archive views_agree two &&
+	cat view.1 &&
+	views_agree one three &&
+	! grep -q "^two " view.1
 '
 
 test_expect_success 'the trees hold names, not letters; the logs are clean' '
