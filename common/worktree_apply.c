@@ -50,6 +50,7 @@ struct apply {
 	struct strvec staged;		/* new messages: tmp path, then dest */
 	struct worktree_result *res;
 	double flush;			/* seconds their syncfs took */
+	bool imap;			/* format 2 */
 };
 
 static void touch_dir(struct apply *ap, const char *dir)
@@ -504,7 +505,20 @@ static int apply_mtimes(struct apply *ap, const struct dchv *d,
 							h.v[0].sub);
 				char *fp = xasprintf("%s/%s", dir, h.v[0].name);
 				struct stat st;
-				if (stat(fp, &st) == 0) {
+				int sr = stat(fp, &st);
+				if (sr < 0 && ap->imap) {
+					/* format 2: the name carries letters */
+					char *dn = wt_dv_find_disk(ap->wt,
+						h.v[0].folder, h.v[0].sub,
+						h.v[0].name);
+					if (dn) {
+						free(fp);
+						fp = xasprintf("%s/%s", dir, dn);
+						sr = stat(fp, &st);
+						free(dn);
+					}
+				}
+				if (sr == 0) {
 					set_mtime(fp, want);
 					wt_mlist_add(&ap->wm, k, strlen(k), want);
 					ap->res->counts.mtimes++;
@@ -881,6 +895,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 			goto done;
 	}
 	t1 = clock_now();
+	ap.imap = p.imap;
 	/* the files, then recording them: the two within the slice */
 	if (wt->slice && !p.imap)
 		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?

@@ -340,7 +340,7 @@ bool wt_dv_keywords_differ(struct worktree *wt, struct scan *sc,
 	return differ || (rec && m != rec->nkw);
 }
 
-/* The file in dir whose key is tname's, or NULL. */
+/* The file in dir whose tree name is tname, or NULL. */
 static char *find_by_key(const char *dir, const char *tname)
 {
 	size_t klen = maildir_key_len(tname);
@@ -364,6 +364,16 @@ static char *find_by_key(const char *dir, const char *tname)
 		closedir(dh);
 	strbuf_release(&want);
 	strbuf_release(&have);
+	return found;
+}
+
+char *wt_dv_find_disk(struct worktree *wt, const char *folder,
+		      const char *sub, const char *tname)
+{
+	char *dir = wt_disk_dir(wt, folder, sub);
+	char *found = find_by_key(dir, tname);
+
+	free(dir);
 	return found;
 }
 

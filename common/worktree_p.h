@@ -427,6 +427,13 @@ char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
 		      const char *folder, const char *sub, const char *tname);
 
 /*
+ * The name on disk of folder/sub's message whose tree name is tname,
+ * found by listing the directory; NULL when there is none.
+ */
+char *wt_dv_find_disk(struct worktree *wt, const char *folder,
+		      const char *sub, const char *tname);
+
+/*
  * Commit side: add to ups the records (imap/<xx>, imapfolder, uidslots)
  * of the np changes of p on the worktree tree wtree, reading each changed
  * folder's dovecot-uidlist and dovecot-keywords under Dovecot's lock and

@@ -433,6 +433,43 @@ int main(void)
 	ok(uidlist_has(513, K4), "the peer's UID is in the uidlist");
 	ok(refs_agree(), "the worktree is mail");
 
+	/* 4b. a peer's mtime change reaches the file under its letters */
+	{
+		char xx[3], *mp, *old, *l, *end;
+		struct strbuf nb = STRBUF_INIT;
+		const char *paths[1];
+		const char *blobs[1];
+		bool put_it = false;
+		struct stat sb;
+		char *fp = xasprintf("%s/cur/" K4 ":2,Scd", maildir);
+
+		maildir_shard_hex(xx, KEY4, strlen(KEY4));
+		mp = xasprintf("mtimes/%s", xx);
+		old = mail_blob(mp);
+		for (l = old; *l; l = end + 1) {
+			end = strchr(l, '\n');
+			if (!put_it && strncmp(l, KEY4 " ", strlen(KEY4) + 1) >= 0) {
+				strbuf_addstr(&nb, KEY4 " 1600000000\n");
+				put_it = true;
+			}
+			if (strncmp(l, KEY4 " ", strlen(KEY4) + 1))
+				strbuf_add(&nb, l, (size_t)(end - l + 1));
+		}
+		if (!put_it)
+			strbuf_addstr(&nb, KEY4 " 1600000000\n");
+		paths[0] = mp;
+		blobs[0] = nb.buf;
+		mail_change(paths, blobs, 1);
+		ok(sync_apply(&res) == 0 && res.counts.mtimes == 1,
+		   "a peer's mtime change is applied");
+		ok(stat(fp, &sb) == 0 && sb.st_mtime == 1600000000,
+		   "to the file with this replica's letters");
+		strbuf_release(&nb);
+		free(old);
+		free(mp);
+		free(fp);
+	}
+
 	/* 5. a peer's keyword change alone renames the file */
 	peer_record(KEY1, "1\t$Forwarded", 0);
 	ok(sync_apply(&res) == 0 && res.counts.flagged == 1 && !res.skipped,
