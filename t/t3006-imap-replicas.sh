@@ -128,6 +128,36 @@ test_expect_success 'a folder made through IMAP on r2, a message moved there on 
 	! grep -q "^two " view.1
 '
 
+test_expect_success 'Sieve on r1 files a message with keywords into a new folder; r2 shows them by name' '
+	[ -x /usr/lib/dovecot/dovecot-lda ] &&
+	[ -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so ] || {
+		echo "dovecot-lda or Pigeonhole missing: not checked"; return 0; }
+	conf=$TRASH/imap/dovecot-r1/dovecot.conf &&
+	cat >>"$conf" <<-\EOF &&
+	lda_mailbox_autocreate = yes
+	protocol lda {
+	  mail_plugins = $mail_plugins sieve
+	}
+	plugin {
+	  sieve = file:~/sieve;active=~/.dovecot.sieve
+	}
+	EOF
+	cat >main.sieve <<-\EOF &&
+	require ["fileinto", "mailbox", "imap4flags"];
+	if header :contains "subject" "tagged" {
+	  fileinto :create :flags ["\\Seen", "$Junk", "sieve-tag"] "Lists";
+	  stop;
+	}
+	EOF
+	replica_run 1 sh -c "mkdir -p ~/sieve && cat >~/sieve/main.sieve && ln -sf sieve/main.sieve ~/.dovecot.sieve" <main.sieve &&
+	replica_config 1 --extra "\"uid_slot\": 0, \"dovecot_config\": \"$conf\"" &&
+	replica_deliver 1 tagged --dovecot-lda &&
+	replica_wait_log 2 "applied [0-9a-f]*: .*1 folders created" &&
+	FOLDER=Lists views_agree tagged &&
+	cat view.2 &&
+	grep -q "^tagged [0-9]* \$Junk \\\\Seen sieve-tag$" view.2
+'
+
 test_expect_success 'the trees hold names, not letters; the logs are clean' '
 	replica_git 1 ls-tree -r --name-only refs/heads/mail >names &&
 	! grep -E "/[^/]*:2,[A-Z]*[a-z]" names &&
