@@ -51,6 +51,8 @@ static struct worktree *wt;
 #define K6 KEY6 ",S=4"
 #define KEY7 "1700000007.M7P7.host"
 #define K7 KEY7 ",S=4"
+#define KEY8 "1700000008.M8P8.host"
+#define K8 KEY8 ",S=4"
 
 static void put(const char *rel, const char *content)
 {
@@ -501,6 +503,25 @@ int main(void)
 	ok(strstr(s, "\nuidnext 4098\n") != NULL, "uidnext above it (%s)", s);
 	free(s);
 	ok(mail_valid() && refs_agree(), "valid; the worktree is mail");
+
+	/* 7b. all 26 letters taken, most by names no file uses: dropped */
+	{
+		struct strbuf kw = STRBUF_INIT;
+		strbuf_addstr(&kw, "0 $Forwarded\n1 work-project\n2 $Junk\n"
+			      "3 NonJunk\n");
+		for (int i = 4; i < 26; i++)
+			strbuf_addf(&kw, "%d old%d\n", i, i);
+		put("dovecot-keywords", kw.buf);
+		strbuf_release(&kw);
+	}
+	peer_adds(KEY8, "", "4098\tbrand-new", 4099);
+	ok(sync_apply(&res) == 0 && res.counts.added == 1 && !res.skipped,
+	   "a new name when all 26 letters are taken");
+	ok(there("cur/" K8 ":2,b"), "gets the lowest letter no file uses");
+	s = slurp("dovecot-keywords");
+	is_str(s, "0 $Forwarded\n1 brand-new\n2 $Junk\n3 NonJunk\n",
+	       "names no file uses were dropped");
+	free(s);
 
 	/* 8. stale: Dovecot numbered past what the worktree knows */
 	dovecot_appends(4200, K6);
