@@ -51,6 +51,7 @@ struct apply {
 	struct worktree_result *res;
 	double flush;			/* seconds their syncfs took */
 	bool imap;			/* format 2 */
+	struct dvapply *dv;		/* format 2: Dovecot's side */
 };
 
 static void touch_dir(struct apply *ap, const char *dir)
@@ -394,6 +395,8 @@ static void applied(struct apply *ap, const struct op *op)
 		     op->to ? wt_mtcache_get(&ap->mmt, ap->r, op->to->name,
 				       op->to->klen) : MTIME_NONE);
 	wt_counts_add(&ap->res->counts, op->from, op->to);
+	if (ap->dv)
+		wt_dv_applied(ap->dv, op);
 }
 
 static void skipped(struct apply *ap, const struct op *op)
@@ -685,6 +688,8 @@ static int plan_make(struct worktree *wt, struct plan *pl,
 						  &pl->olds, &pl->news)) < 0)
 		return ret;
 	pl->ops = ops_of(&pl->olds, &pl->news, &pl->nops);
+	if (pl->imap)
+		wt_dv_order_ops(wt, mtree, pl->ops, pl->nops);
 	/* the message paths are in olds and news now: keep the rest only */
 	for (size_t i = 0; i < d->n; i++) {
 		char *folder, *name;
@@ -908,8 +913,10 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	if (p.imap &&
 	    (ret = wt_dv_apply_begin(&dv, wt, &wtree, &mtree, p.ops + first,
 				     limit && p.nops - first > limit ?
-				     limit : p.nops - first, &p.d)) < 0)
+				     limit : p.nops - first, &p.d,
+				     !limit || p.nops - first <= limit)) < 0)
 		goto done;
+	ap.dv = dv;
 	if ((ret = apply_ops(&ap, p.ops + first, p.nops - first, limit,
 			     deadline, &next)) < 0)
 		goto done;
@@ -922,6 +929,10 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		goto done;
 
 	t3 = clock_now();
+	/* format 2, a part applied: the worktree's records of that part */
+	if (dv && (res->skipped || res->more) &&
+	    (ret = wt_dv_applied_updates(dv, &ap.wu)) < 0)
+		goto done;
 	if ((ret = record_applied(&ap, &w2, &w, &wtree, &m)) < 0)
 		goto done;
 	ret = wt_dv_apply_end(dv, &ap.wu, &w2, &m,

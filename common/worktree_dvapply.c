@@ -98,6 +98,28 @@ int wt_dv_plan_records(struct worktree *wt, const struct dchv *d,
 	return ret;
 }
 
+void wt_dv_order_ops(struct worktree *wt, const struct oid *mtree,
+		     struct op *ops, size_t nops)
+{
+	struct reccache mr;
+	struct op *late = xcalloc(nops ? nops : 1, sizeof *late);
+	size_t w = 0, nl = 0;
+
+	wt_rc_init(&mr, mtree);
+	for (size_t i = 0; i < nops; i++) {
+		const struct ent *t = ops[i].to;
+		const struct imap_rec *x = t ? wt_rc_get(&mr, wt->r, t->name,
+							 t->klen) : NULL;
+		if (x && !x->uid)
+			late[nl++] = ops[i];
+		else
+			ops[w++] = ops[i];
+	}
+	memcpy(ops + w, late, nl * sizeof *late);
+	free(late);
+	wt_rc_release(&mr);
+}
+
 /* One folder the apply touches, locked for the whole apply. */
 struct afolder {
 	char *folder, *dir;
@@ -123,6 +145,9 @@ struct dvapply {
 	struct imap_slots slots;
 	bool add_slot;
 	int slot;
+	bool last;		/* the ops reach the end of the plan: N may
+				   go up to mail's uidnext (not before: a
+				   later slice's UIDs must stay insertable) */
 };
 
 static struct afolder *afolder_get(struct dvapply *dv, const char *folder)
@@ -416,7 +441,7 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 		      sizeof *dv->nuid);
 		dv->nuid[dv->nnuid++] = uid;
 	}
-	if (f->have_mf && f->mf.uidnext > uidlist_next(&f->u)) {
+	if (dv->last && f->have_mf && f->mf.uidnext > uidlist_next(&f->u)) {
 		/* N is the tree's uidnext: a UID burnt elsewhere stays so */
 		f->u.nextuid = f->mf.uidnext;
 		f->rewrite = true;
@@ -439,12 +464,14 @@ done:
 
 int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 		      const struct oid *wtree, const struct oid *mtree,
-		      struct op *ops, size_t nops, const struct dchv *d)
+		      struct op *ops, size_t nops, const struct dchv *d,
+		      bool last)
 {
 	struct dvapply *dv = xcalloc(1, sizeof *dv);
 	int ret = 0;
 
 	*out = dv;
+	dv->last = last;
 	dv->wt = wt;
 	dv->wtree = wtree;
 	dv->mtree = mtree;
@@ -490,6 +517,47 @@ int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 			if (ops[i].to)
 				ops[i].to->hold = true;
 		}
+	}
+	return ret;
+}
+
+void wt_dv_applied(struct dvapply *dv, const struct op *op)
+{
+	const struct ent *any = op->to ? op->to : op->from;
+	char k[MAILDIR_NAME_MAX + 1];
+	unsigned s;
+	const struct imap_rec *x;
+
+	if (any->klen > MAILDIR_NAME_MAX)
+		return;
+	memcpy(k, any->name, any->klen);
+	k[any->klen] = '\0';
+	s = maildir_shard(k, any->klen);
+	x = op->to ? wt_rc_get(&dv->mr, dv->wt->r, k, any->klen) : NULL;
+	wt_rc_shard(&dv->wr, dv->wt->r, s);
+	if (x)
+		imap_recs_set(&dv->wr.s[s], k, x->uid,
+			      (const char *const *)x->kw, x->nkw);
+	else
+		imap_recs_remove(&dv->wr.s[s], k);
+	dv->wr.changed[s] = true;
+}
+
+int wt_dv_applied_updates(struct dvapply *dv, struct update_list *wu)
+{
+	int ret = wt_rc_write(&dv->wr, dv->wt->r, wu);
+
+	for (size_t i = 0; i < dv->nf && ret == 0; i++) {
+		struct afolder *f = &dv->f[i];
+		struct imap_folder nf;
+		if (f->stale)
+			continue;
+		nf.uidvalidity = f->u.uidvalidity;
+		nf.uidnext = uidlist_next(&f->u);
+		if (f->have_wf && f->wf.uidvalidity == nf.uidvalidity &&
+		    f->wf.uidnext >= nf.uidnext)
+			continue;
+		ret = wt_folder_rec_update(wu, dv->wt->r, f->folder, &nf);
 	}
 	return ret;
 }

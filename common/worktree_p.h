@@ -449,18 +449,36 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
  * changes d; wt_dv_apply_begin() then takes the lock of every folder the
  * ops touch (and those whose folder record in d came or changed), drops
  * stale folders (their ops get hold), gives each op its
- * disk names and writes dovecot-keywords and dovecot-uidlist;
+ * disk names and writes dovecot-keywords and dovecot-uidlist (last: the
+ * ops end the plan, so N may be raised to mail's uidnext);
  * wt_dv_apply_end() releases the locks and commits the numbering of
  * unnumbered records as a local commit.
  */
 struct dvapply;
+/*
+ * Put the ops whose message mail leaves unnumbered last (their order
+ * kept): numbering one raises Dovecot's next UID, which a numbered
+ * message of a later slice must stay above.
+ */
+void wt_dv_order_ops(struct worktree *wt, const struct oid *mtree,
+		     struct op *ops, size_t nops);
 int wt_dv_plan_records(struct worktree *wt, const struct dchv *d,
 		       const struct oid *wtree, const struct oid *mtree,
 		       struct entv *olds, struct entv *news);
 int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 		      const struct oid *wtree, const struct oid *mtree,
-		      struct op *ops, size_t nops, const struct dchv *d);
+		      struct op *ops, size_t nops, const struct dchv *d,
+		      bool last);
 int wt_dv_apply_end(struct dvapply *dv, struct update_list *wu,
 		    const struct oid *w2, const struct oid *m, bool whole);
+/*
+ * An apply that wrote part of the plan: wt_dv_applied() notes each op
+ * done; wt_dv_applied_updates() adds to wu the worktree's records of
+ * those messages (mail's) and, for every folder written, a folder record
+ * whose uidnext is Dovecot's next UID now, so the next slice does not
+ * find the folder stale by what this one wrote.
+ */
+void wt_dv_applied(struct dvapply *dv, const struct op *op);
+int wt_dv_applied_updates(struct dvapply *dv, struct update_list *wu);
 
 #endif

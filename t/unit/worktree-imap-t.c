@@ -53,6 +53,14 @@ static struct worktree *wt;
 #define K7 KEY7 ",S=4"
 #define KEY8 "1700000008.M8P8.host"
 #define K8 KEY8 ",S=4"
+#define KEY9 "1700000009.M9P9.host"
+#define K9 KEY9 ",S=4"
+#define KEYA "1700000010.MaPa.host"
+#define KA KEYA ",S=4"
+#define KEYB "1700000011.MbPb.host"
+#define KB KEYB ",S=4"
+#define KEYC "1700000012.McPc.host"
+#define KC KEYC ",S=4"
 
 static void put(const char *rel, const char *content)
 {
@@ -118,6 +126,16 @@ static int sync_apply(struct worktree_result *res)
 
 	repo_lock(repo, 1000);
 	r = worktree_apply(wt, 0, res);
+	repo_unlock(repo);
+	return r;
+}
+
+static int sync_apply_limit(size_t limit, struct worktree_result *res)
+{
+	int r;
+
+	repo_lock(repo, 1000);
+	r = worktree_apply(wt, limit, res);
 	repo_unlock(repo);
 	return r;
 }
@@ -522,6 +540,33 @@ int main(void)
 	is_str(s, "0 $Forwarded\n1 brand-new\n2 $Junk\n3 NonJunk\n",
 	       "names no file uses were dropped");
 	free(s);
+
+	/* 7c. an apply in slices: the second is not stale by the first */
+	peer_adds(KEY9, "S", "4099", 4100);
+	peer_adds(KEYA, "S", "4100\tNonJunk", 4101);
+	ok(sync_apply_limit(1, &res) == 0 && res.more && !res.skipped &&
+	   res.counts.added == 1, "the first slice of an apply");
+	ok(!refs_agree(), "leaves the worktree behind mail");
+	ok(sync_apply_limit(1, &res) == 0 && !res.more && !res.skipped &&
+	   res.counts.added == 1, "the second goes on (not stale)");
+	ok(there("cur/" K9 ":2,S") && there("cur/" KA ":2,Sd") &&
+	   uidlist_has(4099, K9) && uidlist_has(4100, KA) && refs_agree(),
+	   "both on disk with their UIDs; the worktree is mail");
+
+	/* 7d. slices again, an unnumbered message first by key: numbered last */
+	peer_adds(KEYB, "S", "-", 0);
+	peer_adds(KEYC, "S", "4101", 4102);
+	ok(sync_apply_limit(1, &res) == 0 && res.more && !res.skipped,
+	   "the first slice");
+	ok(there("cur/" KC ":2,S") && !there("cur/" KB ":2,S"),
+	   "took the numbered message, whatever the key order");
+	ok(sync_apply_limit(1, &res) == 0 && !res.more && !res.skipped,
+	   "the second numbers the other");
+	s = record(KEYB);
+	is_str(s, "4102", "from slot 0 at uidnext 4102 (block 8 is slot 0's)");
+	free(s);
+	ok(uidlist_has(4101, KC) && uidlist_has(4102, KB) && refs_agree(),
+	   "both in the uidlist; the worktree is mail");
 
 	/* 8. stale: Dovecot numbered past what the worktree knows */
 	dovecot_appends(4200, K6);
