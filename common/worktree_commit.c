@@ -469,14 +469,14 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 		if (f == JOURNAL_FOUND_SIEVE) {
 			log_debug("'%s' is a Sieve delivery maildag-lda "
 				  "commits", a->name);
-			worktree_dirty_name(wt, a->folder, a->sub, a->name);
+			worktree_dirty_name(wt, a->folder, a->sub, wt_ent_disk(a));
 			wt_ent_release(a);
 		} else if (f != JOURNAL_FOUND_WITHDRAWN) {
 			sc->add.v[w++] = *a;
 		} else {
 			log_info("'%s' is being taken back by maildag-lda",
 				 a->name);
-			worktree_dirty_name(wt, a->folder, a->sub, a->name);
+			worktree_dirty_name(wt, a->folder, a->sub, wt_ent_disk(a));
 			wt_ent_release(a);
 		}
 	}

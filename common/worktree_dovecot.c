@@ -367,6 +367,61 @@ static char *find_by_key(const char *dir, const char *tname)
 	return found;
 }
 
+int wt_dv_rekey(struct worktree *wt, const char *folder, const char *sub,
+		const char *from, const char *to)
+{
+	char *dir = wt_disk_dir(wt, folder, NULL);
+	char *sd = wt_disk_dir(wt, folder, sub);
+	char *fp = xasprintf("%s/%s", sd, from), *tp = xasprintf("%s/%s", sd, to);
+	char *ob = xstrndup(from, strcspn(from, ":"));
+	char *nb = xstrndup(to, strcspn(to, ":"));
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
+	struct uidlist u = UIDLIST_INIT;
+	bool have_u;
+	int ret, r;
+
+	if ((r = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
+		ret = E_TEMP;
+		goto out;
+	}
+	r = uidlist_read(&u, dir);
+	have_u = r == 0;
+	if (r < 0 && r != E_NOTFOUND) {
+		ret = E_TEMP;
+	} else if (rename_noreplace(fp, tp) < 0) {
+		ret = errno == ENOENT ? E_NOTFOUND :
+		      (log_error_errno("rename '%s'", fp), E_TEMP);
+	} else {
+		ret = 0;
+		/* E5: the same UID under the new base, Dovecot's GUID kept */
+		for (size_t i = 0; have_u && i < u.n; i++) {
+			if (strcmp(u.v[i].base, ob))
+				continue;
+			free(u.v[i].base);
+			u.v[i].base = xstrdup(nb);
+			if (!strstr(u.v[i].ext, " G")) {
+				char *ext = xasprintf("%s G%s", u.v[i].ext, ob);
+				free(u.v[i].ext);
+				u.v[i].ext = ext;
+			}
+			if (uidlist_rewrite(dir, &u) < 0)
+				log_warn("'%s': the record of '%s' keeps its old "
+					 "name", dir, ob);
+			break;
+		}
+	}
+	uidlist_release(&u);
+	dovecot_unlock(&lock);
+out:
+	free(dir);
+	free(sd);
+	free(fp);
+	free(tp);
+	free(ob);
+	free(nb);
+	return ret;
+}
+
 char *wt_dv_find_disk(struct worktree *wt, const char *folder,
 		      const char *sub, const char *tname)
 {

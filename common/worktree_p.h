@@ -427,6 +427,15 @@ char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
 		      const char *folder, const char *sub, const char *tname);
 
 /*
+ * Rename folder/sub's file from to to (rename_noreplace) under Dovecot's
+ * lock, its dovecot-uidlist record following it: the same UID under the
+ * new base name, "G<old base>" keeping Dovecot's GUID (E5).  0,
+ * E_NOTFOUND when from is gone, E_TEMP (logged) otherwise.
+ */
+int wt_dv_rekey(struct worktree *wt, const char *folder, const char *sub,
+		const char *from, const char *to);
+
+/*
  * The name on disk of folder/sub's message whose tree name is tname,
  * found by listing the directory; NULL when there is none.
  */

@@ -796,7 +796,10 @@ static int rekey(struct worktree *wt, struct ent *e, bool imap)
 	if (nn.len > MAILDIR_NAME_MAX)
 		ret = log_error("cannot give '%s' a key of its own: name too "
 				"long", e->name);
-	else if (rename_noreplace(from, to) < 0)
+	else if (imap && (ret = wt_dv_rekey(wt, e->folder, e->sub,
+					    wt_ent_disk(e), nn.buf)) < 0)
+		;	/* format 2: the uidlist record follows, same UID */
+	else if (!imap && rename_noreplace(from, to) < 0)
 		ret = errno == ENOENT ? E_NOTFOUND :
 		      log_error_errno("rename '%s'", from);
 	else {
@@ -851,7 +854,8 @@ static int hash_add(struct worktree *wt, struct scan *sc, struct ent *e)
 
 static void hold_back(struct scan *sc, const struct ent *e)
 {
-	char *s = xasprintf("%s/%s/%s", e->folder, e->sub, e->name);
+	/* looked at again by its name on disk (format 2: with letters) */
+	char *s = xasprintf("%s/%s/%s", e->folder, e->sub, wt_ent_disk(e));
 
 	strvec_push(&sc->later, s);
 	free(s);

@@ -128,6 +128,18 @@ test_expect_success 'a folder made through IMAP on r2, a message moved there on 
 	! grep -q "^two " view.1
 '
 
+test_expect_success 'a COPY on r1 keeps its UID when maildag gives it a key of its own' '
+	replica_on_message 1 one INBOX "COPY \$ Archive" &&
+	replica_imap 1 "SELECT Archive" "UID FETCH 1:* (UID)" >before &&
+	grep -q "FETCH (UID 2)" before &&
+	replica_wait_log 1 "repeats a key; renamed to" &&
+	FOLDER=Archive views_agree one two &&
+	cat view.1 &&
+	grep -q "^one 2 " view.1 &&
+	ls "$(replica_maildir 1)/.Archive/cur" | grep -q "\.c[0-9a-f]\{8\}," &&
+	views_agree one three
+'
+
 test_expect_success 'Sieve on r1 files a message with keywords into a new folder; r2 shows them by name' '
 	[ -x /usr/lib/dovecot/dovecot-lda ] &&
 	[ -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so ] || {
