@@ -140,6 +140,18 @@ test_expect_success 'a COPY on r1 keeps its UID when maildag gives it a key of i
 	views_agree one three
 '
 
+test_expect_success 'an APPEND on r1 (Dovecot numbers it) and an expunge on r2 show on both' '
+	msg=$(printf "Message-ID: <appended.1@example.org>\r\nSubject: a\r\n\r\nbody\r\n") &&
+	replica_imap 1 "APPEND INBOX (\\Seen NonJunk) {$(printf "%s" "$msg" | wc -c)+}
+$msg" >append.out &&
+	grep -q "APPENDUID" append.out &&
+	replica_expunge 2 three &&
+	views_agree one appended &&
+	cat view.1 &&
+	! grep -q "^three " view.1 &&
+	grep -q "^appended [0-9]* NonJunk \\\\Seen$" view.1
+'
+
 test_expect_success 'Sieve on r1 files a message with keywords into a new folder; r2 shows them by name' '
 	[ -x /usr/lib/dovecot/dovecot-lda ] &&
 	[ -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so ] || {
