@@ -127,6 +127,7 @@ struct afolder {
 	struct uidlist u;
 	struct dovecot_keywords k;
 	bool fresh, stale, rewrite, kw_changed;
+	bool switched;		/* took the tree's UIDVALIDITY */
 	size_t old_n;
 	struct imap_folder mf, wf;	/* mail's and the worktree's records */
 	bool have_mf, have_wf;
@@ -177,6 +178,92 @@ static int afolder_cmp(const void *a, const void *b)
 		      ((const struct afolder *)b)->folder);
 }
 
+/* A UID and base name the uidlist must get. */
+struct uidadd {
+	uint32_t uid;
+	char *base;
+	char *key;		/* unnumbered: the record's key */
+};
+
+static int uidadd_cmp(const void *a, const void *b)
+{
+	const struct uidadd *x = a, *y = b;
+
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return strcmp(x->base, y->base);
+}
+
+/*
+ * The folder takes mail's UIDVALIDITY: its uidlist is made anew with
+ * the UIDs mail gives its messages (those it leaves unnumbered are
+ * numbered by the plan), and Dovecot's index files are removed under the
+ * lock, so Dovecot reads the new UIDs without a warning (E6b: an open
+ * session is told to log in again).
+ */
+static int switch_uidvalidity(struct dvapply *dv, struct afolder *f)
+{
+	struct uidadd *v = NULL;
+	size_t n = 0, a = 0;
+	int ret = 0;
+
+	for (int si = 0; si < 2 && ret == 0; si++) {
+		struct strbuf p = STRBUF_INIT;
+		git_tree *t = NULL;
+		if (*f->folder)
+			strbuf_addf(&p, "%s/", f->folder);
+		strbuf_addstr(&p, subs[si]);
+		ret = wt_subtree(&t, dv->wt->r, dv->mtree, p.buf);
+		for (size_t i = 0; ret == 0 && t && i < git_tree_entrycount(t);
+		     i++) {
+			const git_tree_entry *e = git_tree_entry_byindex(t, i);
+			git_tree *sh = NULL;
+			if (git_tree_entry_type(e) != GIT_OBJECT_TREE)
+				continue;
+			if (git_tree_lookup(&sh, dv->wt->r->git,
+					    git_tree_entry_id(e)) < 0) {
+				ret = log_error("read tree: %s", repo_git_error());
+				break;
+			}
+			for (size_t j = 0; j < git_tree_entrycount(sh); j++) {
+				const char *nm = git_tree_entry_name(
+					git_tree_entry_byindex(sh, j));
+				const struct imap_rec *x = wt_rc_get(&dv->mr,
+					dv->wt->r, nm, maildir_key_len(nm));
+				if (!x || !x->uid)
+					continue;
+				xgrow((void **)&v, &a, n + 1, sizeof *v);
+				v[n].uid = x->uid;
+				v[n].base = xstrndup(nm, strcspn(nm, ":"));
+				v[n].key = NULL;
+				n++;
+			}
+			git_tree_free(sh);
+		}
+		git_tree_free(t);
+		strbuf_release(&p);
+	}
+	if (ret == 0) {
+		log_info("'%s': UIDVALIDITY %u becomes the tree's %u", f->dir,
+			 f->u.uidvalidity, f->mf.uidvalidity);
+		qsort(v, n, sizeof *v, uidadd_cmp);
+		for (size_t i = 0; i < f->u.n; i++) {
+			free(f->u.v[i].ext);
+			free(f->u.v[i].base);
+		}
+		f->u.n = 0;
+		f->u.uidvalidity = f->mf.uidvalidity;
+		f->u.nextuid = 1;
+		for (size_t i = 0; i < n && ret == 0; i++)
+			ret = uidlist_add(&f->u, v[i].uid, v[i].base, "");
+		f->rewrite = f->switched = true;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].base);
+	free(v);
+	return ret;
+}
+
 /* Lock and read one folder's files; stale ones are left at once. */
 static int afolder_open(struct dvapply *dv, struct afolder *f)
 {
@@ -206,12 +293,17 @@ static int afolder_open(struct dvapply *dv, struct afolder *f)
 	f->old_n = f->u.n;
 	if (dovecot_keywords_read(&f->k, f->dir) < 0)
 		return E_TEMP;
-	if (f->have_mf && f->u.uidvalidity != f->mf.uidvalidity) {
-		/* not carried yet (doc/imap-progress.md): leave the folder */
-		log_warn("'%s': dovecot-uidlist has UIDVALIDITY %u, the tree "
-			 "%u; not applied there", f->dir, f->u.uidvalidity,
-			 f->mf.uidvalidity);
+	if (f->have_mf && f->u.uidvalidity != f->mf.uidvalidity &&
+	    f->have_wf && f->wf.uidvalidity != f->u.uidvalidity) {
+		/* Dovecot changed it and we have not committed that yet */
+		log_info("'%s': Dovecot's UIDVALIDITY %u is not the worktree's "
+			 "%u; committing first", f->dir, f->u.uidvalidity,
+			 f->wf.uidvalidity);
 		f->stale = true;
+	} else if (f->have_mf && f->u.uidvalidity != f->mf.uidvalidity) {
+		/* the tree gave the folder a new UIDVALIDITY (4.4, 4.5) */
+		if (switch_uidvalidity(dv, f) < 0)
+			return E_TEMP;
 	} else if (f->have_wf && f->wf.uidvalidity == f->u.uidvalidity &&
 		   uidlist_next(&f->u) > f->wf.uidnext) {
 		/* Dovecot numbered something we have not committed */
@@ -306,22 +398,6 @@ static void maybe_gc(struct dvapply *dv, struct afolder *f, struct op *ops,
 	dovecot_keywords_release(&probe);
 	if (missing && dovecot_keywords_gc(&f->k, used_letters(dv, f)))
 		f->kw_changed = true;
-}
-
-/* A UID and base name the uidlist must get. */
-struct uidadd {
-	uint32_t uid;
-	char *base;
-	char *key;		/* unnumbered: the record's key */
-};
-
-static int uidadd_cmp(const void *a, const void *b)
-{
-	const struct uidadd *x = a, *y = b;
-
-	if (x->uid != y->uid)
-		return x->uid < y->uid ? -1 : 1;
-	return strcmp(x->base, y->base);
 }
 
 /* Remove the record of base from u (its UID changes): was there one? */
@@ -453,6 +529,19 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 			 f->u.n > f->old_n ?
 			 uidlist_append(f->dir, &f->u, f->old_n) : 0) < 0)
 		ret = E_TEMP;
+	if (ret == 0 && f->switched) {
+		/* E6b: Dovecot builds its index anew from the new uidlist */
+		static const char *const idx[] = {
+			"dovecot.index", "dovecot.index.log",
+			"dovecot.index.log.2", "dovecot.index.cache",
+		};
+		for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
+			char *p = xasprintf("%s/%s", f->dir, idx[i]);
+			if (unlink(p) < 0 && errno != ENOENT)
+				log_warn_errno("unlink '%s'", p);
+			free(p);
+		}
+	}
 done:
 	for (size_t i = 0; i < nadd; i++) {
 		free(adds[i].base);

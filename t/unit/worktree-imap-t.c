@@ -568,6 +568,40 @@ int main(void)
 	ok(uidlist_has(4101, KC) && uidlist_has(4102, KB) && refs_agree(),
 	   "both in the uidlist; the worktree is mail");
 
+	/* 7e. the tree gives INBOX a new UIDVALIDITY (a merge's, 4.4) */
+	{
+		char *old = mail_blob("imapfolder"), *nl = strchr(old, '\n');
+		unsigned long v = strtoul(old + strlen("uidvalidity "), NULL, 10);
+		struct strbuf nb = STRBUF_INIT;
+		const char *paths[1] = { "imapfolder" };
+		const char *blobs[1];
+		struct uidlist u = UIDLIST_INIT;
+		size_t before_n = 0;
+
+		if (uidlist_read(&u, maildir) == 0)
+			before_n = u.n;
+		uidlist_release(&u);
+		strbuf_addf(&nb, "uidvalidity %lu%s", v + 5, nl);
+		blobs[0] = nb.buf;
+		put("dovecot.index", "stale index\n");
+		put("dovecot.index.log", "stale log\n");
+		mail_change(paths, blobs, 1);
+		ok(sync_apply(&res) == 0 && !res.skipped,
+		   "a new UIDVALIDITY is applied");
+		ok(uidlist_read(&u, maildir) == 0 && u.uidvalidity == v + 5,
+		   "dovecot-uidlist has it");
+		ok(u.n == before_n && uidlist_has(1, K1) &&
+		   uidlist_has(4102, KB),
+		   "with a record per message mail holds, its UID (%zu, "
+		   "%zu before)", u.n, before_n);
+		uidlist_release(&u);
+		ok(!there("dovecot.index") && !there("dovecot.index.log"),
+		   "Dovecot's index is gone, to be built anew (E6b)");
+		ok(refs_agree(), "the worktree is mail");
+		strbuf_release(&nb);
+		free(old);
+	}
+
 	/* 8. stale: Dovecot numbered past what the worktree knows */
 	dovecot_appends(4200, K6);
 	peer_adds(KEY7, "", "4300", 4301);
