@@ -79,7 +79,8 @@ record() {
 watch() {
 	local n=0
 	while [ $n -lt $(($1 * 2)) ]; do
-		view 1 >view.1 2>/dev/null && view 2 >view.2 2>/dev/null &&
+		view 1 ${FOLDER:-} >view.1 2>/dev/null &&
+		view 2 ${FOLDER:-} >view.2 2>/dev/null &&
 		record
 		n=$((n + 1))
 		sleep 0.5
@@ -150,6 +151,32 @@ test_expect_success 'at once: deliveries and keywords on both while both run' '
 	cat view.1 &&
 	grep "^p1 " view.1 | grep -q " later" &&
 	grep "^p1 " view.1 | grep -q " sooner"
+'
+
+test_expect_success 'one folder made on both while apart: one UIDVALIDITY wins' '
+	replica_stop 2 &&
+	for i in 1 2; do
+		msg=$(printf "Message-ID: <proj$i.1@example.org>\r\nSubject: p\r\n\r\nbody\r\n") &&
+		replica_imap $i "CREATE Projects" \
+			"APPEND Projects {$(printf "%s" "$msg" | wc -c)+}
+$msg" >/dev/null &&
+		view $i Projects >v$i || return 1
+		# Dovecot takes the time for a new UIDVALIDITY: two apart
+		[ $i = 2 ] || sleep 1.1
+	done &&
+	cat v1 v2 &&
+	! cmp -s v1 v2 &&
+	replica_start 2 &&
+	FOLDER=Projects views_agree proj1 proj2 &&
+	cat view.1 &&
+	# the greater UIDVALIDITY won, on both
+	v=$(sed -n "s/^UIDVALIDITY //p" view.1) &&
+	w=$(sed -n "s/^UIDVALIDITY //p" v2) &&
+	test "$v" = "$w" &&
+	# (each Dovecot gave UID 1 to its own APPEND: 4.8 (1), not recorded)
+	FOLDER=Projects watch 2 &&
+	FOLDER=Projects views_agree proj1 proj2 &&
+	record
 '
 
 test_expect_success 'no UID ever named two messages; logs clean' '
