@@ -89,7 +89,7 @@ int cmd_init(struct mailbox *mb, int argc, char **argv)
 	/* format 2 (experimental): the import, then the upgrade commit */
 	if (version == FORMAT_VERSION_IMAP &&
 	    upgrade_repo(&head, repo, mb->maildir, mb->cfg->node,
-			 "new mailbox in format 2\n", &up) < 0)
+			 "new mailbox in format 2\n", false, &up) < 0)
 		goto done;
 	printf("initialised '%s': %zu messages in %zu folders imported from '%s'",
 	       mb->repository, total.added, total.folders_added + 1,

@@ -50,6 +50,7 @@ void admin_usage(FILE *f)
 	      "                 serve one ssh peer's git (authorized_keys command=)\n"
 	      "  status [--json]  replication state per peer, from maildag-syncd\n"
 	      "  sync           have maildag-syncd push and fetch now\n"
+	      "  upgrade        make the repository format 2 (experimental)\n"
 	      "  undo [-n] CHANGE\n"
 	      "                 reverse one change (what it expunged, moved, removed)\n"
 	      "  version        print the version\n", f);
@@ -108,6 +109,7 @@ int main(int argc, char **argv)
 		{ "fetch", cmd_fetch, true },
 		{ "status", cmd_status, false },
 		{ "sync", cmd_sync, false },
+		{ "upgrade", cmd_upgrade, true },
 		/* refuses root itself, in words the peer and syslog see */
 		{ "serve", cmd_serve, false },
 	};

@@ -101,7 +101,7 @@ static void make_side(struct side *s, const char *work, int v, unsigned n)
 	if (worktree_commit(s->wt, NULL) < 0)
 		log_fatal("import");
 	if (v == 2 && upgrade_repo(&c, s->r, s->maildir, "bench",
-				   "upgrade\n", &st) < 0)
+				   "upgrade\n", false, &st) < 0)
 		log_fatal("upgrade");
 	repo_unlock(s->r);
 	free(repo);

@@ -165,8 +165,23 @@ int format_check_tree(struct repo *r, const struct oid *tree,
 		      const struct oid *trusted, struct strbuf *err);
 
 /*
+ * format_check_tree() where trusted is the tree of an ancestor of the
+ * commit whose tree is checked (its parent, say), known valid.  Then the
+ * IMAP records of format 2 are matched only where they changed, with the
+ * ancestor rule of fmt_imap_since() (format_p.h): a message keeps the
+ * UID the ancestor gave it in its folder, or gets one at or above the
+ * ancestor's uidnext there; uidnext never goes down.  Cost O(changed
+ * shard trees x folders) as for format 1.  A trusted tree that is not an
+ * ancestor's makes format_check_tree() match all records (O(mailbox)).
+ */
+int format_check_tree_since(struct repo *r, const struct oid *tree,
+			    const struct oid *ancestor, struct strbuf *err);
+
+/*
  * format_check_tree() on the tree of a commit; trusted_commit (or NULL) is
- * a commit whose tree is known valid.  Use it on refs/peers/<node>/mail
+ * a commit whose tree is known valid; when it is an ancestor of commit
+ * (a parent, found without a walk, or further back), format_check_tree_
+ * since().  Use it on refs/peers/<node>/mail
  * before merging it, and on the merge bases: a base is an ancestor that
  * may never have been checked.
  */

@@ -6,9 +6,11 @@
  * record and every record names a message, UIDs are unique in their
  * folder and below its uidnext, every folder has its folder record.
  *
- * Cost: the match reads every record and every shard tree of the tree,
- * whatever the trusted tree holds (O(mailbox) per check); making it
- * incremental is step A's next piece (doc/imap-progress.md).
+ * Cost: the whole match here reads every record and every shard tree of
+ * the tree (O(mailbox)); it runs without a trusted tree, or with one that
+ * is not known to be an ancestor's.  Against an ancestor,
+ * format_imap_since.c matches only what changed.  Which format a process
+ * takes follows its own repository (format_use_repo()).
  */
 #include "autoconf.h"
 
@@ -189,11 +191,16 @@ static int check_slots(struct checker *ck, const struct rentry *e)
 	return 0;
 }
 
-/* imap/: one record blob per shard number, each canonical. */
-static int check_imap_dir(struct checker *ck, const struct rentry *de)
+/*
+ * imap/: one record blob per shard number, each canonical.  Against a
+ * trusted imap/ tree te (may be NULL), a blob it holds is not read
+ * again, and the shard numbers whose records changed are imap_affected[].
+ */
+static int check_imap_dir(struct checker *ck, const struct rentry *de,
+			  const struct rentry *te)
 {
 	const struct rentry *prev = NULL;
-	struct rtree t;
+	struct rtree t, tt;
 	size_t old;
 	int r;
 
@@ -201,6 +208,11 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de)
 		return 0;
 	if ((r = fmt_read_tree(ck, &t, de, NULL)))
 		return r < 0 ? r : 0;
+	fmt_read_trusted(ck, &tt, te && fmt_is_tree(te) ? &te->id : NULL);
+	/* records a shard lost: those keys must be looked at again */
+	for (size_t i = 0; i < tt.n; i++)
+		if (fmt_is_shard_name(&tt.e[i]) && !fmt_rtree_find(&t, &tt.e[i]))
+			ck->imap_affected[fmt_shard_value(tt.e[i].name)] = true;
 	old = fmt_path_push(ck, de);
 	for (size_t i = 0; i < t.n && !ck->stop && !ck->fatal; i++) {
 		const struct rentry *e = &t.e[i];
@@ -216,8 +228,10 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de)
 				   "unexpected entry (not a shard: two lowercase hex digits)");
 			continue;
 		}
-		if (!fmt_want_blob(ck, e) ||
-		    read_blob(ck, e, FORMAT_MTIMES_MAX, &obj))
+		if (!fmt_want_blob(ck, e) || fmt_unchanged(&tt, e))
+			continue;
+		ck->imap_affected[fmt_shard_value(e->name)] = true;
+		if (read_blob(ck, e, FORMAT_MTIMES_MAX, &obj))
 			continue;
 		if (imap_recs_parse(&recs, git_odb_object_data(obj),
 				    git_odb_object_size(obj), e->name, &why) < 0)
@@ -226,19 +240,38 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de)
 			fmt_report(ck, e->name, e->nlen, "empty record");
 		imap_recs_release(&recs);
 		strbuf_release(&why);
-		git_odb_object_free(obj);
+		/* the ancestor match reads it again: kept */
+		if (ck->incremental && ck->ancestor &&
+		    !ck->imap_blob[fmt_shard_value(e->name)])
+			ck->imap_blob[fmt_shard_value(e->name)] = obj;
+		else
+			git_odb_object_free(obj);
 	}
 	fmt_path_pop(ck, old);
+	if (ck->incremental && ck->ancestor && !ck->imap_n.obj) {
+		ck->imap_n = t;		/* likewise */
+		ck->imap_t = tt;
+		return ck->fatal;
+	}
+	fmt_rtree_release(&tt);
 	fmt_rtree_release(&t);
 	return ck->fatal;
 }
 
-int fmt_imap_root_entry(struct checker *ck, const struct rentry *e)
+int fmt_imap_root_entry(struct checker *ck, const struct rentry *e,
+			const struct rentry *te)
 {
+	/* fmt_check_entry() has looked at e's mode; te is of e's kind */
+	bool known = te && oid_equal(&te->id, &e->id);
+
+	/* what the trusted tree holds is checked already */
+	if (known && (fmt_name_is(e, IMAPREC_SLOTS) || fmt_name_is(e, IMAPREC_DIR) ||
+		      fmt_name_is(e, IMAPREC_FOLDER)))
+		return 1;
 	if (fmt_name_is(e, IMAPREC_SLOTS))
 		return check_slots(ck, e) < 0 ? E_TEMP : 1;
 	if (fmt_name_is(e, IMAPREC_DIR))
-		return check_imap_dir(ck, e) < 0 ? E_TEMP : 1;
+		return check_imap_dir(ck, e, te) < 0 ? E_TEMP : 1;
 	if (fmt_name_is(e, IMAPREC_FOLDER))
 		return fmt_imap_folder_record(ck, e) < 0 ? E_TEMP : 1;
 	return 0;

@@ -26,33 +26,8 @@
 #include "strbuf.h"
 #include "strmap.h"
 #include "strvec.h"
-#include "upgrade.h"
+#include "upgrade_p.h"
 #include "xalloc.h"
-
-/* How long (ms) to wait for Dovecot to let go of a folder's uidlist. */
-#define LOCK_WAIT 30000
-
-struct umsg {
-	size_t folder;
-	char *path;		/* its format 1 tree path */
-	char *name;		/* its file name, letters and all */
-	char sub[4];
-	struct oid blob;
-};
-
-struct ufolder {
-	char *name;		/* "" for INBOX, else ".Name" */
-	struct strvec files;	/* its messages' file names */
-};
-
-struct upgrade {
-	struct strmap index;	/* folder name -> position in f */
-	struct ufolder *f;
-	size_t nf, alf;
-	struct umsg *m;
-	size_t nm, alm;
-	struct imap_recs shard[256];
-};
 
 static size_t add_folder(struct upgrade *u, const char *name)
 {
@@ -139,10 +114,10 @@ static int folder_records(struct upgrade *u, struct ufolder *f,
 	int r;
 
 	memset(&kw, 0, sizeof kw);
-	if ((r = dovecot_lock(&lock, dir, LOCK_WAIT)) < 0) {
+	if ((r = dovecot_lock(&lock, dir, UPGRADE_LOCK_WAIT)) < 0) {
 		if (r == E_TEMP)
 			log_error("'%s': Dovecot's uidlist lock is still held "
-				  "after %d s; try again", dir, LOCK_WAIT / 1000);
+				  "after %d s; try again", dir, UPGRADE_LOCK_WAIT / 1000);
 		goto done;
 	}
 	r = uidlist_read(&ul, dir);
@@ -211,7 +186,8 @@ static const struct oid *put_blob(struct repo *r, struct oid *slot,
 
 static int write_tree(struct oid *out, struct repo *r, const struct oid *tree,
 		      struct upgrade *u, const struct imap_folder *fr,
-		      const char *node, unsigned slot)
+		      const char *node, unsigned slot,
+		      const struct imap_slots *peer_slots)
 {
 	struct repo_update *ups;
 	struct oid *blobs;
@@ -260,6 +236,9 @@ static int write_tree(struct oid *out, struct repo *r, const struct oid *tree,
 		strvec_push(&paths, b.buf);
 		ups[n++].path = paths.v[paths.n - 1];
 	}
+	for (size_t i = 0; peer_slots && i < peer_slots->n; i++)
+		imap_slots_add(&slots, peer_slots->v[i].slot,
+			       peer_slots->v[i].node);
 	imap_slots_add(&slots, slot, node);
 	strbuf_reset(&b);
 	imap_slots_format(&b, &slots);
@@ -279,43 +258,110 @@ static int write_tree(struct oid *out, struct repo *r, const struct oid *tree,
 	return err;
 }
 
+/* The peer's uidslots into s (left empty when it has none that parse). */
+static void read_slots(struct imap_slots *s, struct repo *r,
+		       const struct oid *tree)
+{
+	struct strbuf b = STRBUF_INIT;
+	struct oid id;
+
+	if (repo_tree_lookup(&id, r, tree, IMAPREC_SLOTS) == 0 &&
+	    repo_blob_read(&b, r, &id) == 0 &&
+	    imap_slots_parse(s, b.buf, b.len, NULL) < 0)
+		imap_slots_release(s);
+	strbuf_release(&b);
+}
+
 int upgrade_tree(struct oid *out, struct repo *r, const struct oid *tree,
 		 const char *maildir, const char *node,
-		 struct upgrade_stats *st)
+		 const struct oid *peer_tree, struct upgrade_stats *st)
 {
 	struct upgrade u;
 	struct imap_folder *fr = NULL;
+	struct peer_folder *pf = NULL;
+	struct imap_slots slots = IMAP_SLOTS_INIT;
 	int ret;
 
 	memset(&u, 0, sizeof u);
 	memset(st, 0, sizeof *st);
-	/* the first claim of an empty table; maildag.conf's uid_slot later */
-	st->slot = 0;
+	/*
+	 * The lowest slot the table (the peer's, or an empty one) leaves
+	 * us; maildag.conf's uid_slot later.
+	 */
+	if (peer_tree)
+		read_slots(&slots, r, peer_tree);
+	if ((ret = imap_slots_claim(&slots, node)) < 0) {
+		ret = log_error("no UID slot left for '%s' in the peer's "
+				"uidslots", node);
+		goto done;
+	}
+	st->slot = (unsigned)ret;
 	add_folder(&u, "");
 	if ((ret = root_folders(&u, r, tree)) < 0 ||
 	    (ret = format_foreach_message(r, tree, one_message, &u)) != 0) {
 		ret = log_error("cannot read tree %s", oid_hex(tree));
 		goto done;
 	}
+	if (peer_tree && (ret = upgrade_peer_folders(&pf, &u, r, peer_tree)) < 0)
+		goto done;
 	fr = xcalloc(u.nf, sizeof *fr);
-	for (size_t i = 0; i < u.nf; i++)
-		if ((ret = folder_records(&u, &u.f[i], &fr[i], maildir,
-					  st->slot, st)) < 0)
+	for (size_t i = 0; i < u.nf; i++) {
+		char *dir = *u.f[i].name ? xasprintf("%s/%s", maildir,
+						      u.f[i].name)
+					 : xstrdup(maildir);
+		if (pf && pf[i].have)
+			ret = upgrade_adopt_folder(&u, &u.f[i], &fr[i], &pf[i],
+						   dir, st->slot, st);
+		else
+			ret = folder_records(&u, &u.f[i], &fr[i], maildir,
+					     st->slot, st);
+		free(dir);
+		if (ret < 0)
 			goto done;
+	}
 	st->folders = u.nf;
 	st->messages = u.nm;
-	ret = write_tree(out, r, tree, &u, fr, node, st->slot);
+	ret = write_tree(out, r, tree, &u, fr, node, st->slot, &slots);
 done:
 	free(fr);
+	upgrade_peer_folders_free(pf, u.nf);
+	imap_slots_release(&slots);
 	upgrade_release(&u);
 	return ret;
 }
 
+struct find_peer {
+	struct repo *r;
+	const struct oid *mail;
+	struct oid commit;
+	char ref[256];
+};
+
+/* A peer ref that is format 2 and shares history with mail: taken. */
+static int peer_candidate(const char *ref, void *data)
+{
+	struct find_peer *fp = data;
+	struct oid id;
+	git_oid base;
+
+	if (repo_ref_read(&id, fp->r, ref) < 0 ||
+	    format_commit_version(fp->r, &id) != FORMAT_VERSION_IMAP ||
+	    git_merge_base(&base, fp->r->git, GIT_OID(fp->mail),
+			   GIT_OID(&id)) < 0)
+		return 0;
+	oid_cpy(&fp->commit, &id);
+	snprintf(fp->ref, sizeof fp->ref, "%s", ref);
+	return 1;
+}
+
 int upgrade_repo(struct oid *out, struct repo *r, const char *maildir,
-		 const char *node, const char *why, struct upgrade_stats *st)
+		 const char *node, const char *why, bool adopt,
+		 struct upgrade_stats *st)
 {
 	struct strbuf err = STRBUF_INIT;
-	struct oid mail, wt, tree, newtree;
+	struct oid mail, wt, tree, newtree, ptree;
+	struct find_peer fp;
+	bool have_peer = false;
 	int v, ret;
 
 	if (repo_ref_read(&mail, r, REF_MAIL) < 0 ||
@@ -337,9 +383,18 @@ int upgrade_repo(struct oid *out, struct repo *r, const char *maildir,
 			  "upgrade then", REF_MAIL);
 		return E_RACE;
 	}
+	memset(&fp, 0, sizeof fp);
+	fp.r = r;
+	fp.mail = &mail;
+	if (adopt && repo_foreach_peer_ref(r, peer_candidate, &fp) == 1 &&
+	    repo_commit_tree(&ptree, r, &fp.commit) == 0)
+		have_peer = true;
 	if ((ret = repo_commit_tree(&tree, r, &mail)) < 0 ||
-	    (ret = upgrade_tree(&newtree, r, &tree, maildir, node, st)) < 0)
+	    (ret = upgrade_tree(&newtree, r, &tree, maildir, node,
+				have_peer ? &ptree : NULL, st)) < 0)
 		return ret < 0 ? ret : E_FAIL;
+	if (have_peer)
+		snprintf(st->peer, sizeof st->peer, "%s", fp.ref);
 	format_allow_version(FORMAT_VERSION_IMAP);
 	if ((ret = format_check_tree(r, &newtree, NULL, &err)) < 0) {
 		log_error("the format 2 tree fails its check: %s", err.buf);

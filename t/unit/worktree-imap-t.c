@@ -387,7 +387,7 @@ int main(void)
 	worktree_dirty_all(wt);
 	ok(sync_commit(&res) == 0 && res.committed, "format 1 import");
 	repo_lock(repo, 1000);
-	ok(upgrade_repo(&c, repo, maildir, "test", "upgrade\n", &st) == 0,
+	ok(upgrade_repo(&c, repo, maildir, "test", "upgrade\n", false, &st) == 0,
 	   "made format 2");
 	repo_unlock(repo);
 	is_int(format_repo_version(), FORMAT_VERSION_IMAP, "format 2 taken");
