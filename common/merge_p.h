@@ -311,22 +311,21 @@ struct imap_msg {
 	const char *key;	/* the result's key (a .dup key is new) */
 	uint32_t uid[3];	/* [O], [T]: the UID the side gives this key
 				   in this folder, 0: none there; [B] unused */
-	uint32_t out;		/* set: its UID in the result */
+	uint32_t out;		/* set: its UID in the result, 0: unnumbered */
 };
 
 /*
  * The folder record of the result and every message's UID (4.4): a UID
  * both sides give stays; a side's UID stays when the other side's
  * uidnext is at or below it (a side without the folder, or whose
- * UIDVALIDITY is the smaller, counts as uidnext 1 with no UIDs); the
- * rest get new UIDs in slot 7's blocks from the greater uidnext, in
- * order of (smallest UID a side gave, key).  uidnext is the greater of
- * the sides' and the last new UID + 1.  Should the UIDs run out, the
- * folder gets UIDVALIDITY + 1 and every message a new UID from 1.  A
- * UID that would be kept for two messages (sides that break format 2's
+ * UIDVALIDITY is the smaller, counts as uidnext 1 with no UIDs); UID 0
+ * on a side (an unnumbered record) is no UID.  The rest get UID 0: the
+ * merge does not number, each replica that applies the result numbers
+ * them from its own slot.  uidnext is the greater of the sides'.  A UID
+ * that would be kept for two messages (sides that break format 2's
  * rules) is kept for neither.
  * fs[B] is not used; msgs[].uid is changed.  0, or E_FAIL (logged) when
- * neither side has the folder or it holds more messages than UIDs.
+ * neither side has the folder.
  */
 int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 		      struct imap_msg *msgs, size_t n);
