@@ -1,0 +1,641 @@
+/*
+ * merge_records: format 2's IMAP records in the tree merge
+ * (doc/imap-identity.md 4.2, 4.4): the folder records
+ * [<folder>/]imapfolder, the message records imap/<xx> and uidslots of
+ * the result, from the rules of merge_imap.c.
+ *
+ * Only when ours and theirs are both format 2 (m->imap); a format-1
+ * merge never comes here, so its trees stay what they were.
+ *
+ * What is read, and why it is enough.  Along any valid history from a
+ * base B to a side S, a message in folder F (same UIDVALIDITY) either
+ * keeps the UID B gave it there or has one at or above B's uidnext(F):
+ * replicas allocate above their uidnext, a merge keeps a UID only at or
+ * above the other side's uidnext, and the applying replica numbers above
+ * the result's.  So when one side's record of F is the base's, every UID
+ * the other side gives in F stands (it is the base's, or at or above the
+ * base's uidnext, which is then that side's), and a shard number only
+ * one side changed is taken from it whole, imap/<xx> included, as the
+ * walk already does for the messages and mtimes/.  A folder is contested
+ * when both sides have its record and changed it, or their UIDVALIDITYs
+ * differ: then a side's new UID may not stand, and the merge reads every
+ * changed shard (still O(changed shards), never O(mailbox)).  Untouched
+ * messages have one UID on both sides and keep it.
+ *
+ * Invariants: every decision is a function of (base, ours, theirs) and
+ * the same when they swap; a folder of the result has its record exactly
+ * when it exists (INBOX always); records are canonical.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+#include "imaprec.h"
+#include "log.h"
+#include "maildir_name.h"
+#include "merge_p.h"
+#include "repo_p.h"
+#include "strbuf.h"
+#include "strvec.h"
+#include "xalloc.h"
+
+/* --- which format ------------------------------------------------------ */
+
+/* Is tree format 2?  0 / 1, or < 0 when FORMAT cannot be read. */
+static int tree_is_v2(struct mctx *m, const struct oid *tree)
+{
+	struct strbuf buf = STRBUF_INIT;
+	struct oid id;
+	char want[32];
+	int ret;
+
+	snprintf(want, sizeof want, "maildag %d\n", FORMAT_VERSION_IMAP);
+	ret = repo_tree_lookup(&id, m->r, tree, FORMAT_PATH);
+	if (ret == E_NOTFOUND)
+		return 0;
+	if (ret < 0)
+		return ret;
+	if (repo_blob_read(&buf, m->r, &id) < 0) {
+		strbuf_release(&buf);
+		return log_error("read '" FORMAT_PATH "' of tree %s", oid_hex(tree));
+	}
+	ret = !strcmp(buf.buf ? buf.buf : "", want);
+	strbuf_release(&buf);
+	return ret;
+}
+
+int mg_imap_detect(struct mctx *m)
+{
+	int o = tree_is_v2(m, m->tree[O]), t;
+
+	if (o < 0 || (t = tree_is_v2(m, m->tree[T])) < 0)
+		return E_FAIL;
+	if (o != t) {
+		log_error("cannot merge a format 1 tree with a format 2 tree");
+		return E_INVALID;
+	}
+	m->imap = o;
+	if (m->imap) {
+		m->is = xcalloc(256, sizeof *m->is);
+		for (unsigned x = 0; x < 256; x++)
+			for (int s = 0; s < 3; s++)
+				m->is[x].rec[s] = (struct imap_recs)IMAP_RECS_INIT;
+	}
+	return 0;
+}
+
+void mg_imap_release(struct mctx *m)
+{
+	if (m->is)
+		for (unsigned x = 0; x < 256; x++)
+			for (int s = 0; s < 3; s++)
+				imap_recs_release(&m->is[x].rec[s]);
+	free(m->is);
+	for (size_t i = 0; i < m->nifs; i++)
+		free(m->ifs[i].folder);
+	free(m->ifs);
+}
+
+/* --- the records of the three trees, read when asked -------------------- */
+
+/* The records of shard x on side s (empty when the side has none). */
+static int shard_recs(const struct imap_recs **out, struct mctx *m,
+		      unsigned x, int s)
+{
+	struct ishard *is = &m->is[x];
+	struct strbuf path = STRBUF_INIT, buf = STRBUF_INIT;
+	int ret = 0;
+
+	if (!is->loaded[s]) {
+		imap_recs_shard_path(&path, x);
+		ret = m->tree[s] ? repo_tree_lookup(&is->id[s], m->r, m->tree[s],
+						    path.buf) : E_NOTFOUND;
+		is->present[s] = ret == 0;
+		is->loaded[s] = true;
+		is->alias[s] = s;
+		ret = ret == E_NOTFOUND ? 0 : ret;
+		/* share what another side parsed from the same blob */
+		for (int k = 0; k < 3 && ret == 0; k++)
+			if (k != s && is->loaded[k] && is->alias[k] == k &&
+			    is->present[k] == is->present[s] &&
+			    (!is->present[s] || oid_equal(&is->id[k], &is->id[s])))
+				is->alias[s] = k;
+		if (ret == 0 && is->alias[s] == s && is->present[s]) {
+			if (repo_blob_read(&buf, m->r, &is->id[s]) < 0)
+				ret = log_error("read '%s': %s", path.buf,
+						repo_git_error());
+			else if (imap_recs_parse(&is->rec[s], buf.buf, buf.len,
+						 path.buf + strlen(IMAPREC_DIR) + 1,
+						 NULL) < 0) {
+				log_error("'%s' is not a list of IMAP records: "
+					  "refusing to merge", path.buf);
+				ret = E_INVALID;
+			}
+		}
+	}
+	strbuf_release(&path);
+	strbuf_release(&buf);
+	*out = &is->rec[is->alias[s]];
+	return ret;
+}
+
+static void folder_record_path(struct strbuf *out, const char *folder)
+{
+	if (*folder)
+		strbuf_addf(out, "%s/", folder);
+	strbuf_addstr(out, IMAPREC_FOLDER);
+}
+
+/* The entry of folder (created, its records read). */
+static int folder_get(struct ifolder **out, struct mctx *m, const char *folder,
+		      size_t flen)
+{
+	struct strbuf path = STRBUF_INIT, buf = STRBUF_INIT;
+	struct ifolder *f;
+	int ret = 0;
+
+	for (size_t i = 0; i < m->nifs; i++)
+		if (strlen(m->ifs[i].folder) == flen &&
+		    !strncmp(m->ifs[i].folder, folder, flen)) {
+			*out = &m->ifs[i];
+			return 0;
+		}
+	xgrow((void **)&m->ifs, &m->aifs, m->nifs + 1, sizeof *m->ifs);
+	f = &m->ifs[m->nifs++];
+	memset(f, 0, sizeof *f);
+	f->folder = xstrndup(folder, flen);
+	folder_record_path(&path, f->folder);
+	for (int s = 0; s < 3 && ret == 0; s++) {
+		int r = m->tree[s] ? repo_tree_lookup(&f->id[s], m->r, m->tree[s],
+						      path.buf) : E_NOTFOUND;
+		if (r == E_NOTFOUND)
+			continue;
+		if (r < 0 || (strbuf_reset(&buf), repo_blob_read(&buf, m->r,
+								 &f->id[s]) < 0)) {
+			ret = log_error("read '%s'", path.buf);
+			break;
+		}
+		if (imap_folder_parse(&f->f[s], buf.buf, buf.len, NULL) < 0) {
+			log_error("'%s' is not a folder record: refusing to merge",
+				  path.buf);
+			ret = E_INVALID;
+			break;
+		}
+		f->has[s] = true;
+	}
+	strbuf_release(&path);
+	strbuf_release(&buf);
+	*out = f;
+	return ret;
+}
+
+static bool same_record(const struct ifolder *f, int a, int b)
+{
+	return f->has[a] == f->has[b] &&
+	       (!f->has[a] || oid_equal(&f->id[a], &f->id[b]));
+}
+
+int mg_imap_contested(struct mctx *m)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < m->ln && ret == 0; i++) {
+		const struct leaf *l = &m->lv[i];
+		struct ifolder *f;
+
+		if (l->kind != LEAF_IMAPFOLDER ||
+		    (ret = folder_get(&f, m, l->path, l->flen)) < 0)
+			continue;
+		f->leaf = true;
+		if (f->has[O] && f->has[T] &&
+		    (f->f[O].uidvalidity != f->f[T].uidvalidity ||
+		     (!same_record(f, O, B) && !same_record(f, T, B))))
+			m->contested = true;
+	}
+	return ret;
+}
+
+/* --- keys whose record alone changed ----------------------------------- */
+
+static bool rec_equal(const struct imap_rec *a, const struct imap_rec *b)
+{
+	if (a->uid != b->uid || a->nkw != b->nkw)
+		return false;
+	for (size_t i = 0; i < a->nkw; i++)
+		if (strcmp(a->kw[i], b->kw[i]))
+			return false;
+	return true;
+}
+
+int mg_imap_changed_keys(struct mctx *m, char ***out, size_t *nout)
+{
+	size_t n = 0, alloc = 0;
+	char **keys = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < m->ln; i++)
+		if (m->lv[i].kind == LEAF_IMAPREC)
+			m->is[m->lv[i].shard].touched = true;
+	for (unsigned x = 0; x < 256 && ret == 0; x++) {
+		const struct imap_recs *rb, *rs;
+
+		if (!m->is[x].touched)
+			continue;
+		for (int s = O; s <= T && ret == 0; s++) {
+			size_t i = 0, j = 0;
+
+			if ((ret = shard_recs(&rb, m, x, B)) < 0 ||
+			    (ret = shard_recs(&rs, m, x, s)) < 0 || rb == rs)
+				continue;
+			while (i < rb->n || j < rs->n) {
+				int c = i >= rb->n ? 1 : j >= rs->n ? -1 :
+					strcmp(rb->v[i].key, rs->v[j].key);
+				const char *k = c <= 0 ? rb->v[i].key : rs->v[j].key;
+				bool differ = c || !rec_equal(&rb->v[i], &rs->v[j]);
+
+				i += c <= 0;
+				j += c >= 0;
+				if (!differ)
+					continue;
+				xgrow((void **)&keys, &alloc, n + 1, sizeof *keys);
+				keys[n++] = xstrdup(k);
+			}
+		}
+	}
+	if (n)
+		qsort(keys, n, sizeof *keys, strvec_cmp);
+	*out = keys;
+	*nout = n;
+	return ret;
+}
+
+/* --- the result's records ------------------------------------------------ */
+
+/* One message of the result whose record the merge decides. */
+struct ient {
+	const char *folder, *key;
+	unsigned shard;
+	struct imap_msg msg;
+	struct strvec kw;
+};
+
+static int ient_cmp(const void *a, const void *b)
+{
+	const struct ient *x = a, *y = b;
+	int c = strcmp(x->folder, y->folder);
+
+	return c ? c : strcmp(x->key, y->key);
+}
+
+/* The record side s holds for key (NULL: none). */
+static int side_rec(const struct imap_rec **out, struct mctx *m, int s,
+		    const char *key)
+{
+	const struct imap_recs *r;
+	int ret = shard_recs(&r, m, maildir_shard(key, strlen(key)), s);
+
+	*out = ret < 0 ? NULL : imap_recs_find(r, key);
+	return ret;
+}
+
+/* The UIDs and keywords of one result entry r of id. */
+static int ient_fill(struct ient *e, struct mctx *m, struct ident *id,
+		     const struct res *r)
+{
+	struct imap_kwside sd[3];
+	int ret = 0;
+
+	memset(e, 0, sizeof *e);
+	e->folder = r->folder;
+	e->key = r->key;
+	e->shard = maildir_shard(r->key, strlen(r->key));
+	e->msg.key = r->key;
+	e->kw = (struct strvec)STRVEC_INIT;
+	for (int s = B; s <= T && ret == 0; s++) {
+		const struct imap_rec *rec = NULL;
+
+		memset(&sd[s], 0, sizeof sd[s]);
+		/* keywords: the side's record of the message, any folder */
+		if (id->n[s] && (ret = side_rec(&rec, m, s, id->v[s][0].mn.key)) == 0 &&
+		    rec) {
+			sd[s].has = true;
+			sd[s].kw = (const char *const *)rec->kw;
+			sd[s].n = rec->nkw;
+		}
+		/* the UID: only under the same key in the same folder */
+		for (size_t k = 0; s != B && k < id->n[s] && ret == 0; k++) {
+			const struct view *v = &id->v[s][k];
+			if (strcmp(v->folder, r->folder) || strcmp(v->mn.key, r->key))
+				continue;
+			if ((ret = side_rec(&rec, m, s, v->mn.key)) == 0 && rec)
+				e->msg.uid[s] = rec->uid;
+			break;
+		}
+	}
+	if (ret == 0)
+		merge_imap_keywords(&e->kw, sd);
+	return ret;
+}
+
+/* The folder record of f for the result, and what it means for ours. */
+static int resolve_folder(struct mctx *m, struct ifolder *f,
+			  struct ient *ents, size_t n)
+{
+	struct imap_fside fs[3] = { { false, { 0, 0 } }, { f->has[O], f->f[O] },
+				    { f->has[T], f->f[T] } };
+	struct imap_msg *msgs = xcalloc(n ? n : 1, sizeof *msgs);
+	struct strbuf path = STRBUF_INIT, buf = STRBUF_INIT;
+	bool remove;
+	struct oid id;
+	int ret = 0;
+
+	if (!f->has[O] && !f->has[T]) {
+		free(msgs);
+		if (!n)
+			return 0;
+		log_error("folder '%s' of the merge has no folder record on "
+			  "either side: refusing to merge", f->folder);
+		return E_INVALID;
+	}
+	for (size_t i = 0; i < n; i++)
+		msgs[i] = ents[i].msg;
+	if ((ret = merge_imap_folder(&f->out, fs, msgs, n)) < 0)
+		goto done;
+	for (size_t i = 0; i < n; i++)
+		ents[i].msg.out = msgs[i].out;
+	f->computed = true;
+	/* a side that removed it wins over one that left it alone */
+	remove = (!f->has[O] && same_record(f, T, B)) ||
+		 (!f->has[T] && same_record(f, O, B));
+	folder_record_path(&path, f->folder);
+	if (remove) {
+		if (f->has[O])
+			update_list_add(&m->ups, path.buf, NULL);
+		goto done;
+	}
+	imap_folder_format(&buf, &f->out);
+	if (git_odb_hash(GIT_OID(&id), buf.buf, buf.len, GIT_OBJECT_BLOB) < 0)
+		ret = log_error("hash: %s", repo_git_error());
+	else if ((!f->has[O] || !oid_equal(&id, &f->id[O])) &&
+		 (ret = repo_blob_from_buffer(&id, m->r, buf.buf, buf.len)) == 0)
+		update_list_add(&m->ups, path.buf, &id);
+done:
+	strbuf_release(&path);
+	strbuf_release(&buf);
+	free(msgs);
+	return ret;
+}
+
+/* A key of a shard whose record the result drops or sets. */
+struct skey {
+	unsigned shard;
+	const char *key;
+	const struct ient *e;	/* NULL: dropped */
+};
+
+static int skey_cmp(const void *a, const void *b)
+{
+	const struct skey *x = a, *y = b;
+
+	if (x->shard != y->shard)
+		return x->shard < y->shard ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+static void skey_add(struct skey **v, size_t *n, size_t *alloc,
+		     const char *key, const struct ient *e)
+{
+	xgrow((void **)v, alloc, *n + 1, sizeof **v);
+	(*v)[*n].shard = maildir_shard(key, strlen(key));
+	(*v)[*n].key = key;
+	(*v)[*n].e = e;
+	(*n)++;
+}
+
+/* imap/<x>: ours' records less gone[], plus set[]; written if changed. */
+static int write_shard(struct mctx *m, unsigned x, const struct skey *gone,
+		       size_t ng, const struct skey *set, size_t ns)
+{
+	const struct imap_recs *ours;
+	struct imap_recs out = IMAP_RECS_INIT;
+	struct strbuf buf = STRBUF_INIT, path = STRBUF_INIT;
+	struct ishard *is = &m->is[x];
+	struct oid id;
+	int ret;
+
+	if ((ret = shard_recs(&ours, m, x, O)) < 0)
+		return ret;
+	for (size_t k = 0; k < ours->n; k++)
+		imap_recs_set(&out, ours->v[k].key, ours->v[k].uid,
+			      (const char *const *)ours->v[k].kw, ours->v[k].nkw);
+	for (size_t k = 0; k < ng; k++)
+		imap_recs_remove(&out, gone[k].key);
+	for (size_t k = 0; k < ns; k++)
+		imap_recs_set(&out, set[k].key, set[k].e->msg.out,
+			      (const char *const *)set[k].e->kw.v,
+			      set[k].e->kw.n);
+	imap_recs_format(&buf, &out);
+	imap_recs_shard_path(&path, x);
+	if (!buf.len) {
+		if (is->present[O])
+			update_list_add(&m->ups, path.buf, NULL);
+	} else if (git_odb_hash(GIT_OID(&id), buf.buf, buf.len,
+				GIT_OBJECT_BLOB) < 0) {
+		ret = log_error("hash: %s", repo_git_error());
+	} else if (!is->present[O] || !oid_equal(&id, &is->id[O])) {
+		if ((ret = repo_blob_from_buffer(&id, m->r, buf.buf, buf.len)) == 0)
+			update_list_add(&m->ups, path.buf, &id);
+	}
+	strbuf_release(&buf);
+	strbuf_release(&path);
+	imap_recs_release(&out);
+	return ret;
+}
+
+static int write_records(struct mctx *m, const struct ient *ents, size_t ne,
+			 char **ckeys, size_t nckeys)
+{
+	struct skey *gone = NULL, *set = NULL;
+	size_t ng = 0, ag = 0, ns = 0, as = 0, gi = 0, si = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < nckeys; i++)
+		skey_add(&gone, &ng, &ag, ckeys[i], NULL);
+	for (size_t i = 0; i < m->nids; i++)
+		for (int k = 0; k < 3; k++)
+			for (size_t j = 0; j < m->ids[i].n[k]; j++)
+				skey_add(&gone, &ng, &ag,
+					 m->ids[i].v[k][j].mn.key, NULL);
+	for (size_t i = 0; i < ne; i++)
+		skey_add(&set, &ns, &as, ents[i].key, &ents[i]);
+	if (ng)
+		qsort(gone, ng, sizeof *gone, skey_cmp);
+	if (ns)
+		qsort(set, ns, sizeof *set, skey_cmp);
+	for (unsigned x = 0; x < 256 && ret == 0; x++) {
+		size_t g0 = gi, s0 = si;
+
+		while (gi < ng && gone[gi].shard == x)
+			gi++;
+		while (si < ns && set[si].shard == x)
+			si++;
+		if (g0 == gi && s0 == si && !m->is[x].touched)
+			continue;
+		ret = write_shard(m, x, gone + g0, gi - g0, set + s0, si - s0);
+	}
+	free(gone);
+	free(set);
+	return ret;
+}
+
+int mg_imap_resolve(struct mctx *m, char **ckeys, size_t nckeys)
+{
+	struct ient *ents = NULL;
+	size_t ne = 0, alloc = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < m->nids && ret == 0; i++) {
+		struct ident *id = &m->ids[i];
+		for (size_t k = 0; k < id->nres && ret == 0; k++) {
+			bool dup = false;
+			/* one record per key: a key in two folders has one */
+			for (size_t j = 0; j < k; j++)
+				dup |= !strcmp(id->res[j].key, id->res[k].key);
+			if (dup)
+				continue;
+			xgrow((void **)&ents, &alloc, ne + 1, sizeof *ents);
+			ret = ient_fill(&ents[ne++], m, id, &id->res[k]);
+		}
+	}
+	if (ne)
+		qsort(ents, ne, sizeof *ents, ient_cmp);
+	/* every folder with a result message, then the changed records */
+	for (size_t i = 0; i < ne && ret == 0;) {
+		struct ifolder *f;
+		size_t j = i;
+
+		while (j < ne && !strcmp(ents[j].folder, ents[i].folder))
+			j++;
+		if ((ret = folder_get(&f, m, ents[i].folder,
+				      strlen(ents[i].folder))) == 0)
+			ret = resolve_folder(m, f, ents + i, j - i);
+		i = j;
+	}
+	for (size_t i = 0; i < m->nifs && ret == 0; i++)
+		if (!m->ifs[i].computed)
+			ret = resolve_folder(m, &m->ifs[i], NULL, 0);
+	if (ret == 0)
+		ret = write_records(m, ents, ne, ckeys, nckeys);
+	for (size_t i = 0; i < ne; i++)
+		strvec_clear(&ents[i].kw);
+	free(ents);
+	return ret;
+}
+
+/* --- folders of the result --------------------------------------------- */
+
+/* The record folder gets when the result has it but lacks its record. */
+static int restored_record(struct oid *out, struct mctx *m, const char *folder)
+{
+	struct strbuf buf = STRBUF_INIT;
+	struct ifolder *f;
+	int ret;
+
+	if ((ret = folder_get(&f, m, folder, strlen(folder))) < 0)
+		return ret;
+	if (!f->computed) {
+		struct imap_fside fs[3] = { { false, { 0, 0 } },
+					    { f->has[O], f->f[O] },
+					    { f->has[T], f->f[T] } };
+		if (!f->has[O] && !f->has[T]) {
+			log_error("folder '%s' of the merge has no folder record "
+				  "on either side: refusing to merge", folder);
+			return E_INVALID;
+		}
+		if ((ret = merge_imap_folder(&f->out, fs, NULL, 0)) < 0)
+			return ret;
+		f->computed = true;
+	}
+	imap_folder_format(&buf, &f->out);
+	ret = repo_blob_from_buffer(out, m->r, buf.buf, buf.len);
+	strbuf_release(&buf);
+	return ret;
+}
+
+int mg_imap_restore_folders(struct oid *tree, struct mctx *m)
+{
+	struct update_list ups = UPDATE_LIST_INIT;
+	git_tree *root = NULL;
+	struct oid id;
+	int ret;
+
+	if ((ret = mg_tree_load(&root, m, tree)) < 0)
+		return ret;
+	if (!git_tree_entry_byname(root, IMAPREC_FOLDER) &&
+	    (ret = restored_record(&id, m, "")) == 0)
+		update_list_add(&ups, IMAPREC_FOLDER, &id);
+	for (size_t i = 0; i < git_tree_entrycount(root) && ret == 0; i++) {
+		const git_tree_entry *fe = git_tree_entry_byindex(root, i);
+		const char *name = git_tree_entry_name(fe);
+		const git_tree_entry *re;
+		git_tree *ft = NULL;
+		size_t n;
+		char *p;
+
+		if (git_tree_entry_type(fe) != GIT_OBJECT_TREE || name[0] != '.')
+			continue;
+		if ((ret = mg_tree_load(&ft, m, OID(git_tree_entry_id(fe)))) < 0)
+			break;
+		re = git_tree_entry_byname(ft, IMAPREC_FOLDER);
+		n = git_tree_entrycount(ft);
+		p = xasprintf("%s/" IMAPREC_FOLDER, name);
+		/* a folder exists exactly when its record does */
+		if (re && n == 1)
+			update_list_add(&ups, p, NULL);
+		else if (!re && (ret = restored_record(&id, m, name)) == 0)
+			update_list_add(&ups, p, &id);
+		free(p);
+		git_tree_free(ft);
+	}
+	git_tree_free(root);
+	if (ret == 0 && ups.n)
+		ret = repo_tree_update(tree, m->r, tree, ups.v, ups.n);
+	update_list_release(&ups);
+	return ret;
+}
+
+/* --- uidslots ---------------------------------------------------------- */
+
+int mg_imap_slots_union(struct oid *out, struct mctx *m, const struct oid *o,
+			const struct oid *t)
+{
+	struct imap_slots s[2] = { IMAP_SLOTS_INIT, IMAP_SLOTS_INIT };
+	struct strbuf buf = STRBUF_INIT;
+	int ret = 0;
+
+	for (int k = 0; k < 2 && ret == 0; k++) {
+		strbuf_reset(&buf);
+		if (repo_blob_read(&buf, m->r, k ? t : o) < 0) {
+			ret = log_error("read '" IMAPREC_SLOTS "'");
+		} else if (imap_slots_parse(&s[k], buf.buf, buf.len, NULL) < 0) {
+			log_error("'" IMAPREC_SLOTS "' is not a slot table: "
+				  "refusing to merge");
+			ret = E_INVALID;
+		}
+	}
+	for (size_t i = 0; ret == 0 && i < s[1].n; i++)
+		imap_slots_add(&s[0], s[1].v[i].slot, s[1].v[i].node);
+	strbuf_reset(&buf);
+	if (ret == 0) {
+		imap_slots_format(&buf, &s[0]);
+		ret = repo_blob_from_buffer(out, m->r, buf.len ? buf.buf : "",
+					    buf.len);
+	}
+	imap_slots_release(&s[0]);
+	imap_slots_release(&s[1]);
+	strbuf_release(&buf);
+	return ret;
+}
