@@ -198,6 +198,46 @@ static bool same_record(const struct ifolder *f, int a, int b)
 	       (!f->has[a] || oid_equal(&f->id[a], &f->id[b]));
 }
 
+/*
+ * One side deleted the folder, the other changed the incarnation the
+ * base had (same UIDVALIDITY, a new record): it comes back, but the
+ * deleting side's uidnext is lost with its record, and UIDs it showed
+ * there may be above the other side's.  So it comes back as a new
+ * incarnation: UIDVALIDITY + 1, uidnext 1, every message unnumbered.
+ */
+static bool revived(const struct ifolder *f)
+{
+	int s = f->has[O] ? O : T;
+
+	return f->has[B] && f->has[O] != f->has[T] &&
+	       f->f[s].uidvalidity == f->f[B].uidvalidity &&
+	       !same_record(f, s, B);
+}
+
+/* f->out for the messages msgs[0..n-1] of the result in f. */
+static int folder_out(struct ifolder *f, struct imap_msg *msgs, size_t n)
+{
+	struct imap_fside fs[3] = { { false, { 0, 0 } }, { f->has[O], f->f[O] },
+				    { f->has[T], f->f[T] } };
+	int ret = 0;
+
+	if (revived(f)) {
+		uint32_t v = f->f[B].uidvalidity;
+		f->out.uidvalidity = v == IMAP_UID_MAX ? 1 : v + 1;
+		f->out.uidnext = 1;
+		for (size_t i = 0; i < n; i++)
+			msgs[i].out = 0;
+	} else if (!f->has[O] && !f->has[T]) {
+		log_error("folder '%s' of the merge has no folder record on "
+			  "either side: refusing to merge", f->folder);
+		ret = E_INVALID;
+	} else {
+		ret = merge_imap_folder(&f->out, fs, msgs, n);
+	}
+	f->computed = ret == 0;
+	return ret;
+}
+
 int mg_imap_contested(struct mctx *m)
 {
 	int ret = 0;
@@ -210,9 +250,10 @@ int mg_imap_contested(struct mctx *m)
 		    (ret = folder_get(&f, m, l->path, l->flen)) < 0)
 			continue;
 		f->leaf = true;
-		if (f->has[O] && f->has[T] &&
-		    (f->f[O].uidvalidity != f->f[T].uidvalidity ||
-		     (!same_record(f, O, B) && !same_record(f, T, B))))
+		if ((f->has[O] && f->has[T] &&
+		     (f->f[O].uidvalidity != f->f[T].uidvalidity ||
+		      (!same_record(f, O, B) && !same_record(f, T, B)))) ||
+		    revived(f))
 			m->contested = true;
 	}
 	return ret;
@@ -344,29 +385,22 @@ static int ient_fill(struct ient *e, struct mctx *m, struct ident *id,
 static int resolve_folder(struct mctx *m, struct ifolder *f,
 			  struct ient *ents, size_t n)
 {
-	struct imap_fside fs[3] = { { false, { 0, 0 } }, { f->has[O], f->f[O] },
-				    { f->has[T], f->f[T] } };
 	struct imap_msg *msgs = xcalloc(n ? n : 1, sizeof *msgs);
 	struct strbuf path = STRBUF_INIT, buf = STRBUF_INIT;
 	bool remove;
 	struct oid id;
 	int ret = 0;
 
-	if (!f->has[O] && !f->has[T]) {
+	if (!f->has[O] && !f->has[T] && !n) {
 		free(msgs);
-		if (!n)
-			return 0;
-		log_error("folder '%s' of the merge has no folder record on "
-			  "either side: refusing to merge", f->folder);
-		return E_INVALID;
+		return 0;
 	}
 	for (size_t i = 0; i < n; i++)
 		msgs[i] = ents[i].msg;
-	if ((ret = merge_imap_folder(&f->out, fs, msgs, n)) < 0)
+	if ((ret = folder_out(f, msgs, n)) < 0)
 		goto done;
 	for (size_t i = 0; i < n; i++)
 		ents[i].msg.out = msgs[i].out;
-	f->computed = true;
 	/* a side that removed it wins over one that left it alone */
 	remove = (!f->has[O] && same_record(f, T, B)) ||
 		 (!f->has[T] && same_record(f, O, B));
@@ -546,19 +580,8 @@ static int restored_record(struct oid *out, struct mctx *m, const char *folder)
 
 	if ((ret = folder_get(&f, m, folder, strlen(folder))) < 0)
 		return ret;
-	if (!f->computed) {
-		struct imap_fside fs[3] = { { false, { 0, 0 } },
-					    { f->has[O], f->f[O] },
-					    { f->has[T], f->f[T] } };
-		if (!f->has[O] && !f->has[T]) {
-			log_error("folder '%s' of the merge has no folder record "
-				  "on either side: refusing to merge", folder);
-			return E_INVALID;
-		}
-		if ((ret = merge_imap_folder(&f->out, fs, NULL, 0)) < 0)
-			return ret;
-		f->computed = true;
-	}
+	if (!f->computed && (ret = folder_out(f, NULL, 0)) < 0)
+		return ret;
 	imap_folder_format(&buf, &f->out);
 	ret = repo_blob_from_buffer(out, m->r, buf.buf, buf.len);
 	strbuf_release(&buf);
