@@ -268,7 +268,8 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
 	for (size_t i = 0; i < nikeys && ret == 0; i++)
 		if ((!i || strcmp(ikeys[i], ikeys[i - 1])) &&
 		    !presented(&m, ikeys[i]) &&
-		    !bsearch(&ikeys[i], ckeys, nckeys, sizeof *ckeys, strvec_cmp))
+		    !(nckeys && bsearch(&ikeys[i], ckeys, nckeys, sizeof *ckeys,
+					 strvec_cmp)))
 			ret = mg_lookup_key(&m, ikeys[i]);
 	if (ret < 0)
 		goto done;

@@ -90,6 +90,8 @@ struct vcase {
 	size_t nmsg;
 	struct strmap seen;	/* "<folder> <v> <uid>" -> message */
 	unsigned long long failed, merges, numbered, unnumbered;
+	const uint8_t *bytes;	/* fuzzing: the choices, one byte each */
+	size_t nbytes, pos;
 };
 
 static long long vtrace = -1;	/* MERGE_MODEL_V2_CASE: trace that case */
@@ -110,6 +112,8 @@ static void vtr(struct vcase *c, const char *fmt, ...)
 
 static uint64_t vrnd(struct vcase *c)
 {
+	if (c->bytes)
+		return c->pos < c->nbytes ? c->bytes[c->pos++] : 0;
 	c->rng ^= c->rng >> 12;
 	c->rng ^= c->rng << 25;
 	c->rng ^= c->rng >> 27;
@@ -646,9 +650,13 @@ static void run_vcase(struct vcase *c)
 		}
 		oid_cpy(&c->head[r], &root);
 	}
-	for (unsigned i = 0, nops = 10 + vrn(c, 30); i < nops && !c->failed; i++) {
+	for (unsigned i = 0, nops = c->bytes ? 400 : 10 + vrn(c, 30);
+	     i < nops && !c->failed; i++) {
 		int r = (int)vrn(c, (unsigned)c->n);
 		unsigned op = vrn(c, 100);
+
+		if (c->bytes && c->pos >= c->nbytes)
+			break;
 
 		if (op >= 70) {
 			int b = (r + 1 + (int)vrn(c, (unsigned)c->n - 1)) % c->n;
@@ -744,4 +752,36 @@ unsigned long long v2_model_run(uint64_t seed, unsigned long long ncases,
 	repo_batch_end(&batch, false);
 	repo_free(r);
 	return t->failed;
+}
+
+/*
+ * One case whose choices are the bytes data[0..size) (a fuzzer's input):
+ * the number of failures (0: every property held).  The repository is
+ * made on the first call and emptied on each.
+ */
+unsigned long long v2_model_bytes(const uint8_t *data, size_t size)
+{
+	static struct repo *r;
+	static git_odb_backend *mempack;
+	struct vcase *c = xcalloc(1, sizeof *c);
+	unsigned long long failed;
+
+	if (!r) {
+		if (repo_global_init() < 0)
+			log_fatal("libgit2 init failed");
+		format_allow_version(FORMAT_VERSION_IMAP);
+		r = mem_repo(&mempack);
+	}
+	git_mempack_reset(mempack);
+	c->repo = r;
+	c->bytes = data;
+	c->nbytes = size;
+	c->n = 2 + (int)vrn(c, VR - 1);
+	c->clock = 1700000000;
+	c->vclock = 1000;
+	run_vcase(c);
+	failed = c->failed;
+	strmap_clear(&c->seen);
+	free(c);
+	return failed;
 }

@@ -29,4 +29,8 @@ struct v2_totals {
 unsigned long long v2_model_run(uint64_t seed, unsigned long long ncases,
 				int job, int jobs, struct v2_totals *t);
 
+/* One case of the format 2 tree model whose choices are data[0..size)
+ * (t/fuzz/fuzz-merge.c); the number of failures. */
+unsigned long long v2_model_bytes(const uint8_t *data, size_t size);
+
 #endif
