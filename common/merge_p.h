@@ -144,6 +144,7 @@ struct ifolder {
 	struct oid id[3];
 	struct imap_folder f[3];
 	bool leaf;		/* a side changed it */
+	bool contested;		/* both changed it, one UIDVALIDITY */
 	bool computed;		/* out is the result's record */
 	struct imap_folder out;
 };
@@ -177,6 +178,7 @@ struct mctx {
 	/* format 2 (merge_records.c) */
 	bool imap;		/* ours and theirs are format 2 */
 	bool contested;		/* a folder record both sides changed */
+	bool contested_all;	/* ... or UIDVALIDITYs differ, or revived */
 	struct ishard *is;	/* 256 of them, when imap */
 	struct ifolder *ifs;
 	size_t nifs, aifs;
@@ -396,6 +398,15 @@ void mg_imap_release(struct mctx *m);
  * (mg_read_pending reads them all).
  */
 int mg_imap_contested(struct mctx *m);
+
+/*
+ * Must shard number x, which only diff d changed, be read although some
+ * folder is contested?  Not when none of the UIDs that side gave anew in
+ * x can fall below the other side's uidnext in a contested folder (see
+ * merge_records.c); true when unsure, or on an error (then logged and
+ * *err set).
+ */
+bool mg_imap_must_read(struct mctx *m, unsigned x, int d, int *err);
 
 /* Keys whose record differs between the base and a side, in the
  * imap/<xx> blobs the walk read; sorted, owned by the caller. */

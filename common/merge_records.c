@@ -251,12 +251,84 @@ int mg_imap_contested(struct mctx *m)
 			continue;
 		f->leaf = true;
 		if ((f->has[O] && f->has[T] &&
-		     (f->f[O].uidvalidity != f->f[T].uidvalidity ||
-		      (!same_record(f, O, B) && !same_record(f, T, B)))) ||
-		    revived(f))
-			m->contested = true;
+		     f->f[O].uidvalidity != f->f[T].uidvalidity) || revived(f))
+			m->contested = m->contested_all = true;
+		else if (f->has[O] && f->has[T] && !same_record(f, O, B) &&
+			 !same_record(f, T, B))
+			m->contested = f->contested = true;
 	}
 	return ret;
+}
+
+/* How many folders' shard directories of x diff d changed (0, 1, 2+). */
+static unsigned folders_changed(const struct mctx *m, unsigned x, int d)
+{
+	const char *first = NULL;
+	size_t flen = 0;
+
+	for (size_t i = 0; i < m->npend; i++) {
+		const struct pending *p = &m->pend[i];
+		const char *sub;
+		size_t len;
+
+		if ((int)p->diff != d || p->shard != x)
+			continue;
+		/* [<folder>/](cur|new)/<xx>: the folder is what precedes */
+		sub = strlen(p->path) > 7 ? p->path + strlen(p->path) - 7 : p->path;
+		len = (size_t)(sub - p->path);
+		if (!first) {
+			first = p->path;
+			flen = len;
+		} else if (len != flen || strncmp(first, p->path, len)) {
+			return 2;
+		}
+	}
+	return first ? 1 : 0;
+}
+
+/*
+ * Along a valid history from the base, a side's message in folder F
+ * whose (F, UID) pair is new has a UID at or above the base's
+ * uidnext(F) (the head comment).  It stands unless F is contested and
+ * the UID is below the other side's uidnext(F): in the interval
+ * [base uidnext, other uidnext).  Without reading x's shard trees the
+ * folder of a record is unknown, so a UID in any contested folder's
+ * interval means reading; a message moved between folders may keep its
+ * UID number and its record, so two folders changed in x mean reading.
+ */
+bool mg_imap_must_read(struct mctx *m, unsigned x, int d, int *err)
+{
+	int s = 1 + d, y = s == O ? T : O;
+	const struct imap_recs *rb, *rs;
+	bool imap_changed = false;
+	size_t i = 0, j = 0;
+
+	if (m->contested_all || folders_changed(m, x, d) > 1)
+		return true;
+	for (size_t k = 0; k < m->ln && !imap_changed; k++)
+		imap_changed = m->lv[k].kind == LEAF_IMAPREC &&
+			       m->lv[k].shard == x && (int)m->lv[k].diff == d;
+	if (!imap_changed)
+		return false;	/* no UID given anew */
+	if ((*err = shard_recs(&rb, m, x, B)) < 0 ||
+	    (*err = shard_recs(&rs, m, x, s)) < 0)
+		return true;
+	for (; j < rs->n; j++) {
+		const struct imap_rec *r = &rs->v[j];
+		int c = 1;
+
+		while (i < rb->n && (c = strcmp(rb->v[i].key, r->key)) < 0)
+			i++;
+		if (!r->uid || (i < rb->n && !c && rb->v[i].uid == r->uid))
+			continue;
+		for (size_t k = 0; k < m->nifs; k++) {
+			const struct ifolder *f = &m->ifs[k];
+			uint32_t lo = f->has[B] ? f->f[B].uidnext : 1;
+			if (f->contested && r->uid >= lo && r->uid < f->f[y].uidnext)
+				return true;
+		}
+	}
+	return false;
 }
 
 /* --- keys whose record alone changed ----------------------------------- */

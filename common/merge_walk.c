@@ -187,7 +187,7 @@ static bool shard_blob(const struct leaf *l)
 
 int mg_read_pending(struct mctx *m)
 {
-	bool changed[2][256];
+	bool changed[2][256], read[256];
 	struct strbuf path = STRBUF_INIT;
 	size_t w = 0;
 	int ret = 0;
@@ -199,12 +199,17 @@ int mg_read_pending(struct mctx *m)
 		if (shard_blob(&m->lv[i]))
 			changed[m->lv[i].diff][m->lv[i].shard] = true;
 	m->defer = false;
+	for (unsigned x = 0; x < 256 && ret == 0; x++) {
+		read[x] = m->full || (changed[0][x] && changed[1][x]);
+		/* a contested folder record: a side's shard may not stand */
+		if (!read[x] && m->contested && (changed[0][x] || changed[1][x]))
+			read[x] = mg_imap_must_read(m, x, changed[0][x] ? 0 : 1,
+						    &ret);
+	}
 	for (size_t i = 0; i < m->npend && ret == 0; i++) {
 		const struct pending *p = &m->pend[i];
 		struct tree_up *t;
-		/* a contested folder record: a side's shard may not stand */
-		if (m->full || m->contested ||
-		    (changed[0][p->shard] && changed[1][p->shard])) {
+		if (read[p->shard]) {
 			strbuf_reset(&path);
 			strbuf_addstr(&path, p->path);
 			ret = mg_walk(m, (int)p->diff, p->has_a ? &p->ida : NULL,
@@ -226,8 +231,7 @@ int mg_read_pending(struct mctx *m)
 	/* mtimes (and imap) blobs of those shards: theirs', as they are */
 	for (size_t i = 0; i < m->ln; i++) {
 		struct leaf *l = &m->lv[i];
-		if (shard_blob(l) && !m->full && !m->contested &&
-		    !(changed[0][l->shard] && changed[1][l->shard])) {
+		if (shard_blob(l) && !read[l->shard]) {
 			if (l->diff == DIFF_THEIRS) {
 				bool added = false;
 				/* the blob theirs has, if any leaf says so */

@@ -17,6 +17,9 @@
  * unrelated histories (each replica its own INBOX UIDVALIDITY).
  *
  * Checked: every tree a replica shows is valid (format_check_tree());
+ * every UID a merge kept is one both sides gave the message there, or at
+ * or above the uidnext of the side without it (Dovecot takes no UID
+ * below its UIDNEXT);
  * the recorder: every (folder, UIDVALIDITY, UID) any replica ever showed
  * names one message (by content); at the end, after every replica
  * merged every other until they agree, all hold the same tree, whose
@@ -572,8 +575,48 @@ static void apply(struct vcase *c, int r)
 	}
 }
 
+/* The message of blob in s, or NULL. */
+static const struct vmsg *find_msg(const struct vstate *s, const struct oid *blob)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (oid_equal(&s->m[i].blob, blob))
+			return &s->m[i];
+	return NULL;
+}
+
+/*
+ * Every UID the merge x of o and t kept is one both gave the message
+ * there, or one the side without it never showed: at or above its
+ * uidnext (else that replica's Dovecot could not take it, E4).
+ */
+static void check_kept(struct vcase *c, const struct vstate *x,
+		       const struct vstate *o, const struct vstate *t)
+{
+	const struct vstate *sd[2] = { o, t };
+
+	for (size_t i = 0; i < x->n; i++) {
+		const struct vmsg *m = &x->m[i];
+		int f = m->folder;
+
+		if (!m->uid)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			const struct vstate *y = sd[k];
+			const struct vmsg *ym = find_msg(y, &m->blob);
+			if (!y->has[f] ||
+			    y->f[f].uidvalidity != x->f[f].uidvalidity ||
+			    (ym && ym->folder == f && ym->uid == m->uid))
+				continue;
+			if (m->uid < y->f[f].uidnext)
+				vfail(c, "UID %u kept in '%s' below a side's uidnext "
+				      "%u", m->uid, vfolders[f], y->f[f].uidnext);
+		}
+	}
+}
+
 static void sync_pair(struct vcase *c, int a, int b, bool both)
 {
+	struct vstate so, st, sx;
 	struct oid x, y;
 
 	if (merge_commits(&x, c->repo, &c->head[a], &c->head[b], 0, NULL,
@@ -589,6 +632,9 @@ static void sync_pair(struct vcase *c, int a, int b, bool both)
 	    oid_hex(&x));
 	if (!oid_equal(&x, &y))
 		vfail(c, "merge(r%d, r%d) != merge(r%d, r%d)", a, b, b, a);
+	if (state_read(&so, c, &c->head[a]) && state_read(&st, c, &c->head[b]) &&
+	    state_read(&sx, c, &x))
+		check_kept(c, &sx, &so, &st);
 	oid_cpy(&c->head[a], &x);
 	apply(c, a);
 	if (both) {
