@@ -128,13 +128,28 @@ struct pending {
 	struct oid ida, idb;
 };
 
+/* One line of an imap/<xx> blob, as it is (merge_records.c). */
+struct rline {
+	const char *key, *line;	/* in the blob */
+	size_t klen, len;	/* len: with the LF */
+};
+
+/* An imap/<xx> blob and its lines, in key order. */
+struct rindex {
+	struct strbuf buf;
+	struct rline *v;
+	size_t n;
+};
+
+void rindex_release(struct rindex *ix);
+
 /* The imap/<xx> blob of one shard in the three trees, read when asked. */
 struct ishard {
 	bool touched;		/* a leaf of it was read */
 	bool loaded[3], present[3];
 	struct oid id[3];
-	int alias[3];		/* whose rec[] holds side s's records */
-	struct imap_recs rec[3];
+	int alias[3];		/* whose ix[] holds side s's records */
+	struct rindex ix[3];
 };
 
 /* The folder record of one folder in the three trees, and the result's. */

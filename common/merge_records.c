@@ -82,7 +82,7 @@ int mg_imap_detect(struct mctx *m)
 		m->is = xcalloc(256, sizeof *m->is);
 		for (unsigned x = 0; x < 256; x++)
 			for (int s = 0; s < 3; s++)
-				m->is[x].rec[s] = (struct imap_recs)IMAP_RECS_INIT;
+				strbuf_init(&m->is[x].ix[s].buf, 0);
 	}
 	return 0;
 }
@@ -92,7 +92,7 @@ void mg_imap_release(struct mctx *m)
 	if (m->is)
 		for (unsigned x = 0; x < 256; x++)
 			for (int s = 0; s < 3; s++)
-				imap_recs_release(&m->is[x].rec[s]);
+				rindex_release(&m->is[x].ix[s]);
 	free(m->is);
 	for (size_t i = 0; i < m->nifs; i++)
 		free(m->ifs[i].folder);
@@ -101,12 +101,61 @@ void mg_imap_release(struct mctx *m)
 
 /* --- the records of the three trees, read when asked -------------------- */
 
+/*
+ * A record blob is read as it is, not parsed into records: an index of
+ * its lines by key (the blob is canonical, sorted by key, in a tree the
+ * caller checked), so the thousands of records of the shards a merge
+ * touches cost no allocation each; a line is decoded only when its
+ * message is merged.
+ */
+void rindex_release(struct rindex *ix)
+{
+	strbuf_release(&ix->buf);
+	free(ix->v);
+	ix->v = NULL;
+	ix->n = 0;
+}
+
+static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+
+	return c ? c : (al > bl) - (al < bl);
+}
+
+/* Index ix->buf; false when it is not lines "<key> TAB ..." sorted. */
+static bool rindex_build(struct rindex *ix)
+{
+	const char *p = ix->buf.buf, *end = p + ix->buf.len;
+	size_t alloc = 0;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *tab = eol ? memchr(p, '\t', (size_t)(eol - p)) : NULL;
+		struct rline *l;
+
+		if (!tab || tab == p)
+			return false;
+		xgrow((void **)&ix->v, &alloc, ix->n + 1, sizeof *ix->v);
+		l = &ix->v[ix->n++];
+		l->key = p;
+		l->klen = (size_t)(tab - p);
+		l->line = p;
+		l->len = (size_t)(eol + 1 - p);
+		if (ix->n > 1 && key_cmp(l[-1].key, l[-1].klen, l->key,
+					 l->klen) >= 0)
+			return false;
+		p = eol + 1;
+	}
+	return true;
+}
+
 /* The records of shard x on side s (empty when the side has none). */
-static int shard_recs(const struct imap_recs **out, struct mctx *m,
-		      unsigned x, int s)
+static int shard_ix(const struct rindex **out, struct mctx *m, unsigned x,
+		    int s)
 {
 	struct ishard *is = &m->is[x];
-	struct strbuf path = STRBUF_INIT, buf = STRBUF_INIT;
+	struct strbuf path = STRBUF_INIT;
 	int ret = 0;
 
 	if (!is->loaded[s]) {
@@ -117,19 +166,17 @@ static int shard_recs(const struct imap_recs **out, struct mctx *m,
 		is->loaded[s] = true;
 		is->alias[s] = s;
 		ret = ret == E_NOTFOUND ? 0 : ret;
-		/* share what another side parsed from the same blob */
+		/* share what another side read from the same blob */
 		for (int k = 0; k < 3 && ret == 0; k++)
 			if (k != s && is->loaded[k] && is->alias[k] == k &&
 			    is->present[k] == is->present[s] &&
 			    (!is->present[s] || oid_equal(&is->id[k], &is->id[s])))
 				is->alias[s] = k;
 		if (ret == 0 && is->alias[s] == s && is->present[s]) {
-			if (repo_blob_read(&buf, m->r, &is->id[s]) < 0)
+			if (repo_blob_read(&is->ix[s].buf, m->r, &is->id[s]) < 0)
 				ret = log_error("read '%s': %s", path.buf,
 						repo_git_error());
-			else if (imap_recs_parse(&is->rec[s], buf.buf, buf.len,
-						 path.buf + strlen(IMAPREC_DIR) + 1,
-						 NULL) < 0) {
+			else if (!rindex_build(&is->ix[s])) {
 				log_error("'%s' is not a list of IMAP records: "
 					  "refusing to merge", path.buf);
 				ret = E_INVALID;
@@ -137,9 +184,53 @@ static int shard_recs(const struct imap_recs **out, struct mctx *m,
 		}
 	}
 	strbuf_release(&path);
-	strbuf_release(&buf);
-	*out = &is->rec[is->alias[s]];
+	*out = &is->ix[is->alias[s]];
 	return ret;
+}
+
+static const struct rline *rindex_find(const struct rindex *ix, const char *key)
+{
+	size_t lo = 0, hi = ix->n, kl = strlen(key);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = key_cmp(ix->v[mid].key, ix->v[mid].klen, key, kl);
+		if (!c)
+			return &ix->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The UID field of a line ("-": 0). */
+static uint32_t line_uid(const struct rline *l)
+{
+	unsigned long long v = 0;
+
+	for (const char *p = l->key + l->klen + 1;
+	     p < l->line + l->len && *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (unsigned)(*p - '0');
+	return v > IMAP_UID_MAX ? 0 : (uint32_t)v;
+}
+
+/* The keywords of a line, pushed to out. */
+static void line_keywords(struct strvec *out, const struct rline *l)
+{
+	const char *end = l->line + l->len - 1;	/* at the LF */
+	const char *p = memchr(l->key + l->klen + 1, '\t',
+			       (size_t)(end - l->key - l->klen - 1));
+
+	while (p && ++p < end) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		size_t n = (size_t)((sp ? sp : end) - p);
+		char *k = xstrndup(p, n);
+
+		strvec_push_nodup(out, k);
+		p = sp;
+	}
 }
 
 static void folder_record_path(struct strbuf *out, const char *folder)
@@ -299,9 +390,9 @@ static unsigned folders_changed(const struct mctx *m, unsigned x, int d)
 bool mg_imap_must_read(struct mctx *m, unsigned x, int d, int *err)
 {
 	int s = 1 + d, y = s == O ? T : O;
-	const struct imap_recs *rb, *rs;
+	const struct rindex *rb, *rs;
 	bool imap_changed = false;
-	size_t i = 0, j = 0;
+	size_t i = 0;
 
 	if (m->contested_all || folders_changed(m, x, d) > 1)
 		return true;
@@ -310,21 +401,23 @@ bool mg_imap_must_read(struct mctx *m, unsigned x, int d, int *err)
 			       m->lv[k].shard == x && (int)m->lv[k].diff == d;
 	if (!imap_changed)
 		return false;	/* no UID given anew */
-	if ((*err = shard_recs(&rb, m, x, B)) < 0 ||
-	    (*err = shard_recs(&rs, m, x, s)) < 0)
+	if ((*err = shard_ix(&rb, m, x, B)) < 0 ||
+	    (*err = shard_ix(&rs, m, x, s)) < 0)
 		return true;
-	for (; j < rs->n; j++) {
-		const struct imap_rec *r = &rs->v[j];
+	for (size_t j = 0; j < rs->n; j++) {
+		const struct rline *r = &rs->v[j];
+		uint32_t u = line_uid(r);
 		int c = 1;
 
-		while (i < rb->n && (c = strcmp(rb->v[i].key, r->key)) < 0)
+		while (i < rb->n && (c = key_cmp(rb->v[i].key, rb->v[i].klen,
+						 r->key, r->klen)) < 0)
 			i++;
-		if (!r->uid || (i < rb->n && !c && rb->v[i].uid == r->uid))
+		if (!u || (i < rb->n && !c && line_uid(&rb->v[i]) == u))
 			continue;
 		for (size_t k = 0; k < m->nifs; k++) {
 			const struct ifolder *f = &m->ifs[k];
 			uint32_t lo = f->has[B] ? f->f[B].uidnext : 1;
-			if (f->contested && r->uid >= lo && r->uid < f->f[y].uidnext)
+			if (f->contested && u >= lo && u < f->f[y].uidnext)
 				return true;
 		}
 	}
@@ -332,16 +425,6 @@ bool mg_imap_must_read(struct mctx *m, unsigned x, int d, int *err)
 }
 
 /* --- keys whose record alone changed ----------------------------------- */
-
-static bool rec_equal(const struct imap_rec *a, const struct imap_rec *b)
-{
-	if (a->uid != b->uid || a->nkw != b->nkw)
-		return false;
-	for (size_t i = 0; i < a->nkw; i++)
-		if (strcmp(a->kw[i], b->kw[i]))
-			return false;
-	return true;
-}
 
 int mg_imap_changed_keys(struct mctx *m, char ***out, size_t *nout)
 {
@@ -353,28 +436,30 @@ int mg_imap_changed_keys(struct mctx *m, char ***out, size_t *nout)
 		if (m->lv[i].kind == LEAF_IMAPREC)
 			m->is[m->lv[i].shard].touched = true;
 	for (unsigned x = 0; x < 256 && ret == 0; x++) {
-		const struct imap_recs *rb, *rs;
+		const struct rindex *rb, *rs;
 
 		if (!m->is[x].touched)
 			continue;
 		for (int s = O; s <= T && ret == 0; s++) {
 			size_t i = 0, j = 0;
 
-			if ((ret = shard_recs(&rb, m, x, B)) < 0 ||
-			    (ret = shard_recs(&rs, m, x, s)) < 0 || rb == rs)
+			if ((ret = shard_ix(&rb, m, x, B)) < 0 ||
+			    (ret = shard_ix(&rs, m, x, s)) < 0 || rb == rs)
 				continue;
 			while (i < rb->n || j < rs->n) {
+				const struct rline *lb = &rb->v[i], *ls = &rs->v[j];
 				int c = i >= rb->n ? 1 : j >= rs->n ? -1 :
-					strcmp(rb->v[i].key, rs->v[j].key);
-				const char *k = c <= 0 ? rb->v[i].key : rs->v[j].key;
-				bool differ = c || !rec_equal(&rb->v[i], &rs->v[j]);
+					key_cmp(lb->key, lb->klen, ls->key, ls->klen);
+				const struct rline *k = c <= 0 ? lb : ls;
+				bool differ = c || lb->len != ls->len ||
+					      memcmp(lb->line, ls->line, lb->len);
 
 				i += c <= 0;
 				j += c >= 0;
 				if (!differ)
 					continue;
 				xgrow((void **)&keys, &alloc, n + 1, sizeof *keys);
-				keys[n++] = xstrdup(k);
+				keys[n++] = xstrndup(k->key, k->klen);
 			}
 		}
 	}
@@ -404,13 +489,13 @@ static int ient_cmp(const void *a, const void *b)
 }
 
 /* The record side s holds for key (NULL: none). */
-static int side_rec(const struct imap_rec **out, struct mctx *m, int s,
+static int side_rec(const struct rline **out, struct mctx *m, int s,
 		    const char *key)
 {
-	const struct imap_recs *r;
-	int ret = shard_recs(&r, m, maildir_shard(key, strlen(key)), s);
+	const struct rindex *ix;
+	int ret = shard_ix(&ix, m, maildir_shard(key, strlen(key)), s);
 
-	*out = ret < 0 ? NULL : imap_recs_find(r, key);
+	*out = ret < 0 ? NULL : rindex_find(ix, key);
 	return ret;
 }
 
@@ -419,6 +504,7 @@ static int ient_fill(struct ient *e, struct mctx *m, struct ident *id,
 		     const struct res *r)
 {
 	struct imap_kwside sd[3];
+	struct strvec kw[3] = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
 	int ret = 0;
 
 	memset(e, 0, sizeof *e);
@@ -428,15 +514,16 @@ static int ient_fill(struct ient *e, struct mctx *m, struct ident *id,
 	e->msg.key = r->key;
 	e->kw = (struct strvec)STRVEC_INIT;
 	for (int s = B; s <= T && ret == 0; s++) {
-		const struct imap_rec *rec = NULL;
+		const struct rline *rec = NULL;
 
 		memset(&sd[s], 0, sizeof sd[s]);
 		/* keywords: the side's record of the message, any folder */
 		if (id->n[s] && (ret = side_rec(&rec, m, s, id->v[s][0].mn.key)) == 0 &&
 		    rec) {
+			line_keywords(&kw[s], rec);
 			sd[s].has = true;
-			sd[s].kw = (const char *const *)rec->kw;
-			sd[s].n = rec->nkw;
+			sd[s].kw = (const char *const *)kw[s].v;
+			sd[s].n = kw[s].n;
 		}
 		/* the UID: only under the same key in the same folder */
 		for (size_t k = 0; s != B && k < id->n[s] && ret == 0; k++) {
@@ -444,12 +531,14 @@ static int ient_fill(struct ient *e, struct mctx *m, struct ident *id,
 			if (strcmp(v->folder, r->folder) || strcmp(v->mn.key, r->key))
 				continue;
 			if ((ret = side_rec(&rec, m, s, v->mn.key)) == 0 && rec)
-				e->msg.uid[s] = rec->uid;
+				e->msg.uid[s] = line_uid(rec);
 			break;
 		}
 	}
 	if (ret == 0)
 		merge_imap_keywords(&e->kw, sd);
+	for (int s = B; s <= T; s++)
+		strvec_clear(&kw[s]);
 	return ret;
 }
 
@@ -521,29 +610,53 @@ static void skey_add(struct skey **v, size_t *n, size_t *alloc,
 	(*n)++;
 }
 
+/* The canonical line of a result entry. */
+static void add_line(struct strbuf *out, const struct ient *e)
+{
+	struct imap_recs one = IMAP_RECS_INIT;
+
+	imap_recs_set(&one, e->key, e->msg.out, (const char *const *)e->kw.v,
+		      e->kw.n);
+	imap_recs_format(out, &one);
+	imap_recs_release(&one);
+}
+
 /* imap/<x>: ours' records less gone[], plus set[]; written if changed. */
 static int write_shard(struct mctx *m, unsigned x, const struct skey *gone,
 		       size_t ng, const struct skey *set, size_t ns)
 {
-	const struct imap_recs *ours;
-	struct imap_recs out = IMAP_RECS_INIT;
+	const struct rindex *ours;
 	struct strbuf buf = STRBUF_INIT, path = STRBUF_INIT;
 	struct ishard *is = &m->is[x];
+	size_t i = 0, g = 0, k = 0;
 	struct oid id;
 	int ret;
 
-	if ((ret = shard_recs(&ours, m, x, O)) < 0)
+	if ((ret = shard_ix(&ours, m, x, O)) < 0)
 		return ret;
-	for (size_t k = 0; k < ours->n; k++)
-		imap_recs_set(&out, ours->v[k].key, ours->v[k].uid,
-			      (const char *const *)ours->v[k].kw, ours->v[k].nkw);
-	for (size_t k = 0; k < ng; k++)
-		imap_recs_remove(&out, gone[k].key);
-	for (size_t k = 0; k < ns; k++)
-		imap_recs_set(&out, set[k].key, set[k].e->msg.out,
-			      (const char *const *)set[k].e->kw.v,
-			      set[k].e->kw.n);
-	imap_recs_format(&buf, &out);
+	/* a merge of three lists sorted by key */
+	while (i < ours->n || k < ns) {
+		const struct rline *l = i < ours->n ? &ours->v[i] : NULL;
+		int c = !l ? 1 : k >= ns ? -1 :
+			key_cmp(l->key, l->klen, set[k].key, strlen(set[k].key));
+
+		if (c > 0) {
+			add_line(&buf, set[k++].e);
+			continue;
+		}
+		if (c == 0) {
+			add_line(&buf, set[k++].e);
+			i++;
+			continue;
+		}
+		while (g < ng && key_cmp(gone[g].key, strlen(gone[g].key),
+					 l->key, l->klen) < 0)
+			g++;
+		if (!(g < ng && !key_cmp(gone[g].key, strlen(gone[g].key),
+					 l->key, l->klen)))
+			strbuf_add(&buf, l->line, l->len);
+		i++;
+	}
 	imap_recs_shard_path(&path, x);
 	if (!buf.len) {
 		if (is->present[O])
@@ -552,12 +665,17 @@ static int write_shard(struct mctx *m, unsigned x, const struct skey *gone,
 				GIT_OBJECT_BLOB) < 0) {
 		ret = log_error("hash: %s", repo_git_error());
 	} else if (!is->present[O] || !oid_equal(&id, &is->id[O])) {
-		if ((ret = repo_blob_from_buffer(&id, m->r, buf.buf, buf.len)) == 0)
+		/* theirs' or the base's blob exists: no need to write it */
+		bool have = (is->loaded[T] && is->present[T] &&
+			     oid_equal(&id, &is->id[T])) ||
+			    (is->loaded[B] && is->present[B] &&
+			     oid_equal(&id, &is->id[B]));
+		if (have || (ret = repo_blob_from_buffer(&id, m->r, buf.buf,
+							  buf.len)) == 0)
 			update_list_add(&m->ups, path.buf, &id);
 	}
 	strbuf_release(&buf);
 	strbuf_release(&path);
-	imap_recs_release(&out);
 	return ret;
 }
 
