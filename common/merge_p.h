@@ -391,7 +391,10 @@ struct imap_kwside {
  * The keywords of a message in the result (4.4), pushed to out: per
  * name, ignoring case, a side that added or removed it against the base
  * decides; without a base record, the union; a side without the message
- * gives way to the other; of two spellings the byte-wise smaller.
+ * gives way to the other.  Of two spellings, the one of the side that
+ * changed it against the base, else the byte-wise smaller (so a side's
+ * record stands whole where the other left the message alone, as when
+ * the merge takes a shard whole from one side).
  */
 void merge_imap_keywords(struct strvec *out, const struct imap_kwside sd[3]);
 

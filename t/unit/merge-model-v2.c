@@ -17,6 +17,7 @@
  * unrelated histories (each replica its own INBOX UIDVALIDITY).
  *
  * Checked: every tree a replica shows is valid (format_check_tree());
+ * a merge that reads every shard (MERGE_COUNT) writes the same commit;
  * every UID a merge kept is one both sides gave the message there, or at
  * or above the uidnext of the side without it (Dovecot takes no UID
  * below its UIDNEXT);
@@ -508,9 +509,10 @@ static void op_keyword(struct vcase *c, int r, struct vstate *s)
 	if (!s->n)
 		return;
 	m = &s->m[vrn(c, (unsigned)s->n)];
-	m->kw ^= 1u << w;
+	if (!(m->kw & (1u << w)) || vrn(c, 3))
+		m->kw ^= 1u << w;	/* add or remove the name */
 	if (vrn(c, 2))
-		m->sp ^= 1u << w;
+		m->sp ^= 1u << w;	/* (or only) another spelling */
 	commit_state(c, r, s, "keyword\n");
 }
 
@@ -628,6 +630,15 @@ static void sync_pair(struct vcase *c, int a, int b, bool both)
 		return;
 	}
 	c->merges += 2;
+	if (vrn(c, 4) == 0) {
+		/* reading every shard (to count changes) gives the same commit */
+		struct merge_opts count = { NULL, NULL, MERGE_COUNT };
+		struct oid z;
+		if (merge_commits(&z, c->repo, &c->head[a], &c->head[b], 0,
+				  &count, NULL) < 0 || !oid_equal(&z, &x))
+			vfail(c, "merge(r%d, r%d) differs when counting", a, b);
+		c->merges++;
+	}
 	vtr(c, "sync r%d %s r%d -> %.8s", a, both ? "<->" : "<-", b,
 	    oid_hex(&x));
 	if (!oid_equal(&x, &y))
