@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "format.h"
 #include "imaprec.h"
 #include "log.h"
@@ -294,7 +295,8 @@ static bool same_record(const struct ifolder *f, int a, int b)
  * base had (same UIDVALIDITY, a new record): it comes back, but the
  * deleting side's uidnext is lost with its record, and UIDs it showed
  * there may be above the other side's.  So it comes back as a new
- * incarnation: UIDVALIDITY + 1, uidnext 1, every message unnumbered.
+ * incarnation: a new UIDVALIDITY (revived_uidvalidity()), uidnext 1,
+ * every message unnumbered.
  */
 static bool revived(const struct ifolder *f)
 {
@@ -305,16 +307,40 @@ static bool revived(const struct ifolder *f)
 	       !same_record(f, s, B);
 }
 
+/*
+ * The UIDVALIDITY of a revived folder: above the base's, and different
+ * for two revivals of one incarnation from different sides (a replica
+ * that took part in both must not see one UIDVALIDITY with two
+ * histories): the base's + 1 + 16 bits of a hash of the two sides' tree
+ * ids, in id order (the same whichever side is ours).
+ */
+static uint32_t revived_uidvalidity(const struct mctx *m, uint32_t v)
+{
+	const struct oid *a = m->tree[O], *b = m->tree[T];
+	unsigned char buf[2 * sizeof a->id];
+	uint64_t next;
+
+	if (oid_cmp(a, b) > 0) {
+		const struct oid *t = a;
+		a = b;
+		b = t;
+	}
+	memcpy(buf, a->id, sizeof a->id);
+	memcpy(buf + sizeof a->id, b->id, sizeof b->id);
+	next = (uint64_t)v + 1 + (fnv1a32(buf, sizeof buf) & 0xffff);
+	return next > IMAP_UID_MAX ? (uint32_t)(next - IMAP_UID_MAX) : (uint32_t)next;
+}
+
 /* f->out for the messages msgs[0..n-1] of the result in f. */
-static int folder_out(struct ifolder *f, struct imap_msg *msgs, size_t n)
+static int folder_out(const struct mctx *m, struct ifolder *f,
+		      struct imap_msg *msgs, size_t n)
 {
 	struct imap_fside fs[3] = { { false, { 0, 0 } }, { f->has[O], f->f[O] },
 				    { f->has[T], f->f[T] } };
 	int ret = 0;
 
 	if (revived(f)) {
-		uint32_t v = f->f[B].uidvalidity;
-		f->out.uidvalidity = v == IMAP_UID_MAX ? 1 : v + 1;
+		f->out.uidvalidity = revived_uidvalidity(m, f->f[B].uidvalidity);
 		f->out.uidnext = 1;
 		for (size_t i = 0; i < n; i++)
 			msgs[i].out = 0;
@@ -447,8 +473,9 @@ int mg_imap_changed_keys(struct mctx *m, char ***out, size_t *nout)
 			    (ret = shard_ix(&rs, m, x, s)) < 0 || rb == rs)
 				continue;
 			while (i < rb->n || j < rs->n) {
-				const struct rline *lb = &rb->v[i], *ls = &rs->v[j];
-				int c = i >= rb->n ? 1 : j >= rs->n ? -1 :
+				const struct rline *lb = i < rb->n ? &rb->v[i] : NULL;
+				const struct rline *ls = j < rs->n ? &rs->v[j] : NULL;
+				int c = !lb ? 1 : !ls ? -1 :
 					key_cmp(lb->key, lb->klen, ls->key, ls->klen);
 				const struct rline *k = c <= 0 ? lb : ls;
 				bool differ = c || lb->len != ls->len ||
@@ -558,7 +585,7 @@ static int resolve_folder(struct mctx *m, struct ifolder *f,
 	}
 	for (size_t i = 0; i < n; i++)
 		msgs[i] = ents[i].msg;
-	if ((ret = folder_out(f, msgs, n)) < 0)
+	if ((ret = folder_out(m, f, msgs, n)) < 0)
 		goto done;
 	for (size_t i = 0; i < n; i++)
 		ents[i].msg.out = msgs[i].out;
@@ -770,7 +797,7 @@ static int restored_record(struct oid *out, struct mctx *m, const char *folder)
 
 	if ((ret = folder_get(&f, m, folder, strlen(folder))) < 0)
 		return ret;
-	if (!f->computed && (ret = folder_out(f, NULL, 0)) < 0)
+	if (!f->computed && (ret = folder_out(m, f, NULL, 0)) < 0)
 		return ret;
 	imap_folder_format(&buf, &f->out);
 	ret = repo_blob_from_buffer(out, m->r, buf.buf, buf.len);

@@ -546,7 +546,7 @@ static void op_folder(struct vcase *c, int r, struct vstate *s)
 		return;
 	}
 	s->has[f] = true;
-	s->f[f] = (struct imap_folder){ c->vclock += 16, 1 };
+	s->f[f] = (struct imap_folder){ c->vclock += 1 << 20, 1 };
 	commit_state(c, r, s, "create folder\n");
 }
 
@@ -700,7 +700,7 @@ static void run_vcase(struct vcase *c)
 		if (r == 0 || apart) {
 			memset(&s, 0, sizeof s);
 			s.has[0] = true;
-			s.f[0] = (struct imap_folder){ c->vclock += 16, 1 };
+			s.f[0] = (struct imap_folder){ c->vclock += 1 << 20, 1 };
 			state_tree(&tree, c, &s);
 			repo_commit(&root, c->repo, &tree, NULL, 0, "new mailbox\n",
 				    ++c->clock, "model", "model@example.org");
@@ -789,7 +789,7 @@ unsigned long long v2_model_run(uint64_t seed, unsigned long long ncases,
 		vrnd(c);
 		c->n = 2 + (int)vrn(c, VR - 1);
 		c->clock = 1700000000;
-		c->vclock = 1000;	/* creations step by 16: a revival is +1 */
+		c->vclock = 1000;	/* creations step by 2^20: a revival adds < 2^16 + 1 */
 		run_vcase(c);
 		t->cases++;
 		t->merges += c->merges;
