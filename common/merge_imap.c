@@ -149,7 +149,7 @@ void merge_imap_keywords(struct strvec *out, const struct imap_kwside sd[3])
 {
 	for (int s = O; s <= T; s++) {
 		for (size_t i = 0; sd[s].has && i < sd[s].n; i++) {
-			const char *name = sd[s].kw[i], *o, *t, *best;
+			const char *name = sd[s].kw[i], *o, *t, *b, *best;
 
 			/* each name once: from ours, or theirs if ours lacks it */
 			if (s == T && kw_find(&sd[O], name))
@@ -158,7 +158,16 @@ void merge_imap_keywords(struct strvec *out, const struct imap_kwside sd[3])
 				continue;
 			o = kw_find(&sd[O], name);
 			t = kw_find(&sd[T], name);
-			best = !o ? t : !t ? o : strcmp(o, t) <= 0 ? o : t;
+			b = kw_find(&sd[B], name);
+			/* the spelling too: a side that changed it decides */
+			if (!o || !t)
+				best = o ? o : t;
+			else if (b && !strcmp(o, b))
+				best = t;
+			else if (b && !strcmp(t, b))
+				best = o;
+			else
+				best = strcmp(o, t) <= 0 ? o : t;
 			strvec_push(out, best);
 		}
 	}

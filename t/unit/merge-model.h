@@ -16,4 +16,21 @@
 unsigned long long imap_model_run(uint64_t seed, unsigned long long ncases,
 				  unsigned long long *numbered);
 
+/* What the format 2 tree model (merge-model-v2.c) did. */
+struct v2_totals {
+	unsigned long long cases, failed, merges, numbered, messages;
+};
+
+/*
+ * Run the cases job, job + jobs, ... below ncases of the format 2 tree
+ * model from seed, in an in-memory repository of its own; the number of
+ * failed cases (t filled in).
+ */
+unsigned long long v2_model_run(uint64_t seed, unsigned long long ncases,
+				int job, int jobs, struct v2_totals *t);
+
+/* One case of the format 2 tree model whose choices are data[0..size)
+ * (t/fuzz/fuzz-merge.c); the number of failures. */
+unsigned long long v2_model_bytes(const uint8_t *data, size_t size);
+
 #endif
