@@ -4,9 +4,6 @@ test_description='format 2: two replicas apart, each with maildag-syncd and a re
 . "$abs_top_srcdir/t/lib-dovecot.sh"
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
 	test_skip_all "maildag's programs are not built"
-# the merge of format 2 records (doc/imap-progress.md item 3)
-[ -e "$abs_top_srcdir/common/merge_records.c" ] ||
-	test_skip_all "the format 2 merge integration is not in this tree"
 . "$abs_top_srcdir/t/lib-replica.sh"
 
 KEYWORDS='$Forwarded $Junk NonJunk work-project $MDNSent Todo later project-x Invoice2026 $label1'
