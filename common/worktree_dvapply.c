@@ -416,24 +416,26 @@ static bool uidlist_drop(struct uidlist *u, const char *base)
 }
 
 /*
- * Give the ops of f their disk names and f's uidlist its records: UIDs
- * the tree gives, then the unnumbered ones from our slot.  Stale (and
- * nothing written) when a UID the apply adds is below Dovecot's next.
+ * Give the ops of f their disk names, and return in *out the UIDs f's
+ * uidlist must get (UID 0: to number).  Stale when a UID to add is
+ * below Dovecot's next.
  */
-static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
-			size_t nops)
+static void collect_adds(struct dvapply *dv, struct afolder *f,
+			 struct op *ops, size_t nops, struct uidadd **out,
+			 size_t *n)
 {
-	struct uidadd *adds = NULL;
-	size_t nadd = 0, aadd = 0, nnew = 0;
-	uint32_t next = uidlist_next(&f->u), from;
-	int ret = 0;
+	uint32_t next = uidlist_next(&f->u);
+	size_t alloc = 0;
 
-	(void)nnew;
-
-	maybe_gc(dv, f, ops, nops);
+	*out = NULL;
+	*n = 0;
 	for (size_t i = 0; i < nops; i++) {
 		struct ent *t = ops[i].to, *o = ops[i].from;
 		const struct imap_rec *x;
+		const struct uidlist_rec *ur;
+		struct uidadd *a;
+		char *base;
+
 		if (o && !strcmp(o->folder, f->folder)) {
 			x = wt_rc_get(&dv->wr, dv->wt->r, o->name, o->klen);
 			free(o->dname);
@@ -446,69 +448,61 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 		free(t->dname);
 		t->dname = with_letters(f, t->name, x ? x->kw : NULL,
 					x ? x->nkw : 0, true);
-		{
-			char *base = xstrndup(t->name, strcspn(t->name, ":"));
-			const struct uidlist_rec *ur = uidlist_find(&f->u, base);
-			struct uidadd *a;
-			if (x && x->uid && ur && ur->uid == x->uid) {
-				free(base);
-				continue;
-			}
-			if (x && x->uid && ur)
-				f->rewrite = true;	/* renumbered */
-			xgrow((void **)&adds, &aadd, nadd + 1, sizeof *adds);
-			a = &adds[nadd++];
-			a->uid = x ? x->uid : 0;
-			a->base = base;
-			a->key = xstrndup(t->name, t->klen);
-			if (a->uid && a->uid < next) {
-				/* Dovecot went past it: commit, merge again */
-				f->stale = true;
-				if (!strvec_has(&dv->wt->dv_stale, f->folder))
-					strvec_push(&dv->wt->dv_stale, f->folder);
-			}
-		}
-	}
-	if (f->stale)
-		goto done;
-	qsort(adds, nadd, sizeof *adds, uidadd_cmp);
-	for (size_t i = 0; i < nadd; i++)
-		if (adds[i].uid && uidlist_drop(&f->u, adds[i].base))
-			f->rewrite = true;
-	for (size_t i = 0; i < nadd && ret == 0; i++) {
-		if (!adds[i].uid) {
-			nnew++;
+		base = xstrndup(t->name, strcspn(t->name, ":"));
+		ur = uidlist_find(&f->u, base);
+		if (x && x->uid && ur && ur->uid == x->uid) {
+			free(base);
 			continue;
 		}
-		ret = uidlist_add(&f->u, adds[i].uid, adds[i].base, "");
+		if (x && x->uid && ur)
+			f->rewrite = true;	/* renumbered */
+		xgrow((void **)out, &alloc, *n + 1, sizeof **out);
+		a = &(*out)[(*n)++];
+		a->uid = x ? x->uid : 0;
+		a->base = base;
+		a->key = xstrndup(t->name, t->klen);
+		if (a->uid && a->uid < next) {
+			/* Dovecot went past it: commit, merge again */
+			f->stale = true;
+			if (!strvec_has(&dv->wt->dv_stale, f->folder))
+				strvec_push(&dv->wt->dv_stale, f->folder);
+		}
 	}
-	/* unnumbered: from our slot, above both uidnexts and Dovecot's */
-	from = uidlist_next(&f->u);
+}
+
+/*
+ * Number the unnumbered adds from our slot, above both uidnexts and
+ * Dovecot's next UID, and note each for the local commit.
+ */
+static int number_new(struct dvapply *dv, struct afolder *f,
+		      const struct uidadd *adds, size_t nadd)
+{
+	uint32_t from = uidlist_next(&f->u);
+	int ret = 0;
+
 	if (f->have_mf && f->mf.uidnext > from)
 		from = f->mf.uidnext;
 	if (f->have_wf && f->wf.uidnext > from)
 		from = f->wf.uidnext;
 	for (size_t i = 0; i < nadd && ret == 0; i++) {
-		uint32_t uid;
 		const struct imap_rec *x;
+		uint32_t uid;
+
 		if (adds[i].uid)
 			continue;
 		if (dv->slot < 0 && (dv->slot = wt_our_slot(dv->wt, dv->mtree,
-					&dv->add_slot, &dv->slots)) < 0) {
-			ret = E_TEMP;
-			break;
-		}
+					&dv->add_slot, &dv->slots)) < 0)
+			return E_TEMP;
 		uid = imap_uid_alloc(from, (unsigned)dv->slot, 1);
-		if (!uid) {
-			ret = log_error("%s: no UID left in slot %d", f->dir,
-					dv->slot);
-			break;
-		}
+		if (!uid)
+			return log_error("%s: no UID left in slot %d", f->dir,
+					 dv->slot);
 		if (uidlist_drop(&f->u, adds[i].base))
 			f->rewrite = true;
 		ret = uidlist_add(&f->u, uid, adds[i].base, "");
 		from = uid + 1;
-		x = wt_rc_get(&dv->mr, dv->wt->r, adds[i].key, strlen(adds[i].key));
+		x = wt_rc_get(&dv->mr, dv->wt->r, adds[i].key,
+			      strlen(adds[i].key));
 		imap_recs_set(&dv->numbered, adds[i].key, uid,
 			      x ? (const char *const *)x->kw : NULL,
 			      x ? x->nkw : 0);
@@ -517,32 +511,67 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 		      sizeof *dv->nuid);
 		dv->nuid[dv->nnuid++] = uid;
 	}
+	return ret;
+}
+
+/* Write f's dovecot-keywords and uidlist as planned, under the lock. */
+static int write_folder(struct dvapply *dv, struct afolder *f)
+{
+	static const char *const idx[] = {
+		"dovecot.index", "dovecot.index.log", "dovecot.index.log.2",
+		"dovecot.index.cache",
+	};
+
 	if (dv->last && f->have_mf && f->mf.uidnext > uidlist_next(&f->u)) {
 		/* N is the tree's uidnext: a UID burnt elsewhere stays so */
 		f->u.nextuid = f->mf.uidnext;
 		f->rewrite = true;
 	}
-	if (ret == 0 && f->kw_changed)
-		ret = dovecot_keywords_write(f->dir, &f->k);
-	if (ret == 0 && (f->fresh || f->rewrite || !f->old_n ?
-			 uidlist_rewrite(f->dir, &f->u) :
-			 f->u.n > f->old_n ?
-			 uidlist_append(f->dir, &f->u, f->old_n) : 0) < 0)
-		ret = E_TEMP;
-	if (ret == 0 && f->switched) {
-		/* E6b: Dovecot builds its index anew from the new uidlist */
-		static const char *const idx[] = {
-			"dovecot.index", "dovecot.index.log",
-			"dovecot.index.log.2", "dovecot.index.cache",
-		};
-		for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
-			char *p = xasprintf("%s/%s", f->dir, idx[i]);
-			if (unlink(p) < 0 && errno != ENOENT)
-				log_warn_errno("unlink '%s'", p);
-			free(p);
-		}
+	if (f->kw_changed && dovecot_keywords_write(f->dir, &f->k) < 0)
+		return E_TEMP;
+	if ((f->fresh || f->rewrite || !f->old_n ?
+	     uidlist_rewrite(f->dir, &f->u) :
+	     f->u.n > f->old_n ? uidlist_append(f->dir, &f->u, f->old_n) :
+	     0) < 0)
+		return E_TEMP;
+	/* E6b: Dovecot builds its index anew from the new uidlist */
+	for (size_t i = 0; f->switched && i < sizeof idx / sizeof idx[0]; i++) {
+		char *p = xasprintf("%s/%s", f->dir, idx[i]);
+		if (unlink(p) < 0 && errno != ENOENT)
+			log_warn_errno("unlink '%s'", p);
+		free(p);
 	}
-done:
+	return 0;
+}
+
+/*
+ * Give the ops of f their disk names and f's uidlist its records: UIDs
+ * the tree gives, then the unnumbered ones from our slot.  Stale (and
+ * nothing written) when a UID the apply adds is below Dovecot's next.
+ */
+static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
+			size_t nops)
+{
+	struct uidadd *adds;
+	size_t nadd;
+	int ret = 0;
+
+	maybe_gc(dv, f, ops, nops);
+	collect_adds(dv, f, ops, nops, &adds, &nadd);
+	if (!f->stale) {
+		qsort(adds, nadd, sizeof *adds, uidadd_cmp);
+		for (size_t i = 0; i < nadd; i++)
+			if (adds[i].uid && uidlist_drop(&f->u, adds[i].base))
+				f->rewrite = true;
+		for (size_t i = 0; i < nadd && ret == 0; i++)
+			if (adds[i].uid)
+				ret = uidlist_add(&f->u, adds[i].uid,
+						  adds[i].base, "");
+		if (ret == 0)
+			ret = number_new(dv, f, adds, nadd);
+		if (ret == 0)
+			ret = write_folder(dv, f);
+	}
 	for (size_t i = 0; i < nadd; i++) {
 		free(adds[i].base);
 		free(adds[i].key);
