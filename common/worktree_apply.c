@@ -843,6 +843,23 @@ static int record_applied(struct apply *ap, struct oid *w2,
 	return ret;
 }
 
+/*
+ * Format 2: Dovecot's lock on every folder the slice (the plan's ops
+ * from first, at most limit) touches, and its files written, until the
+ * files are in place (no deadline: what the uidlist got must be on disk
+ * when the lock goes).
+ */
+static int dv_begin(struct dvapply **dv, struct worktree *wt,
+		    struct plan *p, size_t first, size_t limit,
+		    const struct oid *wtree, const struct oid *mtree)
+{
+	size_t left = p->nops - first;
+
+	return wt_dv_apply_begin(dv, wt, wtree, mtree, p->ops + first,
+				 limit && left > limit ? limit : left, &p->d,
+				 !limit || left <= limit);
+}
+
 /* A slice that left some of the plan: keep the rest for the next. */
 static void plan_keep(struct worktree *wt, struct plan *p,
 		      const struct oid *w2, const struct oid *m, size_t next)
@@ -905,16 +922,8 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	if (wt->slice && !p.imap)
 		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?
 				 wt->slice - wt->apply_tail : wt->slice / 4);
-	/*
-	 * format 2: Dovecot's lock on every folder the slice touches, its
-	 * files written, until the files are in place (no deadline: what
-	 * the uidlist got must be on disk when the lock goes)
-	 */
-	if (p.imap &&
-	    (ret = wt_dv_apply_begin(&dv, wt, &wtree, &mtree, p.ops + first,
-				     limit && p.nops - first > limit ?
-				     limit : p.nops - first, &p.d,
-				     !limit || p.nops - first <= limit)) < 0)
+	if (p.imap && (ret = dv_begin(&dv, wt, &p, first, limit, &wtree,
+				      &mtree)) < 0)
 		goto done;
 	ap.dv = dv;
 	if ((ret = apply_ops(&ap, p.ops + first, p.nops - first, limit,

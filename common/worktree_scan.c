@@ -333,23 +333,16 @@ static const char *dent_disk(const struct dent *d)
 	return d->dname ? d->dname : d->name;
 }
 
-/* Compare all of folder/sub on disk with the worktree. */
-static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
-		    const char *sub)
+/*
+ * The message files of an open directory, by shard and tree name
+ * (format 2: the name without keyword letters, the disk's in dname).
+ */
+static struct dent *list_dents(struct scan *sc, DIR *dh, size_t *n)
 {
-	char *dir = wt_disk_dir(wt, folder, sub);
 	struct dent *d = NULL;
-	size_t nd = 0, ad = 0, di = 0;
-	struct strbuf tp = STRBUF_INIT;
-	git_tree *st = NULL;
 	struct dirent *de;
-	DIR *dh = opendir(dir);
-	int ret = 0;
+	size_t nd = 0, ad = 0;
 
-	if (!dh && errno != ENOENT && errno != ENOTDIR) {
-		ret = log_error_errno("opendir '%s'", dir);
-		goto done;
-	}
 	while (dh && (de = readdir(dh))) {
 		if (!maildir_name_valid(de->d_name))
 			continue;	/* ".", "..", dot files, odd names */
@@ -372,6 +365,27 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 		nd++;
 	}
 	qsort(d, nd, sizeof *d, dent_cmp);
+	*n = nd;
+	return d;
+}
+
+/* Compare all of folder/sub on disk with the worktree. */
+static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
+		    const char *sub)
+{
+	char *dir = wt_disk_dir(wt, folder, sub);
+	struct dent *d = NULL;
+	size_t nd = 0, di = 0;
+	struct strbuf tp = STRBUF_INIT;
+	git_tree *st = NULL;
+	DIR *dh = opendir(dir);
+	int ret = 0;
+
+	if (!dh && errno != ENOENT && errno != ENOTDIR) {
+		ret = log_error_errno("opendir '%s'", dir);
+		goto done;
+	}
+	d = list_dents(sc, dh, &nd);
 	sc->seen += nd;
 
 	if (*folder)
