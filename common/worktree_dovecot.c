@@ -323,21 +323,26 @@ bool wt_dv_keywords_differ(struct worktree *wt, struct scan *sc,
 					    maildir_key_len(dname));
 	const char *colon = strchr(dname, ':');
 	struct strvec names = STRVEC_INIT;
-	bool differ;
-	size_t m = 0;
+	size_t m = 0, want = 0;
+	bool differ = false;
 
 	if (colon && !strncmp(colon, ":2,", 3))
 		dovecot_keywords_names(&names, k, colon + 3);
-	differ = names.n != (rec ? rec->nkw : 0);
+	/*
+	 * a name of the record without a letter here cannot be on disk
+	 * (more than 26 in use, 4.6): it is not a difference
+	 */
+	for (size_t j = 0; rec && j < rec->nkw; j++)
+		want += dovecot_keywords_index(k, rec->kw[j], false) >= 0;
 	for (size_t i = 0; i < names.n && !differ; i++) {
 		bool found = false;
-		for (size_t j = 0; j < rec->nkw && !found; j++)
+		for (size_t j = 0; rec && j < rec->nkw && !found; j++)
 			found = !imap_keyword_cmp(names.v[i], rec->kw[j]);
 		m += found;
 		differ = !found;
 	}
 	strvec_clear(&names);
-	return differ || (rec && m != rec->nkw);
+	return differ || m != want;
 }
 
 /* The file in dir whose tree name is tname, or NULL. */
@@ -497,7 +502,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	struct dovecot_keywords k;
 	struct imap_recs recs = IMAP_RECS_INIT;
 	struct imap_folder tf;
-	bool fresh = false, have_tf;
+	bool fresh = false, have_tf, have_k = false;
 	size_t old;
 	int r, ret = E_TEMP;
 
@@ -524,9 +529,9 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	if (dovecot_keywords_read(&k, dir) < 0)
 		goto done;
 	strvec_sort(&cf->names);
+	have_k = true;
 	r = dovecot_records(&recs, f, &u, &k,
 			    (const char *const *)cf->names.v, cf->names.n, slot);
-	dovecot_keywords_release(&k);
 	if (r < 0)
 		goto done;
 	/* a folder Dovecot never opened gets our UIDVALIDITY, which it
@@ -538,16 +543,28 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	for (size_t i = 0; i < recs.n; i++) {
 		const struct imap_rec *x = &recs.v[i];
 		unsigned s = maildir_shard(x->key, strlen(x->key));
-		wt_rc_shard(rc, r_, s);
+		const struct imap_rec *old_rec = wt_rc_get(rc, r_, x->key,
+							   strlen(x->key));
+		struct strvec kw = STRVEC_INIT;
+
+		for (size_t j = 0; j < x->nkw; j++)
+			strvec_push(&kw, x->kw[j]);
+		/* names with no letter here (4.6) stay as the tree has them */
+		for (size_t j = 0; old_rec && j < old_rec->nkw; j++)
+			if (dovecot_keywords_index(&k, old_rec->kw[j], false) < 0)
+				strvec_push(&kw, old_rec->kw[j]);
 		imap_recs_set(&rc->s[s], x->key, x->uid,
-			      (const char *const *)x->kw, x->nkw);
+			      (const char *const *)kw.v, kw.n);
 		rc->changed[s] = true;
+		strvec_clear(&kw);
 	}
 	if (have_tf && tf.uidvalidity == f->uidvalidity &&
 	    tf.uidnext > f->uidnext)
 		f->uidnext = tf.uidnext;
 	ret = 0;
 done:
+	if (have_k)
+		dovecot_keywords_release(&k);
 	imap_recs_release(&recs);
 	uidlist_release(&u);
 	dovecot_unlock(&lock);

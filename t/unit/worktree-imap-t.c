@@ -632,6 +632,81 @@ int main(void)
 		diag("not checked: mail's uidnext after merge_trees() "
 		     "(needs the merge integration, doc/imap-progress.md 3)");
 
+	/* 9. more than 26 keywords in use in one folder (4.6, 4.8 (3)) */
+	{
+#define KEYF1 "1700000020.MfPf.host"
+#define KEYF2 "1700000021.MgPg.host"
+		struct strbuf kw = STRBUF_INIT, fl = STRBUF_INIT;
+		char *mp, *rp, *shard, *fr;
+		char xx[3];
+		const char *paths[3], *blobs[3];
+
+		for (const char *d = ".Full"; d; d = NULL) {
+			char *p = xasprintf("%s/%s/cur", maildir, d);
+			mkdir_p(p, 0700);
+			free(p);
+			p = xasprintf("%s/%s/new", maildir, d);
+			mkdir_p(p, 0700);
+			free(p);
+			p = xasprintf("%s/%s/tmp", maildir, d);
+			mkdir_p(p, 0700);
+			free(p);
+		}
+		put(".Full/maildirfolder", "");
+		for (int i = 0; i < 26; i++) {
+			strbuf_addf(&kw, "%d n%02d\n", i, i);
+			strbuf_addch(&fl, (char)('a' + i));
+		}
+		put(".Full/dovecot-keywords", kw.buf);
+		{
+			char *f1 = xasprintf(".Full/cur/" KEYF1 ",S=4:2,S%s", fl.buf);
+			put(f1, "full\n");
+			free(f1);
+		}
+		worktree_dirty_folder(wt, ".Full");
+		ok(sync_commit(&res) == 0 && res.committed,
+		   "a folder with 26 keywords in use is committed");
+		s = record(KEYF1);
+		ok(!strncmp(s, "1\tn00 n01 ", 10) && strstr(s, " n25") != NULL,
+		   "its message with 26 names (%.30s...)", s);
+		free(s);
+
+		/* a peer's message there with a 27th name */
+		maildir_shard_hex(xx, KEYF2, strlen(KEYF2));
+		mp = xasprintf(".Full/cur/%s/" KEYF2 ",S=4:2,S", xx);
+		rp = rpath(KEYF2);
+		shard = shard_with(KEYF2, "2\tn00 overflow");
+		fr = mail_blob(".Full/imapfolder");
+		strbuf_reset(&kw);
+		strbuf_add(&kw, fr, strcspn(fr, "\n") + 1);
+		strbuf_addstr(&kw, "uidnext 3\n");
+		paths[0] = mp; blobs[0] = "peer\n";
+		paths[1] = rp; blobs[1] = shard;
+		paths[2] = ".Full/imapfolder"; blobs[2] = kw.buf;
+		mail_change(paths, blobs, 3);
+		ok(sync_apply(&res) == 0 && res.counts.added == 1 && !res.skipped,
+		   "a 27th name from a peer is applied (logged: no letter)");
+		ok(there(".Full/cur/" KEYF2 ",S=4:2,Sa"),
+		   "the file has the letters it can have");
+		worktree_dirty_all(wt);
+		ok(sync_commit(&res) == 0 && !res.committed,
+		   "a full rescan does not commit the 27th name away");
+		mv(".Full/cur/" KEYF2 ",S=4:2,Sa", ".Full/cur/" KEYF2 ",S=4:2,FSa");
+		worktree_dirty_name(wt, ".Full", "cur", KEYF2 ",S=4:2,Sa");
+		worktree_dirty_name(wt, ".Full", "cur", KEYF2 ",S=4:2,FSa");
+		ok(sync_commit(&res) == 0 && res.committed && res.counts.moved +
+		   res.counts.flagged == 1, "a flag set on it is committed");
+		s = record(KEYF2);
+		is_str(s, "2\tn00 overflow", "the name without a letter stays");
+		free(s);
+		strbuf_release(&kw);
+		strbuf_release(&fl);
+		free(mp);
+		free(rp);
+		free(shard);
+		free(fr);
+	}
+
 	worktree_free(wt);
 	repo_free(repo);
 	rm_rf(base);
