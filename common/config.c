@@ -676,6 +676,7 @@ static const struct key {
 	{ "maildir", K_PATH, offsetof(struct config, maildir), 0, 0 },
 	{ "repository", K_PATH, offsetof(struct config, repository), 0, 0 },
 	{ "quorum", K_INT, offsetof(struct config, quorum), 1, INT_MAX },
+	{ "uid_slot", K_INT, offsetof(struct config, uid_slot), 0, 6 },
 	{ "create", K_BOOL, offsetof(struct config, create), 0, 0 },
 	{ "size_limit", K_LLONG, offsetof(struct config, size_limit),
 	  LIMIT_MIN, 1ll << 30 },
@@ -797,22 +798,6 @@ static int apply(const struct ctx *c, json_t *root)
 	return 0;
 }
 
-/* The rest of fd, appended to out: its length, or -1 (errno set). */
-static ssize_t read_all(struct strbuf *out, int fd)
-{
-	char buf[65536];
-	ssize_t n;
-
-	while ((n = read(fd, buf, sizeof buf)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		strbuf_add(out, buf, (size_t)n);
-	}
-	return (ssize_t)out->len;
-}
-
 /*
  * Read one file onto cfg.  Returns 0 when it was applied or is absent
  * (*found tells which), E_PERM or E_INVALID after logging.
@@ -879,11 +864,12 @@ static int apply_file(struct ctx *c, const char *path, uid_t uid,
 	 */
 	{
 		struct strbuf text = STRBUF_INIT;
-		ssize_t r = read_all(&text, fd);
+		int r = strbuf_read_fd(&text, fd), rerr = errno;
 
 		close(fd);
 		if (r < 0) {
 			strbuf_release(&text);
+			errno = rerr;
 			return log_error_errno("read '%s'", path), E_INVALID;
 		}
 		root = json_loadb(text.buf, text.len, JSON_REJECT_DUPLICATES,
@@ -929,6 +915,7 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->maildir = expand_path("~/Maildir", home);
 	cfg->repository = expand_path("~/.local/share/maildag/mail.git", home);
 	cfg->quorum = 1;
+	cfg->uid_slot = -1;
 	cfg->create = true;
 	cfg->size_limit = (long long)FORMAT_DEFAULT_MESSAGE_BYTES;
 	cfg->subscriptions_limit = (long long)FORMAT_DEFAULT_SUBSCRIPTIONS_BYTES;

@@ -43,6 +43,8 @@ struct config {
 	char *maildir;		/* default ~/Maildir */
 	char *repository;	/* default ~/.local/share/maildag/mail.git */
 	int quorum;		/* stores that must hold a delivery; default 1 (this one) */
+	int uid_slot;		/* format 2: the UID slot 0-6 this node numbers
+				   from; -1 (default): claimed in uidslots */
 	bool create;		/* LDA may create Maildir and repository; default true */
 	long long size_limit;	/* largest message, bytes: what maildag-lda
 				   takes and a peer may send; default 64 MiB */

@@ -343,6 +343,8 @@ static void match_message(struct match *m, const char *path, const char *k,
 	}
 	fmt_strset_add(&m->used, k, klen, "");
 	u = strtoul(uid, NULL, 10);
+	if (!u)
+		return;	/* unnumbered ("-"): valid anywhere, no UID to check */
 	if (m->have_f && u >= m->f.uidnext)
 		fmt_report_path(m->ck, path, "UID %lu not below the folder's "
 				"uidnext %u", u, (unsigned)m->f.uidnext);

@@ -795,12 +795,24 @@ static void publish(struct lda *d)
 	}
 	strcpy(dest_for_signal, dest);
 	withdrawable = 1;
-	if (rename(d->tmp, dest) < 0) {
-		log_error_errno("rename '%s'", d->tmp);
+	if (format_repo_version() == FORMAT_VERSION_IMAP) {
+		/* format 2: its UID in dovecot-uidlist first, under the lock */
+		struct oid head, tree;
+		r = repo_ref_read(&head, d->repo, REF_MAIL) < 0 ||
+		    repo_commit_tree(&tree, d->repo, &head) < 0 ? E_FAIL :
+		    worktree_dovecot_deliver(d->repo, &tree, d->mb->maildir,
+					     d->folder, d->mb->cfg->node,
+					     d->mb->cfg->uid_slot, d->tmp, dest);
+	} else {
+		r = rename(d->tmp, dest) < 0 ?
+		    log_error_errno("rename '%s'", d->tmp) : 0;
+	}
+	if (r < 0) {
 		withdrawable = 0;
 		unlink(d->tmp);
 		journal_entry_remove(&entry);
-		fail_temp("cannot move the message into new/");
+		fail_temp(r == E_TEMP ? "dovecot-uidlist is locked" :
+			  "cannot move the message into new/");
 	}
 	tmp_path_for_signal[0] = '\0';
 	free(dest);

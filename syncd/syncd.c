@@ -745,6 +745,7 @@ int syncd_open(struct syncd *s, bool once)
 			oid_tostr(s->weighed, sizeof s->weighed, &m);
 	}
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
+	worktree_set_uid_slot(s->wt, s->mb->cfg->uid_slot);
 	if (!once)
 		worktree_set_slice(s->wt, SLICE);
 	/* a start is a doubt: whatever happened while we were away */

@@ -537,6 +537,25 @@ int main(void)
 	     "one UID in two folders");
 	want(variant(p_imap2, K2 "\t514\n", -1), "not below the folder's uidnext 514",
 	     "a UID at uidnext");
+	want(variant(p_imap2, K2 "\t-\n", -1), "",
+	     "an unnumbered record ('-') is valid");
+	want(variant(p_imap3, K3 "\t-\n", -1), "",
+	     "an unnumbered record in another folder too");
+	{
+		char *two = xasprintf("%s\t-\n", K1);
+		const char *ent[] = {
+			"FORMAT", "maildag 2\n",
+			"imapfolder", "uidvalidity 1\nuidnext 1\n",
+			p_cur1, "m1",
+			p_cur2, "m2",
+			p_imap1, two,
+			p_imap2, K2 "\t-\n",
+			NULL, NULL,
+		};
+		want(check(ent), "", "two unnumbered records in one folder, "
+		     "uidnext 1: valid (not a UID, not below uidnext)");
+		free(two);
+	}
 	want(variant(NULL, NULL, 9), "no IMAP record for this message",
 	     "a message without a record");
 	k1 = xasprintf("%s%s", K1 "\t1\n", "1700000000.zzz\t5\n");
