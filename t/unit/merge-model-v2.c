@@ -33,6 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <git2/sys/mempack.h>
 #include <git2/sys/repository.h>
@@ -841,4 +844,58 @@ unsigned long long v2_model_bytes(const uint8_t *data, size_t size)
 	strmap_clear(&c->seen);
 	free(c);
 	return failed;
+}
+
+/* The format 2 tree model in jobs processes; failed cases. */
+unsigned long long v2_run_jobs(uint64_t seed, unsigned long long ncases,
+				      int jobs)
+{
+	struct v2_totals all = { 0, 0, 0, 0, 0 };
+	int fds[16][2];
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (jobs < 1 || jobs > 16)
+		jobs = 1;
+	fflush(stdout);
+	for (int j = 0; j < jobs; j++) {
+		pid_t pid;
+		if (pipe(fds[j]) < 0 || (pid = fork()) < 0)
+			log_fatal("pipe or fork failed");
+		if (pid == 0) {
+			struct v2_totals t;
+			close(fds[j][0]);
+			v2_model_run(seed, ncases, j, jobs, &t);
+			if (write(fds[j][1], &t, sizeof t) != (ssize_t)sizeof t)
+				_exit(2);
+			git_libgit2_shutdown();
+			_exit(0);
+		}
+		close(fds[j][1]);
+	}
+	for (int j = 0; j < jobs; j++) {
+		struct v2_totals t;
+		int status;
+		if (read(fds[j][0], &t, sizeof t) != (ssize_t)sizeof t) {
+			memset(&t, 0, sizeof t);
+			t.failed = 1;
+			printf("# format 2 worker %d died\n", j);
+		}
+		close(fds[j][0]);
+		all.cases += t.cases;
+		all.failed += t.failed;
+		all.merges += t.merges;
+		all.numbered += t.numbered;
+		all.messages += t.messages;
+		wait(&status);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("# format 2 trees: %llu cases, %llu merges, %llu messages, %llu "
+	       "UIDs given at apply, in %.1f s\n", all.cases, all.merges,
+	       all.messages, all.numbered,
+	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fflush(stdout);
+	if (all.cases != ncases && !all.failed)
+		all.failed = 1;
+	return all.failed;
 }
