@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "config_p.h"
 #include "folder.h"
 #include "format.h"
 #include "log.h"
@@ -40,14 +41,6 @@
 
 #define SYSTEM_CONFIG "/etc/maildag/config.json"
 #define NAME_MAX_LEN 64
-
-/* Where the parser is: for messages, and what %u and ~ expand to. */
-struct ctx {
-	struct config *cfg;
-	const char *file;
-	const char *user;
-	const char *home;
-};
 
 static __attribute__((format(printf, 4, 5)))
 int fail(const struct ctx *c, const char *pre, const char *key,
@@ -668,7 +661,7 @@ static int apply_alarm(const struct ctx *c, json_t *obj)
 /* --- the top level ------------------------------------------------------- */
 
 enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS,
-	    K_ALARM };
+	    K_ALARM, K_VIRTUAL };
 
 #define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
 #define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
@@ -705,6 +698,7 @@ static const struct key {
 	{ "peers", K_PEERS, 0, 0, 0 },
 	{ "hooks", K_HOOKS, 0, 0, 0 },
 	{ "alarm", K_ALARM, 0, 0, 0 },
+	{ "virtual", K_VIRTUAL, 0, 0, 0 },
 };
 
 static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
@@ -757,6 +751,8 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		return apply_hooks(c, v);
 	case K_ALARM:
 		return apply_alarm(c, v);
+	case K_VIRTUAL:
+		return config_virtual_apply(c, v);
 	}
 	return E_INVALID;
 }
@@ -799,6 +795,22 @@ static int apply(const struct ctx *c, json_t *root)
 				 c->file, cfg->repository, cfg->maildir),
 		       E_INVALID;
 	return 0;
+}
+
+/* The rest of fd, appended to out: its length, or -1 (errno set). */
+static ssize_t read_all(struct strbuf *out, int fd)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		strbuf_add(out, buf, (size_t)n);
+	}
+	return (ssize_t)out->len;
 }
 
 /*
@@ -860,8 +872,24 @@ static int apply_file(struct ctx *c, const char *path, uid_t uid,
 		close(fd);
 		return 0;
 	}
-	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
-	close(fd);
+	/*
+	 * read whole, then parsed: jansson's json_loadfd reads a byte per
+	 * read(2), and a daemon of a thousand virtual mailboxes loads a file
+	 * listing them a thousand times
+	 */
+	{
+		struct strbuf text = STRBUF_INIT;
+		ssize_t r = read_all(&text, fd);
+
+		close(fd);
+		if (r < 0) {
+			strbuf_release(&text);
+			return log_error_errno("read '%s'", path), E_INVALID;
+		}
+		root = json_loadb(text.buf, text.len, JSON_REJECT_DUPLICATES,
+				  &jerr);
+		strbuf_release(&text);
+	}
 	if (!root)
 		return log_error("%s:%d:%d: %s", path, jerr.line, jerr.column,
 				 jerr.text), E_INVALID;
@@ -930,7 +958,7 @@ int config_load(struct config **out, const char *user, uid_t uid,
 		const char *home, const char *user_file,
 		const char *system_file, unsigned flags)
 {
-	struct ctx c = { NULL, NULL, user, home };
+	struct ctx c = { NULL, NULL, user, home, uid };
 	char *upath = NULL;
 	const char *xdg;
 	bool found;
@@ -1003,6 +1031,8 @@ void config_free(struct config *cfg)
 	free(cfg->peers);
 	free(cfg->system_file);
 	free(cfg->user_file);
+	config_virtual_free(cfg->virt);
+	free(cfg->address);
 	free(cfg);
 }
 
@@ -1018,4 +1048,52 @@ const struct config_peer *config_peer(const struct config *cfg,
 bool config_name_valid(const char *name)
 {
 	return name_ok(name);
+}
+
+/* --- for config_virtual.c (config_p.h) ---------------------------------- */
+
+int config_p_fail(const struct ctx *c, const char *pre, const char *key,
+		  const char *what)
+{
+	return fail(c, pre, key, "%s", what);
+}
+
+int config_p_get_path(const struct ctx *c, const char *pre, const char *key,
+		      json_t *v, char **out)
+{
+	return get_path(c, pre, key, v, out);
+}
+
+int config_p_apply_peers(const struct ctx *c, json_t *obj)
+{
+	return apply_peers(c, obj);
+}
+
+void config_p_drop_peers(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->npeers; i++)
+		peer_release(&cfg->peers[i]);
+	cfg->npeers = 0;
+}
+
+const char *config_p_check_url(const char *url)
+{
+	enum scheme scheme;
+
+	return check_url(url, &scheme);
+}
+
+int config_p_finish(const struct ctx *c)
+{
+	struct config *cfg = c->cfg;
+
+	if (path_within(cfg->repository, cfg->maildir) ||
+	    path_within(cfg->maildir, cfg->repository))
+		return log_error("%s: repository '%s' and maildir '%s' must not be inside one another",
+				 c->file, cfg->repository, cfg->maildir),
+		       E_INVALID;
+	remove_peer(cfg, cfg->node);
+	if (cfg->npeers)
+		qsort(cfg->peers, cfg->npeers, sizeof cfg->peers[0], cmp_peer);
+	return 0;
 }

@@ -401,6 +401,11 @@ exec_child(const struct lda *d, const char *token, int out)
 		strvec_push(&argv, "-f");
 		strvec_push(&argv, *d->sender ? d->sender : "<>");
 	}
+	/* a virtual mailbox: Dovecot's userdb knows it by its address */
+	if (d->mb->cfg->address) {
+		strvec_push(&argv, "-d");
+		strvec_push(&argv, d->mb->cfg->address);
+	}
 	if (d->recipient) {
 		strvec_push(&argv, "-a");
 		strvec_push(&argv, d->recipient);
