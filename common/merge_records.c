@@ -284,6 +284,13 @@ static int folder_get(struct ifolder **out, struct mctx *m, const char *folder,
 	return ret;
 }
 
+/* Does side s hold the incarnation the base had (its UIDVALIDITY)? */
+static bool holds_base(const struct ifolder *f, int s)
+{
+	return f->has[B] && f->has[s] &&
+	       f->f[s].uidvalidity == f->f[B].uidvalidity;
+}
+
 static bool same_record(const struct ifolder *f, int a, int b)
 {
 	return f->has[a] == f->has[b] &&
@@ -349,6 +356,19 @@ static int folder_out(const struct mctx *m, struct ifolder *f,
 			  "either side: refusing to merge", f->folder);
 		ret = E_INVALID;
 	} else {
+		/*
+		 * A side that replaced the base's incarnation (another
+		 * UIDVALIDITY) wins over one that kept it, whichever value
+		 * is greater: the base's incarnation must not come back to a
+		 * replica that dropped it, and its uidnext with it
+		 */
+		if (f->has[O] && f->has[T] &&
+		    f->f[O].uidvalidity != f->f[T].uidvalidity) {
+			if (holds_base(f, O))
+				fs[O].has = false;
+			else if (holds_base(f, T))
+				fs[T].has = false;
+		}
 		ret = merge_imap_folder(&f->out, fs, msgs, n);
 	}
 	f->computed = ret == 0;
@@ -367,8 +387,15 @@ int mg_imap_contested(struct mctx *m)
 		    (ret = folder_get(&f, m, l->path, l->flen)) < 0)
 			continue;
 		f->leaf = true;
+		/*
+		 * a side whose uidnext went below the base's in the base's
+		 * incarnation took a stale copy of it through a UIDVALIDITY
+		 * conflict: the ancestor rule does not hold, read everything
+		 */
 		if ((f->has[O] && f->has[T] &&
-		     f->f[O].uidvalidity != f->f[T].uidvalidity) || revived(f))
+		     f->f[O].uidvalidity != f->f[T].uidvalidity) || revived(f) ||
+		    (holds_base(f, O) && f->f[O].uidnext < f->f[B].uidnext) ||
+		    (holds_base(f, T) && f->f[T].uidnext < f->f[B].uidnext))
 			m->contested = m->contested_all = true;
 		else if (f->has[O] && f->has[T] && !same_record(f, O, B) &&
 			 !same_record(f, T, B))
@@ -442,7 +469,8 @@ bool mg_imap_must_read(struct mctx *m, unsigned x, int d, int *err)
 			continue;
 		for (size_t k = 0; k < m->nifs; k++) {
 			const struct ifolder *f = &m->ifs[k];
-			uint32_t lo = f->has[B] ? f->f[B].uidnext : 1;
+			/* the ancestor rule holds for the base's incarnation */
+			uint32_t lo = holds_base(f, s) ? f->f[B].uidnext : 1;
 			if (f->contested && u >= lo && u < f->f[y].uidnext)
 				return true;
 		}

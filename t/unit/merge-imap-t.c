@@ -117,6 +117,13 @@ static const struct tcase cases[] = {
 	  { "F - 9 1", I, "F .F 7 514", "M .F/cur/1001.b:2, B", "R 1001.b 513" },
 	  { "F - 9 1", I, "F .F 7 514", "M .F/cur/1000.a:2, A", "R 1000.a -",
 	    "M .F/cur/1001.b:2, B", "R 1001.b 513" }, 0 },
+	{ "UIDVALIDITY: a side that replaced the base's incarnation wins, "
+	  "even with the smaller value",
+	  { "F - 9 1", I, "F .F 5 1" },
+	  { "F - 9 1", I, "F .F 5 2", "M .F/cur/1000.a:2, A", "R 1000.a 1" },
+	  { "F - 9 1", I, "F .F 3 514", "M .F/cur/1001.b:2, B", "R 1001.b 513" },
+	  { "F - 9 1", I, "F .F 3 514", "M .F/cur/1000.a:2, A", "R 1000.a -",
+	    "M .F/cur/1001.b:2, B", "R 1001.b 513" }, 0 },
 	{ "a folder created on one side comes with its record",
 	  { "F - 9 1" },
 	  { "F - 9 1", I, "F .F 5 2", "M .F/cur/1000.a:2, A", "R 1000.a 1" },

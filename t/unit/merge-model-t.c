@@ -926,56 +926,6 @@ static int worker(int job, int jobs, uint64_t seed,
 	return 0;
 }
 
-/* The format 2 tree model in jobs processes; failed cases. */
-static unsigned long long v2_run_jobs(uint64_t seed, unsigned long long ncases,
-				      int jobs)
-{
-	struct v2_totals all = { 0, 0, 0, 0, 0 };
-	int fds[MAXR * 4][2];
-	struct timespec t0, t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int j = 0; j < jobs; j++) {
-		pid_t pid;
-		if (pipe(fds[j]) < 0 || (pid = fork()) < 0)
-			log_fatal("pipe or fork failed");
-		if (pid == 0) {
-			struct v2_totals t;
-			close(fds[j][0]);
-			v2_model_run(seed, ncases, j, jobs, &t);
-			if (write(fds[j][1], &t, sizeof t) != (ssize_t)sizeof t)
-				_exit(2);
-			git_libgit2_shutdown();
-			_exit(0);
-		}
-		close(fds[j][1]);
-	}
-	for (int j = 0; j < jobs; j++) {
-		struct v2_totals t;
-		int status;
-		if (read(fds[j][0], &t, sizeof t) != (ssize_t)sizeof t) {
-			memset(&t, 0, sizeof t);
-			t.failed = 1;
-			diag("format 2 worker %d died", j);
-		}
-		close(fds[j][0]);
-		all.cases += t.cases;
-		all.failed += t.failed;
-		all.merges += t.merges;
-		all.numbered += t.numbered;
-		all.messages += t.messages;
-		wait(&status);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	diag("format 2 trees: %llu cases, %llu merges, %llu messages, %llu "
-	     "UIDs given at apply, in %.1f s", all.cases, all.merges,
-	     all.messages, all.numbered,
-	     (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
-	if (all.cases != ncases && !all.failed)
-		all.failed = 1;
-	return all.failed;
-}
-
 int main(int argc, char **argv)
 {
 	const char *e;

@@ -16,7 +16,9 @@
  * merge and numbers it from its own slot too.  Some cases start from
  * unrelated histories (each replica its own INBOX UIDVALIDITY).
  *
- * Checked: every tree a replica shows is valid (format_check_tree());
+ * Checked: every tree a replica shows is valid (format_check_tree()),
+ * alone and against the replica's previous head (an ancestor: the
+ * format 2 ancestor rule, "-" records included);
  * a merge that reads every shard (MERGE_COUNT) writes the same commit;
  * every UID a merge kept is one both sides gave the message there, or at
  * or above the uidnext of the side without it (Dovecot takes no UID
@@ -33,6 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <git2/sys/mempack.h>
 #include <git2/sys/repository.h>
@@ -375,14 +380,27 @@ static void record(struct vcase *c, const struct vstate *s)
 	}
 }
 
-static void check_tree(struct vcase *c, const struct oid *commit)
+/*
+ * Is commit's tree valid: alone, and (anc not NULL) checked against the
+ * tree of anc, an ancestor, as a replica checks a peer's history (the
+ * ancestor rule of format_imap_since.c: UIDs kept or at or above the
+ * ancestor's uidnext, "-" records taken as they are)?
+ */
+static void check_tree(struct vcase *c, const struct oid *commit,
+		       const struct oid *anc)
 {
 	struct strbuf err = STRBUF_INIT;
-	struct oid tid;
+	struct oid tid, aid;
 
 	repo_commit_tree(&tid, c->repo, commit);
 	if (format_check_tree(c->repo, &tid, NULL, &err) < 0)
 		vfail(c, "invalid tree: %s", err.buf);
+	strbuf_reset(&err);
+	if (anc && !oid_equal(anc, commit)) {
+		repo_commit_tree(&aid, c->repo, anc);
+		if (format_check_tree_since(c->repo, &tid, &aid, &err) < 0)
+			vfail(c, "invalid against an ancestor: %s", err.buf);
+	}
 	strbuf_release(&err);
 }
 
@@ -553,12 +571,14 @@ static void op_folder(struct vcase *c, int r, struct vstate *s)
 /* --- syncing ------------------------------------------------------------- */
 
 /* Replica r applies the tree at its head: it numbers what is unnumbered. */
-static void apply(struct vcase *c, int r)
+static void apply(struct vcase *c, int r, const struct oid *before)
 {
 	struct vstate s;
 	size_t todo = 0;
+	struct oid merged;
 
-	check_tree(c, &c->head[r]);
+	check_tree(c, &c->head[r], before);
+	oid_cpy(&merged, &c->head[r]);
 	if (!state_read(&s, c, &c->head[r]))
 		return;
 	for (size_t i = 0; i < s.n; i++) {
@@ -573,7 +593,7 @@ static void apply(struct vcase *c, int r)
 	c->numbered += todo;
 	if (todo) {
 		commit_state(c, r, &s, "number\n");
-		check_tree(c, &c->head[r]);
+		check_tree(c, &c->head[r], &merged);
 	}
 }
 
@@ -619,6 +639,7 @@ static void check_kept(struct vcase *c, const struct vstate *x,
 static void sync_pair(struct vcase *c, int a, int b, bool both)
 {
 	struct vstate so, st, sx;
+	struct oid prev[2];
 	struct oid x, y;
 
 	if (merge_commits(&x, c->repo, &c->head[a], &c->head[b], 0, NULL,
@@ -646,11 +667,13 @@ static void sync_pair(struct vcase *c, int a, int b, bool both)
 	if (state_read(&so, c, &c->head[a]) && state_read(&st, c, &c->head[b]) &&
 	    state_read(&sx, c, &x))
 		check_kept(c, &sx, &so, &st);
+	oid_cpy(&prev[0], &c->head[a]);
+	oid_cpy(&prev[1], &c->head[b]);
 	oid_cpy(&c->head[a], &x);
-	apply(c, a);
+	apply(c, a, &prev[0]);
 	if (both) {
 		oid_cpy(&c->head[b], &x);
-		apply(c, b);
+		apply(c, b, &prev[1]);
 	}
 }
 
@@ -841,4 +864,58 @@ unsigned long long v2_model_bytes(const uint8_t *data, size_t size)
 	strmap_clear(&c->seen);
 	free(c);
 	return failed;
+}
+
+/* The format 2 tree model in jobs processes; failed cases. */
+unsigned long long v2_run_jobs(uint64_t seed, unsigned long long ncases,
+				      int jobs)
+{
+	struct v2_totals all = { 0, 0, 0, 0, 0 };
+	int fds[16][2];
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (jobs < 1 || jobs > 16)
+		jobs = 1;
+	fflush(stdout);
+	for (int j = 0; j < jobs; j++) {
+		pid_t pid;
+		if (pipe(fds[j]) < 0 || (pid = fork()) < 0)
+			log_fatal("pipe or fork failed");
+		if (pid == 0) {
+			struct v2_totals t;
+			close(fds[j][0]);
+			v2_model_run(seed, ncases, j, jobs, &t);
+			if (write(fds[j][1], &t, sizeof t) != (ssize_t)sizeof t)
+				_exit(2);
+			git_libgit2_shutdown();
+			_exit(0);
+		}
+		close(fds[j][1]);
+	}
+	for (int j = 0; j < jobs; j++) {
+		struct v2_totals t;
+		int status;
+		if (read(fds[j][0], &t, sizeof t) != (ssize_t)sizeof t) {
+			memset(&t, 0, sizeof t);
+			t.failed = 1;
+			printf("# format 2 worker %d died\n", j);
+		}
+		close(fds[j][0]);
+		all.cases += t.cases;
+		all.failed += t.failed;
+		all.merges += t.merges;
+		all.numbered += t.numbered;
+		all.messages += t.messages;
+		wait(&status);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("# format 2 trees: %llu cases, %llu merges, %llu messages, %llu "
+	       "UIDs given at apply, in %.1f s\n", all.cases, all.merges,
+	       all.messages, all.numbered,
+	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fflush(stdout);
+	if (all.cases != ncases && !all.failed)
+		all.failed = 1;
+	return all.failed;
 }

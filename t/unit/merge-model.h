@@ -29,6 +29,10 @@ struct v2_totals {
 unsigned long long v2_model_run(uint64_t seed, unsigned long long ncases,
 				int job, int jobs, struct v2_totals *t);
 
+/* v2_model_run() in jobs processes, totals printed; failed cases. */
+unsigned long long v2_run_jobs(uint64_t seed, unsigned long long ncases,
+			       int jobs);
+
 /* One case of the format 2 tree model whose choices are data[0..size)
  * (t/fuzz/fuzz-merge.c); the number of failures. */
 unsigned long long v2_model_bytes(const uint8_t *data, size_t size);
