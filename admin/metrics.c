@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
 #include "admin.h"
 #include "control.h"
 #include "strbuf.h"
@@ -353,7 +354,7 @@ static long long objects_bytes(const char *repository)
 void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 		    bool up, bool openmetrics)
 {
-	struct sample_in in = { .st = st, .now = time(NULL), .up = up };
+	struct sample_in in = { .st = st, .now = clock_wall(), .up = up };
 	json_t *own = NULL;
 
 	if (!json_is_integer(json_object_get(st, "quorum"))) {

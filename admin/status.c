@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "admin.h"
 #include "alarm.h"
 #include "fsutil.h"
@@ -341,7 +342,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 	json_t *peers = json_object_get(st, "peers"), *p;
 	char *node = admin_json_string(st, "node");
 	char *mail = admin_json_string(st, "mail");
-	time_t now = time(NULL);
+	time_t now = clock_wall();
 	size_t i;
 
 	printf("node %s: refs/heads/mail at %.10s", node ? node : "?",

@@ -164,7 +164,7 @@ static int write_initial(git_repository *git)
 	    (err = git_treebuilder_write(&tree_id, tb)) < 0 ||
 	    (err = git_tree_lookup(&tree, git, &tree_id)) < 0 ||
 	    (err = git_signature_new(&sig, "maildag", "maildag@localhost",
-				     time(NULL), 0)) < 0 ||
+				     clock_wall(), 0)) < 0 ||
 	    (err = git_commit_create(&commit, git, NULL, sig, sig, NULL,
 				     "new mailbox\n", tree, 0, NULL)) < 0)
 		goto done;
@@ -700,7 +700,7 @@ int repo_commit(struct oid *out, struct repo *r, const struct oid *tree,
 
 	if (git_signature_new(&sig, name ? name : "maildag",
 			      email ? email : "maildag@localhost",
-			      when < 0 ? time(NULL) : when, 0) < 0 ||
+			      when < 0 ? clock_wall() : when, 0) < 0 ||
 	    git_tree_lookup(&t, r->git, GIT_OID(tree)) < 0)
 		goto fail;
 	for (size_t i = 0; i < nparents; i++)

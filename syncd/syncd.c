@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "control.h"
 #include "format.h"
 #include "fsutil.h"
@@ -119,7 +120,7 @@ static void weigh_changes(struct syncd *s, const struct oid *mail)
 	oid_tostr(to, sizeof to, mail);
 	if (*s->weighed &&
 	    alarm_check(&v, &n, s->repo, s->mb->cfg, s->weighed, to,
-			(long long)time(NULL)) < 0)
+			(long long)clock_wall()) < 0)
 		log_warn("could not weigh the changes up to %.12s against the "
 			 "mass-deletion alarm", to);
 	log_debug("weighed the changes up to %.12s in %.1f ms", to,
@@ -219,7 +220,7 @@ static void failed(struct syncd *s, const char *what)
 static void update_status(struct syncd *s)
 {
 	struct strbuf b = STRBUF_INIT;
-	time_t now = time(NULL);
+	time_t now = clock_wall();
 	json_t *peers, *pe;
 	size_t i;
 
