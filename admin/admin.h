@@ -124,6 +124,15 @@ void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 char *admin_json_string(json_t *obj, const char *key);
 
 /*
+ * maildag maintain: one maintenance pass now (maintain.c);
+ * admin_print_maintenance() is its one-line summary, which status and
+ * init print too.
+ */
+struct objects_maint_result;
+int cmd_maintain(struct mailbox *mb, int argc, char **argv);
+void admin_print_maintenance(FILE *f, const struct objects_maint_result *r);
+
+/*
  * maildag sync: have maildag-syncd push and fetch now; 0 when it took
  * the request, 69 (EX_UNAVAILABLE) when no daemon runs (sync.c).
  */

@@ -665,10 +665,36 @@ static int apply_alarm(const struct ctx *c, json_t *obj)
 	return 0;
 }
 
+/* --- maintenance ---------------------------------------------------------- */
+
+static int apply_maintenance(const struct ctx *c, json_t *obj)
+{
+	struct config *cfg = c->cfg;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return fail(c, "", "maintenance", "expected an object");
+	json_object_foreach(obj, key, v) {
+		if (!strcmp(key, "interval")) {
+			if (get_int(c, "maintenance.", key, v, 60, INT_MAX,
+				    &cfg->maint_interval) < 0)
+				return E_INVALID;
+		} else if (!strcmp(key, "grace")) {
+			if (get_int(c, "maintenance.", key, v, 60, INT_MAX,
+				    &cfg->maint_grace) < 0)
+				return E_INVALID;
+		} else {
+			return fail(c, "maintenance.", key, "unknown key");
+		}
+	}
+	return 0;
+}
+
 /* --- the top level ------------------------------------------------------- */
 
 enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS,
-	    K_ALARM };
+	    K_ALARM, K_MAINT };
 
 #define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
 #define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
@@ -705,6 +731,7 @@ static const struct key {
 	{ "peers", K_PEERS, 0, 0, 0 },
 	{ "hooks", K_HOOKS, 0, 0, 0 },
 	{ "alarm", K_ALARM, 0, 0, 0 },
+	{ "maintenance", K_MAINT, 0, 0, 0 },
 };
 
 static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
@@ -757,6 +784,8 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		return apply_hooks(c, v);
 	case K_ALARM:
 		return apply_alarm(c, v);
+	case K_MAINT:
+		return apply_maintenance(c, v);
 	}
 	return E_INVALID;
 }
@@ -921,6 +950,8 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->alarm_ignore = xcalloc(3, sizeof *cfg->alarm_ignore);
 	cfg->alarm_ignore[0] = xstrdup(".Trash");
 	cfg->alarm_ignore[1] = xstrdup(".Junk");
+	cfg->maint_interval = 3600;
+	cfg->maint_grace = 86400;
 	cfg->hook_command = NULL;
 	cfg->webhooks = xcalloc(1, sizeof *cfg->webhooks);
 	return cfg;

@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "objects.h"
+#include "objects_p.h"
 #include "repo.h"
 #include "repo_p.h"
 #include "strbuf.h"
@@ -30,9 +31,9 @@
  * Call fn for every loose object (its id and path); stops at the first
  * non-zero return.
  */
-static int each_loose(const char *repo_path,
-		      int (*fn)(const struct oid *, const char *, void *),
-		      void *data)
+int objects_each_loose(const char *repo_path,
+		       int (*fn)(const struct oid *, const char *, void *),
+		       void *data)
 {
 	struct strbuf dir = STRBUF_INIT, path = STRBUF_INIT;
 	int r = 0;
@@ -80,7 +81,7 @@ static int count_one(const struct oid *id, const char *path, void *data)
 int objects_count_loose(const char *repo_path, size_t *n)
 {
 	*n = 0;
-	return each_loose(repo_path, count_one, n) < 0 ? E_FAIL : 0;
+	return objects_each_loose(repo_path, count_one, n) < 0 ? E_FAIL : 0;
 }
 
 struct checking {
@@ -125,7 +126,7 @@ int objects_check_after_boot(struct repo *r, size_t *damaged)
 	read_small(seen, sizeof seen, mark);
 	if (*boot && !strcmp(boot, seen))
 		goto done;	/* checked since this machine started */
-	if (each_loose(r->path, check_one, &c) < 0) {
+	if (objects_each_loose(r->path, check_one, &c) < 0) {
 		ret = E_FAIL;
 		goto done;
 	}
@@ -175,7 +176,7 @@ int objects_pack_loose(const char *repo_path, size_t *packed)
 		goto done;
 	}
 	git_packbuilder_set_threads(p.pb, 1);
-	if ((err = each_loose(repo_path, insert_one, &p)) < 0)
+	if ((err = objects_each_loose(repo_path, insert_one, &p)) < 0)
 		goto done;
 	if (!p.n)
 		goto done;

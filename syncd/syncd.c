@@ -587,11 +587,11 @@ static void maintain(void *data)
 			return;
 		}
 		if (r == s->maint_pid && !(WIFEXITED(st) && !WEXITSTATUS(st)))
-			log_warn("packing loose objects failed");
+			log_warn("the maintenance pass failed");
 		s->maint_pid = 0;
 	}
 	objects_clean_tmp(repo_path(s->repo), TMP_OBJ_MAX_AGE);
-	s->maint_pid = maint_start(repo_path(s->repo));
+	s->maint_pid = maint_start(repo_path(s->repo), s->mb->cfg);
 	if (s->maint_pid < 0)
 		s->maint_pid = 0;
 	loop_timer_in(s->maint_timer, s->maint_pid ? 10 : MAINT_EVERY);
