@@ -131,6 +131,12 @@ char *admin_json_string(json_t *obj, const char *key);
 struct objects_maint_result;
 int cmd_maintain(struct mailbox *mb, int argc, char **argv);
 void admin_print_maintenance(FILE *f, const struct objects_maint_result *r);
+/*
+ * For maildag status: {"packs", "loose", "bytes" (now), "last": what the
+ * last pass recorded (absent when none ran)}, and its text.
+ */
+json_t *admin_maintenance_json(const struct mailbox *mb);
+void admin_print_maintenance_status(json_t *m, time_t now);
 
 /*
  * maildag sync: have maildag-syncd push and fetch now; 0 when it took

@@ -355,6 +355,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 	print_unreadable(json_object_get(st, "unreadable"));
 	print_left_out(st);
 	print_webhooks(json_object_get(st, "webhooks"), now);
+	admin_print_maintenance_status(json_object_get(st, "maintenance"), now);
 	if (!json_array_size(peers))
 		printf("no peers configured\n");
 	json_array_foreach(peers, i, p) {
@@ -416,6 +417,8 @@ static int status_out(json_t *st, const struct mailbox *mb, bool up,
 	struct strbuf sb = STRBUF_INIT;
 	int r = EX_OK;
 
+	/* the repository's, whether the daemon runs or not */
+	json_object_set_new(st, "maintenance", admin_maintenance_json(mb));
 	if (form == FORM_METRICS) {
 		/* node_exporter's textfile collector reads Prometheus text */
 		metrics_format(&sb, st, mb, up, !metrics_file);

@@ -124,15 +124,13 @@ stop_at_unlink() {
 	wait_stopped
 }
 wait_stopped() {
-	local n=0
+	local n=0 tracer st
 	while [ $n -lt 600 ]; do
-		tracee=$(pgrep -P $pass | head -1)
-		if [ -n "$tracee" ] &&
-		   [ "$(awk "{print \$3}" /proc/$tracee/stat 2>/dev/null)" = t ] ||
-		   [ -n "$tracee" ] &&
-		   [ "$(awk "{print \$3}" /proc/$tracee/stat 2>/dev/null)" = T ]; then
-			return 0
-		fi
+		# $pass is the subshell of as_user; then strace; then maildag
+		tracer=$(pgrep -P $pass | head -1)
+		tracee=${tracer:+$(pgrep -P $tracer | head -1)}
+		st=${tracee:+$(awk "{print \$3}" /proc/$tracee/stat 2>/dev/null)}
+		case "$st" in t|T) return 0;; esac
 		sleep 0.1
 		n=$((n + 1))
 	done
