@@ -429,6 +429,21 @@ fail:
 	return E_TEMP;
 }
 
+int repo_reload_objects(struct repo *r)
+{
+	char *dir = xasprintf("%s/objects", r->path);
+	git_odb *odb = NULL;
+	int err = git_odb_open(&odb, dir);
+
+	free(dir);
+	if (err < 0)
+		return log_error("reopen the objects of '%s': %s", r->path,
+				 repo_git_error());
+	git_repository_set_odb(r->git, odb);
+	git_odb_free(odb);	/* the repository holds it */
+	return 0;
+}
+
 void repo_unlock(struct repo *r)
 {
 	if (r->lock_fd < 0)

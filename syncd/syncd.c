@@ -588,6 +588,9 @@ static void maintain(void *data)
 		}
 		if (r == s->maint_pid && !(WIFEXITED(st) && !WEXITSTATUS(st)))
 			log_warn("the maintenance pass failed");
+		else if (r == s->maint_pid)
+			/* let go of the packs it removed, and their bytes */
+			repo_reload_objects(s->repo);
 		s->maint_pid = 0;
 	}
 	objects_clean_tmp(repo_path(s->repo), TMP_OBJ_MAX_AGE);
