@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <git2/sys/repository.h>
+
 #include "fsutil.h"
 #include "log.h"
 #include "repo.h"
