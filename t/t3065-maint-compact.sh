@@ -172,4 +172,35 @@ test_expect_success 'a pass killed mid-way loses nothing' '
 		test -e "${p%.pack}.maildag" || echo unmarked; done)" = ""
 '
 
+if grep -q "define MAILDAG_TEST_CLOCK 1" "$abs_top_builddir/autoconf.h" 2>/dev/null
+then
+	test_set_prereq TESTCLOCK
+else
+	test_set_prereq NORMALCLOCK
+fi
+
+test_expect_success NORMALCLOCK 'a normal build ignores MAILDAG_TEST_NOW_FILE' '
+	echo 1000000000 >"$TRASH/now" &&
+	chmod 644 "$TRASH/now" &&
+	test_message clock | as_user env MAILDAG_TEST_NOW_FILE="$TRASH/now" maildag-lda &&
+	t=$(mgit log -1 --format=%ct refs/heads/mail) &&
+	test "$t" -gt 1700000000 &&
+	! find "$MAILDIR/new" -name "1000000000.*" | grep . &&
+	echo "{\"maintenance\": {\"grace\": 60}}" >"$USER_HOME/.config/maildag/config.json" &&
+	chown -R "$TEST_USER:" "$USER_HOME/.config" &&
+	echo 4000000000 >"$TRASH/now" &&
+	x=$(echo "young $$" | as_user git --git-dir="$REPO" hash-object -w --stdin) &&
+	as_user env MAILDAG_TEST_NOW_FILE="$TRASH/now" maildag maintain &&
+	mgit cat-file -e $x &&
+	rm "$USER_HOME/.config/maildag/config.json"
+'
+
+test_expect_success TESTCLOCK 'a --enable-test-clock build reads MAILDAG_TEST_NOW_FILE' '
+	echo 1000000000 >"$TRASH/now" &&
+	chmod 644 "$TRASH/now" &&
+	test_message clock | as_user env MAILDAG_TEST_NOW_FILE="$TRASH/now" maildag-lda &&
+	test "$(mgit log -1 --format=%ct refs/heads/mail)" = 1000000000 &&
+	find "$MAILDIR/new" -name "1000000000.*" | grep .
+'
+
 test_done
