@@ -505,8 +505,9 @@ static int cmp_weight(const void *a, const void *b)
 /*
  * The geometric roll-up of one class (git repack.c:split_pack_geometry,
  * factor 2): packs by object count, ascending; the largest that form a
- * progression stay; the rest, with the new objects, become one, and any
- * larger pack that one would break the progression with joins it.
+ * progression stay; the rest, with the new objects and every pack under
+ * OBJECTS_LOOSE_MAX objects, become one, and any larger pack that one
+ * would break the progression with joins it.
  */
 static void geometry(struct pass *ps, int cls, size_t fresh)
 {
@@ -523,6 +524,15 @@ static void geometry(struct pass *ps, int cls, size_t fresh)
 		if (v[i]->n < 2 * v[i - 1]->n)
 			break;
 	split = i ? i + 1 : 0;
+	/*
+	 * Packs under OBJECTS_LOOSE_MAX objects never count as part of the
+	 * progression (doc/purge.md 4.2: with packs of at least that many,
+	 * a class of n objects keeps log2(n / 2000) + 1 packs): a pass
+	 * adding a day's few hundred objects rewrites them, cheaply (reuse),
+	 * rather than keeping one more pack.
+	 */
+	while (split < n && v[split]->n < OBJECTS_LOOSE_MAX)
+		split++;
 	for (i = 0; i < split; i++)
 		total += v[i]->n;
 	for (i = split; i < n && v[i]->n < 2 * total; i++) {
@@ -716,6 +726,7 @@ static int loosen(struct pass *ps)
 			utimes(path, tv);
 			free(path);
 			o->flags |= F_LOOSE;
+			o->mtime = p->mtime;	/* its grace runs on */
 			ps->res->loosened++;
 		}
 	}
@@ -782,12 +793,13 @@ static void remove_loose(struct pass *ps)
 			continue;
 		oid_tostr(hex, sizeof hex, &o->id);
 		path = xasprintf("%s/objects/%.2s/%s", ps->repo, hex, hex + 2);
-		if (o->flags & (F_WRITE | F_STAY))
-			go = (o->flags & F_REACH) && !(o->flags & F_DROP);
-		else
-			go = expired(ps, o, o->mtime) &&
-			     (o->flags & F_DROP ||
-			      (lstat(path, &st) == 0 && st.st_mtime == o->mtime));
+		if (o->flags & F_DROP)
+			go = true;
+		else if (o->flags & F_REACH)	/* now in a pack */
+			go = (o->flags & (F_WRITE | F_STAY)) != 0;
+		else		/* unreachable: expired, and not freshened since */
+			go = expired(ps, o, o->mtime) && lstat(path, &st) == 0 &&
+			     st.st_mtime == o->mtime;
 		if (go && unlink(path) == 0) {
 			if (!(o->flags & F_REACH) || (o->flags & F_DROP)) {
 				o->flags |= F_GONE;
