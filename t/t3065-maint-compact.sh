@@ -46,7 +46,11 @@ test_expect_success 'maildag maintain reports; maildag status shows the last pas
 	grep -i "^maintenance:" st &&
 	as_user maildag status --json >st.json 2>/dev/null || : &&
 	grep "\"maintenance\"" st.json &&
-	grep "\"packs_after\"" st.json
+	grep "\"packs_after\"" st.json &&
+	as_user maildag status --metrics >st.om 2>/dev/null || : &&
+	grep "^maildag_packs{.*} [0-9]" st.om &&
+	grep "^maildag_loose_objects{.*} 0" st.om &&
+	grep "^maildag_maintenance_last_success{.*} 1" st.om
 '
 
 test_expect_success 'after many deliveries and passes the pack count stays bounded' '
