@@ -14,4 +14,10 @@ int objects_each_loose(const char *repo_path,
 		       int (*fn)(const struct oid *, const char *, void *),
 		       void *data);
 
+struct objects_maint_result;
+
+/* Write what a pass did to <repo>/maildag/maintenance; 0 or E_FAIL. */
+int objects_write_record(const char *repo_path,
+			 const struct objects_maint_result *r);
+
 #endif
