@@ -342,9 +342,12 @@ static int run_git(const char *repo, const char *const *argv, int in_fd,
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	free(gitdir);
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		if (!strcmp(argv[0], "rev-parse"))	/* a question */
+			return E_FAIL;
 		return log_error("git %s %s failed (status %d)", argv[0],
 				 argv[1] ? argv[1] : "", st);
+	}
 	return 0;
 }
 
