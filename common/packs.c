@@ -452,6 +452,36 @@ static int mark_reachable(struct pass *ps)
 	return 0;
 }
 
+/*
+ * The blobs the delivery journal names (<repo>/maildag/pending/: entries
+ * "[.new-]<blob id>-<key>[.c|.w]") count as reachable and live: a
+ * delivery under way has written its blob and not yet its commit.
+ */
+static void mark_pending(struct pass *ps)
+{
+	char *path = xasprintf("%s/maildag/pending", ps->repo);
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	free(path);
+	while (d && (de = readdir(d))) {
+		const char *n = de->d_name;
+		struct oid id;
+		struct obj *o;
+		if (!strncmp(n, ".new-", 5))
+			n += 5;
+		if (strlen(n) < OID_HEXSZ + 1 || n[OID_HEXSZ] != '-' ||
+		    oid_fromstr(&id, n) < 0)
+			continue;
+		o = tab_get(&ps->objs, &id);
+		o->flags |= F_REACH;
+		if (o->cls == C_NONE)
+			o->cls = C_LIVE;
+	}
+	if (d)
+		closedir(d);
+}
+
 /* Note which packs hold each object; mark the drop set. */
 static void note_packs(struct pass *ps)
 {
@@ -929,6 +959,7 @@ static int run_pass(struct pass *ps)
 	    mark_live(ps, "refs/maildag/worktree") < 0 ||
 	    mark_reachable(ps) < 0)
 		return E_FAIL;
+	mark_pending(ps);
 	decide(ps);
 	for (int c = C_LIVE; c <= C_HISTORY; c++)
 		if (write_class(ps, c) < 0)

@@ -2,7 +2,9 @@
  * packs-t: the maintenance pass's drop set (objects.h), the interface the
  * purge fills: listed blobs leave every pack and every loose file,
  * reachable or not, young or not; the rest stays where the classes say.
- * The repository is made with the git CLI (the pass runs it anyway).
+ * Also: what the delivery journal names stays, however old; an old
+ * unreachable object goes.  The repository is made with the git CLI
+ * (the pass runs it anyway).
  */
 #include "autoconf.h"
 
@@ -39,12 +41,12 @@ static bool stored(const char *hex)
 }
 
 /* The ids the setup wrote, by name. */
-static void read_ids(char ids[5][41])
+static void read_ids(char ids[7][41])
 {
 	char *path = xasprintf("%s/ids", dir);
 	FILE *f = fopen(path, "r");
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 7; i++)
 		if (!f || fscanf(f, "%40s", ids[i]) != 1)
 			log_fatal("cannot read the ids");
 	fclose(f);
@@ -53,7 +55,7 @@ static void read_ids(char ids[5][41])
 
 int main(void)
 {
-	char tmpl[] = "/tmp/packs-t.XXXXXX", ids[5][41];
+	char tmpl[] = "/tmp/packs-t.XXXXXX", ids[7][41];
 	struct objects_maint_result r;
 	struct oid drop[3];
 	struct objects_maint_opts o = { .grace = 86400, .drop = drop,
@@ -79,7 +81,13 @@ int main(void)
 	       "k1=$(git commit-tree -m one $r1) && "
 	       "k2=$(git commit-tree -m two -p $k1 $r2) && "
 	       "git update-ref refs/heads/mail $k2 && "
-	       "echo $A $B $E $U $V >ids") != 0)
+	       "W=$(echo pending W | git hash-object -w --stdin) && "
+	       "X=$(echo old X | git hash-object -w --stdin) && "
+	       "for x in $W $X; do touch -d '-2 days' "
+	       "r.git/objects/$(echo $x | cut -c1-2)/$(echo $x | cut -c3-); done && "
+	       "mkdir r.git/maildag/pending && "
+	       ": >r.git/maildag/pending/$W-1700000000.M1P1.test && "
+	       "echo $A $B $E $U $V $W $X >ids") != 0)
 		log_fatal("setup");
 	read_ids(ids);
 	/* drop B (live), E (expunged) and U (unreachable, young) */
@@ -95,6 +103,9 @@ int main(void)
 	ok(!stored(ids[2]), "E, expunged and listed, is gone");
 	ok(!stored(ids[3]), "U, unreachable, young and listed, is gone");
 	ok(stored(ids[4]), "V, unreachable and young, stays (the grace)");
+	ok(stored(ids[5]), "W, old but named by the delivery journal, stays");
+	ok(!stored(ids[6]), "X, unreachable and older than the grace, goes");
+	is_int((long long)r.pruned, 1, "one pruned");
 	is_int((long long)r.packs_live, 1, "one live pack");
 	is_int((long long)r.packs_history, 1, "one history pack");
 	is_int((long long)r.loose_after, 1, "V alone is loose");
@@ -105,7 +116,8 @@ int main(void)
 	ok(objects_maintain(repo, &o, true, &r) == 0, "a second pass");
 	ok(!stored(ids[0]), "A, packed then listed, is gone");
 	is_int((long long)r.dropped, 1, "counted");
-	is_int((long long)r.packs_live, 0, "the live pack, empty, went");
+	ok(stored(ids[5]), "W, in the same live pack, stays");
+	is_int((long long)r.packs_live, 1, "the live pack, rewritten without A");
 
 	sh("cd / && rm -rf \"$OLDPWD\"");
 	return tap_done();
