@@ -16,6 +16,7 @@
  *	status.c	status (metrics.c: its OpenMetrics form)
  *	sync.c		sync, and the daemon's control socket for others
  *	serve.c		serve: the forced command of a peer's ssh key
+ *	upgrade.c	upgrade: format 1 to format 2
  *
  * Each verb takes the user's mailbox and its own argv (argv[0] is the
  * verb) and returns a sysexits(3) status, or what its manual page says.
@@ -83,6 +84,12 @@ int cmd_restore(struct mailbox *mb, int argc, char **argv);
 int cmd_undo(struct mailbox *mb, int argc, char **argv);
 int cmd_confirm(struct mailbox *mb, int argc, char **argv);
 
+/*
+ * maildag upgrade: make a format 1 repository format 2, one commit
+ * (upgrade.c, common/upgrade.h).
+ */
+int cmd_upgrade(struct mailbox *mb, int argc, char **argv);
+
 /* maildag fsck [--all-refs] [--hash]: check the repository (fsck.c). */
 int cmd_fsck(struct mailbox *mb, int argc, char **argv);
 
@@ -118,6 +125,14 @@ int cmd_status(struct mailbox *mb, int argc, char **argv);
  */
 void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 		    bool up, bool openmetrics);
+/*
+ * The same for every virtual mailbox of a daemon's status answer
+ * ("mailboxes", control.h): each family once, a sample set per mailbox,
+ * labelled with its repository's path.  Selects each mailbox in mb->cfg
+ * in turn (config_select_mailbox()).
+ */
+void metrics_format_all(struct strbuf *out, json_t *boxes, struct mailbox *mb,
+			bool openmetrics);
 
 /* A string of a daemon's answer, or NULL; control characters become '?'.
  * The caller frees it (status.c). */

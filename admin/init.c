@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "objects.h"
+#include "upgrade.h"
 #include "worktree.h"
 
 /* --- init ------------------------------------------------------------- */
@@ -48,12 +49,16 @@ int cmd_init(struct mailbox *mb, int argc, char **argv)
 	struct worktree_counts total = { 0 };
 	struct worktree *wt = NULL;
 	struct repo *repo = NULL;
+	struct upgrade_stats up;
+	struct oid head;
 	size_t unreadable = 0;
 	double due;
-	int r = EX_TEMPFAIL;
+	int r = EX_TEMPFAIL, version = FORMAT_VERSION;
 
-	(void)argv;
-	if (argc > 1) {
+	if (argc == 3 && !strcmp(argv[1], "--format") &&
+	    (!strcmp(argv[2], "1") || !strcmp(argv[2], "2"))) {
+		version = argv[2][0] - '0';
+	} else if (argc > 1) {
 		admin_usage(stderr);
 		return EX_USAGE;
 	}
@@ -82,6 +87,11 @@ int cmd_init(struct mailbox *mb, int argc, char **argv)
 		if (due)
 			sleep_until(due);
 	} while (due);
+	/* format 2 (experimental): the import, then the upgrade commit */
+	if (version == FORMAT_VERSION_IMAP &&
+	    upgrade_repo(&head, repo, mb->maildir, mb->cfg->node,
+			 "new mailbox in format 2\n", false, &up) < 0)
+		goto done;
 	printf("initialised '%s': %zu messages in %zu folders imported from '%s'",
 	       mb->repository, total.added, total.folders_added + 1,
 	       mb->maildir);
@@ -91,6 +101,10 @@ int cmd_init(struct mailbox *mb, int argc, char **argv)
 		printf(", %zu folders left out by folder_limit (%zu)",
 		       worktree_left_out(wt), format_get_limits()->folders);
 	printf("\n");
+	if (version == FORMAT_VERSION_IMAP)
+		printf("format 2 (experimental): %zu folders, %zu messages "
+		       "recorded, %zu UIDs given in slot %u\n", up.folders,
+		       up.messages, up.numbered, up.slot);
 	/* a packed repository, as maintenance keeps it (objects.h) */
 	repo_unlock(repo);
 	{

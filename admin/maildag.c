@@ -17,13 +17,18 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "format.h"
 #include "log.h"
 
 static const char *config_file;
+static const char *address;	/* -a: a virtual mailbox */
 
 void admin_usage(FILE *f)
 {
-	fputs("usage: maildag [-c config] [-v] <command> [<args>]\n"
+	fputs("usage: maildag [-c config] [-a user@domain] [-v] <command> [<args>]\n"
+	      "\n"
+	      "  -a user@domain  the virtual mailbox to work on (maildag.conf(5));\n"
+	      "                  status and sync without it: every one\n"
 	      "\n"
 	      "commands:\n"
 	      "  confirm CHANGE settle a mass-deletion alarm: the deletion was meant\n"
@@ -32,7 +37,9 @@ void admin_usage(FILE *f)
 	      "  fsck [--all-refs] [--hash]\n"
 	      "                 check the repository against the format, the\n"
 	      "                 Maildir against the repository\n"
-	      "  init           create the repository and import the Maildir\n"
+	      "  init [--format 1|2]\n"
+	      "                 create the repository and import the Maildir\n"
+	      "                 (format 2: experimental)\n"
 	      "  log [-n N]     show the mailbox history: deliveries and changes\n"
 	      "  log --expunged [--folder F] [--from TEXT] [--subject TEXT]\n"
 	      "      [--message-id ID] [--since TIME] [--until TIME] [-n N]\n"
@@ -48,6 +55,7 @@ void admin_usage(FILE *f)
 	      "                 serve one ssh peer's git (authorized_keys command=)\n"
 	      "  status [--json]  replication state per peer, from maildag-syncd\n"
 	      "  sync           have maildag-syncd push and fetch now\n"
+	      "  upgrade        make the repository format 2 (experimental)\n"
 	      "  undo [-n] CHANGE\n"
 	      "                 reverse one change (what it expunged, moved, removed)\n"
 	      "  version        print the version\n", f);
@@ -72,7 +80,49 @@ int admin_open_repo(struct repo **out, const struct mailbox *mb)
 			  mb->repository);
 		return EX_NOINPUT;
 	}
-	return r < 0 ? EX_TEMPFAIL : 0;
+	if (r < 0)
+		return EX_TEMPFAIL;
+	/* format 2 is taken exactly when this repository is format 2 */
+	if (format_use_repo(*out) < 0) {
+		repo_free(*out);
+		*out = NULL;
+		return EX_TEMPFAIL;
+	}
+	return 0;
+}
+
+/*
+ * Virtual mailboxes: -a picks one for any verb; without it, status and
+ * sync ask the daemon about every one, other verbs need it.  0 or an
+ * exit status.
+ */
+static int pick_virtual(struct mailbox *mb, const char *verb)
+{
+	int r;
+
+	if (!config_is_virtual(mb->cfg)) {
+		if (!address)
+			return 0;
+		log_error("-a: no virtual mailboxes are configured "
+			  "(\"virtual\" in maildag.conf(5))");
+		return EX_USAGE;
+	}
+	mb->user_socket = true;
+	if (!address) {
+		if (!strcmp(verb, "status") || !strcmp(verb, "sync"))
+			return 0;
+		log_error("'maildag %s' works on one virtual mailbox: name it "
+			  "with -a user@domain", verb);
+		return EX_USAGE;
+	}
+	r = config_select_mailbox(mb->cfg, address);
+	if (r == E_NOTFOUND)
+		return EX_NOUSER;
+	if (r < 0)
+		return EX_USAGE;
+	mb->maildir = mb->cfg->maildir;
+	mb->repository = mb->cfg->repository;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -99,6 +149,7 @@ int main(int argc, char **argv)
 		{ "fetch", cmd_fetch, true },
 		{ "status", cmd_status, false },
 		{ "sync", cmd_sync, false },
+		{ "upgrade", cmd_upgrade, true },
 		/* refuses root itself, in words the peer and syslog see */
 		{ "serve", cmd_serve, false },
 	};
@@ -109,9 +160,10 @@ int main(int argc, char **argv)
 	/* what a verb writes is the user's alone (repo_global_init too) */
 	umask(077);
 	log_init("maildag", LOG_TO_STDERR, level);
-	while ((c = getopt(argc, argv, "+c:vh")) != -1) {
+	while ((c = getopt(argc, argv, "+c:a:vh")) != -1) {
 		switch (c) {
 		case 'c': config_file = optarg; break;
+		case 'a': address = optarg; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
 		case 'h': admin_usage(stdout); return EX_OK;
 		default: admin_usage(stderr); return EX_USAGE;
@@ -141,6 +193,10 @@ int main(int argc, char **argv)
 		r = mailbox_open(&mb, config_file, 0);
 		if (r < 0)
 			return r == E_NOTFOUND ? EX_NOUSER : EX_CONFIG;
+		if ((r = pick_virtual(mb, cmds[i].name))) {
+			mailbox_free(mb);
+			return r;
+		}
 		r = cmds[i].fn(mb, argc - optind, argv + optind);
 		mailbox_free(mb);
 		repo_global_shutdown();

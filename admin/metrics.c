@@ -363,20 +363,26 @@ static void add_sample(struct strbuf *sb, const struct family *f,
 	strbuf_addf(sb, "} %lld\n", v);
 }
 
-static void add_family(struct strbuf *sb, const struct family *f,
-		       struct sample_in *in, const char *mailbox,
+static void add_header(struct strbuf *sb, const struct family *f,
 		       bool openmetrics)
 {
-	static const char *const dirs[] = { "push", "fetch" };
-	json_t *peers = json_object_get(in->st, "peers"), *p;
 	const char *suffix = !openmetrics && !strcmp(f->type, "counter") ?
 			     "_total" : "";
-	size_t i;
 
 	strbuf_addf(sb, "# HELP %s%s %s.\n# TYPE %s%s %s\n", f->name, suffix,
 		    f->help, f->name, suffix, f->type);
 	if (f->unit && openmetrics)
 		strbuf_addf(sb, "# UNIT %s %s\n", f->name, f->unit);
+}
+
+/* One mailbox's samples of a family. */
+static void add_samples(struct strbuf *sb, const struct family *f,
+			struct sample_in *in, const char *mailbox)
+{
+	static const char *const dirs[] = { "push", "fetch" };
+	json_t *peers = json_object_get(in->st, "peers"), *p;
+	size_t i;
+
 	if (f->scope == MAILBOX) {
 		add_sample(sb, f, in, mailbox);
 		return;
@@ -396,6 +402,14 @@ static void add_family(struct strbuf *sb, const struct family *f,
 		in->op = NULL;
 	}
 	in->peer = NULL;
+}
+
+static void add_family(struct strbuf *sb, const struct family *f,
+		       struct sample_in *in, const char *mailbox,
+		       bool openmetrics)
+{
+	add_header(sb, f, openmetrics);
+	add_samples(sb, f, in, mailbox);
 }
 
 static long long tree_bytes;
@@ -441,4 +455,41 @@ void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 	if (openmetrics)
 		strbuf_addstr(out, "# EOF\n");
 	json_decref(own);
+}
+
+void metrics_format_all(struct strbuf *out, json_t *boxes, struct mailbox *mb,
+			bool openmetrics)
+{
+	size_t n = json_array_size(boxes);
+	struct sample_in *in = xcalloc(n ? n : 1, sizeof *in);
+	char **repos = xcalloc(n ? n : 1, sizeof *repos);
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *st = json_array_get(boxes, i);
+		const char *addr = json_string_value(json_object_get(st,
+								     "mailbox"));
+
+		in[i].st = st;
+		in[i].now = now;
+		in[i].up = 1;
+		in[i].repo_bytes = -1;
+		if (addr && config_select_mailbox(mb->cfg, addr) == 0) {
+			repos[i] = xstrdup(mb->cfg->repository);
+			in[i].repo_bytes = objects_bytes(repos[i]);
+		}
+	}
+	for (size_t f = 0; f < sizeof families / sizeof *families; f++) {
+		add_header(out, &families[f], openmetrics);
+		for (size_t i = 0; i < n; i++)
+			if (repos[i])
+				add_samples(out, &families[f], &in[i],
+					    repos[i]);
+	}
+	if (openmetrics)
+		strbuf_addstr(out, "# EOF\n");
+	for (size_t i = 0; i < n; i++)
+		free(repos[i]);
+	free(repos);
+	free(in);
 }

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "admin.h"
 #include "alarm.h"
+#include "format.h"
 #include "fsutil.h"
 #include "log.h"
 #include "strbuf.h"
@@ -54,8 +55,10 @@ static json_t *local_status(const struct mailbox *mb)
 	struct oid mail;
 	bool have_mail = false;
 
-	if (repo_open(&r, mb->repository, 0) == 0)
+	if (repo_open(&r, mb->repository, 0) == 0) {
 		have_mail = repo_ref_read(&mail, r, REF_MAIL) == 0;
+		format_use_repo(r);
+	}
 	else
 		r = NULL;
 	json_object_set_new(st, "mail", have_mail ? oid_json(&mail)
@@ -443,6 +446,45 @@ static int status_usage(void)
 	return EX_USAGE;
 }
 
+/*
+ * The daemon of virtual mailboxes answered for every one ("mailboxes"):
+ * each printed as one mailbox is, under its address.
+ */
+static int print_all(json_t *ans, struct mailbox *mb, enum status_form form,
+		     const char *metrics_file)
+{
+	json_t *boxes = json_object_get(ans, "mailboxes"), *st;
+	size_t i;
+
+	if (form == FORM_JSON) {
+		print_json(ans);
+		return EX_OK;
+	}
+	if (form == FORM_METRICS) {
+		struct strbuf sb = STRBUF_INIT;
+		int r = EX_OK;
+
+		metrics_format_all(&sb, boxes, mb, !metrics_file);
+		if (!metrics_file)
+			fputs(sb.buf, stdout);
+		else if (write_file_atomic(metrics_file, sb.buf, sb.len,
+					   0644) < 0)
+			r = EX_CANTCREAT;
+		strbuf_release(&sb);
+		return r;
+	}
+	printf("%zu virtual mailboxes\n", json_array_size(boxes));
+	json_array_foreach(boxes, i, st) {
+		char *addr = admin_json_string(st, "mailbox");
+
+		printf("\n== %s\n", addr ? addr : "?");
+		if (addr && config_select_mailbox(mb->cfg, addr) == 0)
+			print_status(st, mb, true);
+		free(addr);
+	}
+	return EX_OK;
+}
+
 int cmd_status(struct mailbox *mb, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -472,6 +514,15 @@ int cmd_status(struct mailbox *mb, int argc, char **argv)
 	if (optind != argc)
 		return status_usage();
 	r = admin_ask(mb, "status", &ans, &connected);
+	if (r < 0 && config_is_virtual(mb->cfg) && !mb->cfg->address) {
+		fputs("maildag-syncd is not running\n", stderr);
+		return STATUS_NOT_RUNNING;
+	}
+	if (r == 0 && json_is_array(json_object_get(ans, "mailboxes"))) {
+		w = print_all(ans, mb, form, metrics_file);
+		json_decref(ans);
+		return w;
+	}
 	if (r < 0) {
 		json_t *st;
 

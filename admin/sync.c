@@ -28,6 +28,10 @@ int admin_ask(const struct mailbox *mb, const char *cmd, json_t **ans,
 	if (fd < 0)
 		return fd;
 	req = json_pack("{s:s}", "cmd", cmd);
+	/* one daemon serves every virtual mailbox: name ours */
+	if (mb->cfg->address)
+		json_object_set_new(req, "mailbox",
+				    json_string(mb->cfg->address));
 	r = control_request(fd, req, ans, REQUEST_TIMEOUT_MS);
 	close(fd);
 	json_decref(req);

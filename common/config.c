@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "config_p.h"
 #include "folder.h"
 #include "format.h"
 #include "log.h"
@@ -40,14 +41,6 @@
 
 #define SYSTEM_CONFIG "/etc/maildag/config.json"
 #define NAME_MAX_LEN 64
-
-/* Where the parser is: for messages, and what %u and ~ expand to. */
-struct ctx {
-	struct config *cfg;
-	const char *file;
-	const char *user;
-	const char *home;
-};
 
 static __attribute__((format(printf, 4, 5)))
 int fail(const struct ctx *c, const char *pre, const char *key,
@@ -694,7 +687,7 @@ static int apply_maintenance(const struct ctx *c, json_t *obj)
 /* --- the top level ------------------------------------------------------- */
 
 enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS,
-	    K_ALARM, K_MAINT };
+	    K_ALARM, K_VIRTUAL, K_MAINT };
 
 #define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
 #define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
@@ -709,6 +702,7 @@ static const struct key {
 	{ "maildir", K_PATH, offsetof(struct config, maildir), 0, 0 },
 	{ "repository", K_PATH, offsetof(struct config, repository), 0, 0 },
 	{ "quorum", K_INT, offsetof(struct config, quorum), 1, INT_MAX },
+	{ "uid_slot", K_INT, offsetof(struct config, uid_slot), 0, 6 },
 	{ "create", K_BOOL, offsetof(struct config, create), 0, 0 },
 	{ "size_limit", K_LLONG, offsetof(struct config, size_limit),
 	  LIMIT_MIN, 1ll << 30 },
@@ -731,6 +725,7 @@ static const struct key {
 	{ "peers", K_PEERS, 0, 0, 0 },
 	{ "hooks", K_HOOKS, 0, 0, 0 },
 	{ "alarm", K_ALARM, 0, 0, 0 },
+	{ "virtual", K_VIRTUAL, 0, 0, 0 },
 	{ "maintenance", K_MAINT, 0, 0, 0 },
 };
 
@@ -784,6 +779,8 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		return apply_hooks(c, v);
 	case K_ALARM:
 		return apply_alarm(c, v);
+	case K_VIRTUAL:
+		return config_virtual_apply(c, v);
 	case K_MAINT:
 		return apply_maintenance(c, v);
 	}
@@ -889,8 +886,25 @@ static int apply_file(struct ctx *c, const char *path, uid_t uid,
 		close(fd);
 		return 0;
 	}
-	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
-	close(fd);
+	/*
+	 * read whole, then parsed: jansson's json_loadfd reads a byte per
+	 * read(2), and a daemon of a thousand virtual mailboxes loads a file
+	 * listing them a thousand times
+	 */
+	{
+		struct strbuf text = STRBUF_INIT;
+		int r = strbuf_read_fd(&text, fd), rerr = errno;
+
+		close(fd);
+		if (r < 0) {
+			strbuf_release(&text);
+			errno = rerr;
+			return log_error_errno("read '%s'", path), E_INVALID;
+		}
+		root = json_loadb(text.buf, text.len, JSON_REJECT_DUPLICATES,
+				  &jerr);
+		strbuf_release(&text);
+	}
 	if (!root)
 		return log_error("%s:%d:%d: %s", path, jerr.line, jerr.column,
 				 jerr.text), E_INVALID;
@@ -930,6 +944,7 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->maildir = expand_path("~/Maildir", home);
 	cfg->repository = expand_path("~/.local/share/maildag/mail.git", home);
 	cfg->quorum = 1;
+	cfg->uid_slot = -1;
 	cfg->create = true;
 	cfg->size_limit = (long long)FORMAT_DEFAULT_MESSAGE_BYTES;
 	cfg->subscriptions_limit = (long long)FORMAT_DEFAULT_SUBSCRIPTIONS_BYTES;
@@ -961,7 +976,7 @@ int config_load(struct config **out, const char *user, uid_t uid,
 		const char *home, const char *user_file,
 		const char *system_file, unsigned flags)
 {
-	struct ctx c = { NULL, NULL, user, home };
+	struct ctx c = { NULL, NULL, user, home, uid };
 	char *upath = NULL;
 	const char *xdg;
 	bool found;
@@ -1034,6 +1049,8 @@ void config_free(struct config *cfg)
 	free(cfg->peers);
 	free(cfg->system_file);
 	free(cfg->user_file);
+	config_virtual_free(cfg->virt);
+	free(cfg->address);
 	free(cfg);
 }
 
@@ -1049,4 +1066,52 @@ const struct config_peer *config_peer(const struct config *cfg,
 bool config_name_valid(const char *name)
 {
 	return name_ok(name);
+}
+
+/* --- for config_virtual.c (config_p.h) ---------------------------------- */
+
+int config_p_fail(const struct ctx *c, const char *pre, const char *key,
+		  const char *what)
+{
+	return fail(c, pre, key, "%s", what);
+}
+
+int config_p_get_path(const struct ctx *c, const char *pre, const char *key,
+		      json_t *v, char **out)
+{
+	return get_path(c, pre, key, v, out);
+}
+
+int config_p_apply_peers(const struct ctx *c, json_t *obj)
+{
+	return apply_peers(c, obj);
+}
+
+void config_p_drop_peers(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->npeers; i++)
+		peer_release(&cfg->peers[i]);
+	cfg->npeers = 0;
+}
+
+const char *config_p_check_url(const char *url)
+{
+	enum scheme scheme;
+
+	return check_url(url, &scheme);
+}
+
+int config_p_finish(const struct ctx *c)
+{
+	struct config *cfg = c->cfg;
+
+	if (path_within(cfg->repository, cfg->maildir) ||
+	    path_within(cfg->maildir, cfg->repository))
+		return log_error("%s: repository '%s' and maildir '%s' must not be inside one another",
+				 c->file, cfg->repository, cfg->maildir),
+		       E_INVALID;
+	remove_peer(cfg, cfg->node);
+	if (cfg->npeers)
+		qsort(cfg->peers, cfg->npeers, sizeof cfg->peers[0], cmp_peer);
+	return 0;
 }

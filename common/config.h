@@ -43,6 +43,8 @@ struct config {
 	char *maildir;		/* default ~/Maildir */
 	char *repository;	/* default ~/.local/share/maildag/mail.git */
 	int quorum;		/* stores that must hold a delivery; default 1 (this one) */
+	int uid_slot;		/* format 2: the UID slot 0-6 this node numbers
+				   from; -1 (default): claimed in uidslots */
 	bool create;		/* LDA may create Maildir and repository; default true */
 	long long size_limit;	/* largest message, bytes: what maildag-lda
 				   takes and a peer may send; default 64 MiB */
@@ -89,6 +91,13 @@ struct config {
 	/* where it came from, for messages: NULL when the file was absent */
 	char *system_file;
 	char *user_file;
+	/*
+	 * Virtual mailboxes ("virtual", maildag.conf(5)): NULL when the key
+	 * is absent (one mailbox for the user, as always).  address is the
+	 * mailbox config_select_mailbox() made this config for, else NULL.
+	 */
+	struct config_virtual *virt;
+	char *address;
 };
 
 enum config_flags {
@@ -131,5 +140,68 @@ bool config_name_valid(const char *name);
 /* The peer called name, or NULL. */
 const struct config_peer *config_peer(const struct config *cfg,
 				      const char *name);
+
+/* --- virtual mailboxes (config_virtual.c) ------------------------------- */
+
+/*
+ * Many mailboxes under one system user ("virtual" in maildag.conf(5)):
+ * each has an address user@domain, and its Maildir, repository and peer
+ * URLs come from patterns where %u is the address, %n its local part, %d
+ * its domain and %% a "%" (as Dovecot's mail_location), or from its own
+ * entry in "virtual.mailboxes".  Addresses are folded to lower case; one
+ * that could name anything but one directory (a "/", "..", a leading "."
+ * or "-", control or non-ASCII characters, over 64 characters before the
+ * "@" or 254 in all) is not an address here.
+ */
+
+/* Does cfg have a "virtual" key? */
+bool config_is_virtual(const struct config *cfg);
+
+/*
+ * The address folded to lower case, into *out (the caller frees it), or
+ * E_INVALID with *why saying what is wrong with it (static text).
+ */
+int config_address_parse(char **out, const char *address, const char **why);
+
+/*
+ * Make cfg (loaded, with a "virtual" key) the configuration of one
+ * virtual mailbox: maildir, repository and peers are those of address
+ * (the top-level peers are not used); cfg->address is set.  Returns 0,
+ * E_INVALID (a bad address, logged, or no "virtual" key), E_NOTFOUND when
+ * "virtual.mailboxes" lists mailboxes and address is not one of them
+ * (logged).  Whether the mailbox is on disk is the caller's to check.
+ */
+int config_select_mailbox(struct config *cfg, const char *address);
+
+/*
+ * After config_select_mailbox(): drop what cfg kept of the other
+ * mailboxes (the "virtual" object, as large as the list of them), so a
+ * daemon of N mailboxes does not hold N copies of it.  cfg can select no
+ * other mailbox afterwards; config_is_virtual() and
+ * config_virtual_listed() still answer.
+ */
+void config_virtual_forget(struct config *cfg);
+
+/*
+ * Does cfg list its virtual mailboxes ("virtual.mailboxes")?  When not,
+ * a mailbox exists when its Maildir or repository does.
+ */
+bool config_virtual_listed(const struct config *cfg);
+
+/*
+ * The virtual mailboxes' addresses, sorted: the listed ones, else every
+ * address whose Maildir or repository the patterns find on disk.  *out
+ * is a NULL-terminated array the caller frees with config_strv_free().
+ * 0, or E_FAIL when a directory cannot be read (logged).
+ */
+int config_virtual_mailboxes(char ***out, size_t *n, const struct config *cfg);
+void config_strv_free(char **v);
+
+/*
+ * Expand %u, %n, %d and %% in pattern for the address local@domain; the
+ * caller frees the result.
+ */
+char *config_expand_address(const char *pattern, const char *local,
+			    const char *domain);
 
 #endif

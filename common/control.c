@@ -25,11 +25,13 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "fsutil.h"
 #include "log.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
 #define SOCKET_NAME "maildag/control"
+#define USER_SOCKET_DIR ".local/share"	/* under the home: virtual mailboxes */
 #define LISTEN_BACKLOG 64
 #define CONNECT_TRIES 40	/* x 50 ms while the backlog is full */
 #define PEEK_BUF 65536
@@ -107,7 +109,12 @@ static size_t candidates(char *out[3], const struct mailbox *mb,
 			free(p);
 		free(dir);
 	}
-	out[n++] = xasprintf("%s/" SOCKET_NAME, mb->repository);
+	/* one daemon serves every virtual mailbox: one place for them all */
+	if (mb->user_socket)
+		out[n++] = xasprintf("%s/" USER_SOCKET_DIR "/" SOCKET_NAME,
+				     mb->home);
+	else
+		out[n++] = xasprintf("%s/" SOCKET_NAME, mb->repository);
 	return n;
 }
 
@@ -489,6 +496,13 @@ int control_listen(const struct mailbox *mb, char **path_out)
 
 	*path_out = NULL;
 	dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
+	/* the user of virtual mailboxes may have no ~/.local/share yet */
+	if (mb->user_socket) {
+		char *parent = xstrndup(dir, (size_t)(strrchr(dir, '/') - dir));
+		if (!is_dir(parent) && mkdir_p(parent, 0700) < 0)
+			log_warn_errno("mkdir '%s'", parent);
+		free(parent);
+	}
 	r = own_dir(dir, mb->uid);
 	free(dir);
 	if (r < 0)

@@ -13,7 +13,9 @@
  * when XDG_RUNTIME_DIR is an absolute directory (not a symbolic link)
  * owned by the user and not writable by group or others; else
  * /run/user/<uid>/maildag/control when /run/user/<uid> is such a
- * directory; else <repository>/maildag/control.  A candidate whose socket
+ * directory; else <repository>/maildag/control (for virtual mailboxes,
+ * mailbox.h user_socket: ~/.local/share/maildag/control, one for every
+ * mailbox of the user, as one daemon serves them).  A candidate whose socket
  * path would not fit in a sockaddr_un is skipped.  Postfix and Exim start
  * maildag-lda without XDG_RUNTIME_DIR, so the LDA and a daemon under
  * systemd --user agree through /run/user/<uid>; and a client tries every
@@ -21,6 +23,15 @@
  * daemon started with another XDG_RUNTIME_DIR than its own.
  *
  * Requests ("cmd" picks one; unknown commands get {"ok":false,"error":..}):
+ *
+ * Virtual mailboxes (config.h): one daemon serves every mailbox of its
+ * user.  A request may name one with "mailbox":"user@domain"; it is then
+ * answered as below for that mailbox ({"ok":false,"error":"...: no such
+ * mailbox"} when it has none such), and the status answer has
+ * "mailbox" too.  Without "mailbox", that daemon answers "status" with
+ * {"ok":true, "node":..., "pid":N, "mailboxes":[ <status>, ... ]}, runs
+ * "sync" for every mailbox, and refuses "wait".  A daemon of one
+ * mailbox refuses a request naming another.
  *
  *   {"cmd":"status"}
  *     -> {"ok":true, "node":"mx1", "mail":"<hex>", "pid":N, "quorum":N,

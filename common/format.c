@@ -401,6 +401,7 @@ static int run(struct checker *ck, struct repo *r, const struct oid *tree,
 	fmt_strset_release(&ck->keys);
 	fmt_strset_release(&ck->changed);
 	fmt_strset_release(&ck->seen);
+	fmt_imap_kept_release(ck);
 	free(ck->add);
 	ck->add = NULL;
 	return err < 0 ? err : ck->fatal;
@@ -424,8 +425,9 @@ static void first_problem(const char *path, const char *reason, void *data)
 		fmt_errf(f->err, "root tree: %s", reason);
 }
 
-int format_check_tree(struct repo *r, const struct oid *tree,
-		      const struct oid *trusted, struct strbuf *err)
+static int check_tree(struct repo *r, const struct oid *tree,
+		      const struct oid *trusted, bool ancestor,
+		      struct strbuf *err)
 {
 	struct first f = { err, false };
 	struct checker ck;
@@ -435,15 +437,31 @@ int format_check_tree(struct repo *r, const struct oid *tree,
 	ck.fn = first_problem;
 	ck.data = &f;
 	ck.merge = true;
+	ck.ancestor = ancestor;
 	ret = run(&ck, r, tree, trusted);
 	if (ret < 0)
 		return ret;
 	return ck.problems ? E_INVALID : 0;
 }
 
+int format_check_tree(struct repo *r, const struct oid *tree,
+		      const struct oid *trusted, struct strbuf *err)
+{
+	return check_tree(r, tree, trusted, false, err);
+}
+
+int format_check_tree_since(struct repo *r, const struct oid *tree,
+			    const struct oid *ancestor, struct strbuf *err)
+{
+	return check_tree(r, tree, ancestor, true, err);
+}
+
+/* The tree of commit; *parent (may be NULL) whether one of its parents
+ * is the commit parent_of. */
 static int commit_tree(struct oid *out, struct repo *r,
 		       const struct oid *commit,
-		       struct strbuf *err)
+		       struct strbuf *err, const struct oid *parent_of,
+		       bool *parent)
 {
 	git_commit *c;
 	int e;
@@ -458,6 +476,12 @@ static int commit_tree(struct oid *out, struct repo *r,
 		       E_INVALID : E_TEMP;
 	}
 	oid_cpy(out, OID(git_commit_tree_id(c)));
+	if (parent) {
+		*parent = false;
+		for (unsigned i = 0; parent_of && i < git_commit_parentcount(c); i++)
+			if (oid_equal(OID(git_commit_parent_id(c, i)), parent_of))
+				*parent = true;
+	}
 	git_commit_free(c);
 	return 0;
 }
@@ -466,13 +490,25 @@ int format_check_commit(struct repo *r, const struct oid *commit,
 			const struct oid *trusted_commit, struct strbuf *err)
 {
 	struct oid tree, trusted;
+	bool parent;
 	int e;
 
-	if ((e = commit_tree(&tree, r, commit, err)) < 0)
+	if ((e = commit_tree(&tree, r, commit, err, trusted_commit,
+			     &parent)) < 0)
 		return e;
-	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL) < 0)
+	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL,
+					  NULL, NULL) < 0)
 		trusted_commit = NULL;	/* check everything */
-	return format_check_tree(r, &tree, trusted_commit ? &trusted : NULL, err);
+	/*
+	 * An ancestor further back (maildag merge checks a peer's commit
+	 * against mail, often its ancestor): one walk of the history, far
+	 * cheaper than matching every record of a large mailbox.
+	 */
+	if (trusted_commit && !parent)
+		parent = git_graph_descendant_of(r->git, GIT_OID(commit),
+						 GIT_OID(trusted_commit)) == 1;
+	return check_tree(r, &tree, trusted_commit ? &trusted : NULL,
+			  trusted_commit && parent, err);
 }
 
 static void ignore_problem(const char *path, const char *reason, void *data)
@@ -534,9 +570,10 @@ int format_added_bytes(unsigned long long *out, struct repo *r,
 	*out = 0;
 	if (trusted_commit && oid_equal(commit, trusted_commit))
 		return 0;
-	if ((e = commit_tree(&tree, r, commit, NULL)) < 0)
+	if ((e = commit_tree(&tree, r, commit, NULL, NULL, NULL)) < 0)
 		return e;
-	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL) < 0)
+	if (trusted_commit && commit_tree(&trusted, r, trusted_commit, NULL,
+					  NULL, NULL) < 0)
 		trusted_commit = NULL;	/* count everything */
 	return added_bytes(out, r, &tree, trusted_commit ? &trusted : NULL);
 }

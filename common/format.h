@@ -37,10 +37,48 @@
 
 /*
  * The newest format this process accepts: FORMAT_VERSION until called
- * with FORMAT_VERSION_IMAP.  Format 2 is checked (format_imap.c) but not
- * yet merged or applied (doc/imap-progress.md): only tests allow it.
+ * with FORMAT_VERSION_IMAP.  Format 2 is experimental: a process accepts
+ * it when its own repository is format 2 (format_use_repo()), and unit
+ * tests by calling this.
  */
 void format_allow_version(int v);
+
+/*
+ * The format of the repository this process works on, read from the
+ * FORMAT of refs/heads/mail's tree, and what follows from it: format 2
+ * is accepted (format_allow_version()) exactly when that tip is format
+ * 2.  Every program calls it where it opens its repository (maildag's
+ * verbs, maildag-syncd, maildag-lda).  A repository without refs/heads/
+ * mail yet is format 1.  Returns the version, or E_TEMP (logged) when
+ * the tip cannot be read.
+ */
+int format_use_repo(struct repo *r);
+
+/*
+ * The version format_use_repo() found (FORMAT_VERSION before it is
+ * called); format_set_repo_version() sets it (and allows it) for a
+ * repository being made (maildag init --format 2).
+ */
+int format_repo_version(void);
+void format_set_repo_version(int v);
+
+/*
+ * The format version of commit's tree: 1, 2, or E_INVALID when its
+ * FORMAT is neither (or absent), E_TEMP when it cannot be read.
+ */
+int format_commit_version(struct repo *r, const struct oid *commit);
+
+/*
+ * May a peer's commit theirs be taken into a repository of version
+ * format_repo_version() whose refs/heads/mail is ours (doc/imap-identity.md
+ * 4.9)?  A format 2 repository refuses a format 1 commit it does not
+ * hold already (a format 1 peer's mail arrives once that peer upgrades);
+ * a format 1 repository refuses format 2 (format_check_tree() says so).
+ * 0 when it may; E_INVALID with one line in err naming both versions and
+ * 'maildag upgrade'; E_TEMP.
+ */
+int format_peer_allowed(struct repo *r, const struct oid *ours,
+			const struct oid *theirs, struct strbuf *err);
 #define FORMAT_MTIMES_DIR "mtimes"
 #define FORMAT_MTIMES_MAX (16 << 20)	/* bytes in one mtimes/<xx> blob */
 
@@ -127,8 +165,23 @@ int format_check_tree(struct repo *r, const struct oid *tree,
 		      const struct oid *trusted, struct strbuf *err);
 
 /*
+ * format_check_tree() where trusted is the tree of an ancestor of the
+ * commit whose tree is checked (its parent, say), known valid.  Then the
+ * IMAP records of format 2 are matched only where they changed, with the
+ * ancestor rule of fmt_imap_since() (format_p.h): a message keeps the
+ * UID the ancestor gave it in its folder, or gets one at or above the
+ * ancestor's uidnext there; uidnext never goes down.  Cost O(changed
+ * shard trees x folders) as for format 1.  A trusted tree that is not an
+ * ancestor's makes format_check_tree() match all records (O(mailbox)).
+ */
+int format_check_tree_since(struct repo *r, const struct oid *tree,
+			    const struct oid *ancestor, struct strbuf *err);
+
+/*
  * format_check_tree() on the tree of a commit; trusted_commit (or NULL) is
- * a commit whose tree is known valid.  Use it on refs/peers/<node>/mail
+ * a commit whose tree is known valid; when it is an ancestor of commit
+ * (a parent, found without a walk, or further back), format_check_tree_
+ * since().  Use it on refs/peers/<node>/mail
  * before merging it, and on the merge bases: a base is an ancestor that
  * may never have been checked.
  */

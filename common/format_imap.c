@@ -6,9 +6,11 @@
  * record and every record names a message, UIDs are unique in their
  * folder and below its uidnext, every folder has its folder record.
  *
- * Cost: the match reads every record and every shard tree of the tree,
- * whatever the trusted tree holds (O(mailbox) per check); making it
- * incremental is step A's next piece (doc/imap-progress.md).
+ * Cost: the whole match here reads every record and every shard tree of
+ * the tree (O(mailbox)); it runs without a trusted tree, or with one that
+ * is not known to be an ancestor's.  Against an ancestor,
+ * format_imap_since.c matches only what changed.  Which format a process
+ * takes follows its own repository (format_use_repo()).
  */
 #include "autoconf.h"
 
@@ -24,11 +26,110 @@
 #include "xalloc.h"
 
 int fmt_version_max = FORMAT_VERSION;
+static int repo_version = FORMAT_VERSION;
 
 void format_allow_version(int v)
 {
 	fmt_version_max = v < FORMAT_VERSION ? FORMAT_VERSION :
 			  v > FORMAT_VERSION_IMAP ? FORMAT_VERSION_IMAP : v;
+}
+
+/* --- which format this process takes --------------------------------------- */
+
+/* Is err a libgit2 answer that may pass (the OS failed us)? */
+static int git_failure(int err)
+{
+	const git_error *ge = git_error_last();
+
+	return err == GIT_ENOTFOUND || !ge || ge->klass != GIT_ERROR_OS ?
+	       E_INVALID : E_TEMP;
+}
+
+int format_commit_version(struct repo *r, const struct oid *commit)
+{
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	git_tree_entry *e = NULL;
+	git_blob *b = NULL;
+	const char *p;
+	int err, v = E_INVALID;
+
+	if ((err = git_commit_lookup(&c, r->git, GIT_OID(commit))) < 0 ||
+	    (err = git_commit_tree(&t, c)) < 0 ||
+	    (err = git_tree_entry_bypath(&e, t, FORMAT_PATH)) < 0 ||
+	    (err = git_blob_lookup(&b, r->git, git_tree_entry_id(e))) < 0) {
+		v = git_failure(err);
+		goto done;
+	}
+	p = git_blob_rawcontent(b);
+	if (git_blob_rawsize(b) == 10 && !memcmp(p, "maildag 1\n", 10))
+		v = FORMAT_VERSION;
+	else if (git_blob_rawsize(b) == 10 && !memcmp(p, "maildag 2\n", 10))
+		v = FORMAT_VERSION_IMAP;
+done:
+	git_blob_free(b);
+	git_tree_entry_free(e);
+	git_tree_free(t);
+	git_commit_free(c);
+	return v;
+}
+
+int format_use_repo(struct repo *r)
+{
+	git_oid mail;
+	int e, v = FORMAT_VERSION;
+
+	e = git_reference_name_to_id(&mail, r->git, REF_MAIL);
+	if (e < 0 && git_failure(e) == E_TEMP) {
+		log_error("cannot read '%s' for its format", REF_MAIL);
+		return E_TEMP;
+	}
+	if (e == 0 && (v = format_commit_version(r, OID(&mail))) == E_TEMP) {
+		log_error("cannot read the format of '%s'", REF_MAIL);
+		return E_TEMP;
+	}
+	if (v < 0)
+		v = FORMAT_VERSION;	/* none yet, or fsck says what is wrong */
+	format_set_repo_version(v);
+	return v;
+}
+
+int format_repo_version(void)
+{
+	return repo_version;
+}
+
+void format_set_repo_version(int v)
+{
+	repo_version = v == FORMAT_VERSION_IMAP ? v : FORMAT_VERSION;
+	format_allow_version(repo_version);
+}
+
+int format_peer_allowed(struct repo *r, const struct oid *ours,
+			const struct oid *theirs, struct strbuf *err)
+{
+	int v, held;
+
+	if (repo_version != FORMAT_VERSION_IMAP)
+		return 0;	/* format_check_tree() refuses format 2 */
+	if ((v = format_commit_version(r, theirs)) != FORMAT_VERSION)
+		return v == E_TEMP ? E_TEMP : 0;	/* the check says why */
+	if (ours && oid_equal(ours, theirs))
+		return 0;
+	held = ours ? git_graph_descendant_of(r->git, GIT_OID(ours),
+					      GIT_OID(theirs)) : 0;
+	if (held < 0) {
+		fmt_errf(err, "cannot tell whether %.12s is ours: %s",
+			 oid_hex(theirs), git_error_last() ?
+			 git_error_last()->message : "unknown error");
+		return E_TEMP;
+	}
+	if (held)
+		return 0;
+	fmt_errf(err, "format 1 (maildag 1) from a peer, and this repository "
+		 "is format 2 (maildag 2): its mail is taken once that peer "
+		 "runs 'maildag upgrade'");
+	return E_INVALID;
 }
 
 /* The bytes of blob e (at most max) into out; 0, 1 (problem), E_TEMP. */
@@ -90,11 +191,16 @@ static int check_slots(struct checker *ck, const struct rentry *e)
 	return 0;
 }
 
-/* imap/: one record blob per shard number, each canonical. */
-static int check_imap_dir(struct checker *ck, const struct rentry *de)
+/*
+ * imap/: one record blob per shard number, each canonical.  Against a
+ * trusted imap/ tree te (may be NULL), a blob it holds is not read
+ * again, and the shard numbers whose records changed are imap_affected[].
+ */
+static int check_imap_dir(struct checker *ck, const struct rentry *de,
+			  const struct rentry *te)
 {
 	const struct rentry *prev = NULL;
-	struct rtree t;
+	struct rtree t, tt;
 	size_t old;
 	int r;
 
@@ -102,6 +208,11 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de)
 		return 0;
 	if ((r = fmt_read_tree(ck, &t, de, NULL)))
 		return r < 0 ? r : 0;
+	fmt_read_trusted(ck, &tt, te && fmt_is_tree(te) ? &te->id : NULL);
+	/* records a shard lost: those keys must be looked at again */
+	for (size_t i = 0; i < tt.n; i++)
+		if (fmt_is_shard_name(&tt.e[i]) && !fmt_rtree_find(&t, &tt.e[i]))
+			ck->imap_affected[fmt_shard_value(tt.e[i].name)] = true;
 	old = fmt_path_push(ck, de);
 	for (size_t i = 0; i < t.n && !ck->stop && !ck->fatal; i++) {
 		const struct rentry *e = &t.e[i];
@@ -117,8 +228,10 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de)
 				   "unexpected entry (not a shard: two lowercase hex digits)");
 			continue;
 		}
-		if (!fmt_want_blob(ck, e) ||
-		    read_blob(ck, e, FORMAT_MTIMES_MAX, &obj))
+		if (!fmt_want_blob(ck, e) || fmt_unchanged(&tt, e))
+			continue;
+		ck->imap_affected[fmt_shard_value(e->name)] = true;
+		if (read_blob(ck, e, FORMAT_MTIMES_MAX, &obj))
 			continue;
 		if (imap_recs_parse(&recs, git_odb_object_data(obj),
 				    git_odb_object_size(obj), e->name, &why) < 0)
@@ -127,19 +240,38 @@ static int check_imap_dir(struct checker *ck, const struct rentry *de)
 			fmt_report(ck, e->name, e->nlen, "empty record");
 		imap_recs_release(&recs);
 		strbuf_release(&why);
-		git_odb_object_free(obj);
+		/* the ancestor match reads it again: kept */
+		if (ck->incremental && ck->ancestor &&
+		    !ck->imap_blob[fmt_shard_value(e->name)])
+			ck->imap_blob[fmt_shard_value(e->name)] = obj;
+		else
+			git_odb_object_free(obj);
 	}
 	fmt_path_pop(ck, old);
+	if (ck->incremental && ck->ancestor && !ck->imap_n.obj) {
+		ck->imap_n = t;		/* likewise */
+		ck->imap_t = tt;
+		return ck->fatal;
+	}
+	fmt_rtree_release(&tt);
 	fmt_rtree_release(&t);
 	return ck->fatal;
 }
 
-int fmt_imap_root_entry(struct checker *ck, const struct rentry *e)
+int fmt_imap_root_entry(struct checker *ck, const struct rentry *e,
+			const struct rentry *te)
 {
+	/* fmt_check_entry() has looked at e's mode; te is of e's kind */
+	bool known = te && oid_equal(&te->id, &e->id);
+
+	/* what the trusted tree holds is checked already */
+	if (known && (fmt_name_is(e, IMAPREC_SLOTS) || fmt_name_is(e, IMAPREC_DIR) ||
+		      fmt_name_is(e, IMAPREC_FOLDER)))
+		return 1;
 	if (fmt_name_is(e, IMAPREC_SLOTS))
 		return check_slots(ck, e) < 0 ? E_TEMP : 1;
 	if (fmt_name_is(e, IMAPREC_DIR))
-		return check_imap_dir(ck, e) < 0 ? E_TEMP : 1;
+		return check_imap_dir(ck, e, te) < 0 ? E_TEMP : 1;
 	if (fmt_name_is(e, IMAPREC_FOLDER))
 		return fmt_imap_folder_record(ck, e) < 0 ? E_TEMP : 1;
 	return 0;
@@ -211,6 +343,8 @@ static void match_message(struct match *m, const char *path, const char *k,
 	}
 	fmt_strset_add(&m->used, k, klen, "");
 	u = strtoul(uid, NULL, 10);
+	if (!u)
+		return;	/* unnumbered ("-"): valid anywhere, no UID to check */
 	if (m->have_f && u >= m->f.uidnext)
 		fmt_report_path(m->ck, path, "UID %lu not below the folder's "
 				"uidnext %u", u, (unsigned)m->f.uidnext);

@@ -26,47 +26,58 @@
 
 /*
  * Trusted tree tt had entry te where the checked tree has none (depth:
- * 0 a shard tree, 1 cur/ or new/, 2 a folder): the shards under it lost
- * messages, so their mtimes records must be looked at again.
+ * 0 a shard tree, 1 cur/ or new/, 2 a folder) in folder ("" INBOX; at
+ * depth 2, NULL) and sub (below depth 1; else NULL): the shards under it
+ * lost messages, so their mtimes records must be looked at again (and
+ * format 2's records, fmt_imap_keep_removed()).
  */
 static void mark_removed(struct checker *ck, const struct rentry *te,
-			 int depth)
+			 int depth, const char *folder, const char *sub)
 {
 	struct rtree t;
 
 	if (!fmt_mode_is(te, "40000"))
 		return;
 	if (depth == 0) {
-		if (fmt_is_shard_name(te))
+		if (fmt_is_shard_name(te)) {
 			ck->affected[fmt_shard_value(te->name)] = true;
+			fmt_imap_keep_removed(ck, folder, sub,
+					      fmt_shard_value(te->name), &te->id);
+		}
 		return;
 	}
+	if (depth == 2)
+		folder = te->name;
+	else
+		sub = te->name;
 	fmt_read_trusted(ck, &t, &te->id);
 	for (size_t i = 0; i < t.n; i++)
 		if (depth == 1 || fmt_name_is(&t.e[i], "cur") || fmt_name_is(&t.e[i], "new"))
-			mark_removed(ck, &t.e[i], depth - 1);
+			mark_removed(ck, &t.e[i], depth - 1, folder, sub);
 	fmt_rtree_release(&t);
 }
 
 /* Mark what trusted tt holds and t (sorted, checked) does not. */
 static void mark_all_removed(struct checker *ck, const struct rtree *t,
-			     const struct rtree *tt, int depth, bool root)
+			     const struct rtree *tt, int depth, bool root,
+			     const char *folder, const char *sub)
 {
 	for (size_t i = 0; i < tt->n && !ck->stop; i++) {
 		const struct rentry *te = &tt->e[i];
 		if (fmt_rtree_find(t, te))
 			continue;
 		if (!root)
-			mark_removed(ck, te, depth);
+			mark_removed(ck, te, depth, folder, sub);
 		else if (fmt_name_is(te, "cur") || fmt_name_is(te, "new"))
-			mark_removed(ck, te, 1);
+			mark_removed(ck, te, 1, "", NULL);
 		else if (te->nlen && te->name[0] == '.')
-			mark_removed(ck, te, 2);
+			mark_removed(ck, te, 2, NULL, NULL);
 	}
 }
 
 /* A shard tree <folder>/<sub>/<xx>: message blobs. */
 static int check_shard(struct checker *ck, const char *loc,
+		       const char *folder, const char *sub,
 		       const struct rentry *se, const struct oid *trusted)
 {
 	struct rtree t, tt;
@@ -138,6 +149,8 @@ static int check_shard(struct checker *ck, const char *loc,
 		ck->added += size;
 	}
 	fmt_path_pop(ck, old);
+	/* format 2 matches its records against both, later */
+	fmt_imap_keep_shard(ck, folder, sub, xx, &t, &tt, &se->id, trusted);
 	fmt_rtree_release(&tt);
 	fmt_rtree_release(&t);
 	return ck->fatal;
@@ -175,12 +188,13 @@ static int check_sub(struct checker *ck, const char *folder,
 			continue;
 		strbuf_reset(&loc);
 		tree_shard_path(&loc, folder, sub->name, fmt_shard_value(e->name));
-		r = check_shard(ck, loc.buf, e, te ? &te->id : NULL);
+		r = check_shard(ck, loc.buf, folder, sub->name, e,
+				te ? &te->id : NULL);
 		if (r < 0)
 			break;
 	}
 	if (ck->incremental)
-		mark_all_removed(ck, &t, &tt, 0, false);
+		mark_all_removed(ck, &t, &tt, 0, false, folder, sub->name);
 	fmt_path_pop(ck, old);
 	strbuf_release(&loc);
 	fmt_rtree_release(&tt);
@@ -233,7 +247,7 @@ static int check_folder(struct checker *ck, const struct rentry *fe,
 		}
 	}
 	if (ck->incremental)
-		mark_all_removed(ck, &t, &tt, 1, false);
+		mark_all_removed(ck, &t, &tt, 1, false, fe->name, NULL);
 	fmt_path_pop(ck, old);
 	fmt_rtree_release(&tt);
 	fmt_rtree_release(&t);
@@ -332,6 +346,16 @@ static int check_format_file(struct checker *ck, const struct rentry *e)
 	if (fmt_version_max >= FORMAT_VERSION_IMAP && n == 10 &&
 	    !memcmp(p, "maildag 2\n", n)) {
 		ck->version = FORMAT_VERSION_IMAP;
+		git_odb_object_free(obj);
+		return 0;
+	}
+	if (n == 10 && !memcmp(p, "maildag 2\n", n)) {
+		/* a format this maildag knows, in a repository still at 1 */
+		fmt_report(ck, e->name, e->nlen,
+			   "format 2 (maildag 2), and this repository is "
+			   "format 1 (maildag 1): 'maildag upgrade' makes it "
+			   "format 2");
+		ck->stop = true;
 		git_odb_object_free(obj);
 		return 0;
 	}
@@ -540,6 +564,12 @@ int fmt_new_bytes(struct checker *ck)
 	return 0;
 }
 
+/* Are the FORMAT entries of two trees (either may be NULL) the same blob? */
+static bool same_format(const struct rentry *a, const struct rentry *b)
+{
+	return a && b && oid_equal(&a->id, &b->id);
+}
+
 /* Is the n-th folder one too many?  Then say so and check no further. */
 static bool too_many_folders(struct checker *ck, size_t n)
 {
@@ -566,6 +596,15 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 	fmt_read_trusted(ck, &tt, trusted);
 	/* first FORMAT: a newer format may lay its tree out any way it likes */
 	fmt = fmt_rtree_lookup(&t, FORMAT_PATH);
+	if (tt.n && !same_format(fmt, fmt_rtree_lookup(&tt, FORMAT_PATH))) {
+		/*
+		 * Trusted in another format (the upgrade commit): what it
+		 * holds proves nothing of this one, so check everything;
+		 * ck->trusted still counts the bytes that are new.
+		 */
+		fmt_rtree_release(&tt);
+		ck->incremental = false;
+	}
 	if (!fmt)
 		fmt_report(ck, FORMAT_PATH, strlen(FORMAT_PATH), "missing");
 	else if (fmt_is_blob(fmt) && check_format_file(ck, fmt) < 0)
@@ -620,19 +659,24 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 			if (check_folder(ck, e, te ? &te->id : NULL) < 0)
 				break;
 		} else if (ck->version == FORMAT_VERSION_IMAP &&
-			   (r = fmt_imap_root_entry(ck, e)) != 0) {
+			   (r = fmt_imap_root_entry(ck, e, te)) != 0) {
 			if (r < 0)
 				break;
 		} else {
 			fmt_report(ck, e->name, e->nlen, "unexpected entry");
 		}
 	}
-	if (ck->version == FORMAT_VERSION_IMAP && !ck->stop && !ck->fatal)
+	if (ck->version == FORMAT_VERSION_IMAP && !ck->stop && !ck->fatal &&
+	    !(ck->incremental && ck->ancestor))
 		fmt_imap_cross_check(ck, &t);
 	if (ck->incremental && !ck->stop && !ck->fatal) {
-		mark_all_removed(ck, &t, &tt, 0, true);
+		mark_all_removed(ck, &t, &tt, 0, true, NULL, NULL);
 		cross_check(ck, &t);
 	}
+	/* after them: affected[] is complete */
+	if (ck->version == FORMAT_VERSION_IMAP && !ck->stop && !ck->fatal &&
+	    ck->incremental && ck->ancestor)
+		fmt_imap_since(ck, &t, &tt);
 	if (!ck->stop && !ck->fatal)
 		check_records(ck, &t);
 	if (ck->merge && fmt_limits.merge_bytes && !ck->stop && !ck->fatal &&

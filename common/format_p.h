@@ -10,6 +10,8 @@
  *				shard, message; mtimes
  *	format_imap.c		what format 2 adds: IMAP records, matched
  *				against the messages
+ *	format_imap_since.c	that match against an ancestor's tree, for
+ *				what changed only
  */
 #ifndef FORMAT_P_H
 #define FORMAT_P_H
@@ -142,10 +144,13 @@ struct checker {
 	int fatal;			/* E_TEMP once an object read failed */
 	bool stop;			/* nothing more to check */
 	bool incremental;		/* a trusted tree was given */
+	bool ancestor;			/* ... and it is an ancestor's
+					   (fmt_imap_since()) */
 	struct strbuf path;		/* raw path of the tree being checked */
 	struct strset keys;		/* key -> path, of the checked shards */
 	struct strset changed;		/* "<folder>/<sub>/<xx>" checked */
 	bool affected[256];		/* shard numbers checked somewhere */
+	bool imap_affected[256];	/* imap/<xx> changed (format 2) */
 	bool bad_records[256];		/* mtimes/<xx> refused already */
 	struct strset seen;		/* keys of unchanged trees of them */
 	struct format_stats st;
@@ -158,6 +163,10 @@ struct checker {
 	} *add;
 	size_t nadd, aladd;
 	unsigned long long added;	/* their sizes summed */
+	struct kept_shard *kept;	/* fmt_imap_keep_shard() */
+	size_t nkept, alkept;
+	struct rtree imap_n, imap_t;	/* imap/ of both, when it changed */
+	git_odb_object *imap_blob[256];	/* the imap/<xx> that changed */
 };
 
 /* Append a formatted line to a caller's buffer. */
@@ -250,9 +259,12 @@ extern int fmt_version_max;
 
 /*
  * A root entry only format 2 has (uidslots, imap/, imapfolder): checked,
- * and 1; 0 when e is none of them; E_TEMP.
+ * and 1; 0 when e is none of them; E_TEMP.  te is the trusted tree's
+ * entry of that name, or NULL: the record blobs it holds are not read
+ * again, and the shard numbers of those that changed are imap_affected[].
  */
-int fmt_imap_root_entry(struct checker *ck, const struct rentry *e);
+int fmt_imap_root_entry(struct checker *ck, const struct rentry *e,
+			const struct rentry *te);
 
 /* A folder record entry [<folder>/]imapfolder.  0 or E_TEMP. */
 int fmt_imap_folder_record(struct checker *ck, const struct rentry *e);
@@ -266,5 +278,38 @@ bool fmt_imap_name_ok(struct checker *ck, const struct rentry *e);
  * folder with its folder record.  Reads the whole tree.
  */
 void fmt_imap_cross_check(struct checker *ck, const struct rtree *root);
+
+/*
+ * What the ancestor match needs of the walk, kept when the check is one
+ * against an ancestor in format 2 (else nothing is done): a changed
+ * shard tree xx of folder ("" INBOX) and sub ("cur"/"new"), with its id
+ * and the trusted one's (NULL: new), and the parsed trees n and t,
+ * which may be taken over (then left empty); and a shard tree the
+ * trusted tree had where the checked one has none (folder NULL: a
+ * folder that is gone; sub NULL: a sub that is gone, any).
+ */
+void fmt_imap_keep_shard(struct checker *ck, const char *folder,
+			 const char *sub, unsigned xx, struct rtree *n,
+			 struct rtree *t, const struct oid *nid,
+			 const struct oid *tid);
+void fmt_imap_keep_removed(struct checker *ck, const char *folder,
+			   const char *sub, unsigned xx, const struct oid *tid);
+/* Forget what was kept. */
+void fmt_imap_kept_release(struct checker *ck);
+
+/*
+ * The same match when the trusted tree tt is an ancestor's (format_imap_
+ * since.c), for the shard numbers affected[] or imap_affected[] only:
+ * sound because along a valid history a message keeps the UID the
+ * ancestor gave it in its folder or gets one at or above the ancestor's
+ * uidnext there
+ * (doc/imap-identity.md 4.3, 4.4).  So a message of an affected shard
+ * must have its ancestor's (key, folder, UID), or a UID at or above the
+ * ancestor's uidnext and unique among those; uidnext never goes down.
+ * A folder whose UIDVALIDITY changed gets fmt_imap_cross_check().
+ * O(affected shards x folders).
+ */
+void fmt_imap_since(struct checker *ck, const struct rtree *root,
+		    const struct rtree *tt);
 
 #endif

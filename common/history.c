@@ -51,6 +51,12 @@ int history_check(struct repo *r, const struct oid *ours,
 	size_t n = 0;
 	int ret = 0, err2;
 
+	/* a format 2 repository takes no format 1 commit it lacks (4.9) */
+	if ((ret = format_peer_allowed(r, ours, theirs, err)) < 0) {
+		if (ret == E_INVALID && bad)
+			oid_cpy(bad, theirs);
+		goto done;
+	}
 	if ((err2 = git_revwalk_new(&walk, r->git)) < 0 ||
 	    (err2 = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL |
 					GIT_SORT_REVERSE)) < 0 ||

@@ -36,6 +36,9 @@
  * it holds is not checked again (a peer that moved on while its history
  * was being checked costs only what it added since).
  *
+ * First, format_peer_allowed(ours, theirs): a format 2 repository
+ * refuses a format 1 theirs that ours does not hold, whole.
+ *
  * 0 when every commit passes; E_INVALID when one does not, with one line
  * appended to err naming it ("commit <id> of its history: <why>", or
  * just <why> when it is theirs itself) and *bad (may be NULL) set to its

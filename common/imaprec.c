@@ -189,7 +189,10 @@ static bool parse_line(struct imap_rec *rec, const char *p, const char *eol,
 		return false;
 	}
 	t2 = memchr(t1 + 1, '\t', (size_t)(eol - t1 - 1));
-	if (!number_ok(t1 + 1, (size_t)((t2 ? t2 : eol) - t1 - 1), &rec->uid)) {
+	if ((t2 ? t2 : eol) - t1 - 1 == 1 && t1[1] == '-')
+		rec->uid = 0;		/* unnumbered */
+	else if (!number_ok(t1 + 1, (size_t)((t2 ? t2 : eol) - t1 - 1),
+			    &rec->uid)) {
 		strbuf_addstr(why, "not a UID");
 		return false;
 	}
@@ -236,7 +239,10 @@ void imap_recs_format(struct strbuf *out, const struct imap_recs *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		const struct imap_rec *rec = &r->v[i];
-		strbuf_addf(out, "%s\t%u", rec->key, (unsigned)rec->uid);
+		if (rec->uid)
+			strbuf_addf(out, "%s\t%u", rec->key, (unsigned)rec->uid);
+		else
+			strbuf_addf(out, "%s\t-", rec->key);
 		for (size_t k = 0; k < rec->nkw; k++) {
 			strbuf_addch(out, k ? ' ' : '\t');
 			strbuf_addstr(out, rec->kw[k]);

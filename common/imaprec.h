@@ -7,7 +7,10 @@
  *	[<folder>/]imapfolder	"uidvalidity <n>\nuidnext <n>\n", in every
  *				folder that exists (INBOX always)
  *	imap/<xx>		message records of shard <xx>, sorted by key:
- *				"<key> TAB <uid> [TAB <kw> (SP <kw>)*] LF"
+ *				"<key> TAB <uid> [TAB <kw> (SP <kw>)*] LF",
+ *				<uid> "-" for an unnumbered message (a merge
+ *				kept no side's UID; each replica that applies
+ *				the tree numbers it from its own slot)
  *	uidslots		"<slot> <node>\n" lines, sorted, unique
  *
  * Numbers are decimal without leading zeros, 1 .. 4294967295.  A keyword
@@ -19,7 +22,8 @@
  * holds a space).
  *
  * UID blocks (4.3): the UIDs 512c+1 .. 512c+512 form block c, which
- * belongs to slot c mod 8.  Slots 0-6 are replicas, slot 7 the merge.
+ * belongs to slot c mod 8.  Slots 0-6 are replicas; slot 7 is reserved
+ * (it was the merge's; the merge numbers nothing now).
  * A replica allocates only in its blocks, so two replicas never hand out
  * one UID, whatever they know of each other.
  *
@@ -43,7 +47,7 @@
 #define IMAP_KEYWORD_MAX 255
 #define IMAP_BLOCK 512			/* UIDs in one block */
 #define IMAP_SLOTS 8			/* slots the blocks go round */
-#define IMAP_SLOT_MERGE 7		/* the merge's own slot */
+#define IMAP_SLOT_MERGE 7		/* reserved (no replica allocates there) */
 
 /* --- the folder record ------------------------------------------------ */
 
@@ -73,7 +77,7 @@ int imap_keyword_cmp(const char *a, const char *b);
 
 struct imap_rec {
 	char *key;		/* owned */
-	uint32_t uid;
+	uint32_t uid;		/* 0: unnumbered ("-") */
 	char **kw;		/* owned, sorted by imap_keyword_cmp, unique */
 	size_t nkw;
 };

@@ -79,6 +79,60 @@ int mailbox_open(struct mailbox **out, const char *config_file,
 	return 0;
 }
 
+static int select_virtual(struct mailbox *mb, const char *address)
+{
+	int r;
+
+	mb->user_socket = true;
+	if ((r = config_select_mailbox(mb->cfg, address)) < 0)
+		return r;
+	config_virtual_forget(mb->cfg);
+	mb->maildir = mb->cfg->maildir;
+	mb->repository = mb->cfg->repository;
+	return 0;
+}
+
+int mailbox_open_virtual(struct mailbox **out, const char *config_file,
+			 unsigned flags, const char *address)
+{
+	struct mailbox *mb;
+	int r;
+
+	*out = NULL;
+	if ((r = mailbox_open(&mb, config_file, flags)) < 0)
+		return r;
+	if ((r = select_virtual(mb, address)) < 0) {
+		mailbox_free(mb);
+		return r;
+	}
+	*out = mb;
+	return 0;
+}
+
+int mailbox_open_sibling(struct mailbox **out, const struct mailbox *base,
+			 const char *config_file, unsigned flags,
+			 const char *address)
+{
+	struct mailbox *mb = xcalloc(1, sizeof *mb);
+	int r;
+
+	*out = NULL;
+	mb->user = xstrdup(base->user);
+	mb->uid = base->uid;
+	mb->gid = base->gid;
+	mb->home = xstrdup(base->home);
+	r = config_load(&mb->cfg, mb->user, mb->uid, mb->home, config_file,
+			NULL, flags & MAILBOX_NO_SYSTEM_CONFIG ? CONFIG_NO_SYSTEM : 0);
+	if (r == 0)
+		r = select_virtual(mb, address);
+	if (r < 0) {
+		mailbox_free(mb);
+		return r;
+	}
+	*out = mb;
+	return 0;
+}
+
 void mailbox_free(struct mailbox *mb)
 {
 	if (!mb)

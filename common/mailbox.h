@@ -31,6 +31,11 @@ struct mailbox {
 	struct config *cfg;
 	const char *maildir;	/* cfg->maildir */
 	const char *repository;	/* cfg->repository */
+	/*
+	 * A virtual mailbox, or the user of virtual ones: the control
+	 * socket is the user's, one for all its mailboxes (control.h).
+	 */
+	bool user_socket;
 };
 
 enum mailbox_flags {
@@ -46,6 +51,26 @@ enum mailbox_flags {
 int mailbox_open(struct mailbox **out, const char *config_file,
 		 unsigned flags);
 void mailbox_free(struct mailbox *mb);
+
+/*
+ * As mailbox_open(), then select the virtual mailbox address
+ * (config_select_mailbox(), config.h): mb->cfg->address is set and the
+ * Maildir and the repository are that mailbox's.  Returns E_INVALID for
+ * an address that cannot be a mailbox (logged as "bad address: ..."),
+ * E_NOTFOUND for one the configuration does not list, else as
+ * mailbox_open().
+ */
+int mailbox_open_virtual(struct mailbox **out, const char *config_file,
+			 unsigned flags, const char *address);
+
+/*
+ * Another virtual mailbox of the same user and configuration files as
+ * mb (which may be one itself): what mailbox_open_virtual() would give,
+ * without looking up the user again.
+ */
+int mailbox_open_sibling(struct mailbox **out, const struct mailbox *mb,
+			 const char *config_file, unsigned flags,
+			 const char *address);
 
 /* The directory of a folder ("" is INBOX); the caller frees it. */
 char *mailbox_folder_path(const struct mailbox *mb, const char *folder);

@@ -196,6 +196,7 @@ static void mctx_release(struct mctx *m)
 	for (size_t i = 0; i < m->ntups; i++)
 		free(m->tups[i].path);
 	free(m->tups);
+	mg_imap_release(m);
 }
 
 static bool presented(const struct mctx *m, const char *key)
@@ -220,8 +221,8 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
 {
 	struct mctx m;
 	struct strbuf path = STRBUF_INIT;
-	char **ckeys = NULL;
-	size_t nckeys = 0, s, e;
+	char **ckeys = NULL, **ikeys = NULL;
+	size_t nckeys = 0, nikeys = 0, s, e;
 	int ret;
 
 	bool counting = opts && (opts->notify || (opts->flags & MERGE_COUNT));
@@ -250,16 +251,26 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
 	m.full = opts && (opts->notify || (opts->flags & MERGE_COUNT));
 	m.defer = true;
 
-	if ((ret = mg_walk(&m, DIFF_OURS, base, ours, &path)) < 0 ||
+	if ((ret = mg_imap_detect(&m)) < 0 ||
+	    (ret = mg_walk(&m, DIFF_OURS, base, ours, &path)) < 0 ||
 	    (ret = mg_walk(&m, DIFF_THEIRS, base, theirs, &path)) < 0 ||
+	    (m.imap && (ret = mg_imap_contested(&m)) < 0) ||
 	    (ret = mg_read_pending(&m)) < 0)
 		goto done;
 	mg_mtimes_states_from_leaves(&m);
-	if ((ret = mg_changed_record_keys(&m, &ckeys, &nckeys)) < 0)
+	if ((ret = mg_changed_record_keys(&m, &ckeys, &nckeys)) < 0 ||
+	    (m.imap && (ret = mg_imap_changed_keys(&m, &ikeys, &nikeys)) < 0))
 		goto done;
 	for (size_t i = 0; i < nckeys && ret == 0; i++)
 		if ((!i || strcmp(ckeys[i], ckeys[i - 1])) && !presented(&m, ckeys[i]))
 			ret = mg_lookup_key(&m, ckeys[i]);
+	/* keys whose IMAP record alone changed join in the same way */
+	for (size_t i = 0; i < nikeys && ret == 0; i++)
+		if ((!i || strcmp(ikeys[i], ikeys[i - 1])) &&
+		    !presented(&m, ikeys[i]) &&
+		    !(nckeys && bsearch(&ikeys[i], ckeys, nckeys, sizeof *ckeys,
+					 strvec_cmp)))
+			ret = mg_lookup_key(&m, ikeys[i]);
 	if (ret < 0)
 		goto done;
 
@@ -286,24 +297,33 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
 		mg_ident_changes(&m, &m.ids[i], O);
 		mg_ident_changes(&m, &m.ids[i], T);
 	}
-	for (s = e; s < m.ln && m.lv[s].kind != LEAF_MTIMES; s++)
+	for (s = e; s < m.ln && m.lv[s].kind != LEAF_MTIMES &&
+		    m.lv[s].kind < LEAF_IMAPREC; s++)
 		;
-	/* markers and other paths, skipping the mtimes blobs */
+	/* markers and other paths, skipping the mtimes and imap blobs */
 	if ((ret = mg_resolve_paths(&m, e, s)) < 0)
 		goto done;
 	for (e = s; e < m.ln && m.lv[e].kind == LEAF_MTIMES; e++)
 		;
-	if ((ret = mg_resolve_paths(&m, e, m.ln)) < 0 ||
-	    (ret = mg_write_mtimes(&m, ckeys, nckeys)) < 0)
+	for (s = e; s < m.ln && m.lv[s].kind < LEAF_IMAPREC; s++)
+		;
+	if ((ret = mg_resolve_paths(&m, e, s)) < 0 ||
+	    (ret = mg_write_mtimes(&m, ckeys, nckeys)) < 0 ||
+	    (m.imap && (ret = mg_imap_resolve(&m, ikeys, nikeys)) < 0))
 		goto done;
 	mg_updates_normalize(&m.ups);
-	if ((ret = mg_write_result(out, &m)) < 0)
+	if ((ret = mg_write_result(out, &m)) < 0 ||
+	    (ret = mg_restore_markers(out, &m)) < 0)
 		goto done;
-	ret = mg_restore_markers(out, &m);
+	if (m.imap)
+		ret = mg_imap_restore_folders(out, &m);
 done:
 	for (size_t i = 0; i < nckeys; i++)
 		free(ckeys[i]);
 	free(ckeys);
+	for (size_t i = 0; i < nikeys; i++)
+		free(ikeys[i]);
+	free(ikeys);
 	strbuf_release(&path);
 	mctx_release(&m);
 	return ret;

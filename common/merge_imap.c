@@ -4,11 +4,16 @@
  * that the tree merge calls once the folder of every message of the
  * result is known.
  *
+ * The merge never numbers a message (doc/imap-progress.md, "number at
+ * apply"): a message whose UID no side keeps gets UID 0, an unnumbered
+ * record ("-" in imap/<xx>), and every replica that applies the merge
+ * numbers it from its own slot, above the result's uidnext.
+ *
  * Invariants: every answer is a function of the inputs alone and does
  * not change when ours and theirs swap (the canonical merge commit is
- * the same on every replica); no UID is given to two messages of one
+ * the same on every replica); no UID is kept for two messages of one
  * folder; a UID a side kept is one the other side never showed (at or
- * above its uidnext); the result's uidnext is above every UID.
+ * above its uidnext); the result's uidnext is above every kept UID.
  */
 #include "autoconf.h"
 
@@ -25,49 +30,6 @@ static uint32_t max32(uint32_t a, uint32_t b)
 	return a > b ? a : b;
 }
 
-/* The smallest UID a side gives m, or 0 when none does. */
-static uint32_t min_uid(const struct imap_msg *m)
-{
-	uint32_t a = m->uid[O], b = m->uid[T];
-
-	if (!a || !b)
-		return a ? a : b;
-	return a < b ? a : b;
-}
-
-static int renumber_cmp(const void *x, const void *y)
-{
-	const struct imap_msg *a = *(struct imap_msg *const *)x;
-	const struct imap_msg *b = *(struct imap_msg *const *)y;
-	uint32_t ua = min_uid(a), ub = min_uid(b);
-
-	/* a message no side numbered here comes after those some side did */
-	if (ua != ub) {
-		if (!ua || !ub)
-			return ua ? -1 : 1;
-		return ua < ub ? -1 : 1;
-	}
-	return strcmp(a->key, b->key);
-}
-
-/*
- * Give the messages of v[0..n-1] new UIDs in slot 7's blocks from next
- * on, in order of (smallest UID a side gave it, key).  The UID after the
- * last one, or 0 when the UIDs ran out.
- */
-static uint32_t allocate(struct imap_msg **v, size_t n, uint32_t next)
-{
-	qsort(v, n, sizeof *v, renumber_cmp);
-	for (size_t i = 0; i < n; i++) {
-		uint32_t u = imap_uid_alloc(next, IMAP_SLOT_MERGE, 1);
-		if (!u || u == IMAP_UID_MAX)
-			return 0;
-		v[i]->out = u;
-		next = u + 1;
-	}
-	return next;
-}
-
 /* Does side s keep the UID it gives m (the other side never showed it)? */
 static bool qualifies(const struct imap_msg *m, int s,
 		      const struct imap_folder *f, const bool has[3])
@@ -76,24 +38,6 @@ static bool qualifies(const struct imap_msg *m, int s,
 	uint32_t ynext = has[y] ? f[y].uidnext : 1;
 
 	return m->uid[s] && m->uid[s] >= ynext;
-}
-
-/* The folder ran out of UIDs: a new UIDVALIDITY, all renumbered from 1. */
-static int restart(struct imap_folder *out, uint32_t uidvalidity,
-		   struct imap_msg **v, struct imap_msg *msgs, size_t n)
-{
-	uint32_t next;
-
-	for (size_t i = 0; i < n; i++) {
-		msgs[i].uid[O] = msgs[i].uid[T] = 0;
-		v[i] = &msgs[i];
-	}
-	out->uidvalidity = uidvalidity == IMAP_UID_MAX ? 1 : uidvalidity + 1;
-	next = allocate(v, n, 1);
-	if (!next)
-		return log_error("more messages in one folder than UIDs");
-	out->uidnext = next;
-	return 0;
 }
 
 static int out_cmp(const void *x, const void *y)
@@ -106,8 +50,8 @@ static int out_cmp(const void *x, const void *y)
 
 /*
  * A UID kept for two messages (only a side that breaks format 2's rules
- * can cause it): both lose it and join v[0..nv-1], which has room for n.
- * The new count of v.
+ * can cause it): both lose it and join v[0..nv-1] (room for n), the
+ * unnumbered.  The new count of v.
  */
 static size_t drop_twice(struct imap_msg **v, size_t nv,
 			 struct imap_msg *msgs, size_t n)
@@ -142,8 +86,6 @@ int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 	bool has[3] = { false, fs[O].has, fs[T].has };
 	struct imap_msg **v;
 	size_t nv = 0;
-	uint32_t next;
-	int ret = 0;
 
 	if (!has[O] && !has[T])
 		return log_error("a folder of the merge has no folder record");
@@ -157,7 +99,8 @@ int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 			if (!has[s])
 				msgs[i].uid[s] = 0;
 	out->uidvalidity = has[O] ? f[O].uidvalidity : f[T].uidvalidity;
-	next = max32(has[O] ? f[O].uidnext : 1, has[T] ? f[T].uidnext : 1);
+	out->uidnext = max32(has[O] ? f[O].uidnext : 1,
+			     has[T] ? f[T].uidnext : 1);
 
 	v = xmalloc((n ? n : 1) * sizeof *v);
 	for (size_t i = 0; i < n; i++) {
@@ -171,17 +114,11 @@ int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 		else if (qualifies(m, T, f, has))
 			m->out = m->uid[T];
 		else
-			v[nv++] = m;
+			v[nv++] = m;	/* unnumbered */
 	}
-	nv = drop_twice(v, nv, msgs, n);
-	if (nv)
-		next = allocate(v, nv, next);
-	if (!next)
-		ret = restart(out, out->uidvalidity, v, msgs, n);
-	else
-		out->uidnext = next;
+	drop_twice(v, nv, msgs, n);
 	free(v);
-	return ret;
+	return 0;
 }
 
 /* --- keywords ---------------------------------------------------------- */
@@ -212,7 +149,7 @@ void merge_imap_keywords(struct strvec *out, const struct imap_kwside sd[3])
 {
 	for (int s = O; s <= T; s++) {
 		for (size_t i = 0; sd[s].has && i < sd[s].n; i++) {
-			const char *name = sd[s].kw[i], *o, *t, *best;
+			const char *name = sd[s].kw[i], *o, *t, *b, *best;
 
 			/* each name once: from ours, or theirs if ours lacks it */
 			if (s == T && kw_find(&sd[O], name))
@@ -221,7 +158,16 @@ void merge_imap_keywords(struct strvec *out, const struct imap_kwside sd[3])
 				continue;
 			o = kw_find(&sd[O], name);
 			t = kw_find(&sd[T], name);
-			best = !o ? t : !t ? o : strcmp(o, t) <= 0 ? o : t;
+			b = kw_find(&sd[B], name);
+			/* the spelling too: a side that changed it decides */
+			if (!o || !t)
+				best = o ? o : t;
+			else if (b && !strcmp(o, b))
+				best = t;
+			else if (b && !strcmp(t, b))
+				best = o;
+			else
+				best = strcmp(o, t) <= 0 ? o : t;
 			strvec_push(out, best);
 		}
 	}

@@ -14,6 +14,9 @@
  *				notes and counts, and writing it
  *	merge_imap.c		the rules of format 2's IMAP records (UIDs,
  *				folder records, keywords), pure functions
+ *	merge_records.c		format 2's records in the tree merge: read
+ *				from the three trees, resolved by
+ *				merge_imap.c's rules, written
  */
 #ifndef MERGE_P_H
 #define MERGE_P_H
@@ -42,6 +45,9 @@ enum leaf_kind {
 	LEAF_MARKER,
 	LEAF_MTIMES,
 	LEAF_OTHER,		/* FORMAT, subscriptions, anything else */
+	/* format 2 only (m->imap), merged by merge_records.c */
+	LEAF_IMAPREC,		/* imap/<xx> */
+	LEAF_IMAPFOLDER,	/* [<folder>/]imapfolder */
 };
 
 /*
@@ -56,12 +62,13 @@ struct leaf {
 	unsigned added : 1;
 	enum leaf_kind kind;
 	/* messages: [<folder>/]<cur|new>/<xx>/<name> */
-	size_t flen;		/* the folder is path[0, flen) */
+	size_t flen;		/* the folder is path[0, flen) (also of
+				   an imapfolder leaf) */
 	unsigned sub;
 	const char *name;	/* in path */
 	size_t keylen;		/* of name */
 	char *bkey;		/* identity key; owned */
-	unsigned shard;		/* messages and mtimes blobs */
+	unsigned shard;		/* messages, mtimes and imap blobs */
 };
 
 /* One message entry of a side, parsed. */
@@ -121,6 +128,42 @@ struct pending {
 	struct oid ida, idb;
 };
 
+/* One line of an imap/<xx> blob, as it is (merge_records.c). */
+struct rline {
+	const char *key, *line;	/* in the blob */
+	size_t klen, len;	/* len: with the LF */
+};
+
+/* An imap/<xx> blob and its lines, in key order. */
+struct rindex {
+	struct strbuf buf;
+	struct rline *v;
+	size_t n;
+};
+
+void rindex_release(struct rindex *ix);
+
+/* The imap/<xx> blob of one shard in the three trees, read when asked. */
+struct ishard {
+	bool touched;		/* a leaf of it was read */
+	bool loaded[3], present[3];
+	struct oid id[3];
+	int alias[3];		/* whose ix[] holds side s's records */
+	struct rindex ix[3];
+};
+
+/* The folder record of one folder in the three trees, and the result's. */
+struct ifolder {
+	char *folder;		/* owned; "" is INBOX */
+	bool has[3];
+	struct oid id[3];
+	struct imap_folder f[3];
+	bool leaf;		/* a side changed it */
+	bool contested;		/* both changed it, one UIDVALIDITY */
+	bool computed;		/* out is the result's record */
+	struct imap_folder out;
+};
+
 /* A subtree of the result taken whole from theirs (absent: removed). */
 struct tree_up {
 	char *path;		/* owned */
@@ -147,6 +190,13 @@ struct mctx {
 	size_t npend, apend;
 	struct tree_up *tups;
 	size_t ntups, atups;
+	/* format 2 (merge_records.c) */
+	bool imap;		/* ours and theirs are format 2 */
+	bool contested;		/* a folder record both sides changed */
+	bool contested_all;	/* ... or UIDVALIDITYs differ, or revived */
+	struct ishard *is;	/* 256 of them, when imap */
+	struct ifolder *ifs;
+	size_t nifs, aifs;
 };
 
 /* --- small helpers (merge.c) --------------------------------------------- */
@@ -311,22 +361,21 @@ struct imap_msg {
 	const char *key;	/* the result's key (a .dup key is new) */
 	uint32_t uid[3];	/* [O], [T]: the UID the side gives this key
 				   in this folder, 0: none there; [B] unused */
-	uint32_t out;		/* set: its UID in the result */
+	uint32_t out;		/* set: its UID in the result, 0: unnumbered */
 };
 
 /*
  * The folder record of the result and every message's UID (4.4): a UID
  * both sides give stays; a side's UID stays when the other side's
  * uidnext is at or below it (a side without the folder, or whose
- * UIDVALIDITY is the smaller, counts as uidnext 1 with no UIDs); the
- * rest get new UIDs in slot 7's blocks from the greater uidnext, in
- * order of (smallest UID a side gave, key).  uidnext is the greater of
- * the sides' and the last new UID + 1.  Should the UIDs run out, the
- * folder gets UIDVALIDITY + 1 and every message a new UID from 1.  A
- * UID that would be kept for two messages (sides that break format 2's
+ * UIDVALIDITY is the smaller, counts as uidnext 1 with no UIDs); UID 0
+ * on a side (an unnumbered record) is no UID.  The rest get UID 0: the
+ * merge does not number, each replica that applies the result numbers
+ * them from its own slot.  uidnext is the greater of the sides'.  A UID
+ * that would be kept for two messages (sides that break format 2's
  * rules) is kept for neither.
  * fs[B] is not used; msgs[].uid is changed.  0, or E_FAIL (logged) when
- * neither side has the folder or it holds more messages than UIDs.
+ * neither side has the folder.
  */
 int merge_imap_folder(struct imap_folder *out, const struct imap_fside fs[3],
 		      struct imap_msg *msgs, size_t n);
@@ -342,8 +391,63 @@ struct imap_kwside {
  * The keywords of a message in the result (4.4), pushed to out: per
  * name, ignoring case, a side that added or removed it against the base
  * decides; without a base record, the union; a side without the message
- * gives way to the other; of two spellings the byte-wise smaller.
+ * gives way to the other.  Of two spellings, the one of the side that
+ * changed it against the base, else the byte-wise smaller (so a side's
+ * record stands whole where the other left the message alone, as when
+ * the merge takes a shard whole from one side).
  */
 void merge_imap_keywords(struct strvec *out, const struct imap_kwside sd[3]);
+
+/* --- format 2's records in the tree merge (merge_records.c) -------------- */
+
+/*
+ * m->imap: are ours and theirs format 2?  E_INVALID (logged) when one is
+ * and the other is not.
+ */
+int mg_imap_detect(struct mctx *m);
+
+/* Free what the records' part of m owns. */
+void mg_imap_release(struct mctx *m);
+
+/*
+ * From the walk's first pass (imapfolder leaves): m->contested, when
+ * some folder's record changed on both sides or their UIDVALIDITYs
+ * differ.  Then no shard may be taken whole from one side
+ * (mg_read_pending reads them all).
+ */
+int mg_imap_contested(struct mctx *m);
+
+/*
+ * Must shard number x, which only diff d changed, be read although some
+ * folder is contested?  Not when none of the UIDs that side gave anew in
+ * x can fall below the other side's uidnext in a contested folder (see
+ * merge_records.c); true when unsure, or on an error (then logged and
+ * *err set).
+ */
+bool mg_imap_must_read(struct mctx *m, unsigned x, int d, int *err);
+
+/* Keys whose record differs between the base and a side, in the
+ * imap/<xx> blobs the walk read; sorted, owned by the caller. */
+int mg_imap_changed_keys(struct mctx *m, char ***out, size_t *nout);
+
+/*
+ * The records of the result (after mg_resolve_collisions and the paths
+ * are built): every folder with a resolved message or a changed record
+ * by merge_imap_folder(), every resolved message's record (UID, 0 when
+ * unnumbered, and merge_imap_keywords()), as updates to ours' imap/<xx>
+ * and imapfolder blobs.  ckeys: the keys mg_imap_changed_keys() gave.
+ */
+int mg_imap_resolve(struct mctx *m, char **ckeys, size_t nckeys);
+
+/*
+ * After the tree is written: every folder of the result has its record
+ * (the merged one) and a folder left with nothing but its record is
+ * gone.  A function of the result tree and the sides' records.
+ */
+int mg_imap_restore_folders(struct oid *tree, struct mctx *m);
+
+/* uidslots changed on both sides: the union of their lines, in *out. */
+int mg_imap_slots_union(struct oid *out, struct mctx *m, const struct oid *o,
+			const struct oid *t);
 
 #endif

@@ -580,7 +580,12 @@ int mg_resolve_paths(struct mctx *m, size_t s, size_t e)
 			res = v[O];
 		else if (!v[O] || !v[T])
 			res = v[O] ? v[O] : v[T];
-		else if (!strcmp(l->path, "subscriptions")) {
+		else if (m->imap && !strcmp(l->path, IMAPREC_SLOTS)) {
+			/* format 2's slot table: the union of the lines */
+			if ((ret = mg_imap_slots_union(&merged, m, v[O], v[T])) < 0)
+				break;
+			res = &merged;
+		} else if (!strcmp(l->path, "subscriptions")) {
 			bool present;
 			if ((ret = merge_lines(&merged, &present, m, v)) < 0)
 				break;

@@ -21,12 +21,37 @@
 
 /* --- step 1: the walk -------------------------------------------------- */
 
-static void classify(struct leaf *l)
+/* Format 2's records: imap/<xx> and [<folder>/]imapfolder. */
+static bool classify_imap(struct leaf *l)
+{
+	const char *p = l->path, *slash = strchr(p, '/');
+	const size_t dl = strlen(IMAPREC_DIR);
+
+	if (!strcmp(p, IMAPREC_FOLDER)) {
+		l->kind = LEAF_IMAPFOLDER;
+		l->flen = 0;
+	} else if (p[0] == '.' && slash && !strcmp(slash + 1, IMAPREC_FOLDER)) {
+		char *f = xstrndup(p, (size_t)(slash - p));
+		if (folder_dir_valid(f)) {
+			l->kind = LEAF_IMAPFOLDER;
+			l->flen = (size_t)(slash - p);
+		}
+		free(f);
+	} else if (!strncmp(p, IMAPREC_DIR "/", dl + 1) &&
+		   layout_shard_name(&l->shard, p + dl + 1, strlen(p + dl + 1))) {
+		l->kind = LEAF_IMAPREC;
+	}
+	return l->kind != LEAF_OTHER;
+}
+
+static void classify(struct leaf *l, bool imap)
 {
 	const char *p = l->path, *slash;
 	struct layout_path lp;
 
 	l->kind = LEAF_OTHER;
+	if (imap && classify_imap(l))
+		return;
 	/* a message in the wrong shard is just a file to the merge */
 	if (layout_parse_tree_path(&lp, p) == 0) {
 		l->kind = LEAF_MESSAGE;
@@ -70,7 +95,7 @@ static int add_leaf(struct mctx *m, const char *path, const git_tree_entry *e,
 	oid_cpy(&l->id, OID(git_tree_entry_id(e)));
 	l->diff = (unsigned)diff;
 	l->added = (unsigned)added;
-	classify(l);
+	classify(l, m->imap);
 	return 0;
 }
 
@@ -154,9 +179,15 @@ int mg_walk(struct mctx *m, int diff, const struct oid *a, const struct oid *b,
 	return treediff(m->r, a, b, path, &ops, &w);
 }
 
+/* A per-shard blob: mtimes/<xx>, and format 2's imap/<xx>. */
+static bool shard_blob(const struct leaf *l)
+{
+	return l->kind == LEAF_MTIMES || l->kind == LEAF_IMAPREC;
+}
+
 int mg_read_pending(struct mctx *m)
 {
-	bool changed[2][256];
+	bool changed[2][256], read[256];
 	struct strbuf path = STRBUF_INIT;
 	size_t w = 0;
 	int ret = 0;
@@ -165,13 +196,20 @@ int mg_read_pending(struct mctx *m)
 	for (size_t i = 0; i < m->npend; i++)
 		changed[m->pend[i].diff][m->pend[i].shard] = true;
 	for (size_t i = 0; i < m->ln; i++)
-		if (m->lv[i].kind == LEAF_MTIMES)
+		if (shard_blob(&m->lv[i]))
 			changed[m->lv[i].diff][m->lv[i].shard] = true;
 	m->defer = false;
+	for (unsigned x = 0; x < 256 && ret == 0; x++) {
+		read[x] = m->full || (changed[0][x] && changed[1][x]);
+		/* a contested folder record: a side's shard may not stand */
+		if (!read[x] && m->contested && (changed[0][x] || changed[1][x]))
+			read[x] = mg_imap_must_read(m, x, changed[0][x] ? 0 : 1,
+						    &ret);
+	}
 	for (size_t i = 0; i < m->npend && ret == 0; i++) {
 		const struct pending *p = &m->pend[i];
 		struct tree_up *t;
-		if (m->full || (changed[0][p->shard] && changed[1][p->shard])) {
+		if (read[p->shard]) {
 			strbuf_reset(&path);
 			strbuf_addstr(&path, p->path);
 			ret = mg_walk(m, (int)p->diff, p->has_a ? &p->ida : NULL,
@@ -190,16 +228,15 @@ int mg_read_pending(struct mctx *m)
 			oid_cpy(&t->id, &p->idb);
 	}
 	strbuf_release(&path);
-	/* mtimes blobs of those shards: theirs', as they are */
+	/* mtimes (and imap) blobs of those shards: theirs', as they are */
 	for (size_t i = 0; i < m->ln; i++) {
 		struct leaf *l = &m->lv[i];
-		if (l->kind == LEAF_MTIMES && !m->full &&
-		    !(changed[0][l->shard] && changed[1][l->shard])) {
+		if (shard_blob(l) && !read[l->shard]) {
 			if (l->diff == DIFF_THEIRS) {
 				bool added = false;
 				/* the blob theirs has, if any leaf says so */
 				for (size_t k = 0; k < m->ln; k++)
-					if (m->lv[k].kind == LEAF_MTIMES &&
+					if (m->lv[k].kind == l->kind &&
 					    m->lv[k].shard == l->shard &&
 					    m->lv[k].diff == DIFF_THEIRS && m->lv[k].added)
 						added = true;

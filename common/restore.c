@@ -321,13 +321,10 @@ static int put_subscriptions(struct restore *rs, struct worktree *wt)
 	char *path = xasprintf("%s/subscriptions", rs->mb->maildir);
 	struct strbuf sb = STRBUF_INIT;
 	size_t added = 0;
-	char buf[4096];
 	int fd, ret = 0;
-	ssize_t n;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		while ((n = read(fd, buf, sizeof buf)) > 0)
-			strbuf_add(&sb, buf, (size_t)n);
+		(void)strbuf_read_fd(&sb, fd);
 		close(fd);
 	}
 	for (size_t i = 0; i < rs->subs.n; i++) {

@@ -77,6 +77,8 @@ struct worktree *worktree_new(struct repo *r, const char *maildir,
 	wt->r = r;
 	wt->maildir = xstrdup(maildir);
 	wt->email = xasprintf("syncd@%s", node && *node ? node : "localhost");
+	wt->node = xstrdup(node && *node ? node : "localhost");
+	wt->uid_slot = -1;
 	wt->add_cost = 0.004;	/* a first guess (a new folder costs that much on a
 				   busy machine); measured from then on */
 	return wt;
@@ -96,8 +98,15 @@ void worktree_free(struct worktree *wt)
 	kidx_free(wt->kidx);
 	wt_plan_free(wt->plan);
 	free(wt->email);
+	free(wt->node);
+	strvec_clear(&wt->dv_stale);
 	free(wt->maildir);
 	free(wt);
+}
+
+void worktree_set_uid_slot(struct worktree *wt, int slot)
+{
+	wt->uid_slot = slot;
 }
 
 void worktree_set_origin(struct worktree *wt, const char *origin)

@@ -113,6 +113,13 @@ void worktree_free(struct worktree *wt);
 void worktree_set_origin(struct worktree *wt, const char *origin);
 
 /*
+ * Format 2: the UID slot (0-6) this replica numbers messages from
+ * (maildag.conf(5) uid_slot); -1, the default, claims one through the
+ * tree's uidslots (doc/imap-identity.md 4.3).
+ */
+void worktree_set_uid_slot(struct worktree *wt, int slot);
+
+/*
  * The files the last worktree_commit() could not read (permissions, a
  * symlink put in place of a message): "<folder>/<sub>/<name>", or
  * "subscriptions".  Such a file is skipped, never a reason to stop
@@ -231,6 +238,43 @@ int worktree_record_added(struct repo *r, const struct oid *before,
 			  const struct oid *commit,
 			  const struct repo_update *ups, size_t n,
 			  const char *who, const char *email);
+
+/* --- format 2: Dovecot's files (worktree_dovecot.c) ----------------------- */
+
+/*
+ * maildag-lda's delivery into a format 2 repository whose mail has tree
+ * (doc/imap-identity.md 4.1): under folder's uidlist lock, a UID from
+ * this node's slot (uid_slot, or its uidslots line in tree, or the
+ * lowest free slot) above Dovecot's next UID and the tree's uidnext is
+ * appended to dovecot-uidlist for dest's base name, then tmp is renamed
+ * to dest; the lock goes after.  Dovecot never numbers the message
+ * itself.  0; E_TEMP when the lock stays held (nothing done); E_FAIL
+ * (logged) otherwise.
+ */
+int worktree_dovecot_deliver(struct repo *r, const struct oid *tree,
+			     const char *maildir, const char *folder,
+			     const char *node, int uid_slot, const char *tmp,
+			     const char *dest);
+
+/*
+ * The format 2 records of messages put on disk outside the worktree's
+ * commit (maildag-lda's group commit): for each names[i] (a file name
+ * on disk, with its letters) in folders[i], its imap/<xx> record from
+ * the folder's dovecot-uidlist and dovecot-keywords, read under the
+ * lock (a file without a uidlist record gets one from this node's slot),
+ * the folder records raised, and this node's uidslots line when tree
+ * lacks it: added to ups as updates of tree.  0, or E_TEMP (logged).
+ */
+struct update_list;
+struct strbuf;
+int worktree_dovecot_records(struct update_list *ups, struct repo *r,
+			     const struct oid *tree, const char *maildir,
+			     const char *node, int uid_slot,
+			     const char *const *folders,
+			     const char *const *names, size_t n);
+
+/* Format 2: append a file name on disk without its keyword letters. */
+void worktree_dovecot_tree_name(struct strbuf *out, const char *disk);
 
 /* --- the Maildir ------------------------------------------------------- */
 

@@ -50,6 +50,8 @@ struct apply {
 	struct strvec staged;		/* new messages: tmp path, then dest */
 	struct worktree_result *res;
 	double flush;			/* seconds their syncfs took */
+	bool imap;			/* format 2 */
+	struct dvapply *dv;		/* format 2: Dovecot's side */
 };
 
 static void touch_dir(struct apply *ap, const char *dir)
@@ -273,11 +275,6 @@ static int stage_flush(struct apply *ap)
 	return ret < 0 ? E_TEMP : 0;
 }
 
-/* One message's change from the worktree to mail. */
-struct op {
-	struct ent *from, *to;	/* from: in the worktree; to: in mail */
-};
-
 /*
  * A key with other bytes under another name: the new bytes are written
  * under the new name (tmp/, fsync, rename), then the old file goes.  A
@@ -296,8 +293,8 @@ static int apply_rewrite(struct apply *ap, const struct ent *t,
 		/* gone: done before a crash, or the client took it */
 		return path_exists(tp) && repo_blob_hash_file(&now, tp) == 0 &&
 		       oid_equal(&now, &t->oid) ? 1 : 0;
-	r = write_message(ap, t->folder, t->sub, t->name, &t->oid, mtime,
-			  false);
+	r = write_message(ap, t->folder, t->sub, wt_ent_disk(t), &t->oid,
+			  mtime, false);
 	if (r == E_EXISTS) {
 		/* written before a crash, or a name the client made */
 		if (repo_blob_hash_file(&now, tp) < 0 ||
@@ -323,17 +320,20 @@ static int apply_op(struct apply *ap, const struct op *op)
 	const struct ent *f = op->from, *t = op->to;
 	char *fd_ = f ? wt_disk_dir(wt, f->folder, f->sub) : NULL;
 	char *td = t ? wt_disk_dir(wt, t->folder, t->sub) : NULL;
-	char *fp = f ? xasprintf("%s/%s", fd_, f->name) : NULL;
-	char *tp = t ? xasprintf("%s/%s", td, t->name) : NULL;
+	char *fp = f ? xasprintf("%s/%s", fd_, wt_ent_disk(f)) : NULL;
+	char *tp = t ? xasprintf("%s/%s", td, wt_ent_disk(t)) : NULL;
 	long long mtime = t ? wt_mtcache_get(&ap->mmt, ap->r, t->name, t->klen)
 			    : MTIME_NONE;
 	int ret;
 
-	if (!f) {
+	if ((f && f->hold) || (t && t->hold)) {
+		/* format 2: Dovecot changed the folder since; commit first */
+		ret = 0;
+	} else if (!f) {
 		/* new: written unless a crashed apply already did */
 		ret = path_exists(tp) ? 1 :
-		      stage_message(ap, t->folder, t->sub, t->name, &t->oid,
-				    mtime);
+		      stage_message(ap, t->folder, t->sub, wt_ent_disk(t),
+				    &t->oid, mtime);
 		if (ret == E_EXISTS)
 			ret = 1;
 		else if (ret == 0)
@@ -346,11 +346,14 @@ static int apply_op(struct apply *ap, const struct op *op)
 			ret = errno == ENOENT ? 0 :
 			      log_error_errno("unlink '%s'", fp);
 		}
+	} else if (!strcmp(fp, tp) && oid_equal(&f->oid, &t->oid)) {
+		/* format 2: the record alone changed (a UID), done already */
+		ret = path_exists(fp) ? 1 : 0;
 	} else if (!strcmp(fp, tp)) {
 		/* same name, other bytes: replace it, if it is still there */
 		ret = !path_exists(fp) ? 0 :
-		      write_message(ap, t->folder, t->sub, t->name, &t->oid,
-				    mtime, true) == 0 ? 1 : E_TEMP;
+		      write_message(ap, t->folder, t->sub, wt_ent_disk(t),
+				    &t->oid, mtime, true) == 0 ? 1 : E_TEMP;
 	} else if (ensure_folder(wt, t->folder) < 0) {
 		ret = E_TEMP;
 	} else if (!oid_equal(&f->oid, &t->oid)) {
@@ -392,6 +395,8 @@ static void applied(struct apply *ap, const struct op *op)
 		     op->to ? wt_mtcache_get(&ap->mmt, ap->r, op->to->name,
 				       op->to->klen) : MTIME_NONE);
 	wt_counts_add(&ap->res->counts, op->from, op->to);
+	if (ap->dv)
+		wt_dv_applied(ap->dv, op);
 }
 
 static void skipped(struct apply *ap, const struct op *op)
@@ -403,7 +408,7 @@ static void skipped(struct apply *ap, const struct op *op)
 		worktree_dirty_folder(ap->wt, op->to->folder);
 	ap->res->skipped++;
 	log_info("left '%s' as the mail client changed it",
-		 op->from ? op->from->name : op->to->name);
+		 op->from ? wt_ent_disk(op->from) : wt_ent_disk(op->to));
 }
 
 /* Remove an empty folder from disk: E_EXISTS when it holds messages. */
@@ -503,7 +508,20 @@ static int apply_mtimes(struct apply *ap, const struct dchv *d,
 							h.v[0].sub);
 				char *fp = xasprintf("%s/%s", dir, h.v[0].name);
 				struct stat st;
-				if (stat(fp, &st) == 0) {
+				int sr = stat(fp, &st);
+				if (sr < 0 && ap->imap) {
+					/* format 2: the name carries letters */
+					char *dn = wt_dv_find_disk(ap->wt,
+						h.v[0].folder, h.v[0].sub,
+						h.v[0].name);
+					if (dn) {
+						free(fp);
+						fp = xasprintf("%s/%s", dir, dn);
+						sr = stat(fp, &st);
+						free(dn);
+					}
+				}
+				if (sr == 0) {
 					set_mtime(fp, want);
 					wt_mlist_add(&ap->wm, k, strlen(k), want);
 					ap->res->counts.mtimes++;
@@ -604,6 +622,7 @@ struct plan {
 	struct op *ops;
 	size_t nops, next;
 	const struct dchange *subsc;
+	bool imap;		/* format 2: Dovecot's files too */
 };
 
 void wt_plan_free(struct plan *pl)
@@ -664,7 +683,13 @@ static int plan_make(struct worktree *wt, struct plan *pl,
 			free(f);
 		}
 	}
+	pl->imap = wt_dv_tree_is_imap(wt->r, mtree);
+	if (pl->imap && (ret = wt_dv_plan_records(wt, d, wtree, mtree,
+						  &pl->olds, &pl->news)) < 0)
+		return ret;
 	pl->ops = ops_of(&pl->olds, &pl->news, &pl->nops);
+	if (pl->imap)
+		wt_dv_order_ops(wt, mtree, pl->ops, pl->nops);
 	/* the message paths are in olds and news now: keep the rest only */
 	for (size_t i = 0; i < d->n; i++) {
 		char *folder, *name;
@@ -818,6 +843,23 @@ static int record_applied(struct apply *ap, struct oid *w2,
 	return ret;
 }
 
+/*
+ * Format 2: Dovecot's lock on every folder the slice (the plan's ops
+ * from first, at most limit) touches, and its files written, until the
+ * files are in place (no deadline: what the uidlist got must be on disk
+ * when the lock goes).
+ */
+static int dv_begin(struct dvapply **dv, struct worktree *wt,
+		    struct plan *p, size_t first, size_t limit,
+		    const struct oid *wtree, const struct oid *mtree)
+{
+	size_t left = p->nops - first;
+
+	return wt_dv_apply_begin(dv, wt, wtree, mtree, p->ops + first,
+				 limit && left > limit ? limit : left, &p->d,
+				 !limit || left <= limit);
+}
+
 /* A slice that left some of the plan: keep the rest for the next. */
 static void plan_keep(struct worktree *wt, struct plan *p,
 		      const struct oid *w2, const struct oid *m, size_t next)
@@ -840,6 +882,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	struct worktree_result dummy;
 	struct strvec mk_add = { 0 };
 	struct apply ap;
+	struct dvapply *dv = NULL;
 	struct oid w, wtree, m, mtree, w2;
 	double t0 = clock_now(), t1 = t0, t2 = t0, t3 = t0, deadline = 0;
 	int ret;
@@ -874,10 +917,15 @@ int worktree_apply(struct worktree *wt, size_t limit,
 			goto done;
 	}
 	t1 = clock_now();
+	ap.imap = p.imap;
 	/* the files, then recording them: the two within the slice */
-	if (wt->slice)
+	if (wt->slice && !p.imap)
 		deadline = t0 + (wt->apply_tail < wt->slice * 0.75 ?
 				 wt->slice - wt->apply_tail : wt->slice / 4);
+	if (p.imap && (ret = dv_begin(&dv, wt, &p, first, limit, &wtree,
+				      &mtree)) < 0)
+		goto done;
+	ap.dv = dv;
 	if ((ret = apply_ops(&ap, p.ops + first, p.nops - first, limit,
 			     deadline, &next)) < 0)
 		goto done;
@@ -890,7 +938,16 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		goto done;
 
 	t3 = clock_now();
+	/* format 2, a part applied: the worktree's records of that part */
+	if (dv && (res->skipped || res->more) &&
+	    (ret = wt_dv_applied_updates(dv, &ap.wu)) < 0)
+		goto done;
 	if ((ret = record_applied(&ap, &w2, &w, &wtree, &m)) < 0)
+		goto done;
+	ret = wt_dv_apply_end(dv, &ap.wu, &w2, &m,
+			      !res->skipped && !res->more);
+	dv = NULL;
+	if (ret < 0)
 		goto done;
 	log_debug("apply: plan %.0f ms, files %.0f ms (syncfs %.0f ms), "
 		  "rest %.0f ms, record %.0f ms", (t1 - t0) * 1000,
@@ -913,6 +970,8 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		worktree_dirty_root(wt);
 	ret = 0;
 done:
+	if (dv)
+		wt_dv_apply_end(dv, NULL, NULL, NULL, false);
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
 	free(p.ops);

@@ -87,11 +87,6 @@ void wt_counts_text(struct strbuf *out, const struct worktree_counts *c)
 		strbuf_addstr(out, "no change");
 }
 
-/* One key's change: where the worktree had it, where the disk has it. */
-struct pair {
-	struct ent *from, *to;
-};
-
 /* Pair removals and additions by key (both sorted by key). */
 static struct pair *pairs_of(struct scan *sc, size_t *n)
 {
@@ -285,6 +280,7 @@ static void left_out_done(struct worktree *wt, size_t n)
 struct nref {
 	char *f;
 	const char *sub, *n;
+	char *t;		/* format 2: n without its letters */
 	unsigned shard;
 };
 
@@ -298,7 +294,8 @@ static int nref_cmp(const void *a, const void *b)
 		return c;
 	if (x->shard != y->shard)
 		return x->shard < y->shard ? -1 : 1;
-	return strcmp(x->n, y->n);
+	/* format 2: names that differ in keyword letters alone are one */
+	return strcmp(x->t ? x->t : x->n, y->t ? y->t : y->n);
 }
 
 /*
@@ -328,6 +325,12 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 		v[n].f = f;
 		v[n].sub = !strcmp(sub, "cur") ? subs[0] : subs[1];
 		v[n].n = nm;
+		v[n].t = NULL;
+		if (sc->imap) {
+			struct strbuf t = STRBUF_INIT;
+			wt_dv_tree_name(&t, nm);
+			v[n].t = strbuf_detach(&t, NULL);
+		}
 		v[n].shard = maildir_shard(nm, maildir_key_len(nm));
 		n++;
 	}
@@ -361,8 +364,10 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 	}
 	git_tree_free(shard);
 	strbuf_release(&tp);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(v[i].f);
+		free(v[i].t);
+	}
 	free(v);
 }
 
@@ -464,14 +469,14 @@ static void claim_deliveries(struct worktree *wt, struct scan *sc,
 		if (f == JOURNAL_FOUND_SIEVE) {
 			log_debug("'%s' is a Sieve delivery maildag-lda "
 				  "commits", a->name);
-			worktree_dirty_name(wt, a->folder, a->sub, a->name);
+			worktree_dirty_name(wt, a->folder, a->sub, wt_ent_disk(a));
 			wt_ent_release(a);
 		} else if (f != JOURNAL_FOUND_WITHDRAWN) {
 			sc->add.v[w++] = *a;
 		} else {
 			log_info("'%s' is being taken back by maildag-lda",
 				 a->name);
-			worktree_dirty_name(wt, a->folder, a->sub, a->name);
+			worktree_dirty_name(wt, a->folder, a->sub, wt_ent_disk(a));
 			wt_ent_release(a);
 		}
 	}
@@ -701,6 +706,7 @@ static int new_trees(struct worktree *wt, struct commit *c)
 	c->p = pairs_of(sc, &c->np);
 	local_updates(sc, c->p, c->np, &c->wu, &c->wm, &c->res->counts);
 	if (other_updates(sc, &c->wu, &c->res->counts) < 0 ||
+	    (sc->imap && wt_dv_commit(wt, sc, c->p, c->np, &c->wu) < 0) ||
 	    mtimes_update(&c->wu, wt->r, &c->wtree, c->wm.v, c->wm.n) < 0 ||
 	    repo_tree_update(&c->wtree2, wt->r, &c->wtree, c->wu.v,
 			     c->wu.n) < 0)
@@ -851,6 +857,7 @@ int worktree_commit(struct worktree *wt, struct worktree_result *res)
 		goto fail;
 	oid_cpy(&res->mail, &c.m);
 	c.sc.mtree = oid_equal(&c.wtree, &c.mtree) ? NULL : &c.mtree;
+	c.sc.imap = wt_dv_tree_is_imap(wt->r, &c.mtree);
 	c.gen = wt->gen;
 	if ((ret = scan_disk(wt, &c)) < 0 || (ret = new_trees(wt, &c)) < 0)
 		goto fail;

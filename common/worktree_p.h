@@ -11,6 +11,10 @@
  *				copies, new bytes)
  *	worktree_commit.c	committing: the local changes on top of mail
  *	worktree_apply.c	applying: mail's changes to the disk
+ *	worktree_dovecot.c	format 2: names without keyword letters,
+ *				the records a commit writes from Dovecot's
+ *				files, maildag-lda's numbering
+ *	worktree_dvapply.c	format 2: Dovecot's files at an apply
  * The invariants are those of worktree.c's head comment.
  */
 #ifndef WORKTREE_P_H
@@ -20,6 +24,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "imaprec.h"
 #include "mtimes.h"
 #include "oid.h"
 #include "repo_p.h"
@@ -70,6 +75,10 @@ struct worktree {
 	void *folder_data;
 	struct kidx *kidx;	/* the worktree tree's keys (wt_find_key) */
 	struct plan *plan;	/* an apply cut short, to go on with */
+	char *node;		/* this replica's name (uidslots) */
+	int uid_slot;		/* format 2: the UID slot; -1: claim one */
+	struct strvec dv_stale;	/* format 2: folders an apply found stale,
+				   whose uidnext the next commit raises */
 };
 
 /* --- reading trees (worktree.c) ----------------------------------------- */
@@ -187,6 +196,9 @@ struct ent {
 	bool rehash;		/* add: new bytes under a known name */
 	long long mtime;	/* on disk (add); MTIME_NONE when unknown */
 	time_t ctime;
+	char *dname;		/* format 2: the name on disk (with keyword
+				   letters) when it is not name; owned */
+	bool hold;		/* apply: its folder is stale, leave it */
 };
 
 struct entv {
@@ -223,6 +235,9 @@ struct scan {
 	struct strvec unreadable;	/* files that could not be read */
 	const struct strvec *was_unreadable;	/* the last commit's */
 	bool partial;			/* a slice: some folders are left */
+	bool imap;			/* format 2: names on disk carry
+					   keyword letters the tree lacks */
+	struct dvscan *dv;		/* format 2: keywords and records */
 };
 
 /* Append a copy of folder and name (sub is one of subs[], kept by
@@ -292,6 +307,11 @@ int wt_resolve(struct worktree *wt, struct scan *sc);
 
 /* --- committing (worktree_commit.c) --------------------------------------- */
 
+/* One key's change: where the worktree had it, where the disk has it. */
+struct pair {
+	struct ent *from, *to;
+};
+
 /* mtime changes with owned keys, for mtimes_update(). */
 struct mlist {
 	struct mtime_change *v;
@@ -327,7 +347,147 @@ int wt_read_refs(struct worktree *wt, struct oid *w, struct oid *wtree,
 
 /* --- applying (worktree_apply.c) ------------------------------------------- */
 
+/* One message's change from the worktree to mail. */
+struct op {
+	struct ent *from, *to;	/* from: in the worktree; to: in mail */
+};
+
 /* Free an apply cut short (NULL: nothing). */
 void wt_plan_free(struct plan *pl);
+
+/* --- format 2: Dovecot's files (worktree_dovecot.c) ------------------------ */
+
+#define DV_LOCK_MS 10000	/* waiting for Dovecot's uidlist lock */
+
+/* Is tree a format 2 tree (its FORMAT says "maildag 2")? */
+bool wt_dv_tree_is_imap(struct repo *r, const struct oid *tree);
+
+/* The disk name of an entry: dname when set, else name. */
+static inline const char *wt_ent_disk(const struct ent *e)
+{
+	return e->dname ? e->dname : e->name;
+}
+
+/* Append name without its keyword letters 'a'-'z' (the tree's name). */
+void wt_dv_tree_name(struct strbuf *out, const char *disk);
+
+/* A tree's message records (imap/<xx>), read a shard at a time. */
+struct reccache {
+	const struct oid *tree;
+	struct imap_recs s[256];
+	bool loaded[256];
+	bool changed[256];	/* wt_rc_write() writes these */
+};
+
+struct imap_folder;
+struct imap_slots;
+void wt_rc_init(struct reccache *c, const struct oid *tree);
+void wt_rc_release(struct reccache *c);
+/* Shard s, read on first use (unreadable: empty, with a warning). */
+struct imap_recs *wt_rc_shard(struct reccache *c, struct repo *r, unsigned s);
+/* The record of key, or NULL. */
+const struct imap_rec *wt_rc_get(struct reccache *c, struct repo *r,
+				 const char *key, size_t klen);
+/* The changed shards as updates of ups.  0 or E_TEMP. */
+int wt_rc_write(struct reccache *c, struct repo *r, struct update_list *ups);
+/* A folder's record in tree: 0, or E_NOTFOUND. */
+int wt_folder_rec(struct imap_folder *out, struct repo *r,
+		  const struct oid *tree, const char *folder);
+/* The update setting folder's record to f.  0 or E_TEMP. */
+int wt_folder_rec_update(struct update_list *ups, struct repo *r,
+			 const char *folder, const struct imap_folder *f);
+/*
+ * This replica's UID slot (worktree_set_uid_slot(), else its uidslots
+ * line in tree, else the lowest free one: *add, the line must be added;
+ * slots holds tree's table).  < 0 (logged) when none is left.
+ */
+int wt_our_slot(struct worktree *wt, const struct oid *tree, bool *add,
+		struct imap_slots *slots);
+/* The update of uidslots with (slot, node) added to slots. */
+int wt_slots_update(struct update_list *ups, struct repo *r,
+		    struct imap_slots *slots, int slot, const char *node);
+/* The keyword letters 'a'-'z' of a disk name, as a bit set. */
+uint32_t wt_letter_bits(const char *disk);
+
+/* The scan's format 2 state (sc->dv), made by the first call. */
+void wt_dv_scan_release(struct scan *sc);
+
+/*
+ * A file on disk under dname whose tree name the worktree holds: do the
+ * keyword names of its letters differ from the worktree's record?
+ */
+bool wt_dv_keywords_differ(struct worktree *wt, struct scan *sc,
+			   const char *folder, const char *dname);
+
+/*
+ * The name on disk of the worktree's message folder/sub/tname: the file
+ * whose key is tname's in that directory; NULL when there is none.
+ */
+char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
+		      const char *folder, const char *sub, const char *tname);
+
+/*
+ * Rename folder/sub's file from to to (rename_noreplace) under Dovecot's
+ * lock, its dovecot-uidlist record following it: the same UID under the
+ * new base name, "G<old base>" keeping Dovecot's GUID (E5).  0,
+ * E_NOTFOUND when from is gone, E_TEMP (logged) otherwise.
+ */
+int wt_dv_rekey(struct worktree *wt, const char *folder, const char *sub,
+		const char *from, const char *to);
+
+/*
+ * The name on disk of folder/sub's message whose tree name is tname,
+ * found by listing the directory; NULL when there is none.
+ */
+char *wt_dv_find_disk(struct worktree *wt, const char *folder,
+		      const char *sub, const char *tname);
+
+/*
+ * Commit side: add to ups the records (imap/<xx>, imapfolder, uidslots)
+ * of the np changes of p on the worktree tree wtree, reading each changed
+ * folder's dovecot-uidlist and dovecot-keywords under Dovecot's lock and
+ * numbering files without a record there (doc/imap-identity.md 4.1).
+ * mk_add, mk_rm: folders made and gone.  0 or E_TEMP (logged).
+ */
+int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
+		 size_t np, struct update_list *ups);
+
+/*
+ * Apply side.  wt_dv_plan_records() adds to olds/news the messages whose
+ * record alone changed between wtree and mtree (keywords, UID), from the
+ * changes d; wt_dv_apply_begin() then takes the lock of every folder the
+ * ops touch (and those whose folder record in d came or changed), drops
+ * stale folders (their ops get hold), gives each op its
+ * disk names and writes dovecot-keywords and dovecot-uidlist (last: the
+ * ops end the plan, so N may be raised to mail's uidnext);
+ * wt_dv_apply_end() releases the locks and commits the numbering of
+ * unnumbered records as a local commit.
+ */
+struct dvapply;
+/*
+ * Put the ops whose message mail leaves unnumbered last (their order
+ * kept): numbering one raises Dovecot's next UID, which a numbered
+ * message of a later slice must stay above.
+ */
+void wt_dv_order_ops(struct worktree *wt, const struct oid *mtree,
+		     struct op *ops, size_t nops);
+int wt_dv_plan_records(struct worktree *wt, const struct dchv *d,
+		       const struct oid *wtree, const struct oid *mtree,
+		       struct entv *olds, struct entv *news);
+int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
+		      const struct oid *wtree, const struct oid *mtree,
+		      struct op *ops, size_t nops, const struct dchv *d,
+		      bool last);
+int wt_dv_apply_end(struct dvapply *dv, struct update_list *wu,
+		    const struct oid *w2, const struct oid *m, bool whole);
+/*
+ * An apply that wrote part of the plan: wt_dv_applied() notes each op
+ * done; wt_dv_applied_updates() adds to wu the worktree's records of
+ * those messages (mail's) and, for every folder written, a folder record
+ * whose uidnext is Dovecot's next UID now, so the next slice does not
+ * find the folder stale by what this one wrote.
+ */
+void wt_dv_applied(struct dvapply *dv, const struct op *op);
+int wt_dv_applied_updates(struct dvapply *dv, struct update_list *wu);
 
 #endif

@@ -59,7 +59,8 @@ void wt_ent_release(struct ent *e)
 {
 	free(e->folder);
 	free(e->name);
-	e->folder = e->name = NULL;
+	free(e->dname);
+	e->folder = e->name = e->dname = NULL;
 }
 
 void wt_entv_clear(struct entv *ev)
@@ -107,6 +108,7 @@ void wt_scan_release(struct scan *sc)
 	strvec_clear(&sc->later);
 	strvec_clear(&sc->unreadable);
 	wt_mtcache_release(&sc->wmt);
+	wt_dv_scan_release(sc);
 	git_tree_free(sc->root);
 	git_tree_free(sc->mroot);
 }
@@ -176,19 +178,43 @@ static void scan_mtime(struct scan *sc, const char *name, size_t klen,
  * changed, or (a client that rewrites in place) its bytes, which always
  * moves the mtime too; so only then are the bytes read again.
  */
+/* A change in place: the worktree's file out, the disk's in. */
+static void push_in_place(struct scan *sc, const char *folder,
+			  const char *sub, const char *name, const char *dname,
+			  const struct oid *woid, const struct stat *st,
+			  bool rehash)
+{
+	struct ent *e = wt_entv_push(&sc->rm, folder, sub, name);
+
+	oid_cpy(&e->oid, woid);
+	e->have_oid = true;
+	e = wt_entv_push(&sc->add, folder, sub, name);
+	if (strcmp(dname, name))
+		e->dname = xstrdup(dname);
+	e->mtime = st->st_mtime;
+	e->ctime = st->st_ctime;
+	e->rehash = rehash;
+}
+
 static int scan_both(struct worktree *wt, struct scan *sc, const char *folder,
-		     const char *sub, const char *name, const struct oid *woid,
-		     const struct stat *st)
+		     const char *sub, const char *name, const char *dname,
+		     const struct oid *woid, const struct stat *st)
 {
 	size_t klen = maildir_key_len(name);
 	char *dir, *p;
 	struct oid now;
 	int ret = 0, err;
+	/* format 2: keywords alone changed, paired as a flag change */
+	bool kw = sc->imap && wt_dv_keywords_differ(wt, sc, folder, dname);
 
-	if (wt_mtcache_get(&sc->wmt, sc->r, name, klen) == st->st_mtime)
+	if (wt_mtcache_get(&sc->wmt, sc->r, name, klen) == st->st_mtime) {
+		if (kw)
+			push_in_place(sc, folder, sub, name, dname, woid, st,
+				      false);
 		return 0;
+	}
 	dir = wt_disk_dir(wt, folder, sub);
-	p = xasprintf("%s/%s", dir, name);
+	p = xasprintf("%s/%s", dir, dname);
 	ret = readable(p, &err);
 	if (ret == E_PERM) {
 		/* unknown bytes: left as the worktree says, for now */
@@ -207,14 +233,11 @@ static int scan_both(struct worktree *wt, struct scan *sc, const char *folder,
 		}
 		/* gone meanwhile: its own event follows */
 	} else if (!oid_equal(&now, woid)) {
-		struct ent *e = wt_entv_push(&sc->rm, folder, sub, name);
-		oid_cpy(&e->oid, woid);
-		e->have_oid = true;
-		e = wt_entv_push(&sc->add, folder, sub, name);
-		e->mtime = st->st_mtime;
-		e->ctime = st->st_ctime;
-		e->rehash = true;
+		push_in_place(sc, folder, sub, name, dname, woid, st, true);
 	} else {
+		if (kw)
+			push_in_place(sc, folder, sub, name, dname, woid, st,
+				      false);
 		scan_mtime(sc, name, klen, st->st_mtime);
 	}
 	free(p);
@@ -234,17 +257,31 @@ static int disk_file(int dirfd, const char *name, struct stat *st)
 }
 
 int wt_scan_name(struct worktree *wt, struct scan *sc, const char *folder,
-		 const char *sub, const char *name, git_tree *shard)
+		 const char *sub, const char *dname, git_tree *shard)
 {
 	const git_tree_entry *te;
-	char *dir = wt_disk_dir(wt, folder, sub);
+	char *dir = wt_disk_dir(wt, folder, sub), *other = NULL;
+	struct strbuf tn = STRBUF_INIT;
+	const char *name = dname;
 	struct stat st;
 	struct oid oid;
-	int dfd, on_disk = 0, known;
+	int dfd, on_disk = 0, known, ret = 0;
 
+	if (sc->imap) {
+		wt_dv_tree_name(&tn, dname);
+		name = tn.buf;
+	}
+	te = shard ? git_tree_entry_byname(shard, name) : NULL;
+	known = te && git_tree_entry_type(te) == GIT_OBJECT_BLOB ? 0 : E_NOTFOUND;
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
-		on_disk = disk_file(dfd, name, &st);
+		on_disk = disk_file(dfd, dname, &st);
+		/* format 2: the same message may be there with other letters */
+		if (on_disk == 0 && sc->imap && known == 0 &&
+		    (other = wt_dv_disk_name(wt, sc, folder, sub, name))) {
+			dname = other;
+			on_disk = disk_file(dfd, dname, &st);
+		}
 		close(dfd);
 	} else if (errno != ENOENT && errno != ENOTDIR) {
 		on_disk = log_error_errno("open '%s'", dir);
@@ -252,10 +289,9 @@ int wt_scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 	free(dir);
 	if (on_disk < 0) {
 		sc->temp_error = true;
-		return E_TEMP;
+		ret = E_TEMP;
+		goto done;
 	}
-	te = shard ? git_tree_entry_byname(shard, name) : NULL;
-	known = te && git_tree_entry_type(te) == GIT_OBJECT_BLOB ? 0 : E_NOTFOUND;
 	if (known == 0)
 		oid_cpy(&oid, OID(git_tree_entry_id(te)));
 	if (known == 0 && !on_disk) {
@@ -264,16 +300,22 @@ int wt_scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 		e->have_oid = true;
 	} else if (known != 0 && on_disk) {
 		struct ent *e = wt_entv_push(&sc->add, folder, sub, name);
+		if (strcmp(dname, name))
+			e->dname = xstrdup(dname);
 		e->mtime = st.st_mtime;
 		e->ctime = st.st_ctime;
 	} else if (on_disk) {
-		return scan_both(wt, sc, folder, sub, name, &oid, &st);
+		ret = scan_both(wt, sc, folder, sub, name, dname, &oid, &st);
 	}
-	return 0;
+done:
+	free(other);
+	strbuf_release(&tn);
+	return ret;
 }
 
 struct dent {
-	char *name;
+	char *name;		/* as the tree names it */
+	char *dname;		/* format 2: on disk, when not name */
 	unsigned shard;
 };
 
@@ -286,23 +328,21 @@ static int dent_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Compare all of folder/sub on disk with the worktree. */
-static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
-		    const char *sub)
+static const char *dent_disk(const struct dent *d)
 {
-	char *dir = wt_disk_dir(wt, folder, sub);
-	struct dent *d = NULL;
-	size_t nd = 0, ad = 0, di = 0;
-	struct strbuf tp = STRBUF_INIT;
-	git_tree *st = NULL;
-	struct dirent *de;
-	DIR *dh = opendir(dir);
-	int ret = 0;
+	return d->dname ? d->dname : d->name;
+}
 
-	if (!dh && errno != ENOENT && errno != ENOTDIR) {
-		ret = log_error_errno("opendir '%s'", dir);
-		goto done;
-	}
+/*
+ * The message files of an open directory, by shard and tree name
+ * (format 2: the name without keyword letters, the disk's in dname).
+ */
+static struct dent *list_dents(struct scan *sc, DIR *dh, size_t *n)
+{
+	struct dent *d = NULL;
+	struct dirent *de;
+	size_t nd = 0, ad = 0;
+
 	while (dh && (de = readdir(dh))) {
 		if (!maildir_name_valid(de->d_name))
 			continue;	/* ".", "..", dot files, odd names */
@@ -310,11 +350,42 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 			continue;
 		xgrow((void **)&d, &ad, nd + 1, sizeof *d);
 		d[nd].name = xstrdup(de->d_name);
+		d[nd].dname = NULL;
+		if (sc->imap) {
+			struct strbuf tn = STRBUF_INIT;
+			wt_dv_tree_name(&tn, de->d_name);
+			if (strcmp(tn.buf, de->d_name)) {
+				d[nd].dname = d[nd].name;
+				d[nd].name = strbuf_detach(&tn, NULL);
+			}
+			strbuf_release(&tn);
+		}
 		d[nd].shard = maildir_shard(de->d_name,
 					    maildir_key_len(de->d_name));
 		nd++;
 	}
 	qsort(d, nd, sizeof *d, dent_cmp);
+	*n = nd;
+	return d;
+}
+
+/* Compare all of folder/sub on disk with the worktree. */
+static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
+		    const char *sub)
+{
+	char *dir = wt_disk_dir(wt, folder, sub);
+	struct dent *d = NULL;
+	size_t nd = 0, di = 0;
+	struct strbuf tp = STRBUF_INIT;
+	git_tree *st = NULL;
+	DIR *dh = opendir(dir);
+	int ret = 0;
+
+	if (!dh && errno != ENOENT && errno != ENOTDIR) {
+		ret = log_error_errno("opendir '%s'", dir);
+		goto done;
+	}
+	d = list_dents(sc, dh, &nd);
 	sc->seen += nd;
 
 	if (*folder)
@@ -359,7 +430,7 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 				wi++;
 				continue;
 			}
-			f = disk_file(dirfd(dh), d[di].name, &sb);
+			f = disk_file(dirfd(dh), dent_disk(&d[di]), &sb);
 			if (f < 0) {
 				ret = E_TEMP;
 				git_tree_free(sh);
@@ -368,10 +439,13 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 			if (c < 0 && f) {
 				struct ent *e = wt_entv_push(&sc->add, folder, sub,
 							     d[di].name);
+				if (d[di].dname)
+					e->dname = xstrdup(d[di].dname);
 				e->mtime = sb.st_mtime;
 				e->ctime = sb.st_ctime;
 			} else if (c == 0 && f) {
 				scan_both(wt, sc, folder, sub, d[di].name,
+					  dent_disk(&d[di]),
 					  OID(git_tree_entry_id(we)), &sb);
 			} else if (c == 0) {
 				/* gone since readdir, or not a file */
@@ -392,8 +466,10 @@ done:
 	strbuf_release(&tp);
 	if (dh)
 		closedir(dh);
-	for (size_t i = 0; i < nd; i++)
+	for (size_t i = 0; i < nd; i++) {
 		free(d[i].name);
+		free(d[i].dname);
+	}
 	free(d);
 	free(dir);
 	return ret;
@@ -716,7 +792,7 @@ static bool in_rm(struct scan *sc, const struct hit *h)
  * format holds a key once, so this file gets a key of its own,
  * "<key>.c<8 hex>", by a rename done here under the writer lock.
  */
-static int rekey(struct worktree *wt, struct ent *e)
+static int rekey(struct worktree *wt, struct ent *e, bool imap)
 {
 	char *dir = wt_disk_dir(wt, e->folder, e->sub);
 	struct strbuf nn = STRBUF_INIT;
@@ -728,20 +804,33 @@ static int rekey(struct worktree *wt, struct ent *e)
 		rnd = (uint32_t)getpid() ^ (uint32_t)time(NULL);
 	strbuf_add(&nn, e->name, e->klen);
 	strbuf_addf(&nn, ".c%08x", rnd);
-	strbuf_addstr(&nn, e->name + e->klen);
-	from = xasprintf("%s/%s", dir, e->name);
+	strbuf_addstr(&nn, wt_ent_disk(e) + e->klen);
+	from = xasprintf("%s/%s", dir, wt_ent_disk(e));
 	to = xasprintf("%s/%s", dir, nn.buf);
 	if (nn.len > MAILDIR_NAME_MAX)
 		ret = log_error("cannot give '%s' a key of its own: name too "
 				"long", e->name);
-	else if (rename_noreplace(from, to) < 0)
+	else if (imap && (ret = wt_dv_rekey(wt, e->folder, e->sub,
+					    wt_ent_disk(e), nn.buf)) < 0)
+		;	/* format 2: the uidlist record follows, same UID */
+	else if (!imap && rename_noreplace(from, to) < 0)
 		ret = errno == ENOENT ? E_NOTFOUND :
 		      log_error_errno("rename '%s'", from);
 	else {
-		log_info("'%s' in %s repeats a key; renamed to '%s'", e->name,
+		log_info("'%s' in %s repeats a key; renamed to '%s'", wt_ent_disk(e),
 			 folder_display(e->folder), nn.buf);
 		free(e->name);
-		e->name = strbuf_detach(&nn, NULL);
+		free(e->dname);
+		e->dname = NULL;
+		if (imap) {
+			struct strbuf tn = STRBUF_INIT;
+			wt_dv_tree_name(&tn, nn.buf);
+			if (strcmp(tn.buf, nn.buf))
+				e->dname = xstrdup(nn.buf);
+			e->name = strbuf_detach(&tn, NULL);
+		} else {
+			e->name = strbuf_detach(&nn, NULL);
+		}
 		e->klen = maildir_key_len(e->name);
 		e->have_oid = false;
 	}
@@ -759,7 +848,7 @@ static int rekey(struct worktree *wt, struct ent *e)
 static int hash_add(struct worktree *wt, struct scan *sc, struct ent *e)
 {
 	char *dir = wt_disk_dir(wt, e->folder, e->sub);
-	char *p = xasprintf("%s/%s", dir, e->name);
+	char *p = xasprintf("%s/%s", dir, wt_ent_disk(e));
 	int err, ret = readable(p, &err);
 
 	/* E_NOTFOUND: gone again, its event will follow */
@@ -779,7 +868,8 @@ static int hash_add(struct worktree *wt, struct scan *sc, struct ent *e)
 
 static void hold_back(struct scan *sc, const struct ent *e)
 {
-	char *s = xasprintf("%s/%s/%s", e->folder, e->sub, e->name);
+	/* looked at again by its name on disk (format 2: with letters) */
+	char *s = xasprintf("%s/%s/%s", e->folder, e->sub, wt_ent_disk(e));
 
 	strvec_push(&sc->later, s);
 	free(s);
@@ -824,6 +914,15 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 		}
 		dir = wt_disk_dir(wt, hits.v[h].folder, hits.v[h].sub);
 		p = xasprintf("%s/%s", dir, hits.v[h].name);
+		if (!path_exists(p) && sc->imap) {
+			/* format 2: the file carries letters the tree lacks */
+			char *dn = wt_dv_disk_name(wt, sc, hits.v[h].folder,
+						   hits.v[h].sub,
+						   hits.v[h].name);
+			free(p);
+			p = xasprintf("%s/%s", dir, dn ? dn : hits.v[h].name);
+			free(dn);
+		}
 		if (path_exists(p)) {
 			dup = true;
 		} else {
@@ -859,7 +958,7 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 		return 1;
 	}
 	if (dup) {
-		r = rekey(wt, a);
+		r = rekey(wt, a, sc->imap);
 		if (r == E_NOTFOUND)
 			return 1;
 		if (r < 0)

@@ -16,6 +16,8 @@
 
 #include "delivery.h"
 #include "folder.h"
+#include "format.h"
+#include "mtimes.h"
 #include "fsutil.h"
 #include "lda.h"
 #include "log.h"
@@ -82,6 +84,8 @@ struct group {
 	size_t n, alloc;
 	bool recovering;	/* a writer died: a crash, maybe */
 	struct repo_update *ups;	/* their tree paths and blobs */
+	size_t nups;		/* n, and format 2's record updates */
+	struct update_list recs;	/* format 2: the records */
 	struct strbuf *paths;
 	struct oid new_tree, commit;	/* what was written */
 };
@@ -96,6 +100,37 @@ static void group_release(struct group *g)
 	free(g->paths);
 	free(g->ps);
 	free(g->ups);
+	update_list_release(&g->recs);
+}
+
+/*
+ * Format 2: the records of the group's messages (doc/imap-identity.md
+ * 4.1), from each folder's dovecot-uidlist under Dovecot's lock, after
+ * the message paths in g->ups.
+ */
+static int add_records(struct group *g)
+{
+	const char **folders = xcalloc(g->n + 1, sizeof *folders);
+	const char **names = xcalloc(g->n + 1, sizeof *names);
+	int ret;
+
+	for (size_t i = 0; i < g->n; i++) {
+		folders[i] = g->ps[i].folder;
+		names[i] = g->ps[i].name;
+	}
+	ret = worktree_dovecot_records(&g->recs, g->r, &g->tree,
+				       g->mb->maildir, g->mb->cfg->node,
+				       g->mb->cfg->uid_slot, folders, names,
+				       g->n);
+	free(folders);
+	free(names);
+	if (ret < 0)
+		return E_FAIL;
+	g->ups = xrealloc(g->ups, (g->n + g->recs.n) * sizeof *g->ups);
+	for (size_t i = 0; i < g->recs.n; i++)
+		g->ups[g->n + i] = g->recs.v[i];
+	g->nups = g->n + g->recs.n;
+	return 0;
 }
 
 /*
@@ -249,16 +284,30 @@ static int write_group(struct group *g, const char *email)
 		if (!repo_object_exists(g->r, &p->blob) &&
 		    repo_blob_from_file(&p->blob, g->r, p->file) < 0)
 			goto done;
-		tree_message_path(&g->paths[i], p->folder, p->sub, p->name);
+		if (format_repo_version() == FORMAT_VERSION_IMAP) {
+			/* format 2: the tree's name has no keyword letters */
+			struct strbuf tn = STRBUF_INIT;
+			worktree_dovecot_tree_name(&tn, p->name);
+			tree_message_path(&g->paths[i], p->folder, p->sub,
+					  tn.buf);
+			strbuf_release(&tn);
+		} else {
+			tree_message_path(&g->paths[i], p->folder, p->sub,
+					  p->name);
+		}
 		g->ups[i].path = g->paths[i].buf;
 		g->ups[i].blob = &p->blob;
 		delivery_record_add(&rec, p->folder, g->paths[i].buf, &p->blob);
 	}
 	delivery_record_message(&msg, &rec, NULL);
+	g->nups = g->n;
+	if (format_repo_version() == FORMAT_VERSION_IMAP &&
+	    add_records(g) < 0)
+		goto done;
 	for (int pass = 0;; pass++) {
 		int c = 0;
 		if (repo_tree_update(&g->new_tree, g->r, &g->tree, g->ups,
-				     g->n) < 0)
+				     g->nups) < 0)
 			goto done;
 		if (oid_equal(&g->new_tree, &g->tree)) {
 			ret = ALL_COMMITTED;
@@ -269,7 +318,7 @@ static int write_group(struct group *g, const char *email)
 			goto done;
 		if (!g->recovering ||
 		    (c = check_written(g->r, &g->commit, &g->new_tree, g->ups,
-				       g->n)) == 0)
+				       g->nups)) == 0)
 			break;
 		if (c != E_INVALID || pass == 3)
 			goto done;
@@ -331,7 +380,7 @@ int commit_pending(struct repo *r, const struct mailbox *mb,
 	    repo_sync_ref(r, REF_MAIL) < 0)
 		goto done;
 	/* the disk now also holds these files: say so, and no more */
-	worktree_record_added(r, &g.tree, &g.commit, g.ups, g.n,
+	worktree_record_added(r, &g.tree, &g.commit, g.ups, g.nups,
 			      "maildag-lda", email);
 	for (size_t i = 0; i < g.n; i++) {
 		log_info("delivered %s to %s as %.12s", g.ps[i].name,

@@ -76,6 +76,7 @@ static struct {
 	bool verbose;
 	const char *dovecot_lda;	/* --dovecot-lda[=PATH]: "" default */
 	bool no_dovecot_lda;
+	char *extension;	/* of a virtual recipient: "lists" of a+lists@x */
 } opt = { .deadline = -1 };
 
 /*
@@ -271,7 +272,7 @@ static bool replicated(const struct mailbox *mb, const char *dir)
  */
 static char *choose_folder(const struct mailbox *mb)
 {
-	const char *ext = getenv("EXTENSION");
+	const char *ext = opt.extension ? opt.extension : getenv("EXTENSION");
 	char *dir;
 
 	if (opt.mailbox) {
@@ -477,6 +478,10 @@ static void wait_quorum(const struct mailbox *mb, const struct oid *commit,
 		  timeout, acks, hex);
 	req = json_pack("{s:s, s:s, s:i, s:i}", "cmd", "wait", "commit", hex,
 			"acks", acks, "timeout", timeout);
+	/* one daemon serves every virtual mailbox of the user */
+	if (mb->cfg->address)
+		json_object_set_new(req, "mailbox",
+				    json_string(mb->cfg->address));
 	r = control_request(fd, req, &ans, (timeout + CONTROL_WAIT_GRACE) * 1000);
 	json_decref(req);
 	close(fd);
@@ -510,6 +515,61 @@ static void wait_quorum(const struct mailbox *mb, const struct oid *commit,
 }
 
 
+/*
+ * Is the virtual mailbox of cfg (selected) there, or may it be made?
+ * Listed ones may be made (with "create"); found ones are those on disk.
+ */
+static bool virtual_exists(const struct config *cfg)
+{
+	return config_virtual_listed(cfg) || path_exists(cfg->maildir) ||
+	       path_exists(cfg->repository);
+}
+
+/*
+ * A virtual set-up: -a picks the mailbox.  "alice+lists@example.org" is
+ * alice@example.org's folder "lists" (as $EXTENSION) when it is not a
+ * mailbox of its own.  A recipient that is no address here bounces with
+ * 5.1.3, one that is no mailbox with 5.1.1; neither is echoed raw.
+ */
+static void open_virtual(struct lda *d)
+{
+	char *addr, *plus, *base = NULL;
+	const char *bad;
+	int r;
+
+	if (!opt.recipient)
+		fail(EX_USAGE, "5.3.5", "virtual mailboxes: -a user@domain "
+		     "is needed to pick one");
+	if (config_address_parse(&addr, opt.recipient, &bad) < 0)
+		fail(EX_NOUSER, "5.1.3", "bad recipient address: %s", bad);
+	/* the daemon's control socket is the user's, not the mailbox's */
+	d->mb->user_socket = true;
+	r = config_select_mailbox(d->mb->cfg, addr);
+	if (r == E_NOTFOUND || (r == 0 && !virtual_exists(d->mb->cfg))) {
+		plus = strchr(addr, '+');
+		if (plus && plus != addr && plus[1] != '@') {
+			base = xasprintf("%.*s%s", (int)(plus - addr), addr,
+					 strchr(plus, '@'));
+			opt.extension = xstrndup(plus + 1,
+						 (size_t)(strchr(plus, '@') -
+							  plus - 1));
+			r = config_select_mailbox(d->mb->cfg, base);
+			if (r == 0 && !virtual_exists(d->mb->cfg))
+				r = E_NOTFOUND;
+		} else {
+			r = E_NOTFOUND;
+		}
+	}
+	if (r == E_NOTFOUND)
+		fail(EX_NOUSER, "5.1.1", "no such mailbox '%s'", addr);
+	if (r < 0)
+		fail(EX_TEMPFAIL, "4.3.5", "%s", why("configuration error"));
+	d->mb->maildir = d->mb->cfg->maildir;
+	d->mb->repository = d->mb->cfg->repository;
+	free(base);
+	free(addr);
+}
+
 /* Before the message: options, the mailbox, the deadline, the folder. */
 static void start(struct lda *d, int argc, char **argv)
 {
@@ -535,6 +595,8 @@ static void start(struct lda *d, int argc, char **argv)
 		fail(EX_NOUSER, "5.1.1", "%s", why("no such mailbox"));
 	if (r < 0)
 		fail(EX_TEMPFAIL, "4.3.5", "%s", why("configuration error"));
+	if (config_is_virtual(d->mb->cfg))
+		open_virtual(d);
 
 	/* our own deadline, below the MTA's: nothing is promised before it */
 	deadline = opt.deadline > 0 ? opt.deadline : d->mb->cfg->lda_deadline;
@@ -550,7 +612,10 @@ static void start(struct lda *d, int argc, char **argv)
 	d->sender = envelope_sender();
 
 	if (!path_exists(d->mb->maildir)) {
-		if (opt.no_create || !d->mb->cfg->create)
+		/* a mailbox the patterns find is one on disk (config.h) */
+		if (opt.no_create || !d->mb->cfg->create ||
+		    (d->mb->cfg->address && !config_virtual_listed(d->mb->cfg) &&
+		     !path_exists(d->mb->repository)))
 			fail(EX_NOUSER, "5.1.1", "mailbox '%s' does not exist",
 			     d->mb->maildir);
 		if (mailbox_create_folder(d->mb, "") < 0)
@@ -639,7 +704,8 @@ static void open_repo(struct lda *d)
 		fail(EX_NOUSER, "5.1.1", "repository '%s' does not exist",
 		     d->mb->repository);
 	}
-	if (r < 0) {
+	/* format 2 is taken exactly when this repository is format 2 */
+	if (r < 0 || format_use_repo(d->repo) < 0) {
 		unlink(d->tmp);
 		fail_temp("cannot open the repository");
 	}
@@ -729,12 +795,24 @@ static void publish(struct lda *d)
 	}
 	strcpy(dest_for_signal, dest);
 	withdrawable = 1;
-	if (rename(d->tmp, dest) < 0) {
-		log_error_errno("rename '%s'", d->tmp);
+	if (format_repo_version() == FORMAT_VERSION_IMAP) {
+		/* format 2: its UID in dovecot-uidlist first, under the lock */
+		struct oid head, tree;
+		r = repo_ref_read(&head, d->repo, REF_MAIL) < 0 ||
+		    repo_commit_tree(&tree, d->repo, &head) < 0 ? E_FAIL :
+		    worktree_dovecot_deliver(d->repo, &tree, d->mb->maildir,
+					     d->folder, d->mb->cfg->node,
+					     d->mb->cfg->uid_slot, d->tmp, dest);
+	} else {
+		r = rename(d->tmp, dest) < 0 ?
+		    log_error_errno("rename '%s'", d->tmp) : 0;
+	}
+	if (r < 0) {
 		withdrawable = 0;
 		unlink(d->tmp);
 		journal_entry_remove(&entry);
-		fail_temp("cannot move the message into new/");
+		fail_temp(r == E_TEMP ? "dovecot-uidlist is locked" :
+			  "cannot move the message into new/");
 	}
 	tmp_path_for_signal[0] = '\0';
 	free(dest);

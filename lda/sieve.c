@@ -41,11 +41,13 @@
 
 #include "delivery.h"
 #include "folder.h"
+#include "format.h"
 #include "fsutil.h"
 #include "lda.h"
 #include "layout.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "mtimes.h"
 #include "strbuf.h"
 #include "strvec.h"
 #include "worktree.h"
@@ -224,7 +226,15 @@ static int collect(struct lda *d, const struct oid *tree,
 				break;
 			strbuf_reset(&p);
 		}
-		tree_message_path(&p, f->folder, f->sub, f->name);
+		if (format_repo_version() == FORMAT_VERSION_IMAP) {
+			/* format 2: the tree's name has no keyword letters */
+			struct strbuf tn = STRBUF_INIT;
+			worktree_dovecot_tree_name(&tn, f->name);
+			tree_message_path(&p, f->folder, f->sub, tn.buf);
+			strbuf_release(&tn);
+		} else {
+			tree_message_path(&p, f->folder, f->sub, f->name);
+		}
 		if ((ret = add_update(d->repo, ups, paths, blobs, n, p.buf,
 				      f->file)) < 0)
 			break;
@@ -232,6 +242,36 @@ static int collect(struct lda *d, const struct oid *tree,
 	}
 	strbuf_release(&p);
 	return ret;
+}
+
+/*
+ * Format 2: the records of the found files (UIDs dovecot-lda gave them
+ * in each folder's dovecot-uidlist, keyword names of their letters),
+ * read under Dovecot's lock, appended to *ups (grown; *n counts them).
+ */
+static int add_records(struct lda *d, const struct oid *tree,
+		       const struct finding *fd, struct repo_update **ups,
+		       size_t *n, struct update_list *recs)
+{
+	const char **folders = xcalloc(fd->n + 1, sizeof *folders);
+	const char **names = xcalloc(fd->n + 1, sizeof *names);
+	int ret;
+
+	for (size_t i = 0; i < fd->n; i++) {
+		folders[i] = fd->v[i].folder;
+		names[i] = fd->v[i].name;
+	}
+	ret = worktree_dovecot_records(recs, d->repo, tree, d->mb->maildir,
+				       d->mb->cfg->node, d->mb->cfg->uid_slot,
+				       folders, names, fd->n);
+	free(folders);
+	free(names);
+	if (ret < 0)
+		return E_FAIL;
+	*ups = xrealloc(*ups, (*n + recs->n) * sizeof **ups);
+	for (size_t i = 0; i < recs->n; i++)
+		(*ups)[(*n)++] = recs->v[i];
+	return 0;
 }
 
 /*
@@ -251,6 +291,7 @@ static int commit_found(struct lda *d, const struct finding *fd, time_t t0)
 	char *email = xasprintf("lda@%s", d->mb->cfg->node);
 	char *subs = xasprintf("%s/subscriptions", d->mb->maildir);
 	struct oid head, tree, new_tree, commit;
+	struct update_list recs = UPDATE_LIST_INIT;
 	struct stat st;
 	int ret = E_FAIL;
 
@@ -270,6 +311,9 @@ static int commit_found(struct lda *d, const struct finding *fd, time_t t0)
 		goto done;
 	delivery_record_input(&rec, &d->blob);
 	delivery_record_message(&msg, &rec, NULL);
+	if (format_repo_version() == FORMAT_VERSION_IMAP &&
+	    add_records(d, &tree, fd, &ups, &n, &recs) < 0)
+		goto done;
 	if (repo_tree_update(&new_tree, d->repo, &tree, ups, n) < 0 ||
 	    repo_commit(&commit, d->repo, &new_tree, &head, 1, msg.buf, -1,
 			"maildag-lda", email) < 0 ||
@@ -287,11 +331,13 @@ static int commit_found(struct lda *d, const struct finding *fd, time_t t0)
 	oid_cpy(&d->wait_for, &commit);
 	ret = 0;
 done:
-	for (size_t i = 0; i < n; i++)
+	/* paths has cap entries; format 2's record updates come after */
+	for (size_t i = 0; i < n && i < cap; i++)
 		strbuf_release(&paths[i]);
 	free(paths);
 	free(ups);
 	free(blobs);
+	update_list_release(&recs);
 	strbuf_release(&msg);
 	delivery_record_release(&rec);
 	free(subs);
@@ -401,6 +447,11 @@ exec_child(const struct lda *d, const char *token, int out)
 		strvec_push(&argv, "-f");
 		strvec_push(&argv, *d->sender ? d->sender : "<>");
 	}
+	/* a virtual mailbox: Dovecot's userdb knows it by its address */
+	if (d->mb->cfg->address) {
+		strvec_push(&argv, "-d");
+		strvec_push(&argv, d->mb->cfg->address);
+	}
 	if (d->recipient) {
 		strvec_push(&argv, "-a");
 		strvec_push(&argv, d->recipient);
@@ -424,10 +475,8 @@ static int run_child(const struct lda *d, const char *token, char *line,
 		     size_t size)
 {
 	struct strbuf out = STRBUF_INIT;
-	char buf[4096];
 	int pfd[2], status = 0;
 	pid_t pid;
-	ssize_t n;
 
 	line[0] = '\0';
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
@@ -444,13 +493,7 @@ static int run_child(const struct lda *d, const char *token, char *line,
 	lda_child = pid;
 	close(pfd[1]);
 	crash_point("sieve-child");
-	while ((n = read(pfd[0], buf, sizeof buf)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		strbuf_add(&out, buf, (size_t)n);
-	}
+	(void)strbuf_read_fd(&out, pfd[0]);	/* an error: what came so far */
 	close(pfd[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

@@ -25,12 +25,14 @@ struct loop_fd {
 	short events;
 	loop_fd_fn *fn;
 	void *data;
+	const char *ctx;	/* log_get_context() when it was added */
 };
 
 struct loop_timer {
 	double when;		/* 0: disarmed */
 	loop_timer_fn *fn;
 	void *data;
+	const char *ctx;	/* log_get_context() when it was made */
 };
 
 struct loop {
@@ -85,6 +87,7 @@ void loop_add_fd(struct loop *l, int fd, short events, loop_fd_fn *fn,
 			l->fds[i].events = events;
 			l->fds[i].fn = fn;
 			l->fds[i].data = data;
+			l->fds[i].ctx = log_get_context();
 			return;
 		}
 	xgrow((void **)&l->fds, &l->afds, l->nfds + 1, sizeof *l->fds);
@@ -92,6 +95,7 @@ void loop_add_fd(struct loop *l, int fd, short events, loop_fd_fn *fn,
 	l->fds[l->nfds].events = events;
 	l->fds[l->nfds].fn = fn;
 	l->fds[l->nfds].data = data;
+	l->fds[l->nfds].ctx = log_get_context();
 	l->nfds++;
 }
 
@@ -111,6 +115,7 @@ struct loop_timer *loop_timer_new(struct loop *l, loop_timer_fn *fn,
 
 	t->fn = fn;
 	t->data = data;
+	t->ctx = log_get_context();
 	xgrow((void **)&l->timers, &l->atimers, l->ntimers + 1,
 	      sizeof *l->timers);
 	l->timers[l->ntimers++] = t;
@@ -218,7 +223,9 @@ int loop_run(struct loop *l)
 			struct loop_timer *t = l->timers[i];
 			if (t->when && t->when <= now) {
 				t->when = 0;
+				log_set_context(t->ctx);
 				t->fn(t->data);
+				log_set_context(NULL);
 				now = loop_now();
 			}
 		}
@@ -256,8 +263,10 @@ int loop_run(struct loop *l)
 			/* the table may have changed under an earlier callback */
 			for (size_t j = 0; j < l->nfds; j++)
 				if (l->fds[j].fd == pfd[i].fd) {
+					log_set_context(l->fds[j].ctx);
 					l->fds[j].fn(l->fds[j].data, pfd[i].fd,
 						     pfd[i].revents);
+					log_set_context(NULL);
 					break;
 				}
 		}

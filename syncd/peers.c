@@ -94,12 +94,23 @@ double pr_backoff(const struct peers *p, unsigned failures)
 	return d * (0.5 + 0.5 * ((double)random() / ((double)RAND_MAX + 1)));
 }
 
+/*
+ * Children running, over every mailbox of the process: a daemon of a
+ * thousand virtual mailboxes would otherwise start a thousand fetches at
+ * once.  One op over the limit waits a moment and tries again.
+ */
+#define CHILDREN_MAX 32
+#define CHILDREN_WAIT 0.5
+static size_t running;
+
 static void op_finish(struct op *op, const struct net_result *res)
 {
 	struct peer *pe = op->peer;
 	struct peers *p = pe->owner;
 	double delay;
 
+	if (op->pid)
+		running--;
 	op->pid = 0;
 	op->fd = -1;
 	loop_timer_stop(op->timer);
@@ -218,6 +229,11 @@ static void op_run(struct op *op)
 		op->again = true;
 		return;
 	}
+	if (running >= CHILDREN_MAX) {
+		loop_timer_in(op->timer, CHILDREN_WAIT * (1 + (double)random() /
+						       ((double)RAND_MAX + 1)));
+		return;
+	}
 	op->again = false;
 	strbuf_reset(&op->buf);
 	if (net_spawn(&op->pid, &op->fd, op->kind, repo_path(p->repo), &pe->cfg,
@@ -230,6 +246,7 @@ static void op_run(struct op *op)
 		op_finish(op, &res);
 		return;
 	}
+	running++;
 	loop_add_fd(p->loop, op->fd, POLLIN, on_child, op);
 	loop_timer_in(op->timer, p->cfg->net_timeout);
 }
@@ -267,6 +284,7 @@ static void op_stop(struct op *op)
 	if (op->pid) {
 		loop_del_fd(op->peer->owner->loop, op->fd);
 		net_kill(op->pid, op->fd, 0, &res);
+		running--;
 		op->pid = 0;
 		op->fd = -1;
 	}

@@ -30,7 +30,7 @@
 static void client_close(struct client *c)
 {
 	if (c->waiting)
-		peers_wait_cancel(c->s->peers, c);
+		peers_wait_cancel(c->waited->peers, c);
 	loop_del_fd(c->s->loop, c->fd);
 	close(c->fd);
 	strbuf_release(&c->in);
@@ -124,6 +124,72 @@ static json_t *unreadable_json(struct syncd *s)
 	return a;
 }
 
+json_t *server_status_json(struct syncd *s)
+{
+	json_t *a = json_object();
+
+	json_object_set_new(a, "ok", json_true());
+	json_object_set_new(a, "node", json_string(s->mb->cfg->node));
+	json_object_set_new(a, "mail", oid_is_zero(&s->last_mail) ?
+			    json_null() : json_string(oid_hex(&s->last_mail)));
+	json_object_set_new(a, "pid", json_integer(getpid()));
+	json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
+	json_object_set_new(a, "peers", peers_status(s->peers));
+	json_object_set_new(a, "unreadable", unreadable_json(s));
+	json_object_set_new(a, "webhooks", notify_status(s->notify));
+	if (watch_unwatched(s->watch))
+		json_object_set_new(a, "unwatched_folders",
+			json_integer((json_int_t)watch_unwatched(s->watch)));
+	json_object_set_new(a, "folder_limit",
+		json_integer((json_int_t)format_get_limits()->folders));
+	json_object_set_new(a, "folders_left_out",
+		json_integer((json_int_t)worktree_left_out(s->wt)));
+	json_object_set_new(a, "alarms", alarm_open_json(repo_path(s->repo)));
+	json_object_set_new(a, "held", json_boolean(s->holding));
+	if (s->mb->cfg->address)
+		json_object_set_new(a, "mailbox",
+				    json_string(s->mb->cfg->address));
+	return a;
+}
+
+/*
+ * Which mailbox a request is for, into *out: the daemon's own, or, for
+ * the daemon of virtual mailboxes, the one "mailbox" names (*out is the
+ * daemon itself when none is named).  false when the connection should
+ * close; *out NULL when an error was answered.
+ */
+static bool route(struct client *c, json_t *req, const char *cmd,
+		  struct syncd **out)
+{
+	json_t *m = json_object_get(req, "mailbox");
+	const char *addr = json_string_value(m);
+	struct syncd *s = c->s;
+
+	*out = s;
+	if (!m)
+		return true;
+	if (!addr) {
+		*out = NULL;
+		return client_send(c, error_answer("\"mailbox\": expected a "
+						   "string"));
+	}
+	if (!s->vd) {
+		/* one mailbox: a client that names another is wrong here */
+		if (s->mb->cfg->address && !strcmp(s->mb->cfg->address, addr))
+			return true;
+		*out = NULL;
+		return client_send(c, error_answer("this maildag-syncd serves "
+			"one mailbox, not virtual ones"));
+	}
+	if (!(*out = virtual_find(s->vd, addr))) {
+		char *msg = xasprintf("%s: no such mailbox", cmd);
+		bool ok = client_send(c, error_answer(msg));
+		free(msg);
+		return ok;
+	}
+	return true;
+}
+
 /* One request; false when the connection should close. */
 static bool client_request(struct client *c, const char *line)
 {
@@ -139,28 +205,27 @@ static bool client_request(struct client *c, const char *line)
 		return client_send(c, error_answer("expected a JSON object with "
 						   "\"cmd\""));
 	}
-	if (!strcmp(cmd, "status")) {
-		a = json_object();
+	if ((ok = route(c, req, cmd, &s)) == false || !s) {
+		json_decref(req);
+		return ok;
+	}
+	if (!strcmp(cmd, "status") && s == c->s && s->vd) {
+		/* the daemon of virtual mailboxes, asked for them all */
+		a = virtual_status_json(s->vd);
 		json_object_set_new(a, "ok", json_true());
 		json_object_set_new(a, "node", json_string(s->mb->cfg->node));
-		json_object_set_new(a, "mail", oid_is_zero(&s->last_mail) ?
-				    json_null() :
-				    json_string(oid_hex(&s->last_mail)));
 		json_object_set_new(a, "pid", json_integer(getpid()));
-		json_object_set_new(a, "quorum", json_integer(s->mb->cfg->quorum));
-		json_object_set_new(a, "peers", peers_status(s->peers));
-		json_object_set_new(a, "unreadable", unreadable_json(s));
-		json_object_set_new(a, "webhooks", notify_status(s->notify));
-		if (watch_unwatched(s->watch))
-			json_object_set_new(a, "unwatched_folders",
-				json_integer((json_int_t)watch_unwatched(s->watch)));
-		json_object_set_new(a, "folder_limit",
-			json_integer((json_int_t)format_get_limits()->folders));
-		json_object_set_new(a, "folders_left_out",
-			json_integer((json_int_t)worktree_left_out(s->wt)));
-		json_object_set_new(a, "alarms", alarm_open_json(repo_path(s->repo)));
-		json_object_set_new(a, "held", json_boolean(s->holding));
 		ok = client_send(c, a);
+	} else if (!strcmp(cmd, "sync") && s == c->s && s->vd) {
+		virtual_sync_all(s->vd);
+		a = json_object();
+		json_object_set_new(a, "ok", json_true());
+		ok = client_send(c, a);
+	} else if (!strcmp(cmd, "wait") && s == c->s && s->vd) {
+		ok = client_send(c, error_answer("wait: \"mailbox\" is needed "
+						 "(virtual mailboxes)"));
+	} else if (!strcmp(cmd, "status")) {
+		ok = client_send(c, server_status_json(s));
 	} else if (!strcmp(cmd, "sync")) {
 		refresh_hold(s);
 		peers_sync_now(s->peers);
@@ -183,6 +248,7 @@ static bool client_request(struct client *c, const char *line)
 			ok = client_send(c, error_answer("wait: one at a time"));
 		} else {
 			c->waiting = true;
+			c->waited = s;
 			peers_wait(s->peers, &id, (int)json_integer_value(acks),
 				   json_number_value(t), wait_done, c);
 		}

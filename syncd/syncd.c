@@ -201,7 +201,10 @@ static void failed(struct syncd *s, const char *what)
 	log_warn("%s failed; trying again in %.1f s", what, s->retry);
 	loop_timer_in(s->sync_timer, s->retry);
 	/* the daemon runs and retries: ready, with what failed in STATUS= */
-	if (s->loop && !s->ready) {
+	if (s->loop && !s->ready && s->vd) {
+		s->ready = true;
+		virtual_ready(s->vd, s);
+	} else if (s->loop && !s->ready) {
 		char line[160];
 		snprintf(line, sizeof line, "%s failed at start; trying again",
 			 what);
@@ -224,7 +227,7 @@ static void update_status(struct syncd *s)
 	json_t *peers, *pe;
 	size_t i;
 
-	if (!service_managed())
+	if (!service_managed() || s->vd)
 		return;
 	strbuf_addstr(&b, s->retry ? "sync failing, retrying" :
 			  s->started ? "starting" : "in sync with the Maildir");
@@ -335,7 +338,7 @@ static void sync_now(void *data)
 		repo_unlock(s->repo);
 		log_debug("writer lock held %.0f ms", (loop_now() - locked) * 1000);
 		s->retry = 0;
-		if (s->started)
+		if (s->started && !s->vd)
 			service_extend(START_EXTEND);
 		if (!oid_equal(&cr.mail, &s->last_mail)) {
 			struct oid old;
@@ -377,16 +380,24 @@ static void sync_now(void *data)
 		log_info("sync works again");
 	s->retry = 0;
 	if (s->started && !ar.more) {
-		log_info("in sync with the Maildir, %.0f ms after start; "
-			 "watching %d directories",
-			 (loop_now() - s->started) * 1000, watch_count(s->watch));
+		if (s->vd)
+			log_debug("in sync with the Maildir, %.0f ms after start",
+				  (loop_now() - s->started) * 1000);
+		else
+			log_info("in sync with the Maildir, %.0f ms after start; "
+				 "watching %d directories",
+				 (loop_now() - s->started) * 1000,
+				 watch_count(s->watch));
 		s->started = 0;
-		if (!s->ready) {
+		if (!s->ready && s->vd) {
+			s->ready = true;
+			virtual_ready(s->vd, s);
+		} else if (!s->ready) {
 			update_status(s);
 			service_ready();
 			s->ready = true;
 		}
-	} else if (s->started) {
+	} else if (s->started && !s->vd) {
 		service_extend(START_EXTEND);
 	}
 	if (!oid_equal(&ar.mail, &s->last_mail)) {
@@ -427,6 +438,17 @@ static void on_inotify(void *data, int fd, short revents)
 	(void)fd;
 	(void)revents;
 	watch_read(s->watch, &what);
+	syncd_took_events(s, what);
+}
+
+void syncd_took_events(void *data, unsigned what)
+{
+	struct syncd *s = data;
+	const char *ctx = log_get_context();
+
+	/* another mailbox's read may bring s's events: s's lines are s's */
+	if (s->vd)
+		log_set_context(s->mb->cfg->address);
 	if (what & WATCH_PEERS) {
 		peers_refs_changed(s->peers);
 		schedule_sync(s, loop_now());
@@ -435,6 +457,7 @@ static void on_inotify(void *data, int fd, short revents)
 		schedule_sync(s, loop_now());
 	if (what & WATCH_CHANGED)
 		schedule_debounced(s);
+	log_set_context(ctx);
 }
 
 static void watch_folder_fn(void *data, const char *folder, bool on_disk)
@@ -524,6 +547,14 @@ static void reload_config(struct syncd *s)
 
 	r = config_load(&cfg, s->mb->user, s->mb->uid, s->mb->home,
 			opt.config, NULL, 0);
+	if (r == 0 && old->address &&
+	    (!config_is_virtual(cfg) ||
+	     (r = config_select_mailbox(cfg, old->address)) < 0)) {
+		config_free(cfg);
+		r = E_INVALID;
+	}
+	if (r == 0 && old->address)
+		config_virtual_forget(cfg);
 	if (r < 0) {
 		log_error("reloading the configuration failed: keeping the "
 			  "old one");
@@ -548,6 +579,15 @@ static void reload_config(struct syncd *s)
 	notify_set_config(s->notify, cfg);
 	config_free(old);
 	log_info("configuration reloaded: %zu peers", cfg->npeers);
+}
+
+void syncd_reload(struct syncd *s)
+{
+	reload_config(s);
+	worktree_dirty_all(s->wt);
+	watch_check(s->watch);
+	peers_refs_changed(s->peers);
+	schedule_sync(s, loop_now());
 }
 
 static void on_hup(void *data, int sig)
@@ -646,7 +686,6 @@ static void parse_args(int argc, char **argv)
 /* Everything up to the loop; an exit status on failure, else 0. */
 static int start(struct syncd *s)
 {
-	size_t damaged;
 	int r;
 
 	if (getuid() == 0 || geteuid() == 0) {
@@ -659,6 +698,17 @@ static int start(struct syncd *s)
 		return EX_NOUSER;
 	if (r < 0)
 		return EX_CONFIG;
+	/* many mailboxes: virtual.c runs them, s->mb is the user's */
+	if (config_is_virtual(s->mb->cfg))
+		return 0;
+	return syncd_open(s, opt.once);
+}
+
+int syncd_open(struct syncd *s, bool once)
+{
+	size_t damaged;
+	int r;
+
 	s->debounce = s->mb->cfg->debounce_ms / 1000.0;
 	if (!path_exists(s->mb->maildir) && !s->mb->cfg->create) {
 		log_error("Maildir '%s' does not exist", s->mb->maildir);
@@ -678,6 +728,9 @@ static int start(struct syncd *s)
 	}
 	if (r < 0)
 		return EX_TEMPFAIL;
+	/* format 2 is taken exactly when this repository is format 2 */
+	if (format_use_repo(s->repo) < 0)
+		return EX_TEMPFAIL;
 	/*
 	 * a rescan of 10,000 folders reads many small trees once each; the
 	 * root tree is read for every lookup, and is as large as
@@ -696,17 +749,22 @@ static int start(struct syncd *s)
 			oid_tostr(s->weighed, sizeof s->weighed, &m);
 	}
 	s->wt = worktree_new(s->repo, s->mb->maildir, s->mb->cfg->node);
-	if (!opt.once)
+	worktree_set_uid_slot(s->wt, s->mb->cfg->uid_slot);
+	if (!once)
 		worktree_set_slice(s->wt, SLICE);
 	/* a start is a doubt: whatever happened while we were away */
 	worktree_dirty_all(s->wt);
-	log_info("maildag-syncd %s: Maildir '%s', repository '%s'",
-		 PACKAGE_VERSION, s->mb->maildir, s->mb->repository);
+	if (s->vd)
+		log_debug("Maildir '%s', repository '%s'", s->mb->maildir,
+			  s->mb->repository);
+	else
+		log_info("maildag-syncd %s: Maildir '%s', repository '%s'",
+			 PACKAGE_VERSION, s->mb->maildir, s->mb->repository);
 	return 0;
 }
 
 /* -1: one full sync (and any apply), then exit. */
-static int run_once(struct syncd *s)
+int syncd_once(struct syncd *s)
 {
 	struct worktree_result cr, ar;
 	int r;
@@ -721,6 +779,73 @@ static int run_once(struct syncd *s)
 	repo_unlock(s->repo);
 	layout_clean_tmp_all(s->mb->maildir, LAYOUT_TMP_MAX_AGE);
 	return r < 0 ? EX_TEMPFAIL : 0;
+}
+
+int syncd_watch(struct syncd *s)
+{
+	/* watch before the first scan, so nothing slips between them */
+	if (watch_new(&s->watch, s->mb->maildir, repo_path(s->repo), s->wt) < 0)
+		return EX_OSERR;
+	watch_peers(s, s->mb->cfg);
+	worktree_set_poll(s->wt, poll_events, s);
+	/* each folder is watched as the start's rescan reaches it */
+	worktree_set_folder_fn(s->wt, watch_folder_fn, s->watch);
+	if (s->vd) {
+		/* the one descriptor is the daemon's (virtual.c) */
+		watch_set_events_fn(s->watch, syncd_took_events, s);
+		return 0;
+	}
+	log_info("watching %d directories; the folders as the rescan "
+		 "reaches them", watch_count(s->watch));
+	loop_add_fd(s->loop, watch_fd(s->watch), POLLIN, on_inotify, s);
+	return 0;
+}
+
+void syncd_attach(struct syncd *s, double spread)
+{
+	s->peers = peers_new(s->loop, s->repo, s->mb->cfg, want_sync, s);
+	/* an alarm held before a restart holds still */
+	s->holding = alarm_holding(repo_path(s->repo));
+	if (s->holding)
+		log_warn("holding every push back until the mass deletion is "
+			 "confirmed or undone (maildag status)");
+	peers_set_hold(s->peers, s->holding);
+	{
+		char *state = repo_state_path(s->repo, "webhooks.json");
+		struct oid m;
+		/* a virtual mailbox is known to hooks by its address */
+		s->notify = notify_new(s->mb->cfg, s->address ? s->address :
+				       s->mb->user, state);
+		free(state);
+		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0)
+			notify_start(s->notify, &m);
+	}
+	s->notify_timer = loop_timer_new(s->loop, on_notify_timer, s);
+	/* what a webhook missed while the daemon was down (notify_start) */
+	loop_timer_in(s->notify_timer, 0.1);
+	s->maint_timer = loop_timer_new(s->loop, maintain, s);
+	loop_timer_in(s->maint_timer, 5 + spread * MAINT_EVERY);
+	s->sync_timer = loop_timer_new(s->loop, sync_now, s);
+	s->check_timer = loop_timer_new(s->loop, check_mail, s);
+	s->tmp_timer = loop_timer_new(s->loop, clean_tmp, s);
+	loop_timer_in(s->sync_timer, 0);
+	loop_timer_in(s->check_timer, spread ? spread * CHECK_EVERY : CHECK_EVERY);
+	/* after the first sync has begun: a start has enough to do */
+	loop_timer_in(s->tmp_timer, 1 + spread * TMP_EVERY);
+}
+
+void syncd_release(struct syncd *s)
+{
+	peers_free(s->peers);
+	notify_free(s->notify);
+	watch_free(s->watch);
+	layout_list_free(s->tmp_folders, s->tmp_n);
+	worktree_free(s->wt);
+	repo_free(s->repo);
+	mailbox_free(s->mb);
+	free(s->address);
+	memset(s, 0, sizeof *s);
+	s->control_fd = -1;
 }
 
 int main(int argc, char **argv)
@@ -740,23 +865,18 @@ int main(int argc, char **argv)
 
 	if ((status = start(&s)) != 0)
 		goto done;
+	if (config_is_virtual(s.mb->cfg)) {
+		status = virtual_main(s.mb, opt.config, opt.once);
+		s.mb = NULL;
+		goto done;
+	}
 	if (opt.once) {
-		status = run_once(&s);
+		status = syncd_once(&s);
 		goto done;
 	}
 	s.loop = loop_new();
-	/* watch before the first scan, so nothing slips between them */
-	if (watch_new(&s.watch, s.mb->maildir, repo_path(s.repo), s.wt) < 0) {
-		status = EX_OSERR;
+	if ((status = syncd_watch(&s)) != 0)
 		goto done;
-	}
-	watch_peers(&s, s.mb->cfg);
-	worktree_set_poll(s.wt, poll_events, &s);
-	/* each folder is watched as the start's rescan reaches it */
-	worktree_set_folder_fn(s.wt, watch_folder_fn, s.watch);
-	log_info("watching %d directories; the folders as the rescan "
-		 "reaches them", watch_count(s.watch));
-	loop_add_fd(s.loop, watch_fd(s.watch), POLLIN, on_inotify, &s);
 	if (loop_signal(s.loop, SIGTERM, on_stop, &s) < 0 ||
 	    loop_signal(s.loop, SIGINT, on_stop, &s) < 0 ||
 	    loop_signal(s.loop, SIGHUP, on_hup, &s) < 0) {
@@ -774,52 +894,23 @@ int main(int argc, char **argv)
 			 "delivery will not reach this daemon");
 	else
 		loop_add_fd(s.loop, s.control_fd, POLLIN, server_on_accept, &s);
-	s.peers = peers_new(s.loop, s.repo, s.mb->cfg, want_sync, &s);
-	/* an alarm held before a restart holds still */
-	s.holding = alarm_holding(repo_path(s.repo));
-	if (s.holding)
-		log_warn("holding every push back until the mass deletion is "
-			 "confirmed or undone (maildag status)");
-	peers_set_hold(s.peers, s.holding);
-	{
-		char *state = repo_state_path(s.repo, "webhooks.json");
-		struct oid m;
-		s.notify = notify_new(s.mb->cfg, s.mb->user, state);
-		free(state);
-		if (repo_ref_read(&m, s.repo, REF_MAIL) == 0)
-			notify_start(s.notify, &m);
-	}
-	s.notify_timer = loop_timer_new(s.loop, on_notify_timer, &s);
-	/* what a webhook missed while the daemon was down (notify_start) */
-	loop_timer_in(s.notify_timer, 0.1);
-	s.maint_timer = loop_timer_new(s.loop, maintain, &s);
-	loop_timer_in(s.maint_timer, 5);
-	s.sync_timer = loop_timer_new(s.loop, sync_now, &s);
-	s.check_timer = loop_timer_new(s.loop, check_mail, &s);
-	s.tmp_timer = loop_timer_new(s.loop, clean_tmp, &s);
+	syncd_attach(&s, 0);
 	service_init(s.loop);
 	if (service_managed()) {
 		s.status_timer = loop_timer_new(s.loop, on_status_timer, &s);
 		loop_timer_in(s.status_timer, STATUS_EVERY);
 	}
-	loop_timer_in(s.sync_timer, 0);
-	loop_timer_in(s.check_timer, CHECK_EVERY);
-	/* after the first sync has begun: a start has enough to do */
-	loop_timer_in(s.tmp_timer, 1);
 	status = loop_run(s.loop) < 0 ? EX_OSERR : 0;
 done:
 	service_free();
-	peers_free(s.peers);
-	notify_free(s.notify);
 	if (s.control_fd >= 0)
 		control_unlisten(s.control_fd, s.control_path);
 	free(s.control_path);
-	watch_free(s.watch);
-	layout_list_free(s.tmp_folders, s.tmp_n);
-	loop_free(s.loop);
-	worktree_free(s.wt);
-	repo_free(s.repo);
-	mailbox_free(s.mb);
+	{
+		struct loop *l = s.loop;
+		syncd_release(&s);
+		loop_free(l);
+	}
 	repo_global_shutdown();
 	return status;
 }

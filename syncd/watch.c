@@ -109,7 +109,28 @@ struct watch {
 	bool started;		/* watch_new() is done */
 	char **peers;		/* configured peers' node names */
 	size_t npeers;
+	size_t id;		/* in hub.tab */
+	unsigned pending;	/* enum watch_what read by another's call */
+	bool touched;		/* in hub.touched */
+	watch_events_fn *events_fn;
+	void *events_data;
 };
+
+/*
+ * Every watch of the process shares libinotifytools' one descriptor (the
+ * library is global): one inotify instance for any number of mailboxes
+ * (fs.inotify.max_user_instances is 128).  owners tells whose watch
+ * descriptor an event is for; tab holds the watches by id (NULL: freed).
+ */
+static struct {
+	int fd;
+	size_t users;
+	struct wdmap owners;	/* wd -> id */
+	struct watch **tab;
+	size_t ntab, atab;
+	size_t *touched;	/* ids with pending events */
+	size_t ntouched, atouched;
+} hub = { .fd = -1 };
 
 static const char *const subs[2] = { "cur", "new" };
 
@@ -212,6 +233,11 @@ static void forget_wd(struct watch *w, int wd, bool rm)
 	if (rm)
 		inotify_rm_watch(w->fd, wd);
 	wd_del(&w->wds, wd);
+	{
+		size_t id;
+		if (wd_get(&hub.owners, wd, &id) && id == w->id)
+			wd_del(&hub.owners, wd);
+	}
 	if ((v & 3) == S_OTHER) {
 		struct wother *o = &w->o[v >> 2];
 		size_t last = --w->no;
@@ -257,6 +283,7 @@ static void claim_wd(struct watch *w, int wd, size_t v)
 	if (wd_get(&w->wds, wd, &old) && old != v)
 		forget_wd(w, wd, false);
 	wd_put(&w->wds, wd, v);
+	wd_put(&hub.owners, wd, w->id);
 }
 
 /*
@@ -469,6 +496,10 @@ int watch_new(struct watch **out, const char *maildir, const char *repo_path,
 	int guess;
 
 	*out = NULL;
+	if (hub.users) {
+		guess = hub.fd;
+		goto have_fd;
+	}
 	/* inotify_init() takes the lowest free descriptor: this one */
 	guess = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (guess >= 0)
@@ -493,8 +524,14 @@ int watch_new(struct watch **out, const char *maildir, const char *repo_path,
 		}
 	}
 	fcntl(guess, F_SETFD, FD_CLOEXEC);
+	hub.fd = guess;
+have_fd:
+	hub.users++;
 	w = xcalloc(1, sizeof *w);
 	w->fd = guess;
+	xgrow((void **)&hub.tab, &hub.atab, hub.ntab + 1, sizeof *hub.tab);
+	w->id = hub.ntab;
+	hub.tab[hub.ntab++] = w;
 	w->maildir = xstrdup(maildir);
 	w->repo = xstrdup(repo_path);
 	w->wt = wt;
@@ -502,6 +539,27 @@ int watch_new(struct watch **out, const char *maildir, const char *repo_path,
 	w->started = true;
 	*out = w;
 	return 0;
+}
+
+/* w goes: its descriptors and its row in the hub (before its wds go). */
+static void hub_forget(struct watch *w)
+{
+	/* the last one: closing the descriptor removes them all */
+	bool rm = hub.users > 1;
+
+	for (size_t i = 0; i < w->wds.cap; i++) {
+		size_t id;
+		int wd = w->wds.v[i].wd;
+		if (wd && wd_get(&hub.owners, wd, &id) && id == w->id) {
+			if (rm)
+				inotify_rm_watch(w->fd, wd);
+			wd_del(&hub.owners, wd);
+		}
+	}
+	hub.tab[w->id] = NULL;
+	for (size_t i = 0; i < hub.ntouched; i++)
+		if (hub.touched[i] == w->id)
+			hub.touched[i] = (size_t)-1;
 }
 
 void watch_free(struct watch *w)
@@ -521,8 +579,22 @@ void watch_free(struct watch *w)
 	for (size_t i = 0; i < w->npeers; i++)
 		free(w->peers[i]);
 	free(w->peers);
+	hub_forget(w);
 	free(w);
-	inotifytools_cleanup();
+	if (--hub.users == 0) {
+		inotifytools_cleanup();
+		free(hub.tab);
+		free(hub.owners.v);
+		free(hub.touched);
+		memset(&hub, 0, sizeof hub);
+		hub.fd = -1;
+	}
+}
+
+void watch_set_events_fn(struct watch *w, watch_events_fn *fn, void *data)
+{
+	w->events_fn = fn;
+	w->events_data = data;
 }
 
 int watch_fd(const struct watch *w)
@@ -689,22 +761,90 @@ static void handle(struct watch *w, const struct inotify_event *ev,
 	}
 }
 
+/* Another watch's event: handled now, told after the read (touch_end). */
+static void handle_other(struct watch *o, const struct inotify_event *ev)
+{
+	handle(o, ev, &o->pending);
+	if (!o->touched && o->pending) {
+		o->touched = true;
+		xgrow((void **)&hub.touched, &hub.atouched, hub.ntouched + 1,
+		      sizeof *hub.touched);
+		hub.touched[hub.ntouched++] = o->id;
+	}
+}
+
+/* An event: for whoever owns its watch descriptor; an overflow, for all. */
+static void dispatch(struct watch *w, const struct inotify_event *ev,
+		     unsigned *what)
+{
+	size_t id;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		for (size_t i = 0; i < hub.ntab; i++)
+			if (hub.tab[i] && hub.tab[i] != w)
+				handle_other(hub.tab[i], ev);
+		handle(w, ev, what);
+	} else if (hub.ntab == 1 || !wd_get(&hub.owners, ev->wd, &id) ||
+		   hub.tab[id] == w) {
+		handle(w, ev, what);
+	} else if (hub.tab[id]) {
+		handle_other(hub.tab[id], ev);
+	}
+}
+
+/* Tell the other watches what they got, once the reading is done. */
+static void touch_end(void)
+{
+	while (hub.ntouched) {
+		size_t id = hub.touched[--hub.ntouched];
+		struct watch *o = id == (size_t)-1 ? NULL : hub.tab[id];
+		unsigned bits;
+
+		if (!o)
+			continue;
+		o->touched = false;
+		if (!o->events_fn)
+			continue;	/* kept for its own watch_read() */
+		bits = o->pending;
+		o->pending = 0;
+		if (bits & WATCH_OVERFLOW)
+			watch_check(o);
+		o->events_fn(o->events_data, bits);
+	}
+}
+
 int watch_read(struct watch *w, unsigned *what)
 {
 	struct inotify_event *ev;
+	int r = 0;
 
-	*what = 0;
+	*what = w->pending;
+	w->pending = 0;
 	/* a zero timeout never blocks; the library empties its buffer first */
 	while ((ev = inotifytools_next_events(0, 1)))
-		handle(w, ev, what);
+		dispatch(w, ev, what);
 	if (inotifytools_error() && inotifytools_error() != EINTR) {
 		log_error("read inotify events: %s",
 			  strerror(inotifytools_error()));
-		worktree_dirty_all(w->wt);
-		*what |= WATCH_CHANGED | WATCH_OVERFLOW;
-		return E_FAIL;
+		for (size_t i = 0; i < hub.ntab; i++) {
+			struct watch *o = hub.tab[i];
+			if (!o)
+				continue;
+			worktree_dirty_all(o->wt);
+			o->pending |= WATCH_CHANGED | WATCH_OVERFLOW;
+			if (o != w && !o->touched) {
+				o->touched = true;
+				xgrow((void **)&hub.touched, &hub.atouched,
+				      hub.ntouched + 1, sizeof *hub.touched);
+				hub.touched[hub.ntouched++] = o->id;
+			}
+		}
+		*what |= w->pending;
+		w->pending = 0;
+		r = E_FAIL;
 	}
 	if (*what & WATCH_OVERFLOW)
 		watch_check(w);
-	return 0;
+	touch_end();
+	return r;
 }

@@ -47,7 +47,19 @@ int watch_new(struct watch **out, const char *maildir, const char *repo_path,
 	      struct worktree *wt);
 void watch_free(struct watch *w);
 
-/* The descriptor to poll for POLLIN. */
+/*
+ * Every watch of a process shares one inotify descriptor (libinotifytools
+ * is global; one instance serves any number of mailboxes): watch_read()
+ * on any of them reads every event and hands each to the watch it is
+ * for.  Another watch's events mark its worktree at once; their enum
+ * watch_what bits go to its fn, called once per read after the events
+ * are all handled (never while its own watch_read() runs), or, without
+ * a fn, to its own next watch_read().
+ */
+typedef void watch_events_fn(void *data, unsigned what);
+void watch_set_events_fn(struct watch *w, watch_events_fn *fn, void *data);
+
+/* The descriptor to poll for POLLIN (the same for every watch). */
 int watch_fd(const struct watch *w);
 
 /*

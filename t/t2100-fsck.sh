@@ -133,10 +133,10 @@ test_expect_success 'a message whose blob is missing is reported' '
 '
 
 test_expect_success 'a newer format is refused with a clear message' '
-	v2=$(printf "maildag 2\n" | ugit hash-object -w --stdin) &&
-	t=$(put_entry "$ROOT" FORMAT 100644 blob "$v2") &&
+	v3=$(printf "maildag 3\n" | ugit hash-object -w --stdin) &&
+	t=$(put_entry "$ROOT" FORMAT 100644 blob "$v3") &&
 	point refs/heads/mail "$t" &&
-	fsck_fails "'\''FORMAT'\'': format '\''maildag 2'\'' is newer than this maildag understands"
+	fsck_fails "'\''FORMAT'\'': format '\''maildag 3'\'' is newer than this maildag understands"
 '
 
 test_expect_success 'a peer ref is checked only with --all-refs' '

@@ -1,12 +1,13 @@
 #!/bin/sh
-test_description='libFuzzer targets: Maildir names and the tree validator'
+test_description='libFuzzer targets: Maildir names, the tree validator, the merge of format 2 trees'
 . "$abs_top_srcdir/t/test-lib.sh"
 
 # Each target runs from seeds for a bounded time and number of inputs;
 # MAILDAG_FUZZ_TIME (seconds per target, default 20) lengthens a run.
 # A crash or a broken property leaves its input in the trash directory.
 FUZZ=$abs_top_builddir/t/fuzz
-[ -x "$FUZZ/fuzz-name" ] && [ -x "$FUZZ/fuzz-tree" ] && [ -x "$FUZZ/mkseeds" ] ||
+[ -x "$FUZZ/fuzz-name" ] && [ -x "$FUZZ/fuzz-tree" ] && [ -x "$FUZZ/mkseeds" ] &&
+	[ -x "$FUZZ/fuzz-merge" ] ||
 	test_skip_all "fuzz targets not built (configure found no clang able to" \
 		"build -fsanitize=fuzzer,address, or --disable-fuzzers)"
 
@@ -50,7 +51,19 @@ test_expect_success 'fuzz the tree validator' '
 	! ls fuzz-tree-* 2>/dev/null | grep .
 '
 
-for t in fuzz-name fuzz-tree; do
+# fuzz-merge: an input is the choices of one case of the format 2 tree
+# model (t/unit/merge-model-v2.c), a byte each; any bytes are a case
+test_expect_success 'fuzz the merge of format 2 trees' '
+	mkdir merges &&
+	printf "\001\005\000\020\000\040\001\060\107\001\002\120" >merges/a &&
+	printf "\002\070\001\000\100\002\003\145\001\000\107\002\001" >merges/b &&
+	printf "\000\145\001\003\060\000\010\100\001\001\110\000\000" >merges/c &&
+	run_fuzzer fuzz-merge merges &&
+	! grep -q "runtime error" fuzz-merge.log &&
+	! ls fuzz-merge-* 2>/dev/null | grep .
+'
+
+for t in fuzz-name fuzz-tree fuzz-merge; do
 	[ -f "$TRASH/$t.log" ] &&
 		say "$t: $(awk '/^stat::number_of_executed_units/ {print $2}' "$TRASH/$t.log") inputs in ${TIME}s"
 done

@@ -57,6 +57,21 @@ static void child_fds(int wfd)
 	close_from(CHILD_RESULT_FD + 1);
 }
 
+/* The process's private writable memory now (VmData), in bytes; 0 if unknown. */
+static unsigned long long data_size(void)
+{
+	unsigned long long kb = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "re");
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmData: %llu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
 static void child_signals(void)
 {
 	sigset_t all;
@@ -92,7 +107,12 @@ void child_main(int wfd, pid_t parent, unsigned long long data_limit,
 	child_fds(wfd);
 	if (data_limit) {
 		struct rlimit rl;
-		rl.rlim_cur = rl.rlim_max = (rlim_t)data_limit;
+		/*
+		 * RLIMIT_DATA counts what the child inherited too: a daemon
+		 * of a thousand mailboxes holds hundreds of MiB.  The limit
+		 * is on what the child adds.
+		 */
+		rl.rlim_cur = rl.rlim_max = (rlim_t)(data_limit + data_size());
 		if (setrlimit(RLIMIT_DATA, &rl) < 0)
 			log_warn_errno("setrlimit");
 	}

@@ -25,6 +25,7 @@ static unsigned log_sinks = LOG_TO_STDERR;
 static enum log_level log_level = LOG_LVL_INFO;
 static char last_error[1024];
 static int to_journal = -1;	/* unknown until the first line */
+static const char *context;	/* "alice@example.org", or NULL */
 
 /* Does JOURNAL_STREAM name the file our stderr is? */
 static int stderr_is_journal(void)
@@ -105,12 +106,24 @@ static void vlog(enum log_level level, int err, const char *fmt, va_list ap)
 	if (log_sinks & LOG_TO_STDERR) {
 		if (to_journal < 0)
 			to_journal = stderr_is_journal();
-		fprintf(stderr, "%s%s: %s: %s\n",
+		fprintf(stderr, "%s%s: %s: %s%s%s\n",
 			to_journal ? journal_prefix[level] : "", progname,
-			names[level], msg);
+			names[level], context ? context : "",
+			context ? ": " : "", msg);
 	}
 	if (log_sinks & LOG_TO_SYSLOG)
-		syslog(prio[level], "%s: %s", names[level], msg);
+		syslog(prio[level], "%s: %s%s%s", names[level],
+		       context ? context : "", context ? ": " : "", msg);
+}
+
+void log_set_context(const char *ctx)
+{
+	context = ctx;
+}
+
+const char *log_get_context(void)
+{
+	return context;
 }
 
 int log_error(const char *fmt, ...)

@@ -65,6 +65,15 @@ void log_warn_errno(const char *fmt, ...)
 void log_debug_errno(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
+/*
+ * What the lines are about, put before each message ("prog: level: ctx:
+ * message"), or NULL for nothing (the default): maildag-syncd names the
+ * virtual mailbox this way.  ctx is kept by pointer.  log_last_error()
+ * has the message without it.
+ */
+void log_set_context(const char *ctx);
+const char *log_get_context(void);
+
 /* The text of the last log_error(), or "" if none; static storage. */
 const char *log_last_error(void);
 

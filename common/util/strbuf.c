@@ -3,10 +3,12 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "strbuf.h"
 #include "xalloc.h"
@@ -79,6 +81,21 @@ void strbuf_add(struct strbuf *sb, const void *data, size_t len)
 	memcpy(sb->buf + sb->len, data, len);
 	sb->len += len;
 	sb->buf[sb->len] = '\0';
+}
+
+int strbuf_read_fd(struct strbuf *sb, int fd)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		strbuf_add(sb, buf, (size_t)n);
+	}
+	return 0;
 }
 
 void strbuf_addstr(struct strbuf *sb, const char *s)

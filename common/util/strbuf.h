@@ -31,6 +31,8 @@ void strbuf_setlen(struct strbuf *sb, size_t len);
 void strbuf_add(struct strbuf *sb, const void *data, size_t len);
 void strbuf_addstr(struct strbuf *sb, const char *s);
 void strbuf_addch(struct strbuf *sb, int c);
+/* Append the rest of fd (EINTR retried): 0, or -1 with errno set. */
+int strbuf_read_fd(struct strbuf *sb, int fd);
 /* strbuf_addf() with a va_list (which it leaves for the caller to end). */
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));

@@ -387,7 +387,7 @@ static const struct tcase cases[] = {
 	  "'cur/00/x': expected a blob, found a tree", 1 },
 	{ "no FORMAT", "FORMAT", { { NULL } }, "'FORMAT': missing", 1 },
 	{ "FORMAT maildag 2", "FORMAT", { { "FORMAT", NULL, "maildag 2\n" } },
-	  "'FORMAT': format 'maildag 2' is newer than this maildag understands", 1 },
+	  "'FORMAT': format 2 (maildag 2), and this repository is format 1 (maildag 1): 'maildag upgrade' makes it format 2", 1 },
 	{ "FORMAT maildag 10", "FORMAT", { { "FORMAT", NULL, "maildag 10\n" } },
 	  "'FORMAT': format 'maildag 10' is newer than this maildag understands", 1 },
 	{ "FORMAT without newline", "FORMAT", { { "FORMAT", NULL, "maildag 1" } },

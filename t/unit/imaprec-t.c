@@ -106,6 +106,11 @@ static void test_recs(void)
 	       "a name twice in two spellings refused");
 	is_int(recs_ok(K1 "\t3\t\n", hex), E_INVALID, "an empty keyword list refused");
 	is_int(recs_ok(K1 "\t0\n", hex), E_INVALID, "UID 0 refused");
+	is_int(recs_ok(K1 "\t-\n", hex), 0, "an unnumbered record ('-')");
+	is_int(recs_ok(K1 "\t-\t$Junk\n", hex), 0,
+	       "an unnumbered record with keywords");
+	is_int(recs_ok(K1 "\t--\n", hex), E_INVALID, "'--' refused");
+	is_int(recs_ok(K1 "\t-1\n", hex), E_INVALID, "'-1' refused");
 	is_int(recs_ok(K1 "\t3\n", "zz"), E_INVALID, "a key of another shard refused");
 	is_int(recs_ok("17 00.x\t3\n", NULL), 0, "a key with a space");
 	is_int(recs_ok("b\t1\na\t2\n", NULL), E_INVALID, "unsorted keys refused");
@@ -113,8 +118,13 @@ static void test_recs(void)
 	is_int(recs_ok(".a\t1\n", NULL), E_INVALID, "a dot key refused");
 	is_int(recs_ok("a:2,S\t1\n", NULL), E_INVALID, "a name is not a key");
 
-	imap_recs_set(&r, K2, 9, kw, 5);
+	imap_recs_set(&r, K2, 0, kw, 5);
 	imap_recs_set(&r, K1, 4, NULL, 0);
+	imap_recs_format(&s, &r);
+	is_str(s.buf, K1 "\t4\n" K2 "\t-\t$Forwarded $Junk Work\n",
+	       "UID 0 is written '-'");
+	strbuf_reset(&s);
+	imap_recs_set(&r, K2, 9, kw, 5);
 	imap_recs_format(&s, &r);
 	is_str(s.buf, K1 "\t4\n" K2 "\t9\t$Forwarded $Junk Work\n",
 	       "set sorts keys and keywords, keeps the smallest spelling");

@@ -10,11 +10,27 @@
 /*
  * Run ncases cases of the model of format 2's IMAP rules
  * (merge-model-imap.c) from seed; the number of failed cases, and in
- * *slot7 how often two pair merges gave one slot-7 UID to two messages.
- * owner: the variant where each replica numbers what the merge could not
- * keep, from its own slot (no UID may then ever name two messages).
+ * *numbered how many UIDs replicas gave at apply to messages a merge
+ * left unnumbered.
  */
 unsigned long long imap_model_run(uint64_t seed, unsigned long long ncases,
-				  bool owner, unsigned long long *slot7);
+				  unsigned long long *numbered);
+
+/* What the format 2 tree model (merge-model-v2.c) did. */
+struct v2_totals {
+	unsigned long long cases, failed, merges, numbered, messages;
+};
+
+/*
+ * Run the cases job, job + jobs, ... below ncases of the format 2 tree
+ * model from seed, in an in-memory repository of its own; the number of
+ * failed cases (t filled in).
+ */
+unsigned long long v2_model_run(uint64_t seed, unsigned long long ncases,
+				int job, int jobs, struct v2_totals *t);
+
+/* One case of the format 2 tree model whose choices are data[0..size)
+ * (t/fuzz/fuzz-merge.c); the number of failures. */
+unsigned long long v2_model_bytes(const uint8_t *data, size_t size);
 
 #endif

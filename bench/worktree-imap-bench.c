@@ -1,0 +1,348 @@
+/*
+ * worktree-imap-bench: what format 2's Dovecot side (worktree_dovecot.c,
+ * worktree_dvapply.c) adds to the worktree's commit and apply, at a given
+ * mailbox size.
+ *
+ *   worktree-imap-bench [-n messages] [-k batch] WORKDIR
+ *
+ * Makes two Maildirs of <messages> messages in INBOX (cur/<key>:2,S) and
+ * their repositories: v1 format 1, v2 the same made format 2 by
+ * upgrade_repo() (as `maildag init --format 2`).  Then, on each, times:
+ *
+ *   rescan     a full rescan of the unchanged Maildir (nothing committed)
+ *   add        <batch> files a mail client put in new/ (v2: numbered
+ *              from our slot, appended to dovecot-uidlist), committed
+ *   keyword    one file renamed to carry one more flag (v1: 'F'; v2: a
+ *              keyword letter, 'a'), committed by name events
+ *   apply_add  <batch> messages a peer added, applied
+ *   apply_kw   one message's flag (v1) or keyword (v2) changed by a
+ *              peer, applied
+ *
+ * Output: one "<figure>_v1 ms" and "<figure>_v2 ms" line each.
+ *
+ * Build it against a build directory BUILD:
+ *   cc -O2 -Icommon -Icommon/util -IBUILD -o worktree-imap-bench \
+ *      bench/worktree-imap-bench.c BUILD/common/libcommon.a \
+ *      BUILD/common/util/libutil.a \
+ *      $(pkg-config --cflags --libs libgit2 jansson zlib)
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "fsutil.h"
+#include "imaprec.h"
+#include "log.h"
+#include "maildir_name.h"
+#include "mtimes.h"
+#include "repo.h"
+#include "strbuf.h"
+#include "upgrade.h"
+#include "worktree.h"
+#include "xalloc.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct side {
+	char *maildir;
+	struct repo *r;
+	struct worktree *wt;
+	int v;
+};
+
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		log_fatal("fopen '%s'", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void make_side(struct side *s, const char *work, int v, unsigned n)
+{
+	char *repo = xasprintf("%s/v%d.git", work, v);
+	struct upgrade_stats st;
+	struct oid c;
+
+	s->v = v;
+	s->maildir = xasprintf("%s/v%d", work, v);
+	for (int i = 0; i < 3; i++) {
+		char *d = xasprintf("%s/%s", s->maildir,
+				    i == 0 ? "cur" : i == 1 ? "new" : "tmp");
+		mkdir_p(d, 0700);
+		free(d);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		char *p = xasprintf("%s/cur/1700000000.M%uP1Q1.host:2,S",
+				    s->maildir, i);
+		char *body = xasprintf("Subject: %u\n\nbody %u\n", i, i);
+		put(p, body);
+		free(p);
+		free(body);
+	}
+	if (repo_open(&s->r, repo, REPO_CREATE | REPO_NO_FSYNC) < 0)
+		log_fatal("repo");
+	s->wt = worktree_new(s->r, s->maildir, "bench");
+	worktree_dirty_all(s->wt);
+	repo_lock(s->r, -1);
+	if (worktree_commit(s->wt, NULL) < 0)
+		log_fatal("import");
+	if (v == 2 && upgrade_repo(&c, s->r, s->maildir, "bench",
+				   "upgrade\n", false, &st) < 0)
+		log_fatal("upgrade");
+	repo_unlock(s->r);
+	free(repo);
+}
+
+static double timed_commit(struct side *s)
+{
+	struct worktree_result res;
+	double t0 = now_ms();
+
+	repo_lock(s->r, -1);
+	if (worktree_commit(s->wt, &res) < 0)
+		log_fatal("commit");
+	repo_unlock(s->r);
+	return now_ms() - t0;
+}
+
+static double timed_apply(struct side *s)
+{
+	struct worktree_result res;
+	double t0 = now_ms();
+
+	repo_lock(s->r, -1);
+	if (worktree_apply(s->wt, 0, &res) < 0 || res.skipped)
+		log_fatal("apply");
+	repo_unlock(s->r);
+	return now_ms() - t0;
+}
+
+/* mail's tree with ups applied, committed as a peer's merge would be. */
+static void mail_change(struct side *s, const struct repo_update *ups,
+			size_t n)
+{
+	struct oid m, t, t2, c;
+
+	if (repo_ref_read(&m, s->r, REF_MAIL) < 0 ||
+	    repo_commit_tree(&t, s->r, &m) < 0 ||
+	    repo_tree_update(&t2, s->r, &t, ups, n) < 0 ||
+	    repo_commit(&c, s->r, &t2, &m, 1, "peer\n", -1, NULL, NULL) < 0 ||
+	    repo_ref_cas(s->r, REF_MAIL, &c, &m, "bench") < 0)
+		log_fatal("mail change");
+}
+
+static char *blob_at(struct side *s, const char *path)
+{
+	struct strbuf b = STRBUF_INIT;
+	struct oid m, t, id;
+
+	if (repo_ref_read(&m, s->r, REF_MAIL) == 0 &&
+	    repo_commit_tree(&t, s->r, &m) == 0 &&
+	    repo_tree_lookup(&id, s->r, &t, path) == 0)
+		repo_blob_read(&b, s->r, &id);
+	return strbuf_detach(&b, NULL);
+}
+
+/* A peer adds k messages to INBOX (v2: UIDs of slot 1, their records). */
+static void peer_adds(struct side *s, unsigned k)
+{
+	struct update_list ups = UPDATE_LIST_INIT;
+	struct imap_recs recs[256];
+	bool touched[256] = { false };
+	uint32_t uid = 0;
+
+	memset(recs, 0, sizeof recs);
+	if (s->v == 2) {
+		char *f = blob_at(s, IMAPREC_FOLDER);
+		struct imap_folder fr;
+		if (imap_folder_parse(&fr, f, strlen(f), NULL) < 0)
+			log_fatal("imapfolder");
+		uid = imap_uid_alloc(fr.uidnext, 1, k);
+		fr.uidnext = uid + k;
+		{
+			struct strbuf b = STRBUF_INIT;
+			struct oid id;
+			imap_folder_format(&b, &fr);
+			repo_blob_from_buffer(&id, s->r, b.buf, b.len);
+			update_list_add(&ups, IMAPREC_FOLDER, &id);
+			strbuf_release(&b);
+		}
+		free(f);
+	}
+	for (unsigned i = 0; i < k; i++) {
+		char *key = xasprintf("1800000000.M%uP2Q2.peer", i);
+		char *body = xasprintf("Subject: peer %u\n\nbody\n", i);
+		char *name = xasprintf("%s:2,S", key);
+		struct strbuf p = STRBUF_INIT;
+		struct oid id;
+		char xx[3];
+		unsigned sh = maildir_shard(key, strlen(key));
+
+		maildir_shard_hex(xx, key, strlen(key));
+		repo_blob_from_buffer(&id, s->r, body, strlen(body));
+		strbuf_addf(&p, "cur/%s/%s", xx, name);
+		update_list_add(&ups, p.buf, &id);
+		if (s->v == 2) {
+			if (!touched[sh]) {
+				struct strbuf rp = STRBUF_INIT;
+				char *b;
+				imap_recs_shard_path(&rp, sh);
+				b = blob_at(s, rp.buf);
+				if (*b && imap_recs_parse(&recs[sh], b, strlen(b),
+							  xx, NULL) < 0)
+					log_fatal("records");
+				free(b);
+				strbuf_release(&rp);
+				touched[sh] = true;
+			}
+			imap_recs_set(&recs[sh], key, uid + i, NULL, 0);
+		}
+		strbuf_release(&p);
+		free(key);
+		free(body);
+		free(name);
+	}
+	for (unsigned sh = 0; sh < 256; sh++) {
+		struct strbuf rp = STRBUF_INIT, b = STRBUF_INIT;
+		struct oid id;
+		if (!touched[sh])
+			continue;
+		imap_recs_shard_path(&rp, sh);
+		imap_recs_format(&b, &recs[sh]);
+		repo_blob_from_buffer(&id, s->r, b.buf, b.len);
+		update_list_add(&ups, rp.buf, &id);
+		imap_recs_release(&recs[sh]);
+		strbuf_release(&rp);
+		strbuf_release(&b);
+	}
+	mail_change(s, ups.v, ups.n);
+	update_list_release(&ups);
+}
+
+/* A peer changes message 1's flags (v1: +F) or keywords (v2: +seen-by). */
+static void peer_flags(struct side *s)
+{
+	const char *key = "1700000000.M1P1Q1.host";
+	struct update_list ups = UPDATE_LIST_INIT;
+	char xx[3];
+
+	maildir_shard_hex(xx, key, strlen(key));
+	if (s->v == 1) {
+		struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+		struct oid m, t, id;
+		strbuf_addf(&a, "cur/%s/%s:2,S", xx, key);
+		strbuf_addf(&b, "cur/%s/%s:2,FS", xx, key);
+		if (repo_ref_read(&m, s->r, REF_MAIL) < 0 ||
+		    repo_commit_tree(&t, s->r, &m) < 0 ||
+		    repo_tree_lookup(&id, s->r, &t, a.buf) < 0)
+			log_fatal("flags");
+		update_list_add(&ups, a.buf, NULL);
+		update_list_add(&ups, b.buf, &id);
+		strbuf_release(&a);
+		strbuf_release(&b);
+	} else {
+		struct strbuf rp = STRBUF_INIT, b = STRBUF_INIT;
+		struct imap_recs r = IMAP_RECS_INIT;
+		const struct imap_rec *x;
+		const char *kw[] = { "seen-by-peer" };
+		char *blob;
+		struct oid id;
+		imap_recs_path(&rp, key, strlen(key));
+		blob = blob_at(s, rp.buf);
+		if (imap_recs_parse(&r, blob, strlen(blob), xx, NULL) < 0 ||
+		    !(x = imap_recs_find(&r, key)))
+			log_fatal("record");
+		imap_recs_set(&r, key, x->uid, kw, 1);
+		imap_recs_format(&b, &r);
+		repo_blob_from_buffer(&id, s->r, b.buf, b.len);
+		update_list_add(&ups, rp.buf, &id);
+		imap_recs_release(&r);
+		strbuf_release(&rp);
+		strbuf_release(&b);
+		free(blob);
+	}
+	mail_change(s, ups.v, ups.n);
+	update_list_release(&ups);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned n = 10000, k = 100;
+	struct side s[2];
+	double t[5][2];
+	int o;
+
+	log_init("worktree-imap-bench", LOG_TO_STDERR, LOG_LVL_ERROR);
+	while ((o = getopt(argc, argv, "n:k:")) != -1)
+		if (o == 'n')
+			n = (unsigned)strtoul(optarg, NULL, 10);
+		else if (o == 'k')
+			k = (unsigned)strtoul(optarg, NULL, 10);
+	if (optind != argc - 1)
+		log_fatal("usage: worktree-imap-bench [-n messages] [-k batch] "
+			  "WORKDIR");
+	for (int v = 0; v < 2; v++) {
+		struct side *x = &s[v];
+		char *old, *new_;
+		make_side(x, argv[optind], v + 1, n);
+
+		worktree_dirty_all(x->wt);
+		t[0][v] = timed_commit(x);
+
+		for (unsigned i = 0; i < k; i++) {
+			char *p = xasprintf("%s/new/1750000000.M%uP3Q3.mutt",
+					    x->maildir, i);
+			char *nm = xasprintf("1750000000.M%uP3Q3.mutt", i);
+			put(p, "Subject: mutt\n\nbody\n");
+			worktree_dirty_name(x->wt, "", "new", nm);
+			free(p);
+			free(nm);
+		}
+		t[1][v] = timed_commit(x);
+
+		old = xasprintf("%s/cur/1700000000.M2P1Q1.host:2,S", x->maildir);
+		new_ = xasprintf("%s/cur/1700000000.M2P1Q1.host:2,%s",
+				 x->maildir, v ? "Sa" : "FS");
+		if (v == 1) {
+			char *kw = xasprintf("%s/dovecot-keywords", x->maildir);
+			put(kw, "0 bench-keyword\n");
+			free(kw);
+		}
+		if (rename(old, new_) < 0)
+			log_fatal("rename");
+		worktree_dirty_name(x->wt, "", "cur", strrchr(old, '/') + 1);
+		worktree_dirty_name(x->wt, "", "cur", strrchr(new_, '/') + 1);
+		t[2][v] = timed_commit(x);
+		free(old);
+		free(new_);
+
+		peer_adds(x, k);
+		t[3][v] = timed_apply(x);
+		peer_flags(x);
+		t[4][v] = timed_apply(x);
+		worktree_free(x->wt);
+		repo_free(x->r);
+	}
+	{
+		const char *names[] = { "rescan", "add", "keyword", "apply_add",
+					"apply_kw" };
+		for (int i = 0; i < 5; i++)
+			printf("%s_v1 %.1f\n%s_v2 %.1f\n", names[i], t[i][0],
+			       names[i], t[i][1]);
+	}
+	return 0;
+}

@@ -1,0 +1,765 @@
+/*
+ * worktree_dovecot: format 2's Dovecot side of the worktree
+ * (doc/imap-identity.md 4.1, 4.6; see worktree.h and worktree.c).
+ *
+ * In a format 2 repository a message's tree name has no keyword letters
+ * 'a'-'z'; its keyword names and UID are in imap/<xx>, its folder's
+ * UIDVALIDITY and UIDNEXT in <folder>/imapfolder.  On disk the letters
+ * are this replica's own, through the folder's dovecot-keywords, and the
+ * UIDs are in its dovecot-uidlist.  Here:
+ *
+ *  - the scan's view: a disk name's tree name, its keyword names, and
+ *    the disk name of a message the worktree names;
+ *  - the commit side: the records of what changed, read from Dovecot's
+ *    files under Dovecot's lock, files without a UID numbered from this
+ *    replica's slot and appended to the uidlist before the lock goes;
+ *  - maildag-lda's side: a delivery's uidlist record appended under the
+ *    lock before its rename into new/, its records at the group commit;
+ *  - what the apply side (worktree_dvapply.c) reads through: the
+ *    records of a tree, folder records, the UID slot.
+ *
+ * Invariants: the uidlist is only written under its lock, never below
+ * Dovecot's next UID (dovecot.c refuses it); nothing here runs for a
+ * format 1 tree.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dovecot.h"
+#include "fsutil.h"
+#include "imaprec.h"
+#include "layout.h"
+#include "log.h"
+#include "maildir_name.h"
+#include "repo_p.h"
+#include "strbuf.h"
+#include "strmap.h"
+#include "strvec.h"
+#include "vec.h"
+#include "worktree_p.h"
+#include "xalloc.h"
+
+
+
+/* --- trees ----------------------------------------------------------------- */
+
+bool wt_dv_tree_is_imap(struct repo *r, const struct oid *tree)
+{
+	struct strbuf b = STRBUF_INIT;
+	struct oid id;
+	bool yes;
+
+	yes = repo_tree_lookup(&id, r, tree, FORMAT_PATH) == 0 &&
+	      repo_blob_read(&b, r, &id) == 0 &&
+	      !strcmp(b.buf, "maildag 2\n");
+	strbuf_release(&b);
+	return yes;
+}
+
+void wt_rc_init(struct reccache *c, const struct oid *tree)
+{
+	memset(c, 0, sizeof *c);
+	c->tree = tree;
+}
+
+void wt_rc_release(struct reccache *c)
+{
+	for (int i = 0; i < 256; i++)
+		imap_recs_release(&c->s[i]);
+}
+
+struct imap_recs *wt_rc_shard(struct reccache *c, struct repo *r,
+				  unsigned s)
+{
+	struct strbuf path = STRBUF_INIT, b = STRBUF_INIT;
+	struct oid id;
+	char xx[3];
+
+	if (c->loaded[s])
+		return &c->s[s];
+	c->loaded[s] = true;
+	imap_recs_shard_path(&path, s);
+	snprintf(xx, sizeof xx, "%02x", s);
+	if (c->tree && repo_tree_lookup(&id, r, c->tree, path.buf) == 0 &&
+	    (repo_blob_read(&b, r, &id) < 0 ||
+	     imap_recs_parse(&c->s[s], b.buf, b.len, xx, NULL) < 0))
+		log_warn("ignoring the records of %s", path.buf);
+	strbuf_release(&path);
+	strbuf_release(&b);
+	return &c->s[s];
+}
+
+const struct imap_rec *wt_rc_get(struct reccache *c, struct repo *r,
+				     const char *key, size_t klen)
+{
+	char k[MAILDIR_NAME_MAX + 1];
+
+	if (klen > MAILDIR_NAME_MAX)
+		return NULL;
+	memcpy(k, key, klen);
+	k[klen] = '\0';
+	return imap_recs_find(wt_rc_shard(c, r, maildir_shard(key, klen)), k);
+}
+
+/* The changed shards as updates of ups. */
+int wt_rc_write(struct reccache *c, struct repo *r,
+		    struct update_list *ups)
+{
+	for (unsigned s = 0; s < 256; s++) {
+		struct strbuf path = STRBUF_INIT, b = STRBUF_INIT;
+		struct oid id;
+		int ret = 0;
+
+		if (!c->changed[s])
+			continue;
+		imap_recs_shard_path(&path, s);
+		imap_recs_format(&b, &c->s[s]);
+		if (!b.len)
+			update_list_add(ups, path.buf, NULL);
+		else if ((ret = repo_blob_from_buffer(&id, r, b.buf, b.len)) == 0)
+			update_list_add(ups, path.buf, &id);
+		strbuf_release(&path);
+		strbuf_release(&b);
+		if (ret < 0)
+			return E_TEMP;
+	}
+	return 0;
+}
+
+static void folder_rec_path(struct strbuf *out, const char *folder)
+{
+	if (*folder)
+		strbuf_addf(out, "%s/", folder);
+	strbuf_addstr(out, IMAPREC_FOLDER);
+}
+
+/* A folder's record in tree: 0, or E_NOTFOUND. */
+int wt_folder_rec(struct imap_folder *out, struct repo *r,
+		      const struct oid *tree, const char *folder)
+{
+	struct strbuf path = STRBUF_INIT, b = STRBUF_INIT;
+	struct oid id;
+	int ret = E_NOTFOUND;
+
+	folder_rec_path(&path, folder);
+	if (tree && repo_tree_lookup(&id, r, tree, path.buf) == 0 &&
+	    repo_blob_read(&b, r, &id) == 0 &&
+	    imap_folder_parse(out, b.buf, b.len, NULL) == 0)
+		ret = 0;
+	strbuf_release(&path);
+	strbuf_release(&b);
+	return ret;
+}
+
+int wt_folder_rec_update(struct update_list *ups, struct repo *r,
+			     const char *folder, const struct imap_folder *f)
+{
+	struct strbuf path = STRBUF_INIT, b = STRBUF_INIT;
+	struct oid id;
+	int ret;
+
+	folder_rec_path(&path, folder);
+	imap_folder_format(&b, f);
+	ret = repo_blob_from_buffer(&id, r, b.buf, b.len);
+	if (ret == 0)
+		update_list_add(ups, path.buf, &id);
+	strbuf_release(&path);
+	strbuf_release(&b);
+	return ret < 0 ? E_TEMP : 0;
+}
+
+/*
+ * This replica's UID slot: uid_slot when set, else its line in tree's
+ * uidslots, else the lowest free one (*add: the line must be added).
+ */
+static int slot_of(struct repo *r, const char *node, int uid_slot,
+		   const struct oid *tree, bool *add, struct imap_slots *slots)
+{
+	struct strbuf b = STRBUF_INIT;
+	struct oid id;
+	int s;
+
+	*add = false;
+	if (repo_tree_lookup(&id, r, tree, IMAPREC_SLOTS) == 0 &&
+	    (repo_blob_read(&b, r, &id) < 0 ||
+	     imap_slots_parse(slots, b.buf, b.len, NULL) < 0))
+		log_warn("ignoring the tree's " IMAPREC_SLOTS);
+	strbuf_release(&b);
+	s = uid_slot >= 0 ? uid_slot : imap_slots_claim(slots, node);
+	if (s < 0)
+		return log_error("no UID slot left for node '%s'", node);
+	for (size_t i = 0; i < slots->n; i++)
+		if ((int)slots->v[i].slot == s && !strcmp(slots->v[i].node, node))
+			return s;
+	*add = true;
+	return s;
+}
+
+int wt_our_slot(struct worktree *wt, const struct oid *tree, bool *add,
+		    struct imap_slots *slots)
+{
+	return slot_of(wt->r, wt->node, wt->uid_slot, tree, add, slots);
+}
+
+/* The update of uidslots with (slot, node) added. */
+int wt_slots_update(struct update_list *ups, struct repo *r,
+			struct imap_slots *slots, int slot, const char *node)
+{
+	struct strbuf b = STRBUF_INIT;
+	struct oid id;
+	int ret;
+
+	imap_slots_add(slots, (unsigned)slot, node);
+	imap_slots_format(&b, slots);
+	ret = repo_blob_from_buffer(&id, r, b.buf, b.len) < 0 ? E_TEMP : 0;
+	if (ret == 0)
+		update_list_add(ups, IMAPREC_SLOTS, &id);
+	strbuf_release(&b);
+	return ret;
+}
+
+/* --- names ------------------------------------------------------------------ */
+
+void wt_dv_tree_name(struct strbuf *out, const char *disk)
+{
+	const char *colon = strchr(disk, ':');
+
+	if (!colon || strncmp(colon, ":2,", 3)) {
+		strbuf_addstr(out, disk);
+		return;
+	}
+	strbuf_add(out, disk, (size_t)(colon + 3 - disk));
+	for (const char *p = colon + 3; *p; p++)
+		if (*p < 'a' || *p > 'z')
+			strbuf_addch(out, *p);
+}
+
+void worktree_dovecot_tree_name(struct strbuf *out, const char *disk)
+{
+	wt_dv_tree_name(out, disk);
+}
+
+/* The letters 'a'-'z' of a disk name, as a bit set. */
+uint32_t wt_letter_bits(const char *disk)
+{
+	const char *colon = strchr(disk, ':');
+	uint32_t bits = 0;
+
+	if (!colon || strncmp(colon, ":2,", 3))
+		return 0;
+	for (const char *p = colon + 3; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			bits |= 1u << (*p - 'a');
+	return bits;
+}
+
+/* --- the scan's view ------------------------------------------------------- */
+
+struct dvscan {
+	struct strmap folders;		/* folder -> index in kw */
+	struct dovecot_keywords *kw;
+	size_t nkw, akw;
+	struct reccache wrec;		/* the worktree's records */
+};
+
+static struct dvscan *dvscan_of(struct scan *sc)
+{
+	if (!sc->dv) {
+		sc->dv = xcalloc(1, sizeof *sc->dv);
+		wt_rc_init(&sc->dv->wrec, sc->wtree);
+	}
+	return sc->dv;
+}
+
+void wt_dv_scan_release(struct scan *sc)
+{
+	struct dvscan *d = sc->dv;
+
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->nkw; i++)
+		dovecot_keywords_release(&d->kw[i]);
+	free(d->kw);
+	strmap_clear(&d->folders);
+	wt_rc_release(&d->wrec);
+	free(d);
+	sc->dv = NULL;
+}
+
+/* folder's dovecot-keywords, read once per scan (renamed over whole). */
+static struct dovecot_keywords *scan_keywords(struct worktree *wt,
+					      struct scan *sc,
+					      const char *folder)
+{
+	struct dvscan *d = dvscan_of(sc);
+	size_t i;
+
+	if (!strmap_get(&d->folders, folder, &i)) {
+		char *dir = wt_disk_dir(wt, folder, NULL);
+		xgrow((void **)&d->kw, &d->akw, d->nkw + 1, sizeof *d->kw);
+		i = d->nkw++;
+		if (dovecot_keywords_read(&d->kw[i], dir) < 0)
+			memset(&d->kw[i], 0, sizeof d->kw[i]);
+		strmap_put(&d->folders, folder, i);
+		free(dir);
+	}
+	return &d->kw[i];
+}
+
+bool wt_dv_keywords_differ(struct worktree *wt, struct scan *sc,
+			   const char *folder, const char *dname)
+{
+	struct dovecot_keywords *k = scan_keywords(wt, sc, folder);
+	const struct imap_rec *rec = wt_rc_get(&dvscan_of(sc)->wrec, sc->r, dname,
+					    maildir_key_len(dname));
+	const char *colon = strchr(dname, ':');
+	struct strvec names = STRVEC_INIT;
+	size_t m = 0, want = 0;
+	bool differ = false;
+
+	if (colon && !strncmp(colon, ":2,", 3))
+		dovecot_keywords_names(&names, k, colon + 3);
+	/*
+	 * a name of the record without a letter here cannot be on disk
+	 * (more than 26 in use, 4.6): it is not a difference
+	 */
+	for (size_t j = 0; rec && j < rec->nkw; j++)
+		want += dovecot_keywords_index(k, rec->kw[j], false) >= 0;
+	for (size_t i = 0; i < names.n && !differ; i++) {
+		bool found = false;
+		for (size_t j = 0; rec && j < rec->nkw && !found; j++)
+			found = !imap_keyword_cmp(names.v[i], rec->kw[j]);
+		m += found;
+		differ = !found;
+	}
+	strvec_clear(&names);
+	return differ || m != want;
+}
+
+/* The file in dir whose tree name is tname, or NULL. */
+static char *find_by_key(const char *dir, const char *tname)
+{
+	size_t klen = maildir_key_len(tname);
+	struct strbuf want = STRBUF_INIT, have = STRBUF_INIT;
+	struct dirent *de;
+	char *found = NULL;
+	DIR *dh = opendir(dir);
+
+	wt_dv_tree_name(&want, tname);
+	while (dh && !found && (de = readdir(dh))) {
+		if (strncmp(de->d_name, tname, klen) ||
+		    (de->d_name[klen] && de->d_name[klen] != ':' &&
+		     de->d_name[klen] != ','))
+			continue;
+		strbuf_reset(&have);
+		wt_dv_tree_name(&have, de->d_name);
+		if (!strcmp(have.buf, want.buf))
+			found = xstrdup(de->d_name);
+	}
+	if (dh)
+		closedir(dh);
+	strbuf_release(&want);
+	strbuf_release(&have);
+	return found;
+}
+
+int wt_dv_rekey(struct worktree *wt, const char *folder, const char *sub,
+		const char *from, const char *to)
+{
+	char *dir = wt_disk_dir(wt, folder, NULL);
+	char *sd = wt_disk_dir(wt, folder, sub);
+	char *fp = xasprintf("%s/%s", sd, from), *tp = xasprintf("%s/%s", sd, to);
+	char *ob = xstrndup(from, strcspn(from, ":"));
+	char *nb = xstrndup(to, strcspn(to, ":"));
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
+	struct uidlist u = UIDLIST_INIT;
+	bool have_u;
+	int ret, r;
+
+	if ((r = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
+		ret = E_TEMP;
+		goto out;
+	}
+	r = uidlist_read(&u, dir);
+	have_u = r == 0;
+	if (r < 0 && r != E_NOTFOUND) {
+		ret = E_TEMP;
+	} else if (rename_noreplace(fp, tp) < 0) {
+		ret = errno == ENOENT ? E_NOTFOUND :
+		      (log_error_errno("rename '%s'", fp), E_TEMP);
+	} else {
+		ret = 0;
+		/* E5: the same UID under the new base, Dovecot's GUID kept */
+		for (size_t i = 0; have_u && i < u.n; i++) {
+			if (strcmp(u.v[i].base, ob))
+				continue;
+			free(u.v[i].base);
+			u.v[i].base = xstrdup(nb);
+			if (!strstr(u.v[i].ext, " G")) {
+				char *ext = xasprintf("%s G%s", u.v[i].ext, ob);
+				free(u.v[i].ext);
+				u.v[i].ext = ext;
+			}
+			if (uidlist_rewrite(dir, &u) < 0)
+				log_warn("'%s': the record of '%s' keeps its old "
+					 "name", dir, ob);
+			break;
+		}
+	}
+	uidlist_release(&u);
+	dovecot_unlock(&lock);
+out:
+	free(dir);
+	free(sd);
+	free(fp);
+	free(tp);
+	free(ob);
+	free(nb);
+	return ret;
+}
+
+char *wt_dv_find_disk(struct worktree *wt, const char *folder,
+		      const char *sub, const char *tname)
+{
+	char *dir = wt_disk_dir(wt, folder, sub);
+	char *found = find_by_key(dir, tname);
+
+	free(dir);
+	return found;
+}
+
+char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
+		      const char *folder, const char *sub, const char *tname)
+{
+	struct dovecot_keywords *k = scan_keywords(wt, sc, folder);
+	const struct imap_rec *rec = wt_rc_get(&dvscan_of(sc)->wrec, sc->r, tname,
+					    maildir_key_len(tname));
+	char *dir = wt_disk_dir(wt, folder, sub), *p, *found = NULL;
+	struct strbuf letters = STRBUF_INIT;
+	size_t missing = 0;
+
+	/* the name the record's keywords give, then any with that key */
+	if (rec)
+		missing = dovecot_keywords_letters(&letters, k,
+			(const char *const *)rec->kw, rec->nkw, false);
+	if (!missing) {
+		struct maildir_name mn;
+		if (maildir_name_parse(&mn, tname) == 0) {
+			struct strbuf fl = STRBUF_INIT, nm = STRBUF_INIT;
+			strbuf_addstr(&fl, maildir_name_flags(&mn));
+			strbuf_add(&fl, letters.buf, letters.len);
+			maildir_name_set_flags(&mn, fl.buf);
+			maildir_name_format(&nm, &mn);
+			p = xasprintf("%s/%s", dir, nm.buf);
+			if (path_exists(p))
+				found = strbuf_detach(&nm, NULL);
+			free(p);
+			strbuf_release(&fl);
+			strbuf_release(&nm);
+			maildir_name_release(&mn);
+		}
+	}
+	if (!found)
+		found = find_by_key(dir, tname);
+	strbuf_release(&letters);
+	free(dir);
+	return found;
+}
+
+/* --- the commit side --------------------------------------------------------- */
+
+/* One folder's changes at a commit: the disk names of what it now holds. */
+struct cfolder {
+	char *folder;
+	struct strvec names;	/* disk names of the changed files */
+};
+
+static int cfolder_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cfolder *)a)->folder,
+		      ((const struct cfolder *)b)->folder);
+}
+
+/*
+ * Read one folder's Dovecot files under the lock and set the records of
+ * its changed files in rc; *f: the folder record the tree must have.
+ */
+static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
+			 const struct oid *wtree, struct cfolder *cf,
+			 unsigned slot, struct imap_folder *f)
+{
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
+	struct uidlist u = UIDLIST_INIT;
+	struct dovecot_keywords k;
+	struct imap_recs recs = IMAP_RECS_INIT;
+	struct imap_folder tf;
+	bool fresh = false, have_tf, have_k = false;
+	size_t old;
+	int r, ret = E_TEMP;
+
+	have_tf = wt_folder_rec(&tf, r_, wtree, cf->folder) == 0;
+	if ((r = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
+		if (r == E_TEMP)
+			log_info("'%s' is locked by Dovecot; committing later",
+				 dir);
+		return E_TEMP;
+	}
+	r = uidlist_read(&u, dir);
+	if (r == E_NOTFOUND) {
+		u.uidvalidity = have_tf ? tf.uidvalidity : (uint32_t)time(NULL);
+		u.nextuid = 1;
+		u.hdr = xstrdup("");
+		fresh = true;
+	} else if (r < 0) {
+		goto done;
+	}
+	if (have_tf && tf.uidvalidity == u.uidvalidity &&
+	    tf.uidnext > u.nextuid)
+		u.nextuid = tf.uidnext;
+	old = u.n;
+	if (dovecot_keywords_read(&k, dir) < 0)
+		goto done;
+	strvec_sort(&cf->names);
+	have_k = true;
+	r = dovecot_records(&recs, f, &u, &k,
+			    (const char *const *)cf->names.v, cf->names.n, slot);
+	if (r < 0)
+		goto done;
+	/* a folder Dovecot never opened gets our UIDVALIDITY, which it
+	 * takes as its own when it does (E1) */
+	if ((fresh || u.n > old) &&
+	    (fresh || !old ? uidlist_rewrite(dir, &u) :
+	     uidlist_append(dir, &u, old)) < 0)
+		goto done;
+	for (size_t i = 0; i < recs.n; i++) {
+		const struct imap_rec *x = &recs.v[i];
+		unsigned s = maildir_shard(x->key, strlen(x->key));
+		const struct imap_rec *old_rec = wt_rc_get(rc, r_, x->key,
+							   strlen(x->key));
+		struct strvec kw = STRVEC_INIT;
+
+		for (size_t j = 0; j < x->nkw; j++)
+			strvec_push(&kw, x->kw[j]);
+		/* names with no letter here (4.6) stay as the tree has them */
+		for (size_t j = 0; old_rec && j < old_rec->nkw; j++)
+			if (dovecot_keywords_index(&k, old_rec->kw[j], false) < 0)
+				strvec_push(&kw, old_rec->kw[j]);
+		imap_recs_set(&rc->s[s], x->key, x->uid,
+			      (const char *const *)kw.v, kw.n);
+		rc->changed[s] = true;
+		strvec_clear(&kw);
+	}
+	if (have_tf && tf.uidvalidity == f->uidvalidity &&
+	    tf.uidnext > f->uidnext)
+		f->uidnext = tf.uidnext;
+	ret = 0;
+done:
+	if (have_k)
+		dovecot_keywords_release(&k);
+	imap_recs_release(&recs);
+	uidlist_release(&u);
+	dovecot_unlock(&lock);
+	return ret;
+}
+
+static struct cfolder *cfolder_get(struct cfolder **v, size_t *n,
+				   size_t *alloc, const char *folder)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*v)[i].folder, folder))
+			return &(*v)[i];
+	xgrow((void **)v, alloc, *n + 1, sizeof **v);
+	memset(&(*v)[*n], 0, sizeof **v);
+	(*v)[*n].folder = xstrdup(folder);
+	return &(*v)[(*n)++];
+}
+
+/* What a commit of format 2 records writes, for the worktree or the LDA. */
+struct rcommit {
+	struct repo *r;
+	const char *maildir, *node;
+	int uid_slot;
+	const struct oid *tree;
+	struct reccache rc;
+	struct cfolder *cf;
+	size_t ncf, acf;
+};
+
+/*
+ * The records of every folder of rk->cf (under its lock), the folder
+ * records that change, the gone folders' records removed, the changed
+ * shards and our uidslots line, as updates of ups.
+ */
+static int rcommit_write(struct rcommit *rk, const struct strvec *gone,
+			 struct update_list *ups)
+{
+	struct imap_slots slots = IMAP_SLOTS_INIT;
+	bool add_slot = false;
+	int slot = -1, ret = 0;
+
+	if (rk->ncf && (slot = slot_of(rk->r, rk->node, rk->uid_slot, rk->tree,
+				       &add_slot, &slots)) < 0)
+		ret = E_TEMP;
+	qsort(rk->cf, rk->ncf, sizeof *rk->cf, cfolder_cmp);
+	for (size_t i = 0; i < rk->ncf && ret == 0; i++) {
+		struct imap_folder f, old;
+		char *dir = layout_folder_dir(rk->maildir, rk->cf[i].folder,
+					      NULL);
+		bool had = wt_folder_rec(&old, rk->r, rk->tree,
+				      rk->cf[i].folder) == 0;
+		ret = commit_folder(rk->r, dir, &rk->rc, rk->tree, &rk->cf[i],
+				    (unsigned)slot, &f);
+		free(dir);
+		if (ret == 0 && (!had || old.uidvalidity != f.uidvalidity ||
+				 old.uidnext != f.uidnext))
+			ret = wt_folder_rec_update(ups, rk->r, rk->cf[i].folder, &f);
+	}
+	for (size_t i = 0; gone && i < gone->n && ret == 0; i++) {
+		struct strbuf path = STRBUF_INIT;
+		folder_rec_path(&path, gone->v[i]);
+		update_list_add(ups, path.buf, NULL);
+		strbuf_release(&path);
+	}
+	if (ret == 0)
+		ret = wt_rc_write(&rk->rc, rk->r, ups);
+	if (ret == 0 && add_slot)
+		ret = wt_slots_update(ups, rk->r, &slots, slot, rk->node);
+	for (size_t i = 0; i < rk->ncf; i++) {
+		free(rk->cf[i].folder);
+		strvec_clear(&rk->cf[i].names);
+	}
+	free(rk->cf);
+	rk->cf = NULL;
+	rk->ncf = rk->acf = 0;
+	imap_slots_release(&slots);
+	wt_rc_release(&rk->rc);
+	return ret;
+}
+
+int worktree_dovecot_records(struct update_list *ups, struct repo *r,
+			     const struct oid *tree, const char *maildir,
+			     const char *node, int uid_slot,
+			     const char *const *folders,
+			     const char *const *names, size_t n)
+{
+	struct rcommit rk = { .r = r, .maildir = maildir, .node = node,
+			      .uid_slot = uid_slot, .tree = tree };
+
+	wt_rc_init(&rk.rc, tree);
+	for (size_t i = 0; i < n; i++) {
+		struct cfolder *c = cfolder_get(&rk.cf, &rk.ncf, &rk.acf,
+						folders[i]);
+		strvec_push(&c->names, names[i]);
+	}
+	return rcommit_write(&rk, NULL, ups);
+}
+
+int worktree_dovecot_deliver(struct repo *r, const struct oid *tree,
+			     const char *maildir, const char *folder,
+			     const char *node, int uid_slot, const char *tmp,
+			     const char *dest)
+{
+	char *dir = layout_folder_dir(maildir, folder, NULL);
+	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
+	struct uidlist u = UIDLIST_INIT;
+	struct imap_slots slots = IMAP_SLOTS_INIT;
+	struct imap_folder tf;
+	bool fresh = false, add;
+	int slot, ret = E_TEMP, rr;
+	size_t old;
+	uint32_t uid;
+
+	slot = slot_of(r, node, uid_slot, tree, &add, &slots);
+	imap_slots_release(&slots);
+	if (slot < 0) {
+		free(dir);
+		return E_FAIL;
+	}
+	if (wt_folder_rec(&tf, r, tree, folder) < 0)
+		tf.uidvalidity = 0, tf.uidnext = 1;
+	if ((rr = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
+		free(dir);
+		return rr == E_TEMP ? E_TEMP : E_FAIL;
+	}
+	rr = uidlist_read(&u, dir);
+	if (rr == E_NOTFOUND) {
+		u.uidvalidity = tf.uidvalidity ? tf.uidvalidity :
+				(uint32_t)time(NULL);
+		u.nextuid = 1;
+		u.hdr = xstrdup("");
+		fresh = true;
+	} else if (rr < 0) {
+		goto done;
+	}
+	old = u.n;
+	uid = uidlist_next(&u);
+	if (tf.uidvalidity == u.uidvalidity && tf.uidnext > uid)
+		uid = tf.uidnext;
+	uid = imap_uid_alloc(uid, (unsigned)slot, 1);
+	if (!uid) {
+		ret = log_error("%s: no UID left in slot %d", dir, slot);
+		goto done;
+	}
+	/* the record first: Dovecot, waiting for the lock, never numbers it */
+	if (uidlist_add(&u, uid, base, "") < 0 ||
+	    (fresh || !old ? uidlist_rewrite(dir, &u) :
+	     uidlist_append(dir, &u, old)) < 0)
+		goto done;
+	if (rename(tmp, dest) < 0) {
+		ret = log_error_errno("rename '%s'", tmp);
+		goto done;
+	}
+	ret = 0;
+done:
+	uidlist_release(&u);
+	dovecot_unlock(&lock);
+	free(dir);
+	return ret < 0 && ret != E_TEMP ? E_FAIL : ret;
+}
+
+int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
+		 size_t np, struct update_list *ups)
+{
+	struct rcommit rk = { .r = wt->r, .maildir = wt->maildir,
+			      .node = wt->node, .uid_slot = wt->uid_slot,
+			      .tree = sc->wtree };
+	int ret;
+
+	wt_rc_init(&rk.rc, sc->wtree);
+	for (size_t i = 0; i < np; i++) {
+		const struct ent *any = p[i].to ? p[i].to : p[i].from;
+		if (p[i].to) {
+			struct cfolder *c = cfolder_get(&rk.cf, &rk.ncf, &rk.acf,
+							p[i].to->folder);
+			strvec_push(&c->names, wt_ent_disk(p[i].to));
+		} else {
+			char k[MAILDIR_NAME_MAX + 1];
+			unsigned s = maildir_shard(any->name, any->klen);
+			memcpy(k, any->name, any->klen);
+			k[any->klen] = '\0';
+			imap_recs_remove(wt_rc_shard(&rk.rc, wt->r, s), k);
+			rk.rc.changed[s] = true;
+		}
+	}
+	for (size_t i = 0; i < sc->mk_add.n; i++)
+		cfolder_get(&rk.cf, &rk.ncf, &rk.acf, sc->mk_add.v[i]);
+	/* folders an apply left: Dovecot's next UID goes into the tree */
+	for (size_t i = 0; i < wt->dv_stale.n; i++)
+		if (!strvec_has(&sc->mk_rm, wt->dv_stale.v[i]) &&
+		    wt_folder_on_disk(wt, wt->dv_stale.v[i]))
+			cfolder_get(&rk.cf, &rk.ncf, &rk.acf, wt->dv_stale.v[i]);
+	ret = rcommit_write(&rk, &sc->mk_rm, ups);
+	if (ret == 0)
+		strvec_clear(&wt->dv_stale);
+	return ret;
+}

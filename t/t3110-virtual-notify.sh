@@ -1,0 +1,82 @@
+#!/bin/sh
+test_description='the daemon of virtual mailboxes under Type=notify: READY=1 once every mailbox had its first sync, STATUS= counts them, WATCHDOG=1, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1'
+. "$abs_top_srcdir/t/test-lib.sh"
+. "$abs_top_srcdir/t/lib-dovecot.sh"
+[ -x "$BIN/maildag-syncd" ] || test_skip_all "maildag-syncd is not built"
+[ -n "$PYTHON" ] || test_skip_all "no python3 to listen on NOTIFY_SOCKET"
+grep -q '^#define HAVE_LIBSYSTEMD 1' "$abs_top_builddir/autoconf.h" ||
+	test_skip_all "built --without-libsystemd"
+
+# the stand-in service manager, as in t3100: one line per assignment,
+# "--" after each datagram
+SOCK=$TRASH/notify.sock
+NLOG=$TRASH/notify.log
+: >"$NLOG"
+"$PYTHON" - "$SOCK" "$NLOG" <<'PY' >/dev/null 2>&1 &
+import os, socket, sys
+path, out = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+with open(out, "a") as f:
+    while True:
+        data = s.recv(65536).decode()
+        f.write(data.rstrip("\n") + "\n--\n")
+        f.flush()
+PY
+LISTENER=$!
+stop_listener() { kill "$LISTENER" 2>/dev/null; }
+test_at_end stop_listener
+wait_for "test -S '$SOCK'" || test_skip_all "the stand-in listener did not start"
+
+count_of() { grep -cx "$1" "$NLOG" || :; }
+V=$USER_HOME/vmail
+LOG=$TRASH/syncd.log
+vgit() { git -c safe.directory='*' --git-dir="$V/example.org/$1/mail.git" "$@"; }
+
+test_expect_success 'setup: five listed mailboxes, one with a message left in new/' '
+	as_user mkdir -p "$USER_HOME/.config/maildag" "$V/example.org/u3/Maildir/new" \
+		"$V/example.org/u3/Maildir/cur" "$V/example.org/u3/Maildir/tmp" &&
+	echo "{ \"virtual\": { \"maildir\": \"$V/%d/%n/Maildir\",
+	  \"repository\": \"$V/%d/%n/mail.git\", \"mailboxes\": {
+	  \"u1@example.org\": {}, \"u2@example.org\": {}, \"u3@example.org\": {},
+	  \"u4@example.org\": {}, \"u5@example.org\": {} } } }" |
+		as_user sh -c "cat >\"$USER_HOME/.config/maildag/config.json\"" &&
+	as_user chmod 600 "$USER_HOME/.config/maildag/config.json" &&
+	test_message early | as_user sh -c "cat >\"$V/example.org/u3/Maildir/new/1700000000.M1P1Q1.early\""
+'
+
+test_expect_success 'READY=1 once, when every mailbox had its first sync' '
+	daemon_start syncd "$LOG" env NOTIFY_SOCKET="$SOCK" WATCHDOG_USEC=1000000 maildag-syncd -v &&
+	wait_for "grep -qx READY=1 \"$NLOG\"" &&
+	for u in u1 u2 u3 u4 u5; do
+		git -c safe.directory="*" --git-dir="$V/example.org/$u/mail.git" \
+			rev-parse -q --verify refs/heads/mail >/dev/null || return 1
+	done &&
+	git -c safe.directory="*" --git-dir="$V/example.org/u3/mail.git" \
+		ls-tree -r --name-only refs/heads/mail | grep -q "early$" &&
+	test "$(count_of READY=1)" = 1 &&
+	grep -q "serving 5 mailboxes" "$LOG"
+'
+
+test_expect_success 'STATUS= counts the mailboxes; WATCHDOG=1 keeps coming' '
+	wait_for "grep -qx \"STATUS=5 mailboxes; 0 failing to sync\" \"$NLOG\"" 30 &&
+	n=$(count_of WATCHDOG=1) &&
+	wait_for "test \$(count_of WATCHDOG=1) -ge $((n + 3))"
+'
+
+test_expect_success 'SIGHUP: RELOADING=1, then READY=1 again' '
+	kill -HUP "$(daemon_pid syncd)" &&
+	wait_for "test \$(count_of READY=1) = 2" &&
+	grep -qx RELOADING=1 "$NLOG"
+'
+
+test_expect_success 'SIGTERM: STOPPING=1 and a clean exit' '
+	pid=$(daemon_pid syncd) &&
+	daemon_stop syncd &&
+	! kill -0 "$pid" 2>/dev/null &&
+	grep -qx STOPPING=1 "$NLOG" &&
+	! grep -q "error:" "$LOG"
+'
+
+test_done
