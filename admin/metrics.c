@@ -463,7 +463,7 @@ void metrics_format_all(struct strbuf *out, json_t *boxes, struct mailbox *mb,
 	size_t n = json_array_size(boxes);
 	struct sample_in *in = xcalloc(n ? n : 1, sizeof *in);
 	char **repos = xcalloc(n ? n : 1, sizeof *repos);
-	time_t now = time(NULL);
+	time_t now = clock_wall();
 
 	for (size_t i = 0; i < n; i++) {
 		json_t *st = json_array_get(boxes, i);
