@@ -139,6 +139,21 @@ void metrics_format_all(struct strbuf *out, json_t *boxes, struct mailbox *mb,
 char *admin_json_string(json_t *obj, const char *key);
 
 /*
+ * maildag maintain: one maintenance pass now (maintain.c);
+ * admin_print_maintenance() is its one-line summary, which status and
+ * init print too.
+ */
+struct objects_maint_result;
+int cmd_maintain(struct mailbox *mb, int argc, char **argv);
+void admin_print_maintenance(FILE *f, const struct objects_maint_result *r);
+/*
+ * For maildag status: {"packs", "loose", "bytes" (now), "last": what the
+ * last pass recorded (absent when none ran)}, and its text.
+ */
+json_t *admin_maintenance_json(const struct mailbox *mb);
+void admin_print_maintenance_status(json_t *m, time_t now);
+
+/*
  * maildag sync: have maildag-syncd push and fetch now; 0 when it took
  * the request, 69 (EX_UNAVAILABLE) when no daemon runs (sync.c).
  */

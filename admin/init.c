@@ -16,6 +16,7 @@
 #include "format.h"
 #include "fsutil.h"
 #include "log.h"
+#include "objects.h"
 #include "upgrade.h"
 #include "worktree.h"
 
@@ -104,6 +105,19 @@ int cmd_init(struct mailbox *mb, int argc, char **argv)
 		printf("format 2 (experimental): %zu folders, %zu messages "
 		       "recorded, %zu UIDs given in slot %u\n", up.folders,
 		       up.messages, up.numbered, up.slot);
+	/* a packed repository, as maintenance keeps it (objects.h) */
+	repo_unlock(repo);
+	{
+		struct objects_maint_opts o = {
+			.grace = (long)mb->cfg->maint_grace };
+		struct objects_maint_result mr;
+		if (objects_maintain(mb->repository, &o, true, &mr) < 0)
+			log_warn("could not pack the repository; maildag-syncd's "
+				 "maintenance will");
+		else
+			printf("packed: %zu packs, %zu loose objects, %llu bytes\n",
+			       mr.packs_after, mr.loose_after, mr.bytes_after);
+	}
 	serve_print_authorized_keys(stdout, mb);
 	r = EX_OK;
 done:

@@ -44,6 +44,7 @@ void admin_usage(FILE *f)
 	      "  log --expunged [--folder F] [--from TEXT] [--subject TEXT]\n"
 	      "      [--message-id ID] [--since TIME] [--until TIME] [-n N]\n"
 	      "                 the messages removed from the mailbox\n"
+	      "  maintain       a maintenance pass now: pack, roll up, prune\n"
 	      "  merge [-n] [-u] [-q] [-v] A B\n"
 	      "                 merge two commits with the Maildir merge\n"
 	      "  push [-t seconds] [peer...]\n"
@@ -143,6 +144,7 @@ int main(int argc, char **argv)
 		{ "confirm", cmd_confirm, true },
 		{ "fsck", cmd_fsck, false },
 		{ "merge", cmd_merge, false },
+		{ "maintain", cmd_maintain, true },
 		{ "push", cmd_push, true },
 		{ "fetch", cmd_fetch, true },
 		{ "status", cmd_status, false },

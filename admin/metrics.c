@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
 #include "admin.h"
 #include "control.h"
 #include "strbuf.h"
@@ -203,6 +204,61 @@ static bool get_timeouts(const struct sample_in *in, long long *v)
 	return int_of(in->op, "timeouts", v);
 }
 
+/* maildag status adds "maintenance" (admin_maintenance_json) */
+static bool maint_of(const struct sample_in *in, const char *key,
+		     long long *v)
+{
+	return int_of(json_object_get(in->st, "maintenance"), key, v);
+}
+
+static bool last_of(const struct sample_in *in, const char *key,
+		    long long *v)
+{
+	return int_of(json_object_get(json_object_get(in->st, "maintenance"),
+				      "last"), key, v);
+}
+
+static bool get_packs(const struct sample_in *in, long long *v)
+{
+	return maint_of(in, "packs", v);
+}
+
+static bool get_loose(const struct sample_in *in, long long *v)
+{
+	return maint_of(in, "loose", v);
+}
+
+static bool get_maint_start(const struct sample_in *in, long long *v)
+{
+	return last_of(in, "start", v);
+}
+
+static bool get_maint_ok(const struct sample_in *in, long long *v)
+{
+	json_t *l = json_object_get(json_object_get(in->st, "maintenance"),
+				    "last");
+
+	if (!json_is_object(l))
+		return false;
+	*v = json_is_true(json_object_get(l, "ok"));
+	return true;
+}
+
+static bool get_maint_ms(const struct sample_in *in, long long *v)
+{
+	return last_of(in, "duration_ms", v);
+}
+
+static bool get_maint_pruned(const struct sample_in *in, long long *v)
+{
+	return last_of(in, "pruned", v);
+}
+
+static bool get_maint_dropped(const struct sample_in *in, long long *v)
+{
+	return last_of(in, "dropped", v);
+}
+
 static const struct family families[] = {
 	{ "maildag_up", "gauge", NULL, MAILBOX, get_up,
 	  "1 when maildag-syncd answered the status request, else 0" },
@@ -210,6 +266,22 @@ static const struct family families[] = {
 	  "Stores that must hold a delivery before maildag-lda reports it done" },
 	{ "maildag_repository_size_bytes", "gauge", "bytes", MAILBOX,
 	  get_repo_bytes, "Disk space the repository's objects directory uses" },
+	{ "maildag_packs", "gauge", NULL, MAILBOX, get_packs,
+	  "Packs in the repository" },
+	{ "maildag_loose_objects", "gauge", NULL, MAILBOX, get_loose,
+	  "Loose objects in the repository" },
+	{ "maildag_maintenance_last_timestamp_seconds", "gauge", "seconds",
+	  MAILBOX, get_maint_start, "When the last maintenance pass began" },
+	{ "maildag_maintenance_last_success", "gauge", NULL, MAILBOX,
+	  get_maint_ok, "1 when the last maintenance pass ended well, else 0" },
+	{ "maildag_maintenance_last_duration_milliseconds", "gauge", NULL,
+	  MAILBOX, get_maint_ms, "How long the last maintenance pass took" },
+	{ "maildag_maintenance_last_pruned_objects", "gauge", NULL, MAILBOX,
+	  get_maint_pruned,
+	  "Unreachable objects the last maintenance pass dropped" },
+	{ "maildag_maintenance_last_purged_blobs", "gauge", NULL, MAILBOX,
+	  get_maint_dropped,
+	  "Purged blobs the last maintenance pass removed from storage" },
 	{ "maildag_unwatched_folders", "gauge", NULL, MAILBOX, get_unwatched,
 	  "Folders maildag-syncd cannot watch (inotify limit), scanned instead" },
 	{ "maildag_unreadable_files", "gauge", NULL, MAILBOX, get_unreadable,
@@ -367,7 +439,7 @@ static long long objects_bytes(const char *repository)
 void metrics_format(struct strbuf *out, json_t *st, const struct mailbox *mb,
 		    bool up, bool openmetrics)
 {
-	struct sample_in in = { .st = st, .now = time(NULL), .up = up };
+	struct sample_in in = { .st = st, .now = clock_wall(), .up = up };
 	json_t *own = NULL;
 
 	if (!json_is_integer(json_object_get(st, "quorum"))) {
@@ -391,7 +463,7 @@ void metrics_format_all(struct strbuf *out, json_t *boxes, struct mailbox *mb,
 	size_t n = json_array_size(boxes);
 	struct sample_in *in = xcalloc(n ? n : 1, sizeof *in);
 	char **repos = xcalloc(n ? n : 1, sizeof *repos);
-	time_t now = time(NULL);
+	time_t now = clock_wall();
 
 	for (size_t i = 0; i < n; i++) {
 		json_t *st = json_array_get(boxes, i);

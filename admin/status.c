@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "admin.h"
 #include "alarm.h"
 #include "format.h"
@@ -344,7 +345,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 	json_t *peers = json_object_get(st, "peers"), *p;
 	char *node = admin_json_string(st, "node");
 	char *mail = admin_json_string(st, "mail");
-	time_t now = time(NULL);
+	time_t now = clock_wall();
 	size_t i;
 
 	printf("node %s: refs/heads/mail at %.10s", node ? node : "?",
@@ -357,6 +358,7 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 	print_unreadable(json_object_get(st, "unreadable"));
 	print_left_out(st);
 	print_webhooks(json_object_get(st, "webhooks"), now);
+	admin_print_maintenance_status(json_object_get(st, "maintenance"), now);
 	if (!json_array_size(peers))
 		printf("no peers configured\n");
 	json_array_foreach(peers, i, p) {
@@ -418,6 +420,8 @@ static int status_out(json_t *st, const struct mailbox *mb, bool up,
 	struct strbuf sb = STRBUF_INIT;
 	int r = EX_OK;
 
+	/* the repository's, whether the daemon runs or not */
+	json_object_set_new(st, "maintenance", admin_maintenance_json(mb));
 	if (form == FORM_METRICS) {
 		/* node_exporter's textfile collector reads Prometheus text */
 		metrics_format(&sb, st, mb, up, !metrics_file);

@@ -658,10 +658,36 @@ static int apply_alarm(const struct ctx *c, json_t *obj)
 	return 0;
 }
 
+/* --- maintenance ---------------------------------------------------------- */
+
+static int apply_maintenance(const struct ctx *c, json_t *obj)
+{
+	struct config *cfg = c->cfg;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return fail(c, "", "maintenance", "expected an object");
+	json_object_foreach(obj, key, v) {
+		if (!strcmp(key, "interval")) {
+			if (get_int(c, "maintenance.", key, v, 60, INT_MAX,
+				    &cfg->maint_interval) < 0)
+				return E_INVALID;
+		} else if (!strcmp(key, "grace")) {
+			if (get_int(c, "maintenance.", key, v, 60, INT_MAX,
+				    &cfg->maint_grace) < 0)
+				return E_INVALID;
+		} else {
+			return fail(c, "maintenance.", key, "unknown key");
+		}
+	}
+	return 0;
+}
+
 /* --- the top level ------------------------------------------------------- */
 
 enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS,
-	    K_ALARM, K_VIRTUAL };
+	    K_ALARM, K_VIRTUAL, K_MAINT };
 
 #define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
 #define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
@@ -700,6 +726,7 @@ static const struct key {
 	{ "hooks", K_HOOKS, 0, 0, 0 },
 	{ "alarm", K_ALARM, 0, 0, 0 },
 	{ "virtual", K_VIRTUAL, 0, 0, 0 },
+	{ "maintenance", K_MAINT, 0, 0, 0 },
 };
 
 static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
@@ -754,6 +781,8 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		return apply_alarm(c, v);
 	case K_VIRTUAL:
 		return config_virtual_apply(c, v);
+	case K_MAINT:
+		return apply_maintenance(c, v);
 	}
 	return E_INVALID;
 }
@@ -936,6 +965,8 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->alarm_ignore = xcalloc(3, sizeof *cfg->alarm_ignore);
 	cfg->alarm_ignore[0] = xstrdup(".Trash");
 	cfg->alarm_ignore[1] = xstrdup(".Junk");
+	cfg->maint_interval = 3600;
+	cfg->maint_grace = 86400;
 	cfg->hook_command = NULL;
 	cfg->webhooks = xcalloc(1, sizeof *cfg->webhooks);
 	return cfg;

@@ -77,6 +77,13 @@ struct config {
 	bool alarm_folders;
 	bool alarm_hold;
 	char **alarm_ignore;	/* NULL-terminated; never NULL */
+	/*
+	 * Maintenance (objects.h, maildag.conf(5) "maintenance"): a pass
+	 * every maint_interval seconds (default 3600); unreachable objects
+	 * dropped when older than maint_grace seconds (86400, at least 60).
+	 */
+	long long maint_interval;
+	long long maint_grace;
 	char *hook_command;	/* NULL if unset */
 	char **webhooks;	/* NULL-terminated array; never NULL */
 	struct config_peer *peers;

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "delivery.h"
 #include "folder.h"
 #include "log.h"
@@ -141,7 +142,7 @@ int delivery_find_recent(struct oid *out, struct repo *r,
 			 const struct oid *blob,
 			 long window)
 {
-	struct find f = { blob, (time_t)(time(NULL) - window), out };
+	struct find f = { blob, (time_t)(clock_wall() - window), out };
 	int ret = repo_log(r, REF_MAIL, find_one, &f);
 
 	if (ret < 0)

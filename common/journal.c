@@ -91,6 +91,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "journal.h"
 #include "layout.h"
@@ -652,7 +653,7 @@ int journal_sieve_publish(struct journal_sieve *out, const char *dir,
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return log_error_errno("mkdir '%s'", dir);
 	tmp = xasprintf("%s/" UNPUBLISHED "%ld", dir, (long)getpid());
-	snprintf(line, sizeof line, "sieve %lld\n", (long long)time(NULL));
+	snprintf(line, sizeof line, "sieve %lld\n", (long long)clock_wall());
 	unlink(tmp);
 	/* no O_CLOEXEC: dovecot-lda inherits it, and the lock with it */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);

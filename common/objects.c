@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "objects.h"
+#include "objects_p.h"
 #include "repo.h"
 #include "repo_p.h"
 #include "strbuf.h"
@@ -30,9 +31,9 @@
  * Call fn for every loose object (its id and path); stops at the first
  * non-zero return.
  */
-static int each_loose(const char *repo_path,
-		      int (*fn)(const struct oid *, const char *, void *),
-		      void *data)
+int objects_each_loose(const char *repo_path,
+		       int (*fn)(const struct oid *, const char *, void *),
+		       void *data)
 {
 	struct strbuf dir = STRBUF_INIT, path = STRBUF_INIT;
 	int r = 0;
@@ -80,7 +81,7 @@ static int count_one(const struct oid *id, const char *path, void *data)
 int objects_count_loose(const char *repo_path, size_t *n)
 {
 	*n = 0;
-	return each_loose(repo_path, count_one, n) < 0 ? E_FAIL : 0;
+	return objects_each_loose(repo_path, count_one, n) < 0 ? E_FAIL : 0;
 }
 
 struct checking {
@@ -125,7 +126,7 @@ int objects_check_after_boot(struct repo *r, size_t *damaged)
 	read_small(seen, sizeof seen, mark);
 	if (*boot && !strcmp(boot, seen))
 		goto done;	/* checked since this machine started */
-	if (each_loose(r->path, check_one, &c) < 0) {
+	if (objects_each_loose(r->path, check_one, &c) < 0) {
 		ret = E_FAIL;
 		goto done;
 	}
@@ -175,7 +176,7 @@ int objects_pack_loose(const char *repo_path, size_t *packed)
 		goto done;
 	}
 	git_packbuilder_set_threads(p.pb, 1);
-	if ((err = each_loose(repo_path, insert_one, &p)) < 0)
+	if ((err = objects_each_loose(repo_path, insert_one, &p)) < 0)
 		goto done;
 	if (!p.n)
 		goto done;
@@ -260,4 +261,145 @@ size_t objects_clean_tmp(const char *repo_path, long max_age)
 		log_info("removed %zu temporary object files left by killed "
 			 "transfers or writers", n);
 	return n;
+}
+
+/* --- counting, the record of the last pass, due or not ---------------------- */
+
+static int count_file(const struct oid *id, const char *path, void *data)
+{
+	unsigned long long *v = data;
+	struct stat st;
+
+	(void)id;
+	if (lstat(path, &st) == 0) {
+		v[0]++;
+		v[1] += (unsigned long long)st.st_size;
+	}
+	return 0;
+}
+
+int objects_count_now(const char *repo_path, size_t *packs, size_t *loose,
+		      unsigned long long *bytes)
+{
+	char *dir = xasprintf("%s/objects/pack", repo_path);
+	unsigned long long v[2] = { 0, 0 };
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	*packs = 0;
+	*bytes = 0;
+	while (d && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		struct stat st;
+		char *path = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+			*bytes += (unsigned long long)st.st_size;
+			if (!strncmp(de->d_name, "pack-", 5) && len > 10 &&
+			    !strcmp(de->d_name + len - 5, ".pack"))
+				(*packs)++;
+		}
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	if (objects_each_loose(repo_path, count_file, v) < 0)
+		return E_FAIL;
+	*loose = (size_t)v[0];
+	*bytes += v[1];
+	return 0;
+}
+
+#define FIELDS(X) \
+	X(start, "%lld", long long) X(duration_ms, "%lld", long long) \
+	X(packs_before, "%zu", size_t) X(packs_after, "%zu", size_t) \
+	X(packs_live, "%zu", size_t) X(packs_expunged, "%zu", size_t) \
+	X(packs_history, "%zu", size_t) X(packs_other, "%zu", size_t) \
+	X(loose_before, "%zu", size_t) X(loose_after, "%zu", size_t) \
+	X(packs_written, "%zu", size_t) X(packs_removed, "%zu", size_t) \
+	X(objects_packed, "%zu", size_t) X(pruned, "%zu", size_t) \
+	X(loosened, "%zu", size_t) X(dropped, "%zu", size_t) \
+	X(drop_left, "%zu", size_t) X(bytes_before, "%llu", unsigned long long) \
+	X(bytes_after, "%llu", unsigned long long)
+
+int objects_write_record(const char *repo_path,
+			 const struct objects_maint_result *r)
+{
+	struct strbuf b = STRBUF_INIT;
+	char *path = xasprintf("%s/maildag/maintenance", repo_path);
+	int ret;
+
+	strbuf_addf(&b, "ok %d\n", r->ok ? 1 : 0);
+#define PUT(f, fmt, t) strbuf_addf(&b, #f " " fmt "\n", (t)r->f);
+	FIELDS(PUT)
+#undef PUT
+	ret = write_file_atomic(path, b.buf, b.len, 0600);
+	strbuf_release(&b);
+	free(path);
+	return ret;
+}
+
+int objects_maint_last(const char *repo_path,
+		       struct objects_maint_result *r)
+{
+	char *path = xasprintf("%s/maildag/maintenance", repo_path);
+	FILE *f = fopen(path, "re");
+	char key[64];
+	unsigned long long v;
+
+	free(path);
+	memset(r, 0, sizeof *r);
+	if (!f)
+		return errno == ENOENT ? E_NOTFOUND : E_FAIL;
+	while (fscanf(f, "%63s %llu", key, &v) == 2) {
+		if (!strcmp(key, "ok"))
+			r->ok = v != 0;
+#define GET(fl, fmt, t) else if (!strcmp(key, #fl)) r->fl = (t)v;
+		FIELDS(GET)
+#undef GET
+	}
+	fclose(f);
+	return 0;
+}
+
+struct due {
+	time_t since;
+	time_t cutoff;
+	size_t n;
+	bool old;
+};
+
+static int due_one(const struct oid *id, const char *path, void *data)
+{
+	struct due *d = data;
+	struct stat st;
+
+	(void)id;
+	d->n++;
+	if (!d->old && lstat(path, &st) == 0 && st.st_mtime >= d->since &&
+	    st.st_mtime <= d->cutoff)
+		d->old = true;
+	return 0;
+}
+
+bool objects_maint_due(const char *repo_path, long interval,
+		       const char **why)
+{
+	struct objects_maint_result last;
+	time_t now = clock_wall();
+	struct due d = { 0, now - OBJECTS_LOOSE_AGE, 0, false };
+	bool ran = objects_maint_last(repo_path, &last) == 0;
+	const char *w = NULL;
+
+	d.since = ran ? (time_t)last.start : 0;
+	objects_each_loose(repo_path, due_one, &d);
+	if (!ran || now - (time_t)last.start >= interval)
+		w = "the interval is over";
+	else if (d.n > OBJECTS_LOOSE_MAX + last.loose_after)
+		w = "loose objects piled up";
+	else if (d.old)
+		w = "a loose object is an hour old";
+	if (why)
+		*why = w;
+	return w != NULL;
 }

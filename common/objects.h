@@ -12,18 +12,112 @@
  * object is never lost; readers that miss a removed loose object find it
  * in the pack (libgit2 looks at new packs on a miss).
  *
- * Packs are never combined or deleted here.  Temporary files of
- * killed transfers are removed once they are old (a peer that times out
- * again and again must not fill the disk with partial packs).
+ * The maintenance pass (objects_maintain, doc/purge.md 4.2) keeps the
+ * packs few: it runs git pack-objects (which reuses compressed data) on
+ * lists of ids, by class, each new pack marked by a pack-<id>.maildag
+ * file naming its class:
+ *
+ *	live		blobs of messages that refs/heads/mail or the
+ *			worktree ref names (--window=0: no deltas)
+ *	expunged	blobs of messages only history names (--window=0)
+ *	history		commits, trees, records, anything else reachable
+ *			(--window=10 --depth=50, with paths)
+ *
+ * Per class the packs form a geometric progression of factor 2 (the
+ * rule of git repack --geometric=2): the small ones, and any larger one
+ * the new pack would break the progression with, are rolled up into one.
+ * A pack without a mark (a fetch's, maildag init's, an older version's)
+ * is split into the classes at the next pass.  A multi-pack-index is
+ * written after.  Objects no ref reaches (and no reflog) are dropped
+ * once their file (the loose object, or the pack holding them) is older
+ * than the grace; younger ones in a pack that is rolled up are written
+ * out loose keeping that pack's mtime.  A pass takes no writer lock:
+ * new packs are written and made durable beside the old ones, then the
+ * multi-pack-index is removed, then the old packs and the loose copies,
+ * then a new multi-pack-index written; readers meet at worst a miss that
+ * re-reads the pack directory.  A pass killed at any point loses
+ * nothing (the next one finishes the job).  One pass at a time
+ * (<repo>/maildag/maintenance.lock); what the last one did is in
+ * <repo>/maildag/maintenance.
+ *
+ * Temporary files of killed transfers are removed once they are old (a
+ * peer that times out again and again must not fill the disk with
+ * partial packs).
  */
 #ifndef OBJECTS_H
 #define OBJECTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
+
+#include "oid.h"
 
 #define OBJECTS_LOOSE_MAX 2000
+#define OBJECTS_LOOSE_AGE 3600	/* seconds: the oldest loose object packed */
+#define OBJECTS_GRACE_DEFAULT 86400	/* maintenance.grace */
+#define OBJECTS_GRACE_MIN 60
+#define OBJECTS_INTERVAL_DEFAULT 3600	/* maintenance.interval */
 
 struct repo;
+
+/*
+ * What a maintenance pass is asked.  drop: blob ids to leave out of
+ * every pack and remove wherever they are stored, reachable or not (the
+ * purge fills it from the purged/ lists), any order, may be NULL.
+ */
+struct objects_maint_opts {
+	long grace;		/* seconds; unreachable objects older go */
+	const struct oid *drop;
+	size_t ndrop;
+	bool idle;		/* nice 10 and the idle I/O class */
+};
+
+/* What a pass did; also what <repo>/maildag/maintenance records. */
+struct objects_maint_result {
+	long long start;	/* clock_wall() when it began */
+	long long duration_ms;
+	bool ok;
+	size_t packs_before, packs_after;
+	size_t packs_live, packs_expunged, packs_history, packs_other;
+	size_t loose_before, loose_after;
+	size_t packs_written, packs_removed;
+	size_t objects_packed;	/* written into new packs */
+	size_t pruned;		/* unreachable objects dropped */
+	size_t loosened;	/* young unreachable ones written out loose */
+	size_t dropped;		/* ids of the drop set removed */
+	size_t drop_left;	/* ids of the drop set still stored after */
+	unsigned long long bytes_before, bytes_after;	/* objects/ */
+};
+
+/*
+ * One maintenance pass now (see the top of this file).  Waits for a
+ * pass under way when wait, else returns E_TEMP at once.  *res (may be
+ * NULL) is what it did.  0, or < 0 (logged) with nothing lost.
+ */
+int objects_maintain(const char *repo_path,
+		     const struct objects_maint_opts *opts, bool wait,
+		     struct objects_maint_result *res);
+
+/*
+ * Is a pass due: interval seconds since the last one began, more than
+ * OBJECTS_LOOSE_MAX loose objects beyond what the last one left (young
+ * unreachable ones), or one written since the last pass began that is
+ * OBJECTS_LOOSE_AGE old?  why (may be NULL): a few words for the log.
+ */
+bool objects_maint_due(const char *repo_path, long interval,
+		       const char **why);
+
+/*
+ * What the last pass recorded; E_NOTFOUND when none ran.  loose_after
+ * and packs_after are the pass's, not now's (objects_count_now).
+ */
+int objects_maint_last(const char *repo_path,
+		       struct objects_maint_result *res);
+
+/* The packs and the loose objects there are now, and their bytes. */
+int objects_count_now(const char *repo_path, size_t *packs, size_t *loose,
+		      unsigned long long *bytes);
 
 /*
  * Once after each start of the machine (its boot id differs from the

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <git2/sys/repository.h>
+
 #include "fsutil.h"
 #include "log.h"
 #include "repo.h"
@@ -164,7 +166,7 @@ static int write_initial(git_repository *git)
 	    (err = git_treebuilder_write(&tree_id, tb)) < 0 ||
 	    (err = git_tree_lookup(&tree, git, &tree_id)) < 0 ||
 	    (err = git_signature_new(&sig, "maildag", "maildag@localhost",
-				     time(NULL), 0)) < 0 ||
+				     clock_wall(), 0)) < 0 ||
 	    (err = git_commit_create(&commit, git, NULL, sig, sig, NULL,
 				     "new mailbox\n", tree, 0, NULL)) < 0)
 		goto done;
@@ -427,6 +429,21 @@ fail:
 	close(fd);
 	free(path);
 	return E_TEMP;
+}
+
+int repo_reload_objects(struct repo *r)
+{
+	char *dir = xasprintf("%s/objects", r->path);
+	git_odb *odb = NULL;
+	int err = git_odb_open(&odb, dir);
+
+	free(dir);
+	if (err < 0)
+		return log_error("reopen the objects of '%s': %s", r->path,
+				 repo_git_error());
+	git_repository_set_odb(r->git, odb);
+	git_odb_free(odb);	/* the repository holds it */
+	return 0;
 }
 
 void repo_unlock(struct repo *r)
@@ -700,7 +717,7 @@ int repo_commit(struct oid *out, struct repo *r, const struct oid *tree,
 
 	if (git_signature_new(&sig, name ? name : "maildag",
 			      email ? email : "maildag@localhost",
-			      when < 0 ? time(NULL) : when, 0) < 0 ||
+			      when < 0 ? clock_wall() : when, 0) < 0 ||
 	    git_tree_lookup(&t, r->git, GIT_OID(tree)) < 0)
 		goto fail;
 	for (size_t i = 0; i < nparents; i++)

@@ -138,6 +138,13 @@ void repo_free(struct repo *r);
 int repo_lock(struct repo *r, int timeout_ms);
 void repo_unlock(struct repo *r);
 
+/*
+ * Open the object database afresh: after a maintenance pass removed
+ * packs, the old handle keeps them mapped, and their bytes on disk
+ * (objects.h).  0, or E_FAIL with the old one kept.
+ */
+int repo_reload_objects(struct repo *r);
+
 /* The repository's directory, as given to repo_open(); r keeps it. */
 const char *repo_path(const struct repo *r);
 

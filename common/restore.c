@@ -20,6 +20,7 @@
 
 #include <git2.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "layout.h"
 #include "log.h"
@@ -169,7 +170,7 @@ static int write_tmp(struct restore *rs, const struct item *it, char **tmp)
 	int fd = -1, ret = E_TEMP;
 	struct timespec ts[2];
 
-	*tmp = xasprintf("%s/%lld.R%luP%ld.restore", dir, (long long)time(NULL),
+	*tmp = xasprintf("%s/%lld.R%luP%ld.restore", dir, (long long)clock_wall(),
 			 ++rs->seq, (long)getpid());
 	if (oid_fromstr(&id, it->m.blob) < 0 ||
 	    git_blob_lookup(&blob, rs->r->git, GIT_OID(&id)) < 0) {

@@ -337,7 +337,7 @@ static char *new_key(struct timeval *tv)
 	struct strbuf sb = STRBUF_INIT;
 	unsigned long long rnd = 0;
 
-	gettimeofday(tv, NULL);
+	clock_wall_tv(tv);
 	/* two replicas may share a host name and a microsecond */
 	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
 		rnd = (unsigned long long)tv->tv_usec * 2654435761u ^

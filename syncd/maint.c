@@ -1,5 +1,5 @@
 /*
- * maint: the daemon's packing child (see maint.h).
+ * maint: the daemon's maintenance child (see maint.h).
  */
 #include "autoconf.h"
 
@@ -8,23 +8,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "maint.h"
 #include "objects.h"
 #include "repo.h"
 
-pid_t maint_start(const char *repo_path)
+pid_t maint_start(const char *repo_path, const struct config *cfg)
 {
-	size_t n;
+	struct objects_maint_opts o = { .grace = (long)cfg->maint_grace,
+					.idle = true };
+	const char *why = NULL;
 	pid_t pid;
 
-	if (objects_count_loose(repo_path, &n) < 0 || n <= OBJECTS_LOOSE_MAX)
+	if (!objects_maint_due(repo_path, (long)cfg->maint_interval, &why))
 		return 0;
 	pid = fork();
 	if (pid < 0)
 		return log_error_errno("fork");
 	if (pid == 0) {
 		sigset_t none;
+		int r;
 		/*
 		 * The daemon's handlers would write into a descriptor number
 		 * this child reuses (the pack being written): defaults.
@@ -40,8 +44,9 @@ pid_t maint_start(const char *repo_path)
 				close(fd);
 		if (repo_global_reinit() < 0)	/* its packs' fds are closed */
 			_exit(1);
-		_exit(objects_pack_loose(repo_path, NULL) < 0 ? 1 : 0);
+		r = objects_maintain(repo_path, &o, false, NULL);
+		_exit(r == E_TEMP ? 0 : r < 0 ? 1 : 0);
 	}
-	log_debug("packing %zu loose objects (pid %d)", n, (int)pid);
+	log_debug("maintenance pass (%s): pid %d", why, (int)pid);
 	return pid;
 }

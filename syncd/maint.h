@@ -1,17 +1,24 @@
 /*
- * maint: the daemon packs its repository's loose objects in a child
- * process (objects.h), so its loop never waits for the packing.
+ * maint: the daemon runs the maintenance pass (objects.h: packs rolled
+ * up by class, unreachable objects pruned after the grace, loose objects
+ * packed) in a child process, at nice 10 and the idle I/O class, so its
+ * loop never waits for it and deliveries never wait on it: the pass
+ * takes no writer lock.
  */
 #ifndef MAINT_H
 #define MAINT_H
 
 #include <sys/types.h>
 
+struct config;
+
 /*
- * objects_pack_loose() in a child when more than OBJECTS_LOOSE_MAX loose
- * objects are there.  Returns the child's pid, 0 when nothing was
- * needed, < 0 when the child could not start.  The caller reaps it.
+ * Start a pass in a child when one is due (objects_maint_due: the
+ * configured interval is over, loose objects piled up, or one is an
+ * hour old).  Returns the child's pid, 0 when nothing was needed, < 0
+ * when the child could not start.  The caller reaps it; its exit status
+ * is 0 when the pass went well.
  */
-pid_t maint_start(const char *repo_path);
+pid_t maint_start(const char *repo_path, const struct config *cfg);
 
 #endif

@@ -437,7 +437,7 @@ static void webhook_failed(struct webhook *w, long after, const char *why)
 	w->next_try = clock_now() + wait;
 	free(w->last_error);
 	w->last_error = xstrdup(why);
-	w->error_at = time(NULL);
+	w->error_at = clock_wall();
 	log_warn("webhook '%s': %s; trying again in %.0f s%s", w->shown, why,
 		 wait, after >= 0 ? " (Retry-After)" : "");
 }
@@ -449,7 +449,7 @@ static void webhook_done(struct notify *n, struct webhook *w)
 			 w->shown, w->failures, w->failures == 1 ? "" : "s");
 	w->failures = 0;
 	w->next_try = 0;
-	w->last_ok = time(NULL);
+	w->last_ok = clock_wall();
 	snprintf(w->acked, sizeof w->acked, "%s", w->sent);
 	if (!strcmp(w->r.new, w->sent))
 		w->r.pending = false;
@@ -584,7 +584,7 @@ json_t *notify_status(const struct notify *n)
 				    json_null());
 		json_object_set_new(o, "next_try",
 				    w->r.pending && w->failures ?
-				    json_integer((json_int_t)time(NULL) +
+				    json_integer((json_int_t)clock_wall() +
 						 (json_int_t)(left > 0 ? left + 0.5 : 0)) :
 				    json_null());
 		json_array_append_new(a, o);

@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "log.h"
 #include "notify.h"
 #include "notify_p.h"
@@ -292,7 +293,7 @@ static char *body_json(const char *user, const char *node, const char *old,
 		      "event", "change", "user", user, "node", node,
 		      "ref", REF_MAIL,
 		      "old", old[0] ? json_string(old) : json_null(),
-		      "new", new, "time", (json_int_t)time(NULL));
+		      "new", new, "time", (json_int_t)clock_wall());
 	text = b ? json_dumps(b, JSON_COMPACT) : NULL;
 	json_decref(b);
 	return text;
@@ -312,7 +313,7 @@ static char *alarm_body(const char *user, const char *node,
 	json_object_set_new(b, "ref", json_string(REF_MAIL));
 	json_object_set_new(b, "old", json_string(a->parent));
 	json_object_set_new(b, "new", json_string(a->change));
-	json_object_set_new(b, "time", json_integer((json_int_t)time(NULL)));
+	json_object_set_new(b, "time", json_integer((json_int_t)clock_wall()));
 	text = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
 	return text;

@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "merge.h"
 #include "peers.h"
@@ -121,7 +122,7 @@ static void op_finish(struct op *op, const struct net_result *res)
 			log_info("peer %s: %s works again", pe->cfg.name,
 				 op_name(op));
 		op->failures = 0;
-		op->last_ok = time(NULL);
+		op->last_ok = clock_wall();
 		if (!oid_is_zero(&res->id)) {
 			oid_cpy(&op->id, &res->id);
 			op->have_id = true;
@@ -179,7 +180,7 @@ static void op_finish(struct op *op, const struct net_result *res)
 	op->last_error = xasprintf("%s: %s", net_status_name(res->status),
 				   res->error);
 	op->last_raw = xstrdup(res->error);
-	op->error_at = time(NULL);
+	op->error_at = clock_wall();
 	op->again = false;
 	if (pe->alive)
 		loop_timer_in(op->timer, delay);
@@ -518,7 +519,7 @@ void pr_refuse(struct peer *pe, const struct oid *id, const char *why)
 	free(pe->merge_error);
 	pe->merge_error = xasprintf("refused %.12s: %s", oid_hex(id),
 				    why);
-	pe->merge_error_at = time(NULL);
+	pe->merge_error_at = clock_wall();
 }
 
 int pr_read_peer_ref(struct peers *p, struct peer *pe, struct oid *out)
@@ -550,7 +551,7 @@ static json_t *op_status(const struct op *op)
 	json_object_set_new(o, "runs", json_integer((json_int_t)op->runs));
 	json_object_set_new(o, "timeouts", json_integer((json_int_t)op->timeouts));
 	json_object_set_new(o, "next_try", !op->pid && when ?
-			    json_time(time(NULL) + (time_t)(when - loop_now() + 0.5)) :
+			    json_time(clock_wall() + (time_t)(when - loop_now() + 0.5)) :
 			    json_null());
 	json_object_set_new(o, "id", op->have_id ?
 			    json_string(oid_hex(&op->id)) : json_null());
@@ -577,7 +578,7 @@ static json_t *check_status(const struct peer *pe)
 			    json_string(c->last_error) : json_null());
 	json_object_set_new(o, "error_at", json_time(c->error_at));
 	json_object_set_new(o, "next_try", !c->pid && when ?
-			    json_time(time(NULL) + (time_t)(when - loop_now() + 0.5)) :
+			    json_time(clock_wall() + (time_t)(when - loop_now() + 0.5)) :
 			    json_null());
 	return o;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "child.h"
 #include "history.h"
 #include "log.h"
@@ -80,7 +81,7 @@ static void check_failed(struct peers *p, struct peer *pe, const char *why)
 			  "row): %s", pe->cfg.name, c->failures, why);
 	free(c->last_error);
 	c->last_error = xstrdup(why);
-	c->error_at = time(NULL);
+	c->error_at = clock_wall();
 	if (pe->alive)
 		loop_timer_in(c->timer, delay);
 }
@@ -173,7 +174,7 @@ static void check_start(struct peers *p, struct peer *pe,
 		return;
 	}
 	c->started = loop_now();
-	c->started_at = time(NULL);
+	c->started_at = clock_wall();
 	loop_add_fd(p->loop, c->fd, POLLIN, on_check_child, pe);
 	log_debug("peer %s: checking the history of %.12s (pid %ld)",
 		  pe->cfg.name, oid_hex(theirs), (long)c->pid);

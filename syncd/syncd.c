@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "control.h"
 #include "format.h"
 #include "fsutil.h"
@@ -119,7 +120,7 @@ static void weigh_changes(struct syncd *s, const struct oid *mail)
 	oid_tostr(to, sizeof to, mail);
 	if (*s->weighed &&
 	    alarm_check(&v, &n, s->repo, s->mb->cfg, s->weighed, to,
-			(long long)time(NULL)) < 0)
+			(long long)clock_wall()) < 0)
 		log_warn("could not weigh the changes up to %.12s against the "
 			 "mass-deletion alarm", to);
 	log_debug("weighed the changes up to %.12s in %.1f ms", to,
@@ -222,7 +223,7 @@ static void failed(struct syncd *s, const char *what)
 static void update_status(struct syncd *s)
 {
 	struct strbuf b = STRBUF_INIT;
-	time_t now = time(NULL);
+	time_t now = clock_wall();
 	json_t *peers, *pe;
 	size_t i;
 
@@ -626,11 +627,14 @@ static void maintain(void *data)
 			return;
 		}
 		if (r == s->maint_pid && !(WIFEXITED(st) && !WEXITSTATUS(st)))
-			log_warn("packing loose objects failed");
+			log_warn("the maintenance pass failed");
+		else if (r == s->maint_pid)
+			/* let go of the packs it removed, and their bytes */
+			repo_reload_objects(s->repo);
 		s->maint_pid = 0;
 	}
 	objects_clean_tmp(repo_path(s->repo), TMP_OBJ_MAX_AGE);
-	s->maint_pid = maint_start(repo_path(s->repo));
+	s->maint_pid = maint_start(repo_path(s->repo), s->mb->cfg);
 	if (s->maint_pid < 0)
 		s->maint_pid = 0;
 	loop_timer_in(s->maint_timer, s->maint_pid ? 10 : MAINT_EVERY);
