@@ -4,6 +4,7 @@
 #ifndef CONFIG_P_H
 #define CONFIG_P_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -31,6 +32,18 @@ int config_p_apply_peers(const struct ctx *c, json_t *obj);
 void config_p_drop_peers(struct config *cfg);
 /* NULL if url is a usable peer URL, else why not. */
 const char *config_p_check_url(const char *url);
+/* [A-Za-z0-9], whatever the locale */
+static inline bool config_p_alnum(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9');
+}
+/* config_url.c: NULL when good, else why not. */
+enum scheme { SCHEME_SSH, SCHEME_FILE };
+const char *config_p_url(const char *url, enum scheme *scheme);
+const char *config_p_webhook(const char *url);
+/* An ssh host key or fingerprint: its fingerprint (and key) into fp, pub. */
+const char *config_p_host_key(const char *s, char **fp, char **pub);
 /*
  * After the Maildir, the repository or the peers changed: the Maildir and
  * the repository apart, the peer named after the node dropped, the peers

@@ -737,3 +737,24 @@ bool journal_sieve_clear_lock(const char *folder_dir, const char *token)
 	free(lock);
 	return removed;
 }
+
+void journal_blobs(const char *repo_path, journal_blob_fn *fn, void *data)
+{
+	char *path = xasprintf("%s/maildag/" JOURNAL_DIR, repo_path);
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	free(path);
+	while (d && (de = readdir(d))) {
+		const char *n = de->d_name;
+		struct oid id;
+
+		if (!strncmp(n, UNPUBLISHED, strlen(UNPUBLISHED)))
+			n += strlen(UNPUBLISHED);
+		if (strlen(n) > OID_HEXSZ && n[OID_HEXSZ] == '-' &&
+		    oid_fromstr(&id, n) == 0)
+			fn(&id, data);
+	}
+	if (d)
+		closedir(d);
+}

@@ -161,6 +161,14 @@ typedef void journal_list_fn(const struct journal_item *it, void *data);
 /* Call fn for every entry of dir, in name order; reads, changes nothing. */
 void journal_list(const char *dir, journal_list_fn *fn, void *data);
 
+/*
+ * Call fn with the blob id of every entry in the journal of the
+ * repository at repo_path (a delivery under way has written its blob and
+ * not yet its commit).  For a process without the repository open.
+ */
+typedef void journal_blob_fn(const struct oid *blob, void *data);
+void journal_blobs(const char *repo_path, journal_blob_fn *fn, void *data);
+
 /* --- Sieve deliveries (maildag-lda through dovecot-lda) -------------- */
 
 #define JOURNAL_TOKEN_LEN 16	/* lowercase hex digits */

@@ -34,6 +34,7 @@
 
 #include "clock.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "objects.h"
 #include "objects_p.h"
@@ -453,33 +454,17 @@ static int mark_reachable(struct pass *ps)
 }
 
 /*
- * The blobs the delivery journal names (<repo>/maildag/pending/: entries
- * "[.new-]<blob id>-<key>[.c|.w]") count as reachable and live: a
+ * The blobs the delivery journal names count as reachable and live: a
  * delivery under way has written its blob and not yet its commit.
  */
-static void mark_pending(struct pass *ps)
+static void mark_journal_blob(const struct oid *id, void *data)
 {
-	char *path = xasprintf("%s/maildag/pending", ps->repo);
-	DIR *d = opendir(path);
-	struct dirent *de;
+	struct pass *ps = data;
+	struct obj *o = tab_get(&ps->objs, id);
 
-	free(path);
-	while (d && (de = readdir(d))) {
-		const char *n = de->d_name;
-		struct oid id;
-		struct obj *o;
-		if (!strncmp(n, ".new-", 5))
-			n += 5;
-		if (strlen(n) < OID_HEXSZ + 1 || n[OID_HEXSZ] != '-' ||
-		    oid_fromstr(&id, n) < 0)
-			continue;
-		o = tab_get(&ps->objs, &id);
-		o->flags |= F_REACH;
-		if (o->cls == C_NONE)
-			o->cls = C_LIVE;
-	}
-	if (d)
-		closedir(d);
+	o->flags |= F_REACH;
+	if (o->cls == C_NONE)
+		o->cls = C_LIVE;
 }
 
 /* Note which packs hold each object; mark the drop set. */
@@ -959,7 +944,7 @@ static int run_pass(struct pass *ps)
 	    mark_live(ps, "refs/maildag/worktree") < 0 ||
 	    mark_reachable(ps) < 0)
 		return E_FAIL;
-	mark_pending(ps);
+	journal_blobs(ps->repo, mark_journal_blob, ps);
 	decide(ps);
 	for (int c = C_LIVE; c <= C_HISTORY; c++)
 		if (write_class(ps, c) < 0)
