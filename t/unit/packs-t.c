@@ -65,7 +65,10 @@ int main(void)
 		log_fatal("mkdtemp");
 	repo = xasprintf("%s/r.git", dir);
 	/* live A and B under cur/<xx>/, an expunged E, unreachable U and V */
-	if (sh("export GIT_DIR=r.git && git init -q --bare r.git && "
+	/* an identity of its own: a package build has no usable HOME */
+	if (sh("export GIT_DIR=r.git GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t "
+	       "GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t && "
+	       "git init -q --bare r.git && "
 	       "mkdir r.git/maildag && "
 	       "A=$(echo live A | git hash-object -w --stdin) && "
 	       "B=$(echo live B | git hash-object -w --stdin) && "
