@@ -67,6 +67,8 @@ struct notify {
 	struct webhook *wh;	/* one per configured webhook, in order */
 	size_t nwh;
 	int result_fd;		/* the running child's result lines, or -1 */
+	char **child_urls;	/* the URL of each webhook index it was given */
+	size_t nchild_urls;
 	struct strbuf results;
 	double retry_at;	/* after a failed fork, 0 otherwise */
 	struct alarm *alarms;	/* alarms not yet given to a child */
@@ -128,6 +130,15 @@ static void state_save(struct notify *n)
 	free(text);
 }
 
+static void child_urls_free(struct notify *n)
+{
+	for (size_t i = 0; i < n->nchild_urls; i++)
+		free(n->child_urls[i]);
+	free(n->child_urls);
+	n->child_urls = NULL;
+	n->nchild_urls = 0;
+}
+
 /* The webhooks of cfg; state kept for URLs that stay. */
 static void set_webhooks(struct notify *n, const struct config *cfg)
 {
@@ -149,7 +160,7 @@ static void set_webhooks(struct notify *n, const struct config *cfg)
 		}
 		if (!wh[i].shown)
 			wh[i].shown = notify_url_for_log(wh[i].url);
-		wh[i].sent[0] = '\0';	/* a running child's answer is dropped */
+		/* a running child's answer still counts, found by URL */
 	}
 	for (size_t k = 0; k < n->nwh; k++) {
 		free(n->wh[k].url);
@@ -231,6 +242,7 @@ void notify_free(struct notify *n)
 		free(n->wh[k].last_error);
 	}
 	free(n->wh);
+	child_urls_free(n);
 	strbuf_release(&n->results);
 	alarms_free(n->alarms, n->nalarms);
 	free(n->state_path);
@@ -328,9 +340,13 @@ static void start(struct notify *n)
 	fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
 	n->result_fd = fds[0];
 	strbuf_reset(&n->results);
+	child_urls_free(n);
+	n->child_urls = xcalloc(n->nwh ? n->nwh : 1, sizeof *n->child_urls);
+	n->nchild_urls = n->nwh;
 	for (size_t i = 0; i < njobs; i++) {
 		struct webhook *w = &n->wh[jobs[i].index];
 		snprintf(w->sent, sizeof w->sent, "%s", w->r.new);
+		n->child_urls[jobs[i].index] = xstrdup(w->url);
 	}
 	if (log_get_level() >= LOG_LVL_DEBUG)
 		log_debug("notify: child %ld: %s%zu webhook%s", (long)pid,
@@ -458,6 +474,20 @@ static void webhook_done(struct notify *n, struct webhook *w)
 	state_save(n);
 }
 
+/*
+ * The webhook now configured that the child knew as index i: the
+ * configuration may have been reloaded while it ran.  -1 when none.
+ */
+static long child_webhook(const struct notify *n, unsigned long i)
+{
+	if (i >= n->nchild_urls || !n->child_urls[i])
+		return -1;
+	for (size_t k = 0; k < n->nwh; k++)
+		if (n->wh[k].url && !strcmp(n->wh[k].url, n->child_urls[i]))
+			return (long)k;
+	return -1;
+}
+
 /* The child ended: each webhook it was given is done or failed. */
 static void take_results(struct notify *n)
 {
@@ -470,8 +500,11 @@ static void take_results(struct notify *n)
 
 		*end = '\0';
 		i = strtoul(line, &p, 10);
-		if (p != line && *p == ' ' && i < n->nwh && n->wh[i].sent[0] &&
-		    !seen[i]) {
+		if (p != line && *p == ' ' && child_webhook(n, i) >= 0)
+			i = (unsigned long)child_webhook(n, i);
+		else
+			i = n->nwh;
+		if (i < n->nwh && n->wh[i].sent[0] && !seen[i]) {
 			seen[i] = true;
 			if (!strcmp(p + 1, "ok")) {
 				webhook_done(n, &n->wh[i]);
@@ -494,6 +527,7 @@ static void take_results(struct notify *n)
 		n->wh[i].sent[0] = '\0';
 	}
 	free(seen);
+	child_urls_free(n);
 	strbuf_reset(&n->results);
 }
 
