@@ -379,6 +379,9 @@ int mg_imap_contested(struct mctx *m)
 {
 	int ret = 0;
 
+	/* a virtual base: the ancestor rule does not hold, read everything */
+	if (m->vbase)
+		m->contested = m->contested_all = true;
 	for (size_t i = 0; i < m->ln && ret == 0; i++) {
 		const struct leaf *l = &m->lv[i];
 		struct ifolder *f;
