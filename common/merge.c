@@ -248,10 +248,9 @@ static int merge_trees_at(struct oid *out, struct repo *r,
 		oid_cpy(out, ours);
 		return 0;
 	}
-	if (!counting && base && oid_equal(base, theirs))
-		one = ours;
-	else if (!counting && base && oid_equal(base, ours))
-		one = theirs;
+	if (!counting && base)
+		one = oid_equal(base, theirs) ? ours :
+		      oid_equal(base, ours) ? theirs : NULL;
 	if (one && !vbase) {
 		oid_cpy(out, one);
 		return 0;
