@@ -215,14 +215,28 @@ static void cache_trees(void)
 	repo_cache_trees_up_to((size_t)256 * 1024);
 }
 
-int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
-		const struct oid *ours, const struct oid *theirs,
-		const struct merge_opts *opts, struct merge_stats *stats)
+/*
+ * merge_trees(), told whether base is virtual (the merge of several merge
+ * bases, merge_commits_rec()).  Format 2's shortcuts rest on the ancestor
+ * rule (merge_records.c's head comment), which holds against a real
+ * common ancestor but not against a virtual base: that takes one base's
+ * uidnext with another base's placement of a message, so a side can hold
+ * a UID below the virtual base's uidnext that the base gives no message.
+ * Then neither "one side is the base: the other is the answer" nor "a
+ * shard only one side changed stands" holds, and every changed shard
+ * goes through the rules (mg_imap_contested()).
+ */
+static int merge_trees_at(struct oid *out, struct repo *r,
+			  const struct oid *base, const struct oid *ours,
+			  const struct oid *theirs, bool vbase,
+			  const struct merge_opts *opts,
+			  struct merge_stats *stats)
 {
 	struct mctx m;
 	struct strbuf path = STRBUF_INIT;
 	char **ckeys = NULL, **ikeys = NULL;
 	size_t nckeys = 0, nikeys = 0, s, e;
+	const struct oid *one = NULL;
 	int ret;
 
 	bool counting = opts && (opts->notify || (opts->flags & MERGE_COUNT));
@@ -230,13 +244,15 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
 	if (stats)
 		memset(stats, 0, sizeof *stats);
 	/* one side did nothing: the other side is the answer */
-	if (oid_equal(ours, theirs) ||
-	    (!counting && base && oid_equal(base, theirs))) {
+	if (oid_equal(ours, theirs)) {
 		oid_cpy(out, ours);
 		return 0;
 	}
-	if (!counting && base && oid_equal(base, ours)) {
-		oid_cpy(out, theirs);
+	if (!counting && base)
+		one = oid_equal(base, theirs) ? ours :
+		      oid_equal(base, ours) ? theirs : NULL;
+	if (one && !vbase) {
+		oid_cpy(out, one);
 		return 0;
 	}
 	cache_trees();
@@ -251,8 +267,15 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
 	m.full = opts && (opts->notify || (opts->flags & MERGE_COUNT));
 	m.defer = true;
 
-	if ((ret = mg_imap_detect(&m)) < 0 ||
-	    (ret = mg_walk(&m, DIFF_OURS, base, ours, &path)) < 0 ||
+	if ((ret = mg_imap_detect(&m)) < 0)
+		goto done;
+	if (one && !m.imap) {
+		/* format 1 has no UIDs: the shortcut stands */
+		oid_cpy(out, one);
+		goto done;
+	}
+	m.vbase = vbase;
+	if ((ret = mg_walk(&m, DIFF_OURS, base, ours, &path)) < 0 ||
 	    (ret = mg_walk(&m, DIFF_THEIRS, base, theirs, &path)) < 0 ||
 	    (m.imap && (ret = mg_imap_contested(&m)) < 0) ||
 	    (ret = mg_read_pending(&m)) < 0)
@@ -329,6 +352,13 @@ done:
 	return ret;
 }
 
+int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
+		const struct oid *ours, const struct oid *theirs,
+		const struct merge_opts *opts, struct merge_stats *stats)
+{
+	return merge_trees_at(out, r, base, ours, theirs, false, opts, stats);
+}
+
 /* --- commits ------------------------------------------------------------ */
 
 int merge_is_ancestor(struct repo *r, const struct oid *ancestor,
@@ -388,7 +418,7 @@ static int merge_commits_rec(struct oid *out, struct repo *r, const struct oid *
 	git_oidarray bases = { NULL, 0 };
 	struct oid base_tree, ta, tb, tree, parents[2], v;
 	time_t wa, wb;
-	bool have_base = false;
+	bool have_base = false, vbase = false;
 	char key[2 * OID_HEXSZ + 1];
 	size_t at;
 	int err, ret = E_FAIL;
@@ -439,12 +469,16 @@ static int merge_commits_rec(struct oid *out, struct repo *r, const struct oid *
 		if (repo_commit_tree(&base_tree, r, &v) < 0)
 			goto done;
 		have_base = true;
+		/* virtual unless the bases merged to one of them */
+		vbase = true;
+		for (size_t i = 0; i < bases.count; i++)
+			vbase &= !oid_equal(&v, OID(&bases.ids[i]));
 	}
 	if (repo_commit_tree(&ta, r, a) < 0 || repo_commit_tree(&tb, r, b) < 0 ||
 	    repo_commit_time(&wa, r, a) < 0 || repo_commit_time(&wb, r, b) < 0)
 		goto done;
-	if ((ret = merge_trees(&tree, r, have_base ? &base_tree : NULL, &ta, &tb,
-			       opts, st)) < 0)
+	if ((ret = merge_trees_at(&tree, r, have_base ? &base_tree : NULL, &ta,
+				  &tb, vbase, opts, st)) < 0)
 		goto done;
 	if (st) {
 		st->kind = MERGE_MERGED;

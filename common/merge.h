@@ -150,6 +150,9 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
  * virtual base first (recursively, writing those commits as well; each
  * pair of bases is merged once per call, so the work grows with the
  * history, not with 2^levels).  stats->virtual_merges counts them.
+ * Format 2 trees are merged against a virtual base with no shortcut
+ * (every changed shard read, even when it equals one side): the IMAP
+ * records' ancestor rule holds only against a real common ancestor.
  * Notes and stats.ours describe a ("ours"); flags is 0 (reserved).
  */
 int merge_commits(struct oid *out, struct repo *r, const struct oid *a,

@@ -193,7 +193,9 @@ struct mctx {
 	/* format 2 (merge_records.c) */
 	bool imap;		/* ours and theirs are format 2 */
 	bool contested;		/* a folder record both sides changed */
-	bool contested_all;	/* ... or UIDVALIDITYs differ, or revived */
+	bool contested_all;	/* ... or UIDVALIDITYs differ, or revived,
+				   or the base is virtual */
+	bool vbase;		/* the base is a merge of merge bases */
 	struct ishard *is;	/* 256 of them, when imap */
 	struct ifolder *ifs;
 	size_t nifs, aifs;

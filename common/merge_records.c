@@ -22,6 +22,14 @@
  * changed shard (still O(changed shards), never O(mailbox)).  Untouched
  * messages have one UID on both sides and keep it.
  *
+ * The rule holds for a real common ancestor, not for a virtual base
+ * (criss-cross histories: the merge of the merge bases X and Y).  That
+ * can take X's uidnext with Y's placement of a message, which a side
+ * holding X's placement does not follow: its UID lies below the virtual
+ * base's uidnext though the base gives it no message there.  So a
+ * virtual base makes every changed shard read (m->vbase), and merge.c
+ * does not answer "the other side" when it equals one side.
+ *
  * Invariants: every decision is a function of (base, ours, theirs) and
  * the same when they swap; a folder of the result has its record exactly
  * when it exists (INBOX always); records are canonical.
@@ -379,6 +387,9 @@ int mg_imap_contested(struct mctx *m)
 {
 	int ret = 0;
 
+	/* a virtual base: the ancestor rule does not hold, read everything */
+	if (m->vbase)
+		m->contested = m->contested_all = true;
 	for (size_t i = 0; i < m->ln && ret == 0; i++) {
 		const struct leaf *l = &m->lv[i];
 		struct ifolder *f;

@@ -425,6 +425,78 @@ static void test_dup_key(void)
 	free(u);
 }
 
+/* A commit of the tree ents on parents (n of them), at time when. */
+static struct oid commit_of(const char *const *ents, const struct oid *parents,
+			    size_t n, time_t when)
+{
+	struct oid tree, c;
+
+	if (build(&tree, ents) < 0 ||
+	    repo_commit(&c, repo, &tree, parents, n, "test\n", when, "t",
+			"t@t") < 0)
+		log_fatal("cannot commit");
+	return c;
+}
+
+/*
+ * Criss-cross (issue 12, merge-model-t seed 93232651327925 case 2638):
+ * the virtual base of P and Q (the merge of their merge bases X and Y)
+ * is P itself, so the tree merge once took Q whole: 1000.a back in INBOX
+ * at 513, below the uidnext 514 P had shown without it there (P moved
+ * it to .F).  A virtual base takes X's uidnext with Y's placement: the
+ * ancestor rule does not hold against it, and the UID must go through
+ * the rules: unnumbered.
+ */
+static void test_criss_cross(void)
+{
+	const char *c0[] = { "F - 9 2", A1, "R 1000.a 1", I, "F .F 5 1", NULL };
+	/* X: 1000.a numbered anew (an apply after a merge) */
+	const char *x[] = { "F - 9 514", A1, "R 1000.a 513", I, "F .F 5 1",
+			    NULL };
+	/* Y: moved to .F; Y2: moved back */
+	const char *y[] = { "F - 9 2", "M .F/cur/1000.a:2,S A", "R 1000.a 1", I,
+			    "F .F 5 2", NULL };
+	const char *y2[] = { "F - 9 3", A1, "R 1000.a 2", I, "F .F 5 2", NULL };
+	struct oid b, cx, cy, cy2, p, q, r1, r2, tr, tp;
+	struct merge_stats st;
+	struct strbuf err = STRBUF_INIT;
+	char *u;
+
+	b = commit_of(c0, NULL, 0, 1000);
+	cx = commit_of(x, &b, 1, 1001);
+	cy = commit_of(y, &b, 1, 1002);
+	cy2 = commit_of(y2, &cy, 1, 1003);
+	if (merge_commits(&p, repo, &cx, &cy, 0, NULL, NULL) < 0 ||
+	    merge_commits(&q, repo, &cx, &cy2, 0, NULL, NULL) < 0)
+		log_fatal("cannot merge");
+	/* P moved 1000.a to .F; Q holds it in INBOX at 513 */
+	repo_commit_tree(&tp, repo, &p);
+	u = record_of(&tp, "1000.a");
+	is_str(u, "1", "criss-cross: P keeps .F's UID 1");
+	free(u);
+	if (merge_commits(&r1, repo, &p, &q, 0, NULL, &st) < 0 ||
+	    merge_commits(&r2, repo, &q, &p, 0, NULL, NULL) < 0) {
+		ok(0, "criss-cross merged");
+		return;
+	}
+	is_int((int)st.bases, 2, "criss-cross: two merge bases");
+	ok(oid_equal(&r1, &r2), "criss-cross: the same both ways");
+	repo_commit_tree(&tr, repo, &r1);
+	u = record_of(&tr, "1000.a");
+	is_str(u, "-", "criss-cross: a UID below P's uidnext, where P did not "
+	       "have the message, is not kept");
+	free(u);
+	if (format_check_tree_since(repo, &tr, &tp, &err) < 0)
+		diag("%s", err.buf);
+	ok(err.len == 0, "criss-cross: valid against P, an ancestor");
+	strbuf_reset(&err);
+	repo_commit_tree(&tp, repo, &q);
+	if (format_check_tree_since(repo, &tr, &tp, &err) < 0)
+		diag("%s", err.buf);
+	ok(err.len == 0, "criss-cross: valid against Q, an ancestor");
+	strbuf_release(&err);
+}
+
 static void test_mixed_formats(void)
 {
 	const char *v1[] = { "1", A1, NULL };
@@ -473,6 +545,7 @@ int main(void)
 		run_case(&cases[i]);
 	test_dup_key();
 	test_revived();
+	test_criss_cross();
 	test_mixed_formats();
 	test_format1_untouched();
 	repo_free(repo);

@@ -21,7 +21,11 @@
  *	merge-model-t [seed [cases]]
  *	MERGE_MODEL_SEED, MERGE_MODEL_CASES (default 10000),
  *	MERGE_MODEL_JOBS (default 2 processes), MERGE_MODEL_CASE=N: run
- *	only case N of the seed, tracing every step.
+ *	only case N of the seed, tracing every step (this model only).
+ *	A failed case of the format 2 model (test 3, merge-model-v2.c) is
+ *	traced with MERGE_MODEL_V2_CASE=N MERGE_MODEL_CASES=N+1
+ *	MERGE_MODEL_JOBS=1 (the other tests run too; test 3 then says
+ *	"not ok", as it ran one case).
  */
 #include "autoconf.h"
 
