@@ -10,6 +10,7 @@
 #include "imaprec.h"
 #include "log.h"
 #include "maildir_name.h"
+#include "vec.h"
 #include "xalloc.h"
 
 __attribute__((format(printf, 2, 3)))
@@ -254,22 +255,7 @@ void imap_recs_format(struct strbuf *out, const struct imap_recs *r)
 /* Index of key, or of where it would go (*found false). */
 static size_t find(const struct imap_recs *r, const char *key, bool *found)
 {
-	size_t lo = 0, hi = r->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(r->v[mid].key, key);
-		if (!c) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return VEC_FIND_KEY(r, key, found);
 }
 
 const struct imap_rec *imap_recs_find(const struct imap_recs *r,

@@ -10,6 +10,7 @@
 #include "maildir_name.h"
 #include "mtimes.h"
 #include "repo_p.h"
+#include "vec.h"
 #include "xalloc.h"
 
 static int rec_cmp(const void *a, const void *b)
@@ -129,22 +130,7 @@ void mtimes_format(struct strbuf *out, const struct mtimes *m)
 /* Index of key, or of where it would go (*found false). */
 static size_t find(const struct mtimes *m, const char *key, bool *found)
 {
-	size_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(m->v[mid].key, key);
-		if (!c) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return VEC_FIND_KEY(m, key, found);
 }
 
 const struct mtime_rec *mtimes_find(const struct mtimes *m, const char *key)

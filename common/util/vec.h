@@ -15,6 +15,8 @@
 #ifndef VEC_H
 #define VEC_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,5 +43,35 @@ static inline void *vec_push_(void **v, size_t *n, size_t *alloc,
 		(vec)->v = NULL; \
 		(vec)->n = (vec)->alloc = 0; \
 	} while (0)
+
+/*
+ * In a vector of structs sorted by their "char *key" member (strcmp
+ * order): the index of key, or of where it would go (*found false).
+ */
+static inline size_t vec_find_key_(const void *v, size_t n, size_t elem,
+				   size_t off, const char *key, bool *found)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *k = *(char *const *)((const char *)v + mid * elem + off);
+		int c = strcmp(k, key);
+		if (!c) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+#define VEC_FIND_KEY(vec, k, found)					\
+	vec_find_key_((vec)->v, (vec)->n, sizeof *(vec)->v,		\
+		      offsetof(__typeof__(*(vec)->v), key), (k), (found))
 
 #endif
