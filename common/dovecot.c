@@ -299,6 +299,22 @@ int uidlist_add(struct uidlist *u, uint32_t uid, const char *base,
 	return 0;
 }
 
+bool uidlist_remove(struct uidlist *u, const char *base)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		if (strcmp(u->v[i].base, base))
+			continue;
+		/* the next UID never goes down, even when the last one goes */
+		u->nextuid = uidlist_next(u);
+		free(u->v[i].ext);
+		free(u->v[i].base);
+		memmove(&u->v[i], &u->v[i + 1], (u->n - i - 1) * sizeof *u->v);
+		u->n--;
+		return true;
+	}
+	return false;
+}
+
 static void format_records(struct strbuf *out, const struct uidlist *u,
 			   size_t from)
 {

@@ -90,6 +90,12 @@ int uidlist_add(struct uidlist *u, uint32_t uid, const char *base,
 		const char *ext);
 
 /*
+ * Remove the record of base name base (its UID is to change): was there
+ * one?  uidlist_next(u) stays where it was.
+ */
+bool uidlist_remove(struct uidlist *u, const char *base);
+
+/*
  * Write u to dir, the caller holding the lock; N is written as
  * max(u->nextuid, last UID + 1).  uidlist_append() adds records
  * from .. n-1 at the end of the file, which must hold exactly u's

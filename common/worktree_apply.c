@@ -407,8 +407,14 @@ static void skipped(struct apply *ap, const struct op *op)
 	if (op->to)
 		worktree_dirty_folder(ap->wt, op->to->folder);
 	ap->res->skipped++;
-	log_info("left '%s' as the mail client changed it",
-		 op->from ? wt_ent_disk(op->from) : wt_ent_disk(op->to));
+	if ((op->from && op->from->hold) || (op->to && op->to->hold))
+		log_info("left '%s' until Dovecot's own changes to its "
+			 "folder are committed",
+			 op->from ? wt_ent_disk(op->from) : wt_ent_disk(op->to));
+	else
+		log_info("left '%s' as the mail client changed it",
+			 op->from ? wt_ent_disk(op->from) :
+				    wt_ent_disk(op->to));
 }
 
 /* Remove an empty folder from disk: E_EXISTS when it holds messages. */

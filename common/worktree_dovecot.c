@@ -489,6 +489,56 @@ static int cfolder_cmp(const void *a, const void *b)
 		      ((const struct cfolder *)b)->folder);
 }
 
+/* Dovecot reads the uidlist again when cur/ changed (1.3). */
+static void touch_cur(const char *dir)
+{
+	char *cur = xasprintf("%s/cur", dir);
+
+	if (utimensat(AT_FDCWD, cur, NULL, 0) < 0 && errno != ENOENT)
+		log_warn_errno("touch '%s'", cur);
+	free(cur);
+}
+
+/*
+ * A UID Dovecot here gave (to a save, or maildag-lda to a delivery)
+ * that the tree's uidnext has passed since (a peer's UIDs merged in
+ * before this commit) cannot be committed: the history would give a
+ * UID below its parent's uidnext, which every replica refuses.  Its
+ * record goes from u, so the file is numbered anew above the tree's
+ * uidnext; this replica's clients see it expunged and added again.
+ * A file the tree holds with that UID already keeps it.  True when
+ * one went.
+ */
+static bool drop_passed(struct uidlist *u, struct reccache *rc,
+			struct repo *r, const struct imap_folder *tf,
+			const struct cfolder *cf, const char *dir)
+{
+	bool dropped = false;
+
+	for (size_t i = 0; i < cf->names.n; i++) {
+		const char *name = cf->names.v[i];
+		char *base = xstrndup(name, strcspn(name, ":"));
+		const struct uidlist_rec *rec = uidlist_find(u, base);
+		const struct imap_rec *old;
+		uint32_t uid;
+
+		if (!rec || rec->uid >= tf->uidnext) {
+			free(base);
+			continue;
+		}
+		uid = rec->uid;
+		old = wt_rc_get(rc, r, name, maildir_key_len(name));
+		if (!old || old->uid != uid) {
+			log_info("'%s': UID %u of '%s' is below the tree's "
+				 "uidnext %u; numbering it anew", dir, uid,
+				 base, tf->uidnext);
+			dropped |= uidlist_remove(u, base);
+		}
+		free(base);
+	}
+	return dropped;
+}
+
 /*
  * Read one folder's Dovecot files under the lock and set the records of
  * its changed files in rc; *f: the folder record the tree must have.
@@ -502,7 +552,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	struct dovecot_keywords k;
 	struct imap_recs recs = IMAP_RECS_INIT;
 	struct imap_folder tf;
-	bool fresh = false, have_tf, have_k = false;
+	bool fresh = false, have_tf, have_k = false, renum = false;
 	size_t old;
 	int r, ret = E_TEMP;
 
@@ -522,9 +572,11 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	} else if (r < 0) {
 		goto done;
 	}
-	if (have_tf && tf.uidvalidity == u.uidvalidity &&
-	    tf.uidnext > u.nextuid)
-		u.nextuid = tf.uidnext;
+	if (have_tf && tf.uidvalidity == u.uidvalidity) {
+		renum = drop_passed(&u, rc, r_, &tf, cf, dir);
+		if (tf.uidnext > uidlist_next(&u))
+			u.nextuid = tf.uidnext;
+	}
 	old = u.n;
 	if (dovecot_keywords_read(&k, dir) < 0)
 		goto done;
@@ -536,10 +588,12 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		goto done;
 	/* a folder Dovecot never opened gets our UIDVALIDITY, which it
 	 * takes as its own when it does (E1) */
-	if ((fresh || u.n > old) &&
-	    (fresh || !old ? uidlist_rewrite(dir, &u) :
+	if ((fresh || renum || u.n > old) &&
+	    (fresh || renum || !old ? uidlist_rewrite(dir, &u) :
 	     uidlist_append(dir, &u, old)) < 0)
 		goto done;
+	if (renum)
+		touch_cur(dir);
 	for (size_t i = 0; i < recs.n; i++) {
 		const struct imap_rec *x = &recs.v[i];
 		unsigned s = maildir_shard(x->key, strlen(x->key));

@@ -400,25 +400,10 @@ static void maybe_gc(struct dvapply *dv, struct afolder *f, struct op *ops,
 		f->kw_changed = true;
 }
 
-/* Remove the record of base from u (its UID changes): was there one? */
-static bool uidlist_drop(struct uidlist *u, const char *base)
-{
-	for (size_t i = 0; i < u->n; i++)
-		if (!strcmp(u->v[i].base, base)) {
-			free(u->v[i].ext);
-			free(u->v[i].base);
-			memmove(&u->v[i], &u->v[i + 1],
-				(u->n - i - 1) * sizeof *u->v);
-			u->n--;
-			return true;
-		}
-	return false;
-}
-
 /*
  * Give the ops of f their disk names, and return in *out the UIDs f's
- * uidlist must get (UID 0: to number).  Stale when a UID to add is
- * below Dovecot's next.
+ * uidlist must get (UID 0: to number; also a UID to add below Dovecot's
+ * next, which this replica can no longer give).
  */
 static void collect_adds(struct dvapply *dv, struct afolder *f,
 			 struct op *ops, size_t nops, struct uidadd **out,
@@ -462,10 +447,19 @@ static void collect_adds(struct dvapply *dv, struct afolder *f,
 		a->base = base;
 		a->key = xstrndup(t->name, t->klen);
 		if (a->uid && a->uid < next) {
-			/* Dovecot went past it: commit, merge again */
-			f->stale = true;
-			if (!strvec_has(&dv->wt->dv_stale, f->folder))
-				strvec_push(&dv->wt->dv_stale, f->folder);
+			/*
+			 * Dovecot here went past it (it numbered a save or a
+			 * delivery while a peer's UID was merged in): the
+			 * uidlist cannot take it, and no merge would give
+			 * it another, as mail holds the merge already.  It
+			 * is numbered anew from our slot, as an unnumbered
+			 * record; the peer's clients see it expunged and
+			 * added, ours never saw it.
+			 */
+			log_info("'%s': UID %u of '%s' is below Dovecot's "
+				 "next UID %u; numbering it anew", f->dir,
+				 a->uid, a->key, next);
+			a->uid = 0;
 		}
 	}
 }
@@ -497,7 +491,7 @@ static int number_new(struct dvapply *dv, struct afolder *f,
 		if (!uid)
 			return log_error("%s: no UID left in slot %d", f->dir,
 					 dv->slot);
-		if (uidlist_drop(&f->u, adds[i].base))
+		if (uidlist_remove(&f->u, adds[i].base))
 			f->rewrite = true;
 		ret = uidlist_add(&f->u, uid, adds[i].base, "");
 		from = uid + 1;
@@ -546,8 +540,8 @@ static int write_folder(struct dvapply *dv, struct afolder *f)
 
 /*
  * Give the ops of f their disk names and f's uidlist its records: UIDs
- * the tree gives, then the unnumbered ones from our slot.  Stale (and
- * nothing written) when a UID the apply adds is below Dovecot's next.
+ * the tree gives, then the unnumbered ones from our slot (and those
+ * below Dovecot's next).
  */
 static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 			size_t nops)
@@ -561,7 +555,7 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 	if (!f->stale) {
 		qsort(adds, nadd, sizeof *adds, uidadd_cmp);
 		for (size_t i = 0; i < nadd; i++)
-			if (adds[i].uid && uidlist_drop(&f->u, adds[i].base))
+			if (adds[i].uid && uidlist_remove(&f->u, adds[i].base))
 				f->rewrite = true;
 		for (size_t i = 0; i < nadd && ret == 0; i++)
 			if (adds[i].uid)

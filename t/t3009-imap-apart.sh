@@ -95,6 +95,89 @@ test_expect_success 'at once: deliveries and keywords on both while both run' '
 	grep "^p1 " view.1 | grep -q " sooner"
 '
 
+# The race of a busy replica, made to happen: a peer's message is merged
+# into mail with the peer's UID, and before it is applied this replica
+# numbers a delivery of its own above it.  Dovecot here cannot take the
+# peer's UID any more; it is numbered anew (never held back for good).
+test_expect_success 'a peer UID merged in below one Dovecot gave meanwhile: numbered anew' '
+	replica_stop 1 &&
+	replica_deliver 2 late &&
+	wait_for "[ \"\$(replica_git 1 rev-parse -q --verify refs/peers/r2/mail)\" = \"\$(replica_head 2)\" ]" 30 &&
+	replica_run 1 maildag merge -u -q refs/heads/mail refs/peers/r2/mail >/dev/null &&
+	replica_git 1 grep -q late refs/heads/mail -- "cur/*" "new/*" &&
+	replica_deliver 1 early &&
+	replica_start 1 &&
+	ids="base a1 a2 b1 b2 p1 p2 p3 p4 p5 p6 q1 q2 q3 q4 q5 q6 late early" &&
+	views_agree $ids &&
+	view 1 >view.1 && record &&
+	u_late=$(sed -n "s/^late \([0-9]*\).*/\1/p" view.1) &&
+	u_early=$(sed -n "s/^early \([0-9]*\).*/\1/p" view.1) &&
+	test "$u_late" -gt "$u_early" &&
+	replica_wait_log 1 "below Dovecot.s next UID [0-9]*; numbering it anew"
+'
+
+# The other half of that race: Dovecot here numbers a save, then a
+# peer's history with greater UIDs is merged before the save is
+# committed.  Committed with its UID, it would lie below its parent's
+# uidnext, which every replica refuses; it is numbered anew instead.
+test_expect_success 'a UID Dovecot gave before a merge passed it: numbered anew, history accepted' '
+	replica_stop 2 &&
+	msg=$(printf "Message-ID: <saved.1@example.org>\r\nSubject: s\r\n\r\nbody\r\n") &&
+	replica_imap 2 "APPEND INBOX {$(printf "%s" "$msg" | wc -c)+}
+$msg" >/dev/null &&
+	replica_deliver 1 ahead &&
+	wait_for "[ \"\$(replica_git 2 rev-parse -q --verify refs/peers/r1/mail)\" = \"\$(replica_head 1)\" ]" 30 &&
+	replica_run 2 maildag merge -u -q refs/heads/mail refs/peers/r1/mail >/dev/null &&
+	replica_start 2 &&
+	ids="base a1 a2 b1 b2 p1 p2 p3 p4 p5 p6 q1 q2 q3 q4 q5 q6 late early saved ahead" &&
+	views_agree $ids &&
+	view 1 >view.1 && record &&
+	! grep "refusing" "$(replica_log 1)"
+'
+
+# The same for maildag-lda: it numbers a delivery, then waits for the
+# writer lock while a merge takes mail past that UID (here the merge's
+# fast-forward is made by hand under the lock, so the order is certain).
+test_expect_success 'a delivery numbered before a merge passed its UID: numbered anew' '
+	# uidnext in r2'"'"'s block: r2 numbers the next delivery below
+	# the block r1 takes next
+	replica_deliver 2 pre &&
+	ids="base a1 a2 b1 b2 p1 p2 p3 p4 p5 p6 q1 q2 q3 q4 q5 q6 late early saved ahead pre" &&
+	views_agree $ids &&
+	replica_stop 2 &&
+	replica_deliver 1 ahead2 &&
+	# r1 has merged all of r2 and pushed it back: a fast-forward for r2
+	old=$(replica_head 2) &&
+	wait_for "[ \"\$(replica_git 2 rev-parse -q --verify refs/peers/r1/mail)\" = \"\$(replica_head 1)\" ] &&
+		replica_git 2 merge-base --is-ancestor $old refs/peers/r1/mail &&
+		replica_git 2 grep -q ahead2 refs/peers/r1/mail -- \"cur/*\" \"new/*\"" 30 &&
+	new=$(replica_git 2 rev-parse refs/peers/r1/mail) &&
+	repo=$(replica_repo 2) && md=$(replica_maildir 2) &&
+	rm -f "$TRASH/go" &&
+	{ replica_run 2 flock "$repo/maildag/lock" sh -c "
+		while [ ! -e \"$TRASH/go\" ]; do sleep 0.05; done
+		git -c safe.directory=\"*\" --git-dir=\"$repo\" \
+			update-ref refs/heads/mail $new $old" & } &&
+	lock=$! &&
+	wait_for "! flock -n \"$repo/maildag/lock\" true" 30 &&
+	{ replica_deliver 2 raced & } &&
+	lda=$! &&
+	wait_for "grep -qs raced \"$md\"/new/*" 30 &&
+	f=$(grep -ls raced "$md"/new/*) && f=${f##*/} &&
+	u=$(sed -n "s/^\([0-9]*\) .*:${f%%:*}\$/\1/p" "$md/dovecot-uidlist") &&
+	n=$(replica_git 2 show $new:imapfolder | sed -n "s/^uidnext //p") &&
+	echo "the delivery got UID $u; the merge takes uidnext to $n" &&
+	test "$u" -lt "$n" &&
+	touch "$TRASH/go" &&
+	wait $lock && wait $lda &&
+	replica_start 2 &&
+	ids="$ids ahead2 raced" &&
+	views_agree $ids &&
+	view 1 >view.1 && record &&
+	test "$(sed -n "s/^raced \([0-9]*\).*/\1/p" view.1)" -ge "$n" &&
+	! grep "refusing" "$(replica_log 1)"
+'
+
 test_expect_success 'one folder made on both while apart: one UIDVALIDITY wins' '
 	replica_stop 2 &&
 	for i in 1 2; do
