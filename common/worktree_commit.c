@@ -548,43 +548,6 @@ static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
 	return held;
 }
 
-/* The file name part of "<folder>/<sub>/<name>". */
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
-/*
- * A name held back as a possible copy whose key is among the names to
- * look at now (the original going away: the other half of a move) is
- * looked at now too, so that the two pair up as a move instead of an
- * expunge now and an addition later.
- */
-static void take_later_halves(struct worktree *wt, struct strvec *names)
-{
-	size_t w = 0;
-
-	for (size_t i = 0; i < wt->later.n; i++) {
-		const char *held = base_name(wt->later.v[i]);
-		size_t klen = maildir_key_len(held);
-		bool take = false;
-		for (size_t j = 0; j < names->n && !take; j++) {
-			const char *n = base_name(names->v[j]);
-			take = maildir_key_len(n) == klen &&
-			       !memcmp(n, held, klen);
-		}
-		if (take) {
-			strvec_push(names, wt->later.v[i]);
-			free(wt->later.v[i]);
-		} else {
-			wt->later.v[w++] = wt->later.v[i];
-		}
-	}
-	wt->later.n = w;
-}
-
 /* One commit, from the marks it takes to the refs it moves. */
 struct commit {
 	struct worktree_result *res;
@@ -630,12 +593,17 @@ static void take_marks(struct worktree *wt, struct commit *c)
 	memset(&wt->folders, 0, sizeof wt->folders);
 	strmap_clear(&wt->folder_set);
 	wt->full = wt->root = false;
-	if (wt->later.n && clock_now() >= wt->later_due) {
+	/*
+	 * names held back (a copy, or half of a move) are looked at again
+	 * when due, and whenever the disk changed: the change may be their
+	 * other half (the source of a MOVE going, whatever its key), so the
+	 * two meet in one commit; those still waiting are held again
+	 */
+	if (wt->later.n && (clock_now() >= wt->later_due || c->names.n ||
+			    c->folders.n || c->full || c->root)) {
 		for (size_t i = 0; i < wt->later.n; i++)
 			strvec_push(&c->names, wt->later.v[i]);
 		strvec_clear(&wt->later);
-	} else if (wt->later.n) {
-		take_later_halves(wt, &c->names);
 	}
 	/* what could not be read last time is looked at again */
 	memset(&wt->unreadable, 0, sizeof wt->unreadable);

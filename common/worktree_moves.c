@@ -1,0 +1,261 @@
+/*
+ * worktree_moves: a client's MOVE seen in two halves stays one move
+ * (see worktree.h, and worktree.c for the invariants).
+ *
+ * Dovecot's MOVE on Maildir links each message into the destination's
+ * tmp/, renames the links into new/ or cur/ (the destination half: the
+ * file is there twice, st_nlink 2), and only then unlinks the sources
+ * (the other half).  The destination's name is the source's base name
+ * the first time a message moves; afterwards (its GUID is no longer its
+ * base name, or the destination's dovecot-uidlist still lists that
+ * name) it is a new one, so the message's key changes.  A commit that
+ * runs between the halves, or reads a MOVE that changed the key, must
+ * still make one move of it: a removal and an addition would lose the
+ * message's history (a concurrent change on a peer is merged into an
+ * expunge), and a big MOVE cut in two raises the mass-deletion alarm.
+ *
+ * So an addition that is a hard link is held back (as a copy is) for up
+ * to LINK_SETTLE seconds while its source may still go, and an addition
+ * nothing else explains whose bytes are those of a removal from another
+ * folder in the same scan is renamed back to the removed key, with its
+ * dovecot-uidlist record, and becomes that removal's move.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dovecot.h"
+#include "folder.h"
+#include "fsutil.h"
+#include "log.h"
+#include "maildir_name.h"
+#include "strbuf.h"
+#include "worktree_p.h"
+#include "xalloc.h"
+
+void wt_hold_back(struct scan *sc, const struct ent *a)
+{
+	/* looked at again by its name on disk (format 2: with letters) */
+	char *s = xasprintf("%s/%s/%s", a->folder, a->sub, wt_ent_disk(a));
+
+	strvec_push(&sc->later, s);
+	free(s);
+}
+
+bool wt_hold_link(struct scan *sc, const struct ent *a, time_t now)
+{
+	if (!a->linked || now - a->ctime >= LINK_SETTLE)
+		return false;
+	wt_hold_back(sc, a);
+	return true;
+}
+
+/* Does folder's cur/ or new/ hold a file whose key is key (klen bytes)? */
+static bool key_on_disk(struct worktree *wt, const char *folder,
+			const char *key, size_t klen)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < 2 && !found; i++) {
+		char *dir = wt_disk_dir(wt, folder, subs[i]);
+		DIR *dh = opendir(dir);
+		struct dirent *de;
+
+		while (dh && !found && (de = readdir(dh)))
+			found = maildir_key_len(de->d_name) == klen &&
+				!memcmp(de->d_name, key, klen);
+		if (dh)
+			closedir(dh);
+		free(dir);
+	}
+	return found;
+}
+
+/*
+ * Drop the records of u for key other than keep's: left by an earlier
+ * expunge of that key here (Dovecot keeps them until it rewrites the
+ * file, and drops them then, as their files are gone).  Whether any was.
+ */
+static bool drop_stale(struct uidlist *u, const char *key, size_t klen,
+		       const char *keep)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < u->n; i++) {
+		struct uidlist_rec *x = &u->v[i];
+		if (strcmp(x->base, keep) && maildir_key_len(x->base) == klen &&
+		    !memcmp(x->base, key, klen)) {
+			free(x->base);
+			free(x->ext);
+			continue;
+		}
+		u->v[w++] = *x;
+	}
+	if (w == u->n)
+		return false;
+	u->n = w;
+	return true;
+}
+
+/*
+ * Rename a's file to the name to (in its folder and sub) under Dovecot's
+ * lock, its uidlist record following: the same UID under the new base,
+ * Dovecot's GUID kept (E5).  0; E_NOTFOUND when it cannot be done (a's
+ * file gone, or to's key on disk there already); E_TEMP (logged).
+ */
+static int rename_back(struct worktree *wt, const struct ent *a,
+		       const char *to, size_t klen)
+{
+	char *dir = wt_disk_dir(wt, a->folder, NULL);
+	char *sd = wt_disk_dir(wt, a->folder, a->sub);
+	const char *from = wt_ent_disk(a);
+	char *fp = xasprintf("%s/%s", sd, from), *tp = xasprintf("%s/%s", sd, to);
+	char *ob = xstrndup(from, strcspn(from, ":"));
+	char *nb = xstrndup(to, strcspn(to, ":"));
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
+	struct uidlist u = UIDLIST_INIT;
+	bool have_u, dirty = false;
+	int ret, r;
+
+	if (dovecot_lock(&lock, dir, DV_LOCK_MS) < 0) {
+		ret = E_TEMP;
+		goto out;
+	}
+	r = uidlist_read(&u, dir);
+	have_u = r == 0;
+	if (r < 0 && r != E_NOTFOUND) {
+		ret = E_TEMP;
+	} else if (key_on_disk(wt, a->folder, to, klen)) {
+		ret = E_NOTFOUND;
+	} else if (rename_noreplace(fp, tp) < 0) {
+		ret = errno == ENOENT || errno == EEXIST ? E_NOTFOUND :
+		      (log_error_errno("rename '%s'", fp), E_TEMP);
+	} else {
+		ret = 0;
+		if (have_u)
+			dirty = drop_stale(&u, to, klen, ob);
+		for (size_t i = 0; have_u && i < u.n; i++) {
+			if (strcmp(u.v[i].base, ob))
+				continue;
+			free(u.v[i].base);
+			u.v[i].base = xstrdup(nb);
+			if (!strstr(u.v[i].ext, " G")) {
+				char *ext = xasprintf("%s G%s", u.v[i].ext, ob);
+				free(u.v[i].ext);
+				u.v[i].ext = ext;
+			}
+			dirty = true;
+			break;
+		}
+		if (dirty && uidlist_rewrite(dir, &u) < 0)
+			log_warn("'%s': the record of '%s' keeps its old name",
+				 dir, ob);
+	}
+	uidlist_release(&u);
+	dovecot_unlock(&lock);
+out:
+	free(dir);
+	free(sd);
+	free(fp);
+	free(tp);
+	free(ob);
+	free(nb);
+	return ret;
+}
+
+/* Make a the move of rm: its file renamed back to rm's key.  0, 1 when
+ * it cannot be (a stays an addition), < 0 (logged). */
+static int move_back(struct worktree *wt, struct scan *sc, struct ent *a,
+		     const struct ent *rm)
+{
+	struct strbuf nn = STRBUF_INIT;
+	int r;
+
+	strbuf_add(&nn, rm->name, rm->klen);
+	strbuf_addstr(&nn, wt_ent_disk(a) + a->klen);
+	if (nn.len > MAILDIR_NAME_MAX) {
+		strbuf_release(&nn);
+		return 1;
+	}
+	r = rename_back(wt, a, nn.buf, rm->klen);
+	if (r == 0) {
+		log_debug("'%s' in %s is '%.*s' moved under a new name; "
+			 "renamed back to '%s'", wt_ent_disk(a),
+			 folder_display(a->folder), (int)rm->klen,
+			 rm->name, nn.buf);
+		free(a->name);
+		free(a->dname);
+		a->dname = NULL;
+		if (sc->imap) {
+			struct strbuf tn = STRBUF_INIT;
+			wt_dv_tree_name(&tn, nn.buf);
+			if (strcmp(tn.buf, nn.buf))
+				a->dname = xstrdup(nn.buf);
+			a->name = strbuf_detach(&tn, NULL);
+		} else {
+			a->name = strbuf_detach(&nn, NULL);
+		}
+		a->klen = rm->klen;
+		a->fresh = false;
+	}
+	strbuf_release(&nn);
+	return r == 0 ? 0 : r == E_NOTFOUND ? 1 : r;
+}
+
+static int by_oid(const void *x, const void *y)
+{
+	const struct ent *a = *(const struct ent *const *)x;
+	const struct ent *b = *(const struct ent *const *)y;
+	int c = oid_cmp(&a->oid, &b->oid);
+
+	return c ? c : wt_ent_cmp(a, b);
+}
+
+int wt_pair_by_bytes(struct worktree *wt, struct scan *sc)
+{
+	struct ent **v = NULL;
+	size_t n = 0;
+	bool any = false;
+	int ret = 0;
+
+	for (size_t i = 0; i < sc->add.n && !any; i++)
+		any = sc->add.v[i].fresh;
+	if (!any)
+		return 0;
+	v = xcalloc(sc->rm.n ? sc->rm.n : 1, sizeof *v);
+	for (size_t i = 0; i < sc->rm.n; i++)
+		if (!sc->rm.v[i].claimed && sc->rm.v[i].have_oid)
+			v[n++] = &sc->rm.v[i];
+	qsort(v, n, sizeof *v, by_oid);
+	/* in key order, each takes the first removal with its bytes */
+	for (size_t i = 0; i < sc->add.n; i++) {
+		struct ent *a = &sc->add.v[i];
+		size_t lo = 0, hi = n;
+		int r = 1;
+
+		while (a->fresh && lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (oid_cmp(&v[mid]->oid, &a->oid) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; a->fresh && lo < n && oid_equal(&v[lo]->oid, &a->oid);
+		     lo++) {
+			if (v[lo]->claimed || !strcmp(v[lo]->folder, a->folder))
+				continue;
+			if ((r = move_back(wt, sc, a, v[lo])) == 0)
+				v[lo]->claimed = true;
+			break;
+		}
+		if (r < 0) {
+			ret = E_TEMP;
+			sc->temp_error = true;
+		}
+	}
+	free(v);
+	return ret;
+}
