@@ -524,7 +524,8 @@ int worktree_record_added(struct repo *r, const struct oid *before,
  */
 static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
 {
-	size_t w = 0, held = 0;
+	size_t w = 0, w2 = 0, held = 0;
+	struct strvec unpaired = { 0 };
 
 	for (size_t i = 0; i < sc->rm.n; i++) {
 		struct ent *e = &sc->rm.v[i];
@@ -532,16 +533,29 @@ static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
 			sc->rm.v[w++] = *e;
 			continue;
 		}
+		if (!strvec_has(&unpaired, e->folder))
+			strvec_push(&unpaired, e->folder);
 		worktree_dirty_name(wt, e->folder, e->sub, e->name);
 		wt_ent_release(e);
 		held++;
 	}
 	sc->rm.n = w;
+	/*
+	 * a folder stays gone when every message of it went elsewhere and
+	 * it is still not on disk: a RENAME's old name goes with its moves
+	 */
 	for (size_t i = 0; i < sc->mk_rm.n; i++) {
-		worktree_dirty_folder(wt, sc->mk_rm.v[i]);
+		const char *f = sc->mk_rm.v[i];
+		if (!strvec_has(&unpaired, f) && !wt_folder_on_disk(wt, f)) {
+			sc->mk_rm.v[w2++] = sc->mk_rm.v[i];
+			continue;
+		}
+		worktree_dirty_folder(wt, f);
+		free(sc->mk_rm.v[i]);
 		held++;
 	}
-	strvec_clear(&sc->mk_rm);
+	sc->mk_rm.n = w2;
+	strvec_clear(&unpaired);
 	if (held)
 		log_debug("the Maildir changed while it was read: %zu removals "
 			  "wait for a second look", held);

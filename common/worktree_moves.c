@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dovecot.h"
 #include "folder.h"
@@ -33,6 +34,7 @@
 #include "log.h"
 #include "maildir_name.h"
 #include "strbuf.h"
+#include "strvec.h"
 #include "worktree_p.h"
 #include "xalloc.h"
 
@@ -214,7 +216,7 @@ static int by_oid(const void *x, const void *y)
 	return c ? c : wt_ent_cmp(a, b);
 }
 
-int wt_pair_by_bytes(struct worktree *wt, struct scan *sc)
+static int pair_by_bytes(struct worktree *wt, struct scan *sc)
 {
 	struct ent **v = NULL;
 	size_t n = 0;
@@ -245,7 +247,7 @@ int wt_pair_by_bytes(struct worktree *wt, struct scan *sc)
 		}
 		for (; a->fresh && lo < n && oid_equal(&v[lo]->oid, &a->oid);
 		     lo++) {
-			if (v[lo]->claimed || !strcmp(v[lo]->folder, a->folder))
+			if (v[lo]->claimed)
 				continue;
 			if ((r = move_back(wt, sc, a, v[lo])) == 0)
 				v[lo]->claimed = true;
@@ -257,5 +259,224 @@ int wt_pair_by_bytes(struct worktree *wt, struct scan *sc)
 		}
 	}
 	free(v);
+	return ret;
+}
+
+/* Dovecot's uidlists of the folders a look needs, read once each. */
+struct uidlists {
+	struct strvec folders;
+	struct uidlist *v;	/* by folders' index; n 0 when there is none */
+	size_t alloc;
+};
+
+/* folder's uidlist in *out (empty when there is none); 0 or E_TEMP */
+static int uidlist_of(const struct uidlist **out, struct worktree *wt,
+		      struct uidlists *c, const char *folder)
+{
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
+	size_t i;
+	char *dir, *up;
+	int r;
+
+	for (i = 0; i < c->folders.n; i++)
+		if (!strcmp(c->folders.v[i], folder)) {
+			*out = &c->v[i];
+			return 0;
+		}
+	xgrow((void **)&c->v, &c->alloc, i + 1, sizeof *c->v);
+	memset(&c->v[i], 0, sizeof c->v[i]);
+	strvec_push(&c->folders, folder);
+	/*
+	 * under Dovecot's lock: its MOVE renames the files in before it
+	 * appends their records, and lets the lock go after
+	 */
+	dir = wt_disk_dir(wt, folder, NULL);
+	up = xasprintf("%s/dovecot-uidlist", dir);
+	if (!path_exists(up)) {
+		r = 0;
+	} else if ((r = dovecot_lock(&lock, dir, DV_LOCK_MS)) == 0) {
+		r = uidlist_read(&c->v[i], dir);
+		dovecot_unlock(&lock);
+	}
+	if (r < 0)
+		uidlist_release(&c->v[i]);
+	free(up);
+	free(dir);
+	*out = &c->v[i];
+	return r == E_NOTFOUND || r == E_INVALID ? 0 : r;
+}
+
+static void uidlists_release(struct uidlists *c)
+{
+	for (size_t i = 0; i < c->folders.n; i++)
+		uidlist_release(&c->v[i]);
+	free(c->v);
+	strvec_clear(&c->folders);
+}
+
+/*
+ * The key Dovecot's record of a's file gives as the message's GUID when
+ * it is not a's own: the base name it had before a MOVE or COPY gave it
+ * a new one.  *out a new string, or NULL; 0 or E_TEMP.
+ */
+static int guid_key(char **out, struct worktree *wt, struct uidlists *c,
+		    const struct ent *a)
+{
+	const char *disk = wt_ent_disk(a), *g;
+	char *base = xstrndup(disk, strcspn(disk, ":"));
+	const struct uidlist_rec *rec = NULL;
+	const struct uidlist *u;
+	size_t glen;
+
+	*out = NULL;
+	if (uidlist_of(&u, wt, c, a->folder) < 0) {
+		free(base);
+		return E_TEMP;
+	}
+	rec = uidlist_find(u, base);
+	free(base);
+	if (!rec || !(g = strstr(rec->ext, " G")))
+		return 0;
+	g += 2;
+	glen = maildir_key_len(g);
+	if (glen > strcspn(g, " "))
+		glen = strcspn(g, " ");
+	if (glen && (glen != a->klen || memcmp(g, a->name, glen)))
+		*out = xstrndup(g, glen);
+	return 0;
+}
+
+static bool rm_has(const struct scan *sc, const struct hit *h)
+{
+	for (size_t i = 0; i < sc->rm.n; i++)
+		if (sc->rm.v[i].sub == h->sub &&
+		    !strcmp(sc->rm.v[i].name, h->name) &&
+		    !strcmp(sc->rm.v[i].folder, h->folder))
+			return true;
+	return false;
+}
+
+/* Is the worktree's message h still on disk? */
+static bool hit_on_disk(struct worktree *wt, struct scan *sc,
+			const struct hit *h)
+{
+	char *dir = wt_disk_dir(wt, h->folder, h->sub);
+	char *p = xasprintf("%s/%s", dir, h->name);
+	bool there = path_exists(p);
+
+	if (!there && sc->imap) {
+		char *dn = wt_dv_disk_name(wt, sc, h->folder, h->sub, h->name);
+		there = dn != NULL;
+		free(dn);
+	}
+	free(p);
+	free(dir);
+	return there;
+}
+
+/*
+ * An addition nothing explained, whose Dovecot record names another key
+ * as its GUID (a MOVE that gave it a new name): that key's message in
+ * the worktree, gone from disk, is what moved; still on disk, the MOVE
+ * is under way (its unlinks come after), and the addition waits for it
+ * up to LINK_SETTLE.  0 kept as it is or made a move (*extra gets the
+ * removal), 1 held back, < 0.
+ */
+static int by_guid(struct worktree *wt, struct scan *sc, struct uidlists *c,
+		   struct ent *a, time_t now, struct entv *extra)
+{
+	struct hitv hits = { 0 };
+	char *key;
+	int r = guid_key(&key, wt, c, a);
+
+	if (r < 0 || !key)
+		return r;
+	if (wt_find_key(wt, &hits, sc->wtree, wt_scan_root_tree(sc), key,
+			strlen(key)) < 0) {
+		free(key);
+		return E_TEMP;
+	}
+	for (size_t h = 0; h < hits.n && r == 0 && a->fresh; h++) {
+		const struct hit *x = &hits.v[h];
+		struct ent rm = { .folder = x->folder, .sub = x->sub,
+				  .name = x->name, .klen = strlen(key) };
+		struct ent *e;
+
+		if (rm_has(sc, x))
+			continue;	/* its removal is another's, or not ours */
+		if (hit_on_disk(wt, sc, x)) {
+			if (now - a->ctime < LINK_SETTLE) {
+				wt_hold_back(sc, a);
+				r = 1;
+			}
+			break;
+		}
+		if ((r = move_back(wt, sc, a, &rm)) != 0) {
+			r = r < 0 ? r : 0;
+			break;
+		}
+		e = wt_entv_push(extra, x->folder, x->sub, x->name);
+		oid_cpy(&e->oid, &x->oid);
+		e->have_oid = e->claimed = true;
+	}
+	wt_hitv_clear(&hits);
+	free(key);
+	return r;
+}
+
+static bool ent_on_disk(struct worktree *wt, const struct ent *a)
+{
+	char *dir = wt_disk_dir(wt, a->folder, a->sub);
+	char *p = xasprintf("%s/%s", dir, wt_ent_disk(a));
+	bool there = path_exists(p);
+
+	free(p);
+	free(dir);
+	return there;
+}
+
+int wt_pair_moves(struct worktree *wt, struct scan *sc)
+{
+	struct uidlists c = { 0 };
+	struct entv extra = { 0 };
+	time_t now = time(NULL);
+	size_t w = 0;
+	int ret = pair_by_bytes(wt, sc);
+
+	for (size_t i = 0; i < sc->add.n; i++) {
+		struct ent *a = &sc->add.v[i];
+		int r = ret == 0 && a->fresh ?
+			by_guid(wt, sc, &c, a, now, &extra) : 0;
+
+		/*
+		 * a new message gone again since it was read: the first half
+		 * of a MOVE whose second moved it on (its event follows);
+		 * committed, it would be an addition and then an expunge
+		 */
+		if (r == 0 && a->fresh && !ent_on_disk(wt, a)) {
+			wt_ent_release(a);
+			continue;
+		}
+
+		if (r < 0)
+			ret = r;
+		if (r == 1)
+			wt_ent_release(a);
+		else
+			sc->add.v[w++] = *a;
+	}
+	sc->add.n = w;
+	for (size_t i = 0; i < extra.n; i++) {
+		struct ent *x = wt_entv_push(&sc->rm, extra.v[i].folder,
+					     extra.v[i].sub, extra.v[i].name);
+		oid_cpy(&x->oid, &extra.v[i].oid);
+		x->have_oid = x->claimed = true;
+	}
+	if (extra.n)
+		qsort(sc->rm.v, sc->rm.n, sizeof *sc->rm.v, wt_ent_cmp);
+	wt_entv_clear(&extra);
+	uidlists_release(&c);
+	if (ret < 0)
+		sc->temp_error = true;
 	return ret;
 }

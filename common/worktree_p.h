@@ -326,13 +326,16 @@ bool wt_hold_link(struct scan *sc, const struct ent *a, time_t now);
 /*
  * A MOVE that gave the message a new name (Dovecot's does when the
  * destination knows the old base name, or the message's GUID is not
- * its base name): an addition whose key nothing explains (fresh) with
- * the bytes of a removal from another folder is that removal moved.
- * The file is renamed back to the removed key, its dovecot-uidlist
- * record following (the same UID, E5), so the change is one move and
- * the message keeps its identity.  0, or E_TEMP.
+ * its base name).  An addition whose key nothing explains (fresh) is
+ * that move when it has the bytes of a removal of the scan, or when its
+ * dovecot-uidlist record names as its GUID a key the worktree holds
+ * and the disk no longer does; while that key's file is still on disk
+ * the addition is held back (up to LINK_SETTLE), as the source's unlink
+ * is to come.  The file is renamed back to the old key, its record
+ * following (the same UID, E5), so the change is one move and the
+ * message keeps its identity.  0, or E_TEMP.
  */
-int wt_pair_by_bytes(struct worktree *wt, struct scan *sc);
+int wt_pair_moves(struct worktree *wt, struct scan *sc);
 
 /* --- committing (worktree_commit.c) --------------------------------------- */
 

@@ -1008,7 +1008,7 @@ int wt_resolve(struct worktree *wt, struct scan *sc)
 	wt_entv_clear(&extra);
 	qsort(sc->rm.v, sc->rm.n, sizeof *sc->rm.v, wt_ent_cmp);
 	if (ret == 0)
-		ret = wt_pair_by_bytes(wt, sc);
+		ret = wt_pair_moves(wt, sc);
 	/* a rekeyed addition moved in the order */
 	qsort(sc->add.v, sc->add.n, sizeof *sc->add.v, wt_ent_cmp);
 	if (ret < 0)
