@@ -176,8 +176,12 @@ static int move_back(struct worktree *wt, struct scan *sc, struct ent *a,
 	struct strbuf nn = STRBUF_INIT;
 	int r;
 
-	strbuf_add(&nn, rm->name, rm->klen);
-	strbuf_addstr(&nn, wt_ent_disk(a) + a->klen);
+	/*
+	 * the old base name whole (its ",S=" fields too: Dovecot's uidlist
+	 * knows a message by it), the new flags and keyword letters
+	 */
+	strbuf_add(&nn, rm->name, strcspn(rm->name, ":"));
+	strbuf_addstr(&nn, wt_ent_disk(a) + strcspn(wt_ent_disk(a), ":"));
 	if (nn.len > MAILDIR_NAME_MAX) {
 		strbuf_release(&nn);
 		return 1;
@@ -435,6 +439,69 @@ static bool ent_on_disk(struct worktree *wt, const struct ent *a)
 	return there;
 }
 
+/* The removal of a's key in the scan (sc->rm sorted by key), or NULL. */
+static struct ent *rm_of(struct scan *sc, const struct ent *a)
+{
+	size_t lo = 0, hi = sc->rm.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (wt_key_cmp(&sc->rm.v[mid], a->name, a->klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < sc->rm.n && !wt_key_cmp(&sc->rm.v[lo], a->name, a->klen) ?
+	       &sc->rm.v[lo] : NULL;
+}
+
+/*
+ * Format 2: a folder with a message held back takes no other new one
+ * in this commit (a move in, a copy, a new message): Dovecot numbered
+ * them in one go, and the folder's uidnext may not pass the UID of the
+ * one held back (it could never be given then).  They wait together;
+ * the removal a move in pairs with waits too.  Flag changes stand.
+ */
+static void hold_folders(struct worktree *wt, struct scan *sc)
+{
+	struct strvec held = { 0 };
+	size_t w = 0, wr = 0;
+
+	for (size_t i = 0; i < sc->later.n; i++) {
+		const char *slash = strchr(sc->later.v[i], '/');
+		char *f = xstrndup(sc->later.v[i], slash - sc->later.v[i]);
+		if (!strvec_has(&held, f))
+			strvec_push(&held, f);
+		free(f);
+	}
+	for (size_t i = 0; i < sc->add.n; i++) {
+		struct ent *a = &sc->add.v[i];
+		struct ent *rm = rm_of(sc, a);
+
+		if (!strvec_has(&held, a->folder) ||
+		    (rm && !strcmp(rm->folder, a->folder))) {
+			sc->add.v[w++] = *a;
+			continue;
+		}
+		if (rm) {
+			worktree_dirty_name(wt, rm->folder, rm->sub, rm->name);
+			rm->claimed = false;
+			rm->have_oid = false;	/* dropped below */
+		}
+		wt_hold_back(sc, a);
+		wt_ent_release(a);
+	}
+	sc->add.n = w;
+	for (size_t i = 0; i < sc->rm.n; i++) {
+		if (sc->rm.v[i].have_oid)
+			sc->rm.v[wr++] = sc->rm.v[i];
+		else
+			wt_ent_release(&sc->rm.v[i]);
+	}
+	sc->rm.n = wr;
+	strvec_clear(&held);
+}
+
 int wt_pair_moves(struct worktree *wt, struct scan *sc)
 {
 	struct uidlists c = { 0 };
@@ -476,6 +543,8 @@ int wt_pair_moves(struct worktree *wt, struct scan *sc)
 		qsort(sc->rm.v, sc->rm.n, sizeof *sc->rm.v, wt_ent_cmp);
 	wt_entv_clear(&extra);
 	uidlists_release(&c);
+	if (ret == 0 && sc->imap && sc->later.n)
+		hold_folders(wt, sc);
 	if (ret < 0)
 		sc->temp_error = true;
 	return ret;

@@ -15,7 +15,7 @@ make_msgs() {
 		my ($dir, $n, $p) = @ARGV;
 		for my $i (1 .. $n) {
 			my $t = 1700000000 + $i;
-			my $name = "$dir/$t.M${i}P1$p.test,S=60:2,S";
+			my $name = "$dir/$t.M${i}P1$p.test:2,S";
 			open(my $f, ">", $name) or die "$name: $!";
 			print $f "From: a\@example.org\nMessage-ID: <$p$i\@x>\n";
 			print $f "Subject: m $i\n\nmessage $p $i\n";

@@ -388,9 +388,9 @@ int main(void)
 	ok(sync_commit(&res) == 0 && res.counts.moved == 1 &&
 	   !res.counts.expunged && !res.counts.added,
 	   "a move under a new name is one move");
-	agree(".Lists/cur/" K1 ",S=5:2,FS .Lists/cur/" K2 ",W=4:2,S",
+	agree(".Lists/cur/" K1 ",S=5:2,FS .Lists/cur/" K2 ":2,S",
 	      "under its key again");
-	mv(".Lists/cur/" K2 ",W=4:2,S", ".Lists/cur/" K2 ":2,");
+	mv(".Lists/cur/" K2 ":2,S", ".Lists/cur/" K2 ":2,");
 	worktree_dirty_folder(wt, ".Lists");
 	ok(sync_commit(&res) == 0 && res.counts.flagged == 1, "flags back");
 
