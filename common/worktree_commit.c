@@ -524,7 +524,8 @@ int worktree_record_added(struct repo *r, const struct oid *before,
  */
 static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
 {
-	size_t w = 0, held = 0;
+	size_t w = 0, w2 = 0, held = 0;
+	struct strvec unpaired = { 0 };
 
 	for (size_t i = 0; i < sc->rm.n; i++) {
 		struct ent *e = &sc->rm.v[i];
@@ -532,57 +533,33 @@ static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
 			sc->rm.v[w++] = *e;
 			continue;
 		}
+		if (!strvec_has(&unpaired, e->folder))
+			strvec_push(&unpaired, e->folder);
 		worktree_dirty_name(wt, e->folder, e->sub, e->name);
 		wt_ent_release(e);
 		held++;
 	}
 	sc->rm.n = w;
+	/*
+	 * a folder stays gone when every message of it went elsewhere and
+	 * it is still not on disk: a RENAME's old name goes with its moves
+	 */
 	for (size_t i = 0; i < sc->mk_rm.n; i++) {
-		worktree_dirty_folder(wt, sc->mk_rm.v[i]);
+		const char *f = sc->mk_rm.v[i];
+		if (!strvec_has(&unpaired, f) && !wt_folder_on_disk(wt, f)) {
+			sc->mk_rm.v[w2++] = sc->mk_rm.v[i];
+			continue;
+		}
+		worktree_dirty_folder(wt, f);
+		free(sc->mk_rm.v[i]);
 		held++;
 	}
-	strvec_clear(&sc->mk_rm);
+	sc->mk_rm.n = w2;
+	strvec_clear(&unpaired);
 	if (held)
 		log_debug("the Maildir changed while it was read: %zu removals "
 			  "wait for a second look", held);
 	return held;
-}
-
-/* The file name part of "<folder>/<sub>/<name>". */
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
-/*
- * A name held back as a possible copy whose key is among the names to
- * look at now (the original going away: the other half of a move) is
- * looked at now too, so that the two pair up as a move instead of an
- * expunge now and an addition later.
- */
-static void take_later_halves(struct worktree *wt, struct strvec *names)
-{
-	size_t w = 0;
-
-	for (size_t i = 0; i < wt->later.n; i++) {
-		const char *held = base_name(wt->later.v[i]);
-		size_t klen = maildir_key_len(held);
-		bool take = false;
-		for (size_t j = 0; j < names->n && !take; j++) {
-			const char *n = base_name(names->v[j]);
-			take = maildir_key_len(n) == klen &&
-			       !memcmp(n, held, klen);
-		}
-		if (take) {
-			strvec_push(names, wt->later.v[i]);
-			free(wt->later.v[i]);
-		} else {
-			wt->later.v[w++] = wt->later.v[i];
-		}
-	}
-	wt->later.n = w;
 }
 
 /* One commit, from the marks it takes to the refs it moves. */
@@ -630,12 +607,17 @@ static void take_marks(struct worktree *wt, struct commit *c)
 	memset(&wt->folders, 0, sizeof wt->folders);
 	strmap_clear(&wt->folder_set);
 	wt->full = wt->root = false;
-	if (wt->later.n && clock_now() >= wt->later_due) {
+	/*
+	 * names held back (a copy, or half of a move) are looked at again
+	 * when due, and whenever the disk changed: the change may be their
+	 * other half (the source of a MOVE going, whatever its key), so the
+	 * two meet in one commit; those still waiting are held again
+	 */
+	if (wt->later.n && (clock_now() >= wt->later_due || c->names.n ||
+			    c->folders.n || c->full || c->root)) {
 		for (size_t i = 0; i < wt->later.n; i++)
 			strvec_push(&c->names, wt->later.v[i]);
 		strvec_clear(&wt->later);
-	} else if (wt->later.n) {
-		take_later_halves(wt, &c->names);
 	}
 	/* what could not be read last time is looked at again */
 	memset(&wt->unreadable, 0, sizeof wt->unreadable);

@@ -481,6 +481,7 @@ char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
 struct cfolder {
 	char *folder;
 	struct strvec names;	/* disk names of the changed files */
+	struct strvec held;	/* disk names of files held back */
 };
 
 static int cfolder_cmp(const void *a, const void *b)
@@ -612,6 +613,14 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		rc->changed[s] = true;
 		strvec_clear(&kw);
 	}
+	/* uidnext stays at or below a UID held back, to be given still */
+	for (size_t i = 0; i < cf->held.n; i++) {
+		char *base = xstrndup(cf->held.v[i], strcspn(cf->held.v[i], ":"));
+		const struct uidlist_rec *h = uidlist_find(&u, base);
+		if (h && h->uid < f->uidnext)
+			f->uidnext = h->uid;
+		free(base);
+	}
 	if (have_tf && tf.uidvalidity == f->uidvalidity &&
 	    tf.uidnext > f->uidnext)
 		f->uidnext = tf.uidnext;
@@ -690,6 +699,7 @@ static int rcommit_write(struct rcommit *rk, const struct strvec *gone,
 	for (size_t i = 0; i < rk->ncf; i++) {
 		free(rk->cf[i].folder);
 		strvec_clear(&rk->cf[i].names);
+		strvec_clear(&rk->cf[i].held);
 	}
 	free(rk->cf);
 	rk->cf = NULL;
@@ -807,6 +817,15 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 	}
 	for (size_t i = 0; i < sc->mk_add.n; i++)
 		cfolder_get(&rk.cf, &rk.ncf, &rk.acf, sc->mk_add.v[i]);
+	/* "<folder>/<sub>/<disk name>" held back (worktree_moves.c) */
+	for (size_t i = 0; i < sc->later.n; i++) {
+		const char *l = sc->later.v[i], *s1 = strchr(l, '/');
+		const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+		for (size_t j = 0; s2 && j < rk.ncf; j++)
+			if (strlen(rk.cf[j].folder) == (size_t)(s1 - l) &&
+			    !strncmp(rk.cf[j].folder, l, s1 - l))
+				strvec_push(&rk.cf[j].held, s2 + 1);
+	}
 	/* folders an apply left: Dovecot's next UID goes into the tree */
 	for (size_t i = 0; i < wt->dv_stale.n; i++)
 		if (!strvec_has(&sc->mk_rm, wt->dv_stale.v[i]) &&

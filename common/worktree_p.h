@@ -15,6 +15,8 @@
  *				the records a commit writes from Dovecot's
  *				files, maildag-lda's numbering
  *	worktree_dvapply.c	format 2: Dovecot's files at an apply
+ *	worktree_moves.c	a MOVE in two halves, or under a new name,
+ *				kept one move
  * The invariants are those of worktree.c's head comment.
  */
 #ifndef WORKTREE_P_H
@@ -37,6 +39,7 @@
 #define SUBSCRIPTIONS "subscriptions"
 #define DIRTY_MAX 500000	/* more dirty names than this: rescan all */
 #define COPY_SETTLE 2		/* seconds a duplicate key may be half a move */
+#define LINK_SETTLE 10		/* the same, for a hard link (Dovecot's MOVE) */
 #define SCAN_SLICE_ADDS 5000	/* new files one slice of a rescan reads */
 #define SCAN_SLICE_MIN 32	/* folders a slice looks at, at least */
 #define KIDX_FOLDERS 64		/* more folders than this: index keys */
@@ -194,6 +197,8 @@ struct ent {
 	bool have_oid;
 	bool claimed;		/* rm: its key was added elsewhere (a rename) */
 	bool rehash;		/* add: new bytes under a known name */
+	bool linked;		/* add: a hard link (st_nlink > 1) */
+	bool fresh;		/* add: a key no removal or tree explains */
 	long long mtime;	/* on disk (add); MTIME_NONE when unknown */
 	time_t ctime;
 	char *dname;		/* format 2: the name on disk (with keyword
@@ -304,6 +309,33 @@ bool wt_same_place(const struct ent *a, const struct ent *b);
  * (logged).
  */
 int wt_resolve(struct worktree *wt, struct scan *sc);
+
+/* --- moves under a new name (worktree_moves.c) ---------------------------- */
+
+/* Hold a back for a later look (by its name on disk). */
+void wt_hold_back(struct scan *sc, const struct ent *a);
+
+/*
+ * Is the addition a, whose key the worktree does not hold, half of a
+ * move in progress: a hard link (Dovecot's MOVE and COPY link the file,
+ * then unlink the source) younger than LINK_SETTLE?  Then it is held
+ * back (true), to meet the removal of its source.
+ */
+bool wt_hold_link(struct scan *sc, const struct ent *a, time_t now);
+
+/*
+ * A MOVE that gave the message a new name (Dovecot's does when the
+ * destination knows the old base name, or the message's GUID is not
+ * its base name).  An addition whose key nothing explains (fresh) is
+ * that move when it has the bytes of a removal of the scan, or when its
+ * dovecot-uidlist record names as its GUID a key the worktree holds
+ * and the disk no longer does; while that key's file is still on disk
+ * the addition is held back (up to LINK_SETTLE), as the source's unlink
+ * is to come.  The file is renamed back to the old key, its record
+ * following (the same UID, E5), so the change is one move and the
+ * message keeps its identity.  0, or E_TEMP.
+ */
+int wt_pair_moves(struct worktree *wt, struct scan *sc);
 
 /* --- committing (worktree_commit.c) --------------------------------------- */
 

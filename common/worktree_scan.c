@@ -304,6 +304,7 @@ int wt_scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 			e->dname = xstrdup(dname);
 		e->mtime = st.st_mtime;
 		e->ctime = st.st_ctime;
+		e->linked = st.st_nlink > 1;
 	} else if (on_disk) {
 		ret = scan_both(wt, sc, folder, sub, name, dname, &oid, &st);
 	}
@@ -443,6 +444,7 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 					e->dname = xstrdup(d[di].dname);
 				e->mtime = sb.st_mtime;
 				e->ctime = sb.st_ctime;
+				e->linked = sb.st_nlink > 1;
 			} else if (c == 0 && f) {
 				scan_both(wt, sc, folder, sub, d[di].name,
 					  dent_disk(&d[di]),
@@ -866,15 +868,6 @@ static int hash_add(struct worktree *wt, struct scan *sc, struct ent *e)
 	return ret;
 }
 
-static void hold_back(struct scan *sc, const struct ent *e)
-{
-	/* looked at again by its name on disk (format 2: with letters) */
-	char *s = xasprintf("%s/%s/%s", e->folder, e->sub, wt_ent_disk(e));
-
-	strvec_push(&sc->later, s);
-	free(s);
-}
-
 /*
  * Give one addition its blob: 0 keep it, 1 drop it, < 0 failed.  The blob
  * of the same key removed in this batch (a rename), else of the same key
@@ -888,7 +881,9 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 {
 	struct ent *rm = find_rm(sc, a->name, a->klen);
 	struct hitv hits = { 0 };
-	bool dup, settled = now - a->ctime >= COPY_SETTLE;
+	/* a hard link is what Dovecot's MOVE makes: its unlink may lag */
+	bool dup, settled = now - a->ctime >= (a->linked ? LINK_SETTLE :
+					       COPY_SETTLE);
 	int r;
 
 	if (rm) {
@@ -954,9 +949,11 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 		wt_hitv_clear(&hits);
 	}
 	if (dup && !settled) {
-		hold_back(sc, a);
+		wt_hold_back(sc, a);
 		return 1;
 	}
+	if (!dup && !a->have_oid && wt_hold_link(sc, a, now))
+		return 1;
 	if (dup) {
 		r = rekey(wt, a, sc->imap);
 		if (r == E_NOTFOUND)
@@ -970,6 +967,7 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 			return 1;
 		if (r < 0)
 			return E_TEMP;
+		a->fresh = !dup && !a->rehash;
 	}
 	return 0;
 }
@@ -1009,6 +1007,8 @@ int wt_resolve(struct worktree *wt, struct scan *sc)
 	}
 	wt_entv_clear(&extra);
 	qsort(sc->rm.v, sc->rm.n, sizeof *sc->rm.v, wt_ent_cmp);
+	if (ret == 0)
+		ret = wt_pair_moves(wt, sc);
 	/* a rekeyed addition moved in the order */
 	qsort(sc->add.v, sc->add.n, sizeof *sc->add.v, wt_ent_cmp);
 	if (ret < 0)

@@ -357,15 +357,45 @@ int main(void)
 		mtimes_release(&mt);
 	}
 
-	/* 5. a copy that keeps the key (Dovecot's COPY) gets its own key */
+	/*
+	 * 5. Dovecot's MOVE: a hard link in the destination, the source
+	 * unlinked later; held back while the source may still go, so the
+	 * two halves are one move however late the second comes
+	 */
 	{
 		char *p = xasprintf("%s/.Lists/cur/" K2 ":2,", maildir);
 		char *q = xasprintf("%s/cur/" K2 ":2,", maildir);
 		if (link(p, q) < 0)
 			log_fatal("link");
+		worktree_dirty_name(wt, "", "cur", K2 ":2,");
+		ok(sync_commit(&res) == 0 && !res.committed && res.deferred == 1,
+		   "a hard link is held back (it may be half a move)");
+		sleep(3);
+		ok(sync_commit(&res) == 0 && !res.committed && res.deferred == 1,
+		   "still held after a copy's two seconds");
+		unlink(p);
+		worktree_dirty_name(wt, ".Lists", "cur", K2 ":2,");
+		ok(sync_commit(&res) == 0 && res.committed &&
+		   res.counts.moved == 1 && !res.counts.expunged &&
+		   !res.counts.added, "the source gone: one move");
 		free(p);
 		free(q);
 	}
+	/* a MOVE that gave a new name: renamed back, one move */
+	mv("cur/" K2 ":2,", ".Lists/cur/1800000009.M9P9.vm,W=4:2,S");
+	worktree_dirty_folder(wt, "");
+	worktree_dirty_folder(wt, ".Lists");
+	ok(sync_commit(&res) == 0 && res.counts.moved == 1 &&
+	   !res.counts.expunged && !res.counts.added,
+	   "a move under a new name is one move");
+	agree(".Lists/cur/" K1 ",S=5:2,FS .Lists/cur/" K2 ":2,S",
+	      "under its key again");
+	mv(".Lists/cur/" K2 ":2,S", ".Lists/cur/" K2 ":2,");
+	worktree_dirty_folder(wt, ".Lists");
+	ok(sync_commit(&res) == 0 && res.counts.flagged == 1, "flags back");
+
+	/* a copy that keeps the key (Dovecot's COPY) gets its own key */
+	put("cur/" K2 ":2,", "two\n", 1600000000);
 	worktree_dirty_name(wt, "", "cur", K2 ":2,");
 	ok(sync_commit(&res) == 0 && !res.committed && res.deferred == 1,
 	   "a fresh copy is held back (it may be half a move)");
