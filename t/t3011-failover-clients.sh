@@ -90,6 +90,8 @@ test_expect_success "setup: two replicas, format $FORMAT; the clients' homes" '
 		replica_ugit 2 update-ref -d refs/maildag/worktree &&
 		rm -f "$(replica_maildir 2)/dovecot-uidlist"
 	fi &&
+	# the Dovecot settings maildag-syncd(8) asks for (t3012 says why)
+	imap_failover_conf 1 && imap_failover_conf 2 &&
 	replica_start 1 && replica_start 2 &&
 	tunnel 1 && tunnel 2 && point 1 &&
 	test_user_setup "$TEST_USER" "$CLIENT" &&
