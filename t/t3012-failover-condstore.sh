@@ -81,10 +81,16 @@ for mid, r in sorted(now.items()):
 sys.exit(1 if missed else 0)'
 }
 
+# what maildag-syncd says at start when Dovecot's settings are Debian's
+UNSAFE="dovecot keeps its indexes on disk and advertises CONDSTORE: a CONDSTORE or QRESYNC client moved between replicas can miss changes"
+SAFE="settings make CONDSTORE clients resynchronise"
+
 test_expect_success 'setup: two format 2 replicas, three messages, CONDSTORE clients on both' '
 	replica_setup imap $TEST_USER $TEST_USER &&
-	replica_config 1 --extra "\"uid_slot\": 0" &&
-	replica_config 2 --extra "\"uid_slot\": 1" &&
+	for i in 1 2; do
+		replica_config $i --extra "\"uid_slot\": $((i - 1)), \"dovecot_config\": \"$TRASH/imap/dovecot-r$i/dovecot.conf\"" ||
+			return 1
+	done &&
 	rm -rf "$(replica_repo 1)" "$(replica_repo 2)" &&
 	replica_run 1 maildag init --format 2 >/dev/null &&
 	replica_run 2 maildag init --format 2 >/dev/null &&
@@ -96,7 +102,9 @@ test_expect_success 'setup: two format 2 replicas, three messages, CONDSTORE cli
 	views_agree m1 m2 m3 &&
 	# both Dovecots keep modseqs per message from now on, as they do
 	# once any CONDSTORE client has opened the folder
-	test -n "$(modseq_of 1)" && test -n "$(modseq_of 2)"
+	test -n "$(modseq_of 1)" && test -n "$(modseq_of 2)" &&
+	# maildag-syncd asked doveconf, and says what that means
+	replica_wait_log 1 "$UNSAFE" && replica_wait_log 2 "$UNSAFE"
 '
 
 test_expect_success 'Dovecot'"'"'s defaults: a modseq of r1 used on r2 misses changes (why the settings are needed)' '
@@ -147,7 +155,10 @@ test_expect_success 'failover settings: a client holding r1'"'"'s modseq is made
 	replica_unflag 1 m3 "later" &&
 	# r1 gives the client no modseq to carry over
 	test "$(modseq_of 1)" = NOMODSEQ &&
+	warned=$(replica_log_count 2 "$UNSAFE") &&
 	replica_start 2 &&
+	replica_wait_log 2 "$SAFE" &&
+	test "$(replica_log_count 2 "$UNSAFE")" = "$warned" &&
 	replica_flag 1 m1 "\\Seen" &&
 	replica_flag 2 m2 "\$Forwarded" &&
 	views_agree m1 m2 m3 &&
