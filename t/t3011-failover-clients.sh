@@ -1,5 +1,5 @@
 #!/bin/sh
-test_description='format 2: real IMAP clients fail over.  mbsync and offlineimap3 sync a local Maildir from replica r1 (its Dovecot through a pre-auth tunnel), are then pointed at r2: the next run downloads nothing again, keeps every local file (same inode), reports no UIDVALIDITY change, and carries what was changed on r2 (flags, keywords, a new message, an expunge) and what the client changed, both ways'
+test_description='format 2: real IMAP clients fail over.  mbsync and offlineimap3 sync a local Maildir from replica r1 (its Dovecot through a pre-auth tunnel), are then pointed at r2: the next run downloads nothing again, keeps every local file (same inode), reports no UIDVALIDITY change, and carries what was changed on r2 (flags, keywords, a new message, an expunge) and what the client changed, both ways; moved to a replica that is behind, the clients drop what it lacks, and only offlineimap3 takes it again'
 . "$abs_top_srcdir/t/test-lib.sh"
 . "$abs_top_srcdir/t/lib-dovecot.sh"
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
@@ -337,6 +337,37 @@ test_expect_success 'back on r1, offlineimap has nothing to do; Dovecot logs cle
 	oi_fresh &&
 	files "$CLIENT/oi" >oi-files.back &&
 	test_cmp oi-files.before oi-files.back &&
+	dovecot_logs_clean
+'
+
+# What maildag-syncd(8) says of a move to a replica that is behind: r2,
+# apart, lacks a message both clients took from r1.  Both drop their
+# copy (r2 shows it as gone); once r2 has it, under the same UID,
+# offlineimap3 downloads it again, and mbsync does not (the UID is at
+# or below what it has pulled already, which it takes as old).
+test_expect_success 'moved to a replica that is behind: the clients drop what it lacks; offlineimap3 takes it again later, mbsync does not' '
+	point 1 &&
+	replica_stop 2 &&
+	replica_deliver 1 m7 &&
+	view 1 >view.1 && grep "^m7 " view.1 &&
+	mbsync_run >/dev/null && has_file "$CLIENT/mb" m7 &&
+	oi_run >/dev/null && has_file "$CLIENT/oi" m7 &&
+	point 2 &&
+	mbsync_run >/dev/null &&
+	grep -F "(pulled deletion)" mbsync.out &&
+	! grep -rl "^Message-ID: <m7\." "$CLIENT/mb" &&
+	oi_run >/dev/null &&
+	grep "^Deleting 1 messages" oi.out &&
+	! grep -rl "^Message-ID: <m7\." "$CLIENT/oi" &&
+	replica_start 2 &&
+	agree m7 &&
+	grep "^m7 " view.1 >m7.1 && grep "^m7 " view.2 >m7.2 &&
+	test_cmp m7.1 m7.2 &&
+	oi_run >/dev/null &&
+	test $(grep -c "Copy message" oi.out) = 1 &&
+	has_file "$CLIENT/oi" m7 &&
+	mbsync_run >/dev/null &&
+	! grep -rl "^Message-ID: <m7\." "$CLIENT/mb" &&
 	dovecot_logs_clean
 '
 
