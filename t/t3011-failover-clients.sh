@@ -340,18 +340,27 @@ test_expect_success 'back on r1, offlineimap has nothing to do; Dovecot logs cle
 	dovecot_logs_clean
 '
 
+# flagged DIR ID: message ID's file in the client's Maildir DIR has
+# the flag F
+flagged() {
+	grep -rl "^Message-ID: <$2\." "$1" | grep -E '/(cur|new)/[^/]*:2,[A-Za-z]*F'
+}
+
 # What maildag-syncd(8) says of a move to a replica that is behind: r2,
-# apart, lacks a message both clients took from r1.  Both drop their
-# copy (r2 shows it as gone); once r2 has it, under the same UID,
-# offlineimap3 downloads it again, and mbsync does not (the UID is at
-# or below what it has pulled already, which it takes as old).
-test_expect_success 'moved to a replica that is behind: the clients drop what it lacks; offlineimap3 takes it again later, mbsync does not' '
+# apart, lacks a message both clients took from r1, and a flag.  Both
+# drop their copy (r2 shows it as gone) and the flag; once r2 has them,
+# under the same UID, the flag comes back, and offlineimap3 downloads
+# the message again, mbsync does not (the UID is at or below what it
+# has pulled already, which it takes as old).
+test_expect_success 'moved to a replica that is behind: the clients drop what it lacks; flags come back, and the message to offlineimap3 only' '
 	point 1 &&
 	replica_stop 2 &&
 	replica_deliver 1 m7 &&
+	replica_flag 1 m2 "\\Flagged" &&
 	view 1 >view.1 && grep "^m7 " view.1 &&
 	mbsync_run >/dev/null && has_file "$CLIENT/mb" m7 &&
 	oi_run >/dev/null && has_file "$CLIENT/oi" m7 &&
+	flagged "$CLIENT/mb" m2 && flagged "$CLIENT/oi" m2 &&
 	point 2 &&
 	mbsync_run >/dev/null &&
 	grep -F "(pulled deletion)" mbsync.out &&
@@ -359,8 +368,9 @@ test_expect_success 'moved to a replica that is behind: the clients drop what it
 	oi_run >/dev/null &&
 	grep "^Deleting 1 messages" oi.out &&
 	! grep -rl "^Message-ID: <m7\." "$CLIENT/oi" &&
+	! flagged "$CLIENT/mb" m2 && ! flagged "$CLIENT/oi" m2 &&
 	replica_start 2 &&
-	agree m7 &&
+	agree m2 m7 &&
 	grep "^m7 " view.1 >m7.1 && grep "^m7 " view.2 >m7.2 &&
 	test_cmp m7.1 m7.2 &&
 	oi_run >/dev/null &&
@@ -368,6 +378,7 @@ test_expect_success 'moved to a replica that is behind: the clients drop what it
 	has_file "$CLIENT/oi" m7 &&
 	mbsync_run >/dev/null &&
 	! grep -rl "^Message-ID: <m7\." "$CLIENT/mb" &&
+	flagged "$CLIENT/mb" m2 && flagged "$CLIENT/oi" m2 &&
 	dovecot_logs_clean
 '
 
