@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -563,4 +564,41 @@ int dovecot_records(struct imap_recs *out, struct imap_folder *f,
 	f->uidvalidity = u->uidvalidity;
 	f->uidnext = uidlist_next(u);
 	return ret;
+}
+
+/* the word w (case aside) among s's space-separated words */
+static bool has_word(const char *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = s; *p; ) {
+		size_t len = strcspn(p, " \t");
+		if (len == n && strncasecmp(p, w, n) == 0)
+			return true;
+		p += len;
+		p += strspn(p, " \t");
+	}
+	return false;
+}
+
+unsigned dovecot_failover_unsafe(const char *mail_location,
+				 const char *imap_capability)
+{
+	unsigned out = 0;
+	const char *p;
+	bool memory = false;
+
+	/* INDEX=MEMORY as one of the ':'-separated parameters after the path */
+	for (p = strchr(mail_location, ':'); p; p = strchr(p + 1, ':'))
+		if (strncmp(p + 1, "INDEX=MEMORY", 12) == 0 &&
+		    (p[13] == ':' || p[13] == '\0'))
+			memory = true;
+	if (!memory)
+		out |= DOVECOT_FAILOVER_INDEX_ON_DISK;
+	/* Dovecot's own list (empty, or "+" and additions) has both */
+	if (imap_capability[0] == '\0' || imap_capability[0] == '+' ||
+	    has_word(imap_capability, "CONDSTORE") ||
+	    has_word(imap_capability, "QRESYNC"))
+		out |= DOVECOT_FAILOVER_CONDSTORE;
+	return out;
 }

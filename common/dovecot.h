@@ -15,6 +15,9 @@
  * the end; dovecot-keywords gets an mtime above its last one (Dovecot
  * re-reads it only when its mtime changes, E9); maildag never removes a
  * lock it did not create.
+ *
+ * Also here: what two of Dovecot's settings mean for a client moved
+ * between replicas (dovecot_failover_unsafe(), doc/failover.md).
  */
 #ifndef DOVECOT_H
 #define DOVECOT_H
@@ -182,5 +185,25 @@ struct imap_folder;
 int dovecot_records(struct imap_recs *out, struct imap_folder *f,
 		    struct uidlist *u, const struct dovecot_keywords *k,
 		    const char *const *names, size_t n, unsigned slot);
+
+/* --- failing over (doc/failover.md) ---------------------------------------- */
+
+enum dovecot_failover {
+	/* mail_location keeps indexes on disk (no ":INDEX=MEMORY"): a
+	   SELECT gives a modseq of this server, not NOMODSEQ */
+	DOVECOT_FAILOVER_INDEX_ON_DISK = 1 << 0,
+	/* imap_capability advertises CONDSTORE or QRESYNC (an empty one,
+	   or one that starts with '+', is Dovecot's list, which does) */
+	DOVECOT_FAILOVER_CONDSTORE = 1 << 1,
+};
+
+/*
+ * What in Dovecot's mail_location and imap_capability (as doveconf -h
+ * prints them) lets a CONDSTORE or QRESYNC client moved between
+ * replicas miss changes: a mask of enum dovecot_failover, 0 when
+ * neither.
+ */
+unsigned dovecot_failover_unsafe(const char *mail_location,
+				 const char *imap_capability);
 
 #endif

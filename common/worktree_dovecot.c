@@ -540,6 +540,69 @@ static bool drop_passed(struct uidlist *u, struct reccache *rc,
 	return dropped;
 }
 
+/* a file of base name base in dir's new/ or cur/, whatever its flags */
+static bool on_disk(const char *dir, const char *base)
+{
+	size_t blen = strlen(base);
+	bool yes = false;
+
+	for (int i = 0; i < 2 && !yes; i++) {
+		char *sub = xasprintf("%s/%s", dir, i ? "cur" : "new");
+		DIR *dh = opendir(sub);
+		struct dirent *de;
+
+		while (dh && !yes && (de = readdir(dh)))
+			yes = !strncmp(de->d_name, base, blen) &&
+				(de->d_name[blen] == '\0' ||
+				 de->d_name[blen] == ':');
+		if (dh)
+			closedir(dh);
+		free(sub);
+	}
+	return yes;
+}
+
+/*
+ * The uidnext a commit may record: Dovecot may have numbered a file
+ * after the scan listed the folder (a MOVE, an APPEND under load) and
+ * before the lock was taken, so the uidlist holds a record (old ones:
+ * u->v[0..old)) at or above the tree's uidnext (from) for a file on disk
+ * that this commit does not record.  Recording Dovecot's next UID now
+ * would put uidnext past that UID before the tree holds its message,
+ * and the commit that takes it in would give a UID below uidnext, which
+ * the format refuses (a UID given twice, as a client sees it).  So stop
+ * at the lowest such UID; the next commit, which takes the file in,
+ * raises it.  A record whose file is gone (expunged before the daemon
+ * saw it) does not count.  When this commit records a message above
+ * that UID, no uidnext makes the tree right: it stays Dovecot's (left
+ * as it was; doc/failover-progress.md).
+ */
+static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
+			   size_t old, const struct imap_recs *recs,
+			   uint32_t from, uint32_t uidnext)
+{
+	uint32_t top = 0;
+
+	for (size_t j = 0; j < recs->n; j++)
+		if (recs->v[j].uid > top)
+			top = recs->v[j].uid;
+	for (size_t i = 0; i < old && i < u->n; i++) {
+		const struct uidlist_rec *x = &u->v[i];
+		size_t klen = maildir_key_len(x->base);
+		bool recorded = false;
+
+		if (x->uid < from || x->uid >= uidnext)
+			continue;
+		for (size_t j = 0; j < recs->n && !recorded; j++)
+			recorded = strlen(recs->v[j].key) == klen &&
+				!strncmp(recs->v[j].key, x->base, klen);
+		if (!recorded && on_disk(dir, x->base))
+			/* v is sorted by UID: the lowest */
+			return x->uid > top ? x->uid : uidnext;
+	}
+	return uidnext;
+}
+
 /*
  * Read one folder's Dovecot files under the lock and set the records of
  * its changed files in rc; *f: the folder record the tree must have.
@@ -621,6 +684,9 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 			f->uidnext = h->uid;
 		free(base);
 	}
+	f->uidnext = unseen_cap(dir, &u, old, &recs,
+				have_tf && tf.uidvalidity == f->uidvalidity ?
+				tf.uidnext : 1, f->uidnext);
 	if (have_tf && tf.uidvalidity == f->uidvalidity &&
 	    tf.uidnext > f->uidnext)
 		f->uidnext = tf.uidnext;

@@ -52,6 +52,7 @@
 
 #include "clock.h"
 #include "control.h"
+#include "dovecheck.h"
 #include "format.h"
 #include "fsutil.h"
 #include "log.h"
@@ -895,6 +896,9 @@ int main(int argc, char **argv)
 	else
 		loop_add_fd(s.loop, s.control_fd, POLLIN, server_on_accept, &s);
 	syncd_attach(&s, 0);
+	/* only format 2 replicas show one IMAP mailbox a client can move in */
+	if (format_repo_version() == 2)
+		s.dovecheck = dovecheck_start(s.loop, s.mb->cfg);
 	service_init(s.loop);
 	if (service_managed()) {
 		s.status_timer = loop_timer_new(s.loop, on_status_timer, &s);
@@ -902,6 +906,7 @@ int main(int argc, char **argv)
 	}
 	status = loop_run(s.loop) < 0 ? EX_OSERR : 0;
 done:
+	dovecheck_free(s.dovecheck);
 	service_free();
 	if (s.control_fd >= 0)
 		control_unlisten(s.control_fd, s.control_path);

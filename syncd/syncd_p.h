@@ -47,6 +47,7 @@ struct syncd {
 	struct notify *notify;
 	struct loop_timer *notify_timer, *maint_timer;
 	pid_t maint_pid;	/* packing loose objects (maint.h) */
+	struct dovecheck *dovecheck;	/* Dovecot's settings (dovecheck.h) */
 	int control_fd;		/* the listening socket, -1 if none */
 	char *control_path;
 	size_t nclients;

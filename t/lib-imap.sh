@@ -58,3 +58,22 @@ dovecot_logs_clean() {
 	! grep -hiE 'error|warning|panic|fatal|broken|corrupt|reappeared|UIDVALIDITY changed' \
 		"$TRASH/imap/dovecot-r1/dovecot.log" "$TRASH/imap/dovecot-r2/dovecot.log"
 }
+
+# The Dovecot settings of maildag-syncd(8)'s "Failing over" (see
+# doc/failover.md): Dovecot 2.3.19's capabilities without CONDSTORE and
+# QRESYNC, and its indexes in memory, so that no client holds a modseq
+# of one replica to use on another (SELECT answers NOMODSEQ, FETCH
+# CHANGEDSINCE is refused)
+IMAP_FAILOVER_CAPABILITY='IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY'
+
+# imap_failover_conf I: replica I's Dovecot takes those settings (its
+# next session does)
+imap_failover_conf() {
+	local c
+	c=$TRASH/$(replica_set)/dovecot-r$1/dovecot.conf
+	grep -v -e '^mail_location' -e '^imap_capability' "$c" >"$c.new" &&
+	printf 'mail_location = maildir:~/Maildir:INDEX=MEMORY\nimap_capability = %s\n' \
+		"$IMAP_FAILOVER_CAPABILITY" >>"$c.new" &&
+	chmod 644 "$c.new" &&
+	mv -f "$c.new" "$c"
+}

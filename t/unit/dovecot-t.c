@@ -1,6 +1,7 @@
 /*
  * Unit tests for common/dovecot.c: dovecot-uidlist read and written back
- * as read, appends, the dotlock, dovecot-keywords and its mtime.
+ * as read, appends, the dotlock, dovecot-keywords and its mtime, and
+ * which Dovecot settings are unsafe for failing over.
  */
 #include "autoconf.h"
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -209,6 +211,39 @@ static void test_records(void)
 	uidlist_release(&u);
 }
 
+/* what lets a CONDSTORE client moved between replicas miss changes */
+static void test_failover(void)
+{
+	static const char dflt[] = "IMAP4rev1 SASL-IR ID ENABLE IDLE UIDPLUS ESEARCH";
+	static const struct {
+		const char *loc, *cap;
+		unsigned want;
+	} t[] = {
+		{ "maildir:~/Maildir:INDEX=MEMORY", dflt, 0 },
+		{ "maildir:~/Maildir:LAYOUT=fs:INDEX=MEMORY:UTF8", dflt, 0 },
+		{ "maildir:~/Maildir", dflt, DOVECOT_FAILOVER_INDEX_ON_DISK },
+		{ "maildir:~/Maildir:INDEX=/var/idx/%u", dflt,
+		  DOVECOT_FAILOVER_INDEX_ON_DISK },
+		{ "maildir:~/Maildir:INDEX=MEMORYX", dflt,
+		  DOVECOT_FAILOVER_INDEX_ON_DISK },
+		{ "maildir:~/INDEX=MEMORY", dflt, DOVECOT_FAILOVER_INDEX_ON_DISK },
+		{ "maildir:~/Maildir:INDEX=MEMORY", "", DOVECOT_FAILOVER_CONDSTORE },
+		{ "maildir:~/Maildir:INDEX=MEMORY", "+XFOO",
+		  DOVECOT_FAILOVER_CONDSTORE },
+		{ "maildir:~/Maildir:INDEX=MEMORY", "IMAP4rev1 condstore",
+		  DOVECOT_FAILOVER_CONDSTORE },
+		{ "maildir:~/Maildir:INDEX=MEMORY", "IMAP4rev1\tQRESYNC ID",
+		  DOVECOT_FAILOVER_CONDSTORE },
+		{ "maildir:~/Maildir:INDEX=MEMORY", "IMAP4rev1 XCONDSTORE QRESYNCX", 0 },
+		{ "maildir:~/Maildir", "", DOVECOT_FAILOVER_INDEX_ON_DISK |
+					   DOVECOT_FAILOVER_CONDSTORE },
+	};
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		is_int(dovecot_failover_unsafe(t[i].loc, t[i].cap), t[i].want,
+		       "failover: '%s', '%s'", t[i].loc, t[i].cap);
+}
+
 int main(void)
 {
 	log_init("dovecot-t", LOG_TO_STDERR, LOG_LVL_ERROR);
@@ -218,6 +253,7 @@ int main(void)
 	test_lock();
 	test_keywords();
 	test_records();
+	test_failover();
 	rm_rf(dir);
 	return tap_done();
 }

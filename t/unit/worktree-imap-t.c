@@ -61,6 +61,8 @@ static struct worktree *wt;
 #define KB KEYB ",S=4"
 #define KEYC "1700000012.McPc.host"
 #define KC KEYC ",S=4"
+#define KEYR1 "1700000021.MrPr.host"
+#define KR1 KEYR1 ",S=9"
 
 static void put(const char *rel, const char *content)
 {
@@ -348,6 +350,23 @@ static uint32_t uidlist_next_uid(void)
 		n = uidlist_next(&u);
 	uidlist_release(&u);
 	return n;
+}
+
+/* mail's commit passes the check against prev, its parent (the ancestor
+ * rule: a UID below the parent's uidnext must be the parent's own) */
+static bool valid_since(const struct oid *prev)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct oid m;
+	int r;
+
+	if (repo_ref_read(&m, repo, REF_MAIL) < 0)
+		return false;
+	r = format_check_commit(repo, &m, prev, &err);
+	if (r < 0)
+		diag("mail against its parent: %s", err.buf);
+	strbuf_release(&err);
+	return r == 0;
 }
 
 /* Dovecot's own append of a record (a save it numbered). */
@@ -705,6 +724,45 @@ int main(void)
 		free(rp);
 		free(shard);
 		free(fr);
+	}
+
+	/* 10. Dovecot numbered a file (a MOVE under load) after the scan
+	 * looked, which saw only a flag change in the folder: the commit
+	 * keeps uidnext at the new file's UID, so the commit that takes it
+	 * in gives no UID below its parent's uidnext */
+	{
+		uint32_t n = uidlist_next_uid();
+		struct oid prev;
+		char buf[64];
+
+		put("cur/" KR1 ":2,", "race\n");
+		dovecot_appends(n, KR1);
+		repo_ref_read(&prev, repo, REF_MAIL);
+		mv("cur/" K1 ":2,Sa", "cur/" K1 ":2,FSa");
+		worktree_dirty_name(wt, "", "cur", K1 ":2,Sa");
+		worktree_dirty_name(wt, "", "cur", K1 ":2,FSa");
+		ok(sync_commit(&res) == 0 && res.committed &&
+		   res.counts.added == 0, "the flag change is committed");
+		s = mail_blob("imapfolder");
+		snprintf(buf, sizeof buf, "\nuidnext %u\n", n);
+		ok(strstr(s, buf) != NULL,
+		   "uidnext stops at the UID of the file not seen yet (%s)", s);
+		free(s);
+		ok(valid_since(&prev), "valid against its parent");
+		repo_ref_read(&prev, repo, REF_MAIL);
+		worktree_dirty_name(wt, "", "cur", KR1 ":2,");
+		ok(sync_commit(&res) == 0 && res.committed &&
+		   res.counts.added == 1, "then the new file");
+		s = record(KEYR1);
+		snprintf(buf, sizeof buf, "%u", n);
+		is_str(s, buf, "with Dovecot's UID");
+		free(s);
+		s = mail_blob("imapfolder");
+		snprintf(buf, sizeof buf, "\nuidnext %u\n", n + 1);
+		ok(strstr(s, buf) != NULL, "uidnext follows (%s)", s);
+		free(s);
+		ok(valid_since(&prev), "valid against its parent");
+		ok(mail_valid() && refs_agree(), "valid, and applied");
 	}
 
 	worktree_free(wt);
