@@ -1,7 +1,8 @@
 /*
- * maildag maintain: one maintenance pass now (objects.h), as
- * maildag-syncd runs them: packs rolled up by class, unreachable objects
- * older than maintenance.grace pruned, loose objects packed.  It waits
+ * maildag maintain: one maintenance pass now (purge.h, objects.h), as
+ * maildag-syncd runs them: expunged mail past the retention listed in
+ * purged/, purged blobs removed, packs rolled up by class, unreachable
+ * objects older than maintenance.grace pruned, loose objects packed.  It waits
  * for a pass under way (the daemon's) to end first.
  */
 #include "autoconf.h"
@@ -16,6 +17,7 @@
 #include "admin.h"
 #include "log.h"
 #include "objects.h"
+#include "purge.h"
 
 void admin_print_maintenance(FILE *f, const struct objects_maint_result *r)
 {
@@ -36,6 +38,7 @@ int cmd_maintain(struct mailbox *mb, int argc, char **argv)
 {
 	struct objects_maint_opts o = { .grace = (long)mb->cfg->maint_grace };
 	struct objects_maint_result r;
+	struct purge_result pr;
 	struct repo *repo;
 	int e;
 
@@ -47,8 +50,12 @@ int cmd_maintain(struct mailbox *mb, int argc, char **argv)
 	if ((e = admin_open_repo(&repo, mb)))
 		return e;
 	repo_free(repo);
-	if (objects_maintain(mb->repository, &o, true, &r) < 0)
+	if (purge_pass(mb->repository, mb->cfg->retention, &o, true, &pr,
+		       &r) < 0)
 		return EX_TEMPFAIL;
+	printf("retention: %zu purged now, %zu expunged waiting%s\n",
+	       pr.purged, pr.candidates, pr.clock_jump ?
+	       " (clock jump: no purge decided)" : "");
 	admin_print_maintenance(stdout, &r);
 	return EX_OK;
 }

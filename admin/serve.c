@@ -23,9 +23,13 @@
  *   never deleted.  A push naming any other ref is refused whole by the
  *   pre-receive hook, which sees every ref before any moves while git
  *   keeps the pushed objects in quarantine, so a refused push leaves
- *   nothing behind.  Objects are checked (receive.fsckObjects) and the
- *   pack is capped (receive.maxInputSize, serve_max_input());
- * - upload-pack: read-only; refs/heads/mail alone is advertised.
+ *   nothing behind.  Objects are checked by maildag's history check, as
+ *   fetched ones are (receive.fsckObjects is off: purged blobs are
+ *   absent on purpose), and the pack is capped (receive.maxInputSize,
+ *   serve_max_input());
+ * - upload-pack: read-only; refs/heads/mail alone is advertised; purged
+ *   blobs are skipped (pack-objects --missing=allow-any) and the sparse
+ *   path walk is off.
  */
 #include "autoconf.h"
 
@@ -53,6 +57,8 @@
 #define SERVE_PEER_ENV "MAILDAG_SERVE_PEER"
 /* where git is looked for: never the session's PATH */
 #define SERVE_PATH "/usr/local/bin:/usr/bin:/bin"
+/* runs "git pack-objects <args>" with --missing=allow-any added */
+#define SERVE_PACK_HOOK "f() { exec \"$@\" --missing=allow-any; }; f"
 /* the longest command a peer may send */
 #define SERVE_MAX_COMMAND 4096
 
@@ -470,7 +476,13 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 	add_config(gargv, &n, "core.sharedRepository", "umask");
 	if (op == SERVE_RECEIVE) {
 		own = xasprintf("!refs/peers/%s/mail", peer);
-		add_config(gargv, &n, "receive.fsckObjects", "true");
+		/*
+		 * No receive.fsckObjects: its link check wants every blob
+		 * a received tree names, and purged blobs are absent on
+		 * purpose (doc/purge.md 3.6).  maildag's history check
+		 * (history.h) checks every commit taken in, as for fetches.
+		 */
+		add_config(gargv, &n, "receive.fsckObjects", "false");
 		add_config(gargv, &n, "receive.maxInputSize", size);
 		add_config(gargv, &n, "receive.denyDeletes", "true");
 		add_config(gargv, &n, "receive.advertisePushOptions", "false");
@@ -487,6 +499,16 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 		add_config(gargv, &n, "uploadpack.allowReachableSHA1InWant", "false");
 		add_config(gargv, &n, "uploadpack.allowAnySHA1InWant", "false");
 		add_config(gargv, &n, "uploadpack.allowFilter", "false");
+		/*
+		 * Purged blobs are absent on purpose: pack-objects skips
+		 * them (--missing=allow-any, through the hook git runs
+		 * with the shell, appending its own command line), and
+		 * the path walk that sends a renamed (flagged) message
+		 * again is off (doc/purge.md 1.2, 3.6).
+		 */
+		add_config(gargv, &n, "pack.useSparse", "false");
+		add_config(gargv, &n, "uploadpack.packObjectsHook",
+			   SERVE_PACK_HOOK);
 		gargv[n++] = xstrdup("upload-pack");
 		gargv[n++] = xstrdup("--strict");
 	}

@@ -104,36 +104,29 @@ static int drop_records(struct drop *d, struct repo *r, const struct oid *tree)
 	return ret;
 }
 
-int mg_purge(struct oid *tree, struct mctx *m)
+/*
+ * tree gets purged/ = its own set plus add, and loses every message
+ * whose blob that set lists (and its records); *dropped counts them.
+ */
+static int purge_tree(struct oid *tree, struct repo *r,
+		      const struct purged *add, bool imap, size_t *dropped)
 {
-	struct purged side[2] = { PURGED_INIT, PURGED_INIT };
 	struct purged all = PURGED_INIT, now = PURGED_INIT;
 	struct update_list ups = UPDATE_LIST_INIT;
 	struct drop d;
-	struct oid dir[2];
-	bool has[2];
-	int ret = 0;
+	int ret;
 
-	for (int k = 0; k < 2; k++) {
-		int e = purged_dir_id(&dir[k], m->r, m->tree[k ? T : O]);
-		if (e < 0 && e != E_NOTFOUND)
-			return e;
-		has[k] = e == 0;
-	}
-	if (has[0] == has[1] && (!has[0] || oid_equal(&dir[0], &dir[1])))
-		return 0;
 	memset(&d, 0, sizeof d);
-	if ((ret = purged_read(&side[0], m->r, m->tree[O])) < 0 ||
-	    (ret = purged_read(&side[1], m->r, m->tree[T])) < 0 ||
-	    (ret = purged_read(&now, m->r, tree)) < 0)
+	*dropped = 0;
+	if ((ret = purged_read(&now, r, tree)) < 0)
 		goto done;
-	purged_union(&all, &side[0]);
-	purged_union(&all, &side[1]);
-	if ((ret = purged_updates(&ups, m->r, &now, &all)) < 0)
+	purged_union(&all, &now);
+	purged_union(&all, add);
+	if ((ret = purged_updates(&ups, r, &now, &all)) < 0)
 		goto done;
 	d.set = &all;
 	d.ups = &ups;
-	if ((ret = format_foreach_message(m->r, tree, drop_message, &d)) < 0)
+	if ((ret = format_foreach_message(r, tree, drop_message, &d)) < 0)
 		goto done;
 	if (d.n) {
 		struct mtime_change *ch = xcalloc(d.n, sizeof *ch);
@@ -145,24 +138,67 @@ int mg_purge(struct oid *tree, struct mctx *m)
 				ch[nch].key = d.keys[i];
 				ch[nch++].mtime = MTIME_NONE;
 			}
-		ret = mtimes_update(&ups, m->r, tree, ch, nch);
+		ret = mtimes_update(&ups, r, tree, ch, nch);
 		free(ch);
-		if (ret == 0 && m->imap)
-			ret = drop_records(&d, m->r, tree);
+		if (ret == 0 && imap)
+			ret = drop_records(&d, r, tree);
 	}
 	if (ret == 0 && ups.n)
-		ret = repo_tree_update(tree, m->r, tree, ups.v, ups.n);
-	/* a format 2 folder left with its record alone is gone */
-	if (ret == 0 && d.n && m->imap)
-		ret = mg_imap_restore_folders(tree, m);
+		ret = repo_tree_update(tree, r, tree, ups.v, ups.n);
+	*dropped = d.n;
 done:
 	for (size_t i = 0; i < d.n; i++)
 		free(d.keys[i]);
 	free(d.keys);
 	update_list_release(&ups);
-	purged_release(&side[0]);
-	purged_release(&side[1]);
 	purged_release(&all);
 	purged_release(&now);
+	return ret;
+}
+
+int merge_purge_tree(struct oid *out, struct repo *r, const struct oid *tree,
+		     const struct purged *add, size_t *dropped)
+{
+	struct strbuf fmt = STRBUF_INIT;
+	struct oid id;
+	size_t n;
+	bool imap;
+
+	imap = repo_tree_lookup(&id, r, tree, FORMAT_PATH) == 0 &&
+	       repo_blob_read(&fmt, r, &id) == 0 &&
+	       fmt.len == strlen("maildag 2\n") &&
+	       !memcmp(fmt.buf, "maildag 2\n", fmt.len);
+	strbuf_release(&fmt);
+	oid_cpy(out, tree);
+	return purge_tree(out, r, add, imap, dropped ? dropped : &n);
+}
+
+int mg_purge(struct oid *tree, struct mctx *m)
+{
+	struct purged side[2] = { PURGED_INIT, PURGED_INIT };
+	struct oid dir[2];
+	bool has[2];
+	size_t dropped = 0;
+	int ret = 0;
+
+	for (int k = 0; k < 2; k++) {
+		int e = purged_dir_id(&dir[k], m->r, m->tree[k ? T : O]);
+		if (e < 0 && e != E_NOTFOUND)
+			return e;
+		has[k] = e == 0;
+	}
+	if (has[0] == has[1] && (!has[0] || oid_equal(&dir[0], &dir[1])))
+		return 0;
+	if ((ret = purged_read(&side[0], m->r, m->tree[O])) < 0 ||
+	    (ret = purged_read(&side[1], m->r, m->tree[T])) < 0)
+		goto done;
+	purged_union(&side[0], &side[1]);
+	ret = purge_tree(tree, m->r, &side[0], m->imap, &dropped);
+	/* a format 2 folder left with its record alone is gone */
+	if (ret == 0 && dropped && m->imap)
+		ret = mg_imap_restore_folders(tree, m);
+done:
+	purged_release(&side[0]);
+	purged_release(&side[1]);
 	return ret;
 }

@@ -1039,3 +1039,31 @@ int objects_maintain(const char *repo_path,
 	close(lock);
 	return ret;
 }
+
+int objects_missing(const char *repo_path, struct oid **out, size_t *n)
+{
+	const char *argv[] = { "rev-list", "--objects", "--all",
+			       "--missing=print", NULL };
+	struct strbuf o = STRBUF_INIT;
+	size_t alloc = 0;
+	char *p, *end;
+
+	*out = NULL;
+	*n = 0;
+	if (run_git(repo_path, argv, -1, &o) < 0) {
+		strbuf_release(&o);
+		return E_FAIL;
+	}
+	for (p = o.buf, end = o.buf + o.len; p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		struct oid id;
+
+		if (*p == '?' && oid_fromstr(&id, p + 1) == 0) {
+			xgrow((void **)out, &alloc, *n + 1, sizeof **out);
+			oid_cpy(&(*out)[(*n)++], &id);
+		}
+		p = nl ? nl + 1 : end;
+	}
+	strbuf_release(&o);
+	return 0;
+}
