@@ -47,7 +47,9 @@
 #include "admin.h"
 #include "alarm.h"
 #include "config.h"
+#include "format.h"
 #include "fsutil.h"
+#include "history.h"
 #include "log.h"
 #include "mailbox.h"
 #include "strbuf.h"
@@ -324,10 +326,48 @@ done:
 	return dir;
 }
 
+/*
+ * The history a push brings, checked as a fetch's is (history.h) while
+ * git holds its objects in quarantine: receive.fsckObjects is off, as
+ * purged blobs are absent on purpose, so this is the object check.  0,
+ * or 1 after saying why.
+ */
+static int check_pushed(const char *hex)
+{
+	const char *dir = getenv("GIT_DIR"), *q = getenv("GIT_QUARANTINE_PATH");
+	struct strbuf err = STRBUF_INIT;
+	struct oid theirs, ours;
+	struct repo *r;
+	bool have;
+	int ret;
+
+	if (oid_fromstr(&theirs, hex) < 0 ||
+	    repo_open(&r, dir && *dir ? dir : ".", 0) < 0) {
+		log_error("refused for now: cannot read the repository");
+		return 1;
+	}
+	if ((q && *q && repo_add_objects(r, q) < 0) || format_use_repo(r) < 0) {
+		repo_free(r);
+		log_error("refused for now: cannot read the pushed objects");
+		return 1;
+	}
+	have = repo_ref_read(&ours, r, REF_MAIL) == 0;
+	ret = history_check(r, have ? &ours : NULL, NULL, &theirs, &err, NULL,
+			    NULL);
+	if (ret == E_INVALID)
+		log_error("refused: %s", err.buf);
+	else if (ret < 0)
+		log_error("refused for now: %s", err.len ? err.buf :
+			  "the history could not be read");
+	strbuf_release(&err);
+	repo_free(r);
+	return ret < 0 ? 1 : 0;
+}
+
 int cmd_serve_pre_receive(int argc, char **argv)
 {
 	const char *peer = getenv(SERVE_PEER_ENV);
-	char line[1024], *own, *first = NULL;
+	char line[1024], *own, *first = NULL, *pushed = NULL;
 	size_t others = 0, n;
 	bool ok = true;
 
@@ -352,8 +392,11 @@ int cmd_serve_pre_receive(int argc, char **argv)
 		sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
 		good = sp2 && !strcmp(sp2 + 1, own) &&
 		       strspn(sp1 + 1, "0") != (size_t)(sp2 - sp1 - 1);
-		if (good)
+		if (good) {
+			free(pushed);
+			pushed = xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
 			continue;
+		}
 		ok = false;
 		if (!first)
 			first = xstrdup(sp2 ? sp2 + 1 : line);
@@ -370,6 +413,9 @@ int cmd_serve_pre_receive(int argc, char **argv)
 				  "push deletes or changes '%.200s'",
 				  peer, own, first);
 	}
+	if (ok && pushed && check_pushed(pushed))
+		ok = false;
+	free(pushed);
 	free(first);
 	free(own);
 	return ok ? 0 : 1;

@@ -198,7 +198,7 @@ static int commit_purge(struct repo *r, const struct oid *mail,
 }
 
 int purge_retention(struct repo *r, long long retention, long long now,
-		    struct purge_result *res)
+		    int lock_ms, struct purge_result *res)
 {
 	struct expired x;
 	struct strmap named = STRMAP_INIT;
@@ -265,7 +265,29 @@ int purge_retention(struct repo *r, long long retention, long long now,
 		strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
 		snprintf(msg, sizeof msg, "purge %zu messages expunged before "
 			 "%s UTC\n", due.n, day);
-		if ((ret = commit_purge(r, &mail, &due, msg, now, res)) < 0)
+		/* the lock for the commit alone; mail must not have moved */
+		if (repo_lock(r, lock_ms) < 0) {
+			log_warn("retention: the writer lock is busy: %zu "
+				 "purges wait for the next pass", due.n);
+			ret = expired_write(&x, r, &gone);
+			goto done;
+		}
+		{
+			struct oid now_mail;
+			ret = repo_ref_read(&now_mail, r, REF_MAIL);
+			if (ret == 0 && !oid_equal(&now_mail, &mail))
+				ret = E_RACE;
+			if (ret == 0)
+				ret = commit_purge(r, &mail, &due, msg, now, res);
+			repo_unlock(r);
+		}
+		if (ret == E_RACE) {
+			log_info("retention: the mailbox moved: %zu purges wait "
+				 "for the next pass", due.n);
+			ret = expired_write(&x, r, &gone);
+			goto done;
+		}
+		if (ret < 0)
 			goto done;
 		res->purged = due.n;
 		res->candidates -= due.n;
@@ -333,16 +355,9 @@ int purge_pass(const char *repo_path, long long retention,
 	if ((ret = format_use_repo(r)) < 0)
 		goto done;
 	/* retention first: what it lists goes in this very pass */
-	if (repo_lock(r, wait ? 30000 : 5000) < 0) {
-		log_warn("retention: the writer lock is busy: no purge "
-			 "decided this pass");
-	} else {
-		ret = purge_retention(r, retention, (long long)clock_wall(),
-				      pres);
-		repo_unlock(r);
-		if (ret < 0 && ret != E_RACE)
-			goto done;
-	}
+	if ((ret = purge_retention(r, retention, (long long)clock_wall(),
+				   wait ? 30000 : 5000, pres)) < 0)
+		goto done;
 	if ((ret = purge_drop_set(&drop, r)) < 0)
 		goto done;
 	o.drop = drop.v;
@@ -452,34 +467,43 @@ int purge_select(struct purged *out, struct repo *r, const char *what,
 
 /* --- fsck ------------------------------------------------------------- */
 
+struct purge_fsck_ctx {
+	struct repo *r;
+	struct purged *u;	/* the union of the refs' sets */
+	struct oid *tips;	/* the refs that read */
+	size_t n, alloc;
+};
+
 static int add_ref_set(const char *ref, void *data)
 {
-	struct purge_fsck_ctx { struct repo *r; struct purged *u; } *c = data;
+	struct purge_fsck_ctx *c = data;
 	struct oid id, tree;
 
 	if (repo_ref_read(&id, c->r, ref) < 0 ||
 	    repo_commit_tree(&tree, c->r, &id) < 0)
-		return 0;
+		return 0;	/* fsck's ref check says why */
+	xgrow((void **)&c->tips, &c->alloc, c->n + 1, sizeof *c->tips);
+	oid_cpy(&c->tips[c->n++], &id);
 	return purged_read(c->u, c->r, &tree) < 0 ? E_FAIL : 0;
 }
 
 int purge_fsck(struct repo *r, purge_problem_fn *fn, void *data,
 	       size_t *absent)
 {
-	struct purge_fsck_ctx { struct repo *r; struct purged *u; } c;
+	struct purge_fsck_ctx c = { r, NULL, NULL, 0, 0 };
 	struct purged all = PURGED_INIT, mine = PURGED_INIT;
 	struct oid *miss = NULL;
 	size_t nmiss = 0;
 	int ret;
 
 	*absent = 0;
-	c.r = r;
 	c.u = &all;
 	if ((ret = purge_drop_set(&mine, r)) < 0 ||
 	    (ret = add_ref_set(REF_MAIL, &c)) < 0 ||
 	    (ret = add_ref_set(REF_WORKTREE, &c)) < 0 ||
 	    (ret = repo_foreach_peer_ref(r, add_ref_set, &c)) < 0 ||
-	    (ret = objects_missing(repo_path(r), &miss, &nmiss)) < 0)
+	    (ret = objects_missing(repo_path(r), c.tips, c.n, &miss,
+				   &nmiss)) < 0)
 		goto done;
 	for (size_t i = 0; i < nmiss; i++) {
 		char why[128];
@@ -500,6 +524,7 @@ int purge_fsck(struct repo *r, purge_problem_fn *fn, void *data,
 			fn(why, data);
 		}
 done:
+	free(c.tips);
 	free(miss);
 	purged_release(&all);
 	purged_release(&mine);

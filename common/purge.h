@@ -25,7 +25,8 @@
  *
  * Invariants: a purge commit changes purged/ and, for a forget, removes
  * messages: nothing else; both move refs/heads/mail by compare-and-swap
- * under the writer lock, which the caller holds.
+ * under the writer lock (a forget's caller holds it; the retention step
+ * takes it for its commit alone).
  */
 #ifndef PURGE_H
 #define PURGE_H
@@ -51,13 +52,14 @@ struct purge_result {
 /*
  * The retention step at time now (clock_wall()): read the changes since
  * the last run, keep <repo>/maildag/expired, and list what is due in one
- * commit on refs/heads/mail (the writer lock is the caller's).  retention
- * in seconds, < 0: forever (the file is kept all the same, so that a
- * later finite retention counts from the first sighting).  0, E_RACE
- * when refs/heads/mail moved without the lock, or < 0 (logged).
+ * commit on refs/heads/mail, under the writer lock, taken for that
+ * commit alone (waiting at most lock_ms; busy, or mail moved meanwhile:
+ * the purges wait for the next run, and that is said).  retention in
+ * seconds, < 0: forever (the file is kept all the same, so that a later
+ * finite retention counts from the first sighting).  0, or < 0 (logged).
  */
 int purge_retention(struct repo *r, long long retention, long long now,
-		    struct purge_result *res);
+		    int lock_ms, struct purge_result *res);
 
 /*
  * Forget the blobs ids[0..n-1]: one commit on refs/heads/mail whose tree
