@@ -530,3 +530,22 @@ done:
 	purged_release(&mine);
 	return ret;
 }
+
+int purge_listed(struct repo *r, const struct oid *tree, const struct oid *blob)
+{
+	struct purged p = PURGED_INIT;
+	struct oid mail, t;
+	int ret;
+
+	if (!tree) {
+		if ((ret = repo_ref_read(&mail, r, REF_MAIL)) == E_NOTFOUND)
+			return 0;
+		if (ret < 0 || (ret = repo_commit_tree(&t, r, &mail)) < 0)
+			return ret;
+		tree = &t;
+	}
+	if ((ret = purged_read_shard(&p, r, tree, blob->id[0])) == 0)
+		ret = purged_has(&p, blob);
+	purged_release(&p);
+	return ret;
+}

@@ -79,6 +79,13 @@ int purge_forget(struct repo *r, const struct oid *ids, size_t n,
 int purge_select(struct purged *out, struct repo *r, const char *what,
 		 size_t *live, size_t *gone);
 
+/*
+ * Does tree (NULL: refs/heads/mail's) list blob in purged/?  1, 0, or
+ * < 0 (logged).  One shard blob read.
+ */
+int purge_listed(struct repo *r, const struct oid *tree,
+		 const struct oid *blob);
+
 /* The purged/ set of refs/heads/mail (empty without one). */
 int purge_drop_set(struct purged *out, struct repo *r);
 
