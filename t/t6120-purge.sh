@@ -129,6 +129,28 @@ test_expect_success 'maildag forget on one replica: gone from both Maildirs and 
 	test "$(purged_ids 1 | wc -l)" = 2
 '
 
+test_expect_success 'the forgotten bytes delivered again, or copied back into the Maildir, are not kept' '
+	head=$(replica_head 2) &&
+	{ test_message f1; echo "SECRET-F1-$$-plugh"; } >f1.eml &&
+	replica_run 2 maildag-lda <f1.eml &&
+	test "$(replica_head 2)" = "$head" &&
+	test -z "$(replica_where 2 f1)" &&
+	chmod 644 f1.eml &&
+	replica_run 1 cp f1.eml "$(replica_maildir 1)/cur/1700000000.M1P1Q1.back:2,S" &&
+	replica_wait_log 1 "a file on disk holds the bytes of a purged message" &&
+	wait_for "test -z \"\$(replica_where 1 f1)\"" 30 &&
+	wait_converged &&
+	replica_expect_messages &&
+	maintain 1 &&
+	no_bytes 1 "SECRET-F1-$$-plugh" &&
+	for i in 1 2; do
+		replica_git $i ls-tree -r refs/heads/mail >tree.$i &&
+		for b in $(purged_ids 1); do
+			! grep -q "$b" tree.$i || return 1
+		done
+	done
+'
+
 test_expect_success 'maildag fsck is clean and counts the purged blobs; git fsck misses exactly them' '
 	for i in 1 2; do
 		replica_run $i maildag fsck >fsck.$i 2>&1 || { cat fsck.$i; return 1; }
