@@ -625,6 +625,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	char *lock_name = xasprintf("peerref-%s.lock", c->peer->name);
 	git_strarray specs = { &spec, 1 };
 	struct oid theirs, before, advertised;
+	char *local = NULL;
 	bool had;
 	int lock, err;
 
@@ -659,7 +660,17 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	opts.prune = GIT_FETCH_NO_PRUNE;
 	opts.update_fetchhead = 0;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if ((err = git_remote_download(remote, &specs, &opts)) < 0) {
+	if ((local = file_url_path(c->peer->url))) {
+		/* libgit2's local transport looks for purged blobs */
+		struct strbuf why_copy = STRBUF_INIT;
+		err = net_local_copy(r, local, &theirs, &why_copy);
+		if (err < 0)
+			set_result(res, NET_FAILED, "fetch from %s: %s",
+				   c->peer->url, why_copy.buf);
+		strbuf_release(&why_copy);
+		if (err < 0)
+			goto done;
+	} else if ((err = git_remote_download(remote, &specs, &opts)) < 0) {
 		git_failure(res, c, err);
 		goto done;
 	}
@@ -704,6 +715,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 done:
 	if (lock >= 0)
 		close(lock);
+	free(local);
 	free(lock_name);
 	free(why);
 	free(spec);

@@ -43,21 +43,31 @@ static int write_tree(git_oid *out, git_odb *odb, struct strbuf *buf)
 int net_anchor_make(struct oid *out, bool *made, struct repo *r)
 {
 	struct purged set = PURGED_INIT;
-	struct strbuf root = STRBUF_INIT, shard = STRBUF_INIT;
-	git_odb *odb = NULL;
-	git_signature *sig = NULL;
-	git_tree *tree = NULL;
-	git_oid rid;
 	struct oid mail, t;
 	int ret;
 
 	*made = false;
 	if ((ret = repo_ref_read(&mail, r, REF_MAIL)) < 0)
 		return ret == E_NOTFOUND ? 0 : ret;
-	if ((ret = repo_commit_tree(&t, r, &mail)) < 0 ||
-	    (ret = purged_read(&set, r, &t)) < 0 || !set.n)
-		goto done;
-	ret = E_FAIL;
+	if ((ret = repo_commit_tree(&t, r, &mail)) == 0 &&
+	    (ret = purged_read(&set, r, &t)) == 0 && set.n)
+		ret = net_anchor_write(out, made, r, &set);
+	purged_release(&set);
+	return ret;
+}
+
+int net_anchor_write(struct oid *out, bool *made, struct repo *r,
+		     const struct purged *set_)
+{
+	const struct purged set = *set_;
+	struct strbuf root = STRBUF_INIT, shard = STRBUF_INIT;
+	git_odb *odb = NULL;
+	git_signature *sig = NULL;
+	git_tree *tree = NULL;
+	git_oid rid;
+	int ret = E_FAIL;
+
+	*made = false;
 	if (git_repository_odb(&odb, r->git) < 0)
 		goto fail;
 	/* blob ids sort as their hex does: the shards come in order */
@@ -97,7 +107,6 @@ done:
 	git_odb_free(odb);
 	strbuf_release(&root);
 	strbuf_release(&shard);
-	purged_release(&set);
 	return ret;
 }
 
@@ -215,4 +224,87 @@ int net_anchor_transport(git_transport **out, git_remote *owner,
 	oid_cpy(OID(&a->head.oid), anchor);
 	*out = &a->parent;
 	return 0;
+}
+
+/* --- the file:// fetch ------------------------------------------------ */
+
+static int hide_ref(const char *ref, void *data)
+{
+	struct { struct repo *r; git_revwalk *w; } *h = data;
+	struct oid id;
+
+	if (repo_ref_read(&id, h->r, ref) == 0)
+		git_revwalk_hide(h->w, GIT_OID(&id));
+	return 0;
+}
+
+int net_local_copy(struct repo *r, const char *peer_path,
+		   const struct oid *theirs, struct strbuf *err)
+{
+	struct purged set = PURGED_INIT;
+	struct repo *peer = NULL;
+	git_packbuilder *pb = NULL;
+	git_revwalk *w = NULL;
+	git_odb *podb = NULL;
+	char *ours = xasprintf("%s/objects", r->path);
+	char *packs = xasprintf("%s/objects/pack", r->path);
+	struct { struct repo *r; git_revwalk *w; } h;
+	struct oid anchor, t;
+	bool made = false;
+	int ret = E_FAIL;
+
+	if (repo_object_exists(r, theirs)) {
+		ret = 0;	/* we hold it already */
+		goto done;
+	}
+	if (repo_open(&peer, peer_path, 0) < 0) {
+		strbuf_addf(err, "cannot open '%s'", peer_path);
+		goto done;
+	}
+	/* what the peer reads it may read of ours: the hidden tips, the
+	   anchor; it is never written */
+	if (git_repository_odb(&podb, peer->git) < 0 ||
+	    git_odb_add_disk_alternate(podb, ours) < 0)
+		goto git_fail;
+	if (repo_commit_tree(&t, peer, theirs) < 0 ||
+	    purged_read(&set, peer, &t) < 0) {
+		strbuf_addf(err, "cannot read the peer's purged/ records");
+		goto done;
+	}
+	if (repo_ref_read(&anchor, r, REF_MAIL) == 0 &&
+	    repo_commit_tree(&t, r, &anchor) == 0 &&
+	    purged_read(&set, r, &t) < 0) {
+		strbuf_addf(err, "cannot read our purged/ records");
+		goto done;
+	}
+	if (set.n && net_anchor_write(&anchor, &made, r, &set) < 0) {
+		strbuf_addf(err, "cannot write the purge anchor");
+		goto done;
+	}
+	if (git_revwalk_new(&w, peer->git) < 0 ||
+	    git_revwalk_push(w, GIT_OID(theirs)) < 0)
+		goto git_fail;
+	h.r = r;
+	h.w = w;
+	hide_ref(REF_MAIL, &h);
+	repo_foreach_peer_ref(r, hide_ref, &h);
+	if (made && git_revwalk_hide(w, GIT_OID(&anchor)) < 0)
+		goto git_fail;
+	if (git_packbuilder_new(&pb, peer->git) < 0 ||
+	    git_packbuilder_insert_walk(pb, w) < 0 ||
+	    git_packbuilder_write(pb, packs, 0, NULL, NULL) < 0)
+		goto git_fail;
+	ret = 0;
+	goto done;
+git_fail:
+	strbuf_addf(err, "%s", repo_git_error());
+done:
+	git_packbuilder_free(pb);
+	git_revwalk_free(w);
+	git_odb_free(podb);
+	repo_free(peer);
+	purged_release(&set);
+	free(ours);
+	free(packs);
+	return ret;
 }

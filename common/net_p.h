@@ -3,7 +3,8 @@
  * may use.
  *
  *	net.c		push and fetch with one peer, in a child
- *	net_anchor.c	the purge anchor a push hides (doc/purge.md 1.3)
+ *	net_anchor.c	the purge anchor a push hides (doc/purge.md 1.3),
+ *			and the file:// fetch that hides it too
  */
 #ifndef NET_P_H
 #define NET_P_H
@@ -21,6 +22,23 @@
  * (logged).
  */
 int net_anchor_make(struct oid *out, bool *made, struct repo *r);
+
+struct purged;
+
+/* The anchor of set (not empty), written into r; *made true.  0 or E_FAIL. */
+int net_anchor_write(struct oid *out, bool *made, struct repo *r,
+		     const struct purged *set);
+
+/*
+ * A file:// fetch without libgit2's local transport, whose walk looks
+ * for every blob the peer's new commits name, purged ones too: the
+ * peer's history from theirs, less what our refs hold and the anchor of
+ * both sides' purged sets, packed from the peer's repository at
+ * peer_path (read only; our objects added to its view) into ours.
+ * 0, or < 0 with the reason in err.
+ */
+int net_local_copy(struct repo *r, const char *peer_path,
+		   const struct oid *theirs, struct strbuf *err);
 
 /*
  * libgit2's transport for url, wrapped so that the peer seems to
