@@ -504,6 +504,14 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 	if ((r = admin_open_repo(&f.repo, mb)))
 		return r;
 	repo_verify_reads(true);	/* a damaged object is a problem here */
+	{
+		/* a ref may name a blob mail lists as purged, absent on
+		   purpose (a peer's that predates the purge, the worktree) */
+		struct oid mail, tree;
+		if (repo_ref_read(&mail, f.repo, REF_MAIL) == 0 &&
+		    repo_commit_tree(&tree, f.repo, &mail) == 0)
+			format_purged_hint(f.repo, &tree);
+	}
 	if (check_ref(&f, REF_MAIL) < 0)
 		goto done;
 	if (all) {

@@ -663,8 +663,11 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	if ((local = file_url_path(c->peer->url))) {
 		/* libgit2's local transport looks for purged blobs */
 		struct strbuf why_copy = STRBUF_INIT;
-		err = net_local_copy(r, local, &theirs, &why_copy);
-		if (err < 0)
+		int gerr = 0;
+		err = net_local_copy(r, local, &theirs, &why_copy, &gerr);
+		if (err < 0 && gerr < 0)
+			git_failure(res, c, gerr);
+		else if (err < 0)
 			set_result(res, NET_FAILED, "fetch from %s: %s",
 				   c->peer->url, why_copy.buf);
 		strbuf_release(&why_copy);

@@ -239,7 +239,7 @@ static int hide_ref(const char *ref, void *data)
 }
 
 int net_local_copy(struct repo *r, const char *peer_path,
-		   const struct oid *theirs, struct strbuf *err)
+		   const struct oid *theirs, struct strbuf *err, int *git_err)
 {
 	struct purged set = PURGED_INIT;
 	struct repo *peer = NULL;
@@ -253,6 +253,7 @@ int net_local_copy(struct repo *r, const char *peer_path,
 	bool made = false;
 	int ret = E_FAIL;
 
+	*git_err = 0;
 	if (repo_object_exists(r, theirs)) {
 		ret = 0;	/* we hold it already */
 		goto done;
@@ -263,8 +264,8 @@ int net_local_copy(struct repo *r, const char *peer_path,
 	}
 	/* what the peer reads it may read of ours: the hidden tips, the
 	   anchor; it is never written */
-	if (git_repository_odb(&podb, peer->git) < 0 ||
-	    git_odb_add_disk_alternate(podb, ours) < 0)
+	if ((*git_err = git_repository_odb(&podb, peer->git)) < 0 ||
+	    (*git_err = git_odb_add_disk_alternate(podb, ours)) < 0)
 		goto git_fail;
 	if (repo_commit_tree(&t, peer, theirs) < 0 ||
 	    purged_read(&set, peer, &t) < 0) {
@@ -281,18 +282,20 @@ int net_local_copy(struct repo *r, const char *peer_path,
 		strbuf_addf(err, "cannot write the purge anchor");
 		goto done;
 	}
-	if (git_revwalk_new(&w, peer->git) < 0 ||
-	    git_revwalk_push(w, GIT_OID(theirs)) < 0)
+	if ((*git_err = git_revwalk_new(&w, peer->git)) < 0 ||
+	    (*git_err = git_revwalk_push(w, GIT_OID(theirs))) < 0)
 		goto git_fail;
 	h.r = r;
 	h.w = w;
 	hide_ref(REF_MAIL, &h);
 	repo_foreach_peer_ref(r, hide_ref, &h);
-	if (made && git_revwalk_hide(w, GIT_OID(&anchor)) < 0)
+	if (made && (*git_err = git_revwalk_hide(w, GIT_OID(&anchor))) < 0)
 		goto git_fail;
-	if (git_packbuilder_new(&pb, peer->git) < 0 ||
-	    git_packbuilder_insert_walk(pb, w) < 0 ||
-	    git_packbuilder_write(pb, packs, 0, NULL, NULL) < 0)
+	/* what it reads of the peer's objects is the peer's: its errors
+	   are the peer's (git_err) */
+	if ((*git_err = git_packbuilder_new(&pb, peer->git)) < 0 ||
+	    (*git_err = git_packbuilder_insert_walk(pb, w)) < 0 ||
+	    (*git_err = git_packbuilder_write(pb, packs, 0, NULL, NULL)) < 0)
 		goto git_fail;
 	ret = 0;
 	goto done;

@@ -11,10 +11,9 @@
 
 #include <stdbool.h>
 
-#include <git2.h>
-
 #include "oid.h"
 #include "repo.h"
+#include "repo_p.h"
 
 /*
  * The purge anchor of refs/heads/mail's purged/ set, written, in *out;
@@ -35,10 +34,11 @@ int net_anchor_write(struct oid *out, bool *made, struct repo *r,
  * peer's history from theirs, less what our refs hold and the anchor of
  * both sides' purged sets, packed from the peer's repository at
  * peer_path (read only; our objects added to its view) into ours.
- * 0, or < 0 with the reason in err.
+ * 0, or < 0: with *git_err libgit2's error code (its error still set),
+ * else the reason in err.
  */
 int net_local_copy(struct repo *r, const char *peer_path,
-		   const struct oid *theirs, struct strbuf *err);
+		   const struct oid *theirs, struct strbuf *err, int *git_err);
 
 /*
  * libgit2's transport for url, wrapped so that the peer seems to

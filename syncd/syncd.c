@@ -652,6 +652,7 @@ static void maintain(void *data)
 		else if (r == s->maint_pid)
 			/* let go of the packs it removed, and their bytes */
 			repo_reload_objects(s->repo);
+		log_debug("maintenance pass (pid %d) ended", (int)s->maint_pid);
 		s->maint_pid = 0;
 	}
 	objects_clean_tmp(repo_path(s->repo), TMP_OBJ_MAX_AGE);

@@ -153,7 +153,7 @@ test_expect_success 'the forgotten bytes delivered again, or copied back into th
 
 test_expect_success 'maildag fsck is clean and counts the purged blobs; git fsck misses exactly them' '
 	for i in 1 2; do
-		replica_run $i maildag fsck >fsck.$i 2>&1 || { cat fsck.$i; return 1; }
+		replica_run $i maildag fsck --all-refs >fsck.$i 2>&1 || { cat fsck.$i; return 1; }
 		cat fsck.$i &&
 		grep -q "2 purged blobs absent, as recorded" fsck.$i &&
 		purged_ids $i >want.$i &&
