@@ -18,6 +18,7 @@
 #include "log.h"
 #include "objects.h"
 #include "purge.h"
+#include "repo.h"
 
 void admin_print_maintenance(FILE *f, const struct objects_maint_result *r)
 {
@@ -72,6 +73,20 @@ json_t *admin_maintenance_json(const struct mailbox *mb)
 		json_object_set_new(o, "loose", json_integer((json_int_t)loose));
 		json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
 	}
+	{
+		/* what purged/ lists: the blobs gone from every replica */
+		struct purged set = PURGED_INIT;
+		struct repo *repo;
+		if (repo_open(&repo, mb->repository, 0) == 0) {
+			if (purge_drop_set(&set, repo) == 0)
+				json_object_set_new(o, "purged",
+						    json_integer((json_int_t)set.n));
+			repo_free(repo);
+		}
+		purged_release(&set);
+		json_object_set_new(o, "retention", json_integer(
+			(json_int_t)mb->cfg->retention));
+	}
 	if (objects_maint_last(mb->repository, &r) == 0) {
 		json_t *l = json_object();
 #define I(f) json_object_set_new(l, #f, json_integer((json_int_t)r.f))
@@ -97,6 +112,10 @@ void admin_print_maintenance_status(json_t *m, time_t now)
 	       (long long)json_integer_value(json_object_get(m, "packs")),
 	       (long long)json_integer_value(json_object_get(m, "loose")),
 	       (long long)json_integer_value(json_object_get(m, "bytes")));
+	if (json_is_integer(json_object_get(m, "purged")))
+		printf(", %lld purged blobs recorded",
+		       (long long)json_integer_value(json_object_get(m,
+							     "purged")));
 	if (!json_is_object(l)) {
 		printf("; no pass yet\n");
 		return;

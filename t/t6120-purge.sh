@@ -156,6 +156,10 @@ test_expect_success 'maildag fsck is clean and counts the purged blobs; git fsck
 		replica_run $i maildag fsck --all-refs >fsck.$i 2>&1 || { cat fsck.$i; return 1; }
 		cat fsck.$i &&
 		grep -q "2 purged blobs absent, as recorded" fsck.$i &&
+		replica_run $i maildag status >status.$i &&
+		grep -q "^maintenance: .*, 2 purged blobs recorded" status.$i &&
+		replica_run $i maildag status --metrics >metrics.$i &&
+		grep -q "^maildag_purged_blobs{.*} 2\$" metrics.$i &&
 		purged_ids $i >want.$i &&
 		missing_in_git_fsck $i >got.$i &&
 		test_cmp want.$i got.$i || return 1
