@@ -118,19 +118,28 @@ story_away() {
 	maintain 1 &&
 	no_bytes 1 "GONE-$1-$$-xyzzy" &&
 	no_bytes 1 "EARLY-$1-$$-plugh" &&
-	# meanwhile on r2: its own delivery, a flag change on the purged
-	# one, and a restore of p0, which r1 purged
-	replica_deliver 2 n2 &&
-	replica_flag 2 p1 "\\Flagged" &&
-	replica_flag 2 p2 "\\Answered" &&
+	# meanwhile on r2: a restore of p0, which r1 purged, a flag change
+	# on the purged p1, its own delivery; then r2 runs on alone and
+	# gets x2, expunges it and purges it by itself (r1 never has it)
 	replica_run 2 maildag restore --subject "test message p0" >out &&
 	grep -q "^restored: 1 message written back" out &&
-	test "$(replica_where 2 p0)" = "INBOX -"
+	test "$(replica_where 2 p0)" = "INBOX -" &&
+	replica_flag 2 p1 "\\Flagged" &&
+	replica_flag 2 p2 "\\Answered" &&
+	replica_deliver 2 n2 &&
+	replica_config 2 --peers " " --extra "$RETENTION" &&
+	replica_start 2 &&
+	deliver_marked 2 x2 "ALONE-$1-$$-quux" &&
+	replica_expunge 2 x2 &&
+	wait_for "replica_applied 2 && ! replica_where 2 x2 | grep -q ." &&
+	maintain_until 2 "test \$(listed 2) = 1" &&
+	maintain 2 &&
+	no_bytes 2 "ALONE-$1-$$-quux"
 }
 
 story_back() {
 	peers 1 "2" &&
-	replica_start 2 &&
+	peers 2 "1" &&
 	wait_converged 90 &&
 	replica_expect_messages &&
 	test "$(replica_where 1 n2)" = "INBOX -" &&
@@ -138,8 +147,12 @@ story_back() {
 	for i in 1 2; do
 		test -z "$(replica_where $i p1)" &&
 		test -z "$(replica_where $i p0)" &&
-		test "$(listed $i)" = 2 || return 1
+		test -z "$(replica_where $i x2)" &&
+		test "$(listed $i)" = 3 || return 1
 	done &&
+	# x2, purged by r2 alone, never travelled: its line went without it
+	# (over ssh: by r1'"'"'s fetch, upload-pack skipping the absent blob)
+	no_bytes 1 "ALONE-$1-$$-quux" &&
 	# r2's pass ran when its set grew; r1 took the bytes back with r2's
 	# commits, and its next pass drops them
 	wait_for "no_bytes 2 \"GONE-$1-$$-xyzzy\" && no_bytes 2 \"EARLY-$1-$$-plugh\"" 60 &&
@@ -148,7 +161,7 @@ story_back() {
 	no_bytes 1 "EARLY-$1-$$-plugh" &&
 	for i in 1 2; do
 		replica_run $i maildag fsck >fsck.$i 2>&1 || { cat fsck.$i; return 1; }
-		grep -q "^2 purged blobs absent, as recorded" fsck.$i || return 1
+		grep -q "^3 purged blobs absent, as recorded" fsck.$i || return 1
 	done &&
 	# merges go on
 	replica_deliver 1 m3 && replica_deliver 2 m4 &&
