@@ -53,16 +53,18 @@ peers() {
 	replica_wait_log "$1" "configuration reloaded" $((before + 1))
 }
 
-test_expect_success 'setup: r1 between r2, r3 and r4 (file://), p1 everywhere' '
-	replica_setup anchor "$TEST_USER" "$TEST_USER" "$TEST_USER" "$TEST_USER" &&
+test_expect_success 'setup: r1 between r2, r3 and r4 (file://), p1 everywhere; r5 made, not started' '
+	replica_setup anchor "$TEST_USER" "$TEST_USER" "$TEST_USER" "$TEST_USER" \
+		"$TEST_USER" &&
 	config 1 "2 3 4" && config 2 "1" && config 3 "1" && config 4 "1" &&
+	config 5 "1" &&
 	grep -q "\"push\": false" "$(replica_config_file 1)" &&
 	grep -q "\"fetch\": false" "$(replica_config_file 4)" &&
-	replica_start_all &&
+	for i in 1 2 3 4; do replica_start $i || return 1; done &&
 	replica_deliver 1 m1 &&
 	deliver_marked 1 p1 "ANCHORED-$$-xyzzy" &&
-	wait_converged &&
-	replica_expect_messages
+	wait_converged 60 1 2 3 4 &&
+	replica_expect_messages 1 2 3 4
 '
 
 test_expect_success 'r2 away; p1 expunged on r1, purged on r1, r3 and r4, bytes gone there' '
@@ -93,8 +95,8 @@ test_expect_success 'r2 back with r1 alone: its flag change reaches r1, which dr
 test_expect_success 'r4 gets those commits by r1'"'"'s push (the anchor), r3 by its file:// fetch (our own copy); no purged bytes travel' '
 	peers 1 "2 3 4" &&
 	replica_start 3 && replica_start 4 &&
-	wait_converged 90 &&
-	replica_expect_messages &&
+	wait_converged 90 1 2 3 4 &&
+	replica_expect_messages 1 2 3 4 &&
 	no_bytes 3 "ANCHORED-$$-xyzzy" &&
 	no_bytes 4 "ANCHORED-$$-xyzzy" &&
 	! grep -q "cannot read header" "$(replica_log 1)" "$(replica_log 3)" &&
@@ -102,6 +104,15 @@ test_expect_success 'r4 gets those commits by r1'"'"'s push (the anchor), r3 by 
 		replica_run $i maildag fsck >fsck.$i 2>&1 || { cat fsck.$i; return 1; }
 		grep -q "^1 purged blob absent, as recorded" fsck.$i || return 1
 	done
+'
+
+test_expect_success 'a new replica seeded from r1 over file:// (its whole history, purged blobs absent): no purged bytes, fsck knows them' '
+	replica_start 5 &&
+	wait_converged 90 &&
+	replica_expect_messages &&
+	no_bytes 5 "ANCHORED-$$-xyzzy" &&
+	replica_run 5 maildag fsck >fsck.5 2>&1 || { cat fsck.5; return 1; }
+	grep -q "^1 purged blob absent, as recorded" fsck.5
 '
 
 test_done
