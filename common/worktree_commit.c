@@ -23,6 +23,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "purge.h"
+#include "purged.h"
 #include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -698,8 +699,11 @@ static int scan_disk(struct worktree *wt, struct commit *c)
 static int purged_adds(struct worktree *wt, struct commit *c)
 {
 	struct purged none = PURGED_INIT;
+	struct oid dir;
 	bool any = false;
 
+	if (purged_dir_id(&dir, wt->r, &c->mtree2) < 0)
+		return 0;	/* nothing purged (an import, say) */
 	for (size_t i = 0; i < c->wu.n && !any; i++) {
 		const struct repo_update *u = &c->wu.v[i];
 		struct layout_path lp;
