@@ -145,6 +145,7 @@ char *admin_json_string(json_t *obj, const char *key);
  */
 struct objects_maint_result;
 int cmd_maintain(struct mailbox *mb, int argc, char **argv);
+int cmd_forget(struct mailbox *mb, int argc, char **argv);
 void admin_print_maintenance(FILE *f, const struct objects_maint_result *r);
 /*
  * For maildag status: {"packs", "loose", "bytes" (now), "last": what the

@@ -6,6 +6,10 @@
  *     every refs/peers/<node>/mail): the commit exists and its tree is
  *     valid format version 1, every blob it names present.  One line per
  *     problem on standard output, "<ref>: '<path>': <reason>".
+ *     Then the purge (purge.h): an object some ref reaches that is
+ *     absent is a problem unless a purged/ lists it ("N purged blobs
+ *     absent, as recorded"), and so is a blob refs/heads/mail lists that
+ *     is still stored.
  *  2. Warnings, which do not change the exit status: messages on disk
  *     that refs/maildag/worktree lacks or names differently, and the
  *     other way round (syncd commits the first kind when it runs); files
@@ -46,6 +50,7 @@
 #include "mailbox.h"
 #include "maildir_name.h"
 #include "mtimes.h"
+#include "purge.h"
 #include "repo.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -459,6 +464,27 @@ static void check_journal(struct fsck *f)
 	free(dir);
 }
 
+static void purge_problem(const char *why, void *data)
+{
+	struct fsck *f = data;
+
+	printf("purged: %s\n", why);
+	f->problems++;
+}
+
+/* Absent objects are purged ones, and purged ones are absent. */
+static int check_purged(struct fsck *f)
+{
+	size_t absent = 0;
+
+	if (purge_fsck(f->repo, purge_problem, f, &absent) < 0)
+		return E_TEMP;
+	if (absent)
+		printf("%zu purged blob%s absent, as recorded\n", absent,
+		       absent == 1 ? "" : "s");
+	return 0;
+}
+
 int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 {
 	struct fsck f = { 0 };
@@ -478,6 +504,14 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 	if ((r = admin_open_repo(&f.repo, mb)))
 		return r;
 	repo_verify_reads(true);	/* a damaged object is a problem here */
+	{
+		/* a ref may name a blob mail lists as purged, absent on
+		   purpose (a peer's that predates the purge, the worktree) */
+		struct oid mail, tree;
+		if (repo_ref_read(&mail, f.repo, REF_MAIL) == 0 &&
+		    repo_commit_tree(&tree, f.repo, &mail) == 0)
+			format_purged_hint(f.repo, &tree);
+	}
 	if (check_ref(&f, REF_MAIL) < 0)
 		goto done;
 	if (all) {
@@ -486,6 +520,8 @@ int cmd_fsck(struct mailbox *mb, int argc, char **argv)
 		if (repo_foreach_peer_ref(f.repo, check_peer, &f) < 0)
 			goto done;
 	}
+	if (check_purged(&f) < 0)
+		goto done;
 	if (compare_disk(&f, mb, hash) < 0)
 		goto done;
 	check_journal(&f);

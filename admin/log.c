@@ -147,6 +147,14 @@ static int print_expunged(const struct expunged *e, void *data)
 	size_t *n = data;
 
 	print_when(e->time);
+	if (e->purged) {
+		printf("  %.*s  expunged from %s%s: purged, its bytes are gone "
+		       "(%s)\n", CHANGE_SHORT, e->change,
+		       folder_display(e->msg.folder),
+		       e->folder_gone ? " (folder removed)" : "", e->msg.name);
+		(*n)++;
+		return 0;
+	}
 	printf("  %.*s  expunged from %s%s: from %s, \"%s\", %llu bytes%s%s\n",
 	       CHANGE_SHORT, e->change, folder_display(e->msg.folder),
 	       e->folder_gone ? " (folder removed)" : "",

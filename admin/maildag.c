@@ -37,6 +37,8 @@ void admin_usage(FILE *f)
 	      "  fsck [--all-refs] [--hash]\n"
 	      "                 check the repository against the format, the\n"
 	      "                 Maildir against the repository\n"
+	      "  forget [-n] MESSAGE-ID|KEY...\n"
+	      "                 purge messages now, here and on every peer\n"
 	      "  init [--format 1|2]\n"
 	      "                 create the repository and import the Maildir\n"
 	      "                 (format 2: experimental)\n"
@@ -44,7 +46,8 @@ void admin_usage(FILE *f)
 	      "  log --expunged [--folder F] [--from TEXT] [--subject TEXT]\n"
 	      "      [--message-id ID] [--since TIME] [--until TIME] [-n N]\n"
 	      "                 the messages removed from the mailbox\n"
-	      "  maintain       a maintenance pass now: pack, roll up, prune\n"
+	      "  maintain       a maintenance pass now: retention, purge, pack,\n"
+	      "                 roll up, prune\n"
 	      "  merge [-n] [-u] [-q] [-v] A B\n"
 	      "                 merge two commits with the Maildir merge\n"
 	      "  push [-t seconds] [peer...]\n"
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
 		{ "fsck", cmd_fsck, false },
 		{ "merge", cmd_merge, false },
 		{ "maintain", cmd_maintain, true },
+		{ "forget", cmd_forget, true },
 		{ "push", cmd_push, true },
 		{ "fetch", cmd_fetch, true },
 		{ "status", cmd_status, false },

@@ -1,7 +1,8 @@
 /*
- * maildag maintain: one maintenance pass now (objects.h), as
- * maildag-syncd runs them: packs rolled up by class, unreachable objects
- * older than maintenance.grace pruned, loose objects packed.  It waits
+ * maildag maintain: one maintenance pass now (purge.h, objects.h), as
+ * maildag-syncd runs them: expunged mail past the retention listed in
+ * purged/, purged blobs removed, packs rolled up by class, unreachable
+ * objects older than maintenance.grace pruned, loose objects packed.  It waits
  * for a pass under way (the daemon's) to end first.
  */
 #include "autoconf.h"
@@ -16,6 +17,8 @@
 #include "admin.h"
 #include "log.h"
 #include "objects.h"
+#include "purge.h"
+#include "repo.h"
 
 void admin_print_maintenance(FILE *f, const struct objects_maint_result *r)
 {
@@ -36,6 +39,7 @@ int cmd_maintain(struct mailbox *mb, int argc, char **argv)
 {
 	struct objects_maint_opts o = { .grace = (long)mb->cfg->maint_grace };
 	struct objects_maint_result r;
+	struct purge_result pr;
 	struct repo *repo;
 	int e;
 
@@ -47,8 +51,12 @@ int cmd_maintain(struct mailbox *mb, int argc, char **argv)
 	if ((e = admin_open_repo(&repo, mb)))
 		return e;
 	repo_free(repo);
-	if (objects_maintain(mb->repository, &o, true, &r) < 0)
+	if (purge_pass(mb->repository, mb->cfg->retention, &o, true, &pr,
+		       &r) < 0)
 		return EX_TEMPFAIL;
+	printf("retention: %zu purged now, %zu expunged waiting%s\n",
+	       pr.purged, pr.candidates, pr.clock_jump ?
+	       " (clock jump: no purge decided)" : "");
 	admin_print_maintenance(stdout, &r);
 	return EX_OK;
 }
@@ -64,6 +72,20 @@ json_t *admin_maintenance_json(const struct mailbox *mb)
 		json_object_set_new(o, "packs", json_integer((json_int_t)packs));
 		json_object_set_new(o, "loose", json_integer((json_int_t)loose));
 		json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
+	}
+	{
+		/* what purged/ lists: the blobs gone from every replica */
+		struct purged set = PURGED_INIT;
+		struct repo *repo;
+		if (repo_open(&repo, mb->repository, 0) == 0) {
+			if (purge_drop_set(&set, repo) == 0)
+				json_object_set_new(o, "purged",
+						    json_integer((json_int_t)set.n));
+			repo_free(repo);
+		}
+		purged_release(&set);
+		json_object_set_new(o, "retention", json_integer(
+			(json_int_t)mb->cfg->retention));
 	}
 	if (objects_maint_last(mb->repository, &r) == 0) {
 		json_t *l = json_object();
@@ -90,6 +112,10 @@ void admin_print_maintenance_status(json_t *m, time_t now)
 	       (long long)json_integer_value(json_object_get(m, "packs")),
 	       (long long)json_integer_value(json_object_get(m, "loose")),
 	       (long long)json_integer_value(json_object_get(m, "bytes")));
+	if (json_is_integer(json_object_get(m, "purged")))
+		printf(", %lld purged blobs recorded",
+		       (long long)json_integer_value(json_object_get(m,
+							     "purged")));
 	if (!json_is_object(l)) {
 		printf("; no pass yet\n");
 		return;

@@ -259,6 +259,11 @@ static bool get_maint_dropped(const struct sample_in *in, long long *v)
 	return last_of(in, "dropped", v);
 }
 
+static bool get_purged(const struct sample_in *in, long long *v)
+{
+	return maint_of(in, "purged", v);
+}
+
 static const struct family families[] = {
 	{ "maildag_up", "gauge", NULL, MAILBOX, get_up,
 	  "1 when maildag-syncd answered the status request, else 0" },
@@ -282,6 +287,8 @@ static const struct family families[] = {
 	{ "maildag_maintenance_last_purged_blobs", "gauge", NULL, MAILBOX,
 	  get_maint_dropped,
 	  "Purged blobs the last maintenance pass removed from storage" },
+	{ "maildag_purged_blobs", "gauge", NULL, MAILBOX, get_purged,
+	  "Blobs the mailbox lists as purged (purged/): gone from every replica" },
 	{ "maildag_unwatched_folders", "gauge", NULL, MAILBOX, get_unwatched,
 	  "Folders maildag-syncd cannot watch (inotify limit), scanned instead" },
 	{ "maildag_unreadable_files", "gauge", NULL, MAILBOX, get_unreadable,

@@ -33,6 +33,7 @@ struct plan {
 	struct restore *rs;
 	bool dry_run;
 	size_t n;
+	size_t purged;		/* matched, but purged: no way back */
 	char **folders;		/* of the messages planned */
 	size_t nfolders, folders_alloc;
 };
@@ -50,6 +51,10 @@ static int plan_one(const struct expunged *e, void *data)
 	struct plan *p = data;
 	bool known = false;
 
+	if (e->purged) {
+		p->purged++;
+		return 0;
+	}
 	for (size_t i = 0; i < p->nfolders && !known; i++)
 		known = !strcmp(p->folders[i], e->msg.folder);
 	if (!known) {
@@ -229,6 +234,9 @@ int cmd_restore(struct mailbox *mb, int argc, char **argv)
 	} else if (*source) {
 		plan_subscriptions(p.rs, r, source, p.folders, p.nfolders);
 	}
+	if (p.purged)
+		printf("%zu purged message%s cannot come back\n", p.purged,
+		       p.purged == 1 ? "" : "s");
 	if (!p.n && !(*source && s.folder)) {
 		fprintf(stderr, "nothing to restore: %s\n", *source ?
 			"the mailbox holds every message that matches" :
@@ -307,6 +315,7 @@ int cmd_undo(struct mailbox *mb, int argc, char **argv)
 	struct repo *r = NULL;
 	struct change c;
 	bool have_c = false;
+	size_t planned;
 	int opt, x;
 
 	optind = 1;
@@ -338,7 +347,11 @@ int cmd_undo(struct mailbox *mb, int argc, char **argv)
 		goto done;
 	}
 	p.rs = restore_new(mb, r);
-	if (!plan_undo(&p, r, &c)) {
+	planned = plan_undo(&p, r, &c);
+	if (p.purged)
+		printf("%zu purged message%s cannot come back\n", p.purged,
+		       p.purged == 1 ? "" : "s");
+	if (!planned) {
 		fprintf(stderr, "nothing to undo: %.*s expunged, moved and "
 			"removed nothing (\"%s\")\n", CHANGE_SHORT, id, c.subject);
 		x = ADMIN_NOTHING;

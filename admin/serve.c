@@ -23,9 +23,13 @@
  *   never deleted.  A push naming any other ref is refused whole by the
  *   pre-receive hook, which sees every ref before any moves while git
  *   keeps the pushed objects in quarantine, so a refused push leaves
- *   nothing behind.  Objects are checked (receive.fsckObjects) and the
- *   pack is capped (receive.maxInputSize, serve_max_input());
- * - upload-pack: read-only; refs/heads/mail alone is advertised.
+ *   nothing behind.  Objects are checked by maildag's history check, as
+ *   fetched ones are (receive.fsckObjects is off: purged blobs are
+ *   absent on purpose), and the pack is capped (receive.maxInputSize,
+ *   serve_max_input());
+ * - upload-pack: read-only; refs/heads/mail alone is advertised; purged
+ *   blobs are skipped (pack-objects --missing=allow-any) and the sparse
+ *   path walk is off.
  */
 #include "autoconf.h"
 
@@ -43,7 +47,9 @@
 #include "admin.h"
 #include "alarm.h"
 #include "config.h"
+#include "format.h"
 #include "fsutil.h"
+#include "history.h"
 #include "log.h"
 #include "mailbox.h"
 #include "strbuf.h"
@@ -53,6 +59,8 @@
 #define SERVE_PEER_ENV "MAILDAG_SERVE_PEER"
 /* where git is looked for: never the session's PATH */
 #define SERVE_PATH "/usr/local/bin:/usr/bin:/bin"
+/* runs "git pack-objects <args>" with --missing=allow-any added */
+#define SERVE_PACK_HOOK "f() { exec \"$@\" --missing=allow-any; }; f"
 /* the longest command a peer may send */
 #define SERVE_MAX_COMMAND 4096
 
@@ -318,10 +326,48 @@ done:
 	return dir;
 }
 
+/*
+ * The history a push brings, checked as a fetch's is (history.h) while
+ * git holds its objects in quarantine: receive.fsckObjects is off, as
+ * purged blobs are absent on purpose, so this is the object check.  0,
+ * or 1 after saying why.
+ */
+static int check_pushed(const char *hex)
+{
+	const char *dir = getenv("GIT_DIR"), *q = getenv("GIT_QUARANTINE_PATH");
+	struct strbuf err = STRBUF_INIT;
+	struct oid theirs, ours;
+	struct repo *r;
+	bool have;
+	int ret;
+
+	if (oid_fromstr(&theirs, hex) < 0 ||
+	    repo_open(&r, dir && *dir ? dir : ".", 0) < 0) {
+		log_error("refused for now: cannot read the repository");
+		return 1;
+	}
+	if ((q && *q && repo_add_objects(r, q) < 0) || format_use_repo(r) < 0) {
+		repo_free(r);
+		log_error("refused for now: cannot read the pushed objects");
+		return 1;
+	}
+	have = repo_ref_read(&ours, r, REF_MAIL) == 0;
+	ret = history_check(r, have ? &ours : NULL, NULL, &theirs, &err, NULL,
+			    NULL);
+	if (ret == E_INVALID)
+		log_error("refused: %s", err.buf);
+	else if (ret < 0)
+		log_error("refused for now: %s", err.len ? err.buf :
+			  "the history could not be read");
+	strbuf_release(&err);
+	repo_free(r);
+	return ret < 0 ? 1 : 0;
+}
+
 int cmd_serve_pre_receive(int argc, char **argv)
 {
 	const char *peer = getenv(SERVE_PEER_ENV);
-	char line[1024], *own, *first = NULL;
+	char line[1024], *own, *first = NULL, *pushed = NULL;
 	size_t others = 0, n;
 	bool ok = true;
 
@@ -346,8 +392,11 @@ int cmd_serve_pre_receive(int argc, char **argv)
 		sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
 		good = sp2 && !strcmp(sp2 + 1, own) &&
 		       strspn(sp1 + 1, "0") != (size_t)(sp2 - sp1 - 1);
-		if (good)
+		if (good) {
+			free(pushed);
+			pushed = xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
 			continue;
+		}
 		ok = false;
 		if (!first)
 			first = xstrdup(sp2 ? sp2 + 1 : line);
@@ -364,6 +413,9 @@ int cmd_serve_pre_receive(int argc, char **argv)
 				  "push deletes or changes '%.200s'",
 				  peer, own, first);
 	}
+	if (ok && pushed && check_pushed(pushed))
+		ok = false;
+	free(pushed);
 	free(first);
 	free(own);
 	return ok ? 0 : 1;
@@ -470,7 +522,13 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 	add_config(gargv, &n, "core.sharedRepository", "umask");
 	if (op == SERVE_RECEIVE) {
 		own = xasprintf("!refs/peers/%s/mail", peer);
-		add_config(gargv, &n, "receive.fsckObjects", "true");
+		/*
+		 * No receive.fsckObjects: its link check wants every blob
+		 * a received tree names, and purged blobs are absent on
+		 * purpose (doc/purge.md 3.6).  maildag's history check
+		 * (history.h) checks every commit taken in, as for fetches.
+		 */
+		add_config(gargv, &n, "receive.fsckObjects", "false");
 		add_config(gargv, &n, "receive.maxInputSize", size);
 		add_config(gargv, &n, "receive.denyDeletes", "true");
 		add_config(gargv, &n, "receive.advertisePushOptions", "false");
@@ -487,6 +545,16 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 		add_config(gargv, &n, "uploadpack.allowReachableSHA1InWant", "false");
 		add_config(gargv, &n, "uploadpack.allowAnySHA1InWant", "false");
 		add_config(gargv, &n, "uploadpack.allowFilter", "false");
+		/*
+		 * Purged blobs are absent on purpose: pack-objects skips
+		 * them (--missing=allow-any, through the hook git runs
+		 * with the shell, appending its own command line), and
+		 * the path walk that sends a renamed (flagged) message
+		 * again is off (doc/purge.md 1.2, 3.6).
+		 */
+		add_config(gargv, &n, "pack.useSparse", "false");
+		add_config(gargv, &n, "uploadpack.packObjectsHook",
+			   SERVE_PACK_HOOK);
 		gargv[n++] = xstrdup("upload-pack");
 		gargv[n++] = xstrdup("--strict");
 	}

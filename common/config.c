@@ -479,10 +479,46 @@ static int apply_maintenance(const struct ctx *c, json_t *obj)
 	return 0;
 }
 
+/*
+ * retention: days as a number, "<n>d", "<n>h", "<n>s" (tests), or
+ * "forever"; at least one second, at most 100 years.
+ */
+static int apply_retention(const struct ctx *c, json_t *v)
+{
+	const long long max = 100ll * 365 * 86400;
+	long long n, unit = 86400;
+	const char *s;
+	char *end;
+
+	if (json_is_integer(v)) {
+		if (get_int(c, "", "retention", v, 1, max / 86400, &n) < 0)
+			return E_INVALID;
+		c->cfg->retention = n * 86400;
+		return 0;
+	}
+	if (get_string(c, "", "retention", v, &s) < 0)
+		return E_INVALID;
+	if (!strcmp(s, "forever")) {
+		c->cfg->retention = CONFIG_RETENTION_FOREVER;
+		return 0;
+	}
+	n = strtoll(s, &end, 10);
+	if (end != s && end[0] && !end[1] && s[0] >= '0' && s[0] <= '9')
+		unit = end[0] == 'd' ? 86400 : end[0] == 'h' ? 3600 :
+		       end[0] == 's' ? 1 : 0;
+	else
+		unit = 0;
+	if (!unit || n < 1 || n > max / unit)
+		return fail(c, "", "retention", "'%s' is not a retention (days, "
+			    "\"<n>d\", \"<n>h\", \"<n>s\" or \"forever\")", s);
+	c->cfg->retention = n * unit;
+	return 0;
+}
+
 /* --- the top level ------------------------------------------------------- */
 
 enum kind { K_NODE, K_PATH, K_BOOL, K_INT, K_LLONG, K_PEERS, K_HOOKS,
-	    K_ALARM, K_VIRTUAL, K_MAINT };
+	    K_ALARM, K_VIRTUAL, K_MAINT, K_RETENTION };
 
 #define LIMIT_MIN 1		/* bytes: any limit, none is "no limit" */
 #define ROOT_ENTRIES 5		/* FORMAT subscriptions mtimes cur new */
@@ -522,6 +558,7 @@ static const struct key {
 	{ "alarm", K_ALARM, 0, 0, 0 },
 	{ "virtual", K_VIRTUAL, 0, 0, 0 },
 	{ "maintenance", K_MAINT, 0, 0, 0 },
+	{ "retention", K_RETENTION, 0, 0, 0 },
 };
 
 static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
@@ -578,6 +615,8 @@ static int apply_key(const struct ctx *c, const struct key *k, json_t *v)
 		return config_virtual_apply(c, v);
 	case K_MAINT:
 		return apply_maintenance(c, v);
+	case K_RETENTION:
+		return apply_retention(c, v);
 	}
 	return E_INVALID;
 }
@@ -762,6 +801,7 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->alarm_ignore[1] = xstrdup(".Junk");
 	cfg->maint_interval = 3600;
 	cfg->maint_grace = 86400;
+	cfg->retention = CONFIG_RETENTION_DEFAULT;
 	cfg->hook_command = NULL;
 	cfg->webhooks = xcalloc(1, sizeof *cfg->webhooks);
 	return cfg;

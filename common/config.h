@@ -19,6 +19,9 @@
 #ifndef CONFIG_H
 #define CONFIG_H
 
+#define CONFIG_RETENTION_DEFAULT (30ll * 86400)
+#define CONFIG_RETENTION_FOREVER (-1ll)
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -84,6 +87,13 @@ struct config {
 	 */
 	long long maint_interval;
 	long long maint_grace;
+	/*
+	 * Retention (maildag.conf(5) "retention", doc/purge.md 3.2):
+	 * seconds an expunged message is kept before it is purged; default
+	 * CONFIG_RETENTION_DEFAULT, CONFIG_RETENTION_FOREVER: never (until
+	 * a forget).
+	 */
+	long long retention;
 	char *hook_command;	/* NULL if unset */
 	char **webhooks;	/* NULL-terminated array; never NULL */
 	struct config_peer *peers;

@@ -27,6 +27,7 @@
 #include "maildir_name.h"
 #include "merge.h"
 #include "mtimes.h"
+#include "purged.h"
 #include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -529,7 +530,25 @@ static bool same_id(const char *have, const char *want)
 	return hl == wl && !strncmp(have, want, hl);
 }
 
-/* Fill e's header fields and size from its blob; false if unreadable. */
+/* Does refs/heads/mail's purged/ list blob id (a purge on purpose)? */
+static bool listed_purged(struct repo *r, const struct oid *id)
+{
+	struct purged p = PURGED_INIT;
+	struct oid mail, tree;
+	bool yes;
+
+	yes = repo_ref_read(&mail, r, REF_MAIL) == 0 &&
+	      repo_commit_tree(&tree, r, &mail) == 0 &&
+	      purged_read_shard(&p, r, &tree, id->id[0]) == 0 &&
+	      purged_has(&p, id);
+	purged_release(&p);
+	return yes;
+}
+
+/*
+ * Fill e's header fields and size from its blob; false if unreadable.
+ * A blob purged on purpose is described as such (e->purged).
+ */
 static bool describe(struct expunged *e, struct repo *r)
 {
 	struct strbuf from = STRBUF_INIT, subject = STRBUF_INIT,
@@ -539,8 +558,16 @@ static bool describe(struct expunged *e, struct repo *r)
 	const char *content;
 	size_t len;
 
-	if (oid_fromstr(&id, e->msg.blob) < 0 ||
-	    git_blob_lookup(&blob, r->git, GIT_OID(&id)) < 0) {
+	if (oid_fromstr(&id, e->msg.blob) < 0)
+		return false;
+	if (git_blob_lookup(&blob, r->git, GIT_OID(&id)) < 0) {
+		if (listed_purged(r, &id)) {
+			e->purged = true;
+			e->from = xstrdup("");
+			e->subject = xstrdup("");
+			e->message_id = xstrdup("");
+			return true;
+		}
 		log_warn("message %s ('%s'): %s", e->msg.blob, e->msg.name,
 			 repo_git_error());
 		return false;

@@ -139,6 +139,9 @@ struct expunged {
 	unsigned long long size;	/* bytes */
 	char *from, *subject, *message_id;	/* header fields, "" absent */
 	bool folder_gone;		/* the change removed its folder */
+	bool purged;			/* its bytes are purged (purged.h):
+					   it cannot come back; the header
+					   fields are "" */
 };
 
 typedef int expunged_fn(const struct expunged *e, void *data);

@@ -402,6 +402,7 @@ static int run(struct checker *ck, struct repo *r, const struct oid *tree,
 	fmt_strset_release(&ck->changed);
 	fmt_strset_release(&ck->seen);
 	fmt_imap_kept_release(ck);
+	fmt_purged_release(ck);
 	free(ck->add);
 	ck->add = NULL;
 	return err < 0 ? err : ck->fatal;
@@ -556,6 +557,7 @@ static int added_bytes(unsigned long long *out, struct repo *r,
 	fmt_strset_release(&ck.keys);
 	fmt_strset_release(&ck.changed);
 	fmt_strset_release(&ck.seen);
+	fmt_purged_release(&ck);
 	free(ck.add);
 	return ret < 0 ? ret : 0;
 }

@@ -248,6 +248,16 @@ int format_mtimes_check(const char *buf, size_t len, const char *xx,
 			struct strbuf *err);
 
 /*
+ * Purged blobs (purged.h): a message blob that is absent is valid where
+ * the trusted tree lists it, or the set of a tree named here (the tip of
+ * what a peer sent, whose set covers its whole history: history_check()).
+ * format_purged_hint() adds tree's set (0, or purged_read()'s error);
+ * format_purged_hints_clear() forgets them all.
+ */
+int format_purged_hint(struct repo *r, const struct oid *tree);
+void format_purged_hints_clear(void);
+
+/*
  * Append s (len bytes) to out with control characters, DEL, bytes >= 0x80
  * and backslashes escaped as \xNN, so any name prints as one safe line.
  */

@@ -130,9 +130,11 @@ static int check_shard(struct checker *ck, const char *loc,
 			continue;
 		}
 		ck->st.messages++;
-		if (fmt_unchanged(&tt, e))
+		/* an unchanged entry was valid in trusted; a set that grew
+		   is matched against the whole tree (fmt_purged_scan) */
+		if (fmt_unchanged(&tt, e) || fmt_purged_message(ck, e))
 			continue;
-		if ((r = fmt_check_blob_object(ck, e, &size)) < 0)
+		if ((r = fmt_purged_blob(ck, e, &size)) < 0)
 			break;
 		if (r)
 			continue;
@@ -609,6 +611,9 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 		fmt_report(ck, FORMAT_PATH, strlen(FORMAT_PATH), "missing");
 	else if (fmt_is_blob(fmt) && check_format_file(ck, fmt) < 0)
 		goto done;	/* read even when unchanged: it sets ck->version */
+	/* before the messages: they are checked against it */
+	if (fmt_purged_root(ck, &t, &tt) < 0)
+		goto done;
 	for (size_t i = 0; i < t.n && !ck->stop; i++) {
 		const struct rentry *e = &t.e[i], *te;
 
@@ -618,6 +623,8 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 		te = fmt_rtree_find(&tt, e);
 		if (fmt_name_is(e, FORMAT_PATH)) {
 			fmt_want_blob(ck, e);	/* its content is checked above */
+		} else if (fmt_name_is(e, PURGED_DIR)) {
+			/* fmt_purged_root() */
 		} else if (fmt_name_is(e, "subscriptions")) {
 			size_t size;
 			if (!fmt_want_blob(ck, e) || fmt_unchanged(&tt, e))
@@ -670,6 +677,7 @@ int fmt_check_root(struct checker *ck, const struct oid *id,
 	    !(ck->incremental && ck->ancestor))
 		fmt_imap_cross_check(ck, &t);
 	if (ck->incremental && !ck->stop && !ck->fatal) {
+		fmt_purged_scan(ck, &t);
 		mark_all_removed(ck, &t, &tt, 0, true, NULL, NULL);
 		cross_check(ck, &t);
 	}

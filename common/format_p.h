@@ -22,6 +22,7 @@
 
 #include "format.h"
 #include "oid.h"
+#include "purged.h"
 #include "repo_p.h"
 #include "strbuf.h"
 
@@ -167,6 +168,11 @@ struct checker {
 	size_t nkept, alkept;
 	struct rtree imap_n, imap_t;	/* imap/ of both, when it changed */
 	git_odb_object *imap_blob[256];	/* the imap/<xx> that changed */
+	/* purged/ (format_purged.c): 0 the checked tree's, 1 the trusted */
+	struct rtree ptree[2];
+	struct purged pset[2];		/* the shards read so far */
+	bool ploaded[2][256];
+	struct purged pnew;		/* listed here, not in trusted */
 };
 
 /* Append a formatted line to a caller's buffer. */
@@ -311,5 +317,30 @@ void fmt_imap_kept_release(struct checker *ck);
  */
 void fmt_imap_since(struct checker *ck, const struct rtree *root,
 		    const struct rtree *tt);
+
+/* --- purged/ (format_purged.c) ----------------------------------------- */
+
+/*
+ * Check the root's purged/ records against the trusted root tt's, before
+ * any message is: a tree of shard blobs, each well formed, none of the
+ * ancestor's ids dropped.  0 or E_TEMP.
+ */
+int fmt_purged_root(struct checker *ck, const struct rtree *t,
+		    const struct rtree *tt);
+
+/* Does the checked tree list message e's blob?  Then reported: true. */
+bool fmt_purged_message(struct checker *ck, const struct rentry *e);
+
+/*
+ * fmt_check_blob_object() for a message blob, which may be absent when
+ * the trusted tree or a hint lists it: then 2 (no size).
+ */
+int fmt_purged_blob(struct checker *ck, const struct rentry *e, size_t *size);
+
+/* Every message of root against the ids the check found new in purged/
+ * (incremental checks; a full check met every message already). */
+void fmt_purged_scan(struct checker *ck, const struct rtree *root);
+
+void fmt_purged_release(struct checker *ck);
 
 #endif

@@ -40,6 +40,20 @@
 #define CHILD_CACHE_MAX ((size_t)32 << 20)
 #define WHY_MAX (sizeof ((struct history_result *)NULL)->why)
 
+/* The purged/ set of commit's tree, as a hint of the format check. */
+static int hint(struct repo *r, const struct oid *commit, struct strbuf *err)
+{
+	struct oid tree;
+	int ret;
+
+	if (repo_commit_tree(&tree, r, commit) < 0)
+		return 0;	/* the walk says why */
+	if ((ret = format_purged_hint(r, &tree)) < 0)
+		strbuf_addf(err, "commit %.12s: bad purged/ records",
+			    oid_hex(commit));
+	return ret == E_INVALID ? E_INVALID : ret < 0 ? E_TEMP : 0;
+}
+
 int history_check(struct repo *r, const struct oid *ours,
 		  const struct oid *approved,
 		  const struct oid *theirs, struct strbuf *err, size_t *checked,
@@ -57,6 +71,15 @@ int history_check(struct repo *r, const struct oid *ours,
 			oid_cpy(bad, theirs);
 		goto done;
 	}
+	/*
+	 * A blob purged on either side may be absent, named by the history
+	 * before its purge: the sets of both tips cover all of it (a set
+	 * only grows).
+	 */
+	format_purged_hints_clear();
+	if ((ret = hint(r, theirs, err)) < 0 ||
+	    (ours && (ret = hint(r, ours, err)) < 0))
+		goto done;
 	if ((err2 = git_revwalk_new(&walk, r->git)) < 0 ||
 	    (err2 = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL |
 					GIT_SORT_REVERSE)) < 0 ||
@@ -105,6 +128,7 @@ int history_check(struct repo *r, const struct oid *ours,
 		ret = E_TEMP;
 	}
 done:
+	format_purged_hints_clear();
 	git_commit_free(c);
 	git_revwalk_free(walk);
 	if (checked)

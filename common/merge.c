@@ -338,8 +338,9 @@ static int merge_trees_at(struct oid *out, struct repo *r,
 	if ((ret = mg_write_result(out, &m)) < 0 ||
 	    (ret = mg_restore_markers(out, &m)) < 0)
 		goto done;
-	if (m.imap)
-		ret = mg_imap_restore_folders(out, &m);
+	if (m.imap && (ret = mg_imap_restore_folders(out, &m)) < 0)
+		goto done;
+	ret = mg_purge(out, &m);
 done:
 	for (size_t i = 0; i < nckeys; i++)
 		free(ckeys[i]);

@@ -181,6 +181,18 @@ int merge_is_ancestor(struct repo *r, const struct oid *ancestor,
  */
 int merge_resolve_commit(struct oid *out, struct repo *r, const char *spec);
 
+struct purged;
+
+/*
+ * The purge rule of the merge on one tree (doc/purge.md 3.3, a forget or
+ * a retention purge): *out is tree with purged/ listing its own set and
+ * every id of add, and without every message whose blob that set lists,
+ * their mtimes and IMAP records included.  *dropped (may be NULL):
+ * messages taken out.  0, or < 0 (logged).
+ */
+int merge_purge_tree(struct oid *out, struct repo *r, const struct oid *tree,
+		     const struct purged *add, size_t *dropped);
+
 /*
  * From now on, every object r writes stays in memory and is dropped with
  * r (repo_free): for a dry run.  Refs must not be moved to such objects.

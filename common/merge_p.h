@@ -448,6 +448,15 @@ int mg_imap_resolve(struct mctx *m, char **ckeys, size_t nckeys);
  */
 int mg_imap_restore_folders(struct oid *tree, struct mctx *m);
 
+/* --- purged/ (merge_purge.c) ---------------------------------------------- */
+
+/*
+ * Last, on the written result *tree: purged/ the union of ours' and
+ * theirs', and no message (nor its mtimes or IMAP record) whose blob it
+ * lists.  Reads nothing more when the two sides' sets are the same.
+ */
+int mg_purge(struct oid *tree, struct mctx *m);
+
 /* uidslots changed on both sides: the union of their lines, in *out. */
 int mg_imap_slots_union(struct oid *out, struct mctx *m, const struct oid *o,
 			const struct oid *t);

@@ -43,6 +43,7 @@
 #include "hex.h"
 #include "log.h"
 #include "net.h"
+#include "net_p.h"
 #include "repo_p.h"
 #include "xalloc.h"
 
@@ -151,6 +152,8 @@ struct ctx {
 	bool moves;		/* the update changes the peer's ref */
 	bool rejected;
 	char reject_msg[256];
+	bool has_anchor;	/* push: the purge anchor to hide (net_p.h) */
+	struct oid anchor;
 };
 
 static __attribute__((format(printf, 3, 4)))
@@ -504,6 +507,15 @@ static int remote_ref(struct oid *out, git_remote *remote, const char *ref)
 	return 0;
 }
 
+/* A push's transport: libgit2's, the purge anchor advertised too. */
+static int cb_transport(git_transport **out, git_remote *owner, void *param)
+{
+	struct ctx *c = param;
+
+	return net_anchor_transport(out, owner, git_remote_url(owner),
+				    &c->anchor);
+}
+
 static void init_callbacks(git_remote_callbacks *cbs, struct ctx *c)
 {
 	git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
@@ -511,6 +523,8 @@ static void init_callbacks(git_remote_callbacks *cbs, struct ctx *c)
 	cbs->certificate_check = cb_certificate;
 	cbs->push_negotiation = cb_negotiation;
 	cbs->push_update_reference = cb_update_reference;
+	if (c->has_anchor)
+		cbs->transport = cb_transport;
 	cbs->payload = c;
 }
 
@@ -528,6 +542,11 @@ static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
 	if ((err = repo_ref_read(&local, r, REF_MAIL)) < 0) {
 		set_result(res, NET_FAILED, "nothing to push: %s",
 			   err == E_NOTFOUND ? "no " REF_MAIL : log_last_error());
+		goto done;
+	}
+	/* purged blobs are absent: the push must not look for them */
+	if (net_anchor_make(&c->anchor, &c->has_anchor, r) < 0) {
+		set_result(res, NET_FAILED, "cannot write the purge anchor");
 		goto done;
 	}
 	/* a file:// peer's ref is written by this process: guard it */
@@ -606,6 +625,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	char *lock_name = xasprintf("peerref-%s.lock", c->peer->name);
 	git_strarray specs = { &spec, 1 };
 	struct oid theirs, before, advertised;
+	char *local = NULL;
 	bool had;
 	int lock, err;
 
@@ -640,7 +660,20 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 	opts.prune = GIT_FETCH_NO_PRUNE;
 	opts.update_fetchhead = 0;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if ((err = git_remote_download(remote, &specs, &opts)) < 0) {
+	if ((local = file_url_path(c->peer->url))) {
+		/* libgit2's local transport looks for purged blobs */
+		struct strbuf why_copy = STRBUF_INIT;
+		int gerr = 0;
+		err = net_local_copy(r, local, &theirs, &why_copy, &gerr);
+		if (err < 0 && gerr < 0)
+			git_failure(res, c, gerr);
+		else if (err < 0)
+			set_result(res, NET_FAILED, "fetch from %s: %s",
+				   c->peer->url, why_copy.buf);
+		strbuf_release(&why_copy);
+		if (err < 0)
+			goto done;
+	} else if ((err = git_remote_download(remote, &specs, &opts)) < 0) {
 		git_failure(res, c, err);
 		goto done;
 	}
@@ -685,6 +718,7 @@ static int do_fetch(struct repo *r, git_remote *remote, struct ctx *c,
 done:
 	if (lock >= 0)
 		close(lock);
+	free(local);
 	free(lock_name);
 	free(why);
 	free(spec);

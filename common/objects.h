@@ -115,6 +115,14 @@ bool objects_maint_due(const char *repo_path, long interval,
 int objects_maint_last(const char *repo_path,
 		       struct objects_maint_result *res);
 
+/*
+ * The objects reachable from the commits tips[0..ntips-1] that are
+ * absent (git rev-list --objects --missing=print): a new array in *out,
+ * *n of them.  0, or E_FAIL (logged).
+ */
+int objects_missing(const char *repo_path, const struct oid *tips,
+		    size_t ntips, struct oid **out, size_t *n);
+
 /* The packs and the loose objects there are now, and their bytes. */
 int objects_count_now(const char *repo_path, size_t *packs, size_t *loose,
 		      unsigned long long *bytes);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1038,4 +1039,49 @@ int objects_maintain(const char *repo_path,
 	free(ps.packdir);
 	close(lock);
 	return ret;
+}
+
+int objects_missing(const char *repo_path, const struct oid *tips,
+		    size_t ntips, struct oid **out, size_t *n)
+{
+	const char *argv[] = { "rev-list", "--objects", "--stdin",
+			       "--missing=print", NULL };
+	struct strbuf o = STRBUF_INIT, in = STRBUF_INIT;
+	size_t alloc = 0;
+	char *p, *end;
+	int fd, ret;
+
+	*out = NULL;
+	*n = 0;
+	if (!ntips)
+		return 0;
+	/* the tips on its stdin: a damaged ref elsewhere stops nothing */
+	for (size_t i = 0; i < ntips; i++)
+		strbuf_addf(&in, "%s\n", oid_hex(&tips[i]));
+	if ((fd = memfd_create("maildag-tips", MFD_CLOEXEC)) < 0 ||
+	    write_full(fd, in.buf, in.len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		if (fd >= 0)
+			close(fd);
+		strbuf_release(&in);
+		return log_error_errno("memfd");
+	}
+	strbuf_release(&in);
+	ret = run_git(repo_path, argv, fd, &o);
+	close(fd);
+	if (ret < 0) {
+		strbuf_release(&o);
+		return E_FAIL;
+	}
+	for (p = o.buf, end = o.buf + o.len; p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		struct oid id;
+
+		if (*p == '?' && oid_fromstr(&id, p + 1) == 0) {
+			xgrow((void **)out, &alloc, *n + 1, sizeof **out);
+			oid_cpy(&(*out)[(*n)++], &id);
+		}
+		p = nl ? nl + 1 : end;
+	}
+	strbuf_release(&o);
+	return 0;
 }

@@ -446,6 +446,20 @@ int repo_reload_objects(struct repo *r)
 	return 0;
 }
 
+int repo_add_objects(struct repo *r, const char *objdir)
+{
+	git_odb *odb = NULL;
+	int err;
+
+	if ((err = git_repository_odb(&odb, r->git)) == 0)
+		err = git_odb_add_disk_alternate(odb, objdir);
+	git_odb_free(odb);
+	if (err < 0)
+		return log_error("read the objects of '%s': %s", objdir,
+				 repo_git_error());
+	return 0;
+}
+
 void repo_unlock(struct repo *r)
 {
 	if (r->lock_fd < 0)

@@ -148,6 +148,12 @@ int repo_reload_objects(struct repo *r);
 /* The repository's directory, as given to repo_open(); r keeps it. */
 const char *repo_path(const struct repo *r);
 
+/*
+ * Read objects from objdir too (an objects directory: git's quarantine
+ * of a push under way, which a pre-receive hook checks).  0 or E_FAIL.
+ */
+int repo_add_objects(struct repo *r, const char *objdir);
+
 /* A file or directory under <repo>/maildag/; the caller frees it. */
 char *repo_state_path(const struct repo *r, const char *name);
 

@@ -22,6 +22,8 @@
 #include "log.h"
 #include "maildir_name.h"
 #include "merge.h"
+#include "purge.h"
+#include "purged.h"
 #include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -670,6 +672,38 @@ static int scan_disk(struct worktree *wt, struct commit *c)
 }
 
 /*
+ * A file on disk with bytes the mailbox purged (copied back from a
+ * backup, say) is not taken into mail: purge wins, as in the merge, so
+ * mail's tree never names a blob it lists.  The worktree keeps it, so
+ * the next apply takes it off the disk.  One shard read per new blob;
+ * the whole tree is gone through only when one is listed.
+ */
+static int purged_adds(struct worktree *wt, struct commit *c)
+{
+	struct purged none = PURGED_INIT;
+	struct oid dir;
+	bool any = false;
+
+	if (purged_dir_id(&dir, wt->r, &c->mtree2) < 0)
+		return 0;	/* nothing purged (an import, say) */
+	for (size_t i = 0; i < c->wu.n && !any; i++) {
+		const struct repo_update *u = &c->wu.v[i];
+		struct layout_path lp;
+
+		if (!u->blob || u->tree ||
+		    layout_parse_tree_path(&lp, u->path) < 0)
+			continue;
+		any = purge_listed(wt->r, &c->mtree2, u->blob) == 1;
+	}
+	if (!any)
+		return 0;
+	log_warn("a file on disk holds the bytes of a purged message: not "
+		 "committed, and taken off the disk");
+	return merge_purge_tree(&c->mtree2, wt->r, &c->mtree2, &none, NULL) < 0 ?
+	       E_TEMP : 0;
+}
+
+/*
  * The new worktree tree (wtree2) from what the scan found, and mail's
  * tree with the same changes (mtree2).  1 when the disk holds nothing
  * new to commit.
@@ -709,7 +743,7 @@ static int new_trees(struct worktree *wt, struct commit *c)
 		 */
 		return E_TEMP;
 	}
-	return 0;
+	return purged_adds(wt, c);
 }
 
 /* The commits of the new trees: m2 on mail, w2 on the worktree. */

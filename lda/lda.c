@@ -54,6 +54,7 @@
 #include "fsutil.h"
 #include "lda.h"
 #include "log.h"
+#include "purge.h"
 #include "strbuf.h"
 #include "worktree.h"
 #include "xalloc.h"
@@ -726,6 +727,21 @@ bool already_delivered(struct lda *d)
 {
 	bool done;
 
+	/*
+	 * Bytes that were forgotten or purged (purge.h): delivered once,
+	 * and not to be kept again, nor to be named by a tree that lists
+	 * them (no peer would take it).
+	 */
+	if (purge_listed(d->repo, NULL, &d->blob) == 1) {
+		if (d->quorum > 1 &&
+		    repo_ref_read(&d->wait_for, d->repo, REF_MAIL) < 0)
+			d->quorum = 1;
+		unlink(d->tmp);
+		tmp_path_for_signal[0] = '\0';
+		log_info("purged blob %.12s: these bytes were delivered once "
+			 "and forgotten; not stored again", oid_hex(&d->blob));
+		return true;
+	}
 	if (!repo_object_exists(d->repo, &d->blob))
 		return false;
 	if (repo_lock(d->repo, -1) < 0) {

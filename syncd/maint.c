@@ -12,16 +12,20 @@
 #include "log.h"
 #include "maint.h"
 #include "objects.h"
+#include "purge.h"
 #include "repo.h"
 
-pid_t maint_start(const char *repo_path, const struct config *cfg)
+pid_t maint_start(const char *repo_path, const struct config *cfg,
+		  bool now)
 {
 	struct objects_maint_opts o = { .grace = (long)cfg->maint_grace,
 					.idle = true };
 	const char *why = NULL;
 	pid_t pid;
 
-	if (!objects_maint_due(repo_path, (long)cfg->maint_interval, &why))
+	if (now)
+		why = "purged/ grew";
+	else if (!objects_maint_due(repo_path, (long)cfg->maint_interval, &why))
 		return 0;
 	pid = fork();
 	if (pid < 0)
@@ -44,7 +48,8 @@ pid_t maint_start(const char *repo_path, const struct config *cfg)
 				close(fd);
 		if (repo_global_reinit() < 0)	/* its packs' fds are closed */
 			_exit(1);
-		r = objects_maintain(repo_path, &o, false, NULL);
+		r = purge_pass(repo_path, cfg->retention, &o, false, NULL,
+			       NULL);
 		_exit(r == E_TEMP ? 0 : r < 0 ? 1 : 0);
 	}
 	log_debug("maintenance pass (%s): pid %d", why, (int)pid);

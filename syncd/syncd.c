@@ -57,6 +57,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maint.h"
+#include "purged.h"
 #include "objects.h"
 #include "service.h"
 #include "strbuf.h"
@@ -151,6 +152,25 @@ static void weigh_changes(struct syncd *s, const struct oid *mail)
 }
 
 /*
+ * A merge, a forget or a retention purge that grew mail's purged/ set
+ * starts a maintenance pass at once: the bytes leave every replica as
+ * soon as it hears of the purge (doc/purge.md 3.2).
+ */
+static void purged_moved(struct syncd *s, const struct oid *mail)
+{
+	struct oid tree, dir;
+
+	if (repo_commit_tree(&tree, s->repo, mail) < 0 ||
+	    purged_dir_id(&dir, s->repo, &tree) < 0 ||
+	    oid_equal(&dir, &s->purged_dir))
+		return;
+	oid_cpy(&s->purged_dir, &dir);
+	s->maint_now = true;
+	if (s->maint_timer)
+		loop_timer_at_latest(s->maint_timer, loop_now());
+}
+
+/*
  * refs/heads/mail moved.  Replication (issue 5) hooks in here: weigh the
  * changes (a mass deletion may hold pushes back), push to the peers, run
  * the hook and webhooks.
@@ -160,6 +180,7 @@ static void mail_moved(struct syncd *s, const struct oid *old,
 {
 	log_debug("refs/heads/mail is now %.12s", oid_hex(mail));
 	weigh_changes(s, mail);
+	purged_moved(s, mail);
 	if (s->peers)
 		peers_mail_moved(s->peers, mail);
 	if (s->notify) {
@@ -632,10 +653,13 @@ static void maintain(void *data)
 		else if (r == s->maint_pid)
 			/* let go of the packs it removed, and their bytes */
 			repo_reload_objects(s->repo);
+		log_debug("maintenance pass (pid %d) ended", (int)s->maint_pid);
 		s->maint_pid = 0;
 	}
 	objects_clean_tmp(repo_path(s->repo), TMP_OBJ_MAX_AGE);
-	s->maint_pid = maint_start(repo_path(s->repo), s->mb->cfg);
+	s->maint_pid = maint_start(repo_path(s->repo), s->mb->cfg,
+				   s->maint_now);
+	s->maint_now = false;
 	if (s->maint_pid < 0)
 		s->maint_pid = 0;
 	loop_timer_in(s->maint_timer, s->maint_pid ? 10 : MAINT_EVERY);

@@ -48,6 +48,8 @@ struct syncd {
 	struct loop_timer *notify_timer, *maint_timer;
 	pid_t maint_pid;	/* packing loose objects (maint.h) */
 	struct dovecheck *dovecheck;	/* Dovecot's settings (dovecheck.h) */
+	bool maint_now;		/* the purged/ set grew: a pass at once */
+	struct oid purged_dir;	/* mail's purged/ tree, as last seen */
 	int control_fd;		/* the listening socket, -1 if none */
 	char *control_path;
 	size_t nclients;

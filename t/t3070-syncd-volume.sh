@@ -141,13 +141,12 @@ added_once() {
 	test_cmp /dev/null twice
 }
 
-# the daemon's packing of loose objects (a child it starts every 10 s
-# while there are many) removes them while git fsck reads them: wait
-# until no packing runs
+# the daemon's maintenance pass (a child) removes loose objects while
+# git fsck reads them: wait until every pass it started has ended (the
+# daemon logs both at debug level)
 maint_idle() {
-	wait_for "[ \$(grep -c 'packing [0-9]* loose objects (pid' \"\$SYNCD_LOG\") -le \
-		\$(grep -c 'packed [0-9]* loose objects\|packing loose objects failed' \
-		\"\$SYNCD_LOG\") ]" 120
+	wait_for "[ \$(grep -c 'maintenance pass (.*): pid' \"\$SYNCD_LOG\") -le \
+		\$(grep -c 'maintenance pass (pid [0-9]*) ended' \"\$SYNCD_LOG\") ]" 120
 }
 
 # the replicated part of the Maildir and refs/heads/mail hold the same

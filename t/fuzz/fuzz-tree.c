@@ -138,6 +138,10 @@ struct seen {
 	size_t n, alloc;
 	char **records;		/* keys of mtimes records */
 	size_t nr, ralloc;
+	char **blobs;		/* message blob ids, hex */
+	size_t nb, balloc;
+	char **purged;		/* ids purged/ lists, hex */
+	size_t np, palloc;
 	bool bad;
 };
 
@@ -241,6 +245,11 @@ static void walk_shard(const git_oid *id, const char *xx, struct seen *s)
 		if (strcmp(sh, xx))
 			s->bad = true;
 		push(&s->keys, &s->n, &s->alloc, n, maildir_key_len(n));
+		{
+			char hex[GIT_OID_HEXSZ + 1];
+			git_oid_tostr(hex, sizeof hex, git_tree_entry_id(e));
+			push(&s->blobs, &s->nb, &s->balloc, hex, strlen(hex));
+		}
 	}
 	git_tree_free(t);
 }
@@ -325,6 +334,38 @@ static void walk_record(const git_oid *id, const char *xx, struct seen *s)
 	git_odb_object_free(o);
 }
 
+/* purged/<xx>: "<40 lowercase hex>\n" lines starting with xx, ascending. */
+static void walk_purged_record(const git_oid *id, const char *xx, struct seen *s)
+{
+	git_odb_object *o;
+	const char *p, *end;
+	char prev[41] = "";
+
+	if (!blob_ok(id, NULL) || git_odb_read(&o, odb, id) < 0) {
+		s->bad = true;
+		return;
+	}
+	p = git_odb_object_data(o);
+	end = p + git_odb_object_size(o);
+	if (p == end)
+		s->bad = true;
+	for (; p < end; p += 41) {
+		char line[41];
+		if (end - p < 41 || p[40] != '\n' ||
+		    strspn(p, "0123456789abcdef") < 40 || memcmp(p, xx, 2)) {
+			s->bad = true;
+			break;
+		}
+		memcpy(line, p, 40);
+		line[40] = '\0';
+		if (*prev && strcmp(prev, line) >= 0)
+			s->bad = true;
+		memcpy(prev, line, sizeof line);
+		push(&s->purged, &s->np, &s->palloc, line, 40);
+	}
+	git_odb_object_free(o);
+}
+
 /* Is root valid, by this file's own reading of maildag-format(5)? */
 static bool independently_valid(const git_oid *root)
 {
@@ -358,6 +399,18 @@ static bool independently_valid(const git_oid *root)
 						    git_tree_entry_name(r), &s);
 			}
 			git_tree_free(m);
+		} else if (!strcmp(n, "purged") && tree) {
+			git_tree *m = canonical_tree(id, &s);
+			for (size_t j = 0; m && j < git_tree_entrycount(m); j++) {
+				const git_tree_entry *r = git_tree_entry_byindex(m, j);
+				if (!is_mode(r, GIT_FILEMODE_BLOB) ||
+				    !hex2(git_tree_entry_name(r)))
+					s.bad = true;
+				else
+					walk_purged_record(git_tree_entry_id(r),
+							   git_tree_entry_name(r), &s);
+			}
+			git_tree_free(m);
 		} else if (n[0] == '.' && folder_dir_valid(n) && tree) {
 			walk_folder(id, &s);
 		} else {
@@ -373,12 +426,22 @@ static bool independently_valid(const git_oid *root)
 	for (size_t i = 0; i < s.nr; i++)
 		s.bad |= !s.n || !bsearch(&s.records[i], s.keys, s.n,
 					  sizeof *s.keys, cmp_str);
+	/* no message of a blob the tree lists as purged */
+	for (size_t i = 0; i < s.nb; i++)
+		for (size_t j = 0; j < s.np; j++)
+			s.bad |= !strcmp(s.blobs[i], s.purged[j]);
 	for (size_t i = 0; i < s.n; i++)
 		free(s.keys[i]);
 	for (size_t i = 0; i < s.nr; i++)
 		free(s.records[i]);
+	for (size_t i = 0; i < s.nb; i++)
+		free(s.blobs[i]);
+	for (size_t i = 0; i < s.np; i++)
+		free(s.purged[i]);
 	free(s.keys);
 	free(s.records);
+	free(s.blobs);
+	free(s.purged);
 	return !s.bad;
 }
 

@@ -6,7 +6,9 @@
  * to random replicas -- deliver, flag, unflag, new -> cur, move between
  * folders, expunge, create and delete a folder, change an mtime or the
  * subscriptions, and deliver one key with different content on two
- * replicas -- and syncs random pairs in between, one way (criss-cross
+ * replicas, purge a message (a forget, or the retention purge of one a
+ * replica no longer names: it is listed in purged/) and restore a
+ * message another replica purged -- and syncs random pairs in between, one way (criss-cross
  * histories) or both ways.  Every merge is also done with the sides
  * swapped and must give the same commit.  At the end every replica merges
  * every other; then all must hold the same tree, whose messages are
@@ -15,8 +17,10 @@
  * hold mail, mtimes records exactly for messages that need one, and
  * format_check_tree() content).
  *
- * The oracle knows only which messages were delivered and expunged,
- * by content; it never calls the merge.
+ * The oracle knows only which messages were delivered, expunged and
+ * purged, by content; it never calls the merge.  A purged message is in
+ * no result, whatever came after (purge wins), and the final purged/
+ * lists exactly the purged blobs.
  *
  *	merge-model-t [seed [cases]]
  *	MERGE_MODEL_SEED, MERGE_MODEL_CASES (default 10000),
@@ -49,6 +53,7 @@
 #include "merge.h"
 #include "merge-model.h"
 #include "mtimes.h"
+#include "purged.h"
 #include "repo_p.h"
 #include "strbuf.h"
 #include "xalloc.h"
@@ -95,11 +100,13 @@ struct model {
 	/* the oracle: every message by content */
 	struct oid msg[MAXMSG];
 	bool expunged[MAXMSG];
+	bool purged[MAXMSG];	/* forgotten or purged on some replica */
+	char *key[MAXMSG];	/* owned */
 	size_t nmsg;
 	unsigned long long case_no;
 	/* failures of this case */
 	int failed;
-	size_t merges, real, criss, nobase;
+	size_t merges, real, criss, nobase, npurged;
 };
 
 static void fail(struct model *m, const char *fmt, ...)
@@ -173,6 +180,10 @@ static int snap_cb(const char *root, const git_tree_entry *te, void *data)
 	if (!strcmp(path, "subscriptions")) {
 		s->has_subs = true;
 		oid_cpy(&s->subs, OID(git_tree_entry_id(te)));
+		free(path);
+		return 0;
+	}
+	if (!strncmp(path, PURGED_DIR "/", strlen(PURGED_DIR) + 1)) {
 		free(path);
 		return 0;
 	}
@@ -306,6 +317,8 @@ static void deliver_key(struct model *m, int r, const char *key,
 	repo_blob_from_buffer(&id, repo, body, strlen(body));
 	oid_cpy(&m->msg[m->nmsg], &id);
 	m->expunged[m->nmsg] = false;
+	m->purged[m->nmsg] = false;
+	m->key[m->nmsg] = xstrdup(key);
 	m->nmsg++;
 	name = xasprintf("%s,S=%zu", key, strlen(body));
 	path = msg_path(folder, "new", name);
@@ -612,6 +625,102 @@ static void op_subscriptions(struct model *m, int r)
 	snap_release(&s);
 }
 
+/*
+ * A purge on replica r: a forget of a message it holds, or the retention
+ * purge of one it no longer names (or never got): every entry of that
+ * blob goes, with its mtimes record, and the blob is listed in purged/.
+ */
+static void op_purge(struct model *m, int r)
+{
+	struct purged old = PURGED_INIT, now = PURGED_INIT;
+	struct update_list ups = UPDATE_LIST_INIT;
+	struct mtime_change ch[8];
+	size_t nch = 0, i;
+	struct oid tree;
+	struct snap s;
+
+	if (!m->nmsg)
+		return;
+	i = rn((unsigned)m->nmsg);
+	repo_commit_tree(&tree, repo, &m->head[r]);
+	if (purged_read(&old, repo, &tree) < 0) {
+		fail(m, "r%d: cannot read purged/", r);
+		return;
+	}
+	if (purged_has(&old, &m->msg[i]))
+		goto done;
+	snap_read(&s, &m->head[r]);
+	for (size_t k = 0; k < s.n; k++)
+		if (oid_equal(&s.e[k].id, &m->msg[i])) {
+			update_list_add(&ups, s.e[k].path, NULL);
+			if (nch < 8) {
+				ch[nch].key = xstrndup(s.e[k].name,
+						       maildir_key_len(s.e[k].name));
+				ch[nch++].mtime = MTIME_NONE;
+			}
+			tr("r%d: purge %s", r, s.e[k].path);
+		}
+	snap_release(&s);
+	tr("r%d: purge msg %zu", r, i);
+	purged_union(&now, &old);
+	purged_add(&now, &m->msg[i]);
+	purged_updates(&ups, repo, &old, &now);
+	mtimes_update(&ups, repo, &tree, ch, nch);
+	commit_updates(m, r, &ups, "purge\n");
+	m->expunged[i] = m->purged[i] = true;
+	for (size_t k = 0; k < nch; k++)
+		free((char *)ch[k].key);
+done:
+	update_list_release(&ups);
+	purged_release(&old);
+	purged_release(&now);
+}
+
+/*
+ * A restore on replica r of a message some replica purged that r has
+ * not heard of yet: it comes back under its key in INBOX's cur/.  Purge
+ * wins: the oracle still wants it gone once r hears of the purge.
+ */
+static void op_restore_purged(struct model *m, int r)
+{
+	struct purged set = PURGED_INIT;
+	struct update_list ups = UPDATE_LIST_INIT;
+	struct oid tree;
+	struct snap s;
+	size_t i, k = rn((unsigned)m->nmsg + 1);
+	bool busy = false;
+
+	for (i = 0; i < m->nmsg; i++)
+		if (m->purged[(i + k) % m->nmsg])
+			break;
+	if (i == m->nmsg)
+		return;
+	i = (i + k) % m->nmsg;
+	repo_commit_tree(&tree, repo, &m->head[r]);
+	purged_read(&set, repo, &tree);
+	snap_read(&s, &m->head[r]);
+	for (size_t e = 0; e < s.n; e++)
+		busy |= oid_equal(&s.e[e].id, &m->msg[i]) ||
+			!strncmp(s.e[e].name, m->key[i], strlen(m->key[i]));
+	if (!busy && !purged_has(&set, &m->msg[i])) {
+		git_blob *b;
+		char *name, *path;
+		git_blob_lookup(&b, repo->git, GIT_OID(&m->msg[i]));
+		name = xasprintf("%s,S=%zu:2,S", m->key[i],
+				 (size_t)git_blob_rawsize(b));
+		git_blob_free(b);
+		path = msg_path("", "cur", name);
+		update_list_add(&ups, path, &m->msg[i]);
+		tr("r%d: restore purged msg %zu at %s", r, i, path);
+		commit_updates(m, r, &ups, "restore\n");
+		free(path);
+		free(name);
+	}
+	snap_release(&s);
+	update_list_release(&ups);
+	purged_release(&set);
+}
+
 /* --- syncing ---------------------------------------------------------- */
 
 static int dump_cb(const char *root, const git_tree_entry *te, void *data)
@@ -734,6 +843,31 @@ static void check_final(struct model *m)
 		if (!m->expunged[i] && n != 1)
 			fail(m, "message %zu is there %zu times, not once", i, n);
 	}
+	/* purged/: the union of every purge, no message of a listed blob */
+	{
+		struct purged set = PURGED_INIT;
+		size_t want = 0;
+		repo_commit_tree(&tree, repo, &m->head[0]);
+		if (purged_read(&set, repo, &tree) < 0)
+			fail(m, "purged/ unreadable");
+		for (size_t i = 0; i < m->nmsg; i++) {
+			bool dup = false;
+			for (size_t j = 0; j < i && !dup; j++)
+				dup = oid_equal(&m->msg[j], &m->msg[i]);
+			if (!m->purged[i] || dup)
+				continue;
+			want++;
+			if (!purged_has(&set, &m->msg[i]))
+				fail(m, "purged message %zu not listed", i);
+		}
+		if (set.n != want)
+			fail(m, "purged/ lists %zu blobs, not %zu", set.n, want);
+		for (size_t k = 0; k < s.n; k++)
+			if (purged_has(&set, &s.e[k].id))
+				fail(m, "'%s' names a purged blob", s.e[k].path);
+		m->npurged += want;
+		purged_release(&set);
+	}
 	for (size_t k = 0; k < s.n; k++) {
 		bool known = false;
 		for (size_t i = 0; i < m->nmsg && !known; i++)
@@ -833,6 +967,10 @@ static void run_case(struct model *m, const struct oid *root)
 			op_mtime(m, r);
 		else if (op < 67)
 			op_subscriptions(m, r);
+		else if (op < 71)
+			op_purge(m, r);
+		else if (op < 73)
+			op_restore_purged(m, r);
 		else {
 			int b = (r + 1 + (int)rn((unsigned)m->nrep - 1)) % m->nrep;
 			sync_pair(m, r, b, rn(2));
@@ -861,7 +999,8 @@ static void run_case(struct model *m, const struct oid *root)
 /* --- driver ---------------------------------------------------------------- */
 
 struct totals {
-	unsigned long long cases, failed, merges, messages, real, criss, nobase;
+	unsigned long long cases, failed, merges, messages, real, criss, nobase,
+		purged;
 };
 
 static int worker(int job, int jobs, uint64_t seed,
@@ -913,6 +1052,9 @@ static int worker(int job, int jobs, uint64_t seed,
 		t->real += m->real;
 		t->criss += m->criss;
 		t->nobase += m->nobase;
+		t->purged += m->npurged;
+		for (size_t i = 0; i < m->nmsg; i++)
+			free(m->key[i]);
 		if (m->failed) {
 			t->failed++;
 			printf("# case %llu failed; rerun it with MERGE_MODEL_SEED=%" PRIu64
@@ -937,7 +1079,7 @@ int main(int argc, char **argv)
 	unsigned long long ncases = 10000;
 	long long only = -1;
 	int jobs = 2, fds[MAXR * 4][2];
-	struct totals all = { 0, 0, 0, 0, 0, 0, 0 };
+	struct totals all = { 0, 0, 0, 0, 0, 0, 0, 0 };
 	struct timespec t0, t1;
 
 	log_init("merge-model-t", LOG_TO_STDERR, LOG_LVL_ERROR);
@@ -996,12 +1138,15 @@ int main(int argc, char **argv)
 		all.real += t.real;
 		all.criss += t.criss;
 		all.nobase += t.nobase;
+		all.purged += t.purged;
 		wait(&status);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	diag("%llu cases, %llu merges (%llu new merge commits, %llu of them "
-	     "criss-cross, %llu without a base), %llu messages in %.1f s",
+	     "criss-cross, %llu without a base), %llu messages, %llu purged "
+	     "in %.1f s",
 	     all.cases, all.merges, all.real, all.criss, all.nobase, all.messages,
+	     all.purged,
 	     (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	ok(all.cases == (only >= 0 ? 1 : ncases) || all.failed,
 	   "ran every case");

@@ -50,6 +50,7 @@
 #include "merge.h"
 #include "merge-model.h"
 #include "mtimes.h"
+#include "purged.h"
 #include "repo_p.h"
 #include "strbuf.h"
 #include "strmap.h"
@@ -83,6 +84,8 @@ struct vstate {
 	struct vmsg m[VM];
 	size_t n;
 	unsigned slots;		/* bit r: the line "r r<r>" */
+	struct oid pg[VMSG];	/* purged/ */
+	size_t npg;
 };
 
 struct vcase {
@@ -96,6 +99,7 @@ struct vcase {
 	unsigned next_key;
 	struct oid msg[VMSG];	/* the oracle */
 	bool expunged[VMSG];
+	bool purged[VMSG];
 	size_t nmsg;
 	struct strmap seen;	/* "<folder> <v> <uid>" -> message */
 	unsigned long long failed, merges, numbered, unnumbered;
@@ -224,6 +228,13 @@ static void state_tree(struct oid *out, struct vcase *c, const struct vstate *s)
 		strbuf_release(&path);
 		imap_recs_release(&recs[x]);
 	}
+	{
+		struct purged none = PURGED_INIT, set = PURGED_INIT;
+		for (size_t i = 0; i < s->npg; i++)
+			purged_add(&set, &s->pg[i]);
+		purged_updates(&ups, c->repo, &none, &set);
+		purged_release(&set);
+	}
 	if (repo_tree_update(out, c->repo, NULL, ups.v, ups.n) < 0)
 		log_fatal("tree");
 	update_list_release(&ups);
@@ -284,6 +295,17 @@ static int read_cb(const char *root, const git_tree_entry *te, void *data)
 				      (const char *const *)one.v[i].kw,
 				      one.v[i].nkw);
 		imap_recs_release(&one);
+	} else if (!strncmp(path, PURGED_DIR "/", strlen(PURGED_DIR) + 1)) {
+		struct purged one = PURGED_INIT;
+		struct strbuf why = STRBUF_INIT;
+		unsigned x = (unsigned)strtoul(name, NULL, 16);
+		read_blob(&buf, rd->c, te);
+		if (purged_parse(&one, buf.buf, buf.len, x, &why) < 0)
+			rd->bad = true;
+		strbuf_release(&why);
+		for (size_t i = 0; i < one.n && rd->s->npg < VMSG; i++)
+			oid_cpy(&rd->s->pg[rd->s->npg++], &one.v[i]);
+		purged_release(&one);
 	} else if (!strcmp(path, IMAPREC_SLOTS)) {
 		read_blob(&buf, rd->c, te);
 		for (int r = 0; r < VR; r++) {
@@ -568,6 +590,25 @@ static void op_folder(struct vcase *c, int r, struct vstate *s)
 	commit_state(c, r, s, "create folder\n");
 }
 
+/* A forget or a retention purge on r: the blob goes, and is listed. */
+static void op_purge(struct vcase *c, int r, struct vstate *s)
+{
+	size_t k;
+
+	if (!c->nmsg)
+		return;
+	k = vrn(c, (unsigned)c->nmsg);
+	for (size_t i = 0; i < s->npg; i++)
+		if (oid_equal(&s->pg[i], &c->msg[k]))
+			return;
+	for (size_t i = s->n; i-- > 0;)
+		if (oid_equal(&s->m[i].blob, &c->msg[k]))
+			drop(c, s, i);
+	oid_cpy(&s->pg[s->npg++], &c->msg[k]);
+	c->expunged[k] = c->purged[k] = true;
+	commit_state(c, r, s, "purge\n");
+}
+
 /* --- syncing ------------------------------------------------------------- */
 
 /* Replica r applies the tree at its head: it numbers what is unnumbered. */
@@ -707,6 +748,12 @@ static void check_final(struct vcase *c)
 		if (c->expunged[i] ? n != 0 : n != 1)
 			vfail(c, "message %zu is there %zu times (expunged: %d)",
 			      i, n, c->expunged[i]);
+		n = 0;
+		for (size_t k = 0; k < s.npg; k++)
+			n += oid_equal(&s.pg[k], &c->msg[i]);
+		if (n != (c->purged[i] ? 1 : 0))
+			vfail(c, "message %zu listed %zu times in purged/ "
+			      "(purged: %d)", i, n, c->purged[i]);
 	}
 	for (size_t k = 0; k < s.n; k++)
 		if (!s.m[k].uid)
@@ -755,8 +802,10 @@ static void run_vcase(struct vcase *c)
 			op_keyword(c, r, &s);
 		else if (op < 65)
 			op_move(c, r, &s);
-		else
+		else if (op < 67)
 			op_folder(c, r, &s);
+		else
+			op_purge(c, r, &s);
 	}
 	/* heal: everyone merges everyone until they agree */
 	for (int round = 0; round < 8 && !c->failed && !same_trees(c); round++)
