@@ -1,0 +1,144 @@
+#!/bin/sh
+test_description='kept peer sessions (issue 15): replication through one ssh connection per peer and maildag serve in session mode, the git fallback for a peer that does not speak it, and the faults of a session: the peer daemon restarted, the session cut, the listener stopped and frozen, a peer that acks nothing'
+. "$abs_top_srcdir/t/test-lib.sh"
+[ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
+	test_skip_all "maildag's programs are not built"
+test_have_prereq ROOT || test_skip_all "needs root: users of its own and an sshd"
+. "$abs_top_srcdir/t/lib-sshd.sh"
+sshd_start || test_skip_all "no test sshd"
+. "$abs_top_srcdir/t/lib-replica.sh"
+
+S1=maildagss1 S2=maildagss2 S3=maildagss3
+
+# authorize I J [COMMAND]: replica I's key logs in to J's account with
+# the forced command maildag init prints, or COMMAND
+authorize() {
+	local i=$1 j=$2 cmd=${3:-"$BIN/maildag serve --peer r$1"}
+	printf 'command="%s",restrict %s\n' "$cmd" \
+		"$(cut -d" " -f1,2 "$(replica_home "$i")/.ssh/id_ed25519.pub")" \
+		>>"$SSHD_DIR/keys/$(replica_user "$j")"
+}
+
+# conn I NAME FIELD: FIELD of the connection to peer NAME in I's status
+conn() {
+	replica_status "$1" | json_get "(peer(\"$2\")[\"connection\"] or {}).get(\"$3\")"
+}
+
+# logins: how many ssh logins the test sshd has taken so far
+logins() { grep -c "Accepted publickey" "$SSHD_DIR/log"; }
+
+# arrived I ID: the message is in replica I's Maildir
+arrived() {
+	grep -rlq "^Message-ID: <$2\." "$(replica_maildir "$1")/new" \
+		"$(replica_maildir "$1")/cur" 2>/dev/null
+}
+
+test_expect_success 'setup: three replicas over ssh, forced commands on every key; r3 serves with an older maildag that refuses sessions' '
+	REPLICA_FETCH_INTERVAL=300 replica_setup sess $S1 $S2 $S3 &&
+	for j in 1 2 3; do
+		: >"$SSHD_DIR/keys/$(replica_user $j)" || return 1
+	done &&
+	# what an older maildag serve answers to "maildag-session 1"
+	cat >"$TRASH/old-serve" <<-EOF &&
+	#!/bin/sh
+	case "\$SSH_ORIGINAL_COMMAND" in
+	maildag-session*)
+		echo "maildag: refused: '\''\$SSH_ORIGINAL_COMMAND'\'': this key serves git-upload-pack and git-receive-pack only" >&2
+		exit 77;;
+	esac
+	exec "$BIN/maildag" serve --peer "\$1"
+	EOF
+	chmod 755 "$TRASH/old-serve" &&
+	authorize 1 2 && authorize 2 1 && authorize 3 1 && authorize 3 2 &&
+	authorize 1 3 "$TRASH/old-serve r1" && authorize 2 3 "$TRASH/old-serve r2" &&
+	cat "$SSHD_DIR/keys/$S3"
+'
+
+test_expect_success 'the daemons start; r1 keeps a session up to r2, and r3 is served by git (fallback)' '
+	replica_start_all &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	wait_for "test \"\$(conn 2 r1 state)\" = up" &&
+	wait_for "test \"\$(conn 1 r3 state)\" = fallback" &&
+	conn 1 r3 last_error | grep "serves git-upload-pack" &&
+	test "$(conn 3 r1 state)" = up
+'
+
+# r1_logins_to J: logins of r1's key into replica J's account so far
+r1_logins_to() {
+	local fp
+	fp=$(ssh-keygen -l -E sha256 -f "$(replica_home 1)/.ssh/id_ed25519.pub" | cut -d" " -f2) &&
+	grep "Accepted publickey for $(replica_user "$1") " "$SSHD_DIR/log" |
+		grep -c "$fp" || :
+}
+
+test_expect_success 'deliveries reach the session peer over the kept session, with no new ssh login' '
+	wait_converged 60 &&
+	before=$(r1_logins_to 2) &&
+	pushes=$(conn 1 r2 pushes) &&
+	for k in 1 2 3 4 5; do
+		replica_deliver 1 s$k || return 1
+	done &&
+	for k in 1 2 3 4 5; do
+		wait_for "arrived 2 s$k" || return 1
+	done &&
+	test "$(conn 1 r2 pushes)" -gt "$pushes" &&
+	test "$(conn 1 r2 state)" = up &&
+	test "$(r1_logins_to 2)" = "$before" &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
+test_expect_success 'the fallback peer is reached by git: a login per push' '
+	before=$(r1_logins_to 3) &&
+	replica_deliver 1 f1 &&
+	wait_for "arrived 3 f1" &&
+	test "$(r1_logins_to 3)" -gt "$before" &&
+	test "$(conn 1 r3 state)" = fallback
+'
+
+test_expect_success 'quorum 2 is met by the session acknowledgement' '
+	replica_deliver 1 q1 --quorum 2 &&
+	arrived 2 q1 || arrived 3 q1
+'
+
+test_expect_success 'status: the connection says up, since, bytes, acknowledgements' '
+	replica_status 1 | json_get "peer(\"r2\")[\"connection\"]" >c &&
+	cat c &&
+	grep "\"state\": \"up\"" c &&
+	grep "\"bytes_out\": [1-9]" c &&
+	grep "\"ack_ms\": [0-9]" c &&
+	replica_run 1 maildag status >text &&
+	cat text
+'
+
+test_expect_success 'the peer daemon restarted: the session stays, nothing lost or twice' '
+	replica_stop 2 &&
+	replica_deliver 1 d1 &&
+	replica_start 2 &&
+	replica_deliver 1 d2 &&
+	wait_for "arrived 2 d1 && arrived 2 d2" &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
+# cut_session I USER: end the sshd processes serving I's session to USER
+# (the listener keeps running): the link is gone
+cut_session() {
+	local pids
+	pids=$(pgrep -u "$2" -f "maildag serve --peer r$1" || :)
+	[ -n "$pids" ] || return 1
+	for p in $pids; do
+		kill -9 "$(ps -o ppid= -p "$p")" 2>/dev/null || :
+	done
+}
+
+test_expect_success 'the session cut: it comes back on its own, nothing lost or twice' '
+	cut_session 1 $S2 &&
+	replica_deliver 1 c1 &&
+	wait_for "arrived 2 c1" &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
+test_done
