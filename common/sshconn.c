@@ -375,6 +375,11 @@ const char *sshconn_stderr(struct sshconn *c)
 	return c->err.buf;
 }
 
+void sshconn_stderr_clear(struct sshconn *c)
+{
+	strbuf_reset(&c->err);
+}
+
 int sshconn_exit_status(struct sshconn *c)
 {
 	if (!c->ch || !libssh2_channel_eof(c->ch))

@@ -48,6 +48,8 @@ ssize_t sshconn_read(struct sshconn *c, char *buf, size_t len);
 ssize_t sshconn_write(struct sshconn *c, const char *buf, size_t len);
 /* What its stderr said so far, one line ("" when nothing). */
 const char *sshconn_stderr(struct sshconn *c);
+/* Forget what its stderr said so far (once it is known to be ours). */
+void sshconn_stderr_clear(struct sshconn *c);
 /* The command's exit status once it ended, else -1. */
 int sshconn_exit_status(struct sshconn *c);
 

@@ -202,6 +202,8 @@ static void push_next(struct worker *w, struct wpeer *pe)
 		return;
 	}
 	oid_cpy(&pe->sent, &pe->want);
+	log_debug("peer %s: PUSH %.12s (%zu bytes)", pe->cfg->name,
+		  oid_hex(&pe->sent), pack.len);
 	pe->xfer = ++pe->next_xfer;
 	pe->pushing = true;
 	pe->push_at = now();
@@ -417,6 +419,8 @@ static void on_hello(struct worker *w, struct wpeer *pe, const char *line,
 		return;
 	}
 	pe->failures = 0;
+	/* from here on its stderr is serve's log, not why it ended */
+	sshconn_stderr_clear(pe->c);
 	pe->have_acked = h.have_have;
 	oid_cpy(&pe->acked, &h.have);
 	pe->last_frame = now();

@@ -253,6 +253,8 @@ bool pr_nw_push(struct peers *p, struct peer *pe, struct op *op)
 		return false;
 	}
 	op->in_session = true;
+	log_debug("peer %s: push %.12s over the session", pe->cfg.name,
+		  oid_hex(&p->mail));
 	return true;
 }
 

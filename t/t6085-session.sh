@@ -108,7 +108,8 @@ test_expect_success 'status: the connection says up, since, bytes, acknowledgeme
 	grep "\"bytes_out\": [1-9]" c &&
 	grep "\"ack_ms\": [0-9]" c &&
 	replica_run 1 maildag status >text &&
-	cat text
+	cat text &&
+	grep "^  session:  up since " text
 '
 
 test_expect_success 'the peer daemon restarted: the session stays, nothing lost or twice' '
@@ -137,6 +138,82 @@ test_expect_success 'the session cut: it comes back on its own, nothing lost or 
 	replica_deliver 1 c1 &&
 	wait_for "arrived 2 c1" &&
 	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
+# serve_pid I USER: the maildag serve of replica I's session in USER's account
+serve_pid() { pgrep -u "$2" -f "maildag serve --peer r$1" | head -n 1; }
+
+test_expect_success 'the sshd listener stopped: the kept session carries the mail on' '
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	kill -TERM "$SSHD_PID" &&
+	wait_for "! kill -0 $SSHD_PID 2>/dev/null" &&
+	replica_deliver 1 l1 &&
+	wait_for "arrived 2 l1" &&
+	test "$(conn 1 r2 state)" = up
+'
+replica_sshd_restart || say "the test sshd did not come back"
+
+test_expect_success 'the listener frozen and the session cut: no ack is counted, and it comes back on its own' '
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	pushes=$(conn 1 r2 pushes) &&
+	sshd_freeze &&
+	cut_session 1 $S2 &&
+	wait_for "test \"\$(conn 1 r2 state)\" != up" &&
+	st=0 &&
+	test_message z1 | replica_run 1 maildag-lda -d 4 --quorum 2 || st=$? &&
+	echo z1 >>"$REPLICAS/delivered" &&
+	test "$st" = 75 &&
+	test "$(conn 1 r2 pushes)" = "$pushes" &&
+	! arrived 2 z1 &&
+	sshd_thaw &&
+	wait_for "arrived 2 z1" 60 &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" 60 &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
+test_expect_success 'a peer that acknowledges nothing: no ack counted, the other peers not delayed' '
+	cat >"$TRASH/silent-serve" <<-EOF &&
+	#!/bin/sh
+	# says hello, then takes everything and answers nothing
+	case "\$SSH_ORIGINAL_COMMAND" in
+	maildag-session*) printf "maildag-session 1 node=r2 peer=r1 head=- have=-\\n";;
+	esac
+	exec cat >/dev/null
+	EOF
+	chmod 755 "$TRASH/silent-serve" &&
+	keys="$SSHD_DIR/keys/$S2" &&
+	cp "$keys" "$TRASH/keys.s2" &&
+	grep -v -e "--peer r1" "$TRASH/keys.s2" >"$keys" &&
+	authorize 1 2 "$TRASH/silent-serve" &&
+	cut_session 1 $S2 &&
+	wait_for "pgrep -u $S2 -x cat >/dev/null" &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	pushes=$(conn 1 r2 pushes) || return 1
+	# quorum 3: r3 (git) acknowledges, r2 never does
+	(
+		st=0
+		test_message n1 | replica_run 1 maildag-lda -d 8 --quorum 3 \
+			>/dev/null 2>&1 || st=$?
+		echo $st >"$TRASH/n1.status"
+	) &
+	wait_for "arrived 3 n1" 5 &&
+	test ! -s "$TRASH/n1.status" &&
+	wait_for "test -s \"$TRASH/n1.status\"" 30 &&
+	echo n1 >>"$REPLICAS/delivered" &&
+	test "$(cat "$TRASH/n1.status")" = 75 &&
+	test "$(conn 1 r2 pushes)" = "$pushes" &&
+	# what r1 counts as held by r2: not its mail
+	replica_status 1 | json_get "peer(\"r2\")[\"push\"][\"id\"]" >acked &&
+	test "$(cat acked)" != "$(replica_head 1)" &&
+	# the peer speaks again: its mail comes
+	cp "$TRASH/keys.s2" "$keys" &&
+	for p in $(pgrep -u $S2 -x cat); do
+		kill -9 "$(ps -o ppid= -p "$p")" 2>/dev/null || :
+	done &&
+	wait_for "arrived 2 n1" 60 &&
 	wait_converged 60 &&
 	replica_expect_messages
 '
