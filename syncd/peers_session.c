@@ -239,12 +239,21 @@ void pr_nw_stop(struct peers *p)
 bool pr_nw_push(struct peers *p, struct peer *pe, struct op *op)
 {
 	char line[NETWORKER_LINE_MAX];
+	struct oid mail;
 	int n;
 
 	if (!pe->conn.up || !p->nw_pid || !p->have_mail)
 		return false;
+	/*
+	 * refs/heads/mail as it is now, as a push child reads it: a quorum
+	 * wait may come before this loop has seen the delivery's commit,
+	 * and one round trip more for it is what quorum 2 would cost
+	 */
+	if (repo_ref_read(&mail, p->repo, REF_MAIL) < 0 ||
+	    merge_is_ancestor(p->repo, &p->mail, &mail) != 1)
+		oid_cpy(&mail, &p->mail);
 	n = snprintf(line, sizeof line, "push %s %s\n", pe->cfg.name,
-		     oid_hex(&p->mail));
+		     oid_hex(&mail));
 	if (n < 0 || (size_t)n >= sizeof line ||
 	    write_full(p->nw_fd, line, (size_t)n) < 0) {
 		log_warn("the network worker does not listen; starting it again");
@@ -254,7 +263,7 @@ bool pr_nw_push(struct peers *p, struct peer *pe, struct op *op)
 	}
 	op->in_session = true;
 	log_debug("peer %s: push %.12s over the session", pe->cfg.name,
-		  oid_hex(&p->mail));
+		  oid_hex(&mail));
 	return true;
 }
 

@@ -218,4 +218,27 @@ test_expect_success 'a peer that acknowledges nothing: no ack counted, the other
 	replica_expect_messages
 '
 
+test_expect_success 'the other direction: r2 fetches what r1 announces, over its own session' '
+	replica_stop 3 &&
+	f=$(replica_config_file 1) &&
+	cp "$f" "$TRASH/config.r1" &&
+	"$PYTHON" -c "import json, sys
+c = json.load(open(sys.argv[1]))
+c[\"peers\"][\"r2\"][\"push\"] = False
+json.dump(c, open(sys.argv[1], \"w\"))" "$f" &&
+	replica_reload 1 &&
+	wait_for "grep -q \"configuration reloaded\" \"$(replica_log 1)\"" &&
+	before=$(grep -c "fetched .* over the session" "$(replica_log 2)" || :) &&
+	wait_for "test \"\$(conn 2 r1 state)\" = up" &&
+	replica_deliver 1 o1 &&
+	wait_for "arrived 2 o1" 30 &&
+	grep "fetched .* over the session" "$(replica_log 2)" &&
+	test "$(grep -c "fetched .* over the session" "$(replica_log 2)")" -gt "${before:-0}" &&
+	cp "$TRASH/config.r1" "$f" &&
+	replica_reload 1 &&
+	replica_start 3 &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
 test_done
