@@ -241,4 +241,82 @@ json.dump(c, open(sys.argv[1], \"w\"))" "$f" &&
 	replica_expect_messages
 '
 
+# relay_start DROP_AFTER: t/lib-relay.py in front of the test sshd, on a
+# free port (RELAY_PORT), its pid in $TRASH/relay.pid
+relay_start() {
+	local try
+	for try in 1 2 3 4 5; do
+		RELAY_PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000 ))
+		[ -z "$(ss -Hltn "sport = :$RELAY_PORT" 2>/dev/null)" ] || continue
+		: >"$TRASH/relay.out"
+		"$PYTHON" "$abs_top_srcdir/t/lib-relay.py" "$RELAY_PORT" "$SSHD_PORT" 0 "$1" \
+			>"$TRASH/relay.out" 2>&1 &
+		echo $! >"$TRASH/relay.pid"
+		wait_for "grep -q listening \"$TRASH/relay.out\"" 10 && return 0
+		kill "$(cat "$TRASH/relay.pid")" 2>/dev/null
+	done
+	return 1
+}
+relay_stop() {
+	[ -f "$TRASH/relay.pid" ] && kill "$(cat "$TRASH/relay.pid")" 2>/dev/null
+	rm -f "$TRASH/relay.pid"
+	return 0
+}
+test_at_end relay_stop
+
+# peer_url I NAME URL: set peer NAME's url in replica I's configuration
+peer_url() {
+	"$PYTHON" -c "import json, sys
+c = json.load(open(sys.argv[1]))
+c['peers'][sys.argv[2]]['url'] = sys.argv[3]
+json.dump(c, open(sys.argv[1], 'w'))" "$(replica_config_file "$1")" "$2" "$3"
+}
+
+test_expect_success 'the link cut in the middle of a pack: sent again, stored once, no quarantine left' '
+	relay_start 300000 &&
+	cp "$(replica_config_file 1)" "$TRASH/config.r1" &&
+	peer_url 1 r2 "ssh://$S2@127.0.0.1:$RELAY_PORT$(replica_repo 2)" &&
+	replica_reload 1 &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" 30 &&
+	{ test_message big && head -c 1500000 /dev/urandom | base64; } |
+		replica_run 1 maildag-lda &&
+	echo big >>"$REPLICAS/delivered" &&
+	wait_for "grep -q cut \"$TRASH/relay.out\"" 30 &&
+	wait_for "arrived 2 big" 60 &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" 30 &&
+	replica_git 2 count-objects -v &&
+	wait_for "! ls -d \"$(replica_repo 2)\"/objects/incoming-* 2>/dev/null" &&
+	cp "$TRASH/config.r1" "$(replica_config_file 1)" &&
+	replica_reload 1 &&
+	relay_stop &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
+# worker_pid I: replica I's network worker
+worker_pid() { pgrep -P "$(daemon_pid "$(replica_set)-r$1")" maildag-net | head -n 1; }
+# wakeups PID: how often it has slept and woken
+wakeups() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; }
+
+test_expect_success 'an idle session: about one wake-up of the worker per keepalive interval' '
+	replica_config 2 --extra "\"keepalive\": 2" &&
+	replica_reload 2 &&
+	# a new session, served by a serve that reads keepalive 2
+	replica_reload 1 &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	sleep 1 &&
+	w=$(worker_pid 1) &&
+	test -n "$w" &&
+	before=$(wakeups "$w") &&
+	sleep 12 &&
+	after=$(wakeups "$w") &&
+	say "worker $w: $((after - before)) wake-ups in 12 s, keepalive 2 s;" \
+		"$(grep -E "^(VmRSS|RssAnon)" /proc/$w/status | tr -s " \t" " " | tr "\n" " ")" &&
+	# 6 heartbeats, each read and answered (at most two wake-ups), and
+	# a spare two: never a loop that polls
+	test $((after - before)) -le 14 &&
+	test $((after - before)) -ge 3 &&
+	test "$(conn 1 r2 state)" = up
+'
+
 test_done
