@@ -34,6 +34,7 @@
 #include "admin.h"
 #include "alarm.h"
 #include "clock.h"
+#include "config.h"
 #include "fsutil.h"
 #include "log.h"
 #include "repo.h"
@@ -43,6 +44,7 @@
 
 struct serve {
 	struct repo *repo;
+	const struct mailbox *mb;
 	const struct config *cfg;
 	const char *peer;
 	char *ref, *lock;
@@ -282,6 +284,27 @@ static void hello(struct serve *s)
 	session_hello_format(&s->out, &h);
 }
 
+/*
+ * Is the peer still one of the configuration's?  A session outlives the
+ * removal of its key (sshd checks keys at login): the configuration,
+ * read again at every heartbeat, ends it.  A configuration that cannot
+ * be read now changes nothing.
+ */
+static bool still_peer(struct serve *s)
+{
+	struct config *cfg;
+	bool ok = true;
+
+	if (config_is_virtual(s->cfg))
+		return true;	/* (not checked again yet) */
+	if (config_load(&cfg, s->mb->user, s->mb->uid, s->mb->home,
+			s->cfg->user_file, s->cfg->system_file, 0) < 0)
+		return true;
+	ok = config_peer(cfg, s->peer) && strcmp(cfg->node, s->peer);
+	config_free(cfg);
+	return ok;
+}
+
 /* The loop: stdin, refs/heads, the heartbeat; an exit status. */
 static int serve_loop(struct serve *s)
 {
@@ -300,6 +323,15 @@ static int serve_loop(struct serve *s)
 			break;
 		}
 		if (left <= 0) {
+			if (!still_peer(s)) {
+				log_warn("peer %s: no longer a peer in the "
+					 "configuration: ending the session", s->peer);
+				session_frame_addf(&s->out, SESSION_BYE,
+						   "no longer a peer");
+				flush(s);
+				ret = EX_CONFIG;
+				break;
+			}
 			if (s->pong_due) {
 				log_warn("peer %s: no PONG within %d s: ending the "
 					 "session", s->peer, s->cfg->keepalive);
@@ -347,6 +379,7 @@ int serve_session(struct mailbox *mb, const char *peer,
 
 	if ((r = admin_open_repo(&s.repo, mb)) != 0)
 		return r;
+	s.mb = mb;
 	s.cfg = mb->cfg;
 	s.peer = peer;
 	s.max_input = max_input;

@@ -319,4 +319,20 @@ test_expect_success 'an idle session: about one wake-up of the worker per keepal
 	test "$(conn 1 r2 state)" = up
 '
 
+test_expect_success 'a peer removed from the configuration: its live session ends at the next heartbeat' '
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	f=$(replica_config_file 2) &&
+	cp "$f" "$TRASH/config.r2" &&
+	"$PYTHON" -c "import json, sys
+c = json.load(open(sys.argv[1]))
+del c[\"peers\"][\"r1\"]
+json.dump(c, open(sys.argv[1], \"w\"))" "$f" &&
+	# keepalive 2 on r2 (above): serve reads the configuration again
+	wait_for "test \"\$(conn 1 r2 state)\" != up" 20 &&
+	wait_for "test -z \"\$(serve_pid 1 $S2)\"" 20 &&
+	conn 1 r2 last_error | grep -E "ended the session|not a peer" &&
+	cp "$TRASH/config.r2" "$f" &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" 60
+'
+
 test_done
