@@ -111,25 +111,23 @@ static int parse_url(struct sshconn *c, const char *url, char **port)
 	return 0;
 }
 
+/* net.h's list; the agent is not offered on a session (yet) */
 static void list_keys(struct sshconn *c)
 {
-	static const char *const defaults[] = {
-		"id_ed25519", "id_ecdsa", "id_rsa",
-	};
 	struct passwd *pw = getpwuid(getuid());
 	const char *home = pw && pw->pw_dir ? pw->pw_dir : getenv("HOME");
+	char **paths;
+	size_t n;
+	bool agent;
 
-	if (c->peer->identity) {
-		c->keys[c->nkeys++] = xstrdup(c->peer->identity);
-		return;
-	}
-	for (size_t i = 0; home && i < 3; i++) {
-		char *path = xasprintf("%s/.ssh/%s", home, defaults[i]);
-		if (access(path, R_OK) == 0)
-			c->keys[c->nkeys++] = path;
+	net_ssh_keys(&paths, &n, &agent, c->peer, home);
+	for (size_t i = 0; i < n; i++) {
+		if (c->nkeys < sizeof c->keys / sizeof c->keys[0])
+			c->keys[c->nkeys++] = paths[i];
 		else
-			free(path);
+			free(paths[i]);
 	}
+	free(paths);
 }
 
 int sshconn_start(struct sshconn **out, const struct config_peer *p,

@@ -330,7 +330,9 @@ json.dump(c, open(sys.argv[1], \"w\"))" "$f" &&
 	# keepalive 2 on r2 (above): serve reads the configuration again
 	wait_for "test \"\$(conn 1 r2 state)\" != up" 20 &&
 	wait_for "test -z \"\$(serve_pid 1 $S2)\"" 20 &&
-	conn 1 r2 last_error | grep -E "ended the session|not a peer" &&
+	# and it is not let in again (serve refuses a peer not configured)
+	sleep 3 &&
+	test "$(conn 1 r2 state)" != up &&
 	cp "$TRASH/config.r2" "$f" &&
 	wait_for "test \"\$(conn 1 r2 state)\" = up" 60
 '
