@@ -221,23 +221,19 @@ static int move_pack(struct session_in *in, const char *name,
 		free(from);
 		free(to);
 	}
-	if (!ret && fsync_dir(to_dir) < 0) {
-		strbuf_addf(err, "fsync '%s': %s", to_dir, strerror(errno));
-		ret = E_TEMP;
-	}
+	/* durable with the caller's syncfs */
 	free(to_dir);
 	return ret;
 }
 
 /*
- * The quarantined objects into the repository, durable: loose and one
- * syncfs, or the pack moved in whole when it is large.
+ * The quarantined objects into the repository: loose, or the pack moved
+ * in whole when it is large; the caller's batch makes them durable.
  */
 static int let_in(struct session_in *in, const char *name, size_t objects,
 		  struct strbuf *err)
 {
 	char *idx;
-	struct repo_batch batch = REPO_BATCH_INIT;
 	struct copy c = { NULL, NULL, 0, 0 };
 	int ret = E_TEMP;
 
@@ -253,14 +249,8 @@ static int let_in(struct session_in *in, const char *name, size_t objects,
 		goto done;
 	}
 	free(idx);
-	repo_batch_begin(&batch, in->r);
 	if (git_odb_foreach(c.from, copy_one, &c) < 0 || c.err) {
 		strbuf_addf(err, "write objects: %s", repo_git_error());
-		repo_batch_end(&batch, false);
-		goto done;
-	}
-	if (repo_batch_end(&batch, true) < 0) {
-		strbuf_addf(err, "syncfs: %s", log_last_error());
 		goto done;
 	}
 	ret = 0;
@@ -339,6 +329,12 @@ static int take_lock(struct repo *r, const char *name)
 int session_in_store(struct session_in *in, const struct session_store_args *a,
 		     struct strbuf *err, struct oid *now)
 {
+	/*
+	 * Nothing is synced one by one: the quarantine is thrown away on
+	 * any failure, and what is let in is made durable by one syncfs
+	 * before the ref moves (the ref itself is synced as it is written)
+	 */
+	struct repo_batch batch = REPO_BATCH_INIT;
 	struct oid cur;
 	bool have_cur;
 	int lock = -1, ret, r;
@@ -348,16 +344,19 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 	if (in->dead)
 		return E_INVALID;
 	in->dead = true;
+	repo_batch_begin(&batch, in->r);
 	if (git_indexer_commit(in->idx, &in->st) < 0) {
 		strbuf_addf(err, "bad pack: %s", repo_git_error());
-		return E_INVALID;
+		ret = E_INVALID;
+		goto done;
 	}
 	snprintf(name, sizeof name, "%s", git_indexer_name(in->idx));
 	if (a->check && (ret = check_quarantined(in, name, a->new, err)) < 0)
-		return ret;
+		goto done;
 	if ((lock = take_lock(in->r, a->lock)) < 0) {
 		strbuf_addf(err, "cannot lock %s", a->ref);
-		return E_TEMP;
+		ret = E_TEMP;
+		goto done;
 	}
 	r = repo_ref_read(&cur, in->r, a->ref);
 	if (r < 0 && r != E_NOTFOUND) {
@@ -379,13 +378,20 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 	}
 	if ((ret = let_in(in, name, in->st.total_objects, err)) < 0)
 		goto done;
-	/* libgit2 fsyncs the ref and its directory (repo_global_init) */
+	if (repo_batch_end(&batch, true) < 0) {
+		strbuf_addf(err, "syncfs: %s", log_last_error());
+		ret = E_TEMP;
+		goto done;
+	}
+	/* fsync is on again: libgit2 syncs the ref and its directory */
 	if (repo_ref_cas(in->r, a->ref, a->new, a->old,
 			 "maildag: session") < 0) {
 		strbuf_addf(err, "update %s: %s", a->ref, log_last_error());
 		ret = E_TEMP;
 	}
 done:
-	close(lock);
+	repo_batch_end(&batch, false);
+	if (lock >= 0)
+		close(lock);
 	return ret;
 }
