@@ -8,7 +8,10 @@
  *
  *	daemon -> worker
  *	  push NAME ID		send refs/heads/mail (ID) to NAME
+ *	  ping N		answered "pong N" at once: the worker's loop
+ *			turns (one that does not is killed, started again)
  *	worker -> daemon
+ *	  pong N
  *	  state NAME STATE SINCE IN OUT PUSHES ACK_MS ERROR...
  *			STATE: connecting, up, down, fallback; SINCE the
  *			wall time it began; IN/OUT bytes; ACK_MS the last

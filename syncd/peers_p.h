@@ -130,6 +130,9 @@ struct peers {
 	int nw_fd;
 	struct strbuf nw_in;
 	struct loop_timer *nw_timer;	/* its restart */
+	struct loop_timer *nw_ping;	/* is it alive? */
+	unsigned long nw_pings;
+	bool nw_pong_due;
 };
 
 /* --- peers.c ------------------------------------------------------------ */

@@ -112,6 +112,10 @@ static void on_line(struct peers *p, char *line)
 	struct oid id;
 	bool have_id;
 
+	if (!strncmp(line, "pong ", 5)) {
+		p->nw_pong_due = false;
+		return;
+	}
 	if (!(name = strchr(verb, ' ')))
 		return;
 	*name++ = '\0';
@@ -203,10 +207,41 @@ static void on_restart(void *data)
 	pr_nw_start(data);
 }
 
+/*
+ * Every net_timeout seconds: a worker that did not answer the last ping
+ * is stuck (a libssh2 call that never returns, a bug): every session
+ * goes down with it, and a new one reconnects them.
+ */
+static void on_ping(void *data)
+{
+	struct peers *p = data;
+	char line[64];
+	int n;
+
+	if (!p->nw_pid)
+		return;
+	if (p->nw_pong_due) {
+		log_warn("the network worker does not answer within %d s; "
+			 "starting it again", p->cfg->net_timeout);
+		pr_nw_stop(p);
+		loop_timer_in(p->nw_timer, 0);
+		return;
+	}
+	n = snprintf(line, sizeof line, "ping %lu\n", ++p->nw_pings);
+	if (write_full(p->nw_fd, line, (size_t)n) < 0) {
+		pr_nw_stop(p);
+		loop_timer_in(p->nw_timer, NW_RESTART);
+		return;
+	}
+	p->nw_pong_due = true;
+	loop_timer_in(p->nw_ping, p->cfg->net_timeout);
+}
+
 void pr_nw_start(struct peers *p)
 {
 	if (!p->nw_timer) {
 		p->nw_timer = loop_timer_new(p->loop, on_restart, p);
+		p->nw_ping = loop_timer_new(p->loop, on_ping, p);
 		strbuf_init(&p->nw_in, 0);
 		p->nw_fd = -1;
 	}
@@ -219,6 +254,8 @@ void pr_nw_start(struct peers *p)
 		return;
 	}
 	loop_add_fd(p->loop, p->nw_fd, POLLIN, on_nw, p);
+	p->nw_pong_due = false;
+	loop_timer_in(p->nw_ping, p->cfg->net_timeout);
 }
 
 void pr_nw_stop(struct peers *p)
@@ -226,6 +263,8 @@ void pr_nw_stop(struct peers *p)
 	if (!p->nw_timer)
 		return;
 	loop_timer_stop(p->nw_timer);
+	loop_timer_stop(p->nw_ping);
+	p->nw_pong_due = false;
 	if (p->nw_pid) {
 		loop_del_fd(p->loop, p->nw_fd);
 		child_kill(p->nw_pid, p->nw_fd);

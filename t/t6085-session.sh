@@ -345,4 +345,19 @@ json.dump(c, open(sys.argv[1], \"w\"))" "$f" &&
 	wait_for "test \"\$(conn 1 r2 state)\" = up" 60
 '
 
+test_expect_success 'a network worker that stops answering is replaced; mail goes on' '
+	wait_for "test \"\$(conn 1 r2 state)\" = up" 60 &&
+	w=$(worker_pid 1) &&
+	test -n "$w" &&
+	kill -STOP "$w" &&
+	# meanwhile a delivery goes by the git path or waits for the new worker
+	replica_deliver 1 w1 &&
+	wait_for "test -n \"\$(worker_pid 1)\" && test \"\$(worker_pid 1)\" != $w" 30 &&
+	grep "the network worker does not answer" "$(replica_log 1)" &&
+	wait_for "arrived 2 w1" 60 &&
+	wait_for "test \"\$(conn 1 r2 state)\" = up" 60 &&
+	wait_converged 60 &&
+	replica_expect_messages
+'
+
 test_done
