@@ -38,6 +38,7 @@
 #include "clock.h"
 #include "fsutil.h"
 #include "log.h"
+#include "merge.h"
 #include "net.h"
 #include "networker.h"
 #include "repo.h"
@@ -288,13 +289,40 @@ static int on_err(struct worker *w, struct wpeer *pe, const struct session_frame
 
 /* --- fetches --------------------------------------------------------------- */
 
+/*
+ * What a fetch would do when we hold the announced commit already: move
+ * refs/peers/<peer>/mail to it, so that the ref tracks the peer's mail
+ * as a fetch kept it (maildag status's ahead and behind) without a
+ * transfer.  Forward only: an announce that comes after a newer push
+ * of the same peer never moves the ref back.
+ */
+static void track(struct worker *w, struct wpeer *pe, const struct oid *id)
+{
+	char ref[128];
+	struct oid cur;
+	bool have;
+
+	snprintf(ref, sizeof ref, "refs/peers/%s/mail", pe->cfg->name);
+	have = repo_ref_read(&cur, w->repo, ref) == 0;
+	if (have && (oid_equal(&cur, id) ||
+		     merge_is_ancestor(w->repo, id, &cur) == 1))
+		return;
+	if (repo_ref_cas(w->repo, ref, id, have ? &cur : NULL,
+			 "maildag: announced") == 0)
+		tell(w, "fetched %s %s", pe->cfg->name, oid_hex(id));
+}
+
 static void holds(struct worker *w, struct wpeer *pe, const struct oid *id)
 {
 	oid_cpy(&pe->head, id);
 	pe->have_head = true;
 	tell(w, "holds %s %s", pe->cfg->name, oid_hex(id));
-	if (pe->cfg->fetch && !repo_object_exists(w->repo, id))
+	if (!pe->cfg->fetch)
+		return;
+	if (!repo_object_exists(w->repo, id))
 		pe->fetch_at = now() + FETCH_GRACE;
+	else
+		track(w, pe, id);
 }
 
 static void fetch_start(struct worker *w, struct wpeer *pe)
