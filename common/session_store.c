@@ -24,6 +24,7 @@
 #include "fsutil.h"
 #include "history.h"
 #include "log.h"
+#include "net_p.h"
 #include "repo_p.h"
 #include "session_store.h"
 #include "xalloc.h"
@@ -37,11 +38,17 @@ int session_pack(struct strbuf *out, struct repo *r, const struct oid *want,
 	git_packbuilder *pb = NULL;
 	git_revwalk *w = NULL;
 	git_buf buf = { 0 };
+	struct oid anchor;
+	bool anchored = false;
 	int ret = E_TEMP;
 
+	/* purged blobs are absent: the walk must not try to read them */
+	if (net_anchor_make(&anchor, &anchored, r) < 0)
+		return E_TEMP;
 	if (git_packbuilder_new(&pb, r->git) < 0 ||
 	    git_revwalk_new(&w, r->git) < 0 ||
 	    git_revwalk_push(w, GIT_OID(want)) < 0 ||
+	    (anchored && git_revwalk_hide(w, GIT_OID(&anchor)) < 0) ||
 	    (have && !oid_is_zero(have) &&
 	     repo_object_exists(r, have) &&
 	     git_revwalk_hide(w, GIT_OID(have)) < 0) ||
