@@ -566,6 +566,8 @@ void watch_free(struct watch *w)
 {
 	if (!w)
 		return;
+	/* first: it reads w->wds, which goes below */
+	hub_forget(w);
 	for (size_t i = 0; i < w->nf; i++)
 		free(w->f[i].name);
 	free(w->f);
@@ -579,7 +581,6 @@ void watch_free(struct watch *w)
 	for (size_t i = 0; i < w->npeers; i++)
 		free(w->peers[i]);
 	free(w->peers);
-	hub_forget(w);
 	free(w);
 	if (--hub.users == 0) {
 		inotifytools_cleanup();
