@@ -184,6 +184,14 @@ int admin_poke_daemon(const struct mailbox *mb);
 int cmd_serve(struct mailbox *mb, int argc, char **argv);
 
 /*
+ * maildag serve in session mode (serve_session.c): the peer sent
+ * "maildag-session 1"; serve the session on stdin and stdout until the
+ * peer ends it.  A sysexits(3) status.
+ */
+int serve_session(struct mailbox *mb, const char *peer,
+		  unsigned long long max_input);
+
+/*
  * maildag serve --pre-receive: git's pre-receive hook that cmd_serve()
  * installs; needs no configuration.  0 when every ref of the push is the
  * peer's own, else 1.

@@ -123,6 +123,28 @@ static bool get_waits(const struct sample_in *in, long long *v)
 	return int_of(in->peer, "waits", v);
 }
 
+/* The peer's kept session (issue 15); absent for a peer without one. */
+static bool get_session_up(const struct sample_in *in, long long *v)
+{
+	json_t *c = json_object_get(in->peer, "connection");
+	const char *st = json_string_value(json_object_get(c, "state"));
+
+	if (!in->up || !st)
+		return false;
+	*v = !strcmp(st, "up");
+	return true;
+}
+
+static bool get_session_pushes(const struct sample_in *in, long long *v)
+{
+	return int_of(json_object_get(in->peer, "connection"), "pushes", v);
+}
+
+static bool get_session_ack(const struct sample_in *in, long long *v)
+{
+	return int_of(json_object_get(in->peer, "connection"), "ack_ms", v);
+}
+
 static bool get_refused(const struct sample_in *in, long long *v)
 {
 	if (!in->up)
@@ -302,6 +324,16 @@ static const struct family families[] = {
 	  "Commits of our mail the peer is not known to hold: pushes due" },
 	{ "maildag_peer_quorum_waits", "gauge", NULL, PEER, get_waits,
 	  "Deliveries waiting for a quorum that the peer has not acknowledged" },
+	{ "maildag_peer_session_up", "gauge", NULL, PEER, get_session_up,
+	  "1 while the kept session to the peer is up, else 0" },
+	{ "maildag_peer_session_pushes", "counter", NULL, PEER,
+	  get_session_pushes,
+	  "Pushes the peer acknowledged over its kept session since the "
+	  "network worker started" },
+	{ "maildag_peer_session_ack_milliseconds", "gauge", NULL, PEER,
+	  get_session_ack,
+	  "The last push over the session, from its sending to the peer's "
+	  "durable acknowledgement" },
 	{ "maildag_peer_merge_refused", "gauge", NULL, PEER, get_refused,
 	  "1 while the peer's last commit is refused (not merged), else 0" },
 	{ "maildag_peer_history_check_running", "gauge", NULL, PEER,

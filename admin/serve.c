@@ -52,6 +52,7 @@
 #include "history.h"
 #include "log.h"
 #include "mailbox.h"
+#include "session.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -453,7 +454,7 @@ static void add_config(char **argv, size_t *n, const char *name,
 
 int cmd_serve(struct mailbox *mb, int argc, char **argv)
 {
-	const char *peer = NULL;
+	const char *peer = NULL, *cmd;
 	char *asked = NULL, *repo = NULL, *hooks = NULL, *own = NULL;
 	char *gargv[40], size[32];
 	size_t n = 0;
@@ -487,7 +488,16 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 		log_error("'%s' is not a peer in the configuration", peer);
 		return EX_CONFIG;
 	}
-	r = parse_command(&op, &asked, getenv("SSH_ORIGINAL_COMMAND"));
+	cmd = getenv("SSH_ORIGINAL_COMMAND");
+	if (cmd && !strcmp(cmd, SESSION_COMMAND)) {
+		/* no path from the peer: the configured repository */
+		if (check_safe_owner(mb->repository, mb->uid) < 0)
+			return EX_NOPERM;
+		umask(077);
+		return serve_session(mb, peer, (unsigned long long)
+				     serve_max_input(mb->cfg));
+	}
+	r = parse_command(&op, &asked, cmd);
 	if (r < 0)
 		return EX_NOPERM;
 	if (!(repo = resolve_repository(mb, asked))) {

@@ -190,6 +190,39 @@ static void print_op(const char *what, json_t *op, bool configured_on,
 	strbuf_release(&sb);
 }
 
+/* The peer's kept session (issue 15), when the daemon has one for it. */
+static void print_conn(json_t *c, time_t now)
+{
+	const char *indent = "            ";
+	struct strbuf sb = STRBUF_INIT;
+	char *state, *err;
+	long long t;
+	json_t *ack = json_object_get(c, "ack_ms");
+
+	if (!json_is_object(c))
+		return;
+	state = admin_json_string(c, "state");
+	strbuf_addf(&sb, "%s", state ? state : "?");
+	if ((t = time_of(c, "since")) >= 0) {
+		strbuf_addstr(&sb, " since ");
+		add_when(&sb, t, now);
+	}
+	strbuf_addf(&sb, ", %lld pushes acknowledged",
+		    (long long)json_integer_value(json_object_get(c, "pushes")));
+	if (json_is_integer(ack))
+		strbuf_addf(&sb, " (the last in %lld ms)",
+			    (long long)json_integer_value(ack));
+	strbuf_addf(&sb, ", %lld bytes out, %lld in",
+		    (long long)json_integer_value(json_object_get(c, "bytes_out")),
+		    (long long)json_integer_value(json_object_get(c, "bytes_in")));
+	printf("  %-8s  %s\n", "session:", sb.buf);
+	if ((err = admin_json_string(c, "last_error")))
+		printf("%slast error: %s\n", indent, err);
+	free(err);
+	free(state);
+	strbuf_release(&sb);
+}
+
 /*
  * The whole-history check of what the peer sent (a child of the daemon),
  * and the last refusal of it ("merge_error").
@@ -381,6 +414,8 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 		else
 			printf("  %-8s  refs/peers/%s/mail at %.10s\n",
 			       "commits:", name ? name : "?", ref);
+		if (running)
+			print_conn(json_object_get(p, "connection"), now);
 		print_op("push:", json_object_get(p, "push"), cp && cp->push,
 			 running, now);
 		print_op("fetch:", json_object_get(p, "fetch"), cp && cp->fetch,

@@ -240,7 +240,7 @@ static int parse_peer(const struct ctx *c, const char *name, json_t *obj,
 
 	memset(p, 0, sizeof *p);
 	p->name = xstrdup(name);
-	p->push = p->fetch = true;
+	p->push = p->fetch = p->session = true;
 	json_object_foreach(obj, key, v) {
 		if (!strcmp(key, "url")) {
 			char *url;
@@ -270,6 +270,9 @@ static int parse_peer(const struct ctx *c, const char *name, json_t *obj,
 			}
 		} else if (!strcmp(key, "identity")) {
 			if ((err = get_path(c, pre, key, v, &p->identity)) < 0)
+				goto done;
+		} else if (!strcmp(key, "session")) {
+			if ((err = get_bool(c, pre, key, v, &p->session)) < 0)
 				goto done;
 		} else {
 			err = fail(c, pre, key, "unknown key");
@@ -553,6 +556,7 @@ static const struct key {
 	{ "backoff_min", K_INT, offsetof(struct config, backoff_min), 1, INT_MAX },
 	{ "backoff_max", K_INT, offsetof(struct config, backoff_max), 1, INT_MAX },
 	{ "net_timeout", K_INT, offsetof(struct config, net_timeout), 1, INT_MAX },
+	{ "keepalive", K_INT, offsetof(struct config, keepalive), 1, 86400 },
 	{ "peers", K_PEERS, 0, 0, 0 },
 	{ "hooks", K_HOOKS, 0, 0, 0 },
 	{ "alarm", K_ALARM, 0, 0, 0 },
@@ -791,6 +795,7 @@ struct config *config_defaults(const char *user, const char *home)
 	cfg->backoff_min = 1;
 	cfg->backoff_max = 300;
 	cfg->net_timeout = 60;
+	cfg->keepalive = 30;
 	cfg->alarm_messages = 100;
 	cfg->alarm_share = 50;
 	cfg->alarm_share_min = 20;

@@ -39,6 +39,8 @@ struct config_peer {
 				   was given (for a known_hosts line); NULL
 				   when only the fingerprint was */
 	char *identity;		/* private key path, ~ expanded; NULL = agent/default */
+	bool session;		/* ssh://: try a kept session (maildag serve's
+				   "maildag-session 1"); default true */
 };
 
 struct config {
@@ -65,6 +67,7 @@ struct config {
 	int backoff_min;	/* seconds; default 1 */
 	int backoff_max;	/* seconds; default 300 */
 	int net_timeout;	/* seconds for one push or fetch; default 60 */
+	int keepalive;		/* seconds between a session's PINGs; default 30 */
 	/*
 	 * The mass-deletion alarm (alarm.h, maildag.conf(5) "alarm"): a
 	 * change that expunges alarm_messages messages (0: no such rule),

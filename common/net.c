@@ -229,8 +229,24 @@ static void add_key(struct ctx *c, enum key_kind kind, char *path)
 	c->nkeys++;
 }
 
-/* The configured identity alone; else the agent, then the default keys. */
+/* The keys of net_ssh_keys(), agent first when it is to be offered. */
 static void list_keys(struct ctx *c)
+{
+	char **paths;
+	size_t n;
+	bool agent;
+
+	c->keys_ready = true;
+	net_ssh_keys(&paths, &n, &agent, c->peer, c->home);
+	if (agent)
+		add_key(c, KEY_AGENT, NULL);
+	for (size_t i = 0; i < n; i++)
+		add_key(c, KEY_FILE, paths[i]);
+	free(paths);
+}
+
+void net_ssh_keys(char ***paths, size_t *n, bool *agent,
+		  const struct config_peer *p, const char *home)
 {
 	static const char *const defaults[] = {
 		"id_ed25519", "id_ecdsa", "id_rsa",
@@ -238,19 +254,20 @@ static void list_keys(struct ctx *c)
 	const char *sock = getenv("SSH_AUTH_SOCK");
 	struct stat st;
 
-	c->keys_ready = true;
-	if (c->peer->identity) {
-		add_key(c, KEY_FILE, xstrdup(c->peer->identity));
+	*paths = xcalloc(sizeof defaults / sizeof defaults[0] + 1, sizeof **paths);
+	*n = 0;
+	*agent = false;
+	if (p->identity) {
+		(*paths)[(*n)++] = xstrdup(p->identity);
 		return;
 	}
 	/* a stale $SSH_AUTH_SOCK would end the login before the key files */
-	if (sock && *sock && stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
-		add_key(c, KEY_AGENT, NULL);
-	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
-		char *path = xasprintf("%s/.ssh/%s", c->home, defaults[i]);
+	*agent = sock && *sock && stat(sock, &st) == 0 && S_ISSOCK(st.st_mode);
+	for (size_t i = 0; home && i < sizeof defaults / sizeof defaults[0]; i++) {
+		char *path = xasprintf("%s/.ssh/%s", home, defaults[i]);
 
 		if (access(path, R_OK) == 0)
-			add_key(c, KEY_FILE, path);
+			(*paths)[(*n)++] = path;
 		else
 			free(path);
 	}

@@ -77,6 +77,17 @@ struct net_result {
 };
 
 /*
+ * The ssh keys to offer peer p, in the order above: the configured
+ * identity alone; else the agent (*agent: $SSH_AUTH_SOCK is a socket),
+ * then those of home/.ssh/id_ed25519, id_ecdsa, id_rsa that can be
+ * read.  *paths is a new array of *n new strings (the caller frees
+ * each and the array).  One list for the push and fetch children and
+ * the kept sessions (sshconn.h).
+ */
+void net_ssh_keys(char ***paths, size_t *n, bool *agent,
+		  const struct config_peer *p, const char *home);
+
+/*
  * A short lowercase word for a status: "ok", "unreachable", "hostkey",
  * "auth", "rejected", "invalid", "timeout", "failed".
  */

@@ -103,7 +103,7 @@ double pr_backoff(const struct peers *p, unsigned failures)
 #define CHILDREN_WAIT 0.5
 static size_t running;
 
-static void op_finish(struct op *op, const struct net_result *res)
+void pr_op_finish(struct op *op, const struct net_result *res)
 {
 	struct peer *pe = op->peer;
 	struct peers *p = pe->owner;
@@ -147,7 +147,8 @@ static void op_finish(struct op *op, const struct net_result *res)
 			pr_check_waits(p);
 			/* behind us (restored from a backup, say): catch up */
 			if (pe->alive && p->have_mail && pe->push.enabled &&
-			    !pe->push.pid && !pe->push.failures &&
+			    !pe->push.pid && !pe->push.in_session &&
+			    !pe->push.failures &&
 			    !holds(p, pe, &p->mail))
 				pr_op_start(&pe->push);
 			if (pe->alive && op->again)
@@ -195,7 +196,7 @@ static void on_child(void *data, int fd, short revents)
 	if (net_collect(op->pid, fd, &op->buf, &res) == 0)
 		return;
 	loop_del_fd(op->peer->owner->loop, fd);
-	op_finish(op, &res);
+	pr_op_finish(op, &res);
 }
 
 static void on_timer(void *data)
@@ -205,12 +206,23 @@ static void on_timer(void *data)
 
 	net_reap();	/* children killed earlier that took their time */
 
+	if (op->in_session) {
+		/* the deadline of a push the session carries */
+		op->in_session = false;
+		memset(&res, 0, sizeof res);
+		res.status = NET_TIMEOUT;
+		snprintf(res.error, sizeof res.error,
+			 "no acknowledgement within %d s",
+			 op->peer->owner->cfg->net_timeout);
+		pr_op_finish(op, &res);
+		return;
+	}
 	if (op->pid) {
 		/* the deadline */
 		loop_del_fd(op->peer->owner->loop, op->fd);
 		net_kill(op->pid, op->fd, op->peer->owner->cfg->net_timeout,
 			 &res);
-		op_finish(op, &res);
+		pr_op_finish(op, &res);
 		return;
 	}
 	pr_op_start(op);
@@ -225,8 +237,21 @@ static void op_run(struct op *op)
 
 	if (!op->enabled || !pe->alive)
 		return;
-	if (op->pid) {
+	if (op->pid || op->in_session) {
 		op->again = true;
+		return;
+	}
+	if (pe->conn.up && op->kind == NET_PUSH && pr_nw_push(p, pe, op)) {
+		op->again = false;
+		loop_timer_in(op->timer, p->cfg->net_timeout);
+		return;
+	}
+	if (pe->conn.up && op->kind == NET_FETCH) {
+		/* the session's announces keep us current; nothing to run */
+		memset(&res, 0, sizeof res);
+		res.status = NET_OK;
+		op->again = false;
+		pr_op_finish(op, &res);
 		return;
 	}
 	if (running >= CHILDREN_MAX) {
@@ -243,7 +268,7 @@ static void op_run(struct op *op)
 		snprintf(res.error, sizeof res.error,
 			 "cannot start a child process");
 		op->pid = 0;
-		op_finish(op, &res);
+		pr_op_finish(op, &res);
 		return;
 	}
 	running++;
@@ -269,7 +294,7 @@ void pr_op_start(struct op *op)
 		return;
 	}
 	if (op->kind == NET_PUSH && op->enabled && pe->alive && !op->pid &&
-	    p->have_mail && !op->failures && holds(p, pe, &p->mail)) {
+	    !op->in_session && p->have_mail && !op->failures && holds(p, pe, &p->mail)) {
 		log_debug("peer %s: holds %.12s already; no push", pe->cfg.name,
 			  oid_hex(&p->mail));
 		return;
@@ -288,6 +313,7 @@ static void op_stop(struct op *op)
 		op->pid = 0;
 		op->fd = -1;
 	}
+	op->in_session = false;
 	loop_timer_stop(op->timer);
 }
 
@@ -301,6 +327,7 @@ static void copy_peer(struct config_peer *to, const struct config_peer *from)
 	to->host_key_pub = from->host_key_pub ? xstrdup(from->host_key_pub)
 					      : NULL;
 	to->identity = from->identity ? xstrdup(from->identity) : NULL;
+	to->session = from->session;
 }
 
 static void free_peer_cfg(struct config_peer *c)
@@ -320,7 +347,7 @@ static bool same_str(const char *a, const char *b)
 static bool same_peer(const struct config_peer *a, const struct config_peer *b)
 {
 	return !strcmp(a->url, b->url) && same_str(a->host_key, b->host_key) &&
-	       same_str(a->identity, b->identity);
+	       same_str(a->identity, b->identity) && a->session == b->session;
 }
 
 static void op_init(struct op *op, struct peer *pe, enum net_op kind)
@@ -332,7 +359,7 @@ static void op_init(struct op *op, struct peer *pe, enum net_op kind)
 	op->timer = loop_timer_new(pe->owner->loop, on_timer, op);
 }
 
-static struct peer *find_peer(struct peers *p, const char *name)
+struct peer *pr_find_peer(struct peers *p, const char *name)
 {
 	for (size_t i = 0; i < p->n; i++)
 		if (p->v[i]->alive && !strcmp(p->v[i]->cfg.name, name))
@@ -374,7 +401,7 @@ void peers_set_config(struct peers *p, const struct config *cfg)
 	for (size_t i = 0; i < cfg->npeers; i++) {
 		const struct config_peer *c = &cfg->peers[i];
 		struct peer *pe;
-		if (!strcmp(c->name, cfg->node) || find_peer(p, c->name))
+		if (!strcmp(c->name, cfg->node) || pr_find_peer(p, c->name))
 			continue;
 		pe = xcalloc(1, sizeof *pe);
 		pe->owner = p;
@@ -393,6 +420,8 @@ void peers_set_config(struct peers *p, const struct config *cfg)
 		if (p->have_mail)
 			pr_op_start(&pe->push);
 	}
+	/* sessions follow the configuration: started afresh */
+	pr_nw_start(p);
 }
 
 struct peers *peers_new(struct loop *l, struct repo *r,
@@ -422,6 +451,8 @@ void peers_free(struct peers *p)
 {
 	if (!p)
 		return;
+	pr_nw_stop(p);
+	strbuf_release(&p->nw_in);
 	for (size_t i = 0; i < p->n; i++) {
 		struct peer *pe = p->v[i];
 		op_stop(&pe->push);
@@ -436,6 +467,7 @@ void peers_free(struct peers *p)
 		free(pe->push.last_raw);
 		free(pe->fetch.last_raw);
 		free(pe->merge_error);
+		free(pe->conn.error);
 		free_peer_cfg(&pe->cfg);
 		free(pe);
 	}
@@ -458,7 +490,7 @@ void peers_mail_moved(struct peers *p, const struct oid *mail)
 	for (size_t i = 0; i < p->n; i++) {
 		struct op *op = &p->v[i]->push;
 		/* a peer backing off is tried when its timer says */
-		if (op->failures && !op->pid)
+		if (op->failures && !op->pid && !op->in_session)
 			continue;
 		pr_op_start(op);
 	}
@@ -547,7 +579,8 @@ static json_t *op_status(const struct op *op)
 			    json_string(op->last_error) : json_null());
 	json_object_set_new(o, "error_at", json_time(op->error_at));
 	json_object_set_new(o, "failures", json_integer(op->failures));
-	json_object_set_new(o, "running", json_boolean(op->pid != 0));
+	json_object_set_new(o, "running", json_boolean(op->pid != 0 ||
+						       op->in_session));
 	json_object_set_new(o, "runs", json_integer((json_int_t)op->runs));
 	json_object_set_new(o, "timeouts", json_integer((json_int_t)op->timeouts));
 	json_object_set_new(o, "next_try", !op->pid && when ?
@@ -665,6 +698,7 @@ json_t *peers_status(struct peers *p)
 				    json_integer((json_int_t)waits_on(p, pe)));
 		json_object_set_new(o, "push", op_status(&pe->push));
 		json_object_set_new(o, "fetch", op_status(&pe->fetch));
+		json_object_set_new(o, "connection", pr_conn_status(pe));
 		json_object_set_new(o, "check", check_status(pe));
 		json_object_set_new(o, "merge_error", pe->merge_error ?
 				    json_string(pe->merge_error) : json_null());
@@ -797,7 +831,7 @@ void peers_wait(struct peers *p, const struct oid *commit, int acks,
 	for (size_t i = 0; i < p->n; i++) {
 		struct op *op = &p->v[i]->push;
 		if (p->v[i]->alive && !holds(p, p->v[i], commit)) {
-			if (!op->pid)
+			if (!op->pid && !op->in_session)
 				loop_timer_stop(op->timer);
 			op_run(op);
 		}

@@ -244,7 +244,7 @@ static int merge_peer(struct peers *p, struct peer *pe)
 	oid_cpy(&s->id, &theirs);
 	s->bad = false;
 	/* they are alive: retry a push that is backing off */
-	if (pe->push.failures && !pe->push.pid) {
+	if (pe->push.failures && !pe->push.pid && !pe->push.in_session) {
 		loop_timer_stop(pe->push.timer);
 		pr_op_start(&pe->push);
 	}

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "loop.h"
 #include "net.h"
@@ -40,6 +42,18 @@ struct op {
 	char *last_raw;		/* the error alone, to log changes only */
 	struct oid id;		/* accepted (push) or fetched (fetch) */
 	bool have_id;
+	bool in_session;	/* a push the network worker carries */
+};
+
+/* The peer's kept session, as the network worker last told it. */
+struct conn {
+	bool known;		/* the worker serves this peer */
+	bool up;
+	char state[16];		/* networker.h's STATE */
+	time_t since;
+	unsigned long long bytes_in, bytes_out, pushes;
+	long ack_ms;
+	char *error;
 };
 
 /* The whole-history check of what a peer sent, in a child (history.h). */
@@ -62,6 +76,7 @@ struct peer {
 	struct config_peer cfg;	/* our own copy */
 	bool alive;		/* in the current config */
 	struct op push, fetch;
+	struct conn conn;
 	struct check check;
 	char *merge_error;	/* a refused commit of theirs */
 	time_t merge_error_at;
@@ -110,6 +125,14 @@ struct peers {
 	struct loop_timer *sweep;	/* ends the waits that timed out */
 	bool waiting;		/* peers_check waits for its children */
 	bool hold;		/* pushes held back (peers_set_hold) */
+	/* the network worker (networker.h), while one runs */
+	pid_t nw_pid;
+	int nw_fd;
+	struct strbuf nw_in;
+	struct loop_timer *nw_timer;	/* its restart */
+	struct loop_timer *nw_ping;	/* is it alive? */
+	unsigned long nw_pings;
+	bool nw_pong_due;
 };
 
 /* --- peers.c ------------------------------------------------------------ */
@@ -135,6 +158,23 @@ int pr_read_peer_ref(struct peers *p, struct peer *pe, struct oid *out);
 
 /* End every quorum wait whose commit enough peers now hold. */
 void pr_check_waits(struct peers *p);
+
+/* End op as a child's result res would (the push and fetch children's). */
+void pr_op_finish(struct op *op, const struct net_result *res);
+
+/* The peer named name in the current config, or NULL. */
+struct peer *pr_find_peer(struct peers *p, const char *name);
+
+/* --- peers_session.c ------------------------------------------------------ */
+
+/* (Re)start the network worker for the current config, when it has work. */
+void pr_nw_start(struct peers *p);
+/* Stop it: every session is down, pushes it carried fail over. */
+void pr_nw_stop(struct peers *p);
+/* Hand op (a push) to pe's session; false when it is not up. */
+bool pr_nw_push(struct peers *p, struct peer *pe, struct op *op);
+/* The "connection" object of pe's status, or JSON null. */
+json_t *pr_conn_status(const struct peer *pe);
 
 /* --- peers_check.c ------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -128,8 +129,12 @@ int child_spawn(pid_t *pid, int *fd, unsigned long long data_limit,
 
 	*pid = 0;
 	*fd = -1;
-	if (pipe2(pfd, O_CLOEXEC) < 0)
+	if (flags & CHILD_SOCKET) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pfd) < 0)
+			return log_error_errno("socketpair");
+	} else if (pipe2(pfd, O_CLOEXEC) < 0) {
 		return log_error_errno("pipe");
+	}
 	/* what the caller buffered must not be written twice */
 	fflush(stdout);
 	fflush(stderr);

@@ -34,6 +34,11 @@
 enum child_flags {
 	/* SIGKILL when the caller dies (Linux: PR_SET_PDEATHSIG) */
 	CHILD_DIE_WITH_PARENT = 1 << 0,
+	/*
+	 * descriptor 3 and *fd are the two ends of a stream socket pair,
+	 * both ways, instead of a pipe (a worker that is told things)
+	 */
+	CHILD_SOCKET = 1 << 1,
 };
 
 /* Runs in the child; writes its result to CHILD_RESULT_FD and returns. */

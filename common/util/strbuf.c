@@ -75,6 +75,16 @@ void strbuf_setlen(struct strbuf *sb, size_t len)
 	sb->buf[len] = '\0';
 }
 
+void strbuf_remove(struct strbuf *sb, size_t pos, size_t len)
+{
+	if (pos >= sb->len || !len)
+		return;
+	if (len > sb->len - pos)
+		len = sb->len - pos;
+	memmove(sb->buf + pos, sb->buf + pos + len, sb->len - pos - len);
+	strbuf_setlen(sb, sb->len - len);
+}
+
 void strbuf_add(struct strbuf *sb, const void *data, size_t len)
 {
 	strbuf_grow(sb, len);
