@@ -490,8 +490,7 @@ static int cfolder_cmp(const void *a, const void *b)
 		      ((const struct cfolder *)b)->folder);
 }
 
-/* Dovecot reads the uidlist again when cur/ changed (1.3). */
-static void touch_cur(const char *dir)
+void wt_dv_touch_cur(const char *dir)
 {
 	char *cur = xasprintf("%s/cur", dir);
 
@@ -657,7 +656,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	     uidlist_append(dir, &u, old)) < 0)
 		goto done;
 	if (renum)
-		touch_cur(dir);
+		wt_dv_touch_cur(dir);
 	for (size_t i = 0; i < recs.n; i++) {
 		const struct imap_rec *x = &recs.v[i];
 		unsigned s = maildir_shard(x->key, strlen(x->key));

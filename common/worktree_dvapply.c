@@ -680,13 +680,8 @@ static void dv_release(struct dvapply *dv)
 {
 	for (size_t i = 0; i < dv->nf; i++) {
 		struct afolder *f = &dv->f[i];
-		if (f->rewrite && !f->stale) {
-			char *cur = wt_disk_dir(dv->wt, f->folder, "cur");
-			if (utimensat(AT_FDCWD, cur, NULL, 0) < 0 &&
-			    errno != ENOENT)
-				log_warn_errno("touch '%s'", cur);
-			free(cur);
-		}
+		if (f->rewrite && !f->stale)
+			wt_dv_touch_cur(f->dir);
 		afolder_close(f);
 	}
 	free(dv->f);

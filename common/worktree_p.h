@@ -402,6 +402,8 @@ static inline const char *wt_ent_disk(const struct ent *e)
 
 /* Append name without its keyword letters 'a'-'z' (the tree's name). */
 void wt_dv_tree_name(struct strbuf *out, const char *disk);
+/* Touch the folder dir's cur/: Dovecot reads its uidlist again (1.3). */
+void wt_dv_touch_cur(const char *dir);
 
 /* A tree's message records (imap/<xx>), read a shard at a time. */
 struct reccache {
