@@ -6,53 +6,7 @@ test_description='purge: with a retention of seconds, a message expunged with Do
 	test_skip_all "maildag's programs are not built"
 . "$abs_top_srcdir/t/lib-replica.sh"
 [ -n "$PYTHON" ] || test_skip_all "no python3 to inflate pack data"
-
-# Every zlib stream of every file under a repository (each pack at every
-# offset, each loose object), inflated, and every file as it is: does
-# any hold the marker?  Packs are compressed, so a byte search of the
-# files alone proves nothing; git cat-file --batch-all-objects reads
-# only what an index names.  Prints where, exits 1 when found.
-cat >"$TRASH/findbytes.py" <<'EOF'
-import os, sys, zlib
-root, marker = sys.argv[1], sys.argv[2].encode()
-found = 0
-for d, _, files in os.walk(root):
-    for f in files:
-        p = os.path.join(d, f)
-        try:
-            data = open(p, "rb").read()
-        except OSError:
-            continue
-        if marker in data:
-            print("raw:", p); found = 1
-        i = data.find(b"\x78")
-        while i >= 0:
-            try:
-                z = zlib.decompressobj()
-                out = z.decompress(data[i:], 1 << 24)
-                if marker in out:
-                    print("inflated at %d:" % i, p); found = 1
-            except zlib.error:
-                pass
-            i = data.find(b"\x78", i + 1)
-sys.exit(found)
-EOF
-
-RETENTION='"retention": "2s"'
-
-# deliver_marked I ID MARKER: test message ID with a body line MARKER
-deliver_marked() {
-	{ test_message "$2"; echo "$3"; } | replica_run "$1" maildag-lda &&
-	echo "$2" >>"$REPLICAS/delivered"
-}
-
-# no_bytes I MARKER: no object of replica I holds MARKER, in any form
-no_bytes() {
-	local r
-	r=$(replica_repo "$1") &&
-	! replica_git "$1" cat-file --batch-all-objects --batch | grep -aq "$2" &&
-	"$PYTHON" "$TRASH/findbytes.py" "$r" "$2"
-}
+. "$abs_top_srcdir/t/lib-purge.sh"
 
 # purged_ids I: the blob ids replica I's refs/heads/mail lists in purged/
 purged_ids() {
@@ -64,26 +18,6 @@ purged_ids() {
 missing_in_git_fsck() {
 	replica_git "$1" fsck --connectivity-only 2>&1 |
 		sed -n 's/^missing blob \([0-9a-f]*\)$/\1/p' | sort -u
-}
-
-# maintain_until I CONDITION: maildag maintain on I until CONDITION
-# holds (the retention counts from when maintenance first saw the
-# expunge, which may be the daemon's own pass)
-maintain_until() {
-	wait_for "replica_run $1 maildag maintain >\"$TRASH/maint.$1\" 2>&1 &&
-		$2" 60 || { cat "$TRASH/maint.$1" >&2; return 1; }
-}
-
-# listed I: how many blobs replica I's refs/heads/mail lists in purged/
-listed() {
-	replica_git "$1" ls-tree -r refs/heads/mail purged/ | awk '{ print $3 }' |
-		while read -r b; do replica_git "$1" cat-file blob "$b"; done | wc -l
-}
-
-# maintain I: one maintenance pass on replica I
-maintain() {
-	replica_run "$1" maildag maintain >"$TRASH/maint.$1" 2>&1 || {
-		cat "$TRASH/maint.$1" >&2; return 1; }
 }
 
 test_expect_success 'setup: two replicas with a retention of 2 s, mail on both' '

@@ -11,63 +11,9 @@ if [ -e "$abs_top_srcdir/t/lib-sshd.sh" ] && test_have_prereq ROOT; then
 	sshd_start && SSH=1
 fi
 . "$abs_top_srcdir/t/lib-replica.sh"
+. "$abs_top_srcdir/t/lib-purge.sh"
 
 U1=maildagpg1 U2=maildagpg2
-
-# the same checker as t6120: every zlib stream of every file, inflated
-cat >"$TRASH/findbytes.py" <<'EOF'
-import os, sys, zlib
-root, marker = sys.argv[1], sys.argv[2].encode()
-found = 0
-for d, _, files in os.walk(root):
-    for f in files:
-        p = os.path.join(d, f)
-        try:
-            data = open(p, "rb").read()
-        except OSError:
-            continue
-        if marker in data:
-            print("raw:", p); found = 1
-        i = data.find(b"\x78")
-        while i >= 0:
-            try:
-                out = zlib.decompressobj().decompress(data[i:], 1 << 24)
-                if marker in out:
-                    print("inflated at %d:" % i, p); found = 1
-            except zlib.error:
-                pass
-            i = data.find(b"\x78", i + 1)
-sys.exit(found)
-EOF
-
-RETENTION='"retention": "2s"'
-
-deliver_marked() {
-	{ test_message "$2"; echo "$3"; } | replica_run "$1" maildag-lda &&
-	echo "$2" >>"$REPLICAS/delivered"
-}
-
-no_bytes() {
-	! replica_git "$1" cat-file --batch-all-objects --batch | grep -aq "$2" &&
-	"$PYTHON" "$TRASH/findbytes.py" "$(replica_repo "$1")" "$2" >/dev/null
-}
-
-maintain_until() {
-	wait_for "replica_run $1 maildag maintain >\"$TRASH/maint.$1\" 2>&1 &&
-		$2" 60 || { cat "$TRASH/maint.$1" >&2; return 1; }
-}
-
-# listed I: how many blobs replica I's refs/heads/mail lists in purged/
-listed() {
-	replica_git "$1" ls-tree -r refs/heads/mail purged/ | awk '{ print $3 }' |
-		while read -r b; do replica_git "$1" cat-file blob "$b"; done | wc -l
-}
-
-# maintain I: one maintenance pass on replica I
-maintain() {
-	replica_run "$1" maildag maintain >"$TRASH/maint.$1" 2>&1 || {
-		cat "$TRASH/maint.$1" >&2; return 1; }
-}
 
 # peers I "J...": replica I's peers are now these (" ": none), applied
 peers() {
@@ -76,21 +22,6 @@ peers() {
 	replica_config "$1" --peers "$2" --extra "$RETENTION" &&
 	replica_reload "$1" &&
 	replica_wait_log "$1" "configuration reloaded" $((before + 1))
-}
-
-# serve_keys: each replica's key may log in to the other only through
-# maildag serve, as maildag init prints the line
-serve_keys() {
-	local i j key
-	for j in 1 2; do
-		: >"$SSHD_DIR/keys/$(replica_user $j)" || return 1
-		for i in 1 2; do
-			[ $i = $j ] && continue
-			key=$(cut -d" " -f1,2 "$(replica_home $i)/.ssh/id_ed25519.pub") &&
-			echo "command=\"$BIN/maildag serve --peer r$i\",restrict $key maildag@r$i" \
-				>>"$SSHD_DIR/keys/$(replica_user $j)" || return 1
-		done
-	done
 }
 
 # story SET: the whole story on a fresh replica set

@@ -5,33 +5,7 @@ test_description='purge and transfers that must not look for purged blobs: r1 in
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
 	test_skip_all "maildag's programs are not built"
 . "$abs_top_srcdir/t/lib-replica.sh"
-
-RETENTION='"retention": "2s"'
-
-deliver_marked() {
-	{ test_message "$2"; echo "$3"; } | replica_run "$1" maildag-lda &&
-	echo "$2" >>"$REPLICAS/delivered"
-}
-
-# no_bytes I MARKER: no object of replica I holds MARKER (every object
-# inflated by git cat-file; t6120 also inflates every zlib stream)
-no_bytes() {
-	! replica_git "$1" cat-file --batch-all-objects --batch | grep -aq "$2"
-}
-
-listed() {
-	replica_git "$1" ls-tree -r refs/heads/mail purged/ | awk '{ print $3 }' |
-		while read -r b; do replica_git "$1" cat-file blob "$b"; done | wc -l
-}
-
-maintain() {
-	replica_run "$1" maildag maintain >"$TRASH/maint.$1" 2>&1 || {
-		cat "$TRASH/maint.$1" >&2; return 1; }
-}
-
-maintain_until() {
-	wait_for "maintain $1 && $2" 60
-}
+. "$abs_top_srcdir/t/lib-purge.sh"
 
 # config I "J...": replica I's peers are these; r1 never pushes to r3
 # (r3 fetches), r4 never fetches from r1 (r1 pushes)

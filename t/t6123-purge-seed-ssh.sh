@@ -9,42 +9,9 @@ test_have_prereq ROOT || test_skip_all "needs root (users of their own, an sshd)
 . "$abs_top_srcdir/t/lib-sshd.sh"
 sshd_start || test_skip_all "the test sshd does not start"
 . "$abs_top_srcdir/t/lib-replica.sh"
+. "$abs_top_srcdir/t/lib-purge.sh"
 
 U1=maildagps1 U2=maildagps2
-RETENTION='"retention": "2s"'
-
-deliver_marked() {
-	{ test_message "$2"; echo "$3"; } | replica_run "$1" maildag-lda &&
-	echo "$2" >>"$REPLICAS/delivered"
-}
-
-no_bytes() {
-	! replica_git "$1" cat-file --batch-all-objects --batch | grep -aq "$2"
-}
-
-listed() {
-	replica_git "$1" ls-tree -r refs/heads/mail purged/ | awk '{ print $3 }' |
-		while read -r b; do replica_git "$1" cat-file blob "$b"; done | wc -l
-}
-
-maintain() {
-	replica_run "$1" maildag maintain >"$TRASH/maint.$1" 2>&1 || {
-		cat "$TRASH/maint.$1" >&2; return 1; }
-}
-
-# each replica's key may log in to the other only through maildag serve
-serve_keys() {
-	local i j key
-	for j in 1 2; do
-		: >"$SSHD_DIR/keys/$(replica_user $j)" || return 1
-		for i in 1 2; do
-			[ $i = $j ] && continue
-			key=$(cut -d" " -f1,2 "$(replica_home $i)/.ssh/id_ed25519.pub") &&
-			echo "command=\"$BIN/maildag serve --peer r$i\",restrict $key maildag@r$i" \
-				>>"$SSHD_DIR/keys/$(replica_user $j)" || return 1
-		done
-	done
-}
 
 test_expect_success 'setup: r1 gets p1 and p2, expunges and purges p1; r2 is not started' '
 	replica_setup seed $U1 $U2 &&
