@@ -316,6 +316,23 @@ bool uidlist_remove(struct uidlist *u, const char *base)
 	return false;
 }
 
+bool uidlist_rename(struct uidlist *u, const char *from, const char *to)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		if (strcmp(u->v[i].base, from))
+			continue;
+		free(u->v[i].base);
+		u->v[i].base = xstrdup(to);
+		if (!strstr(u->v[i].ext, " G")) {
+			char *ext = xasprintf("%s G%s", u->v[i].ext, from);
+			free(u->v[i].ext);
+			u->v[i].ext = ext;
+		}
+		return true;
+	}
+	return false;
+}
+
 static void format_records(struct strbuf *out, const struct uidlist *u,
 			   size_t from)
 {

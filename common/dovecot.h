@@ -99,6 +99,13 @@ int uidlist_add(struct uidlist *u, uint32_t uid, const char *base,
 bool uidlist_remove(struct uidlist *u, const char *base);
 
 /*
+ * The record of base name from now names base name to: the same UID,
+ * Dovecot's GUID kept (a " G<from>" field added when it has none:
+ * without one, Dovecot takes the GUID from the base name; E5).  Was there one?
+ */
+bool uidlist_rename(struct uidlist *u, const char *from, const char *to);
+
+/*
  * Write u to dir, the caller holding the lock; N is written as
  * max(u->nextuid, last UID + 1).  uidlist_append() adds records
  * from .. n-1 at the end of the file, which must hold exactly u's

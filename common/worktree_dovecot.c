@@ -399,21 +399,10 @@ int wt_dv_rekey(struct worktree *wt, const char *folder, const char *sub,
 	} else {
 		ret = 0;
 		/* E5: the same UID under the new base, Dovecot's GUID kept */
-		for (size_t i = 0; have_u && i < u.n; i++) {
-			if (strcmp(u.v[i].base, ob))
-				continue;
-			free(u.v[i].base);
-			u.v[i].base = xstrdup(nb);
-			if (!strstr(u.v[i].ext, " G")) {
-				char *ext = xasprintf("%s G%s", u.v[i].ext, ob);
-				free(u.v[i].ext);
-				u.v[i].ext = ext;
-			}
-			if (uidlist_rewrite(dir, &u) < 0)
-				log_warn("'%s': the record of '%s' keeps its old "
-					 "name", dir, ob);
-			break;
-		}
+		if (have_u && uidlist_rename(&u, ob, nb) &&
+		    uidlist_rewrite(dir, &u) < 0)
+			log_warn("'%s': the record of '%s' keeps its old name",
+				 dir, ob);
 	}
 	uidlist_release(&u);
 	dovecot_unlock(&lock);

@@ -139,19 +139,8 @@ static int rename_back(struct worktree *wt, const struct ent *a,
 		ret = 0;
 		if (have_u)
 			dirty = drop_stale(&u, to, klen, ob);
-		for (size_t i = 0; have_u && i < u.n; i++) {
-			if (strcmp(u.v[i].base, ob))
-				continue;
-			free(u.v[i].base);
-			u.v[i].base = xstrdup(nb);
-			if (!strstr(u.v[i].ext, " G")) {
-				char *ext = xasprintf("%s G%s", u.v[i].ext, ob);
-				free(u.v[i].ext);
-				u.v[i].ext = ext;
-			}
+		if (have_u && uidlist_rename(&u, ob, nb))
 			dirty = true;
-			break;
-		}
 		if (dirty && uidlist_rewrite(dir, &u) < 0)
 			log_warn("'%s': the record of '%s' keeps its old name",
 				 dir, ob);

@@ -244,6 +244,33 @@ static void test_failover(void)
 		       "failover: '%s', '%s'", t[i].loc, t[i].cap);
 }
 
+/* a record renamed keeps its UID and its GUID: one of its own, or the
+ * old base name's as a G field (E5) */
+static void test_rename(void)
+{
+	struct uidlist u = UIDLIST_INIT;
+	const struct uidlist_rec *r;
+
+	put(DOVECOT_UIDLIST, UL);
+	if (uidlist_read(&u, dir) < 0)
+		log_fatal("uidlist_read");
+	ok(uidlist_rename(&u, "1700000000.M1P1Q1.host,S=10", "new1"),
+	   "rename: a record without G");
+	r = uidlist_find(&u, "new1");
+	ok(r && r->uid == 1 && !strcmp(r->ext, " G1700000000.M1P1Q1.host,S=10"),
+	   "rename: same UID, the old base name as its GUID");
+	ok(!uidlist_find(&u, "1700000000.M1P1Q1.host,S=10"),
+	   "rename: the old name is gone");
+	ok(uidlist_rename(&u, "1700000001.M2P2Q2.host", "new2"),
+	   "rename: a record with a G");
+	r = uidlist_find(&u, "new2");
+	ok(r && r->uid == 2 && !strcmp(r->ext, " W123 GabC"),
+	   "rename: its own GUID kept, no second G");
+	ok(!uidlist_rename(&u, "none", "x"), "rename: no such record");
+	is_int(uidlist_next(&u), 21, "rename: the next UID unchanged");
+	uidlist_release(&u);
+}
+
 int main(void)
 {
 	log_init("dovecot-t", LOG_TO_STDERR, LOG_LVL_ERROR);
@@ -254,6 +281,7 @@ int main(void)
 	test_keywords();
 	test_records();
 	test_failover();
+	test_rename();
 	rm_rf(dir);
 	return tap_done();
 }
