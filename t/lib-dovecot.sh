@@ -303,3 +303,37 @@ mail_edit() {
 	rm -f "$USER_HOME/edit.index" &&
 	echo "$commit"
 }
+
+# dovecot_make_msgs DIR N PREFIX [FLAGS]: N messages in DIR, named
+# "<time>.M<i>P1<PREFIX>.test:2,FLAGS", Message-ID <PREFIX<i>@x>, not
+# yet seen by Dovecot
+dovecot_make_msgs() {
+	as_user perl -e '
+		my ($dir, $n, $p, $fl) = @ARGV;
+		for my $i (1 .. $n) {
+			my $t = 1700000000 + $i;
+			my $name = "$dir/$t.M${i}P1$p.test:2,$fl";
+			open(my $f, ">", $name) or die "$name: $!";
+			print $f "From: a\@example.org\nMessage-ID: <$p$i\@x>\n";
+			print $f "Subject: m $i\n\nmessage $p $i\n";
+			close $f;
+			utime($t, $t, $name);
+		}' "$1" "$2" "$3" "${4:-}"
+}
+
+# dovecot_stalled_imap: $TRASH/imap-stalled, a Dovecot imap (to use as
+# DOVECOT_IMAP) whose first unlink(2) of the path written in
+# $TRASH/stall-path waits 3 s, strace's log in $TRASH/strace.out: a
+# MOVE's two halves apart, as on a busy machine (Dovecot renames the
+# destination files in before it unlinks a source)
+dovecot_stalled_imap() {
+	cat >"$TRASH/imap-stalled" <<EOS &&
+#!/bin/sh
+exec strace -qq -f -o "$TRASH/strace.out" -e trace=unlink,unlinkat \\
+	-e inject=unlink:delay_enter=3000000:when=1 \\
+	-P "\$(cat "$TRASH/stall-path")" $DOVECOT_IMAP "\$@"
+EOS
+	chmod 755 "$TRASH/imap-stalled" &&
+	touch "$TRASH/strace.out" "$TRASH/stall-path" &&
+	chmod 666 "$TRASH/strace.out" "$TRASH/stall-path"
+}

@@ -77,3 +77,17 @@ imap_failover_conf() {
 	chmod 644 "$c.new" &&
 	mv -f "$c.new" "$c"
 }
+
+# imap_format2_pair: replicas 1 and 2 (after replica_setup) in format 2,
+# UID slots 0 and 1, r2's repository starting from r1's history with
+# nothing of it on disk yet (no worktree, no Dovecot files); not started
+imap_format2_pair() {
+	replica_config 1 --extra "\"uid_slot\": 0" &&
+	replica_config 2 --extra "\"uid_slot\": 1" &&
+	rm -rf "$(replica_repo 1)" "$(replica_repo 2)" &&
+	replica_run 1 maildag init --format 2 >/dev/null &&
+	replica_run 2 maildag init --format 2 >/dev/null &&
+	replica_ugit 2 fetch -q "$(replica_repo 1)" +refs/heads/mail:refs/heads/mail &&
+	replica_ugit 2 update-ref -d refs/maildag/worktree &&
+	rm -f "$(replica_maildir 2)/dovecot-uidlist"
+}

@@ -9,34 +9,7 @@ command -v strace >/dev/null 2>&1 || test_skip_all 'strace is not installed'
 N=300		# messages moved, renamed
 ROUNDS=5	# of each, under load
 
-# make_msgs DIR N PREFIX: N messages in DIR, not yet seen by Dovecot
-make_msgs() {
-	as_user perl -e '
-		my ($dir, $n, $p) = @ARGV;
-		for my $i (1 .. $n) {
-			my $t = 1700000000 + $i;
-			my $name = "$dir/$t.M${i}P1$p.test:2,S";
-			open(my $f, ">", $name) or die "$name: $!";
-			print $f "From: a\@example.org\nMessage-ID: <$p$i\@x>\n";
-			print $f "Subject: m $i\n\nmessage $p $i\n";
-			close $f;
-			utime($t, $t, $name);
-		}' "$1" "$2" "$3"
-}
-
-# A Dovecot whose first unlink(2) of the path in stall-path waits 3 s:
-# between a MOVE's two halves, as on a busy machine.  The MOVE's
-# destination files are all in place by then (Dovecot renames them in
-# before it unlinks a source): the daemon commits in the gap.
-cat >"$TRASH/imap-stalled" <<EOF
-#!/bin/sh
-exec strace -qq -f -o "$TRASH/strace.out" -e trace=unlink,unlinkat \
-	-e inject=unlink:delay_enter=3000000:when=1 \
-	-P "\$(cat "$TRASH/stall-path")" $DOVECOT_IMAP "\$@"
-EOF
-chmod 755 "$TRASH/imap-stalled"
-touch "$TRASH/strace.out" "$TRASH/stall-path"
-chmod 666 "$TRASH/strace.out" "$TRASH/stall-path"
+dovecot_stalled_imap
 
 # move_all FROM TO [stall]: MOVE every message of FROM to TO, one IMAP
 # command; with stall, Dovecot stops 3 s before its first unlink
@@ -92,10 +65,10 @@ test_expect_success "setup: $N messages in A, B empty, a daemon" '
 	as_user mkdir -p "$MAILDIR/cur" "$MAILDIR/new" "$MAILDIR/tmp" \
 		"$MAILDIR/.A/cur" "$MAILDIR/.A/new" "$MAILDIR/.A/tmp" &&
 	as_user touch "$MAILDIR/.A/maildirfolder" &&
-	make_msgs "$MAILDIR/.A/cur" $N a &&
-	make_msgs "$MAILDIR/cur" 1 i &&
+	dovecot_make_msgs "$MAILDIR/.A/cur" $N a S &&
+	dovecot_make_msgs "$MAILDIR/cur" 1 i S &&
 	imap "SELECT A" "CREATE B" "CREATE A.x" >/dev/null &&
-	make_msgs "$MAILDIR/.A.x/cur" 30 x &&
+	dovecot_make_msgs "$MAILDIR/.A.x/cur" 30 x S &&
 	syncd_start &&
 	syncd_idle &&
 	test "$(tree_state | wc -l)" = $((N + 31)) &&

@@ -12,32 +12,7 @@ command -v strace >/dev/null 2>&1 || test_skip_all 'strace is not installed'
 
 N=150
 
-# make_msgs DIR N PREFIX: N messages in DIR, not yet seen by Dovecot
-make_msgs() {
-	as_user perl -e '
-		my ($dir, $n, $p) = @ARGV;
-		for my $i (1 .. $n) {
-			my $t = 1700000000 + $i;
-			my $name = "$dir/$t.M${i}P1$p.test:2,";
-			open(my $f, ">", $name) or die "$name: $!";
-			print $f "From: a\@example.org\nMessage-ID: <$p$i\@x>\n";
-			print $f "Subject: m $i\n\nmessage $p $i\n";
-			close $f;
-			utime($t, $t, $name);
-		}' "$1" "$2" "$3"
-}
-
-# r1's Dovecot, its first unlink(2) of the path in stall-path held 3 s:
-# a MOVE's two halves apart, the daemon committing in between
-cat >"$TRASH/imap-stalled" <<EOF
-#!/bin/sh
-exec strace -qq -f -o "$TRASH/strace.out" -e trace=unlink,unlinkat \
-	-e inject=unlink:delay_enter=3000000:when=1 \
-	-P "\$(cat "$TRASH/stall-path")" $DOVECOT_IMAP "\$@"
-EOF
-chmod 755 "$TRASH/imap-stalled"
-touch "$TRASH/strace.out" "$TRASH/stall-path"
-chmod 666 "$TRASH/strace.out" "$TRASH/stall-path"
+dovecot_stalled_imap
 
 # move_held FROM TO: on r1, MOVE every message of FROM to TO, Dovecot
 # held between the halves
@@ -80,19 +55,12 @@ keys_of() {
 
 test_expect_success 'setup: two format 2 replicas, A with messages and keywords' '
 	replica_setup imap $TEST_USER $TEST_USER &&
-	replica_config 1 --extra "\"uid_slot\": 0" &&
-	replica_config 2 --extra "\"uid_slot\": 1" &&
-	rm -rf "$(replica_repo 1)" "$(replica_repo 2)" &&
-	replica_run 1 maildag init --format 2 >/dev/null &&
-	replica_run 2 maildag init --format 2 >/dev/null &&
-	replica_ugit 2 fetch -q "$(replica_repo 1)" +refs/heads/mail:refs/heads/mail &&
-	replica_ugit 2 update-ref -d refs/maildag/worktree &&
-	rm -f "$(replica_maildir 2)/dovecot-uidlist" &&
+	imap_format2_pair &&
 	replica_start 1 && replica_start 2 &&
 	replica_imap 1 "CREATE A" "CREATE B" >/dev/null &&
 	# on r2 before its Dovecot looks (it would pick a UIDVALIDITY)
 	replica_wait_log 2 "applied [0-9a-f]*: 2 folders created" &&
-	make_msgs "$(replica_maildir 1)/.A/cur" $N a &&
+	dovecot_make_msgs "$(replica_maildir 1)/.A/cur" $N a &&
 	FOLDER=A views_agree a1 a$N &&
 	replica_imap 1 "SELECT A" "STORE 1:* +FLAGS.SILENT (\\Seen \$Junk work-project)" >/dev/null &&
 	FOLDER=A views_agree a1 a$N &&
