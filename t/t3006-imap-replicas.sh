@@ -10,15 +10,7 @@ test_description='format 2: two replicas, each with maildag-syncd and a real Dov
 
 test_expect_success 'setup: r1 format 2, r2 starts from its history' '
 	replica_setup imap $TEST_USER $TEST_USER &&
-	replica_config 1 --extra "\"uid_slot\": 0" &&
-	replica_config 2 --extra "\"uid_slot\": 1" &&
-	rm -rf "$(replica_repo 1)" "$(replica_repo 2)" &&
-	replica_run 1 maildag init --format 2 >/dev/null &&
-	replica_run 2 maildag init --format 2 >/dev/null &&
-	replica_ugit 2 fetch -q "$(replica_repo 1)" +refs/heads/mail:refs/heads/mail &&
-	# r2 holds nothing of it on disk yet: no worktree, no Dovecot files
-	replica_ugit 2 update-ref -d refs/maildag/worktree &&
-	rm -f "$(replica_maildir 2)/dovecot-uidlist" &&
+	imap_format2_pair &&
 	replica_start 1 && replica_start 2
 '
 

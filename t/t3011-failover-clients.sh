@@ -81,14 +81,7 @@ has_file() {
 test_expect_success "setup: two replicas, format $FORMAT; the clients' homes" '
 	replica_setup imap $TEST_USER $TEST_USER &&
 	if [ "$FORMAT" = 2 ]; then
-		replica_config 1 --extra "\"uid_slot\": 0" &&
-		replica_config 2 --extra "\"uid_slot\": 1" &&
-		rm -rf "$(replica_repo 1)" "$(replica_repo 2)" &&
-		replica_run 1 maildag init --format 2 >/dev/null &&
-		replica_run 2 maildag init --format 2 >/dev/null &&
-		replica_ugit 2 fetch -q "$(replica_repo 1)" +refs/heads/mail:refs/heads/mail &&
-		replica_ugit 2 update-ref -d refs/maildag/worktree &&
-		rm -f "$(replica_maildir 2)/dovecot-uidlist"
+		imap_format2_pair
 	fi &&
 	# the Dovecot settings maildag-syncd(8) asks for (t3012 says why)
 	imap_failover_conf 1 && imap_failover_conf 2 &&
