@@ -500,11 +500,68 @@ static void add_config(char **argv, size_t *n, const char *name,
 	argv[(*n)++] = xasprintf("%s=%s", name, value);
 }
 
+/*
+ * git's arguments for op, up to the repository (gargv has room for 40):
+ * our configuration over the repository's.  Returns how many.
+ */
+static size_t argv_for_git(char **gargv, enum serve_op op, const char *peer,
+		       const char *hooks, const struct config *cfg)
+{
+	char size[32], *own = NULL;
+	size_t n = 0;
+
+	snprintf(size, sizeof size, "%lld", serve_max_input(cfg));
+	gargv[n++] = xstrdup("git");
+	/* the repository's own config is the user's; these override it */
+	add_config(gargv, &n, "core.hooksPath", hooks ? hooks : "/nonexistent");
+	add_config(gargv, &n, "core.sharedRepository", "umask");
+	if (op == SERVE_RECEIVE) {
+		own = xasprintf("!refs/peers/%s/mail", peer);
+		/*
+		 * No receive.fsckObjects: its link check wants every blob
+		 * a received tree names, and purged blobs are absent on
+		 * purpose (doc/purge.md 3.6).  maildag's history check
+		 * (history.h) checks every commit taken in, as for fetches.
+		 */
+		add_config(gargv, &n, "receive.fsckObjects", "false");
+		add_config(gargv, &n, "receive.maxInputSize", size);
+		add_config(gargv, &n, "receive.denyDeletes", "true");
+		add_config(gargv, &n, "receive.advertisePushOptions", "false");
+		add_config(gargv, &n, "receive.autogc", "false");
+		/* a second guard; the hook refuses the push whole */
+		add_config(gargv, &n, "receive.hideRefs", "refs/");
+		add_config(gargv, &n, "receive.hideRefs", "!refs/heads/mail");
+		add_config(gargv, &n, "receive.hideRefs", own);
+		gargv[n++] = xstrdup("receive-pack");
+	} else {
+		add_config(gargv, &n, "uploadpack.hideRefs", "refs/");
+		add_config(gargv, &n, "uploadpack.hideRefs", "!refs/heads/mail");
+		add_config(gargv, &n, "uploadpack.allowTipSHA1InWant", "false");
+		add_config(gargv, &n, "uploadpack.allowReachableSHA1InWant", "false");
+		add_config(gargv, &n, "uploadpack.allowAnySHA1InWant", "false");
+		add_config(gargv, &n, "uploadpack.allowFilter", "false");
+		/*
+		 * Purged blobs are absent on purpose: pack-objects skips
+		 * them (--missing=allow-any, through the hook git runs
+		 * with the shell, appending its own command line), and
+		 * the path walk that sends a renamed (flagged) message
+		 * again is off (doc/purge.md 1.2, 3.6).
+		 */
+		add_config(gargv, &n, "pack.useSparse", "false");
+		add_config(gargv, &n, "uploadpack.packObjectsHook",
+			   SERVE_PACK_HOOK);
+		gargv[n++] = xstrdup("upload-pack");
+		gargv[n++] = xstrdup("--strict");
+	}
+	free(own);
+	return n;
+}
+
 int cmd_serve(struct mailbox *mb, int argc, char **argv)
 {
 	const char *peer = NULL, *cmd;
-	char *asked = NULL, *repo = NULL, *hooks = NULL, *own = NULL;
-	char *gargv[40], size[32];
+	char *asked = NULL, *repo = NULL, *hooks = NULL;
+	char *gargv[40];
 	size_t n = 0;
 	enum serve_op op = SERVE_UPLOAD;
 	/* virtual mailboxes, none picked with -a: the path picks one */
@@ -593,49 +650,7 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 		r = EX_OSERR;
 		goto done;
 	}
-	snprintf(size, sizeof size, "%lld", serve_max_input(mb->cfg));
-	gargv[n++] = xstrdup("git");
-	/* the repository's own config is the user's; these override it */
-	add_config(gargv, &n, "core.hooksPath", hooks ? hooks : "/nonexistent");
-	add_config(gargv, &n, "core.sharedRepository", "umask");
-	if (op == SERVE_RECEIVE) {
-		own = xasprintf("!refs/peers/%s/mail", peer);
-		/*
-		 * No receive.fsckObjects: its link check wants every blob
-		 * a received tree names, and purged blobs are absent on
-		 * purpose (doc/purge.md 3.6).  maildag's history check
-		 * (history.h) checks every commit taken in, as for fetches.
-		 */
-		add_config(gargv, &n, "receive.fsckObjects", "false");
-		add_config(gargv, &n, "receive.maxInputSize", size);
-		add_config(gargv, &n, "receive.denyDeletes", "true");
-		add_config(gargv, &n, "receive.advertisePushOptions", "false");
-		add_config(gargv, &n, "receive.autogc", "false");
-		/* a second guard; the hook refuses the push whole */
-		add_config(gargv, &n, "receive.hideRefs", "refs/");
-		add_config(gargv, &n, "receive.hideRefs", "!refs/heads/mail");
-		add_config(gargv, &n, "receive.hideRefs", own);
-		gargv[n++] = xstrdup("receive-pack");
-	} else {
-		add_config(gargv, &n, "uploadpack.hideRefs", "refs/");
-		add_config(gargv, &n, "uploadpack.hideRefs", "!refs/heads/mail");
-		add_config(gargv, &n, "uploadpack.allowTipSHA1InWant", "false");
-		add_config(gargv, &n, "uploadpack.allowReachableSHA1InWant", "false");
-		add_config(gargv, &n, "uploadpack.allowAnySHA1InWant", "false");
-		add_config(gargv, &n, "uploadpack.allowFilter", "false");
-		/*
-		 * Purged blobs are absent on purpose: pack-objects skips
-		 * them (--missing=allow-any, through the hook git runs
-		 * with the shell, appending its own command line), and
-		 * the path walk that sends a renamed (flagged) message
-		 * again is off (doc/purge.md 1.2, 3.6).
-		 */
-		add_config(gargv, &n, "pack.useSparse", "false");
-		add_config(gargv, &n, "uploadpack.packObjectsHook",
-			   SERVE_PACK_HOOK);
-		gargv[n++] = xstrdup("upload-pack");
-		gargv[n++] = xstrdup("--strict");
-	}
+	n = argv_for_git(gargv, op, peer, hooks, mb->cfg);
 	gargv[n++] = xstrdup(repo);
 	gargv[n] = NULL;
 	execvp("git", gargv);
@@ -644,7 +659,6 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		free(gargv[i]);
 done:
-	free(own);
 	free(hooks);
 	free(repo);
 	free(asked);
