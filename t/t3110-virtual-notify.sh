@@ -104,6 +104,20 @@ test_expect_success 'SIGHUP: RELOADING=1, then READY=1 again' '
 	grep -qx RELOADING=1 "$NLOG"
 '
 
+# (the reload above looked for new mailboxes and found none: that look
+# must not keep the next one from finding one)
+test_expect_success 'a mailbox added to the list, SIGHUP again: served at once' '
+	sed "s/\"u5@example.org\": {}/\"u5@example.org\": {}, \"u6@example.org\": {}/" \
+		"$USER_HOME/.config/maildag/config.json" >config.new &&
+	grep -q u6@ config.new &&
+	as_user sh -c "cat >\"$USER_HOME/.config/maildag/config.json\"" <config.new &&
+	kill -HUP "$(daemon_pid syncd)" &&
+	wait_for "grep -q \"1 more mailboxes served, 6 in all\" \"$LOG\"" 30 &&
+	wait_for "vhead u6 >/dev/null 2>&1" 30 &&
+	test_message v6 | as_user maildag-lda -a u6@example.org &&
+	wait_for "hooked u6" 30
+'
+
 test_expect_success 'SIGTERM: STOPPING=1 and a clean exit' '
 	pid=$(daemon_pid syncd) &&
 	daemon_stop syncd &&
