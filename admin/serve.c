@@ -504,8 +504,9 @@ static void add_config(char **argv, size_t *n, const char *name,
  * git's arguments for op, up to the repository (gargv has room for 40):
  * our configuration over the repository's.  Returns how many.
  */
-static size_t argv_for_git(char **gargv, enum serve_op op, const char *peer,
-		       const char *hooks, const struct config *cfg)
+static size_t argv_for_git(char **gargv, enum serve_op op,
+			   const char *peer, const char *hooks,
+			   const struct config *cfg)
 {
 	char size[32], *own = NULL;
 	size_t n = 0;
