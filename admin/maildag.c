@@ -112,7 +112,9 @@ static int pick_virtual(struct mailbox *mb, const char *verb)
 	}
 	mb->user_socket = true;
 	if (!address) {
-		if (!strcmp(verb, "status") || !strcmp(verb, "sync"))
+		/* serve: the path the peer asks for picks the mailbox */
+		if (!strcmp(verb, "status") || !strcmp(verb, "sync") ||
+		    !strcmp(verb, "serve"))
 			return 0;
 		log_error("'maildag %s' works on one virtual mailbox: name it "
 			  "with -a user@domain", verb);

@@ -172,15 +172,12 @@ static int parse_command(enum serve_op *op, char **path, const char *cmd)
 }
 
 /*
- * The real path of the repository the peer asked for, if it is the
- * user's maildag repository; else NULL after logging why.  An absolute
- * path or "~/..." (libgit2 sends that for ssh://host/~/...); no ".."
- * component, no control character.
+ * The path the peer asked for, made absolute: an absolute path or
+ * "~/..." (libgit2 sends that for ssh://host/~/...); no ".." component,
+ * no control character.  The caller frees it; NULL after logging why.
  */
-static char *resolve_repository(const struct mailbox *mb, const char *asked)
+static char *asked_path(const struct mailbox *mb, const char *asked)
 {
-	struct strbuf sb = STRBUF_INIT;
-	char *want = NULL, *got = NULL;
 	const char *p;
 
 	for (p = asked; *p; p++)
@@ -196,14 +193,65 @@ static char *resolve_repository(const struct mailbox *mb, const char *asked)
 			return NULL;
 		}
 	if (asked[0] == '/')
-		strbuf_addstr(&sb, asked);
-	else if (!strcmp(asked, "~") || !strncmp(asked, "~/", 2))
-		strbuf_addf(&sb, "%s%s", mb->home, asked + 1);
-	else {
-		log_error("refused: '%s': not an absolute path", asked);
-		return NULL;
+		return xstrdup(asked);
+	if (!strcmp(asked, "~") || !strncmp(asked, "~/", 2))
+		return xasprintf("%s%s", mb->home, asked + 1);
+	log_error("refused: '%s': not an absolute path", asked);
+	return NULL;
+}
+
+/*
+ * Virtual mailboxes and no -a: one key serves every mailbox of the user,
+ * so make mb the one whose repository the peer asked for (real paths
+ * compared).  0, or E_PERM after logging why.
+ */
+static int select_by_path(struct mailbox *mb, const char *asked)
+{
+	char *path = asked_path(mb, asked), *got, **boxes = NULL;
+	size_t n = 0;
+	int r = E_PERM;
+
+	if (!path)
+		return E_PERM;
+	got = realpath(path, NULL);
+	if (got && config_virtual_mailboxes(&boxes, &n, mb->cfg) == 0) {
+		for (size_t i = 0; r < 0 && i < n; i++) {
+			char *want;
+
+			if (config_select_mailbox(mb->cfg, boxes[i]) < 0)
+				continue;
+			want = realpath(mb->cfg->repository, NULL);
+			if (want && !strcmp(want, got))
+				r = 0;
+			free(want);
+		}
 	}
-	got = realpath(sb.buf, NULL);
+	if (r == 0) {
+		mb->maildir = mb->cfg->maildir;
+		mb->repository = mb->cfg->repository;
+	} else {
+		log_error("refused: '%s' is no virtual mailbox's repository",
+			  asked);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(boxes[i]);
+	free(boxes);
+	free(got);
+	free(path);
+	return r;
+}
+
+/*
+ * The real path of the repository the peer asked for, if it is the
+ * user's maildag repository; else NULL after logging why.
+ */
+static char *resolve_repository(const struct mailbox *mb, const char *asked)
+{
+	char *path = asked_path(mb, asked), *want = NULL, *got = NULL;
+
+	if (!path)
+		return NULL;
+	got = realpath(path, NULL);
 	want = realpath(mb->repository, NULL);
 	if (!want) {
 		log_error("refused: no maildag repository here ('%s': %s)",
@@ -214,7 +262,7 @@ static char *resolve_repository(const struct mailbox *mb, const char *asked)
 		want = NULL;
 	}
 	free(got);
-	strbuf_release(&sb);
+	free(path);
 	return want;
 }
 
@@ -452,80 +500,18 @@ static void add_config(char **argv, size_t *n, const char *name,
 	argv[(*n)++] = xasprintf("%s=%s", name, value);
 }
 
-int cmd_serve(struct mailbox *mb, int argc, char **argv)
+/*
+ * git's arguments for op, up to the repository (gargv has room for 40):
+ * our configuration over the repository's.  Returns how many.
+ */
+static size_t argv_for_git(char **gargv, enum serve_op op,
+			   const char *peer, const char *hooks,
+			   const struct config *cfg)
 {
-	const char *peer = NULL, *cmd;
-	char *asked = NULL, *repo = NULL, *hooks = NULL, *own = NULL;
-	char *gargv[40], size[32];
+	char size[32], *own = NULL;
 	size_t n = 0;
-	enum serve_op op = SERVE_UPLOAD;
-	int r;
 
-	/* the peer sees its refusals on stderr, the admin in syslog */
-	log_init("maildag", LOG_TO_STDERR | LOG_TO_SYSLOG, log_get_level());
-	if (getuid() == 0 || geteuid() == 0) {
-		log_error("refused: maildag serve does not run as root");
-		return EX_NOPERM;
-	}
-	if (argc == 3 && !strcmp(argv[1], "--peer"))
-		peer = argv[2];
-	else if (argc == 2 && !strncmp(argv[1], "--peer=", 7))
-		peer = argv[1] + 7;
-	if (!peer) {
-		usage(stderr);
-		return EX_USAGE;
-	}
-	if (!config_name_valid(peer)) {
-		log_error("'%s' is not a valid peer name (see maildag.conf(5))",
-			  peer);
-		return EX_USAGE;
-	}
-	if (!strcmp(peer, mb->cfg->node)) {
-		log_error("'%s' is this replica's own name, not a peer", peer);
-		return EX_CONFIG;
-	}
-	if (!config_peer(mb->cfg, peer)) {
-		log_error("'%s' is not a peer in the configuration", peer);
-		return EX_CONFIG;
-	}
-	cmd = getenv("SSH_ORIGINAL_COMMAND");
-	if (cmd && !strcmp(cmd, SESSION_COMMAND)) {
-		/* no path from the peer: the configured repository */
-		if (check_safe_owner(mb->repository, mb->uid) < 0)
-			return EX_NOPERM;
-		umask(077);
-		return serve_session(mb, peer, (unsigned long long)
-				     serve_max_input(mb->cfg));
-	}
-	r = parse_command(&op, &asked, cmd);
-	if (r < 0)
-		return EX_NOPERM;
-	if (!(repo = resolve_repository(mb, asked))) {
-		free(asked);
-		return EX_NOPERM;
-	}
-	if (check_safe_owner(repo, mb->uid) < 0) {
-		r = EX_NOPERM;
-		goto done;
-	}
-	/* a held mass deletion reaches no peer (maildag.conf(5) "alarm") */
-	if (op == SERVE_UPLOAD && alarm_holding(repo)) {
-		log_error("refused for now: a mass deletion made here waits to "
-			  "be confirmed or undone (maildag status); fetch "
-			  "again later");
-		r = EX_TEMPFAIL;
-		goto done;
-	}
-	umask(077);
-	if (op == SERVE_RECEIVE && !(hooks = install_hook(repo))) {
-		r = EX_TEMPFAIL;
-		goto done;
-	}
-	if (clean_environment(peer) < 0) {
-		r = EX_OSERR;
-		goto done;
-	}
-	snprintf(size, sizeof size, "%lld", serve_max_input(mb->cfg));
+	snprintf(size, sizeof size, "%lld", serve_max_input(cfg));
 	gargv[n++] = xstrdup("git");
 	/* the repository's own config is the user's; these override it */
 	add_config(gargv, &n, "core.hooksPath", hooks ? hooks : "/nonexistent");
@@ -568,6 +554,104 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 		gargv[n++] = xstrdup("upload-pack");
 		gargv[n++] = xstrdup("--strict");
 	}
+	free(own);
+	return n;
+}
+
+int cmd_serve(struct mailbox *mb, int argc, char **argv)
+{
+	const char *peer = NULL, *cmd;
+	char *asked = NULL, *repo = NULL, *hooks = NULL;
+	char *gargv[40];
+	size_t n = 0;
+	enum serve_op op = SERVE_UPLOAD;
+	/* virtual mailboxes, none picked with -a: the path picks one */
+	bool every = config_is_virtual(mb->cfg) && !mb->cfg->address;
+	int r;
+
+	/* the peer sees its refusals on stderr, the admin in syslog */
+	log_init("maildag", LOG_TO_STDERR | LOG_TO_SYSLOG, log_get_level());
+	if (getuid() == 0 || geteuid() == 0) {
+		log_error("refused: maildag serve does not run as root");
+		return EX_NOPERM;
+	}
+	if (argc == 3 && !strcmp(argv[1], "--peer"))
+		peer = argv[2];
+	else if (argc == 2 && !strncmp(argv[1], "--peer=", 7))
+		peer = argv[1] + 7;
+	if (!peer) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (!config_name_valid(peer)) {
+		log_error("'%s' is not a valid peer name (see maildag.conf(5))",
+			  peer);
+		return EX_USAGE;
+	}
+	if (!strcmp(peer, mb->cfg->node)) {
+		log_error("'%s' is this replica's own name, not a peer", peer);
+		return EX_CONFIG;
+	}
+	if (!every && !config_peer(mb->cfg, peer)) {
+		log_error("'%s' is not a peer in the configuration", peer);
+		return EX_CONFIG;
+	}
+	cmd = getenv("SSH_ORIGINAL_COMMAND");
+	if (cmd && !strcmp(cmd, SESSION_COMMAND)) {
+		/*
+		 * no path from the peer: the configured repository; of
+		 * virtual ones, none (77: the peer falls back to git's
+		 * transport, which names the repository)
+		 */
+		if (every) {
+			log_error("refused: a session names no virtual mailbox; "
+				  "git's transport serves them");
+			return EX_NOPERM;
+		}
+		if (check_safe_owner(mb->repository, mb->uid) < 0)
+			return EX_NOPERM;
+		umask(077);
+		return serve_session(mb, peer, (unsigned long long)
+				     serve_max_input(mb->cfg));
+	}
+	r = parse_command(&op, &asked, cmd);
+	if (r < 0)
+		return EX_NOPERM;
+	if (every && select_by_path(mb, asked) < 0) {
+		free(asked);
+		return EX_NOPERM;
+	}
+	if (every && !config_peer(mb->cfg, peer)) {
+		log_error("'%s' is not a peer of %s", peer, mb->cfg->address);
+		free(asked);
+		return EX_CONFIG;
+	}
+	if (!(repo = resolve_repository(mb, asked))) {
+		free(asked);
+		return EX_NOPERM;
+	}
+	if (check_safe_owner(repo, mb->uid) < 0) {
+		r = EX_NOPERM;
+		goto done;
+	}
+	/* a held mass deletion reaches no peer (maildag.conf(5) "alarm") */
+	if (op == SERVE_UPLOAD && alarm_holding(repo)) {
+		log_error("refused for now: a mass deletion made here waits to "
+			  "be confirmed or undone (maildag status); fetch "
+			  "again later");
+		r = EX_TEMPFAIL;
+		goto done;
+	}
+	umask(077);
+	if (op == SERVE_RECEIVE && !(hooks = install_hook(repo))) {
+		r = EX_TEMPFAIL;
+		goto done;
+	}
+	if (clean_environment(peer) < 0) {
+		r = EX_OSERR;
+		goto done;
+	}
+	n = argv_for_git(gargv, op, peer, hooks, mb->cfg);
 	gargv[n++] = xstrdup(repo);
 	gargv[n] = NULL;
 	execvp("git", gargv);
@@ -576,7 +660,6 @@ int cmd_serve(struct mailbox *mb, int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		free(gargv[i]);
 done:
-	free(own);
 	free(hooks);
 	free(repo);
 	free(asked);

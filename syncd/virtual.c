@@ -231,6 +231,11 @@ static size_t scan(struct vdaemon *vd)
 			addrs[keep++] = addrs[i];
 	}
 	addrs[keep] = NULL;
+	if (!keep) {
+		/* nothing to open: no pending list to block the next look */
+		free(addrs);
+		return 0;
+	}
 	vd->pending = addrs;
 	vd->npending = keep;
 	vd->pend_pos = 0;

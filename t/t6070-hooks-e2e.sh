@@ -1,5 +1,5 @@
 #!/bin/sh
-test_description='the hook command and the webhooks of a running maildag-syncd: every move of refs/heads/mail is told, with the ids in the environment and in a JSON body; a webhook that refuses connections or fails, or a hook that fails, is a warning and the daemon carries on'
+test_description='the hook command and the webhooks of a running maildag-syncd: every move of refs/heads/mail is told, with the ids in the environment and in a JSON body; a webhook that refuses connections, stalls or fails (500, 429 with Retry-After) is tried again until it is told every change, while the daemon carries on; a hook that fails is a warning'
 . "$abs_top_srcdir/t/test-lib.sh"
 . "$abs_top_srcdir/t/lib-dovecot.sh"
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
@@ -266,6 +266,121 @@ test_expect_success 'a webhook that is down: tried again after its Retry-After, 
 	test "$(head -n 1 ok | cut -d" " -f1)" = "$before" &&
 	chained ok &&
 	replica_wait_log 1 "webhook .$flaky.: telling it of the changes since"
+'
+
+# --- a webhook through everything a site's endpoint does wrong ----------
+#
+# The URL's port refuses connections at first (nobody listens on
+# CLOSED_PORT); then site.py listens there and answers, in turn: a
+# request it holds without answering while $HTTPD/stall exists (longer
+# than the daemon's 10 s timeout), a 500, then 429 with Retry-After: 1
+# for as long as $HTTPD/site-down exists, then 204.  One JSON line per
+# request in $HTTPD/site-records ("status" 0: held; "begin" when it came).
+cat >"$HTTPD/site.py" <<'EOF'
+import http.server, json, os, sys, threading, time
+port, records, stall, down = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+lock = threading.Lock()
+seen = [0]
+def record(rec):
+    with lock, open(records, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode("utf-8", "replace")
+        with lock:
+            k = seen[0]
+            seen[0] += 1
+        if k == 0:
+            record({"status": 0, "body": body})
+            while os.path.exists(stall):
+                time.sleep(0.1)
+            return
+        status = 500 if k == 1 else 429 if os.path.exists(down) else 204
+        record({"status": status, "body": body})
+        self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+EOF
+# (its pid in a file: a test runs in a subshell)
+site_stop() {
+	rm -f "$HTTPD/stall"
+	[ -s "$HTTPD/site.pid" ] && kill "$(cat "$HTTPD/site.pid")" 2>/dev/null
+	rm -f "$HTTPD/site.pid"
+	return 0
+}
+test_at_end site_stop
+trap 'site_stop; httpd_stop; lib_dovecot_cleanup' EXIT
+
+# site_lines STATUS: "OLD NEW" of each request answered STATUS
+site_lines() {
+	"$PYTHON" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["status"] == int(sys.argv[2]):
+        b = json.loads(r["body"])
+        print(b["old"] or "0" * 40, b["new"])
+' "$HTTPD/site-records" "$1"
+}
+site_count() { site_lines "$1" | wc -l; }
+webhook_json() {
+	replica_run 1 maildag status --json >st.json &&
+	json_get "$1" <st.json
+}
+
+test_expect_success 'a webhook that refuses, then stalls, answers 500, then 429 with Retry-After: the daemon syncs on meanwhile, and the webhook is told every change in the end' '
+	site=http://127.0.0.1:$CLOSED_PORT/site &&
+	shown="webhook .http://127\.0\.0\.1:$CLOSED_PORT/site.: " &&
+	: >"$HTTPD/site-records" && : >"$HTTPD/stall" && : >"$HTTPD/site-down" &&
+	reloads=$(replica_log_count 1 "configuration reloaded") &&
+	hooks_conf "$HOOKS/on-change" "$site" &&
+	replica_reload 1 &&
+	replica_wait_log 1 "configuration reloaded" $((reloads + 1)) &&
+	before=$(replica_head 1) &&
+	# refused: nobody listens yet
+	replica_deliver 1 w9 &&
+	replica_wait_log 1 "$shown.*; trying again in 5 s\$" &&
+	{ "$PYTHON" "$HTTPD/site.py" "$CLOSED_PORT" "$HTTPD/site-records" \
+		"$HTTPD/stall" "$HTTPD/site-down" </dev/null >>"$HTTPD/log" 2>&1 &
+	  echo $! >"$HTTPD/site.pid"; } &&
+	# stalled: the request is held; the daemon gives up on it by itself
+	# and meanwhile replicates both ways
+	wait_for "test \$(site_count 0) = 1" 30 &&
+	wait_for "has_message 2 w9" 30 &&
+	replica_deliver 1 w10 &&
+	replica_deliver 2 w11 &&
+	wait_for "has_message 2 w10 && has_message 1 w11" 30 &&
+	replica_wait_log 1 "$shown.*timed out.*; trying again in [0-9]+ s\$" 1 30 &&
+	test -e "$HTTPD/stall" && rm "$HTTPD/stall" &&
+	# then 500, then 429 with Retry-After (1 s, kept to the 5 s minimum)
+	replica_wait_log 1 "${shown}HTTP status 500; trying again in [0-9]+ s\$" 1 60 &&
+	replica_wait_log 1 "${shown}HTTP status 429; trying again in 5 s \(Retry-After\)\$" 1 120 &&
+	test "$(webhook_json "d[\"webhooks\"][0][\"failures\"] >= 4 and d[\"webhooks\"][0][\"untold\"]")" = true &&
+	# the waits without Retry-After double: 5 s, 10 s, 20 s ...
+	grep "$shown.*; trying again in [0-9]* s\$" "$(replica_log 1)" |
+		sed "s/.*trying again in \([0-9]*\) s\$/\1/" >waits &&
+	cat waits && test "$(wc -l <waits)" -ge 3 &&
+	awk "NR == 1 && \$1 != 5 || NR > 1 && \$1 != 2 * prev { bad = 1 } { prev = \$1 } END { exit bad }" waits &&
+	test "$(site_count 204)" = 0 &&
+	replica_deliver 2 w12 &&
+	wait_for "has_message 1 w12" 30 &&
+	wait_converged 30 &&
+	replica_expect_messages &&
+	# the endpoint is back: one POST covers every change since before
+	rm "$HTTPD/site-down" &&
+	wait_for "test \"\$(site_lines 204 | tail -n 1 | cut -d\" \" -f2)\" = \"\$(replica_head 1)\"" 60 &&
+	site_lines 204 >ok &&
+	cat ok &&
+	test "$(head -n 1 ok | cut -d" " -f1)" = "$before" &&
+	chained ok &&
+	replica_wait_log 1 "${shown}told again, after [0-9]+ failures" &&
+	test "$(webhook_json "d[\"webhooks\"][0][\"untold\"]")" = false &&
+	kill -0 "$(daemon_pid hooks-r1)"
 '
 
 test_expect_success 'stop' '
