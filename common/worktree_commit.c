@@ -722,7 +722,8 @@ static int new_trees(struct worktree *wt, struct commit *c)
 	c->p = pairs_of(sc, &c->np);
 	local_updates(sc, c->p, c->np, &c->wu, &c->wm, &c->res->counts);
 	if (other_updates(sc, &c->wu, &c->res->counts) < 0 ||
-	    (sc->imap && wt_dv_commit(wt, sc, c->p, c->np, &c->wu) < 0) ||
+	    (sc->imap &&
+	     wt_dv_commit(wt, sc, c->p, c->np, &c->names, &c->wu) < 0) ||
 	    mtimes_update(&c->wu, wt->r, &c->wtree, c->wm.v, c->wm.n) < 0 ||
 	    repo_tree_update(&c->wtree2, wt->r, &c->wtree, c->wu.v,
 			     c->wu.n) < 0)

@@ -856,8 +856,32 @@ done:
 	return ret < 0 && ret != E_TEMP ? E_FAIL : ret;
 }
 
+/*
+ * A folder the disk changed in with nothing of it to commit (a file
+ * Dovecot saved and expunged between two looks): Dovecot may have given
+ * a UID there that the tree's uidnext has not passed, and a peer's
+ * Dovecot would give it again to another message.  Its record is read
+ * too, so uidnext follows Dovecot's next UID (unseen_cap() still keeps
+ * it below a file not taken in yet).  Only folders the tree holds.
+ */
+static void touched_folder(struct rcommit *rk, struct worktree *wt,
+			   struct scan *sc, const char *folder, size_t len)
+{
+	struct imap_folder tf;
+	char *f = xstrndup(folder, len);
+
+	for (size_t i = 0; i < rk->ncf; i++)
+		if (!strcmp(rk->cf[i].folder, f))
+			goto done;
+	if (!strvec_has(&sc->mk_rm, f) && wt_folder_on_disk(wt, f) &&
+	    wt_folder_rec(&tf, wt->r, sc->wtree, f) == 0)
+		cfolder_get(&rk->cf, &rk->ncf, &rk->acf, f);
+done:
+	free(f);
+}
+
 int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
-		 size_t np, struct update_list *ups)
+		 size_t np, const struct strvec *names, struct update_list *ups)
 {
 	struct rcommit rk = { .r = wt->r, .maildir = wt->maildir,
 			      .node = wt->node, .uid_slot = wt->uid_slot,
@@ -896,6 +920,15 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 		if (!strvec_has(&sc->mk_rm, wt->dv_stale.v[i]) &&
 		    wt_folder_on_disk(wt, wt->dv_stale.v[i]))
 			cfolder_get(&rk.cf, &rk.ncf, &rk.acf, wt->dv_stale.v[i]);
+	/* folders looked at whole, and those of the names the disk named */
+	for (size_t i = 0; i < sc->scanned.cap; i++)
+		if (sc->scanned.v[i].key && !sc->scanned.v[i].value)
+			touched_folder(&rk, wt, sc, sc->scanned.v[i].key,
+				       strlen(sc->scanned.v[i].key));
+	for (size_t i = 0; names && i < names->n; i++)
+		if (strchr(names->v[i], '/'))
+			touched_folder(&rk, wt, sc, names->v[i],
+				       strcspn(names->v[i], "/"));
 	ret = rcommit_write(&rk, &sc->mk_rm, ups);
 	if (ret == 0)
 		strvec_clear(&wt->dv_stale);
