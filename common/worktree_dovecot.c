@@ -561,6 +561,17 @@ static bool on_disk(const char *dir, const char *base)
 	return yes;
 }
 
+/* the greatest UID of recs, 0 when it holds none */
+static uint32_t recs_top(const struct imap_recs *recs)
+{
+	uint32_t top = 0;
+
+	for (size_t j = 0; j < recs->n; j++)
+		if (recs->v[j].uid > top)
+			top = recs->v[j].uid;
+	return top;
+}
+
 /*
  * The uidnext a commit may record: Dovecot may have numbered a file
  * after the scan listed the folder (a MOVE, an APPEND under load) and
@@ -580,11 +591,8 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 			   size_t old, const struct imap_recs *recs,
 			   uint32_t from, uint32_t uidnext)
 {
-	uint32_t top = 0;
+	uint32_t top = recs_top(recs);
 
-	for (size_t j = 0; j < recs->n; j++)
-		if (recs->v[j].uid > top)
-			top = recs->v[j].uid;
 	for (size_t i = 0; i < old && i < u->n; i++) {
 		const struct uidlist_rec *x = &u->v[i];
 		size_t klen = maildir_key_len(x->base);
@@ -675,11 +683,17 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		rc->changed[s] = true;
 		strvec_clear(&kw);
 	}
-	/* uidnext stays at or below a UID held back, to be given still */
+	/*
+	 * uidnext stays at or below a UID held back, to be given still,
+	 * but above every UID this commit records (a MOVE within the
+	 * folder, say, held back its source while recording the copy's
+	 * new UID): a held UID below it is numbered anew when committed
+	 * (drop_passed())
+	 */
 	for (size_t i = 0; i < cf->held.n; i++) {
 		char *base = xstrndup(cf->held.v[i], strcspn(cf->held.v[i], ":"));
 		const struct uidlist_rec *h = uidlist_find(&u, base);
-		if (h && h->uid < f->uidnext)
+		if (h && h->uid < f->uidnext && h->uid > recs_top(&recs))
 			f->uidnext = h->uid;
 		free(base);
 	}

@@ -63,6 +63,10 @@ static struct worktree *wt;
 #define KC KEYC ",S=4"
 #define KEYR1 "1700000021.MrPr.host"
 #define KR1 KEYR1 ",S=9"
+#define KEYS1 "1700000031.MsPs.host"
+#define KS1 KEYS1 ",S=4"
+#define KEYS2 "1700000032.MtPt.host"
+#define KS2 KEYS2 ",S=5"
 
 static void put(const char *rel, const char *content)
 {
@@ -85,6 +89,15 @@ static void mv(const char *from, const char *to)
 		log_fatal("rename '%s'", a);
 	free(a);
 	free(b);
+}
+
+static void unlink_rel(const char *rel)
+{
+	char *p = xasprintf("%s/%s", maildir, rel);
+
+	if (unlink(p) < 0)
+		log_fatal("unlink %s", p);
+	free(p);
 }
 
 static bool there(const char *rel)
@@ -763,6 +776,45 @@ int main(void)
 		free(s);
 		ok(valid_since(&prev), "valid against its parent");
 		ok(mail_valid() && refs_agree(), "valid, and applied");
+	}
+
+	/* 11. (t3013) a folder holds back a MOVE under way (the new file's
+	 * GUID names a message still on disk) while Dovecot moved another
+	 * message within the folder (a new name and a new UID above the
+	 * held one, renamed back to its key): uidnext still passes every
+	 * UID the commit records, the held one is numbered anew later */
+	{
+		uint32_t n = uidlist_next_uid();
+		struct oid prev;
+		char *p = xasprintf("%s/dovecot-uidlist", maildir);
+		FILE *f;
+		char buf[64];
+
+		put("cur/" KS1 ":2,", "one\n");
+		f = fopen(p, "a");
+		fprintf(f, "%u G%s :%s\n", n, KEY1, KS1);
+		fclose(f);
+		free(p);
+		put("cur/" KS2 ":2,", "race\n");
+		dovecot_appends(n + 1, KS2);
+		unlink_rel("cur/" KR1 ":2,");
+		repo_ref_read(&prev, repo, REF_MAIL);
+		worktree_dirty_name(wt, "", "cur", KS1 ":2,");
+		worktree_dirty_name(wt, "", "cur", KS2 ":2,");
+		worktree_dirty_name(wt, "", "cur", KR1 ":2,");
+		ok(sync_commit(&res) == 0 && res.committed,
+		   "the move within the folder is committed");
+		s = record(KEYR1);
+		snprintf(buf, sizeof buf, "%u", n + 1);
+		is_str(s, buf, "with its new UID");
+		free(s);
+		ok(res.deferred > 0, "the MOVE under way waits");
+		s = mail_blob("imapfolder");
+		snprintf(buf, sizeof buf, "\nuidnext %u\n", n + 2);
+		ok(strstr(s, buf) != NULL, "uidnext passes it (%s)", s);
+		free(s);
+		ok(valid_since(&prev), "valid against its parent");
+		ok(mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
