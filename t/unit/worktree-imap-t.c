@@ -67,6 +67,10 @@ static struct worktree *wt;
 #define KS1 KEYS1 ",S=4"
 #define KEYS2 "1700000032.MtPt.host"
 #define KS2 KEYS2 ",S=5"
+#define KEYS3 "1700000033.MuPu.host"
+#define KS3 KEYS3 ",S=4"
+#define KEYS4 "1700000034.MvPv.host"
+#define KS4 KEYS4 ",S=4"
 
 static void put(const char *rel, const char *content)
 {
@@ -815,6 +819,47 @@ int main(void)
 		free(s);
 		ok(valid_since(&prev), "valid against its parent");
 		ok(mail_valid(), "valid");
+	}
+
+	/* 12. (t3013) a RENAME while the new name holds back a MOVE under
+	 * way: the message that came with the folder waits, and so does
+	 * the old name's removal (its record too) */
+	{
+		char *from = xasprintf("%s/.Ren", maildir);
+		char *to = xasprintf("%s/.Ren2", maildir);
+		FILE *f;
+		char *p;
+
+		for (int i = 0; i < 3; i++) {
+			p = xasprintf("%s/%s", from,
+				      i == 0 ? "cur" : i == 1 ? "new" : "tmp");
+			mkdir_p(p, 0700);
+			free(p);
+		}
+		put(".Ren/maildirfolder", "");
+		put(".Ren/cur/" KS3 ":2,", "ren\n");
+		worktree_dirty_folder(wt, ".Ren");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		if (rename(from, to) < 0)
+			log_fatal("rename");
+		/* a copy of K1 (still in INBOX) Dovecot put in the new name */
+		put(".Ren2/cur/" KS4 ":2,", "one\n");
+		{
+			struct uidlist u = UIDLIST_INIT;
+			ok(uidlist_read(&u, to) == 0, "its uidlist came along");
+			p = xasprintf("%s/dovecot-uidlist", to);
+			f = fopen(p, "a");
+			fprintf(f, "%u G%s :%s\n", uidlist_next(&u), KEY1, KS4);
+			fclose(f);
+			free(p);
+			uidlist_release(&u);
+		}
+		worktree_dirty_folder(wt, ".Ren");
+		worktree_dirty_folder(wt, ".Ren2");
+		ok(sync_commit(&res) == 0, "the rename, half of it held");
+		ok(mail_valid(), "valid: no message left without its folder record");
+		free(from);
+		free(to);
 	}
 
 	worktree_free(wt);
