@@ -361,11 +361,23 @@ def check(d):
     bad = []
     # 1. no (folder, UIDVALIDITY, UID) named two messages, on either replica
     #    or across them, at any look
+    #    (a message is its Message-ID: copies share their bytes); what
+    #    the clients' own saves were told (APPENDUID, COPYUID) counts too
     names = {}
     with open(os.path.join(d, "recorder")) as f:
         for line in f:
             i, fo, uv, uid, mid, h, t = line.split()
-            names.setdefault((fo, uv, uid), {}).setdefault((mid, h), set()).add(i)
+            names.setdefault((fo, uv, uid), {}).setdefault((mid,), set()).add(i)
+    for fn in sorted(os.listdir(d)):
+        if fn.startswith("ops.r") and "lda" not in fn:
+            with open(os.path.join(d, fn)) as f:
+                for line in f:
+                    o = json.loads(line)
+                    u = o.get("uid") if o["op"] == "append" else o.get("newuid")
+                    if o.get("ok") and isinstance(u, list):
+                        fo = o["folder"] if o["op"] == "append" else o["to"]
+                        names.setdefault((fo, str(u[0]), str(u[1])), {}).setdefault(
+                            (o["mid"],), set()).add(fn[5])
     # UIDs Dovecot gave to a client's save (APPENDUID, COPYUID), per replica
     saved = set()
     for fn in sorted(os.listdir(d)):
