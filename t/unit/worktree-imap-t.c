@@ -71,6 +71,8 @@ static struct worktree *wt;
 #define KS3 KEYS3 ",S=4"
 #define KEYS4 "1700000034.MvPv.host"
 #define KS4 KEYS4 ",S=4"
+#define KEYG1 "1700000041.MxPx.host"
+#define KEYG2 "1700000042.MyPy.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -858,6 +860,57 @@ int main(void)
 		worktree_dirty_folder(wt, ".Ren2");
 		ok(sync_commit(&res) == 0, "the rename, half of it held");
 		ok(mail_valid(), "valid: no message left without its folder record");
+		free(from);
+		free(to);
+	}
+
+	/* 13. (t3013) a client renamed a folder away, not committed yet,
+	 * when a peer's message for it comes: the apply does not make the
+	 * folder again (with its old UIDVALIDITY, below a UID Dovecot gave
+	 * there), it commits the rename first */
+	{
+		char *from = xasprintf("%s/.Gone", maildir);
+		char *to = xasprintf("%s/.Gone2", maildir);
+		char *name = xasprintf("%s,S=4:2,", KEYG2);
+		char *mp, *rp, *shard, *fr, *mpf;
+		struct strbuf f = STRBUF_INIT;
+		const char *paths[3], *blobs[3];
+
+		for (int i = 0; i < 3; i++) {
+			char *d = xasprintf("%s/%s", from,
+					    i == 0 ? "cur" : i == 1 ? "new" : "tmp");
+			mkdir_p(d, 0700);
+			free(d);
+		}
+		put(".Gone/maildirfolder", "");
+		put(".Gone/cur/" KEYG1 ",S=4:2,", "gone\n");
+		worktree_dirty_folder(wt, ".Gone");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		if (rename(from, to) < 0)
+			log_fatal("rename");
+		/* the peer's message in .Gone, UID 2 */
+		mp = mpath("cur", name);
+		mpf = xasprintf(".Gone/%s", mp);
+		rp = rpath(KEYG2);
+		shard = shard_with(KEYG2, "2");
+		fr = mail_blob(".Gone/imapfolder");
+		strbuf_add(&f, fr, strcspn(fr, "\n") + 1);
+		strbuf_addstr(&f, "uidnext 3\n");
+		paths[0] = mpf; paths[1] = rp; paths[2] = ".Gone/imapfolder";
+		blobs[0] = "peer\n"; blobs[1] = shard; blobs[2] = f.buf;
+		mail_change(paths, blobs, 3);
+		sync_apply(&res);
+		ok(!there(".Gone"), "the folder is not made again");
+		worktree_dirty_folder(wt, ".Gone2");
+		ok(sync_commit(&res) == 0 && res.committed, "the rename committed");
+		ok(mail_valid(), "valid");
+		strbuf_release(&f);
+		free(fr);
+		free(shard);
+		free(rp);
+		free(mpf);
+		free(mp);
+		free(name);
 		free(from);
 		free(to);
 	}
