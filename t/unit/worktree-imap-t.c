@@ -73,6 +73,7 @@ static struct worktree *wt;
 #define KS4 KEYS4 ",S=4"
 #define KEYG1 "1700000041.MxPx.host"
 #define KEYG2 "1700000042.MyPy.host"
+#define KEYN1 "1700000051.MzPz.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -913,6 +914,36 @@ int main(void)
 		free(name);
 		free(from);
 		free(to);
+	}
+
+	/* 14. (t3013) a new message named twice, by an old name it no
+	 * longer has (held back, or renamed by Dovecot since) and by its
+	 * name on disk, the two differing in keyword letters alone: the
+	 * name on disk is looked at, the message committed */
+	{
+		char *d = xasprintf("%s/.Gone2", maildir);
+		struct uidlist u = UIDLIST_INIT;
+		char *p;
+		FILE *f;
+
+		put(".Gone2/dovecot-keywords", "0 $Forwarded\n");
+		put(".Gone2/cur/" KEYN1 ",S=4:2,Sa", "renamed\n");
+		ok(uidlist_read(&u, d) == 0, "the folder's uidlist");
+		p = xasprintf("%s/dovecot-uidlist", d);
+		f = fopen(p, "a");
+		fprintf(f, "%u :%s\n", uidlist_next(&u), KEYN1 ",S=4");
+		fclose(f);
+		free(p);
+		free(d);
+		uidlist_release(&u);
+		worktree_dirty_name(wt, ".Gone2", "cur", KEYN1 ",S=4:2,S");
+		worktree_dirty_name(wt, ".Gone2", "cur", KEYN1 ",S=4:2,Sa");
+		ok(sync_commit(&res) == 0 && res.committed &&
+		   res.counts.added == 1, "the message is committed");
+		s = record(KEYN1);
+		ok(s && *s, "with its record (%s)", s ? s : "none");
+		free(s);
+		ok(mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
