@@ -4,6 +4,7 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,6 +62,13 @@ int dovecot_lock(struct dovecot_lock *out, const char *dir, int timeout_ms)
 		unlink(path);
 		goto fail;
 	}
+	{
+		struct stat st;
+		if (fstat(fd, &st) == 0) {
+			out->dev = (unsigned long long)st.st_dev;
+			out->ino = (unsigned long long)st.st_ino;
+		}
+	}
 	close(fd);
 	out->path = path;
 	strbuf_release(&who);
@@ -71,12 +79,59 @@ fail:
 	return ret;
 }
 
+/*
+ * Our lock file went with its folder: a client's RENAME moves the
+ * directory whatever lock is held in it (Dovecot's RENAME does not take
+ * the uidlist lock).  Left there, it would hold the renamed folder's
+ * every session and commit until Dovecot breaks it.  It is found by its
+ * inode among the folders beside the old one.  True when removed.
+ */
+static bool unlock_moved(const struct dovecot_lock *l)
+{
+	char *root = xstrdup(l->path), *slash;
+	DIR *dh;
+	struct dirent *de;
+	bool done = false;
+
+	/* <root>/<folder>/dovecot-uidlist.lock */
+	for (int i = 0; i < 2 && (slash = strrchr(root, '/')); i++)
+		*slash = '\0';
+	dh = slash ? opendir(root) : NULL;
+	while (dh && !done && (de = readdir(dh))) {
+		char *p;
+		struct stat st;
+
+		if (de->d_name[0] != '.' || !strcmp(de->d_name, ".") ||
+		    !strcmp(de->d_name, ".."))
+			continue;
+		p = xasprintf("%s/%s/" DOVECOT_UIDLIST LOCK_SUFFIX, root,
+			      de->d_name);
+		if (lstat(p, &st) == 0 &&
+		    (unsigned long long)st.st_dev == l->dev &&
+		    (unsigned long long)st.st_ino == l->ino && unlink(p) == 0) {
+			log_info("'%s': our lock went with its folder's rename; "
+				 "removed", p);
+			done = true;
+		}
+		free(p);
+	}
+	if (dh)
+		closedir(dh);
+	free(root);
+	return done;
+}
+
 void dovecot_unlock(struct dovecot_lock *l)
 {
 	if (!l->path)
 		return;
-	if (unlink(l->path) < 0)
-		log_warn_errno("unlink '%s'", l->path);
+	if (unlink(l->path) < 0) {
+		int e = errno;
+		if (!(e == ENOENT && l->ino && unlock_moved(l))) {
+			errno = e;
+			log_warn_errno("unlink '%s'", l->path);
+		}
+	}
 	free(l->path);
 	l->path = NULL;
 }

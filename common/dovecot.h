@@ -36,9 +36,10 @@
 
 struct dovecot_lock {
 	char *path;		/* NULL: not held */
+	unsigned long long dev, ino;	/* the lock file's */
 };
 
-#define DOVECOT_LOCK_INIT { NULL }
+#define DOVECOT_LOCK_INIT { NULL, 0, 0 }
 
 /*
  * Take dir's uidlist dotlock (O_EXCL, "<pid>:<hostname>" in it, so
@@ -47,7 +48,8 @@ struct dovecot_lock {
  * logged: try later), E_FAIL (logged) for any other failure.
  */
 int dovecot_lock(struct dovecot_lock *out, const char *dir, int timeout_ms);
-/* Remove the lock if we hold it. */
+/* Remove the lock if we hold it (also when a client's RENAME of the
+ * folder took it along: found by its inode in a sibling folder). */
 void dovecot_unlock(struct dovecot_lock *l);
 
 /* --- dovecot-uidlist ---------------------------------------------------- */

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "delivery.h"
+#include "fsutil.h"
 #include "format.h"
 #include "journal.h"
 #include "layout.h"
@@ -301,6 +302,33 @@ static int nref_cmp(const void *a, const void *b)
 }
 
 /*
+ * Format 2: of names that differ in keyword letters alone (one is looked
+ * at), the one on disk goes first: the others are older names of the same
+ * file (held back, or renamed by Dovecot since), and a new message looked
+ * at by a name it no longer has would be taken for gone, for good.
+ */
+static void on_disk_first(struct worktree *wt, struct nref *v, size_t n)
+{
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && !nref_cmp(&v[i], &v[j]); j++)
+			;
+		for (size_t k = i; j - i > 1 && k < j; k++) {
+			char *dir = wt_disk_dir(wt, v[k].f, v[k].sub);
+			char *p = xasprintf("%s/%s", dir, v[k].n);
+			bool there = path_exists(p);
+			free(p);
+			free(dir);
+			if (there) {
+				struct nref x = v[i];
+				v[i] = v[k];
+				v[k] = x;
+				break;
+			}
+		}
+	}
+}
+
+/*
  * Look at the names whose folder was not looked at whole, a shard tree at
  * a time.  A name in a folder the worktree does not hold (not admitted
  * yet, or left out by folder_limit) is not looked at: its folder is
@@ -337,6 +365,8 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 		n++;
 	}
 	qsort(v, n, sizeof *v, nref_cmp);
+	if (sc->imap)
+		on_disk_first(wt, v, n);
 	for (size_t i = 0; i < n && !sc->temp_error; i++) {
 		const struct nref *p = i ? &v[i - 1] : NULL;
 		bool same_f = p && !strcmp(p->f, v[i].f);
@@ -722,7 +752,8 @@ static int new_trees(struct worktree *wt, struct commit *c)
 	c->p = pairs_of(sc, &c->np);
 	local_updates(sc, c->p, c->np, &c->wu, &c->wm, &c->res->counts);
 	if (other_updates(sc, &c->wu, &c->res->counts) < 0 ||
-	    (sc->imap && wt_dv_commit(wt, sc, c->p, c->np, &c->wu) < 0) ||
+	    (sc->imap &&
+	     wt_dv_commit(wt, sc, c->p, c->np, &c->names, &c->wu) < 0) ||
 	    mtimes_update(&c->wu, wt->r, &c->wtree, c->wm.v, c->wm.n) < 0 ||
 	    repo_tree_update(&c->wtree2, wt->r, &c->wtree, c->wu.v,
 			     c->wu.n) < 0)

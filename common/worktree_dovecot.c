@@ -550,6 +550,17 @@ static bool on_disk(const char *dir, const char *base)
 	return yes;
 }
 
+/* the greatest UID of recs, 0 when it holds none */
+static uint32_t recs_top(const struct imap_recs *recs)
+{
+	uint32_t top = 0;
+
+	for (size_t j = 0; j < recs->n; j++)
+		if (recs->v[j].uid > top)
+			top = recs->v[j].uid;
+	return top;
+}
+
 /*
  * The uidnext a commit may record: Dovecot may have numbered a file
  * after the scan listed the folder (a MOVE, an APPEND under load) and
@@ -569,11 +580,8 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 			   size_t old, const struct imap_recs *recs,
 			   uint32_t from, uint32_t uidnext)
 {
-	uint32_t top = 0;
+	uint32_t top = recs_top(recs);
 
-	for (size_t j = 0; j < recs->n; j++)
-		if (recs->v[j].uid > top)
-			top = recs->v[j].uid;
 	for (size_t i = 0; i < old && i < u->n; i++) {
 		const struct uidlist_rec *x = &u->v[i];
 		size_t klen = maildir_key_len(x->base);
@@ -664,11 +672,17 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		rc->changed[s] = true;
 		strvec_clear(&kw);
 	}
-	/* uidnext stays at or below a UID held back, to be given still */
+	/*
+	 * uidnext stays at or below a UID held back, to be given still,
+	 * but above every UID this commit records (a MOVE within the
+	 * folder, say, held back its source while recording the copy's
+	 * new UID): a held UID below it is numbered anew when committed
+	 * (drop_passed())
+	 */
 	for (size_t i = 0; i < cf->held.n; i++) {
 		char *base = xstrndup(cf->held.v[i], strcspn(cf->held.v[i], ":"));
 		const struct uidlist_rec *h = uidlist_find(&u, base);
-		if (h && h->uid < f->uidnext)
+		if (h && h->uid < f->uidnext && h->uid > recs_top(&recs))
 			f->uidnext = h->uid;
 		free(base);
 	}
@@ -845,8 +859,32 @@ done:
 	return ret < 0 && ret != E_TEMP ? E_FAIL : ret;
 }
 
+/*
+ * A folder the disk changed in with nothing of it to commit (a file
+ * Dovecot saved and expunged between two looks): Dovecot may have given
+ * a UID there that the tree's uidnext has not passed, and a peer's
+ * Dovecot would give it again to another message.  Its record is read
+ * too, so uidnext follows Dovecot's next UID (unseen_cap() still keeps
+ * it below a file not taken in yet).  Only folders the tree holds.
+ */
+static void touched_folder(struct rcommit *rk, struct worktree *wt,
+			   struct scan *sc, const char *folder, size_t len)
+{
+	struct imap_folder tf;
+	char *f = xstrndup(folder, len);
+
+	for (size_t i = 0; i < rk->ncf; i++)
+		if (!strcmp(rk->cf[i].folder, f))
+			goto done;
+	if (!strvec_has(&sc->mk_rm, f) && wt_folder_on_disk(wt, f) &&
+	    wt_folder_rec(&tf, wt->r, sc->wtree, f) == 0)
+		cfolder_get(&rk->cf, &rk->ncf, &rk->acf, f);
+done:
+	free(f);
+}
+
 int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
-		 size_t np, struct update_list *ups)
+		 size_t np, const struct strvec *names, struct update_list *ups)
 {
 	struct rcommit rk = { .r = wt->r, .maildir = wt->maildir,
 			      .node = wt->node, .uid_slot = wt->uid_slot,
@@ -885,6 +923,15 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 		if (!strvec_has(&sc->mk_rm, wt->dv_stale.v[i]) &&
 		    wt_folder_on_disk(wt, wt->dv_stale.v[i]))
 			cfolder_get(&rk.cf, &rk.ncf, &rk.acf, wt->dv_stale.v[i]);
+	/* folders looked at whole, and those of the names the disk named */
+	for (size_t i = 0; i < sc->scanned.cap; i++)
+		if (sc->scanned.v[i].key && !sc->scanned.v[i].value)
+			touched_folder(&rk, wt, sc, sc->scanned.v[i].key,
+				       strlen(sc->scanned.v[i].key));
+	for (size_t i = 0; names && i < names->n; i++)
+		if (strchr(names->v[i], '/'))
+			touched_folder(&rk, wt, sc, names->v[i],
+				       strcspn(names->v[i], "/"));
 	ret = rcommit_write(&rk, &sc->mk_rm, ups);
 	if (ret == 0)
 		strvec_clear(&wt->dv_stale);

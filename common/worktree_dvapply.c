@@ -272,6 +272,19 @@ static int afolder_open(struct dvapply *dv, struct afolder *f)
 
 	f->have_mf = wt_folder_rec(&f->mf, wt->r, dv->mtree, f->folder) == 0;
 	f->have_wf = wt_folder_rec(&f->wf, wt->r, dv->wtree, f->folder) == 0;
+	if (f->have_wf && *f->folder && !wt_folder_on_disk(wt, f->folder)) {
+		/*
+		 * the worktree's folder is gone from disk (a client deleted
+		 * or renamed it, not committed yet): made again here it
+		 * would come back with its old UIDVALIDITY and a uidnext
+		 * below UIDs Dovecot gave in it, which Dovecot would give
+		 * again.  Its removal is committed first; the merge decides
+		 */
+		log_info("'%s' is gone from disk; committing first", f->dir);
+		f->stale = true;
+		worktree_dirty_folder(wt, f->folder);
+		return 0;
+	}
 	if (!is_dir(f->dir) && mkdir_p(f->dir, 0700) < 0)
 		return E_TEMP;
 	if ((r = dovecot_lock(&f->lock, f->dir, DV_LOCK_MS)) < 0) {

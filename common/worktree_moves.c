@@ -453,8 +453,8 @@ static struct ent *rm_of(struct scan *sc, const struct ent *a)
  */
 static void hold_folders(struct worktree *wt, struct scan *sc)
 {
-	struct strvec held = { 0 };
-	size_t w = 0, wr = 0;
+	struct strvec held = { 0 }, waits = { 0 };
+	size_t w = 0, wr = 0, wf = 0;
 
 	for (size_t i = 0; i < sc->later.n; i++) {
 		const char *slash = strchr(sc->later.v[i], '/');
@@ -474,6 +474,8 @@ static void hold_folders(struct worktree *wt, struct scan *sc)
 		}
 		if (rm) {
 			worktree_dirty_name(wt, rm->folder, rm->sub, rm->name);
+			if (!strvec_has(&waits, rm->folder))
+				strvec_push(&waits, rm->folder);
 			rm->claimed = false;
 			rm->have_oid = false;	/* dropped below */
 		}
@@ -488,6 +490,21 @@ static void hold_folders(struct worktree *wt, struct scan *sc)
 			wt_ent_release(&sc->rm.v[i]);
 	}
 	sc->rm.n = wr;
+	/*
+	 * a folder gone from disk (a RENAME's old name) whose message waits
+	 * goes with it later: gone now, its record would go and leave the
+	 * message in a folder without one
+	 */
+	for (size_t i = 0; i < sc->mk_rm.n; i++) {
+		if (!strvec_has(&waits, sc->mk_rm.v[i])) {
+			sc->mk_rm.v[wf++] = sc->mk_rm.v[i];
+			continue;
+		}
+		worktree_dirty_folder(wt, sc->mk_rm.v[i]);
+		free(sc->mk_rm.v[i]);
+	}
+	sc->mk_rm.n = wf;
+	strvec_clear(&waits);
 	strvec_clear(&held);
 }
 

@@ -481,10 +481,14 @@ char *wt_dv_find_disk(struct worktree *wt, const char *folder,
  * of the np changes of p on the worktree tree wtree, reading each changed
  * folder's dovecot-uidlist and dovecot-keywords under Dovecot's lock and
  * numbering files without a record there (doc/imap-identity.md 4.1).
- * mk_add, mk_rm: folders made and gone.  0 or E_TEMP (logged).
+ * mk_add, mk_rm: folders made and gone.  names: the marks of this
+ * commit ("<folder>/<sub>/<name>"): their folders and those the scan
+ * looked at whole get their folder records read as well, so uidnext
+ * follows Dovecot's next UID where no file changed.  0 or E_TEMP (logged).
  */
 int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
-		 size_t np, struct update_list *ups);
+		 size_t np, const struct strvec *names,
+		 struct update_list *ups);
 
 /*
  * Apply side.  wt_dv_plan_records() adds to olds/news the messages whose

@@ -473,9 +473,16 @@ replica_expunge() {
 
 # --- checks ---------------------------------------------------------------
 
+# replica_format2 I: replica I's mail is format 2 (keyword letters on
+# disk are its own: what replicas compare drops them)
+replica_format2() {
+	[ "$(replica_git "$1" cat-file -p refs/heads/mail:FORMAT 2>/dev/null)" = "maildag 2" ]
+}
+
 replica_state() {
-	local md
+	local md lower=1
 	md=$(replica_maildir "$1") || return 1
+	replica_format2 "$1" && lower=0
 	(cd "$md" && find . -path '*/tmp' -prune -o \
 		\( -path '*/cur/*' -o -path '*/new/*' \) -type f -print0 |
 		xargs -0 -r sha256sum) |
@@ -489,18 +496,23 @@ replica_state() {
 		key = name; sub(/[,:].*/, "", key)
 		flags = ""
 		if ((k = index(name, ":2,")) > 0) flags = substr(name, k + 3)
+		if (!lower) gsub(/[a-z]/, "", flags)
 		print folder, key, (flags == "" ? "-" : flags), hash
-	}' | sort
+	}' lower=$lower | sort
 }
 
 replica_head() { replica_git "$1" rev-parse -q --verify refs/heads/mail; }
 replica_tree() { replica_git "$1" rev-parse -q --verify 'refs/heads/mail^{tree}'; }
 
 # "<folder>/<cur|new>/<name>" of every message, on disk and in the tree
+# (format 2: the tree's names carry no keyword letters, so neither do these)
 replica_disk_names() {
+	local strip=
+	! replica_format2 "$1" ||
+		strip='s/\(:2,[^a-z]*\)[a-z]*$/\1/'
 	(cd "$(replica_maildir "$1")" && find . -path '*/tmp' -prune -o \
 		\( -path '*/cur/*' -o -path '*/new/*' \) -type f -print) |
-		sed 's|^\./||; s|^\([cn]\)|INBOX/\1|' | sort
+		sed 's|^\./||; s|^\([cn]\)|INBOX/\1|' | sed "$strip" | sort
 }
 replica_tree_names() {
 	replica_git "$1" ls-tree -r --name-only refs/heads/mail |

@@ -112,6 +112,21 @@ static void test_lock(void)
 	dovecot_unlock(&a);
 	is_int(dovecot_lock(&b, dir, 0), 0, "free again");
 	dovecot_unlock(&b);
+
+	/* (t3013) a client's RENAME took the folder, our lock in it */
+	{
+		char *f = xasprintf("%s/.F", dir), *g = xasprintf("%s/.G", dir);
+		char *gl = xasprintf("%s/" DOVECOT_UIDLIST ".lock", g);
+		mkdir(f, 0700);
+		is_int(dovecot_lock(&a, f, 0), 0, "lock in a folder");
+		ok(rename(f, g) == 0, "the folder renamed");
+		dovecot_unlock(&a);
+		ok(!path_exists(gl), "our lock is gone from the renamed folder");
+		rm_rf(g);
+		free(f);
+		free(g);
+		free(gl);
+	}
 }
 
 static void test_keywords(void)

@@ -63,6 +63,17 @@ static struct worktree *wt;
 #define KC KEYC ",S=4"
 #define KEYR1 "1700000021.MrPr.host"
 #define KR1 KEYR1 ",S=9"
+#define KEYS1 "1700000031.MsPs.host"
+#define KS1 KEYS1 ",S=4"
+#define KEYS2 "1700000032.MtPt.host"
+#define KS2 KEYS2 ",S=5"
+#define KEYS3 "1700000033.MuPu.host"
+#define KS3 KEYS3 ",S=4"
+#define KEYS4 "1700000034.MvPv.host"
+#define KS4 KEYS4 ",S=4"
+#define KEYG1 "1700000041.MxPx.host"
+#define KEYG2 "1700000042.MyPy.host"
+#define KEYN1 "1700000051.MzPz.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -85,6 +96,15 @@ static void mv(const char *from, const char *to)
 		log_fatal("rename '%s'", a);
 	free(a);
 	free(b);
+}
+
+static void unlink_rel(const char *rel)
+{
+	char *p = xasprintf("%s/%s", maildir, rel);
+
+	if (unlink(p) < 0)
+		log_fatal("unlink %s", p);
+	free(p);
 }
 
 static bool there(const char *rel)
@@ -763,6 +783,167 @@ int main(void)
 		free(s);
 		ok(valid_since(&prev), "valid against its parent");
 		ok(mail_valid() && refs_agree(), "valid, and applied");
+	}
+
+	/* 11. (t3013) a folder holds back a MOVE under way (the new file's
+	 * GUID names a message still on disk) while Dovecot moved another
+	 * message within the folder (a new name and a new UID above the
+	 * held one, renamed back to its key): uidnext still passes every
+	 * UID the commit records, the held one is numbered anew later */
+	{
+		uint32_t n = uidlist_next_uid();
+		struct oid prev;
+		char *p = xasprintf("%s/dovecot-uidlist", maildir);
+		FILE *f;
+		char buf[64];
+
+		put("cur/" KS1 ":2,", "one\n");
+		f = fopen(p, "a");
+		fprintf(f, "%u G%s :%s\n", n, KEY1, KS1);
+		fclose(f);
+		free(p);
+		put("cur/" KS2 ":2,", "race\n");
+		dovecot_appends(n + 1, KS2);
+		unlink_rel("cur/" KR1 ":2,");
+		repo_ref_read(&prev, repo, REF_MAIL);
+		worktree_dirty_name(wt, "", "cur", KS1 ":2,");
+		worktree_dirty_name(wt, "", "cur", KS2 ":2,");
+		worktree_dirty_name(wt, "", "cur", KR1 ":2,");
+		ok(sync_commit(&res) == 0 && res.committed,
+		   "the move within the folder is committed");
+		s = record(KEYR1);
+		snprintf(buf, sizeof buf, "%u", n + 1);
+		is_str(s, buf, "with its new UID");
+		free(s);
+		ok(res.deferred > 0, "the MOVE under way waits");
+		s = mail_blob("imapfolder");
+		snprintf(buf, sizeof buf, "\nuidnext %u\n", n + 2);
+		ok(strstr(s, buf) != NULL, "uidnext passes it (%s)", s);
+		free(s);
+		ok(valid_since(&prev), "valid against its parent");
+		ok(mail_valid(), "valid");
+	}
+
+	/* 12. (t3013) a RENAME while the new name holds back a MOVE under
+	 * way: the message that came with the folder waits, and so does
+	 * the old name's removal (its record too) */
+	{
+		char *from = xasprintf("%s/.Ren", maildir);
+		char *to = xasprintf("%s/.Ren2", maildir);
+		FILE *f;
+		char *p;
+
+		for (int i = 0; i < 3; i++) {
+			p = xasprintf("%s/%s", from,
+				      i == 0 ? "cur" : i == 1 ? "new" : "tmp");
+			mkdir_p(p, 0700);
+			free(p);
+		}
+		put(".Ren/maildirfolder", "");
+		put(".Ren/cur/" KS3 ":2,", "ren\n");
+		worktree_dirty_folder(wt, ".Ren");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		if (rename(from, to) < 0)
+			log_fatal("rename");
+		/* a copy of K1 (still in INBOX) Dovecot put in the new name */
+		put(".Ren2/cur/" KS4 ":2,", "one\n");
+		{
+			struct uidlist u = UIDLIST_INIT;
+			ok(uidlist_read(&u, to) == 0, "its uidlist came along");
+			p = xasprintf("%s/dovecot-uidlist", to);
+			f = fopen(p, "a");
+			fprintf(f, "%u G%s :%s\n", uidlist_next(&u), KEY1, KS4);
+			fclose(f);
+			free(p);
+			uidlist_release(&u);
+		}
+		worktree_dirty_folder(wt, ".Ren");
+		worktree_dirty_folder(wt, ".Ren2");
+		ok(sync_commit(&res) == 0, "the rename, half of it held");
+		ok(mail_valid(), "valid: no message left without its folder record");
+		free(from);
+		free(to);
+	}
+
+	/* 13. (t3013) a client renamed a folder away, not committed yet,
+	 * when a peer's message for it comes: the apply does not make the
+	 * folder again (with its old UIDVALIDITY, below a UID Dovecot gave
+	 * there), it commits the rename first */
+	{
+		char *from = xasprintf("%s/.Gone", maildir);
+		char *to = xasprintf("%s/.Gone2", maildir);
+		char *name = xasprintf("%s,S=4:2,", KEYG2);
+		char *mp, *rp, *shard, *fr, *mpf;
+		struct strbuf f = STRBUF_INIT;
+		const char *paths[3], *blobs[3];
+
+		for (int i = 0; i < 3; i++) {
+			char *d = xasprintf("%s/%s", from,
+					    i == 0 ? "cur" : i == 1 ? "new" : "tmp");
+			mkdir_p(d, 0700);
+			free(d);
+		}
+		put(".Gone/maildirfolder", "");
+		put(".Gone/cur/" KEYG1 ",S=4:2,", "gone\n");
+		worktree_dirty_folder(wt, ".Gone");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		if (rename(from, to) < 0)
+			log_fatal("rename");
+		/* the peer's message in .Gone, UID 2 */
+		mp = mpath("cur", name);
+		mpf = xasprintf(".Gone/%s", mp);
+		rp = rpath(KEYG2);
+		shard = shard_with(KEYG2, "2");
+		fr = mail_blob(".Gone/imapfolder");
+		strbuf_add(&f, fr, strcspn(fr, "\n") + 1);
+		strbuf_addstr(&f, "uidnext 3\n");
+		paths[0] = mpf; paths[1] = rp; paths[2] = ".Gone/imapfolder";
+		blobs[0] = "peer\n"; blobs[1] = shard; blobs[2] = f.buf;
+		mail_change(paths, blobs, 3);
+		sync_apply(&res);
+		ok(!there(".Gone"), "the folder is not made again");
+		worktree_dirty_folder(wt, ".Gone2");
+		ok(sync_commit(&res) == 0 && res.committed, "the rename committed");
+		ok(mail_valid(), "valid");
+		strbuf_release(&f);
+		free(fr);
+		free(shard);
+		free(rp);
+		free(mpf);
+		free(mp);
+		free(name);
+		free(from);
+		free(to);
+	}
+
+	/* 14. (t3013) a new message named twice, by an old name it no
+	 * longer has (held back, or renamed by Dovecot since) and by its
+	 * name on disk, the two differing in keyword letters alone: the
+	 * name on disk is looked at, the message committed */
+	{
+		char *d = xasprintf("%s/.Gone2", maildir);
+		struct uidlist u = UIDLIST_INIT;
+		char *p;
+		FILE *f;
+
+		put(".Gone2/dovecot-keywords", "0 $Forwarded\n");
+		put(".Gone2/cur/" KEYN1 ",S=4:2,Sa", "renamed\n");
+		ok(uidlist_read(&u, d) == 0, "the folder's uidlist");
+		p = xasprintf("%s/dovecot-uidlist", d);
+		f = fopen(p, "a");
+		fprintf(f, "%u :%s\n", uidlist_next(&u), KEYN1 ",S=4");
+		fclose(f);
+		free(p);
+		free(d);
+		uidlist_release(&u);
+		worktree_dirty_name(wt, ".Gone2", "cur", KEYN1 ",S=4:2,S");
+		worktree_dirty_name(wt, ".Gone2", "cur", KEYN1 ",S=4:2,Sa");
+		ok(sync_commit(&res) == 0 && res.committed &&
+		   res.counts.added == 1, "the message is committed");
+		s = record(KEYN1);
+		ok(s && *s, "with its record (%s)", s ? s : "none");
+		free(s);
+		ok(mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
