@@ -11,8 +11,11 @@
  */
 #include "autoconf.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "delivery.h"
@@ -301,6 +304,35 @@ static int nref_cmp(const void *a, const void *b)
 }
 
 /*
+ * Format 2: of the names v[i..] that are one tree name (a keyword change
+ * is a rename from one disk name to another), the one on disk, so the
+ * scan need not look for it through the whole directory; else v[i]'s.
+ */
+static const char *group_on_disk(struct worktree *wt, const struct nref *v,
+				 size_t i, size_t n)
+{
+	const char *found = v[i].n;
+	struct stat st;
+	char *dir;
+	int dfd;
+
+	if (!v[i].t || i + 1 >= n || nref_cmp(&v[i], &v[i + 1]))
+		return found;
+	dir = wt_disk_dir(wt, v[i].f, v[i].sub);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t j = i; dfd >= 0 && j < n && !nref_cmp(&v[i], &v[j]); j++)
+		if (fstatat(dfd, v[j].n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			found = v[j].n;
+			break;
+		}
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	return found;
+}
+
+/*
  * Look at the names whose folder was not looked at whole, a shard tree at
  * a time.  A name in a folder the worktree does not hold (not admitted
  * yet, or left out by folder_limit) is not looked at: its folder is
@@ -362,7 +394,8 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 				break;
 			}
 		}
-		wt_scan_name(wt, sc, v[i].f, v[i].sub, v[i].n, shard);
+		wt_scan_name(wt, sc, v[i].f, v[i].sub, group_on_disk(wt, v, i, n),
+			     shard);
 	}
 	git_tree_free(shard);
 	strbuf_release(&tp);
