@@ -610,7 +610,9 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
  * those at or above tf's uidnext (what Dovecot numbered since, which
  * unseen_cap() looks at) and the last.  UIDLIST_WHOLE when a file is
  * not among them (it may hold another UID further up the file, which
- * drop_passed() must see) or the UIDVALIDITY differs: read it whole.
+ * drop_passed() must see), when drop_passed() will renumber one (the
+ * uidlist is then rewritten, every record of it), or when the
+ * UIDVALIDITY differs: read it whole.
  */
 static int read_part(struct uidlist *u, struct reccache *rc, struct repo *r,
 		     const char *dir, const struct cfolder *cf,
@@ -637,7 +639,12 @@ static int read_part(struct uidlist *u, struct reccache *rc, struct repo *r,
 		for (size_t i = 0; i < lists[l]->n && ret == 0; i++) {
 			const char *name = lists[l]->v[i];
 			char *base = xstrndup(name, strcspn(name, ":"));
-			if (!uidlist_find(u, base))
+			const struct uidlist_rec *x = uidlist_find(u, base);
+			const struct imap_rec *old =
+				wt_rc_get(rc, r, name, maildir_key_len(name));
+			/* one drop_passed() renumbers: that rewrites it whole */
+			if (!x || (x->uid < tf->uidnext &&
+				   (!old || old->uid != x->uid)))
 				ret = UIDLIST_WHOLE;
 			free(base);
 		}
@@ -659,7 +666,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	struct dovecot_keywords k;
 	struct imap_recs recs = IMAP_RECS_INIT;
 	struct imap_folder tf;
-	bool fresh = false, have_tf, have_k = false, renum = false;
+	bool fresh = false, have_tf, have_k = false, renum = false, part;
 	size_t old;
 	int r, ret = E_TEMP;
 
@@ -671,6 +678,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		return E_TEMP;
 	}
 	r = have_tf ? read_part(&u, rc, r_, dir, cf, &tf) : UIDLIST_WHOLE;
+	part = r == 0;
 	if (r == UIDLIST_WHOLE)
 		r = uidlist_read(&u, dir);
 	if (r == E_NOTFOUND) {
@@ -697,6 +705,10 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		goto done;
 	/* a folder Dovecot never opened gets our UIDVALIDITY, which it
 	 * takes as its own when it does (E1) */
+	if (part && renum) {	/* read_part() rules it out */
+		log_error("'%s': a renumbering on a partial uidlist", dir);
+		goto done;
+	}
 	if ((fresh || renum || u.n > old) &&
 	    (fresh || renum || !old ? uidlist_rewrite(dir, &u) :
 	     uidlist_append(dir, &u, old)) < 0)
@@ -910,7 +922,13 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 			      .tree = sc->wtree };
 	int ret;
 
-	wt_rc_init(&rk.rc, sc->wtree);
+	/* the shards the scan read are the worktree's too: take them over */
+	if (sc->dv) {
+		rk.rc = sc->dv->wrec;
+		wt_rc_init(&sc->dv->wrec, sc->wtree);
+	} else {
+		wt_rc_init(&rk.rc, sc->wtree);
+	}
 	for (size_t i = 0; i < np; i++) {
 		const struct ent *any = p[i].to ? p[i].to : p[i].from;
 		if (p[i].to) {
