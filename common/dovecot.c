@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,6 +320,152 @@ int uidlist_read(struct uidlist *out, const char *dir)
 	}
 done:
 	strbuf_release(&buf);
+	free(path);
+	return ret;
+}
+
+/*
+ * A partial read (uidlist_read_some): the file mapped, records found by
+ * binary search on their UIDs (Dovecot keeps them in UID order), each
+ * line checked as the full read checks it.
+ */
+struct umap {
+	const char *buf, *rec, *end;	/* file, first record, end of the
+					   last complete line */
+};
+
+/* the start of the line holding p (rec <= p < end) */
+static const char *line_start(const struct umap *m, const char *p)
+{
+	while (p > m->rec && p[-1] != '\n')
+		p--;
+	return p;
+}
+
+static const char *line_end(const char *p)
+{
+	return strchr(p, '\n');	/* within the map: lines end before end */
+}
+
+/* The UID of the line at p (0 when it is not a record). */
+static uint32_t line_uid(const char *p)
+{
+	uint32_t uid;
+
+	return number(&p, &uid) ? uid : 0;
+}
+
+/* The first line whose UID is at or above uid; m->end when none. */
+static const char *lower_bound(const struct umap *m, uint32_t uid, bool *bad)
+{
+	const char *lo = m->rec, *hi = m->end;
+
+	while (lo < hi) {
+		const char *s = line_start(m, lo + (hi - lo) / 2);
+		uint32_t u = line_uid(s);
+
+		if (!u) {
+			*bad = true;
+			return m->end;
+		}
+		if (u < uid)
+			lo = line_end(s) + 1;
+		else
+			hi = s;
+	}
+	return lo;
+}
+
+/* Parse the line at p into u, kept in UID order; false: not a record. */
+static bool add_line(struct uidlist *u, const char *p)
+{
+	size_t len = (size_t)(line_end(p) - p);
+	char *line = xstrndup(p, len);
+	struct uidlist one = UIDLIST_INIT;
+	size_t at;
+	bool ok = parse_record(&one, line);
+
+	free(line);
+	if (!ok)
+		return false;
+	for (at = u->n; at > 0 && u->v[at - 1].uid >= one.v[0].uid; at--)
+		;
+	if (at < u->n && u->v[at].uid == one.v[0].uid) {
+		free(one.v[0].ext);
+		free(one.v[0].base);
+	} else {
+		xgrow((void **)&u->v, &u->alloc, u->n + 1, sizeof *u->v);
+		memmove(&u->v[at + 1], &u->v[at], (u->n - at) * sizeof *u->v);
+		u->v[at] = one.v[0];
+		u->n++;
+	}
+	free(one.v);
+	return true;
+}
+
+int uidlist_read_some(struct uidlist *out, const char *dir,
+		      const uint32_t *uids, size_t n, uint32_t tail)
+{
+	char *path = xasprintf("%s/" DOVECOT_UIDLIST, dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+	struct stat st;
+	struct umap m;
+	void *map = MAP_FAILED;
+	const char *p, *nl, *last;
+	bool bad = false;
+
+	if (fd < 0) {
+		ret = errno == ENOENT ? E_NOTFOUND :
+		      log_error_errno("open '%s'", path);
+		goto done;
+	}
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > FILE_MAX ||
+	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+			fd, 0)) == MAP_FAILED) {
+		ret = UIDLIST_WHOLE;
+		goto done;
+	}
+	/* every look below stops at a LF before m.end */
+	m.buf = map;
+	nl = memchr(m.buf, '\n', (size_t)st.st_size);
+	last = m.buf + st.st_size;
+	while (last > m.buf && last[-1] != '\n')
+		last--;	/* a line being appended: not there yet */
+	if (!nl) {
+		ret = UIDLIST_WHOLE;
+		goto done;
+	}
+	{
+		char *hdr = xstrndup(m.buf, (size_t)(nl - m.buf));
+		bool ok = parse_header(out, hdr);
+		free(hdr);
+		if (!ok) {
+			ret = UIDLIST_WHOLE;
+			goto done;
+		}
+	}
+	m.rec = nl + 1;
+	m.end = last;
+	for (size_t i = 0; i < n && !bad; i++) {
+		p = lower_bound(&m, uids[i], &bad);
+		if (!bad && p < m.end && line_uid(p) == uids[i] && !add_line(out, p))
+			bad = true;
+	}
+	p = bad ? m.end : lower_bound(&m, tail, &bad);
+	for (; !bad && p < m.end; p = line_end(p) + 1)
+		bad = !add_line(out, p);
+	/* the last record, for uidlist_next() */
+	if (!bad && m.end > m.rec && !add_line(out, line_start(&m, m.end - 1)))
+		bad = true;
+	if (bad)
+		ret = UIDLIST_WHOLE;
+done:
+	if (ret != 0)
+		uidlist_release(out);
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	if (fd >= 0)
+		close(fd);
 	free(path);
 	return ret;
 }

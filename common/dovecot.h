@@ -79,6 +79,21 @@ struct uidlist {
 int uidlist_read(struct uidlist *out, const char *dir);
 void uidlist_release(struct uidlist *u);
 
+/*
+ * Read part of dir's dovecot-uidlist into out (empty): the header, the
+ * records of the UIDs uids[0..n) that are there, every record whose UID
+ * is at or above tail, and the last one (so uidlist_next() is right),
+ * without reading the rest of the file: what a small commit needs of a
+ * big folder.  uidlist_find() then sees only those records, so a base
+ * name it does not find may still be in the file.  0; E_NOTFOUND when
+ * there is none; UIDLIST_WHOLE when a line it looked at is not one the
+ * full read accepts (or the file cannot be mapped): call uidlist_read().
+ * Only under the uidlist lock (the file must not change while mapped).
+ */
+#define UIDLIST_WHOLE 1
+int uidlist_read_some(struct uidlist *out, const char *dir,
+		      const uint32_t *uids, size_t n, uint32_t tail);
+
 /* The UID Dovecot gives next: max(N, last record's UID + 1). */
 uint32_t uidlist_next(const struct uidlist *u);
 

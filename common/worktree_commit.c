@@ -11,8 +11,11 @@
  */
 #include "autoconf.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "delivery.h"
@@ -302,30 +305,35 @@ static int nref_cmp(const void *a, const void *b)
 }
 
 /*
- * Format 2: of names that differ in keyword letters alone (one is looked
- * at), the one on disk goes first: the others are older names of the same
- * file (held back, or renamed by Dovecot since), and a new message looked
- * at by a name it no longer has would be taken for gone, for good.
+ * Format 2: of the names v[i..] that are one tree name (a keyword change
+ * is a rename from one disk name to another), the one on disk, so the
+ * scan need not look for it through the whole directory; else v[i]'s.
+ * The others are older names of the same file (held back, or renamed by
+ * Dovecot since): a new message looked at by a name it no longer has
+ * would be taken for gone, for good.
  */
-static void on_disk_first(struct worktree *wt, struct nref *v, size_t n)
+static const char *group_on_disk(struct worktree *wt, const struct nref *v,
+				 size_t i, size_t n)
 {
-	for (size_t i = 0, j; i < n; i = j) {
-		for (j = i + 1; j < n && !nref_cmp(&v[i], &v[j]); j++)
-			;
-		for (size_t k = i; j - i > 1 && k < j; k++) {
-			char *dir = wt_disk_dir(wt, v[k].f, v[k].sub);
-			char *p = xasprintf("%s/%s", dir, v[k].n);
-			bool there = path_exists(p);
-			free(p);
-			free(dir);
-			if (there) {
-				struct nref x = v[i];
-				v[i] = v[k];
-				v[k] = x;
-				break;
-			}
+	const char *found = v[i].n;
+	struct stat st;
+	char *dir;
+	int dfd;
+
+	if (!v[i].t || i + 1 >= n || nref_cmp(&v[i], &v[i + 1]))
+		return found;
+	dir = wt_disk_dir(wt, v[i].f, v[i].sub);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t j = i; dfd >= 0 && j < n && !nref_cmp(&v[i], &v[j]); j++)
+		if (fstatat(dfd, v[j].n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			found = v[j].n;
+			break;
 		}
-	}
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	return found;
 }
 
 /*
@@ -365,8 +373,6 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 		n++;
 	}
 	qsort(v, n, sizeof *v, nref_cmp);
-	if (sc->imap)
-		on_disk_first(wt, v, n);
 	for (size_t i = 0; i < n && !sc->temp_error; i++) {
 		const struct nref *p = i ? &v[i - 1] : NULL;
 		bool same_f = p && !strcmp(p->f, v[i].f);
@@ -392,7 +398,8 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 				break;
 			}
 		}
-		wt_scan_name(wt, sc, v[i].f, v[i].sub, v[i].n, shard);
+		wt_scan_name(wt, sc, v[i].f, v[i].sub, group_on_disk(wt, v, i, n),
+			     shard);
 	}
 	git_tree_free(shard);
 	strbuf_release(&tp);

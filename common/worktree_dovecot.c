@@ -584,11 +584,12 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 
 	for (size_t i = 0; i < old && i < u->n; i++) {
 		const struct uidlist_rec *x = &u->v[i];
-		size_t klen = maildir_key_len(x->base);
+		size_t klen;
 		bool recorded = false;
 
 		if (x->uid < from || x->uid >= uidnext)
 			continue;
+		klen = maildir_key_len(x->base);
 		for (size_t j = 0; j < recs->n && !recorded; j++)
 			recorded = strlen(recs->v[j].key) == klen &&
 				!strncmp(recs->v[j].key, x->base, klen);
@@ -597,6 +598,56 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 			return x->uid > top ? x->uid : uidnext;
 	}
 	return uidnext;
+}
+
+/*
+ * The part of dir's uidlist a commit of cf needs when the tree has the
+ * folder's record tf with Dovecot's UIDVALIDITY: the records of the UIDs
+ * the tree gives cf's files (a flag or keyword change keeps its UID),
+ * those at or above tf's uidnext (what Dovecot numbered since, which
+ * unseen_cap() looks at) and the last.  UIDLIST_WHOLE when a file is
+ * not among them (it may hold another UID further up the file, which
+ * drop_passed() must see), when drop_passed() will renumber one (the
+ * uidlist is then rewritten, every record of it), or when the
+ * UIDVALIDITY differs: read it whole.
+ */
+static int read_part(struct uidlist *u, struct reccache *rc, struct repo *r,
+		     const char *dir, const struct cfolder *cf,
+		     const struct imap_folder *tf)
+{
+	const struct strvec *lists[2] = { &cf->names, &cf->held };
+	uint32_t *uids = xcalloc(cf->names.n + cf->held.n + 1, sizeof *uids);
+	size_t n = 0;
+	int ret;
+
+	for (int l = 0; l < 2; l++)
+		for (size_t i = 0; i < lists[l]->n; i++) {
+			const char *name = lists[l]->v[i];
+			const struct imap_rec *old =
+				wt_rc_get(rc, r, name, maildir_key_len(name));
+			if (old && old->uid)
+				uids[n++] = old->uid;
+		}
+	ret = uidlist_read_some(u, dir, uids, n, tf->uidnext);
+	free(uids);
+	if (ret == 0 && u->uidvalidity != tf->uidvalidity)
+		ret = UIDLIST_WHOLE;
+	for (int l = 0; l < 2 && ret == 0; l++)
+		for (size_t i = 0; i < lists[l]->n && ret == 0; i++) {
+			const char *name = lists[l]->v[i];
+			char *base = xstrndup(name, strcspn(name, ":"));
+			const struct uidlist_rec *x = uidlist_find(u, base);
+			const struct imap_rec *old =
+				wt_rc_get(rc, r, name, maildir_key_len(name));
+			/* one drop_passed() renumbers: that rewrites it whole */
+			if (!x || (x->uid < tf->uidnext &&
+				   (!old || old->uid != x->uid)))
+				ret = UIDLIST_WHOLE;
+			free(base);
+		}
+	if (ret == UIDLIST_WHOLE)
+		uidlist_release(u);
+	return ret;
 }
 
 /*
@@ -612,7 +663,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	struct dovecot_keywords k;
 	struct imap_recs recs = IMAP_RECS_INIT;
 	struct imap_folder tf;
-	bool fresh = false, have_tf, have_k = false, renum = false;
+	bool fresh = false, have_tf, have_k = false, renum = false, part;
 	size_t old;
 	int r, ret = E_TEMP;
 
@@ -623,7 +674,10 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 				 dir);
 		return E_TEMP;
 	}
-	r = uidlist_read(&u, dir);
+	r = have_tf ? read_part(&u, rc, r_, dir, cf, &tf) : UIDLIST_WHOLE;
+	part = r == 0;
+	if (r == UIDLIST_WHOLE)
+		r = uidlist_read(&u, dir);
 	if (r == E_NOTFOUND) {
 		u.uidvalidity = have_tf ? tf.uidvalidity : (uint32_t)time(NULL);
 		u.nextuid = 1;
@@ -648,6 +702,10 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		goto done;
 	/* a folder Dovecot never opened gets our UIDVALIDITY, which it
 	 * takes as its own when it does (E1) */
+	if (part && renum) {	/* read_part() rules it out */
+		log_error("'%s': a renumbering on a partial uidlist", dir);
+		goto done;
+	}
 	if ((fresh || renum || u.n > old) &&
 	    (fresh || renum || !old ? uidlist_rewrite(dir, &u) :
 	     uidlist_append(dir, &u, old)) < 0)
@@ -891,7 +949,13 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 			      .tree = sc->wtree };
 	int ret;
 
-	wt_rc_init(&rk.rc, sc->wtree);
+	/* the shards the scan read are the worktree's too: take them over */
+	if (sc->dv) {
+		rk.rc = sc->dv->wrec;
+		wt_rc_init(&sc->dv->wrec, sc->wtree);
+	} else {
+		wt_rc_init(&rk.rc, sc->wtree);
+	}
 	for (size_t i = 0; i < np; i++) {
 		const struct ent *any = p[i].to ? p[i].to : p[i].from;
 		if (p[i].to) {

@@ -99,6 +99,88 @@ static void test_uidlist(void)
 	uidlist_release(&u);
 }
 
+/*
+ * uidlist_read_some() against the full read: the same records, those
+ * asked for and the tail, in UID order, whatever is asked.
+ */
+static void test_read_some(void)
+{
+	struct strbuf b = STRBUF_INIT;
+	struct uidlist full = UIDLIST_INIT, u = UIDLIST_INIT;
+	unsigned long seed = 12345;
+	int bad = 0;
+
+	strbuf_addstr(&b, "3 V77 N5000 Gabc\n");
+	for (unsigned i = 0; i < 1000; i++)
+		strbuf_addf(&b, "%u%s :m%u.host,S=%u\n", 2 * i + 1,
+			    i % 7 ? "" : " W12", i, i * 3);
+	put(DOVECOT_UIDLIST, b.buf);
+	is_int(uidlist_read(&full, dir), 0, "the full read");
+	for (int c = 0; c < 300; c++) {
+		uint32_t want[6], tail;
+		size_t n = 0;
+		seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+		tail = (uint32_t)(seed >> 33) % 2100;
+		for (int k = 0; k < 6; k++) {
+			seed = seed * 6364136223846793005UL + 1;
+			want[n++] = (uint32_t)(seed >> 33) % 2100;
+		}
+		if (uidlist_read_some(&u, dir, want, n, tail) != 0) {
+			bad++;
+			continue;
+		}
+		for (size_t i = 0, j = 0; i < full.n; i++) {
+			const struct uidlist_rec *x = &full.v[i];
+			bool asked = x->uid >= tail || i == full.n - 1;
+			for (size_t k = 0; k < n; k++)
+				asked |= want[k] == x->uid;
+			if (!asked)
+				continue;
+			if (j >= u.n || u.v[j].uid != x->uid ||
+			    strcmp(u.v[j].base, x->base) ||
+			    strcmp(u.v[j].ext, x->ext))
+				bad++;
+			j++;
+			if (i == full.n - 1 && j != u.n)
+				bad++;
+		}
+		if (u.uidvalidity != 77 || strcmp(u.hdr, " Gabc") ||
+		    uidlist_next(&u) != uidlist_next(&full))
+			bad++;
+		uidlist_release(&u);
+	}
+	is_int(bad, 0, "300 partial reads agree with the full read");
+	uidlist_release(&full);
+
+	{
+		uint32_t want[] = { 3, 4 };
+		put(DOVECOT_UIDLIST, "3 V1 N9\n1 :a\n3 :b\n5 :c\n7 :d");
+		is_int(uidlist_read_some(&u, dir, want, 2, 100), 0,
+		       "a half-written last line");
+		ok(u.n == 2 && u.v[0].uid == 3 && u.v[1].uid == 5 &&
+		   uidlist_next(&u) == 9, "b and the last complete record");
+		uidlist_release(&u);
+		put(DOVECOT_UIDLIST, "3 V1 N9\n1 :a\n3 :b/x\n5 :c\n");
+		is_int(uidlist_read_some(&u, dir, want, 1, 100), UIDLIST_WHOLE,
+		       "a bad line looked at: the whole read");
+		put(DOVECOT_UIDLIST, "3 V1 N9\n1 :a\nx :b\n5 :c\n");
+		is_int(uidlist_read_some(&u, dir, want, 1, 100), UIDLIST_WHOLE,
+		       "no UID where the search looks");
+		put(DOVECOT_UIDLIST, "3 V1 N9\n");
+		is_int(uidlist_read_some(&u, dir, want, 2, 1), 0, "no record");
+		ok(u.n == 0 && uidlist_next(&u) == 9, "none read, N kept");
+		uidlist_release(&u);
+		{
+			char *p = xasprintf("%s/" DOVECOT_UIDLIST, dir);
+			unlink(p);
+			free(p);
+		}
+		is_int(uidlist_read_some(&u, dir, want, 2, 1), E_NOTFOUND,
+		       "no uidlist");
+	}
+	strbuf_release(&b);
+}
+
 static void test_lock(void)
 {
 	struct dovecot_lock a = DOVECOT_LOCK_INIT, b = DOVECOT_LOCK_INIT;
@@ -292,6 +374,7 @@ int main(void)
 	if (!mkdtemp(dir))
 		log_fatal("mkdtemp");
 	test_uidlist();
+	test_read_some();
 	test_lock();
 	test_keywords();
 	test_records();
