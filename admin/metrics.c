@@ -113,6 +113,11 @@ static bool get_behind(const struct sample_in *in, long long *v)
 	return int_of(in->peer, "behind", v);
 }
 
+static bool get_purged_missing(const struct sample_in *in, long long *v)
+{
+	return int_of(in->peer, "purged_missing", v);
+}
+
 static bool get_pending(const struct sample_in *in, long long *v)
 {
 	return int_of(in->peer, "unpushed", v);
@@ -320,6 +325,10 @@ static const struct family families[] = {
 	  "Commits of our mail that the peer's last fetched mail lacks" },
 	{ "maildag_peer_behind_commits", "gauge", NULL, PEER, get_behind,
 	  "Commits of the peer's last fetched mail that our mail lacks" },
+	{ "maildag_peer_purges_missing_blobs", "gauge", NULL, PEER,
+	  get_purged_missing,
+	  "Blobs our purged/ lists that the peer's last fetched mail does not: "
+	  "forgets and purges it has not merged" },
 	{ "maildag_peer_pending_push_commits", "gauge", NULL, PEER, get_pending,
 	  "Commits of our mail the peer is not known to hold: pushes due" },
 	{ "maildag_peer_quorum_waits", "gauge", NULL, PEER, get_waits,

@@ -28,6 +28,8 @@
 #include "format.h"
 #include "fsutil.h"
 #include "log.h"
+#include "purge.h"
+#include "repo.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -373,6 +375,25 @@ static void print_webhooks(json_t *list, time_t now)
 	}
 }
 
+static void print_purges(json_t *p, const char *name)
+{
+	json_t *t = json_object_get(p, "purged"),
+	       *m = json_object_get(p, "purged_missing");
+
+	if (!json_is_integer(t) || !json_integer_value(t) ||
+	    !json_is_integer(m))
+		return;
+	if (!json_integer_value(m))
+		printf("  %-8s  every one of our %lld purged blobs is purged "
+		       "there too: forgets and purges reached %s\n", "purges:",
+		       (long long)json_integer_value(t), name);
+	else
+		printf("  %-8s  %lld of our %lld purged blobs not yet purged "
+		       "by %s: a forget or purge it has not merged\n",
+		       "purges:", (long long)json_integer_value(m),
+		       (long long)json_integer_value(t), name);
+}
+
 static void print_status(json_t *st, const struct mailbox *mb, bool running)
 {
 	json_t *peers = json_object_get(st, "peers"), *p;
@@ -414,6 +435,8 @@ static void print_status(json_t *st, const struct mailbox *mb, bool running)
 		else
 			printf("  %-8s  refs/peers/%s/mail at %.10s\n",
 			       "commits:", name ? name : "?", ref);
+		if (ref)
+			print_purges(p, name ? name : "?");
 		if (running)
 			print_conn(json_object_get(p, "connection"), now);
 		print_op("push:", json_object_get(p, "push"), cp && cp->push,
@@ -449,6 +472,39 @@ enum status_form { FORM_TEXT, FORM_JSON, FORM_METRICS };
  * that file (PATH.tmp, then renamed).  0, or EX_CANTCREAT when the file
  * cannot be written.
  */
+/*
+ * Per peer, whether what refs/heads/mail purged (a forget, a retention
+ * purge) has reached it, as the last mail we hold of it tells:
+ * "purged" (the blobs our purged/ lists) and "purged_missing" (those
+ * its tree does not list yet), from the repository, daemon or not.
+ */
+static void add_purge_reach(json_t *st, const struct mailbox *mb)
+{
+	json_t *peers = json_object_get(st, "peers"), *p;
+	struct repo *r;
+	size_t i;
+
+	if (!json_is_array(peers) || repo_open(&r, mb->repository, 0) < 0)
+		return;
+	json_array_foreach(peers, i, p) {
+		char *name = admin_json_string(p, "name");
+		char *ref = name ? xasprintf("refs/peers/%s/mail", name) : NULL;
+		struct oid theirs;
+		size_t missing, total;
+
+		if (ref && repo_ref_read(&theirs, r, ref) == 0 &&
+		    purge_reach(&missing, &total, r, &theirs) == 0) {
+			json_object_set_new(p, "purged",
+					    json_integer((json_int_t)total));
+			json_object_set_new(p, "purged_missing",
+					    json_integer((json_int_t)missing));
+		}
+		free(ref);
+		free(name);
+	}
+	repo_free(r);
+}
+
 static int status_out(json_t *st, const struct mailbox *mb, bool up,
 		      enum status_form form, const char *metrics_file)
 {
@@ -457,6 +513,7 @@ static int status_out(json_t *st, const struct mailbox *mb, bool up,
 
 	/* the repository's, whether the daemon runs or not */
 	json_object_set_new(st, "maintenance", admin_maintenance_json(mb));
+	add_purge_reach(st, mb);
 	if (form == FORM_METRICS) {
 		/* node_exporter's textfile collector reads Prometheus text */
 		metrics_format(&sb, st, mb, up, !metrics_file);

@@ -278,11 +278,11 @@ static int count_file(const struct oid *id, const char *path, void *data)
 	return 0;
 }
 
-int objects_count_now(const char *repo_path, size_t *packs, size_t *loose,
-		      unsigned long long *bytes)
+/* The packs of repo_path and the bytes of objects/pack. */
+static void count_packs(const char *repo_path, size_t *packs,
+			unsigned long long *bytes)
 {
 	char *dir = xasprintf("%s/objects/pack", repo_path);
-	unsigned long long v[2] = { 0, 0 };
 	DIR *d = opendir(dir);
 	struct dirent *de;
 
@@ -303,6 +303,14 @@ int objects_count_now(const char *repo_path, size_t *packs, size_t *loose,
 	if (d)
 		closedir(d);
 	free(dir);
+}
+
+int objects_count_now(const char *repo_path, size_t *packs, size_t *loose,
+		      unsigned long long *bytes)
+{
+	unsigned long long v[2] = { 0, 0 };
+
+	count_packs(repo_path, packs, bytes);
 	if (objects_each_loose(repo_path, count_file, v) < 0)
 		return E_FAIL;
 	*loose = (size_t)v[0];
@@ -390,13 +398,19 @@ bool objects_maint_due(const char *repo_path, long interval,
 	struct due d = { 0, now - OBJECTS_LOOSE_AGE, 0, false };
 	bool ran = objects_maint_last(repo_path, &last) == 0;
 	const char *w = NULL;
+	unsigned long long bytes;
+	size_t packs;
 
 	d.since = ran ? (time_t)last.start : 0;
 	objects_each_loose(repo_path, due_one, &d);
+	count_packs(repo_path, &packs, &bytes);
 	if (!ran || now - (time_t)last.start >= interval)
 		w = "the interval is over";
 	else if (d.n > OBJECTS_LOOSE_MAX + last.loose_after)
 		w = "loose objects piled up";
+	else if (packs >= OBJECTS_PACKS_NEW + last.packs_after)
+		/* every fetch leaves a pack: a burst of mail, many */
+		w = "packs piled up";
 	else if (d.old)
 		w = "a loose object is an hour old";
 	if (why)

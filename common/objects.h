@@ -55,6 +55,7 @@
 
 #define OBJECTS_LOOSE_MAX 2000
 #define OBJECTS_LOOSE_AGE 3600	/* seconds: the oldest loose object packed */
+#define OBJECTS_PACKS_NEW 8	/* packs beyond the last pass's: a pass */
 #define OBJECTS_GRACE_DEFAULT 86400	/* maintenance.grace */
 #define OBJECTS_GRACE_MIN 60
 #define OBJECTS_INTERVAL_DEFAULT 3600	/* maintenance.interval */
@@ -102,8 +103,10 @@ int objects_maintain(const char *repo_path,
 /*
  * Is a pass due: interval seconds since the last one began, more than
  * OBJECTS_LOOSE_MAX loose objects beyond what the last one left (young
- * unreachable ones), or one written since the last pass began that is
- * OBJECTS_LOOSE_AGE old?  why (may be NULL): a few words for the log.
+ * unreachable ones), OBJECTS_PACKS_NEW packs or more beyond the packs it
+ * left (each fetch that brings anything adds one), or a loose object
+ * written since the last pass began that is OBJECTS_LOOSE_AGE old?  why
+ * (may be NULL): a few words for the log.
  */
 bool objects_maint_due(const char *repo_path, long interval,
 		       const char **why);

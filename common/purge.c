@@ -337,6 +337,42 @@ int purge_drop_set(struct purged *out, struct repo *r)
 	return purged_read(out, r, &tree);
 }
 
+int purge_reach(size_t *missing, size_t *total, struct repo *r,
+		const struct oid *theirs)
+{
+	struct purged ours = PURGED_INIT, their = PURGED_INIT;
+	struct oid tree, mail, mtree, a, b;
+	int ret, ra = -1, rb;
+
+	*missing = *total = 0;
+	if ((ret = purge_drop_set(&ours, r)) < 0 || !ours.n)
+		goto done;
+	*total = *missing = ours.n;
+	if ((ret = repo_commit_tree(&tree, r, theirs)) < 0)
+		goto done;
+	/* the same purged/ subtree: the same set, nothing more to read */
+	if (repo_ref_read(&mail, r, REF_MAIL) == 0 &&
+	    repo_commit_tree(&mtree, r, &mail) == 0)
+		ra = purged_dir_id(&a, r, &mtree);
+	rb = purged_dir_id(&b, r, &tree);
+	if (ra == 0 && rb == 0 && oid_equal(&a, &b)) {
+		*missing = 0;
+		goto done;
+	}
+	if (rb == E_NOTFOUND)
+		goto done;
+	if ((ret = purged_read(&their, r, &tree)) < 0)
+		goto done;
+	*missing = 0;
+	for (size_t i = 0; i < ours.n; i++)
+		if (!purged_has(&their, &ours.v[i]))
+			(*missing)++;
+done:
+	purged_release(&ours);
+	purged_release(&their);
+	return ret;
+}
+
 int purge_pass(const char *repo_path, long long retention,
 	       const struct objects_maint_opts *opts, bool wait,
 	       struct purge_result *pres, struct objects_maint_result *mres)

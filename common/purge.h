@@ -88,6 +88,16 @@ int purge_listed(struct repo *r, const struct oid *tree,
 
 /* The purged/ set of refs/heads/mail (empty without one). */
 int purge_drop_set(struct purged *out, struct repo *r);
+/*
+ * Has what refs/heads/mail purged reached the replica whose last mail we
+ * hold as commit theirs (refs/peers/<peer>/mail)?  *total: the blobs our
+ * purged/ lists; *missing: those the tree of theirs does not list yet (a
+ * forget or a purge that peer had not merged when its ref was taken).
+ * Nothing but the purged/ ids is read when both record the same set.
+ * 0, or < 0 (logged).
+ */
+int purge_reach(size_t *missing, size_t *total, struct repo *r,
+		const struct oid *theirs);
 
 typedef void purge_problem_fn(const char *why, void *data);
 

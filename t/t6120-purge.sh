@@ -130,4 +130,29 @@ test_expect_success 'maildag forget of what is already purged changes nothing' '
 	test "$(replica_head 2)" = "$head"
 '
 
+test_expect_success 'maildag status says per peer whether a forget has reached it' '
+	deliver_marked 1 f2 "SECRET-F2-$$-frotz" &&
+	wait_converged &&
+	replica_expect_messages &&
+	p2=$(replica_node 2) &&
+	replica_stop 2 &&
+	replica_run 1 maildag forget "<f2.$$@example.org>" >out 2>&1 &&
+	echo f2 >>"$REPLICAS/expunged" &&
+	replica_run 1 maildag status >status.1 &&
+	cat status.1 &&
+	grep -q "^  purges:   1 of our 3 purged blobs not yet purged by $p2: a forget or purge it has not merged\$" status.1 &&
+	replica_run 1 maildag status --json >json.1 &&
+	grep -q "\"purged_missing\":1[,}]" json.1 &&
+	replica_run 1 maildag status --metrics >metrics.1 &&
+	grep -q "^maildag_peer_purges_missing_blobs{.*peer=\"$p2\".*} 1\$" metrics.1 &&
+	replica_start 2 &&
+	wait_converged &&
+	replica_expect_messages &&
+	wait_for "replica_run 1 maildag status >status.1 &&
+		grep -q \"^  purges:   every one of our 3 purged blobs is purged there too: forgets and purges reached $p2\\\$\" status.1" 30 &&
+	replica_run 1 maildag status --metrics >metrics.1 &&
+	grep -q "^maildag_peer_purges_missing_blobs{.*peer=\"$p2\".*} 0\$" metrics.1 &&
+	wait_for "no_bytes 2 \"SECRET-F2-$$-frotz\" >/dev/null" 60
+'
+
 test_done

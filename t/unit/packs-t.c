@@ -3,7 +3,7 @@
  * purge fills: listed blobs leave every pack and every loose file,
  * reachable or not, young or not; the rest stays where the classes say.
  * Also: what the delivery journal names stays, however old; an old
- * unreachable object goes.  The repository is made with the git CLI
+ * unreachable object goes; a burst of packs (fetches) makes a pass due.  The repository is made with the git CLI
  * (the pass runs it anyway).
  */
 #include "autoconf.h"
@@ -121,6 +121,28 @@ int main(void)
 	is_int((long long)r.dropped, 1, "counted");
 	ok(stored(ids[5]), "W, in the same live pack, stays");
 	is_int((long long)r.packs_live, 1, "the live pack, rewritten without A");
+
+	/* a burst of fetches, each leaving a pack, makes a pass due */
+	const char *why = NULL;
+	bool due;
+
+	ok(!objects_maint_due(repo, 3600, &why), "no pass due after one");
+	if (sh("for i in 1 2 3 4 5 6 7; do echo fetched $i | git --git-dir=r.git "
+	       "hash-object -w --stdin | git --git-dir=r.git pack-objects -q "
+	       "r.git/objects/pack/pack >/dev/null || exit 1; done") != 0)
+		log_fatal("seven packs");
+	ok(!objects_maint_due(repo, 3600, &why), "seven new packs: not yet");
+	if (sh("echo fetched 8 | git --git-dir=r.git hash-object -w --stdin | "
+	       "git --git-dir=r.git pack-objects -q r.git/objects/pack/pack "
+	       ">/dev/null") != 0)
+		log_fatal("an eighth pack");
+	due = objects_maint_due(repo, 3600, &why);
+	ok(due && why && !strcmp(why, "packs piled up"),
+	   "eight: a pass is due (%s)", why ? why : "none");
+	ok(objects_maintain(repo, &o, true, &r) == 0, "the pass");
+	ok(r.packs_after < r.packs_before, "it combined them (%zu -> %zu)",
+	   r.packs_before, r.packs_after);
+	ok(!objects_maint_due(repo, 3600, &why), "no pass due after it");
 
 	sh("cd / && rm -rf \"$OLDPWD\"");
 	return tap_done();
