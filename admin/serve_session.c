@@ -95,6 +95,7 @@ static void store(struct serve *s)
 	struct strbuf err = STRBUF_INIT;
 	struct session_store_args a = {
 		s->ref, s->lock, s->have_old ? &s->old : NULL, &s->new, true,
+		s->peer,
 	};
 	struct oid now;
 	int r = session_in_store(s->pack, &a, &err, &now);

@@ -105,6 +105,7 @@ int session_in_new(struct session_in **out, struct repo *r,
 {
 	static unsigned n;
 	struct session_in *in = xcalloc(1, sizeof *in);
+	struct repo_batch batch = REPO_BATCH_INIT;
 	git_indexer_options opts;
 	char *objects = xasprintf("%s/objects", r->path);
 
@@ -122,11 +123,19 @@ int session_in_new(struct session_in **out, struct repo *r,
 	}
 	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
 	opts.verify = 1;	/* everything it names is there */
+	/*
+	 * The indexer takes libgit2's fsync setting when it is made: off,
+	 * as the quarantined pack is thrown away or let in, and what is
+	 * let in is made durable by session_in_store()'s one syncfs
+	 */
+	repo_batch_begin(&batch, r);
 	if (git_repository_odb(&in->odb, r->git) < 0 ||
 	    git_indexer_new(&in->idx, in->packdir, 0400, in->odb, &opts) < 0) {
+		repo_batch_end(&batch, false);
 		log_error("index a pack: %s", repo_git_error());
 		goto fail;
 	}
+	repo_batch_end(&batch, false);
 	*out = in;
 	return 0;
 fail:
@@ -283,7 +292,8 @@ done:
  * whose object database also holds the pack.
  */
 static int check_quarantined(struct session_in *in, const char *name,
-			     const struct oid *new, struct strbuf *err)
+			     const struct oid *new, struct strbuf *err,
+			     struct oid *base)
 {
 	char *idx = xasprintf("%s/pack-%s.idx", in->packdir, name);
 	git_repository *q = NULL;
@@ -307,11 +317,61 @@ static int check_quarantined(struct session_in *in, const char *name,
 	have_ours = repo_ref_read(&ours, &tmp, REF_MAIL) == 0;
 	ret = history_check(&tmp, have_ours ? &ours : NULL, NULL, new, err,
 			    NULL, NULL);
+	if (have_ours)
+		oid_cpy(base, &ours);
+	else
+		memset(base, 0, sizeof *base);
 done:
 	git_odb_free(odb);
 	git_repository_free(q);
 	free(idx);
 	return ret;
+}
+
+static char *approval_path(const char *repo_path, const char *peer)
+{
+	return xasprintf("%s/maildag/approved-%s", repo_path, peer);
+}
+
+/* "<new> <base>\n" into maildag/approved-<peer>, unsynced; logged only */
+static void approval_write(struct repo *r, const char *peer,
+			   const struct oid *new, const struct oid *base)
+{
+	char *path = approval_path(r->path, peer);
+	char *tmp = xasprintf("%s.%ld", path, (long)getpid());
+	char line[2 * OID_HEXSZ + 3];
+	int fd;
+
+	snprintf(line, sizeof line, "%s ", oid_hex(new));
+	snprintf(line + OID_HEXSZ + 1, sizeof line - OID_HEXSZ - 1, "%s\n",
+		 oid_hex(base));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_full(fd, line, strlen(line)) < 0 ||
+	    close(fd) < 0 || rename(tmp, path) < 0) {
+		log_warn_errno("write '%s'", path);
+		if (fd >= 0)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(path);
+}
+
+int session_approval_read(const char *repo_path, const char *peer,
+			  struct oid *new, struct oid *base)
+{
+	char *path = approval_path(repo_path, peer);
+	char line[2 * OID_HEXSZ + 3];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read_full(fd, line, sizeof line);
+
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	if (n != (ssize_t)sizeof line - 1 || line[OID_HEXSZ] != ' ' ||
+	    line[2 * OID_HEXSZ + 1] != '\n' || oid_fromstr(new, line) < 0 ||
+	    oid_fromstr(base, line + OID_HEXSZ + 1) < 0)
+		return E_NOTFOUND;
+	return 0;
 }
 
 /* flock <repo>/maildag/<name>; the descriptor, or -1 */
@@ -342,7 +402,7 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 	 * before the ref moves (the ref itself is synced as it is written)
 	 */
 	struct repo_batch batch = REPO_BATCH_INIT;
-	struct oid cur;
+	struct oid cur, base;
 	bool have_cur;
 	int lock = -1, ret, r;
 	char name[GIT_OID_HEXSZ + 1];
@@ -358,7 +418,8 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 		goto done;
 	}
 	snprintf(name, sizeof name, "%s", git_indexer_name(in->idx));
-	if (a->check && (ret = check_quarantined(in, name, a->new, err)) < 0)
+	if (a->check &&
+	    (ret = check_quarantined(in, name, a->new, err, &base)) < 0)
 		goto done;
 	if ((lock = take_lock(in->r, a->lock)) < 0) {
 		strbuf_addf(err, "cannot lock %s", a->ref);
@@ -385,6 +446,8 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 	}
 	if ((ret = let_in(in, name, in->st.total_objects, err)) < 0)
 		goto done;
+	if (a->check && a->peer)
+		approval_write(in->r, a->peer, a->new, &base);
 	if (repo_batch_end(&batch, true) < 0) {
 		strbuf_addf(err, "syncfs: %s", log_last_error());
 		ret = E_TEMP;

@@ -363,7 +363,7 @@ static int on_end(struct worker *w, struct wpeer *pe)
 	has = repo_ref_read(&cur, w->repo, ref) == 0;
 	{
 		struct session_store_args a = {
-			ref, lock, has ? &cur : NULL, &pe->fetch_want, false,
+			ref, lock, has ? &cur : NULL, &pe->fetch_want, false, NULL,
 		};
 		r = session_in_store(pe->fetch_in, &a, &err, &now_id);
 	}
