@@ -177,8 +177,14 @@ void session_in_free(struct session_in *in)
 
 /* --- letting the objects in -------------------------------------------- */
 
+/*
+ * from: the quarantined pack; repo: the repository's objects, asked
+ * without a rescan of its packs for each new object (what a pack made
+ * meanwhile holds is then written loose once more: harmless); to: its
+ * loose objects alone, written unsynced (the batch's syncfs)
+ */
 struct copy {
-	git_odb *from, *to;
+	git_odb *from, *repo, *to;
 	size_t n;
 	int err;
 };
@@ -190,7 +196,7 @@ static int copy_one(const git_oid *id, void *payload)
 	git_oid out;
 
 	c->n++;
-	if (git_odb_exists(c->to, id))
+	if (git_odb_exists_ext(c->repo, id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0;
 	if (git_odb_read(&o, c->from, id) < 0) {
 		c->err = -1;
@@ -201,6 +207,27 @@ static int copy_one(const git_oid *id, void *payload)
 		c->err = -1;
 	git_odb_object_free(o);
 	return c->err;
+}
+
+/* An odb of the loose objects of r alone, unsynced, in *to. */
+static int loose_odb(git_odb **to, struct repo *r)
+{
+	char *dir = xasprintf("%s/objects", r->path);
+	git_odb_backend *be;
+	int ret = -1;
+
+	if (git_odb_new(to) < 0)
+		goto done;
+	if (git_odb_backend_loose(&be, dir, -1, 0, 0, 0) < 0 ||
+	    git_odb_add_backend(*to, be, 1) < 0) {
+		git_odb_free(*to);
+		*to = NULL;
+		goto done;
+	}
+	ret = 0;
+done:
+	free(dir);
+	return ret;
 }
 
 /* How many objects the pack of idx holds; its odb in *from. */
@@ -250,7 +277,7 @@ static int let_in(struct session_in *in, const char *name, size_t objects,
 		  struct strbuf *err)
 {
 	char *idx;
-	struct copy c = { NULL, NULL, 0, 0 };
+	struct copy c = { NULL, NULL, NULL, 0, 0 };
 	int ret = E_TEMP;
 
 	if (objects >= SESSION_STORE_PACK_MIN)
@@ -259,7 +286,8 @@ static int let_in(struct session_in *in, const char *name, size_t objects,
 		goto refresh;
 	idx = xasprintf("%s/pack-%s.idx", in->packdir, name);
 	if (pack_odb(&c.from, idx) < 0 ||
-	    git_repository_odb(&c.to, in->r->git) < 0) {
+	    git_repository_odb(&c.repo, in->r->git) < 0 ||
+	    loose_odb(&c.to, in->r) < 0) {
 		strbuf_addf(err, "read the pack: %s", repo_git_error());
 		free(idx);
 		goto done;
@@ -280,6 +308,7 @@ refresh:
 	}
 done:
 	git_odb_free(c.to);
+	git_odb_free(c.repo);
 	git_odb_free(c.from);
 	return ret;
 }

@@ -53,6 +53,12 @@
 #define FETCH_GRACE 0.3
 /* races in a row before a push is reported failed */
 #define RACES_MAX 3
+/*
+ * refs/peers/<peer>/mail follows an announced commit we hold this long
+ * after the first announce, to the last one: one synced ref write and
+ * one sync of the daemon per peer and interval, not per delivery
+ */
+#define TRACK_DELAY 1.0
 /* the largest pack a fetch takes (serve_max_input()'s default) */
 #define FETCH_MAX (512ULL << 20)
 
@@ -84,6 +90,9 @@ struct wpeer {
 	struct oid head;
 	bool have_head, fetching;
 	double fetch_at;
+	/* the announced commit refs/peers/<peer>/mail is to follow */
+	struct oid track_id;
+	double track_at;
 	struct session_in *fetch_in;
 	struct oid fetch_want;
 };
@@ -319,10 +328,13 @@ static void holds(struct worker *w, struct wpeer *pe, const struct oid *id)
 	tell(w, "holds %s %s", pe->cfg->name, oid_hex(id));
 	if (!pe->cfg->fetch)
 		return;
-	if (!repo_object_exists(w->repo, id))
+	if (!repo_object_exists(w->repo, id)) {
 		pe->fetch_at = now() + FETCH_GRACE;
-	else
-		track(w, pe, id);
+		return;
+	}
+	oid_cpy(&pe->track_id, id);
+	if (!pe->track_at)
+		pe->track_at = now() + TRACK_DELAY;
 }
 
 static void fetch_start(struct worker *w, struct wpeer *pe)
@@ -589,6 +601,10 @@ static void peer_timers(struct worker *w, struct wpeer *pe)
 {
 	double t = now(), silence = 2.0 * w->cfg->keepalive + 5;
 
+	if (pe->track_at && t >= pe->track_at) {
+		pe->track_at = 0;
+		track(w, pe, &pe->track_id);
+	}
 	if ((pe->st == W_DOWN || pe->st == W_FALLBACK) && t >= pe->retry_at)
 		connect_peer(w, pe);
 	else if ((pe->st == W_CONNECTING || pe->st == W_HELLO) &&
@@ -602,7 +618,16 @@ static void peer_timers(struct worker *w, struct wpeer *pe)
 		drop(w, pe, W_DOWN, "nothing heard for two keepalive intervals");
 }
 
+static double next_state_timer(struct worker *w, const struct wpeer *pe);
+
 static double next_timer(struct worker *w, const struct wpeer *pe)
+{
+	double t = next_state_timer(w, pe);
+
+	return pe->track_at && pe->track_at < t ? pe->track_at : t;
+}
+
+static double next_state_timer(struct worker *w, const struct wpeer *pe)
 {
 	double silence = 2.0 * w->cfg->keepalive + 5;
 
