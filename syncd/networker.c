@@ -104,6 +104,14 @@ struct worker {
 	size_t n;
 	int fd;		/* the daemon */
 	struct strbuf in, out;
+	/*
+	 * the last pack made, of want ^ old: the peers that hold the same
+	 * commit are sent the same bytes, made once (a delivery's push to
+	 * five peers packs once, not five times)
+	 */
+	struct strbuf pack;
+	struct oid pack_want, pack_old;
+	bool pack_made, pack_has_old;
 };
 
 static double now(void)
@@ -197,15 +205,38 @@ static void connect_peer(struct worker *w, struct wpeer *pe)
 
 /* --- pushes ---------------------------------------------------------------- */
 
+/* The pack of want ^ old (NULL: all of want), made or the last one. */
+static const struct strbuf *pack_for(struct worker *w, const struct oid *want,
+				     const struct oid *old)
+{
+	if (w->pack_made && oid_equal(&w->pack_want, want) &&
+	    w->pack_has_old == (old != NULL) &&
+	    (!old || oid_equal(&w->pack_old, old)))
+		return &w->pack;
+	w->pack_made = false;
+	strbuf_reset(&w->pack);
+	if (session_pack(&w->pack, w->repo, want, old) < 0)
+		return NULL;
+	/* one over 256 KiB (a catch-up) is not kept */
+	if (w->pack.len > SESSION_FRAME_MAX * 4)
+		return &w->pack;
+	oid_cpy(&w->pack_want, want);
+	w->pack_has_old = old != NULL;
+	if (old)
+		oid_cpy(&w->pack_old, old);
+	w->pack_made = true;
+	return &w->pack;
+}
+
 static void push_next(struct worker *w, struct wpeer *pe)
 {
-	struct strbuf pack = STRBUF_INIT;
+	const struct strbuf *pack;
 	const struct oid *old = pe->have_acked ? &pe->acked : NULL;
 
 	if (pe->st != W_UP || pe->pushing || !pe->have_want ||
 	    (pe->have_acked && oid_equal(&pe->acked, &pe->want)))
 		return;
-	if (session_pack(&pack, w->repo, &pe->want, old) < 0) {
+	if (!(pack = pack_for(w, &pe->want, old))) {
 		tell(w, "err %s failed cannot pack %s", pe->cfg->name,
 		     oid_hex(&pe->want));
 		pe->have_want = false;
@@ -213,16 +244,18 @@ static void push_next(struct worker *w, struct wpeer *pe)
 	}
 	oid_cpy(&pe->sent, &pe->want);
 	log_debug("peer %s: PUSH %.12s (%zu bytes)", pe->cfg->name,
-		  oid_hex(&pe->sent), pack.len);
+		  oid_hex(&pe->sent), pack->len);
 	pe->xfer = ++pe->next_xfer;
 	pe->pushing = true;
 	pe->push_at = now();
 	session_frame_addf(&pe->out, SESSION_PUSH, "%llu %s %s %zu", pe->xfer,
 			   session_id_str(&pe->acked, pe->have_acked),
-			   oid_hex(&pe->sent), pack.len);
-	if (pack.len)
-		session_data_add(&pe->out, (uint32_t)pe->xfer, pack.buf, pack.len);
-	strbuf_release(&pack);
+			   oid_hex(&pe->sent), pack->len);
+	if (pack->len)
+		session_data_add(&pe->out, (uint32_t)pe->xfer, pack->buf,
+				 pack->len);
+	if (!w->pack_made)
+		strbuf_release(&w->pack);
 }
 
 static void acked(struct worker *w, struct wpeer *pe, const struct oid *id)
@@ -804,6 +837,7 @@ static void worker_main(void *arg)
 	w.fd = CHILD_RESULT_FD;
 	strbuf_init(&w.in, 0);
 	strbuf_init(&w.out, 0);
+	strbuf_init(&w.pack, 0);
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	if (fcntl(w.fd, F_SETFL, O_NONBLOCK) < 0 || repo_global_reinit() < 0 ||
 	    repo_open(&w.repo, a->repo_path, 0) < 0)
