@@ -69,7 +69,11 @@ static int flush(struct serve *s)
 		return 0;
 	if (write_full(1, s->out.buf, s->out.len) < 0)
 		return log_error_errno("write to the peer");
-	strbuf_reset(&s->out);
+	/* a fetch's pack is not kept for the idle session */
+	if (s->out.alloc > SESSION_FRAME_MAX * 2)
+		strbuf_release(&s->out);
+	else
+		strbuf_reset(&s->out);
 	return 0;
 }
 

@@ -759,6 +759,29 @@ static bool daemon_write(struct worker *w)
 	return true;
 }
 
+/*
+ * An idle session keeps no large buffer: one that a catch-up or a fetch
+ * grew is given back once it is empty (must-show 5 of issue 15).
+ */
+#define BUF_KEEP (64 * 1024 + 64)
+
+static void trim(struct strbuf *b)
+{
+	if (!b->len && b->alloc > BUF_KEEP)
+		strbuf_release(b);
+}
+
+static void trim_all(struct worker *w)
+{
+	trim(&w->in);
+	trim(&w->out);
+	for (size_t i = 0; i < w->n; i++) {
+		trim(&w->v[i].in);
+		trim(&w->v[i].out);
+		trim(&w->v[i].fields);
+	}
+}
+
 /* --- the loop ---------------------------------------------------------------- */
 
 static void worker_loop(struct worker *w)
@@ -805,6 +828,7 @@ static void worker_loop(struct worker *w)
 			peer_run(w, &w->v[i]);
 			peer_timers(w, &w->v[i]);
 		}
+		trim_all(w);
 	}
 	free(p);
 }
