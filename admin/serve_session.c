@@ -23,6 +23,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,6 +347,13 @@ static int serve_loop(struct serve *s)
 				break;
 			}
 			session_frame_addf(&s->out, SESSION_PING, "%llu", ++s->ping);
+#if defined(__GLIBC__)
+			/*
+			 * an idle session holds no heap its pushes freed: a
+			 * serve runs per connection (must-show 5 of issue 15)
+			 */
+			malloc_trim(0);
+#endif
 			s->pong_due = true;
 			next_ping = clock_now_ms() + s->cfg->keepalive * 1000LL;
 			continue;
