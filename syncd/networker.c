@@ -59,6 +59,10 @@
  * one sync of the daemon per peer and interval, not per delivery
  */
 #define TRACK_DELAY 1.0
+/* ... and looked at this many times more while we have not merged it */
+#define TRACK_TRIES 5
+/* how long a pack made for one peer is sent as it is to the others */
+#define PACK_KEEP 1.0
 /* the largest pack a fetch takes (serve_max_input()'s default) */
 #define FETCH_MAX (512ULL << 20)
 
@@ -93,6 +97,7 @@ struct wpeer {
 	/* the announced commit refs/peers/<peer>/mail is to follow */
 	struct oid track_id;
 	double track_at;
+	unsigned track_tries;
 	struct session_in *fetch_in;
 	struct oid fetch_want;
 };
@@ -107,11 +112,13 @@ struct worker {
 	/*
 	 * the last pack made, of want ^ old: the peers that hold the same
 	 * commit are sent the same bytes, made once (a delivery's push to
-	 * five peers packs once, not five times)
+	 * five peers packs once, not five times); for PACK_KEEP seconds
+	 * only, so that a purge since never leaves a purged blob in it
 	 */
 	struct strbuf pack;
 	struct oid pack_want, pack_old;
 	bool pack_made, pack_has_old;
+	double pack_at;
 };
 
 static double now(void)
@@ -209,7 +216,8 @@ static void connect_peer(struct worker *w, struct wpeer *pe)
 static const struct strbuf *pack_for(struct worker *w, const struct oid *want,
 				     const struct oid *old)
 {
-	if (w->pack_made && oid_equal(&w->pack_want, want) &&
+	if (w->pack_made && now() - w->pack_at < PACK_KEEP &&
+	    oid_equal(&w->pack_want, want) &&
 	    w->pack_has_old == (old != NULL) &&
 	    (!old || oid_equal(&w->pack_old, old)))
 		return &w->pack;
@@ -221,6 +229,7 @@ static const struct strbuf *pack_for(struct worker *w, const struct oid *want,
 	if (w->pack.len > SESSION_FRAME_MAX * 4)
 		return &w->pack;
 	oid_cpy(&w->pack_want, want);
+	w->pack_at = now();
 	w->pack_has_old = old != NULL;
 	if (old)
 		oid_cpy(&w->pack_old, old);
@@ -341,9 +350,22 @@ static int on_err(struct worker *w, struct wpeer *pe, const struct session_frame
 static void track(struct worker *w, struct wpeer *pe, const struct oid *id)
 {
 	char ref[128];
-	struct oid cur;
+	struct oid cur, mail;
 	bool have;
 
+	/*
+	 * Only a commit of our own mail's history: that every object it
+	 * reaches is here is then sure.  That its commit object exists is
+	 * not enough: serve or a fetch may be letting a pack in, object by
+	 * object, and the daemon would check, and refuse, a half-written
+	 * history.  A commit not merged yet is looked at again a few times.
+	 */
+	if (repo_ref_read(&mail, w->repo, REF_MAIL) < 0 ||
+	    (!oid_equal(&mail, id) && merge_is_ancestor(w->repo, id, &mail) != 1)) {
+		if (pe->track_tries++ < TRACK_TRIES)
+			pe->track_at = now() + TRACK_DELAY;
+		return;
+	}
 	snprintf(ref, sizeof ref, "refs/peers/%s/mail", pe->cfg->name);
 	have = repo_ref_read(&cur, w->repo, ref) == 0;
 	if (have && (oid_equal(&cur, id) ||
@@ -366,6 +388,7 @@ static void holds(struct worker *w, struct wpeer *pe, const struct oid *id)
 		return;
 	}
 	oid_cpy(&pe->track_id, id);
+	pe->track_tries = 0;
 	if (!pe->track_at)
 		pe->track_at = now() + TRACK_DELAY;
 }
@@ -773,6 +796,10 @@ static void trim(struct strbuf *b)
 
 static void trim_all(struct worker *w)
 {
+	if (w->pack_made && now() - w->pack_at >= PACK_KEEP) {
+		w->pack_made = false;
+		strbuf_release(&w->pack);
+	}
 	trim(&w->in);
 	trim(&w->out);
 	for (size_t i = 0; i < w->n; i++) {
