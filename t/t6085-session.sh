@@ -176,7 +176,7 @@ test_expect_success 'the listener frozen and the session cut: no ack is counted,
 	test "$st" = 75 &&
 	test "$(conn 1 r2 pushes)" = "$pushes" &&
 	# (r2 may have z1 already: its own session to r1, which the cut
-	# left up, fetches what r1 announces: that is no ack of r1's push)
+	# left up, fetches what r1 announces: no ack of the push by r1)
 	sshd_thaw &&
 	wait_for "arrived 2 z1" 60 &&
 	wait_for "test \"\$(conn 1 r2 state)\" = up" 60 &&
