@@ -323,6 +323,8 @@ static int on_err(struct worker *w, struct wpeer *pe, const struct session_frame
 	if (!pe->pushing || xfer != pe->xfer)
 		return E_INVALID;
 	pe->pushing = false;
+	/* a pack refused is made again for whoever comes next */
+	w->pack_made = false;
 	/* the peer's ref is not what we thought: push against its value */
 	if (!strcmp(v[1], "race") && ++pe->races <= RACES_MAX) {
 		pe->have_acked = has;
