@@ -23,6 +23,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +72,11 @@ static int flush(struct serve *s)
 		return 0;
 	if (write_full(1, s->out.buf, s->out.len) < 0)
 		return log_error_errno("write to the peer");
-	strbuf_reset(&s->out);
+	/* a fetch's pack is not kept for the idle session */
+	if (s->out.alloc > SESSION_FRAME_MAX * 2)
+		strbuf_release(&s->out);
+	else
+		strbuf_reset(&s->out);
 	return 0;
 }
 
@@ -95,6 +102,7 @@ static void store(struct serve *s)
 	struct strbuf err = STRBUF_INIT;
 	struct session_store_args a = {
 		s->ref, s->lock, s->have_old ? &s->old : NULL, &s->new, true,
+		s->peer,
 	};
 	struct oid now;
 	int r = session_in_store(s->pack, &a, &err, &now);
@@ -339,6 +347,13 @@ static int serve_loop(struct serve *s)
 				break;
 			}
 			session_frame_addf(&s->out, SESSION_PING, "%llu", ++s->ping);
+#if defined(__GLIBC__)
+			/*
+			 * an idle session holds no heap its pushes freed: a
+			 * serve runs per connection (must-show 5 of issue 15)
+			 */
+			malloc_trim(0);
+#endif
 			s->pong_due = true;
 			next_ping = clock_now_ms() + s->cfg->keepalive * 1000LL;
 			continue;

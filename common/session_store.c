@@ -105,6 +105,7 @@ int session_in_new(struct session_in **out, struct repo *r,
 {
 	static unsigned n;
 	struct session_in *in = xcalloc(1, sizeof *in);
+	struct repo_batch batch = REPO_BATCH_INIT;
 	git_indexer_options opts;
 	char *objects = xasprintf("%s/objects", r->path);
 
@@ -122,11 +123,19 @@ int session_in_new(struct session_in **out, struct repo *r,
 	}
 	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
 	opts.verify = 1;	/* everything it names is there */
+	/*
+	 * The indexer takes libgit2's fsync setting when it is made: off,
+	 * as the quarantined pack is thrown away or let in, and what is
+	 * let in is made durable by session_in_store()'s one syncfs
+	 */
+	repo_batch_begin(&batch, r);
 	if (git_repository_odb(&in->odb, r->git) < 0 ||
 	    git_indexer_new(&in->idx, in->packdir, 0400, in->odb, &opts) < 0) {
+		repo_batch_end(&batch, false);
 		log_error("index a pack: %s", repo_git_error());
 		goto fail;
 	}
+	repo_batch_end(&batch, false);
 	*out = in;
 	return 0;
 fail:
@@ -168,8 +177,14 @@ void session_in_free(struct session_in *in)
 
 /* --- letting the objects in -------------------------------------------- */
 
+/*
+ * from: the quarantined pack; repo: the repository's objects, asked
+ * without a rescan of its packs for each new object (what a pack made
+ * meanwhile holds is then written loose once more: harmless); to: its
+ * loose objects alone, written unsynced (the batch's syncfs)
+ */
 struct copy {
-	git_odb *from, *to;
+	git_odb *from, *repo, *to;
 	size_t n;
 	int err;
 };
@@ -181,7 +196,7 @@ static int copy_one(const git_oid *id, void *payload)
 	git_oid out;
 
 	c->n++;
-	if (git_odb_exists(c->to, id))
+	if (git_odb_exists_ext(c->repo, id, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0;
 	if (git_odb_read(&o, c->from, id) < 0) {
 		c->err = -1;
@@ -192,6 +207,27 @@ static int copy_one(const git_oid *id, void *payload)
 		c->err = -1;
 	git_odb_object_free(o);
 	return c->err;
+}
+
+/* An odb of the loose objects of r alone, unsynced, in *to. */
+static int loose_odb(git_odb **to, struct repo *r)
+{
+	char *dir = xasprintf("%s/objects", r->path);
+	git_odb_backend *be;
+	int ret = -1;
+
+	if (git_odb_new(to) < 0)
+		goto done;
+	if (git_odb_backend_loose(&be, dir, -1, 0, 0, 0) < 0 ||
+	    git_odb_add_backend(*to, be, 1) < 0) {
+		git_odb_free(*to);
+		*to = NULL;
+		goto done;
+	}
+	ret = 0;
+done:
+	free(dir);
+	return ret;
 }
 
 /* How many objects the pack of idx holds; its odb in *from. */
@@ -241,7 +277,7 @@ static int let_in(struct session_in *in, const char *name, size_t objects,
 		  struct strbuf *err)
 {
 	char *idx;
-	struct copy c = { NULL, NULL, 0, 0 };
+	struct copy c = { NULL, NULL, NULL, 0, 0 };
 	int ret = E_TEMP;
 
 	if (objects >= SESSION_STORE_PACK_MIN)
@@ -250,7 +286,8 @@ static int let_in(struct session_in *in, const char *name, size_t objects,
 		goto refresh;
 	idx = xasprintf("%s/pack-%s.idx", in->packdir, name);
 	if (pack_odb(&c.from, idx) < 0 ||
-	    git_repository_odb(&c.to, in->r->git) < 0) {
+	    git_repository_odb(&c.repo, in->r->git) < 0 ||
+	    loose_odb(&c.to, in->r) < 0) {
 		strbuf_addf(err, "read the pack: %s", repo_git_error());
 		free(idx);
 		goto done;
@@ -271,6 +308,7 @@ refresh:
 	}
 done:
 	git_odb_free(c.to);
+	git_odb_free(c.repo);
 	git_odb_free(c.from);
 	return ret;
 }
@@ -283,7 +321,8 @@ done:
  * whose object database also holds the pack.
  */
 static int check_quarantined(struct session_in *in, const char *name,
-			     const struct oid *new, struct strbuf *err)
+			     const struct oid *new, struct strbuf *err,
+			     struct oid *base)
 {
 	char *idx = xasprintf("%s/pack-%s.idx", in->packdir, name);
 	git_repository *q = NULL;
@@ -307,11 +346,61 @@ static int check_quarantined(struct session_in *in, const char *name,
 	have_ours = repo_ref_read(&ours, &tmp, REF_MAIL) == 0;
 	ret = history_check(&tmp, have_ours ? &ours : NULL, NULL, new, err,
 			    NULL, NULL);
+	if (have_ours)
+		oid_cpy(base, &ours);
+	else
+		memset(base, 0, sizeof *base);
 done:
 	git_odb_free(odb);
 	git_repository_free(q);
 	free(idx);
 	return ret;
+}
+
+static char *approval_path(const char *repo_path, const char *peer)
+{
+	return xasprintf("%s/maildag/approved-%s", repo_path, peer);
+}
+
+/* "<new> <base>\n" into maildag/approved-<peer>, unsynced; logged only */
+static void approval_write(struct repo *r, const char *peer,
+			   const struct oid *new, const struct oid *base)
+{
+	char *path = approval_path(r->path, peer);
+	char *tmp = xasprintf("%s.%ld", path, (long)getpid());
+	char line[2 * OID_HEXSZ + 3];
+	int fd;
+
+	snprintf(line, sizeof line, "%s ", oid_hex(new));
+	snprintf(line + OID_HEXSZ + 1, sizeof line - OID_HEXSZ - 1, "%s\n",
+		 oid_hex(base));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_full(fd, line, strlen(line)) < 0 ||
+	    close(fd) < 0 || rename(tmp, path) < 0) {
+		log_warn_errno("write '%s'", path);
+		if (fd >= 0)
+			unlink(tmp);
+	}
+	free(tmp);
+	free(path);
+}
+
+int session_approval_read(const char *repo_path, const char *peer,
+			  struct oid *new, struct oid *base)
+{
+	char *path = approval_path(repo_path, peer);
+	char line[2 * OID_HEXSZ + 3];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read_full(fd, line, sizeof line);
+
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	if (n != (ssize_t)sizeof line - 1 || line[OID_HEXSZ] != ' ' ||
+	    line[2 * OID_HEXSZ + 1] != '\n' || oid_fromstr(new, line) < 0 ||
+	    oid_fromstr(base, line + OID_HEXSZ + 1) < 0)
+		return E_NOTFOUND;
+	return 0;
 }
 
 /* flock <repo>/maildag/<name>; the descriptor, or -1 */
@@ -342,7 +431,7 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 	 * before the ref moves (the ref itself is synced as it is written)
 	 */
 	struct repo_batch batch = REPO_BATCH_INIT;
-	struct oid cur;
+	struct oid cur, base;
 	bool have_cur;
 	int lock = -1, ret, r;
 	char name[GIT_OID_HEXSZ + 1];
@@ -358,7 +447,8 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 		goto done;
 	}
 	snprintf(name, sizeof name, "%s", git_indexer_name(in->idx));
-	if (a->check && (ret = check_quarantined(in, name, a->new, err)) < 0)
+	if (a->check &&
+	    (ret = check_quarantined(in, name, a->new, err, &base)) < 0)
 		goto done;
 	if ((lock = take_lock(in->r, a->lock)) < 0) {
 		strbuf_addf(err, "cannot lock %s", a->ref);
@@ -385,6 +475,8 @@ int session_in_store(struct session_in *in, const struct session_store_args *a,
 	}
 	if ((ret = let_in(in, name, in->st.total_objects, err)) < 0)
 		goto done;
+	if (a->check && a->peer)
+		approval_write(in->r, a->peer, a->new, &base);
 	if (repo_batch_end(&batch, true) < 0) {
 		strbuf_addf(err, "syncfs: %s", log_last_error());
 		ret = E_TEMP;

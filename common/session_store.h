@@ -62,6 +62,7 @@ struct session_store_args {
 	const struct oid *old;	/* the value it must have, NULL: none */
 	const struct oid *new;	/* the value it gets */
 	bool check;		/* history_check() new against refs/heads/mail */
+	const char *peer;	/* with check: the approval's peer, or NULL */
 };
 
 /*
@@ -74,6 +75,22 @@ struct session_store_args {
  */
 int session_in_store(struct session_in *in, const struct session_store_args *a,
 		     struct strbuf *err, struct oid *now);
+
+/*
+ * The approval (issue 15): a store with a check and a peer leaves, before
+ * its ref moves, <repo>/maildag/approved-<peer> saying "<new> <base>":
+ * new's whole history passed history_check() against base, the value of
+ * refs/heads/mail the check ran against (zero: none).  maildag-syncd
+ * takes it as its own check child's approval of new (peers_check.c), so
+ * that a session push is checked once, not twice.  Written unsynced
+ * (after a crash the daemon checks again); only the user's own serve
+ * writes it, in a directory no peer can write to.
+ *
+ * session_approval_read: 0 with *new and *base (zero when none) when
+ * <repo_path>/maildag/approved-<peer> holds one, E_NOTFOUND otherwise.
+ */
+int session_approval_read(const char *repo_path, const char *peer,
+			  struct oid *new, struct oid *base);
 
 /* Drop the pack and its quarantine; NULL is a no-op. */
 void session_in_free(struct session_in *in);

@@ -53,6 +53,16 @@
 #define FETCH_GRACE 0.3
 /* races in a row before a push is reported failed */
 #define RACES_MAX 3
+/*
+ * refs/peers/<peer>/mail follows an announced commit we hold this long
+ * after the first announce, to the last one: one synced ref write and
+ * one sync of the daemon per peer and interval, not per delivery
+ */
+#define TRACK_DELAY 1.0
+/* ... and looked at this many times more while we have not merged it */
+#define TRACK_TRIES 5
+/* how long a pack made for one peer is sent as it is to the others */
+#define PACK_KEEP 1.0
 /* the largest pack a fetch takes (serve_max_input()'s default) */
 #define FETCH_MAX (512ULL << 20)
 
@@ -84,6 +94,10 @@ struct wpeer {
 	struct oid head;
 	bool have_head, fetching;
 	double fetch_at;
+	/* the announced commit refs/peers/<peer>/mail is to follow */
+	struct oid track_id;
+	double track_at;
+	unsigned track_tries;
 	struct session_in *fetch_in;
 	struct oid fetch_want;
 };
@@ -95,6 +109,16 @@ struct worker {
 	size_t n;
 	int fd;		/* the daemon */
 	struct strbuf in, out;
+	/*
+	 * the last pack made, of want ^ old: the peers that hold the same
+	 * commit are sent the same bytes, made once (a delivery's push to
+	 * five peers packs once, not five times); for PACK_KEEP seconds
+	 * only, so that a purge since never leaves a purged blob in it
+	 */
+	struct strbuf pack;
+	struct oid pack_want, pack_old;
+	bool pack_made, pack_has_old;
+	double pack_at;
 };
 
 static double now(void)
@@ -188,15 +212,40 @@ static void connect_peer(struct worker *w, struct wpeer *pe)
 
 /* --- pushes ---------------------------------------------------------------- */
 
+/* The pack of want ^ old (NULL: all of want), made or the last one. */
+static const struct strbuf *pack_for(struct worker *w, const struct oid *want,
+				     const struct oid *old)
+{
+	if (w->pack_made && now() - w->pack_at < PACK_KEEP &&
+	    oid_equal(&w->pack_want, want) &&
+	    w->pack_has_old == (old != NULL) &&
+	    (!old || oid_equal(&w->pack_old, old)))
+		return &w->pack;
+	w->pack_made = false;
+	strbuf_reset(&w->pack);
+	if (session_pack(&w->pack, w->repo, want, old) < 0)
+		return NULL;
+	/* one over 256 KiB (a catch-up) is not kept */
+	if (w->pack.len > SESSION_FRAME_MAX * 4)
+		return &w->pack;
+	oid_cpy(&w->pack_want, want);
+	w->pack_at = now();
+	w->pack_has_old = old != NULL;
+	if (old)
+		oid_cpy(&w->pack_old, old);
+	w->pack_made = true;
+	return &w->pack;
+}
+
 static void push_next(struct worker *w, struct wpeer *pe)
 {
-	struct strbuf pack = STRBUF_INIT;
+	const struct strbuf *pack;
 	const struct oid *old = pe->have_acked ? &pe->acked : NULL;
 
 	if (pe->st != W_UP || pe->pushing || !pe->have_want ||
 	    (pe->have_acked && oid_equal(&pe->acked, &pe->want)))
 		return;
-	if (session_pack(&pack, w->repo, &pe->want, old) < 0) {
+	if (!(pack = pack_for(w, &pe->want, old))) {
 		tell(w, "err %s failed cannot pack %s", pe->cfg->name,
 		     oid_hex(&pe->want));
 		pe->have_want = false;
@@ -204,16 +253,18 @@ static void push_next(struct worker *w, struct wpeer *pe)
 	}
 	oid_cpy(&pe->sent, &pe->want);
 	log_debug("peer %s: PUSH %.12s (%zu bytes)", pe->cfg->name,
-		  oid_hex(&pe->sent), pack.len);
+		  oid_hex(&pe->sent), pack->len);
 	pe->xfer = ++pe->next_xfer;
 	pe->pushing = true;
 	pe->push_at = now();
 	session_frame_addf(&pe->out, SESSION_PUSH, "%llu %s %s %zu", pe->xfer,
 			   session_id_str(&pe->acked, pe->have_acked),
-			   oid_hex(&pe->sent), pack.len);
-	if (pack.len)
-		session_data_add(&pe->out, (uint32_t)pe->xfer, pack.buf, pack.len);
-	strbuf_release(&pack);
+			   oid_hex(&pe->sent), pack->len);
+	if (pack->len)
+		session_data_add(&pe->out, (uint32_t)pe->xfer, pack->buf,
+				 pack->len);
+	if (!w->pack_made)
+		strbuf_release(&w->pack);
 }
 
 static void acked(struct worker *w, struct wpeer *pe, const struct oid *id)
@@ -272,6 +323,8 @@ static int on_err(struct worker *w, struct wpeer *pe, const struct session_frame
 	if (!pe->pushing || xfer != pe->xfer)
 		return E_INVALID;
 	pe->pushing = false;
+	/* a pack refused is made again for whoever comes next */
+	w->pack_made = false;
 	/* the peer's ref is not what we thought: push against its value */
 	if (!strcmp(v[1], "race") && ++pe->races <= RACES_MAX) {
 		pe->have_acked = has;
@@ -299,9 +352,22 @@ static int on_err(struct worker *w, struct wpeer *pe, const struct session_frame
 static void track(struct worker *w, struct wpeer *pe, const struct oid *id)
 {
 	char ref[128];
-	struct oid cur;
+	struct oid cur, mail;
 	bool have;
 
+	/*
+	 * Only a commit of our own mail's history: that every object it
+	 * reaches is here is then sure.  That its commit object exists is
+	 * not enough: serve or a fetch may be letting a pack in, object by
+	 * object, and the daemon would check, and refuse, a half-written
+	 * history.  A commit not merged yet is looked at again a few times.
+	 */
+	if (repo_ref_read(&mail, w->repo, REF_MAIL) < 0 ||
+	    (!oid_equal(&mail, id) && merge_is_ancestor(w->repo, id, &mail) != 1)) {
+		if (pe->track_tries++ < TRACK_TRIES)
+			pe->track_at = now() + TRACK_DELAY;
+		return;
+	}
 	snprintf(ref, sizeof ref, "refs/peers/%s/mail", pe->cfg->name);
 	have = repo_ref_read(&cur, w->repo, ref) == 0;
 	if (have && (oid_equal(&cur, id) ||
@@ -319,10 +385,14 @@ static void holds(struct worker *w, struct wpeer *pe, const struct oid *id)
 	tell(w, "holds %s %s", pe->cfg->name, oid_hex(id));
 	if (!pe->cfg->fetch)
 		return;
-	if (!repo_object_exists(w->repo, id))
+	if (!repo_object_exists(w->repo, id)) {
 		pe->fetch_at = now() + FETCH_GRACE;
-	else
-		track(w, pe, id);
+		return;
+	}
+	oid_cpy(&pe->track_id, id);
+	pe->track_tries = 0;
+	if (!pe->track_at)
+		pe->track_at = now() + TRACK_DELAY;
 }
 
 static void fetch_start(struct worker *w, struct wpeer *pe)
@@ -363,7 +433,7 @@ static int on_end(struct worker *w, struct wpeer *pe)
 	has = repo_ref_read(&cur, w->repo, ref) == 0;
 	{
 		struct session_store_args a = {
-			ref, lock, has ? &cur : NULL, &pe->fetch_want, false,
+			ref, lock, has ? &cur : NULL, &pe->fetch_want, false, NULL,
 		};
 		r = session_in_store(pe->fetch_in, &a, &err, &now_id);
 	}
@@ -589,6 +659,10 @@ static void peer_timers(struct worker *w, struct wpeer *pe)
 {
 	double t = now(), silence = 2.0 * w->cfg->keepalive + 5;
 
+	if (pe->track_at && t >= pe->track_at) {
+		pe->track_at = 0;
+		track(w, pe, &pe->track_id);
+	}
 	if ((pe->st == W_DOWN || pe->st == W_FALLBACK) && t >= pe->retry_at)
 		connect_peer(w, pe);
 	else if ((pe->st == W_CONNECTING || pe->st == W_HELLO) &&
@@ -602,7 +676,16 @@ static void peer_timers(struct worker *w, struct wpeer *pe)
 		drop(w, pe, W_DOWN, "nothing heard for two keepalive intervals");
 }
 
+static double next_state_timer(struct worker *w, const struct wpeer *pe);
+
 static double next_timer(struct worker *w, const struct wpeer *pe)
+{
+	double t = next_state_timer(w, pe);
+
+	return pe->track_at && pe->track_at < t ? pe->track_at : t;
+}
+
+static double next_state_timer(struct worker *w, const struct wpeer *pe)
 {
 	double silence = 2.0 * w->cfg->keepalive + 5;
 
@@ -701,6 +784,33 @@ static bool daemon_write(struct worker *w)
 	return true;
 }
 
+/*
+ * An idle session keeps no large buffer: one that a catch-up or a fetch
+ * grew is given back once it is empty (must-show 5 of issue 15).
+ */
+#define BUF_KEEP (64 * 1024 + 64)
+
+static void trim(struct strbuf *b)
+{
+	if (!b->len && b->alloc > BUF_KEEP)
+		strbuf_release(b);
+}
+
+static void trim_all(struct worker *w)
+{
+	if (w->pack_made && now() - w->pack_at >= PACK_KEEP) {
+		w->pack_made = false;
+		strbuf_release(&w->pack);
+	}
+	trim(&w->in);
+	trim(&w->out);
+	for (size_t i = 0; i < w->n; i++) {
+		trim(&w->v[i].in);
+		trim(&w->v[i].out);
+		trim(&w->v[i].fields);
+	}
+}
+
 /* --- the loop ---------------------------------------------------------------- */
 
 static void worker_loop(struct worker *w)
@@ -747,6 +857,7 @@ static void worker_loop(struct worker *w)
 			peer_run(w, &w->v[i]);
 			peer_timers(w, &w->v[i]);
 		}
+		trim_all(w);
 	}
 	free(p);
 }
@@ -779,6 +890,7 @@ static void worker_main(void *arg)
 	w.fd = CHILD_RESULT_FD;
 	strbuf_init(&w.in, 0);
 	strbuf_init(&w.out, 0);
+	strbuf_init(&w.pack, 0);
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	if (fcntl(w.fd, F_SETFL, O_NONBLOCK) < 0 || repo_global_reinit() < 0 ||
 	    repo_open(&w.repo, a->repo_path, 0) < 0)

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "merge.h"
 #include "peers_p.h"
+#include "session_store.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -288,6 +289,28 @@ static void wait_checks(struct peers *p, double budget)
 	free(who);
 }
 
+/*
+ * Did our serve approve theirs, as it stored a session push
+ * (session_store.h)?  Then it counts as a child's approval: no child.
+ */
+static bool serve_approved(struct peers *p, struct peer *pe,
+			   const struct oid *mail, const struct oid *theirs)
+{
+	struct oid new, base;
+
+	if (session_approval_read(repo_path(p->repo), pe->cfg.name, &new,
+				  &base) < 0 || !oid_equal(&new, theirs) ||
+	    oid_is_zero(&base) || merge_is_ancestor(p->repo, &base, mail) != 1)
+		return false;
+	oid_cpy(&pe->checked, theirs);
+	oid_cpy(&pe->checked_base, &base);
+	pe->have_checked = true;
+	pe->check.failures = 0;
+	log_debug("peer %s: %.12s approved by serve against %.12s",
+		  pe->cfg.name, oid_hex(theirs), oid_hex(&base));
+	return true;
+}
+
 void peers_check(struct peers *p)
 {
 	bool started = false;
@@ -309,7 +332,8 @@ void peers_check(struct peers *p)
 		    loop_timer_armed(pe->check.timer) ||
 		    repo_ref_read(&mail, p->repo, REF_MAIL) < 0 ||
 		    merge_is_ancestor(p->repo, &theirs, &mail) != 0 ||
-		    approved(p, pe, &mail, &theirs))
+		    approved(p, pe, &mail, &theirs) ||
+		    serve_approved(p, pe, &mail, &theirs))
 			continue;
 		check_start(p, pe, &mail, &theirs);
 		started = true;
