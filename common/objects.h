@@ -72,6 +72,7 @@ struct objects_maint_opts {
 	const struct oid *drop;
 	size_t ndrop;
 	bool idle;		/* nice 10 and the idle I/O class */
+	bool locked;		/* the caller holds objects_maint_lock() */
 };
 
 /* What a pass did; also what <repo>/maildag/maintenance records. */
@@ -90,6 +91,14 @@ struct objects_maint_result {
 	size_t drop_left;	/* ids of the drop set still stored after */
 	unsigned long long bytes_before, bytes_after;	/* objects/ */
 };
+
+/*
+ * The maintenance lock of the repository at repo_path: one pass at a
+ * time, and what a pass reads and writes beside the objects (a purge's
+ * maildag/expired) with it.  A descriptor to close(2) to let go, E_TEMP
+ * when another holds it and !wait, or E_FAIL (logged).
+ */
+int objects_maint_lock(const char *repo_path, bool wait);
 
 /*
  * One maintenance pass now (see the top of this file).  Waits for a

@@ -887,7 +887,7 @@ static void be_idle(void)
 #endif
 }
 
-static int lock_pass(const char *repo_path, bool wait)
+int objects_maint_lock(const char *repo_path, bool wait)
 {
 	char *path = xasprintf("%s/maildag/maintenance.lock", repo_path);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -999,7 +999,8 @@ int objects_maintain(const char *repo_path,
 		return res->ok ? 0 : E_FAIL;
 	}
 #endif
-	if ((lock = lock_pass(repo_path, wait)) < 0)
+	lock = opts->locked ? -1 : objects_maint_lock(repo_path, wait);
+	if (lock < 0 && !opts->locked)
 		return lock;
 	if (opts->idle)
 		be_idle();
@@ -1037,7 +1038,8 @@ int objects_maintain(const char *repo_path,
 		free(ps.written[c]);
 	tab_free(&ps.objs);
 	free(ps.packdir);
-	close(lock);
+	if (lock >= 0)
+		close(lock);
 	return ret;
 }
 

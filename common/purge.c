@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "expunged.h"
@@ -380,14 +381,21 @@ int purge_pass(const char *repo_path, long long retention,
 	struct objects_maint_opts o = *opts;
 	struct purged drop = PURGED_INIT;
 	struct purge_result dummy;
-	struct repo *r;
-	int ret;
+	struct repo *r = NULL;
+	int ret, lock;
 
 	if (!pres)
 		pres = &dummy;
 	memset(pres, 0, sizeof *pres);
+	/*
+	 * One pass at a time, from the retention on: two (maildag forget's
+	 * and the daemon's) would both rewrite maildag/expired.
+	 */
+	if ((lock = objects_maint_lock(repo_path, wait)) < 0)
+		return lock;
+	o.locked = true;
 	if ((ret = repo_open(&r, repo_path, 0)) < 0)
-		return ret;
+		goto done;
 	if ((ret = format_use_repo(r)) < 0)
 		goto done;
 	/* retention first: what it lists goes in this very pass */
@@ -404,6 +412,7 @@ int purge_pass(const char *repo_path, long long retention,
 done:
 	repo_free(r);
 	purged_release(&drop);
+	close(lock);
 	return ret;
 }
 

@@ -116,7 +116,8 @@ struct objects_maint_opts;
 struct objects_maint_result;
 
 /*
- * What `maildag maintain` and maildag-syncd's maintenance child run: the
+ * What `maildag maintain` and maildag-syncd's maintenance child run, the
+ * whole of it under the maintenance lock (objects_maint_lock()): the
  * retention step under the writer lock (skipped, and said, when the lock
  * stays busy), then objects_maintain() with opts and the drop set of
  * refs/heads/mail's purged/, so that what is listed leaves every pack

@@ -155,4 +155,16 @@ test_expect_success 'maildag status says per peer whether a forget has reached i
 	wait_for "no_bytes 2 \"SECRET-F2-$$-frotz\" >/dev/null" 60
 '
 
+test_expect_success 'passes at once (forget and the daemon, or two maintains) wait for each other, none fails' '
+	: >errs &&
+	for i in 1 2 3 4 5 6 7 8; do
+		{ replica_run 1 maildag maintain >m1.$i 2>&1 || echo "maintain 1 exit $?" >>errs; } &
+		{ replica_run 1 maildag maintain >m2.$i 2>&1 || echo "maintain 2 exit $?" >>errs; } &
+		wait
+		grep -h "error" m1.$i m2.$i >>errs
+	done
+	cat errs &&
+	! test -s errs
+'
+
 test_done
