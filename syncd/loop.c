@@ -28,18 +28,37 @@ struct loop_fd {
 	const char *ctx;	/* log_get_context() when it was added */
 };
 
+#define NOT_QUEUED ((size_t)-1)
+
 struct loop_timer {
 	double when;		/* 0: disarmed */
+	unsigned long long seq;	/* of equal whens, the older fires first */
+	size_t qi;		/* its place in the queue, or NOT_QUEUED */
+	struct loop *l;
 	loop_timer_fn *fn;
 	void *data;
 	const char *ctx;	/* log_get_context() when it was made */
 };
 
+/*
+ * Timers: every one in timers (owned, freed with the loop); the armed
+ * ones, but those of the turn under way, in queue, a binary heap by
+ * (when, seq), so that a daemon of a thousand mailboxes (ten thousand
+ * timers) finds the next one without looking at them all each turn.
+ * A turn takes the due ones out of the queue into due first, then runs
+ * them: one re-armed meanwhile is in the queue again and waits for the
+ * next turn, so none fires twice in one turn.
+ */
 struct loop {
 	struct loop_fd *fds;
 	size_t nfds, afds;
 	struct loop_timer **timers;
 	size_t ntimers, atimers;
+	struct loop_timer **queue;
+	size_t nqueue, aqueue;
+	struct loop_timer **due;
+	size_t ndue, adue;
+	unsigned long long seq;
 	loop_signal_fn *sig_fn[NSIG_MAX];
 	void *sig_data[NSIG_MAX];
 	bool stop;
@@ -75,6 +94,8 @@ void loop_free(struct loop *l)
 	for (size_t i = 0; i < l->ntimers; i++)
 		free(l->timers[i]);
 	free(l->timers);
+	free(l->queue);
+	free(l->due);
 	free(l->fds);
 	free(l);
 }
@@ -108,6 +129,75 @@ void loop_del_fd(struct loop *l, int fd)
 		}
 }
 
+static bool earlier(const struct loop_timer *a, const struct loop_timer *b)
+{
+	return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void q_set(struct loop *l, size_t i, struct loop_timer *t)
+{
+	l->queue[i] = t;
+	t->qi = i;
+}
+
+static void q_up(struct loop *l, size_t i)
+{
+	struct loop_timer *t = l->queue[i];
+
+	while (i > 0 && earlier(t, l->queue[(i - 1) / 2])) {
+		q_set(l, i, l->queue[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	q_set(l, i, t);
+}
+
+static void q_down(struct loop *l, size_t i)
+{
+	struct loop_timer *t = l->queue[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= l->nqueue)
+			break;
+		if (c + 1 < l->nqueue && earlier(l->queue[c + 1], l->queue[c]))
+			c++;
+		if (!earlier(l->queue[c], t))
+			break;
+		q_set(l, i, l->queue[c]);
+		i = c;
+	}
+	q_set(l, i, t);
+}
+
+static void q_remove(struct loop *l, struct loop_timer *t)
+{
+	size_t i = t->qi;
+	struct loop_timer *last;
+
+	if (i == NOT_QUEUED)
+		return;
+	t->qi = NOT_QUEUED;
+	last = l->queue[--l->nqueue];
+	if (last == t)
+		return;
+	q_set(l, i, last);
+	q_up(l, i);
+	q_down(l, last->qi);
+}
+
+/* t->when is set: put t in its place */
+static void q_place(struct loop *l, struct loop_timer *t)
+{
+	if (t->qi != NOT_QUEUED) {
+		q_up(l, t->qi);
+		q_down(l, t->qi);
+		return;
+	}
+	xgrow((void **)&l->queue, &l->aqueue, l->nqueue + 1, sizeof *l->queue);
+	q_set(l, l->nqueue++, t);
+	q_up(l, t->qi);
+}
+
 struct loop_timer *loop_timer_new(struct loop *l, loop_timer_fn *fn,
 				  void *data)
 {
@@ -116,6 +206,9 @@ struct loop_timer *loop_timer_new(struct loop *l, loop_timer_fn *fn,
 	t->fn = fn;
 	t->data = data;
 	t->ctx = log_get_context();
+	t->l = l;
+	t->qi = NOT_QUEUED;
+	t->seq = l->seq++;
 	xgrow((void **)&l->timers, &l->atimers, l->ntimers + 1,
 	      sizeof *l->timers);
 	l->timers[l->ntimers++] = t;
@@ -126,6 +219,10 @@ void loop_timer_free(struct loop *l, struct loop_timer *t)
 {
 	if (!t)
 		return;
+	q_remove(l, t);
+	for (size_t i = 0; i < l->ndue; i++)
+		if (l->due[i] == t)
+			l->due[i] = NULL;
 	for (size_t i = 0; i < l->ntimers; i++)
 		if (l->timers[i] == t) {
 			memmove(&l->timers[i], &l->timers[i + 1],
@@ -139,6 +236,7 @@ void loop_timer_free(struct loop *l, struct loop_timer *t)
 void loop_timer_at(struct loop_timer *t, double when)
 {
 	t->when = when > 0 ? when : 1e-9;
+	q_place(t->l, t);
 }
 
 void loop_timer_in(struct loop_timer *t, double secs)
@@ -155,6 +253,7 @@ void loop_timer_at_latest(struct loop_timer *t, double when)
 void loop_timer_stop(struct loop_timer *t)
 {
 	t->when = 0;
+	q_remove(t->l, t);
 }
 
 bool loop_timer_armed(const struct loop_timer *t)
@@ -219,21 +318,33 @@ int loop_run(struct loop *l)
 		int timeout = -1, r;
 
 		/* due timers first, each once per turn */
-		for (size_t i = 0; i < l->ntimers && !l->stop; i++) {
-			struct loop_timer *t = l->timers[i];
-			if (t->when && t->when <= now) {
-				t->when = 0;
-				log_set_context(t->ctx);
-				t->fn(t->data);
-				log_set_context(NULL);
-				now = loop_now();
-			}
+		l->ndue = 0;
+		while (l->nqueue && l->queue[0]->when <= now) {
+			struct loop_timer *t = l->queue[0];
+			q_remove(l, t);
+			xgrow((void **)&l->due, &l->adue, l->ndue + 1,
+			      sizeof *l->due);
+			l->due[l->ndue++] = t;
 		}
+		for (size_t i = 0; i < l->ndue; i++) {
+			struct loop_timer *t = l->due[i];
+			/* freed, stopped or armed again by an earlier one */
+			if (!t || !t->when || t->qi != NOT_QUEUED)
+				continue;
+			if (l->stop) {
+				q_place(l, t);
+				continue;
+			}
+			t->when = 0;
+			log_set_context(t->ctx);
+			t->fn(t->data);
+			log_set_context(NULL);
+		}
+		l->ndue = 0;
 		if (l->stop)
 			break;
-		for (size_t i = 0; i < l->ntimers; i++)
-			if (l->timers[i]->when && (!next || l->timers[i]->when < next))
-				next = l->timers[i]->when;
+		if (l->nqueue)
+			next = l->queue[0]->when;
 		if (next) {
 			double ms = (next - loop_now()) * 1000.0 + 0.999;
 			timeout = ms <= 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;

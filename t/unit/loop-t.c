@@ -98,6 +98,55 @@ static void swap_fds(void *data)
 	start_child(r);
 }
 
+/* The timer queue: many timers, each records when it ran. */
+#define NT 2000
+
+struct tq {
+	struct loop *loop;
+	struct loop_timer *t[NT];
+	double at[NT];		/* when it was armed for */
+	int runs[NT];
+	int order[NT];		/* the indices in the order they ran */
+	int nran;
+	int victim;		/* freed or stopped by timer 0's callback */
+	bool free_victim, rearm_self;
+};
+
+static struct tq *tq_cur;
+
+static void tq_fire(void *data)
+{
+	struct tq *q = tq_cur;
+	int i = (int)(long)data;
+
+	q->runs[i]++;
+	q->order[q->nran++ % NT] = i;
+	if (i == 0 && q->victim >= 0) {
+		if (q->free_victim) {
+			loop_timer_free(q->loop, q->t[q->victim]);
+			q->t[q->victim] = NULL;
+		} else {
+			loop_timer_stop(q->t[q->victim]);
+		}
+	}
+	if (q->rearm_self)
+		loop_timer_in(q->t[i], 0);
+	if (q->nran >= NT || (q->rearm_self && q->nran >= 3))
+		loop_stop(q->loop);
+}
+
+/* a ready descriptor of test 7: noted as -1, left ready */
+static void tq_ready(void *data, int fd, short revents)
+{
+	struct tq *q = data;
+
+	(void)fd;
+	(void)revents;
+	q->order[q->nran++ % NT] = -1;
+	if (q->nran >= 3)
+		loop_stop(q->loop);
+}
+
 static void reap(struct run *r)
 {
 	if (r->pid > 0)
@@ -200,6 +249,102 @@ int main(void)
 			close(rs[i].fd);
 		}
 		loop_free(l);
+	}
+	/* 5: two thousand timers armed in random order run in time order */
+	{
+		static struct tq q;
+		double base = loop_now();
+		int sorted = 1, once = 1, n = 0;
+
+		memset(&q, 0, sizeof q);
+		tq_cur = &q;
+		q.loop = loop_new();
+		q.victim = -1;
+		srandom(7);
+		for (int i = 0; i < NT; i++) {
+			q.t[i] = loop_timer_new(q.loop, tq_fire, (void *)(long)i);
+			q.at[i] = base - 1.0 + (double)(random() % 1000) / 1000.0;
+			loop_timer_at(q.t[i], q.at[i] + 5.0);
+		}
+		/* re-armed, so the queue must move them, some twice */
+		for (int i = 0; i < NT; i += 3)
+			loop_timer_at(q.t[i], q.at[i]);
+		for (int i = 1; i < NT; i += 3) {
+			loop_timer_stop(q.t[i]);
+			loop_timer_at(q.t[i], q.at[i]);
+		}
+		for (int i = 2; i < NT; i += 3)
+			loop_timer_at_latest(q.t[i], q.at[i]);
+		loop_run(q.loop);
+		for (int i = 0; i < NT; i++) {
+			once &= q.runs[i] == 1;
+			n += q.runs[i];
+		}
+		for (int i = 1; i < q.nran; i++)
+			if (q.at[q.order[i]] < q.at[q.order[i - 1]] ||
+			    (q.at[q.order[i]] == q.at[q.order[i - 1]] &&
+			     q.order[i] < q.order[i - 1]))
+				sorted = 0;
+		is_int(n, NT, "every due timer ran");
+		ok(once, "each once");
+		ok(sorted, "in the order of their times, ties in the order made");
+		loop_free(q.loop);
+	}
+
+	/* 6: a timer freed or stopped by an earlier one of its turn never runs */
+	for (int mode = 0; mode < 2; mode++) {
+		static struct tq q;
+		double base = loop_now() - 1.0;
+
+		memset(&q, 0, sizeof q);
+		tq_cur = &q;
+		q.loop = loop_new();
+		q.victim = 2;
+		q.free_victim = mode == 0;
+		for (int i = 0; i < 4; i++) {
+			q.t[i] = loop_timer_new(q.loop, tq_fire, (void *)(long)i);
+			loop_timer_at(q.t[i], base + i * 0.1);
+		}
+		/* the last one stops the loop when the others ran */
+		q.rearm_self = false;
+		{
+			struct run r;
+			memset(&r, 0, sizeof r);
+			r.loop = q.loop;
+			loop_timer_in(loop_timer_new(q.loop, on_late, &r), 0.2);
+			loop_run(q.loop);
+			is_int((long long)r.norder, 1, mode ? "stopped: the turn ends" :
+			       "freed: the turn ends");
+		}
+		is_int(q.runs[2], 0, mode ? "a timer stopped by an earlier one of its turn does not run" :
+		       "a timer freed by an earlier one of its turn does not run");
+		is_int(q.runs[0] + q.runs[1] + q.runs[3], 3, "the others ran once");
+		loop_free(q.loop);
+	}
+
+	/* 7: a timer re-armed at once by its own callback runs once a turn */
+	{
+		static struct tq q;
+		int fd[2];
+
+		memset(&q, 0, sizeof q);
+		tq_cur = &q;
+		q.loop = loop_new();
+		q.victim = -1;
+		q.rearm_self = true;
+		q.t[0] = loop_timer_new(q.loop, tq_fire, (void *)0L);
+		loop_timer_in(q.t[0], 0);
+		/* a ready descriptor: the turn between the two runs polls it */
+		if (pipe(fd) == 0 && write(fd[1], "x", 1) == 1) {
+			loop_add_fd(q.loop, fd[0], POLLIN, tq_ready, &q);
+			loop_run(q.loop);
+			is_int(q.runs[0], 2, "a timer re-armed at once by itself ran twice");
+			ok(q.nran == 3 && q.order[0] == 0 && q.order[1] == -1 &&
+			   q.order[2] == 0, "with a poll between its two runs");
+			close(fd[0]);
+			close(fd[1]);
+		}
+		loop_free(q.loop);
 	}
 	return tap_done();
 }
