@@ -160,7 +160,8 @@ static void check_child(void *arg)
 	int st;
 
 	memset(&bad, 0, sizeof bad);
-	if (repo_global_reinit() < 0 || repo_open(&r, a->repo_path, 0) < 0) {
+	/* libgit2 as inherited: its packs are open still (CHILD_KEEP_PACKS) */
+	if (repo_global_init() < 0 || repo_open(&r, a->repo_path, 0) < 0) {
 		strbuf_addf(&err, "cannot open the repository: %s",
 			    log_last_error());
 		st = E_TEMP;
@@ -192,7 +193,8 @@ int history_spawn(pid_t *pid, int *fd, const char *repo_path,
 {
 	struct spawn_args a = { repo_path, ours, approved, theirs };
 
-	return child_spawn(pid, fd, data_limit, CHILD_DIE_WITH_PARENT,
+	return child_spawn(pid, fd, data_limit,
+			   CHILD_DIE_WITH_PARENT | CHILD_KEEP_PACKS,
 			   "maildag-check", check_child, &a);
 }
 

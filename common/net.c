@@ -916,7 +916,8 @@ static void child_run(void *arg)
 	struct strbuf line = STRBUF_INIT;
 	struct net_result res;
 
-	if (repo_global_reinit() < 0) {
+	/* libgit2 as inherited: its packs are open still (CHILD_KEEP_PACKS) */
+	if (repo_global_init() < 0) {
 		memset(&res, 0, sizeof res);
 		set_result(&res, NET_FAILED, "cannot start libgit2");
 	} else {
@@ -932,7 +933,7 @@ int net_spawn(pid_t *pid, int *fd, enum net_op op, const char *repo_path,
 	struct child_args a = { op, repo_path, p, node };
 
 	return child_spawn(pid, fd, op == NET_FETCH ? net_fetch_memory() : 0,
-			   0, NULL, child_run, &a);
+			   CHILD_KEEP_PACKS, NULL, child_run, &a);
 }
 
 int net_collect(pid_t pid, int fd, struct strbuf *buf, struct net_result *res)

@@ -7,6 +7,7 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -39,8 +40,61 @@ static void close_from(int lowfd)
 		close((int)fd);
 }
 
+/* A pack file of a repository, as libgit2 holds them open (.../objects/pack/pack-*.pack) */
+static bool is_pack(int fd)
+{
+	char link[32], path[PATH_MAX];
+	ssize_t n;
+	const char *base;
+
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof path - 1);
+	if (n <= 0)
+		return false;
+	path[n] = '\0';
+	base = strrchr(path, '/');
+	/* one removed since (maintenance) is still libgit2's: it says " (deleted)" */
+	if (n > 10 && !strcmp(path + n - 10, " (deleted)"))
+		path[n -= 10] = '\0';
+	return base && base - path >= 13 &&
+	       !strncmp(base - 13, "/objects/pack/pack-", 19) && n > 5 &&
+	       !strcmp(path + n - 5, ".pack");
+}
+
+/* Close every descriptor from lowfd on but pack files. */
+static void close_but_packs(int lowfd)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int dfd, *v = NULL;
+	size_t n = 0, a = 0;
+
+	if (!d) {
+		close_from(lowfd);
+		return;
+	}
+	dfd = dirfd(d);
+	/* closed after the listing: the listing's own descriptor is in it */
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] == '.' || fd < lowfd || fd == dfd || is_pack(fd))
+			continue;
+		if (n == a) {
+			int *w = realloc(v, (a = a ? 2 * a : 64) * sizeof *v);
+			if (!w)
+				_exit(70);
+			v = w;
+		}
+		v[n++] = fd;
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		close(v[i]);
+	free(v);
+}
+
 /* The result goes to fd 3; 0 and 1 are /dev/null; 2 stays. */
-static void child_fds(int wfd)
+static void child_fds(int wfd, unsigned flags)
 {
 	int w = fcntl(wfd, F_DUPFD, CHILD_RESULT_FD),
 	    null = open("/dev/null", O_RDWR);
@@ -55,7 +109,10 @@ static void child_fds(int wfd)
 	}
 	if (w != CHILD_RESULT_FD && dup2(w, CHILD_RESULT_FD) < 0)
 		_exit(70);
-	close_from(CHILD_RESULT_FD + 1);
+	if (flags & CHILD_KEEP_PACKS)
+		close_but_packs(CHILD_RESULT_FD + 1);
+	else
+		close_from(CHILD_RESULT_FD + 1);
 }
 
 /* The process's private writable memory now (VmData), in bytes; 0 if unknown. */
@@ -105,7 +162,7 @@ void child_main(int wfd, pid_t parent, unsigned long long data_limit,
 	(void)name;
 #endif
 	child_signals();
-	child_fds(wfd);
+	child_fds(wfd, flags);
 	if (data_limit) {
 		struct rlimit rl;
 		/*

@@ -7,14 +7,18 @@
  *
  * In the child: stdin and stdout are /dev/null, stderr is kept, the
  * result pipe is descriptor 3 and every other descriptor is closed (a
- * lock the caller holds, its sockets, libgit2's pack files); signal
+ * lock the caller holds, its sockets; libgit2's pack files too unless
+ * CHILD_KEEP_PACKS); signal
  * handlers are back to their defaults, SIGPIPE ignored, nothing blocked;
  * the data segment is capped when asked (RLIMIT_DATA: an allocation
  * over it fails, it does not take the machine's memory).  The child's
  * function ends with the child: _exit(0), so no atexit handler or stdio
- * buffer of the caller runs twice.  A child that uses libgit2 starts it
- * afresh first (repo_global_reinit): it must not touch the caller's open
- * repositories.
+ * buffer of the caller runs twice.  A child that uses libgit2 either
+ * keeps the packs (CHILD_KEEP_PACKS) and goes on with libgit2 as it is,
+ * opening repositories of its own (the caller's open ones are not its
+ * to touch; their packs, found again by path, are the same files), or
+ * starts libgit2 afresh (repo_global_reinit): libgit2 would otherwise
+ * read packs through descriptors closed here, or reused.
  *
  * Invariants: the caller reaps every child it spawns, through
  * child_read() at EOF or child_kill(); a child killed that does not die
@@ -39,6 +43,14 @@ enum child_flags {
 	 * both ways, instead of a pipe (a worker that is told things)
 	 */
 	CHILD_SOCKET = 1 << 1,
+	/*
+	 * the pack files the caller's libgit2 holds open stay open, so the
+	 * child may go on with libgit2 as it inherited it instead of
+	 * starting it again (repo_global_reinit(): 3-8 ms, most of it
+	 * loading a CA bundle maildag never uses, plus freeing every pack
+	 * of a thousand mailboxes; doc/virtual.md)
+	 */
+	CHILD_KEEP_PACKS = 1 << 2,
 };
 
 /* Runs in the child; writes its result to CHILD_RESULT_FD and returns. */
