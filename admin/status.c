@@ -469,7 +469,7 @@ enum status_form { FORM_TEXT, FORM_JSON, FORM_METRICS };
 
 /*
  * Print st in the asked form, or for --metrics-file write the metrics to
- * that file (PATH.tmp, then renamed).  0, or EX_CANTCREAT when the file
+ * that file (PATH.tmp.<pid>, then renamed).  0, or EX_CANTCREAT when the file
  * cannot be written.
  */
 /*

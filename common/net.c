@@ -580,6 +580,8 @@ static int do_push(struct repo *r, git_remote *remote, struct ctx *c,
 			usleep(100000U * (unsigned)attempt);
 			c->rejected = c->negotiated = false;
 			c->moves = false;
+			/* a new login: every key may be offered again */
+			c->next = 0;
 		}
 		init_callbacks(&cbs, c);
 		if ((err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &cbs,

@@ -122,7 +122,16 @@ int session_in_new(struct session_in **out, struct repo *r,
 		goto fail;
 	}
 	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
-	opts.verify = 1;	/* everything it names is there */
+	/*
+	 * No verify: libgit2's "everything it names is there" knows
+	 * nothing of purged blobs, absent on purpose, which the history
+	 * before their purge still names: it refused for ever a pack whose
+	 * history names a blob the sender purged and we never had (t6121).
+	 * What must be there is history_check()'s to say (a blob absent
+	 * only when a tip's purged/ lists it), before the ref moves; a
+	 * fetch's ref, unchecked here, is checked before any merge.
+	 */
+	opts.verify = 0;
 	/*
 	 * The indexer takes libgit2's fsync setting when it is made: off,
 	 * as the quarantined pack is thrown away or let in, and what is

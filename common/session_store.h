@@ -4,14 +4,15 @@
  * process, without git receive-pack (doc/persistent-peers.md 5.3).
  *
  * A pack that arrives is indexed as its bytes come (libgit2's indexer,
- * every object hashed, deltas resolved, and with verify: everything it
- * names is in it or in the repository) into a quarantine directory,
- * objects/incoming-<pid>-<n>/, that no reader of the repository looks
- * at.  Only when the ref may move are its objects let in: written
- * loose, or, from SESSION_STORE_PACK_MIN objects on, the pack moved in
- * whole; then made durable (one syncfs, repo_syncfs()), and then the ref
- * moved by compare-and-swap under <repo>/maildag/<lock> (flock), the
- * lock every maildag writer of that ref takes (net.h).
+ * every object hashed, deltas resolved; that everything it names is in
+ * it or in the repository, or purged, is history_check()'s to say, as
+ * libgit2's verify knows nothing of purged blobs) into a quarantine
+ * directory, objects/incoming-<pid>-<n>/, that no reader of the
+ * repository looks at.  Only when the ref may move are its objects let
+ * in: written loose, or, from SESSION_STORE_PACK_MIN objects on, the pack
+ * moved in whole; then made durable (one syncfs, repo_syncfs()), and
+ * then the ref moved by compare-and-swap under <repo>/maildag/<lock>
+ * (flock), the lock every maildag writer of that ref takes (net.h).
  *
  * Invariants: a refused or abandoned pack leaves nothing but its
  * quarantine, which session_in_free() removes (and the next

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "merge.h"
 #include "peers_p.h"
+#include "repo.h"
 #include "session_store.h"
 #include "strbuf.h"
 #include "xalloc.h"
@@ -189,6 +190,30 @@ static bool approved(struct peers *p, const struct peer *pe,
 	       merge_is_ancestor(p->repo, &pe->checked_base, mail) == 1;
 }
 
+/*
+ * Would merging theirs only join histories, and is that the peer's job?
+ * Their tree is ours, and mail is not part of theirs (no fast-forward):
+ * the merge would change nothing but history.  Three replicas that
+ * each make such merges as heads cross make new heads for each other
+ * without end (t6020 saw 19 under load, with no mail moving: each
+ * merges a different pair, so the canonical merge commit does not help).
+ * So of two replicas, the one whose node name is smaller makes it; the
+ * other takes it as a fast-forward once it arrives.  Anything with
+ * content of its own is merged by whoever gets it, as always.
+ */
+static bool theirs_to_join(struct peers *p, const struct peer *pe,
+			   const struct oid *mail, const struct oid *theirs)
+{
+	struct oid a, b;
+
+	if (!p->cfg->node || strcmp(p->cfg->node, pe->cfg.name) < 0)
+		return false;
+	if (repo_commit_tree(&a, p->repo, mail) < 0 ||
+	    repo_commit_tree(&b, p->repo, theirs) < 0 || !oid_equal(&a, &b))
+		return false;
+	return merge_is_ancestor(p->repo, mail, theirs) == 0;
+}
+
 /* Merge one peer's ref if it moved: 1 when mail moved, 0, < 0 on error. */
 static int merge_peer(struct peers *p, struct peer *pe)
 {
@@ -216,6 +241,12 @@ static int merge_peer(struct peers *p, struct peer *pe)
 			p->refs_dirty = true;
 			return 0;
 		}
+		if (theirs_to_join(p, pe, &mail, &theirs)) {
+			log_debug("peer %s: %.12s holds what %.12s holds; peer "
+				  "%s joins the histories", node,
+				  oid_hex(&theirs), oid_hex(&mail), node);
+			goto seen;
+		}
 		x = merge_into_ref(&out, p->repo, REF_MAIL, &theirs, NULL, &st);
 		if (x < 0) {
 			/*
@@ -242,6 +273,7 @@ static int merge_peer(struct peers *p, struct peer *pe)
 			 log_last_error());
 		return 0;
 	}
+seen:
 	oid_cpy(&s->id, &theirs);
 	s->bad = false;
 	/* they are alive: retry a push that is backing off */

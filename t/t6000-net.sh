@@ -257,6 +257,26 @@ test_expect_success SSHD 'a ref update the peer refuses is a failure' '
 	grep "^mx2: pushed " out
 '
 
+# The peer's own fetch from us writes the same ref, so a locked ref is
+# tried again over a new connection: each logs in with the key again (it
+# was once refused on the second connection, the key counted as spent:
+# t6020 and t6121 saw "refused the key" after a busy ref under load).
+test_expect_success SSHD 'a ref locked at the peer over ssh: tried again, logging in each time, then "could not update"' '
+	test_message 7b | u1 maildag-lda &&
+	before=$(rgit "$R2" rev-parse refs/peers/mx1/mail) &&
+	logins=$(grep -c "Accepted publickey for $N2" "$SSHD_DIR/log") &&
+	u2 touch "$R2/refs/peers/mx1/mail.lock" &&
+	test_expect_code 75 u1 maildag push mx2 >out &&
+	cat out &&
+	grep "^mx2: failed: peer mx2 could not update refs/peers/mx1/mail" out &&
+	! grep "refused" out &&
+	test "$(grep -c "Accepted publickey for $N2" "$SSHD_DIR/log")" = $((logins + 4)) &&
+	test "$(rgit "$R2" rev-parse refs/peers/mx1/mail)" = "$before" &&
+	rm "$R2/refs/peers/mx1/mail.lock" &&
+	u1 maildag push mx2 >out &&
+	grep "^mx2: pushed " out
+'
+
 test_expect_success SSHD 'fetch over ssh' '
 	test_message 6 | u2 maildag-lda &&
 	mx2mail=$(rgit "$R2" rev-parse refs/heads/mail) &&

@@ -53,8 +53,21 @@ side_a_settled() {
 # merges_logged I: merges replica I made, by its log
 merges_logged() { replica_log_count "$1" "peer [^ ]*: merged "; }
 
-# mark NAME: remember where every replica is, before a partition
+# one_commit: all three replicas are on one commit
+one_commit() {
+	test "$(replica_head 1)" = "$(replica_head 2)" &&
+	test "$(replica_head 1)" = "$(replica_head 3)"
+}
+
+# mark NAME: remember where every replica is, before a partition.  The
+# bound below needs them on one commit, not only one tree (what
+# wait_converged waits for): the merges that join the histories of the
+# setup's crossing deliveries come after their trees agree, and counted
+# here they were taken for merges of the partition.  They end: three
+# replicas that never got onto one commit (merge ping-pong, t6020 under
+# load before peers_check.c's theirs_to_join) fail here.
 mark() {
+	wait_for one_commit 60 &&
 	replica_head 1 >"$TRASH/$1.base" &&
 	for i in 1 2 3; do
 		merges_logged $i >"$TRASH/$1.merges.$i" || return 1

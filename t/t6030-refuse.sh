@@ -224,6 +224,17 @@ bad_commit() {
 	echo "not a mailbox" | g2 commit-tree "$tree" -p "$1"
 }
 
+# push_peer_ref I J SPEC: as replica I's user, git push SPEC into replica
+# J's repository, holding the lock J's daemon takes to fetch from I (as
+# maildag's own file:// push does): the daemon's fetch writes the same
+# refs/peers/rI/mail, and git push would fail meeting it ("cannot lock
+# ref ...: is at X but expected Y")
+push_peer_ref() {
+	replica_run "$1" flock "$(replica_repo "$2")/maildag/peerref-r$1.lock" \
+		git -c safe.directory='*' --git-dir="$(replica_repo "$1")" \
+		push -q "file://$(replica_repo "$2")" "$3"
+}
+
 # the keys and names of the messages the bad trees carry
 evil_name() { echo "1700000000.M$1P1Q1.evil,S=6:2,"; }
 evil_path() { echo "cur/$(shard "1700000000.M$1P1Q1.evil")/$(evil_name "$1")"; }
@@ -314,7 +325,7 @@ test_expect_success 'bad tree: a folder with a bad Maildir++ name is refused' '
 test_expect_success 'bad tree: a symbolic link pushed straight into refs/peers/r2/mail is refused' '
 	b=$(cat bad.symlink) &&
 	g2 update-ref refs/heads/mail "$b" &&
-	g2 push -q "file://$(replica_repo 1)" "+$b:refs/peers/r2/mail" &&
+	push_peer_ref 2 1 "+$b:refs/peers/r2/mail" &&
 	replica_wait_log 1 "peer r2: refusing $(echo $b | cut -c1-12): .*symbolic link" &&
 	check_refused symlink "symbolic link"
 '
@@ -484,9 +495,7 @@ refused_history() {
 	local b b12 c12
 	b=$(cat "$1") && b12=$(echo $b | cut -c1-12) && c12=$(cut -c1-12 c1) &&
 	g2 update-ref refs/heads/mail $b &&
-	# r1's own fetch from r2 may be writing the same ref meanwhile
-	{ g2 push -q "file://$(replica_repo 1)" "+$b:refs/peers/r2/mail" ||
-		wait_for "test \"\$(replica_git 1 rev-parse refs/peers/r2/mail)\" = $b"; } &&
+	push_peer_ref 2 1 "+$b:refs/peers/r2/mail" &&
 	replica_wait_log 1 "peer r2: refusing $b12: commit $c12 of its history: .*symbolic link" &&
 	test "$(replica_log_count 1 "refusing $b12")" = 1 &&
 	replica_status 1 >st.$1 &&

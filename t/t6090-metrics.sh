@@ -141,7 +141,7 @@ test_expect_success '--metrics-file: the Prometheus text format for node_exporte
 	mkdir -p "$TRASH/textfile" && chown u1: "$TRASH/textfile" &&
 	scrape 0 --metrics-file "$TRASH/textfile/maildag.prom" &&
 	test ! -s out &&
-	test ! -e "$TRASH/textfile/maildag.prom.tmp" &&
+	test "$(ls "$TRASH/textfile")" = maildag.prom &&
 	check "$TRASH/textfile/maildag.prom" "
 assert m(\"maildag_up\") == 1
 assert m(\"maildag_peer_consecutive_failures\", peer=\"dead\", direction=\"push\") >= 1

@@ -134,7 +134,13 @@ int mkdir_p(const char *path, mode_t mode)
 int write_file_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode)
 {
-	char *tmp = xasprintf("%s.tmp", path);
+	/*
+	 * A tmp name of this process's own: two processes writing one file
+	 * (the daemon's maintenance pass and maildag forget, push children
+	 * and the purge anchor) each rename a whole file of theirs, never
+	 * the other's, nor one the other is still writing.
+	 */
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	const char *d = data;
 	int fd, r = E_FAIL;
 

@@ -1,6 +1,6 @@
 /*
  * fsutil: small file-system helpers with the durability rules of
- * STYLE.md (write to x.tmp, fsync, rename, fsync the directory).
+ * STYLE.md (write to x.tmp.<pid>, fsync, rename, fsync the directory).
  */
 #ifndef FSUTIL_H
 #define FSUTIL_H
@@ -27,7 +27,11 @@ int fsync_parent(const char *path);
  */
 int mkdir_p(const char *path, mode_t mode);
 
-/* Write data to path atomically and durably (tmp file, fsync, rename). */
+/*
+ * Write data to path atomically and durably: to path.tmp.<pid>, fsync,
+ * rename, fsync the directory.  Processes that write one path at once
+ * each succeed, and a reader sees one of their files whole.
+ */
 int write_file_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode);
 
