@@ -51,16 +51,18 @@ test_expect_success 'three heads of one tree: a commit of its own on each' '
 # peer_ref I J: what replica I holds as replica J's mail
 peer_ref() { replica_git "$1" rev-parse -q --verify "refs/peers/r$2/mail"; }
 
-# Started one after the other, so that r3 has r2's head before anyone
-# has merged: r3 pushes its head to the others (file://: no daemon needed
-# there), then r2 comes, and r3 meets r2's head (a merge of nothing but
-# history, before the rule); only then r1.
+# Started one after the other.  r3 alone first: over file:// it fetches
+# r2's head itself (no daemon needed there) and meets a merge of nothing
+# but history, which the rule leaves to r2; it pushes its own head to
+# the others.  Then r2 (which joins r3's head, and waits for r1's), then
+# r1.  Waiting for r2's head at r3 after r2 has started would race with
+# r2's own join, whose merge r2 pushes to r3 in its place.
 test_expect_success 'started: one commit holding all three histories; r3 merged none' '
 	replica_start 3 &&
-	wait_for "test \"\$(peer_ref 2 3)\" = $(cat head.3)" 30 &&
-	replica_start 2 &&
 	wait_for "test \"\$(peer_ref 3 2)\" = $(cat head.2)" 30 &&
 	replica_wait_log 3 "peer r2: (merged|.* joins the histories)" 1 30 &&
+	wait_for "test \"\$(peer_ref 2 3)\" = $(cat head.3)" 30 &&
+	replica_start 2 &&
 	replica_start 1 &&
 	wait_for one_commit 60 &&
 	head=$(replica_head 1) &&
