@@ -602,15 +602,36 @@ static struct op *ops_of(struct entv *olds, struct entv *news, size_t *n)
 	return ops;
 }
 
-static int ensure_all_folders(struct worktree *wt, const struct oid *mtree)
+/*
+ * Every folder of mail's tree gets its cur/ new/ tmp/, but for one the
+ * worktree has and the disk has not: a client deleted or renamed it and
+ * that is not committed yet (a removal held back for a second look, say).
+ * Made again here, it would undo the client's change and, in format 2,
+ * come back empty under a new UIDVALIDITY of Dovecot's while the tree
+ * still holds a message there.  Its removal is committed first.
+ */
+static int ensure_all_folders(struct worktree *wt, const struct oid *wtree,
+			      const struct oid *mtree)
 {
-	struct strvec folders = { 0 };
+	struct strvec folders = { 0 }, known = { 0 };
 	int ret = wt_tree_folders(&folders, wt->r, mtree);
 
-	for (size_t i = 0; i < folders.n && ret == 0; i++)
-		if (folder_dir_valid(folders.v[i]))
-			ret = ensure_folder(wt, folders.v[i]);
+	if (ret == 0)
+		ret = wt_tree_folders(&known, wt->r, wtree);
+	for (size_t i = 0; i < folders.n && ret == 0; i++) {
+		const char *f = folders.v[i];
+		if (!folder_dir_valid(f))
+			continue;
+		if (*f && strvec_has(&known, f) && !wt_folder_on_disk(wt, f)) {
+			log_info("folder %s is gone from disk; committing first",
+				 folder_display(f));
+			worktree_dirty_folder(wt, f);
+			continue;
+		}
+		ret = ensure_folder(wt, f);
+	}
 	strvec_clear(&folders);
+	strvec_clear(&known);
 	return ret;
 }
 
@@ -718,14 +739,14 @@ static int plan_make(struct worktree *wt, struct plan *pl,
 
 /* Folders first, so moves and new messages have somewhere to go. */
 static int make_folders(struct apply *ap, const struct strvec *mk_add,
-			const struct oid *mtree)
+			const struct oid *wtree, const struct oid *mtree)
 {
 	struct worktree *wt = ap->wt;
 	struct oid empty;
 	int ret;
 
 	if (!wt->ensured) {
-		if ((ret = ensure_all_folders(wt, mtree)) < 0)
+		if ((ret = ensure_all_folders(wt, wtree, mtree)) < 0)
 			return ret;
 		wt->ensured = true;
 	}
@@ -919,7 +940,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	} else {
 		wt_plan_free(kept);
 		if ((ret = plan_make(wt, &p, &mk_add, &wtree, &mtree)) < 0 ||
-		    (ret = make_folders(&ap, &mk_add, &mtree)) < 0)
+		    (ret = make_folders(&ap, &mk_add, &wtree, &mtree)) < 0)
 			goto done;
 	}
 	t1 = clock_now();

@@ -74,6 +74,8 @@ static struct worktree *wt;
 #define KEYG1 "1700000041.MxPx.host"
 #define KEYG2 "1700000042.MyPy.host"
 #define KEYN1 "1700000051.MzPz.host"
+#define KEYH1 "1700000061.MhPh.host"
+#define KEYW1 "1700000071.MwPw.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -387,6 +389,29 @@ static bool valid_since(const struct oid *prev)
 		diag("mail against its parent: %s", err.buf);
 	strbuf_release(&err);
 	return r == 0;
+}
+
+/* A watcher's event read during a commit: the disk changed meanwhile. */
+static void disk_moved_on(void *data)
+{
+	(void)data;
+	worktree_dirty_name(wt, "", "new", "1700000099.MqPq.host,S=4");
+}
+
+/* Make folder f (".F") on disk: cur/ new/ tmp/ and its marker. */
+static void make_folder(const char *f)
+{
+	for (int i = 0; i < 3; i++) {
+		char *d = xasprintf("%s/%s/%s", maildir, f,
+				    i == 0 ? "cur" : i == 1 ? "new" : "tmp");
+		mkdir_p(d, 0700);
+		free(d);
+	}
+	{
+		char *m = xasprintf("%s/maildirfolder", f);
+		put(m, "");
+		free(m);
+	}
 }
 
 /* Dovecot's own append of a record (a save it numbered). */
@@ -944,6 +969,80 @@ int main(void)
 		ok(s && *s, "with its record (%s)", s ? s : "none");
 		free(s);
 		ok(mail_valid(), "valid");
+	}
+
+	/* 15. (t3013) a client renamed a folder away, not committed yet
+	 * (its removal held back while the disk was busy), and
+	 * maildag-syncd started again: its first apply, which gives every
+	 * folder of mail's tree its cur/ new/ tmp/, does not make that one
+	 * again (Dovecot gave it a new UIDVALIDITY while the tree still
+	 * had a message there: the peer refused that commit for good) */
+	{
+		char *mt, *old, *nb, *at;
+		char xx[3];
+		const char *paths[1], *blobs[1];
+
+		make_folder(".Held");
+		put(".Held/cur/" KEYH1 ",S=4:2,", "held\n");
+		worktree_dirty_folder(wt, ".Held");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		mv(".Held", ".Held2");
+		/* a peer's change, any: an mtime */
+		maildir_shard_hex(xx, KEY4, strlen(KEY4));
+		mt = xasprintf("mtimes/%s", xx);
+		old = mail_blob(mt);
+		nb = xstrdup(old);
+		at = strstr(nb, KEY4 " 1600000000");
+		if (at)
+			memcpy(at + strlen(KEY4 " 160000"), "1", 1);
+		paths[0] = mt;
+		blobs[0] = nb;
+		mail_change(paths, blobs, 1);
+		worktree_free(wt);
+		wt = worktree_new(repo, maildir, "test");
+		ok(at && sync_apply(&res) == 0, "a peer's change applied, "
+		   "first apply of a new start");
+		ok(!there(".Held"), "the folder renamed away is not made again");
+		worktree_dirty_folder(wt, ".Held");
+		worktree_dirty_folder(wt, ".Held2");
+		ok(sync_commit(&res) == 0 && res.committed, "the rename committed");
+		ok(!there(".Held") && mail_valid(), "valid");
+		free(nb);
+		free(old);
+		free(mt);
+	}
+
+	/* 16. (t3013) a folder deleted and made again by a client (Dovecot
+	 * gave it a new UIDVALIDITY) while the disk is busy: the removal of
+	 * its old message is not held back for a second look, or the new
+	 * folder record (uidnext 1) would leave it at a UID not below it */
+	{
+		char *d = xasprintf("%s/.Again", maildir);
+		struct uidlist u = UIDLIST_INIT;
+		char *hdr;
+
+		make_folder(".Again");
+		put(".Again/cur/" KEYW1 ",S=4:2,", "again\n");
+		worktree_dirty_folder(wt, ".Again");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		ok(uidlist_read(&u, d) == 0, "its uidlist");
+		rm_rf(d);
+		make_folder(".Again");
+		hdr = xasprintf("3 V%u N1 G0123456789abcdef0123456789abcdef\n",
+				u.uidvalidity + 7);
+		put(".Again/dovecot-uidlist", hdr);
+		worktree_dirty_folder(wt, ".Again");
+		worktree_set_poll(wt, disk_moved_on, NULL);
+		ok(sync_commit(&res) == 0 && res.committed &&
+		   res.counts.expunged == 1, "the old message's removal committed");
+		worktree_set_poll(wt, NULL, NULL);
+		ok(mail_valid(), "valid: no UID at or above the new uidnext");
+		s = record(KEYW1);
+		ok(!s || !*s, "its record went with it");
+		free(s);
+		uidlist_release(&u);
+		free(hdr);
+		free(d);
 	}
 
 	worktree_free(wt);
