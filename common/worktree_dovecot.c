@@ -471,6 +471,7 @@ struct cfolder {
 	char *folder;
 	struct strvec names;	/* disk names of the changed files */
 	struct strvec held;	/* disk names of files held back */
+	bool held_rm;		/* removals there held back */
 };
 
 static int cfolder_cmp(const void *a, const void *b)
@@ -684,6 +685,12 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 		u.hdr = xstrdup("");
 		fresh = true;
 	} else if (r < 0) {
+		goto done;
+	}
+	if (cf->held_rm && have_tf && tf.uidvalidity != u.uidvalidity) {
+		/* made anew since hold_unpaired() looked: look again */
+		log_info("'%s': Dovecot's UIDVALIDITY %u is new while removals "
+			 "there wait; committing later", dir, u.uidvalidity);
 		goto done;
 	}
 	if (have_tf && tf.uidvalidity == u.uidvalidity) {
@@ -996,8 +1003,33 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 		if (strchr(names->v[i], '/'))
 			touched_folder(&rk, wt, sc, names->v[i],
 				       strcspn(names->v[i], "/"));
+	for (size_t i = 0; i < rk.ncf; i++)
+		rk.cf[i].held_rm = strvec_has(&sc->held_rm, rk.cf[i].folder);
 	ret = rcommit_write(&rk, &sc->mk_rm, ups);
 	if (ret == 0)
 		strvec_clear(&wt->dv_stale);
 	return ret;
+}
+
+/* See worktree_p.h. */
+bool wt_dv_reborn(struct worktree *wt, struct scan *sc, const char *folder)
+{
+	struct imap_folder tf;
+	struct uidlist u = UIDLIST_INIT;
+	char *dir;
+	bool reborn = false;
+	int r;
+
+	if (wt_folder_rec(&tf, wt->r, sc->wtree, folder) < 0)
+		return false;
+	dir = layout_folder_dir(wt->maildir, folder, NULL);
+	r = uidlist_read_some(&u, dir, NULL, 0, UINT32_MAX);
+	if (r == UIDLIST_WHOLE)
+		r = uidlist_read(&u, dir);
+	if (r == 0) {
+		reborn = u.uidvalidity != tf.uidvalidity;
+		uidlist_release(&u);
+	}
+	free(dir);
+	return reborn;
 }

@@ -230,6 +230,7 @@ struct scan {
 	struct oid subs_oid;
 	struct strmap scanned;		/* folders looked at whole */
 	struct strvec later;		/* names held back */
+	struct strvec held_rm;		/* folders with removals held back */
 	struct mtcache wmt;
 	git_tree *root;			/* the worktree's tree, once read */
 	git_tree *mroot;		/* mail's, when it differs */
@@ -475,6 +476,15 @@ int wt_dv_rekey(struct worktree *wt, const char *folder, const char *sub,
  */
 char *wt_dv_find_disk(struct worktree *wt, const char *folder,
 		      const char *sub, const char *tname);
+
+/*
+ * Does Dovecot's dovecot-uidlist in folder give a UIDVALIDITY other than
+ * the worktree's record of the folder?  Then the folder was made anew
+ * (deleted or renamed away, and made again): what the worktree had
+ * there and the disk has not is gone for good, not held back.  Read
+ * without the lock: commit_folder() looks again under it.
+ */
+bool wt_dv_reborn(struct worktree *wt, struct scan *sc, const char *folder);
 
 /*
  * Commit side: add to ups the records (imap/<xx>, imapfolder, uidslots)

@@ -106,6 +106,7 @@ void wt_scan_release(struct scan *sc)
 	strvec_clear(&sc->mk_rm);
 	strmap_clear(&sc->scanned);
 	strvec_clear(&sc->later);
+	strvec_clear(&sc->held_rm);
 	strvec_clear(&sc->unreadable);
 	wt_mtcache_release(&sc->wmt);
 	wt_dv_scan_release(sc);
