@@ -366,7 +366,7 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 		v[n].t = NULL;
 		if (sc->imap) {
 			struct strbuf t = STRBUF_INIT;
-			wt_dv_tree_name(&t, nm);
+			wt_dv_tree_name(&t, v[n].sub, nm);
 			v[n].t = strbuf_detach(&t, NULL);
 		}
 		v[n].shard = maildir_shard(nm, maildir_key_len(nm));

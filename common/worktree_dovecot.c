@@ -229,23 +229,34 @@ int wt_slots_update(struct update_list *ups, struct repo *r,
 
 /* --- names ------------------------------------------------------------------ */
 
-void wt_dv_tree_name(struct strbuf *out, const char *disk)
+void wt_dv_tree_name(struct strbuf *out, const char *sub, const char *disk)
 {
 	const char *colon = strchr(disk, ':');
+	size_t at;
 
 	if (!colon || strncmp(colon, ":2,", 3)) {
 		strbuf_addstr(out, disk);
 		return;
 	}
+	at = out->len;
 	strbuf_add(out, disk, (size_t)(colon + 3 - disk));
 	for (const char *p = colon + 3; *p; p++)
 		if (*p < 'a' || *p > 'z')
 			strbuf_addch(out, *p);
+	/*
+	 * a name in new/ has no info in the tree: the letters of a message
+	 * with keywords there are the apply's (with_letters()), which needs
+	 * an info to put them on; Dovecot gives a file in new/ none
+	 */
+	if (!strcmp(sub, "new") && colon[3] &&
+	    out->len - at == (size_t)(colon + 3 - disk))
+		strbuf_setlen(out, at + (size_t)(colon - disk));
 }
 
-void worktree_dovecot_tree_name(struct strbuf *out, const char *disk)
+void worktree_dovecot_tree_name(struct strbuf *out, const char *sub,
+				const char *disk)
 {
-	wt_dv_tree_name(out, disk);
+	wt_dv_tree_name(out, sub, disk);
 }
 
 /* The letters 'a'-'z' of a disk name, as a bit set. */
@@ -346,7 +357,7 @@ bool wt_dv_keywords_differ(struct worktree *wt, struct scan *sc,
 }
 
 /* The file in dir whose tree name is tname, or NULL. */
-static char *find_by_key(const char *dir, const char *tname)
+static char *find_by_key(const char *dir, const char *sub, const char *tname)
 {
 	size_t klen = maildir_key_len(tname);
 	struct strbuf want = STRBUF_INIT, have = STRBUF_INIT;
@@ -354,14 +365,14 @@ static char *find_by_key(const char *dir, const char *tname)
 	char *found = NULL;
 	DIR *dh = opendir(dir);
 
-	wt_dv_tree_name(&want, tname);
+	wt_dv_tree_name(&want, sub, tname);
 	while (dh && !found && (de = readdir(dh))) {
 		if (strncmp(de->d_name, tname, klen) ||
 		    (de->d_name[klen] && de->d_name[klen] != ':' &&
 		     de->d_name[klen] != ','))
 			continue;
 		strbuf_reset(&have);
-		wt_dv_tree_name(&have, de->d_name);
+		wt_dv_tree_name(&have, sub, de->d_name);
 		if (!strcmp(have.buf, want.buf))
 			found = xstrdup(de->d_name);
 	}
@@ -420,7 +431,7 @@ char *wt_dv_find_disk(struct worktree *wt, const char *folder,
 		      const char *sub, const char *tname)
 {
 	char *dir = wt_disk_dir(wt, folder, sub);
-	char *found = find_by_key(dir, tname);
+	char *found = find_by_key(dir, sub, tname);
 
 	free(dir);
 	return found;
@@ -458,7 +469,7 @@ char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
 		}
 	}
 	if (!found)
-		found = find_by_key(dir, tname);
+		found = find_by_key(dir, sub, tname);
 	strbuf_release(&letters);
 	free(dir);
 	return found;

@@ -401,8 +401,12 @@ static inline const char *wt_ent_disk(const struct ent *e)
 	return e->dname ? e->dname : e->name;
 }
 
-/* Append name without its keyword letters 'a'-'z' (the tree's name). */
-void wt_dv_tree_name(struct strbuf *out, const char *disk);
+/*
+ * Append disk name disk of sub ("cur" or "new") without its keyword
+ * letters 'a'-'z' (the tree's name); in new/, without the info too when
+ * letters were all it had.
+ */
+void wt_dv_tree_name(struct strbuf *out, const char *sub, const char *disk);
 /* Touch the folder dir's cur/: Dovecot reads its uidlist again (1.3). */
 void wt_dv_touch_cur(const char *dir);
 

@@ -76,6 +76,7 @@ static struct worktree *wt;
 #define KEYN1 "1700000051.MzPz.host"
 #define KEYH1 "1700000061.MhPh.host"
 #define KEYW1 "1700000071.MwPw.host"
+#define KEYNW "1700000081.MnPn.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -1043,6 +1044,73 @@ int main(void)
 		uidlist_release(&u);
 		free(hdr);
 		free(d);
+	}
+
+	/* 17. (t3013) a merge leaves a message in new/ with keywords (a
+	 * peer moved it while another set them): the apply puts the
+	 * letters on the file ("…:2,<letters>" in new/), and the commit
+	 * reads that name back as the tree's ("…" in new/), not as a new
+	 * message repeating its key (renamed to another key on each
+	 * replica: two copies, and the tree's name on no disk) */
+	{
+		char *mp = mpath("new", KEYNW ",S=4"), *rp = rpath(KEYNW);
+		char *fr = mail_blob("imapfolder"), *nu = strstr(fr, "uidnext ");
+		unsigned uid = nu ? (unsigned)strtoul(nu + 8, NULL, 10) : 0;
+		char *rec = xasprintf("%u\t$Junk", uid);
+		char *shard = shard_with(KEYNW, rec);
+		struct strbuf f = STRBUF_INIT;
+		const char *paths[3], *blobs[3];
+		char *disk = NULL;
+		DIR *dh;
+		struct dirent *de;
+
+		strbuf_add(&f, fr, strcspn(fr, "\n") + 1);
+		strbuf_addf(&f, "uidnext %u\n", uid + 1);
+		paths[0] = mp; paths[1] = rp; paths[2] = "imapfolder";
+		blobs[0] = "new with keywords\n"; blobs[1] = shard;
+		blobs[2] = f.buf;
+		mail_change(paths, blobs, 3);
+		ok(uid && sync_apply(&res) == 0 && res.counts.added == 1,
+		   "a peer's message in new/ with a keyword applied");
+		{
+			char *nd = xasprintf("%s/new", maildir);
+			dh = opendir(nd);
+			free(nd);
+		}
+		while (dh && !disk && (de = readdir(dh)))
+			if (!strncmp(de->d_name, KEYNW, strlen(KEYNW)))
+				disk = xasprintf("new/%s", de->d_name);
+		if (dh)
+			closedir(dh);
+		ok(disk && strstr(disk, ":2,") && strpbrk(strstr(disk, ":2,"),
+		   "abcdefghijklmnopqrstuvwxyz"), "with its letter (%s)",
+		   disk ? disk : "none");
+		/* both names marked, as the apply's own events mark them;
+		 * once more after a copy's settling time (COPY_SETTLE), when
+		 * a duplicate key is not held back any more but renamed */
+		for (int round = 0; round < 2; round++) {
+			if (round)
+				sleep(3);
+			worktree_dirty_name(wt, "", "new", KEYNW ",S=4");
+			worktree_dirty_name(wt, "", "new",
+					    disk ? disk + 4 : KEYNW);
+			ok(sync_commit(&res) == 0 && !res.counts.added &&
+			   !res.counts.expunged && !res.counts.flagged &&
+			   !res.deferred, "the commit finds nothing new (%s)",
+			   round ? "settled" : "at once");
+		}
+		ok(refs_agree() && mail_valid(), "the tree's name is the disk's");
+		ok(disk && there(disk), "the file kept its name");
+		s = record(KEYNW);
+		ok(s && strstr(s, "$Junk"), "and its keyword (%s)", s ? s : "none");
+		free(s);
+		free(disk);
+		strbuf_release(&f);
+		free(shard);
+		free(rec);
+		free(fr);
+		free(rp);
+		free(mp);
 	}
 
 	worktree_free(wt);
