@@ -482,6 +482,7 @@ struct cfolder {
 	char *folder;
 	struct strvec names;	/* disk names of the changed files */
 	struct strvec held;	/* disk names of files held back */
+	struct strmap moved_in;	/* keys of messages moved from another folder */
 	bool held_rm;		/* removals there held back */
 };
 
@@ -739,8 +740,15 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 
 		for (size_t j = 0; j < x->nkw; j++)
 			strvec_push(&kw, x->kw[j]);
-		/* names with no letter here (4.6) stay as the tree has them */
-		for (size_t j = 0; old_rec && j < old_rec->nkw; j++)
+		/*
+		 * names with no letter here (4.6) stay as the tree has them,
+		 * for a message that was here: one from another folder has
+		 * the keywords Dovecot gave it letters for here (its MOVE
+		 * does; a COPY whose source went looks the same, and has the
+		 * keywords the copy had)
+		 */
+		for (size_t j = 0; old_rec && j < old_rec->nkw &&
+				   !strmap_has(&cf->moved_in, x->key); j++)
 			if (dovecot_keywords_index(&k, old_rec->kw[j], false) < 0)
 				strvec_push(&kw, old_rec->kw[j]);
 		imap_recs_set(&rc->s[s], x->key, x->uid,
@@ -844,6 +852,7 @@ static int rcommit_write(struct rcommit *rk, const struct strvec *gone,
 		free(rk->cf[i].folder);
 		strvec_clear(&rk->cf[i].names);
 		strvec_clear(&rk->cf[i].held);
+		strmap_clear(&rk->cf[i].moved_in);
 	}
 	free(rk->cf);
 	rk->cf = NULL;
@@ -980,6 +989,11 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 			struct cfolder *c = cfolder_get(&rk.cf, &rk.ncf, &rk.acf,
 							p[i].to->folder);
 			strvec_push(&c->names, wt_ent_disk(p[i].to));
+			if (p[i].from && strcmp(p[i].from->folder, p[i].to->folder)) {
+				char *k = xstrndup(p[i].to->name, p[i].to->klen);
+				strmap_put(&c->moved_in, k, 1);
+				free(k);
+			}
 		} else {
 			char k[MAILDIR_NAME_MAX + 1];
 			unsigned s = maildir_shard(any->name, any->klen);

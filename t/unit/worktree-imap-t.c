@@ -77,6 +77,7 @@ static struct worktree *wt;
 #define KEYH1 "1700000061.MhPh.host"
 #define KEYW1 "1700000071.MwPw.host"
 #define KEYNW "1700000081.MnPn.host"
+#define KEYCP "1700000091.MkPk.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -1111,6 +1112,35 @@ int main(void)
 		free(fr);
 		free(rp);
 		free(mp);
+	}
+
+	/* 18. (t3013) a COPY into another folder, then the source
+	 * expunged, looks like a MOVE (one key): the message has the
+	 * keywords its file has there, not those of the source that have
+	 * no letter there (kept only for a message that stays in its
+	 * folder, 4.6) */
+	{
+		s = slurp("dovecot-keywords");
+		ok(s && !strncmp(s, "0 $Forwarded\n", 13), "letter a is $Forwarded");
+		free(s);
+		put("cur/" KEYCP ",S=4:2,Sa", "copied\n");
+		worktree_dirty_name(wt, "", "cur", KEYCP ",S=4:2,Sa");
+		ok(sync_commit(&res) == 0 && res.counts.added == 1, "a message "
+		   "with a keyword");
+		s = record(KEYCP);
+		ok(s && strstr(s, "$Forwarded"), "recorded (%s)", s ? s : "none");
+		free(s);
+		make_folder(".Copies");
+		put(".Copies/cur/" KEYCP ",S=4:2,S", "copied\n");
+		unlink_rel("cur/" KEYCP ",S=4:2,Sa");
+		worktree_dirty_name(wt, "", "cur", KEYCP ",S=4:2,Sa");
+		worktree_dirty_folder(wt, ".Copies");
+		ok(sync_commit(&res) == 0 && res.counts.moved == 1, "one move");
+		s = record(KEYCP);
+		ok(s && !strstr(s, "$Forwarded"), "without the source's keyword "
+		   "(%s)", s ? s : "none");
+		free(s);
+		ok(mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
