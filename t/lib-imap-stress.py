@@ -300,7 +300,15 @@ def client(d, rep, c, home, conf, seed, ops, log):
             f, uid, mid = pick_message(folders)
             if uid is None:
                 continue
-            to = rng.choice(mine)
+            # a mail client moves a message out of its folder, never into
+            # it: Dovecot's MOVE within a folder gives the message a new
+            # file whose GUID is the old name, which a later COPY takes
+            # again for another UID, while the old UID's uidlist line
+            # may still be there (doc/imap-progress.md, "Runs")
+            dest = [g for g in mine if op == "copy" or g != f]
+            if not dest:
+                continue
+            to = rng.choice(dest)
             ok, un, tagged = s.cmd('UID %s %d "%s"' % (op.upper(), uid, to))
             got = re.search(r"COPYUID (\d+) \d+ (\d+)",
                             tagged + " ".join(t for t, _ in un))

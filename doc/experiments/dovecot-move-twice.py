@@ -8,7 +8,7 @@
 #   dovecot-move-twice.py [N] [USER]
 #
 # A private Maildir and configuration in $TMPDIR/mv2.XXXXXX (INDEX=MEMORY,
-# maildir_copy_preserve_filename, as t3013 runs Dovecot), sessions run as
+# as t3013 runs Dovecot), sessions run as
 # USER (default maildagt) when run as root.  N (default 30) messages
 # APPENDed to F; two sessions SELECT F, then each moves UIDs 1..N to G,
 # one command a UID, at the same time.  Prints how many moves were
@@ -27,7 +27,7 @@ for sub in ("cur", "new", "tmp"):
 conf = top + "/dovecot.conf"
 with open(conf, "w") as f:
     f.write("mail_location = maildir:~/Maildir:INDEX=MEMORY\n"
-            "maildir_copy_preserve_filename = yes\nbase_dir = %s\nstate_dir = %s\n"
+            "base_dir = %s\nstate_dir = %s\n"
             "ssl = no\nlog_path = %s/log\n" % (top, top, top))
 if os.getuid() == 0:
     subprocess.run(["chown", "-R", user + ":", top], check=True)
