@@ -317,10 +317,10 @@ def client(d, rep, c, home, conf, seed, ops, log):
         elif op == "create":
             n += 1
             f = "S%sf%d" % (name, n)
-            ok, _, _ = s.cmd('CREATE "%s"' % f)
+            ok, _, tagged = s.cmd('CREATE "%s"' % f)
             if ok:
                 own.append(f)
-            note(op="create", folder=f, ok=ok)
+            note(op="create", folder=f, ok=ok, why=None if ok else tagged)
         elif op == "rename" and own:
             f = rng.choice(own)
             to = f + "x"
@@ -328,10 +328,10 @@ def client(d, rep, c, home, conf, seed, ops, log):
                 # not the selected folder (see SHARED); BAD if none is
                 s.cmd("UNSELECT")
             with rename_lock(d, rep, f, fcntl.LOCK_EX):
-                ok, _, _ = s.cmd('RENAME "%s" "%s"' % (f, to))
+                ok, _, tagged = s.cmd('RENAME "%s" "%s"' % (f, to))
             if ok:
                 own[own.index(f)] = to
-            note(op="rename", folder=f, to=to, ok=ok)
+            note(op="rename", folder=f, to=to, ok=ok, why=None if ok else tagged)
         # a client thinks between commands
         time.sleep(rng.random() * 0.08)
     s.close()
@@ -531,6 +531,14 @@ def check(d):
                     key = o["op"] + ("" if o.get("ok") else "(failed)")
                     nops[key] = nops.get(key, 0) + 1
     print("operations: " + ", ".join("%s %d" % kv for kv in sorted(nops.items())))
+    for fn in sorted(os.listdir(d)):
+        if fn.startswith("ops."):
+            with open(os.path.join(d, fn)) as f:
+                for line in f:
+                    o = json.loads(line)
+                    if o.get("why"):
+                        print("failed %s of %s (%s): %s" % (o["op"], o["folder"], o["client"],
+                                                          o["why"]))
     print("UIDs two replicas gave to two messages at once (4.8 (1), not failed): %d" % known)
     print("messages two sessions of one replica moved at once (two copies): %d" % twice)
     print("recorded: %d (folder, UIDVALIDITY, UID) names; messages at the end: %d in %d folders"
