@@ -300,12 +300,15 @@ def client(d, rep, c, home, conf, seed, ops, log):
             f, uid, mid = pick_message(folders)
             if uid is None:
                 continue
-            # a mail client moves a message out of its folder, never into
-            # it: Dovecot's MOVE within a folder gives the message a new
-            # file whose GUID is the old name, which a later COPY takes
-            # again for another UID, while the old UID's uidlist line
-            # may still be there (doc/imap-progress.md, "Runs")
-            dest = [g for g in mine if op == "copy" or g != f]
+            # into another folder: Dovecot alone, with sessions COPYing
+            # messages within a folder while others COPY, MOVE and
+            # expunge, writes one file name on two uidlist lines
+            # ("Duplicate file entry", "Expunged message reappeared":
+            # its copy takes the name of its source's GUID, which can be
+            # an expunged message's whose line is still there;
+            # doc/experiments/dovecot-copy-churn.py).  A mail client
+            # moves or copies a message to another folder
+            dest = [g for g in mine if g != f]
             if not dest:
                 continue
             to = rng.choice(dest)
