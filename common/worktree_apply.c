@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "dovecot.h"
 #include "folder.h"
 #include "fsutil.h"
 #include "log.h"
@@ -417,13 +418,28 @@ static void skipped(struct apply *ap, const struct op *op)
 				    wt_ent_disk(op->to));
 }
 
-/* Remove an empty folder from disk: E_EXISTS when it holds messages. */
+/*
+ * Remove an empty folder from disk: E_EXISTS when it holds messages.
+ * Dovecot's files go under its uidlist lock (E_TEMP while a session
+ * holds it: one writing the folder's dovecot-uidlist would find its
+ * lock and its directory gone, and log errors), the lock last.
+ */
 static int remove_folder(struct worktree *wt, const char *folder)
 {
 	char *dir = wt_disk_dir(wt, folder, NULL);
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
 	struct dirent *de;
 	DIR *d;
 	int ret = 0;
+
+	if (*folder && is_dir(dir) &&
+	    (ret = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
+		if (ret == E_TEMP)
+			log_info("'%s' is locked by Dovecot; removing it later",
+				 dir);
+		free(dir);
+		return E_TEMP;
+	}
 
 	for (size_t i = 0; i < 2; i++) {
 		char *s = wt_disk_dir(wt, folder, subs[i]);
@@ -432,8 +448,10 @@ static int remove_folder(struct worktree *wt, const char *folder)
 			      log_error_errno("rmdir '%s'", s);
 		free(s);
 	}
-	if (ret < 0)
+	if (ret < 0) {
+		dovecot_unlock(&lock);
 		goto done;
+	}
 	/* then what only a server kept there: tmp/, indexes, the marker */
 	{
 		char *t = wt_disk_dir(wt, folder, "tmp");
@@ -443,11 +461,13 @@ static int remove_folder(struct worktree *wt, const char *folder)
 	if ((d = opendir(dir))) {
 		while ((de = readdir(d)))
 			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+			    strcmp(de->d_name, DOVECOT_UIDLIST ".lock") &&
 			    (worktree_ignored_name(de->d_name) ||
 			     !strcmp(de->d_name, MARKER)))
 				unlinkat(dirfd(d), de->d_name, 0);
 		closedir(d);
 	}
+	dovecot_unlock(&lock);
 	if (rmdir(dir) < 0 && errno != ENOENT)
 		ret = errno == ENOTEMPTY || errno == EEXIST ? E_EXISTS :
 		      log_error_errno("rmdir '%s'", dir);

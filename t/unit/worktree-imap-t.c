@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1141,6 +1142,41 @@ int main(void)
 		   "(%s)", s ? s : "none");
 		free(s);
 		ok(mail_valid(), "valid");
+	}
+
+	/* 19. (t3013) a peer removed a folder (a RENAME on its side) while a
+	 * Dovecot session here writes the folder's dovecot-uidlist (its
+	 * lock held): the apply waits for the lock, and only then takes the
+	 * folder away (Dovecot logged "Our dotlock file ... was deleted"
+	 * and a failed rename of its dovecot-uidlist.tmp) */
+	{
+		const char *paths[2] = { ".Rm/maildirfolder", ".Rm/imapfolder" };
+		const char *blobs[2] = { NULL, NULL };
+		pid_t pid;
+		int wst = -1;
+
+		make_folder(".Rm");
+		worktree_dirty_folder(wt, ".Rm");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		mail_change(paths, blobs, 2);
+		put(".Rm/dovecot-uidlist.lock", "1:dovecot\n");
+		pid = fork();
+		if (pid == 0) {
+			/* Dovecot, writing: the folder must stay while it holds
+			 * the lock */
+			bool was = false;
+			sleep(1);
+			was = there(".Rm/cur") && there(".Rm/dovecot-uidlist.lock");
+			unlink_rel(".Rm/dovecot-uidlist.lock");
+			_exit(was ? 0 : 1);
+		}
+		ok(sync_apply(&res) == 0 && res.counts.folders_removed == 1,
+		   "the folder's removal applied");
+		waitpid(pid, &wst, 0);
+		ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+		   "not while Dovecot held its uidlist lock");
+		ok(!there(".Rm"), "then the folder went, our lock with it");
+		ok(refs_agree() && mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
