@@ -246,10 +246,10 @@ void wt_dv_tree_name(struct strbuf *out, const char *sub, const char *disk)
 	/*
 	 * a name in new/ has no info in the tree: the letters of a message
 	 * with keywords there are the apply's (with_letters()), which needs
-	 * an info to put them on; Dovecot gives a file in new/ none
+	 * an info to put them on, and an info left empty when they went is
+	 * no flag either; Dovecot gives a file in new/ none
 	 */
-	if (!strcmp(sub, "new") && colon[3] &&
-	    out->len - at == (size_t)(colon + 3 - disk))
+	if (!strcmp(sub, "new") && out->len - at == (size_t)(colon + 3 - disk))
 		strbuf_setlen(out, at + (size_t)(colon - disk));
 }
 

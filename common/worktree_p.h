@@ -404,7 +404,7 @@ static inline const char *wt_ent_disk(const struct ent *e)
 /*
  * Append disk name disk of sub ("cur" or "new") without its keyword
  * letters 'a'-'z' (the tree's name); in new/, without the info too when
- * letters were all it had.
+ * letters were all it had, or nothing.
  */
 void wt_dv_tree_name(struct strbuf *out, const char *sub, const char *disk);
 /* Touch the folder dir's cur/: Dovecot reads its uidlist again (1.3). */

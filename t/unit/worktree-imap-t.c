@@ -1106,6 +1106,22 @@ int main(void)
 		s = record(KEYNW);
 		ok(s && strstr(s, "$Junk"), "and its keyword (%s)", s ? s : "none");
 		free(s);
+		/* the keyword taken off by a client: an info left empty in
+		 * new/ is the tree's name without info still */
+		if (disk) {
+			mv(disk, "new/" KEYNW ",S=4:2,");
+			worktree_dirty_name(wt, "", "new", disk + 4);
+			worktree_dirty_name(wt, "", "new", KEYNW ",S=4:2,");
+		}
+		ok(sync_commit(&res) == 0 && res.counts.flagged == 1 &&
+		   !res.counts.added && !res.counts.expunged && !res.counts.moved,
+		   "a keyword change");
+		s = record(KEYNW);
+		ok(s && !strstr(s, "$Junk"), "the keyword gone (%s)", s ? s : "none");
+		free(s);
+		s = mail_blob(mp);
+		ok(s && *s, "the tree's name stays '%s'", mp);
+		free(s);
 		free(disk);
 		strbuf_release(&f);
 		free(shard);
