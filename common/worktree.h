@@ -273,8 +273,10 @@ int worktree_dovecot_records(struct update_list *ups, struct repo *r,
 			     const char *const *folders,
 			     const char *const *names, size_t n);
 
-/* Format 2: append a file name on disk without its keyword letters. */
-void worktree_dovecot_tree_name(struct strbuf *out, const char *disk);
+/* Format 2: append a file name on disk in sub ("cur", "new") without its
+ * keyword letters (wt_dv_tree_name()). */
+void worktree_dovecot_tree_name(struct strbuf *out, const char *sub,
+				const char *disk);
 
 /* --- the Maildir ------------------------------------------------------- */
 

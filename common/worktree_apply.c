@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "dovecot.h"
 #include "folder.h"
 #include "fsutil.h"
 #include "log.h"
@@ -417,13 +418,28 @@ static void skipped(struct apply *ap, const struct op *op)
 				    wt_ent_disk(op->to));
 }
 
-/* Remove an empty folder from disk: E_EXISTS when it holds messages. */
+/*
+ * Remove an empty folder from disk: E_EXISTS when it holds messages.
+ * Dovecot's files go under its uidlist lock (E_TEMP while a session
+ * holds it: one writing the folder's dovecot-uidlist would find its
+ * lock and its directory gone, and log errors), the lock last.
+ */
 static int remove_folder(struct worktree *wt, const char *folder)
 {
 	char *dir = wt_disk_dir(wt, folder, NULL);
+	struct dovecot_lock lock = DOVECOT_LOCK_INIT;
 	struct dirent *de;
 	DIR *d;
 	int ret = 0;
+
+	if (*folder && is_dir(dir) &&
+	    (ret = dovecot_lock(&lock, dir, DV_LOCK_MS)) < 0) {
+		if (ret == E_TEMP)
+			log_info("'%s' is locked by Dovecot; removing it later",
+				 dir);
+		free(dir);
+		return E_TEMP;
+	}
 
 	for (size_t i = 0; i < 2; i++) {
 		char *s = wt_disk_dir(wt, folder, subs[i]);
@@ -432,8 +448,10 @@ static int remove_folder(struct worktree *wt, const char *folder)
 			      log_error_errno("rmdir '%s'", s);
 		free(s);
 	}
-	if (ret < 0)
+	if (ret < 0) {
+		dovecot_unlock(&lock);
 		goto done;
+	}
 	/* then what only a server kept there: tmp/, indexes, the marker */
 	{
 		char *t = wt_disk_dir(wt, folder, "tmp");
@@ -443,11 +461,13 @@ static int remove_folder(struct worktree *wt, const char *folder)
 	if ((d = opendir(dir))) {
 		while ((de = readdir(d)))
 			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+			    strcmp(de->d_name, DOVECOT_UIDLIST ".lock") &&
 			    (worktree_ignored_name(de->d_name) ||
 			     !strcmp(de->d_name, MARKER)))
 				unlinkat(dirfd(d), de->d_name, 0);
 		closedir(d);
 	}
+	dovecot_unlock(&lock);
 	if (rmdir(dir) < 0 && errno != ENOENT)
 		ret = errno == ENOTEMPTY || errno == EEXIST ? E_EXISTS :
 		      log_error_errno("rmdir '%s'", dir);
@@ -602,15 +622,36 @@ static struct op *ops_of(struct entv *olds, struct entv *news, size_t *n)
 	return ops;
 }
 
-static int ensure_all_folders(struct worktree *wt, const struct oid *mtree)
+/*
+ * Every folder of mail's tree gets its cur/ new/ tmp/, but for one the
+ * worktree has and the disk has not: a client deleted or renamed it and
+ * that is not committed yet (a removal held back for a second look, say).
+ * Made again here, it would undo the client's change and, in format 2,
+ * come back empty under a new UIDVALIDITY of Dovecot's while the tree
+ * still holds a message there.  Its removal is committed first.
+ */
+static int ensure_all_folders(struct worktree *wt, const struct oid *wtree,
+			      const struct oid *mtree)
 {
-	struct strvec folders = { 0 };
+	struct strvec folders = { 0 }, known = { 0 };
 	int ret = wt_tree_folders(&folders, wt->r, mtree);
 
-	for (size_t i = 0; i < folders.n && ret == 0; i++)
-		if (folder_dir_valid(folders.v[i]))
-			ret = ensure_folder(wt, folders.v[i]);
+	if (ret == 0)
+		ret = wt_tree_folders(&known, wt->r, wtree);
+	for (size_t i = 0; i < folders.n && ret == 0; i++) {
+		const char *f = folders.v[i];
+		if (!folder_dir_valid(f))
+			continue;
+		if (*f && strvec_has(&known, f) && !wt_folder_on_disk(wt, f)) {
+			log_info("folder %s is gone from disk; committing first",
+				 folder_display(f));
+			worktree_dirty_folder(wt, f);
+			continue;
+		}
+		ret = ensure_folder(wt, f);
+	}
 	strvec_clear(&folders);
+	strvec_clear(&known);
 	return ret;
 }
 
@@ -718,14 +759,14 @@ static int plan_make(struct worktree *wt, struct plan *pl,
 
 /* Folders first, so moves and new messages have somewhere to go. */
 static int make_folders(struct apply *ap, const struct strvec *mk_add,
-			const struct oid *mtree)
+			const struct oid *wtree, const struct oid *mtree)
 {
 	struct worktree *wt = ap->wt;
 	struct oid empty;
 	int ret;
 
 	if (!wt->ensured) {
-		if ((ret = ensure_all_folders(wt, mtree)) < 0)
+		if ((ret = ensure_all_folders(wt, wtree, mtree)) < 0)
 			return ret;
 		wt->ensured = true;
 	}
@@ -919,7 +960,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 	} else {
 		wt_plan_free(kept);
 		if ((ret = plan_make(wt, &p, &mk_add, &wtree, &mtree)) < 0 ||
-		    (ret = make_folders(&ap, &mk_add, &mtree)) < 0)
+		    (ret = make_folders(&ap, &mk_add, &wtree, &mtree)) < 0)
 			goto done;
 	}
 	t1 = clock_now();

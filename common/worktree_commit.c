@@ -366,7 +366,7 @@ static void scan_names(struct worktree *wt, struct scan *sc,
 		v[n].t = NULL;
 		if (sc->imap) {
 			struct strbuf t = STRBUF_INIT;
-			wt_dv_tree_name(&t, nm);
+			wt_dv_tree_name(&t, v[n].sub, nm);
 			v[n].t = strbuf_detach(&t, NULL);
 		}
 		v[n].shard = maildir_shard(nm, maildir_key_len(nm));
@@ -559,18 +559,28 @@ int worktree_record_added(struct repo *r, const struct oid *before,
  * before its event was read.  What looks deleted (a removal no addition
  * of the same key explains, a folder gone) is not committed now but
  * looked at again once things are quiet; renames and additions stand.
- * Returns how many were held back.
+ * In format 2, a folder Dovecot made anew (another UIDVALIDITY) holds
+ * nothing back: its new record would leave the held messages at UIDs
+ * not below its uidnext.  Returns how many were held back.
  */
 static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
 {
 	size_t w = 0, w2 = 0, held = 0;
-	struct strvec unpaired = { 0 };
+	struct strvec unpaired = { 0 }, reborn = { 0 }, kept = { 0 };
 
 	for (size_t i = 0; i < sc->rm.n; i++) {
 		struct ent *e = &sc->rm.v[i];
-		if (e->claimed) {
+		if (e->claimed || strvec_has(&reborn, e->folder)) {
 			sc->rm.v[w++] = *e;
 			continue;
+		}
+		if (sc->imap && !strvec_has(&kept, e->folder)) {
+			if (wt_dv_reborn(wt, sc, e->folder)) {
+				strvec_push(&reborn, e->folder);
+				sc->rm.v[w++] = *e;
+				continue;
+			}
+			strvec_push(&kept, e->folder);
 		}
 		if (!strvec_has(&unpaired, e->folder))
 			strvec_push(&unpaired, e->folder);
@@ -579,6 +589,10 @@ static size_t hold_unpaired(struct worktree *wt, struct scan *sc)
 		held++;
 	}
 	sc->rm.n = w;
+	for (size_t i = 0; i < unpaired.n; i++)
+		strvec_push(&sc->held_rm, unpaired.v[i]);
+	strvec_clear(&reborn);
+	strvec_clear(&kept);
 	/*
 	 * a folder stays gone when every message of it went elsewhere and
 	 * it is still not on disk: a RENAME's old name goes with its moves

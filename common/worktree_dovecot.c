@@ -229,23 +229,34 @@ int wt_slots_update(struct update_list *ups, struct repo *r,
 
 /* --- names ------------------------------------------------------------------ */
 
-void wt_dv_tree_name(struct strbuf *out, const char *disk)
+void wt_dv_tree_name(struct strbuf *out, const char *sub, const char *disk)
 {
 	const char *colon = strchr(disk, ':');
+	size_t at;
 
 	if (!colon || strncmp(colon, ":2,", 3)) {
 		strbuf_addstr(out, disk);
 		return;
 	}
+	at = out->len;
 	strbuf_add(out, disk, (size_t)(colon + 3 - disk));
 	for (const char *p = colon + 3; *p; p++)
 		if (*p < 'a' || *p > 'z')
 			strbuf_addch(out, *p);
+	/*
+	 * a name in new/ has no info in the tree: the letters of a message
+	 * with keywords there are the apply's (with_letters()), which needs
+	 * an info to put them on, and an info left empty when they went is
+	 * no flag either; Dovecot gives a file in new/ none
+	 */
+	if (!strcmp(sub, "new") && out->len - at == (size_t)(colon + 3 - disk))
+		strbuf_setlen(out, at + (size_t)(colon - disk));
 }
 
-void worktree_dovecot_tree_name(struct strbuf *out, const char *disk)
+void worktree_dovecot_tree_name(struct strbuf *out, const char *sub,
+				const char *disk)
 {
-	wt_dv_tree_name(out, disk);
+	wt_dv_tree_name(out, sub, disk);
 }
 
 /* The letters 'a'-'z' of a disk name, as a bit set. */
@@ -346,7 +357,7 @@ bool wt_dv_keywords_differ(struct worktree *wt, struct scan *sc,
 }
 
 /* The file in dir whose tree name is tname, or NULL. */
-static char *find_by_key(const char *dir, const char *tname)
+static char *find_by_key(const char *dir, const char *sub, const char *tname)
 {
 	size_t klen = maildir_key_len(tname);
 	struct strbuf want = STRBUF_INIT, have = STRBUF_INIT;
@@ -354,14 +365,14 @@ static char *find_by_key(const char *dir, const char *tname)
 	char *found = NULL;
 	DIR *dh = opendir(dir);
 
-	wt_dv_tree_name(&want, tname);
+	wt_dv_tree_name(&want, sub, tname);
 	while (dh && !found && (de = readdir(dh))) {
 		if (strncmp(de->d_name, tname, klen) ||
 		    (de->d_name[klen] && de->d_name[klen] != ':' &&
 		     de->d_name[klen] != ','))
 			continue;
 		strbuf_reset(&have);
-		wt_dv_tree_name(&have, de->d_name);
+		wt_dv_tree_name(&have, sub, de->d_name);
 		if (!strcmp(have.buf, want.buf))
 			found = xstrdup(de->d_name);
 	}
@@ -420,7 +431,7 @@ char *wt_dv_find_disk(struct worktree *wt, const char *folder,
 		      const char *sub, const char *tname)
 {
 	char *dir = wt_disk_dir(wt, folder, sub);
-	char *found = find_by_key(dir, tname);
+	char *found = find_by_key(dir, sub, tname);
 
 	free(dir);
 	return found;
@@ -458,7 +469,7 @@ char *wt_dv_disk_name(struct worktree *wt, struct scan *sc,
 		}
 	}
 	if (!found)
-		found = find_by_key(dir, tname);
+		found = find_by_key(dir, sub, tname);
 	strbuf_release(&letters);
 	free(dir);
 	return found;
@@ -471,6 +482,8 @@ struct cfolder {
 	char *folder;
 	struct strvec names;	/* disk names of the changed files */
 	struct strvec held;	/* disk names of files held back */
+	struct strmap moved_in;	/* keys of messages moved from another folder */
+	bool held_rm;		/* removals there held back */
 };
 
 static int cfolder_cmp(const void *a, const void *b)
@@ -686,6 +699,12 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 	} else if (r < 0) {
 		goto done;
 	}
+	if (cf->held_rm && have_tf && tf.uidvalidity != u.uidvalidity) {
+		/* made anew since hold_unpaired() looked: look again */
+		log_info("'%s': Dovecot's UIDVALIDITY %u is new while removals "
+			 "there wait; committing later", dir, u.uidvalidity);
+		goto done;
+	}
 	if (have_tf && tf.uidvalidity == u.uidvalidity) {
 		renum = drop_passed(&u, rc, r_, &tf, cf, dir);
 		if (tf.uidnext > uidlist_next(&u))
@@ -721,8 +740,15 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 
 		for (size_t j = 0; j < x->nkw; j++)
 			strvec_push(&kw, x->kw[j]);
-		/* names with no letter here (4.6) stay as the tree has them */
-		for (size_t j = 0; old_rec && j < old_rec->nkw; j++)
+		/*
+		 * names with no letter here (4.6) stay as the tree has them,
+		 * for a message that was here: one from another folder has
+		 * the keywords Dovecot gave it letters for here (its MOVE
+		 * does; a COPY whose source went looks the same, and has the
+		 * keywords the copy had)
+		 */
+		for (size_t j = 0; old_rec && j < old_rec->nkw &&
+				   !strmap_has(&cf->moved_in, x->key); j++)
 			if (dovecot_keywords_index(&k, old_rec->kw[j], false) < 0)
 				strvec_push(&kw, old_rec->kw[j]);
 		imap_recs_set(&rc->s[s], x->key, x->uid,
@@ -826,6 +852,7 @@ static int rcommit_write(struct rcommit *rk, const struct strvec *gone,
 		free(rk->cf[i].folder);
 		strvec_clear(&rk->cf[i].names);
 		strvec_clear(&rk->cf[i].held);
+		strmap_clear(&rk->cf[i].moved_in);
 	}
 	free(rk->cf);
 	rk->cf = NULL;
@@ -962,6 +989,11 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 			struct cfolder *c = cfolder_get(&rk.cf, &rk.ncf, &rk.acf,
 							p[i].to->folder);
 			strvec_push(&c->names, wt_ent_disk(p[i].to));
+			if (p[i].from && strcmp(p[i].from->folder, p[i].to->folder)) {
+				char *k = xstrndup(p[i].to->name, p[i].to->klen);
+				strmap_put(&c->moved_in, k, 1);
+				free(k);
+			}
 		} else {
 			char k[MAILDIR_NAME_MAX + 1];
 			unsigned s = maildir_shard(any->name, any->klen);
@@ -996,8 +1028,33 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
 		if (strchr(names->v[i], '/'))
 			touched_folder(&rk, wt, sc, names->v[i],
 				       strcspn(names->v[i], "/"));
+	for (size_t i = 0; i < rk.ncf; i++)
+		rk.cf[i].held_rm = strvec_has(&sc->held_rm, rk.cf[i].folder);
 	ret = rcommit_write(&rk, &sc->mk_rm, ups);
 	if (ret == 0)
 		strvec_clear(&wt->dv_stale);
 	return ret;
+}
+
+/* See worktree_p.h. */
+bool wt_dv_reborn(struct worktree *wt, struct scan *sc, const char *folder)
+{
+	struct imap_folder tf;
+	struct uidlist u = UIDLIST_INIT;
+	char *dir;
+	bool reborn = false;
+	int r;
+
+	if (wt_folder_rec(&tf, wt->r, sc->wtree, folder) < 0)
+		return false;
+	dir = layout_folder_dir(wt->maildir, folder, NULL);
+	r = uidlist_read_some(&u, dir, NULL, 0, UINT32_MAX);
+	if (r == UIDLIST_WHOLE)
+		r = uidlist_read(&u, dir);
+	if (r == 0) {
+		reborn = u.uidvalidity != tf.uidvalidity;
+		uidlist_release(&u);
+	}
+	free(dir);
+	return reborn;
 }

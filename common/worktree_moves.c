@@ -186,7 +186,7 @@ static int move_back(struct worktree *wt, struct scan *sc, struct ent *a,
 		a->dname = NULL;
 		if (sc->imap) {
 			struct strbuf tn = STRBUF_INIT;
-			wt_dv_tree_name(&tn, nn.buf);
+			wt_dv_tree_name(&tn, a->sub, nn.buf);
 			if (strcmp(tn.buf, nn.buf))
 				a->dname = xstrdup(nn.buf);
 			a->name = strbuf_detach(&tn, NULL);

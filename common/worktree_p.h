@@ -230,6 +230,7 @@ struct scan {
 	struct oid subs_oid;
 	struct strmap scanned;		/* folders looked at whole */
 	struct strvec later;		/* names held back */
+	struct strvec held_rm;		/* folders with removals held back */
 	struct mtcache wmt;
 	git_tree *root;			/* the worktree's tree, once read */
 	git_tree *mroot;		/* mail's, when it differs */
@@ -400,8 +401,12 @@ static inline const char *wt_ent_disk(const struct ent *e)
 	return e->dname ? e->dname : e->name;
 }
 
-/* Append name without its keyword letters 'a'-'z' (the tree's name). */
-void wt_dv_tree_name(struct strbuf *out, const char *disk);
+/*
+ * Append disk name disk of sub ("cur" or "new") without its keyword
+ * letters 'a'-'z' (the tree's name); in new/, without the info too when
+ * letters were all it had, or nothing.
+ */
+void wt_dv_tree_name(struct strbuf *out, const char *sub, const char *disk);
 /* Touch the folder dir's cur/: Dovecot reads its uidlist again (1.3). */
 void wt_dv_touch_cur(const char *dir);
 
@@ -475,6 +480,15 @@ int wt_dv_rekey(struct worktree *wt, const char *folder, const char *sub,
  */
 char *wt_dv_find_disk(struct worktree *wt, const char *folder,
 		      const char *sub, const char *tname);
+
+/*
+ * Does Dovecot's dovecot-uidlist in folder give a UIDVALIDITY other than
+ * the worktree's record of the folder?  Then the folder was made anew
+ * (deleted or renamed away, and made again): what the worktree had
+ * there and the disk has not is gone for good, not held back.  Read
+ * without the lock: commit_folder() looks again under it.
+ */
+bool wt_dv_reborn(struct worktree *wt, struct scan *sc, const char *folder);
 
 /*
  * Commit side: add to ups the records (imap/<xx>, imapfolder, uidslots)

@@ -106,6 +106,7 @@ void wt_scan_release(struct scan *sc)
 	strvec_clear(&sc->mk_rm);
 	strmap_clear(&sc->scanned);
 	strvec_clear(&sc->later);
+	strvec_clear(&sc->held_rm);
 	strvec_clear(&sc->unreadable);
 	wt_mtcache_release(&sc->wmt);
 	wt_dv_scan_release(sc);
@@ -268,7 +269,7 @@ int wt_scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 	int dfd, on_disk = 0, known, ret = 0;
 
 	if (sc->imap) {
-		wt_dv_tree_name(&tn, dname);
+		wt_dv_tree_name(&tn, sub, dname);
 		name = tn.buf;
 	}
 	te = shard ? git_tree_entry_byname(shard, name) : NULL;
@@ -338,7 +339,8 @@ static const char *dent_disk(const struct dent *d)
  * The message files of an open directory, by shard and tree name
  * (format 2: the name without keyword letters, the disk's in dname).
  */
-static struct dent *list_dents(struct scan *sc, DIR *dh, size_t *n)
+static struct dent *list_dents(struct scan *sc, const char *sub, DIR *dh,
+			       size_t *n)
 {
 	struct dent *d = NULL;
 	struct dirent *de;
@@ -354,7 +356,7 @@ static struct dent *list_dents(struct scan *sc, DIR *dh, size_t *n)
 		d[nd].dname = NULL;
 		if (sc->imap) {
 			struct strbuf tn = STRBUF_INIT;
-			wt_dv_tree_name(&tn, de->d_name);
+			wt_dv_tree_name(&tn, sub, de->d_name);
 			if (strcmp(tn.buf, de->d_name)) {
 				d[nd].dname = d[nd].name;
 				d[nd].name = strbuf_detach(&tn, NULL);
@@ -386,7 +388,7 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 		ret = log_error_errno("opendir '%s'", dir);
 		goto done;
 	}
-	d = list_dents(sc, dh, &nd);
+	d = list_dents(sc, sub, dh, &nd);
 	sc->seen += nd;
 
 	if (*folder)
@@ -826,7 +828,7 @@ static int rekey(struct worktree *wt, struct ent *e, bool imap)
 		e->dname = NULL;
 		if (imap) {
 			struct strbuf tn = STRBUF_INIT;
-			wt_dv_tree_name(&tn, nn.buf);
+			wt_dv_tree_name(&tn, e->sub, nn.buf);
 			if (strcmp(tn.buf, nn.buf))
 				e->dname = xstrdup(nn.buf);
 			e->name = strbuf_detach(&tn, NULL);

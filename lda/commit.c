@@ -287,7 +287,7 @@ static int write_group(struct group *g, const char *email)
 		if (format_repo_version() == FORMAT_VERSION_IMAP) {
 			/* format 2: the tree's name has no keyword letters */
 			struct strbuf tn = STRBUF_INIT;
-			worktree_dovecot_tree_name(&tn, p->name);
+			worktree_dovecot_tree_name(&tn, p->sub, p->name);
 			tree_message_path(&g->paths[i], p->folder, p->sub,
 					  tn.buf);
 			strbuf_release(&tn);

@@ -229,7 +229,7 @@ static int collect(struct lda *d, const struct oid *tree,
 		if (format_repo_version() == FORMAT_VERSION_IMAP) {
 			/* format 2: the tree's name has no keyword letters */
 			struct strbuf tn = STRBUF_INIT;
-			worktree_dovecot_tree_name(&tn, f->name);
+			worktree_dovecot_tree_name(&tn, f->sub, f->name);
 			tree_message_path(&p, f->folder, f->sub, tn.buf);
 			strbuf_release(&tn);
 		} else {

@@ -509,7 +509,7 @@ replica_tree() { replica_git "$1" rev-parse -q --verify 'refs/heads/mail^{tree}'
 replica_disk_names() {
 	local strip=
 	! replica_format2 "$1" ||
-		strip='s/\(:2,[^a-z]*\)[a-z]*$/\1/'
+		strip='s|\(/new/[^/]*\):2,[a-z]*$|\1|; s/\(:2,[^a-z]*\)[a-z]*$/\1/'
 	(cd "$(replica_maildir "$1")" && find . -path '*/tmp' -prune -o \
 		\( -path '*/cur/*' -o -path '*/new/*' \) -type f -print) |
 		sed 's|^\./||; s|^\([cn]\)|INBOX/\1|' | sed "$strip" | sort

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +75,10 @@ static struct worktree *wt;
 #define KEYG1 "1700000041.MxPx.host"
 #define KEYG2 "1700000042.MyPy.host"
 #define KEYN1 "1700000051.MzPz.host"
+#define KEYH1 "1700000061.MhPh.host"
+#define KEYW1 "1700000071.MwPw.host"
+#define KEYNW "1700000081.MnPn.host"
+#define KEYCP "1700000091.MkPk.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -387,6 +392,29 @@ static bool valid_since(const struct oid *prev)
 		diag("mail against its parent: %s", err.buf);
 	strbuf_release(&err);
 	return r == 0;
+}
+
+/* A watcher's event read during a commit: the disk changed meanwhile. */
+static void disk_moved_on(void *data)
+{
+	(void)data;
+	worktree_dirty_name(wt, "", "new", "1700000099.MqPq.host,S=4");
+}
+
+/* Make folder f (".F") on disk: cur/ new/ tmp/ and its marker. */
+static void make_folder(const char *f)
+{
+	for (int i = 0; i < 3; i++) {
+		char *d = xasprintf("%s/%s/%s", maildir, f,
+				    i == 0 ? "cur" : i == 1 ? "new" : "tmp");
+		mkdir_p(d, 0700);
+		free(d);
+	}
+	{
+		char *m = xasprintf("%s/maildirfolder", f);
+		put(m, "");
+		free(m);
+	}
 }
 
 /* Dovecot's own append of a record (a save it numbered). */
@@ -944,6 +972,227 @@ int main(void)
 		ok(s && *s, "with its record (%s)", s ? s : "none");
 		free(s);
 		ok(mail_valid(), "valid");
+	}
+
+	/* 15. (t3013) a client renamed a folder away, not committed yet
+	 * (its removal held back while the disk was busy), and
+	 * maildag-syncd started again: its first apply, which gives every
+	 * folder of mail's tree its cur/ new/ tmp/, does not make that one
+	 * again (Dovecot gave it a new UIDVALIDITY while the tree still
+	 * had a message there: the peer refused that commit for good) */
+	{
+		char *mt, *old, *nb, *at;
+		char xx[3];
+		const char *paths[1], *blobs[1];
+
+		make_folder(".Held");
+		put(".Held/cur/" KEYH1 ",S=4:2,", "held\n");
+		worktree_dirty_folder(wt, ".Held");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		mv(".Held", ".Held2");
+		/* a peer's change, any: an mtime */
+		maildir_shard_hex(xx, KEY4, strlen(KEY4));
+		mt = xasprintf("mtimes/%s", xx);
+		old = mail_blob(mt);
+		nb = xstrdup(old);
+		at = strstr(nb, KEY4 " 1600000000");
+		if (at)
+			memcpy(at + strlen(KEY4 " 160000"), "1", 1);
+		paths[0] = mt;
+		blobs[0] = nb;
+		mail_change(paths, blobs, 1);
+		worktree_free(wt);
+		wt = worktree_new(repo, maildir, "test");
+		ok(at && sync_apply(&res) == 0, "a peer's change applied, "
+		   "first apply of a new start");
+		ok(!there(".Held"), "the folder renamed away is not made again");
+		worktree_dirty_folder(wt, ".Held");
+		worktree_dirty_folder(wt, ".Held2");
+		ok(sync_commit(&res) == 0 && res.committed, "the rename committed");
+		ok(!there(".Held") && mail_valid(), "valid");
+		free(nb);
+		free(old);
+		free(mt);
+	}
+
+	/* 16. (t3013) a folder deleted and made again by a client (Dovecot
+	 * gave it a new UIDVALIDITY) while the disk is busy: the removal of
+	 * its old message is not held back for a second look, or the new
+	 * folder record (uidnext 1) would leave it at a UID not below it */
+	{
+		char *d = xasprintf("%s/.Again", maildir);
+		struct uidlist u = UIDLIST_INIT;
+		char *hdr;
+
+		make_folder(".Again");
+		put(".Again/cur/" KEYW1 ",S=4:2,", "again\n");
+		worktree_dirty_folder(wt, ".Again");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		ok(uidlist_read(&u, d) == 0, "its uidlist");
+		rm_rf(d);
+		make_folder(".Again");
+		hdr = xasprintf("3 V%u N1 G0123456789abcdef0123456789abcdef\n",
+				u.uidvalidity + 7);
+		put(".Again/dovecot-uidlist", hdr);
+		worktree_dirty_folder(wt, ".Again");
+		worktree_set_poll(wt, disk_moved_on, NULL);
+		ok(sync_commit(&res) == 0 && res.committed &&
+		   res.counts.expunged == 1, "the old message's removal committed");
+		worktree_set_poll(wt, NULL, NULL);
+		ok(mail_valid(), "valid: no UID at or above the new uidnext");
+		s = record(KEYW1);
+		ok(!s || !*s, "its record went with it");
+		free(s);
+		uidlist_release(&u);
+		free(hdr);
+		free(d);
+	}
+
+	/* 17. (t3013) a merge leaves a message in new/ with keywords (a
+	 * peer moved it while another set them): the apply puts the
+	 * letters on the file ("…:2,<letters>" in new/), and the commit
+	 * reads that name back as the tree's ("…" in new/), not as a new
+	 * message repeating its key (renamed to another key on each
+	 * replica: two copies, and the tree's name on no disk) */
+	{
+		char *mp = mpath("new", KEYNW ",S=4"), *rp = rpath(KEYNW);
+		char *fr = mail_blob("imapfolder"), *nu = strstr(fr, "uidnext ");
+		unsigned uid = nu ? (unsigned)strtoul(nu + 8, NULL, 10) : 0;
+		char *rec = xasprintf("%u\t$Junk", uid);
+		char *shard = shard_with(KEYNW, rec);
+		struct strbuf f = STRBUF_INIT;
+		const char *paths[3], *blobs[3];
+		char *disk = NULL;
+		DIR *dh;
+		struct dirent *de;
+
+		strbuf_add(&f, fr, strcspn(fr, "\n") + 1);
+		strbuf_addf(&f, "uidnext %u\n", uid + 1);
+		paths[0] = mp; paths[1] = rp; paths[2] = "imapfolder";
+		blobs[0] = "new with keywords\n"; blobs[1] = shard;
+		blobs[2] = f.buf;
+		mail_change(paths, blobs, 3);
+		ok(uid && sync_apply(&res) == 0 && res.counts.added == 1,
+		   "a peer's message in new/ with a keyword applied");
+		{
+			char *nd = xasprintf("%s/new", maildir);
+			dh = opendir(nd);
+			free(nd);
+		}
+		while (dh && !disk && (de = readdir(dh)))
+			if (!strncmp(de->d_name, KEYNW, strlen(KEYNW)))
+				disk = xasprintf("new/%s", de->d_name);
+		if (dh)
+			closedir(dh);
+		ok(disk && strstr(disk, ":2,") && strpbrk(strstr(disk, ":2,"),
+		   "abcdefghijklmnopqrstuvwxyz"), "with its letter (%s)",
+		   disk ? disk : "none");
+		/* both names marked, as the apply's own events mark them;
+		 * once more after a copy's settling time (COPY_SETTLE), when
+		 * a duplicate key is not held back any more but renamed */
+		for (int round = 0; round < 2; round++) {
+			if (round)
+				sleep(3);
+			worktree_dirty_name(wt, "", "new", KEYNW ",S=4");
+			worktree_dirty_name(wt, "", "new",
+					    disk ? disk + 4 : KEYNW);
+			ok(sync_commit(&res) == 0 && !res.counts.added &&
+			   !res.counts.expunged && !res.counts.flagged &&
+			   !res.deferred, "the commit finds nothing new (%s)",
+			   round ? "settled" : "at once");
+		}
+		ok(refs_agree() && mail_valid(), "the tree's name is the disk's");
+		ok(disk && there(disk), "the file kept its name");
+		s = record(KEYNW);
+		ok(s && strstr(s, "$Junk"), "and its keyword (%s)", s ? s : "none");
+		free(s);
+		/* the keyword taken off by a client: an info left empty in
+		 * new/ is the tree's name without info still */
+		if (disk) {
+			mv(disk, "new/" KEYNW ",S=4:2,");
+			worktree_dirty_name(wt, "", "new", disk + 4);
+			worktree_dirty_name(wt, "", "new", KEYNW ",S=4:2,");
+		}
+		ok(sync_commit(&res) == 0 && res.counts.flagged == 1 &&
+		   !res.counts.added && !res.counts.expunged && !res.counts.moved,
+		   "a keyword change");
+		s = record(KEYNW);
+		ok(s && !strstr(s, "$Junk"), "the keyword gone (%s)", s ? s : "none");
+		free(s);
+		s = mail_blob(mp);
+		ok(s && *s, "the tree's name stays '%s'", mp);
+		free(s);
+		free(disk);
+		strbuf_release(&f);
+		free(shard);
+		free(rec);
+		free(fr);
+		free(rp);
+		free(mp);
+	}
+
+	/* 18. (t3013) a COPY into another folder, then the source
+	 * expunged, looks like a MOVE (one key): the message has the
+	 * keywords its file has there, not those of the source that have
+	 * no letter there (kept only for a message that stays in its
+	 * folder, 4.6) */
+	{
+		s = slurp("dovecot-keywords");
+		ok(s && !strncmp(s, "0 $Forwarded\n", 13), "letter a is $Forwarded");
+		free(s);
+		put("cur/" KEYCP ",S=4:2,Sa", "copied\n");
+		worktree_dirty_name(wt, "", "cur", KEYCP ",S=4:2,Sa");
+		ok(sync_commit(&res) == 0 && res.counts.added == 1, "a message "
+		   "with a keyword");
+		s = record(KEYCP);
+		ok(s && strstr(s, "$Forwarded"), "recorded (%s)", s ? s : "none");
+		free(s);
+		make_folder(".Copies");
+		put(".Copies/cur/" KEYCP ",S=4:2,S", "copied\n");
+		unlink_rel("cur/" KEYCP ",S=4:2,Sa");
+		worktree_dirty_name(wt, "", "cur", KEYCP ",S=4:2,Sa");
+		worktree_dirty_folder(wt, ".Copies");
+		ok(sync_commit(&res) == 0 && res.counts.moved == 1, "one move");
+		s = record(KEYCP);
+		ok(s && !strstr(s, "$Forwarded"), "without the source's keyword "
+		   "(%s)", s ? s : "none");
+		free(s);
+		ok(mail_valid(), "valid");
+	}
+
+	/* 19. (t3013) a peer removed a folder (a RENAME on its side) while a
+	 * Dovecot session here writes the folder's dovecot-uidlist (its
+	 * lock held): the apply waits for the lock, and only then takes the
+	 * folder away (Dovecot logged "Our dotlock file ... was deleted"
+	 * and a failed rename of its dovecot-uidlist.tmp) */
+	{
+		const char *paths[2] = { ".Rm/maildirfolder", ".Rm/imapfolder" };
+		const char *blobs[2] = { NULL, NULL };
+		pid_t pid;
+		int wst = -1;
+
+		make_folder(".Rm");
+		worktree_dirty_folder(wt, ".Rm");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		mail_change(paths, blobs, 2);
+		put(".Rm/dovecot-uidlist.lock", "1:dovecot\n");
+		pid = fork();
+		if (pid == 0) {
+			/* Dovecot, writing: the folder must stay while it holds
+			 * the lock */
+			bool was = false;
+			sleep(1);
+			was = there(".Rm/cur") && there(".Rm/dovecot-uidlist.lock");
+			unlink_rel(".Rm/dovecot-uidlist.lock");
+			_exit(was ? 0 : 1);
+		}
+		ok(sync_apply(&res) == 0 && res.counts.folders_removed == 1,
+		   "the folder's removal applied");
+		waitpid(pid, &wst, 0);
+		ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+		   "not while Dovecot held its uidlist lock");
+		ok(!there(".Rm"), "then the folder went, our lock with it");
+		ok(refs_agree() && mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
