@@ -150,7 +150,7 @@ struct pass {
 	const char *repo;
 	char *packdir;
 	const struct objects_maint_opts *o;
-	time_t now;
+	time_t now;		/* clock_files(): what mtimes are compared with */
 	struct objtab objs;
 	struct packv packs;
 	struct objects_maint_result *res;
@@ -1005,8 +1005,8 @@ int objects_maintain(const char *repo_path,
 	if (opts->idle)
 		be_idle();
 	ps.res = res;
-	ps.now = clock_wall();
-	res->start = (long long)ps.now;
+	ps.now = clock_files();
+	res->start = (long long)clock_wall();
 	ps.packdir = xasprintf("%s/objects/pack", repo_path);
 	ret = run_pass(&ps);
 	res->ok = ret == 0;

@@ -1,5 +1,6 @@
 /*
- * notls: keep libgit2 from reading the CA bundle in maildag-lda.
+ * notls: keep libgit2 from reading the CA bundle in maildag-lda and
+ * maildag-syncd.
  *
  * Debian's libgit2 1.5.1 is built with mbedTLS and libssh2 and, when it
  * is initialised (repo_global_init), parses every certificate of
@@ -8,8 +9,14 @@
  * never opens a network connection, so it defines these functions
  * itself; the dynamic linker binds libgit2's calls to them, for this
  * program only.  With a libgit2 built against other libraries they are
- * simply never called.  maildag-syncd, which talks to peers, does not
- * link this file.
+ * simply never called.
+ *
+ * maildag-syncd links it too: its peers are ssh:// (libssh2, whose
+ * crypto is OpenSSL's) or file://, never libgit2's https, and its
+ * webhooks go through libcurl (OpenSSL); yet each whole-history check
+ * child (maildag-check, one per merge of a peer's mail) initialises
+ * libgit2 afresh and parsed the bundle again: about 8% of the CPU of
+ * bench/lifecycle's two daemons and deliveries (perf, t6016).
  */
 #include "autoconf.h"
 

@@ -258,4 +258,19 @@ test_expect_success TESTCLOCK 'a --enable-test-clock build reads MAILDAG_TEST_NO
 	find "$MAILDIR/new" -name "1000000000.*" | grep .
 '
 
+test_expect_success TESTCLOCK 'a test clock days ahead ages no object: the grace runs on file times' '
+	end_pass &&
+	echo "{\"maintenance\": {\"grace\": 60}}" >"$USER_HOME/.config/maildag/config.json" &&
+	chown -R "$TEST_USER:" "$USER_HOME/.config" &&
+	echo $(( $(date +%s) + 10 * 86400 )) >"$TRASH/now" &&
+	chmod 644 "$TRASH/now" &&
+	young=$(echo "young, clock ahead $$" | as_user git --git-dir="$REPO" hash-object -w --stdin) &&
+	old=$(echo "old, clock ahead $$" | as_user git --git-dir="$REPO" hash-object -w --stdin) &&
+	touch -d "-2 minutes" "$REPO/objects/$(echo $old | cut -c1-2)/$(echo $old | cut -c3-)" &&
+	as_user env MAILDAG_TEST_NOW_FILE="$TRASH/now" maildag maintain >out && cat out &&
+	mgit cat-file -e $young &&
+	! mgit cat-file -e $old &&
+	rm "$USER_HOME/.config/maildag/config.json"
+'
+
 test_done

@@ -3,8 +3,7 @@
  * (deadlines, backoffs, lock waits, figures in the log), which an admin
  * or NTP cannot step; and the wall clock, the one time is written in or
  * compared with (commit times, delivery names, the delivery window,
- * retention, the grace of unreachable objects, the times of alarms and
- * of maintenance).
+ * retention, the times of alarms and of maintenance).
  *
  * The wall clock is the system's, except in a build configured with
  * --enable-test-clock: there clock_wall() reads the time from the file
@@ -28,6 +27,15 @@ long long clock_now_ms(void);
 
 /* The wall clock, in seconds since the epoch. */
 time_t clock_wall(void);
+
+/*
+ * The clock file times are written in: the system's, in a test-clock
+ * build too (a test moves the wall clock, not the file system's), for
+ * what judges a file's age by its mtime, as the grace of unreachable
+ * objects.  Compared with clock_wall(), a file written a second ago
+ * would be days old once a test has moved the wall clock on by days.
+ */
+time_t clock_files(void);
 
 /* The same with microseconds (delivery names: <sec>.M<usec>...). */
 void clock_wall_tv(struct timeval *tv);
