@@ -918,8 +918,8 @@ static void child_run(void *arg)
 	struct strbuf line = STRBUF_INIT;
 	struct net_result res;
 
-	/* libgit2 as inherited: its packs are open still (CHILD_KEEP_PACKS) */
-	if (repo_global_init() < 0) {
+	/* libgit2 as inherited when its packs are open still (CHILD_KEEP_PACKS) */
+	if ((child_kept_packs() ? repo_global_init() : repo_global_reinit()) < 0) {
 		memset(&res, 0, sizeof res);
 		set_result(&res, NET_FAILED, "cannot start libgit2");
 	} else {

@@ -61,8 +61,16 @@ static bool is_pack(int fd)
 	       !strcmp(path + n - 5, ".pack");
 }
 
-/* Close every descriptor from lowfd on but pack files. */
-static void close_but_packs(int lowfd)
+/* in a child: whether its pack descriptors were kept (child_kept_packs) */
+static bool kept_packs;
+
+bool child_kept_packs(void)
+{
+	return kept_packs;
+}
+
+/* Close every descriptor from lowfd on but pack files; false: all closed. */
+static bool close_but_packs(int lowfd)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -71,7 +79,7 @@ static void close_but_packs(int lowfd)
 
 	if (!d) {
 		close_from(lowfd);
-		return;
+		return false;
 	}
 	dfd = dirfd(d);
 	/* closed after the listing: the listing's own descriptor is in it */
@@ -91,6 +99,7 @@ static void close_but_packs(int lowfd)
 	for (size_t i = 0; i < n; i++)
 		close(v[i]);
 	free(v);
+	return true;
 }
 
 /* The result goes to fd 3; 0 and 1 are /dev/null; 2 stays. */
@@ -110,7 +119,7 @@ static void child_fds(int wfd, unsigned flags)
 	if (w != CHILD_RESULT_FD && dup2(w, CHILD_RESULT_FD) < 0)
 		_exit(70);
 	if (flags & CHILD_KEEP_PACKS)
-		close_but_packs(CHILD_RESULT_FD + 1);
+		kept_packs = close_but_packs(CHILD_RESULT_FD + 1);
 	else
 		close_from(CHILD_RESULT_FD + 1);
 }

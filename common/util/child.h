@@ -53,6 +53,13 @@ enum child_flags {
 	CHILD_KEEP_PACKS = 1 << 2,
 };
 
+/*
+ * In a child spawned with CHILD_KEEP_PACKS: whether its pack descriptors
+ * were kept (false when /proc/self/fd could not be listed and every one
+ * was closed: then libgit2 must be started afresh, repo_global_reinit).
+ */
+bool child_kept_packs(void);
+
 /* Runs in the child; writes its result to CHILD_RESULT_FD and returns. */
 typedef void child_fn(void *arg);
 
