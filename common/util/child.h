@@ -46,9 +46,9 @@ enum child_flags {
 	/*
 	 * the pack files the caller's libgit2 holds open stay open, so the
 	 * child may go on with libgit2 as it inherited it instead of
-	 * starting it again (repo_global_reinit(): 3-8 ms, most of it
-	 * loading a CA bundle maildag never uses, plus freeing every pack
-	 * of a thousand mailboxes; doc/virtual.md)
+	 * starting it again (repo_global_reinit() frees every pack of
+	 * every mailbox in the child, a thousand in a virtual daemon, and
+	 * without lda/notls.c linked parsed a CA bundle too; doc/virtual.md)
 	 */
 	CHILD_KEEP_PACKS = 1 << 2,
 };
