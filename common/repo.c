@@ -460,6 +460,12 @@ int repo_reload_objects(struct repo *r)
 	return 0;
 }
 
+void repo_release(struct repo *r)
+{
+	/* libgit2 loads each part again when it is next asked for */
+	git_repository__cleanup(r->git);
+}
+
 int repo_add_objects(struct repo *r, const char *objdir)
 {
 	git_odb *odb = NULL;

@@ -144,6 +144,14 @@ void repo_unlock(struct repo *r);
  * (objects.h).  0, or E_FAIL with the old one kept.
  */
 int repo_reload_objects(struct repo *r);
+/*
+ * Let go of everything libgit2 holds for r until it is next used: its
+ * object database (an open pack keeps its index mapped), the objects it
+ * parsed, its refs and config, read again on the next use.  For a daemon
+ * of many mailboxes, most of them idle at any moment: each mapping it
+ * holds is copied by every fork of a child (doc/virtual.md).
+ */
+void repo_release(struct repo *r);
 
 /* The repository's directory, as given to repo_open(); r keeps it. */
 const char *repo_path(const struct repo *r);

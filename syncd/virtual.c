@@ -44,6 +44,13 @@
 #define SCAN_EVERY 60.0		/* s: look for new mailboxes */
 #define OPEN_SLICE 0.1		/* s of opening mailboxes per loop turn */
 #define STATUS_EVERY 10.0
+/*
+ * s: how often every mailbox's repository lets go of libgit2's state
+ * (repo_release): a thousand open object databases kept a thousand pack
+ * indexes mapped, and every fork of a push, fetch or check child copied
+ * them all (doc/virtual.md, "Forks that cost the same for 1 and 1,000")
+ */
+#define RELEASE_EVERY 30.0
 
 struct vdaemon {
 	struct mailbox *base;	/* the user's, with the "virtual" key */
@@ -55,7 +62,7 @@ struct vdaemon {
 	size_t starting;	/* of those at start, not ready yet */
 	bool ready;
 	int inotify_fd;		/* -1 until the first watch */
-	struct loop_timer *scan_timer, *status_timer;
+	struct loop_timer *scan_timer, *status_timer, *release_timer;
 	/* mailboxes found and not opened yet: opened a slice a turn */
 	char **pending;
 	size_t npending, pend_pos;
@@ -309,6 +316,17 @@ static void on_scan(void *data)
 	loop_timer_in(vd->scan_timer, SCAN_EVERY);
 }
 
+static void on_release(void *data)
+{
+	struct vdaemon *vd = data;
+
+	/* a mailbox at work reads them again, once per RELEASE_EVERY */
+	for (size_t i = 0; i < vd->n; i++)
+		if (vd->box[i]->repo)
+			repo_release(vd->box[i]->repo);
+	loop_timer_in(vd->release_timer, RELEASE_EVERY);
+}
+
 static void on_status(void *data)
 {
 	struct vdaemon *vd = data;
@@ -398,6 +416,8 @@ static int run(struct vdaemon *vd)
 	loop_timer_in(vd->open_timer, 0);
 	vd->scan_timer = loop_timer_new(vd->loop, on_scan, vd);
 	loop_timer_in(vd->scan_timer, SCAN_EVERY);
+	vd->release_timer = loop_timer_new(vd->loop, on_release, vd);
+	loop_timer_in(vd->release_timer, RELEASE_EVERY);
 	service_init(vd->loop);
 	if (service_managed()) {
 		vd->status_timer = loop_timer_new(vd->loop, on_status, vd);
