@@ -161,7 +161,7 @@ static void check_child(void *arg)
 
 	memset(&bad, 0, sizeof bad);
 	/* libgit2 as inherited when its packs are open still (CHILD_KEEP_PACKS) */
-	if ((child_kept_packs() ? repo_global_init() : repo_global_reinit()) < 0 ||
+	if ((child_kept_packs() ? repo_global_init() : repo_global_reinit(true)) < 0 ||
 	    repo_open(&r, a->repo_path, 0) < 0) {
 		strbuf_addf(&err, "cannot open the repository: %s",
 			    log_last_error());

@@ -919,7 +919,7 @@ static void child_run(void *arg)
 	struct net_result res;
 
 	/* libgit2 as inherited when its packs are open still (CHILD_KEEP_PACKS) */
-	if ((child_kept_packs() ? repo_global_init() : repo_global_reinit()) < 0) {
+	if ((child_kept_packs() ? repo_global_init() : repo_global_reinit(true)) < 0) {
 		memset(&res, 0, sizeof res);
 		set_result(&res, NET_FAILED, "cannot start libgit2");
 	} else {

@@ -134,7 +134,7 @@ int repo_global_init(void)
 	return 0;
 }
 
-int repo_global_reinit(void)
+int repo_global_reinit(bool packs_closed)
 {
 	/* init first, so the count is above zero whether or not it was */
 	if (git_libgit2_init() < 0)
@@ -142,7 +142,12 @@ int repo_global_reinit(void)
 	while (git_libgit2_shutdown() > 0)
 		;
 	global_done = 0;
-	return repo_global_init();
+	if (repo_global_init() < 0)
+		return E_FAIL;
+	/* its list still names descriptors closed, maybe reused (repo.h) */
+	if (packs_closed)
+		git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, (size_t)0);
+	return 0;
 }
 
 void repo_global_shutdown(void)

@@ -59,8 +59,19 @@ int repo_global_init(void);
  * maildag's settings.  libgit2 shares open pack files between all the
  * repositories of a process; after fork() the child must not use the
  * parent's (their descriptors may be closed or shared offsets).
+ *
+ * The shutdown does not empty libgit2's list of open pack files, and
+ * past REPO_PACKS_MAPPED of them it closes the least recently used one's
+ * descriptor: one the parent had, whose number the child may have
+ * reused ("failed to mmap ... Bad file descriptor" in a maintenance pass
+ * of a repository of hundreds of packs; libgit2 1.5.1, mwindow.c).  So
+ * the child keeps the parent's pack descriptors open
+ * (child_close_fds(.., true), CHILD_KEEP_PACKS) and passes false; with
+ * packs_closed, when they were closed all the same, libgit2 closes no
+ * pack file in this process at all (each stays open until the child
+ * ends).
  */
-int repo_global_reinit(void);
+int repo_global_reinit(bool packs_closed);
 /*
  * At the end of a program, after the last repo_free(): release libgit2's
  * global state.

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "config.h"
 #include "log.h"
 #include "maint.h"
@@ -42,11 +43,13 @@ pid_t maint_start(const char *repo_path, const struct config *cfg,
 				signal(sig, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		/* hold nothing of the daemon's: its sockets, its lock */
-		if (close_range(3, ~0U, 0) < 0)
-			for (int fd = 3; fd < 65536; fd++)
-				close(fd);
-		if (repo_global_reinit() < 0)	/* its packs' fds are closed */
+		/*
+		 * hold nothing of the daemon's (its sockets, its lock) but
+		 * the packs libgit2 holds open: closed, their numbers reused,
+		 * libgit2 could close ours (repo_global_reinit)
+		 */
+		bool kept = child_close_fds(3, true);
+		if (repo_global_reinit(!kept) < 0)
 			_exit(1);
 		r = purge_pass(repo_path, cfg->retention, &o, false, NULL,
 			       NULL);

@@ -102,6 +102,14 @@ static bool close_but_packs(int lowfd)
 	return true;
 }
 
+bool child_close_fds(int lowfd, bool keep_packs)
+{
+	if (keep_packs)
+		return close_but_packs(lowfd);
+	close_from(lowfd);
+	return false;
+}
+
 /* The result goes to fd 3; 0 and 1 are /dev/null; 2 stays. */
 static void child_fds(int wfd, unsigned flags)
 {
@@ -118,10 +126,8 @@ static void child_fds(int wfd, unsigned flags)
 	}
 	if (w != CHILD_RESULT_FD && dup2(w, CHILD_RESULT_FD) < 0)
 		_exit(70);
-	if (flags & CHILD_KEEP_PACKS)
-		kept_packs = close_but_packs(CHILD_RESULT_FD + 1);
-	else
-		close_from(CHILD_RESULT_FD + 1);
+	kept_packs = child_close_fds(CHILD_RESULT_FD + 1,
+				     flags & CHILD_KEEP_PACKS);
 }
 
 /* The process's private writable memory now (VmData), in bytes; 0 if unknown. */

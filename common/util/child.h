@@ -60,6 +60,14 @@ enum child_flags {
  */
 bool child_kept_packs(void);
 
+/*
+ * In a process forked otherwise (a maintenance pass): close every
+ * descriptor from lowfd on, but with keep_packs the pack files libgit2
+ * holds open.  Whether they were kept: false when /proc/self/fd could
+ * not be listed and every one was closed (repo_global_reinit(true)).
+ */
+bool child_close_fds(int lowfd, bool keep_packs);
+
 /* Runs in the child; writes its result to CHILD_RESULT_FD and returns. */
 typedef void child_fn(void *arg);
 
