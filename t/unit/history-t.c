@@ -92,16 +92,27 @@ static int check(const struct oid *ours, const struct oid *theirs, size_t *n,
 /*
  * history_spawn, then poll and history_collect until it ends; with
  * kill_it, SIGKILL the child first (as a stop or the OOM killer would).
+ * That child checks a copy of the repository whose config is a FIFO
+ * nobody writes: it waits in open() until it is killed, however soon it
+ * runs (a child that got to finish first approved the chain).
  */
 static void in_child(struct history_result *res, const struct oid *ours,
 		     const struct oid *theirs, bool kill_it)
 {
 	struct strbuf buf = STRBUF_INIT;
+	char *stuck = xasprintf("%s.stuck", repo->path), *cmd;
 	pid_t pid;
 	int fd;
 
 	memset(res, 0, sizeof *res);
-	if (history_spawn(&pid, &fd, repo->path, ours, NULL, theirs, 0) < 0)
+	cmd = xasprintf("rm -rf '%s' && cp -a '%s' '%s' && rm '%s/config' && "
+			"mkfifo '%s/config'", stuck, repo->path, stuck, stuck,
+			stuck);
+	if (kill_it && system(cmd) != 0)
+		log_fatal("cannot make a repository a check waits on");
+	free(cmd);
+	if (history_spawn(&pid, &fd, kill_it ? stuck : repo->path, ours, NULL,
+			  theirs, 0) < 0)
 		log_fatal("cannot spawn a check child");
 	if (kill_it)
 		kill(pid, SIGKILL);
@@ -112,6 +123,11 @@ static void in_child(struct history_result *res, const struct oid *ours,
 			break;
 	}
 	strbuf_release(&buf);
+	cmd = xasprintf("rm -rf '%s'", stuck);
+	if (kill_it && system(cmd) != 0)
+		log_warn("cannot remove '%s'", stuck);
+	free(cmd);
+	free(stuck);
 }
 
 static void child_cases(const struct oid *r, const struct oid *b, const struct oid *x,
