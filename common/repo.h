@@ -67,9 +67,11 @@ int repo_global_init(void);
  * of a repository of hundreds of packs; libgit2 1.5.1, mwindow.c).  So
  * the child keeps the parent's pack descriptors open
  * (child_close_fds(.., true), CHILD_KEEP_PACKS) and passes false; with
- * packs_closed, when they were closed all the same, libgit2 closes no
- * pack file in this process at all (each stays open until the child
- * ends).
+ * packs_closed, when they were closed (no /proc to tell them apart, or
+ * the long-lived network worker, which would otherwise hold the disk
+ * space of packs maintenance removed), libgit2 closes no pack file in
+ * this process by itself (each stays open until its repository's object
+ * database lets go of it).
  */
 int repo_global_reinit(bool packs_closed);
 /*

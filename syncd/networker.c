@@ -892,8 +892,14 @@ static void worker_main(void *arg)
 	strbuf_init(&w.out, 0);
 	strbuf_init(&w.pack, 0);
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+	/*
+	 * the daemon's packs were closed (child_spawn without
+	 * CHILD_KEEP_PACKS): kept, this long-lived worker would hold
+	 * their disk space after maintenance removed them; so libgit2
+	 * here closes no pack file by itself (repo_global_reinit)
+	 */
 	if (fcntl(w.fd, F_SETFL, O_NONBLOCK) < 0 ||
-	    repo_global_reinit(!child_kept_packs()) < 0 ||
+	    repo_global_reinit(true) < 0 ||
 	    repo_open(&w.repo, a->repo_path, 0) < 0)
 		return;
 	w.v = xcalloc(a->cfg->npeers, sizeof *w.v);
@@ -918,7 +924,6 @@ int networker_spawn(pid_t *pid, int *fd, const char *repo_path,
 	struct spawn_args a = { repo_path, cfg };
 
 	return child_spawn(pid, fd, net_fetch_memory(),
-			   CHILD_DIE_WITH_PARENT | CHILD_SOCKET | CHILD_KEEP_PACKS,
-			   "maildag-net",
+			   CHILD_DIE_WITH_PARENT | CHILD_SOCKET, "maildag-net",
 			   worker_main, &a);
 }
