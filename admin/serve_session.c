@@ -313,6 +313,9 @@ static bool still_peer(struct serve *s)
 	return ok;
 }
 
+/* what one read from the peer takes at most */
+#define SERVE_READ 65536
+
 /* The loop: stdin, refs/heads, the heartbeat; an exit status. */
 static int serve_loop(struct serve *s)
 {
@@ -323,7 +326,7 @@ static int serve_loop(struct serve *s)
 	for (;;) {
 		struct pollfd p[2] = { { 0, POLLIN, 0 }, { ino, POLLIN, 0 } };
 		long long left = next_ping - clock_now_ms();
-		char buf[65536];
+		char ev[4096];
 		ssize_t n;
 
 		if (flush(s) < 0) {
@@ -347,11 +350,17 @@ static int serve_loop(struct serve *s)
 				break;
 			}
 			session_frame_addf(&s->out, SESSION_PING, "%llu", ++s->ping);
-#if defined(__GLIBC__)
 			/*
-			 * an idle session holds no heap its pushes freed: a
-			 * serve runs per connection (must-show 5 of issue 15)
+			 * an idle session holds no heap its pushes freed nor
+			 * libgit2's caches and pack mappings (read again at
+			 * the next push): a serve runs per connection
+			 * (must-show 5 of issue 15)
 			 */
+			if (!s->pack)
+				repo_release(s->repo);
+			if (!s->in.len)
+				strbuf_release(&s->in);
+#if defined(__GLIBC__)
 			malloc_trim(0);
 #endif
 			s->pong_due = true;
@@ -363,18 +372,20 @@ static int serve_loop(struct serve *s)
 			break;
 		}
 		if (ino >= 0 && p[1].revents) {
-			while (read(ino, buf, sizeof buf) > 0)
+			while (read(ino, ev, sizeof ev) > 0)
 				;
 			announce(s);
 		}
 		if (!p[0].revents)
 			continue;
-		n = read(0, buf, sizeof buf);
+		/* read into s->in itself: an idle session releases it */
+		strbuf_grow(&s->in, SERVE_READ);
+		n = read(0, s->in.buf + s->in.len, SERVE_READ);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;	/* the peer closed the session */
-		strbuf_add(&s->in, buf, (size_t)n);
+		strbuf_setlen(&s->in, s->in.len + (size_t)n);
 		if ((n = read_frames(s)) != 0) {
 			flush(s);
 			ret = n > 0 ? EX_OK : EX_PROTOCOL;

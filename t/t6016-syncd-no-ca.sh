@@ -9,7 +9,7 @@ command -v strace >/dev/null || test_skip_all "no strace"
 
 # Debian's libgit2 (mbedTLS) parsed every certificate of the bundle at
 # each initialisation: in the daemon at start and again in every
-# whole-history check child it forks for a peer's mail (lda/notls.c).
+# whole-history check child it forks for a peer's mail (common/notls.c).
 
 test_expect_success 'setup: two replicas over file://, r1 under strace' '
 	replica_setup noca u1 u1 &&

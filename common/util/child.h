@@ -48,7 +48,7 @@ enum child_flags {
 	 * child may go on with libgit2 as it inherited it instead of
 	 * starting it again (repo_global_reinit() frees every pack of
 	 * every mailbox in the child, a thousand in a virtual daemon, and
-	 * without lda/notls.c linked parsed a CA bundle too; doc/virtual.md)
+	 * without common/notls.c linked parsed a CA bundle too; doc/virtual.md)
 	 */
 	CHILD_KEEP_PACKS = 1 << 2,
 };
