@@ -3,7 +3,7 @@
  * key in the user's ~/.ssh/authorized_keys, and the pre-receive hook it
  * has git run:
  *
- *	command="/usr/bin/maildag serve --peer mx2",restrict ssh-ed25519 ...
+ *	command="exec /usr/bin/maildag serve --peer mx2",restrict ssh-ed25519 ...
  *
  * sshd runs it for every login with that key, whatever the peer asked
  * for; what the peer asked for is in $SSH_ORIGINAL_COMMAND.  Only what
@@ -700,7 +700,8 @@ void serve_print_authorized_keys(FILE *out, const struct mailbox *mb)
 	size_t nseen = 0;
 
 	shell_quote(&quoted, self ? self : "maildag");
-	strbuf_addf(&cmd, "command=\"");
+	/* exec: the shell sshd runs the command with gives way to serve */
+	strbuf_addf(&cmd, "command=\"exec ");
 	for (const char *p = quoted.buf; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			strbuf_addch(&cmd, '\\');

@@ -119,6 +119,13 @@ struct worker {
 	struct oid pack_want, pack_old;
 	bool pack_made, pack_has_old;
 	double pack_at;
+	/*
+	 * the object database was read (a pack made, a fetch stored) at
+	 * used_at: libgit2's caches and pack mappings are let go of once
+	 * the worker is idle, so that it holds no pack maintenance removed
+	 */
+	bool used;
+	double used_at;
 };
 
 static double now(void)
@@ -213,6 +220,13 @@ static void connect_peer(struct worker *w, struct wpeer *pe)
 /* --- pushes ---------------------------------------------------------------- */
 
 /* The pack of want ^ old (NULL: all of want), made or the last one. */
+/* The object database is read: let go of it once idle (trim_all). */
+static void db_used(struct worker *w)
+{
+	w->used = true;
+	w->used_at = now();
+}
+
 static const struct strbuf *pack_for(struct worker *w, const struct oid *want,
 				     const struct oid *old)
 {
@@ -223,6 +237,7 @@ static const struct strbuf *pack_for(struct worker *w, const struct oid *want,
 		return &w->pack;
 	w->pack_made = false;
 	strbuf_reset(&w->pack);
+	db_used(w);
 	if (session_pack(&w->pack, w->repo, want, old) < 0)
 		return NULL;
 	/* one over 256 KiB (a catch-up) is not kept */
@@ -362,6 +377,7 @@ static void track(struct worker *w, struct wpeer *pe, const struct oid *id)
 	 * object, and the daemon would check, and refuse, a half-written
 	 * history.  A commit not merged yet is looked at again a few times.
 	 */
+	db_used(w);
 	if (repo_ref_read(&mail, w->repo, REF_MAIL) < 0 ||
 	    (!oid_equal(&mail, id) && merge_is_ancestor(w->repo, id, &mail) != 1)) {
 		if (pe->track_tries++ < TRACK_TRIES)
@@ -385,6 +401,7 @@ static void holds(struct worker *w, struct wpeer *pe, const struct oid *id)
 	tell(w, "holds %s %s", pe->cfg->name, oid_hex(id));
 	if (!pe->cfg->fetch)
 		return;
+	db_used(w);
 	if (!repo_object_exists(w->repo, id)) {
 		pe->fetch_at = now() + FETCH_GRACE;
 		return;
@@ -402,6 +419,7 @@ static void fetch_start(struct worker *w, struct wpeer *pe)
 	char ref[128];
 
 	pe->fetch_at = 0;
+	db_used(w);
 	if (pe->fetching || !pe->have_head ||
 	    repo_object_exists(w->repo, &pe->head))
 		return;
@@ -440,6 +458,7 @@ static int on_end(struct worker *w, struct wpeer *pe)
 	session_in_free(pe->fetch_in);
 	pe->fetch_in = NULL;
 	pe->fetching = false;
+	db_used(w);
 	if (r == 0)
 		tell(w, "fetched %s %s", pe->cfg->name, oid_hex(&pe->fetch_want));
 	else
@@ -798,6 +817,8 @@ static void trim(struct strbuf *b)
 
 static void trim_all(struct worker *w)
 {
+	bool fetching = false;
+
 	if (w->pack_made && now() - w->pack_at >= PACK_KEEP) {
 		w->pack_made = false;
 		strbuf_release(&w->pack);
@@ -808,6 +829,12 @@ static void trim_all(struct worker *w)
 		trim(&w->v[i].in);
 		trim(&w->v[i].out);
 		trim(&w->v[i].fields);
+		fetching = fetching || w->v[i].fetching;
+	}
+	/* a fetch's indexer reads the object database: not under it */
+	if (w->used && !fetching && now() - w->used_at >= PACK_KEEP) {
+		repo_release(w->repo);
+		w->used = false;
 	}
 }
 
@@ -894,10 +921,12 @@ static void worker_main(void *arg)
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	/*
 	 * the daemon's packs were closed (child_spawn without
-	 * CHILD_KEEP_PACKS): kept, this long-lived worker would hold
-	 * their disk space after maintenance removed them; so libgit2
-	 * here closes no pack file by itself (repo_global_reinit)
+	 * CHILD_KEEP_PACKS) and are unmapped here: kept, this long-lived
+	 * worker would hold their disk space after maintenance removed
+	 * them; so libgit2 here closes no pack file by itself
+	 * (repo_global_reinit): its list of the daemon's is stale
 	 */
+	child_unmap_packs();
 	if (fcntl(w.fd, F_SETFL, O_NONBLOCK) < 0 ||
 	    repo_global_reinit(true) < 0 ||
 	    repo_open(&w.repo, a->repo_path, 0) < 0)

@@ -105,7 +105,7 @@ test_expect_success 'setup: three replicas over ssh; each key in authorized_keys
 
 test_expect_success 'maildag init prints the authorized_keys line: this binary, this node, the identity'"'"'s key' '
 	key=$(cut -d" " -f1,2 "$(replica_home 1)/.ssh/id_ed25519.pub") &&
-	echo "command=\"$BIN/maildag serve --peer r1\",restrict $key maildag@r1" >expect &&
+	echo "command=\"exec $BIN/maildag serve --peer r1\",restrict $key maildag@r1" >expect &&
 	test_cmp expect line.1 &&
 	grep "^on the other servers, in $S1.s ~/.ssh/authorized_keys (this replica logs in there as peer r1):\$" init.1
 '
@@ -115,7 +115,7 @@ test_expect_success 'without an identity, the line says which key to paste' '
 	printf "{ \"node\": \"r1\", \"maildir\": \"%s\", \"repository\": \"%s\" }\n" \
 		"$h/scratch2/Maildir" "$h/scratch2/mail.git" | put_config 1 scratch2.json &&
 	replica_run 1 maildag -c "$h/scratch2.json" init >out &&
-	grep "^command=\"$BIN/maildag serve --peer r1\",restrict <the public key maildag-syncd logs in with: ~/.ssh/id_ed25519.pub" out
+	grep "^command=\"exec $BIN/maildag serve --peer r1\",restrict <the public key maildag-syncd logs in with: ~/.ssh/id_ed25519.pub" out
 '
 
 test_expect_success 'the peer pushes its own ref: accepted, nothing else moves, all of it private' '

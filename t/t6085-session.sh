@@ -13,7 +13,7 @@ S1=maildagss1 S2=maildagss2 S3=maildagss3
 # authorize I J [COMMAND]: replica I's key logs in to J's account with
 # the forced command maildag init prints, or COMMAND
 authorize() {
-	local i=$1 j=$2 cmd=${3:-"$BIN/maildag serve --peer r$1"}
+	local i=$1 j=$2 cmd=${3:-"exec $BIN/maildag serve --peer r$1"}
 	printf 'command="%s",restrict %s\n' "$cmd" \
 		"$(cut -d" " -f1,2 "$(replica_home "$i")/.ssh/id_ed25519.pub")" \
 		>>"$SSHD_DIR/keys/$(replica_user "$j")"
@@ -339,12 +339,43 @@ test_expect_success 'an idle session: about one wake-up of the worker per keepal
 	test -n "$s" &&
 	kb=$(private_kb "$s") &&
 	say "serve $s: Private_Dirty $kb kB" &&
+	# the line maildag init prints has the shell give way to serve
+	test "$(ps -o comm= -p "$(ps -o ppid= -p "$s" | tr -d " ")")" = sshd &&
 	if [ "$kb" -ge 1024 ]; then
 		# where it is, for whoever reads the log
 		awk "/^[0-9a-f]/ { n = \$6 } /^Private_Dirty/ { if (\$2 > 0) print \$2, n }" \
 			"/proc/$s/smaps" | sort -rn | head -n 8 >&2
 		false
 	fi
+'
+
+# deleted_packs PID: the pack files PID maps that are gone from disk
+deleted_packs() { grep "objects/pack/.*(deleted)" "/proc/$1/maps"; }
+
+test_expect_success 'packs removed from both repositories are let go of by the network worker and by serve' '
+	wait_for "test \"\$(conn 1 r2 state)\" = up" &&
+	# a pack on each side, then a push that reads it on both
+	replica_deliver 1 pk1 &&
+	wait_for "arrived 2 pk1" &&
+	replica_ugit 1 repack -q -d &&
+	replica_ugit 2 repack -q -d &&
+	replica_deliver 1 pk2 &&
+	wait_for "arrived 2 pk2" &&
+	w=$(worker_pid 1) &&
+	s=$(serve_pid 1 $S2) &&
+	test -n "$w" && test -n "$s" &&
+	# what maintenance does: every pack combined into one, the old removed
+	replica_ugit 1 repack -q -a -d &&
+	replica_ugit 2 repack -q -a -d &&
+	# both let go of the old packs when idle (serve at its heartbeat,
+	# every 2 s here): their disk space is free again
+	say "worker $w, serve $s" &&
+	{ wait_for "test -z \"\$(deleted_packs $w)\"" 30 || ! deleted_packs $w >&2; } &&
+	{ wait_for "test -z \"\$(deleted_packs $s)\"" 30 || ! deleted_packs $s >&2; } &&
+	test "$(worker_pid 1)" = "$w" &&
+	test "$(serve_pid 1 $S2)" = "$s" &&
+	replica_deliver 1 pk3 &&
+	wait_for "arrived 2 pk3"
 '
 
 test_expect_success 'a peer removed from the configuration: its live session ends at the next heartbeat' '

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -108,6 +109,45 @@ bool child_close_fds(int lowfd, bool keep_packs)
 		return close_but_packs(lowfd);
 	close_from(lowfd);
 	return false;
+}
+
+/* A path libgit2 maps a repository's objects from (packs, indexes, graphs) */
+static bool is_object_map(const char *path)
+{
+	return strstr(path, "/objects/pack/") ||
+	       strstr(path, "/objects/info/commit-graph");
+}
+
+size_t child_unmap_packs(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[PATH_MAX + 128];
+	struct { unsigned long lo, hi; } *v = NULL;
+	size_t n = 0, a = 0;
+
+	if (!f)
+		return 0;
+	/* listed whole first: unmapping while reading would change it */
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		const char *path = strchr(line, '/');
+		if (!path || sscanf(line, "%lx-%lx", &lo, &hi) != 2 ||
+		    !is_object_map(path))
+			continue;
+		if (n == a) {
+			void *w = realloc(v, (a = a ? 2 * a : 16) * sizeof *v);
+			if (!w)
+				break;
+			v = w;
+		}
+		v[n].lo = lo;
+		v[n++].hi = hi;
+	}
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		munmap((void *)v[i].lo, v[i].hi - v[i].lo);
+	free(v);
+	return n;
 }
 
 /* The result goes to fd 3; 0 and 1 are /dev/null; 2 stays. */

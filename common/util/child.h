@@ -68,6 +68,18 @@ bool child_kept_packs(void);
  */
 bool child_close_fds(int lowfd, bool keep_packs);
 
+/*
+ * In a long-lived child: unmap the parent's mappings of repository
+ * object files (packs, their indexes, commit-graphs), which the fork
+ * copied and nothing in the child will read or free: kept, they hold
+ * the disk space of every pack maintenance removes for as long as the
+ * child lives.  Call it before the child's libgit2 maps anything of its
+ * own, with libgit2 set never to close a pack by itself
+ * (repo_global_reinit(true)): its list of the parent's packs goes stale.
+ * How many were unmapped.
+ */
+size_t child_unmap_packs(void);
+
 /* Runs in the child; writes its result to CHILD_RESULT_FD and returns. */
 typedef void child_fn(void *arg);
 
