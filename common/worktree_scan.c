@@ -879,7 +879,8 @@ static int hash_add(struct worktree *wt, struct scan *sc, struct ent *e)
  * move), then given a key of its own.
  */
 static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
-		       const struct ent *prev, time_t now, struct entv *extra)
+		       const char *prev_key, size_t prev_klen, time_t now,
+		       struct entv *extra)
 {
 	struct ent *rm = find_rm(sc, a->name, a->klen);
 	struct hitv hits = { 0 };
@@ -899,7 +900,8 @@ static int resolve_one(struct worktree *wt, struct scan *sc, struct ent *a,
 		a->have_oid = true;
 		return 0;
 	}
-	dup = prev && !wt_key_cmp(prev, a->name, a->klen);
+	/* the key of an addition kept before it (maybe rekeyed since) */
+	dup = prev_key && !wt_key_cmp(a, prev_key, prev_klen);
 	if (!dup && wt_find_key(wt, &hits, sc->wtree, wt_scan_root_tree(sc), a->name,
 				a->klen) < 0)
 		return E_TEMP;
@@ -978,26 +980,41 @@ int wt_resolve(struct worktree *wt, struct scan *sc)
 {
 	struct entv extra = { 0 };
 	time_t now = time(NULL);
-	size_t w = 0, i;
+	size_t w = 0, i, prev_klen = 0;
+	char *prev_key = NULL;
 	int ret = 0;
 
 	qsort(sc->rm.v, sc->rm.n, sizeof *sc->rm.v, wt_ent_cmp);
 	qsort(sc->add.v, sc->add.n, sizeof *sc->add.v, wt_ent_cmp);
 	for (i = 0; i < sc->add.n; i++) {
 		struct ent a = sc->add.v[i];
-		int r = resolve_one(wt, sc, &a, w ? &sc->add.v[w - 1] : NULL,
-				    now, &extra);
+		/*
+		 * the key as found: an addition rekeyed keeps it here, so
+		 * that a third file of one key is a copy too (compared with
+		 * the second's new key, it kept the first's)
+		 */
+		char *key = xstrndup(a.name, a.klen);
+		size_t klen = a.klen;
+		int r = resolve_one(wt, sc, &a, prev_key, prev_klen, now,
+				    &extra);
 		if (r < 0) {
 			ret = r;
 			sc->add.v[w++] = a;
 			i++;
+			free(key);
 			break;
 		}
-		if (r == 1)
+		if (r == 1) {
 			wt_ent_release(&a);
-		else
+			free(key);
+		} else {
 			sc->add.v[w++] = a;
+			free(prev_key);
+			prev_key = key;
+			prev_klen = klen;
+		}
 	}
+	free(prev_key);
 	for (; i < sc->add.n; i++)
 		sc->add.v[w++] = sc->add.v[i];
 	sc->add.n = w;

@@ -36,6 +36,7 @@ static struct worktree *wt;
 #define K2 "1700000002.M2P2.host"
 #define K3 "1700000003.M3P3.host"
 #define K4 "1700000004.M4P4.host"
+#define K5 "1700000005.M5P5.host"
 
 static void put(const char *rel, const char *content, time_t mtime)
 {
@@ -647,6 +648,36 @@ int main(void)
 		free(to);
 		free(p);
 	}
+
+	/*
+	 * 16. three new files of one key (Dovecot's COPY keeps the name: a
+	 * message copied twice before a commit): two get keys of their
+	 * own.  The third was compared with the second's new key, kept the
+	 * first's, and the commit named one key twice (a peer refused it).
+	 */
+	mkfolder(".Three");
+	mkfolder(".Four");
+	put("cur/" K5 ":2,S", "five\n", 1600000000);
+	put(".Three/cur/" K5 ":2,", "five\n", 1600000000);
+	put(".Four/cur/" K5 ":2,F", "five\n", 1600000000);
+	worktree_dirty_all(wt);
+	sleep(3);	/* copies are held back until they settle */
+	ok(sync_commit(&res) == 0 && res.committed && res.counts.added == 3,
+	   "three files of one key: three messages");
+	s = disk_list();
+	{
+		char *m = tree_list(REF_MAIL);
+		size_t same = 0;
+		is_str(m, s, "disk and mail agree after two copies");
+		for (const char *p = m; (p = strstr(p, "/" K5 ":")); p++)
+			same++;
+		is_int((int)same, 1, "one of them keeps the key, once");
+		for (const char *p = m; (p = strstr(p, "/" K5 ".c")); p++)
+			same++;
+		is_int((int)same, 3, "the two others have keys of their own");
+		free(m);
+	}
+	free(s);
 
 	worktree_free(wt);
 	repo_free(repo);
