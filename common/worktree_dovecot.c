@@ -585,12 +585,18 @@ static uint32_t recs_top(const struct imap_recs *recs)
  * the format refuses (a UID given twice, as a client sees it).  So stop
  * at the lowest such UID; the next commit, which takes the file in,
  * raises it.  A record whose file is gone (expunged before the daemon
- * saw it) does not count.  When this commit records a message above
- * that UID, no uidnext makes the tree right: it stays Dovecot's (left
- * as it was; doc/failover-progress.md).
+ * saw it) does not count, nor one of a message the tree (rc) already
+ * holds under another UID: no commit takes that file in, so the cap
+ * held uidnext below Dovecot's next UID for good, every apply found the
+ * folder stale ("committing first") and none ever came (the uidlist
+ * lines of an apply that failed after writing them; the apply gives the
+ * file the tree's UID).  When this commit records a message above that
+ * UID, no uidnext makes the tree right: it stays Dovecot's (left as it
+ * was; doc/failover-progress.md).
  */
 static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 			   size_t old, const struct imap_recs *recs,
+			   struct reccache *rc, struct repo *r,
 			   uint32_t from, uint32_t uidnext)
 {
 	uint32_t top = recs_top(recs);
@@ -606,7 +612,8 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 		for (size_t j = 0; j < recs->n && !recorded; j++)
 			recorded = strlen(recs->v[j].key) == klen &&
 				!strncmp(recs->v[j].key, x->base, klen);
-		if (!recorded && on_disk(dir, x->base))
+		if (!recorded && !wt_rc_get(rc, r, x->base, klen) &&
+		    on_disk(dir, x->base))
 			/* v is sorted by UID: the lowest */
 			return x->uid > top ? x->uid : uidnext;
 	}
@@ -770,7 +777,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 			f->uidnext = h->uid;
 		free(base);
 	}
-	f->uidnext = unseen_cap(dir, &u, old, &recs,
+	f->uidnext = unseen_cap(dir, &u, old, &recs, rc, r_,
 				have_tf && tf.uidvalidity == f->uidvalidity ?
 				tf.uidnext : 1, f->uidnext);
 	if (have_tf && tf.uidvalidity == f->uidvalidity &&

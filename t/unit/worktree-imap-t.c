@@ -79,6 +79,8 @@ static struct worktree *wt;
 #define KEYW1 "1700000071.MwPw.host"
 #define KEYNW "1700000081.MnPn.host"
 #define KEYCP "1700000091.MkPk.host"
+#define KEYO1 "1700000101.MoPo.host"
+#define KEYO2 "1700000102.MqPq.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -1192,6 +1194,41 @@ int main(void)
 		ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
 		   "not while Dovecot held its uidlist lock");
 		ok(!there(".Rm"), "then the folder went, our lock with it");
+		ok(refs_agree() && mail_valid(), "valid");
+	}
+
+	/*
+	 * 20. (t3013) the uidlist gives a message the tree holds another
+	 * UID, at or above the worktree's uidnext (an apply that failed
+	 * after writing its numbering left it so: its local commit was never
+	 * made).  The apply finds the folder stale and waits for a commit;
+	 * that commit kept uidnext below the line (a file Dovecot numbered
+	 * that it does not take in, it thought), so every apply found the
+	 * folder stale again and none went on, for ever.
+	 */
+	{
+		struct uidlist u = UIDLIST_INIT;
+		uint32_t next;
+		char rec[32];
+
+		put("new/" KEYO1 ",S=4", "body\n");
+		worktree_dirty_name(wt, "", "new", KEYO1 ",S=4");
+		ok(sync_commit(&res) == 0 && res.committed, "a message of ours");
+		next = uidlist_next_uid();
+		ok(uidlist_read(&u, maildir) == 0 &&
+		   uidlist_remove(&u, KEYO1 ",S=4") &&
+		   uidlist_add(&u, next + 5, KEYO1 ",S=4", "") == 0 &&
+		   uidlist_rewrite(maildir, &u) == 0,
+		   "its uidlist line moved up, to %u", next + 5);
+		uidlist_release(&u);
+		snprintf(rec, sizeof rec, "%u", next + 100);
+		peer_adds(KEYO2, "", rec, next + 101);
+		ok(sync_apply(&res) == 0 && res.skipped == 1 && !res.counts.added,
+		   "the folder is stale: the peer's message waits");
+		ok(sync_commit(&res) == 0, "the commit it waits for");
+		ok(sync_apply(&res) == 0 && !res.skipped && res.counts.added == 1,
+		   "then the apply goes on");
+		ok(there("cur/" KEYO2 ",S=4:2,"), "the peer's message is written");
 		ok(refs_agree() && mail_valid(), "valid");
 	}
 
