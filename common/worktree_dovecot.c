@@ -585,8 +585,10 @@ static uint32_t recs_top(const struct imap_recs *recs)
  * the format refuses (a UID given twice, as a client sees it).  So stop
  * at the lowest such UID; the next commit, which takes the file in,
  * raises it.  A record whose file is gone (expunged before the daemon
- * saw it) does not count, nor one of a message the tree (rc) already
- * holds under another UID: no commit takes that file in, so the cap
+ * saw it) does not count, nor one of a message the tree already holds
+ * in this folder under another UID: no commit takes that file in (a
+ * MOVE's or COPY's new file, whose key the tree holds in another
+ * folder, is taken in: it counts), so the cap
  * held uidnext below Dovecot's next UID for good, every apply found the
  * folder stale ("committing first") and none ever came (the uidlist
  * lines of an apply that failed after writing them; the apply gives the
@@ -594,10 +596,24 @@ static uint32_t recs_top(const struct imap_recs *recs)
  * UID, no uidnext makes the tree right: it stays Dovecot's (left as it
  * was; doc/failover-progress.md).
  */
+/* Does tree hold the message of key (klen bytes) in folder? */
+static bool tree_holds_here(struct repo *r, const struct oid *tree,
+			    const char *folder, const char *key, size_t klen)
+{
+	struct hitv hits = { 0 };
+	bool yes = false;
+
+	if (wt_tree_find_key(&hits, r, tree, key, klen) == 0)
+		for (size_t i = 0; i < hits.n && !yes; i++)
+			yes = !strcmp(hits.v[i].folder, folder);
+	wt_hitv_clear(&hits);
+	return yes;
+}
+
 static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 			   size_t old, const struct imap_recs *recs,
-			   struct reccache *rc, struct repo *r,
-			   uint32_t from, uint32_t uidnext)
+			   struct repo *r, const struct oid *tree,
+			   const char *folder, uint32_t from, uint32_t uidnext)
 {
 	uint32_t top = recs_top(recs);
 
@@ -612,8 +628,8 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 		for (size_t j = 0; j < recs->n && !recorded; j++)
 			recorded = strlen(recs->v[j].key) == klen &&
 				!strncmp(recs->v[j].key, x->base, klen);
-		if (!recorded && !wt_rc_get(rc, r, x->base, klen) &&
-		    on_disk(dir, x->base))
+		if (!recorded && on_disk(dir, x->base) &&
+		    !tree_holds_here(r, tree, folder, x->base, klen))
 			/* v is sorted by UID: the lowest */
 			return x->uid > top ? x->uid : uidnext;
 	}
@@ -777,7 +793,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 			f->uidnext = h->uid;
 		free(base);
 	}
-	f->uidnext = unseen_cap(dir, &u, old, &recs, rc, r_,
+	f->uidnext = unseen_cap(dir, &u, old, &recs, r_, wtree, cf->folder,
 				have_tf && tf.uidvalidity == f->uidvalidity ?
 				tf.uidnext : 1, f->uidnext);
 	if (have_tf && tf.uidvalidity == f->uidvalidity &&
