@@ -32,7 +32,7 @@ KEYWORDS = (["$Forwarded", "$Junk", "NonJunk", "$MDNSent", "$label1"] +
 # which no other client of its replica uses, after UNSELECT.  That was
 # not enough: a session that never named the folder wrote the uidlist of
 # one CREATEd and RENAMEd 32 ms later (t3013, 2026-12-03; LIST alone
-# does not do it: doc/experiments/dovecot-list-race.py).  So a RENAME
+# does not do it: doc/experiments/dovecot-rename-race.py --list).  So a RENAME
 # holds the replica's lock below alone, and every other command of the
 # clients and the recorder on that replica holds it shared: no session
 # of a replica's Dovecot works while another renames.  The other

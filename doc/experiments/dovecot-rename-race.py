@@ -4,7 +4,7 @@
 # session of the same Dovecot writes that folder's dovecot-uidlist.
 # Behind t3013's care around RENAME (doc/imap-progress.md, "Must-show 4").
 #
-#   dovecot-rename-race.py [--careful] [SECONDS] [USER]
+#   dovecot-rename-race.py [--careful] [--list] [SECONDS] [USER]
 #
 # A private Maildir and Dovecot configuration in $TMPDIR/dvrace.XXXXXX
 # (mail_location maildir:~/Maildir:INDEX=MEMORY, as t3013 runs it; one
@@ -23,8 +23,14 @@
 import fcntl, os, re, shutil, subprocess, sys, tempfile, threading, time
 
 IMAP = "/usr/lib/dovecot/imap"
-args = [a for a in sys.argv[1:] if a != "--careful"]
+args = [a for a in sys.argv[1:] if a not in ("--careful", "--list")]
 careful = "--careful" in sys.argv[1:]
+# --list: instead, a creator (CREATE Fn, RENAME Fn Fnx at once, DELETE
+# Fnx) and two sessions that only LIST "" "*" (t3013 saw a session with
+# no business in a folder write the uidlist of one CREATEd and RENAMEd
+# 32 ms later; this shows whether LIST is what does it: it is not, 0
+# lines in 20 s, results/dovecot-rename-race-list.txt)
+listing = "--list" in sys.argv[1:]
 seconds = float(args[0]) if args else 20.0
 user = args[1] if len(args) > 1 else "maildagt"
 top = tempfile.mkdtemp(prefix="dvrace.")
@@ -154,11 +160,28 @@ def renamer(s, n):
     time.sleep(0.01)
 
 
+def creator(s, n):
+    s.cmd('CREATE "F%d"' % n)
+    with locked(fcntl.LOCK_EX):
+        s.cmd('RENAME "F%d" "F%dx"' % (n, n))
+    s.cmd('DELETE "F%dx"' % n)
+
+
+def lister(s, n):
+    with locked(fcntl.LOCK_SH):
+        s.cmd('LIST "" "*"')
+
+
+def lister2(s, n):
+    lister(s, n)
+
+
 s = Imap()
 s.cmd("CREATE F")
 s.close()
 threads = [threading.Thread(target=loop, args=(f.__name__, f))
-           for f in (appender, reader, storer, renamer)]
+           for f in ((creator, lister, lister2) if listing else
+                     (appender, reader, storer, renamer))]
 for t in threads:
     t.start()
 time.sleep(seconds)
