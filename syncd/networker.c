@@ -219,7 +219,6 @@ static void connect_peer(struct worker *w, struct wpeer *pe)
 
 /* --- pushes ---------------------------------------------------------------- */
 
-/* The pack of want ^ old (NULL: all of want), made or the last one. */
 /* The object database is read: let go of it once idle (trim_all). */
 static void db_used(struct worker *w)
 {
@@ -227,6 +226,7 @@ static void db_used(struct worker *w)
 	w->used_at = now();
 }
 
+/* The pack of want ^ old (NULL: all of want), made or the last one. */
 static const struct strbuf *pack_for(struct worker *w, const struct oid *want,
 				     const struct oid *old)
 {
