@@ -53,6 +53,7 @@
 #include "purge.h"
 #include "repo.h"
 #include "strbuf.h"
+#include "worktree.h"
 #include "strmap.h"
 #include "xalloc.h"
 
@@ -119,6 +120,8 @@ static int check_peer(const char *ref, void *data)
 struct msg {
 	char *key;
 	char *place;	/* "[<folder>/]<sub>/<name>", as on disk */
+	char *file;	/* the disk's own place when it is not place: format
+			   2's keyword letters, which tree names lack */
 	bool matched;
 	struct oid blob;	/* in the tree (zero for the disk's) */
 };
@@ -143,6 +146,7 @@ static void msgs_add(struct msgs *m, const char *folder, const char *sub,
 	xgrow((void **)&m->v, &m->alloc, m->n + 1, sizeof *m->v);
 	m->v[m->n].key = xstrndup(name, maildir_key_len(name));
 	m->v[m->n].place = disk_place(folder, sub, name);
+	m->v[m->n].file = NULL;
 	m->v[m->n].matched = false;
 	memset(&m->v[m->n].blob, 0, sizeof m->v[m->n].blob);
 	m->n++;
@@ -153,6 +157,7 @@ static void msgs_release(struct msgs *m)
 	for (size_t i = 0; i < m->n; i++) {
 		free(m->v[i].key);
 		free(m->v[i].place);
+		free(m->v[i].file);
 	}
 	free(m->v);
 }
@@ -196,6 +201,27 @@ static void warn_place(struct fsck *f, const char *place, const char *what)
 	free(e);
 }
 
+/*
+ * A file on disk, under the name its tree holds it by: in format 2 its
+ * keyword letters are records, not part of the name
+ * (worktree_dovecot_tree_name()).
+ */
+static void disk_add(struct msgs *disk, const char *folder, const char *sub,
+		     const char *name)
+{
+	struct strbuf tn = STRBUF_INIT;
+
+	if (format_repo_version() != FORMAT_VERSION_IMAP) {
+		msgs_add(disk, folder, sub, name);
+		return;
+	}
+	worktree_dovecot_tree_name(&tn, sub, name);
+	msgs_add(disk, folder, sub, tn.buf);
+	if (strcmp(tn.buf, name))
+		disk->v[disk->n - 1].file = disk_place(folder, sub, name);
+	strbuf_release(&tn);
+}
+
 static void scan_sub(struct fsck *f, struct msgs *disk, const char *dir,
 		     const char *folder, const char *sub)
 {
@@ -216,7 +242,7 @@ static void scan_sub(struct fsck *f, struct msgs *disk, const char *dir,
 		else if (!maildir_name_valid(de->d_name))
 			warn_place(f, place, ": not a valid message name, not tracked");
 		else
-			msgs_add(disk, folder, sub, de->d_name);
+			disk_add(disk, folder, sub, de->d_name);
 		free(place);
 	}
 	if (d)
@@ -286,9 +312,10 @@ static int tree_message(const char *path, const char *folder, const char *sub,
  * difference is.
  */
 static void check_bytes(struct fsck *f, const struct mailbox *mb,
-			const struct msg *t, const struct oid *tree, bool hash)
+			const struct msg *t, const struct msg *d,
+			const struct oid *tree, bool hash)
 {
-	char *path = xasprintf("%s/%s", mb->maildir, t->place);
+	char *path = xasprintf("%s/%s", mb->maildir, d->file ? d->file : d->place);
 	struct mtimes mt = MTIMES_INIT;
 	struct stat st;
 	struct oid now;
@@ -365,7 +392,7 @@ static int compare_disk(struct fsck *f, const struct mailbox *mb, bool hash)
 	for (i = 0, j = 0; i < disk.n && j < tree.n;) {
 		int c = msg_cmp(&disk.v[i], &tree.v[j]);
 		if (c == 0) {
-			check_bytes(f, mb, &tree.v[j], &tid, hash);
+			check_bytes(f, mb, &tree.v[j], &disk.v[i], &tid, hash);
 			disk.v[i++].matched = true;
 			tree.v[j++].matched = true;
 		} else if (c < 0) {
