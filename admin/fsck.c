@@ -315,7 +315,8 @@ static void check_bytes(struct fsck *f, const struct mailbox *mb,
 			const struct msg *t, const struct msg *d,
 			const struct oid *tree, bool hash)
 {
-	char *path = xasprintf("%s/%s", mb->maildir, d->file ? d->file : d->place);
+	char *path = xasprintf("%s/%s", mb->maildir,
+			       d->file ? d->file : d->place);
 	struct mtimes mt = MTIMES_INIT;
 	struct stat st;
 	struct oid now;
