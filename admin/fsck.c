@@ -53,8 +53,8 @@
 #include "purge.h"
 #include "repo.h"
 #include "strbuf.h"
-#include "worktree.h"
 #include "strmap.h"
+#include "worktree.h"
 #include "xalloc.h"
 
 struct fsck {

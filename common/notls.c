@@ -22,7 +22,7 @@
  * "maildag serve", the forced command a peer's key runs for every
  * session or git push and fetch, held the parsed bundle for as long as
  * it ran: 0.56 MB of heap, 40 % of an idle session's private memory on
- * the peer's side (t6088, doc/persistent-peers.md).
+ * the peer's side (t6085, doc/session-progress.md).
  */
 #include "autoconf.h"
 

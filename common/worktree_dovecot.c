@@ -574,28 +574,6 @@ static uint32_t recs_top(const struct imap_recs *recs)
 	return top;
 }
 
-/*
- * The uidnext a commit may record: Dovecot may have numbered a file
- * after the scan listed the folder (a MOVE, an APPEND under load) and
- * before the lock was taken, so the uidlist holds a record (old ones:
- * u->v[0..old)) at or above the tree's uidnext (from) for a file on disk
- * that this commit does not record.  Recording Dovecot's next UID now
- * would put uidnext past that UID before the tree holds its message,
- * and the commit that takes it in would give a UID below uidnext, which
- * the format refuses (a UID given twice, as a client sees it).  So stop
- * at the lowest such UID; the next commit, which takes the file in,
- * raises it.  A record whose file is gone (expunged before the daemon
- * saw it) does not count, nor one of a message the tree already holds
- * in this folder under another UID: no commit takes that file in (a
- * MOVE's or COPY's new file, whose key the tree holds in another
- * folder, is taken in: it counts), so the cap
- * held uidnext below Dovecot's next UID for good, every apply found the
- * folder stale ("committing first") and none ever came (the uidlist
- * lines of an apply that failed after writing them; the apply gives the
- * file the tree's UID).  When this commit records a message above that
- * UID, no uidnext makes the tree right: it stays Dovecot's (left as it
- * was; doc/failover-progress.md).
- */
 /* Does tree hold the message of key (klen bytes) in folder? */
 static bool tree_holds_here(struct repo *r, const struct oid *tree,
 			    const char *folder, const char *key, size_t klen)
@@ -610,6 +588,29 @@ static bool tree_holds_here(struct repo *r, const struct oid *tree,
 	return yes;
 }
 
+/*
+ * The uidnext a commit may record: Dovecot may have numbered a file
+ * after the scan listed the folder (a MOVE, an APPEND under load) and
+ * before the lock was taken, so the uidlist holds a record (old ones:
+ * u->v[0..old)) at or above the tree's uidnext (from) for a file on disk
+ * that this commit does not record.  Recording Dovecot's next UID now
+ * would put uidnext past that UID before the tree holds its message,
+ * and the commit that takes it in would give a UID below uidnext, which
+ * the format refuses (a UID given twice, as a client sees it).  So stop
+ * at the lowest such UID; the next commit, which takes the file in,
+ * raises it.  A record whose file is gone (expunged before the daemon
+ * saw it) does not count, nor one of a message the tree already holds
+ * in this folder under another UID: no commit takes that file in (a
+ * MOVE's or COPY's new file, whose key the tree holds in another
+ * folder, is taken in: it counts), so the cap held uidnext below
+ * Dovecot's next UID for good, every apply found the folder stale
+ * ("committing first") and none ever came (the uidlist lines of an
+ * apply that failed after writing them; the apply gives the file
+ * mail's UID when mail holds another, and when it does not, Dovecot's
+ * stays unrecorded: doc/stress-progress.md, item 14).  When this commit records a message above that UID, no
+ * uidnext makes the tree right: it stays Dovecot's (left as it was;
+ * doc/failover-progress.md).
+ */
 static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 			   size_t old, const struct imap_recs *recs,
 			   struct repo *r, const struct oid *tree,
