@@ -15,8 +15,9 @@
  *    replica's slot and appended to the uidlist before the lock goes;
  *  - maildag-lda's side: a delivery's uidlist record appended under the
  *    lock before its rename into new/, its records at the group commit;
- *  - what the apply side (worktree_dvapply.c) reads through: the
- *    records of a tree, folder records, the UID slot.
+ *  - what the apply side (worktree_dvapply.c) reads through: folder
+ *    records and the UID slot (a tree's message records:
+ *    worktree_records.c).
  *
  * Invariants: the uidlist is only written under its lock, never below
  * Dovecot's next UID (dovecot.c refuses it); nothing here runs for a
@@ -50,90 +51,7 @@
 
 
 
-/* --- trees ----------------------------------------------------------------- */
-
-bool wt_dv_tree_is_imap(struct repo *r, const struct oid *tree)
-{
-	struct strbuf b = STRBUF_INIT;
-	struct oid id;
-	bool yes;
-
-	yes = repo_tree_lookup(&id, r, tree, FORMAT_PATH) == 0 &&
-	      repo_blob_read(&b, r, &id) == 0 &&
-	      !strcmp(b.buf, "maildag 2\n");
-	strbuf_release(&b);
-	return yes;
-}
-
-void wt_rc_init(struct reccache *c, const struct oid *tree)
-{
-	memset(c, 0, sizeof *c);
-	c->tree = tree;
-}
-
-void wt_rc_release(struct reccache *c)
-{
-	for (int i = 0; i < 256; i++)
-		imap_recs_release(&c->s[i]);
-}
-
-struct imap_recs *wt_rc_shard(struct reccache *c, struct repo *r,
-				  unsigned s)
-{
-	struct strbuf path = STRBUF_INIT, b = STRBUF_INIT;
-	struct oid id;
-	char xx[3];
-
-	if (c->loaded[s])
-		return &c->s[s];
-	c->loaded[s] = true;
-	imap_recs_shard_path(&path, s);
-	snprintf(xx, sizeof xx, "%02x", s);
-	if (c->tree && repo_tree_lookup(&id, r, c->tree, path.buf) == 0 &&
-	    (repo_blob_read(&b, r, &id) < 0 ||
-	     imap_recs_parse(&c->s[s], b.buf, b.len, xx, NULL) < 0))
-		log_warn("ignoring the records of %s", path.buf);
-	strbuf_release(&path);
-	strbuf_release(&b);
-	return &c->s[s];
-}
-
-const struct imap_rec *wt_rc_get(struct reccache *c, struct repo *r,
-				     const char *key, size_t klen)
-{
-	char k[MAILDIR_NAME_MAX + 1];
-
-	if (klen > MAILDIR_NAME_MAX)
-		return NULL;
-	memcpy(k, key, klen);
-	k[klen] = '\0';
-	return imap_recs_find(wt_rc_shard(c, r, maildir_shard(key, klen)), k);
-}
-
-/* The changed shards as updates of ups. */
-int wt_rc_write(struct reccache *c, struct repo *r,
-		    struct update_list *ups)
-{
-	for (unsigned s = 0; s < 256; s++) {
-		struct strbuf path = STRBUF_INIT, b = STRBUF_INIT;
-		struct oid id;
-		int ret = 0;
-
-		if (!c->changed[s])
-			continue;
-		imap_recs_shard_path(&path, s);
-		imap_recs_format(&b, &c->s[s]);
-		if (!b.len)
-			update_list_add(ups, path.buf, NULL);
-		else if ((ret = repo_blob_from_buffer(&id, r, b.buf, b.len)) == 0)
-			update_list_add(ups, path.buf, &id);
-		strbuf_release(&path);
-		strbuf_release(&b);
-		if (ret < 0)
-			return E_TEMP;
-	}
-	return 0;
-}
+/* --- folder records and UID slots --------------------------------------- */
 
 static void folder_rec_path(struct strbuf *out, const char *folder)
 {
@@ -541,26 +459,27 @@ static bool drop_passed(struct uidlist *u, struct reccache *rc,
 	return dropped;
 }
 
-/* a file of base name base in dir's new/ or cur/, whatever its flags */
-static bool on_disk(const char *dir, const char *base)
+/* The name in dir's new/ or cur/ of the file of base name base, whatever
+ * its flags, or NULL. */
+static char *disk_of(const char *dir, const char *base)
 {
 	size_t blen = strlen(base);
-	bool yes = false;
+	char *found = NULL;
 
-	for (int i = 0; i < 2 && !yes; i++) {
-		char *sub = xasprintf("%s/%s", dir, i ? "cur" : "new");
-		DIR *dh = opendir(sub);
+	for (int i = 0; i < 2 && !found; i++) {
+		char *path = xasprintf("%s/%s", dir, i ? "cur" : "new");
+		DIR *dh = opendir(path);
 		struct dirent *de;
 
-		while (dh && !yes && (de = readdir(dh)))
-			yes = !strncmp(de->d_name, base, blen) &&
-				(de->d_name[blen] == '\0' ||
-				 de->d_name[blen] == ':');
+		while (dh && !found && (de = readdir(dh)))
+			if (!strncmp(de->d_name, base, blen) &&
+			    (de->d_name[blen] == '\0' || de->d_name[blen] == ':'))
+				found = xstrdup(de->d_name);
 		if (dh)
 			closedir(dh);
-		free(sub);
+		free(path);
 	}
-	return yes;
+	return found;
 }
 
 /* the greatest UID of recs, 0 when it holds none */
@@ -599,22 +518,14 @@ static bool tree_holds_here(struct repo *r, const struct oid *tree,
  * the format refuses (a UID given twice, as a client sees it).  So stop
  * at the lowest such UID; the next commit, which takes the file in,
  * raises it.  A record whose file is gone (expunged before the daemon
- * saw it) does not count, nor one of a message the tree already holds
- * in this folder under another UID: no commit takes that file in (a
- * MOVE's or COPY's new file, whose key the tree holds in another
- * folder, is taken in: it counts), so the cap held uidnext below
- * Dovecot's next UID for good, every apply found the folder stale
- * ("committing first") and none ever came (the uidlist lines of an
- * apply that failed after writing them; the apply gives the file
- * mail's UID when mail holds another, and when it does not, Dovecot's
- * stays unrecorded: doc/stress-progress.md, item 14).  When this commit records a message above that UID, no
- * uidnext makes the tree right: it stays Dovecot's (left as it was;
- * doc/failover-progress.md).
+ * saw it) does not count; one of a message the tree holds in this
+ * folder under another UID is recorded (take_renumbered()).  When this
+ * commit records a message above that UID, no uidnext makes the tree
+ * right: it stays Dovecot's (left as it was; doc/failover-progress.md).
  */
 static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 			   size_t old, const struct imap_recs *recs,
-			   struct repo *r, const struct oid *tree,
-			   const char *folder, uint32_t from, uint32_t uidnext)
+			   uint32_t from, uint32_t uidnext)
 {
 	uint32_t top = recs_top(recs);
 
@@ -622,6 +533,7 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 		const struct uidlist_rec *x = &u->v[i];
 		size_t klen;
 		bool recorded = false;
+		char *disk;
 
 		if (x->uid < from || x->uid >= uidnext)
 			continue;
@@ -629,12 +541,59 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 		for (size_t j = 0; j < recs->n && !recorded; j++)
 			recorded = strlen(recs->v[j].key) == klen &&
 				!strncmp(recs->v[j].key, x->base, klen);
-		if (!recorded && on_disk(dir, x->base) &&
-		    !tree_holds_here(r, tree, folder, x->base, klen))
-			/* v is sorted by UID: the lowest */
-			return x->uid > top ? x->uid : uidnext;
+		if (recorded || !(disk = disk_of(dir, x->base)))
+			continue;
+		free(disk);
+		/* v is sorted by UID: the lowest */
+		return x->uid > top ? x->uid : uidnext;
 	}
 	return uidnext;
+}
+
+/*
+ * Dovecot's numbering of a message the tree already holds in this
+ * folder: a uidlist record at or above the tree's uidnext (from) for a
+ * file the tree gives another UID.  Dovecot numbered the file again
+ * ("Expunged message reappeared"), or an apply that failed after writing
+ * its numbering left the line (doc/stress-progress.md, items 12 and 14);
+ * this replica's clients see that UID.  Its disk name joins cf->names, so
+ * the commit records Dovecot's UID (valid: at or above the parent's
+ * uidnext); mail takes it through the three-way merge against the
+ * worktree, whose rules keep it or, when a peer's UIDs passed it, leave
+ * the message unnumbered for the apply to number anew, as between
+ * replicas.  Left alone, uidnext would pass the UID without recording
+ * it, and this replica's clients would see another UID than the others'.
+ */
+static void take_renumbered(struct cfolder *cf, const struct uidlist *u,
+			    size_t old, const char *dir, struct reccache *rc,
+			    struct repo *r, const struct oid *tree,
+			    uint32_t from)
+{
+	for (size_t i = 0; i < old && i < u->n; i++) {
+		const struct uidlist_rec *x = &u->v[i];
+		size_t klen = maildir_key_len(x->base);
+		const struct imap_rec *rec;
+		bool listed = false;
+		char *disk;
+
+		if (x->uid < from)
+			continue;
+		for (int l = 0; l < 2 && !listed; l++) {
+			const struct strvec *v = l ? &cf->held : &cf->names;
+			for (size_t j = 0; j < v->n && !listed; j++)
+				listed = maildir_key_len(v->v[j]) == klen &&
+					!strncmp(v->v[j], x->base, klen);
+		}
+		rec = listed ? NULL : wt_rc_get(rc, r, x->base, klen);
+		if (!rec || rec->uid == x->uid ||
+		    !tree_holds_here(r, tree, cf->folder, x->base, klen) ||
+		    !(disk = disk_of(dir, x->base)))
+			continue;
+		log_info("'%s': Dovecot numbered '%s' %u, the tree %u; "
+			 "recording Dovecot's", dir, disk, x->uid, rec->uid);
+		strvec_push(&cf->names, disk);
+		free(disk);
+	}
 }
 
 /*
@@ -735,6 +694,8 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 			u.nextuid = tf.uidnext;
 	}
 	old = u.n;
+	if (have_tf && tf.uidvalidity == u.uidvalidity)
+		take_renumbered(cf, &u, old, dir, rc, r_, wtree, tf.uidnext);
 	if (dovecot_keywords_read(&k, dir) < 0)
 		goto done;
 	strvec_sort(&cf->names);
@@ -794,7 +755,7 @@ static int commit_folder(struct repo *r_, const char *dir, struct reccache *rc,
 			f->uidnext = h->uid;
 		free(base);
 	}
-	f->uidnext = unseen_cap(dir, &u, old, &recs, r_, wtree, cf->folder,
+	f->uidnext = unseen_cap(dir, &u, old, &recs,
 				have_tf && tf.uidvalidity == f->uidvalidity ?
 				tf.uidnext : 1, f->uidnext);
 	if (have_tf && tf.uidvalidity == f->uidvalidity &&

@@ -81,6 +81,8 @@ static struct worktree *wt;
 #define KEYCP "1700000091.MkPk.host"
 #define KEYO1 "1700000101.MoPo.host"
 #define KEYO2 "1700000102.MqPq.host"
+#define KEYD1 "1700000111.MdPd.host"
+#define KEYD2 "1700000112.MePe.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -1230,6 +1232,65 @@ int main(void)
 		   "then the apply goes on");
 		ok(there("cur/" KEYO2 ",S=4:2,"), "the peer's message is written");
 		ok(refs_agree() && mail_valid(), "valid");
+		s = record(KEYO1);
+		ok(strtoul(s, NULL, 10) >= next + 101, "the line's UID could "
+		   "not stand: numbered anew above the peer's (%s)", s);
+		free(s);
+	}
+
+	/*
+	 * 21. (t3013, doc/stress-progress.md item 14) Dovecot numbers again
+	 * a message the tree holds ("Expunged message reappeared, giving a
+	 * new UID"): its uidlist line goes and a new one comes, the file
+	 * stays.  The next commit of the folder records Dovecot's UID, so
+	 * this replica's clients and the tree agree (it passed the UID and
+	 * kept the old one, and the replicas showed different UIDs).  In a
+	 * folder of its own: INBOX holds back 11.'s MOVE under way.
+	 */
+	{
+		char *d = xasprintf("%s/.D", maildir);
+		struct uidlist u = UIDLIST_INIT;
+		const struct uidlist_rec *x;
+		uint32_t was, now = 0;
+		char *s1, *s2;
+
+		make_folder(".D");
+		put(".D/new/" KEYD1 ",S=4", "d-1\n");
+		worktree_dirty_folder(wt, ".D");
+		ok(sync_commit(&res) == 0 && res.committed, "a message of ours");
+		s1 = record(KEYD1);
+		was = (uint32_t)strtoul(s1, NULL, 10);
+		free(s1);
+		if (uidlist_read(&u, d) == 0 && (x = uidlist_find(&u, KEYD1 ",S=4")) &&
+		    x->uid == was && uidlist_remove(&u, KEYD1 ",S=4")) {
+			now = uidlist_next(&u);
+			if (uidlist_add(&u, now, KEYD1 ",S=4", "") < 0 ||
+			    uidlist_rewrite(d, &u) < 0)
+				now = 0;
+		}
+		uidlist_release(&u);
+		ok(was && now > was, "Dovecot numbers it again: %u, was %u",
+		   now, was);
+		put(".D/new/" KEYD2 ",S=4", "d-2\n");
+		worktree_dirty_name(wt, ".D", "new", KEYD2 ",S=4");
+		ok(sync_commit(&res) == 0 && res.committed && res.counts.added == 1,
+		   "a commit of the folder");
+		s1 = record(KEYD1);
+		s2 = record(KEYD2);
+		ok((uint32_t)strtoul(s1, NULL, 10) == now,
+		   "it records Dovecot's UID (%s)", s1);
+		ok((uint32_t)strtoul(s2, NULL, 10) > now,
+		   "the new message one above it (%s)", s2);
+		ok(refs_agree() && mail_valid(), "valid");
+		ok(sync_apply(&res) == 0 && !res.skipped && refs_agree(),
+		   "the apply has nothing to do");
+		ok(uidlist_read(&u, d) == 0 &&
+		   (x = uidlist_find(&u, KEYD1 ",S=4")) && x->uid == now,
+		   "Dovecot's line stays");
+		uidlist_release(&u);
+		free(s1);
+		free(s2);
+		free(d);
 	}
 
 	worktree_free(wt);
