@@ -543,6 +543,8 @@ static uint32_t unseen_cap(const char *dir, const struct uidlist *u,
 				!strncmp(recs->v[j].key, x->base, klen);
 		if (recorded || !(disk = disk_of(dir, x->base)))
 			continue;
+		log_debug("'%s': uidnext stays at %u: '%s' is not taken in "
+			  "yet", dir, x->uid > top ? x->uid : uidnext, disk);
 		free(disk);
 		/* v is sorted by UID: the lowest */
 		return x->uid > top ? x->uid : uidnext;
