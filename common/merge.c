@@ -362,6 +362,49 @@ int merge_trees(struct oid *out, struct repo *r, const struct oid *base,
 
 /* --- commits ------------------------------------------------------------ */
 
+/* Commits looked at along a first-parent line before the full walk. */
+#define FIRST_PARENTS 16
+
+/*
+ * Is target on from's first-parent line, within FIRST_PARENTS commits?
+ * Parsed commits (libgit2 keeps them cached); any failure says no.
+ */
+static bool on_first_parents(struct repo *r, const struct oid *from,
+			     const struct oid *target)
+{
+	git_oid at = *GIT_OID(from);
+
+	for (int i = 0; i < FIRST_PARENTS; i++) {
+		git_commit *c;
+		const git_oid *p;
+		bool more;
+
+		if (git_commit_lookup(&c, r->git, &at) < 0) {
+			git_error_clear();
+			return false;
+		}
+		p = git_commit_parentcount(c) ? git_commit_parent_id(c, 0) : NULL;
+		more = p != NULL;
+		if (p)
+			at = *p;
+		git_commit_free(c);
+		if (!more)
+			return false;
+		if (git_oid_equal(&at, GIT_OID(target)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * libgit2's walk answers "no" only once its paint of both histories has
+ * gone stale, and orders it by commit time, whole seconds: with many
+ * commits a second it read hundreds of commits for each question a
+ * receiving peer's daemon asked, most of them "is our new mail in what
+ * the peer holds" (doc/session-progress.md).  The usual answers are on
+ * a first-parent line: ancestor below commit (yes), or commit below
+ * ancestor (no: a history has no cycle).  The walk decides the rest.
+ */
 int merge_is_ancestor(struct repo *r, const struct oid *ancestor,
 		      const struct oid *commit)
 {
@@ -369,6 +412,10 @@ int merge_is_ancestor(struct repo *r, const struct oid *ancestor,
 
 	if (oid_equal(ancestor, commit))
 		return 1;
+	if (on_first_parents(r, commit, ancestor))
+		return 1;
+	if (on_first_parents(r, ancestor, commit))
+		return 0;
 	d = git_graph_descendant_of(r->git, GIT_OID(commit), GIT_OID(ancestor));
 	if (d < 0)
 		return log_error("walk history: %s", repo_git_error());

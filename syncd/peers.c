@@ -76,6 +76,14 @@ static void op_run(struct op *op);
  */
 static bool holds(struct peers *p, struct peer *pe, const struct oid *commit)
 {
+	/*
+	 * The usual answer first: our fetch just read it.  The push's id
+	 * can be far behind (nothing pushed while the peer held our mail),
+	 * and proving that commit is not below it walked all between.
+	 */
+	if ((pe->push.have_id && oid_equal(commit, &pe->push.id)) ||
+	    (pe->fetch.have_id && oid_equal(commit, &pe->fetch.id)))
+		return true;
 	return (pe->push.have_id &&
 		merge_is_ancestor(p->repo, commit, &pe->push.id) == 1) ||
 	       (pe->fetch.have_id &&

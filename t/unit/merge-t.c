@@ -916,6 +916,50 @@ static void test_into_ref(void)
 	is_int(merge_is_ancestor(repo, &want, &c1), 0, "the merge is not in c1");
 }
 
+/*
+ * merge_is_ancestor: the first-parent shortcuts (16 commits) answer as
+ * the full walk does, and the walk still decides past them, through a
+ * second parent and for unrelated histories.  The main line's commits
+ * have one time, as a burst of deliveries has.
+ */
+static void test_is_ancestor(void)
+{
+	static const char *const t1[] = { "A cur/1000.a:2,S", NULL };
+	struct oid tr, c[41], side[3], m, lone, ps[2];
+
+	build(&tr, t1);
+	commit_of(&c[0], &tr, NULL, 7000);
+	for (int i = 1; i <= 40; i++)
+		commit_of(&c[i], &tr, &c[i - 1], 7000);
+	/* another second: the same tree, parent and time would be c[11] */
+	commit_of(&side[0], &tr, &c[10], 7002);
+	commit_of(&side[1], &tr, &side[0], 7002);
+	commit_of(&side[2], &tr, &side[1], 7002);
+	oid_cpy(&ps[0], &c[40]);
+	oid_cpy(&ps[1], &side[2]);
+	repo_commit(&m, repo, &tr, ps, 2, "m\n", 7000, "test",
+		    "test@example.org");
+	commit_of(&lone, &tr, NULL, 7001);
+	is_int(merge_is_ancestor(repo, &c[39], &c[40]), 1, "a parent");
+	is_int(merge_is_ancestor(repo, &c[40], &c[39]), 0, "not a child");
+	is_int(merge_is_ancestor(repo, &c[25], &c[40]), 1,
+	       "15 first parents down");
+	is_int(merge_is_ancestor(repo, &c[40], &c[25]), 0,
+	       "nor 15 first parents up");
+	is_int(merge_is_ancestor(repo, &c[2], &c[40]), 1,
+	       "38 down: past the shortcut, the walk");
+	is_int(merge_is_ancestor(repo, &c[40], &c[2]), 0, "nor 38 up");
+	is_int(merge_is_ancestor(repo, &side[1], &m), 1,
+	       "through the second parent");
+	is_int(merge_is_ancestor(repo, &m, &side[1]), 0,
+	       "the merge is not below it");
+	is_int(merge_is_ancestor(repo, &side[2], &c[40]), 0,
+	       "a side branch is not below the main line");
+	is_int(merge_is_ancestor(repo, &c[40], &side[2]), 0, "nor the reverse");
+	is_int(merge_is_ancestor(repo, &lone, &m), 0, "an unrelated root");
+	is_int(merge_is_ancestor(repo, &m, &lone), 0, "nor the reverse");
+}
+
 static void test_mtimes_module(void)
 {
 	struct mtimes m = MTIMES_INIT;
@@ -1003,6 +1047,7 @@ int main(void)
 	test_criss_cross();
 	test_criss_cross_dag();
 	test_into_ref();
+	test_is_ancestor();
 	test_mtimes_module();
 
 	repo_free(repo);
