@@ -805,7 +805,15 @@ static int remove_folders(struct apply *ap, const struct strvec *mk_rm,
 			continue;
 		}
 		ret = remove_folder(wt, mk_rm->v[i]);
-		if (ret == E_EXISTS) {
+		/*
+		 * Not now: it holds messages, or a Dovecot session its
+		 * uidlist lock.  The folder stays in the worktree and is
+		 * taken away by a later apply; this one records what it did,
+		 * its numbering first (failing here lost that: the uidlist
+		 * lines it had written went unrecorded; doc/stress-progress.md,
+		 * items 12, 14)
+		 */
+		if (ret == E_EXISTS || ret == E_TEMP) {
 			worktree_dirty_folder(wt, mk_rm->v[i]);
 			ap->res->skipped++;
 			continue;

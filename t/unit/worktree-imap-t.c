@@ -83,6 +83,7 @@ static struct worktree *wt;
 #define KEYO2 "1700000102.MqPq.host"
 #define KEYD1 "1700000111.MdPd.host"
 #define KEYD2 "1700000112.MePe.host"
+#define KEYP1 "1700000121.MgPg.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -1291,6 +1292,42 @@ int main(void)
 		free(s1);
 		free(s2);
 		free(d);
+	}
+
+	/*
+	 * 22. (t3013) an apply numbers a peer's message, and a folder the
+	 * peer removed is locked by a Dovecot session longer than the apply
+	 * waits: the removal waits for a later apply, and this one is
+	 * recorded, numbering and all (it failed, and the uidlist line it had
+	 * written for the message went unrecorded; doc/stress-progress.md,
+	 * items 12 and 14).  Waits DV_LOCK_MS (10 s) for the lock.
+	 */
+	{
+		const char *paths[2] = { ".Locked/maildirfolder", ".Locked/imapfolder" };
+		const char *blobs[2] = { NULL, NULL };
+		char *s1;
+		uint32_t uid;
+
+		make_folder(".Locked");
+		worktree_dirty_folder(wt, ".Locked");
+		ok(sync_commit(&res) == 0 && res.committed, "a folder made");
+		put(".Locked/dovecot-uidlist.lock", "1:dovecot\n");
+		mail_change(paths, blobs, 2);
+		peer_adds(KEYP1, "S", "-", 0);
+		ok(sync_apply(&res) == 0 && res.skipped >= 1 &&
+		   !res.counts.folders_removed && res.counts.added == 1,
+		   "applied, the locked folder's removal left for later");
+		s1 = record(KEYP1);
+		uid = (uint32_t)strtoul(s1, NULL, 10);
+		ok(uid > 0 && uidlist_has(uid, KEYP1 ",S=4"),
+		   "its numbering committed (%s), as the uidlist has it", s1);
+		free(s1);
+		ok(mail_valid() && there(".Locked/cur"), "valid; the folder stays");
+		unlink_rel(".Locked/dovecot-uidlist.lock");
+		ok(sync_commit(&res) == 0 && sync_apply(&res) == 0 &&
+		   res.counts.folders_removed == 1 && !there(".Locked"),
+		   "the lock gone, a later apply removes the folder");
+		ok(refs_agree() && mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
