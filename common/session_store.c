@@ -417,9 +417,11 @@ static int take_lock(struct repo *r, const char *name)
 {
 	char *dir = xasprintf("%s/maildag", r->path);
 	char *path = xasprintf("%s/%s", dir, name);
-	int fd = mkdir_p(dir, 0700) < 0 ? -1 :
-		 open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* the directory is there but for the first push: no mkdir each time */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
+	if (fd < 0 && errno == ENOENT && mkdir_p(dir, 0700) == 0)
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
 		close(fd);
 		fd = -1;
