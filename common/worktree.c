@@ -92,6 +92,7 @@ void worktree_free(struct worktree *wt)
 	strmap_clear(&wt->folder_set);
 	strvec_clear(&wt->names);
 	strvec_clear(&wt->later);
+	strmap_clear(&wt->seen);
 	strvec_clear(&wt->unreadable);
 	free(wt->origin);
 	strvec_clear(&wt->queue);

@@ -695,6 +695,8 @@ static int scan_disk(struct worktree *wt, struct commit *c)
 			  wt->maildir);
 		return E_TEMP;
 	}
+	/* what settled long ago: its inode may be another file's now */
+	wt_seen_prune(wt, time(NULL), 6 * LINK_SETTLE);
 	/* the objects of this commit are synced once, before a ref moves */
 	repo_batch_begin(&c->batch, wt->r);
 	c->t0 = clock_now();
@@ -769,6 +771,10 @@ static int new_trees(struct worktree *wt, struct commit *c)
 	if (wt->gen != c->gen || sc->partial)
 		c->res->deferred += hold_unpaired(wt, sc);
 	claim_deliveries(wt, sc, &c->claims, &c->deliveries);
+	/* taken in: the same file back in its folder later is new there */
+	for (size_t i = 0; i < sc->add.n; i++)
+		if (sc->add.v[i].seen)
+			strmap_del(&wt->seen, sc->add.v[i].seen);
 
 	c->p = pairs_of(sc, &c->np);
 	local_updates(sc, c->p, c->np, &c->wu, &c->wm, &c->res->counts);

@@ -24,6 +24,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +46,42 @@ void wt_hold_back(struct scan *sc, const struct ent *a)
 
 	strvec_push(&sc->later, s);
 	free(s);
+}
+
+time_t wt_seen_since(struct worktree *wt, const char *folder,
+		     const struct stat *st, char **key)
+{
+	/*
+	 * Per folder: the same inode linked into another folder (moved
+	 * on, or back) is a new addition there.  With mtime and size: a
+	 * new file that reuses a freed inode (a Maildir's churn) is not
+	 * taken for the one seen before.
+	 */
+	char *k = xasprintf("%s/%llu:%llu:%lld:%lld", folder,
+			    (unsigned long long)st->st_dev,
+			    (unsigned long long)st->st_ino,
+			    (long long)st->st_mtime, (long long)st->st_size);
+	size_t t;
+
+	if (!strmap_get(&wt->seen, k, &t)) {
+		t = (size_t)time(NULL);
+		strmap_put(&wt->seen, k, t);
+	}
+	free(*key);
+	*key = k;
+	return (time_t)t < st->st_ctime ? (time_t)t : st->st_ctime;
+}
+
+void wt_seen_prune(struct worktree *wt, time_t now, time_t age)
+{
+	struct strvec old = STRVEC_INIT;
+
+	for (size_t i = 0; i < wt->seen.cap; i++)
+		if (wt->seen.v[i].key && (time_t)wt->seen.v[i].value < now - age)
+			strvec_push(&old, wt->seen.v[i].key);
+	for (size_t i = 0; i < old.n; i++)
+		strmap_del(&wt->seen, old.v[i]);
+	strvec_clear(&old);
 }
 
 bool wt_hold_link(struct scan *sc, const struct ent *a, time_t now)

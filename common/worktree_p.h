@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "imaprec.h"
@@ -56,6 +57,15 @@ struct worktree {
 	struct strmap folder_set;	/* the same, to find one at once */
 	struct strvec names;	/* "<folder>/<sub>/<name>" to look at */
 	struct strvec later;	/* names held back (maybe half a move) */
+	/*
+	 * "<folder>/<dev>:<ino>:<mtime>:<size>" of a new file -> when a
+	 * scan first saw it there: how long a copy or a hard link is held
+	 * back is counted from then, not from its ctime, which every
+	 * rename of any of its links moves (a client storing flags kept a
+	 * copy out for as long as it went on; doc/stress-progress.md,
+	 * item 16).  Pruned by wt_seen_prune().
+	 */
+	struct strmap seen;
 	double later_due;
 	bool ensured;		/* every folder's cur/ new/ tmp/ checked */
 	unsigned long gen;	/* counts dirty marks: did anything happen? */
@@ -200,7 +210,8 @@ struct ent {
 	bool linked;		/* add: a hard link (st_nlink > 1) */
 	bool fresh;		/* add: a key no removal or tree explains */
 	long long mtime;	/* on disk (add); MTIME_NONE when unknown */
-	time_t ctime;
+	time_t ctime;		/* add: settling from (wt_seen_since()) */
+	char *seen;		/* add: its key in wt->seen; owned */
 	char *dname;		/* format 2: the name on disk (with keyword
 				   letters) when it is not name; owned */
 	bool hold;		/* apply: its folder is stale, leave it */
@@ -315,6 +326,17 @@ int wt_resolve(struct worktree *wt, struct scan *sc);
 
 /* Hold a back for a later look (by its name on disk). */
 void wt_hold_back(struct scan *sc, const struct ent *a);
+
+/*
+ * The time an addition's settling is counted from: the earlier of st's
+ * ctime and when a scan first saw its inode in folder (wt->seen); its
+ * key in *key (the caller frees it).  A commit forgets the additions
+ * it takes in, so the same file back in that folder later is new.
+ */
+time_t wt_seen_since(struct worktree *wt, const char *folder,
+		     const struct stat *st, char **key);
+/* Forget the inodes first seen before now - age seconds. */
+void wt_seen_prune(struct worktree *wt, time_t now, time_t age);
 
 /*
  * Is the addition a, whose key the worktree does not hold, half of a

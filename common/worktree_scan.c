@@ -60,7 +60,8 @@ void wt_ent_release(struct ent *e)
 	free(e->folder);
 	free(e->name);
 	free(e->dname);
-	e->folder = e->name = e->dname = NULL;
+	free(e->seen);
+	e->folder = e->name = e->dname = e->seen = NULL;
 }
 
 void wt_entv_clear(struct entv *ev)
@@ -304,7 +305,7 @@ int wt_scan_name(struct worktree *wt, struct scan *sc, const char *folder,
 		if (strcmp(dname, name))
 			e->dname = xstrdup(dname);
 		e->mtime = st.st_mtime;
-		e->ctime = st.st_ctime;
+		e->ctime = wt_seen_since(wt, folder, &st, &e->seen);
 		e->linked = st.st_nlink > 1;
 	} else if (on_disk) {
 		ret = scan_both(wt, sc, folder, sub, name, dname, &oid, &st);
@@ -445,7 +446,7 @@ static int scan_sub(struct worktree *wt, struct scan *sc, const char *folder,
 				if (d[di].dname)
 					e->dname = xstrdup(d[di].dname);
 				e->mtime = sb.st_mtime;
-				e->ctime = sb.st_ctime;
+				e->ctime = wt_seen_since(wt, folder, &sb, &e->seen);
 				e->linked = sb.st_nlink > 1;
 			} else if (c == 0 && f) {
 				scan_both(wt, sc, folder, sub, d[di].name,
