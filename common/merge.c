@@ -398,12 +398,12 @@ static bool on_first_parents(struct repo *r, const struct oid *from,
 
 /*
  * libgit2's walk answers "no" only once its paint of both histories has
- * gone stale, and orders it by commit time, whole seconds: with many
- * commits a second it read hundreds of commits for each question a
- * receiving peer's daemon asked, most of them "is our new mail in what
- * the peer holds" (doc/session-progress.md).  The usual answers are on
- * a first-parent line: ancestor below commit (yes), or commit below
- * ancestor (no: a history has no cycle).  The walk decides the rest.
+ * gone stale: proving that a new commit is not below an old one walks
+ * every commit between them (hundreds for each delivery a receiving
+ * peer's daemon took in, doc/session-progress.md).  The usual answers
+ * are on a first-parent line: ancestor below commit (yes), or commit
+ * below ancestor (no: a history has no cycle).  The walk decides the
+ * rest.
  */
 int merge_is_ancestor(struct repo *r, const struct oid *ancestor,
 		      const struct oid *commit)
