@@ -64,6 +64,24 @@ static void mv(const char *from, const char *to)
 	free(b);
 }
 
+/* Unlink every file of INBOX's sub/ whose name starts with key. */
+static void unlink_key(const char *sub, const char *key)
+{
+	char *d = xasprintf("%s/%s", maildir, sub);
+	DIR *dh = opendir(d);
+	struct dirent *de;
+
+	while (dh && (de = readdir(dh)))
+		if (!strncmp(de->d_name, key, strlen(key))) {
+			char *f = xasprintf("%s/%s", d, de->d_name);
+			unlink(f);
+			free(f);
+		}
+	if (dh)
+		closedir(dh);
+	free(d);
+}
+
 static void mkfolder(const char *f)
 {
 	char *p = xasprintf("%s/%s/cur", maildir, f);
@@ -416,19 +434,7 @@ int main(void)
 	}
 	free(s);
 	/* drop the copy again */
-	{
-		char *d = xasprintf("%s/cur", maildir);
-		DIR *dh = opendir(d);
-		struct dirent *de;
-		while ((de = readdir(dh)))
-			if (!strncmp(de->d_name, K2, strlen(K2))) {
-				char *f = xasprintf("%s/%s", d, de->d_name);
-				unlink(f);
-				free(f);
-			}
-		closedir(dh);
-		free(d);
-	}
+	unlink_key("cur", K2);
 	worktree_dirty_folder(wt, "");
 	ok(sync_commit(&res) == 0 && res.counts.expunged == 1, "expunge");
 	agree(".Lists/cur/" K1 ",S=5:2,FS .Lists/cur/" K2 ":2,", "after expunge");
@@ -442,9 +448,6 @@ int main(void)
 	{
 		bool in = false;
 		int tries = 0;
-		char *d;
-		DIR *dh;
-		struct dirent *de;
 
 		/* another mtime: the inode may be the last copy's, freed */
 		put("cur/" K2 ":2,", "two\n", 1600000100);
@@ -459,16 +462,7 @@ int main(void)
 		}
 		ok(in && tries <= 10, "a copy renamed every 0.4 s settles "
 		   "(after %d looks)", tries);
-		d = xasprintf("%s/cur", maildir);
-		dh = opendir(d);
-		while ((de = readdir(dh)))
-			if (!strncmp(de->d_name, K2, strlen(K2))) {
-				char *f = xasprintf("%s/%s", d, de->d_name);
-				unlink(f);
-				free(f);
-			}
-		closedir(dh);
-		free(d);
+		unlink_key("cur", K2);
 		worktree_dirty_folder(wt, "");
 		ok(sync_commit(&res) == 0 && res.counts.expunged == 1,
 		   "and goes again");
