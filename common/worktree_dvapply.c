@@ -131,6 +131,10 @@ struct afolder {
 	size_t old_n;
 	struct imap_folder mf, wf;	/* mail's and the worktree's records */
 	bool have_mf, have_wf;
+	/* records written for files not there yet: base -> its key's index
+	 * in pend_key, until wt_dv_applied() sees the file in place */
+	struct strmap pend;
+	struct strvec pend_key;
 };
 
 struct dvapply {
@@ -183,6 +187,7 @@ struct uidadd {
 	uint32_t uid;
 	char *base;
 	char *key;		/* unnumbered: the record's key */
+	bool fresh;		/* the uidlist had no record of base */
 };
 
 static int uidadd_cmp(const void *a, const void *b)
@@ -337,6 +342,8 @@ static void afolder_close(struct afolder *f)
 	dovecot_unlock(&f->lock);
 	uidlist_release(&f->u);
 	dovecot_keywords_release(&f->k);
+	strmap_clear(&f->pend);
+	strvec_clear(&f->pend_key);
 	free(f->folder);
 	free(f->dir);
 }
@@ -440,8 +447,8 @@ static void collect_adds(struct dvapply *dv, struct afolder *f,
 			o->dname = with_letters(f, o->name, x ? x->kw : NULL,
 						x ? x->nkw : 0, false);
 		}
-		if (!t || strcmp(t->folder, f->folder))
-			continue;
+		if (!t || strcmp(t->folder, f->folder) || t->hold)
+			continue;	/* a held op's file stays away: no record */
 		x = wt_rc_get(&dv->mr, dv->wt->r, t->name, t->klen);
 		free(t->dname);
 		t->dname = with_letters(f, t->name, x ? x->kw : NULL,
@@ -457,6 +464,7 @@ static void collect_adds(struct dvapply *dv, struct afolder *f,
 		xgrow((void **)out, &alloc, *n + 1, sizeof **out);
 		a = &(*out)[(*n)++];
 		a->uid = x ? x->uid : 0;
+		a->fresh = !ur;
 		a->base = base;
 		a->key = xstrndup(t->name, t->klen);
 		if (a->uid && a->uid < next) {
@@ -578,6 +586,12 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 			ret = number_new(dv, f, adds, nadd);
 		if (ret == 0)
 			ret = write_folder(dv, f);
+		for (size_t i = 0; i < nadd && ret == 0; i++)
+			if (adds[i].fresh) {
+				strmap_put(&f->pend, adds[i].base,
+					   f->pend_key.n);
+				strvec_push(&f->pend_key, adds[i].key);
+			}
 	}
 	for (size_t i = 0; i < nadd; i++) {
 		free(adds[i].base);
@@ -628,9 +642,7 @@ int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 	qsort(dv->f, dv->nf, sizeof *dv->f, afolder_cmp);
 	for (size_t i = 0; i < dv->nf && ret == 0; i++)
 		ret = afolder_open(dv, &dv->f[i]);
-	for (size_t i = 0; i < dv->nf && ret == 0; i++)
-		if (!dv->f[i].stale)
-			ret = afolder_plan(dv, &dv->f[i], ops, nops);
+	/* the held first: their files stay away, so no record goes in */
 	for (size_t i = 0; i < nops; i++) {
 		struct afolder *a = ops[i].from ?
 				    afolder_get(dv, ops[i].from->folder) : NULL;
@@ -643,6 +655,9 @@ int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 				ops[i].to->hold = true;
 		}
 	}
+	for (size_t i = 0; i < dv->nf && ret == 0; i++)
+		if (!dv->f[i].stale)
+			ret = afolder_plan(dv, &dv->f[i], ops, nops);
 	return ret;
 }
 
@@ -653,6 +668,14 @@ void wt_dv_applied(struct dvapply *dv, const struct op *op)
 	unsigned s;
 	const struct imap_rec *x;
 
+	if (op->to) {
+		struct afolder *f = afolder_get(dv, op->to->folder);
+		char *base = xstrndup(op->to->name,
+				      strcspn(op->to->name, ":"));
+		if (f)
+			strmap_del(&f->pend, base);
+		free(base);
+	}
 	if (any->klen > MAILDIR_NAME_MAX)
 		return;
 	memcpy(k, any->name, any->klen);
@@ -687,12 +710,49 @@ int wt_dv_applied_updates(struct dvapply *dv, struct update_list *wu)
 	return ret;
 }
 
+/*
+ * The records f's uidlist got for files the apply then left out (a
+ * client changed the source, a failure) go before the lock does: a
+ * Dovecot session would drop a record without its file and pass its
+ * UID, and, the file come later under the same record, log "Expunged
+ * message reappeared, giving a new UID" (doc/stress-progress.md item
+ * 17).  N stays where it was: the UIDs are burnt, a later apply numbers
+ * those files anew.  An unnumbered one loses its numbering too.
+ */
+static void drop_pending(struct dvapply *dv, struct afolder *f)
+{
+	uint32_t next = uidlist_next(&f->u);
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->pend.cap; i++) {
+		const char *base = f->pend.v[i].key;
+		if (!base || !uidlist_remove(&f->u, base))
+			continue;
+		imap_recs_remove(&dv->numbered,
+				 f->pend_key.v[f->pend.v[i].value]);
+		n++;
+	}
+	if (!n)
+		return;
+	if (f->u.nextuid < next)
+		f->u.nextuid = next;
+	if (uidlist_rewrite(f->dir, &f->u) < 0)
+		log_warn("'%s': %zu records of files not written stay in its "
+			 "uidlist", f->dir, n);
+	else
+		log_info("'%s': %zu records of files not written taken out "
+			 "of its uidlist", f->dir, n);
+	f->rewrite = true;
+}
+
 /* Touch cur/ of folders whose uidlist alone changed (Dovecot looks only
  * at cur/ and new/, 1.3), release every lock. */
 static void dv_release(struct dvapply *dv)
 {
 	for (size_t i = 0; i < dv->nf; i++) {
 		struct afolder *f = &dv->f[i];
+		if (!f->stale)
+			drop_pending(dv, f);
 		if (f->rewrite && !f->stale)
 			wt_dv_touch_cur(f->dir);
 		afolder_close(f);

@@ -84,6 +84,9 @@ static struct worktree *wt;
 #define KEYD1 "1700000111.MdPd.host"
 #define KEYD2 "1700000112.MePe.host"
 #define KEYP1 "1700000121.MgPg.host"
+#define KEYM1 "1700000131.MiPi.host"
+#define KEYM2 "1700000132.MjPj.host"
+#define KEYM3 "1700000133.MlPl.host"
 
 static void put(const char *rel, const char *content)
 {
@@ -1328,6 +1331,94 @@ int main(void)
 		   res.counts.folders_removed == 1 && !there(".Locked"),
 		   "the lock gone, a later apply removes the folder");
 		ok(refs_agree() && mail_valid(), "valid");
+	}
+
+	/*
+	 * 23. (t3013, doc/stress-progress.md item 17) a peer's moves into
+	 * .W that this apply leaves out: one out of INBOX, where Dovecot
+	 * numbered a save since our last commit (held), one out of .V whose
+	 * file a client renamed meanwhile (skipped).  .W's uidlist must not keep a record
+	 * without its file once the lock goes: a Dovecot session drops such
+	 * a record and passes its UID, and when the file came later under
+	 * it, logged "Expunged message reappeared, giving a new UID".
+	 */
+	{
+		char *w = xasprintf("%s/.W", maildir), *wold, *s1;
+		char *m1 = mpath("cur", KEYM1 ",S=4:2,S");
+		char *m2 = mpath(".V/cur", KEYM2 ",S=4:2,");
+		char *w1 = mpath(".W/cur", KEYM1 ",S=4:2,S");
+		char *w2 = mpath(".W/cur", KEYM2 ",S=4:2,");
+		char *r1 = rpath(KEYM1), *sh1, *sh2, *r2 = rpath(KEYM2);
+		struct uidlist u = UIDLIST_INIT;
+		struct strbuf wf = STRBUF_INIT;
+		const struct uidlist_rec *x;
+		bool none;
+
+		make_folder(".W");
+		make_folder(".V");
+		put("cur/" KEYM1 ",S=4:2,S", "m-1\n");
+		put(".V/cur/" KEYM2 ",S=4:2,", "m-2\n");
+		worktree_dirty_folder(wt, ".W");
+		worktree_dirty_folder(wt, ".V");
+		worktree_dirty_folder(wt, "");
+		ok(sync_commit(&res) == 0 && res.counts.added == 2,
+		   "two messages of ours, two folders");
+		/* Dovecot numbers a save in INBOX; a client renames M2 */
+		put("new/" KEYM3 ",S=4", "saved\n");
+		dovecot_appends(uidlist_next_uid(), KEYM3 ",S=4");
+		mv(".V/cur/" KEYM2 ",S=4:2,", ".V/cur/" KEYM2 ",S=4:2,F");
+		/* the peer moved both into .W, giving M1 UID 1 there */
+		wold = mail_blob(".W/imapfolder");
+		strbuf_add(&wf, wold, strcspn(wold, "\n") + 1);
+		strbuf_addstr(&wf, "uidnext 2\n");
+		sh1 = shard_with(KEYM1, "1");
+		sh2 = shard_with(KEYM2, "-");
+		ok(strcmp(r1, r2) != 0, "the two keys' records in two shards");
+		{
+			const char *paths[] = { m1, m2, w1, w2, r1, r2,
+						".W/imapfolder" };
+			const char *b[7] = { NULL, NULL, "m-1\n", "m-2\n", sh1,
+					     sh2, wf.buf };
+			mail_change(paths, b, 7);
+		}
+		ok(sync_apply(&res) == 0 && res.skipped >= 2 &&
+		   !there(".W/cur/" KEYM1 ",S=4:2,S") &&
+		   !there(".W/cur/" KEYM2 ",S=4:2,"), "both moves left out");
+		none = uidlist_read(&u, w) == 0 &&
+		       !uidlist_find(&u, KEYM1 ",S=4") &&
+		       !uidlist_find(&u, KEYM2 ",S=4");
+		ok(none, "no record of either in .W's uidlist");
+		ok(uidlist_next(&u) >= 2, "its next UID passed the peer's UID "
+		   "1 all the same (%u)", uidlist_next(&u));
+		uidlist_release(&u);
+		s1 = record(KEYM2);
+		ok(s1[0] == '-', "nor a numbering of the skipped one (%s)", s1);
+		free(s1);
+		ok(mail_valid(), "valid");
+		ok(sync_commit(&res) == 0 && res.committed, "the commit the "
+		   "held move waits for");
+		ok(sync_apply(&res) == 0, "the next apply");
+		ok(there(".W/cur/" KEYM1 ",S=4:2,S"), "the held move done");
+		s1 = record(KEYM1);
+		ok(uidlist_read(&u, w) == 0 &&
+		   (x = uidlist_find(&u, KEYM1 ",S=4")) &&
+		   x->uid == (uint32_t)strtoul(s1, NULL, 10) && x->uid >= 2,
+		   "with the record the tree gives it (%s), above the UID "
+		   "passed", s1);
+		uidlist_release(&u);
+		free(s1);
+		ok(mail_valid(), "valid");
+		free(w);
+		free(wold);
+		free(m1);
+		free(m2);
+		free(w1);
+		free(w2);
+		free(r1);
+		free(r2);
+		free(sh1);
+		free(sh2);
+		strbuf_release(&wf);
 	}
 
 	worktree_free(wt);
