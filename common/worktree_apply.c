@@ -777,7 +777,9 @@ static int make_folders(struct apply *ap, const struct strvec *mk_add,
 		/* there already (left out by folder_limit): look at it */
 		if (wt_folder_on_disk(wt, mk_add->v[i]))
 			worktree_dirty_folder(wt, mk_add->v[i]);
-		if ((ret = ensure_folder(wt, mk_add->v[i])) < 0)
+		if ((ap->imap &&
+		     (ret = wt_dv_make_folder(wt, mk_add->v[i], mtree)) < 0) ||
+		    (ret = ensure_folder(wt, mk_add->v[i])) < 0)
 			return ret;
 		strbuf_addf(&p, "%s/" MARKER, mk_add->v[i]);
 		update_list_add(&ap->wu, p.buf, &empty);
@@ -967,8 +969,10 @@ int worktree_apply(struct worktree *wt, size_t limit,
 		free(kept);
 	} else {
 		wt_plan_free(kept);
-		if ((ret = plan_make(wt, &p, &mk_add, &wtree, &mtree)) < 0 ||
-		    (ret = make_folders(&ap, &mk_add, &wtree, &mtree)) < 0)
+		if ((ret = plan_make(wt, &p, &mk_add, &wtree, &mtree)) < 0)
+			goto done;
+		ap.imap = p.imap;
+		if ((ret = make_folders(&ap, &mk_add, &wtree, &mtree)) < 0)
 			goto done;
 	}
 	t1 = clock_now();

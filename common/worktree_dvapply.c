@@ -763,6 +763,62 @@ static void dv_release(struct dvapply *dv)
 }
 
 /*
+ * A new folder of the tree appears whole, with a dovecot-uidlist giving
+ * the tree's UIDVALIDITY: made in the Maildir's tmp/ and renamed into
+ * place.  Made where Dovecot can see it, a session that opened it before
+ * the apply wrote its uidlist numbered it with a UIDVALIDITY of its own,
+ * which the tree's then replaced under that session ("IMAP session
+ * state is inconsistent", doc/stress-progress.md item 18).  0 when made
+ * or when it cannot be made so (no record, another layout, a race): the
+ * caller makes it the plain way then.
+ */
+int wt_dv_make_folder(struct worktree *wt, const char *folder,
+		      const struct oid *mtree)
+{
+	struct imap_folder rec;
+	struct uidlist u = UIDLIST_INIT;
+	char *dest = wt_disk_dir(wt, folder, NULL), *parent = xstrdup(dest);
+	char *tmp = xasprintf("%s/tmp/maildag-folder.XXXXXX", wt->maildir);
+	char *slash = strrchr(parent, '/');
+	int ret = 0;
+
+	if (slash)
+		*slash = '\0';
+	if (!*folder || is_dir(dest) || !slash || !is_dir(parent) ||
+	    wt_folder_rec(&rec, wt->r, mtree, folder) < 0 || !mkdtemp(tmp))
+		goto out;
+	for (int i = 0; i < 3 && ret == 0; i++) {
+		char *d = xasprintf("%s/%s", tmp, i == 0 ? "cur" :
+				    i == 1 ? "new" : "tmp");
+		if (mkdir(d, 0700) < 0)
+			ret = log_error_errno("mkdir '%s'", d);
+		free(d);
+	}
+	if (ret == 0) {
+		char *mk = xasprintf("%s/maildirfolder", tmp);
+		int fd = open(mk, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			ret = log_error_errno("create '%s'", mk);
+		else
+			close(fd);
+		free(mk);
+	}
+	u.uidvalidity = rec.uidvalidity;
+	u.nextuid = rec.uidnext ? rec.uidnext : 1;
+	u.hdr = xstrdup("");
+	if (ret == 0 && (ret = uidlist_rewrite(tmp, &u)) == 0 &&
+	    rename_noreplace(tmp, dest) == 0)
+		ret = fsync_parent(dest);
+	rm_rf(tmp);	/* what a failure or a race left */
+	uidlist_release(&u);
+out:
+	free(dest);
+	free(parent);
+	free(tmp);
+	return ret < 0 ? E_TEMP : 0;
+}
+
+/*
  * The numbering as updates of tree: the records of dv->numbered, the
  * folder records raised above them, our uidslots line.
  */

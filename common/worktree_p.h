@@ -534,8 +534,11 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
  * stale folders (their ops get hold), gives each op its
  * disk names and writes dovecot-keywords and dovecot-uidlist (last: the
  * ops end the plan, so N may be raised to mail's uidnext);
- * wt_dv_apply_end() releases the locks and commits the numbering of
- * unnumbered records as a local commit.
+ * wt_dv_apply_end() takes out the records of files the apply left out,
+ * releases the locks and commits the numbering of unnumbered records as
+ * a local commit.  wt_dv_make_folder() makes a new folder of mtree
+ * whole, its uidlist in it, before any lock (0 also when it cannot: the
+ * caller makes the folder then).
  */
 struct dvapply;
 /*
@@ -552,6 +555,8 @@ int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 		      const struct oid *wtree, const struct oid *mtree,
 		      struct op *ops, size_t nops, const struct dchv *d,
 		      bool last);
+int wt_dv_make_folder(struct worktree *wt, const char *folder,
+		      const struct oid *mtree);
 int wt_dv_apply_end(struct dvapply *dv, struct update_list *wu,
 		    const struct oid *w2, const struct oid *m, bool whole);
 /*

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1419,6 +1421,62 @@ int main(void)
 		free(sh1);
 		free(sh2);
 		strbuf_release(&wf);
+	}
+
+	/*
+	 * 24. (t3013, doc/stress-progress.md item 18) a folder a peer made
+	 * appears here with its uidlist in it, the tree's UIDVALIDITY
+	 * given: a Dovecot session that opened it in between gave it a
+	 * UIDVALIDITY of its own, which the tree's then replaced under that
+	 * session ("IMAP session state is inconsistent").  A child stops us
+	 * the moment the folder shows, and looks.
+	 */
+	{
+		const char *paths[2] = { ".N/maildirfolder", ".N/imapfolder" };
+		const char *blobs[2] = { "", "uidvalidity 1234567\nuidnext 3\n" };
+		int fd = inotify_init1(IN_CLOEXEC), wst = -1;
+		pid_t pid;
+		struct uidlist u = UIDLIST_INIT;
+
+		ok(fd >= 0 && inotify_add_watch(fd, maildir, IN_CREATE |
+						 IN_MOVED_TO | IN_ONLYDIR) >= 0,
+		   "a watch on the Maildir");
+		pid = fork();
+		if (pid == 0) {
+			char buf[4096];
+			ssize_t n;
+			int seen = 2;
+			while (seen == 2 && (n = read(fd, buf, sizeof buf)) > 0)
+				for (char *p = buf; p < buf + n;) {
+					struct inotify_event *ev = (void *)p;
+					if (ev->len && !strcmp(ev->name, ".N")) {
+						kill(getppid(), SIGSTOP);
+						seen = there(".N/dovecot-uidlist");
+						kill(getppid(), SIGCONT);
+						break;
+					}
+					p += sizeof *ev + ev->len;
+				}
+			_exit(seen == 1 ? 0 : 1);
+		}
+		close(fd);
+		mail_change(paths, blobs, 2);
+		ok(sync_apply(&res) == 0 && res.counts.folders_added == 1,
+		   "the peer's folder made");
+		waitpid(pid, &wst, 0);
+		ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+		   "its uidlist was there when it showed");
+		{
+			char *d = xasprintf("%s/.N", maildir);
+			bool rd = uidlist_read(&u, d) == 0;
+			ok(rd && u.uidvalidity == 1234567 &&
+			   uidlist_next(&u) == 3, "with the tree's UIDVALIDITY "
+			   "and next UID (%u, %u)", u.uidvalidity,
+			   uidlist_next(&u));
+			uidlist_release(&u);
+			free(d);
+		}
+		ok(refs_agree() && mail_valid(), "valid");
 	}
 
 	worktree_free(wt);
