@@ -101,6 +101,8 @@ void worktree_free(struct worktree *wt)
 	free(wt->email);
 	free(wt->node);
 	strvec_clear(&wt->dv_stale);
+	wt_dv_made_release(wt);
+	free(wt->made_lock);
 	free(wt->maildir);
 	free(wt);
 }

@@ -778,7 +778,7 @@ static int make_folders(struct apply *ap, const struct strvec *mk_add,
 		if (wt_folder_on_disk(wt, mk_add->v[i]))
 			worktree_dirty_folder(wt, mk_add->v[i]);
 		if ((ap->imap &&
-		     (ret = wt_dv_make_folder(wt, mk_add->v[i], mtree)) < 0) ||
+		     (ret = wt_dv_make_folder(wt, mk_add->v[i])) < 0) ||
 		    (ret = ensure_folder(wt, mk_add->v[i])) < 0)
 			return ret;
 		strbuf_addf(&p, "%s/" MARKER, mk_add->v[i]);
@@ -1031,6 +1031,7 @@ int worktree_apply(struct worktree *wt, size_t limit,
 done:
 	if (dv)
 		wt_dv_apply_end(dv, NULL, NULL, NULL, false);
+	wt_dv_made_release(wt);	/* those no afolder took: a failure */
 	if (ret < 0 && ret != E_RACE)
 		ret = E_TEMP;
 	free(p.ops);

@@ -269,6 +269,89 @@ static int switch_uidvalidity(struct dvapply *dv, struct afolder *f)
 	return ret;
 }
 
+/*
+ * A new folder appears with our uidlist lock already in it: made in the
+ * Maildir's tmp/ and renamed into place, the lock kept in wt->made for
+ * the apply's afolder_open().  Made where Dovecot can see it, a session
+ * that opened it before the apply took the lock wrote a uidlist with a
+ * UIDVALIDITY of its own, which the tree's then replaced under that
+ * session ("IMAP session state is inconsistent", doc/stress-progress.md
+ * item 18).  With the lock held, a session waits, and finds the uidlist
+ * the apply writes.  0 also when it cannot be made so (another layout,
+ * a race): the caller makes the folder the plain way then.
+ */
+int wt_dv_make_folder(struct worktree *wt, const char *folder)
+{
+	struct dovecot_lock lk = DOVECOT_LOCK_INIT;
+	char *dest = wt_disk_dir(wt, folder, NULL), *parent = xstrdup(dest);
+	char *tmp = xasprintf("%s/tmp/maildag-folder.XXXXXX", wt->maildir);
+	char *slash = strrchr(parent, '/');
+	int ret = 0;
+
+	if (slash)
+		*slash = '\0';
+	if (!*folder || is_dir(dest) || !slash || !is_dir(parent) ||
+	    !mkdtemp(tmp))
+		goto out;
+	for (int i = 0; i < 3 && ret == 0; i++) {
+		char *d = xasprintf("%s/%s", tmp, i == 0 ? "cur" :
+				    i == 1 ? "new" : "tmp");
+		if (mkdir(d, 0700) < 0)
+			ret = log_error_errno("mkdir '%s'", d);
+		free(d);
+	}
+	if (ret == 0) {
+		char *mk = xasprintf("%s/maildirfolder", tmp);
+		int fd = open(mk, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			ret = log_error_errno("create '%s'", mk);
+		else
+			close(fd);
+		free(mk);
+	}
+	if (ret == 0 && (ret = dovecot_lock(&lk, tmp, 0)) == 0 &&
+	    rename_noreplace(tmp, dest) == 0) {
+		free(lk.path);
+		lk.path = xasprintf("%s/" DOVECOT_UIDLIST ".lock", dest);
+		xgrow((void **)&wt->made_lock, &wt->amade, wt->made.n + 1,
+		      sizeof *wt->made_lock);
+		wt->made_lock[wt->made.n] = lk;
+		strvec_push(&wt->made, folder);
+		ret = fsync_parent(dest);
+	} else {
+		dovecot_unlock(&lk);
+		rm_rf(tmp);	/* what a failure or a race left */
+	}
+out:
+	free(dest);
+	free(parent);
+	free(tmp);
+	return ret < 0 ? E_TEMP : 0;
+}
+
+/* The lock wt_dv_make_folder() left in folder, now out's. */
+static bool take_made(struct worktree *wt, const char *folder,
+		      struct dovecot_lock *out)
+{
+	for (size_t i = 0; i < wt->made.n; i++) {
+		if (strcmp(wt->made.v[i], folder))
+			continue;
+		*out = wt->made_lock[i];
+		free(wt->made.v[i]);
+		wt->made.v[i] = wt->made.v[--wt->made.n];
+		wt->made_lock[i] = wt->made_lock[wt->made.n];
+		return true;
+	}
+	return false;
+}
+
+void wt_dv_made_release(struct worktree *wt)
+{
+	for (size_t i = 0; i < wt->made.n; i++)
+		dovecot_unlock(&wt->made_lock[i]);
+	strvec_clear(&wt->made);
+}
+
 /* Lock and read one folder's files; stale ones are left at once. */
 static int afolder_open(struct dvapply *dv, struct afolder *f)
 {
@@ -292,7 +375,8 @@ static int afolder_open(struct dvapply *dv, struct afolder *f)
 	}
 	if (!is_dir(f->dir) && mkdir_p(f->dir, 0700) < 0)
 		return E_TEMP;
-	if ((r = dovecot_lock(&f->lock, f->dir, DV_LOCK_MS)) < 0) {
+	if (!take_made(wt, f->folder, &f->lock) &&
+	    (r = dovecot_lock(&f->lock, f->dir, DV_LOCK_MS)) < 0) {
 		if (r == E_TEMP)
 			log_info("'%s' is locked by Dovecot; applying later",
 				 f->dir);
@@ -760,62 +844,6 @@ static void dv_release(struct dvapply *dv)
 	free(dv->f);
 	dv->f = NULL;
 	dv->nf = 0;
-}
-
-/*
- * A new folder of the tree appears whole, with a dovecot-uidlist giving
- * the tree's UIDVALIDITY: made in the Maildir's tmp/ and renamed into
- * place.  Made where Dovecot can see it, a session that opened it before
- * the apply wrote its uidlist numbered it with a UIDVALIDITY of its own,
- * which the tree's then replaced under that session ("IMAP session
- * state is inconsistent", doc/stress-progress.md item 18).  0 when made
- * or when it cannot be made so (no record, another layout, a race): the
- * caller makes it the plain way then.
- */
-int wt_dv_make_folder(struct worktree *wt, const char *folder,
-		      const struct oid *mtree)
-{
-	struct imap_folder rec;
-	struct uidlist u = UIDLIST_INIT;
-	char *dest = wt_disk_dir(wt, folder, NULL), *parent = xstrdup(dest);
-	char *tmp = xasprintf("%s/tmp/maildag-folder.XXXXXX", wt->maildir);
-	char *slash = strrchr(parent, '/');
-	int ret = 0;
-
-	if (slash)
-		*slash = '\0';
-	if (!*folder || is_dir(dest) || !slash || !is_dir(parent) ||
-	    wt_folder_rec(&rec, wt->r, mtree, folder) < 0 || !mkdtemp(tmp))
-		goto out;
-	for (int i = 0; i < 3 && ret == 0; i++) {
-		char *d = xasprintf("%s/%s", tmp, i == 0 ? "cur" :
-				    i == 1 ? "new" : "tmp");
-		if (mkdir(d, 0700) < 0)
-			ret = log_error_errno("mkdir '%s'", d);
-		free(d);
-	}
-	if (ret == 0) {
-		char *mk = xasprintf("%s/maildirfolder", tmp);
-		int fd = open(mk, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0)
-			ret = log_error_errno("create '%s'", mk);
-		else
-			close(fd);
-		free(mk);
-	}
-	u.uidvalidity = rec.uidvalidity;
-	u.nextuid = rec.uidnext ? rec.uidnext : 1;
-	u.hdr = xstrdup("");
-	if (ret == 0 && (ret = uidlist_rewrite(tmp, &u)) == 0 &&
-	    rename_noreplace(tmp, dest) == 0)
-		ret = fsync_parent(dest);
-	rm_rf(tmp);	/* what a failure or a race left */
-	uidlist_release(&u);
-out:
-	free(dest);
-	free(parent);
-	free(tmp);
-	return ret < 0 ? E_TEMP : 0;
 }
 
 /*

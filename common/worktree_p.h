@@ -92,7 +92,14 @@ struct worktree {
 	int uid_slot;		/* format 2: the UID slot; -1: claim one */
 	struct strvec dv_stale;	/* format 2: folders an apply found stale,
 				   whose uidnext the next commit raises */
+	/* format 2: the folders wt_dv_make_folder() made, each with our
+	 * uidlist lock in it, until the apply takes the lock over */
+	struct strvec made;
+	struct dovecot_lock *made_lock;
+	size_t amade;
 };
+
+struct dovecot_lock;
 
 /* --- reading trees (worktree.c) ----------------------------------------- */
 
@@ -536,9 +543,10 @@ int wt_dv_commit(struct worktree *wt, struct scan *sc, const struct pair *p,
  * ops end the plan, so N may be raised to mail's uidnext);
  * wt_dv_apply_end() takes out the records of files the apply left out,
  * releases the locks and commits the numbering of unnumbered records as
- * a local commit.  wt_dv_make_folder() makes a new folder of mtree
- * whole, its uidlist in it, before any lock (0 also when it cannot: the
- * caller makes the folder then).
+ * a local commit.  wt_dv_make_folder() makes a new folder appear with
+ * our uidlist lock already in it (0 also when it cannot: the caller
+ * makes the folder then); wt_dv_apply_begin() takes that lock over, and
+ * wt_dv_made_release() releases those an apply did not reach.
  */
 struct dvapply;
 /*
@@ -555,8 +563,8 @@ int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 		      const struct oid *wtree, const struct oid *mtree,
 		      struct op *ops, size_t nops, const struct dchv *d,
 		      bool last);
-int wt_dv_make_folder(struct worktree *wt, const char *folder,
-		      const struct oid *mtree);
+int wt_dv_make_folder(struct worktree *wt, const char *folder);
+void wt_dv_made_release(struct worktree *wt);
 int wt_dv_apply_end(struct dvapply *dv, struct update_list *wu,
 		    const struct oid *w2, const struct oid *m, bool whole);
 /*
