@@ -135,6 +135,8 @@ struct afolder {
 	 * in pend_key, until wt_dv_applied() sees the file in place */
 	struct strmap pend;
 	struct strvec pend_key;
+	uint32_t next0, raised;	/* Dovecot's next UID before the plan, and
+				   what write_folder() raised it to */
 };
 
 struct dvapply {
@@ -621,9 +623,11 @@ static int write_folder(struct dvapply *dv, struct afolder *f)
 		"dovecot.index.cache",
 	};
 
-	if (dv->last && f->have_mf && f->mf.uidnext > uidlist_next(&f->u)) {
+	if (dv->last && f->have_mf)
+		f->raised = f->mf.uidnext;
+	if (f->raised > uidlist_next(&f->u)) {
 		/* N is the tree's uidnext: a UID burnt elsewhere stays so */
-		f->u.nextuid = f->mf.uidnext;
+		f->u.nextuid = f->raised;
 		f->rewrite = true;
 	}
 	if (f->kw_changed && dovecot_keywords_write(f->dir, &f->k) < 0)
@@ -655,6 +659,7 @@ static int afolder_plan(struct dvapply *dv, struct afolder *f, struct op *ops,
 	size_t nadd;
 	int ret = 0;
 
+	f->next0 = uidlist_next(&f->u);
 	maybe_gc(dv, f, ops, nops);
 	collect_adds(dv, f, ops, nops, &adds, &nadd);
 	if (!f->stale) {
@@ -775,6 +780,54 @@ void wt_dv_applied(struct dvapply *dv, const struct op *op)
 	dv->wr.changed[s] = true;
 }
 
+/*
+ * The records f's uidlist got for files the apply then left out (a
+ * client changed the source, a failure) go before the lock does: a
+ * Dovecot session would drop a record without its file and pass its
+ * UID, and, the file come later under the same record, log "Expunged
+ * message reappeared, giving a new UID" (doc/stress-progress.md item
+ * 17).  No session saw them (they were written under the lock), so
+ * Dovecot's next UID goes back, but never below a UID the tree gives (a
+ * later save there would take it); one this apply numbered loses its
+ * numbering, and the next apply numbers it again, from the same UID.
+ * Before the worktree's records of the apply are made (they take
+ * Dovecot's next UID), and again when the lock goes: once.
+ */
+static void drop_pending(struct dvapply *dv, struct afolder *f)
+{
+	uint32_t keep = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->pend.cap; i++) {
+		const char *base = f->pend.v[i].key;
+		const char *key;
+		const struct uidlist_rec *x;
+
+		if (!base || !(x = uidlist_find(&f->u, base)))
+			continue;
+		key = f->pend_key.v[f->pend.v[i].value];
+		if (!imap_recs_find(&dv->numbered, key) && x->uid >= keep)
+			keep = x->uid + 1;
+		imap_recs_remove(&dv->numbered, key);
+		uidlist_remove(&f->u, base);
+		n++;
+	}
+	strmap_clear(&f->pend);
+	if (!n)
+		return;
+	/* what it would be without them; the records left count too */
+	f->u.nextuid = f->next0 > f->raised ? f->next0 : f->raised;
+	if (f->u.nextuid < keep)
+		f->u.nextuid = keep;
+	if (uidlist_rewrite(f->dir, &f->u) < 0)
+		log_warn("'%s': %zu records of files not written stay in its "
+			 "uidlist", f->dir, n);
+	else
+		log_info("'%s': %zu records of files not written taken out "
+			 "of its uidlist", f->dir, n);
+	f->rewrite = true;
+}
+
 int wt_dv_applied_updates(struct dvapply *dv, struct update_list *wu)
 {
 	int ret = wt_rc_write(&dv->wr, dv->wt->r, wu);
@@ -784,6 +837,7 @@ int wt_dv_applied_updates(struct dvapply *dv, struct update_list *wu)
 		struct imap_folder nf;
 		if (f->stale)
 			continue;
+		drop_pending(dv, f);
 		nf.uidvalidity = f->u.uidvalidity;
 		nf.uidnext = uidlist_next(&f->u);
 		if (f->have_wf && f->wf.uidvalidity == nf.uidvalidity &&
@@ -792,41 +846,6 @@ int wt_dv_applied_updates(struct dvapply *dv, struct update_list *wu)
 		ret = wt_folder_rec_update(wu, dv->wt->r, f->folder, &nf);
 	}
 	return ret;
-}
-
-/*
- * The records f's uidlist got for files the apply then left out (a
- * client changed the source, a failure) go before the lock does: a
- * Dovecot session would drop a record without its file and pass its
- * UID, and, the file come later under the same record, log "Expunged
- * message reappeared, giving a new UID" (doc/stress-progress.md item
- * 17).  N stays where it was: the UIDs are burnt, a later apply numbers
- * those files anew.  An unnumbered one loses its numbering too.
- */
-static void drop_pending(struct dvapply *dv, struct afolder *f)
-{
-	uint32_t next = uidlist_next(&f->u);
-	size_t n = 0;
-
-	for (size_t i = 0; i < f->pend.cap; i++) {
-		const char *base = f->pend.v[i].key;
-		if (!base || !uidlist_remove(&f->u, base))
-			continue;
-		imap_recs_remove(&dv->numbered,
-				 f->pend_key.v[f->pend.v[i].value]);
-		n++;
-	}
-	if (!n)
-		return;
-	if (f->u.nextuid < next)
-		f->u.nextuid = next;
-	if (uidlist_rewrite(f->dir, &f->u) < 0)
-		log_warn("'%s': %zu records of files not written stay in its "
-			 "uidlist", f->dir, n);
-	else
-		log_info("'%s': %zu records of files not written taken out "
-			 "of its uidlist", f->dir, n);
-	f->rewrite = true;
 }
 
 /* Touch cur/ of folders whose uidlist alone changed (Dovecot looks only
