@@ -189,6 +189,18 @@ static void mail_moved(struct syncd *s, const struct oid *old,
 	}
 }
 
+/* mail is what refs/heads/mail holds now: tell the rest when it moved. */
+static void note_mail(struct syncd *s, const struct oid *mail)
+{
+	struct oid old;
+
+	if (oid_equal(mail, &s->last_mail))
+		return;
+	oid_cpy(&old, &s->last_mail);
+	oid_cpy(&s->last_mail, mail);
+	mail_moved(s, &old, mail);
+}
+
 static void schedule_sync(struct syncd *s, double when)
 {
 	/* between slices the socket is answered first (our own commit's
@@ -362,12 +374,7 @@ static void sync_now(void *data)
 		s->retry = 0;
 		if (s->started && !s->vd)
 			service_extend(START_EXTEND);
-		if (!oid_equal(&cr.mail, &s->last_mail)) {
-			struct oid old;
-			oid_cpy(&old, &s->last_mail);
-			oid_cpy(&s->last_mail, &cr.mail);
-			mail_moved(s, &old, &cr.mail);
-		}
+		note_mail(s, &cr.mail);
 		next_slice(s);
 		return;
 	}
@@ -389,13 +396,8 @@ static void sync_now(void *data)
 		watch_check(s->watch);
 		failed(s, "sync");
 		/* what others committed (a delivery) is pushed all the same */
-		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0 &&
-		    !oid_equal(&m, &s->last_mail)) {
-			struct oid old;
-			oid_cpy(&old, &s->last_mail);
-			oid_cpy(&s->last_mail, &m);
-			mail_moved(s, &old, &m);
-		}
+		if (repo_ref_read(&m, s->repo, REF_MAIL) == 0)
+			note_mail(s, &m);
 		return;
 	}
 	if (s->retry)
@@ -422,12 +424,7 @@ static void sync_now(void *data)
 	} else if (s->started && !s->vd) {
 		service_extend(START_EXTEND);
 	}
-	if (!oid_equal(&ar.mail, &s->last_mail)) {
-		struct oid old;
-		oid_cpy(&old, &s->last_mail);
-		oid_cpy(&s->last_mail, &ar.mail);
-		mail_moved(s, &old, &ar.mail);
-	}
+	note_mail(s, &ar.mail);
 	if (ar.more)
 		next_slice(s);
 	else if (ar.skipped)
@@ -475,8 +472,17 @@ void syncd_took_events(void *data, unsigned what)
 		peers_refs_changed(s->peers);
 		schedule_sync(s, loop_now());
 	}
-	if (what & WATCH_MAIL)
+	if (what & WATCH_MAIL) {
+		struct oid m;
+		/*
+		 * another's commit (maildag-lda's delivery): to the peers
+		 * now, not after our sync (commit, merge, apply) has run;
+		 * a quorum delivery waits for that push
+		 */
+		if (!s->started && repo_ref_read(&m, s->repo, REF_MAIL) == 0)
+			note_mail(s, &m);
 		schedule_sync(s, loop_now());
+	}
 	if (what & WATCH_CHANGED)
 		schedule_debounced(s);
 	log_set_context(ctx);
