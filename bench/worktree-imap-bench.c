@@ -16,7 +16,8 @@
  *              keyword letter, 'a'), committed by name events
  *   apply_add  <batch> messages a peer added, applied
  *   apply_kw   one message's flag (v1) or keyword (v2) changed by a
- *              peer, applied
+ *              peer, applied (with -r, the best of that many rounds,
+ *              set and cleared in turn)
  *
  * Output: one "<figure>_v1 ms" and "<figure>_v2 ms" line each.
  *
@@ -28,6 +29,7 @@
  */
 #include "autoconf.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,8 +235,9 @@ static void peer_adds(struct side *s, unsigned k)
 	update_list_release(&ups);
 }
 
-/* A peer changes message 1's flags (v1: +F) or keywords (v2: +seen-by). */
-static void peer_flags(struct side *s)
+/* A peer changes message 1's flags (v1: +F, on; -F, off) or keywords
+ * (v2: +seen-by-peer, on; none, off). */
+static void peer_flags(struct side *s, bool on)
 {
 	const char *key = "1700000000.M1P1Q1.host";
 	struct update_list ups = UPDATE_LIST_INIT;
@@ -244,8 +247,8 @@ static void peer_flags(struct side *s)
 	if (s->v == 1) {
 		struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
 		struct oid m, t, id;
-		strbuf_addf(&a, "cur/%s/%s:2,S", xx, key);
-		strbuf_addf(&b, "cur/%s/%s:2,FS", xx, key);
+		strbuf_addf(&a, "cur/%s/%s:2,%s", xx, key, on ? "S" : "FS");
+		strbuf_addf(&b, "cur/%s/%s:2,%s", xx, key, on ? "FS" : "S");
 		if (repo_ref_read(&m, s->r, REF_MAIL) < 0 ||
 		    repo_commit_tree(&t, s->r, &m) < 0 ||
 		    repo_tree_lookup(&id, s->r, &t, a.buf) < 0)
@@ -266,7 +269,7 @@ static void peer_flags(struct side *s)
 		if (imap_recs_parse(&r, blob, strlen(blob), xx, NULL) < 0 ||
 		    !(x = imap_recs_find(&r, key)))
 			log_fatal("record");
-		imap_recs_set(&r, key, x->uid, kw, 1);
+		imap_recs_set(&r, key, x->uid, kw, on ? 1 : 0);
 		imap_recs_format(&b, &r);
 		repo_blob_from_buffer(&id, s->r, b.buf, b.len);
 		update_list_add(&ups, rp.buf, &id);
@@ -373,8 +376,17 @@ int main(int argc, char **argv)
 		struct side *x = &s[v];
 		peer_adds(x, k);
 		t[3][v] = timed_apply(x);
-		peer_flags(x);
-		t[4][v] = timed_apply(x);
+		/* the worktree brought to mail (an apply that numbered leaves
+		 * that to the next one), so apply_kw is the keyword alone */
+		(void)timed_apply(x);
+		t[4][v] = 1e9;
+		for (unsigned i = 0; i < reps; i++) {
+			double a;
+			peer_flags(x, i % 2 == 0);
+			a = timed_apply(x);
+			if (a < t[4][v])
+				t[4][v] = a;	/* the best of the rounds */
+		}
 		worktree_free(x->wt);
 		repo_free(x->r);
 	}

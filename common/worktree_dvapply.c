@@ -137,6 +137,7 @@ struct afolder {
 	struct strvec pend_key;
 	uint32_t next0, raised;	/* Dovecot's next UID before the plan, and
 				   what write_folder() raised it to */
+	bool part;		/* u holds only the records read_part() read */
 };
 
 struct dvapply {
@@ -155,6 +156,8 @@ struct dvapply {
 	bool last;		/* the ops reach the end of the plan: N may
 				   go up to mail's uidnext (not before: a
 				   later slice's UIDs must stay insertable) */
+	struct op *ops;		/* the slice's */
+	size_t nops;
 };
 
 static struct afolder *afolder_get(struct dvapply *dv, const char *folder)
@@ -272,6 +275,65 @@ static int switch_uidvalidity(struct dvapply *dv, struct afolder *f)
 }
 
 /*
+ * A big folder's uidlist read in part (doc/imap-progress.md, "Flag and
+ * keyword change"): when every op in f keeps its message in f under the
+ * UID both trees give it (a peer's flag or keyword change), the apply
+ * writes no record, so it needs only those records, the header and the
+ * last one (uidlist_read_some()).  1 when f->u holds them and they are
+ * as the trees say; 0 when the whole file is needed (an add, a move, a
+ * renumbering, a UIDVALIDITY or next UID to change, a record elsewhere);
+ * < 0 on an error.
+ */
+static int read_part(struct dvapply *dv, struct afolder *f)
+{
+	uint32_t *uids = xcalloc(dv->nops + 1, sizeof *uids);
+	char **bases = xcalloc(dv->nops + 1, sizeof *bases);
+	size_t n = 0;
+	int ret = 1;
+
+	if (!f->have_mf || !f->have_wf ||
+	    f->mf.uidvalidity != f->wf.uidvalidity)
+		ret = 0;
+	for (size_t i = 0; i < dv->nops && ret == 1; i++) {
+		const struct ent *o = dv->ops[i].from, *t = dv->ops[i].to;
+		const struct imap_rec *x, *y;
+		bool fo = o && !strcmp(o->folder, f->folder);
+		bool ft = t && !strcmp(t->folder, f->folder);
+		if (!fo && !ft)
+			continue;
+		if (!fo || !ft || o->klen != t->klen ||
+		    memcmp(o->name, t->name, o->klen) ||
+		    !(x = wt_rc_get(&dv->mr, dv->wt->r, t->name, t->klen)) ||
+		    !(y = wt_rc_get(&dv->wr, dv->wt->r, o->name, o->klen)) ||
+		    !x->uid || x->uid != y->uid) {
+			ret = 0;
+			break;
+		}
+		uids[n] = x->uid;
+		bases[n++] = xstrndup(t->name, strcspn(t->name, ":"));
+	}
+	if (ret == 1 && uidlist_read_some(&f->u, f->dir, uids, n,
+					  UINT32_MAX) != 0)
+		ret = 0;	/* the whole read says what is wrong */
+	else if (ret == 1 &&
+		 (f->u.uidvalidity != f->mf.uidvalidity ||
+		  (dv->last && f->mf.uidnext > uidlist_next(&f->u))))
+		ret = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct uidlist_rec *r = ret == 1 ?
+			uidlist_find(&f->u, bases[i]) : NULL;
+		if (ret == 1 && (!r || r->uid != uids[i]))
+			ret = 0;
+		free(bases[i]);
+	}
+	if (ret == 0)
+		uidlist_release(&f->u);
+	free(uids);
+	free(bases);
+	return ret;
+}
+
+/*
  * A new folder appears with our uidlist lock already in it: made in the
  * Maildir's tmp/ and renamed into place, the lock kept in wt->made for
  * the apply's afolder_open().  Made where Dovecot can see it, a session
@@ -384,7 +446,8 @@ static int afolder_open(struct dvapply *dv, struct afolder *f)
 				 f->dir);
 		return E_TEMP;
 	}
-	r = uidlist_read(&f->u, f->dir);
+	f->part = read_part(dv, f) == 1;
+	r = f->part ? 0 : uidlist_read(&f->u, f->dir);
 	if (r == E_NOTFOUND) {
 		f->u.uidvalidity = f->have_mf ? f->mf.uidvalidity :
 				   (uint32_t)time(NULL);
@@ -630,6 +693,10 @@ static int write_folder(struct dvapply *dv, struct afolder *f)
 		f->u.nextuid = f->raised;
 		f->rewrite = true;
 	}
+	if (f->part && (f->rewrite || f->u.n != f->old_n))
+		/* read_part() rules it out: never write a part as the whole */
+		return log_error("'%s': a uidlist read in part to write",
+				 f->dir);
 	if (f->kw_changed && dovecot_keywords_write(f->dir, &f->k) < 0)
 		return E_TEMP;
 	if ((f->fresh || f->rewrite || !f->old_n ?
@@ -700,6 +767,8 @@ int wt_dv_apply_begin(struct dvapply **out, struct worktree *wt,
 
 	*out = dv;
 	dv->last = last;
+	dv->ops = ops;
+	dv->nops = nops;
 	dv->wt = wt;
 	dv->wtree = wtree;
 	dv->mtree = mtree;

@@ -591,13 +591,21 @@ int main(void)
 		free(fp);
 	}
 
-	/* 5. a peer's keyword change alone renames the file */
-	peer_record(KEY1, "1\t$Forwarded", 0);
-	ok(sync_apply(&res) == 0 && res.counts.flagged == 1 && !res.skipped,
-	   "a keyword removed by a peer is applied");
-	ok(there("cur/" K1 ":2,Sa") && !there("cur/" K1 ":2,Sab"),
-	   "as a rename dropping the letter");
-	ok(uidlist_has(1, K1), "UID unchanged");
+	/* 5. a peer's keyword change alone renames the file (its uidlist
+	 * read in part: the record mail and the worktree give, the last) */
+	{
+		char *ul0 = slurp("dovecot-uidlist"), *ul1;
+		peer_record(KEY1, "1\t$Forwarded", 0);
+		ok(sync_apply(&res) == 0 && res.counts.flagged == 1 &&
+		   !res.skipped, "a keyword removed by a peer is applied");
+		ok(there("cur/" K1 ":2,Sa") && !there("cur/" K1 ":2,Sab"),
+		   "as a rename dropping the letter");
+		ok(uidlist_has(1, K1), "UID unchanged");
+		ul1 = slurp("dovecot-uidlist");
+		ok(*ul0 && !strcmp(ul0, ul1), "the uidlist as it was");
+		free(ul0);
+		free(ul1);
+	}
 
 	/* 6. a peer renumbered a message: the uidlist record moves */
 	peer_record(KEY2, "1025", 1026);
