@@ -5,12 +5,6 @@ test_description='format 2 under load: two replicas, each with maildag-syncd and
 [ -x "$BIN/maildag-syncd" ] && [ -x "$BIN/maildag-lda" ] && [ -x "$BIN/maildag" ] ||
 	test_skip_all "maildag's programs are not built"
 [ -n "$PYTHON" ] || test_skip_all "no python3"
-# CI of 2026-12-03 09:00 (STRESS_SEED=1809628774): the replicas did not
-# converge within 120 s (files on one replica only, keyword letters on
-# disk the worktree did not have).  Not understood yet: run only when
-# asked until it is (doc/stress-progress.md).
-[ "${MAILDAG_STRESS:-}" = 1 ] ||
-	test_skip_all "set MAILDAG_STRESS=1 to run (a CI run did not converge: doc/stress-progress.md)"
 . "$abs_top_srcdir/t/lib-replica.sh"
 
 . "$abs_top_srcdir/t/lib-imap.sh"
