@@ -74,13 +74,8 @@ static int ensure_folder(struct worktree *wt, const char *folder)
 	}
 	if (ret == 0 && *folder) {
 		char *mk = xasprintf("%s/%s/" MARKER, wt->maildir, folder);
-		if (!path_exists(mk)) {
-			int fd = open(mk, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-			if (fd < 0)
-				ret = log_error_errno("create '%s'", mk);
-			else
-				close(fd);
-		}
+		if (!path_exists(mk) && create_empty(mk, 0600) < 0)
+			ret = log_error_errno("create '%s'", mk);
 		free(mk);
 	}
 	return ret < 0 ? E_TEMP : 0;

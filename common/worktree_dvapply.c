@@ -366,11 +366,8 @@ int wt_dv_make_folder(struct worktree *wt, const char *folder)
 	}
 	if (ret == 0) {
 		char *mk = xasprintf("%s/maildirfolder", tmp);
-		int fd = open(mk, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0)
+		if (create_empty(mk, 0600) < 0)
 			ret = log_error_errno("create '%s'", mk);
-		else
-			close(fd);
 		free(mk);
 	}
 	if (ret == 0 && (ret = dovecot_lock(&lk, tmp, 0)) == 0 &&

@@ -268,3 +268,13 @@ int rename_noreplace(const char *from, const char *to)
 	}
 	return rename(from, to);
 }
+
+int create_empty(const char *path, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, mode);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}

@@ -67,4 +67,8 @@ int rename_noreplace(const char *from, const char *to);
 bool path_exists(const char *path);
 bool is_dir(const char *path);
 
+/* Create path empty if missing (a Maildir folder's marker): 0, or -1
+ * with errno. */
+int create_empty(const char *path, mode_t mode);
+
 #endif
